@@ -1,0 +1,258 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  chunkId,
+  chunkStream,
+  Clock,
+  Compression,
+  emptyStats,
+  fileChunks,
+  Id,
+  sealTree,
+  Snapshot,
+  SnapshotStats,
+  TreeBuilder,
+  TreeNode,
+} from '@keep/core';
+import type { BackupSession } from '../repo/connection.js';
+import type { Unlocked } from '../repo/open.js';
+import { TreeReader } from '../restore/tree-reader.js';
+import { entryMeta, EntryMeta, unchanged } from './metadata.js';
+import { Uploader } from './uploader.js';
+
+export interface BackupOptions {
+  source: string;
+  host: string;
+  tags: string[];
+  compression: Compression;
+  clock: Clock;
+  /** files and directories to back up (absolute or relative to cwd) */
+  paths?: string[];
+  /** or a single stream stored as one file */
+  stdin?: { name: string; stream: AsyncIterable<Uint8Array> };
+  /** the snapshot whose metadata tells unchanged files apart (default: the source's latest) */
+  parent?: Snapshot;
+  onProgress?: (p: Progress) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface Progress {
+  files: number;
+  bytes_read: number;
+  bytes_sent: number;
+  current?: string;
+}
+
+/** A node of the virtual hierarchy leading from / to the paths given. */
+interface PathTrie {
+  children: Map<string, { name: Buffer; trie: PathTrie }>;
+  /** set when this path itself was named: back it up whole */
+  real: boolean;
+}
+
+const SEP = Buffer.from('/');
+const READ_SIZE = 4 * 1024 * 1024;
+
+/**
+ * Turns a set of paths (or a stream) into a snapshot: walks the file system,
+ * reuses the parent snapshot's chunk lists for unchanged files, chunks and
+ * names the rest, hands the chunks to the Uploader, and builds one tree node
+ * per directory bottom-up.
+ */
+export class Archiver {
+  readonly stats: SnapshotStats = emptyStats();
+  private readonly uploader: Uploader;
+  private readonly trees: TreeReader;
+  /** hardlinked files seen in this backup: read once */
+  private readonly links = new Map<string, Id[]>();
+
+  constructor(
+    private readonly repo: Unlocked,
+    private readonly session: BackupSession,
+    private readonly opts: BackupOptions,
+    uploader: Uploader,
+  ) {
+    this.uploader = uploader;
+    this.trees = new TreeReader(repo);
+  }
+
+  async run(): Promise<Snapshot> {
+    const started = this.opts.clock.now();
+    const parentRoot = this.opts.parent ? await this.trees.read(Buffer.from(this.opts.parent.root, 'hex')) : undefined;
+    let root: Id;
+    if (this.opts.stdin) root = await this.stdinTree(this.opts.stdin);
+    else {
+      const trie = buildTrie(this.opts.paths ?? []);
+      root = trie.real ? await this.realDir(Buffer.alloc(0), parentRoot) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot);
+    }
+    await this.uploader.finish();
+    this.stats.bytes_sent = this.uploader.stats.bytes_sent;
+    this.stats.chunks_new = this.uploader.stats.chunks_new;
+    this.stats.duration_s = (this.opts.clock.now() - started) / 1000;
+    return this.session.commit({
+      source: this.opts.source,
+      host: this.opts.host,
+      time: new Date(started).toISOString(),
+      parent: this.opts.parent?.id,
+      root: root.toString('hex'),
+      tags: this.opts.tags,
+      stats: this.stats,
+    });
+  }
+
+  private warn(message: string): void {
+    this.opts.onWarning?.(message);
+  }
+
+  private progress(current?: Buffer): void {
+    this.opts.onProgress?.({ files: this.stats.files, bytes_read: this.stats.bytes_read, bytes_sent: this.uploader.stats.bytes_sent, current: current?.toString() });
+  }
+
+  private async storeTree(b: TreeBuilder): Promise<Id> {
+    const { edges, payload } = b.build();
+    const { id, bytes } = sealTree(this.repo.keys, this.uploader.sealSalt(), edges, payload, this.opts.compression);
+    await this.uploader.addSealed(id, bytes);
+    return id;
+  }
+
+  private async chunkSource(source: AsyncIterable<Uint8Array>): Promise<Id[]> {
+    const ids: Id[] = [];
+    for await (const chunk of chunkStream(source, this.repo.config.chunker)) {
+      const id = chunkId(this.repo.keys, chunk);
+      ids.push(id);
+      this.stats.bytes_read += chunk.length;
+      await this.uploader.addChunk(id, chunk);
+    }
+    return ids;
+  }
+
+  private async stdinTree(stdin: { name: string; stream: AsyncIterable<Uint8Array> }): Promise<Id> {
+    const ids = await this.chunkSource(stdin.stream);
+    const now = this.opts.clock.now();
+    const t: [number, number] = [Math.floor(now / 1000), (now % 1000) * 1e6];
+    const size = this.stats.bytes_read;
+    const b = new TreeBuilder();
+    b.addFile({ name: Buffer.from(stdin.name), type: 'file', mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: t, ctime: t, ino: 0, dev: 0, nlink: 1, size }, ids);
+    this.stats.files = 1;
+    this.stats.files_new = 1;
+    this.stats.bytes = size;
+    return this.storeTree(b);
+  }
+
+  /** A directory on the way to a named path: only the named children are included. */
+  private async virtualDir(trie: PathTrie, dirPath: Buffer, parent: TreeNode | undefined): Promise<Id> {
+    const b = new TreeBuilder();
+    const prev = indexEntries(parent);
+    for (const { name, trie: child } of trie.children.values()) {
+      const full = Buffer.concat([dirPath, SEP, name]);
+      if (child.real) {
+        await this.entry(b, full, name, prev, parent);
+        continue;
+      }
+      const st = await lstat(full);
+      if (!st) throw new Error(`${full.toString()}: no such file or directory`);
+      const p = prev.get(name.toString('hex'));
+      const sub = p?.type === 'dir' && parent ? await this.trees.read(TreeReader.subtree(parent, p)) : undefined;
+      b.addDir(entryMeta(name, st, 'dir'), await this.virtualDir(child, full, sub));
+      this.stats.dirs++;
+    }
+    return this.storeTree(b);
+  }
+
+  private async realDir(dirPath: Buffer, parent: TreeNode | undefined): Promise<Id> {
+    const b = new TreeBuilder();
+    const prev = indexEntries(parent);
+    let names: Buffer[];
+    try {
+      names = (await fs.promises.readdir(dirPath.length ? dirPath : SEP, { encoding: 'buffer' })).sort(Buffer.compare);
+    } catch (e) {
+      this.warn(`${dirPath.toString()}: cannot list directory (${(e as NodeJS.ErrnoException).code}); stored empty`);
+      names = [];
+    }
+    for (const name of names) await this.entry(b, Buffer.concat([dirPath, SEP, name]), name, prev, parent);
+    return this.storeTree(b);
+  }
+
+  /** One file system object, added to its directory's builder. */
+  private async entry(b: TreeBuilder, full: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<void> {
+    const st = await lstat(full);
+    if (!st) {
+      this.warn(`${full.toString()}: vanished during backup; skipped`);
+      return;
+    }
+    const p = prev.get(name.toString('hex'));
+    if (st.isDirectory()) {
+      const sub = p?.type === 'dir' && parent ? await this.trees.read(TreeReader.subtree(parent, p)) : undefined;
+      b.addDir(entryMeta(name, st, 'dir'), await this.realDir(full, sub));
+      this.stats.dirs++;
+    } else if (st.isFile()) {
+      const meta = entryMeta(name, st, 'file');
+      b.addFile(meta, await this.file(full, meta, p && parent && unchanged(p, meta) ? fileChunks(parent, p) : undefined, p !== undefined));
+    } else if (st.isSymbolicLink()) {
+      const target = await fs.promises.readlink(full, { encoding: 'buffer' });
+      b.addSymlink({ ...entryMeta(name, st, 'symlink'), target });
+    } else {
+      this.warn(`${full.toString()}: special file (device, FIFO or socket) skipped`);
+    }
+  }
+
+  private async file(full: Buffer, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): Promise<Id[]> {
+    this.stats.files++;
+    this.stats.bytes += meta.size;
+    if (reuse) {
+      this.stats.files_unmodified++;
+      return reuse;
+    }
+    if (existed) this.stats.files_changed++;
+    else this.stats.files_new++;
+    const linkKey = meta.nlink > 1 ? `${meta.dev}:${meta.ino}:${meta.size}:${meta.mtime.join('.')}` : undefined;
+    const known = linkKey ? this.links.get(linkKey) : undefined;
+    if (known) return known;
+    this.progress(full);
+    let ids: Id[];
+    try {
+      ids = await this.chunkSource(fs.createReadStream(full, { highWaterMark: READ_SIZE }));
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (!err.code) throw e;
+      this.warn(`${full.toString()}: cannot read (${err.code}); skipped content`);
+      ids = [];
+    }
+    if (linkKey) this.links.set(linkKey, ids);
+    this.progress(full);
+    return ids;
+  }
+}
+
+function indexEntries(node: TreeNode | undefined): Map<string, TreeNode['entries'][number]> {
+  const m = new Map<string, TreeNode['entries'][number]>();
+  for (const e of node?.entries ?? []) m.set(e.name.toString('hex'), e);
+  return m;
+}
+
+async function lstat(p: Buffer): Promise<fs.BigIntStats | undefined> {
+  try {
+    return await fs.promises.lstat(p, { bigint: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Absolute paths as a trie from /, so a snapshot keeps where each path lived (restic's layout). */
+export function buildTrie(paths: string[]): PathTrie {
+  const root: PathTrie = { children: new Map(), real: false };
+  for (const p of paths) {
+    const parts = path.resolve(p).split('/').filter(Boolean);
+    let t = root;
+    for (const part of parts) {
+      const name = Buffer.from(part);
+      const key = name.toString('hex');
+      let c = t.children.get(key);
+      if (!c) t.children.set(key, (c = { name, trie: { children: new Map(), real: false } }));
+      t = c.trie;
+    }
+    t.real = true;
+  }
+  return root;
+}

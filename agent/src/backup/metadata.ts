@@ -1,0 +1,38 @@
+import type { BigIntStats } from 'node:fs';
+import type { EntryType, TreeEntry } from '@keep/core';
+
+export type EntryMeta = Omit<TreeEntry, 'chunks' | 'subtree'>;
+
+const NS = 1_000_000_000n;
+const split = (ns: bigint): [number, number] => [Number(ns / NS), Number(ns % NS)];
+
+/** Tree entry metadata from an lstat taken with { bigint: true } (nanosecond times). */
+export function entryMeta(name: Buffer, st: BigIntStats, type: EntryType): EntryMeta {
+  return {
+    name,
+    type,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtime: split(st.mtimeNs),
+    ctime: split(st.ctimeNs),
+    ino: Number(st.ino),
+    dev: Number(st.dev),
+    nlink: Number(st.nlink),
+    size: type === 'file' ? Number(st.size) : 0,
+  };
+}
+
+/** Unchanged since the parent snapshot: same size, mtime, ctime and inode (restic's rule; dev is left out, it changes across reboots on some file systems). */
+export function unchanged(prev: TreeEntry | undefined, cur: EntryMeta): boolean {
+  return (
+    prev !== undefined &&
+    prev.type === 'file' &&
+    prev.size === cur.size &&
+    prev.ino === cur.ino &&
+    prev.mtime[0] === cur.mtime[0] &&
+    prev.mtime[1] === cur.mtime[1] &&
+    prev.ctime[0] === cur.ctime[0] &&
+    prev.ctime[1] === cur.ctime[1]
+  );
+}

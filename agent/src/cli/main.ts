@@ -1,0 +1,61 @@
+import { KeepError } from '@keep/core';
+import { backupCommand } from '../commands/backup.js';
+import { checkCommand } from '../commands/check.js';
+import { diffCommand } from '../commands/diff.js';
+import { initCommand } from '../commands/init.js';
+import { keyCommand } from '../commands/key.js';
+import { lsCommand } from '../commands/ls.js';
+import { restoreCommand } from '../commands/restore.js';
+import { snapshotsCommand } from '../commands/snapshots.js';
+import { statsCommand } from '../commands/stats.js';
+import { exitCode } from './exit.js';
+
+const USAGE = `keep — deduplicating, end-to-end encrypted backups
+
+usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE from the environment)
+
+  init                       create the repository's master key, wrapped by the passphrase
+  backup PATH...             back up files and directories [--source N] [--tag T]... [--compression none|low|medium|high]
+  backup --stdin --stdin-name NAME   back up a stream
+  snapshots                  list snapshots [--source N]
+  restore SNAPSHOT|latest --target DIR [--source N] [--at TIME] [--include PATH]...
+  ls SNAPSHOT [PATH]         list a snapshot's files
+  diff SNAPSHOT SNAPSHOT     what changed between two snapshots
+  stats                      repository size and space saved
+  check [--read-data | --read-data-subset PCT%]   verify the repository
+  key add|list|remove ID|passwd   manage passphrases (new one from KEEP_NEW_PASSWORD)
+
+every command takes --json (one JSON document on stdout)`;
+
+const commands: Record<string, (argv: string[]) => Promise<void>> = {
+  init: initCommand,
+  backup: backupCommand,
+  snapshots: snapshotsCommand,
+  restore: restoreCommand,
+  ls: lsCommand,
+  diff: diffCommand,
+  stats: statsCommand,
+  check: checkCommand,
+  key: keyCommand,
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    console.log(USAGE);
+    return;
+  }
+  const cmd = commands[name];
+  if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keep help)`);
+  await cmd(rest);
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (e: Error) => {
+    const msg = (e.message || String(e)).split('\n')[0];
+    process.stderr.write(`keep: error: ${msg}\n`);
+    if (!(e instanceof KeepError) && process.env.KEEP_DEBUG) process.stderr.write(`${e.stack}\n`);
+    process.exit(exitCode(e));
+  },
+);

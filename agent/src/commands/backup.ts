@@ -1,0 +1,95 @@
+import os from 'node:os';
+import { Compression, KeepError, parseCompression, SealPool, systemClock } from '@keep/core';
+import { Archiver } from '../backup/archiver.js';
+import { Uploader } from '../backup/uploader.js';
+import { parse } from '../cli/args.js';
+import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
+import { openRepository } from '../repo/open.js';
+
+export async function backupCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, {
+    source: { type: 'string' },
+    host: { type: 'string' },
+    tag: { type: 'string', multiple: true },
+    compression: { type: 'string' },
+    stdin: { type: 'boolean' },
+    'stdin-name': { type: 'string' },
+    parent: { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  if (values.stdin && positionals.length) throw new KeepError('INVALID_ARGUMENT', '--stdin takes no paths');
+  if (!values.stdin && positionals.length === 0) throw new KeepError('INVALID_ARGUMENT', 'usage: keep backup PATH... | --stdin --stdin-name NAME');
+  if (values.stdin && !values['stdin-name']) throw new KeepError('INVALID_ARGUMENT', '--stdin needs --stdin-name NAME (the file name stored in the snapshot)');
+  const compression: Compression = values.compression ? parseCompression(values.compression) : 'medium';
+  const host = values.host ?? os.hostname();
+  const source = values.source ?? (values.stdin ? values['stdin-name']! : host);
+
+  const repo = await openRepository();
+  const pool = new SealPool(repo.master);
+  const progress = new ProgressLine();
+  const warnings: string[] = [];
+  try {
+    const previous = await repo.conn.snapshots({ source });
+    const parent = values.force ? undefined : values.parent ? previous.find((s) => s.id.startsWith(values.parent!)) : previous[previous.length - 1];
+    if (values.parent && !parent) throw new KeepError('NOT_FOUND', `no snapshot ${values.parent} of source ${source}`);
+    const session = await repo.conn.beginBackup({ source, host, parent: parent?.id });
+    const archiver = new Archiver(
+      repo,
+      session,
+      {
+        source,
+        host,
+        tags: values.tag ?? [],
+        compression,
+        clock: systemClock,
+        paths: positionals,
+        stdin: values.stdin ? { name: values['stdin-name']!, stream: process.stdin } : undefined,
+        parent,
+        onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes_read)} read  ${formatRate(p.bytes_read, s)}  ${formatBytes(p.bytes_sent)} sent  ${p.current ?? ''}`),
+        onWarning: (w) => {
+          warnings.push(w);
+          progress.done();
+          process.stderr.write(`keep: warning: ${w}\n`);
+        },
+      },
+      new Uploader(session, pool, compression),
+    );
+    let snap;
+    try {
+      snap = await archiver.run();
+    } catch (e) {
+      // What was stored stays: a rerun sends only what is still missing.
+      await session.abort().catch(() => undefined);
+      throw e;
+    }
+    progress.done();
+    const st = snap.stats;
+    if (values.json) {
+      printJson({
+        snapshot: snap.id,
+        source: snap.source,
+        host: snap.host,
+        time: snap.time,
+        parent: snap.parent ?? null,
+        files_new: st.files_new,
+        files_changed: st.files_changed,
+        files_unmodified: st.files_unmodified,
+        dirs: st.dirs,
+        bytes: st.bytes,
+        bytes_read: st.bytes_read,
+        bytes_sent: st.bytes_sent,
+        chunks_new: st.chunks_new,
+        duration_s: st.duration_s,
+        warnings,
+      });
+    } else {
+      console.log(`Files: ${st.files_new} new, ${st.files_changed} changed, ${st.files_unmodified} unmodified`);
+      console.log(`Read ${formatBytes(st.bytes_read)} of ${formatBytes(st.bytes)}, stored ${formatBytes(st.bytes_sent)} in ${st.chunks_new} new chunks, ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes_read, st.duration_s)})`);
+      console.log(`snapshot ${snap.id.slice(0, 8)} saved (source ${snap.source})`);
+    }
+  } finally {
+    progress.done();
+    await pool.close();
+    await repo.conn.close();
+  }
+}

@@ -1,0 +1,31 @@
+import os from 'node:os';
+import { KeepError, newMasterKey, systemClock, wrapMasterKey } from '@keep/core';
+import { parse, positiveInt } from '../cli/args.js';
+import { printJson } from '../cli/output.js';
+import { LocalConnection } from '../repo/local.js';
+import { connect, isRemote, readPassword, repoLocation } from '../repo/open.js';
+
+/** scrypt cost as log2(N); recorded in the key file. Lower values are for tests and tiny hosts. */
+export function scryptFromCost(cost: number | undefined) {
+  if (cost === undefined) return undefined;
+  if (cost < 10 || cost > 22) throw new KeepError('INVALID_ARGUMENT', '--kdf-cost is log2 of scrypt N, from 10 to 22 (default 17)');
+  return { N: 2 ** cost, r: 8, p: 1 };
+}
+
+export async function initCommand(argv: string[]): Promise<void> {
+  const { values } = parse(argv, { 'kdf-cost': { type: 'string' } });
+  const location = repoLocation();
+  const password = readPassword();
+  const scrypt = scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost'));
+  const conn = isRemote(location) ? await connect(location) : await LocalConnection.init(location);
+  try {
+    if ((await conn.keyFiles()).length > 0) throw new KeepError('ALREADY_EXISTS', `${location} is already initialized`);
+    const key = wrapMasterKey(newMasterKey(), password, { host: os.hostname(), username: os.userInfo().username, created: new Date(systemClock.now()), scrypt });
+    await conn.addKeyFile(key);
+    const config = await conn.config();
+    if (values.json) printJson({ repository: config.id, location, key: key.id, chunker: config.chunker });
+    else console.log(`created repository ${config.id} at ${location}\nkeep your passphrase safe: without it the data cannot be read`);
+  } finally {
+    await conn.close();
+  }
+}

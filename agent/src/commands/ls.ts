@@ -1,0 +1,39 @@
+import { TreeEntry } from '@keep/core';
+import { parse } from '../cli/args.js';
+import { printJson } from '../cli/output.js';
+import { openRepository } from '../repo/open.js';
+import { TreeReader } from '../restore/tree-reader.js';
+import { selectSnapshot } from './select.js';
+
+export function describeEntry(path: Buffer, e: TreeEntry) {
+  return {
+    path: path.toString(),
+    type: e.type,
+    mode: e.mode.toString(8).padStart(4, '0'),
+    size: e.size,
+    uid: e.uid,
+    gid: e.gid,
+    mtime: new Date(e.mtime[0] * 1000 + Math.floor(e.mtime[1] / 1e6)).toISOString(),
+    ...(e.target ? { target: e.target.toString() } : {}),
+  };
+}
+
+export async function lsCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, { source: { type: 'string' }, at: { type: 'string' } });
+  const repo = await openRepository();
+  try {
+    const snap = await selectSnapshot(repo.conn, positionals[0], { source: values.source, at: values.at });
+    const under = positionals[1]?.replace(/\/+$/, '');
+    const trees = new TreeReader(repo);
+    const rows = [];
+    for await (const { path, entry } of trees.walk(Buffer.from(snap.root, 'hex'))) {
+      const p = path.toString();
+      if (under && p !== under && !p.startsWith(under + '/')) continue;
+      rows.push(describeEntry(path, entry));
+    }
+    if (values.json) printJson(rows);
+    else for (const r of rows) console.log(`${r.type.padEnd(7)} ${r.mode} ${String(r.size).padStart(12)} ${r.mtime}  ${r.path}${r.target ? ` -> ${r.target}` : ''}`);
+  } finally {
+    await repo.conn.close();
+  }
+}

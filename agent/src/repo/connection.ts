@@ -1,0 +1,41 @@
+import type { CheckOptions, CheckReport, Id, KeyFile, NewSnapshot, RepoConfig, Snapshot } from '@keep/core';
+
+/**
+ * What the agent needs from a repository, whether embedded (a local
+ * directory, repo/local.ts) or remote (a keepd over gRPC). Everything the
+ * agent sends through it is already sealed: a connection never sees a key.
+ */
+export interface RepoConnection {
+  readonly location: string;
+  config(): Promise<RepoConfig>;
+  keyFiles(): Promise<KeyFile[]>;
+  addKeyFile(f: KeyFile): Promise<void>;
+  removeKeyFile(id: string): Promise<void>;
+  /** Open a writer session for one source; its lease protects what it is told it need not send. */
+  beginBackup(opts: { source: string; host: string; parent?: string }): Promise<BackupSession>;
+  getBlob(id: Id): Promise<Buffer>;
+  snapshots(filter?: { source?: string }): Promise<Snapshot[]>;
+  /** Keyless structural check (index against packs, storage hashes, closure). */
+  check(opts: CheckOptions): Promise<CheckReport>;
+  repoStats(): Promise<RepoStats>;
+  close(): Promise<void>;
+}
+
+export interface BackupSession {
+  /** The subset of `ids` the repository wants sent (dedup negotiation). */
+  missing(ids: Id[]): Promise<Id[]>;
+  /** Store sealed blobs; returns how many stored bytes were new to the repository. */
+  put(blobs: { id: Id; bytes: Buffer }[]): Promise<number>;
+  /** Make everything put so far durable, check closure, publish the snapshot. */
+  commit(s: NewSnapshot): Promise<Snapshot>;
+  /** End without a snapshot (blobs already stored stay for a rerun to reuse). */
+  abort(): Promise<void>;
+}
+
+export interface RepoStats {
+  snapshots: number;
+  blobs: number;
+  packs: number;
+  /** bytes in pack files */
+  stored_bytes: number;
+}

@@ -1,0 +1,133 @@
+import crypto from 'node:crypto';
+import { Compression, compressBlob, decompressBlob } from '../compress.js';
+import { corrupt, KeepError } from '../errors.js';
+import { ID_SIZE, Id, keyedHash, toHex } from '../ids.js';
+import { RepoKeys } from '../keys/subkeys.js';
+import {
+  BLOB_VERSION,
+  BlobType,
+  EDGE_SIZE,
+  HEADER_SIZE,
+  NONCE_OFFSET,
+  NONCE_SIZE,
+  SALT_OFFSET,
+  SALT_SIZE,
+  TAG_SIZE,
+} from './format.js';
+
+export interface Edge {
+  type: BlobType;
+  id: Id;
+}
+
+function header(type: BlobType, salt: Buffer): Buffer {
+  const h = Buffer.alloc(HEADER_SIZE);
+  h[0] = BLOB_VERSION;
+  h[1] = type;
+  salt.copy(h, SALT_OFFSET);
+  crypto.randomFillSync(h, NONCE_OFFSET, NONCE_SIZE);
+  return h;
+}
+
+function encodeEdges(edges: Edge[]): Buffer {
+  const b = Buffer.alloc(4 + edges.length * EDGE_SIZE);
+  b.writeUInt32BE(edges.length, 0);
+  edges.forEach((e, i) => {
+    b[4 + i * EDGE_SIZE] = e.type;
+    e.id.copy(b, 5 + i * EDGE_SIZE);
+  });
+  return b;
+}
+
+function encrypt(key: Buffer, nonce: Buffer, aad: Buffer[], plain: Uint8Array[]): Buffer[] {
+  const c = crypto.createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(Buffer.concat(aad));
+  const out = plain.map((p) => c.update(p));
+  out.push(c.final(), c.getAuthTag());
+  return out;
+}
+
+/** Seal a data chunk whose id is already known. */
+export function sealData(keys: RepoKeys, salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression): Buffer {
+  const h = header(BlobType.Data, salt);
+  const { codec, bytes } = compressBlob(plaintext, compression);
+  const body = encrypt(keys.sealKey(salt), h.subarray(NONCE_OFFSET, NONCE_OFFSET + NONCE_SIZE), [id, h], [Buffer.of(codec), bytes]);
+  return Buffer.concat([h, ...body]);
+}
+
+/** A tree node's id: keyed hash over its edges and payload, with its own key so it can never equal a chunk id. */
+export function treeId(keys: RepoKeys, edges: Edge[], payload: Uint8Array): Id {
+  return keyedHash(keys.treeIdKey, Buffer.concat([encodeEdges(edges), payload]));
+}
+
+/** Seal a tree node: plaintext edges, encrypted payload. Returns its id and stored bytes. */
+export function sealTree(keys: RepoKeys, salt: Buffer, edges: Edge[], payload: Uint8Array, compression: Compression): { id: Id; bytes: Buffer } {
+  const edgeBytes = encodeEdges(edges);
+  const id = keyedHash(keys.treeIdKey, Buffer.concat([edgeBytes, payload]));
+  const h = header(BlobType.Tree, salt);
+  const { codec, bytes } = compressBlob(payload, compression);
+  const body = encrypt(keys.sealKey(salt), h.subarray(NONCE_OFFSET, NONCE_OFFSET + NONCE_SIZE), [id, h, edgeBytes], [Buffer.of(codec), bytes]);
+  return { id, bytes: Buffer.concat([h, edgeBytes, ...body]) };
+}
+
+export interface ParsedBlob {
+  type: BlobType;
+  salt: Buffer;
+  nonce: Buffer;
+  edges: Edge[];
+  /** offset where the ciphertext starts (= length of the AAD-covered prefix) */
+  bodyOffset: number;
+}
+
+/** Parse the plaintext parts of a stored blob. Needs no key: the server and replicas use it to walk trees. */
+export function parseBlob(stored: Buffer): ParsedBlob {
+  if (stored.length < HEADER_SIZE + 1 + TAG_SIZE) throw corrupt(`blob too short (${stored.length} bytes)`);
+  if (stored[0] !== BLOB_VERSION) throw corrupt(`unknown blob version ${stored[0]}`);
+  const type = stored[1] as BlobType;
+  if (type !== BlobType.Data && type !== BlobType.Tree) throw corrupt(`unknown blob type ${type}`);
+  const salt = stored.subarray(SALT_OFFSET, SALT_OFFSET + SALT_SIZE);
+  const nonce = stored.subarray(NONCE_OFFSET, NONCE_OFFSET + NONCE_SIZE);
+  const edges: Edge[] = [];
+  let bodyOffset = HEADER_SIZE;
+  if (type === BlobType.Tree) {
+    if (stored.length < HEADER_SIZE + 4) throw corrupt('tree blob too short for its edge count');
+    const n = stored.readUInt32BE(HEADER_SIZE);
+    bodyOffset = HEADER_SIZE + 4 + n * EDGE_SIZE;
+    if (bodyOffset + 1 + TAG_SIZE > stored.length) throw corrupt(`tree blob claims ${n} edges but is ${stored.length} bytes`);
+    for (let i = 0; i < n; i++) {
+      const o = HEADER_SIZE + 4 + i * EDGE_SIZE;
+      const et = stored[o] as BlobType;
+      if (et !== BlobType.Data && et !== BlobType.Tree) throw corrupt(`tree edge ${i} has unknown type ${et}`);
+      edges.push({ type: et, id: stored.subarray(o + 1, o + 1 + ID_SIZE) });
+    }
+  }
+  return { type, salt, nonce, edges, bodyOffset };
+}
+
+/**
+ * Decrypt and decompress a stored blob, and prove it is the blob named `id`:
+ * GCM authenticates it against the id (AAD), and the plaintext is re-hashed.
+ */
+export function openBlob(keys: RepoKeys, id: Id, stored: Buffer): { type: BlobType; edges: Edge[]; plaintext: Buffer } {
+  const p = parseBlob(stored);
+  const d = crypto.createDecipheriv('aes-256-gcm', keys.sealKey(Buffer.from(p.salt)), p.nonce);
+  d.setAAD(Buffer.concat([id, stored.subarray(0, p.bodyOffset)]));
+  d.setAuthTag(stored.subarray(stored.length - TAG_SIZE));
+  let sealed: Buffer;
+  try {
+    sealed = Buffer.concat([d.update(stored.subarray(p.bodyOffset, stored.length - TAG_SIZE)), d.final()]);
+  } catch {
+    throw new KeepError('CORRUPT', `blob ${toHex(id)} fails authentication (damaged, or not this repository's)`);
+  }
+  const plaintext = decompressBlob(sealed[0], sealed.subarray(1));
+  const check =
+    p.type === BlobType.Data
+      ? keyedHash(keys.chunkIdKey, plaintext)
+      : keyedHash(keys.treeIdKey, Buffer.concat([stored.subarray(HEADER_SIZE, p.bodyOffset), plaintext]));
+  if (!check.equals(id)) throw new KeepError('CORRUPT', `blob ${toHex(id)} decrypts to content with a different id`);
+  return { type: p.type, edges: p.edges, plaintext };
+}
+
+export function chunkId(keys: RepoKeys, plaintext: Uint8Array): Id {
+  return keyedHash(keys.chunkIdKey, plaintext);
+}

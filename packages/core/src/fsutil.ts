@@ -1,0 +1,27 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Write a small file so that a crash leaves either the old or the new content: tmp, fsync, rename, fsync dir. */
+export function atomicWrite(file: string, data: string | Buffer): void {
+  const tmp = `${file}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+  const fd = fs.openSync(tmp, 'wx');
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const dfd = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(dfd);
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
+
+/** 32 hex digits of randomness: snapshot ids. */
+export function randomId(): string {
+  return crypto.randomBytes(16).toString('hex');
+}

@@ -1,0 +1,24 @@
+import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
+import { KeepError } from './errors.js';
+
+/** Ids (chunk ids, tree ids, storage hashes) are 32-byte BLAKE3 outputs. */
+export const ID_SIZE = 32;
+
+export type Id = Buffer;
+
+export const toHex = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex');
+
+export function fromHex(hex: string): Id {
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new KeepError('INVALID_ARGUMENT', `not a 64-digit hex id: ${hex}`);
+  return Buffer.from(hex, 'hex');
+}
+
+/** Keyed BLAKE3: names a chunk by its plaintext without revealing it to anyone lacking the key. */
+export function keyedHash(key: Buffer, data: Uint8Array): Id {
+  return Blake3Hasher.newKeyed(key).update(data).digestBuffer();
+}
+
+/** Unkeyed BLAKE3 of stored (encrypted) bytes: lets the server and replicas detect rot without a key. */
+export function storageHash(data: Uint8Array): Id {
+  return blake3(data);
+}

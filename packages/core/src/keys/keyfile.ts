@@ -1,0 +1,101 @@
+import crypto from 'node:crypto';
+import { KeepError } from '../errors.js';
+
+/**
+ * A key file: the repository master key wrapped by one passphrase.
+ * Several key files may wrap the same master key (`keep key add`).
+ *
+ * The KDF is scrypt with its parameters recorded per file, so they can be
+ * raised later without breaking old files. The wrapping cipher is AES-256-GCM
+ * with the key file's id, creation time and KDF parameters as AAD, so none of
+ * them can be edited without the unwrap failing.
+ */
+export interface KeyFile {
+  version: 1;
+  id: string;
+  created: string;
+  host: string;
+  username: string;
+  kdf: { name: 'scrypt'; N: number; r: number; p: number; salt: string };
+  nonce: string;
+  /** AES-256-GCM(master key) || tag, base64. */
+  data: string;
+}
+
+export const MASTER_KEY_SIZE = 32;
+
+/** OWASP's scrypt floor (128 MiB, ~0.4 s here). Tests may lower N per key file. */
+export const DEFAULT_SCRYPT = { N: 1 << 17, r: 8, p: 1 };
+
+export function newMasterKey(): Buffer {
+  return crypto.randomBytes(MASTER_KEY_SIZE);
+}
+
+function kek(password: string, kdf: KeyFile['kdf']): Buffer {
+  if (kdf.name !== 'scrypt') throw new KeepError('CORRUPT', `key file uses unknown KDF ${kdf.name}`);
+  return crypto.scryptSync(password.normalize('NFC'), Buffer.from(kdf.salt, 'base64'), 32, {
+    N: kdf.N,
+    r: kdf.r,
+    p: kdf.p,
+    maxmem: 256 * kdf.N * kdf.r + (1 << 20),
+  });
+}
+
+function aad(f: Pick<KeyFile, 'version' | 'id' | 'created' | 'kdf'>): Buffer {
+  return Buffer.from(JSON.stringify([f.version, f.id, f.created, f.kdf]));
+}
+
+export function wrapMasterKey(
+  master: Buffer,
+  password: string,
+  meta: { host: string; username: string; created: Date; scrypt?: { N: number; r: number; p: number } },
+): KeyFile {
+  if (password.length === 0) throw new KeepError('INVALID_ARGUMENT', 'an empty passphrase is not allowed');
+  const s = meta.scrypt ?? DEFAULT_SCRYPT;
+  const file: KeyFile = {
+    version: 1,
+    id: crypto.randomBytes(8).toString('hex'),
+    created: meta.created.toISOString(),
+    host: meta.host,
+    username: meta.username,
+    kdf: { name: 'scrypt', N: s.N, r: s.r, p: s.p, salt: crypto.randomBytes(16).toString('base64') },
+    nonce: '',
+    data: '',
+  };
+  const nonce = crypto.randomBytes(12);
+  const c = crypto.createCipheriv('aes-256-gcm', kek(password, file.kdf), nonce);
+  c.setAAD(aad(file));
+  file.nonce = nonce.toString('base64');
+  file.data = Buffer.concat([c.update(master), c.final(), c.getAuthTag()]).toString('base64');
+  return file;
+}
+
+/** Returns the master key, or null when the passphrase does not open this file. */
+export function unwrapMasterKey(file: KeyFile, password: string): Buffer | null {
+  const data = Buffer.from(file.data, 'base64');
+  if (data.length !== MASTER_KEY_SIZE + 16) throw new KeepError('CORRUPT', `key file ${file.id} is damaged (wrong length)`);
+  const d = crypto.createDecipheriv('aes-256-gcm', kek(password, file.kdf), Buffer.from(file.nonce, 'base64'));
+  d.setAAD(aad(file));
+  d.setAuthTag(data.subarray(MASTER_KEY_SIZE));
+  try {
+    return Buffer.concat([d.update(data.subarray(0, MASTER_KEY_SIZE)), d.final()]);
+  } catch {
+    return null;
+  }
+}
+
+/** Try every key file (restic's behaviour); a clear error when none opens. */
+export function openMasterKey(files: KeyFile[], password: string): { master: Buffer; keyId: string } {
+  if (files.length === 0) throw new KeepError('NOT_A_REPOSITORY', 'the repository has no key files; run `keep init` first');
+  for (const f of files) {
+    const master = unwrapMasterKey(f, password);
+    if (master) return { master, keyId: f.id };
+  }
+  throw new KeepError('WRONG_PASSWORD', 'wrong passphrase: no key file of this repository opens with it');
+}
+
+export function parseKeyFile(text: string): KeyFile {
+  const f = JSON.parse(text) as KeyFile;
+  if (f.version !== 1 || typeof f.id !== 'string' || typeof f.data !== 'string') throw new KeepError('CORRUPT', 'not a Keep key file');
+  return f;
+}

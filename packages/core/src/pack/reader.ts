@@ -1,0 +1,69 @@
+import fs from 'node:fs';
+import { corrupt } from '../errors.js';
+import { storageHash, toHex } from '../ids.js';
+import { FOOTER_SIZE, PACK_HEADER_SIZE, PACK_MAGIC, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
+
+/** Read `length` bytes at `offset`, failing clearly when the file is shorter (a truncated pack). */
+export async function readAt(file: fs.promises.FileHandle, offset: number, length: number, what: string): Promise<Buffer> {
+  const b = Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await file.read(b, done, length - done, offset + done);
+    if (bytesRead === 0) throw corrupt(`${what}: pack ends after ${offset + done} bytes, expected ${offset + length} (truncated)`);
+    done += bytesRead;
+  }
+  return b;
+}
+
+/** Parse a pack's trailer: the list of blobs it holds. Throws CORRUPT on any inconsistency. */
+export async function readTrailer(packFile: string): Promise<PackEntry[]> {
+  const f = await fs.promises.open(packFile, 'r');
+  try {
+    const { size } = await f.stat();
+    if (size < PACK_HEADER_SIZE + FOOTER_SIZE) throw corrupt(`pack ${packFile} is truncated (${size} bytes)`);
+    const head = await readAt(f, 0, PACK_HEADER_SIZE, packFile);
+    if (!head.subarray(0, 8).equals(PACK_MAGIC)) throw corrupt(`${packFile} is not a Keep pack (bad magic)`);
+    const foot = await readAt(f, size - FOOTER_SIZE, FOOTER_SIZE, packFile);
+    if (!foot.subarray(36).equals(TRAILER_MAGIC)) throw corrupt(`pack ${packFile} has no trailer (truncated or unfinished)`);
+    const n = foot.readUInt32BE(0);
+    const tlen = n * TRAILER_ENTRY_SIZE;
+    const tstart = size - FOOTER_SIZE - tlen;
+    if (tstart < PACK_HEADER_SIZE) throw corrupt(`pack ${packFile} trailer claims ${n} blobs, more than fit`);
+    const t = await readAt(f, tstart, tlen, packFile);
+    if (!storageHash(t).equals(foot.subarray(4, 36))) throw corrupt(`pack ${packFile} trailer is damaged (checksum mismatch)`);
+    const entries: PackEntry[] = [];
+    for (let i = 0; i < n; i++) {
+      const o = i * TRAILER_ENTRY_SIZE;
+      const e: PackEntry = {
+        id: Buffer.from(t.subarray(o, o + 32)),
+        type: t[o + 32],
+        offset: t.readUInt32BE(o + 33),
+        length: t.readUInt32BE(o + 37),
+        hash: Buffer.from(t.subarray(o + 41, o + 73)),
+      };
+      if (e.offset < PACK_HEADER_SIZE || e.offset + e.length > tstart) throw corrupt(`pack ${packFile} trailer entry ${i} points outside the pack`);
+      entries.push(e);
+    }
+    return entries;
+  } finally {
+    await f.close();
+  }
+}
+
+/** Read one blob and prove its bytes are the ones that were stored. */
+export async function readBlobAt(packFile: string, offset: number, length: number, hash: Buffer, id: Buffer): Promise<Buffer> {
+  let f: fs.promises.FileHandle;
+  try {
+    f = await fs.promises.open(packFile, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`blob ${toHex(id)}: its pack ${packFile} is missing`);
+    throw e;
+  }
+  try {
+    const b = await readAt(f, offset, length, `blob ${toHex(id)}`);
+    if (!storageHash(b).equals(hash)) throw corrupt(`blob ${toHex(id)} in pack ${packFile} is damaged (storage hash mismatch)`);
+    return b;
+  } finally {
+    await f.close();
+  }
+}

@@ -1,0 +1,100 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { storageHash } from '../ids.js';
+import { PACK_HEADER_SIZE, PACK_MAGIC, PACK_VERSION, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
+
+export function packPath(packsDir: string, packId: string): string {
+  return path.join(packsDir, packId.slice(0, 2), `${packId}.pack`);
+}
+
+export function encodeTrailer(entries: PackEntry[]): Buffer {
+  const t = Buffer.alloc(entries.length * TRAILER_ENTRY_SIZE);
+  entries.forEach((e, i) => {
+    const o = i * TRAILER_ENTRY_SIZE;
+    e.id.copy(t, o);
+    t[o + 32] = e.type;
+    t.writeUInt32BE(e.offset, o + 33);
+    t.writeUInt32BE(e.length, o + 37);
+    e.hash.copy(t, o + 41);
+  });
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(entries.length);
+  return Buffer.concat([t, count, storageHash(t), TRAILER_MAGIC]);
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Appends blobs to one pack under tmp/. `finish()` writes the trailer, fsyncs,
+ * and moves the pack into place; the caller indexes the returned entries only
+ * after that, so the index never names bytes that a crash could lose.
+ */
+export class PackWriter {
+  readonly id = crypto.randomBytes(16).toString('hex');
+  private readonly tmpPath: string;
+  private fd: number;
+  private size = 0;
+  readonly entries: PackEntry[] = [];
+
+  constructor(
+    private readonly tmpDir: string,
+    private readonly packsDir: string,
+  ) {
+    this.tmpPath = path.join(tmpDir, `${this.id}.pack.tmp`);
+    this.fd = fs.openSync(this.tmpPath, 'wx');
+    const h = Buffer.alloc(PACK_HEADER_SIZE);
+    PACK_MAGIC.copy(h);
+    h.writeUInt32BE(PACK_VERSION, 8);
+    this.write(h);
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  private write(b: Buffer): void {
+    let done = 0;
+    while (done < b.length) done += fs.writeSync(this.fd, b, done, b.length - done, this.size + done);
+    this.size += b.length;
+  }
+
+  /** Append one stored blob; `hash` is its storage hash when the caller already verified it. */
+  add(id: Buffer, type: number, stored: Buffer, hash?: Buffer): PackEntry {
+    const entry: PackEntry = { id: Buffer.from(id), type, offset: this.size, length: stored.length, hash: hash ? Buffer.from(hash) : storageHash(stored) };
+    this.write(stored);
+    this.entries.push(entry);
+    return entry;
+  }
+
+  /** Write the trailer, fsync, rename into packs/, fsync the directory. */
+  finish(): { id: string; size: number; entries: PackEntry[] } {
+    this.write(encodeTrailer(this.entries));
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+    this.fd = -1;
+    const dest = packPath(this.packsDir, this.id);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.renameSync(this.tmpPath, dest);
+    fsyncDir(path.dirname(dest));
+    return { id: this.id, size: this.size, entries: this.entries };
+  }
+
+  /** Drop an unfinished pack (nothing in it was ever acknowledged). */
+  abandon(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+    fs.rmSync(this.tmpPath, { force: true });
+  }
+}

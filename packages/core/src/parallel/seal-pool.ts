@@ -1,0 +1,75 @@
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { Compression } from '../compress.js';
+import { KeepError, KeepErrorCode } from '../errors.js';
+import { Id } from '../ids.js';
+import { SealJob, SealResult } from './seal-jobs.js';
+
+/** A copy of `u` in an ArrayBuffer of its own, transferable without cloning a larger backing store. */
+function detach(u: Uint8Array): Uint8Array {
+  const c = new Uint8Array(u.length);
+  c.set(u);
+  return c;
+}
+
+/**
+ * Worker threads that seal (zstd + AES-GCM) and open blobs, so both cores
+ * work while the main thread reads, chunks and hashes. Each worker takes
+ * jobs round-robin by least load; callers bound how many they keep in flight.
+ */
+export class SealPool {
+  private readonly workers: { w: Worker; load: number }[] = [];
+  private readonly waiting = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void; worker: number }>();
+  private seq = 0;
+
+  constructor(master: Buffer, size = Math.max(1, os.availableParallelism())) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: { master } });
+      w.on('message', (r: SealResult) => this.done(r));
+      w.on('error', (e) => this.failAll(e));
+      this.workers.push({ w, load: 0 });
+    }
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  private done(r: SealResult): void {
+    const p = this.waiting.get(r.seq);
+    if (!p) return;
+    this.waiting.delete(r.seq);
+    this.workers[p.worker].load--;
+    if (r.ok) p.resolve(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength));
+    else p.reject(new KeepError(r.code as KeepErrorCode, r.message));
+  }
+
+  private failAll(e: Error): void {
+    for (const p of this.waiting.values()) p.reject(e);
+    this.waiting.clear();
+  }
+
+  private run(job: SealJob, transfer: ArrayBuffer[]): Promise<Buffer> {
+    let best = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.workers[i].load < this.workers[best].load) best = i;
+    this.workers[best].load++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(job.seq, { resolve, reject, worker: best });
+      this.workers[best].w.postMessage(job, transfer);
+    });
+  }
+
+  seal(salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression): Promise<Buffer> {
+    const p = detach(plaintext);
+    return this.run({ op: 'seal', seq: this.seq++, salt, id, plaintext: p, compression }, [p.buffer as ArrayBuffer]);
+  }
+
+  open(id: Id, stored: Uint8Array): Promise<Buffer> {
+    const s = detach(stored);
+    return this.run({ op: 'open', seq: this.seq++, id, stored: s }, [s.buffer as ArrayBuffer]);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((x) => x.w.terminate()));
+  }
+}

@@ -1,0 +1,497 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, RootDatabase, Database } from 'lmdb';
+import { BlobType, MAX_BLOB_SIZE } from './blob/format.js';
+import { parseBlob } from './blob/seal.js';
+import { ChunkerParams } from './chunker.js';
+import { Clock, systemClock } from './clock.js';
+import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
+import { corrupt, KeepError } from './errors.js';
+import { Id, storageHash, toHex } from './ids.js';
+import { KeyFile, parseKeyFile } from './keys/keyfile.js';
+import { PACK_TARGET_SIZE } from './pack/format.js';
+import { readBlobAt, readTrailer } from './pack/reader.js';
+import { PackWriter, packPath } from './pack/writer.js';
+import { byTime, NewSnapshot, Snapshot } from './snapshot/snapshot.js';
+import { atomicWrite, randomId } from './fsutil.js';
+
+/**
+ * Repository directory layout (the server's --data DIR, or an embedded KEEP_REPO):
+ *
+ *   config.json              plaintext config (config.ts)
+ *   keys/<id>.json           wrapped master keys (keys/keyfile.ts)
+ *   packs/<xx>/<id>.pack     pack files (pack/format.ts)
+ *   snapshots/<id>.json      snapshot records, the durable copy (snapshot/snapshot.ts)
+ *   tmp/                     packs being written; never indexed
+ *   index.mdb                LMDB: blobs, packs, snapshots (a cache of snapshots/)
+ *
+ * Write order (each step durable before the next): pack bytes -> fsync ->
+ * rename into packs/ -> index; snapshot file -> fsync -> LMDB. A crash between
+ * steps leaves bytes nobody points at (garbage for prune), never a pointer to
+ * missing bytes. The LMDB file can be rebuilt from packs/ and snapshots/.
+ */
+
+/** What the index knows of one blob. */
+export interface BlobRecord {
+  pack: string;
+  offset: number;
+  length: number;
+  hash: Buffer;
+  type: BlobType;
+  /** last time (ms) a session uploaded or was told it need not upload this blob; GC's grace clock */
+  seen: number;
+  /** trees only: set once every blob reachable from it was proven stored */
+  complete?: boolean;
+}
+
+export interface PackRecord {
+  size: number;
+  blobs: number;
+  created: number;
+}
+
+export interface RepositoryOptions {
+  clock?: Clock;
+}
+
+export interface CheckOptions {
+  /** re-hash every blob's stored bytes */
+  readData?: boolean;
+  /** re-hash this percentage of blobs (chosen at random) */
+  readDataSubset?: number;
+}
+
+export interface CheckReport {
+  ok: boolean;
+  snapshots: number;
+  packs: number;
+  blobs: number;
+  blobs_read: number;
+  bytes_read: number;
+  errors: string[];
+  /** hex ids of blobs found damaged or missing */
+  damaged_blobs: string[];
+  orphan_packs: string[];
+  unfinished_packs: number;
+}
+
+const INDEX_FILE = 'index.mdb';
+
+export class Repository {
+  readonly clock: Clock;
+  private readonly env: RootDatabase;
+  private readonly blobs: Database<BlobRecord, Buffer>;
+  private readonly packs: Database<PackRecord, string>;
+  private readonly snaps: Database<Snapshot, string>;
+  private readonly meta: Database<unknown, string>;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: RepoConfig,
+    opts: RepositoryOptions,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.env = open({ path: path.join(dir, INDEX_FILE), noSubdir: true, compression: false });
+    this.blobs = this.env.openDB({ name: 'blobs', keyEncoding: 'binary' });
+    this.packs = this.env.openDB({ name: 'packs' });
+    this.snaps = this.env.openDB({ name: 'snapshots' });
+    this.meta = this.env.openDB({ name: 'meta' });
+  }
+
+  get packsDir(): string {
+    return path.join(this.dir, 'packs');
+  }
+  private get tmpDir(): string {
+    return path.join(this.dir, 'tmp');
+  }
+  private get snapsDir(): string {
+    return path.join(this.dir, 'snapshots');
+  }
+  private get keysDir(): string {
+    return path.join(this.dir, 'keys');
+  }
+
+  static exists(dir: string): boolean {
+    return fs.existsSync(path.join(dir, 'config.json'));
+  }
+
+  /** Create an empty repository in `dir` (which may exist but must not hold one). */
+  static async init(dir: string, opts: RepositoryOptions & { chunker?: ChunkerParams } = {}): Promise<Repository> {
+    if (Repository.exists(dir)) throw new KeepError('ALREADY_EXISTS', `${dir} already holds a repository`);
+    for (const d of ['packs', 'tmp', 'snapshots', 'keys']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+    const clock = opts.clock ?? systemClock;
+    const config = newRepoConfig(new Date(clock.now()), opts.chunker);
+    atomicWrite(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    return Repository.open(dir, opts);
+  }
+
+  static async open(dir: string, opts: RepositoryOptions = {}): Promise<Repository> {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(dir, 'config.json'), 'utf8');
+    } catch {
+      throw new KeepError('NOT_A_REPOSITORY', `${dir} is not a Keep repository (no config.json); run \`keep init\` first`);
+    }
+    const config = parseRepoConfig(text, path.join(dir, 'config.json'));
+    for (const d of ['packs', 'tmp', 'snapshots', 'keys']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+    const repo = new Repository(dir, config, opts);
+    // A lost or fresh index is rebuilt from the packs and snapshot files.
+    if (repo.meta.get('built') !== true) await repo.rebuildIndex();
+    else await repo.reconcileSnapshots();
+    return repo;
+  }
+
+  async close(): Promise<void> {
+    await this.env.close();
+  }
+
+  // ---- keys --------------------------------------------------------------
+
+  keyFiles(): KeyFile[] {
+    return fs
+      .readdirSync(this.keysDir)
+      .filter((n) => n.endsWith('.json'))
+      .sort()
+      .map((n) => parseKeyFile(fs.readFileSync(path.join(this.keysDir, n), 'utf8')));
+  }
+
+  addKeyFile(f: KeyFile): void {
+    if (!/^[0-9a-f]{16}$/.test(f.id)) throw new KeepError('INVALID_ARGUMENT', 'bad key file id');
+    atomicWrite(path.join(this.keysDir, `${f.id}.json`), JSON.stringify(f, null, 2) + '\n');
+  }
+
+  removeKeyFile(id: string): void {
+    const files = this.keyFiles();
+    if (!files.some((f) => f.id === id)) throw new KeepError('NOT_FOUND', `no key ${id}`);
+    if (files.length === 1) throw new KeepError('INVALID_ARGUMENT', 'refusing to remove the last key: the repository would become unreadable');
+    fs.rmSync(path.join(this.keysDir, `${id}.json`));
+  }
+
+  // ---- blobs ---------------------------------------------------------------
+
+  lookup(id: Id): BlobRecord | undefined {
+    return this.blobs.get(id);
+  }
+
+  has(id: Id): boolean {
+    return this.blobs.get(id) !== undefined;
+  }
+
+  /**
+   * Which of `ids` the repository lacks. Present ones get `seen` renewed: a
+   * session told "have it" may rely on that blob until its lease ends.
+   */
+  async missing(ids: Id[]): Promise<Id[]> {
+    const now = this.clock.now();
+    const lacking: Id[] = [];
+    const present: Id[] = [];
+    for (const id of ids) (this.blobs.get(id) ? present : lacking).push(id);
+    if (present.length) await this.touch(present, now);
+    return lacking;
+  }
+
+  async touch(ids: Id[], now = this.clock.now()): Promise<void> {
+    await this.env.transaction(() => {
+      for (const id of ids) {
+        const r = this.blobs.get(id);
+        if (r && r.seen < now) this.blobs.put(id, { ...r, seen: now });
+      }
+    });
+  }
+
+  openWriter(): BlobWriter {
+    return new BlobWriter(this);
+  }
+
+  /** Called by BlobWriter once a pack is durable in packs/. */
+  async indexPack(id: string, size: number, entries: { id: Buffer; type: number; offset: number; length: number; hash: Buffer }[]): Promise<void> {
+    const now = this.clock.now();
+    await this.env.transaction(() => {
+      this.packs.put(id, { size, blobs: entries.length, created: now });
+      for (const e of entries) {
+        // Another writer may have stored the same blob meanwhile: the first
+        // indexed copy wins, this one is garbage for prune.
+        if (this.blobs.get(e.id)) continue;
+        this.blobs.put(e.id, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
+      }
+    });
+  }
+
+  async readBlob(id: Id): Promise<Buffer> {
+    const r = this.blobs.get(id);
+    if (!r) throw new KeepError('NOT_FOUND', `blob ${toHex(id)} is not in the repository`);
+    return readBlobAt(packPath(this.packsDir, r.pack), r.offset, r.length, r.hash, id);
+  }
+
+  blobCount(): number {
+    return this.blobs.getCount();
+  }
+
+  *allBlobs(): Generator<[Id, BlobRecord]> {
+    for (const { key, value } of this.blobs.getRange()) yield [key, value];
+  }
+
+  packCount(): number {
+    return this.packs.getCount();
+  }
+
+  // ---- snapshots -----------------------------------------------------------
+
+  snapshots(filter: { source?: string; host?: string } = {}): Snapshot[] {
+    const out: Snapshot[] = [];
+    for (const { value } of this.snaps.getRange()) {
+      if (filter.source !== undefined && value.source !== filter.source) continue;
+      if (filter.host !== undefined && value.host !== filter.host) continue;
+      out.push(value);
+    }
+    return out.sort(byTime);
+  }
+
+  getSnapshot(id: string): Snapshot | undefined {
+    return this.snaps.get(id);
+  }
+
+  /**
+   * Walk the DAG from `root` and list what is not stored. Trees already proven
+   * complete (part of an earlier committed snapshot) are not walked again.
+   */
+  async closure(root: Id): Promise<{ missing: string[]; trees: Id[] }> {
+    const missing: string[] = [];
+    const walked: Id[] = [];
+    const seen = new Set<string>();
+    const stack: Id[] = [root];
+    while (stack.length) {
+      const id = stack.pop()!;
+      const hex = toHex(id);
+      if (seen.has(hex)) continue;
+      seen.add(hex);
+      const r = this.blobs.get(id);
+      if (!r) {
+        missing.push(hex);
+        continue;
+      }
+      if (r.type !== BlobType.Tree) throw corrupt(`blob ${hex} is referenced as a tree but stored as data`);
+      if (r.complete) continue;
+      walked.push(id);
+      const { edges } = parseBlob(await this.readBlob(id));
+      for (const e of edges) {
+        if (e.type === BlobType.Tree) stack.push(e.id);
+        else if (!this.blobs.get(e.id)) {
+          const h = toHex(e.id);
+          if (!seen.has(h)) missing.push(h), seen.add(h);
+        }
+      }
+    }
+    return { missing, trees: walked };
+  }
+
+  /** Make a snapshot visible, only if every blob reachable from its root is stored. */
+  async commitSnapshot(s: NewSnapshot): Promise<Snapshot> {
+    const root = Buffer.from(s.root, 'hex');
+    if (root.length !== 32) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
+    const { missing, trees } = await this.closure(root);
+    if (missing.length) {
+      throw new KeepError('INCOMPLETE', `snapshot refused: ${missing.length} blob(s) reachable from its root are not stored (first: ${missing[0]})`);
+    }
+    const snap: Snapshot = { id: randomId(), ...s };
+    atomicWrite(path.join(this.snapsDir, `${snap.id}.json`), JSON.stringify(snap) + '\n');
+    const now = this.clock.now();
+    await this.env.transaction(() => {
+      this.snaps.put(snap.id, snap);
+      for (const t of trees) {
+        const r = this.blobs.get(t);
+        if (r) this.blobs.put(t, { ...r, complete: true, seen: Math.max(r.seen, now) });
+      }
+    });
+    return snap;
+  }
+
+  /** Snapshot files written but not in LMDB (a crash between the two steps) are adopted. */
+  private async reconcileSnapshots(): Promise<void> {
+    const files = fs.readdirSync(this.snapsDir).filter((n) => n.endsWith('.json'));
+    if (files.length === this.snaps.getCount()) return;
+    const onDisk = new Set(files.map((n) => n.slice(0, -5)));
+    await this.env.transaction(() => {
+      for (const n of onDisk) if (!this.snaps.get(n)) this.snaps.put(n, JSON.parse(fs.readFileSync(path.join(this.snapsDir, `${n}.json`), 'utf8')));
+      for (const { key } of this.snaps.getRange()) if (!onDisk.has(key)) this.snaps.remove(key);
+    });
+  }
+
+  // ---- maintenance ----------------------------------------------------------
+
+  private packFiles(): { id: string; file: string }[] {
+    const out: { id: string; file: string }[] = [];
+    for (const sub of fs.readdirSync(this.packsDir)) {
+      const d = path.join(this.packsDir, sub);
+      if (!fs.statSync(d).isDirectory()) continue;
+      for (const n of fs.readdirSync(d)) if (n.endsWith('.pack')) out.push({ id: n.slice(0, -5), file: path.join(d, n) });
+    }
+    return out;
+  }
+
+  /** Rebuild the whole LMDB index from pack trailers and snapshot files. */
+  async rebuildIndex(): Promise<{ packs: number; blobs: number; damaged_packs: string[] }> {
+    const damaged: string[] = [];
+    let blobs = 0;
+    await this.env.transaction(() => {
+      this.blobs.clearSync();
+      this.packs.clearSync();
+      this.snaps.clearSync();
+    });
+    const now = this.clock.now();
+    const packs = this.packFiles();
+    for (const p of packs) {
+      let entries;
+      try {
+        entries = await readTrailer(p.file);
+      } catch (e) {
+        damaged.push(`${p.id}: ${(e as Error).message}`);
+        continue;
+      }
+      const size = fs.statSync(p.file).size;
+      await this.env.transaction(() => {
+        this.packs.put(p.id, { size, blobs: entries.length, created: now });
+        for (const e of entries) {
+          if (this.blobs.get(e.id)) continue;
+          this.blobs.put(e.id, { pack: p.id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
+          blobs++;
+        }
+      });
+    }
+    await this.reconcileSnapshots();
+    await this.meta.put('built', true);
+    return { packs: packs.length - damaged.length, blobs, damaged_packs: damaged };
+  }
+
+  /** Structure, index against packs, storage hashes, snapshot closure. Needs no key. */
+  async check(opts: CheckOptions = {}): Promise<CheckReport> {
+    const report: CheckReport = {
+      ok: true,
+      snapshots: 0,
+      packs: 0,
+      blobs: 0,
+      blobs_read: 0,
+      bytes_read: 0,
+      errors: [],
+      damaged_blobs: [],
+      orphan_packs: [],
+      unfinished_packs: 0,
+    };
+    const damaged = new Set<string>();
+    const fail = (msg: string, blob?: string) => {
+      report.errors.push(msg);
+      if (blob && !damaged.has(blob)) damaged.add(blob), report.damaged_blobs.push(blob);
+    };
+
+    // Packs on disk against the packs the index knows.
+    const sizes = new Map<string, number>();
+    for (const p of this.packFiles()) {
+      sizes.set(p.id, fs.statSync(p.file).size);
+      if (!this.packs.get(p.id)) report.orphan_packs.push(p.id);
+      try {
+        await readTrailer(p.file);
+      } catch (e) {
+        fail(`pack ${p.id}: ${(e as Error).message}`);
+      }
+    }
+    report.packs = sizes.size;
+    report.unfinished_packs = fs.readdirSync(this.tmpDir).filter((n) => n.endsWith('.pack.tmp')).length;
+
+    // Every indexed blob is inside a pack that exists; its bytes hash right when read.
+    const pct = opts.readData ? 100 : (opts.readDataSubset ?? 0);
+    for (const [id, r] of this.allBlobs()) {
+      report.blobs++;
+      const hex = toHex(id);
+      const size = sizes.get(r.pack);
+      if (size === undefined) {
+        fail(`blob ${hex}: its pack ${r.pack} is missing`, hex);
+        continue;
+      }
+      if (r.offset + r.length > size) {
+        fail(`blob ${hex}: pack ${r.pack} is truncated (${size} bytes, blob ends at ${r.offset + r.length})`, hex);
+        continue;
+      }
+      if (pct > 0 && (pct >= 100 || Math.random() * 100 < pct)) {
+        try {
+          const b = await this.readBlob(id);
+          report.blobs_read++;
+          report.bytes_read += b.length;
+          const p = parseBlob(b);
+          if (p.type !== r.type) fail(`blob ${hex}: stored type ${p.type} differs from the index's ${r.type}`, hex);
+        } catch (e) {
+          fail((e as Error).message, hex);
+        }
+      }
+    }
+
+    // Every snapshot's DAG is stored.
+    for (const s of this.snapshots()) {
+      report.snapshots++;
+      try {
+        const { missing } = await this.closure(Buffer.from(s.root, 'hex'));
+        for (const m of missing) fail(`snapshot ${s.id}: blob ${m} is missing`, m);
+      } catch (e) {
+        fail(`snapshot ${s.id}: ${(e as Error).message}`);
+      }
+    }
+    report.ok = report.errors.length === 0;
+    return report;
+  }
+}
+
+/**
+ * One writer session's stream of blobs into packs. Blobs become visible in
+ * the index a pack at a time, after the pack is durable; `flush()` makes the
+ * rest durable (call it before committing a snapshot).
+ */
+export class BlobWriter {
+  private pack: PackWriter | undefined;
+  /** ids written into the open pack but not yet indexed */
+  private readonly pending = new Set<string>();
+  bytesStored = 0;
+  blobsStored = 0;
+
+  constructor(private readonly repo: Repository) {}
+
+  /**
+   * Store one blob. Returns false when the repository already had it (dedup on
+   * arrival). `expectHash`, when given, must equal the bytes' storage hash:
+   * the server uses it to refuse blobs damaged in transit.
+   */
+  async add(id: Id, stored: Buffer, expectHash?: Buffer): Promise<boolean> {
+    if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${toHex(id)} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
+    const hex = toHex(id);
+    if (this.pending.has(hex)) return false;
+    if (this.repo.has(id)) {
+      await this.repo.touch([id]);
+      return false;
+    }
+    const { type } = parseBlob(stored);
+    const hash = storageHash(stored);
+    if (expectHash && !hash.equals(expectHash)) throw new KeepError('CORRUPT', `blob ${hex} arrived damaged (storage hash mismatch)`);
+    this.pack ??= new PackWriter(path.join(this.repo.dir, 'tmp'), this.repo.packsDir);
+    this.pack.add(id, type, stored, hash);
+    this.pending.add(hex);
+    this.bytesStored += stored.length;
+    this.blobsStored++;
+    if (this.pack.bytes >= PACK_TARGET_SIZE) await this.flush();
+    return true;
+  }
+
+  /** Make every blob added so far durable and indexed. */
+  async flush(): Promise<void> {
+    const p = this.pack;
+    if (!p) return;
+    this.pack = undefined;
+    const done = p.finish();
+    await this.repo.indexPack(done.id, done.size, done.entries);
+    for (const e of done.entries) this.pending.delete(toHex(e.id));
+  }
+
+  /** Drop the open pack: nothing in it was acknowledged. */
+  abandon(): void {
+    this.pack?.abandon();
+    this.pack = undefined;
+    this.pending.clear();
+  }
+}

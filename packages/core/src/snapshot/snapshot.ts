@@ -1,0 +1,76 @@
+import { KeepError } from '../errors.js';
+
+/**
+ * A snapshot record. Stored in plaintext (the server applies retention and
+ * shows status without a key), so it holds no file names: backed-up paths
+ * live in the encrypted root tree.
+ */
+export interface SnapshotStats {
+  files: number;
+  dirs: number;
+  /** total size of the files in the snapshot */
+  bytes: number;
+  files_new: number;
+  files_changed: number;
+  files_unmodified: number;
+  bytes_read: number;
+  /** stored (encrypted) bytes this backup added to the repository */
+  bytes_sent: number;
+  chunks_new: number;
+  duration_s: number;
+}
+
+export interface Snapshot {
+  id: string;
+  source: string;
+  host: string;
+  /** RFC 3339, UTC, millisecond precision */
+  time: string;
+  parent?: string;
+  /** hex id of the root tree */
+  root: string;
+  tags: string[];
+  tier?: string;
+  stats: SnapshotStats;
+}
+
+export type NewSnapshot = Omit<Snapshot, 'id'>;
+
+export function emptyStats(): SnapshotStats {
+  return { files: 0, dirs: 0, bytes: 0, files_new: 0, files_changed: 0, files_unmodified: 0, bytes_read: 0, bytes_sent: 0, chunks_new: 0, duration_s: 0 };
+}
+
+export function byTime(a: Snapshot, b: Snapshot): number {
+  return a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1;
+}
+
+/** Parse RFC 3339 (or anything Date understands unambiguously with a zone). */
+export function parseTime(text: string): number {
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new KeepError('INVALID_ARGUMENT', `not a time: ${text} (use RFC 3339, e.g. 2026-11-23T10:00:00Z)`);
+  return t;
+}
+
+/** The newest snapshot at or before `at` (the `--at` rule); `snapshots` sorted by time. */
+export function pickAt(snapshots: Snapshot[], at: number): Snapshot | undefined {
+  let best: Snapshot | undefined;
+  for (const s of snapshots) if (Date.parse(s.time) <= at) best = s;
+  return best;
+}
+
+/**
+ * Resolve a user's reference: `latest`, a full id, or a unique id prefix
+ * (at least 4 hex digits, like restic's short ids).
+ */
+export function resolveSnapshot(snapshots: Snapshot[], ref: string): Snapshot {
+  if (ref === 'latest') {
+    const s = snapshots[snapshots.length - 1];
+    if (!s) throw new KeepError('NOT_FOUND', 'no snapshot found');
+    return s;
+  }
+  if (!/^[0-9a-f]{4,}$/.test(ref)) throw new KeepError('INVALID_ARGUMENT', `not a snapshot id: ${ref}`);
+  const hits = snapshots.filter((s) => s.id.startsWith(ref));
+  if (hits.length === 0) throw new KeepError('NOT_FOUND', `no snapshot ${ref}`);
+  if (hits.length > 1) throw new KeepError('INVALID_ARGUMENT', `snapshot prefix ${ref} is ambiguous (${hits.length} match)`);
+  return hits[0];
+}
