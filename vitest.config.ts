@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Tests spawn real keep/keepd processes; two cores are enough for two files at a time.
     maxWorkers: 2,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

@@ -24,6 +24,7 @@ export interface BackupOptions {
   source: string;
   host: string;
   tags: string[];
+  tier?: string;
   compression: Compression;
   clock: Clock;
   /** files and directories to back up (absolute or relative to cwd) */
@@ -96,6 +97,7 @@ export class Archiver {
       parent: this.opts.parent?.id,
       root: root.toString('hex'),
       tags: this.opts.tags,
+      ...(this.opts.tier ? { tier: this.opts.tier } : {}),
       stats: this.stats,
     });
   }

@@ -1,4 +1,4 @@
-import { KeepError } from '@keep/core';
+import { exitCodeFor, KeepError } from '@keep/core';
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
@@ -8,7 +8,7 @@ import { lsCommand } from '../commands/ls.js';
 import { restoreCommand } from '../commands/restore.js';
 import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
-import { exitCode } from './exit.js';
+
 
 const USAGE = `keep — deduplicating, end-to-end encrypted backups
 
@@ -56,6 +56,6 @@ main(process.argv.slice(2)).then(
     const msg = (e.message || String(e)).split('\n')[0];
     process.stderr.write(`keep: error: ${msg}\n`);
     if (!(e instanceof KeepError) && process.env.KEEP_DEBUG) process.stderr.write(`${e.stack}\n`);
-    process.exit(exitCode(e));
+    process.exit(exitCodeFor(e));
   },
 );

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Compression, KeepError, parseCompression, SealPool, systemClock } from '@keep/core';
+import { Compression, KeepError, parseCompression, parseTier, SealPool, systemClock, TIERS } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import { parse } from '../cli/args.js';
@@ -16,11 +16,14 @@ export async function backupCommand(argv: string[]): Promise<void> {
     'stdin-name': { type: 'string' },
     parent: { type: 'string' },
     force: { type: 'boolean' },
+    tier: { type: 'string' },
   });
   if (values.stdin && positionals.length) throw new KeepError('INVALID_ARGUMENT', '--stdin takes no paths');
   if (!values.stdin && positionals.length === 0) throw new KeepError('INVALID_ARGUMENT', 'usage: keep backup PATH... | --stdin --stdin-name NAME');
   if (values.stdin && !values['stdin-name']) throw new KeepError('INVALID_ARGUMENT', '--stdin needs --stdin-name NAME (the file name stored in the snapshot)');
-  const compression: Compression = values.compression ? parseCompression(values.compression) : 'medium';
+  const tier = values.tier ? parseTier(values.tier) : undefined;
+  // The tier's compression unless one is named; zstd 3 ("medium") otherwise, like restic's auto.
+  const compression: Compression = values.compression ? parseCompression(values.compression) : tier ? TIERS[tier].compression : 'medium';
   const host = values.host ?? os.hostname();
   const source = values.source ?? (values.stdin ? values['stdin-name']! : host);
 
@@ -40,6 +43,7 @@ export async function backupCommand(argv: string[]): Promise<void> {
         source,
         host,
         tags: values.tag ?? [],
+        tier,
         compression,
         clock: systemClock,
         paths: positionals,

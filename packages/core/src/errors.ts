@@ -28,3 +28,19 @@ export class KeepError extends Error {
 export function corrupt(message: string): KeepError {
   return new KeepError('CORRUPT', message);
 }
+
+/** Process exit codes shared by keep and keepd: 1 failure, 2 bad usage, 3 wrong passphrase, 4 damage found. */
+export function exitCodeFor(e: unknown): number {
+  if (!(e instanceof KeepError)) return 1;
+  switch (e.code) {
+    case 'INVALID_ARGUMENT':
+      return 2;
+    case 'WRONG_PASSWORD':
+      return 3;
+    case 'CORRUPT':
+    case 'INCOMPLETE':
+      return 4;
+    default:
+      return 1;
+  }
+}

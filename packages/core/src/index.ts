@@ -16,3 +16,4 @@ export * from './tree/node.js';
 export * from './snapshot/snapshot.js';
 export * from './repository.js';
 export * from './parallel/seal-pool.js';
+export * from './tiers.js';

@@ -1,0 +1,47 @@
+import { Clock, Repository, systemClock } from '@keep/core';
+import { TIERS } from '@keep/core';
+
+export interface SourceStatus {
+  source: string;
+  host: string;
+  snapshots: number;
+  last_snapshot: string;
+  last_time: string;
+  age_s: number;
+  tier: string | null;
+  /** the tier's RPO; null when the source has no tier */
+  rpo_s: number | null;
+  /** 'ok' | 'late' (older than its RPO) | 'unknown' (no tier) */
+  rpo_state: 'ok' | 'late' | 'unknown';
+}
+
+/** Per source: its newest snapshot and how old it is against its tier's RPO. */
+export async function runStatus(data: string, clock: Clock = systemClock) {
+  const repo = await Repository.open(data, { clock });
+  try {
+    const latest = new Map<string, { snap: ReturnType<Repository['snapshots']>[number]; count: number }>();
+    for (const s of repo.snapshots()) {
+      const cur = latest.get(s.source);
+      latest.set(s.source, { snap: s, count: (cur?.count ?? 0) + 1 });
+    }
+    const now = clock.now();
+    const sources: SourceStatus[] = [...latest.values()].map(({ snap, count }) => {
+      const age = (now - Date.parse(snap.time)) / 1000;
+      const tier = snap.tier && snap.tier in TIERS ? TIERS[snap.tier as keyof typeof TIERS] : undefined;
+      return {
+        source: snap.source,
+        host: snap.host,
+        snapshots: count,
+        last_snapshot: snap.id,
+        last_time: snap.time,
+        age_s: Math.round(age),
+        tier: snap.tier ?? null,
+        rpo_s: tier ? tier.rpo_s : null,
+        rpo_state: tier ? (age <= tier.rpo_s ? 'ok' : 'late') : 'unknown',
+      };
+    });
+    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, replicas: [] as unknown[] };
+  } finally {
+    await repo.close();
+  }
+}

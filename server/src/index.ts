@@ -1,0 +1,3 @@
+
+export * from './commands/check.js';
+export * from './commands/status.js';
