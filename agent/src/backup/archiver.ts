@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
+  chunkFile,
   chunkId,
   chunkStream,
   Clock,
@@ -8,6 +9,7 @@ import {
   emptyStats,
   fileChunks,
   Id,
+  KeepError,
   sealTree,
   Snapshot,
   SnapshotStats,
@@ -52,7 +54,6 @@ interface PathTrie {
 }
 
 const SEP = Buffer.from('/');
-const READ_SIZE = 4 * 1024 * 1024;
 
 /**
  * Turns a set of paths (or a stream) into a snapshot: walks the file system,
@@ -117,9 +118,10 @@ export class Archiver {
     return id;
   }
 
-  private async chunkSource(source: AsyncIterable<Uint8Array>): Promise<Id[]> {
+  /** Name each chunk and hand it to the uploader; returns the file's chunk list. */
+  private async chunkIds(chunks: AsyncIterable<Buffer>): Promise<Id[]> {
     const ids: Id[] = [];
-    for await (const chunk of chunkStream(source, this.repo.config.chunker)) {
+    for await (const chunk of chunks) {
       const id = chunkId(this.repo.keys, chunk);
       ids.push(id);
       this.stats.bytes_read += chunk.length;
@@ -129,7 +131,7 @@ export class Archiver {
   }
 
   private async stdinTree(stdin: { name: string; stream: AsyncIterable<Uint8Array> }): Promise<Id> {
-    const ids = await this.chunkSource(stdin.stream);
+    const ids = await this.chunkIds(chunkStream(stdin.stream, this.repo.config.chunker));
     const now = this.opts.clock.now();
     const t: [number, number] = [Math.floor(now / 1000), (now % 1000) * 1e6];
     const size = this.stats.bytes_read;
@@ -147,12 +149,13 @@ export class Archiver {
     const prev = indexEntries(parent);
     for (const { name, trie: child } of trie.children.values()) {
       const full = Buffer.concat([dirPath, SEP, name]);
+      const st = await lstat(full);
+      // A path the user named (or one leading to it) must exist; "vanished" is for entries found while walking.
+      if (!st) throw new KeepError('NOT_FOUND', `${full.toString()}: no such file or directory`);
       if (child.real) {
         await this.entry(b, full, name, prev, parent);
         continue;
       }
-      const st = await lstat(full);
-      if (!st) throw new Error(`${full.toString()}: no such file or directory`);
       const p = prev.get(name.toString('hex'));
       const sub = p?.type === 'dir' && parent ? await this.trees.read(TreeReader.subtree(parent, p)) : undefined;
       b.addDir(entryMeta(name, st, 'dir'), await this.virtualDir(child, full, sub));
@@ -213,7 +216,7 @@ export class Archiver {
     this.progress(full);
     let ids: Id[];
     try {
-      ids = await this.chunkSource(fs.createReadStream(full, { highWaterMark: READ_SIZE }));
+      ids = await this.chunkIds(chunkFile(full, this.repo.config.chunker));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (!err.code) throw e;

@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { BlobWriter, CheckOptions, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
@@ -48,10 +46,7 @@ export class LocalConnection implements RepoConnection {
   }
 
   async repoStats(): Promise<RepoStats> {
-    let stored = 0;
-    const packs = path.join(this.repo.dir, 'packs');
-    for (const sub of fs.readdirSync(packs)) for (const f of fs.readdirSync(path.join(packs, sub))) stored += fs.statSync(path.join(packs, sub, f)).size;
-    return { snapshots: this.repo.snapshots().length, blobs: this.repo.blobCount(), packs: this.repo.packCount(), stored_bytes: stored };
+    return { snapshots: this.repo.snapshots().length, blobs: this.repo.blobCount(), packs: this.repo.packCount(), stored_bytes: this.repo.storedBytes() };
   }
 
   close(): Promise<void> {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { deriveKeys, KeepError, openMasterKey, RepoConfig, RepoKeys } from '@keep/core';
 import type { RepoConnection } from './connection.js';
 import { LocalConnection } from './local.js';
+import { RemoteConnection } from './remote.js';
 
 /** A repository whose master key this process holds. */
 export interface Unlocked {
@@ -22,9 +23,29 @@ export function isRemote(location: string): boolean {
   return /^grpcs?:\/\//.test(location);
 }
 
-export async function connect(location: string): Promise<RepoConnection> {
-  if (isRemote(location)) throw new KeepError('UNAVAILABLE', `remote repositories (${location}) need keepd support, which this build lacks`);
+/**
+ * A local directory opens the embedded engine; grpc://host:port (plaintext h2)
+ * or grpcs://host:port (TLS; KEEP_CA names a CA file to trust, else Node's
+ * bundled roots) reaches a keepd with the token from KEEP_TOKEN or KEEP_TOKEN_FILE.
+ */
+export async function connect(location: string, env: NodeJS.ProcessEnv = process.env): Promise<RepoConnection> {
+  if (isRemote(location)) return new RemoteConnection(location, { token: readToken(env), caFile: env.KEEP_CA || undefined });
   return LocalConnection.open(location);
+}
+
+/** The keepd bearer token from KEEP_TOKEN or KEEP_TOKEN_FILE (trimmed); never printed. */
+export function readToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.KEEP_TOKEN) return env.KEEP_TOKEN.trim();
+  const file = env.KEEP_TOKEN_FILE;
+  if (!file) return undefined;
+  let token: string;
+  try {
+    token = fs.readFileSync(file, 'utf8').trim();
+  } catch (e) {
+    throw new KeepError('INVALID_ARGUMENT', `cannot read KEEP_TOKEN_FILE ${file}: ${(e as Error).message}`);
+  }
+  if (!token) throw new KeepError('INVALID_ARGUMENT', `KEEP_TOKEN_FILE ${file} is empty`);
+  return token;
 }
 
 /** The passphrase from KEEP_PASSWORD or KEEP_PASSWORD_FILE (restic's convention), never a flag. */
@@ -48,7 +69,7 @@ export async function unlock(conn: RepoConnection, password: string): Promise<Un
 }
 
 export async function openRepository(env: NodeJS.ProcessEnv = process.env): Promise<Unlocked> {
-  const conn = await connect(repoLocation(env));
+  const conn = await connect(repoLocation(env), env);
   try {
     return await unlock(conn, readPassword(env));
   } catch (e) {

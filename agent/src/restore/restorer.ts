@@ -147,7 +147,12 @@ export class Restorer {
     try {
       // Fetch (and decrypt) a few chunks ahead; write strictly in order.
       const fetches: Promise<Buffer>[] = [];
-      const fetch = (i: number) => this.repo.conn.getBlob(ids[i]).then((stored) => this.pool.open(ids[i], stored));
+      const fetch = (i: number) => {
+        const p = this.repo.conn.getBlob(ids[i]).then((stored) => this.pool.open(ids[i], stored));
+        // Awaited in order below; a chunk ahead failing first (or after an earlier failure) must not be an unhandled rejection, which kills the process.
+        p.catch(() => undefined);
+        return p;
+      };
       for (let i = 0; i < Math.min(CHUNK_PREFETCH, ids.length); i++) fetches.push(fetch(i));
       let pos = 0;
       for (let i = 0; i < ids.length; i++) {

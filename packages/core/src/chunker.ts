@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { get_chunks } from 'fastcdc-wasm';
 import { KeepError } from './errors.js';
 
@@ -11,8 +12,10 @@ export interface ChunkerParams {
 export const DEFAULT_CHUNKER: ChunkerParams = { min: 256 * 1024, avg: 1024 * 1024, max: 4 * 1024 * 1024 };
 
 export function validateChunkerParams(p: ChunkerParams): ChunkerParams {
-  const ok = Number.isInteger(p.min) && Number.isInteger(p.avg) && Number.isInteger(p.max) && 64 <= p.min && p.min <= p.avg && p.avg <= p.max && p.max <= 64 * 1024 * 1024;
-  if (!ok) throw new KeepError('INVALID_ARGUMENT', `chunker sizes must satisfy 64 <= min <= avg <= max <= 64 MiB, got ${JSON.stringify(p)}`);
+  // fastcdc asserts min >= 64, avg >= 256, max >= 1024: a smaller size would pass here and then crash every backup.
+  const ok =
+    Number.isInteger(p.min) && Number.isInteger(p.avg) && Number.isInteger(p.max) && 64 <= p.min && p.min <= p.avg && 256 <= p.avg && p.avg <= p.max && 1024 <= p.max && p.max <= 64 * 1024 * 1024;
+  if (!ok) throw new KeepError('INVALID_ARGUMENT', `chunker sizes must satisfy 64 <= min <= avg <= max <= 64 MiB with avg >= 256 and max >= 1024, got ${JSON.stringify(p)}`);
   return p;
 }
 
@@ -27,36 +30,78 @@ export function validateChunkerParams(p: ChunkerParams): ChunkerParams {
  * window, whatever the file size.
  */
 export class StreamChunker {
-  private window: Buffer = Buffer.alloc(0);
+  /** The window is buf[0, len). Pushes append in place: concatenating per push copied the whole window for every small read. */
+  private buf: Buffer = Buffer.alloc(0);
+  private len = 0;
 
   constructor(private readonly params: ChunkerParams) {
     validateChunkerParams(params);
   }
 
-  /** Feed bytes; returns the chunks that are now final (copies the caller may keep). */
+  /** Feed bytes (copied in; the caller may reuse `data`); returns the chunks now final, each in its own buffer. */
   push(data: Uint8Array): Buffer[] {
-    this.window = this.window.length === 0 ? Buffer.from(data) : Buffer.concat([this.window, data]);
+    if (this.len + data.length > this.buf.length) {
+      // Doubling keeps appends linear; no 2 * max floor, so a small file costs its own size.
+      const b = Buffer.allocUnsafe(Math.max(this.len + data.length, 2 * this.buf.length));
+      this.buf.copy(b, 0, 0, this.len);
+      this.buf = b;
+    }
+    this.buf.set(data, this.len);
+    this.len += data.length;
     // Scanning is cheaper in large windows: wait until a window holds at least
     // two max-size chunks, so the carried tail is re-scanned rarely.
-    if (this.window.length < 2 * this.params.max) return [];
+    if (this.len < 2 * this.params.max) return [];
     return this.cut(false);
   }
 
   /** End of input: every remaining byte becomes chunks. */
   finish(): Buffer[] {
-    if (this.window.length === 0) return [];
+    if (this.len === 0) return [];
     return this.cut(true);
   }
 
   private cut(final: boolean): Buffer[] {
-    const w = this.window;
+    const w = this.buf.subarray(0, this.len);
     const bounds = get_chunks(w, this.params.min, this.params.avg, this.params.max);
     const last = final ? bounds.length - 1 : bounds.length - 2;
     const out: Buffer[] = [];
-    for (let i = 0; i < last; i++) out.push(w.subarray(bounds[i], bounds[i + 1]));
+    for (let i = 0; i < last; i++) out.push(ownCopy(w.subarray(bounds[i], bounds[i + 1])));
     const keepFrom = final ? w.length : bounds[Math.max(last, 0)];
-    this.window = keepFrom >= w.length ? Buffer.alloc(0) : Buffer.from(w.subarray(keepFrom));
+    // Chunks are copies, so the window is reused: the tail (< max) moves to its front.
+    this.buf.copyWithin(0, keepFrom, this.len);
+    this.len -= keepFrom;
+    if (final) this.buf = Buffer.alloc(0);
     return out;
+  }
+}
+
+/**
+ * A chunk in an ArrayBuffer of its own: it can be transferred to a worker
+ * without another copy, and holding it does not pin the chunker's window.
+ */
+function ownCopy(view: Buffer): Buffer {
+  const b = Buffer.allocUnsafeSlow(view.length);
+  view.copy(b);
+  return b;
+}
+
+/** Read size for files: large reads, one reused buffer (no garbage per read). */
+const FILE_READ_SIZE = 4 * 1024 * 1024;
+
+/** Chunk a file, reading it through one reused buffer. */
+export async function* chunkFile(file: string | Buffer, params: ChunkerParams): AsyncGenerator<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const chunker = new StreamChunker(params);
+    const buf = Buffer.allocUnsafeSlow(FILE_READ_SIZE);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      yield* chunker.push(buf.subarray(0, bytesRead));
+    }
+    yield* chunker.finish();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -17,3 +17,4 @@ export * from './snapshot/snapshot.js';
 export * from './repository.js';
 export * from './parallel/seal-pool.js';
 export * from './tiers.js';
+export * from './margins.js';

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, RootDatabase, Database } from 'lmdb';
+
+export type { Database };
 import { BlobType, MAX_BLOB_SIZE } from './blob/format.js';
 import { parseBlob } from './blob/seal.js';
 import { ChunkerParams } from './chunker.js';
@@ -145,6 +147,20 @@ export class Repository {
     await this.env.close();
   }
 
+  /**
+   * A named LMDB database in the repository's index for state that belongs to
+   * the server (tokens, sessions, dedup scope); core never reads it.
+   */
+  database<V = unknown, K extends string | Buffer = string>(name: string, opts: { binaryKeys?: boolean; dupSort?: boolean } = {}): Database<V, K> {
+    if (['blobs', 'packs', 'snapshots', 'meta'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
+    return this.env.openDB({ name, ...(opts.binaryKeys ? { keyEncoding: 'binary' } : {}), ...(opts.dupSort ? { dupSort: true } : {}) }) as Database<V, K>;
+  }
+
+  /** Run `fn` in one LMDB write transaction (durable when the promise resolves). */
+  transaction<T>(fn: () => T): Promise<T> {
+    return this.env.transaction(fn);
+  }
+
   // ---- keys --------------------------------------------------------------
 
   keyFiles(): KeyFile[] {
@@ -233,6 +249,13 @@ export class Repository {
 
   packCount(): number {
     return this.packs.getCount();
+  }
+
+  /** Bytes in pack files on disk (what the repository costs). */
+  storedBytes(): number {
+    let n = 0;
+    for (const p of this.packFiles()) n += fs.statSync(p.file).size;
+    return n;
   }
 
   // ---- snapshots -----------------------------------------------------------

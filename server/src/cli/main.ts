@@ -1,12 +1,21 @@
 import { parseArgs } from 'node:util';
 import { exitCodeFor, KeepError, Repository } from '@keep/core';
+import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { runStatus } from '../commands/status.js';
+import { serve } from '../serve.js';
+import { tlsInit } from '../tls.js';
 
 const USAGE = `keepd — the Keep repository server
 
 usage: keepd COMMAND --data DIR [options]
 
+  init --data DIR                     create an empty repository (agents add the key with keep init)
+  serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F] [--metrics HOST:PORT]
+                                      serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
+  token create --data DIR --role agent|admin|replica [--source NAME]... [--dedup source|repository]
+  token list --data DIR | token revoke ID --data DIR
+  tls init --data DIR [--host NAME]...  a private CA and server certificate in DIR/tls (agents: KEEP_CA=DIR/tls/ca.pem)
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
   rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
@@ -18,11 +27,13 @@ function out(json: boolean | undefined, value: unknown, human: () => void): void
   else human();
 }
 
-function args(argv: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
+type Opt = { type: 'string' | 'boolean'; multiple?: boolean };
+
+function args(argv: string[], extra: Record<string, Opt> = {}) {
   try {
-    const { values } = parseArgs({ args: argv, options: { data: { type: 'string' }, json: { type: 'boolean' }, ...extra }, strict: true });
+    const { values, positionals } = parseArgs({ args: argv, options: { data: { type: 'string' }, json: { type: 'boolean' }, ...extra }, strict: true, allowPositionals: true });
     if (!values.data) throw new KeepError('INVALID_ARGUMENT', '--data DIR is required');
-    return values as Record<string, string | boolean | undefined> & { data: string; json?: boolean };
+    return { ...values, positionals } as Record<string, string | boolean | string[] | undefined> & { data: string; json?: boolean; positionals: string[] };
   } catch (e) {
     if (e instanceof KeepError) throw e;
     throw new KeepError('INVALID_ARGUMENT', (e as Error).message.split('\n')[0]);
@@ -30,9 +41,69 @@ function args(argv: string[], extra: Record<string, { type: 'string' | 'boolean'
 }
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
+  async init(argv) {
+    const a = args(argv);
+    const repo = await Repository.init(a.data);
+    try {
+      out(a.json, { repository: repo.config.id, data: a.data, chunker: repo.config.chunker }, () =>
+        console.log(`created repository ${repo.config.id} in ${a.data}; the first agent's \`keep init\` adds its key`),
+      );
+    } finally {
+      await repo.close();
+    }
+  },
+  async serve(argv) {
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' } });
+    const server = await serve({
+      data: a.data,
+      listen: (a.listen as string | undefined) ?? '127.0.0.1:7420',
+      tlsCert: a['tls-cert'] as string | undefined,
+      tlsKey: a['tls-key'] as string | undefined,
+      metrics: a.metrics as string | undefined,
+    });
+    await new Promise<void>((resolve) => {
+      const stop = () => void server.shutdown().then(resolve);
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+  },
+  async token(argv) {
+    const [sub, ...rest] = argv;
+    const a = args(rest, { role: { type: 'string' }, source: { type: 'string', multiple: true }, dedup: { type: 'string' } });
+    const repo = await Repository.open(a.data);
+    try {
+      const store = new TokenStore(repo);
+      if (sub === 'create') {
+        if (!a.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica');
+        const dedup = (a.dedup as string | undefined) ?? 'source';
+        if (dedup !== 'source' && dedup !== 'repository') throw new KeepError('INVALID_ARGUMENT', '--dedup takes source or repository');
+        const { token, record } = await store.create(a.role as Role, { sources: (a.source as string[] | undefined) ?? [], dedup });
+        // The token is shown once, here; the server keeps only its hash.
+        out(a.json, { token, id: record.id, role: record.role, sources: record.sources, dedup: record.dedup }, () => console.log(token));
+      } else if (sub === 'list') {
+        const rows = store.list().map(({ hash: _hash, ...r }) => r);
+        out(a.json, rows, () => rows.forEach((r) => console.log(`${r.id}  ${r.role.padEnd(7)}  ${r.sources.join(',') || '*'}  dedup=${r.dedup}${r.revoked ? '  revoked' : ''}`)));
+      } else if (sub === 'revoke') {
+        const id = a.positionals[0];
+        if (!id) throw new KeepError('INVALID_ARGUMENT', 'usage: keepd token revoke ID --data DIR');
+        await store.revoke(id);
+        out(a.json, { revoked: id }, () => console.log(`revoked ${id}`));
+      } else throw new KeepError('INVALID_ARGUMENT', 'usage: keepd token create|list|revoke --data DIR');
+    } finally {
+      await repo.close();
+    }
+  },
+  async tls(argv) {
+    const [sub, ...rest] = argv;
+    if (sub !== 'init') throw new KeepError('INVALID_ARGUMENT', 'usage: keepd tls init --data DIR [--host NAME]...');
+    const a = args(rest, { host: { type: 'string', multiple: true } });
+    const r = tlsInit(a.data, (a.host as string[] | undefined) ?? []);
+    out(a.json, r, () => console.log(`CA ${r.ca}\ncertificate ${r.cert}\nkey ${r.key}\nserve with: keepd serve --data ${a.data} --tls-cert ${r.cert} --tls-key ${r.key}; agents set KEEP_CA=${r.ca} and KEEP_REPO=grpcs://HOST:PORT`));
+  },
   async check(argv) {
     const a = args(argv, { 'read-data': { type: 'boolean' }, 'read-data-subset': { type: 'string' } });
-    const subset = typeof a['read-data-subset'] === 'string' ? Number(a['read-data-subset'].replace(/%$/, '')) : undefined;
+    const subsetArg = a['read-data-subset'];
+    const subset = typeof subsetArg === 'string' ? Number(subsetArg.replace(/%$/, '')) : undefined;
     if (subset !== undefined && !(subset > 0 && subset <= 100)) throw new KeepError('INVALID_ARGUMENT', '--read-data-subset takes a percentage in (0, 100]');
     const r = await runCheck({ data: a.data, readData: Boolean(a['read-data']), readDataSubset: subset });
     out(a.json, r, () => {

@@ -74,7 +74,14 @@ export function wrapMasterKey(
 export function unwrapMasterKey(file: KeyFile, password: string): Buffer | null {
   const data = Buffer.from(file.data, 'base64');
   if (data.length !== MASTER_KEY_SIZE + 16) throw new KeepError('CORRUPT', `key file ${file.id} is damaged (wrong length)`);
-  const d = crypto.createDecipheriv('aes-256-gcm', kek(password, file.kdf), Buffer.from(file.nonce, 'base64'));
+  let d: crypto.DecipherGCM;
+  try {
+    d = crypto.createDecipheriv('aes-256-gcm', kek(password, file.kdf), Buffer.from(file.nonce, 'base64'));
+  } catch (e) {
+    // KDF parameters scrypt refuses or an unusable nonce mean a damaged file, not a wrong passphrase.
+    if (e instanceof KeepError) throw e;
+    throw new KeepError('CORRUPT', `key file ${file.id} is damaged (${(e as Error).message})`);
+  }
   d.setAAD(aad(file));
   d.setAuthTag(data.subarray(MASTER_KEY_SIZE));
   try {

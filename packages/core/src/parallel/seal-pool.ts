@@ -5,8 +5,14 @@ import { KeepError, KeepErrorCode } from '../errors.js';
 import { Id } from '../ids.js';
 import { SealJob, SealResult } from './seal-jobs.js';
 
-/** A copy of `u` in an ArrayBuffer of its own, transferable without cloning a larger backing store. */
-function detach(u: Uint8Array): Uint8Array {
+/**
+ * `u` in an ArrayBuffer of its own, so it can be transferred instead of
+ * cloning a larger backing store. A buffer that already owns its whole
+ * ArrayBuffer (chunks from StreamChunker) is handed over as is: the caller
+ * must not use it after sealing.
+ */
+function transferable(u: Uint8Array): Uint8Array {
+  if (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer) return u;
   const c = new Uint8Array(u.length);
   c.set(u);
   return c;
@@ -21,12 +27,18 @@ export class SealPool {
   private readonly workers: { w: Worker; load: number }[] = [];
   private readonly waiting = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void; worker: number }>();
   private seq = 0;
+  private broken: Error | undefined;
+  private closing = false;
 
   constructor(master: Buffer, size = Math.max(1, os.availableParallelism())) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: { master } });
       w.on('message', (r: SealResult) => this.done(r));
-      w.on('error', (e) => this.failAll(e));
+      // A worker that dies takes its jobs with it: fail them, and every later job, loudly.
+      w.on('error', (e) => this.fail(e));
+      w.on('exit', (code) => {
+        if (!this.closing) this.fail(new KeepError('INTERNAL', `seal worker exited (code ${code})`));
+      });
       this.workers.push({ w, load: 0 });
     }
   }
@@ -44,12 +56,14 @@ export class SealPool {
     else p.reject(new KeepError(r.code as KeepErrorCode, r.message));
   }
 
-  private failAll(e: Error): void {
+  private fail(e: Error): void {
+    this.broken ??= e;
     for (const p of this.waiting.values()) p.reject(e);
     this.waiting.clear();
   }
 
   private run(job: SealJob, transfer: ArrayBuffer[]): Promise<Buffer> {
+    if (this.broken) return Promise.reject(this.broken);
     let best = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.workers[i].load < this.workers[best].load) best = i;
     this.workers[best].load++;
@@ -60,16 +74,17 @@ export class SealPool {
   }
 
   seal(salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression): Promise<Buffer> {
-    const p = detach(plaintext);
+    const p = transferable(plaintext);
     return this.run({ op: 'seal', seq: this.seq++, salt, id, plaintext: p, compression }, [p.buffer as ArrayBuffer]);
   }
 
   open(id: Id, stored: Uint8Array): Promise<Buffer> {
-    const s = detach(stored);
+    const s = transferable(stored);
     return this.run({ op: 'open', seq: this.seq++, id, stored: s }, [s.buffer as ArrayBuffer]);
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((x) => x.w.terminate()));
   }
 }

@@ -1,0 +1,676 @@
+import fs from 'node:fs';
+import { create } from '@bufbuild/protobuf';
+import grpc from '@grpc/grpc-js';
+import {
+  CheckOptions,
+  CheckReport,
+  emptyStats,
+  Id,
+  KeepError,
+  KeyFile,
+  NewSnapshot,
+  parseKeyFile,
+  parseRepoConfig,
+  RepoConfig,
+  Snapshot,
+  storageHash,
+  toHex,
+} from '@keep/core';
+import {
+  AddKeyRequestSchema,
+  AddKeyResponse,
+  CheckRequestSchema,
+  CheckResponse,
+  CloseSessionRequestSchema,
+  CloseSessionResponse,
+  CommitRequestSchema,
+  CommitResponse,
+  GetConfigRequestSchema,
+  GetConfigResponse,
+  grpcServiceDefinition,
+  ListSnapshotsRequestSchema,
+  ListSnapshotsResponse,
+  OfferRequestSchema,
+  OfferResponse,
+  OpenSessionRequestSchema,
+  OpenSessionResponse,
+  PROTOCOL_VERSION,
+  ReadBlobsRequest,
+  ReadBlobsRequestSchema,
+  ReadBlobsResponse,
+  RemoveKeyRequestSchema,
+  RemoveKeyResponse,
+  RepositoryService,
+  Snapshot as WireSnapshot,
+  SnapshotSchema,
+  SnapshotStatsSchema,
+  StatsRequestSchema,
+  StatsResponse,
+  UploadRequest,
+  UploadRequestSchema,
+  UploadResponse,
+} from '@keep/proto';
+import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
+
+/*
+ * The agent's side of the keep.v1 wire contract (proto/keep/v1/repository.proto).
+ *
+ * - Unary calls carry a deadline; streams do not (a restore or an upload may
+ *   rightly take hours, and keepalive pings detect a dead peer instead).
+ * - Uploads use one long-lived bidi stream per session. The server acknowledges
+ *   every UploadRequest, in the order written, once the blob is verified and
+ *   written; a put() resolves when all of its blobs are acknowledged.
+ * - getBlob() calls are batched into ReadBlobs streams (ids asked for in the
+ *   same turn of the event loop share a call), several calls in parallel.
+ * - The bearer token travels as call metadata only and is never part of a
+ *   message, an error or a log line.
+ */
+
+const MiB = 1024 * 1024;
+
+/** grpc-js channel options. Message limits leave room for the largest stored blob. */
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': 160 * MiB,
+  'grpc.max_send_message_length': 160 * MiB,
+  // Ping only while calls are open: notices a vanished keepd during a long
+  // upload or restore stream without hammering an idle connection.
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.keepalive_permit_without_calls': 0,
+};
+
+/** Deadline of unary calls. */
+const UNARY_DEADLINE_MS = 5 * 60_000;
+/** Commit flushes and checks the closure of the whole snapshot: allow it longer. */
+const COMMIT_DEADLINE_MS = 30 * 60_000;
+/** Ids per Offer call (the server accepts at most 4096). */
+const OFFER_BATCH = 4096;
+/** Ids per ReadBlobs call, and how many such calls run at once. */
+const READ_BATCH = 64;
+const READ_STREAMS = 4;
+/** Smallest ReadBlobs batch worth a call of its own when spreading a backlog over idle streams. */
+const READ_MIN_SPLIT = 8;
+/** How long abort() lets the upload stream finish before cancelling it. */
+const ABORT_GRACE_MS = 10_000;
+
+const DEF = grpcServiceDefinition(RepositoryService);
+
+type Method = keyof typeof RepositoryService.method;
+
+/** Where a remote repository lives, from `grpc://host:port` or `grpcs://host:port`. */
+export interface RemoteLocation {
+  /** TLS (grpcs) or plaintext h2 (grpc) */
+  secure: boolean;
+  /** host:port as grpc-js wants it (IPv6 literals bracketed) */
+  address: string;
+}
+
+export function parseRemoteLocation(location: string): RemoteLocation {
+  const m = /^(grpcs?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(location);
+  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
+    throw new KeepError('INVALID_ARGUMENT', `not a keepd address: ${location} (use grpc://host:port or grpcs://host:port)`);
+  }
+  return { secure: m[1] === 'grpcs', address: `${m[2]}:${m[3]}` };
+}
+
+export interface RemoteOptions {
+  /** Bearer token sent on every call. Never logged. */
+  token?: string;
+  /** PEM CA certificate file to trust for grpcs:// (default: Node's bundled roots). */
+  caFile?: string;
+}
+
+/**
+ * Map a grpc-js error to the KeepError users and scripts see. `address`
+ * (host:port) names the server in UNAVAILABLE messages. A KeepError passes
+ * through unchanged.
+ */
+export function fromGrpcError(e: unknown, address = 'unknown address'): KeepError {
+  if (e instanceof KeepError) return e;
+  const err = e as Partial<grpc.ServiceError> | undefined;
+  if (!err || typeof err.code !== 'number') return new KeepError('INTERNAL', (err as Error | undefined)?.message ?? String(e));
+  // grpc-js appends an empty "Resolution note:" to some connection errors
+  const details = (err.details || err.message || grpc.status[err.code] || 'unknown error').replace(/\s*Resolution note:\s*$/, '');
+  switch (err.code) {
+    case grpc.status.UNAUTHENTICATED:
+      return new KeepError('UNAUTHENTICATED', details);
+    case grpc.status.PERMISSION_DENIED:
+      return new KeepError('PERMISSION_DENIED', details);
+    case grpc.status.NOT_FOUND:
+      return new KeepError('NOT_FOUND', details);
+    case grpc.status.ALREADY_EXISTS:
+      return new KeepError('ALREADY_EXISTS', details);
+    case grpc.status.INVALID_ARGUMENT:
+    case grpc.status.OUT_OF_RANGE:
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return new KeepError('INVALID_ARGUMENT', details);
+    case grpc.status.DATA_LOSS:
+      return new KeepError('CORRUPT', details);
+    case grpc.status.FAILED_PRECONDITION:
+      return new KeepError('INCOMPLETE', details);
+    case grpc.status.UNAVAILABLE:
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new KeepError('UNAVAILABLE', `cannot reach keepd at ${address}: ${details}`);
+    default:
+      return new KeepError('INTERNAL', details);
+  }
+}
+
+const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+
+/** uint64 fields from the agent's numbers (counts and sizes: non-negative integers). */
+const u64 = (n: number): bigint => BigInt(Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
+
+function snapshotToWire(s: NewSnapshot): WireSnapshot {
+  const st = s.stats ?? emptyStats();
+  return create(SnapshotSchema, {
+    id: '',
+    source: s.source,
+    host: s.host,
+    time: s.time,
+    parent: s.parent ?? '',
+    root: s.root,
+    tags: s.tags ?? [],
+    tier: s.tier ?? '',
+    stats: create(SnapshotStatsSchema, {
+      files: u64(st.files),
+      dirs: u64(st.dirs),
+      bytes: u64(st.bytes),
+      filesNew: u64(st.files_new),
+      filesChanged: u64(st.files_changed),
+      filesUnmodified: u64(st.files_unmodified),
+      bytesRead: u64(st.bytes_read),
+      bytesSent: u64(st.bytes_sent),
+      chunksNew: u64(st.chunks_new),
+      durationS: st.duration_s,
+    }),
+  });
+}
+
+function snapshotFromWire(w: WireSnapshot): Snapshot {
+  const st = w.stats;
+  const s: Snapshot = {
+    id: w.id,
+    source: w.source,
+    host: w.host,
+    time: w.time,
+    root: w.root,
+    tags: [...w.tags],
+    stats: st
+      ? {
+          files: Number(st.files),
+          dirs: Number(st.dirs),
+          bytes: Number(st.bytes),
+          files_new: Number(st.filesNew),
+          files_changed: Number(st.filesChanged),
+          files_unmodified: Number(st.filesUnmodified),
+          bytes_read: Number(st.bytesRead),
+          bytes_sent: Number(st.bytesSent),
+          chunks_new: Number(st.chunksNew),
+          duration_s: st.durationS,
+        }
+      : emptyStats(),
+  };
+  if (w.parent) s.parent = w.parent;
+  if (w.tier) s.tier = w.tier;
+  return s;
+}
+
+interface Deferred<T> {
+  resolve(v: T): void;
+  reject(e: Error): void;
+}
+
+/** One id asked for by getBlob, with everyone waiting for it. */
+interface BlobRequest {
+  id: Id;
+  hex: string;
+  waiters: Deferred<Buffer>[];
+}
+
+/** A repository served by keepd, reached over gRPC. */
+export class RemoteConnection implements RepoConnection {
+  readonly address: string;
+  readonly secure: boolean;
+  private readonly client: grpc.Client;
+  /** Kept in a private slot so inspecting or serializing the connection cannot show it. */
+  readonly #token: string | undefined;
+  private meta?: Promise<{ config: RepoConfig; keys: KeyFile[] }>;
+
+  // getBlob batching: ids not yet sent (insertion order), ids in a running call
+  private readonly blobQueue = new Map<string, BlobRequest>();
+  private readonly blobInFlight = new Map<string, BlobRequest>();
+  private readsRunning = 0;
+  private flushScheduled = false;
+  private closed = false;
+
+  constructor(
+    readonly location: string,
+    opts: RemoteOptions = {},
+  ) {
+    const loc = parseRemoteLocation(location);
+    this.address = loc.address;
+    this.secure = loc.secure;
+    if (opts.token !== undefined && !/^[\x21-\x7e]+$/.test(opts.token)) {
+      // grpc-js would reject it with an error that quotes the value: say so without it.
+      throw new KeepError('INVALID_ARGUMENT', 'the keepd token holds characters not allowed in a header (whitespace or non-ASCII)');
+    }
+    this.#token = opts.token;
+    let creds: grpc.ChannelCredentials;
+    if (loc.secure) {
+      let ca: Buffer | null = null;
+      if (opts.caFile) {
+        try {
+          ca = fs.readFileSync(opts.caFile);
+        } catch (e) {
+          throw new KeepError('INVALID_ARGUMENT', `cannot read CA certificate ${opts.caFile}: ${(e as Error).message}`);
+        }
+      }
+      creds = grpc.credentials.createSsl(ca);
+    } else {
+      creds = grpc.credentials.createInsecure();
+    }
+    const Client = grpc.makeGenericClientConstructor(DEF, 'RepositoryService');
+    this.client = new Client(loc.address, creds, CHANNEL_OPTIONS);
+  }
+
+  // ---- plumbing ------------------------------------------------------------
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.#token) md.set('authorization', `Bearer ${this.#token}`);
+    return md;
+  }
+
+  /** fromGrpcError with this server's address, plus a hint when no token was configured. */
+  mapError(e: unknown): KeepError {
+    const k = fromGrpcError(e, this.address);
+    if (k.code === 'UNAUTHENTICATED' && !this.#token && !(e instanceof KeepError)) {
+      return new KeepError('UNAUTHENTICATED', `${k.message} (no token given: set KEEP_TOKEN or KEEP_TOKEN_FILE)`);
+    }
+    return k;
+  }
+
+  private unary<Res>(method: Method, req: unknown, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {
+    if (this.closed) return Promise.reject(new KeepError('INVALID_ARGUMENT', 'the connection to keepd is closed'));
+    const d = DEF[method];
+    // Transport deadline only: the one place wall time enters this module.
+    const options: grpc.CallOptions = deadlineMs > 0 ? { deadline: Date.now() + deadlineMs } : {};
+    return new Promise<Res>((resolve, reject) => {
+      this.client.makeUnaryRequest<unknown, Res>(
+        d.path,
+        d.requestSerialize,
+        d.responseDeserialize as (b: Buffer) => Res,
+        req,
+        this.metadata(),
+        options,
+        (err, res) => (err || res === undefined ? reject(this.mapError(err ?? new Error(`${method}: empty response`))) : resolve(res)),
+      );
+    });
+  }
+
+  /** The upload stream of a session (no deadline). */
+  openUploadStream(): grpc.ClientDuplexStream<UploadRequest, UploadResponse> {
+    const d = DEF.upload;
+    return this.client.makeBidiStreamRequest<UploadRequest, UploadResponse>(
+      d.path,
+      d.requestSerialize,
+      d.responseDeserialize as (b: Buffer) => UploadResponse,
+      this.metadata(),
+      {},
+    );
+  }
+
+  /** Unary call for sessions. */
+  call<Res>(method: Method, req: unknown, deadlineMs?: number): Promise<Res> {
+    return this.unary<Res>(method, req, deadlineMs);
+  }
+
+  // ---- config and keys -----------------------------------------------------
+
+  private loadMeta(): Promise<{ config: RepoConfig; keys: KeyFile[] }> {
+    if (!this.meta) {
+      this.meta = this.unary<GetConfigResponse>('getConfig', create(GetConfigRequestSchema, { protocolVersion: PROTOCOL_VERSION })).then((r) => ({
+        config: parseRepoConfig(r.configJson, `the config of ${this.location}`),
+        keys: r.keyFilesJson.map((k) => parseKeyFile(k)),
+      }));
+      this.meta.catch(() => (this.meta = undefined));
+    }
+    return this.meta;
+  }
+
+  async config(): Promise<RepoConfig> {
+    return (await this.loadMeta()).config;
+  }
+
+  async keyFiles(): Promise<KeyFile[]> {
+    return (await this.loadMeta()).keys;
+  }
+
+  async addKeyFile(f: KeyFile): Promise<void> {
+    await this.unary<AddKeyResponse>('addKey', create(AddKeyRequestSchema, { keyFileJson: JSON.stringify(f, null, 2) + '\n' }));
+    this.meta = undefined;
+  }
+
+  async removeKeyFile(id: string): Promise<void> {
+    await this.unary<RemoveKeyResponse>('removeKey', create(RemoveKeyRequestSchema, { keyId: id }));
+    this.meta = undefined;
+  }
+
+  // ---- backup --------------------------------------------------------------
+
+  async beginBackup(opts: { source: string; host: string; parent?: string }): Promise<BackupSession> {
+    const r = await this.unary<OpenSessionResponse>(
+      'openSession',
+      create(OpenSessionRequestSchema, { source: opts.source, host: opts.host, parent: opts.parent ?? '' }),
+    );
+    if (!r.sessionId) throw new KeepError('INTERNAL', 'keepd opened a session without an id');
+    return new RemoteSession(this, r.sessionId);
+  }
+
+  // ---- restore: batched ReadBlobs --------------------------------------------
+
+  getBlob(id: Id): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new KeepError('INVALID_ARGUMENT', 'the connection to keepd is closed'));
+    const hex = toHex(id);
+    return new Promise<Buffer>((resolve, reject) => {
+      const req = this.blobQueue.get(hex) ?? this.blobInFlight.get(hex);
+      if (req) {
+        req.waiters.push({ resolve, reject });
+        return;
+      }
+      this.blobQueue.set(hex, { id, hex, waiters: [{ resolve, reject }] });
+      if (!this.flushScheduled) {
+        // Let the caller's other getBlob calls of this turn join the batch.
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.pumpReads();
+        });
+      }
+    });
+  }
+
+  private pumpReads(): void {
+    while (this.readsRunning < READ_STREAMS && this.blobQueue.size > 0) {
+      const idle = READ_STREAMS - this.readsRunning;
+      const per = Math.min(READ_BATCH, Math.max(READ_MIN_SPLIT, Math.ceil(this.blobQueue.size / idle)));
+      const batch: BlobRequest[] = [];
+      for (const [hex, req] of this.blobQueue) {
+        if (batch.length >= per) break;
+        this.blobQueue.delete(hex);
+        this.blobInFlight.set(hex, req);
+        batch.push(req);
+      }
+      this.readBatch(batch);
+    }
+  }
+
+  /** One ReadBlobs call; the server streams the blobs back in request order. */
+  private readBatch(batch: BlobRequest[]): void {
+    this.readsRunning++;
+    const left = new Map(batch.map((r) => [r.hex, r]));
+    const d = DEF.readBlobs;
+    let failure: KeepError | undefined;
+    let done = false;
+
+    const finish = () => {
+      if (done) return;
+      done = true;
+      this.readsRunning--;
+      const rest = [...left.values()];
+      for (const r of rest) this.blobInFlight.delete(r.hex);
+      if (failure?.code === 'NOT_FOUND' && rest.length) {
+        // The stream stopped at a blob the server lacks: fail that one, ask again for the rest.
+        const missing = rest.find((r) => failure!.message.includes(r.hex)) ?? rest[0];
+        for (const w of missing.waiters) w.reject(new KeepError('NOT_FOUND', `blob ${missing.hex} is not in the repository (${failure.message})`));
+        for (const r of rest) if (r !== missing) this.blobQueue.set(r.hex, r);
+      } else {
+        for (const r of rest) {
+          const e = failure ?? new KeepError('NOT_FOUND', `blob ${r.hex} is not in the repository`);
+          for (const w of r.waiters) w.reject(e);
+        }
+      }
+      this.pumpReads();
+    };
+
+    let call: grpc.ClientReadableStream<ReadBlobsResponse>;
+    try {
+      call = this.client.makeServerStreamRequest<ReadBlobsRequest, ReadBlobsResponse>(
+        d.path,
+        d.requestSerialize,
+        d.responseDeserialize as (b: Buffer) => ReadBlobsResponse,
+        create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id) }),
+        this.metadata(),
+        {},
+      );
+    } catch (e) {
+      failure = this.mapError(e);
+      finish();
+      return;
+    }
+    call.on('data', (r: ReadBlobsResponse) => {
+      const hex = toHex(r.id);
+      const req = left.get(hex);
+      if (!req) return; // not asked for in this call (or sent twice): ignore
+      left.delete(hex);
+      this.blobInFlight.delete(hex);
+      const data = asBuffer(r.data);
+      for (const w of req.waiters) w.resolve(data);
+    });
+    call.on('error', (e) => {
+      failure ??= this.mapError(e);
+    });
+    // 'end' follows the last message; 'status' is the fallback should 'end' not come.
+    call.on('end', finish);
+    call.on('status', () => setImmediate(finish));
+  }
+
+  // ---- listing and maintenance -----------------------------------------------
+
+  async snapshots(filter: { source?: string } = {}): Promise<Snapshot[]> {
+    const r = await this.unary<ListSnapshotsResponse>('listSnapshots', create(ListSnapshotsRequestSchema, { source: filter.source ?? '' }));
+    return r.snapshots.map(snapshotFromWire);
+  }
+
+  async check(opts: CheckOptions): Promise<CheckReport> {
+    // No deadline: reading every blob of a large repository takes as long as it takes.
+    const r = await this.unary<CheckResponse>(
+      'check',
+      create(CheckRequestSchema, { readData: !!opts.readData, readDataSubset: opts.readDataSubset ?? 0 }),
+      0,
+    );
+    try {
+      return JSON.parse(r.reportJson) as CheckReport;
+    } catch {
+      throw new KeepError('INTERNAL', 'keepd sent a check report that is not valid JSON');
+    }
+  }
+
+  async repoStats(): Promise<RepoStats> {
+    const r = await this.unary<StatsResponse>('stats', create(StatsRequestSchema, {}));
+    return { snapshots: Number(r.snapshots), blobs: Number(r.blobs), packs: Number(r.packs), stored_bytes: Number(r.storedBytes) };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const e = new KeepError('INVALID_ARGUMENT', 'the connection to keepd is closed');
+    for (const r of this.blobQueue.values()) for (const w of r.waiters) w.reject(e);
+    this.blobQueue.clear();
+    this.client.close();
+  }
+}
+
+/** Blobs of one put() still awaiting acknowledgement. */
+interface PutState extends Deferred<number> {
+  remaining: number;
+  newBytes: number;
+  settled: boolean;
+}
+
+/**
+ * A writer session on keepd. All blobs travel on one bidi Upload stream,
+ * opened on the first put(); the server acknowledges them in write order.
+ */
+class RemoteSession implements BackupSession {
+  private call?: grpc.ClientDuplexStream<UploadRequest, UploadResponse>;
+  /** Settles when the upload stream has ended: resolves on OK with every blob acknowledged. */
+  private finished: Promise<void> = Promise.resolve();
+  private streamDone = true;
+  /** Blobs written and not yet acknowledged, in write order. */
+  private acks: { hex: string; put: PutState }[] = [];
+  private drainWaiters: Deferred<void>[] = [];
+  /** Puts write one after another, so acks stay in the order of `acks`. */
+  private writing: Promise<void> = Promise.resolve();
+  private failure?: KeepError;
+  private closed = false;
+  private aborted = false;
+
+  constructor(
+    private readonly conn: RemoteConnection,
+    readonly sessionId: string,
+  ) {}
+
+  async missing(ids: Id[]): Promise<Id[]> {
+    if (ids.length === 0) return [];
+    const calls: Promise<OfferResponse>[] = [];
+    for (let i = 0; i < ids.length; i += OFFER_BATCH) {
+      calls.push(this.conn.call<OfferResponse>('offer', create(OfferRequestSchema, { sessionId: this.sessionId, ids: ids.slice(i, i + OFFER_BATCH) })));
+    }
+    const want = new Set<string>();
+    for (const r of await Promise.all(calls)) for (const m of r.missing) want.add(toHex(m));
+    // Answer with the caller's own buffers, in the caller's order.
+    return ids.filter((id) => want.has(toHex(id)));
+  }
+
+  put(blobs: { id: Id; bytes: Buffer }[]): Promise<number> {
+    if (this.closed) return Promise.reject(new KeepError('INVALID_ARGUMENT', 'the backup session is closed'));
+    if (this.failure) return Promise.reject(this.failure);
+    if (blobs.length === 0) return Promise.resolve(0);
+    return new Promise<number>((resolve, reject) => {
+      const put: PutState = { remaining: blobs.length, newBytes: 0, settled: false, resolve, reject };
+      const job = this.writing.then(async () => {
+        const call = this.stream();
+        for (const b of blobs) {
+          if (this.failure) throw this.failure;
+          const msg = create(UploadRequestSchema, { sessionId: this.sessionId, id: b.id, data: b.bytes, storageHash: storageHash(b.bytes) });
+          this.acks.push({ hex: toHex(b.id), put });
+          if (!call.write(msg)) await this.drain();
+        }
+      });
+      this.writing = job.catch(() => undefined);
+      job.catch((e: unknown) => this.settle(put, this.conn.mapError(e)));
+    });
+  }
+
+  async commit(s: NewSnapshot): Promise<Snapshot> {
+    if (this.closed) throw new KeepError('INVALID_ARGUMENT', 'the backup session is closed');
+    this.closed = true;
+    await this.writing;
+    if (this.failure) throw this.failure;
+    if (this.call) {
+      this.call.end();
+      await this.finished;
+    }
+    const r = await this.conn.call<CommitResponse>('commit', create(CommitRequestSchema, { sessionId: this.sessionId, snapshot: snapshotToWire(s) }), COMMIT_DEADLINE_MS);
+    if (!r.snapshot) throw new KeepError('INTERNAL', 'keepd committed without returning the snapshot');
+    return snapshotFromWire(r.snapshot);
+  }
+
+  async abort(): Promise<void> {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.closed = true;
+    if (this.call && !this.streamDone) {
+      // Let the server store what it already has (a rerun reuses it), but not forever.
+      const call = this.call;
+      let timer: NodeJS.Timeout | undefined;
+      const graceful = this.writing.then(() => {
+        call.end();
+        return this.finished;
+      });
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ABORT_GRACE_MS)));
+      await Promise.race([graceful.catch(() => undefined), timeout]);
+      clearTimeout(timer);
+      if (!this.streamDone) call.cancel();
+      this.fail(new KeepError('INVALID_ARGUMENT', 'the backup session was aborted'));
+    }
+    await this.conn.call<CloseSessionResponse>('closeSession', create(CloseSessionRequestSchema, { sessionId: this.sessionId })).catch(() => undefined);
+  }
+
+  // ---- the upload stream ---------------------------------------------------
+
+  private stream(): grpc.ClientDuplexStream<UploadRequest, UploadResponse> {
+    if (this.call) return this.call;
+    const call = this.conn.openUploadStream();
+    this.call = call;
+    this.streamDone = false;
+    this.finished = new Promise<void>((resolve, reject) => {
+      let error: KeepError | undefined;
+      const end = () => {
+        if (this.streamDone) return;
+        this.streamDone = true;
+        if (!error && this.acks.length) error = new KeepError('INTERNAL', `keepd ended the upload stream with ${this.acks.length} blobs unacknowledged`);
+        if (error) {
+          this.fail(error);
+          reject(error);
+        } else {
+          resolve();
+        }
+      };
+      call.on('data', (r: UploadResponse) => this.onAck(r));
+      call.on('error', (e) => {
+        error ??= this.conn.mapError(e);
+        this.fail(error);
+      });
+      call.on('drain', () => {
+        const ws = this.drainWaiters;
+        this.drainWaiters = [];
+        for (const w of ws) w.resolve();
+      });
+      // 'end' follows the last acknowledgement; 'status' is the fallback should 'end' not come.
+      call.on('end', end);
+      call.on('status', () => setImmediate(end));
+    });
+    this.finished.catch(() => undefined);
+    return call;
+  }
+
+  private drain(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+  }
+
+  private onAck(r: UploadResponse): void {
+    const hex = toHex(r.id);
+    // Acks come in write order; look further only if the server reorders.
+    const i = this.acks.length > 0 && this.acks[0].hex === hex ? 0 : this.acks.findIndex((a) => a.hex === hex);
+    if (i < 0) {
+      this.fail(new KeepError('INTERNAL', `keepd acknowledged blob ${hex}, which was not sent`));
+      this.call?.cancel();
+      return;
+    }
+    const [{ put }] = this.acks.splice(i, 1);
+    put.newBytes += Number(r.newBytes);
+    if (--put.remaining === 0) this.settle(put);
+  }
+
+  private settle(put: PutState, error?: KeepError): void {
+    if (put.settled) return;
+    put.settled = true;
+    if (error) put.reject(error);
+    else put.resolve(put.newBytes);
+  }
+
+  /** The stream broke: every put waiting on it fails with the same error. */
+  private fail(e: KeepError): void {
+    this.failure ??= e;
+    const acks = this.acks;
+    this.acks = [];
+    for (const a of acks) this.settle(a.put, this.failure);
+    const ws = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of ws) w.reject(this.failure);
+  }
+}

@@ -1,0 +1,94 @@
+import crypto from 'node:crypto';
+import { Clock, Database, KeepError, Repository, systemClock } from '@keep/core';
+
+export type Role = 'agent' | 'admin' | 'replica';
+
+/**
+ * Dedup scope of an agent token. 'source': "have it" only for chunks its own
+ * sources stored or were answered about (no existence oracle across tenants).
+ * 'repository': any stored chunk (for agents that trust each other).
+ */
+export type DedupScope = 'source' | 'repository';
+
+/** What the server stores of a token: never the token itself, only its SHA-256. */
+export interface TokenRecord {
+  id: string;
+  role: Role;
+  /** sources an agent token may back up and read; empty = any source */
+  sources: string[];
+  dedup: DedupScope;
+  created: number;
+  hash: string;
+  revoked?: boolean;
+}
+
+/** The authenticated caller of one request. `tokenId` is safe to log; the secret never is. */
+export interface Principal {
+  tokenId: string;
+  role: Role;
+  sources: string[];
+  dedup: DedupScope;
+}
+
+const PREFIX = 'keep';
+
+/** Tokens look like keep_<16 hex id>_<43 chars secret>; the id finds the record, the hash proves the secret. */
+export class TokenStore {
+  private readonly db: Database<TokenRecord, string>;
+
+  constructor(
+    repo: Repository,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.db = repo.database<TokenRecord>('tokens');
+  }
+
+  async create(role: Role, opts: { sources?: string[]; dedup?: DedupScope } = {}): Promise<{ token: string; record: TokenRecord }> {
+    if (!['agent', 'admin', 'replica'].includes(role)) throw new KeepError('INVALID_ARGUMENT', `--role must be agent, admin or replica, not ${role}`);
+    const id = crypto.randomBytes(8).toString('hex');
+    const token = `${PREFIX}_${id}_${crypto.randomBytes(32).toString('base64url')}`;
+    const record: TokenRecord = {
+      id,
+      role,
+      sources: opts.sources ?? [],
+      dedup: opts.dedup ?? 'source',
+      created: this.clock.now(),
+      hash: crypto.createHash('sha256').update(token).digest('hex'),
+    };
+    await this.db.put(id, record);
+    return { token, record };
+  }
+
+  list(): TokenRecord[] {
+    return [...this.db.getRange()].map(({ value }) => value);
+  }
+
+  async revoke(id: string): Promise<void> {
+    const r = this.db.get(id);
+    if (!r) throw new KeepError('NOT_FOUND', `no token ${id}`);
+    await this.db.put(id, { ...r, revoked: true });
+  }
+
+  /** The principal for a presented token, or UNAUTHENTICATED. */
+  authenticate(token: string | undefined): Principal {
+    if (!token) throw new KeepError('UNAUTHENTICATED', 'no token: send "authorization: Bearer <token>" (KEEP_TOKEN)');
+    const m = /^keep_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$/.exec(token);
+    const r = m ? this.db.get(m[1]) : undefined;
+    const presented = crypto.createHash('sha256').update(token).digest();
+    if (!r || r.revoked || !crypto.timingSafeEqual(presented, Buffer.from(r.hash, 'hex'))) {
+      throw new KeepError('UNAUTHENTICATED', 'unknown or revoked token');
+    }
+    return { tokenId: r.id, role: r.role, sources: r.sources, dedup: r.dedup };
+  }
+}
+
+/** PERMISSION_DENIED unless the principal has one of `roles`. */
+export function requireRole(p: Principal, ...roles: Role[]): void {
+  if (!roles.includes(p.role)) throw new KeepError('PERMISSION_DENIED', `a ${p.role} token may not do this`);
+}
+
+/** May this principal back up or read `source`? Admins and replicas read every source; agents only theirs. */
+export function canUseSource(p: Principal, source: string): boolean {
+  if (p.role !== 'agent') return true;
+  return p.sources.length === 0 || p.sources.includes(source);
+}

@@ -1,0 +1,58 @@
+import http from 'node:http';
+
+type Labels = Record<string, string>;
+
+/** Prometheus text exposition of a few counters and gauges; no dependency needed for this much. */
+export class Metrics {
+  private readonly counters = new Map<string, { help: string; values: Map<string, number> }>();
+  private readonly gauges = new Map<string, { help: string; read: () => number }>();
+
+  counter(name: string, help: string): (labels?: Labels, by?: number) => void {
+    const c = { help, values: new Map<string, number>() };
+    this.counters.set(name, c);
+    return (labels = {}, by = 1) => {
+      const key = Object.entries(labels)
+        .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
+        .join(',');
+      c.values.set(key, (c.values.get(key) ?? 0) + by);
+    };
+  }
+
+  gauge(name: string, help: string, read: () => number): void {
+    this.gauges.set(name, { help, read });
+  }
+
+  render(): string {
+    const lines: string[] = [];
+    for (const [name, c] of this.counters) {
+      lines.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} counter`);
+      for (const [k, v] of c.values) lines.push(`${name}${k ? `{${k}}` : ''} ${v}`);
+    }
+    for (const [name, g] of this.gauges) lines.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${g.read()}`);
+    return lines.join('\n') + '\n';
+  }
+
+  /** Serve GET /metrics on host:port (loopback unless told otherwise). */
+  listen(host: string, port: number): Promise<http.Server> {
+    const server = http.createServer((req, res) => {
+      if (req.url !== '/metrics') return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.render());
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve(server));
+    });
+  }
+}
+
+/** The server's instruments, named once. */
+export function serverMetrics(m: Metrics) {
+  return {
+    rpc: m.counter('keep_rpc_requests_total', 'RPCs handled, by method and status code'),
+    blobsStored: m.counter('keep_blobs_stored_total', 'Blobs written to packs'),
+    bytesStored: m.counter('keep_bytes_stored_total', 'Stored bytes written to packs'),
+    blobsDeduped: m.counter('keep_blobs_deduplicated_total', 'Uploaded blobs the repository already held'),
+    bytesServed: m.counter('keep_bytes_served_total', 'Stored bytes sent to readers'),
+    commits: m.counter('keep_snapshots_committed_total', 'Snapshots committed, by source'),
+  };
+}

@@ -1,0 +1,292 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
+import {
+  AddKeyResponseSchema,
+  CheckResponseSchema,
+  CloseSessionResponseSchema,
+  CommitResponseSchema,
+  GetConfigResponseSchema,
+  isMalformed,
+  ListSnapshotsResponseSchema,
+  OfferResponseSchema,
+  OpenSessionResponseSchema,
+  PROTOCOL_VERSION,
+  ReadBlobsResponseSchema,
+  RemoveKeyResponseSchema,
+  Snapshot,
+  SnapshotSchema,
+  StatsResponseSchema,
+  UploadResponseSchema,
+} from '@keep/proto';
+import { canUseSource, Principal, requireRole, TokenStore } from '../auth/tokens.js';
+import { DedupScopeIndex } from '../dedup-scope.js';
+import type { Logger } from '../log.js';
+import { serverMetrics } from '../metrics.js';
+import { SessionManager } from '../sessions.js';
+import { toStatus } from './status.js';
+
+/** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
+export const MAX_IDS_PER_REQUEST = 4096;
+
+export interface ServiceDeps {
+  repo: Repository;
+  tokens: TokenStore;
+  sessions: SessionManager;
+  scope: DedupScopeIndex;
+  clock: Clock;
+  log: Logger;
+  metrics: ReturnType<typeof serverMetrics>;
+}
+
+function bearer(md: Metadata): string | undefined {
+  const v = md.get('authorization')[0];
+  return typeof v === 'string' && v.startsWith('Bearer ') ? v.slice(7).trim() : undefined;
+}
+
+function checkIds(ids: Uint8Array[]): Id[] {
+  if (ids.length > MAX_IDS_PER_REQUEST) throw new KeepError('INVALID_ARGUMENT', `at most ${MAX_IDS_PER_REQUEST} ids per request, got ${ids.length}`);
+  return ids.map((id) => {
+    if (id.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', `ids are ${ID_SIZE} bytes, got ${id.length}`);
+    return Buffer.from(id);
+  });
+}
+
+export function toProtoSnapshot(s: CoreSnapshot): Snapshot {
+  const st = s.stats;
+  return create(SnapshotSchema, {
+    id: s.id,
+    source: s.source,
+    host: s.host,
+    time: s.time,
+    parent: s.parent ?? '',
+    root: s.root,
+    tags: s.tags,
+    tier: s.tier ?? '',
+    stats: {
+      files: BigInt(st.files),
+      dirs: BigInt(st.dirs),
+      bytes: BigInt(st.bytes),
+      filesNew: BigInt(st.files_new),
+      filesChanged: BigInt(st.files_changed),
+      filesUnmodified: BigInt(st.files_unmodified),
+      bytesRead: BigInt(st.bytes_read),
+      bytesSent: BigInt(st.bytes_sent),
+      chunksNew: BigInt(st.chunks_new),
+      durationS: st.duration_s,
+    },
+  });
+}
+
+function fromProtoSnapshot(s: Snapshot | undefined): Omit<CoreSnapshot, 'id'> {
+  if (!s) throw new KeepError('INVALID_ARGUMENT', 'commit needs a snapshot');
+  if (!/^[0-9a-f]{64}$/.test(s.root)) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
+  if (Number.isNaN(Date.parse(s.time))) throw new KeepError('INVALID_ARGUMENT', `snapshot time ${s.time} is not RFC 3339`);
+  const st = s.stats;
+  const n = (v: bigint | undefined) => Number(v ?? 0n);
+  return {
+    source: s.source,
+    host: s.host,
+    time: new Date(Date.parse(s.time)).toISOString(),
+    ...(s.parent ? { parent: s.parent } : {}),
+    root: s.root,
+    tags: s.tags,
+    ...(s.tier ? { tier: s.tier } : {}),
+    stats: {
+      files: n(st?.files),
+      dirs: n(st?.dirs),
+      bytes: n(st?.bytes),
+      files_new: n(st?.filesNew),
+      files_changed: n(st?.filesChanged),
+      files_unmodified: n(st?.filesUnmodified),
+      bytes_read: n(st?.bytesRead),
+      bytes_sent: n(st?.bytesSent),
+      chunks_new: n(st?.chunksNew),
+      duration_s: st?.durationS ?? 0,
+    },
+  };
+}
+
+/** The RepositoryService handlers: authenticate, authorize, call the engine, map errors to statuses. */
+export function repositoryService(d: ServiceDeps): UntypedServiceImplementation {
+  const done = (method: string, p: Principal | undefined, started: number, code: Status, details?: string) => {
+    d.metrics.rpc({ method, code: Status[code] });
+    const entry = { method, principal: p?.tokenId, role: p?.role, code: Status[code], ms: Math.round(performance.now() - started) };
+    if (code === Status.OK) d.log.debug(entry, 'rpc');
+    else d.log.info({ ...entry, details }, 'rpc failed');
+  };
+
+  function unary<Req, Res>(method: string, fn: (req: Req, p: Principal) => Promise<Res> | Res) {
+    return async (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
+      const started = performance.now();
+      let p: Principal | undefined;
+      try {
+        p = d.tokens.authenticate(bearer(call.metadata));
+        if (isMalformed(call.request)) throw new KeepError('INVALID_ARGUMENT', call.request.$malformed);
+        const res = await fn(call.request, p);
+        done(method, p, started, Status.OK);
+        cb(null, res);
+      } catch (e) {
+        const s = toStatus(e);
+        done(method, p, started, s.code, s.details);
+        cb(s);
+      }
+    };
+  }
+
+  const session = (id: string, p: Principal) => d.sessions.get(id, p);
+
+  return {
+    getConfig: unary('GetConfig', (req: { protocolVersion: number }) => {
+      if (req.protocolVersion > PROTOCOL_VERSION) {
+        throw new KeepError('INVALID_ARGUMENT', `client speaks protocol ${req.protocolVersion}, this keepd speaks ${PROTOCOL_VERSION}: upgrade keepd`);
+      }
+      return create(GetConfigResponseSchema, {
+        protocolVersion: PROTOCOL_VERSION,
+        configJson: fs.readFileSync(path.join(d.repo.dir, 'config.json'), 'utf8'),
+        keyFilesJson: d.repo.keyFiles().map((f) => JSON.stringify(f)),
+      });
+    }),
+
+    addKey: unary('AddKey', (req: { keyFileJson: string }, p) => {
+      requireRole(p, 'agent', 'admin');
+      let f;
+      try {
+        f = parseKeyFile(req.keyFileJson);
+      } catch {
+        throw new KeepError('INVALID_ARGUMENT', 'not a key file');
+      }
+      // Append-only: a key file is never overwritten.
+      if (d.repo.keyFiles().some((k) => k.id === f.id)) throw new KeepError('ALREADY_EXISTS', `key ${f.id} exists`);
+      d.repo.addKeyFile(f);
+      return create(AddKeyResponseSchema, {});
+    }),
+
+    removeKey: unary('RemoveKey', (req: { keyId: string }, p) => {
+      requireRole(p, 'admin');
+      d.repo.removeKeyFile(req.keyId);
+      return create(RemoveKeyResponseSchema, {});
+    }),
+
+    openSession: unary('OpenSession', async (req: { source: string; host: string; parent: string }, p) => {
+      requireRole(p, 'agent', 'admin');
+      if (!canUseSource(p, req.source)) throw new KeepError('PERMISSION_DENIED', `this token may not back up source ${req.source}`);
+      const s = await d.sessions.start(p, req.source, req.host, req.parent);
+      d.log.info({ session: s.id, source: s.source, host: s.host, principal: p.tokenId }, 'session opened');
+      return create(OpenSessionResponseSchema, { sessionId: s.id, leaseExpiresMs: BigInt(s.leaseUntil) });
+    }),
+
+    offer: unary('Offer', async (req: { sessionId: string; ids: Uint8Array[] }, p) => {
+      const s = session(req.sessionId, p);
+      const missing = await d.sessions.offer(s, checkIds(req.ids));
+      return create(OfferResponseSchema, { missing });
+    }),
+
+    upload: (call: ServerDuplexStream<{ sessionId: string; id: Uint8Array; data: Uint8Array; storageHash: Uint8Array }, unknown>) => {
+      const started = performance.now();
+      let p: Principal | undefined;
+      let failed = false;
+      let chain: Promise<void> = Promise.resolve();
+      const fail = (e: unknown) => {
+        if (failed) return;
+        failed = true;
+        const s = toStatus(e);
+        done('Upload', p, started, s.code, s.details);
+        call.emit('error', s);
+      };
+      try {
+        p = d.tokens.authenticate(bearer(call.metadata));
+        requireRole(p, 'agent', 'admin');
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      call.on('data', (req) => {
+        chain = chain.then(async () => {
+          if (failed) return;
+          try {
+            if (isMalformed(req)) throw new KeepError('INVALID_ARGUMENT', req.$malformed);
+            const s = session(req.sessionId, p!);
+            if (req.id.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob id must be ${ID_SIZE} bytes`);
+            if (req.data.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob over ${MAX_BLOB_SIZE} bytes`);
+            if (req.storageHash.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', 'upload needs the blob storage hash');
+            const data = Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength);
+            const r = await d.sessions.upload(s, Buffer.from(req.id), data, Buffer.from(req.storageHash));
+            if (r.stored) d.metrics.blobsStored(), d.metrics.bytesStored({}, r.newBytes);
+            else d.metrics.blobsDeduped();
+            if (!call.write(create(UploadResponseSchema, { id: req.id, stored: r.stored, newBytes: BigInt(r.newBytes) }))) {
+              await new Promise((resolve) => call.once('drain', resolve));
+            }
+          } catch (e) {
+            fail(e);
+          }
+        });
+      });
+      call.on('end', () => {
+        void chain.then(() => {
+          if (failed) return;
+          done('Upload', p, started, Status.OK);
+          call.end();
+        });
+      });
+      call.on('error', () => undefined);
+    },
+
+    commit: unary('Commit', async (req: { sessionId: string; snapshot?: Snapshot }, p) => {
+      const s = session(req.sessionId, p);
+      const snap = await d.sessions.commit(s, fromProtoSnapshot(req.snapshot));
+      d.metrics.commits({ source: snap.source });
+      d.log.info({ snapshot: snap.id, source: snap.source, host: snap.host, principal: p.tokenId }, 'snapshot committed');
+      return create(CommitResponseSchema, { snapshot: toProtoSnapshot(snap) });
+    }),
+
+    closeSession: unary('CloseSession', async (req: { sessionId: string }, p) => {
+      await d.sessions.close(session(req.sessionId, p));
+      return create(CloseSessionResponseSchema, {});
+    }),
+
+    listSnapshots: unary('ListSnapshots', (req: { source: string }, p) => {
+      if (req.source && !canUseSource(p, req.source)) throw new KeepError('PERMISSION_DENIED', `this token may not read source ${req.source}`);
+      const list = d.repo.snapshots(req.source ? { source: req.source } : {}).filter((s) => canUseSource(p, s.source));
+      return create(ListSnapshotsResponseSchema, { snapshots: list.map(toProtoSnapshot) });
+    }),
+
+    readBlobs: async (call: ServerWritableStream<{ ids: Uint8Array[] }, unknown>) => {
+      const started = performance.now();
+      let p: Principal | undefined;
+      try {
+        p = d.tokens.authenticate(bearer(call.metadata));
+        if (isMalformed(call.request)) throw new KeepError('INVALID_ARGUMENT', call.request.$malformed);
+        const ids = checkIds(call.request.ids);
+        // Scoped agents read back only what their own sources stored.
+        if (p.role === 'agent' && p.sources.length > 0) {
+          for (const id of ids) if (!d.scope.ownedByAny(p.sources, id)) throw new KeepError('PERMISSION_DENIED', `blob ${toHex(id)} does not belong to this token's sources`);
+        }
+        for (const id of ids) {
+          const data = await d.repo.readBlob(id);
+          d.metrics.bytesServed({}, data.length);
+          if (!call.write(create(ReadBlobsResponseSchema, { id, data }))) await new Promise((resolve) => call.once('drain', resolve));
+        }
+        done('ReadBlobs', p, started, Status.OK);
+        call.end();
+      } catch (e) {
+        const s = toStatus(e);
+        done('ReadBlobs', p, started, s.code, s.details);
+        call.emit('error', s);
+      }
+    },
+
+    check: unary('Check', async (req: { readData: boolean; readDataSubset: number }, p) => {
+      requireRole(p, 'admin');
+      const report = await d.repo.check({ readData: req.readData, readDataSubset: req.readDataSubset || undefined });
+      return create(CheckResponseSchema, { reportJson: JSON.stringify(report) });
+    }),
+
+    stats: unary('Stats', (_req: unknown, p) => {
+      const snapshots = d.repo.snapshots().filter((s) => canUseSource(p, s.source)).length;
+      return create(StatsResponseSchema, { snapshots: BigInt(snapshots), blobs: BigInt(d.repo.blobCount()), packs: BigInt(d.repo.packCount()), storedBytes: BigInt(d.repo.storedBytes()) });
+    }),
+  };
+}

@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import type http from 'node:http';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, systemClock } from '@keep/core';
+import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
+import { TokenStore } from './auth/tokens.js';
+import { DedupScopeIndex } from './dedup-scope.js';
+import { createLogger, Logger } from './log.js';
+import { Metrics, serverMetrics } from './metrics.js';
+import { repositoryService } from './rpc/service.js';
+import { SessionManager } from './sessions.js';
+
+/** Largest message either way: a max-size blob plus framing, with room for big tree nodes. */
+export const MAX_MESSAGE_BYTES = 160 * 1024 * 1024;
+
+export interface ServeOptions {
+  data: string;
+  /** HOST:PORT; port 0 picks a free one */
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** HOST:PORT for Prometheus /metrics */
+  metrics?: string;
+  clock?: Clock;
+  log?: Logger;
+}
+
+export interface RunningServer {
+  port: number;
+  metricsPort?: number;
+  /** stop accepting calls, let in-flight ones finish (bounded), flush sessions, close the index */
+  shutdown(): Promise<void>;
+}
+
+export function splitHostPort(s: string, what: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(s);
+  if (!m) throw new KeepError('INVALID_ARGUMENT', `${what} takes HOST:PORT, not ${s}`);
+  return { host: m[1], port: Number(m[2]) };
+}
+
+export async function serve(o: ServeOptions): Promise<RunningServer> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log ?? createLogger();
+  const { host, port } = splitHostPort(o.listen, '--listen');
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
+
+  const repo = await Repository.open(o.data, { clock });
+  const scope = new DedupScopeIndex(repo);
+  const sessions = new SessionManager(repo, scope, clock);
+  await sessions.forgetStale();
+  const tokens = new TokenStore(repo, clock);
+  const m = new Metrics();
+  const metrics = serverMetrics(m);
+  m.gauge('keep_sessions_open', 'Writer sessions open', () => sessions.count);
+  m.gauge('keep_snapshots', 'Snapshots in the repository', () => repo.snapshots().length);
+  m.gauge('keep_blobs', 'Blobs in the index', () => repo.blobCount());
+
+  const server = new Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  server.addService(grpcServiceDefinition(RepositoryService), repositoryService({ repo, tokens, sessions, scope, clock, log, metrics }));
+  const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, creds, (err, p) => (err ? reject(new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`)) : resolve(p))),
+  );
+
+  let metricsServer: http.Server | undefined;
+  let metricsPort: number | undefined;
+  if (o.metrics) {
+    const mh = splitHostPort(o.metrics, '--metrics');
+    metricsServer = await m.listen(mh.host, mh.port);
+    metricsPort = (metricsServer.address() as { port: number }).port;
+  }
+  const sweeper = setInterval(() => void sessions.sweep().catch((e) => log.error({ err: e }, 'session sweep failed')), SESSION_SWEEP_INTERVAL_MS);
+  sweeper.unref();
+  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data }, 'listening');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    port: bound,
+    metricsPort,
+    shutdown() {
+      stopping ??= (async () => {
+        clearInterval(sweeper);
+        log.info({}, 'draining');
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, SHUTDOWN_DRAIN_MS);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+        });
+        await sessions.closeAll();
+        metricsServer?.close();
+        await repo.close();
+        log.info({}, 'stopped');
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,176 @@
+import crypto from 'node:crypto';
+import { BlobWriter, Clock, Database, Id, KeepError, NewSnapshot, Repository, SESSION_LEASE_MS, Snapshot, toHex } from '@keep/core';
+import type { Principal } from './auth/tokens.js';
+import { DedupScopeIndex } from './dedup-scope.js';
+
+/** What LMDB keeps of an open session, for GC's cutoff (oldest open session) and for status. */
+export interface SessionRecord {
+  source: string;
+  host: string;
+  parent?: string;
+  tokenId: string;
+  started: number;
+  leaseUntil: number;
+}
+
+export interface Session extends SessionRecord {
+  id: string;
+  principal: Principal;
+  writer: BlobWriter;
+  /** uploads of one session are applied in order */
+  chain: Promise<unknown>;
+  /** ids uploaded in this session whose ownership is not yet recorded */
+  unrecorded: Id[];
+  /** every id uploaded in this session (answers "have it" before ownership is written) */
+  uploaded: Set<string>;
+}
+
+/** Ownership is written in batches of this many ids. */
+const OWNERSHIP_BATCH = 512;
+
+/**
+ * Writer sessions with leases. A session owns one BlobWriter (one open pack);
+ * every call renews its lease; a session whose lease ends is flushed (what it
+ * stored stays for its rerun) and dropped.
+ */
+export class SessionManager {
+  private readonly open = new Map<string, Session>();
+  private readonly db: Database<SessionRecord, string>;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly scope: DedupScopeIndex,
+    private readonly clock: Clock,
+  ) {
+    this.db = repo.database<SessionRecord>('sessions');
+  }
+
+  get count(): number {
+    return this.open.size;
+  }
+
+  /** Sessions a previous keepd left in LMDB (it crashed): their leases still count for GC until they end. */
+  async forgetStale(): Promise<void> {
+    const now = this.clock.now();
+    await this.repo.transaction(() => {
+      for (const { key, value } of this.db.getRange()) if (value.leaseUntil < now && !this.open.has(key)) this.db.remove(key);
+    });
+  }
+
+  async start(p: Principal, source: string, host: string, parent?: string): Promise<Session> {
+    if (!source) throw new KeepError('INVALID_ARGUMENT', 'a session needs a source name');
+    const now = this.clock.now();
+    const s: Session = {
+      id: crypto.randomBytes(16).toString('hex'),
+      source,
+      host,
+      parent: parent || undefined,
+      tokenId: p.tokenId,
+      started: now,
+      leaseUntil: now + SESSION_LEASE_MS,
+      principal: p,
+      writer: this.repo.openWriter(),
+      chain: Promise.resolve(),
+      unrecorded: [],
+      uploaded: new Set(),
+    };
+    await this.db.put(s.id, this.record(s));
+    this.open.set(s.id, s);
+    return s;
+  }
+
+  private record(s: Session): SessionRecord {
+    return { source: s.source, host: s.host, parent: s.parent, tokenId: s.tokenId, started: s.started, leaseUntil: s.leaseUntil };
+  }
+
+  /** The caller's open session; renews its lease. */
+  get(id: string, p: Principal): Session {
+    const s = this.open.get(id);
+    if (!s || s.tokenId !== p.tokenId) throw new KeepError('NOT_FOUND', `no open session ${id} (its lease may have ended; rerun the backup)`);
+    s.leaseUntil = this.clock.now() + SESSION_LEASE_MS;
+    return s;
+  }
+
+  /** Dedup negotiation: the ids this session must send. */
+  async offer(s: Session, ids: Id[]): Promise<Id[]> {
+    const scoped = s.principal.role === 'agent' && s.principal.dedup === 'source';
+    const have: Id[] = [];
+    const missing: Id[] = [];
+    for (const id of ids) {
+      const stored = this.repo.has(id);
+      const visible = stored && (!scoped || s.uploaded.has(toHex(id)) || this.scope.owns(s.source, id));
+      (visible ? have : missing).push(id);
+    }
+    // "have it" renews the blob's lastSeen: GC must keep it until this session ends.
+    if (have.length) await this.repo.touch(have);
+    return missing;
+  }
+
+  /** Verify and store one blob; uploads of a session run strictly in order. */
+  upload(s: Session, id: Id, data: Buffer, hash: Buffer): Promise<{ stored: boolean; newBytes: number }> {
+    const run = s.chain.then(async () => {
+      const stored = await s.writer.add(id, data, hash);
+      const hex = toHex(id);
+      if (!s.uploaded.has(hex)) {
+        s.uploaded.add(hex);
+        s.unrecorded.push(id);
+        if (s.unrecorded.length >= OWNERSHIP_BATCH) await this.recordOwnership(s);
+      }
+      return { stored, newBytes: stored ? data.length : 0 };
+    });
+    s.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async recordOwnership(s: Session): Promise<void> {
+    const ids = s.unrecorded;
+    s.unrecorded = [];
+    await this.scope.record(s.source, ids);
+  }
+
+  async commit(s: Session, snap: NewSnapshot): Promise<Snapshot> {
+    if (snap.source !== s.source) throw new KeepError('PERMISSION_DENIED', `session is for source ${s.source}, not ${snap.source}`);
+    await s.chain;
+    await s.writer.flush();
+    await this.recordOwnership(s);
+    const committed = await this.repo.commitSnapshot({ ...snap, host: s.host });
+    await this.end(s);
+    return committed;
+  }
+
+  /** End a session without a snapshot: what it stored is kept (durable) for a rerun. */
+  async close(s: Session): Promise<void> {
+    await s.chain.catch(() => undefined);
+    await s.writer.flush();
+    await this.recordOwnership(s);
+    await this.end(s);
+  }
+
+  private async end(s: Session): Promise<void> {
+    this.open.delete(s.id);
+    await this.db.remove(s.id);
+  }
+
+  /** Close sessions whose lease ended. */
+  async sweep(): Promise<number> {
+    const now = this.clock.now();
+    const expired = [...this.open.values()].filter((s) => s.leaseUntil < now);
+    for (const s of expired) await this.close(s).catch(() => undefined);
+    if (expired.length === 0) {
+      // Keep persisted leases current so GC sees live sessions after a restart.
+      await this.repo.transaction(() => {
+        for (const s of this.open.values()) this.db.put(s.id, this.record(s));
+      });
+    }
+    return expired.length;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const s of [...this.open.values()]) await this.close(s).catch(() => undefined);
+  }
+
+  /** Open sessions (live and persisted), oldest first: GC's cutoff reads this. */
+  sessions(): (SessionRecord & { id: string })[] {
+    return [...this.db.getRange()].map(({ key, value }) => ({ id: key, ...value })).sort((a, b) => a.started - b.started);
+  }
+}
