@@ -47,7 +47,6 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const repo = await Repository.open(o.data, { clock });
   const scope = new DedupScopeIndex(repo);
   const sessions = new SessionManager(repo, scope, clock);
-  await sessions.forgetStale();
   const tokens = new TokenStore(repo, clock);
   const m = new Metrics();
   const metrics = serverMetrics(m);

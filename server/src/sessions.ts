@@ -1,20 +1,11 @@
 import crypto from 'node:crypto';
-import { BlobWriter, Clock, Database, Id, KeepError, NewSnapshot, Repository, SESSION_LEASE_MS, Snapshot, toHex } from '@keep/core';
+import { BlobWriter, Clock, Id, KeepError, NewSnapshot, Repository, SESSION_LEASE_MS, SessionRecord, Snapshot, toHex } from '@keep/core';
 import type { Principal } from './auth/tokens.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 
-/** What LMDB keeps of an open session, for GC's cutoff (oldest open session) and for status. */
-export interface SessionRecord {
-  source: string;
-  host: string;
-  parent?: string;
-  tokenId: string;
-  started: number;
-  leaseUntil: number;
-}
-
 export interface Session extends SessionRecord {
   id: string;
+  tokenId: string;
   principal: Principal;
   writer: BlobWriter;
   /** uploads of one session are applied in order */
@@ -35,26 +26,15 @@ const OWNERSHIP_BATCH = 512;
  */
 export class SessionManager {
   private readonly open = new Map<string, Session>();
-  private readonly db: Database<SessionRecord, string>;
 
   constructor(
     private readonly repo: Repository,
     private readonly scope: DedupScopeIndex,
     private readonly clock: Clock,
-  ) {
-    this.db = repo.database<SessionRecord>('sessions');
-  }
+  ) {}
 
   get count(): number {
     return this.open.size;
-  }
-
-  /** Sessions a previous keepd left in LMDB (it crashed): their leases still count for GC until they end. */
-  async forgetStale(): Promise<void> {
-    const now = this.clock.now();
-    await this.repo.transaction(() => {
-      for (const { key, value } of this.db.getRange()) if (value.leaseUntil < now && !this.open.has(key)) this.db.remove(key);
-    });
   }
 
   async start(p: Principal, source: string, host: string, parent?: string): Promise<Session> {
@@ -74,7 +54,7 @@ export class SessionManager {
       unrecorded: [],
       uploaded: new Set(),
     };
-    await this.db.put(s.id, this.record(s));
+    await this.repo.registerSession(s.id, this.record(s));
     this.open.set(s.id, s);
     return s;
   }
@@ -103,19 +83,25 @@ export class SessionManager {
     }
     // "have it" renews the blob's lastSeen: GC must keep it until this session ends.
     if (have.length) await this.repo.touch(have);
+    // An unscoped session told "have it" references those blobs from its snapshot: its source owns them
+    // (reads them back on restore). Scoped sessions are told "have it" only for what they own already.
+    if (!scoped) for (const id of have) this.own(s, id);
     return missing;
+  }
+
+  private own(s: Session, id: Id): void {
+    const hex = toHex(id);
+    if (s.uploaded.has(hex)) return;
+    s.uploaded.add(hex);
+    s.unrecorded.push(id);
   }
 
   /** Verify and store one blob; uploads of a session run strictly in order. */
   upload(s: Session, id: Id, data: Buffer, hash: Buffer): Promise<{ stored: boolean; newBytes: number }> {
     const run = s.chain.then(async () => {
       const stored = await s.writer.add(id, data, hash);
-      const hex = toHex(id);
-      if (!s.uploaded.has(hex)) {
-        s.uploaded.add(hex);
-        s.unrecorded.push(id);
-        if (s.unrecorded.length >= OWNERSHIP_BATCH) await this.recordOwnership(s);
-      }
+      this.own(s, id);
+      if (s.unrecorded.length >= OWNERSHIP_BATCH) await this.recordOwnership(s);
       return { stored, newBytes: stored ? data.length : 0 };
     });
     s.chain = run.catch(() => undefined);
@@ -138,6 +124,21 @@ export class SessionManager {
     return committed;
   }
 
+  /**
+   * The stream that carried this session's uploads broke (the agent died or
+   * lost keepd): make what arrived durable and owned by its source now, so a
+   * rerun is answered "have it" for it instead of sending it again while this
+   * session waits for its lease to end. The session itself stays open.
+   */
+  settle(s: Session): Promise<void> {
+    const run = s.chain.then(async () => {
+      await s.writer.flush();
+      await this.recordOwnership(s);
+    });
+    s.chain = run.catch(() => undefined);
+    return run;
+  }
+
   /** End a session without a snapshot: what it stored is kept (durable) for a rerun. */
   async close(s: Session): Promise<void> {
     await s.chain.catch(() => undefined);
@@ -148,7 +149,7 @@ export class SessionManager {
 
   private async end(s: Session): Promise<void> {
     this.open.delete(s.id);
-    await this.db.remove(s.id);
+    await this.repo.endSession(s.id);
   }
 
   /** Close sessions whose lease ended. */
@@ -156,21 +157,12 @@ export class SessionManager {
     const now = this.clock.now();
     const expired = [...this.open.values()].filter((s) => s.leaseUntil < now);
     for (const s of expired) await this.close(s).catch(() => undefined);
-    if (expired.length === 0) {
-      // Keep persisted leases current so GC sees live sessions after a restart.
-      await this.repo.transaction(() => {
-        for (const s of this.open.values()) this.db.put(s.id, this.record(s));
-      });
-    }
+    // Keep recorded leases current: GC (maybe another process) reads them.
+    for (const s of this.open.values()) await this.repo.renewSession(s.id, s.leaseUntil);
     return expired.length;
   }
 
   async closeAll(): Promise<void> {
     for (const s of [...this.open.values()]) await this.close(s).catch(() => undefined);
-  }
-
-  /** Open sessions (live and persisted), oldest first: GC's cutoff reads this. */
-  sessions(): (SessionRecord & { id: string })[] {
-    return [...this.db.getRange()].map(({ key, value }) => ({ id: key, ...value })).sort((a, b) => a.started - b.started);
   }
 }

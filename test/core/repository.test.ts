@@ -307,8 +307,8 @@ describe('Repository', () => {
       expect(r().getSnapshot(snap.id)).toEqual(snap);
       expect(JSON.parse(fs.readFileSync(path.join(t.dir, 'snapshots', `${snap.id}.json`), 'utf8'))).toEqual(snap);
       // Both trees are now known complete, so the next commit does not walk them.
-      expect(r().lookup(root.id)!.complete).toBe(true);
-      expect(r().lookup(sub.id)!.complete).toBe(true);
+      expect(r().isComplete(root.id)).toBe(true);
+      expect(r().isComplete(sub.id)).toBe(true);
       expect(await r().closure(root.id)).toEqual({ missing: [], trees: [] });
       const check = await r().check({ readData: true });
       expect(check.ok, check.errors.join('\n')).toBe(true);
@@ -396,7 +396,7 @@ describe('Repository', () => {
       }
       expect(r().snapshots()).toEqual([s1, s2]);
       // Trees lost their "complete" mark but are stored: a commit still succeeds.
-      expect(r().lookup(root.id)!.complete).toBeUndefined();
+      expect(r().isComplete(root.id)).toBe(false);
       await r().commitSnapshot(snapshot(root.id, '2026-03-03T10:00:00.000Z'));
       const rep = await r().check({ readData: true });
       expect(rep.ok, rep.errors.join('\n')).toBe(true);

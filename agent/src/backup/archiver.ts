@@ -3,6 +3,8 @@ import path from 'node:path';
 import {
   chunkFile,
   chunkId,
+  ChunkerParams,
+  StreamChunker,
   chunkStream,
   Clock,
   Compression,
@@ -66,7 +68,7 @@ export class Archiver {
   private readonly uploader: Uploader;
   private readonly trees: TreeReader;
   /** hardlinked files seen in this backup: read once */
-  private readonly links = new Map<string, Id[]>();
+  private readonly links = new Map<string, { ids: Id[]; size: number }>();
 
   constructor(
     private readonly repo: Unlocked,
@@ -118,23 +120,24 @@ export class Archiver {
     return id;
   }
 
-  /** Name each chunk and hand it to the uploader; returns the file's chunk list. */
-  private async chunkIds(chunks: AsyncIterable<Buffer>): Promise<Id[]> {
+  /** Name each chunk and hand it to the uploader; returns the chunk list and the bytes it covers. */
+  private async chunkIds(chunks: AsyncIterable<Buffer>): Promise<{ ids: Id[]; size: number }> {
     const ids: Id[] = [];
+    let size = 0;
     for await (const chunk of chunks) {
       const id = chunkId(this.repo.keys, chunk);
       ids.push(id);
+      size += chunk.length;
       this.stats.bytes_read += chunk.length;
       await this.uploader.addChunk(id, chunk);
     }
-    return ids;
+    return { ids, size };
   }
 
   private async stdinTree(stdin: { name: string; stream: AsyncIterable<Uint8Array> }): Promise<Id> {
-    const ids = await this.chunkIds(chunkStream(stdin.stream, this.repo.config.chunker));
+    const { ids, size } = await this.chunkIds(chunkStream(stdin.stream, this.repo.config.chunker));
     const now = this.opts.clock.now();
     const t: [number, number] = [Math.floor(now / 1000), (now % 1000) * 1e6];
-    const size = this.stats.bytes_read;
     const b = new TreeBuilder();
     b.addFile({ name: Buffer.from(stdin.name), type: 'file', mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime: t, ctime: t, ino: 0, dev: 0, nlink: 1, size }, ids);
     this.stats.files = 1;
@@ -169,7 +172,7 @@ export class Archiver {
     const prev = indexEntries(parent);
     let names: Buffer[];
     try {
-      names = (await fs.promises.readdir(dirPath.length ? dirPath : SEP, { encoding: 'buffer' })).sort(Buffer.compare);
+      names = fs.readdirSync(dirPath.length ? dirPath : SEP, { encoding: 'buffer' }).sort(Buffer.compare);
     } catch (e) {
       this.warn(`${dirPath.toString()}: cannot list directory (${(e as NodeJS.ErrnoException).code}); stored empty`);
       names = [];
@@ -192,7 +195,9 @@ export class Archiver {
       this.stats.dirs++;
     } else if (st.isFile()) {
       const meta = entryMeta(name, st, 'file');
-      b.addFile(meta, await this.file(full, meta, p && parent && unchanged(p, meta) ? fileChunks(parent, p) : undefined, p !== undefined));
+      const content = await this.file(full, meta, p && parent && unchanged(p, meta) ? fileChunks(parent, p) : undefined, p !== undefined);
+      // The size recorded is what was read: a file that grew or shrank while being read still restores exactly.
+      if (content) b.addFile({ ...meta, size: content.size }, content.ids);
     } else if (st.isSymbolicLink()) {
       const target = await fs.promises.readlink(full, { encoding: 'buffer' });
       b.addSymlink({ ...entryMeta(name, st, 'symlink'), target });
@@ -201,31 +206,39 @@ export class Archiver {
     }
   }
 
-  private async file(full: Buffer, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): Promise<Id[]> {
-    this.stats.files++;
-    this.stats.bytes += meta.size;
+  /** A file's chunk list and the bytes it covers; undefined when it cannot be read (skipped with a warning). */
+  private async file(full: Buffer, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): Promise<{ ids: Id[]; size: number } | undefined> {
     if (reuse) {
-      this.stats.files_unmodified++;
-      return reuse;
+      this.count(meta.size, 'files_unmodified');
+      return { ids: reuse, size: meta.size };
     }
-    if (existed) this.stats.files_changed++;
-    else this.stats.files_new++;
     const linkKey = meta.nlink > 1 ? `${meta.dev}:${meta.ino}:${meta.size}:${meta.mtime.join('.')}` : undefined;
     const known = linkKey ? this.links.get(linkKey) : undefined;
-    if (known) return known;
+    if (known) {
+      this.count(known.size, existed ? 'files_changed' : 'files_new');
+      return known;
+    }
     this.progress(full);
-    let ids: Id[];
+    let content: { ids: Id[]; size: number };
     try {
-      ids = await this.chunkIds(chunkFile(full, this.repo.config.chunker));
+      content = await this.chunkIds(meta.size < SMALL_FILE ? chunkSmallFile(full, this.repo.config.chunker) : chunkFile(full, this.repo.config.chunker, meta.size));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (!err.code) throw e;
-      this.warn(`${full.toString()}: cannot read (${err.code}); skipped content`);
-      ids = [];
+      this.warn(`${full.toString()}: cannot read (${err.code}); skipped`);
+      return undefined;
     }
-    if (linkKey) this.links.set(linkKey, ids);
+    if (content.size !== meta.size) this.warn(`${full.toString()}: changed size while being read (${meta.size} -> ${content.size} bytes); stored what was read`);
+    this.count(content.size, existed ? 'files_changed' : 'files_new');
+    if (linkKey) this.links.set(linkKey, content);
     this.progress(full);
-    return ids;
+    return content;
+  }
+
+  private count(size: number, kind: 'files_new' | 'files_changed' | 'files_unmodified'): void {
+    this.stats.files++;
+    this.stats.bytes += size;
+    this.stats[kind]++;
   }
 }
 
@@ -235,9 +248,23 @@ function indexEntries(node: TreeNode | undefined): Map<string, TreeNode['entries
   return m;
 }
 
+/**
+ * Metadata calls and small-file reads are synchronous: each async fs call is a
+ * thread-pool round trip (~50 µs here), and with five of them per file a tree
+ * of small files spent most of its time waiting. The main thread produces
+ * chunks for the workers anyway; large files still stream asynchronously.
+ */
+const SMALL_FILE = 1024 * 1024;
+
+async function* chunkSmallFile(file: Buffer, params: ChunkerParams): AsyncGenerator<Buffer> {
+  const chunker = new StreamChunker(params);
+  yield* chunker.push(fs.readFileSync(file));
+  yield* chunker.finish();
+}
+
 async function lstat(p: Buffer): Promise<fs.BigIntStats | undefined> {
   try {
-    return await fs.promises.lstat(p, { bigint: true });
+    return fs.lstatSync(p, { bigint: true });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;

@@ -5,9 +5,9 @@ import type { BackupSession } from '../repo/connection.js';
 /** Offer ids to the repository in batches of this many... */
 const BATCH_IDS = 128;
 /** ...or of this many plaintext bytes, whichever comes first. */
-const BATCH_BYTES = 16 * 1024 * 1024;
+const BATCH_BYTES = 8 * 1024 * 1024;
 /** Plaintext bytes held between chunking and the repository; the producer waits beyond this. */
-const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 
 export interface UploadStats {
   chunks_new: number;
@@ -69,8 +69,10 @@ export class Uploader {
       (async () => {
         const [want] = await this.session.missing([id]);
         if (!want) return;
-        const added = await this.session.put([{ id, bytes }]);
-        this.stats.bytes_sent += added; // not `+= await`: that would read the total before waiting
+        const size = bytes.length;
+        await this.session.put([{ id, bytes }]);
+        // What crossed to the repository, new there or not (CLI.md): not the server's "new bytes".
+        this.stats.bytes_sent += size;
       })(),
       0,
     );
@@ -87,11 +89,12 @@ export class Uploader {
       (async () => {
         const want = new Set((await this.session.missing(batch.map((b) => b.id))).map(toHex));
         const sealed = await Promise.all(
-          batch.filter((b) => want.has(toHex(b.id))).map(async (b) => ({ id: b.id, bytes: await this.pool.seal(this.sealSalt(), b.id, b.plaintext, this.compression) })),
+          batch.filter((b) => want.has(toHex(b.id))).map(async (b) => ({ id: b.id, bytes: await this.pool.seal(this.sealSalt(), b.id, b.plaintext, this.compression, true) })),
         );
         if (sealed.length) {
-          const added = await this.session.put(sealed);
-          this.stats.bytes_sent += added;
+          const size = sealed.reduce((n, b) => n + b.bytes.length, 0);
+          await this.session.put(sealed);
+          this.stats.bytes_sent += size;
           this.stats.chunks_new += sealed.length;
         }
       })(),

@@ -15,7 +15,8 @@ const USAGE = `keep — deduplicating, end-to-end encrypted backups
 usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE from the environment)
 
   init                       create the repository's master key, wrapped by the passphrase
-  backup PATH...             back up files and directories [--source N] [--tag T]... [--compression none|low|medium|high]
+                             [--chunk-min S --chunk-avg S --chunk-max S] [--kdf-cost K]
+  backup PATH...             back up files and directories [--source N] [--tag T]... [--compression none|low|medium|high] [--tier T]
   backup --stdin --stdin-name NAME   back up a stream
   snapshots                  list snapshots [--source N]
   restore SNAPSHOT|latest --target DIR [--source N] [--at TIME] [--include PATH]...

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { KeepError, newMasterKey, systemClock, wrapMasterKey } from '@keep/core';
+import { KeepError, newMasterKey, parseChunkerSizes, systemClock, wrapMasterKey } from '@keep/core';
 import { parse, positiveInt } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { LocalConnection } from '../repo/local.js';
@@ -13,11 +13,18 @@ export function scryptFromCost(cost: number | undefined) {
 }
 
 export async function initCommand(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { 'kdf-cost': { type: 'string' } });
+  const { values } = parse(argv, {
+    'kdf-cost': { type: 'string' },
+    'chunk-min': { type: 'string' },
+    'chunk-avg': { type: 'string' },
+    'chunk-max': { type: 'string' },
+  });
   const location = repoLocation();
   const password = readPassword();
   const scrypt = scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost'));
-  const conn = isRemote(location) ? await connect(location) : await LocalConnection.init(location);
+  const chunker = parseChunkerSizes(values['chunk-min'], values['chunk-avg'], values['chunk-max']);
+  if (chunker && isRemote(location)) throw new KeepError('INVALID_ARGUMENT', 'chunk sizes of a keepd repository are set by `keepd init`');
+  const conn = isRemote(location) ? await connect(location) : await LocalConnection.init(location, undefined, chunker);
   try {
     if ((await conn.keyFiles()).length > 0) throw new KeepError('ALREADY_EXISTS', `${location} is already initialized`);
     const key = wrapMasterKey(newMasterKey(), password, { host: os.hostname(), username: os.userInfo().username, created: new Date(systemClock.now()), scrypt });

@@ -1,4 +1,4 @@
-import { BlobWriter, CheckOptions, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, Snapshot } from '@keep/core';
+import { BlobWriter, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -12,8 +12,8 @@ export class LocalConnection implements RepoConnection {
     return new LocalConnection(dir, await Repository.open(dir, { clock }));
   }
 
-  static async init(dir: string, clock?: Clock): Promise<LocalConnection> {
-    return new LocalConnection(dir, await Repository.init(dir, { clock }));
+  static async init(dir: string, clock?: Clock, chunker?: ChunkerParams): Promise<LocalConnection> {
+    return new LocalConnection(dir, await Repository.init(dir, { clock, chunker }));
   }
 
   async config() {
@@ -29,8 +29,12 @@ export class LocalConnection implements RepoConnection {
     this.repo.removeKeyFile(id);
   }
 
-  async beginBackup(): Promise<BackupSession> {
-    return new LocalSession(this.repo, this.repo.openWriter());
+  async beginBackup(opts: { source: string; host: string; parent?: string }): Promise<BackupSession> {
+    const id = randomId();
+    const now = this.repo.clock.now();
+    // Registered like keepd's sessions, so a prune running meanwhile (another process) protects this backup.
+    await this.repo.registerSession(id, { source: opts.source, host: opts.host, parent: opts.parent, started: now, leaseUntil: now + SESSION_LEASE_MS });
+    return new LocalSession(this.repo, this.repo.openWriter(), id, now + SESSION_LEASE_MS);
   }
 
   getBlob(id: Id): Promise<Buffer> {
@@ -61,9 +65,20 @@ class LocalSession implements BackupSession {
   constructor(
     private readonly repo: Repository,
     private readonly writer: BlobWriter,
+    private readonly id: string,
+    private leaseUntil: number,
   ) {}
 
-  missing(ids: Id[]): Promise<Id[]> {
+  /** Renew the recorded lease once half of it is used. */
+  private async renew(): Promise<void> {
+    const now = this.repo.clock.now();
+    if (now < this.leaseUntil - SESSION_LEASE_MS / 2) return;
+    this.leaseUntil = now + SESSION_LEASE_MS;
+    await this.repo.renewSession(this.id, this.leaseUntil);
+  }
+
+  async missing(ids: Id[]): Promise<Id[]> {
+    await this.renew();
     return this.repo.missing(ids);
   }
 
@@ -80,11 +95,16 @@ class LocalSession implements BackupSession {
   async commit(s: NewSnapshot): Promise<Snapshot> {
     await this.chain;
     await this.writer.flush();
-    return this.repo.commitSnapshot(s);
+    try {
+      return await this.repo.commitSnapshot(s);
+    } finally {
+      await this.repo.endSession(this.id);
+    }
   }
 
   async abort(): Promise<void> {
     await this.chain.catch(() => undefined);
     await this.writer.flush();
+    await this.repo.endSession(this.id);
   }
 }

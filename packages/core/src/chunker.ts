@@ -19,6 +19,18 @@ export function validateChunkerParams(p: ChunkerParams): ChunkerParams {
   return p;
 }
 
+/** --chunk-min/avg/max in bytes (K, M suffixes allowed); recorded in config.json, fixed for the repository's life. */
+export function parseChunkerSizes(min?: string, avg?: string, max?: string): ChunkerParams | undefined {
+  if (min === undefined && avg === undefined && max === undefined) return undefined;
+  const size = (v: string | undefined, d: number, name: string) => {
+    if (v === undefined) return d;
+    const m = /^(\d+)([KkMm]?)i?[Bb]?$/.exec(v);
+    if (!m) throw new KeepError('INVALID_ARGUMENT', `${name} takes a size like 512K or 2M, not ${v}`);
+    return Number(m[1]) * (m[2] ? (m[2].toUpperCase() === 'K' ? 1024 : 1024 * 1024) : 1);
+  };
+  return validateChunkerParams({ min: size(min, DEFAULT_CHUNKER.min, '--chunk-min'), avg: size(avg, DEFAULT_CHUNKER.avg, '--chunk-avg'), max: size(max, DEFAULT_CHUNKER.max, '--chunk-max') });
+}
+
 /**
  * Streaming FastCDC with bounded memory.
  *
@@ -88,12 +100,20 @@ function ownCopy(view: Buffer): Buffer {
 /** Read size for files: large reads, one reused buffer (no garbage per read). */
 const FILE_READ_SIZE = 4 * 1024 * 1024;
 
-/** Chunk a file, reading it through one reused buffer. */
-export async function* chunkFile(file: string | Buffer, params: ChunkerParams): AsyncGenerator<Buffer> {
+/** Read buffers shared by sequential chunkFile calls (one per concurrent reader). */
+const readBuffers: Buffer[] = [];
+
+/**
+ * Chunk a file, reading it through a reused buffer: a fresh 4 MiB buffer per
+ * file made small-file backups spend their time in the garbage collector.
+ * `sizeHint` (the lstat size) lets tiny files skip the big buffer entirely.
+ */
+export async function* chunkFile(file: string | Buffer, params: ChunkerParams, sizeHint = FILE_READ_SIZE): AsyncGenerator<Buffer> {
   const fh = await fs.promises.open(file, 'r');
+  const small = sizeHint < 64 * 1024;
+  const buf = small ? Buffer.allocUnsafe(sizeHint + 1) : (readBuffers.pop() ?? Buffer.allocUnsafeSlow(FILE_READ_SIZE));
   try {
     const chunker = new StreamChunker(params);
-    const buf = Buffer.allocUnsafeSlow(FILE_READ_SIZE);
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
@@ -101,6 +121,7 @@ export async function* chunkFile(file: string | Buffer, params: ChunkerParams): 
     }
     yield* chunker.finish();
   } finally {
+    if (!small && readBuffers.length < 4) readBuffers.push(buf);
     await fh.close();
   }
 }

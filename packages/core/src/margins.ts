@@ -22,3 +22,26 @@ export const SESSION_SWEEP_INTERVAL_MS = 30 * 1000;
  * finish rather than being reported failed after it succeeded.
  */
 export const SHUTDOWN_DRAIN_MS = 30 * 1000;
+
+/**
+ * A blob stored or answered "have it" this recently is never collected, even
+ * when nothing references it. Race prevented: a session that finished its
+ * uploads but whose lease record a crash or a restart lost, and an agent
+ * rerunning an interrupted backup, still find the blobs they expect.
+ */
+export const GC_GRACE_MS = 60 * 60 * 1000;
+
+/**
+ * Subtracted once more from the sweep cutoff. Race prevented: clock steps
+ * between the processes that touch blobs (keepd, embedded backups) and the
+ * one that collects (Proxmox uses the same 5 minutes).
+ */
+export const GC_CLOCK_SLACK_MS = 5 * 60 * 1000;
+
+/**
+ * Packs renamed into packs/ but not (yet) in the index, and unfinished packs
+ * in tmp/, are deleted only when older than the sweep cutoff. Race
+ * prevented: a writer between "pack renamed" and "pack indexed" (or still
+ * appending to its tmp pack) must not lose its pack to a concurrent prune.
+ */
+export const ORPHAN_PACK_MIN_AGE_MS = GC_GRACE_MS;

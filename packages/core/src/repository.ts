@@ -12,7 +12,7 @@ import { corrupt, KeepError } from './errors.js';
 import { Id, storageHash, toHex } from './ids.js';
 import { KeyFile, parseKeyFile } from './keys/keyfile.js';
 import { PACK_TARGET_SIZE } from './pack/format.js';
-import { readBlobAt, readTrailer } from './pack/reader.js';
+import { PackHandles, readBlobAt, readTrailer } from './pack/reader.js';
 import { PackWriter, packPath } from './pack/writer.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import { atomicWrite, randomId } from './fsutil.js';
@@ -42,8 +42,22 @@ export interface BlobRecord {
   type: BlobType;
   /** last time (ms) a session uploaded or was told it need not upload this blob; GC's grace clock */
   seen: number;
-  /** trees only: set once every blob reachable from it was proven stored */
-  complete?: boolean;
+  /**
+   * trees only: the GC epoch in which every blob reachable from this tree was
+   * proven stored. Trusted only while no sweep has run since (same epoch).
+   */
+  complete?: number;
+}
+
+/** An open writer session as the index records it (keepd's, or an embedded backup's). */
+export interface SessionRecord {
+  source: string;
+  host: string;
+  /** the snapshot this session builds on: protected from forget while the session lives */
+  parent?: string;
+  tokenId?: string;
+  started: number;
+  leaseUntil: number;
 }
 
 export interface PackRecord {
@@ -86,6 +100,8 @@ export class Repository {
   private readonly packs: Database<PackRecord, string>;
   private readonly snaps: Database<Snapshot, string>;
   private readonly meta: Database<unknown, string>;
+  private readonly sessionsDb: Database<SessionRecord, string>;
+  private readonly handles = new PackHandles();
 
   private constructor(
     readonly dir: string,
@@ -98,6 +114,7 @@ export class Repository {
     this.packs = this.env.openDB({ name: 'packs' });
     this.snaps = this.env.openDB({ name: 'snapshots' });
     this.meta = this.env.openDB({ name: 'meta' });
+    this.sessionsDb = this.env.openDB({ name: 'sessions' });
   }
 
   get packsDir(): string {
@@ -144,6 +161,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    await this.handles.close();
     await this.env.close();
   }
 
@@ -152,7 +170,7 @@ export class Repository {
    * the server (tokens, sessions, dedup scope); core never reads it.
    */
   database<V = unknown, K extends string | Buffer = string>(name: string, opts: { binaryKeys?: boolean; dupSort?: boolean } = {}): Database<V, K> {
-    if (['blobs', 'packs', 'snapshots', 'meta'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
+    if (['blobs', 'packs', 'snapshots', 'meta', 'sessions'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
     return this.env.openDB({ name, ...(opts.binaryKeys ? { keyEncoding: 'binary' } : {}), ...(opts.dupSort ? { dupSort: true } : {}) }) as Database<V, K>;
   }
 
@@ -236,7 +254,80 @@ export class Repository {
   async readBlob(id: Id): Promise<Buffer> {
     const r = this.blobs.get(id);
     if (!r) throw new KeepError('NOT_FOUND', `blob ${toHex(id)} is not in the repository`);
-    return readBlobAt(packPath(this.packsDir, r.pack), r.offset, r.length, r.hash, id);
+    try {
+      return await readBlobAt(packPath(this.packsDir, r.pack), r.offset, r.length, r.hash, id, this.handles);
+    } catch (e) {
+      // A concurrent prune may have repacked the blob between lookup and read: look again once.
+      const now = this.blobs.get(id);
+      if (now && now.pack !== r.pack) return readBlobAt(packPath(this.packsDir, now.pack), now.offset, now.length, now.hash, id, this.handles);
+      throw e;
+    }
+  }
+
+  // ---- garbage collection (gc/prune.ts holds the rules) -------------------
+
+  /**
+   * Remove unreferenced blobs from the index in one transaction, skipping any
+   * touched since `cutoff` (a session relied on it after the mark). Bumps the
+   * GC epoch so tree "complete" marks are re-proven. Returns how many went.
+   */
+  async sweepBlobs(candidates: Id[], cutoff: number): Promise<number> {
+    let removed = 0;
+    await this.env.transaction(() => {
+      for (const id of candidates) {
+        const r = this.blobs.get(id);
+        if (!r || r.seen >= cutoff) continue;
+        this.blobs.remove(id);
+        removed++;
+      }
+      this.meta.put('gcEpoch', this.gcEpoch() + 1);
+    });
+    return removed;
+  }
+
+  /** Per indexed pack: its size and the live blobs (and bytes) the index still points to. */
+  packUsage(): Map<string, { size: number; liveBlobs: number; liveBytes: number }> {
+    const usage = new Map<string, { size: number; liveBlobs: number; liveBytes: number }>();
+    for (const { key, value } of this.packs.getRange()) usage.set(key, { size: value.size, liveBlobs: 0, liveBytes: 0 });
+    for (const [, r] of this.allBlobs()) {
+      const u = usage.get(r.pack);
+      if (u) u.liveBlobs++, (u.liveBytes += r.length);
+    }
+    return usage;
+  }
+
+  /**
+   * Point moved blobs at their new pack (only those still where the mover
+   * found them) and record the new pack, in one transaction.
+   */
+  async switchBlobs(pack: string, size: number, count: number, moves: { id: Id; oldPack: string; oldOffset: number; pack: string; offset: number }[]): Promise<void> {
+    await this.env.transaction(() => {
+      this.packs.put(pack, { size, blobs: count, created: this.clock.now() });
+      for (const m of moves) {
+        const r = this.blobs.get(m.id);
+        if (r && r.pack === m.oldPack && r.offset === m.oldOffset) this.blobs.put(m.id, { ...r, pack: m.pack, offset: m.offset });
+      }
+    });
+  }
+
+  /**
+   * Forget packs the index no longer points into, then delete their files.
+   * A pack some blob still points to is kept (checked in the transaction).
+   */
+  async dropPacks(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const drop = new Set(ids);
+    for (const [, r] of this.allBlobs()) drop.delete(r.pack);
+    await this.env.transaction(() => {
+      for (const id of drop) this.packs.remove(id);
+    });
+    for (const id of drop) fs.rmSync(packPath(this.packsDir, id), { force: true });
+    return [...drop];
+  }
+
+  /** Pack files on disk that the index does not know (orphans). */
+  unindexedPackFiles(): { id: string; file: string }[] {
+    return this.packFiles().filter((p) => !this.packs.get(p.id));
   }
 
   blobCount(): number {
@@ -283,6 +374,7 @@ export class Repository {
     const walked: Id[] = [];
     const seen = new Set<string>();
     const stack: Id[] = [root];
+    const epoch = this.gcEpoch();
     while (stack.length) {
       const id = stack.pop()!;
       const hex = toHex(id);
@@ -294,7 +386,7 @@ export class Repository {
         continue;
       }
       if (r.type !== BlobType.Tree) throw corrupt(`blob ${hex} is referenced as a tree but stored as data`);
-      if (r.complete) continue;
+      if (r.complete !== undefined && r.complete === epoch) continue;
       walked.push(id);
       const { edges } = parseBlob(await this.readBlob(id));
       for (const e of edges) {
@@ -317,16 +409,68 @@ export class Repository {
       throw new KeepError('INCOMPLETE', `snapshot refused: ${missing.length} blob(s) reachable from its root are not stored (first: ${missing[0]})`);
     }
     const snap: Snapshot = { id: randomId(), ...s };
+    const epoch = this.gcEpoch();
     atomicWrite(path.join(this.snapsDir, `${snap.id}.json`), JSON.stringify(snap) + '\n');
     const now = this.clock.now();
     await this.env.transaction(() => {
       this.snaps.put(snap.id, snap);
+      // A sweep that ran during the walk makes these marks stale: only the epoch the walk saw is recorded.
       for (const t of trees) {
         const r = this.blobs.get(t);
-        if (r) this.blobs.put(t, { ...r, complete: true, seen: Math.max(r.seen, now) });
+        if (r) this.blobs.put(t, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
       }
     });
     return snap;
+  }
+
+  /** Whether a tree's whole DAG was proven stored since the last sweep. */
+  isComplete(id: Id): boolean {
+    const r = this.blobs.get(id);
+    return r?.complete !== undefined && r.complete === this.gcEpoch();
+  }
+
+  /** Incremented by every GC sweep; "complete" marks from earlier epochs are not trusted. */
+  gcEpoch(): number {
+    return (this.meta.get('gcEpoch') as number | undefined) ?? 0;
+  }
+
+  /**
+   * Remove snapshots (forget). The snapshot file goes first: a crash between
+   * the two steps leaves an LMDB record whose file is gone, which the next
+   * open reconciles away. Never removes a snapshot that an open session builds on.
+   */
+  async removeSnapshots(ids: string[]): Promise<void> {
+    const protectedIds = new Set(this.liveSessions().map((s) => s.parent).filter(Boolean));
+    for (const id of ids) if (protectedIds.has(id)) throw new KeepError('PERMISSION_DENIED', `snapshot ${id} is the parent of an open backup session; forget it after that session ends`);
+    for (const id of ids) fs.rmSync(path.join(this.snapsDir, `${id}.json`), { force: true });
+    await this.env.transaction(() => {
+      for (const id of ids) this.snaps.remove(id);
+    });
+  }
+
+  // ---- writer sessions -------------------------------------------------------
+
+  /** Record an open writer session: GC keeps what it was told it need not upload, forget keeps its parent. */
+  async registerSession(id: string, rec: SessionRecord): Promise<void> {
+    await this.sessionsDb.put(id, rec);
+  }
+
+  async renewSession(id: string, leaseUntil: number): Promise<void> {
+    const r = this.sessionsDb.get(id);
+    if (r) await this.sessionsDb.put(id, { ...r, leaseUntil });
+  }
+
+  async endSession(id: string): Promise<void> {
+    await this.sessionsDb.remove(id);
+  }
+
+  /** Sessions whose lease has not ended (any process), oldest first. Expired records are dropped. */
+  liveSessions(now = this.clock.now()): (SessionRecord & { id: string })[] {
+    const live: (SessionRecord & { id: string })[] = [];
+    const expired: string[] = [];
+    for (const { key, value } of this.sessionsDb.getRange()) (value.leaseUntil >= now ? live.push({ id: key, ...value }) : expired.push(key));
+    if (expired.length) void this.env.transaction(() => expired.forEach((k) => this.sessionsDb.remove(k)));
+    return live.sort((a, b) => a.started - b.started);
   }
 
   /** Snapshot files written but not in LMDB (a crash between the two steps) are adopted. */

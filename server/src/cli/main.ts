@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { exitCodeFor, KeepError, Repository } from '@keep/core';
+import { exitCodeFor, KeepError, parseChunkerSizes, Repository } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { runStatus } from '../commands/status.js';
@@ -10,7 +10,7 @@ const USAGE = `keepd — the Keep repository server
 
 usage: keepd COMMAND --data DIR [options]
 
-  init --data DIR                     create an empty repository (agents add the key with keep init)
+  init --data DIR [--chunk-min S --chunk-avg S --chunk-max S]   create an empty repository (agents add the key with keep init)
   serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F] [--metrics HOST:PORT]
                                       serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
   token create --data DIR --role agent|admin|replica [--source NAME]... [--dedup source|repository]
@@ -42,8 +42,9 @@ function args(argv: string[], extra: Record<string, Opt> = {}) {
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async init(argv) {
-    const a = args(argv);
-    const repo = await Repository.init(a.data);
+    const a = args(argv, { 'chunk-min': { type: 'string' }, 'chunk-avg': { type: 'string' }, 'chunk-max': { type: 'string' } });
+    const chunker = parseChunkerSizes(a['chunk-min'] as string | undefined, a['chunk-avg'] as string | undefined, a['chunk-max'] as string | undefined);
+    const repo = await Repository.init(a.data, { chunker });
     try {
       out(a.json, { repository: repo.config.id, data: a.data, chunker: repo.config.chunker }, () =>
         console.log(`created repository ${repo.config.id} in ${a.data}; the first agent's \`keep init\` adds its key`),

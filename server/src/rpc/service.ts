@@ -25,7 +25,7 @@ import { canUseSource, Principal, requireRole, TokenStore } from '../auth/tokens
 import { DedupScopeIndex } from '../dedup-scope.js';
 import type { Logger } from '../log.js';
 import { serverMetrics } from '../metrics.js';
-import { SessionManager } from '../sessions.js';
+import { Session, SessionManager } from '../sessions.js';
 import { toStatus } from './status.js';
 
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
@@ -189,6 +189,8 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       let p: Principal | undefined;
       let failed = false;
       let chain: Promise<void> = Promise.resolve();
+      /** sessions whose blobs this stream carried */
+      const carried = new Set<Session>();
       const fail = (e: unknown) => {
         if (failed) return;
         failed = true;
@@ -209,6 +211,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
           try {
             if (isMalformed(req)) throw new KeepError('INVALID_ARGUMENT', req.$malformed);
             const s = session(req.sessionId, p!);
+            carried.add(s);
             if (req.id.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob id must be ${ID_SIZE} bytes`);
             if (req.data.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob over ${MAX_BLOB_SIZE} bytes`);
             if (req.storageHash.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', 'upload needs the blob storage hash');
@@ -216,8 +219,15 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
             const r = await d.sessions.upload(s, Buffer.from(req.id), data, Buffer.from(req.storageHash));
             if (r.stored) d.metrics.blobsStored(), d.metrics.bytesStored({}, r.newBytes);
             else d.metrics.blobsDeduped();
-            if (!call.write(create(UploadResponseSchema, { id: req.id, stored: r.stored, newBytes: BigInt(r.newBytes) }))) {
-              await new Promise((resolve) => call.once('drain', resolve));
+            // No existence oracle: a source-scoped agent is not told whether another source already stored the blob.
+            const opaque = p!.role === 'agent' && p!.dedup === 'source';
+            const ack = opaque ? { stored: true, newBytes: BigInt(data.length) } : { stored: r.stored, newBytes: BigInt(r.newBytes) };
+            if (!call.write(create(UploadResponseSchema, { id: req.id, ...ack })) && !call.cancelled) {
+              // A cancelled call never drains: do not wait for it (what arrived is still stored).
+              await new Promise((resolve) => {
+                call.once('drain', resolve);
+                call.once('cancelled', resolve);
+              });
             }
           } catch (e) {
             fail(e);
@@ -232,6 +242,12 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         });
       });
       call.on('error', () => undefined);
+      // The agent died or lost the connection: what it sent is kept and owned now, for its rerun.
+      call.on('cancelled', () => {
+        void chain.then(async () => {
+          for (const s of carried) await d.sessions.settle(s).catch((e: unknown) => d.log.error({ err: e, session: s.id }, 'settling a broken upload stream failed'));
+        });
+      });
     },
 
     commit: unary('Commit', async (req: { sessionId: string; snapshot?: Snapshot }, p) => {

@@ -50,11 +50,48 @@ export async function readTrailer(packFile: string): Promise<PackEntry[]> {
   }
 }
 
+/**
+ * Open pack files kept for reading, least recently used closed first: a
+ * restore reads many blobs from few packs, and an open() per blob was most of
+ * its per-file cost. Packs never change once written, so a handle stays valid
+ * (even after a prune unlinks the file, it reads the same bytes).
+ */
+export class PackHandles {
+  private readonly open = new Map<string, Promise<fs.promises.FileHandle>>();
+
+  constructor(private readonly capacity = 64) {}
+
+  get(file: string): Promise<fs.promises.FileHandle> {
+    let h = this.open.get(file);
+    if (h) {
+      this.open.delete(file); // re-insert: most recently used last
+      this.open.set(file, h);
+      return h;
+    }
+    h = fs.promises.open(file, 'r');
+    h.catch(() => this.open.delete(file));
+    this.open.set(file, h);
+    if (this.open.size > this.capacity) {
+      const [oldest, fh] = this.open.entries().next().value!;
+      this.open.delete(oldest);
+      // Closed after in-flight reads on it had their turn.
+      void fh.then((x) => setTimeout(() => void x.close().catch(() => undefined), 1000)).catch(() => undefined);
+    }
+    return h;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map((h) => h.then((x) => x.close()).catch(() => undefined)));
+  }
+}
+
 /** Read one blob and prove its bytes are the ones that were stored. */
-export async function readBlobAt(packFile: string, offset: number, length: number, hash: Buffer, id: Buffer): Promise<Buffer> {
+export async function readBlobAt(packFile: string, offset: number, length: number, hash: Buffer, id: Buffer, handles?: PackHandles): Promise<Buffer> {
   let f: fs.promises.FileHandle;
   try {
-    f = await fs.promises.open(packFile, 'r');
+    f = handles ? await handles.get(packFile) : await fs.promises.open(packFile, 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`blob ${toHex(id)}: its pack ${packFile} is missing`);
     throw e;
@@ -64,6 +101,6 @@ export async function readBlobAt(packFile: string, offset: number, length: numbe
     if (!storageHash(b).equals(hash)) throw corrupt(`blob ${toHex(id)} in pack ${packFile} is damaged (storage hash mismatch)`);
     return b;
   } finally {
-    await f.close();
+    if (!handles) await f.close();
   }
 }

@@ -7,12 +7,12 @@ import { SealJob, SealResult } from './seal-jobs.js';
 
 /**
  * `u` in an ArrayBuffer of its own, so it can be transferred instead of
- * cloning a larger backing store. A buffer that already owns its whole
- * ArrayBuffer (chunks from StreamChunker) is handed over as is: the caller
- * must not use it after sealing.
+ * cloning a larger backing store. With `handOver`, a buffer that already owns
+ * its whole ArrayBuffer (chunks from StreamChunker) is moved without a copy:
+ * it is empty for the caller afterwards.
  */
-function transferable(u: Uint8Array): Uint8Array {
-  if (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer) return u;
+function transferable(u: Uint8Array, handOver: boolean): Uint8Array {
+  if (handOver && u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer) return u;
   const c = new Uint8Array(u.length);
   c.set(u);
   return c;
@@ -73,13 +73,15 @@ export class SealPool {
     });
   }
 
-  seal(salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression): Promise<Buffer> {
-    const p = transferable(plaintext);
+  /** Seal a chunk. `handOver`: the caller gives up `plaintext` (saves a copy). */
+  seal(salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression, handOver = false): Promise<Buffer> {
+    const p = transferable(plaintext, handOver);
     return this.run({ op: 'seal', seq: this.seq++, salt, id, plaintext: p, compression }, [p.buffer as ArrayBuffer]);
   }
 
-  open(id: Id, stored: Uint8Array): Promise<Buffer> {
-    const s = transferable(stored);
+  /** Decrypt, decompress and verify a blob. `handOver`: the caller gives up `stored`. */
+  open(id: Id, stored: Uint8Array, handOver = false): Promise<Buffer> {
+    const s = transferable(stored, handOver);
     return this.run({ op: 'open', seq: this.seq++, id, stored: s }, [s.buffer as ArrayBuffer]);
   }
 

@@ -1,0 +1,227 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dirBytes } from './util.js';
+
+// ---- running a child process with wall time and peak RSS ----------------------
+
+export interface RunResult {
+  wall_s: number;
+  /** peak resident set size of the process, KiB (null when it could not be measured) */
+  peak_rss_kib: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+type RssMethod = 'gnu-time' | 'proc-poll' | 'none';
+let rssMethod: RssMethod | undefined;
+
+/** `/usr/bin/time -v` when present and working, else polling /proc/<pid>/status VmHWM. */
+export function detectRssMethod(): RssMethod {
+  if (rssMethod) return rssMethod;
+  rssMethod = fs.existsSync('/proc/self/status') ? 'proc-poll' : 'none';
+  if (fs.existsSync('/usr/bin/time')) {
+    const out = path.join(os.tmpdir(), `keep-bench-time-probe-${process.pid}`);
+    const r = spawnSync('/usr/bin/time', ['-v', '-o', out, 'true'], { stdio: 'ignore' });
+    try {
+      if (r.status === 0 && /Maximum resident set size/.test(fs.readFileSync(out, 'utf8'))) rssMethod = 'gnu-time';
+    } catch {
+      /* not GNU time */
+    }
+    fs.rmSync(out, { force: true });
+  }
+  return rssMethod;
+}
+
+export class CommandError extends Error {}
+
+let runSeq = 0;
+
+/** Run a command to completion; throws CommandError (with its stderr) on a non-zero exit. */
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
+  const method = detectRssMethod();
+  const timeOut = path.join(os.tmpdir(), `keep-bench-time-${process.pid}-${runSeq++}`);
+  const [file, argv] = method === 'gnu-time' ? ['/usr/bin/time', ['-v', '-o', timeOut, cmd, ...args]] : [cmd, args];
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(file, argv, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    let hwm = 0;
+    let poll: NodeJS.Timeout | undefined;
+    if (method === 'proc-poll' && child.pid) {
+      const status = `/proc/${child.pid}/status`;
+      const sample = () => {
+        try {
+          const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(status, 'utf8'));
+          if (m) hwm = Math.max(hwm, Number(m[1]));
+        } catch {
+          /* exited */
+        }
+      };
+      sample();
+      poll = setInterval(sample, 10);
+    }
+    child.on('error', (e) => {
+      if (poll) clearInterval(poll);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      const wall = (performance.now() - t0) / 1000;
+      if (poll) clearInterval(poll);
+      let rss: number | null = method === 'proc-poll' && hwm > 0 ? hwm : null;
+      if (method === 'gnu-time') {
+        try {
+          const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(fs.readFileSync(timeOut, 'utf8'));
+          if (m) rss = Number(m[1]);
+        } catch {
+          /* no report */
+        }
+        fs.rmSync(timeOut, { force: true });
+      }
+      const stdout = Buffer.concat(out).toString();
+      const stderr = Buffer.concat(err).toString();
+      if (code !== 0) {
+        reject(new CommandError(`${cmd} ${args.join(' ')} exited with ${code ?? signal}:\n${stderr.trim().split('\n').slice(-15).join('\n')}`));
+        return;
+      }
+      resolve({ wall_s: wall, peak_rss_kib: rss, stdout, stderr });
+    });
+  });
+}
+
+// ---- the tools under test -------------------------------------------------------
+
+export interface BackupRun extends RunResult {
+  /** bytes the tool says it added to the repository (after dedup/compression), when it reports it */
+  reported_sent: number | null;
+}
+
+export interface Tool {
+  name: 'keep' | 'restic' | 'borg';
+  version: string;
+  /** settings in effect (defaults of each tool) */
+  settings: string;
+  init(repo: string): Promise<RunResult>;
+  backup(repo: string, data: string, label: string): Promise<BackupRun>;
+  /** restore `label` (the newest backup) into `target`; files land at target/<absolute source path> */
+  restore(repo: string, target: string, label: string): Promise<RunResult>;
+  /** bytes of pack/segment files: the stored data proper */
+  packBytes(repo: string): number;
+  /** everything in the repository directory (indexes, keys, snapshots...) */
+  repoBytes(repo: string): number;
+}
+
+const PASSWORD = 'keep-bench-password';
+
+/** The keep binary: KEEP_BIN, else node_modules/.bin/keep at the workspace root. */
+export function keepBinary(): string {
+  if (process.env.KEEP_BIN) return process.env.KEEP_BIN;
+  const here = path.dirname(fileURLToPath(import.meta.url)); // bench/dist
+  return path.resolve(here, '../../node_modules/.bin/keep');
+}
+
+function lastJson(stdout: string): Record<string, unknown> {
+  try {
+    return JSON.parse(stdout) as Record<string, unknown>;
+  } catch {
+    throw new CommandError(`expected one JSON document on stdout, got: ${stdout.slice(0, 300)}`);
+  }
+}
+
+export function keepTool(): Tool {
+  const bin = keepBinary();
+  if (!fs.existsSync(bin)) throw new Error(`keep binary not found at ${bin} (build with npx tsc -b tsconfig.build.json, or set KEEP_BIN)`);
+  const env = (repo: string) => ({ ...process.env, KEEP_REPO: repo, KEEP_PASSWORD: PASSWORD, KEEP_NO_PROGRESS: '1' });
+  return {
+    name: 'keep',
+    version: 'workspace build',
+    settings: 'compression medium (zstd 3), AES-256-GCM, FastCDC 256K/1M/4M, scrypt 2^12 (--kdf-cost 12)',
+    init: (repo) => run(bin, ['init', '--kdf-cost', '12', '--json'], { env: env(repo) }),
+    async backup(repo, data) {
+      const r = await run(bin, ['backup', data, '--json'], { env: env(repo) });
+      const j = lastJson(r.stdout);
+      return { ...r, reported_sent: typeof j.bytes_sent === 'number' ? j.bytes_sent : null };
+    },
+    restore: (repo, target) => run(bin, ['restore', 'latest', '--target', target, '--json'], { env: env(repo) }),
+    packBytes: (repo) => dirBytes(path.join(repo, 'packs')),
+    repoBytes: (repo) => dirBytes(repo),
+  };
+}
+
+function probe(cmd: string, args: string[]): string | null {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return null;
+  return (r.stdout || r.stderr).trim().split('\n')[0];
+}
+
+/** restic, when on PATH. */
+export function resticTool(scratch: string): Tool | string {
+  const version = probe('restic', ['version']);
+  if (!version) return 'restic not installed: skipped';
+  const env = (repo: string) => ({ ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD: PASSWORD, RESTIC_CACHE_DIR: path.join(scratch, 'restic-cache') });
+  return {
+    name: 'restic',
+    version,
+    settings: 'defaults: repository v2, compression auto (zstd), AES-256-CTR + Poly1305-AES, Rabin chunker 512K/1M/8M',
+    init: (repo) => run('restic', ['init'], { env: env(repo) }),
+    async backup(repo, data) {
+      const r = await run('restic', ['backup', '--json', '--host', 'keep-bench', data], { env: env(repo) });
+      let sent: number | null = null;
+      for (const line of r.stdout.split('\n')) {
+        if (!line.includes('"summary"')) continue;
+        try {
+          const j = JSON.parse(line) as { message_type?: string; data_added?: number; data_added_packed?: number };
+          if (j.message_type === 'summary') sent = j.data_added_packed ?? j.data_added ?? null;
+        } catch {
+          /* a status line */
+        }
+      }
+      return { ...r, reported_sent: sent };
+    },
+    restore: (repo, target) => run('restic', ['restore', 'latest', '--host', 'keep-bench', '--target', target], { env: env(repo) }),
+    packBytes: (repo) => dirBytes(path.join(repo, 'data')),
+    repoBytes: (repo) => dirBytes(repo),
+  };
+}
+
+/** borg, when on PATH. */
+export function borgTool(scratch: string): Tool | string {
+  const version = probe('borg', ['--version']);
+  if (!version) return 'borg not installed: skipped';
+  const env = () => ({
+    ...process.env,
+    BORG_PASSPHRASE: PASSWORD,
+    BORG_BASE_DIR: path.join(scratch, 'borg-base'),
+    BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes',
+    BORG_DISPLAY_PASSPHRASE: 'no',
+  });
+  return {
+    name: 'borg',
+    version,
+    settings: 'repokey-blake2 (AES-256-CTR + keyed BLAKE2b), default compression lz4, buzhash 512K/2M/8M',
+    init: (repo) => run('borg', ['init', '--encryption=repokey-blake2', repo], { env: env() }),
+    async backup(repo, data, label) {
+      const r = await run('borg', ['create', '--json', `${repo}::${label}`, data], { env: env() });
+      let sent: number | null = null;
+      try {
+        const j = JSON.parse(r.stdout) as { archive?: { stats?: { deduplicated_size?: number } } };
+        sent = j.archive?.stats?.deduplicated_size ?? null;
+      } catch {
+        /* older borg without --json */
+      }
+      return { ...r, reported_sent: sent };
+    },
+    // borg extracts into the current directory, paths without the leading '/'
+    restore: (repo, target, label) => {
+      fs.mkdirSync(target, { recursive: true });
+      return run('borg', ['extract', `${repo}::${label}`], { env: env(), cwd: target });
+    },
+    packBytes: (repo) => dirBytes(path.join(repo, 'data')),
+    repoBytes: (repo) => dirBytes(repo),
+  };
+}

@@ -1,0 +1,221 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { BlobType } from '../blob/format.js';
+import { parseBlob } from '../blob/seal.js';
+import { KeepError } from '../errors.js';
+import { Id, toHex } from '../ids.js';
+import { GC_CLOCK_SLACK_MS, GC_GRACE_MS, ORPHAN_PACK_MIN_AGE_MS } from '../margins.js';
+import { PackWriter } from '../pack/writer.js';
+import type { Repository } from '../repository.js';
+
+/**
+ * Garbage collection and repacking, safe while backups run. No lock stops
+ * writers; the rules that make that safe:
+ *
+ * 1. Mark: everything reachable from every snapshot, and from the parent of
+ *    every open session (forget refuses to remove those), walking tree edges;
+ *    a subtree shared by many snapshots is walked once.
+ * 2. Cutoff = min(prune start - GC_GRACE_MS, start of the oldest open
+ *    session) - GC_CLOCK_SLACK_MS. A session's blobs are all either uploaded
+ *    or answered "have it" during the session (both renew the blob's `seen`,
+ *    so seen >= session start > cutoff), or come from its parent snapshot
+ *    (marked). So a blob is collectable only if unmarked and seen < cutoff.
+ * 3. Sweep: one LMDB transaction re-reads each candidate and skips any whose
+ *    `seen` moved past the cutoff since the mark (a session touched it), and
+ *    bumps the GC epoch, so "complete" marks on trees made before the sweep
+ *    are re-proven by the next commit's closure walk.
+ * 4. Repack: live blobs of sparse packs are copied into a new pack, fsynced,
+ *    then the index is switched in one transaction, then old packs deleted.
+ *    A reader that looked up the old location retries once (Repository.readBlob).
+ *    Crash at any point: either the old pack is still indexed, or the new one
+ *    is and the old one is an orphan the next prune deletes.
+ * 5. Orphan packs (never indexed: a crash between rename and index) and tmp
+ *    packs are deleted only when older than ORPHAN_PACK_MIN_AGE_MS.
+ * Two prunes do not run at once (prune.lock); backups never wait for one.
+ */
+export interface PruneOptions {
+  /** repack packs whose live bytes are below this fraction (0..1) */
+  repackBelow?: number;
+  dryRun?: boolean;
+}
+
+export interface PruneReport {
+  dry_run: boolean;
+  snapshots: number;
+  open_sessions: number;
+  cutoff: string;
+  blobs_before: number;
+  blobs_live: number;
+  blobs_removed: number;
+  bytes_removed: number;
+  blobs_kept_recent: number;
+  packs_before: number;
+  packs_deleted: number;
+  packs_repacked: number;
+  bytes_repacked: number;
+  orphan_packs_deleted: number;
+  tmp_files_deleted: number;
+  bytes_before: number;
+  bytes_after: number;
+  duration_s: number;
+}
+
+export const DEFAULT_REPACK_BELOW = 0.5;
+
+function acquireLock(file: string): () => void {
+  try {
+    fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const pid = Number(fs.readFileSync(file, 'utf8'));
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = pid !== process.pid;
+    } catch {
+      alive = false;
+    }
+    if (alive) throw new KeepError('UNAVAILABLE', `another prune is running (pid ${pid}); backups are not affected`);
+    fs.writeFileSync(file, String(process.pid)); // a crashed prune's stale lock
+  }
+  return () => fs.rmSync(file, { force: true });
+}
+
+export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<PruneReport> {
+  const started = repo.clock.now();
+  const release = acquireLock(path.join(repo.dir, 'prune.lock'));
+  try {
+    return await runPrune(repo, opts, started);
+  } finally {
+    release();
+  }
+}
+
+async function runPrune(repo: Repository, opts: PruneOptions, started: number): Promise<PruneReport> {
+  const repackBelow = opts.repackBelow ?? DEFAULT_REPACK_BELOW;
+  const sessions = repo.liveSessions(started);
+  const oldestSession = sessions.length ? sessions[0].started : Infinity;
+  const cutoff = Math.min(started - GC_GRACE_MS, oldestSession) - GC_CLOCK_SLACK_MS;
+  const bytesBefore = repo.storedBytes();
+  const blobsBefore = repo.blobCount();
+  const packsBefore = repo.packCount();
+
+  // 1. Mark.
+  const snapshots = repo.snapshots();
+  const roots = new Set(snapshots.map((s) => s.root));
+  for (const s of sessions) {
+    const parent = s.parent ? repo.getSnapshot(s.parent) : undefined;
+    if (parent) roots.add(parent.root);
+  }
+  const live = new Set<string>();
+  const stack: Id[] = [...roots].map((r) => Buffer.from(r, 'hex'));
+  while (stack.length) {
+    const id = stack.pop()!;
+    const hex = toHex(id);
+    if (live.has(hex)) continue;
+    live.add(hex);
+    const r = repo.lookup(id);
+    if (!r || r.type !== BlobType.Tree) continue;
+    // A damaged tree stops the prune: collecting with an incomplete mark would delete live data.
+    const { edges } = parseBlob(await repo.readBlob(id));
+    for (const e of edges) {
+      if (e.type === BlobType.Tree) stack.push(e.id);
+      else live.add(toHex(e.id));
+    }
+  }
+
+  // 2. Candidates: unmarked and not seen since the cutoff.
+  const candidates: Id[] = [];
+  let keptRecent = 0;
+  let bytesRemoved = 0;
+  for (const [id, r] of repo.allBlobs()) {
+    if (live.has(toHex(id))) continue;
+    if (r.seen >= cutoff) keptRecent++;
+    else candidates.push(Buffer.from(id)), (bytesRemoved += r.length);
+  }
+
+  const report: PruneReport = {
+    dry_run: Boolean(opts.dryRun),
+    snapshots: snapshots.length,
+    open_sessions: sessions.length,
+    cutoff: new Date(cutoff).toISOString(),
+    blobs_before: blobsBefore,
+    blobs_live: live.size,
+    blobs_removed: candidates.length,
+    bytes_removed: bytesRemoved,
+    blobs_kept_recent: keptRecent,
+    packs_before: packsBefore,
+    packs_deleted: 0,
+    packs_repacked: 0,
+    bytes_repacked: 0,
+    orphan_packs_deleted: 0,
+    tmp_files_deleted: 0,
+    bytes_before: bytesBefore,
+    bytes_after: bytesBefore,
+    duration_s: 0,
+  };
+  if (opts.dryRun) {
+    report.duration_s = (repo.clock.now() - started) / 1000;
+    return report;
+  }
+
+  // 3. Sweep (one transaction; re-checks `seen`; bumps the epoch).
+  report.blobs_removed = await repo.sweepBlobs(candidates, cutoff);
+
+  // 4. Packs: delete empty ones, repack sparse ones.
+  const usage = repo.packUsage();
+  const dead: string[] = [];
+  const sparse: string[] = [];
+  for (const [pack, u] of usage) {
+    if (u.liveBlobs === 0) dead.push(pack);
+    else if (u.liveBytes < u.size * repackBelow) sparse.push(pack);
+  }
+  if (sparse.length) {
+    const moved = await repack(repo, sparse);
+    report.packs_repacked = sparse.length;
+    report.bytes_repacked = moved;
+    dead.push(...sparse);
+  }
+  await repo.dropPacks(dead);
+  report.packs_deleted = dead.length - sparse.length;
+
+  // 5. Orphans and unfinished packs older than the margin.
+  const old = started - ORPHAN_PACK_MIN_AGE_MS;
+  for (const p of repo.unindexedPackFiles()) {
+    if (fs.statSync(p.file).mtimeMs < old) fs.rmSync(p.file, { force: true }), report.orphan_packs_deleted++;
+  }
+  const tmp = path.join(repo.dir, 'tmp');
+  for (const n of fs.readdirSync(tmp)) {
+    const f = path.join(tmp, n);
+    if (fs.statSync(f).mtimeMs < old) fs.rmSync(f, { force: true }), report.tmp_files_deleted++;
+  }
+  report.bytes_after = repo.storedBytes();
+  report.duration_s = (repo.clock.now() - started) / 1000;
+  return report;
+}
+
+/** Copy the live blobs of `packs` into new packs; switch the index only after the new packs are durable. */
+async function repack(repo: Repository, packs: string[]): Promise<number> {
+  const from = new Set(packs);
+  const moves: { id: Buffer; oldPack: string; oldOffset: number; pack: string; offset: number }[] = [];
+  let writer: PackWriter | undefined;
+  let moved = 0;
+  const finish = async () => {
+    if (!writer) return;
+    const done = writer.finish();
+    await repo.switchBlobs(done.id, done.size, done.entries.length, moves.splice(0));
+    writer = undefined;
+  };
+  for (const [id, r] of repo.allBlobs()) {
+    if (!from.has(r.pack)) continue;
+    const bytes = await repo.readBlob(id);
+    writer ??= new PackWriter(path.join(repo.dir, 'tmp'), repo.packsDir);
+    const e = writer.add(id, r.type, bytes, r.hash);
+    moves.push({ id: Buffer.from(id), oldPack: r.pack, oldOffset: r.offset, pack: writer.id, offset: e.offset });
+    moved += bytes.length;
+    if (writer.bytes >= 16 * 1024 * 1024) await finish();
+  }
+  await finish();
+  return moved;
+}
+
