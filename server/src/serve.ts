@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type http from 'node:http';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, systemClock } from '@keep/core';
+import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, processClock } from '@keep/core';
 import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
 import { DedupScopeIndex } from './dedup-scope.js';
@@ -39,7 +39,7 @@ export function splitHostPort(s: string, what: string): { host: string; port: nu
 }
 
 export async function serve(o: ServeOptions): Promise<RunningServer> {
-  const clock = o.clock ?? systemClock;
+  const clock = o.clock ?? processClock();
   const log = o.log ?? createLogger();
   const { host, port } = splitHostPort(o.listen, '--listen');
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Compression, KeepError, parseCompression, parseTier, SealPool, systemClock, TIERS } from '@keep/core';
+import { Compression, KeepError, parseCompression, parseTier, SealPool, processClock, TIERS } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import { parse } from '../cli/args.js';
@@ -45,7 +45,7 @@ export async function backupCommand(argv: string[]): Promise<void> {
         tags: values.tag ?? [],
         tier,
         compression,
-        clock: systemClock,
+        clock: processClock(),
         paths: positionals,
         stdin: values.stdin ? { name: values['stdin-name']!, stream: process.stdin } : undefined,
         parent,

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { KeepError, newMasterKey, parseChunkerSizes, systemClock, wrapMasterKey } from '@keep/core';
+import { KeepError, newMasterKey, parseChunkerSizes, processClock, wrapMasterKey } from '@keep/core';
 import { parse, positiveInt } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { LocalConnection } from '../repo/local.js';
@@ -27,7 +27,7 @@ export async function initCommand(argv: string[]): Promise<void> {
   const conn = isRemote(location) ? await connect(location) : await LocalConnection.init(location, undefined, chunker);
   try {
     if ((await conn.keyFiles()).length > 0) throw new KeepError('ALREADY_EXISTS', `${location} is already initialized`);
-    const key = wrapMasterKey(newMasterKey(), password, { host: os.hostname(), username: os.userInfo().username, created: new Date(systemClock.now()), scrypt });
+    const key = wrapMasterKey(newMasterKey(), password, { host: os.hostname(), username: os.userInfo().username, created: new Date(processClock().now()), scrypt });
     await conn.addKeyFile(key);
     const config = await conn.config();
     if (values.json) printJson({ repository: config.id, location, key: key.id, chunker: config.chunker });

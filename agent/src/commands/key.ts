@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { KeepError, systemClock, unwrapMasterKey, wrapMasterKey } from '@keep/core';
+import { KeepError, processClock, unwrapMasterKey, wrapMasterKey } from '@keep/core';
 import { parse, positiveInt } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { openRepository, readPassword } from '../repo/open.js';
@@ -11,7 +11,7 @@ export async function keyCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(rest, { 'kdf-cost': { type: 'string' } });
   const repo = await openRepository();
   try {
-    const meta = () => ({ host: os.hostname(), username: os.userInfo().username, created: new Date(systemClock.now()), scrypt: scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost')) });
+    const meta = () => ({ host: os.hostname(), username: os.userInfo().username, created: new Date(processClock().now()), scrypt: scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost')) });
     switch (sub) {
       case 'list': {
         const files = await repo.conn.keyFiles();

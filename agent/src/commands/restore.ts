@@ -1,4 +1,4 @@
-import { SealPool, systemClock } from '@keep/core';
+import { SealPool, processClock } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepository } from '../repo/open.js';
@@ -20,14 +20,14 @@ export async function restoreCommand(argv: string[]): Promise<void> {
   const progress = new ProgressLine();
   try {
     const snap = await selectSnapshot(repo.conn, positionals[0] ?? (values.at ? undefined : undefined), { source: values.source, at: values.at });
-    const started = systemClock.now();
+    const started = processClock().now();
     const r = new Restorer(repo, pool, {
       target: values.target,
       include: values.include,
       onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes)}  ${formatRate(p.bytes, s)}  ${p.current ?? ''}`),
       onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`),
     });
-    const st = await r.run(Buffer.from(snap.root, 'hex'), started, () => systemClock.now());
+    const st = await r.run(Buffer.from(snap.root, 'hex'), started, () => processClock().now());
     progress.done();
     if (values.json) printJson({ snapshot: snap.id, source: snap.source, time: snap.time, target: values.target, ...st });
     else console.log(`restored snapshot ${snap.id.slice(0, 8)} (${snap.time}) to ${values.target}: ${st.files} files, ${st.dirs} dirs, ${st.symlinks} symlinks, ${st.hardlinks} hardlinks, ${formatBytes(st.bytes)} in ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes, st.duration_s)})`);

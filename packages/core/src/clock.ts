@@ -23,3 +23,17 @@ export class ManualClock implements Clock {
     this.t += ms;
   }
 }
+
+/**
+ * The clock of a keep or keepd process: the system clock, shifted by
+ * KEEP_CLOCK_OFFSET_MS when set. That variable exists for tests and drills
+ * (run a prune "two hours later" to see the grace window expire); it moves
+ * only this process's notion of now, never the file system's.
+ */
+export function processClock(env: NodeJS.ProcessEnv = process.env): Clock {
+  const raw = env.KEEP_CLOCK_OFFSET_MS;
+  if (!raw) return systemClock;
+  const offset = Number(raw);
+  if (!Number.isFinite(offset)) throw new Error(`KEEP_CLOCK_OFFSET_MS must be a number of milliseconds, not ${raw}`);
+  return { now: () => Date.now() + offset };
+}

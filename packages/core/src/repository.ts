@@ -6,7 +6,7 @@ export type { Database };
 import { BlobType, MAX_BLOB_SIZE } from './blob/format.js';
 import { parseBlob } from './blob/seal.js';
 import { ChunkerParams } from './chunker.js';
-import { Clock, systemClock } from './clock.js';
+import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
 import { corrupt, KeepError } from './errors.js';
 import { Id, storageHash, toHex } from './ids.js';
@@ -108,7 +108,7 @@ export class Repository {
     readonly config: RepoConfig,
     opts: RepositoryOptions,
   ) {
-    this.clock = opts.clock ?? systemClock;
+    this.clock = opts.clock ?? processClock();
     this.env = open({ path: path.join(dir, INDEX_FILE), noSubdir: true, compression: false });
     this.blobs = this.env.openDB({ name: 'blobs', keyEncoding: 'binary' });
     this.packs = this.env.openDB({ name: 'packs' });
@@ -138,7 +138,7 @@ export class Repository {
   static async init(dir: string, opts: RepositoryOptions & { chunker?: ChunkerParams } = {}): Promise<Repository> {
     if (Repository.exists(dir)) throw new KeepError('ALREADY_EXISTS', `${dir} already holds a repository`);
     for (const d of ['packs', 'tmp', 'snapshots', 'keys']) fs.mkdirSync(path.join(dir, d), { recursive: true });
-    const clock = opts.clock ?? systemClock;
+    const clock = opts.clock ?? processClock();
     const config = newRepoConfig(new Date(clock.now()), opts.chunker);
     atomicWrite(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     return Repository.open(dir, opts);

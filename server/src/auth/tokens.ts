@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { Clock, Database, KeepError, Repository, systemClock } from '@keep/core';
+import { Clock, Database, KeepError, Repository } from '@keep/core';
 
 export type Role = 'agent' | 'admin' | 'replica';
 
@@ -38,7 +38,7 @@ export class TokenStore {
 
   constructor(
     repo: Repository,
-    private readonly clock: Clock = systemClock,
+    private readonly clock: Clock = repo.clock,
   ) {
     this.db = repo.database<TokenRecord>('tokens');
   }

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
-import { exitCodeFor, KeepError, parseChunkerSizes, Repository } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, exitCodeFor, KeepError, parseChunkerSizes, parseTier, prune, Repository } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
+import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
 import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
@@ -16,6 +17,10 @@ usage: keepd COMMAND --data DIR [options]
   token create --data DIR --role agent|admin|replica [--source NAME]... [--dedup source|repository]
   token list --data DIR | token revoke ID --data DIR
   tls init --data DIR [--host NAME]...  a private CA and server certificate in DIR/tls (agents: KEEP_CA=DIR/tls/ca.pem)
+  forget --data DIR [--source N] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
+         [--keep-monthly N] [--keep-yearly N] [--keep-within D] [--keep-within-daily D]... [--keep-tag T]...
+         [--tier critical|high|standard|lower] [--dry-run] [--prune]     retention per source (restic's rules)
+  prune --data DIR [--dry-run] [--repack-below 0.5]   collect garbage and repack; backups keep running
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
   rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
@@ -115,6 +120,38 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     });
     if (!r.ok) throw checkFailure(r.errors);
   },
+  async forget(argv) {
+    const a = args(argv, { ...FORGET_FLAGS, 'keep-tag': { type: 'string', multiple: true }, 'dry-run': { type: 'boolean' }, prune: { type: 'boolean' } });
+    const r = await runForget(a.data, {
+      source: a.source as string | undefined,
+      policy: policyFromFlags(a),
+      tier: typeof a.tier === 'string' ? parseTier(a.tier) : undefined,
+      dryRun: Boolean(a['dry-run']),
+    });
+    const pruned = a.prune && !a['dry-run'] ? await withRepo(a.data, (repo) => prune(repo)) : undefined;
+    out(a.json, pruned ? { ...r, prune: pruned } : r, () => {
+      for (const g of r.groups) {
+        console.log(`source ${g.source}: ${g.policy}`);
+        for (const s of g.snapshots) console.log(`  ${s.keep ? 'keep  ' : 'remove'} ${s.id.slice(0, 8)} ${s.time}  ${s.reasons.join(', ')}`);
+        console.log(`  ${a['dry-run'] ? 'would remove' : 'removed'} ${g.removed.length} snapshot(s)`);
+      }
+      for (const s of r.skipped) console.log(`source ${s}: no policy (give --keep-* flags or --tier, or back it up with --tier); left alone`);
+      if (pruned) console.log(`prune: removed ${pruned.blobs_removed} blobs, ${pruned.bytes_before - pruned.bytes_after} bytes freed`);
+    });
+    if (r.groups.length === 0 && r.skipped.length) throw new KeepError('INVALID_ARGUMENT', 'no retention policy: give --keep-last/--keep-daily/... or --tier');
+  },
+  async prune(argv) {
+    const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' } });
+    const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
+    if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
+    const r = await withRepo(a.data, (repo) => prune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }));
+    out(a.json, r, () =>
+      console.log(
+        `${r.dry_run ? 'would remove' : 'removed'} ${r.blobs_removed} of ${r.blobs_before} blobs (${r.bytes_removed} bytes); ${r.blobs_kept_recent} unreferenced but recent kept; ` +
+          `${r.packs_deleted} packs deleted, ${r.packs_repacked} repacked; ${r.bytes_before} -> ${r.bytes_after} bytes in ${r.duration_s.toFixed(2)} s`,
+      ),
+    );
+  },
   async status(argv) {
     const a = args(argv);
     const s = await runStatus(a.data);
@@ -134,6 +171,15 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
 };
+
+async function withRepo<T>(data: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await Repository.open(data);
+  try {
+    return await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;

@@ -1,4 +1,4 @@
-import { Clock, Repository, systemClock } from '@keep/core';
+import { Clock, Repository, processClock } from '@keep/core';
 import { TIERS } from '@keep/core';
 
 export interface SourceStatus {
@@ -16,7 +16,7 @@ export interface SourceStatus {
 }
 
 /** Per source: its newest snapshot and how old it is against its tier's RPO. */
-export async function runStatus(data: string, clock: Clock = systemClock) {
+export async function runStatus(data: string, clock: Clock = processClock()) {
   const repo = await Repository.open(data, { clock });
   try {
     const latest = new Map<string, { snap: ReturnType<Repository['snapshots']>[number]; count: number }>();
