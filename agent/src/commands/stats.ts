@@ -1,3 +1,4 @@
+import { KeepError } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { formatBytes, printJson } from '../cli/output.js';
 import { openRepository } from '../repo/open.js';
@@ -6,7 +7,11 @@ export async function statsCommand(argv: string[]): Promise<void> {
   const { values } = parse(argv, { source: { type: 'string' } });
   const repo = await openRepository();
   try {
-    const st = await repo.conn.repoStats();
+    // A scoped agent token may not see repository-wide sizes; its own snapshots' totals still show.
+    const st = await repo.conn.repoStats().catch((e: Error) => {
+      if (e instanceof KeepError && e.code === 'PERMISSION_DENIED') return undefined;
+      throw e;
+    });
     const snaps = await repo.conn.snapshots(values.source ? { source: values.source } : {});
     const sources = new Map<string, number>();
     for (const s of snaps) sources.set(s.source, s.stats.bytes);
@@ -19,17 +24,17 @@ export async function statsCommand(argv: string[]): Promise<void> {
       total_file_size: totalFileSize,
       /** the newest snapshot of each source */
       latest_size: latestSize,
-      stored_bytes: st.stored_bytes,
-      blobs: st.blobs,
-      packs: st.packs,
+      stored_bytes: st?.stored_bytes ?? null,
+      blobs: st?.blobs ?? null,
+      packs: st?.packs ?? null,
       /** total_file_size / stored_bytes: what dedup and compression save together */
-      space_saving_ratio: st.stored_bytes > 0 ? totalFileSize / st.stored_bytes : null,
+      space_saving_ratio: st && st.stored_bytes > 0 ? totalFileSize / st.stored_bytes : null,
     };
     if (values.json) printJson(out);
     else {
       console.log(`Snapshots:        ${out.snapshots} (${out.sources} sources)`);
       console.log(`Total file size:  ${formatBytes(out.total_file_size)} (newest per source: ${formatBytes(out.latest_size)})`);
-      console.log(`Stored:           ${formatBytes(out.stored_bytes)} in ${out.blobs} blobs, ${out.packs} packs`);
+      console.log(out.stored_bytes === null ? 'Stored:           (repository-wide sizes need an admin token)' : `Stored:           ${formatBytes(out.stored_bytes)} in ${out.blobs} blobs, ${out.packs} packs`);
       console.log(`Saving ratio:     ${out.space_saving_ratio ? out.space_saving_ratio.toFixed(2) + 'x' : '-'}`);
     }
   } finally {

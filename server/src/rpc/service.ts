@@ -301,6 +301,8 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     }),
 
     stats: unary('Stats', (_req: unknown, p) => {
+      // Repository-wide counts would let a scoped agent see whether an upload was new (an existence oracle).
+      if (p.role === 'agent' && p.dedup === 'source') throw new KeepError('PERMISSION_DENIED', 'repository-wide sizes need an admin or replica token');
       const snapshots = d.repo.snapshots().filter((s) => canUseSource(p, s.source)).length;
       return create(StatsResponseSchema, { snapshots: BigInt(snapshots), blobs: BigInt(d.repo.blobCount()), packs: BigInt(d.repo.packCount()), storedBytes: BigInt(d.repo.storedBytes()) });
     }),

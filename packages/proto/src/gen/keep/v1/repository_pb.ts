@@ -270,7 +270,9 @@ export type UploadResponse = Message<"keep.v1.UploadResponse"> & {
   id: Uint8Array;
 
   /**
-   * false when the repository already held the blob
+   * false when the repository already held the blob. A source-scoped agent is
+   * always told true (with new_bytes = the blob's size), so the answer cannot
+   * reveal what other sources stored.
    *
    * @generated from field: bool stored = 2;
    */
@@ -742,7 +744,8 @@ export const RepositoryService: GenService<{
     output: typeof ReadBlobsResponseSchema;
   },
   /**
-   * Keyless maintenance (admin).
+   * Keyless maintenance: Check is admin-only; Stats is for admins, replicas and
+   * repository-scoped agents (the counts would be an existence oracle otherwise).
    *
    * @generated from rpc keep.v1.RepositoryService.Check
    */
