@@ -9,9 +9,11 @@ import { createLogger, Logger } from './log.js';
 import { Metrics, serverMetrics } from './metrics.js';
 import { repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
+import { SyncReport, syncFrom } from './sync/pull.js';
+import { upstreamToken } from './sync/run.js';
+import { Upstream } from './sync/upstream.js';
 
-/** Largest message either way: a max-size blob plus framing, with room for big tree nodes. */
-export const MAX_MESSAGE_BYTES = 160 * 1024 * 1024;
+import { MAX_MESSAGE_BYTES } from './limits.js';
 
 export interface ServeOptions {
   data: string;
@@ -23,6 +25,10 @@ export interface ServeOptions {
   metrics?: string;
   clock?: Clock;
   log?: Logger;
+  /** pull from this keepd continuously (a replica); token from KEEP_UPSTREAM_TOKEN or KEEP_TOKEN */
+  upstream?: string;
+  /** seconds between pulls */
+  syncIntervalS?: number;
 }
 
 export interface RunningServer {
@@ -36,6 +42,40 @@ export function splitHostPort(s: string, what: string): { host: string; port: nu
   const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(s);
   if (!m) throw new KeepError('INVALID_ARGUMENT', `${what} takes HOST:PORT, not ${s}`);
   return { host: m[1], port: Number(m[2]) };
+}
+
+/**
+ * Continuous replication: pull from `upstream` every `intervalS` seconds (one
+ * pull at a time); lag and bytes are metrics, and `keepd status` shows them.
+ */
+function replicate(repo: Repository, upstream: string, intervalS: number, clock: Clock, log: Logger, m: Metrics): () => Promise<void> {
+  const up = new Upstream(upstream, upstreamToken(), process.env.KEEP_CA);
+  const bytes = m.counter('keep_replication_bytes_total', 'Stored bytes pulled from the upstream');
+  let last: SyncReport | undefined;
+  m.gauge('keep_replication_lag_seconds', 'Seconds the newest local snapshot is behind the upstream newest', () => last?.lag_s ?? -1);
+  m.gauge('keep_replication_snapshots_pending', 'Upstream snapshots not yet here', () => last?.snapshots_pending ?? -1);
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  const once = () => {
+    if (running || stopped) return;
+    running = syncFrom(repo, up, { clock })
+      .then((r) => {
+        last = r;
+        bytes({}, r.bytes_fetched);
+        if (r.snapshots_synced.length || r.snapshots_failed.length) log.info({ upstream, synced: r.snapshots_synced.length, failed: r.snapshots_failed, bytes: r.bytes_fetched, lag_s: r.lag_s }, 'replicated');
+      })
+      .catch((e: Error) => log.warn({ upstream, err: e.message }, 'replication failed'))
+      .finally(() => (running = undefined));
+  };
+  once();
+  const timer = setInterval(once, intervalS * 1000);
+  timer.unref();
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    await running;
+    up.close();
+  };
 }
 
 export async function serve(o: ServeOptions): Promise<RunningServer> {
@@ -72,6 +112,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     metricsServer = await m.listen(mh.host, mh.port);
     metricsPort = (metricsServer.address() as { port: number }).port;
   }
+  const stopReplication = o.upstream ? replicate(repo, o.upstream, o.syncIntervalS ?? 60, clock, log, m) : undefined;
   const sweeper = setInterval(() => void sessions.sweep().catch((e) => log.error({ err: e }, 'session sweep failed')), SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
   log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data }, 'listening');
@@ -83,6 +124,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
+        await stopReplication?.();
         log.info({}, 'draining');
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {

@@ -29,8 +29,30 @@ export function isRemote(location: string): boolean {
  * bundled roots) reaches a keepd with the token from KEEP_TOKEN or KEEP_TOKEN_FILE.
  */
 export async function connect(location: string, env: NodeJS.ProcessEnv = process.env): Promise<RepoConnection> {
+  if (location.includes(',')) return failover(location.split(',').map((l) => l.trim()).filter(Boolean), env);
   if (isRemote(location)) return new RemoteConnection(location, { token: readToken(env), caFile: env.KEEP_CA || undefined });
   return LocalConnection.open(location);
+}
+
+/**
+ * KEEP_REPO=grpc://primary:7420,grpc://replica:7420: the first keepd that
+ * answers serves this command (a restore from a replica while the primary is
+ * down; backups to a promoted replica). The same credentials go to each.
+ */
+async function failover(locations: string[], env: NodeJS.ProcessEnv): Promise<RepoConnection> {
+  const errors: string[] = [];
+  for (const loc of locations) {
+    const conn = await connect(loc, env);
+    try {
+      await conn.config();
+      return conn;
+    } catch (e) {
+      await conn.close();
+      if (!(e instanceof KeepError && e.code === 'UNAVAILABLE')) throw e;
+      errors.push((e as Error).message);
+    }
+  }
+  throw new KeepError('UNAVAILABLE', `no repository in KEEP_REPO answered: ${errors.join('; ')}`);
 }
 
 /** The keepd bearer token from KEEP_TOKEN or KEEP_TOKEN_FILE (trimmed); never printed. */

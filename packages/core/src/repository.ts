@@ -135,11 +135,12 @@ export class Repository {
   }
 
   /** Create an empty repository in `dir` (which may exist but must not hold one). */
-  static async init(dir: string, opts: RepositoryOptions & { chunker?: ChunkerParams } = {}): Promise<Repository> {
+  /** `config`: adopt another repository's config (a replica is the same repository: same id, same chunker). */
+  static async init(dir: string, opts: RepositoryOptions & { chunker?: ChunkerParams; config?: RepoConfig } = {}): Promise<Repository> {
     if (Repository.exists(dir)) throw new KeepError('ALREADY_EXISTS', `${dir} already holds a repository`);
     for (const d of ['packs', 'tmp', 'snapshots', 'keys']) fs.mkdirSync(path.join(dir, d), { recursive: true });
     const clock = opts.clock ?? processClock();
-    const config = newRepoConfig(new Date(clock.now()), opts.chunker);
+    const config = opts.config ?? newRepoConfig(new Date(clock.now()), opts.chunker);
     atomicWrite(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     return Repository.open(dir, opts);
   }
@@ -402,13 +403,24 @@ export class Repository {
 
   /** Make a snapshot visible, only if every blob reachable from its root is stored. */
   async commitSnapshot(s: NewSnapshot): Promise<Snapshot> {
+    return this.publish({ id: randomId(), ...s });
+  }
+
+  /** A snapshot copied from another repository (sync) keeps its id; same closure rule. */
+  async importSnapshot(s: Snapshot): Promise<Snapshot> {
+    if (!/^[0-9a-f]{32}$/.test(s.id)) throw new KeepError('INVALID_ARGUMENT', `bad snapshot id ${s.id}`);
+    if (this.snaps.get(s.id)) return this.snaps.get(s.id)!;
+    return this.publish(s);
+  }
+
+  private async publish(snap: Snapshot): Promise<Snapshot> {
+    const s = snap;
     const root = Buffer.from(s.root, 'hex');
     if (root.length !== 32) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
     const { missing, trees } = await this.closure(root);
     if (missing.length) {
       throw new KeepError('INCOMPLETE', `snapshot refused: ${missing.length} blob(s) reachable from its root are not stored (first: ${missing[0]})`);
     }
-    const snap: Snapshot = { id: randomId(), ...s };
     const epoch = this.gcEpoch();
     atomicWrite(path.join(this.snapsDir, `${snap.id}.json`), JSON.stringify(snap) + '\n');
     const now = this.clock.now();

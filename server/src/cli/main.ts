@@ -4,6 +4,7 @@ import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
+import { runSync, syncFailure } from '../sync/run.js';
 import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
 
@@ -13,6 +14,7 @@ usage: keepd COMMAND --data DIR [options]
 
   init --data DIR [--chunk-min S --chunk-avg S --chunk-max S]   create an empty repository (agents add the key with keep init)
   serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F] [--metrics HOST:PORT]
+        [--upstream grpc(s)://HOST:PORT --sync-interval S]   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
                                       serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
   token create --data DIR --role agent|admin|replica [--source NAME]... [--dedup source|repository]
   token list --data DIR | token revoke ID --data DIR
@@ -21,6 +23,7 @@ usage: keepd COMMAND --data DIR [options]
          [--keep-monthly N] [--keep-yearly N] [--keep-within D] [--keep-within-daily D]... [--keep-tag T]...
          [--tier critical|high|standard|lower] [--dry-run] [--prune]     retention per source (restic's rules)
   prune --data DIR [--dry-run] [--repack-below 0.5]   collect garbage and repack; backups keep running
+  sync --data DIR --from grpc(s)://HOST:PORT [--source N]   pull missing snapshots (KEEP_TOKEN: a replica token)
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
   rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
@@ -59,13 +62,17 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' } });
+    const interval = a['sync-interval'] === undefined ? undefined : Number(a['sync-interval']);
+    if (interval !== undefined && !(interval > 0)) throw new KeepError('INVALID_ARGUMENT', '--sync-interval takes seconds (> 0)');
     const server = await serve({
       data: a.data,
       listen: (a.listen as string | undefined) ?? '127.0.0.1:7420',
       tlsCert: a['tls-cert'] as string | undefined,
       tlsKey: a['tls-key'] as string | undefined,
       metrics: a.metrics as string | undefined,
+      upstream: a.upstream as string | undefined,
+      syncIntervalS: interval,
     });
     await new Promise<void>((resolve) => {
       const stop = () => void server.shutdown().then(resolve);
@@ -151,6 +158,18 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
           `${r.packs_deleted} packs deleted, ${r.packs_repacked} repacked; ${r.bytes_before} -> ${r.bytes_after} bytes in ${r.duration_s.toFixed(2)} s`,
       ),
     );
+  },
+  async sync(argv) {
+    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' } });
+    if (typeof a.from !== 'string') throw new KeepError('INVALID_ARGUMENT', 'keepd sync needs --from grpc://HOST:PORT (token from KEEP_TOKEN, CA from KEEP_CA)');
+    const r = await runSync(a.data, a.from, a.source as string | undefined);
+    out(a.json, r, () => {
+      console.log(`synced ${r.snapshots_synced.length} snapshot(s) from ${r.upstream}: fetched ${r.blobs_fetched} blobs (${r.bytes_fetched} bytes), ${r.blobs_present} already here, ${r.duration_s.toFixed(2)} s`);
+      for (const f of r.snapshots_failed) console.log(`failed ${f.id}: ${f.error}`);
+      console.log(r.lag_s > 0 ? `lag: ${r.lag_s} s behind, ${r.snapshots_pending} snapshot(s) pending` : 'caught up');
+    });
+    const failure = syncFailure(r);
+    if (failure) throw failure;
   },
   async status(argv) {
     const a = args(argv);

@@ -1,5 +1,5 @@
-import { Clock, Repository, processClock } from '@keep/core';
-import { TIERS } from '@keep/core';
+import { Clock, processClock, Repository, TIERS } from '@keep/core';
+import { replicationDb } from '../sync/pull.js';
 
 export interface SourceStatus {
   source: string;
@@ -40,7 +40,15 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
         rpo_state: tier ? (age <= tier.rpo_s ? 'ok' : 'late') : 'unknown',
       };
     });
-    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, replicas: [] as unknown[] };
+    // Replication as this repository sees it (it is the replica): lag against the strictest RPO of its sources.
+    const strictest = Math.min(...sources.map((s) => s.rpo_s ?? Infinity));
+    const replication = [...replicationDb(repo).getRange()].map(({ value }) => ({
+      ...value,
+      rpo_s: Number.isFinite(strictest) ? strictest : null,
+      // 'error': the last pull failed; 'late': behind by more than the strictest RPO here.
+      state: value.last_error && (!value.last_success || value.last_success < value.last_attempt) ? 'error' : Number.isFinite(strictest) && value.lag_s > strictest ? 'late' : 'ok',
+    }));
+    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, replication };
   } finally {
     await repo.close();
   }

@@ -283,7 +283,8 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         for (const id of ids) {
           const data = await d.repo.readBlob(id);
           d.metrics.bytesServed({}, data.length);
-          if (!call.write(create(ReadBlobsResponseSchema, { id, data }))) await new Promise((resolve) => call.once('drain', resolve));
+          const storageHash = d.repo.lookup(id)?.hash ?? new Uint8Array();
+          if (!call.write(create(ReadBlobsResponseSchema, { id, data, storageHash }))) await new Promise((resolve) => call.once('drain', resolve));
         }
         done('ReadBlobs', p, started, Status.OK);
         call.end();

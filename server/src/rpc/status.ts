@@ -20,3 +20,11 @@ export function toStatus(e: unknown): Partial<StatusObject> & { code: Status; de
   if (e instanceof KeepError) return { code: CODES[e.code], details: e.message };
   return { code: Status.INTERNAL, details: `internal error: ${(e as Error)?.message ?? String(e)}` };
 }
+
+/** The other direction, for keepd's own client (sync): a status from another keepd as a KeepError. */
+export function fromStatus(code: Status, details: string): KeepError {
+  if (code === Status.RESOURCE_EXHAUSTED || code === Status.OUT_OF_RANGE) return new KeepError('INVALID_ARGUMENT', details);
+  if (code === Status.DEADLINE_EXCEEDED) return new KeepError('UNAVAILABLE', details);
+  for (const [k, v] of Object.entries(CODES) as [KeepErrorCode, Status][]) if (v === code && k !== 'WRONG_PASSWORD' && k !== 'NOT_A_REPOSITORY') return new KeepError(k, details);
+  return new KeepError('INTERNAL', details);
+}

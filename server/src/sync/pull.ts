@@ -1,0 +1,159 @@
+import { BlobType, Clock, Database, Id, KeepError, parseBlob, randomId, Repository, SESSION_LEASE_MS, storageHash, toHex } from '@keep/core';
+import type { Upstream } from './upstream.js';
+
+/** Ids per ReadBlobs call. */
+const FETCH_BATCH = 256;
+
+export interface SyncReport {
+  upstream: string;
+  snapshots_synced: string[];
+  snapshots_failed: { id: string; error: string }[];
+  snapshots_pending: number;
+  blobs_fetched: number;
+  bytes_fetched: number;
+  blobs_present: number;
+  /** seconds the replica's newest snapshot is behind the primary's newest (0: caught up) */
+  lag_s: number;
+  duration_s: number;
+}
+
+/** What a replica remembers of each upstream (LMDB `replication`), for status and metrics. */
+export interface ReplicationState {
+  upstream: string;
+  last_attempt: string;
+  last_success?: string;
+  last_error?: string;
+  primary_newest?: string;
+  local_newest?: string;
+  lag_s: number;
+  snapshots_pending: number;
+  bytes_fetched_total: number;
+}
+
+export function replicationDb(repo: Repository): Database<ReplicationState, string> {
+  return repo.database<ReplicationState>('replication');
+}
+
+/**
+ * Pull snapshots this repository lacks from `up`, oldest first. For each:
+ * walk its DAG top-down, skipping subtrees already complete here; fetch what
+ * is missing in streamed batches; verify every blob's storage hash (against
+ * the primary's index and by re-hashing); store; then publish the snapshot
+ * under its own id only after the closure check. Blobs already here are
+ * touched, so this repository's GC cannot race the sync; the sync also holds
+ * a session for its duration. Interrupted syncs resume: completed packs stay.
+ */
+export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: string; clock: Clock }): Promise<SyncReport> {
+  const started = opts.clock.now();
+  const report: SyncReport = { upstream: up.location, snapshots_synced: [], snapshots_failed: [], snapshots_pending: 0, blobs_fetched: 0, bytes_fetched: 0, blobs_present: 0, lag_s: 0, duration_s: 0 };
+  const state = replicationDb(repo);
+  const prev = state.get(up.location);
+  const sessionId = randomId();
+  try {
+    const remote = await up.config();
+    if (remote.config.id !== repo.config.id) throw new KeepError('INVALID_ARGUMENT', `${up.location} holds repository ${remote.config.id}, this one is ${repo.config.id}: not a replica of it`);
+    // Wrapped keys travel too: an agent can restore from the replica with its passphrase.
+    const have = new Set(repo.keyFiles().map((k) => k.id));
+    for (const k of remote.keys) if (!have.has(k.id)) repo.addKeyFile(k);
+
+    await repo.registerSession(sessionId, { source: `sync:${up.location}`, host: up.address, started, leaseUntil: started + SESSION_LEASE_MS });
+    const theirs = await up.snapshots(opts.source);
+    const local = new Set(repo.snapshots().map((s) => s.id));
+    const missing = theirs.filter((s) => !local.has(s.id));
+    for (const snap of missing) {
+      try {
+        await pullDag(repo, up, Buffer.from(snap.root, 'hex'), report);
+        await repo.importSnapshot(snap);
+        report.snapshots_synced.push(snap.id);
+      } catch (e) {
+        report.snapshots_failed.push({ id: snap.id, error: (e as Error).message });
+        // A snapshot forgotten on the primary meanwhile is simply gone; anything else stops the run.
+        if (!(e instanceof KeepError && e.code === 'NOT_FOUND')) break;
+      }
+      await repo.renewSession(sessionId, opts.clock.now() + SESSION_LEASE_MS);
+    }
+    const newest = (list: { time: string }[]) => list.reduce((t, s) => (s.time > t ? s.time : t), '');
+    const localNewest = newest(repo.snapshots(opts.source ? { source: opts.source } : {}));
+    const primaryNewest = newest(theirs);
+    report.snapshots_pending = missing.length - report.snapshots_synced.length;
+    report.lag_s = primaryNewest && localNewest < primaryNewest ? Math.max(0, (Date.parse(primaryNewest) - (localNewest ? Date.parse(localNewest) : 0)) / 1000) : 0;
+    report.duration_s = (opts.clock.now() - started) / 1000;
+    await state.put(up.location, {
+      upstream: up.location,
+      last_attempt: new Date(started).toISOString(),
+      last_success: report.snapshots_failed.length ? prev?.last_success : new Date(opts.clock.now()).toISOString(),
+      last_error: report.snapshots_failed[0]?.error,
+      primary_newest: primaryNewest || undefined,
+      local_newest: localNewest || undefined,
+      lag_s: report.lag_s,
+      snapshots_pending: report.snapshots_pending,
+      bytes_fetched_total: (prev?.bytes_fetched_total ?? 0) + report.bytes_fetched,
+    });
+    return report;
+  } catch (e) {
+    await state.put(up.location, { ...(prev ?? { upstream: up.location, lag_s: 0, snapshots_pending: 0, bytes_fetched_total: 0 }), last_attempt: new Date(started).toISOString(), last_error: (e as Error).message });
+    throw e;
+  } finally {
+    await repo.endSession(sessionId);
+  }
+}
+
+/** Fetch every blob of one DAG that is not here yet; trees are walked top-down, complete subtrees skipped. */
+async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncReport): Promise<void> {
+  const writer = repo.openWriter();
+  const seen = new Set<string>();
+  let trees: Id[] = [root];
+  try {
+    while (trees.length) {
+      const level = trees.filter((t) => !seen.has(toHex(t)));
+      level.forEach((t) => seen.add(toHex(t)));
+      trees = [];
+      const fetchTrees: Id[] = [];
+      const edgesOf: Buffer[] = [];
+      for (const t of level) {
+        if (repo.has(t)) {
+          report.blobs_present++;
+          if (repo.isComplete(t)) continue; // its whole subtree is here
+          edgesOf.push(await repo.readBlob(t));
+        } else fetchTrees.push(t);
+      }
+      await fetch(up, writer, fetchTrees, report, (b) => void edgesOf.push(b));
+      const data: Id[] = [];
+      const present: Id[] = [];
+      for (const stored of edgesOf) {
+        for (const e of parseBlob(stored).edges) {
+          if (e.type === BlobType.Tree) trees.push(e.id);
+          else if (seen.has(toHex(e.id))) continue;
+          else {
+            seen.add(toHex(e.id));
+            (repo.has(e.id) ? present : data).push(e.id);
+          }
+        }
+      }
+      // Renew what is already here, so this repository's GC keeps it until the snapshot is published.
+      if (present.length) await repo.touch(present), (report.blobs_present += present.length);
+      await fetch(up, writer, data, report);
+    }
+    await writer.flush();
+  } catch (e) {
+    await writer.flush().catch(() => undefined); // keep what arrived intact: a rerun resumes from there
+    throw e;
+  }
+}
+
+async function fetch(up: Upstream, writer: ReturnType<Repository['openWriter']>, ids: Id[], report: SyncReport, onTree?: (stored: Buffer) => void): Promise<void> {
+  for (let i = 0; i < ids.length; i += FETCH_BATCH) {
+    const batch = ids.slice(i, i + FETCH_BATCH);
+    const got = new Set<string>();
+    await up.readBlobs(batch, async (id, data, hash) => {
+      // Verified twice: against the primary's recorded hash, and by BlobWriter re-hashing the bytes.
+      if (!storageHash(data).equals(hash)) throw new KeepError('CORRUPT', `blob ${toHex(id)} from ${up.location} does not match its storage hash; refused`);
+      await writer.add(id, Buffer.from(data), hash);
+      got.add(toHex(id));
+      report.blobs_fetched++;
+      report.bytes_fetched += data.length;
+      if (onTree) onTree(Buffer.from(data));
+    });
+    for (const id of batch) if (!got.has(toHex(id))) throw new KeepError('NOT_FOUND', `upstream did not send blob ${toHex(id)}`);
+  }
+}

@@ -1,0 +1,43 @@
+import fs from 'node:fs';
+import { KeepError, parseRepoConfig, processClock, Repository } from '@keep/core';
+import { SyncReport, syncFrom } from './pull.js';
+import { Upstream } from './upstream.js';
+
+/**
+ * The replica token for the upstream: KEEP_UPSTREAM_TOKEN(_FILE), else
+ * KEEP_TOKEN(_FILE). Never a flag: flags show in ps.
+ */
+export function upstreamToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const name of ['KEEP_UPSTREAM_TOKEN', 'KEEP_TOKEN']) {
+    if (env[name]) return env[name]!.trim();
+    const file = env[`${name}_FILE`];
+    if (file) return fs.readFileSync(file, 'utf8').trim();
+  }
+  return undefined;
+}
+
+/** `keepd sync`: open (or create, as a replica of `from`) the repository in `data` and pull once. */
+export async function runSync(data: string, from: string, source?: string, env: NodeJS.ProcessEnv = process.env): Promise<SyncReport> {
+  const up = new Upstream(from, upstreamToken(env), env.KEEP_CA);
+  try {
+    let repo: Repository;
+    if (Repository.exists(data)) repo = await Repository.open(data);
+    else {
+      // A new replica is the same repository: it adopts the primary's config (id, chunker).
+      const { configJson } = await up.config();
+      repo = await Repository.init(data, { config: parseRepoConfig(configJson, from) });
+    }
+    try {
+      return await syncFrom(repo, up, { source, clock: repo.clock ?? processClock() });
+    } finally {
+      await repo.close();
+    }
+  } finally {
+    up.close();
+  }
+}
+
+export function syncFailure(r: SyncReport): KeepError | undefined {
+  if (r.snapshots_failed.length === 0) return undefined;
+  return new KeepError('INCOMPLETE', `${r.snapshots_failed.length} snapshot(s) not synced: ${r.snapshots_failed[0].error}`);
+}

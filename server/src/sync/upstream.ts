@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import { create } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
+import { KeepError, KeyFile, parseKeyFile, parseRepoConfig, RepoConfig, Snapshot as CoreSnapshot } from '@keep/core';
+import {
+  GetConfigRequestSchema,
+  GetConfigResponse,
+  grpcServiceDefinition,
+  ListSnapshotsRequestSchema,
+  ListSnapshotsResponse,
+  PROTOCOL_VERSION,
+  ReadBlobsRequestSchema,
+  ReadBlobsResponse,
+  RepositoryService,
+  Snapshot,
+} from '@keep/proto';
+import { fromStatus } from '../rpc/status.js';
+import { MAX_MESSAGE_BYTES } from '../limits.js';
+
+const DEF = grpcServiceDefinition(RepositoryService);
+
+/**
+ * The replica's view of its primary: a read-only gRPC client (a replica
+ * token can do nothing else). Everything it receives is ciphertext.
+ */
+export class Upstream {
+  private readonly client: grpc.Client;
+  readonly address: string;
+
+  constructor(
+    readonly location: string,
+    private readonly token: string | undefined,
+    caFile?: string,
+  ) {
+    const m = /^(grpcs?):\/\/(.+:\d+)$/.exec(location);
+    if (!m) throw new KeepError('INVALID_ARGUMENT', `--from takes grpc://HOST:PORT or grpcs://HOST:PORT, not ${location}`);
+    this.address = m[2];
+    const creds = m[1] === 'grpcs' ? grpc.credentials.createSsl(caFile ? fs.readFileSync(caFile) : null) : grpc.credentials.createInsecure();
+    const Client = grpc.makeGenericClientConstructor(DEF, 'RepositoryService');
+    this.client = new Client(this.address, creds, { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+  }
+
+  private md(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.token) md.set('authorization', `Bearer ${this.token}`);
+    return md;
+  }
+
+  private error(e: unknown): KeepError {
+    const err = e as grpc.ServiceError;
+    if (typeof err?.code !== 'number') return e instanceof KeepError ? e : new KeepError('INTERNAL', String((e as Error)?.message ?? e));
+    const k = fromStatus(err.code, err.details || err.message);
+    return k.code === 'UNAVAILABLE' ? new KeepError('UNAVAILABLE', `cannot reach upstream ${this.location}: ${k.message}`) : k;
+  }
+
+  private unary<Res>(method: keyof typeof DEF, req: unknown): Promise<Res> {
+    const d = DEF[method];
+    return new Promise((resolve, reject) =>
+      this.client.makeUnaryRequest(d.path, d.requestSerialize, d.responseDeserialize as (b: Buffer) => Res, req, this.md(), {}, (err, res) =>
+        err || res === undefined ? reject(this.error(err)) : resolve(res as Res),
+      ),
+    );
+  }
+
+  async config(): Promise<{ config: RepoConfig; configJson: string; keys: KeyFile[] }> {
+    const r = await this.unary<GetConfigResponse>('getConfig', create(GetConfigRequestSchema, { protocolVersion: PROTOCOL_VERSION }));
+    return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), configJson: r.configJson, keys: r.keyFilesJson.map((k) => parseKeyFile(k)) };
+  }
+
+  async snapshots(source?: string): Promise<CoreSnapshot[]> {
+    const r = await this.unary<ListSnapshotsResponse>('listSnapshots', create(ListSnapshotsRequestSchema, { source: source ?? '' }));
+    return r.snapshots.map(fromWire);
+  }
+
+  /** Stream blobs in request order; `onBlob` is awaited per blob (back-pressure). */
+  readBlobs(ids: Buffer[], onBlob: (id: Buffer, data: Buffer, storageHash: Buffer) => Promise<void>): Promise<void> {
+    const d = DEF.readBlobs;
+    const call = this.client.makeServerStreamRequest(d.path, d.requestSerialize, d.responseDeserialize as (b: Buffer) => ReadBlobsResponse, create(ReadBlobsRequestSchema, { ids }), this.md(), {});
+    return new Promise((resolve, reject) => {
+      let chain = Promise.resolve();
+      let failed = false;
+      const fail = (e: unknown) => {
+        if (failed) return;
+        failed = true;
+        call.cancel();
+        reject(e instanceof KeepError ? e : this.error(e));
+      };
+      call.on('data', (r: ReadBlobsResponse) => {
+        call.pause();
+        chain = chain
+          .then(() => onBlob(Buffer.from(r.id), Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength), Buffer.from(r.storageHash)))
+          .then(() => void call.resume(), fail);
+      });
+      call.on('error', fail);
+      call.on('end', () => void chain.then(() => !failed && resolve(), fail));
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+function fromWire(s: Snapshot): CoreSnapshot {
+  const st = s.stats;
+  const n = (v: bigint | undefined) => Number(v ?? 0n);
+  return {
+    id: s.id,
+    source: s.source,
+    host: s.host,
+    time: s.time,
+    ...(s.parent ? { parent: s.parent } : {}),
+    root: s.root,
+    tags: s.tags,
+    ...(s.tier ? { tier: s.tier } : {}),
+    stats: {
+      files: n(st?.files),
+      dirs: n(st?.dirs),
+      bytes: n(st?.bytes),
+      files_new: n(st?.filesNew),
+      files_changed: n(st?.filesChanged),
+      files_unmodified: n(st?.filesUnmodified),
+      bytes_read: n(st?.bytesRead),
+      bytes_sent: n(st?.bytesSent),
+      chunks_new: n(st?.chunksNew),
+      duration_s: st?.durationS ?? 0,
+    },
+  };
+}
