@@ -1,4 +1,5 @@
 import { BlobType, Clock, Database, Id, KeepError, parseBlob, randomId, Repository, SESSION_LEASE_MS, storageHash, toHex } from '@keep/core';
+import { DedupScopeIndex } from '../dedup-scope.js';
 import type { Upstream } from './upstream.js';
 
 /** Ids per ReadBlobs call. */
@@ -49,6 +50,7 @@ export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: 
   const state = replicationDb(repo);
   const prev = state.get(up.location);
   const sessionId = randomId();
+  const scope = new DedupScopeIndex(repo);
   try {
     const remote = await up.config();
     if (remote.config.id !== repo.config.id) throw new KeepError('INVALID_ARGUMENT', `${up.location} holds repository ${remote.config.id}, this one is ${repo.config.id}: not a replica of it`);
@@ -62,7 +64,7 @@ export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: 
     const missing = theirs.filter((s) => !local.has(s.id));
     for (const snap of missing) {
       try {
-        await pullDag(repo, up, Buffer.from(snap.root, 'hex'), report);
+        await pullDag(repo, up, Buffer.from(snap.root, 'hex'), report, scope, snap.source);
         await repo.importSnapshot(snap);
         report.snapshots_synced.push(snap.id);
       } catch (e) {
@@ -98,10 +100,16 @@ export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: 
   }
 }
 
-/** Fetch every blob of one DAG that is not here yet; trees are walked top-down, complete subtrees skipped. */
-async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncReport): Promise<void> {
+/**
+ * Fetch every blob of one DAG that is not here yet; trees are walked
+ * top-down. A subtree is skipped when it is complete here and already owned by
+ * this snapshot's source; every blob walked is recorded as the source's, so
+ * that source's agents can restore from this replica (dedup scope).
+ */
+async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncReport, scope: DedupScopeIndex, source: string): Promise<void> {
   const writer = repo.openWriter();
   const seen = new Set<string>();
+  const walked: Id[] = [];
   let trees: Id[] = [root];
   try {
     while (trees.length) {
@@ -113,11 +121,12 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
       for (const t of level) {
         if (repo.has(t)) {
           report.blobs_present++;
-          if (repo.isComplete(t)) continue; // its whole subtree is here
+          if (repo.isComplete(t) && scope.owns(source, t)) continue; // its whole subtree is here, and the source's
           edgesOf.push(await repo.readBlob(t));
         } else fetchTrees.push(t);
       }
       await fetch(up, writer, fetchTrees, report, (b) => void edgesOf.push(b));
+      walked.push(...level);
       const data: Id[] = [];
       const present: Id[] = [];
       for (const stored of edgesOf) {
@@ -133,8 +142,10 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
       // Renew what is already here, so this repository's GC keeps it until the snapshot is published.
       if (present.length) await repo.touch(present), (report.blobs_present += present.length);
       await fetch(up, writer, data, report);
+      walked.push(...present, ...data);
     }
     await writer.flush();
+    await scope.record(source, walked);
   } catch (e) {
     await writer.flush().catch(() => undefined); // keep what arrived intact: a rerun resumes from there
     throw e;
