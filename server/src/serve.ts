@@ -10,7 +10,8 @@ import { Metrics, serverMetrics } from './metrics.js';
 import { repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
 import { SyncReport, syncFrom } from './sync/pull.js';
-import { upstreamToken } from './sync/run.js';
+import { ReplicaRegistry } from './replicas.js';
+import { reportHoldings, upstreamToken } from './sync/run.js';
 import { Upstream } from './sync/upstream.js';
 
 import { MAX_MESSAGE_BYTES } from './limits.js';
@@ -27,8 +28,13 @@ export interface ServeOptions {
   log?: Logger;
   /** pull from this keepd continuously (a replica); token from KEEP_UPSTREAM_TOKEN or KEEP_TOKEN */
   upstream?: string;
-  /** seconds between pulls */
+  /** seconds between pulls (a replica also pulls at once when its upstream announces a commit) */
   syncIntervalS?: number;
+  /** synchronous mode (a primary): commits of `syncTiers` wait until this many replicas hold the snapshot */
+  syncReplicas?: number;
+  syncTimeoutS?: number;
+  /** tiers whose commits wait (default: critical); 'all' for every commit */
+  syncTiers?: string[] | 'all';
 }
 
 export interface RunningServer {
@@ -55,24 +61,42 @@ function replicate(repo: Repository, upstream: string, intervalS: number, clock:
   m.gauge('keep_replication_lag_seconds', 'Seconds the newest local snapshot is behind the upstream newest', () => last?.lag_s ?? -1);
   m.gauge('keep_replication_snapshots_pending', 'Upstream snapshots not yet here', () => last?.snapshots_pending ?? -1);
   let running: Promise<void> | undefined;
+  let again = false;
   let stopped = false;
   const once = () => {
-    if (running || stopped) return;
+    if (stopped) return;
+    if (running) return void (again = true); // a commit announced mid-pull: pull once more after
     running = syncFrom(repo, up, { clock })
-      .then((r) => {
+      .then(async (r) => {
         last = r;
         bytes({}, r.bytes_fetched);
+        await reportHoldings(repo, up, r.snapshots_synced).catch((e: Error) => log.warn({ upstream, err: e.message }, 'report to upstream failed'));
         if (r.snapshots_synced.length || r.snapshots_failed.length) log.info({ upstream, synced: r.snapshots_synced.length, failed: r.snapshots_failed, bytes: r.bytes_fetched, lag_s: r.lag_s }, 'replicated');
       })
       .catch((e: Error) => log.warn({ upstream, err: e.message }, 'replication failed'))
-      .finally(() => (running = undefined));
+      .finally(() => {
+        running = undefined;
+        if (again) (again = false), once();
+      });
   };
+  // Pull when the primary announces a commit; the interval covers a lost stream.
+  let watch: ReturnType<Upstream['watchCommits']> | undefined;
+  const startWatch = () => {
+    if (stopped) return;
+    watch = up.watchCommits(() => once());
+    watch.done.then(
+      () => setTimeout(startWatch, intervalS * 1000).unref(),
+      () => setTimeout(startWatch, intervalS * 1000).unref(),
+    );
+  };
+  startWatch();
   once();
   const timer = setInterval(once, intervalS * 1000);
   timer.unref();
   return async () => {
     stopped = true;
     clearInterval(timer);
+    watch?.cancel();
     await running;
     up.close();
   };
@@ -88,6 +112,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const scope = new DedupScopeIndex(repo);
   const sessions = new SessionManager(repo, scope, clock);
   const tokens = new TokenStore(repo, clock);
+  const replicas = new ReplicaRegistry(repo, clock);
   const m = new Metrics();
   const metrics = serverMetrics(m);
   m.gauge('keep_sessions_open', 'Writer sessions open', () => sessions.count);
@@ -99,7 +124,17 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  server.addService(grpcServiceDefinition(RepositoryService), repositoryService({ repo, tokens, sessions, scope, clock, log, metrics }));
+  server.addService(grpcServiceDefinition(RepositoryService), repositoryService({
+      repo,
+      tokens,
+      sessions,
+      scope,
+      clock,
+      log,
+      metrics,
+      replicas,
+      syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
+    }));
   const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, creds, (err, p) => (err ? reject(new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`)) : resolve(p))),

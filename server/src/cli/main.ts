@@ -15,6 +15,7 @@ usage: keepd COMMAND --data DIR [options]
   init --data DIR [--chunk-min S --chunk-avg S --chunk-max S]   create an empty repository (agents add the key with keep init)
   serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F] [--metrics HOST:PORT]
         [--upstream grpc(s)://HOST:PORT --sync-interval S]   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
+        [--sync-replicas N [--sync-timeout S] [--sync-all]]  a primary whose critical-tier (or all) commits wait for N replicas
                                       serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
   token create --data DIR --role agent|admin|replica [--source NAME]... [--dedup source|repository]
   token list --data DIR | token revoke ID --data DIR
@@ -62,7 +63,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' } });
+    const syncReplicas = a['sync-replicas'] === undefined ? 0 : Number(a['sync-replicas']);
+    const syncTimeout = a['sync-timeout'] === undefined ? 60 : Number(a['sync-timeout']);
+    if (!Number.isInteger(syncReplicas) || syncReplicas < 0 || !(syncTimeout > 0)) throw new KeepError('INVALID_ARGUMENT', '--sync-replicas takes a count, --sync-timeout seconds');
     const interval = a['sync-interval'] === undefined ? undefined : Number(a['sync-interval']);
     if (interval !== undefined && !(interval > 0)) throw new KeepError('INVALID_ARGUMENT', '--sync-interval takes seconds (> 0)');
     const server = await serve({
@@ -73,6 +77,9 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       metrics: a.metrics as string | undefined,
       upstream: a.upstream as string | undefined,
       syncIntervalS: interval,
+      syncReplicas,
+      syncTimeoutS: syncTimeout,
+      syncTiers: a['sync-all'] ? 'all' : ['critical'],
     });
     await new Promise<void>((resolve) => {
       const stop = () => void server.shutdown().then(resolve);

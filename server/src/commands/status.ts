@@ -1,4 +1,5 @@
 import { Clock, processClock, Repository, TIERS } from '@keep/core';
+import { ReplicaRegistry } from '../replicas.js';
 import { replicationDb } from '../sync/pull.js';
 
 export interface SourceStatus {
@@ -48,7 +49,19 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
       // 'error': the last pull failed; 'late': behind by more than the strictest RPO here.
       state: value.last_error && (!value.last_success || value.last_success < value.last_attempt) ? 'error' : Number.isFinite(strictest) && value.lag_s > strictest ? 'late' : 'ok',
     }));
-    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, replication };
+    // Replicas as the primary sees them, from their reports: lag = our newest snapshot - theirs.
+    const newest = repo.snapshots().reduce((t, x) => (x.time > t ? x.time : t), '');
+    const replicas = new ReplicaRegistry(repo, clock).list().map((r) => {
+      const lag = newest && (!r.newest_time || r.newest_time < newest) ? (Date.parse(newest) - (r.newest_time ? Date.parse(r.newest_time) : 0)) / 1000 : 0;
+      return {
+        replica_id: r.replica_id,
+        last_report: new Date(r.last_report).toISOString(),
+        newest_time: r.newest_time ?? null,
+        lag_s: lag,
+        state: Number.isFinite(strictest) && lag > strictest ? 'late' : 'ok',
+      };
+    });
+    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, replicas, replication };
   } finally {
     await repo.close();
   }

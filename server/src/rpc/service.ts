@@ -19,10 +19,13 @@ import {
   Snapshot,
   SnapshotSchema,
   StatsResponseSchema,
+  ReportReplicaResponseSchema,
   UploadResponseSchema,
+  WatchCommitsResponseSchema,
 } from '@keep/proto';
 import { canUseSource, Principal, requireRole, TokenStore } from '../auth/tokens.js';
 import { DedupScopeIndex } from '../dedup-scope.js';
+import type { ReplicaRegistry } from '../replicas.js';
 import type { Logger } from '../log.js';
 import { serverMetrics } from '../metrics.js';
 import { Session, SessionManager } from '../sessions.js';
@@ -33,6 +36,9 @@ export const MAX_IDS_PER_REQUEST = 4096;
 
 export interface ServiceDeps {
   repo: Repository;
+  replicas: ReplicaRegistry;
+  /** synchronous mode: commits of these tiers wait for this many replicas */
+  syncReplicas: { n: number; timeoutMs: number; tiers: string[] | 'all' };
   tokens: TokenStore;
   sessions: SessionManager;
   scope: DedupScopeIndex;
@@ -255,6 +261,12 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       const snap = await d.sessions.commit(s, fromProtoSnapshot(req.snapshot));
       d.metrics.commits({ source: snap.source });
       d.log.info({ snapshot: snap.id, source: snap.source, host: snap.host, principal: p.tokenId }, 'snapshot committed');
+      d.replicas.announce({ snapshotId: snap.id, source: snap.source, time: snap.time });
+      const sync = d.syncReplicas;
+      if (sync.n > 0 && (sync.tiers === 'all' || sync.tiers.includes(snap.tier ?? ''))) {
+        await d.replicas.waitFor(snap.id, sync.n, sync.timeoutMs);
+        d.log.info({ snapshot: snap.id, replicas: sync.n }, 'snapshot replicated (synchronous)');
+      }
       return create(CommitResponseSchema, { snapshot: toProtoSnapshot(snap) });
     }),
 
@@ -294,6 +306,32 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         call.emit('error', s);
       }
     },
+
+    watchCommits: (call: ServerWritableStream<unknown, unknown>) => {
+      const started = performance.now();
+      let p: Principal | undefined;
+      try {
+        p = d.tokens.authenticate(bearer(call.metadata));
+        requireRole(p, 'replica', 'admin');
+      } catch (e) {
+        const st = toStatus(e);
+        done('WatchCommits', p, started, st.code, st.details);
+        call.emit('error', st);
+        return;
+      }
+      const on = (e: { snapshotId: string; source: string; time: string }) => void call.write(create(WatchCommitsResponseSchema, e));
+      d.replicas.commits.on('commit', on);
+      const stop = () => d.replicas.commits.off('commit', on);
+      call.on('cancelled', stop);
+      call.on('close', stop);
+      call.on('error', stop);
+    },
+
+    reportReplica: unary('ReportReplica', async (req: { replicaId: string; snapshotIds: string[]; newestTime: string }, p) => {
+      requireRole(p, 'replica', 'admin');
+      await d.replicas.report(req.replicaId, req.snapshotIds, req.newestTime);
+      return create(ReportReplicaResponseSchema, {});
+    }),
 
     check: unary('Check', async (req: { readData: boolean; readDataSubset: number }, p) => {
       requireRole(p, 'admin');

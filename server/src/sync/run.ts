@@ -1,5 +1,7 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { KeepError, parseRepoConfig, processClock, Repository } from '@keep/core';
+import path from 'node:path';
+import { atomicWrite, KeepError, parseRepoConfig, processClock, Repository } from '@keep/core';
 import { SyncReport, syncFrom } from './pull.js';
 import { Upstream } from './upstream.js';
 
@@ -16,6 +18,24 @@ export function upstreamToken(env: NodeJS.ProcessEnv = process.env): string | un
   return undefined;
 }
 
+/** This replica's stable id (DATA/replica-id), created on first use; the primary counts replicas by it. */
+export function replicaId(data: string): string {
+  const f = path.join(data, 'replica-id');
+  try {
+    return fs.readFileSync(f, 'utf8').trim();
+  } catch {
+    const id = crypto.randomBytes(16).toString('hex');
+    atomicWrite(f, id + '\n');
+    return id;
+  }
+}
+
+/** After a pull: report what this replica holds, so a primary in synchronous mode can answer its commits. */
+export async function reportHoldings(repo: Repository, up: Upstream, synced: string[]): Promise<void> {
+  const newest = repo.snapshots().reduce((t, s) => (s.time > t ? s.time : t), '');
+  await up.report(replicaId(repo.dir), synced, newest);
+}
+
 /** `keepd sync`: open (or create, as a replica of `from`) the repository in `data` and pull once. */
 export async function runSync(data: string, from: string, source?: string, env: NodeJS.ProcessEnv = process.env): Promise<SyncReport> {
   const up = new Upstream(from, upstreamToken(env), env.KEEP_CA);
@@ -28,7 +48,10 @@ export async function runSync(data: string, from: string, source?: string, env: 
       repo = await Repository.init(data, { config: parseRepoConfig(configJson, from) });
     }
     try {
-      return await syncFrom(repo, up, { source, clock: repo.clock ?? processClock() });
+      const r = await syncFrom(repo, up, { source, clock: repo.clock ?? processClock() });
+      // A primary that does not know ReportReplica (older keepd) or refuses it still served the pull.
+      await reportHoldings(repo, up, r.snapshots_synced).catch(() => undefined);
+      return r;
     } finally {
       await repo.close();
     }

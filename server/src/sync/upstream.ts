@@ -11,8 +11,11 @@ import {
   PROTOCOL_VERSION,
   ReadBlobsRequestSchema,
   ReadBlobsResponse,
+  ReportReplicaRequestSchema,
   RepositoryService,
   Snapshot,
+  WatchCommitsRequestSchema,
+  WatchCommitsResponse,
 } from '@keep/proto';
 import { fromStatus } from '../rpc/status.js';
 import { MAX_MESSAGE_BYTES } from '../limits.js';
@@ -94,6 +97,23 @@ export class Upstream {
       call.on('error', fail);
       call.on('end', () => void chain.then(() => !failed && resolve(), fail));
     });
+  }
+
+  /** Tell the primary which snapshots this replica now holds (synchronous mode and lag on the primary). */
+  async report(replicaId: string, snapshotIds: string[], newestTime: string): Promise<void> {
+    await this.unary('reportReplica', create(ReportReplicaRequestSchema, { replicaId, snapshotIds, newestTime }));
+  }
+
+  /** Call `onCommit` for each snapshot the primary commits, until the stream ends (resolves) or fails (rejects). */
+  watchCommits(onCommit: (snapshotId: string) => void): { done: Promise<void>; cancel: () => void } {
+    const d = DEF.watchCommits;
+    const call = this.client.makeServerStreamRequest(d.path, d.requestSerialize, d.responseDeserialize as (b: Buffer) => WatchCommitsResponse, create(WatchCommitsRequestSchema, {}), this.md(), {});
+    const done = new Promise<void>((resolve, reject) => {
+      call.on('data', (e: WatchCommitsResponse) => onCommit(e.snapshotId));
+      call.on('error', (e: grpc.ServiceError) => (e.code === grpc.status.CANCELLED ? resolve() : reject(this.error(e))));
+      call.on('end', () => resolve());
+    });
+    return { done, cancel: () => call.cancel() };
   }
 
   close(): void {

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keep/v1/repository.proto.
  */
 export const file_keep_v1_repository: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIloKEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkiJgoNQWRkS2V5UmVxdWVzdBIVCg1rZXlfZmlsZV9qc29uGAEgASgJIhAKDkFkZEtleVJlc3BvbnNlIiIKEFJlbW92ZUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIhMKEVJlbW92ZUtleVJlc3BvbnNlIkIKEk9wZW5TZXNzaW9uUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZwYXJlbnQYAyABKAkiQwoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGxlYXNlX2V4cGlyZXNfbXMYAiABKAMiLwoMT2ZmZXJSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCwoDaWRzGAIgAygMIiAKDU9mZmVyUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJTCg1VcGxvYWRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCgoCaWQYAiABKAwSDAoEZGF0YRgDIAEoDBIUCgxzdG9yYWdlX2hhc2gYBCABKAwiPwoOVXBsb2FkUmVzcG9uc2USCgoCaWQYASABKAwSDgoGc3RvcmVkGAIgASgIEhEKCW5ld19ieXRlcxgDIAEoBCLPAQoNU25hcHNob3RTdGF0cxINCgVmaWxlcxgBIAEoBBIMCgRkaXJzGAIgASgEEg0KBWJ5dGVzGAMgASgEEhEKCWZpbGVzX25ldxgEIAEoBBIVCg1maWxlc19jaGFuZ2VkGAUgASgEEhgKEGZpbGVzX3VubW9kaWZpZWQYBiABKAQSEgoKYnl0ZXNfcmVhZBgHIAEoBBISCgpieXRlc19zZW50GAggASgEEhIKCmNodW5rc19uZXcYCSABKAQSEgoKZHVyYXRpb25fcxgKIAEoASKjAQoIU25hcHNob3QSCgoCaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBGhvc3QYAyABKAkSDAoEdGltZRgEIAEoCRIOCgZwYXJlbnQYBSABKAkSDAoEcm9vdBgGIAEoCRIMCgR0YWdzGAcgAygJEgwKBHRpZXIYCCABKAkSJQoFc3RhdHMYCSABKAsyFi5rZWVwLnYxLlNuYXBzaG90U3RhdHMiSAoNQ29tbWl0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEiMKCHNuYXBzaG90GAIgASgLMhEua2VlcC52MS5TbmFwc2hvdCI1Cg5Db21taXRSZXNwb25zZRIjCghzbmFwc2hvdBgBIAEoCzIRLmtlZXAudjEuU25hcHNob3QiKQoTQ2xvc2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhYKFENsb3NlU2Vzc2lvblJlc3BvbnNlIiYKFExpc3RTbmFwc2hvdHNSZXF1ZXN0Eg4KBnNvdXJjZRgBIAEoCSI9ChVMaXN0U25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCIfChBSZWFkQmxvYnNSZXF1ZXN0EgsKA2lkcxgBIAMoDCJDChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDCI7CgxDaGVja1JlcXVlc3QSEQoJcmVhZF9kYXRhGAEgASgIEhgKEHJlYWRfZGF0YV9zdWJzZXQYAiABKAEiJAoNQ2hlY2tSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSIOCgxTdGF0c1JlcXVlc3QiVgoNU3RhdHNSZXNwb25zZRIRCglzbmFwc2hvdHMYASABKAQSDQoFYmxvYnMYAiABKAQSDQoFcGFja3MYAyABKAQSFAoMc3RvcmVkX2J5dGVzGAQgASgEMqUGChFSZXBvc2l0b3J5U2VydmljZRJCCglHZXRDb25maWcSGS5rZWVwLnYxLkdldENvbmZpZ1JlcXVlc3QaGi5rZWVwLnYxLkdldENvbmZpZ1Jlc3BvbnNlEjkKBkFkZEtleRIWLmtlZXAudjEuQWRkS2V5UmVxdWVzdBoXLmtlZXAudjEuQWRkS2V5UmVzcG9uc2USQgoJUmVtb3ZlS2V5Ehkua2VlcC52MS5SZW1vdmVLZXlSZXF1ZXN0Ghoua2VlcC52MS5SZW1vdmVLZXlSZXNwb25zZRJICgtPcGVuU2Vzc2lvbhIbLmtlZXAudjEuT3BlblNlc3Npb25SZXF1ZXN0Ghwua2VlcC52MS5PcGVuU2Vzc2lvblJlc3BvbnNlEjYKBU9mZmVyEhUua2VlcC52MS5PZmZlclJlcXVlc3QaFi5rZWVwLnYxLk9mZmVyUmVzcG9uc2USPQoGVXBsb2FkEhYua2VlcC52MS5VcGxvYWRSZXF1ZXN0Ghcua2VlcC52MS5VcGxvYWRSZXNwb25zZSgBMAESOQoGQ29tbWl0EhYua2VlcC52MS5Db21taXRSZXF1ZXN0Ghcua2VlcC52MS5Db21taXRSZXNwb25zZRJLCgxDbG9zZVNlc3Npb24SHC5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaHS5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlc3BvbnNlEk4KDUxpc3RTbmFwc2hvdHMSHS5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXF1ZXN0Gh4ua2VlcC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2USRAoJUmVhZEJsb2JzEhkua2VlcC52MS5SZWFkQmxvYnNSZXF1ZXN0Ghoua2VlcC52MS5SZWFkQmxvYnNSZXNwb25zZTABEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIloKEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkiJgoNQWRkS2V5UmVxdWVzdBIVCg1rZXlfZmlsZV9qc29uGAEgASgJIhAKDkFkZEtleVJlc3BvbnNlIiIKEFJlbW92ZUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIhMKEVJlbW92ZUtleVJlc3BvbnNlIkIKEk9wZW5TZXNzaW9uUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZwYXJlbnQYAyABKAkiQwoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGxlYXNlX2V4cGlyZXNfbXMYAiABKAMiLwoMT2ZmZXJSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCwoDaWRzGAIgAygMIiAKDU9mZmVyUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJTCg1VcGxvYWRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCgoCaWQYAiABKAwSDAoEZGF0YRgDIAEoDBIUCgxzdG9yYWdlX2hhc2gYBCABKAwiPwoOVXBsb2FkUmVzcG9uc2USCgoCaWQYASABKAwSDgoGc3RvcmVkGAIgASgIEhEKCW5ld19ieXRlcxgDIAEoBCLPAQoNU25hcHNob3RTdGF0cxINCgVmaWxlcxgBIAEoBBIMCgRkaXJzGAIgASgEEg0KBWJ5dGVzGAMgASgEEhEKCWZpbGVzX25ldxgEIAEoBBIVCg1maWxlc19jaGFuZ2VkGAUgASgEEhgKEGZpbGVzX3VubW9kaWZpZWQYBiABKAQSEgoKYnl0ZXNfcmVhZBgHIAEoBBISCgpieXRlc19zZW50GAggASgEEhIKCmNodW5rc19uZXcYCSABKAQSEgoKZHVyYXRpb25fcxgKIAEoASKjAQoIU25hcHNob3QSCgoCaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBGhvc3QYAyABKAkSDAoEdGltZRgEIAEoCRIOCgZwYXJlbnQYBSABKAkSDAoEcm9vdBgGIAEoCRIMCgR0YWdzGAcgAygJEgwKBHRpZXIYCCABKAkSJQoFc3RhdHMYCSABKAsyFi5rZWVwLnYxLlNuYXBzaG90U3RhdHMiSAoNQ29tbWl0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEiMKCHNuYXBzaG90GAIgASgLMhEua2VlcC52MS5TbmFwc2hvdCI1Cg5Db21taXRSZXNwb25zZRIjCghzbmFwc2hvdBgBIAEoCzIRLmtlZXAudjEuU25hcHNob3QiKQoTQ2xvc2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhYKFENsb3NlU2Vzc2lvblJlc3BvbnNlIiYKFExpc3RTbmFwc2hvdHNSZXF1ZXN0Eg4KBnNvdXJjZRgBIAEoCSI9ChVMaXN0U25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCIfChBSZWFkQmxvYnNSZXF1ZXN0EgsKA2lkcxgBIAMoDCJDChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDCI7CgxDaGVja1JlcXVlc3QSEQoJcmVhZF9kYXRhGAEgASgIEhgKEHJlYWRfZGF0YV9zdWJzZXQYAiABKAEiJAoNQ2hlY2tSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSIOCgxTdGF0c1JlcXVlc3QiVgoNU3RhdHNSZXNwb25zZRIRCglzbmFwc2hvdHMYASABKAQSDQoFYmxvYnMYAiABKAQSDQoFcGFja3MYAyABKAQSFAoMc3RvcmVkX2J5dGVzGAQgASgEIhUKE1dhdGNoQ29tbWl0c1JlcXVlc3QiSQoUV2F0Y2hDb21taXRzUmVzcG9uc2USEwoLc25hcHNob3RfaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBHRpbWUYAyABKAkiVQoUUmVwb3J0UmVwbGljYVJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoCRIUCgxzbmFwc2hvdF9pZHMYAiADKAkSEwoLbmV3ZXN0X3RpbWUYAyABKAkiFwoVUmVwb3J0UmVwbGljYVJlc3BvbnNlMsQHChFSZXBvc2l0b3J5U2VydmljZRJCCglHZXRDb25maWcSGS5rZWVwLnYxLkdldENvbmZpZ1JlcXVlc3QaGi5rZWVwLnYxLkdldENvbmZpZ1Jlc3BvbnNlEjkKBkFkZEtleRIWLmtlZXAudjEuQWRkS2V5UmVxdWVzdBoXLmtlZXAudjEuQWRkS2V5UmVzcG9uc2USQgoJUmVtb3ZlS2V5Ehkua2VlcC52MS5SZW1vdmVLZXlSZXF1ZXN0Ghoua2VlcC52MS5SZW1vdmVLZXlSZXNwb25zZRJICgtPcGVuU2Vzc2lvbhIbLmtlZXAudjEuT3BlblNlc3Npb25SZXF1ZXN0Ghwua2VlcC52MS5PcGVuU2Vzc2lvblJlc3BvbnNlEjYKBU9mZmVyEhUua2VlcC52MS5PZmZlclJlcXVlc3QaFi5rZWVwLnYxLk9mZmVyUmVzcG9uc2USPQoGVXBsb2FkEhYua2VlcC52MS5VcGxvYWRSZXF1ZXN0Ghcua2VlcC52MS5VcGxvYWRSZXNwb25zZSgBMAESOQoGQ29tbWl0EhYua2VlcC52MS5Db21taXRSZXF1ZXN0Ghcua2VlcC52MS5Db21taXRSZXNwb25zZRJLCgxDbG9zZVNlc3Npb24SHC5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaHS5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlc3BvbnNlEk4KDUxpc3RTbmFwc2hvdHMSHS5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXF1ZXN0Gh4ua2VlcC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2USRAoJUmVhZEJsb2JzEhkua2VlcC52MS5SZWFkQmxvYnNSZXF1ZXN0Ghoua2VlcC52MS5SZWFkQmxvYnNSZXNwb25zZTABEk0KDFdhdGNoQ29tbWl0cxIcLmtlZXAudjEuV2F0Y2hDb21taXRzUmVxdWVzdBodLmtlZXAudjEuV2F0Y2hDb21taXRzUmVzcG9uc2UwARJOCg1SZXBvcnRSZXBsaWNhEh0ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVxdWVzdBoeLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlc3BvbnNlEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message keep.v1.GetConfigRequest
@@ -651,6 +651,94 @@ export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
   messageDesc(file_keep_v1_repository, 25);
 
 /**
+ * @generated from message keep.v1.WatchCommitsRequest
+ */
+export type WatchCommitsRequest = Message<"keep.v1.WatchCommitsRequest"> & {
+};
+
+/**
+ * Describes the message keep.v1.WatchCommitsRequest.
+ * Use `create(WatchCommitsRequestSchema)` to create a new message.
+ */
+export const WatchCommitsRequestSchema: GenMessage<WatchCommitsRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 26);
+
+/**
+ * @generated from message keep.v1.WatchCommitsResponse
+ */
+export type WatchCommitsResponse = Message<"keep.v1.WatchCommitsResponse"> & {
+  /**
+   * one event per committed snapshot
+   *
+   * @generated from field: string snapshot_id = 1;
+   */
+  snapshotId: string;
+
+  /**
+   * @generated from field: string source = 2;
+   */
+  source: string;
+
+  /**
+   * @generated from field: string time = 3;
+   */
+  time: string;
+};
+
+/**
+ * Describes the message keep.v1.WatchCommitsResponse.
+ * Use `create(WatchCommitsResponseSchema)` to create a new message.
+ */
+export const WatchCommitsResponseSchema: GenMessage<WatchCommitsResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 27);
+
+/**
+ * @generated from message keep.v1.ReportReplicaRequest
+ */
+export type ReportReplicaRequest = Message<"keep.v1.ReportReplicaRequest"> & {
+  /**
+   * stable id of the replica (random, kept in its data directory)
+   *
+   * @generated from field: string replica_id = 1;
+   */
+  replicaId: string;
+
+  /**
+   * snapshots the replica now holds completely (ids as on the primary)
+   *
+   * @generated from field: repeated string snapshot_ids = 2;
+   */
+  snapshotIds: string[];
+
+  /**
+   * the replica's newest snapshot time (RFC 3339), for lag
+   *
+   * @generated from field: string newest_time = 3;
+   */
+  newestTime: string;
+};
+
+/**
+ * Describes the message keep.v1.ReportReplicaRequest.
+ * Use `create(ReportReplicaRequestSchema)` to create a new message.
+ */
+export const ReportReplicaRequestSchema: GenMessage<ReportReplicaRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 28);
+
+/**
+ * @generated from message keep.v1.ReportReplicaResponse
+ */
+export type ReportReplicaResponse = Message<"keep.v1.ReportReplicaResponse"> & {
+};
+
+/**
+ * Describes the message keep.v1.ReportReplicaResponse.
+ * Use `create(ReportReplicaResponseSchema)` to create a new message.
+ */
+export const ReportReplicaResponseSchema: GenMessage<ReportReplicaResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 29);
+
+/**
  * Credentials travel as gRPC metadata "authorization: Bearer <token>", never
  * in messages, so no message log can leak them.
  *
@@ -750,6 +838,27 @@ export const RepositoryService: GenService<{
     methodKind: "server_streaming";
     input: typeof ReadBlobsRequestSchema;
     output: typeof ReadBlobsResponseSchema;
+  },
+  /**
+   * Replication (replica tokens). A replica keeps WatchCommits open to pull as
+   * soon as the primary commits, and reports what it holds after each pull;
+   * a primary in synchronous mode answers a commit only once enough replicas
+   * reported it.
+   *
+   * @generated from rpc keep.v1.RepositoryService.WatchCommits
+   */
+  watchCommits: {
+    methodKind: "server_streaming";
+    input: typeof WatchCommitsRequestSchema;
+    output: typeof WatchCommitsResponseSchema;
+  },
+  /**
+   * @generated from rpc keep.v1.RepositoryService.ReportReplica
+   */
+  reportReplica: {
+    methodKind: "unary";
+    input: typeof ReportReplicaRequestSchema;
+    output: typeof ReportReplicaResponseSchema;
   },
   /**
    * Keyless maintenance: Check is admin-only; Stats is for admins, replicas and

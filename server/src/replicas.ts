@@ -1,0 +1,74 @@
+import { EventEmitter } from 'node:events';
+import { Clock, Database, KeepError, Repository } from '@keep/core';
+
+/** What a primary knows of each replica (LMDB `replicas`), from the replica's own reports. */
+export interface ReplicaRecord {
+  replica_id: string;
+  last_report: number;
+  newest_time?: string;
+  /** the most recent snapshot ids it reported holding */
+  recent: string[];
+}
+
+const RECENT_KEPT = 1000;
+
+/**
+ * The primary's side of replication: commit events for replicas watching,
+ * their reports, and waiting for N of them to hold a snapshot (synchronous
+ * mode for the critical tier).
+ */
+export class ReplicaRegistry {
+  readonly commits = new EventEmitter();
+  private readonly db: Database<ReplicaRecord, string>;
+  private readonly reported = new EventEmitter();
+
+  constructor(
+    repo: Repository,
+    private readonly clock: Clock,
+  ) {
+    this.db = repo.database<ReplicaRecord>('replicas');
+    this.commits.setMaxListeners(0);
+    this.reported.setMaxListeners(0);
+  }
+
+  announce(e: { snapshotId: string; source: string; time: string }): void {
+    this.commits.emit('commit', e);
+  }
+
+  async report(replicaId: string, snapshotIds: string[], newestTime: string): Promise<void> {
+    if (!/^[0-9a-f]{16,64}$/.test(replicaId)) throw new KeepError('INVALID_ARGUMENT', 'bad replica id');
+    const prev = this.db.get(replicaId);
+    const recent = [...new Set([...snapshotIds, ...(prev?.recent ?? [])])].slice(0, RECENT_KEPT);
+    await this.db.put(replicaId, { replica_id: replicaId, last_report: this.clock.now(), newest_time: newestTime || prev?.newest_time, recent });
+    for (const id of snapshotIds) this.reported.emit(id, replicaId);
+  }
+
+  list(): ReplicaRecord[] {
+    return [...this.db.getRange()].map(({ value }) => value);
+  }
+
+  holders(snapshotId: string): Set<string> {
+    return new Set(this.list().filter((r) => r.recent.includes(snapshotId)).map((r) => r.replica_id));
+  }
+
+  /** Resolve once `n` distinct replicas hold `snapshotId`; reject after `timeoutMs` with a clear error. */
+  waitFor(snapshotId: string, n: number, timeoutMs: number): Promise<void> {
+    const have = this.holders(snapshotId);
+    if (have.size >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const on = (replicaId: string) => {
+        have.add(replicaId);
+        if (have.size >= n) done(), resolve();
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new KeepError('INCOMPLETE', `snapshot ${snapshotId} is committed on the primary, but ${have.size} of ${n} replica(s) hold it after ${timeoutMs / 1000} s (synchronous mode)`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.reported.off(snapshotId, on);
+      };
+      this.reported.on(snapshotId, on);
+    });
+  }
+}
