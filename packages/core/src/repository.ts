@@ -161,6 +161,16 @@ export class Repository {
     return repo;
   }
 
+  /** Open `dir`, run `fn`, always close: for one-shot commands. */
+  static async using<T>(dir: string, fn: (repo: Repository) => Promise<T>, opts: RepositoryOptions = {}): Promise<T> {
+    const repo = await Repository.open(dir, opts);
+    try {
+      return await fn(repo);
+    } finally {
+      await repo.close();
+    }
+  }
+
   async close(): Promise<void> {
     await this.handles.close();
     await this.env.close();

@@ -90,8 +90,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async token(argv) {
     const [sub, ...rest] = argv;
     const a = args(rest, { role: { type: 'string' }, source: { type: 'string', multiple: true }, dedup: { type: 'string' } });
-    const repo = await Repository.open(a.data);
-    try {
+    await Repository.using(a.data, async (repo) => {
       const store = new TokenStore(repo);
       if (sub === 'create') {
         if (!a.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica');
@@ -109,9 +108,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         await store.revoke(id);
         out(a.json, { revoked: id }, () => console.log(`revoked ${id}`));
       } else throw new KeepError('INVALID_ARGUMENT', 'usage: keepd token create|list|revoke --data DIR');
-    } finally {
-      await repo.close();
-    }
+    });
   },
   async tls(argv) {
     const [sub, ...rest] = argv;
@@ -142,7 +139,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       tier: typeof a.tier === 'string' ? parseTier(a.tier) : undefined,
       dryRun: Boolean(a['dry-run']),
     });
-    const pruned = a.prune && !a['dry-run'] ? await withRepo(a.data, (repo) => prune(repo)) : undefined;
+    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => prune(repo)) : undefined;
     out(a.json, pruned ? { ...r, prune: pruned } : r, () => {
       for (const g of r.groups) {
         console.log(`source ${g.source}: ${g.policy}`);
@@ -158,7 +155,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' } });
     const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
     if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
-    const r = await withRepo(a.data, (repo) => prune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }));
+    const r = await Repository.using(a.data, (repo) => prune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }));
     out(a.json, r, () =>
       console.log(
         `${r.dry_run ? 'would remove' : 'removed'} ${r.blobs_removed} of ${r.blobs_before} blobs (${r.bytes_removed} bytes); ${r.blobs_kept_recent} unreferenced but recent kept; ` +
@@ -188,24 +185,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
   async 'rebuild-index'(argv) {
     const a = args(argv);
-    const repo = await Repository.open(a.data);
-    try {
-      const r = await repo.rebuildIndex();
-      out(a.json, r, () => console.log(`rebuilt index: ${r.blobs} blobs from ${r.packs} packs${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}`));
-    } finally {
-      await repo.close();
-    }
+    const r = await Repository.using(a.data, (repo) => repo.rebuildIndex());
+    out(a.json, r, () => console.log(`rebuilt index: ${r.blobs} blobs from ${r.packs} packs${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}`));
   },
 };
-
-async function withRepo<T>(data: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await Repository.open(data);
-  try {
-    return await fn(repo);
-  } finally {
-    await repo.close();
-  }
-}
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;

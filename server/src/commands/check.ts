@@ -9,13 +9,7 @@ export interface CheckArgs {
 
 /** Keyless repository check: structure, index against packs, storage hashes, closure. */
 export async function runCheck(args: CheckArgs) {
-  const repo = await Repository.open(args.data);
-  try {
-    const report = await repo.check({ readData: args.readData, readDataSubset: args.readDataSubset });
-    return report;
-  } finally {
-    await repo.close();
-  }
+  return Repository.using(args.data, (repo) => repo.check({ readData: args.readData, readDataSubset: args.readDataSubset }));
 }
 
 export function checkFailure(errors: string[]): KeepError {
