@@ -224,7 +224,8 @@ export class Archiver {
       content = await this.chunkIds(meta.size < SMALL_FILE ? chunkSmallFile(full, this.repo.config.chunker) : chunkFile(full, this.repo.config.chunker, meta.size));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      if (!err.code) throw e;
+      // Only the file's own read errors skip it; a repository error (keepd gone, refused upload) ends the backup.
+      if (!err.code || e instanceof KeepError) throw e;
       this.warn(`${full.toString()}: cannot read (${err.code}); skipped`);
       return undefined;
     }

@@ -5,9 +5,9 @@ import type { BackupSession } from '../repo/connection.js';
 /** Offer ids to the repository in batches of this many... */
 const BATCH_IDS = 128;
 /** ...or of this many plaintext bytes, whichever comes first. */
-const BATCH_BYTES = 8 * 1024 * 1024;
+const BATCH_BYTES = 4 * 1024 * 1024;
 /** Plaintext bytes held between chunking and the repository; the producer waits beyond this. */
-const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 
 export interface UploadStats {
   chunks_new: number;

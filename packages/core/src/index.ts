@@ -15,6 +15,7 @@ export * from './pack/writer.js';
 export * from './tree/node.js';
 export * from './snapshot/snapshot.js';
 export * from './snapshot/retention.js';
+export * from './snapshot/pg.js';
 export * from './repository.js';
 export * from './parallel/seal-pool.js';
 export * from './tiers.js';

@@ -30,7 +30,8 @@ export class SealPool {
   private broken: Error | undefined;
   private closing = false;
 
-  constructor(master: Buffer, size = Math.max(1, os.availableParallelism())) {
+  /** One worker per core; KEEP_SEAL_WORKERS overrides (fewer workers: less memory, ~60 MB each at full speed). */
+  constructor(master: Buffer, size = Number(process.env.KEEP_SEAL_WORKERS) || Math.max(1, os.availableParallelism())) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: { master } });
       w.on('message', (r: SealResult) => this.done(r));
