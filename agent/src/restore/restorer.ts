@@ -5,7 +5,7 @@ import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from './tree-reader.js';
 
 /** Files restored at once. */
-const FILE_CONCURRENCY = 8;
+const FILE_CONCURRENCY = 32;
 /** Chunks of one file fetched ahead of the one being written. */
 const CHUNK_PREFETCH = 4;
 
