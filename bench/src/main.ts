@@ -1,20 +1,36 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { grpcRows, grpcTargets, grpcTitlePrefix, Target, targetRows } from './e2e-grpc.js';
 import { E2EResult, runE2E, scenarioRows, scenarioTitle } from './e2e-local.js';
+import { killServers } from './keepd.js';
 import { microRows, microTitle, MicroResult, runMicro } from './micro.js';
+import { PruneBenchResult, pruneRows, pruneTitle, runPruneBench } from './prune.js';
+import { RtoResult, rtoEstimates, rtoRows, rtoTierRows, rtoTitle } from './rto.js';
 import { cleanupTemps, machineInfo, mdTable, textTable } from './util.js';
 
 const USAGE = `usage: node bench/dist/main.js [--quick | --full] [--json] [--report FILE.md] [--dir PATH]...
 
-  (no flag)      micro-benchmarks + end-to-end on ~100 MiB of generated data (< ~4 min on 2 cores)
-  --quick        shorter micro-benchmarks, ~30 MiB of data (< ~1 min)
-  --full         ~300 MiB of data
+  (no flag)      micro-benchmarks; end-to-end on ~100 MiB of generated data (keep local, keep over
+                 gRPC to a keepd on loopback, restic, borg; steps x3, medians); RTO estimates; prune
+                 on ~120k blobs (~4-5 min on 2 cores)
+  --quick        shorter micro-benchmarks, ~30 MiB of data, prune on ~30k blobs (~1-2 min)
+  --full         ~300 MiB of data, prune on ~300k blobs
   --size MIB     override the generated data size
+  --repeat N     run the initial backup, unchanged re-backup and restore N times per tool, interleaved
+                 across tools, and report medians (default 3; 1 with --quick)
   --dir PATH     also back up, re-back up and restore PATH (read only; repeatable)
   --json         print one JSON document on stdout instead of tables
   --report FILE  also write a Markdown report
-  --no-micro, --no-e2e, --no-peers   skip parts (peers = restic and borg, run when on PATH)`;
+  --no-micro, --no-e2e, --no-grpc, --no-peers, --no-prune   skip parts
+                 (peers = restic and borg, run when on PATH; --no-e2e also skips gRPC and bases no RTO)`;
+
+const SYNC_NOTE = 'sync: not implemented yet (issue 6)';
+
+interface GrpcSection {
+  scenario: string;
+  targets: Target[];
+}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -27,7 +43,10 @@ async function main(): Promise<number> {
       dir: { type: 'string', multiple: true },
       'no-micro': { type: 'boolean' },
       'no-e2e': { type: 'boolean' },
+      'no-grpc': { type: 'boolean' },
       'no-peers': { type: 'boolean' },
+      'no-prune': { type: 'boolean' },
+      repeat: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -40,6 +59,8 @@ async function main(): Promise<number> {
   const mode = values.quick ? 'quick' : values.full ? 'full' : 'default';
   const sizeMiB = values.size !== undefined ? Number(values.size) : undefined;
   if (sizeMiB !== undefined && !(sizeMiB > 0)) throw new Error(`--size takes a positive number of MiB, not ${values.size}`);
+  const repeat = values.repeat !== undefined ? Number(values.repeat) : mode === 'quick' ? 1 : 3;
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat takes a whole number >= 1, not ${values.repeat}`);
   for (const d of values.dir ?? []) if (!fs.existsSync(d) || !fs.statSync(d).isDirectory()) throw new Error(`--dir ${d}: not a directory`);
 
   // progress goes to stderr so that stdout holds only the tables (or the JSON document)
@@ -48,18 +69,49 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   const loadBefore = os.loadavg()[0];
   if (loadBefore > 0.5) log(`bench: load average ${loadBefore.toFixed(2)} before starting: other work on this machine will skew the figures`);
+  const sections: Record<string, { seconds: number; loadavg_1m_after: number }> = {};
+  const section = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const s0 = performance.now();
+    const r = await fn();
+    sections[name] = { seconds: round2((performance.now() - s0) / 1000), loadavg_1m_after: round2(os.loadavg()[0]) };
+    log(`bench: ${name} done in ${sections[name].seconds.toFixed(1)} s (load average ${sections[name].loadavg_1m_after})`);
+    return r;
+  };
 
   let micro: MicroResult[] | undefined;
-  if (!values['no-micro']) micro = await runMicro({ quick: Boolean(values.quick), log });
+  if (!values['no-micro']) micro = await section('micro', () => runMicro({ quick: Boolean(values.quick), log }));
   let e2e: E2EResult | undefined;
-  if (!values['no-e2e']) e2e = await runE2E({ mode, sizeMiB, dirs: values.dir ?? [], peers: !values['no-peers'], log });
+  if (!values['no-e2e'])
+    e2e = await section('e2e', () => runE2E({ mode, sizeMiB, dirs: values.dir ?? [], peers: !values['no-peers'], grpc: !values['no-grpc'], repeat, log }));
+  const grpc: GrpcSection[] = (e2e?.scenarios ?? []).filter((s) => s.tools.some((t) => t.tool === 'keep-grpc')).map((s) => ({ scenario: s.name, targets: grpcTargets(s) }));
+  const rto = rtoEstimates(e2e);
+  let prune: PruneBenchResult | undefined;
+  if (!values['no-prune']) prune = await section('prune', () => runPruneBench({ mode, log }));
   const total = (performance.now() - t0) / 1000;
 
   const machine = { ...machineInfo(), loadavg_1m_before: round2(loadBefore), loadavg_1m_after: round2(os.loadavg()[0]) };
-  const failures = e2e?.failures ?? [];
+  const failures = [...(e2e?.failures ?? []), ...(prune?.problems ?? []).map((p) => `prune: ${p}`)];
   if (values.json) {
     process.stdout.write(
-      JSON.stringify({ started: started.toISOString(), duration_s: total, mode, machine, micro: micro ?? null, e2e: e2e ?? null, ok: failures.length === 0, failures }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          started: started.toISOString(),
+          duration_s: total,
+          mode,
+          machine,
+          sections,
+          micro: micro ?? null,
+          e2e: e2e ?? null,
+          grpc,
+          rto,
+          prune: prune ?? null,
+          sync: { implemented: false, note: SYNC_NOTE },
+          ok: failures.length === 0,
+          failures,
+        },
+        null,
+        2,
+      ) + '\n',
     );
   } else {
     const out: string[] = [];
@@ -76,16 +128,46 @@ async function main(): Promise<number> {
         const { header, rows } = scenarioRows(s);
         out.push(textTable(header, rows, scenarioTitle(s)));
         for (const k of s.skipped) out.push(k);
-        for (const t of s.tools) out.push(`  ${t.tool} ${t.version}: ${t.settings}`);
+        for (const t of s.tools) if (t.tool !== 'keep-grpc') out.push(`  ${t.tool} ${t.version}: ${t.settings}`);
         out.push('');
       }
       out.push(SENT_NOTE);
-      out.push(`Peak RSS measured with ${e2e.rss_method === 'gnu-time' ? '/usr/bin/time -v' : e2e.rss_method === 'proc-poll' ? '/proc/<pid>/status VmHWM polling' : 'nothing (unavailable)'}; times are process wall times (start-up included), page cache warm.`);
+      out.push(rssNote(e2e), '');
+      for (const s of e2e.scenarios) {
+        const g = grpc.find((x) => x.scenario === s.name);
+        if (!g) continue;
+        const { header, rows } = grpcRows(s);
+        out.push(textTable(header, rows, scenarioTitle(s, grpcTitlePrefix)));
+        const kg = s.tools.find((t) => t.tool === 'keep-grpc')!;
+        out.push(`  keep-grpc: ${kg.settings}`);
+        if (kg.server) out.push(`  ${serverNote(kg.server)}`);
+        out.push('');
+        const tr = targetRows(g.targets);
+        out.push(textTable(tr.header, tr.rows, `Issue-3 targets, ${s.name} (keep over gRPC vs restic on the same data; computed from the measurements above)`));
+        out.push(targetSummary(g.targets), '');
+      }
+      if (grpc.length) out.push(GRPC_NOTE, '');
     }
+    if (rto.basis) {
+      const r1 = rtoRows(rto);
+      out.push(textTable(r1.header, r1.rows, rtoTitle(rto)));
+      const r2 = rtoTierRows(rto);
+      out.push('', textTable(r2.header, r2.rows));
+      out.push('Assumptions:', ...rto.assumptions.map((a) => `  - ${a}`), '');
+    } else out.push(rtoTitle(rto), '');
+    if (prune) {
+      const { header, rows } = pruneRows(prune);
+      out.push(textTable(header, rows, pruneTitle(prune)));
+      for (const p of prune.problems) out.push(`  PROBLEM: ${p}`);
+      out.push('');
+    }
+    out.push(SYNC_NOTE, '');
+    out.push(`Sections: ${Object.entries(sections).map(([k, v]) => `${k} ${v.seconds.toFixed(0)} s (load ${v.loadavg_1m_after} after)`).join(', ')}`);
+    if (failures.length) out.push('', 'FAILURES:', ...failures.map((f) => `  - ${f}`));
     process.stdout.write(out.join('\n') + '\n');
   }
   if (values.report) {
-    fs.writeFileSync(values.report, markdown(mode, started, total, machine, micro, e2e));
+    fs.writeFileSync(values.report, markdown(mode, started, total, machine, sections, micro, e2e, grpc, rto, prune, failures));
     log(`report written to ${values.report}`);
   }
   if (failures.length) {
@@ -98,13 +180,47 @@ async function main(): Promise<number> {
 const SENT_NOTE =
   'Bytes sent, reported: keep bytes_sent (sealed blobs added), restic summary data_added (restic < 0.16 counts it before compression), borg deduplicated_size; "repository growth" measures all tools the same way (pack/segment bytes on disk).';
 
+const GRPC_NOTE =
+  'keep-grpc: the keep agent with KEEP_REPO=grpc://127.0.0.1:PORT, a keepd serving the repository on the same machine (both share its cores; restic and borg run alone on local repositories). keepd figures come from /proc/<pid>/status VmHWM read after each agent command and then reset (clear_refs 5), and /proc/<pid>/stat CPU; "keepd counted bytes" are its Prometheus counters. Targets are met or missed on the measurements above only; a FAIL is not an error exit (only wrong restores and server/prune errors are).';
+
+function rssNote(e2e: E2EResult): string {
+  return `Peak RSS measured with ${e2e.rss_method === 'gnu-time' ? '/usr/bin/time -v' : e2e.rss_method === 'proc-poll' ? '/proc/<pid>/status VmHWM polling' : 'nothing (unavailable)'}; times are process wall times (start-up included), page cache warm.`;
+}
+
+function serverNote(s: NonNullable<E2EResult['scenarios'][number]['tools'][number]['server']>): string {
+  return `keepd pid ${s.pid} on ${s.listen}: started in ${s.startup_s.toFixed(2)} s; peak RSS over its life ${s.peak_rss_kib === null ? '-' : (s.peak_rss_kib / 1024).toFixed(1)} MiB${s.peak_per_phase ? '' : ' (per-phase peaks are cumulative: VmHWM could not be reset)'}; CPU ${s.cpu_s === null ? '-' : s.cpu_s.toFixed(1)} s; SIGTERM -> ${s.exit} in ${s.stop_s.toFixed(2)} s`;
+}
+
+function targetSummary(ts: Target[]): string {
+  const pass = ts.filter((t) => t.pass === true).length;
+  const fail = ts.filter((t) => t.pass === false).length;
+  const na = ts.filter((t) => t.pass === null).length;
+  return `  targets: ${pass} PASS, ${fail} FAIL${na ? `, ${na} n/a` : ''}${fail ? ` (missed: ${ts.filter((t) => t.pass === false).map((t) => t.name).join('; ')})` : ''}`;
+}
+
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
-function markdown(mode: string, started: Date, total: number, machine: ReturnType<typeof machineInfo> & { loadavg_1m_before: number; loadavg_1m_after: number }, micro?: MicroResult[], e2e?: E2EResult): string {
+type Machine = ReturnType<typeof machineInfo> & { loadavg_1m_before: number; loadavg_1m_after: number };
+
+function markdown(
+  mode: string,
+  started: Date,
+  total: number,
+  machine: Machine,
+  sections: Record<string, { seconds: number; loadavg_1m_after: number }>,
+  micro: MicroResult[] | undefined,
+  e2e: E2EResult | undefined,
+  grpc: GrpcSection[],
+  rto: RtoResult,
+  prune: PruneBenchResult | undefined,
+  failures: string[],
+): string {
   const md: string[] = [
     `# Keep benchmark (${mode})`,
     '',
-    `${started.toISOString()} — ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB RAM, node ${machine.node}, ${machine.platform}. Run took ${total.toFixed(0)} s; 1-minute load average ${machine.loadavg_1m_before} before, ${machine.loadavg_1m_after} after.`,
+    `${started.toISOString()} — ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB RAM, node ${machine.node}, ${machine.platform}. Run took ${total.toFixed(0)} s; 1-minute load average ${machine.loadavg_1m_before} before, ${machine.loadavg_1m_after} after (${Object.entries(sections)
+      .map(([k, v]) => `${k}: ${v.seconds.toFixed(0)} s, load ${v.loadavg_1m_after} after`)
+      .join('; ')}).`,
     '',
     'MB/s are 1e6 bytes per second of wall time. Data sits in the page cache; repositories and restore targets are under the temp dir.',
     '',
@@ -113,23 +229,49 @@ function markdown(mode: string, started: Date, total: number, machine: ReturnTyp
     const { header, rows } = microRows(micro);
     md.push('## Micro-benchmarks', '', microTitle(mode === 'quick') + '.', '', mdTable(header, rows), '');
   }
+  const titled = (t: string, prefix: RegExp) => {
+    const [title, ...rest] = t.split('\n');
+    return { title: title.replace(prefix, ''), rest: rest.map((l) => `- ${l.trim()}`) };
+  };
   if (e2e) {
     md.push('## End to end (local repository, real CLI processes)', '');
     for (const s of e2e.scenarios) {
       const { header, rows } = scenarioRows(s);
-      const [title, ...rest] = scenarioTitle(s).split('\n');
-      md.push(`### ${title.replace(/^End-to-end, local repository: /, '')}`, '', ...rest.map((l) => `- ${l.trim()}`), '', mdTable(header, rows), '');
+      const { title, rest } = titled(scenarioTitle(s), /^End-to-end, local repository: /);
+      md.push(`### ${title}`, '', ...rest, '', mdTable(header, rows), '');
       for (const k of s.skipped) md.push(`- ${k}`);
-      for (const t of s.tools) md.push(`- ${t.tool} ${t.version}: ${t.settings}`);
+      for (const t of s.tools) if (t.tool !== 'keep-grpc') md.push(`- ${t.tool} ${t.version}: ${t.settings}`);
       md.push('');
     }
-    md.push(SENT_NOTE, '');
-    md.push(
-      `Peak RSS: ${e2e.rss_method === 'gnu-time' ? '`/usr/bin/time -v`' : e2e.rss_method === 'proc-poll' ? 'polling `/proc/<pid>/status` VmHWM' : 'not measured'}. Ratios are keep/peer for each figure; read them with the "better" column.`,
-      '',
-    );
-    if (e2e.failures.length) md.push('## FAILURES', '', ...e2e.failures.map((f) => `- ${f}`), '');
+    md.push(SENT_NOTE, '', rssNote(e2e), '');
+    if (grpc.length) {
+      md.push('## End to end over gRPC (issue 3): keepd on loopback', '', GRPC_NOTE, '');
+      for (const s of e2e.scenarios) {
+        const g = grpc.find((x) => x.scenario === s.name);
+        if (!g) continue;
+        const { header, rows } = grpcRows(s);
+        const { title, rest } = titled(scenarioTitle(s, grpcTitlePrefix), /^[^:]+: /);
+        const kg = s.tools.find((t) => t.tool === 'keep-grpc')!;
+        md.push(`### ${title}`, '', ...rest, `- keep-grpc: ${kg.settings}`, ...(kg.server ? [`- ${serverNote(kg.server)}`] : []), '', mdTable(header, rows), '');
+        const tr = targetRows(g.targets);
+        md.push(`#### Issue-3 targets (${s.name})`, '', mdTable(tr.header, tr.rows), '', targetSummary(g.targets).trim(), '');
+      }
+    }
   }
+  md.push('## RTO estimates (issue 4)', '');
+  if (rto.basis) {
+    const r1 = rtoRows(rto);
+    const r2 = rtoTierRows(rto);
+    md.push(rtoTitle(rto).replace(/^RTO estimates \(issue 4\) — /, '') + '.', '', mdTable(r1.header, r1.rows), '', mdTable(r2.header, r2.rows), '', 'Assumptions:', '', ...rto.assumptions.map((a) => `- ${a}`), '');
+  } else md.push(rtoTitle(rto), '');
+  if (prune) {
+    const { header, rows } = pruneRows(prune);
+    md.push('## Prune (issue 5)', '', pruneTitle(prune).replace(/^Prune \(issue 5\) — /, '') + '.', '', mdTable(header, rows), '');
+    for (const p of prune.problems) md.push(`- PROBLEM: ${p}`);
+    md.push('');
+  }
+  md.push('## Sync (issue 6)', '', SYNC_NOTE, '');
+  if (failures.length) md.push('## FAILURES', '', ...failures.map((f) => `- ${f}`), '');
   return md.join('\n');
 }
 
@@ -138,6 +280,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     if (interrupted) process.exit(130);
     interrupted = true;
+    killServers();
     cleanupTemps();
     process.exit(130);
   });
@@ -145,10 +288,12 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 main().then(
   (code) => {
+    killServers();
     cleanupTemps();
     process.exit(code);
   },
   (e: Error) => {
+    killServers();
     cleanupTemps();
     process.stderr.write(`bench: error: ${e.stack ?? e.message}\n`);
     process.exit(1);

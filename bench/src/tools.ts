@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ServerReport } from './keepd.js';
 import { dirBytes } from './util.js';
 
 // ---- running a child process with wall time and peak RSS ----------------------
@@ -11,6 +12,8 @@ export interface RunResult {
   wall_s: number;
   /** peak resident set size of the process, KiB (null when it could not be measured) */
   peak_rss_kib: number | null;
+  /** user + system CPU seconds of the process (GNU time only; null otherwise) */
+  cpu_s: number | null;
   stdout: string;
   stderr: string;
 }
@@ -74,10 +77,15 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
       const wall = (performance.now() - t0) / 1000;
       if (poll) clearInterval(poll);
       let rss: number | null = method === 'proc-poll' && hwm > 0 ? hwm : null;
+      let cpu: number | null = null;
       if (method === 'gnu-time') {
         try {
-          const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(fs.readFileSync(timeOut, 'utf8'));
+          const report = fs.readFileSync(timeOut, 'utf8');
+          const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(report);
           if (m) rss = Number(m[1]);
+          const u = /User time \(seconds\): ([\d.]+)/.exec(report);
+          const s = /System time \(seconds\): ([\d.]+)/.exec(report);
+          if (u && s) cpu = Number(u[1]) + Number(s[1]);
         } catch {
           /* no report */
         }
@@ -89,7 +97,7 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
         reject(new CommandError(`${cmd} ${args.join(' ')} exited with ${code ?? signal}:\n${stderr.trim().split('\n').slice(-15).join('\n')}`));
         return;
       }
-      resolve({ wall_s: wall, peak_rss_kib: rss, stdout, stderr });
+      resolve({ wall_s: wall, peak_rss_kib: rss, cpu_s: cpu, stdout, stderr });
     });
   });
 }
@@ -102,7 +110,7 @@ export interface BackupRun extends RunResult {
 }
 
 export interface Tool {
-  name: 'keep' | 'restic' | 'borg';
+  name: 'keep' | 'keep-grpc' | 'restic' | 'borg';
   version: string;
   /** settings in effect (defaults of each tool) */
   settings: string;
@@ -114,6 +122,8 @@ export interface Tool {
   packBytes(repo: string): number;
   /** everything in the repository directory (indexes, keys, snapshots...) */
   repoBytes(repo: string): number;
+  /** tools with a server process (keep-grpc): stop it and report what it used */
+  close?(repo: string): Promise<ServerReport>;
 }
 
 const PASSWORD = 'keep-bench-password';
@@ -123,6 +133,13 @@ export function keepBinary(): string {
   if (process.env.KEEP_BIN) return process.env.KEEP_BIN;
   const here = path.dirname(fileURLToPath(import.meta.url)); // bench/dist
   return path.resolve(here, '../../node_modules/.bin/keep');
+}
+
+/** The keepd binary: KEEPD_BIN, else node_modules/.bin/keepd at the workspace root. */
+export function keepdBinary(): string {
+  if (process.env.KEEPD_BIN) return process.env.KEEPD_BIN;
+  const here = path.dirname(fileURLToPath(import.meta.url)); // bench/dist
+  return path.resolve(here, '../../node_modules/.bin/keepd');
 }
 
 function lastJson(stdout: string): Record<string, unknown> {

@@ -22,10 +22,17 @@ export function fmtBytes(n: number): string {
   return `${fmtNum(n / MB, 1)} MB`;
 }
 
-/** A plain text table with right-aligned numeric columns. */
+/** Column i (never the first) is numeric when at least half its non-empty cells start with a digit or '-'. */
+function numericColumn(rows: string[][], i: number): boolean {
+  const cells = rows.map((r) => r[i] ?? '').filter((c) => c !== '');
+  return i > 0 && cells.filter((c) => /^[-\d]/.test(c)).length * 2 >= cells.length;
+}
+
+/** A plain text table: mostly numeric columns (cells starting with a digit or '-') right-aligned, text left-aligned. */
 export function textTable(header: string[], rows: string[][], title?: string): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const numeric = header.map((_, i) => numericColumn(rows, i));
+  const line = (cells: string[]) => cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
   const out: string[] = [];
   if (title) out.push(title);
   out.push(line(header), widths.map((w) => '-'.repeat(w)).join('  '));
@@ -37,7 +44,7 @@ export function mdTable(header: string[], rows: string[][]): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return [
     `| ${header.map(esc).join(' | ')} |`,
-    `| ${header.map((_, i) => (rows.every((r) => !r[i] || /^[-\d]/.test(r[i])) && i > 0 ? '--:' : ':--')).join(' | ')} |`,
+    `| ${header.map((_, i) => (numericColumn(rows, i) ? '--:' : ':--')).join(' | ')} |`,
     ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
   ].join('\n');
 }
