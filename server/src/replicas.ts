@@ -12,6 +12,17 @@ export interface ReplicaRecord {
 
 const RECENT_KEPT = 1000;
 
+/** The registry of each open repository, so a sync into it can announce what it imported. */
+const registries = new WeakMap<Repository, ReplicaRegistry>();
+
+/**
+ * A replica announces the snapshots it imported to its own watchers, as a
+ * primary announces its commits: replicas chained behind it pull at once.
+ */
+export function announceImported(repo: Repository, s: { id: string; source: string; time: string }): void {
+  registries.get(repo)?.announce({ snapshotId: s.id, source: s.source, time: s.time });
+}
+
 /**
  * The primary's side of replication: commit events for replicas watching,
  * their reports, and waiting for N of them to hold a snapshot (synchronous
@@ -27,6 +38,7 @@ export class ReplicaRegistry {
     private readonly clock: Clock,
   ) {
     this.db = repo.database<ReplicaRecord>('replicas');
+    registries.set(repo, this);
     this.commits.setMaxListeners(0);
     this.reported.setMaxListeners(0);
   }

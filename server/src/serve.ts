@@ -160,6 +160,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       stopping ??= (async () => {
         clearInterval(sweeper);
         await stopReplication?.();
+        replicas.commits.emit('shutdown');
         log.info({}, 'draining');
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {

@@ -145,6 +145,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         console.log(`source ${g.source}: ${g.policy}`);
         for (const s of g.snapshots) console.log(`  ${s.keep ? 'keep  ' : 'remove'} ${s.id.slice(0, 8)} ${s.time}  ${s.reasons.join(', ')}`);
         console.log(`  ${a['dry-run'] ? 'would remove' : 'removed'} ${g.removed.length} snapshot(s)`);
+        if (g.wal) console.log(`  WAL: ${a['dry-run'] ? 'would remove' : 'removed'} ${g.wal.removed.length} of ${g.wal.files} file(s)${g.wal.cutoffs.length ? ` older than ${g.wal.cutoffs.map((c) => c.start_wal).join(', ')}` : ''}${g.wal.note ? ` (${g.wal.note})` : ''}`);
       }
       for (const s of r.skipped) console.log(`source ${s}: no policy (give --keep-* flags or --tier, or back it up with --tier); left alone`);
       if (pruned) console.log(`prune: removed ${pruned.blobs_removed} blobs, ${pruned.bytes_before - pruned.bytes_after} bytes freed`);
@@ -180,7 +181,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const s = await runStatus(a.data);
     out(a.json, s, () => {
       console.log(`repository ${s.repository}: ${s.snapshots} snapshots, ${s.blobs} blobs in ${s.packs} packs`);
-      for (const x of s.sources) console.log(`${x.source.padEnd(20)} ${x.last_snapshot.slice(0, 8)} ${x.last_time}  age ${x.age_s}s  tier ${x.tier ?? '-'}  RPO ${x.rpo_state}`);
+      for (const x of s.sources) {
+        console.log(`${x.source.padEnd(20)} ${x.last_snapshot.slice(0, 8)} ${x.last_time}  age ${x.age_s}s  tier ${x.tier ?? '-'}  RPO ${x.rpo_state}`);
+        if (x.pitr) console.log(`${''.padEnd(20)} PITR ${x.pitr.from ?? '-'} .. ${x.pitr.to ?? '-'}  (${x.pitr.base_backups} base backups, ${x.pitr.wal_files} WAL files${x.pitr.gaps.length ? `, ${x.pitr.gaps.reduce((n, g) => n + g.count, 0)} segment(s) missing` : ''})`);
+      }
     });
   },
   async 'rebuild-index'(argv) {

@@ -1,4 +1,4 @@
-import { applyRetention, Clock, describePolicy, groupBySource, isEmptyPolicy, KeepError, Repository, RetentionPolicy, processClock, Tier, TIER_RETENTION, TIERS } from '@keep/core';
+import { applyRetention, Clock, describePolicy, groupBySource, isEmptyPolicy, isPgSource, KeepError, pgCatalog, Repository, RetentionPolicy, processClock, Tier, TIER_RETENTION, TIERS, unneededWal } from '@keep/core';
 
 export interface ForgetOptions {
   source?: string;
@@ -14,6 +14,11 @@ export interface ForgetGroup {
   policy: string;
   snapshots: { id: string; time: string; keep: boolean; reasons: string[] }[];
   removed: string[];
+  /**
+   * PostgreSQL sources: the policy applies to base backups (and any other
+   * non-WAL snapshot); WAL files go when no kept base backup needs them.
+   */
+  wal?: { files: number; removed: string[]; cutoffs: { timeline: number; start_wal: string }[]; note?: string };
 }
 
 /**
@@ -38,14 +43,27 @@ export async function runForget(data: string, o: ForgetOptions, clock: Clock = p
         skipped.push(source);
         continue;
       }
-      const decisions = applyRetention(snaps, policy, clock.now(), { protect });
+      const pg = isPgSource(snaps) ? pgCatalog(snaps) : undefined;
+      const decisions = applyRetention(pg ? [...pg.bases.map((b) => b.snapshot), ...pg.other] : snaps, policy, clock.now(), { protect });
       const removed = decisions.filter((d) => !d.keep).map((d) => d.snapshot.id);
       toRemove.push(...removed);
+      let wal: ForgetGroup['wal'];
+      if (pg) {
+        const kept = new Set(decisions.filter((d) => d.keep).map((d) => d.snapshot.id));
+        const keptBases = pg.bases.filter((b) => kept.has(b.snapshot.id));
+        const { remove, cutoffs } = unneededWal(
+          keptBases,
+          pg.wal.filter((w) => !protect.has(w.snapshot.id)),
+        );
+        wal = { files: pg.wal.length, removed: remove.map((w) => w.snapshot.id), cutoffs, ...(keptBases.length === 0 && pg.wal.length ? { note: 'no base backup kept: WAL left alone' } : {}) };
+        toRemove.push(...wal.removed);
+      }
       groups.push({
         source,
         policy: (tier && policy === TIER_RETENTION[tier] ? `tier ${tier}: ` : '') + describePolicy(policy),
         snapshots: decisions.map((d) => ({ id: d.snapshot.id, time: d.snapshot.time, keep: d.keep, reasons: d.reasons })),
         removed,
+        ...(wal ? { wal } : {}),
       });
     }
     if (!o.dryRun && toRemove.length) await repo.removeSnapshots(toRemove);

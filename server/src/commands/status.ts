@@ -1,4 +1,4 @@
-import { Clock, processClock, Repository, TIERS } from '@keep/core';
+import { Clock, isPgSource, PitrWindow, pitrWindow, processClock, Repository, TIERS } from '@keep/core';
 import { ReplicaRegistry } from '../replicas.js';
 import { replicationDb } from '../sync/pull.js';
 
@@ -14,6 +14,8 @@ export interface SourceStatus {
   rpo_s: number | null;
   /** 'ok' | 'late' (older than its RPO) | 'unknown' (no tier) */
   rpo_state: 'ok' | 'late' | 'unknown';
+  /** PostgreSQL sources: the point-in-time recovery window (oldest base backup .. newest WAL push) */
+  pitr?: PitrWindow;
 }
 
 /** Per source: its newest snapshot and how old it is against its tier's RPO. */
@@ -29,6 +31,7 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
     const sources: SourceStatus[] = [...latest.values()].map(({ snap, count }) => {
       const age = (now - Date.parse(snap.time)) / 1000;
       const tier = snap.tier && snap.tier in TIERS ? TIERS[snap.tier as keyof typeof TIERS] : undefined;
+      const own = repo.snapshots({ source: snap.source });
       return {
         source: snap.source,
         host: snap.host,
@@ -39,6 +42,7 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
         tier: snap.tier ?? null,
         rpo_s: tier ? tier.rpo_s : null,
         rpo_state: tier ? (age <= tier.rpo_s ? 'ok' : 'late') : 'unknown',
+        ...(isPgSource(own) ? { pitr: pitrWindow(own) } : {}),
       };
     });
     // Replication as this repository sees it (it is the replica): lag against the strictest RPO of its sources.

@@ -320,8 +320,11 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         return;
       }
       const on = (e: { snapshotId: string; source: string; time: string }) => void call.write(create(WatchCommitsResponseSchema, e));
+      // keepd's shutdown ends the stream: a watching replica must not hold the drain open.
+      const end = () => call.end();
       d.replicas.commits.on('commit', on);
-      const stop = () => d.replicas.commits.off('commit', on);
+      d.replicas.commits.once('shutdown', end);
+      const stop = () => (d.replicas.commits.off('commit', on), d.replicas.commits.off('shutdown', end));
       call.on('cancelled', stop);
       call.on('close', stop);
       call.on('error', stop);

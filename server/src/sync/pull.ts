@@ -1,5 +1,6 @@
 import { BlobType, Clock, Database, Id, KeepError, parseBlob, randomId, Repository, SESSION_LEASE_MS, storageHash, toHex } from '@keep/core';
 import { DedupScopeIndex } from '../dedup-scope.js';
+import { announceImported } from '../replicas.js';
 import type { Upstream } from './upstream.js';
 
 /** Ids per ReadBlobs call. */
@@ -62,22 +63,27 @@ export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: 
     const theirs = await up.snapshots(opts.source);
     const local = new Set(repo.snapshots().map((s) => s.id));
     const missing = theirs.filter((s) => !local.has(s.id));
+    const gone = new Set<string>();
     for (const snap of missing) {
       try {
         await pullDag(repo, up, Buffer.from(snap.root, 'hex'), report, scope, snap.source);
         await repo.importSnapshot(snap);
         report.snapshots_synced.push(snap.id);
+        announceImported(repo, snap);
       } catch (e) {
-        report.snapshots_failed.push({ id: snap.id, error: (e as Error).message });
-        // A snapshot forgotten on the primary meanwhile is simply gone; anything else stops the run.
-        if (!(e instanceof KeepError && e.code === 'NOT_FOUND')) break;
+        const notFound = e instanceof KeepError && e.code === 'NOT_FOUND';
+        // A snapshot forgotten on the primary meanwhile is simply gone (not a failure, not pending);
+        // a blob missing under a snapshot the primary still lists is a failure; anything else stops the run.
+        if (notFound && !(await up.snapshots(snap.source).catch(() => [snap])).some((s) => s.id === snap.id)) gone.add(snap.id);
+        else report.snapshots_failed.push({ id: snap.id, error: (e as Error).message });
+        if (!notFound) break;
       }
       await repo.renewSession(sessionId, opts.clock.now() + SESSION_LEASE_MS);
     }
     const newest = (list: { time: string }[]) => list.reduce((t, s) => (s.time > t ? s.time : t), '');
     const localNewest = newest(repo.snapshots(opts.source ? { source: opts.source } : {}));
-    const primaryNewest = newest(theirs);
-    report.snapshots_pending = missing.length - report.snapshots_synced.length;
+    const primaryNewest = newest(theirs.filter((s) => !gone.has(s.id)));
+    report.snapshots_pending = missing.length - report.snapshots_synced.length - gone.size;
     report.lag_s = primaryNewest && localNewest < primaryNewest ? Math.max(0, (Date.parse(primaryNewest) - (localNewest ? Date.parse(localNewest) : 0)) / 1000) : 0;
     report.duration_s = (opts.clock.now() - started) / 1000;
     await state.put(up.location, {

@@ -63,20 +63,27 @@ export interface PruneReport {
 export const DEFAULT_REPACK_BELOW = 0.5;
 
 function acquireLock(file: string): () => void {
+  // The lock appears with its pid already in it (link is atomic), so a lock
+  // without a pid (empty: a crash or power loss before the data was durable)
+  // is stale, never a prune still starting.
+  const mine = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(mine, String(process.pid));
   try {
-    fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+    fs.linkSync(mine, file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     const pid = Number(fs.readFileSync(file, 'utf8'));
     let alive = false;
     try {
-      process.kill(pid, 0);
-      alive = pid !== process.pid;
+      // process.kill(0, 0) would probe our own process group: a pid must be positive.
+      if (Number.isSafeInteger(pid) && pid > 0) process.kill(pid, 0), (alive = pid !== process.pid);
     } catch {
       alive = false;
     }
     if (alive) throw new KeepError('UNAVAILABLE', `another prune is running (pid ${pid}); backups are not affected`);
     fs.writeFileSync(file, String(process.pid)); // a crashed prune's stale lock
+  } finally {
+    fs.rmSync(mine, { force: true });
   }
   return () => fs.rmSync(file, { force: true });
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { corrupt } from '../errors.js';
 import { storageHash, toHex } from '../ids.js';
 import { FOOTER_SIZE, PACK_HEADER_SIZE, PACK_MAGIC, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
@@ -87,18 +88,21 @@ export class PackHandles {
   }
 }
 
+/** A pack's name without the server's directories: blob errors travel to remote clients. */
+const packName = (file: string) => path.basename(file, '.pack');
+
 /** Read one blob and prove its bytes are the ones that were stored. */
 export async function readBlobAt(packFile: string, offset: number, length: number, hash: Buffer, id: Buffer, handles?: PackHandles): Promise<Buffer> {
   let f: fs.promises.FileHandle;
   try {
     f = handles ? await handles.get(packFile) : await fs.promises.open(packFile, 'r');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`blob ${toHex(id)}: its pack ${packFile} is missing`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`blob ${toHex(id)}: its pack ${packName(packFile)} is missing`);
     throw e;
   }
   try {
     const b = await readAt(f, offset, length, `blob ${toHex(id)}`);
-    if (!storageHash(b).equals(hash)) throw corrupt(`blob ${toHex(id)} in pack ${packFile} is damaged (storage hash mismatch)`);
+    if (!storageHash(b).equals(hash)) throw corrupt(`blob ${toHex(id)} in pack ${packName(packFile)} is damaged (storage hash mismatch)`);
     return b;
   } finally {
     if (!handles) await f.close();

@@ -238,7 +238,7 @@ export function unneededWal(kept: readonly PgBase[], wal: readonly PgWal[]): { r
 export interface PitrWindow {
   /** earliest time a restore can target: the oldest base backup's stop time (PostgreSQL is consistent only from there) */
   from: string | null;
-  /** latest time a restore can target: the newest WAL push (every record before it is archived, if the WAL is complete) */
+  /** latest time a restore can target: the newest segment push (every record before it is archived, if the WAL is complete) */
   to: string | null;
   oldest_base: { id: string; start_time: string; stop_time: string; start_wal: string } | null;
   newest_base: { id: string; stop_time: string } | null;
@@ -259,7 +259,9 @@ export function pitrWindow(snapshots: readonly Snapshot[]): PitrWindow {
   const { bases, wal } = pgCatalog(snapshots);
   const oldest = bases.reduce<PgBase | undefined>((o, b) => (!o || b.stopTime < o.stopTime ? b : o), undefined);
   const newest = bases[bases.length - 1];
-  const lastWal = wal[wal.length - 1];
+  // History and backup-history files carry no records: the window ends at the newest segment.
+  const withRecords = wal.filter((w) => w.kind === 'segment' || w.kind === 'partial');
+  const lastWal = withRecords[withRecords.length - 1];
   const iso = (ms: number) => new Date(ms).toISOString();
   const gaps: PitrWindow['gaps'] = [];
   if (oldest) {
