@@ -6,6 +6,7 @@ import { E2EResult, runE2E, scenarioRows, scenarioTitle } from './e2e-local.js';
 import { killServers } from './keepd.js';
 import { microRows, microTitle, MicroResult, runMicro } from './micro.js';
 import { PruneBenchResult, pruneRows, pruneTitle, runPruneBench } from './prune.js';
+import { runSyncBench, SyncBenchResult, syncRows } from './sync.js';
 import { RtoResult, rtoEstimates, rtoRows, rtoTierRows, rtoTitle } from './rto.js';
 import { cleanupTemps, machineInfo, mdTable, textTable } from './util.js';
 
@@ -22,10 +23,9 @@ const USAGE = `usage: node bench/dist/main.js [--quick | --full] [--json] [--rep
   --dir PATH     also back up, re-back up and restore PATH (read only; repeatable)
   --json         print one JSON document on stdout instead of tables
   --report FILE  also write a Markdown report
-  --no-micro, --no-e2e, --no-grpc, --no-peers, --no-prune   skip parts
+  --no-micro, --no-e2e, --no-grpc, --no-peers, --no-prune, --no-sync   skip parts
                  (peers = restic and borg, run when on PATH; --no-e2e also skips gRPC and bases no RTO)`;
 
-const SYNC_NOTE = 'sync: not implemented yet (issue 6)';
 
 interface GrpcSection {
   scenario: string;
@@ -46,6 +46,7 @@ async function main(): Promise<number> {
       'no-grpc': { type: 'boolean' },
       'no-peers': { type: 'boolean' },
       'no-prune': { type: 'boolean' },
+      'no-sync': { type: 'boolean' },
       repeat: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -87,10 +88,12 @@ async function main(): Promise<number> {
   const rto = rtoEstimates(e2e);
   let prune: PruneBenchResult | undefined;
   if (!values['no-prune']) prune = await section('prune', () => runPruneBench({ mode, log }));
+  let sync: SyncBenchResult | undefined;
+  if (!values['no-sync']) sync = await section('sync', () => runSyncBench({ mode, log }));
   const total = (performance.now() - t0) / 1000;
 
   const machine = { ...machineInfo(), loadavg_1m_before: round2(loadBefore), loadavg_1m_after: round2(os.loadavg()[0]) };
-  const failures = [...(e2e?.failures ?? []), ...(prune?.problems ?? []).map((p) => `prune: ${p}`)];
+  const failures = [...(e2e?.failures ?? []), ...(prune?.problems ?? []).map((p) => `prune: ${p}`), ...(sync?.problems ?? []).map((p) => `sync: ${p}`)];
   if (values.json) {
     process.stdout.write(
       JSON.stringify(
@@ -105,7 +108,7 @@ async function main(): Promise<number> {
           grpc,
           rto,
           prune: prune ?? null,
-          sync: { implemented: false, note: SYNC_NOTE },
+          sync: sync ?? null,
           ok: failures.length === 0,
           failures,
         },
@@ -161,13 +164,16 @@ async function main(): Promise<number> {
       for (const p of prune.problems) out.push(`  PROBLEM: ${p}`);
       out.push('');
     }
-    out.push(SYNC_NOTE, '');
+    if (sync) {
+      const { header, rows } = syncRows(sync);
+      out.push(textTable(header, rows, `Sync (issue 6): keepd sync from a keepd on loopback, generated ${mode} data`), '');
+    }
     out.push(`Sections: ${Object.entries(sections).map(([k, v]) => `${k} ${v.seconds.toFixed(0)} s (load ${v.loadavg_1m_after} after)`).join(', ')}`);
     if (failures.length) out.push('', 'FAILURES:', ...failures.map((f) => `  - ${f}`));
     process.stdout.write(out.join('\n') + '\n');
   }
   if (values.report) {
-    fs.writeFileSync(values.report, markdown(mode, started, total, machine, sections, micro, e2e, grpc, rto, prune, failures));
+    fs.writeFileSync(values.report, markdown(mode, started, total, machine, sections, micro, e2e, grpc, rto, prune, sync, failures));
     log(`report written to ${values.report}`);
   }
   if (failures.length) {
@@ -213,6 +219,7 @@ function markdown(
   grpc: GrpcSection[],
   rto: RtoResult,
   prune: PruneBenchResult | undefined,
+  sync: SyncBenchResult | undefined,
   failures: string[],
 ): string {
   const md: string[] = [
@@ -270,7 +277,10 @@ function markdown(
     for (const p of prune.problems) md.push(`- PROBLEM: ${p}`);
     md.push('');
   }
-  md.push('## Sync (issue 6)', '', SYNC_NOTE, '');
+  if (sync) {
+    const { header, rows } = syncRows(sync);
+    md.push('## Sync (issue 6)', '', mdTable(header, rows), '');
+  }
   if (failures.length) md.push('## FAILURES', '', ...failures.map((f) => `- ${f}`), '');
   return md.join('\n');
 }

@@ -158,19 +158,37 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
   }
 }
 
+/** ReadBlobs streams running at once (the primary reads packs while this side writes). */
+const FETCH_STREAMS = 4;
+
 async function fetch(up: Upstream, writer: ReturnType<Repository['openWriter']>, ids: Id[], report: SyncReport, onTree?: (stored: Buffer) => void): Promise<void> {
-  for (let i = 0; i < ids.length; i += FETCH_BATCH) {
-    const batch = ids.slice(i, i + FETCH_BATCH);
-    const got = new Set<string>();
-    await up.readBlobs(batch, async (id, data, hash) => {
-      // Verified twice: against the primary's recorded hash, and by BlobWriter re-hashing the bytes.
-      if (!storageHash(data).equals(hash)) throw new KeepError('CORRUPT', `blob ${toHex(id)} from ${up.location} does not match its storage hash; refused`);
-      await writer.add(id, Buffer.from(data), hash);
-      got.add(toHex(id));
-      report.blobs_fetched++;
-      report.bytes_fetched += data.length;
-      if (onTree) onTree(Buffer.from(data));
-    });
-    for (const id of batch) if (!got.has(toHex(id))) throw new KeepError('NOT_FOUND', `upstream did not send blob ${toHex(id)}`);
-  }
+  const batches: Id[][] = [];
+  for (let i = 0; i < ids.length; i += FETCH_BATCH) batches.push(ids.slice(i, i + FETCH_BATCH));
+  // Streams run in parallel; writes into the pack stay strictly one at a time.
+  let writes: Promise<unknown> = Promise.resolve();
+  const store = (id: Buffer, data: Buffer, hash: Buffer) => {
+    const w = writes.then(() => writer.add(id, data, hash));
+    writes = w.catch(() => undefined);
+    return w;
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length) {
+      const batch = batches[next++];
+      const got = new Set<string>();
+      await up.readBlobs(batch, async (id, data, hash) => {
+        // Verified twice: against the primary's recorded hash, and by BlobWriter re-hashing the bytes.
+        if (!storageHash(data).equals(hash)) throw new KeepError('CORRUPT', `blob ${toHex(id)} from ${up.location} does not match its storage hash; refused`);
+        const copy = Buffer.from(data);
+        await store(id, copy, hash);
+        got.add(toHex(id));
+        report.blobs_fetched++;
+        report.bytes_fetched += data.length;
+        if (onTree) onTree(copy);
+      });
+      for (const id of batch) if (!got.has(toHex(id))) throw new KeepError('NOT_FOUND', `upstream did not send blob ${toHex(id)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FETCH_STREAMS, batches.length) }, worker));
+  await writes;
 }
