@@ -5,6 +5,7 @@ import { diffCommand } from '../commands/diff.js';
 import { initCommand } from '../commands/init.js';
 import { keyCommand } from '../commands/key.js';
 import { lsCommand } from '../commands/ls.js';
+import { pgCommand } from '../commands/pg.js';
 import { restoreCommand } from '../commands/restore.js';
 import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
@@ -25,6 +26,7 @@ usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE f
   stats                      repository size and space saved
   check [--read-data | --read-data-subset PCT%]   verify the repository
   key add|list|remove ID|passwd   manage passphrases (new one from KEEP_NEW_PASSWORD)
+  pg backup|wal-push|wal-fetch|restore|config|info   PostgreSQL point-in-time recovery (keep pg help)
 
 every command takes --json (one JSON document on stdout)`;
 
@@ -38,6 +40,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   stats: statsCommand,
   check: checkCommand,
   key: keyCommand,
+  pg: pgCommand,
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -1,0 +1,211 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
+import { Archiver } from '../backup/archiver.js';
+import { Uploader } from '../backup/uploader.js';
+import type { Unlocked } from '../repo/open.js';
+import { TreeReader } from '../restore/tree-reader.js';
+
+/**
+ * WAL archiving through the repository. Each WAL file PostgreSQL archives is
+ * one small snapshot of the database's source (see core's snapshot/pg.ts for
+ * the tags), so it is deduplicated, compressed, encrypted, replicated and
+ * retained like everything else, and the server knows each file's name,
+ * timeline and push time without a key.
+ */
+
+export interface WalPushOptions {
+  file: string;
+  source: string;
+  host: string;
+  compression: Compression;
+  tier?: string;
+  clock: Clock;
+}
+
+export interface WalPushResult {
+  wal: string;
+  timeline: number;
+  /** the snapshot holding it (the earlier one when it was already archived) */
+  snapshot: string;
+  /** true when the same content was already archived under this name: nothing was sent */
+  already: boolean;
+  bytes: number;
+  bytes_sent: number;
+  time: string;
+  duration_s: number;
+}
+
+/** The system identifier in a segment's first (long) page header, if it has one. */
+export function walSystemId(data: Buffer): string | undefined {
+  // XLogLongPageHeaderData: magic u16, info u16 (XLP_LONG_HEADER = 2), tli u32, pageaddr u64, rem_len u32, pad, sysid u64 at 24, seg_size u32 at 32.
+  if (data.length < 40 || (data.readUInt16LE(2) & 0x0002) === 0) return undefined;
+  if (data.readUInt32LE(32) !== data.length) return undefined;
+  return data.readBigUInt64LE(24).toString();
+}
+
+/** The archived copies of `name` in a source, oldest first. */
+export function walCopies(snapshots: Snapshot[], name: string): PgWal[] {
+  return pgCatalog(snapshots).wal.filter((w) => w.name === name);
+}
+
+/**
+ * archive_command: store one WAL file. Idempotent (the same content under the
+ * same name is a no-op that succeeds: PostgreSQL retries after a crash between
+ * our commit and its bookkeeping), and loud on a conflict (different content
+ * under a name already archived fails, as PostgreSQL's manual asks: it means
+ * two clusters archive into one source, or a damaged file).
+ */
+export async function walPush(repo: Unlocked, pool: SealPool, o: WalPushOptions): Promise<WalPushResult> {
+  const started = o.clock.now();
+  const name = path.basename(o.file);
+  const parsed = parseWalName(name);
+  if (!parsed) throw new KeepError('INVALID_ARGUMENT', `${name} is not a WAL file name PostgreSQL archives (segment, .history, .partial or .backup)`);
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(o.file);
+  } catch (e) {
+    throw new KeepError('NOT_FOUND', `cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (parsed.kind === 'segment' && (data.length < 1 << 20 || (data.length & (data.length - 1)) !== 0)) {
+    throw new KeepError('INVALID_ARGUMENT', `${name} is ${data.length} bytes, not a whole WAL segment`);
+  }
+  const contentId = toHex(chunkId(repo.keys, data));
+  const copies = walCopies(await repo.conn.snapshots({ source: o.source }), name);
+  const same = copies.find((c) => c.contentId === contentId);
+  if (same) {
+    return { wal: name, timeline: parsed.timeline, snapshot: same.snapshot.id, already: true, bytes: data.length, bytes_sent: 0, time: same.snapshot.time, duration_s: (o.clock.now() - started) / 1000 };
+  }
+  if (copies.length) {
+    throw new KeepError('ALREADY_EXISTS', `${name} is already archived in source ${o.source} with different content; refusing to replace it (two clusters archiving into one source?)`);
+  }
+  const system = parsed.kind === 'segment' ? walSystemId(data) : undefined;
+  const session = await repo.conn.beginBackup({ source: o.source, host: o.host });
+  const archiver = new Archiver(
+    repo,
+    session,
+    {
+      source: o.source,
+      host: o.host,
+      tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, ...(system ? [`system:${system}`] : [])],
+      tier: o.tier,
+      compression: o.compression,
+      clock: o.clock,
+      stdin: { name, stream: once(data) },
+    },
+    new Uploader(session, pool, o.compression),
+  );
+  let snap: Snapshot;
+  try {
+    snap = await archiver.run();
+  } catch (e) {
+    await session.abort().catch(() => undefined);
+    throw e;
+  }
+  return { wal: name, timeline: parsed.timeline, snapshot: snap.id, already: false, bytes: data.length, bytes_sent: snap.stats.bytes_sent, time: snap.time, duration_s: (o.clock.now() - started) / 1000 };
+}
+
+async function* once(data: Buffer): AsyncGenerator<Buffer> {
+  yield data;
+}
+
+/** The newest archived copy of `name` (of cluster `system`, when given and recorded). */
+export function pickCopy(copies: PgWal[], system?: string): PgWal | undefined {
+  const fit = system ? copies.filter((c) => !c.system || c.system === system) : copies;
+  return fit[fit.length - 1];
+}
+
+/**
+ * Read one archived WAL file back and write it to `dest` (through a temporary
+ * name and a rename, so PostgreSQL never sees half a file). Every chunk is
+ * checked against its id, and the whole file against the content id recorded
+ * when it was pushed.
+ */
+export async function writeWal(repo: Unlocked, pool: SealPool, wal: PgWal, dest: string, trees = new TreeReader(repo)): Promise<number> {
+  const root = await trees.read(Buffer.from(wal.snapshot.root, 'hex'));
+  const entry = root.entries.find((e) => e.type === 'file' && e.name.toString() === wal.name);
+  if (!entry) throw new KeepError('CORRUPT', `snapshot ${wal.snapshot.id} does not hold ${wal.name}`);
+  const ids = fileChunks(root, entry);
+  const parts = await Promise.all(ids.map(async (id) => pool.open(id, await repo.conn.getBlob(id), true)));
+  const data = Buffer.concat(parts);
+  if (data.length !== entry.size) throw new KeepError('CORRUPT', `${wal.name}: restored ${data.length} bytes, the snapshot says ${entry.size}`);
+  if (wal.contentId && toHex(chunkId(repo.keys, data)) !== wal.contentId) throw new KeepError('CORRUPT', `${wal.name}: content differs from what was pushed`);
+  const tmp = `${dest}.keep-tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, dest);
+  return data.length;
+}
+
+// ---------------------------------------------------------------- prefetch (restore_command)
+
+/**
+ * Segments fetched ahead by one wal-fetch, for the calls that follow. Each
+ * call is a process that unlocks the key (scrypt) and connects; PostgreSQL
+ * asks for segments one at a time, so a long replay paid that per segment.
+ * One slow call now fetches the next few segments too (in parallel, each
+ * checked like the requested one) into pg_wal/keep-prefetch/, and the calls
+ * for them just move the file into place. `keep pg restore` sets
+ * recovery_end_command to remove the directory.
+ */
+export const DEFAULT_PREFETCH = 8;
+const PREFETCH_CONCURRENCY = 4;
+
+/** pg_wal/keep-prefetch, next to the path PostgreSQL asked for (pg_wal/RECOVERYXLOG). */
+export function prefetchDir(dest: string): string {
+  return path.join(path.dirname(path.resolve(dest)), 'keep-prefetch');
+}
+
+/** Move a prefetched segment into place; drop ones behind it (replay has passed them). */
+export function takePrefetched(spool: string, name: string, dest: string): boolean {
+  const parsed = parseWalName(name);
+  if (parsed?.kind !== 'segment') return false;
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(spool);
+  } catch {
+    return false;
+  }
+  for (const e of entries) {
+    const p = parseWalName(e);
+    if (!p || (p.kind === 'segment' && p.position! < parsed.position!)) fs.rmSync(path.join(spool, e), { force: true });
+  }
+  if (!entries.includes(name)) return false;
+  fs.renameSync(path.join(spool, name), dest);
+  return true;
+}
+
+/** Fetch the segments after `from` on its timeline (while they are archived) into the spool; returns their names. */
+export async function prefetchAfter(repo: Unlocked, pool: SealPool, snapshots: Snapshot[], from: PgWal, segSize: number, count: number, spool: string, system?: string): Promise<string[]> {
+  if (from.kind !== 'segment' || segSize < 1 << 20 || (segSize & (segSize - 1)) !== 0) return [];
+  const { wal } = pgCatalog(snapshots);
+  const byName = new Map<string, PgWal[]>();
+  for (const w of wal) (byName.get(w.name) ?? byName.set(w.name, []).get(w.name)!).push(w);
+  const want: PgWal[] = [];
+  const no = segmentNoOf(from.name, segSize);
+  for (let i = 1n; i <= BigInt(count); i++) {
+    const copy = pickCopy(byName.get(segmentName(from.timeline, no + i, segSize)) ?? [], system);
+    if (!copy) break;
+    if (!fs.existsSync(path.join(spool, copy.name))) want.push(copy);
+  }
+  if (!want.length) return [];
+  fs.mkdirSync(spool, { recursive: true, mode: 0o700 });
+  const trees = new TreeReader(repo);
+  const done: string[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(PREFETCH_CONCURRENCY, want.length) }, async () => {
+      while (next < want.length) {
+        const w = want[next++];
+        await writeWal(repo, pool, w, path.join(spool, w.name), trees);
+        done.push(w.name);
+      }
+    }),
+  );
+  return done;
+}
