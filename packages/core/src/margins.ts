@@ -45,3 +45,10 @@ export const GC_CLOCK_SLACK_MS = 5 * 60 * 1000;
  * appending to its tmp pack) must not lose its pack to a concurrent prune.
  */
 export const ORPHAN_PACK_MIN_AGE_MS = GC_GRACE_MS;
+
+/**
+ * A session record whose lease ended this long ago is deleted (its process
+ * died without ending it). Race prevented: a process whose clock runs ahead
+ * must not erase the records of sessions that are still alive.
+ */
+export const STALE_SESSION_RECORD_MS = 24 * 60 * 60 * 1000;

@@ -11,6 +11,7 @@ import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
 import { corrupt, KeepError } from './errors.js';
 import { Id, storageHash, toHex } from './ids.js';
 import { KeyFile, parseKeyFile } from './keys/keyfile.js';
+import { STALE_SESSION_RECORD_MS } from './margins.js';
 import { PACK_TARGET_SIZE } from './pack/format.js';
 import { PackHandles, readBlobAt, readTrailer } from './pack/reader.js';
 import { PackWriter, packPath } from './pack/writer.js';
@@ -486,11 +487,18 @@ export class Repository {
     await this.sessionsDb.remove(id);
   }
 
-  /** Sessions whose lease has not ended (any process), oldest first. Expired records are dropped. */
+  /**
+   * Sessions whose lease has not ended (any process), oldest first. Records of
+   * sessions that ended a day ago (their process died) are dropped; not
+   * sooner, so one process with a skewed clock cannot erase live leases.
+   */
   liveSessions(now = this.clock.now()): (SessionRecord & { id: string })[] {
     const live: (SessionRecord & { id: string })[] = [];
     const expired: string[] = [];
-    for (const { key, value } of this.sessionsDb.getRange()) (value.leaseUntil >= now ? live.push({ id: key, ...value }) : expired.push(key));
+    for (const { key, value } of this.sessionsDb.getRange()) {
+      if (value.leaseUntil >= now) live.push({ id: key, ...value });
+      else if (value.leaseUntil < now - STALE_SESSION_RECORD_MS) expired.push(key);
+    }
     if (expired.length) void this.env.transaction(() => expired.forEach((k) => this.sessionsDb.remove(k)));
     return live.sort((a, b) => a.started - b.started);
   }

@@ -30,7 +30,8 @@ import type { Repository } from '../repository.js';
  *    Crash at any point: either the old pack is still indexed, or the new one
  *    is and the old one is an orphan the next prune deletes.
  * 5. Orphan packs (never indexed: a crash between rename and index) and tmp
- *    packs are deleted only when older than ORPHAN_PACK_MIN_AGE_MS.
+ *    packs are deleted only when older than ORPHAN_PACK_MIN_AGE_MS and than
+ *    the cutoff (so never one an open session may still be filling).
  * Two prunes do not run at once (prune.lock); backups never wait for one.
  */
 export interface PruneOptions {
@@ -186,8 +187,11 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
   await repo.dropPacks(dead);
   report.packs_deleted = dead.length - sparse.length;
 
-  // 5. Orphans and unfinished packs older than the margin.
-  const old = started - ORPHAN_PACK_MIN_AGE_MS;
+  // 5. Orphans and unfinished packs older than the margin, and older than the
+  // oldest open session (`cutoff`): a live session's tmp pack is written after
+  // it started, and may go untouched for long while its agent only offers
+  // blobs the repository has (a mostly deduplicated stream).
+  const old = Math.min(started - ORPHAN_PACK_MIN_AGE_MS, cutoff);
   for (const p of repo.unindexedPackFiles()) {
     if (fs.statSync(p.file).mtimeMs < old) fs.rmSync(p.file, { force: true }), report.orphan_packs_deleted++;
   }
