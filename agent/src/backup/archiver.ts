@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   chunkFile,
-  chunkId,
   ChunkerParams,
   StreamChunker,
   chunkStream,
@@ -12,7 +11,6 @@ import {
   fileChunks,
   Id,
   KeepError,
-  sealTree,
   Snapshot,
   SnapshotStats,
   TreeBuilder,
@@ -22,7 +20,7 @@ import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
 import { entryMeta, EntryMeta, unchanged } from './metadata.js';
-import { Uploader } from './uploader.js';
+import { uploadChunks, Uploader, uploadTree } from './uploader.js';
 
 export interface BackupOptions {
   source: string;
@@ -113,25 +111,12 @@ export class Archiver {
     this.opts.onProgress?.({ files: this.stats.files, bytes_read: this.stats.bytes_read, bytes_sent: this.uploader.stats.bytes_sent, current: current?.toString() });
   }
 
-  private async storeTree(b: TreeBuilder): Promise<Id> {
-    const { edges, payload } = b.build();
-    const { id, bytes } = sealTree(this.repo.keys, this.uploader.sealSalt(), edges, payload, this.opts.compression);
-    await this.uploader.addSealed(id, bytes);
-    return id;
+  private storeTree(b: TreeBuilder): Promise<Id> {
+    return uploadTree(this.uploader, this.repo.keys, b, this.opts.compression);
   }
 
-  /** Name each chunk and hand it to the uploader; returns the chunk list and the bytes it covers. */
-  private async chunkIds(chunks: AsyncIterable<Buffer>): Promise<{ ids: Id[]; size: number }> {
-    const ids: Id[] = [];
-    let size = 0;
-    for await (const chunk of chunks) {
-      const id = chunkId(this.repo.keys, chunk);
-      ids.push(id);
-      size += chunk.length;
-      this.stats.bytes_read += chunk.length;
-      await this.uploader.addChunk(id, chunk);
-    }
-    return { ids, size };
+  private chunkIds(chunks: AsyncIterable<Buffer>): Promise<{ ids: Id[]; size: number }> {
+    return uploadChunks(this.uploader, this.repo.keys, chunks, (n) => (this.stats.bytes_read += n));
   }
 
   private async stdinTree(stdin: { name: string; stream: AsyncIterable<Uint8Array> }): Promise<Id> {

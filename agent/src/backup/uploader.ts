@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { Compression, Id, SealPool, SESSION_BLOB_LIMIT, SESSION_SALT_SIZE, toHex } from '@keep/core';
+import { chunkId, Compression, Id, RepoKeys, SealPool, sealTree, SESSION_BLOB_LIMIT, SESSION_SALT_SIZE, toHex, TreeBuilder } from '@keep/core';
 import type { BackupSession } from '../repo/connection.js';
 
 /** Offer ids to the repository in batches of this many... */
@@ -120,4 +120,30 @@ export class Uploader {
     while (this.inFlight.size) await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;
   }
+}
+
+/**
+ * Name each chunk (keyed hash) and hand it to the uploader, in order; returns
+ * the chunk list and the bytes it covers. Every writer of file content (the
+ * archiver, the PostgreSQL base backup) goes through here.
+ */
+export async function uploadChunks(uploader: Uploader, keys: RepoKeys, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, onBytes?: (n: number) => void): Promise<{ ids: Id[]; size: number }> {
+  const ids: Id[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    const id = chunkId(keys, chunk);
+    ids.push(id);
+    size += chunk.length;
+    onBytes?.(chunk.length);
+    await uploader.addChunk(id, chunk);
+  }
+  return { ids, size };
+}
+
+/** Seal a directory's tree node and hand it to the uploader; returns its id. */
+export async function uploadTree(uploader: Uploader, keys: RepoKeys, b: TreeBuilder, compression: Compression): Promise<Id> {
+  const { edges, payload } = b.build();
+  const { id, bytes } = sealTree(keys, uploader.sealSalt(), edges, payload, compression);
+  await uploader.addSealed(id, bytes);
+  return id;
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import { chunkFile, chunkId, Compression, emptyStats, Id, KeepError, sealTree, SnapshotStats, StreamChunker, TreeBuilder, TreeEntry } from '@keep/core';
+import { chunkFile, Compression, emptyStats, Id, KeepError, SnapshotStats, StreamChunker, TreeBuilder, TreeEntry } from '@keep/core';
 import { entryMeta, EntryMeta } from '../backup/metadata.js';
-import type { Uploader } from '../backup/uploader.js';
+import { uploadChunks, Uploader, uploadTree } from '../backup/uploader.js';
 import type { Unlocked } from '../repo/open.js';
 
 /** Files up to this size are read in one synchronous call (most of a data directory's files). */
@@ -33,24 +33,12 @@ export class PgTreeWriter {
     private readonly follow: ReadonlySet<string> = new Set(),
   ) {}
 
-  async storeTree(b: TreeBuilder): Promise<Id> {
-    const { edges, payload } = b.build();
-    const { id, bytes } = sealTree(this.repo.keys, this.uploader.sealSalt(), edges, payload, this.compression);
-    await this.uploader.addSealed(id, bytes);
-    return id;
+  storeTree(b: TreeBuilder): Promise<Id> {
+    return uploadTree(this.uploader, this.repo.keys, b, this.compression);
   }
 
-  private async chunks(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<{ ids: Id[]; size: number }> {
-    const ids: Id[] = [];
-    let size = 0;
-    for await (const chunk of chunks) {
-      const id = chunkId(this.repo.keys, chunk);
-      ids.push(id);
-      size += chunk.length;
-      this.stats.bytes_read += chunk.length;
-      await this.uploader.addChunk(id, chunk);
-    }
-    return { ids, size };
+  private chunks(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<{ ids: Id[]; size: number }> {
+    return uploadChunks(this.uploader, this.repo.keys, chunks, (n) => (this.stats.bytes_read += n));
   }
 
   /** A file made here (backup_label, tablespace_map), owned and dated like `like`. */

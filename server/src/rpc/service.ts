@@ -17,7 +17,6 @@ import {
   ReadBlobsResponseSchema,
   RemoveKeyResponseSchema,
   Snapshot,
-  SnapshotSchema,
   StatsResponseSchema,
   ReportReplicaResponseSchema,
   UploadResponseSchema,
@@ -29,6 +28,7 @@ import type { ReplicaRegistry } from '../replicas.js';
 import type { Logger } from '../log.js';
 import { serverMetrics } from '../metrics.js';
 import { Session, SessionManager } from '../sessions.js';
+import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
 import { toStatus } from './status.js';
 
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
@@ -60,59 +60,13 @@ function checkIds(ids: Uint8Array[]): Id[] {
   });
 }
 
-export function toProtoSnapshot(s: CoreSnapshot): Snapshot {
-  const st = s.stats;
-  return create(SnapshotSchema, {
-    id: s.id,
-    source: s.source,
-    host: s.host,
-    time: s.time,
-    parent: s.parent ?? '',
-    root: s.root,
-    tags: s.tags,
-    tier: s.tier ?? '',
-    stats: {
-      files: BigInt(st.files),
-      dirs: BigInt(st.dirs),
-      bytes: BigInt(st.bytes),
-      filesNew: BigInt(st.files_new),
-      filesChanged: BigInt(st.files_changed),
-      filesUnmodified: BigInt(st.files_unmodified),
-      bytesRead: BigInt(st.bytes_read),
-      bytesSent: BigInt(st.bytes_sent),
-      chunksNew: BigInt(st.chunks_new),
-      durationS: st.duration_s,
-    },
-  });
-}
-
+/** A snapshot an agent commits: validated; the id is the server's to assign. */
 function fromProtoSnapshot(s: Snapshot | undefined): Omit<CoreSnapshot, 'id'> {
   if (!s) throw new KeepError('INVALID_ARGUMENT', 'commit needs a snapshot');
   if (!/^[0-9a-f]{64}$/.test(s.root)) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
   if (Number.isNaN(Date.parse(s.time))) throw new KeepError('INVALID_ARGUMENT', `snapshot time ${s.time} is not RFC 3339`);
-  const st = s.stats;
-  const n = (v: bigint | undefined) => Number(v ?? 0n);
-  return {
-    source: s.source,
-    host: s.host,
-    time: new Date(Date.parse(s.time)).toISOString(),
-    ...(s.parent ? { parent: s.parent } : {}),
-    root: s.root,
-    tags: s.tags,
-    ...(s.tier ? { tier: s.tier } : {}),
-    stats: {
-      files: n(st?.files),
-      dirs: n(st?.dirs),
-      bytes: n(st?.bytes),
-      files_new: n(st?.filesNew),
-      files_changed: n(st?.filesChanged),
-      files_unmodified: n(st?.filesUnmodified),
-      bytes_read: n(st?.bytesRead),
-      bytes_sent: n(st?.bytesSent),
-      chunks_new: n(st?.chunksNew),
-      duration_s: st?.durationS ?? 0,
-    },
-  };
+  const { id: _id, ...rest } = snapshotFromWire(s);
+  return { ...rest, time: new Date(Date.parse(s.time)).toISOString() };
 }
 
 /** The RepositoryService handlers: authenticate, authorize, call the engine, map errors to statuses. */

@@ -13,10 +13,10 @@ import {
   ReadBlobsResponse,
   ReportReplicaRequestSchema,
   RepositoryService,
-  Snapshot,
   WatchCommitsRequestSchema,
   WatchCommitsResponse,
 } from '@keep/proto';
+import { snapshotFromWire } from '../rpc/snapshot-wire.js';
 import { fromStatus } from '../rpc/status.js';
 import { MAX_MESSAGE_BYTES } from '../limits.js';
 
@@ -72,7 +72,7 @@ export class Upstream {
 
   async snapshots(source?: string): Promise<CoreSnapshot[]> {
     const r = await this.unary<ListSnapshotsResponse>('listSnapshots', create(ListSnapshotsRequestSchema, { source: source ?? '' }));
-    return r.snapshots.map(fromWire);
+    return r.snapshots.map(snapshotFromWire);
   }
 
   /** Stream blobs in request order; `onBlob` is awaited per blob (back-pressure). */
@@ -119,31 +119,4 @@ export class Upstream {
   close(): void {
     this.client.close();
   }
-}
-
-function fromWire(s: Snapshot): CoreSnapshot {
-  const st = s.stats;
-  const n = (v: bigint | undefined) => Number(v ?? 0n);
-  return {
-    id: s.id,
-    source: s.source,
-    host: s.host,
-    time: s.time,
-    ...(s.parent ? { parent: s.parent } : {}),
-    root: s.root,
-    tags: s.tags,
-    ...(s.tier ? { tier: s.tier } : {}),
-    stats: {
-      files: n(st?.files),
-      dirs: n(st?.dirs),
-      bytes: n(st?.bytes),
-      files_new: n(st?.filesNew),
-      files_changed: n(st?.filesChanged),
-      files_unmodified: n(st?.filesUnmodified),
-      bytes_read: n(st?.bytesRead),
-      bytes_sent: n(st?.bytesSent),
-      chunks_new: n(st?.chunksNew),
-      duration_s: st?.durationS ?? 0,
-    },
-  };
 }
