@@ -488,7 +488,8 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL point-in-time recovery through keep (
     expect(w.base_backups).toBe(1);
     expect(w.oldest_base.id).toBe(base2.snapshot);
     expect(w.from).toBe(base2.stop_time);
-    expect(w.to).toBe(db.pitr.to);
+    // The window's end never moves back (the running primary may archive another segment meanwhile).
+    expect(Date.parse(w.to)).toBeGreaterThanOrEqual(Date.parse(db.pitr.to));
     expect(w.gaps).toEqual([]);
     const info = await runKeep(['pg', 'info', '--source', 'db', '--json'], env);
     expect(JSON.parse(info.stdout).window.from).toBe(base2.stop_time);
