@@ -41,39 +41,9 @@ export function writeRandom(file: string, size: number): void {
   fs.writeFileSync(file, crypto.randomBytes(size));
 }
 
-export interface PruneReport {
-  dry_run: boolean;
-  snapshots: number;
-  open_sessions: number;
-  cutoff: string;
-  blobs_before: number;
-  blobs_live: number;
-  blobs_removed: number;
-  bytes_removed: number;
-  blobs_kept_recent: number;
-  packs_before: number;
-  packs_deleted: number;
-  packs_repacked: number;
-  bytes_repacked: number;
-  orphan_packs_deleted: number;
-  tmp_files_deleted: number;
-  bytes_before: number;
-  bytes_after: number;
-  duration_s: number;
-}
-
-export interface CheckReport {
-  ok: boolean;
-  snapshots: number;
-  packs: number;
-  blobs: number;
-  blobs_read: number;
-  bytes_read: number;
-  errors: string[];
-  damaged_blobs: string[];
-  orphan_packs: string[];
-  unfinished_packs: number;
-}
+// The JSON documents keepd prints are the engine's own report types.
+export type { CheckReport, PruneReport } from '@keep/core';
+import type { CheckReport, PruneReport } from '@keep/core';
 
 export interface ForgetGroup {
   source: string;

@@ -112,17 +112,8 @@ export function alive(k: Keepd, name: string): void {
 }
 
 /** What `keepd sync --json` reports. */
-export interface SyncReport {
-  upstream: string;
-  snapshots_synced: string[];
-  snapshots_failed: { id: string; error: string }[];
-  snapshots_pending: number;
-  blobs_fetched: number;
-  bytes_fetched: number;
-  blobs_present: number;
-  lag_s: number;
-  duration_s: number;
-}
+export type { SyncReport } from '@keep/server';
+import type { SyncReport } from '@keep/server';
 
 function syncArgs(data: string, from: string, source?: string): string[] {
   return ['sync', '--data', data, '--from', from, ...(source ? ['--source', source] : []), '--json'];
