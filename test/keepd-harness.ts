@@ -142,6 +142,8 @@ export interface ServeOptions {
   tls?: { cert: string; key: string; host?: string };
   metrics?: boolean;
   env?: Record<string, string | undefined>;
+  /** more `keepd serve` flags (--upstream, --sync-replicas, ...) */
+  args?: string[];
 }
 
 const running = new Set<Keepd>();
@@ -160,6 +162,7 @@ export function startKeepd(data: string, opts: ServeOptions = {}): Promise<Keepd
   const args = ['serve', '--data', data, '--listen', '127.0.0.1:0'];
   if (opts.tls) args.push('--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key);
   if (opts.metrics) args.push('--metrics', '127.0.0.1:0');
+  args.push(...(opts.args ?? []));
   const child = spawn(KEEPD_BIN, args, { env: cleanEnv(opts.env), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];

@@ -4,30 +4,13 @@
  * `keepd status`, Prometheus scrapes, and snapshot lists read the way a user
  * would. Real processes only; nothing here imports core, agent or server.
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { ROOT } from './helpers.js';
-import { ExitInfo, Keepd, KEEPD_BIN, keepdJson, keepJson, runKeepd, Running, start } from './keepd-harness.js';
+import { Keepd, KEEPD_BIN, keepdJson, keepJson, killAllKeepd, runKeepd, Running, start, startKeepd } from './keepd-harness.js';
 
-function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('KEEP_')) env[k] = v;
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
-  return env;
-}
-
-const serving = new Set<Keepd>();
-
-/** SIGKILL every keepd this module started that is still running (afterAll). */
-export async function killAllServing(): Promise<void> {
-  await Promise.all([...serving].map((k) => k.stop('SIGKILL').catch(() => undefined)));
-}
-
-process.once('exit', () => {
-  for (const k of serving) if (!k.exited()) k.child.kill('SIGKILL');
-});
+/** SIGKILL every keepd still running (afterAll). */
+export const killAllServing = killAllKeepd;
 
 /**
  * `keepd serve --data DIR --listen 127.0.0.1:0 --metrics 127.0.0.1:0 ARGS...`
@@ -36,73 +19,7 @@ process.once('exit', () => {
  * logs "listening".
  */
 export function serveWith(data: string, args: string[] = [], env: Record<string, string | undefined> = {}): Promise<Keepd> {
-  const argv = ['serve', '--data', data, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', ...args];
-  const child: ChildProcess = spawn(KEEPD_BIN, argv, { env: cleanEnv(env), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  let exit: ExitInfo | undefined;
-  const closed = new Promise<ExitInfo>((resolve) =>
-    child.on('close', (code, signal) => {
-      exit = { code, signal };
-      resolve(exit);
-    }),
-  );
-  child.stderr!.on('data', (b: Buffer) => err.push(b));
-  const output = () => Buffer.concat(out).toString() + Buffer.concat(err).toString();
-  return new Promise<Keepd>((resolve, reject) => {
-    let pending = '';
-    let done = false;
-    const timer = setTimeout(() => fail(new Error('keepd did not log "listening" within 20 s')), 20_000);
-    const fail = (e: Error) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${e.message}\nkeepd ${argv.join(' ')} output:\n${output()}`));
-    };
-    child.on('error', fail);
-    void closed.then((x) => fail(new Error(`keepd exited (${x.code ?? x.signal}) before listening`)));
-    child.stdout!.on('data', (b: Buffer) => {
-      out.push(b);
-      if (done) return;
-      pending += b.toString();
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        let rec: Record<string, unknown>;
-        try {
-          rec = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (rec.msg !== 'listening') continue;
-        done = true;
-        clearTimeout(timer);
-        const port = rec.port as number;
-        const k: Keepd = {
-          data,
-          port,
-          metricsPort: typeof rec.metrics === 'number' ? rec.metrics : undefined,
-          url: `grpc://127.0.0.1:${port}`,
-          child,
-          listening: rec,
-          output,
-          exited: () => exit,
-          stop(signal: NodeJS.Signals = 'SIGTERM') {
-            if (!exit) child.kill(signal);
-            return closed.then((x) => {
-              serving.delete(k);
-              return x;
-            });
-          },
-        };
-        serving.add(k);
-        resolve(k);
-        return;
-      }
-    });
-  });
+  return startKeepd(data, { metrics: true, args, env });
 }
 
 /** Fail with the process's own log when a keepd died under the test. */

@@ -17,16 +17,12 @@ import {
 import { Uploader } from '../backup/uploader.js';
 import type { Unlocked } from '../repo/open.js';
 import { PsqlSession, PgConnectOptions, unhex } from './psql.js';
+import type { BackupOptions } from '../backup/archiver.js';
 import { Exclude, PgTreeWriter } from './tree-writer.js';
 
-export interface BaseBackupOptions {
+/** The snapshot-level options are a file backup's; the rest says where PostgreSQL is. */
+export interface BaseBackupOptions extends Pick<BackupOptions, 'source' | 'host' | 'tags' | 'tier' | 'compression' | 'clock'> {
   pgdata: string;
-  source: string;
-  host: string;
-  tags: string[];
-  tier?: string;
-  compression: Compression;
-  clock: Clock;
   connect: PgConnectOptions;
   /** an immediate checkpoint at the start (default: a spread one, like pg_basebackup) */
   fastCheckpoint: boolean;

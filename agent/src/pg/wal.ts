@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
+import { atomicWrite, chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import type { Unlocked } from '../repo/open.js';
@@ -130,15 +130,7 @@ export async function writeWal(repo: Unlocked, pool: SealPool, wal: PgWal, dest:
   const data = Buffer.concat(parts);
   if (data.length !== entry.size) throw new KeepError('CORRUPT', `${wal.name}: restored ${data.length} bytes, the snapshot says ${entry.size}`);
   if (wal.contentId && toHex(chunkId(repo.keys, data)) !== wal.contentId) throw new KeepError('CORRUPT', `${wal.name}: content differs from what was pushed`);
-  const tmp = `${dest}.keep-tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, dest);
+  atomicWrite(dest, data, 0o600);
   return data.length;
 }
 

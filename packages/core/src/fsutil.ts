@@ -2,10 +2,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** Write a small file so that a crash leaves either the old or the new content: tmp, fsync, rename, fsync dir. */
-export function atomicWrite(file: string, data: string | Buffer): void {
+/** Write a file so that a crash leaves either the old or the new content: tmp, fsync, rename, fsync dir. */
+export function atomicWrite(file: string, data: string | Buffer, mode = 0o666): void {
   const tmp = `${file}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  const fd = fs.openSync(tmp, 'wx');
+  const fd = fs.openSync(tmp, 'wx', mode);
   try {
     fs.writeFileSync(fd, data);
     fs.fsyncSync(fd);
