@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -8,5 +10,7 @@ export default defineConfig({
     // Tests spawn real keep/keepd processes; two cores are enough for two files at a time.
     maxWorkers: 2,
     reporters: ['default', './test/summary-reporter.ts'],
+    // The agent's cache (remembered KDF parameters) goes to a scratch place, not the home directory.
+    env: { XDG_CACHE_HOME: path.join(os.tmpdir(), `keep-test-cache-${process.pid}`) },
   },
 });

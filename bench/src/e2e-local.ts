@@ -92,9 +92,9 @@ function phase(rs: RunResult[], bytes: number): Phase {
 }
 
 function tools(scratch: string, peers: boolean, grpc: boolean): { list: Tool[]; skipped: string[] } {
-  const list: Tool[] = [keepTool()];
+  const list: Tool[] = [keepTool(scratch)];
   const skipped: string[] = [];
-  if (grpc) list.push(keepGrpcTool());
+  if (grpc) list.push(keepGrpcTool(scratch));
   else skipped.push('keep over gRPC: skipped (--no-grpc)');
   if (peers) {
     for (const t of [resticTool(scratch), borgTool(scratch)]) {

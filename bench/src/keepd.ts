@@ -248,7 +248,7 @@ export class Keepd {
 }
 
 /** keep against a keepd on loopback: the agent speaks gRPC, keepd owns the repository directory. */
-export function keepGrpcTool(): Tool {
+export function keepGrpcTool(scratch: string): Tool {
   const bin = keepBinary();
   if (!fs.existsSync(bin)) throw new Error(`keep binary not found at ${bin} (build with npx tsc -b tsconfig.build.json, or set KEEP_BIN)`);
   const servers = new Map<string, Keepd>();
@@ -259,7 +259,7 @@ export function keepGrpcTool(): Tool {
   };
   const env = (repo: string) => {
     const s = server(repo);
-    return { ...process.env, KEEP_REPO: `grpc://127.0.0.1:${s.port}`, KEEP_TOKEN: s.token, KEEP_PASSWORD: 'keep-bench-password', KEEP_NO_PROGRESS: '1' };
+    return { ...process.env, KEEP_REPO: `grpc://127.0.0.1:${s.port}`, KEEP_TOKEN: s.token, KEEP_PASSWORD: 'keep-bench-password', KEEP_NO_PROGRESS: '1', KEEP_CACHE_DIR: path.join(scratch, 'keep-cache') };
   };
   const json = (r: RunResult) => {
     try {
@@ -272,11 +272,11 @@ export function keepGrpcTool(): Tool {
     name: 'keep-grpc',
     version: 'workspace build',
     settings:
-      'keepd serve on 127.0.0.1 (plaintext gRPC, agent token, dedup scope "source"); agent: compression medium (zstd 3), AES-256-GCM, FastCDC 256K/1M/4M, scrypt 2^12',
+      'keepd serve on 127.0.0.1 (plaintext gRPC, agent token, dedup scope "source"); agent: compression medium (zstd 3), AES-256-GCM, FastCDC 256K/1M/4M, scrypt N=2^15 r=8 p=3 (the default)',
     async init(repo) {
       fs.mkdirSync(repo, { recursive: true });
       servers.set(repo, await Keepd.start(repo));
-      const r = await run(bin, ['init', '--kdf-cost', '12', '--json'], { env: env(repo) });
+      const r = await run(bin, ['init', '--json'], { env: env(repo) });
       await server(repo).phase('init');
       return r;
     },

@@ -24,8 +24,8 @@ export async function runSyncBench(opts: { mode: 'quick' | 'default' | 'full'; l
   try {
     const { ds, summary } = generate(path.join(scratch, 'tree'), planFor(opts.mode));
     keepd = await Keepd.start(path.join(scratch, 'primary'));
-    const env = { ...process.env, KEEP_REPO: `grpc://127.0.0.1:${keepd.port}`, KEEP_TOKEN: keepd.token, KEEP_PASSWORD: 'bench', KEEP_NO_PROGRESS: '1' };
-    await run(keepBinary(), ['init', '--kdf-cost', '12', '--json'], { env });
+    const env = { ...process.env, KEEP_REPO: `grpc://127.0.0.1:${keepd.port}`, KEEP_TOKEN: keepd.token, KEEP_PASSWORD: 'bench', KEEP_NO_PROGRESS: '1', KEEP_CACHE_DIR: path.join(scratch, 'keep-cache') };
+    await run(keepBinary(), ['init', '--json'], { env });
     await run(keepBinary(), ['backup', ds.root, '--json'], { env });
     const tok = JSON.parse((await run(keepdBinary(), ['token', 'create', '--data', path.join(scratch, 'primary'), '--role', 'replica', '--json'])).stdout).token as string;
     const syncEnv = { ...process.env, KEEP_TOKEN: tok };

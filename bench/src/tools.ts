@@ -150,15 +150,16 @@ function lastJson(stdout: string): Record<string, unknown> {
   }
 }
 
-export function keepTool(): Tool {
+/** keep's cache (remembered KDF parameters, repo/early-kek.ts) lives in the run's scratch space, like restic's. */
+export function keepTool(scratch: string): Tool {
   const bin = keepBinary();
   if (!fs.existsSync(bin)) throw new Error(`keep binary not found at ${bin} (build with npx tsc -b tsconfig.build.json, or set KEEP_BIN)`);
-  const env = (repo: string) => ({ ...process.env, KEEP_REPO: repo, KEEP_PASSWORD: PASSWORD, KEEP_NO_PROGRESS: '1' });
+  const env = (repo: string) => ({ ...process.env, KEEP_REPO: repo, KEEP_PASSWORD: PASSWORD, KEEP_NO_PROGRESS: '1', KEEP_CACHE_DIR: path.join(scratch, 'keep-cache') });
   return {
     name: 'keep',
     version: 'workspace build',
-    settings: 'compression medium (zstd 3), AES-256-GCM, FastCDC 256K/1M/4M, scrypt 2^12 (--kdf-cost 12)',
-    init: (repo) => run(bin, ['init', '--kdf-cost', '12', '--json'], { env: env(repo) }),
+    settings: 'compression medium (zstd 3), AES-256-GCM, FastCDC 256K/1M/4M, scrypt N=2^15 r=8 p=3 (the default)',
+    init: (repo) => run(bin, ['init', '--json'], { env: env(repo) }),
     async backup(repo, data) {
       const r = await run(bin, ['backup', data, '--json'], { env: env(repo) });
       const j = lastJson(r.stdout);

@@ -92,6 +92,18 @@ describe('data blobs', () => {
     }
   });
 
+  it('a chunk that starts incompressible and goes on compressible is still compressed (the probe samples more than the start)', () => {
+    const text = compressibleBytes(768 * 1024);
+    for (const plain of [
+      Buffer.concat([seededBytes('head', 256 * 1024), text]),
+      Buffer.concat([text, seededBytes('tail', 256 * 1024)]),
+      Buffer.concat([seededBytes('a', 200 * 1024), compressibleBytes(300 * 1024), seededBytes('b', 200 * 1024)]),
+    ]) {
+      const sealed = sealData(keys, salt(), chunkId(keys, plain), plain, 'medium');
+      expect(sealed.length).toBeLessThan(plain.length * 0.6);
+    }
+  });
+
   it('chunk ids are keyed: the same bytes get different ids under different master keys', () => {
     const plain = compressibleBytes(1000);
     expect(chunkId(keys, plain).equals(chunkId(keys, Buffer.from(plain)))).toBe(true);

@@ -15,6 +15,7 @@ import {
   SnapshotStats,
   TreeBuilder,
   TreeNode,
+  treeId,
 } from '@keep/core';
 import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
@@ -80,12 +81,14 @@ export class Archiver {
 
   async run(): Promise<Snapshot> {
     const started = this.opts.clock.now();
-    const parentRoot = this.opts.parent ? await this.trees.read(Buffer.from(this.opts.parent.root, 'hex')) : undefined;
+    const parentRootId = this.opts.parent ? Buffer.from(this.opts.parent.root, 'hex') : undefined;
+    if (parentRootId) this.trees.prefetch(parentRootId);
+    const parentRoot = parentRootId ? await this.trees.read(parentRootId) : undefined;
     let root: Id;
     if (this.opts.stdin) root = await this.stdinTree(this.opts.stdin);
     else {
       const trie = buildTrie(this.opts.paths ?? []);
-      root = trie.real ? await this.realDir(Buffer.alloc(0), parentRoot) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot);
+      root = trie.real ? await this.realDir(Buffer.alloc(0), parentRoot, parentRootId) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot, parentRootId);
     }
     await this.uploader.finish();
     this.stats.bytes_sent = this.uploader.stats.bytes_sent;
@@ -111,7 +114,19 @@ export class Archiver {
     this.opts.onProgress?.({ files: this.stats.files, bytes_read: this.stats.bytes_read, bytes_sent: this.uploader.stats.bytes_sent, current: current?.toString() });
   }
 
-  private storeTree(b: TreeBuilder): Promise<Id> {
+  /**
+   * Seal and offer a directory's tree node, unless it is the very node the
+   * parent snapshot holds for this directory (same id): then it is stored,
+   * and the open session keeps the parent from forget, so there is nothing to
+   * seal or ask. Should it vanish all the same, commit's closure check fails
+   * the backup rather than publish a hole.
+   */
+  private storeTree(b: TreeBuilder, previous?: Id): Promise<Id> {
+    if (previous) {
+      const { edges, payload } = b.build();
+      const id = treeId(this.repo.keys, edges, payload);
+      if (id.equals(previous)) return Promise.resolve(id);
+    }
     return uploadTree(this.uploader, this.repo.keys, b, this.opts.compression);
   }
 
@@ -132,7 +147,7 @@ export class Archiver {
   }
 
   /** A directory on the way to a named path: only the named children are included. */
-  private async virtualDir(trie: PathTrie, dirPath: Buffer, parent: TreeNode | undefined): Promise<Id> {
+  private async virtualDir(trie: PathTrie, dirPath: Buffer, parent: TreeNode | undefined, parentId: Id | undefined): Promise<Id> {
     const b = new TreeBuilder();
     const prev = indexEntries(parent);
     for (const { name, trie: child } of trie.children.values()) {
@@ -145,14 +160,15 @@ export class Archiver {
         continue;
       }
       const p = prev.get(name.toString('hex'));
-      const sub = p?.type === 'dir' && parent ? await this.trees.read(TreeReader.subtree(parent, p)) : undefined;
-      b.addDir(entryMeta(name, st, 'dir'), await this.virtualDir(child, full, sub));
+      const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
+      const sub = subId ? await this.trees.read(subId) : undefined;
+      b.addDir(entryMeta(name, st, 'dir'), await this.virtualDir(child, full, sub, subId));
       this.stats.dirs++;
     }
-    return this.storeTree(b);
+    return this.storeTree(b, parentId);
   }
 
-  private async realDir(dirPath: Buffer, parent: TreeNode | undefined): Promise<Id> {
+  private async realDir(dirPath: Buffer, parent: TreeNode | undefined, parentId: Id | undefined): Promise<Id> {
     const b = new TreeBuilder();
     const prev = indexEntries(parent);
     let names: Buffer[];
@@ -163,7 +179,7 @@ export class Archiver {
       names = [];
     }
     for (const name of names) await this.entry(b, Buffer.concat([dirPath, SEP, name]), name, prev, parent);
-    return this.storeTree(b);
+    return this.storeTree(b, parentId);
   }
 
   /** One file system object, added to its directory's builder. */
@@ -175,8 +191,9 @@ export class Archiver {
     }
     const p = prev.get(name.toString('hex'));
     if (st.isDirectory()) {
-      const sub = p?.type === 'dir' && parent ? await this.trees.read(TreeReader.subtree(parent, p)) : undefined;
-      b.addDir(entryMeta(name, st, 'dir'), await this.realDir(full, sub));
+      const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
+      const sub = subId ? await this.trees.read(subId) : undefined;
+      b.addDir(entryMeta(name, st, 'dir'), await this.realDir(full, sub, subId));
       this.stats.dirs++;
     } else if (st.isFile()) {
       const meta = entryMeta(name, st, 'file');

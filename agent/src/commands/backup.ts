@@ -4,7 +4,7 @@ import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
-import { openRepository } from '../repo/open.js';
+import { openRepositoryWhile } from '../repo/open.js';
 
 export async function backupCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
@@ -27,12 +27,11 @@ export async function backupCommand(argv: string[]): Promise<void> {
   const host = values.host ?? os.hostname();
   const source = values.source ?? (values.stdin ? values['stdin-name']! : host);
 
-  const repo = await openRepository();
+  const { repo, meanwhile: previous } = await openRepositoryWhile((conn) => conn.snapshots({ source }));
   const pool = new SealPool(repo.master);
   const progress = new ProgressLine();
   const warnings: string[] = [];
   try {
-    const previous = await repo.conn.snapshots({ source });
     const parent = values.force ? undefined : values.parent ? previous.find((s) => s.id.startsWith(values.parent!)) : previous[previous.length - 1];
     if (values.parent && !parent) throw new KeepError('NOT_FOUND', `no snapshot ${values.parent} of source ${source}`);
     const session = await repo.conn.beginBackup({ source, host, parent: parent?.id });

@@ -3,12 +3,13 @@ import { KeepError, newMasterKey, parseChunkerSizes, processClock, wrapMasterKey
 import { parse, positiveInt } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { LocalConnection } from '../repo/local.js';
+import { rememberKdfParams } from '../repo/early-kek.js';
 import { connect, isRemote, readPassword, repoLocation } from '../repo/open.js';
 
 /** scrypt cost as log2(N); recorded in the key file. Lower values are for tests and tiny hosts. */
 export function scryptFromCost(cost: number | undefined) {
   if (cost === undefined) return undefined;
-  if (cost < 10 || cost > 22) throw new KeepError('INVALID_ARGUMENT', '--kdf-cost is log2 of scrypt N, from 10 to 22 (default 17)');
+  if (cost < 10 || cost > 22) throw new KeepError('INVALID_ARGUMENT', '--kdf-cost is log2 of scrypt N (r=8, p=1), from 10 to 22 (default: N=2^15, r=8, p=3, the work of 17 in a quarter of the memory)');
   return { N: 2 ** cost, r: 8, p: 1 };
 }
 
@@ -29,6 +30,7 @@ export async function initCommand(argv: string[]): Promise<void> {
     if ((await conn.keyFiles()).length > 0) throw new KeepError('ALREADY_EXISTS', `${location} is already initialized`);
     const key = wrapMasterKey(newMasterKey(), password, { host: os.hostname(), username: os.userInfo().username, created: new Date(processClock().now()), scrypt });
     await conn.addKeyFile(key);
+    rememberKdfParams(location, [key.kdf]);
     const config = await conn.config();
     if (values.json) printJson({ repository: config.id, location, key: key.id, chunker: config.chunker });
     else console.log(`created repository ${config.id} at ${location}\nkeep your passphrase safe: without it the data cannot be read`);

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
-import { deriveKeys, KeepError, openMasterKey, RepoConfig, RepoKeys } from '@keep/core';
+import { deriveKek, deriveKeys, KeepError, openMasterKeyAsync, RepoConfig, RepoKeys } from '@keep/core';
 import type { RepoConnection } from './connection.js';
+import { rememberKdfParams, takeEarlyKek } from './early-kek.js';
 import { LocalConnection } from './local.js';
 import { RemoteConnection } from './remote.js';
 
@@ -84,16 +85,32 @@ export function readPassword(env: NodeJS.ProcessEnv = process.env, name = 'KEEP_
   throw new KeepError('INVALID_ARGUMENT', `no passphrase: set ${name} or ${name}_FILE`);
 }
 
-export async function unlock(conn: RepoConnection, password: string): Promise<Unlocked> {
+/**
+ * Open the master key. scrypt runs on the thread pool (the caller may do
+ * other work meanwhile), or was started at process start (repo/early-kek.ts);
+ * the key files' public KDF parameters are remembered for that head start
+ * when `remember` names the repository location.
+ */
+export async function unlock(conn: RepoConnection, password: string, remember?: { location: string; env: NodeJS.ProcessEnv }): Promise<Unlocked> {
   const [config, files] = await Promise.all([conn.config(), conn.keyFiles()]);
-  const { master, keyId } = openMasterKey(files, password);
+  const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password)?.catch(() => deriveKek(password, f.kdf)) ?? deriveKek(password, f.kdf));
+  if (remember) rememberKdfParams(remember.location, files.map((f) => f.kdf), remember.env);
   return { conn, config, master, keys: deriveKeys(master), keyId };
 }
 
 export async function openRepository(env: NodeJS.ProcessEnv = process.env): Promise<Unlocked> {
-  const conn = await connect(repoLocation(env), env);
+  return (await openRepositoryWhile(async () => undefined, env)).repo;
+}
+
+/** openRepository, running `meanwhile` (keyless calls: listing snapshots) on the connection while scrypt runs. */
+export async function openRepositoryWhile<T>(meanwhile: (conn: RepoConnection) => Promise<T>, env: NodeJS.ProcessEnv = process.env): Promise<{ repo: Unlocked; meanwhile: T }> {
+  const location = repoLocation(env);
+  const conn = await connect(location, env);
   try {
-    return await unlock(conn, readPassword(env));
+    const side = meanwhile(conn);
+    side.catch(() => undefined); // awaited below, after the unlock's own errors
+    const repo = await unlock(conn, readPassword(env), { location, env });
+    return { repo, meanwhile: await side };
   } catch (e) {
     await conn.close();
     throw e;

@@ -29,6 +29,31 @@ export class TreeReader {
     return decodeTreePayload(plaintext, edges);
   }
 
+  /**
+   * Start reading the trees below `root`, a level at a time, so that a walk
+   * that follows finds them cached: the reads of one level go out together
+   * (one ReadBlobs round trip over gRPC instead of one per directory). Stops
+   * at half the cache's capacity, so it never evicts what it fetched; the walk
+   * reads the rest on demand. Errors surface when the walk reads that tree.
+   */
+  prefetch(root: Id): void {
+    const budget = this.capacity >> 1;
+    let fetched = 0;
+    const level = async (ids: Id[]): Promise<void> => {
+      const nodes = await Promise.all(ids.map((id) => this.read(id)));
+      const next: Id[] = [];
+      for (const node of nodes) {
+        for (const e of node.entries) {
+          if (e.type !== 'dir' || fetched >= budget) continue;
+          next.push(TreeReader.subtree(node, e));
+          fetched++;
+        }
+      }
+      if (next.length) await level(next);
+    };
+    level([root]).catch(() => undefined);
+  }
+
   /** The subtree id of a directory entry in `node`. */
   static subtree(node: TreeNode, e: TreeEntry): Id {
     return node.edges[e.subtree!].id;

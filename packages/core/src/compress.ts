@@ -16,7 +16,7 @@ export const enum Codec {
   Zstd = 1,
 }
 
-/** Probe size for the incompressibility test. */
+/** Size of each probe of the incompressibility test. */
 const SAMPLE = 16 * 1024;
 /** A blob is kept compressed only when it saves at least this fraction. */
 const MIN_SAVING = 0.03;
@@ -35,19 +35,27 @@ function compressor(level: number): Compressor {
 /**
  * Compress `data` at `level`, or return it raw when compression would not pay.
  * Incompressible data (already compressed media, encrypted files) is detected
- * by compressing a 16 KiB sample at zstd's fastest level first, so random data
- * costs a sample, not a full pass.
+ * by compressing 16 KiB samples at zstd's fastest level first, so random data
+ * costs three samples, not a full pass. The samples come from the start, the
+ * middle and the end: a chunk of a disk image or a tar often starts in
+ * compressed data and continues in text, and probing the start alone stored
+ * such chunks raw (1.6 MB more on the bench tree's 105 MB).
  */
 export function compressBlob(data: Uint8Array, compression: Compression): { codec: Codec; bytes: Uint8Array } {
   const level = COMPRESSION_LEVELS[compression];
   if (level === 0 || data.length < 64) return { codec: Codec.Raw, bytes: data };
-  if (data.length > SAMPLE * 4) {
-    const sample = data.subarray(0, SAMPLE);
-    if (compressor(1).compress(sample).length > sample.length * (1 - MIN_SAVING)) return { codec: Codec.Raw, bytes: data };
-  }
+  if (data.length > SAMPLE * 4 && !probesCompress(data)) return { codec: Codec.Raw, bytes: data };
   const out = compressor(level).compress(data);
   if (out.length > data.length * (1 - MIN_SAVING)) return { codec: Codec.Raw, bytes: data };
   return { codec: Codec.Zstd, bytes: out };
+}
+
+function probesCompress(data: Uint8Array): boolean {
+  for (const at of [0, (data.length - SAMPLE) >>> 1, data.length - SAMPLE]) {
+    const sample = data.subarray(at, at + SAMPLE);
+    if (compressor(1).compress(sample).length <= sample.length * (1 - MIN_SAVING)) return true;
+  }
+  return false;
 }
 
 export function decompressBlob(codec: number, bytes: Uint8Array): Buffer {
