@@ -1,10 +1,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { open as openLmdb } from 'lmdb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   chunkId,
+  decodeBlobRecord,
   decodeTreePayload,
+  encodeBlobRecord,
   DEFAULT_CHUNKER,
   deriveKeys,
   emptyStats,
@@ -114,6 +117,46 @@ describe('Repository', () => {
     for (const sub of fs.readdirSync(dir)) for (const n of fs.readdirSync(path.join(dir, sub))) out.push(path.join(dir, sub, n));
     return out;
   }
+
+  describe('blob index records', () => {
+    it('encode and decode round-trip, with and without a complete mark', () => {
+      const base = { pack: 'ab'.repeat(16), offset: 4_000_000_000, length: 123_456, hash: crypto.randomBytes(32), type: BlobType.Tree, seen: 1_795_441_107_289 };
+      for (const rec of [base, { ...base, complete: 7 }, { ...base, type: BlobType.Data, offset: 0 }]) {
+        const b = encodeBlobRecord(rec);
+        expect(b.length).toBe('complete' in rec ? 70 : 66);
+        expect(decodeBlobRecord(b)).toEqual(rec);
+      }
+      expect(() => encodeBlobRecord({ ...base, pack: 'not-hex' })).toThrow(/32 hex/);
+      expect(() => encodeBlobRecord({ ...base, offset: 2 ** 32 })).toThrow(/does not fit/);
+      expect(() => decodeBlobRecord(Buffer.alloc(10))).toThrow(/too short/);
+    });
+
+    it('an index holding the older msgpack records is migrated on open, blob for blob', async () => {
+      const { data, sub, root } = twoLevelTree();
+      await store([...data, sub, root]);
+      const all = [...data, sub, root];
+      const before = all.map((b) => recordOf(r(), b.id));
+      await repo!.close();
+      repo = undefined;
+      // Rewrite the index the way the previous version kept it: msgpack objects in the 'blobs' table.
+      const env = openLmdb({ path: path.join(t.dir, 'index.mdb'), noSubdir: true, compression: false });
+      const v2 = env.openDB<Buffer, Buffer>({ name: 'blobs-v2', keyEncoding: 'binary', encoding: 'binary' });
+      const legacy = env.openDB({ name: 'blobs', keyEncoding: 'binary' });
+      await env.transaction(() => {
+        for (const { key, value } of v2.getRange()) legacy.put(key, decodeBlobRecord(value));
+        v2.clearSync();
+      });
+      expect(legacy.getCount()).toBe(all.length);
+      await env.close();
+      repo = await Repository.open(t.dir, { clock });
+      expect(all.map((b) => recordOf(r(), b.id))).toEqual(before);
+      for (const b of all) expect((await r().readBlob(b.id)).equals(b.stored)).toBe(true);
+      expect(r().blobCount()).toBe(all.length);
+      // the legacy table is empty now: a second open has nothing to migrate
+      await reopen();
+      expect(r().blobCount()).toBe(all.length);
+    });
+  });
 
   describe('init and open', () => {
     it('creates the layout and a config; refuses a second init; open reads it back', async () => {

@@ -17,6 +17,7 @@ export * from './snapshot/snapshot.js';
 export * from './snapshot/retention.js';
 export * from './snapshot/pg.js';
 export * from './repository.js';
+export { decodeBlobRecord, encodeBlobRecord } from './blob-index.js';
 export * from './parallel/seal-pool.js';
 export * from './tiers.js';
 export * from './margins.js';

@@ -5,6 +5,7 @@ import { open, RootDatabase, Database } from 'lmdb';
 export type { Database };
 import { BlobType, MAX_BLOB_SIZE } from './blob/format.js';
 import { parseBlob } from './blob/seal.js';
+import { BlobIndex, BlobRecord } from './blob-index.js';
 import { ChunkerParams } from './chunker.js';
 import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
@@ -35,20 +36,7 @@ import { atomicWrite, randomId } from './fsutil.js';
  */
 
 /** What the index knows of one blob. */
-export interface BlobRecord {
-  pack: string;
-  offset: number;
-  length: number;
-  hash: Buffer;
-  type: BlobType;
-  /** last time (ms) a session uploaded or was told it need not upload this blob; GC's grace clock */
-  seen: number;
-  /**
-   * trees only: the GC epoch in which every blob reachable from this tree was
-   * proven stored. Trusted only while no sweep has run since (same epoch).
-   */
-  complete?: number;
-}
+export type { BlobRecord } from './blob-index.js';
 
 /** An open writer session as the index records it (keepd's, or an embedded backup's). */
 export interface SessionRecord {
@@ -93,11 +81,14 @@ export interface CheckReport {
 }
 
 const INDEX_FILE = 'index.mdb';
+/** The blob table (blob-index.ts layout); 'blobs' held msgpack records before it and is migrated on open. */
+const BLOBS_DB = 'blobs-v2';
+const LEGACY_BLOBS_DB = 'blobs';
 
 export class Repository {
   readonly clock: Clock;
   private readonly env: RootDatabase;
-  private readonly blobs: Database<BlobRecord, Buffer>;
+  private readonly blobs: BlobIndex;
   private readonly packs: Database<PackRecord, string>;
   private readonly snaps: Database<Snapshot, string>;
   private readonly meta: Database<unknown, string>;
@@ -111,7 +102,7 @@ export class Repository {
   ) {
     this.clock = opts.clock ?? processClock();
     this.env = open({ path: path.join(dir, INDEX_FILE), noSubdir: true, compression: false });
-    this.blobs = this.env.openDB({ name: 'blobs', keyEncoding: 'binary' });
+    this.blobs = new BlobIndex(this.env, BLOBS_DB);
     this.packs = this.env.openDB({ name: 'packs' });
     this.snaps = this.env.openDB({ name: 'snapshots' });
     this.meta = this.env.openDB({ name: 'meta' });
@@ -158,8 +149,23 @@ export class Repository {
     const repo = new Repository(dir, config, opts);
     // A lost or fresh index is rebuilt from the packs and snapshot files.
     if (repo.meta.get('built') !== true) await repo.rebuildIndex();
-    else await repo.reconcileSnapshots();
+    else {
+      await repo.migrateLegacyBlobs();
+      await repo.reconcileSnapshots();
+    }
     return repo;
+  }
+
+  /** An index written before blob-index.ts: its msgpack records move to the binary table, in one transaction. */
+  private async migrateLegacyBlobs(): Promise<void> {
+    const legacy = this.env.openDB<BlobRecord, Buffer>({ name: LEGACY_BLOBS_DB, keyEncoding: 'binary' });
+    if (legacy.getCount() === 0) return;
+    await this.env.transaction(() => {
+      for (const { key, value } of legacy.getRange()) {
+        this.blobs.put(key, { ...value, hash: Buffer.from(value.hash) });
+      }
+      legacy.clearSync();
+    });
   }
 
   /** Open `dir`, run `fn`, always close: for one-shot commands. */
@@ -182,7 +188,7 @@ export class Repository {
    * the server (tokens, sessions, dedup scope); core never reads it.
    */
   database<V = unknown, K extends string | Buffer = string>(name: string, opts: { binaryKeys?: boolean; dupSort?: boolean } = {}): Database<V, K> {
-    if (['blobs', 'packs', 'snapshots', 'meta', 'sessions'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
+    if ([LEGACY_BLOBS_DB, BLOBS_DB, 'packs', 'snapshots', 'meta', 'sessions'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
     return this.env.openDB({ name, ...(opts.binaryKeys ? { keyEncoding: 'binary' } : {}), ...(opts.dupSort ? { dupSort: true } : {}) }) as Database<V, K>;
   }
 
@@ -220,7 +226,7 @@ export class Repository {
   }
 
   has(id: Id): boolean {
-    return this.blobs.get(id) !== undefined;
+    return this.blobs.has(id);
   }
 
   /**
@@ -231,7 +237,7 @@ export class Repository {
     const now = this.clock.now();
     const lacking: Id[] = [];
     const present: Id[] = [];
-    for (const id of ids) (this.blobs.get(id) ? present : lacking).push(id);
+    for (const id of ids) (this.blobs.has(id) ? present : lacking).push(id);
     if (present.length) await this.touch(present, now);
     return lacking;
   }
@@ -257,7 +263,7 @@ export class Repository {
       for (const e of entries) {
         // Another writer may have stored the same blob meanwhile: the first
         // indexed copy wins, this one is garbage for prune.
-        if (this.blobs.get(e.id)) continue;
+        if (this.blobs.has(e.id)) continue;
         this.blobs.put(e.id, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
       }
     });
@@ -403,7 +409,7 @@ export class Repository {
       const { edges } = parseBlob(await this.readBlob(id));
       for (const e of edges) {
         if (e.type === BlobType.Tree) stack.push(e.id);
-        else if (!this.blobs.get(e.id)) {
+        else if (!this.blobs.has(e.id)) {
           const h = toHex(e.id);
           if (!seen.has(h)) missing.push(h), seen.add(h);
         }
@@ -549,7 +555,7 @@ export class Repository {
       await this.env.transaction(() => {
         this.packs.put(p.id, { size, blobs: entries.length, created: now });
         for (const e of entries) {
-          if (this.blobs.get(e.id)) continue;
+          if (this.blobs.has(e.id)) continue;
           this.blobs.put(e.id, { pack: p.id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
           blobs++;
         }
