@@ -20,7 +20,7 @@ import {
 import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
-import { entryMeta, EntryMeta, unchanged } from './metadata.js';
+import { entryMeta, EntryMeta, sameEntry, unchanged } from './metadata.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';
 
 export interface BackupOptions {
@@ -178,33 +178,47 @@ export class Archiver {
       this.warn(`${dirPath.toString()}: cannot list directory (${(e as NodeJS.ErrnoException).code}); stored empty`);
       names = [];
     }
-    for (const name of names) await this.entry(b, Buffer.concat([dirPath, SEP, name]), name, prev, parent);
-    return this.storeTree(b, parentId);
+    // Same names as the parent's node, and every entry the same: the parent's node is this directory's,
+    // without encoding, hashing or sealing it again (most directories of most re-backups).
+    let same = parentId !== undefined && parent !== undefined && names.length === parent.entries.length;
+    for (const name of names) {
+      const s = await this.entry(b, Buffer.concat([dirPath, SEP, name]), name, prev, parent);
+      same &&= s;
+    }
+    return same ? parentId! : this.storeTree(b, parentId);
   }
 
-  /** One file system object, added to its directory's builder. */
-  private async entry(b: TreeBuilder, full: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<void> {
+  /** One file system object, added to its directory's builder; true when it is exactly the parent snapshot's entry. */
+  private async entry(b: TreeBuilder, full: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<boolean> {
     const st = await lstat(full);
     if (!st) {
       this.warn(`${full.toString()}: vanished during backup; skipped`);
-      return;
+      return false;
     }
     const p = prev.get(name.toString('hex'));
     if (st.isDirectory()) {
       const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
       const sub = subId ? await this.trees.read(subId) : undefined;
-      b.addDir(entryMeta(name, st, 'dir'), await this.realDir(full, sub, subId));
+      const meta = entryMeta(name, st, 'dir');
+      const id = await this.realDir(full, sub, subId);
+      b.addDir(meta, id);
       this.stats.dirs++;
+      return subId !== undefined && id.equals(subId) && sameEntry(p, meta);
     } else if (st.isFile()) {
       const meta = entryMeta(name, st, 'file');
-      const content = await this.file(full, meta, p && parent && unchanged(p, meta) ? fileChunks(parent, p) : undefined, p !== undefined);
+      const reuse = p && parent && unchanged(p, meta) ? fileChunks(parent, p) : undefined;
+      const content = await this.file(full, meta, reuse, p !== undefined);
       // The size recorded is what was read: a file that grew or shrank while being read still restores exactly.
       if (content) b.addFile({ ...meta, size: content.size }, content.ids);
+      return reuse !== undefined && content?.ids === reuse && sameEntry(p, meta);
     } else if (st.isSymbolicLink()) {
       const target = await fs.promises.readlink(full, { encoding: 'buffer' });
-      b.addSymlink({ ...entryMeta(name, st, 'symlink'), target });
+      const meta = entryMeta(name, st, 'symlink');
+      b.addSymlink({ ...meta, target });
+      return p?.type === 'symlink' && p.target !== undefined && p.target.equals(target) && sameEntry(p, meta);
     } else {
       this.warn(`${full.toString()}: special file (device, FIFO or socket) skipped`);
+      return false;
     }
   }
 

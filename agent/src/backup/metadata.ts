@@ -36,3 +36,22 @@ export function unchanged(prev: TreeEntry | undefined, cur: EntryMeta): boolean 
     prev.ctime[1] === cur.ctime[1]
   );
 }
+
+/** Every field a tree node stores for the entry is the same (the node's bytes for it would be too). */
+export function sameEntry(prev: TreeEntry | undefined, cur: EntryMeta): boolean {
+  return (
+    prev !== undefined &&
+    prev.type === cur.type &&
+    prev.mode === cur.mode &&
+    prev.uid === cur.uid &&
+    prev.gid === cur.gid &&
+    prev.size === cur.size &&
+    prev.ino === cur.ino &&
+    prev.dev === cur.dev &&
+    prev.nlink === cur.nlink &&
+    prev.mtime[0] === cur.mtime[0] &&
+    prev.mtime[1] === cur.mtime[1] &&
+    prev.ctime[0] === cur.ctime[0] &&
+    prev.ctime[1] === cur.ctime[1]
+  );
+}

@@ -8,7 +8,7 @@ export async function snapshotsCommand(argv: string[]): Promise<void> {
   try {
     const list = await repo.conn.snapshots(values.source ? { source: values.source } : {});
     if (values.json) {
-      printJson(list.map((s) => ({ id: s.id, source: s.source, host: s.host, time: s.time, parent: s.parent ?? null, tags: s.tags, size: s.stats.bytes, tier: s.tier ?? null })));
+      printJson(list.map((s) => ({ id: s.id, source: s.source, host: s.host, time: s.time, parent: s.parent ?? null, tags: s.tags, size: s.stats.bytes, tier: s.tier ?? null, tree: s.root })));
       return;
     }
     console.log('ID        Time                      Source               Host             Size        Tags');
