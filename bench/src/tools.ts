@@ -185,7 +185,7 @@ export function resticTool(scratch: string): Tool | string {
   return {
     name: 'restic',
     version,
-    settings: 'defaults: repository v2, compression auto (zstd), AES-256-CTR + Poly1305-AES, Rabin chunker 512K/1M/8M',
+    settings: 'defaults: repository v2, compression auto (zstd), AES-256-CTR + Poly1305-AES, Rabin chunker 512K/1M/8M, scrypt calibrated at init (~0.4 s per command here, e.g. N=2^15 r=8 p=4)',
     init: (repo) => run('restic', ['init'], { env: env(repo) }),
     async backup(repo, data) {
       const r = await run('restic', ['backup', '--json', '--host', 'keep-bench', data], { env: env(repo) });
