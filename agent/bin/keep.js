@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 // scrypt starts first, on the thread pool, for the key files remembered for KEEP_REPO (dist/repo/early-kek.js);
 // then the one-file bundle loads (scripts/bundle.mjs: ~90 ms less start-up than ~300 modules) unless a tsc build is newer.
 import fs from 'node:fs';

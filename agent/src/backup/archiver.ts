@@ -237,7 +237,7 @@ export class Archiver {
     this.progress(full);
     let content: { ids: Id[]; size: number };
     try {
-      content = await this.chunkIds(meta.size < SMALL_FILE ? chunkSmallFile(full, this.repo.config.chunker) : chunkFile(full, this.repo.config.chunker, meta.size));
+      content = await this.chunkIds(meta.size < SMALL_FILE ? chunkSmallFile(full, this.repo.config.chunker, meta.size) : chunkFile(full, this.repo.config.chunker, meta.size));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       // Only the file's own read errors skip it; a repository error (keepd gone, refused upload) ends the backup.
@@ -273,10 +273,9 @@ function indexEntries(node: TreeNode | undefined): Map<string, TreeNode['entries
  */
 const SMALL_FILE = 1024 * 1024;
 
-async function* chunkSmallFile(file: Buffer, params: ChunkerParams): AsyncGenerator<Buffer> {
-  const chunker = new StreamChunker(params);
-  yield* chunker.push(fs.readFileSync(file));
-  yield* chunker.finish();
+/** Read straight into the chunker's window: one copy, where readFileSync and a push made two. */
+async function* chunkSmallFile(file: Buffer, params: ChunkerParams, size: number): AsyncGenerator<Buffer> {
+  yield* StreamChunker.file(file, params, size);
 }
 
 async function lstat(p: Buffer): Promise<fs.BigIntStats | undefined> {

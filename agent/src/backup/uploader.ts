@@ -1,32 +1,56 @@
 import crypto from 'node:crypto';
-import { chunkId, Compression, Id, RepoKeys, SealPool, sealTree, SESSION_BLOB_LIMIT, SESSION_SALT_SIZE, toHex, TreeBuilder } from '@keep/core';
+import { chunkId, Compression, Id, isChunkBuffer, recycleChunkBuffer, RepoKeys, SealedBlob, SealPool, sealTree, SESSION_BLOB_LIMIT, SESSION_SALT_SIZE, toHex, TreeBuilder } from '@keep/core';
 import type { BackupSession } from '../repo/connection.js';
 
 /** Offer ids to the repository in batches of this many... */
-const BATCH_IDS = 128;
+const BATCH_IDS = 256;
 /** ...or of this many plaintext bytes, whichever comes first. */
 const BATCH_BYTES = 4 * 1024 * 1024;
-/** Plaintext bytes held between chunking and the repository; the producer waits beyond this. */
-const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+/** Plaintext per seal job: the first job's blobs travel while the next one is sealed. */
+const JOB_BYTES = 1024 * 1024;
+/**
+ * Bytes accepted and not yet stored (plaintext until sealed, then the sealed
+ * blob until the repository acknowledges it); the producer waits beyond this,
+ * so memory does not grow with the data. A few MiB keep the worker and the
+ * repository busy; more only holds memory.
+ */
+const MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 
 export interface UploadStats {
   chunks_new: number;
   bytes_sent: number;
 }
 
+/** A chunk the repository already has: its buffer can carry another chunk. */
+function recycle(plaintext: Buffer): void {
+  if (isChunkBuffer(plaintext)) recycleChunkBuffer(plaintext.buffer);
+}
+
+/** A blob waiting in a batch: a chunk to seal, or a tree node sealed already. */
+interface Pending {
+  id: Id;
+  plaintext?: Buffer;
+  sealed?: SealedBlob;
+  /** what it counts against MAX_IN_FLIGHT_BYTES */
+  size: number;
+}
+
 /**
  * The pipelined upload path: chunks arrive already named (keyed hash); this
  * batches their ids, asks the repository which it lacks, seals only those on
- * the worker pool and sends them. Memory is bounded by MAX_IN_FLIGHT_BYTES:
+ * the SealPool and sends them. Memory is bounded by MAX_IN_FLIGHT_BYTES:
  * `addChunk` waits while that much is between the chunker and the repository.
  */
 export class Uploader {
   /** ids this session already offered (dedup within the backup itself) */
   private readonly offered = new Set<string>();
-  private batch: { id: Id; plaintext: Buffer }[] = [];
+  private batch: Pending[] = [];
   private batchBytes = 0;
+  /** bytes accepted (the open batch included) and not yet stored or found unneeded */
   private inFlightBytes = 0;
   private readonly inFlight = new Set<Promise<void>>();
+  /** producers waiting for bytes to be released */
+  private wakers: (() => void)[] = [];
   private failure: Error | undefined;
   private salt = crypto.randomBytes(SESSION_SALT_SIZE);
   private sealedUnderSalt = 0;
@@ -38,24 +62,28 @@ export class Uploader {
     private readonly compression: Compression,
   ) {}
 
-  /** The session salt a blob sealed now should use; rotated long before GCM's nonce bound. */
-  sealSalt(): Buffer {
-    if (++this.sealedUnderSalt > SESSION_BLOB_LIMIT) {
+  /** The session salt for the next `n` blobs; rotated long before GCM's nonce bound. */
+  sealSalt(n = 1): Buffer {
+    this.sealedUnderSalt += n;
+    if (this.sealedUnderSalt > SESSION_BLOB_LIMIT) {
       this.salt = crypto.randomBytes(SESSION_SALT_SIZE);
-      this.sealedUnderSalt = 1;
+      this.sealedUnderSalt = n;
     }
     return this.salt;
   }
 
+  /** Hand over a named chunk (the uploader may give `plaintext` to a worker: do not reuse it). */
   async addChunk(id: Id, plaintext: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     const hex = toHex(id);
-    if (this.offered.has(hex)) return;
+    if (this.offered.has(hex)) return recycle(plaintext);
     this.offered.add(hex);
-    this.batch.push({ id, plaintext });
-    this.batchBytes += plaintext.length;
-    if (this.batch.length >= BATCH_IDS || this.batchBytes >= BATCH_BYTES) this.dispatch();
-    while (this.inFlightBytes > MAX_IN_FLIGHT_BYTES && this.inFlight.size) await Promise.race(this.inFlight);
+    this.add({ id, plaintext, size: plaintext.length });
+    while (this.inFlightBytes > MAX_IN_FLIGHT_BYTES && !this.failure) {
+      // Whatever is batched must move, or nothing would ever be released.
+      if (this.inFlight.size === 0) this.dispatch();
+      await new Promise<void>((resolve) => this.wakers.push(resolve));
+    }
     if (this.failure) throw this.failure;
   }
 
@@ -65,51 +93,91 @@ export class Uploader {
     const hex = toHex(id);
     if (this.offered.has(hex)) return;
     this.offered.add(hex);
-    this.track(
-      (async () => {
-        const [want] = await this.session.missing([id]);
-        if (!want) return;
-        const size = bytes.length;
-        await this.session.put([{ id, bytes }]);
-        // What crossed to the repository, new there or not (CLI.md): not the server's "new bytes".
-        this.stats.bytes_sent += size;
-      })(),
-      0,
-    );
+    this.add({ id, sealed: { id, bytes }, size: bytes.length });
   }
 
+  private add(p: Pending): void {
+    this.batch.push(p);
+    this.batchBytes += p.size;
+    this.inFlightBytes += p.size;
+    if (this.batch.length >= BATCH_IDS || this.batchBytes >= BATCH_BYTES) this.dispatch();
+  }
+
+  private release(bytes: number): void {
+    this.inFlightBytes -= bytes;
+    const w = this.wakers;
+    this.wakers = [];
+    for (const wake of w) wake();
+  }
+
+  /** Offer the open batch; seal and send what the repository lacks. */
   private dispatch(): void {
     if (this.batch.length === 0) return;
     const batch = this.batch;
-    const bytes = this.batchBytes;
     this.batch = [];
     this.batchBytes = 0;
-    this.inFlightBytes += bytes;
     this.track(
       (async () => {
-        const want = new Set((await this.session.missing(batch.map((b) => b.id))).map(toHex));
-        const sealed = await Promise.all(
-          batch.filter((b) => want.has(toHex(b.id))).map(async (b) => ({ id: b.id, bytes: await this.pool.seal(this.sealSalt(), b.id, b.plaintext, this.compression, true) })),
-        );
-        if (sealed.length) {
-          const size = sealed.reduce((n, b) => n + b.bytes.length, 0);
-          await this.session.put(sealed);
-          this.stats.bytes_sent += size;
-          this.stats.chunks_new += sealed.length;
+        const want = await this.session.missing(batch.map((b) => b.id));
+        const sends: Promise<void>[] = [];
+        let job: Pending[] = [];
+        let jobBytes = 0;
+        let w = 0;
+        for (const b of batch) {
+          // `missing` answers a subsequence of the ids offered, in order.
+          if (w < want.length && (want[w] === b.id || want[w].equals(b.id))) w++;
+          else {
+            if (b.plaintext) recycle(b.plaintext);
+            this.release(b.size);
+            continue;
+          }
+          if (b.sealed) {
+            sends.push(this.send([b.sealed], b.size, 0));
+            continue;
+          }
+          job.push(b);
+          jobBytes += b.size;
+          if (jobBytes >= JOB_BYTES) {
+            sends.push(this.sealAndSend(job, jobBytes));
+            job = [];
+            jobBytes = 0;
+          }
         }
+        if (job.length) sends.push(this.sealAndSend(job, jobBytes));
+        await Promise.all(sends);
       })(),
-      bytes,
     );
   }
 
-  private track(p: Promise<void>, bytes: number): void {
+  private async sealAndSend(job: Pending[], bytes: number): Promise<void> {
+    const items = job.map((b) => ({ id: b.id, plaintext: b.plaintext! }));
+    // Chunks from the chunker own their buffers: handed to the worker, not copied.
+    const sealed = await this.pool.sealMany(this.sealSalt(items.length), items, this.compression, true);
+    await this.send(sealed, bytes, sealed.length);
+  }
+
+  private async send(blobs: SealedBlob[], bytes: number, chunks: number): Promise<void> {
+    let size = 0;
+    for (const b of blobs) size += b.bytes.length;
+    // The session holds the blobs until they are written, not until acknowledged: keep no reference here.
+    const stored = this.session.put(blobs);
+    blobs = [];
+    await stored;
+    // What crossed to the repository, new there or not (CLI.md): not the server's "new bytes".
+    this.stats.bytes_sent += size;
+    this.stats.chunks_new += chunks;
+    this.release(bytes);
+  }
+
+  private track(p: Promise<void>): void {
     const t: Promise<void> = p
       .catch((e: Error) => {
         this.failure ??= e;
+        this.release(0);
       })
       .finally(() => {
         this.inFlight.delete(t);
-        this.inFlightBytes -= bytes;
+        this.release(0);
       });
     this.inFlight.add(t);
   }

@@ -83,6 +83,9 @@ export async function backupCommand(argv: string[]): Promise<void> {
         bytes_sent: st.bytes_sent,
         chunks_new: st.chunks_new,
         duration_s: st.duration_s,
+        // Seal workers this backup started (none for an unchanged or small one) and the process's peak memory.
+        seal_workers: pool.started,
+        peak_rss: process.resourceUsage().maxRSS * 1024,
         warnings,
       });
     } else {

@@ -1,7 +1,7 @@
 import { SealPool, processClock } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
-import { openRepository } from '../repo/open.js';
+import { openRepositoryWhile } from '../repo/open.js';
 import { Restorer } from '../restore/restorer.js';
 import { KeepError } from '@keep/core';
 import { selectSnapshot } from './select.js';
@@ -15,11 +15,11 @@ export async function restoreCommand(argv: string[]): Promise<void> {
   });
   if (!values.target) throw new KeepError('INVALID_ARGUMENT', 'usage: keep restore SNAPSHOT|latest --target DIR [--at TIME] [--include PATH]...');
   if (positionals.length > 1) throw new KeepError('INVALID_ARGUMENT', 'restore takes one snapshot');
-  const repo = await openRepository();
+  // The snapshot is chosen (a keyless listing) while scrypt runs.
+  const { repo, meanwhile: snap } = await openRepositoryWhile((conn) => selectSnapshot(conn, positionals[0], { source: values.source, at: values.at }));
   const pool = new SealPool(repo.master);
   const progress = new ProgressLine();
   try {
-    const snap = await selectSnapshot(repo.conn, positionals[0] ?? (values.at ? undefined : undefined), { source: values.source, at: values.at });
     const started = processClock().now();
     const r = new Restorer(repo, pool, {
       target: values.target,

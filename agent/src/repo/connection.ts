@@ -1,4 +1,4 @@
-import type { CheckOptions, CheckReport, Id, KeyFile, NewSnapshot, RepoConfig, Snapshot } from '@keep/core';
+import type { CheckOptions, CheckReport, Id, KeyFile, NewSnapshot, RepoConfig, SealedBlob, Snapshot } from '@keep/core';
 
 /**
  * What the agent needs from a repository, whether embedded (a local
@@ -24,8 +24,8 @@ export interface RepoConnection {
 export interface BackupSession {
   /** The subset of `ids` the repository wants sent (dedup negotiation). */
   missing(ids: Id[]): Promise<Id[]>;
-  /** Store sealed blobs; returns how many stored bytes were new to the repository. */
-  put(blobs: { id: Id; bytes: Buffer }[]): Promise<number>;
+  /** Store sealed blobs; resolves (with how many stored bytes were new) once the repository holds every one. */
+  put(blobs: SealedBlob[]): Promise<number>;
   /** Make everything put so far durable, check closure, publish the snapshot. */
   commit(s: NewSnapshot): Promise<Snapshot>;
   /** End without a snapshot (blobs already stored stay for a rerun to reuse). */

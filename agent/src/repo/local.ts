@@ -1,4 +1,4 @@
-import { BlobWriter, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, Snapshot } from '@keep/core';
+import { BlobWriter, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, SealedBlob, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -82,10 +82,14 @@ class LocalSession implements BackupSession {
     return this.repo.missing(ids);
   }
 
-  put(blobs: { id: Id; bytes: Buffer }[]): Promise<number> {
+  put(blobs: SealedBlob[]): Promise<number> {
     const run = this.chain.then(async () => {
       let added = 0;
-      for (const b of blobs) if (await this.writer.add(b.id, b.bytes)) added += b.bytes.length;
+      for (const b of blobs) {
+        if (await this.writer.add(b.id, b.bytes)) added += b.bytes.length;
+        // Written (or already held): the buffer can carry another chunk.
+        b.release?.();
+      }
       return added;
     });
     this.chain = run.catch(() => undefined);

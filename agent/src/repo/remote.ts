@@ -12,8 +12,8 @@ import {
   parseKeyFile,
   parseRepoConfig,
   RepoConfig,
+  SealedBlob,
   Snapshot,
-  storageHash,
   toHex,
 } from '@keep/core';
 import {
@@ -46,11 +46,9 @@ import {
   SnapshotStatsSchema,
   StatsRequestSchema,
   StatsResponse,
-  UploadRequest,
-  UploadRequestSchema,
-  UploadResponse,
 } from '@keep/proto';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
+import { decodeUploadAck, UploadAck, UploadEncoder } from './upload-message.js';
 
 /*
  * The agent's side of the keep.v1 wire contract (proto/keep/v1/repository.proto).
@@ -59,9 +57,11 @@ import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
  *   rightly take hours, and keepalive pings detect a dead peer instead).
  * - Uploads use one long-lived bidi stream per session. The server acknowledges
  *   every UploadRequest, in the order written, once the blob is verified and
- *   written; a put() resolves when all of its blobs are acknowledged.
+ *   written; a put() resolves when all of its blobs are acknowledged. Upload
+ *   messages are encoded by hand around each blob (upload-message.ts).
  * - getBlob() calls are batched into ReadBlobs streams (ids asked for in the
- *   same turn of the event loop share a call), several calls in parallel.
+ *   same turn of the event loop share a call), several calls in parallel; keepd
+ *   packs several blobs into each response message (max_message_bytes).
  * - The bearer token travels as call metadata only and is never part of a
  *   message, an error or a log line.
  */
@@ -86,10 +86,12 @@ const COMMIT_DEADLINE_MS = 30 * 60_000;
 /** Ids per Offer call (the server accepts at most 4096). */
 const OFFER_BATCH = 4096;
 /** Ids per ReadBlobs call, and how many such calls run at once. */
-const READ_BATCH = 64;
+const READ_BATCH = 1024;
 const READ_STREAMS = 4;
 /** Smallest ReadBlobs batch worth a call of its own when spreading a backlog over idle streams. */
 const READ_MIN_SPLIT = 8;
+/** Blobs per ReadBlobs message, in bytes (keepd gathers small blobs up to this; per-message costs dominate small files). */
+const READ_MESSAGE_BYTES = 1024 * 1024;
 /** How long abort() lets the upload stream finish before cancelling it. */
 const ABORT_GRACE_MS = 10_000;
 
@@ -309,16 +311,9 @@ export class RemoteConnection implements RepoConnection {
     });
   }
 
-  /** The upload stream of a session (no deadline). */
-  openUploadStream(): grpc.ClientDuplexStream<UploadRequest, UploadResponse> {
-    const d = DEF.upload;
-    return this.client.makeBidiStreamRequest<UploadRequest, UploadResponse>(
-      d.path,
-      d.requestSerialize,
-      d.responseDeserialize as (b: Buffer) => UploadResponse,
-      this.metadata(),
-      {},
-    );
+  /** The upload stream of a session (no deadline); messages are UploadRequests encoded already (upload-message.ts). */
+  openUploadStream(): grpc.ClientDuplexStream<Buffer, UploadAck> {
+    return this.client.makeBidiStreamRequest<Buffer, UploadAck>(DEF.upload.path, (m: Buffer) => m, decodeUploadAck, this.metadata(), {});
   }
 
   /** Unary call for sessions. */
@@ -440,7 +435,7 @@ export class RemoteConnection implements RepoConnection {
         d.path,
         d.requestSerialize,
         d.responseDeserialize as (b: Buffer) => ReadBlobsResponse,
-        create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id) }),
+        create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id), maxMessageBytes: READ_MESSAGE_BYTES }),
         this.metadata(),
         {},
       );
@@ -449,14 +444,19 @@ export class RemoteConnection implements RepoConnection {
       finish();
       return;
     }
-    call.on('data', (r: ReadBlobsResponse) => {
-      const hex = toHex(r.id);
+    const got = (id: Uint8Array, bytes: Uint8Array) => {
+      const hex = toHex(id);
       const req = left.get(hex);
       if (!req) return; // not asked for in this call (or sent twice): ignore
       left.delete(hex);
       this.blobInFlight.delete(hex);
-      const data = asBuffer(r.data);
+      const data = asBuffer(bytes);
       for (const w of req.waiters) w.resolve(data);
+    };
+    call.on('data', (r: ReadBlobsResponse) => {
+      // Several blobs per message from a keepd that knows max_message_bytes, one from an older one.
+      if (r.blobs.length) for (const b of r.blobs) got(b.id, b.data);
+      else got(r.id, r.data);
     });
     call.on('error', (e) => {
       failure ??= this.mapError(e);
@@ -514,12 +514,14 @@ interface PutState extends Deferred<number> {
  * opened on the first put(); the server acknowledges them in write order.
  */
 class RemoteSession implements BackupSession {
-  private call?: grpc.ClientDuplexStream<UploadRequest, UploadResponse>;
+  private call?: grpc.ClientDuplexStream<Buffer, UploadAck>;
+  private readonly encoder: UploadEncoder;
   /** Settles when the upload stream has ended: resolves on OK with every blob acknowledged. */
   private finished: Promise<void> = Promise.resolve();
   private streamDone = true;
-  /** Blobs written and not yet acknowledged, in write order. */
-  private acks: { hex: string; put: PutState }[] = [];
+  /** Blobs written and not yet acknowledged, in write order: acks[ackHead..]. */
+  private acks: { id: Id; put: PutState }[] = [];
+  private ackHead = 0;
   private drainWaiters: Deferred<void>[] = [];
   /** Puts write one after another, so acks stay in the order of `acks`. */
   private writing: Promise<void> = Promise.resolve();
@@ -530,7 +532,13 @@ class RemoteSession implements BackupSession {
   constructor(
     private readonly conn: RemoteConnection,
     readonly sessionId: string,
-  ) {}
+  ) {
+    this.encoder = new UploadEncoder(sessionId);
+  }
+
+  private get unacked(): number {
+    return this.acks.length - this.ackHead;
+  }
 
   async missing(ids: Id[]): Promise<Id[]> {
     if (ids.length === 0) return [];
@@ -544,7 +552,7 @@ class RemoteSession implements BackupSession {
     return ids.filter((id) => want.has(toHex(id)));
   }
 
-  put(blobs: { id: Id; bytes: Buffer }[]): Promise<number> {
+  put(blobs: SealedBlob[]): Promise<number> {
     if (this.closed) return Promise.reject(new KeepError('INVALID_ARGUMENT', 'the backup session is closed'));
     if (this.failure) return Promise.reject(this.failure);
     if (blobs.length === 0) return Promise.resolve(0);
@@ -554,9 +562,11 @@ class RemoteSession implements BackupSession {
         const call = this.stream();
         for (const b of blobs) {
           if (this.failure) throw this.failure;
-          const msg = create(UploadRequestSchema, { sessionId: this.sessionId, id: b.id, data: b.bytes, storageHash: storageHash(b.bytes) });
-          this.acks.push({ hex: toHex(b.id), put });
-          if (!call.write(msg)) await this.drain();
+          const msg = this.encoder.encode(b);
+          this.acks.push({ id: b.id, put });
+          // grpc-js calls back once it has framed (copied) the message: the blob's buffer can carry another chunk.
+          const written = call.write(msg, b.release && (() => b.release!()));
+          if (!written) await this.drain();
         }
       });
       this.writing = job.catch(() => undefined);
@@ -601,7 +611,7 @@ class RemoteSession implements BackupSession {
 
   // ---- the upload stream ---------------------------------------------------
 
-  private stream(): grpc.ClientDuplexStream<UploadRequest, UploadResponse> {
+  private stream(): grpc.ClientDuplexStream<Buffer, UploadAck> {
     if (this.call) return this.call;
     const call = this.conn.openUploadStream();
     this.call = call;
@@ -611,7 +621,7 @@ class RemoteSession implements BackupSession {
       const end = () => {
         if (this.streamDone) return;
         this.streamDone = true;
-        if (!error && this.acks.length) error = new KeepError('INTERNAL', `keepd ended the upload stream with ${this.acks.length} blobs unacknowledged`);
+        if (!error && this.unacked) error = new KeepError('INTERNAL', `keepd ended the upload stream with ${this.unacked} blobs unacknowledged`);
         if (error) {
           this.fail(error);
           reject(error);
@@ -619,7 +629,7 @@ class RemoteSession implements BackupSession {
           resolve();
         }
       };
-      call.on('data', (r: UploadResponse) => this.onAck(r));
+      call.on('data', (r: UploadAck) => this.onAck(r));
       call.on('error', (e) => {
         error ??= this.conn.mapError(e);
         this.fail(error);
@@ -642,17 +652,25 @@ class RemoteSession implements BackupSession {
     return new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
   }
 
-  private onAck(r: UploadResponse): void {
-    const hex = toHex(r.id);
+  private onAck(r: UploadAck): void {
     // Acks come in write order; look further only if the server reorders.
-    const i = this.acks.length > 0 && this.acks[0].hex === hex ? 0 : this.acks.findIndex((a) => a.hex === hex);
-    if (i < 0) {
-      this.fail(new KeepError('INTERNAL', `keepd acknowledged blob ${hex}, which was not sent`));
-      this.call?.cancel();
-      return;
+    let i = this.ackHead;
+    if (i >= this.acks.length || !this.acks[i].id.equals(r.id)) {
+      i = this.acks.findIndex((a, j) => j >= this.ackHead && a.id.equals(r.id));
+      if (i < 0) {
+        this.fail(new KeepError('INTERNAL', `keepd acknowledged blob ${toHex(r.id)}, which was not sent`));
+        this.call?.cancel();
+        return;
+      }
+      // Out of order: swap it to the head, then take the head.
+      [this.acks[i], this.acks[this.ackHead]] = [this.acks[this.ackHead], this.acks[i]];
     }
-    const [{ put }] = this.acks.splice(i, 1);
-    put.newBytes += Number(r.newBytes);
+    const { put } = this.acks[this.ackHead++];
+    if (this.ackHead > 1024 && this.ackHead * 2 > this.acks.length) {
+      this.acks = this.acks.slice(this.ackHead);
+      this.ackHead = 0;
+    }
+    put.newBytes += r.newBytes;
     if (--put.remaining === 0) this.settle(put);
   }
 
@@ -666,8 +684,9 @@ class RemoteSession implements BackupSession {
   /** The stream broke: every put waiting on it fails with the same error. */
   private fail(e: KeepError): void {
     this.failure ??= e;
-    const acks = this.acks;
+    const acks = this.acks.slice(this.ackHead);
     this.acks = [];
+    this.ackHead = 0;
     for (const a of acks) this.settle(a.put, this.failure);
     const ws = this.drainWaiters;
     this.drainWaiters = [];

@@ -1,13 +1,29 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileChunks, Id, KeepError, openBlob, SealPool, TreeEntry, TreeNode } from '@keep/core';
+import { fileChunks, Id, KeepError, SealPool, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
+import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
 import { TreeReader } from './tree-reader.js';
+import { RestorePool } from './worker-pool.js';
 
-/** Files restored at once. */
-const FILE_CONCURRENCY = 32;
-/** Chunks of one file fetched ahead of the one being written. */
-const CHUNK_PREFETCH = 4;
+/** Files up to this size in one chunk are fetched whole and written by a worker in one go. */
+const SMALL_FILE = 1024 * 1024;
+/**
+ * Small files requested and not yet written: bytes and count. The walker
+ * waits beyond either, so memory does not grow with the tree, while enough
+ * is asked at once for keepd to answer in long, coalesced pack reads.
+ */
+const SMALL_BYTES_AHEAD = 8 * 1024 * 1024;
+const SMALL_FILES_AHEAD = 2048;
+/** Large files written at once (each on one worker, its chunks in order). */
+const LARGE_FILES = 2;
+/**
+ * Large files found by the walker and waiting for a slot: the walker goes on
+ * to the small files after them meanwhile, so both kinds share the network.
+ */
+const LARGE_WAITING = 64;
+/** Chunks of one large file between request and write. */
+const CHUNK_WINDOW = 8;
 
 export interface RestoreOptions {
   target: string;
@@ -28,38 +44,48 @@ export interface RestoreStats {
 }
 
 const SEP = Buffer.from('/');
-/** Files up to this size in one chunk take the synchronous path. */
-const SMALL_FILE = 1024 * 1024;
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+const noop = () => undefined;
 
-function removeIfPresent(p: Buffer): void {
-  try {
-    fs.unlinkSync(p);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') throw e;
-  }
-}
+const metaOf = (e: TreeEntry): EntryMeta => ({ mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime[0] + e.mtime[1] / 1e9 });
 
 /**
  * Writes a snapshot's tree into a target directory: contents (every chunk
- * decrypted on the worker pool and checked against its id), modes, owners
- * where permitted, mtimes, symlinks and hardlinks. Files are written several
- * at a time; directory times are set last, deepest first, since writing into
- * a directory changes its mtime.
+ * decrypted on a worker and checked against its id), modes, owners where
+ * permitted, mtimes, symlinks and hardlinks.
+ *
+ * The main thread walks the trees in order (subtrees requested a level
+ * ahead), creates directories and symlinks, and asks the repository for the
+ * blobs of the files ahead, up to a bound in bytes and files; the repository
+ * connection batches those asks. Files are written by the restore workers
+ * (worker-pool.ts): small ones in batches, large ones chunk by chunk on one
+ * worker each. Directory metadata is applied last, deepest first, since
+ * writing into a directory changes its mtime. target-fs.ts holds the rules
+ * that keep every step from following a symlink planted in the target.
  */
 export class Restorer {
   readonly stats: RestoreStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, chunks: 0, duration_s: 0 };
   private readonly trees: TreeReader;
-  private readonly running = new Set<Promise<void>>();
+  private workers!: RestorePool;
+  private readonly tasks = new Set<Promise<void>>();
   private failure: Error | undefined;
-  private readonly dirTimes: { p: Buffer; e: TreeEntry }[] = [];
+  private readonly dirMeta: { p: Buffer; m: EntryMeta }[] = [];
   /** first restored path of each hardlinked inode, and when its content is done */
   private readonly linked = new Map<string, { path: Buffer; done: Promise<void> }>();
   private readonly includes: Buffer[];
   private readonly isRoot = process.getuid?.() === 0;
+  private smallBytes = 0;
+  private smallFiles = 0;
+  private largeFiles = 0;
+  /** large files waiting for a slot, in walk order */
+  private readonly largeQueue: (() => void)[] = [];
+  /** the walker, waiting for room (in the small-file budget or the large-file queue) */
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly repo: Unlocked,
+    /** sizes the restore workers: one fewer (KEEP_SEAL_WORKERS applies to both) */
     private readonly pool: SealPool,
     private readonly opts: RestoreOptions,
   ) {
@@ -69,11 +95,22 @@ export class Restorer {
 
   async run(root: Id, started: number, now: () => number): Promise<RestoreStats> {
     const target = Buffer.from(path.resolve(this.opts.target));
+    // The target itself is the caller's to name: symlinks on the way to it are followed.
     await fs.promises.mkdir(target, { recursive: true });
-    await this.dir(root, target, Buffer.alloc(0));
-    while (this.running.size) await Promise.all(this.running);
-    if (this.failure) throw this.failure;
-    for (const { p, e } of this.dirTimes.reverse()) await this.setMeta(p, e);
+    // One core is left to the main thread (network, walk) and, often, a keepd on the same machine.
+    this.workers = new RestorePool(this.repo.master, Math.max(1, this.pool.size - 1), this.isRoot);
+    try {
+      try {
+        await this.dir(root, target, Buffer.alloc(0), false);
+      } catch (e) {
+        this.failure ??= e as Error;
+      }
+      while (this.tasks.size) await Promise.allSettled([...this.tasks]);
+      if (this.failure) throw this.failure;
+      for (let i = this.dirMeta.length - 1; i >= 0; i--) setDirMeta(this.dirMeta[i].p, this.dirMeta[i].m, this.isRoot);
+    } finally {
+      await this.workers.close();
+    }
     this.stats.duration_s = (now() - started) / 1000;
     return this.stats;
   }
@@ -88,44 +125,46 @@ export class Restorer {
     return 'skip';
   }
 
-  private async dir(id: Id, dest: Buffer, rel: Buffer, all = false): Promise<void> {
+  private async dir(id: Id, dest: Buffer, rel: Buffer, all: boolean): Promise<void> {
     const node = await this.trees.read(id);
     for (const e of node.entries) {
-      if (this.failure) throw this.failure;
-      if (e.name.includes(0x2f) || e.name.equals(Buffer.from('..')) || e.name.equals(Buffer.from('.')) || e.name.length === 0) {
+      if (e.name.length === 0 || e.name.includes(0x2f) || e.name.equals(DOT) || e.name.equals(DOTDOT)) {
         throw new KeepError('CORRUPT', `snapshot holds an unsafe name ${JSON.stringify(e.name.toString())}; refusing to restore outside the target`);
       }
+    }
+    // Ask for the subtrees now: they arrive while this directory's files are fetched.
+    for (const e of node.entries) {
+      if (e.type === 'dir' && (all || this.selected(Buffer.concat([rel, SEP, e.name])) !== 'skip')) this.trees.read(TreeReader.subtree(node, e)).catch(noop);
+    }
+    for (const e of node.entries) {
+      if (this.failure) throw this.failure;
       const r = Buffer.concat([rel, SEP, e.name]);
       const sel = all ? 'all' : this.selected(r);
       if (sel === 'skip') continue;
       const p = Buffer.concat([dest, SEP, e.name]);
       if (e.type === 'dir') {
-        await fs.promises.mkdir(p, { recursive: true });
+        // Private until its own mode is applied at the end: nobody else can add entries meanwhile.
+        ensureDir(p, sel === 'all' ? 0o700 : 0o777);
         this.stats.dirs++;
         await this.dir(TreeReader.subtree(node, e), p, r, sel === 'all');
-        if (sel === 'all') this.dirTimes.push({ p, e });
+        if (sel === 'all') this.dirMeta.push({ p, m: metaOf(e) });
       } else if (sel === 'walk') {
         continue;
       } else if (e.type === 'symlink') {
-        removeIfPresent(p);
-        await fs.promises.symlink(e.target!, p);
+        createSymlink(e.target!, p, metaOf(e), this.isRoot);
         this.stats.symlinks++;
-        await this.setMeta(p, e);
       } else {
-        await this.schedule(() => this.file(node, e, p));
+        await this.file(node, e, p);
       }
     }
   }
 
-  private async schedule(task: () => Promise<void>): Promise<void> {
-    while (this.running.size >= FILE_CONCURRENCY) await Promise.race(this.running);
-    if (this.failure) throw this.failure;
-    const t: Promise<void> = task()
-      .catch((err: Error) => {
-        this.failure ??= err;
-      })
-      .finally(() => this.running.delete(t));
-    this.running.add(t);
+  private track(t: Promise<void>): void {
+    const tracked = t.catch((err: Error) => {
+      this.failure ??= err;
+    });
+    this.tasks.add(tracked);
+    void tracked.finally(() => this.tasks.delete(tracked));
   }
 
   private async file(node: TreeNode, e: TreeEntry, p: Buffer): Promise<void> {
@@ -133,96 +172,120 @@ export class Restorer {
       const key = `${e.dev}:${e.ino}`;
       const first = this.linked.get(key);
       if (first) {
-        await first.done;
-        removeIfPresent(p);
-        await fs.promises.link(first.path, p);
-        this.stats.hardlinks++;
+        this.track(
+          first.done.then(() => {
+            if (this.failure) return;
+            createLink(first.path, p);
+            this.stats.hardlinks++;
+          }),
+        );
         return;
       }
       let resolve!: () => void;
       this.linked.set(key, { path: p, done: new Promise((r) => (resolve = r)) });
-      try {
-        await this.writeFile(node, e, p);
-      } finally {
-        resolve();
-      }
+      await this.content(node, e, p, resolve);
       return;
     }
-    await this.writeFile(node, e, p);
+    await this.content(node, e, p);
   }
 
-  private async writeFile(node: TreeNode, e: TreeEntry, p: Buffer): Promise<void> {
+  /** Start writing a file's content; waits only for room, not for the write. */
+  private async content(node: TreeNode, e: TreeEntry, p: Buffer, done?: () => void): Promise<void> {
     const ids = fileChunks(node, e);
-    // Unlink first: opening an existing path would follow a symlink planted there.
-    removeIfPresent(p);
-    if (ids.length <= 1 && e.size <= SMALL_FILE) return this.writeSmallFile(ids, e, p);
-    const fh = await fs.promises.open(p, 'wx', 0o600);
+    const small = ids.length <= 1 && e.size <= SMALL_FILE;
+    if (small) {
+      while ((this.smallBytes > 0 && this.smallBytes + e.size > SMALL_BYTES_AHEAD) || this.smallFiles >= SMALL_FILES_AHEAD) await this.room();
+    } else {
+      while (this.largeQueue.length >= LARGE_WAITING) await this.room();
+    }
+    if (this.failure) throw this.failure;
+    const t = small ? this.smallFile(ids, e, p) : this.largeSlot().then(() => this.largeFile(ids, e, p));
+    this.track(done ? t.finally(done) : t);
+  }
+
+  /** Resolves when a large file may start (it then holds one of LARGE_FILES slots). */
+  private largeSlot(): Promise<void> {
+    if (this.largeFiles < LARGE_FILES) {
+      this.largeFiles++;
+      return Promise.resolve();
+    }
+    return new Promise((r) => this.largeQueue.push(r));
+  }
+
+  /** A large file is done: its slot goes to the next waiting one. */
+  private largeDone(): void {
+    const next = this.largeQueue.shift();
+    if (next) next();
+    else this.largeFiles--;
+    this.freed();
+  }
+
+  private room(): Promise<void> {
+    return new Promise((r) => (this.wake = r));
+  }
+
+  private freed(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async smallFile(ids: Id[], e: TreeEntry, p: Buffer): Promise<void> {
+    this.smallBytes += e.size;
+    this.smallFiles++;
     try {
-      // Fetch (and decrypt) a few chunks ahead; write strictly in order.
-      const fetches: Promise<Buffer>[] = [];
-      const fetch = (i: number) => {
-        const p = this.repo.conn.getBlob(ids[i]).then((stored) => this.pool.open(ids[i], stored, true));
-        // Awaited in order below; a chunk ahead failing first (or after an earlier failure) must not be an unhandled rejection, which kills the process.
-        p.catch(() => undefined);
-        return p;
-      };
-      for (let i = 0; i < Math.min(CHUNK_PREFETCH, ids.length); i++) fetches.push(fetch(i));
-      let pos = 0;
-      for (let i = 0; i < ids.length; i++) {
-        if (i + CHUNK_PREFETCH < ids.length) fetches.push(fetch(i + CHUNK_PREFETCH));
-        const data = await fetches[i];
-        delete fetches[i];
-        let done = 0;
-        while (done < data.length) done += (await fh.write(data, done, data.length - done, pos + done)).bytesWritten;
-        pos += data.length;
-        this.stats.chunks++;
-      }
-      if (pos !== e.size) throw new KeepError('CORRUPT', `${p.toString()}: restored ${pos} bytes, the snapshot says ${e.size}`);
-      this.stats.bytes += pos;
-      this.stats.files++;
+      const stored = ids.length ? await this.repo.conn.getBlob(ids[0]) : undefined;
+      if (this.failure) return;
+      const size = await this.workers.writeFile({ path: p, id: ids[0], stored, size: e.size, ...metaOf(e) });
+      this.finished(size, ids.length, p);
     } finally {
-      await fh.close();
+      this.smallBytes -= e.size;
+      this.smallFiles--;
+      this.freed();
     }
-    await this.setMeta(p, e);
-    this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, current: p.toString() });
   }
 
-  /**
-   * Files of at most one small chunk (most files in most trees): decrypted on
-   * this thread and written with synchronous calls. A worker round trip and
-   * five thread-pool round trips per file cost more than the work itself.
-   */
-  private async writeSmallFile(ids: Id[], e: TreeEntry, p: Buffer): Promise<void> {
-    const data = ids.length ? openBlob(this.repo.keys, ids[0], await this.repo.conn.getBlob(ids[0])).plaintext : Buffer.alloc(0);
-    if (data.length !== e.size) throw new KeepError('CORRUPT', `${p.toString()}: restored ${data.length} bytes, the snapshot says ${e.size}`);
-    fs.writeFileSync(p, data, { flag: 'wx', mode: 0o600 });
-    this.stats.chunks += ids.length;
-    this.stats.bytes += data.length;
+  private async largeFile(ids: Id[], e: TreeEntry, p: Buffer): Promise<void> {
+    if (this.failure) return this.largeDone();
+    const w = this.workers.largeFile(p);
+    let ended = false;
+    try {
+      const fetches: (Promise<Buffer> | undefined)[] = [];
+      const request = (i: number) => {
+        const f = this.repo.conn.getBlob(ids[i]);
+        // Awaited in order below; one failing first must not be an unhandled rejection, which kills the process.
+        f.catch(noop);
+        fetches[i] = f;
+      };
+      const written: Promise<number>[] = [];
+      for (let i = 0; i < Math.min(CHUNK_WINDOW, ids.length); i++) request(i);
+      for (let i = 0; i < ids.length; i++) {
+        if (this.failure) throw this.failure;
+        const stored = await fetches[i]!;
+        fetches[i] = undefined;
+        written[i] = w.chunk(ids[i], stored);
+        written[i].catch(noop);
+        if (i + CHUNK_WINDOW < ids.length) {
+          // The window bounds chunks held here and queued on the worker, should the disk be slower than the network.
+          if (i > 0) await written[i - 1];
+          request(i + CHUNK_WINDOW);
+        }
+      }
+      await Promise.all(written);
+      ended = true;
+      const size = await w.end(metaOf(e), e.size);
+      this.finished(size, ids.length, p);
+    } finally {
+      if (!ended) await w.abort();
+      this.largeDone();
+    }
+  }
+
+  private finished(bytes: number, chunks: number, p: Buffer): void {
     this.stats.files++;
-    await this.setMeta(p, e);
+    this.stats.bytes += bytes;
+    this.stats.chunks += chunks;
     this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, current: p.toString() });
-  }
-
-  /** Owner (when root), mode, then times (last: chown and chmod would not touch mtime, but writes would). */
-  private async setMeta(p: Buffer, e: TreeEntry): Promise<void> {
-    const mtime = e.mtime[0] + e.mtime[1] / 1e9;
-    if (this.isRoot) {
-      try {
-        fs.lchownSync(p, e.uid, e.gid);
-      } catch {
-        // an owner the file system refuses: keep ours
-      }
-    }
-    if (e.type === 'symlink') {
-      try {
-        fs.lutimesSync(p, mtime, mtime);
-      } catch {
-        // not every file system sets symlink times
-      }
-      return;
-    }
-    fs.chmodSync(p, e.mode);
-    fs.utimesSync(p, mtime, mtime);
   }
 }
 

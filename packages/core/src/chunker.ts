@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { get_chunks } from 'fastcdc-wasm';
+import * as fastcdc from 'fastcdc-wasm';
+import { CHUNK_ROOM } from './blob/seal.js';
 import { KeepError } from './errors.js';
 
 /** Content-defined chunking parameters, fixed per repository (recorded in its config). */
@@ -31,6 +32,62 @@ export function parseChunkerSizes(min?: string, avg?: string, max?: string): Chu
   return validateChunkerParams({ min: size(min, DEFAULT_CHUNKER.min, '--chunk-min'), avg: size(avg, DEFAULT_CHUNKER.avg, '--chunk-avg'), max: size(max, DEFAULT_CHUNKER.max, '--chunk-max') });
 }
 
+/** fastcdc-wasm's exports below its JS wrapper (wasm-bindgen 0.2 ABI of fastcdc-wasm 0.1.0). */
+interface RawCdc {
+  memory: { buffer: ArrayBuffer };
+  get_chunks(retptr: number, ptr: number, len: number, min: number, avg: number, max: number): void;
+  __wbindgen_add_to_stack_pointer(delta: number): number;
+  __wbindgen_malloc(size: number): number;
+  __wbindgen_free(ptr: number, size: number): void;
+}
+
+/**
+ * The wasm module itself, so windows can live in its memory: the wrapper's
+ * get_chunks copies its whole input into wasm memory and back out on every
+ * call (the window is rescanned ~1.3 times, so ~2.6 copies of all data).
+ * Undefined if the package's shape ever differs: then the wrapper is used.
+ */
+const raw: RawCdc | undefined = (() => {
+  const w = (fastcdc as unknown as { __wasm?: Partial<RawCdc> }).__wasm;
+  const fns = ['get_chunks', '__wbindgen_add_to_stack_pointer', '__wbindgen_malloc', '__wbindgen_free'] as const;
+  return w && w.memory?.buffer instanceof ArrayBuffer && fns.every((f) => typeof w[f] === 'function') ? (w as RawCdc) : undefined;
+})();
+
+/** Chunk boundaries of `len` bytes at `ptr` in wasm memory. */
+function rawBounds(r: RawCdc, ptr: number, len: number, p: ChunkerParams): Uint32Array {
+  const retptr = r.__wbindgen_add_to_stack_pointer(-16);
+  try {
+    r.get_chunks(retptr, ptr, len, p.min, p.avg, p.max);
+    const ret = new Int32Array(r.memory.buffer, retptr, 2);
+    const [at, n] = [ret[0], ret[1]];
+    const bounds = new Uint32Array(r.memory.buffer, at, n).slice();
+    r.__wbindgen_free(at, n * 4);
+    return bounds;
+  } finally {
+    r.__wbindgen_add_to_stack_pointer(16);
+  }
+}
+
+/**
+ * Windows are regions of the wasm heap, kept for the next chunker when one
+ * finishes: wasm memory never shrinks, so reusing them is free, and a backup
+ * of many files allocates its window once.
+ */
+const spareWindows: { ptr: number; cap: number }[] = [];
+const abandoned = new FinalizationRegistry<{ ptr: number; cap: number }>((w) => releaseWindow(w));
+
+function releaseWindow(w: { ptr: number; cap: number }): void {
+  if (!raw || w.cap === 0) return;
+  if (spareWindows.length < 2) spareWindows.push(w);
+  else raw.__wbindgen_free(w.ptr, w.cap);
+}
+
+/**
+ * Largest piece of one push() appended before cutting: bounds the window
+ * (2 * max + this) whatever the caller passes. Also the read size of files.
+ */
+const PUSH_PIECE = 1024 * 1024;
+
 /**
  * Streaming FastCDC with bounded memory.
  *
@@ -40,65 +97,191 @@ export function parseChunkerSizes(min?: string, avg?: string, max?: string): Chu
  * short by the window edge, so its bytes are carried into the next window and
  * re-scanned from its start. Memory is the carried chunk (< max) plus one
  * window, whatever the file size.
+ *
+ * The window lives in the wasm module's memory, where the scan runs: pushed
+ * bytes are copied in once, and each chunk is copied out once, into a buffer
+ * of its own.
  */
 export class StreamChunker {
-  /** The window is buf[0, len). Pushes append in place: concatenating per push copied the whole window for every small read. */
+  /** The window: `len` bytes at `win.ptr` in wasm memory (or in `buf` without the raw module). */
+  private win = { ptr: 0, cap: 0 };
   private buf: Buffer = Buffer.alloc(0);
   private len = 0;
+  /** cached view of the window (rebuilt when wasm memory grows or the window moves) */
+  private view: Uint8Array | undefined;
 
   constructor(private readonly params: ChunkerParams) {
     validateChunkerParams(params);
+    abandoned.register(this, this.win, this);
   }
 
   /** Feed bytes (copied in; the caller may reuse `data`); returns the chunks now final, each in its own buffer. */
   push(data: Uint8Array): Buffer[] {
-    if (this.len + data.length > this.buf.length) {
-      // Doubling keeps appends linear; no 2 * max floor, so a small file costs its own size.
-      const b = Buffer.allocUnsafe(Math.max(this.len + data.length, 2 * this.buf.length));
-      this.buf.copy(b, 0, 0, this.len);
-      this.buf = b;
+    const out: Buffer[] = [];
+    for (let o = 0; o < data.length; o += PUSH_PIECE) {
+      const piece = data.length <= PUSH_PIECE ? data : data.subarray(o, Math.min(data.length, o + PUSH_PIECE));
+      this.ensure(this.len + piece.length);
+      this.bytes().set(piece, this.len);
+      this.len += piece.length;
+      // Scanning is cheaper in large windows: wait until a window holds at least
+      // two max-size chunks, so the carried tail is re-scanned rarely.
+      if (this.len >= 2 * this.params.max) out.push(...this.cut(false));
     }
-    this.buf.set(data, this.len);
-    this.len += data.length;
-    // Scanning is cheaper in large windows: wait until a window holds at least
-    // two max-size chunks, so the carried tail is re-scanned rarely.
-    if (this.len < 2 * this.params.max) return [];
-    return this.cut(false);
+    return out;
   }
 
-  /** End of input: every remaining byte becomes chunks. */
+  /** End of input: every remaining byte becomes chunks; the window goes back for the next chunker. */
   finish(): Buffer[] {
-    if (this.len === 0) return [];
-    return this.cut(true);
+    const out = this.len === 0 ? [] : this.cut(true);
+    this.dispose();
+    return out;
+  }
+
+  /** Give the window back without chunking the rest (the input was abandoned). */
+  dispose(): void {
+    abandoned.unregister(this);
+    releaseWindow(this.win);
+    this.win = { ptr: 0, cap: 0 };
+    this.buf = Buffer.alloc(0);
+    this.len = 0;
+  }
+
+  /**
+   * Read a whole file into the window and chunk it, synchronously: one copy
+   * (file to window), where reading into a buffer and pushing it costs two.
+   * For small files, read in one call.
+   */
+  static file(file: string | Buffer, params: ChunkerParams, sizeHint = 0): Buffer[] {
+    const c = new StreamChunker(params);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const out: Buffer[] = [];
+      for (let want = Math.max(sizeHint + 1, 64 * 1024); ; ) {
+        c.ensure(c.len + want);
+        const n = fs.readSync(fd, c.bytes(), c.len, want, null);
+        if (n === 0) break;
+        c.len += n;
+        if (c.len >= 2 * params.max) out.push(...c.cut(false));
+        want = Math.min(Math.max(want, 64 * 1024), PUSH_PIECE);
+      }
+      out.push(...c.finish());
+      return out;
+    } finally {
+      fs.closeSync(fd);
+      c.dispose();
+    }
+  }
+
+  /** The window's memory, from its start (views of wasm memory die when it grows: make one per use). */
+  private bytes(): Uint8Array {
+    if (!raw) return this.buf;
+    const mem = raw.memory.buffer;
+    if (this.view?.buffer !== mem || this.view.byteOffset !== this.win.ptr || this.view.length !== this.win.cap) this.view = new Uint8Array(mem, this.win.ptr, this.win.cap);
+    return this.view;
+  }
+
+  private ensure(need: number): void {
+    if (!raw) {
+      if (need > this.buf.length) {
+        // Doubling keeps appends linear; no 2 * max floor, so a small file costs its own size.
+        const b = Buffer.allocUnsafe(Math.max(need, 2 * this.buf.length));
+        this.buf.copy(b, 0, 0, this.len);
+        this.buf = b;
+      }
+      return;
+    }
+    if (need <= this.win.cap) return;
+    const spare = spareWindows.findIndex((s) => s.cap >= need);
+    // Doubling keeps appends linear, up to the most a window ever needs.
+    const cap = Math.max(need, Math.min(2 * this.win.cap, 2 * this.params.max + PUSH_PIECE), 64 * 1024);
+    const fresh = spare >= 0 ? spareWindows.splice(spare, 1)[0] : { ptr: 0, cap };
+    if (fresh.ptr === 0) fresh.ptr = raw.__wbindgen_malloc(fresh.cap);
+    if (this.len) new Uint8Array(raw.memory.buffer).copyWithin(fresh.ptr, this.win.ptr, this.win.ptr + this.len);
+    releaseWindow(this.win);
+    // The registry must free the window this chunker holds now, not the one it started with.
+    abandoned.unregister(this);
+    this.win = fresh;
+    abandoned.register(this, this.win, this);
   }
 
   private cut(final: boolean): Buffer[] {
-    const w = this.buf.subarray(0, this.len);
-    const bounds = get_chunks(w, this.params.min, this.params.avg, this.params.max);
+    const p = this.params;
+    let bounds: ArrayLike<number>;
+    if (final && this.len <= p.min) bounds = [0, this.len]; // FastCDC never cuts inside its minimum size
+    else if (raw) bounds = rawBounds(raw, this.win.ptr, this.len, p);
+    else bounds = fastcdc.get_chunks(this.buf.subarray(0, this.len), p.min, p.avg, p.max);
+    const w = this.bytes();
     const last = final ? bounds.length - 1 : bounds.length - 2;
     const out: Buffer[] = [];
     for (let i = 0; i < last; i++) out.push(ownCopy(w.subarray(bounds[i], bounds[i + 1])));
-    const keepFrom = final ? w.length : bounds[Math.max(last, 0)];
+    const keepFrom = final ? this.len : bounds[Math.max(last, 0)];
     // Chunks are copies, so the window is reused: the tail (< max) moves to its front.
-    this.buf.copyWithin(0, keepFrom, this.len);
+    w.copyWithin(0, keepFrom, this.len);
     this.len -= keepFrom;
-    if (final) this.buf = Buffer.alloc(0);
     return out;
   }
 }
 
-/**
- * A chunk in an ArrayBuffer of its own: it can be transferred to a worker
- * without another copy, and holding it does not pin the chunker's window.
+/*
+ * Chunk buffers. Each chunk is copied out of the window into an ArrayBuffer
+ * of its own, with CHUNK_ROOM around it: it can be moved to a worker without
+ * a copy, sealed where it lies (the blob header before it, the tag after it),
+ * and framed for the wire where it lies. Once the blob is written, the
+ * uploader hands the buffer back (recycleChunkBuffer) for a later chunk:
+ * fresh buffers per chunk left tens of MiB of dead buffers in malloc's arenas
+ * between collections. Capacities come in classes (2^k and 1.5 * 2^k, from
+ * 4 KiB) so buffers fit later chunks; at most SPARE_MAX bytes are kept.
  */
-function ownCopy(view: Buffer): Buffer {
-  const b = Buffer.allocUnsafeSlow(view.length);
-  view.copy(b);
+const SPARE_MAX = 8 * 1024 * 1024;
+const spareChunks = new Map<number, ArrayBuffer[]>();
+/** the same buffers: handing one back twice must not give it to two chunks */
+const spareSet = new WeakSet<ArrayBuffer>();
+let spareBytes = 0;
+
+/** The capacity class for a chunk of `n` bytes. */
+function chunkClass(n: number): number {
+  let c = 4096;
+  while (c < n) c = c % 3 === 0 ? (c / 3) * 4 : (c / 2) * 3;
+  return c;
+}
+
+/** A buffer for a chunk of `n` bytes: a view at CHUNK_ROOM.head into a (possibly recycled) ArrayBuffer of its own. */
+export function chunkBuffer(n: number): Buffer {
+  const cls = chunkClass(n);
+  let ab = spareChunks.get(cls)?.pop();
+  if (ab) {
+    spareBytes -= ab.byteLength;
+    spareSet.delete(ab);
+  }
+  else ab = Buffer.allocUnsafeSlow(CHUNK_ROOM.head + cls + CHUNK_ROOM.tail).buffer as ArrayBuffer;
+  return Buffer.from(ab, CHUNK_ROOM.head, n);
+}
+
+/** True when `b` came from chunkBuffer (and may be sealed in place by whoever owns it). */
+export function isChunkBuffer(b: Uint8Array): boolean {
+  const cls = b.buffer.byteLength - CHUNK_ROOM.head - CHUNK_ROOM.tail;
+  return b.buffer instanceof ArrayBuffer && b.byteOffset === CHUNK_ROOM.head && b.length <= cls && chunkClass(cls) === cls;
+}
+
+/** Hand a chunk buffer (its ArrayBuffer) back once nothing refers to its bytes any more. */
+export function recycleChunkBuffer(ab: ArrayBufferLike): void {
+  const cls = ab.byteLength - CHUNK_ROOM.head - CHUNK_ROOM.tail;
+  if (!(ab instanceof ArrayBuffer) || spareSet.has(ab) || cls <= 0 || chunkClass(cls) !== cls || spareBytes + ab.byteLength > SPARE_MAX) return;
+  spareSet.add(ab);
+  let list = spareChunks.get(cls);
+  if (!list) spareChunks.set(cls, (list = []));
+  list.push(ab);
+  spareBytes += ab.byteLength;
+}
+
+function ownCopy(view: Uint8Array): Buffer {
+  const b = chunkBuffer(view.length);
+  b.set(view);
   return b;
 }
 
-/** Read size for files: large reads, one reused buffer (no garbage per read). */
-const FILE_READ_SIZE = 4 * 1024 * 1024;
+/** Read size for files: one reused buffer (no garbage per read); no larger than a push piece, or the window would grow for it. */
+const FILE_READ_SIZE = PUSH_PIECE;
 
 /** Read buffers shared by sequential chunkFile calls (one per concurrent reader). */
 const readBuffers: Buffer[] = [];
@@ -112,8 +295,8 @@ export async function* chunkFile(file: string | Buffer, params: ChunkerParams, s
   const fh = await fs.promises.open(file, 'r');
   const small = sizeHint < 64 * 1024;
   const buf = small ? Buffer.allocUnsafe(sizeHint + 1) : (readBuffers.pop() ?? Buffer.allocUnsafeSlow(FILE_READ_SIZE));
+  const chunker = new StreamChunker(params);
   try {
-    const chunker = new StreamChunker(params);
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
@@ -121,6 +304,7 @@ export async function* chunkFile(file: string | Buffer, params: ChunkerParams, s
     }
     yield* chunker.finish();
   } finally {
+    chunker.dispose();
     if (!small && readBuffers.length < 4) readBuffers.push(buf);
     await fh.close();
   }
@@ -129,6 +313,10 @@ export async function* chunkFile(file: string | Buffer, params: ChunkerParams, s
 /** Chunk a whole async stream of buffers (a file, stdin). */
 export async function* chunkStream(source: AsyncIterable<Uint8Array>, params: ChunkerParams): AsyncGenerator<Buffer> {
   const chunker = new StreamChunker(params);
-  for await (const data of source) yield* chunker.push(data);
-  yield* chunker.finish();
+  try {
+    for await (const data of source) yield* chunker.push(data);
+    yield* chunker.finish();
+  } finally {
+    chunker.dispose();
+  }
 }

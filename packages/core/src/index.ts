@@ -19,6 +19,7 @@ export * from './snapshot/pg.js';
 export * from './repository.js';
 export { decodeBlobRecord, encodeBlobRecord } from './blob-index.js';
 export * from './parallel/seal-pool.js';
+export { garbagePacer } from './parallel/worker-gc.js';
 export * from './tiers.js';
 export * from './margins.js';
 export * from './gc/prune.js';

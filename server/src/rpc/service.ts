@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
+import { BlobSpan, Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, PackHandles, packPath, parseKeyFile, readBlobRun, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -15,6 +15,8 @@ import {
   OpenSessionResponseSchema,
   PROTOCOL_VERSION,
   ReadBlobsResponseSchema,
+  StoredBlob,
+  StoredBlobSchema,
   RemoveKeyResponseSchema,
   Snapshot,
   StatsResponseSchema,
@@ -33,6 +35,15 @@ import { toStatus } from './status.js';
 
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
 export const MAX_IDS_PER_REQUEST = 4096;
+/**
+ * ReadBlobs: requested blobs that lie back to back in one pack (a restore asks
+ * in the order a backup wrote) are read with one call of up to this many
+ * bytes; a gap up to READ_GAP between them is read and skipped.
+ */
+const READ_RUN = 2 * 1024 * 1024;
+const READ_GAP = 64 * 1024;
+/** Largest ReadBlobs message of several blobs a client may ask for (max_message_bytes). */
+const MAX_READ_MESSAGE = 16 * 1024 * 1024;
 
 export interface ServiceDeps {
   repo: Repository;
@@ -97,6 +108,8 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
   }
 
   const session = (id: string, p: Principal) => d.sessions.get(id, p);
+  /** Pack files kept open for ReadBlobs' runs (packs never change once written). */
+  const packs = new PackHandles();
 
   return {
     getConfig: unary('GetConfig', (req: { protocolVersion: number }) => {
@@ -235,26 +248,85 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       return create(ListSnapshotsResponseSchema, { snapshots: list.map(toProtoSnapshot) });
     }),
 
-    readBlobs: async (call: ServerWritableStream<{ ids: Uint8Array[] }, unknown>) => {
+    readBlobs: async (call: ServerWritableStream<{ ids: Uint8Array[]; maxMessageBytes: number }, unknown>) => {
       const started = performance.now();
       let p: Principal | undefined;
+      /** blobs gathered for the next message (when the request allows several per message) */
+      let gathered: StoredBlob[] = [];
+      let gatheredBytes = 0;
+      const write = async (msg: unknown) => {
+        if (call.write(msg) || call.cancelled) return;
+        // A cancelled call never drains: stop waiting then too.
+        await new Promise<void>((resolve) => {
+          const go = () => {
+            call.off('drain', go);
+            call.off('cancelled', go);
+            resolve();
+          };
+          call.on('drain', go);
+          call.on('cancelled', go);
+        });
+      };
+      const flush = async () => {
+        if (gathered.length === 0) return;
+        const blobs = gathered;
+        gathered = [];
+        gatheredBytes = 0;
+        await write(create(ReadBlobsResponseSchema, { blobs }));
+      };
       try {
         p = d.tokens.authenticate(bearer(call.metadata));
         if (isMalformed(call.request)) throw new KeepError('INVALID_ARGUMENT', call.request.$malformed);
         const ids = checkIds(call.request.ids);
+        const perMessage = Math.min(call.request.maxMessageBytes, MAX_READ_MESSAGE);
         // Scoped agents read back only what their own sources stored.
         if (p.role === 'agent' && p.sources.length > 0) {
           for (const id of ids) if (!d.scope.ownedByAny(p.sources, id)) throw new KeepError('PERMISSION_DENIED', `blob ${toHex(id)} does not belong to this token's sources`);
         }
-        for (const id of ids) {
-          const data = await d.repo.readBlob(id);
+        const send = async (id: Buffer, data: Buffer, storageHash: Buffer) => {
           d.metrics.bytesServed({}, data.length);
-          const storageHash = d.repo.lookup(id)?.hash ?? new Uint8Array();
-          if (!call.write(create(ReadBlobsResponseSchema, { id, data, storageHash }))) await new Promise((resolve) => call.once('drain', resolve));
+          if (perMessage === 0) return write(create(ReadBlobsResponseSchema, { id, data, storageHash }));
+          if (gatheredBytes + data.length > perMessage) await flush();
+          gathered.push(create(StoredBlobSchema, { id, data, storageHash }));
+          gatheredBytes += data.length + 2 * ID_SIZE;
+        };
+        let i = 0;
+        while (i < ids.length && !call.cancelled) {
+          // The run of blobs from ids[i] stored close together in one pack, in request order.
+          const first = d.repo.lookup(ids[i]);
+          if (!first) throw new KeepError('NOT_FOUND', `blob ${toHex(ids[i])} is not in the repository`);
+          const run: BlobSpan[] = [{ id: ids[i], offset: first.offset, length: first.length, hash: first.hash }];
+          let end = first.offset + first.length;
+          for (let j = i + 1; j < ids.length; j++) {
+            const r = d.repo.lookup(ids[j]);
+            if (!r || r.pack !== first.pack || r.offset < end || r.offset - end > READ_GAP || r.offset + r.length - first.offset > READ_RUN) break;
+            run.push({ id: ids[j], offset: r.offset, length: r.length, hash: r.hash });
+            end = r.offset + r.length;
+          }
+          i += run.length;
+          let blobs: (Buffer | Error)[];
+          try {
+            blobs = await readBlobRun(packPath(d.repo.packsDir, first.pack), run, packs);
+          } catch {
+            // A prune may have repacked them since the lookup: the engine's read looks again.
+            blobs = await Promise.all(run.map((b) => d.repo.readBlob(b.id).catch((e: Error) => e)));
+          }
+          for (let k = 0; k < run.length; k++) {
+            let data = blobs[k];
+            // A damaged blob is read once more on its own: the engine's read retries a concurrent repack.
+            if (data instanceof Error) {
+              await flush(); // what was read before the damaged blob still goes out
+              data = await d.repo.readBlob(run[k].id);
+            }
+            await send(run[k].id, data, run[k].hash);
+          }
         }
-        done('ReadBlobs', p, started, Status.OK);
+        await flush();
+        done('ReadBlobs', p, started, call.cancelled ? Status.CANCELLED : Status.OK);
         call.end();
       } catch (e) {
+        // Blobs gathered before a missing or damaged one are sent before the error.
+        await flush().catch(() => undefined);
         const s = toStatus(e);
         done('ReadBlobs', p, started, s.code, s.details);
         call.emit('error', s);

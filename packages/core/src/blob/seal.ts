@@ -47,12 +47,78 @@ function encrypt(key: Buffer, nonce: Buffer, aad: Buffer[], plain: Uint8Array[])
   return out;
 }
 
-/** Seal a data chunk whose id is already known. */
-export function sealData(keys: RepoKeys, salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression): Buffer {
-  const h = header(BlobType.Data, salt);
+/** Spare bytes around a sealed blob in a buffer of its own: a transport may frame the blob there without a copy. */
+export interface Room {
+  head: number;
+  tail: number;
+}
+
+const NO_ROOM: Room = { head: 0, tail: 0 };
+
+/**
+ * Seal a data chunk whose id is already known. With `room`, the result is a
+ * view into an ArrayBuffer of its own with `room.head` spare bytes before it
+ * and `room.tail` after it (a worker transfers it whole; a transport writes
+ * its framing around it in place).
+ */
+export function sealData(keys: RepoKeys, salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression, room: Room = NO_ROOM): Buffer {
+  const frame = Buffer.allocUnsafeSlow(room.head + sealedSizeBound(plaintext.length) + room.tail);
+  const out = sealDataTo(keys, salt, id, plaintext, compression, frame.subarray(room.head, frame.length - room.tail));
+  // Compression shrank it: the tail room grows by what was saved, which is harmless.
+  return out;
+}
+
+const CIPHER_PIECE = 256 * 1024;
+
+/** The largest stored size of a data chunk of `n` bytes (compression is kept only when it shrinks). */
+export function sealedSizeBound(n: number): number {
+  return HEADER_SIZE + 1 + n + TAG_SIZE;
+}
+
+/**
+ * Bytes a chunk's buffer needs before and after the chunk to be sealed where
+ * it lies (sealDataTo with `out` starting this far before the plaintext).
+ */
+export const SEAL_IN_PLACE: Room = { head: HEADER_SIZE + 1, tail: TAG_SIZE };
+
+/**
+ * Room a transport may use around a stored blob to frame it without a copy:
+ * enough for keep.v1's UploadRequest fields before the data (session id,
+ * blob id, data length) and after it (storage hash).
+ */
+export const BLOB_ROOM: Room = { head: 128, tail: 48 };
+
+/** Room around a chunk in its buffer: it is sealed where it lies, and the blob framed where it lies. */
+export const CHUNK_ROOM: Room = { head: SEAL_IN_PLACE.head + BLOB_ROOM.head, tail: SEAL_IN_PLACE.tail + BLOB_ROOM.tail };
+
+/**
+ * Seal a data chunk into `out` (at least sealedSizeBound bytes); returns the
+ * stored bytes, a view at the start of `out`. The plaintext may lie inside
+ * `out` itself, SEAL_IN_PLACE.head bytes after its start: it is read before
+ * each part of it is overwritten, so a chunk is sealed in its own buffer.
+ */
+export function sealDataTo(keys: RepoKeys, salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression, out: Buffer): Buffer {
   const { codec, bytes } = compressBlob(plaintext, compression);
-  const body = encrypt(keys.sealKey(salt), h.subarray(NONCE_OFFSET, NONCE_OFFSET + NONCE_SIZE), [id, h], [Buffer.of(codec), bytes]);
-  return Buffer.concat([h, ...body]);
+  const size = HEADER_SIZE + 1 + bytes.length + TAG_SIZE;
+  if (out.length < size) throw new KeepError('INTERNAL', `seal buffer of ${out.length} bytes for a blob of ${size}`);
+  out.fill(0, 0, HEADER_SIZE);
+  out[0] = BLOB_VERSION;
+  out[1] = BlobType.Data;
+  salt.copy(out, SALT_OFFSET);
+  crypto.randomFillSync(out, NONCE_OFFSET, NONCE_SIZE);
+  const c = crypto.createCipheriv('aes-256-gcm', keys.sealKey(salt), out.subarray(NONCE_OFFSET, NONCE_OFFSET + NONCE_SIZE));
+  const aad = Buffer.allocUnsafe(id.length + HEADER_SIZE);
+  id.copy(aad, 0);
+  out.copy(aad, id.length, 0, HEADER_SIZE);
+  c.setAAD(aad);
+  let at = HEADER_SIZE;
+  at += c.update(Buffer.of(codec)).copy(out, at);
+  // In pieces: each update() returns a new buffer (garbage once copied), so a piece's worth, not a chunk's.
+  // A piece is read whole before its ciphertext lands where it lay, ahead of every later piece.
+  for (let o = 0; o < bytes.length; o += CIPHER_PIECE) at += c.update(bytes.subarray(o, o + CIPHER_PIECE)).copy(out, at);
+  at += c.final().copy(out, at);
+  c.getAuthTag().copy(out, at);
+  return out.subarray(0, size);
 }
 
 /** A tree node's id: keyed hash over its edges and payload, with its own key so it can never equal a chunk id. */

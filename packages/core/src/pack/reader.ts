@@ -108,3 +108,36 @@ export async function readBlobAt(packFile: string, offset: number, length: numbe
     if (!handles) await f.close();
   }
 }
+
+/** Where one blob of a run lies in its pack, and the storage hash it must have. */
+export interface BlobSpan {
+  id: Buffer;
+  offset: number;
+  length: number;
+  hash: Buffer;
+}
+
+/**
+ * Read blobs that lie close together in one pack (ascending, not
+ * overlapping) with one read, and prove each. A blob whose bytes do not match
+ * its hash comes back as the CORRUPT error readBlobAt would throw, in its
+ * place, so the caller can still serve the ones before it. The returned
+ * buffers are views into one read buffer.
+ */
+export async function readBlobRun(packFile: string, blobs: BlobSpan[], handles: PackHandles): Promise<(Buffer | Error)[]> {
+  if (blobs.length === 0) return [];
+  const start = blobs[0].offset;
+  const last = blobs[blobs.length - 1];
+  let f: fs.promises.FileHandle;
+  try {
+    f = await handles.get(packFile);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`blob ${toHex(blobs[0].id)}: its pack ${packName(packFile)} is missing`);
+    throw e;
+  }
+  const b = await readAt(f, start, last.offset + last.length - start, `blob ${toHex(blobs[0].id)}`);
+  return blobs.map((x) => {
+    const v = b.subarray(x.offset - start, x.offset - start + x.length);
+    return storageHash(v).equals(x.hash) ? v : corrupt(`blob ${toHex(x.id)} in pack ${packName(packFile)} is damaged (storage hash mismatch)`);
+  });
+}

@@ -1,9 +1,43 @@
 import os from 'node:os';
+import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
+import { BLOB_ROOM, sealData, sealDataTo } from '../blob/seal.js';
+import { isChunkBuffer, recycleChunkBuffer } from '../chunker.js';
 import { Compression } from '../compress.js';
 import { KeepError, KeepErrorCode } from '../errors.js';
-import { Id } from '../ids.js';
+import { Id, storageHash } from '../ids.js';
+import { deriveKeys, RepoKeys } from '../keys/subkeys.js';
 import { SealJob, SealResult } from './seal-jobs.js';
+
+/** A sealed blob on its way to a repository. */
+export interface SealedBlob {
+  id: Id;
+  /** the stored bytes */
+  bytes: Buffer;
+  /** their storage hash, when already computed (the pool computes it off the main thread) */
+  hash?: Buffer;
+  /**
+   * True when `bytes` lies in an ArrayBuffer that belongs to this blob alone,
+   * with BLOB_ROOM.head spare bytes before it and BLOB_ROOM.tail after it: a
+   * transport may write its framing there instead of copying the blob.
+   */
+  roomy?: boolean;
+  /** Called by the repository connection once it no longer needs `bytes` (they were written or copied): the buffer is reused. */
+  release?: () => void;
+}
+
+/** Plaintext bytes the pool seals on the calling thread before it starts a worker: small backups need none. */
+const INLINE_BYTES = 4 * 1024 * 1024;
+/** Queued plaintext per running worker beyond which another worker is started (up to the pool's size). */
+const GROW_BYTES = 4 * 1024 * 1024;
+
+/**
+ * One worker per core but one: the main thread reads, chunks and hashes, and
+ * a keepd on the same machine needs a core too. KEEP_SEAL_WORKERS overrides.
+ */
+function defaultSize(): number {
+  return Number(process.env.KEEP_SEAL_WORKERS) || Math.max(1, os.availableParallelism() - 1);
+}
 
 /**
  * `u` in an ArrayBuffer of its own, so it can be transferred instead of
@@ -18,42 +52,80 @@ function transferable(u: Uint8Array, handOver: boolean): Uint8Array {
   return c;
 }
 
+const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+interface Running {
+  w: Worker;
+  /** jobs and plaintext bytes sent and not yet answered */
+  jobs: number;
+  bytes: number;
+}
+
 /**
- * Worker threads that seal (zstd + AES-GCM) and open blobs, so both cores
- * work while the main thread reads, chunks and hashes. Each worker takes
- * jobs round-robin by least load; callers bound how many they keep in flight.
+ * Worker threads that seal (zstd + AES-GCM) and open blobs, so the cores
+ * work while the main thread reads, chunks and hashes. Workers start lazily:
+ * the first INLINE_BYTES are sealed on the calling thread (an unchanged or
+ * nearly unchanged backup starts none), then one worker, and more only while
+ * the running ones have a backlog. Jobs go to the least loaded worker;
+ * callers bound how much they keep in flight.
  */
 export class SealPool {
-  private readonly workers: { w: Worker; load: number }[] = [];
-  private readonly waiting = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void; worker: number }>();
+  private readonly workers: Running[] = [];
+  private readonly waiting = new Map<number, { resolve: (r: { bytes: Uint8Array; hash?: Uint8Array }[]) => void; reject: (e: Error) => void; worker: Running; bytes: number }>();
   private seq = 0;
   private broken: Error | undefined;
   private closing = false;
+  private inlineLeft = INLINE_BYTES;
+  private keys: RepoKeys | undefined;
+  /** the most workers this pool starts */
+  readonly size: number;
 
-  /** One worker per core; KEEP_SEAL_WORKERS overrides (fewer workers: less memory, ~60 MB each at full speed). */
-  constructor(master: Buffer, size = Number(process.env.KEEP_SEAL_WORKERS) || Math.max(1, os.availableParallelism())) {
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(new URL('./seal-worker.js', import.meta.url), { workerData: { master } });
-      w.on('message', (r: SealResult) => this.done(r));
-      // A worker that dies takes its jobs with it: fail them, and every later job, loudly.
-      w.on('error', (e) => this.fail(e));
-      w.on('exit', (code) => {
-        if (!this.closing) this.fail(new KeepError('INTERNAL', `seal worker exited (code ${code})`));
-      });
-      this.workers.push({ w, load: 0 });
-    }
+  constructor(
+    private readonly master: Buffer,
+    size = defaultSize(),
+  ) {
+    this.size = Math.max(1, size);
   }
 
-  get size(): number {
+  /** Workers started so far. */
+  get started(): number {
     return this.workers.length;
+  }
+
+  private start(): Running {
+    // Workers scavenge their garbage buffers themselves (seal-worker.ts); V8 gives new isolates `gc` only with this flag.
+    v8.setFlagsFromString('--expose-gc');
+    const w = new Worker(new URL('./seal-worker.js', import.meta.url), {
+      workerData: { master: this.master },
+      // The worker's JS objects are few and short-lived: a small young generation is all it needs (V8's default grows to 16+ MiB).
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
+    });
+    w.on('message', (r: SealResult) => this.done(r));
+    // A worker that dies takes its jobs with it: fail them, and every later job, loudly.
+    w.on('error', (e) => this.fail(e));
+    w.on('exit', (code) => {
+      if (!this.closing) this.fail(new KeepError('INTERNAL', `seal worker exited (code ${code})`));
+    });
+    const r = { w, jobs: 0, bytes: 0 };
+    this.workers.push(r);
+    return r;
+  }
+
+  /** The worker for the next job: the least loaded, or a new one while all have a backlog. */
+  private pick(): Running {
+    let best: Running | undefined;
+    for (const r of this.workers) if (!best || r.bytes < best.bytes) best = r;
+    if (!best || (best.bytes >= GROW_BYTES && this.workers.length < this.size)) return this.start();
+    return best;
   }
 
   private done(r: SealResult): void {
     const p = this.waiting.get(r.seq);
     if (!p) return;
     this.waiting.delete(r.seq);
-    this.workers[p.worker].load--;
-    if (r.ok) p.resolve(Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength));
+    p.worker.jobs--;
+    p.worker.bytes -= p.bytes;
+    if (r.ok) p.resolve(r.out);
     else p.reject(new KeepError(r.code as KeepErrorCode, r.message));
   }
 
@@ -63,27 +135,62 @@ export class SealPool {
     this.waiting.clear();
   }
 
-  private run(job: SealJob, transfer: ArrayBuffer[]): Promise<Buffer> {
+  private run(job: SealJob, bytes: number, transfer: ArrayBuffer[]): Promise<{ bytes: Uint8Array; hash?: Uint8Array }[]> {
     if (this.broken) return Promise.reject(this.broken);
-    let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.workers[i].load < this.workers[best].load) best = i;
-    this.workers[best].load++;
+    const worker = this.pick();
+    worker.jobs++;
+    worker.bytes += bytes;
     return new Promise((resolve, reject) => {
-      this.waiting.set(job.seq, { resolve, reject, worker: best });
-      this.workers[best].w.postMessage(job, transfer);
+      this.waiting.set(job.seq, { resolve, reject, worker, bytes });
+      worker.w.postMessage(job, transfer);
     });
   }
 
-  /** Seal a chunk. `handOver`: the caller gives up `plaintext` (saves a copy). */
-  seal(salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression, handOver = false): Promise<Buffer> {
-    const p = transferable(plaintext, handOver);
-    return this.run({ op: 'seal', seq: this.seq++, salt, id, plaintext: p, compression }, [p.buffer as ArrayBuffer]);
+  /**
+   * Seal chunks (one job: one round trip to a worker). Each result has its
+   * storage hash and BLOB_ROOM around it. `handOver`: the caller gives up the
+   * plaintext buffers (saves a copy each).
+   */
+  async sealMany(salt: Buffer, items: { id: Id; plaintext: Uint8Array }[], compression: Compression, handOver = false): Promise<SealedBlob[]> {
+    if (items.length === 0) return [];
+    let total = 0;
+    for (const it of items) total += it.plaintext.length;
+    // A chunk the caller gives up, in a chunk buffer, is sealed where it lies and its buffer recycled once written.
+    const inPlace = items.map((it) => handOver && isChunkBuffer(it.plaintext));
+    const blob = (i: number, bytes: Buffer, hash: Buffer): SealedBlob =>
+      inPlace[i] ? { id: items[i].id, bytes, hash, roomy: true, release: () => recycleChunkBuffer(bytes.buffer) } : { id: items[i].id, bytes, hash, roomy: true };
+    if (this.workers.length === 0 && total <= this.inlineLeft) {
+      // Too little so far to pay for a worker (~16 MiB and a start-up): seal here.
+      this.inlineLeft -= total;
+      const keys = (this.keys ??= deriveKeys(this.master));
+      return items.map((it, i) => {
+        const bytes = inPlace[i]
+          ? sealDataTo(keys, salt, it.id, it.plaintext, compression, Buffer.from(it.plaintext.buffer, BLOB_ROOM.head, it.plaintext.buffer.byteLength - BLOB_ROOM.head - BLOB_ROOM.tail))
+          : sealData(keys, salt, it.id, it.plaintext, compression, BLOB_ROOM);
+        return blob(i, bytes, storageHash(bytes));
+      });
+    }
+    const transfer: ArrayBuffer[] = [];
+    const sent = items.map((it, i) => {
+      const p = inPlace[i] ? it.plaintext : transferable(it.plaintext, handOver);
+      transfer.push(p.buffer as ArrayBuffer);
+      return { id: it.id, plaintext: p, inPlace: inPlace[i] };
+    });
+    const out = await this.run({ op: 'seal', seq: this.seq++, salt, compression, room: BLOB_ROOM, items: sent }, total, transfer);
+    return out.map((o, i) => blob(i, asBuffer(o.bytes), asBuffer(o.hash!)));
+  }
+
+  /** Seal one chunk; returns its stored bytes. `handOver`: the caller gives up `plaintext` (saves a copy). */
+  async seal(salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression, handOver = false): Promise<Buffer> {
+    const [b] = await this.sealMany(salt, [{ id, plaintext }], compression, handOver);
+    return b.bytes;
   }
 
   /** Decrypt, decompress and verify a blob. `handOver`: the caller gives up `stored`. */
-  open(id: Id, stored: Uint8Array, handOver = false): Promise<Buffer> {
+  async open(id: Id, stored: Uint8Array, handOver = false): Promise<Buffer> {
     const s = transferable(stored, handOver);
-    return this.run({ op: 'open', seq: this.seq++, id, stored: s }, [s.buffer as ArrayBuffer]);
+    const [o] = await this.run({ op: 'open', seq: this.seq++, id, stored: s }, stored.length, [s.buffer as ArrayBuffer]);
+    return asBuffer(o.bytes);
   }
 
   async close(): Promise<void> {

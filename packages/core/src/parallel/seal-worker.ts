@@ -1,8 +1,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { openBlob, sealData } from '../blob/seal.js';
+import { BLOB_ROOM, openBlob, sealData, sealDataTo } from '../blob/seal.js';
 import { KeepError } from '../errors.js';
+import { storageHash } from '../ids.js';
 import { deriveKeys } from '../keys/subkeys.js';
 import { SealJob, SealResult } from './seal-jobs.js';
+import { garbagePacer } from './worker-gc.js';
 
 /** Compresses+encrypts chunks (or decrypts+decompresses them) off the main thread. */
 const keys = deriveKeys(Buffer.from(workerData.master as Uint8Array));
@@ -10,21 +12,36 @@ const port = parentPort!;
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
+const produced = garbagePacer();
+
 port.on('message', (job: SealJob) => {
-  let result: SealResult;
   try {
-    const bytes =
-      job.op === 'seal'
-        ? sealData(keys, asBuffer(job.salt), asBuffer(job.id), job.plaintext, job.compression)
-        : openBlob(keys, asBuffer(job.id), asBuffer(job.stored)).plaintext;
+    if (job.op === 'seal') {
+      const salt = asBuffer(job.salt);
+      const out: { bytes: Uint8Array; hash: Uint8Array }[] = [];
+      const transfer: ArrayBuffer[] = [];
+      for (const it of job.items) {
+        // In place: the blob is written over the chunk in the chunk's own buffer (see CHUNK_ROOM), which goes back.
+        // Otherwise sealData allocates it (with the caller's room) in an ArrayBuffer of its own. Moved back, not cloned.
+        const bytes = it.inPlace
+          ? sealDataTo(keys, salt, asBuffer(it.id), it.plaintext, job.compression, Buffer.from(it.plaintext.buffer, BLOB_ROOM.head, it.plaintext.buffer.byteLength - BLOB_ROOM.head - BLOB_ROOM.tail))
+          : sealData(keys, salt, asBuffer(it.id), it.plaintext, job.compression, job.room);
+        out.push({ bytes, hash: storageHash(bytes) });
+        transfer.push(bytes.buffer as ArrayBuffer);
+      }
+      port.postMessage({ seq: job.seq, ok: true, out } satisfies SealResult, transfer);
+      // ~3 buffers of each chunk's size are garbage now: its plaintext, zstd's output, the cipher's.
+      for (const it of job.items) produced(3 * it.plaintext.length);
+      return;
+    }
+    const plain = openBlob(keys, asBuffer(job.id), asBuffer(job.stored)).plaintext;
     // Copy into an ArrayBuffer of its own so it can be transferred, not cloned.
-    const out = new Uint8Array(bytes.length);
-    out.set(bytes);
-    result = { seq: job.seq, ok: true, bytes: out };
-    port.postMessage(result, [out.buffer]);
+    const bytes = new Uint8Array(plain.length);
+    bytes.set(plain);
+    port.postMessage({ seq: job.seq, ok: true, out: [{ bytes }] } satisfies SealResult, [bytes.buffer]);
+    produced(job.stored.length + 2 * plain.length);
   } catch (e) {
     const err = e as Error;
-    result = { seq: job.seq, ok: false, code: e instanceof KeepError ? e.code : 'INTERNAL', message: err.message };
-    port.postMessage(result);
+    port.postMessage({ seq: job.seq, ok: false, code: e instanceof KeepError ? e.code : 'INTERNAL', message: err.message } satisfies SealResult);
   }
 });

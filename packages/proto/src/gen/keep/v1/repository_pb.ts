@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keep/v1/repository.proto.
  */
 export const file_keep_v1_repository: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIloKEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkiJgoNQWRkS2V5UmVxdWVzdBIVCg1rZXlfZmlsZV9qc29uGAEgASgJIhAKDkFkZEtleVJlc3BvbnNlIiIKEFJlbW92ZUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIhMKEVJlbW92ZUtleVJlc3BvbnNlIkIKEk9wZW5TZXNzaW9uUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZwYXJlbnQYAyABKAkiQwoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGxlYXNlX2V4cGlyZXNfbXMYAiABKAMiLwoMT2ZmZXJSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCwoDaWRzGAIgAygMIiAKDU9mZmVyUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJTCg1VcGxvYWRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCgoCaWQYAiABKAwSDAoEZGF0YRgDIAEoDBIUCgxzdG9yYWdlX2hhc2gYBCABKAwiPwoOVXBsb2FkUmVzcG9uc2USCgoCaWQYASABKAwSDgoGc3RvcmVkGAIgASgIEhEKCW5ld19ieXRlcxgDIAEoBCLPAQoNU25hcHNob3RTdGF0cxINCgVmaWxlcxgBIAEoBBIMCgRkaXJzGAIgASgEEg0KBWJ5dGVzGAMgASgEEhEKCWZpbGVzX25ldxgEIAEoBBIVCg1maWxlc19jaGFuZ2VkGAUgASgEEhgKEGZpbGVzX3VubW9kaWZpZWQYBiABKAQSEgoKYnl0ZXNfcmVhZBgHIAEoBBISCgpieXRlc19zZW50GAggASgEEhIKCmNodW5rc19uZXcYCSABKAQSEgoKZHVyYXRpb25fcxgKIAEoASKjAQoIU25hcHNob3QSCgoCaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBGhvc3QYAyABKAkSDAoEdGltZRgEIAEoCRIOCgZwYXJlbnQYBSABKAkSDAoEcm9vdBgGIAEoCRIMCgR0YWdzGAcgAygJEgwKBHRpZXIYCCABKAkSJQoFc3RhdHMYCSABKAsyFi5rZWVwLnYxLlNuYXBzaG90U3RhdHMiSAoNQ29tbWl0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEiMKCHNuYXBzaG90GAIgASgLMhEua2VlcC52MS5TbmFwc2hvdCI1Cg5Db21taXRSZXNwb25zZRIjCghzbmFwc2hvdBgBIAEoCzIRLmtlZXAudjEuU25hcHNob3QiKQoTQ2xvc2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhYKFENsb3NlU2Vzc2lvblJlc3BvbnNlIiYKFExpc3RTbmFwc2hvdHNSZXF1ZXN0Eg4KBnNvdXJjZRgBIAEoCSI9ChVMaXN0U25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCIfChBSZWFkQmxvYnNSZXF1ZXN0EgsKA2lkcxgBIAMoDCJDChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDCI7CgxDaGVja1JlcXVlc3QSEQoJcmVhZF9kYXRhGAEgASgIEhgKEHJlYWRfZGF0YV9zdWJzZXQYAiABKAEiJAoNQ2hlY2tSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSIOCgxTdGF0c1JlcXVlc3QiVgoNU3RhdHNSZXNwb25zZRIRCglzbmFwc2hvdHMYASABKAQSDQoFYmxvYnMYAiABKAQSDQoFcGFja3MYAyABKAQSFAoMc3RvcmVkX2J5dGVzGAQgASgEIhUKE1dhdGNoQ29tbWl0c1JlcXVlc3QiSQoUV2F0Y2hDb21taXRzUmVzcG9uc2USEwoLc25hcHNob3RfaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBHRpbWUYAyABKAkiVQoUUmVwb3J0UmVwbGljYVJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoCRIUCgxzbmFwc2hvdF9pZHMYAiADKAkSEwoLbmV3ZXN0X3RpbWUYAyABKAkiFwoVUmVwb3J0UmVwbGljYVJlc3BvbnNlMsQHChFSZXBvc2l0b3J5U2VydmljZRJCCglHZXRDb25maWcSGS5rZWVwLnYxLkdldENvbmZpZ1JlcXVlc3QaGi5rZWVwLnYxLkdldENvbmZpZ1Jlc3BvbnNlEjkKBkFkZEtleRIWLmtlZXAudjEuQWRkS2V5UmVxdWVzdBoXLmtlZXAudjEuQWRkS2V5UmVzcG9uc2USQgoJUmVtb3ZlS2V5Ehkua2VlcC52MS5SZW1vdmVLZXlSZXF1ZXN0Ghoua2VlcC52MS5SZW1vdmVLZXlSZXNwb25zZRJICgtPcGVuU2Vzc2lvbhIbLmtlZXAudjEuT3BlblNlc3Npb25SZXF1ZXN0Ghwua2VlcC52MS5PcGVuU2Vzc2lvblJlc3BvbnNlEjYKBU9mZmVyEhUua2VlcC52MS5PZmZlclJlcXVlc3QaFi5rZWVwLnYxLk9mZmVyUmVzcG9uc2USPQoGVXBsb2FkEhYua2VlcC52MS5VcGxvYWRSZXF1ZXN0Ghcua2VlcC52MS5VcGxvYWRSZXNwb25zZSgBMAESOQoGQ29tbWl0EhYua2VlcC52MS5Db21taXRSZXF1ZXN0Ghcua2VlcC52MS5Db21taXRSZXNwb25zZRJLCgxDbG9zZVNlc3Npb24SHC5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaHS5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlc3BvbnNlEk4KDUxpc3RTbmFwc2hvdHMSHS5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXF1ZXN0Gh4ua2VlcC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2USRAoJUmVhZEJsb2JzEhkua2VlcC52MS5SZWFkQmxvYnNSZXF1ZXN0Ghoua2VlcC52MS5SZWFkQmxvYnNSZXNwb25zZTABEk0KDFdhdGNoQ29tbWl0cxIcLmtlZXAudjEuV2F0Y2hDb21taXRzUmVxdWVzdBodLmtlZXAudjEuV2F0Y2hDb21taXRzUmVzcG9uc2UwARJOCg1SZXBvcnRSZXBsaWNhEh0ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVxdWVzdBoeLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlc3BvbnNlEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIloKEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkiJgoNQWRkS2V5UmVxdWVzdBIVCg1rZXlfZmlsZV9qc29uGAEgASgJIhAKDkFkZEtleVJlc3BvbnNlIiIKEFJlbW92ZUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIhMKEVJlbW92ZUtleVJlc3BvbnNlIkIKEk9wZW5TZXNzaW9uUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZwYXJlbnQYAyABKAkiQwoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGxlYXNlX2V4cGlyZXNfbXMYAiABKAMiLwoMT2ZmZXJSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCwoDaWRzGAIgAygMIiAKDU9mZmVyUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJTCg1VcGxvYWRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCgoCaWQYAiABKAwSDAoEZGF0YRgDIAEoDBIUCgxzdG9yYWdlX2hhc2gYBCABKAwiPwoOVXBsb2FkUmVzcG9uc2USCgoCaWQYASABKAwSDgoGc3RvcmVkGAIgASgIEhEKCW5ld19ieXRlcxgDIAEoBCLPAQoNU25hcHNob3RTdGF0cxINCgVmaWxlcxgBIAEoBBIMCgRkaXJzGAIgASgEEg0KBWJ5dGVzGAMgASgEEhEKCWZpbGVzX25ldxgEIAEoBBIVCg1maWxlc19jaGFuZ2VkGAUgASgEEhgKEGZpbGVzX3VubW9kaWZpZWQYBiABKAQSEgoKYnl0ZXNfcmVhZBgHIAEoBBISCgpieXRlc19zZW50GAggASgEEhIKCmNodW5rc19uZXcYCSABKAQSEgoKZHVyYXRpb25fcxgKIAEoASKjAQoIU25hcHNob3QSCgoCaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBGhvc3QYAyABKAkSDAoEdGltZRgEIAEoCRIOCgZwYXJlbnQYBSABKAkSDAoEcm9vdBgGIAEoCRIMCgR0YWdzGAcgAygJEgwKBHRpZXIYCCABKAkSJQoFc3RhdHMYCSABKAsyFi5rZWVwLnYxLlNuYXBzaG90U3RhdHMiSAoNQ29tbWl0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEiMKCHNuYXBzaG90GAIgASgLMhEua2VlcC52MS5TbmFwc2hvdCI1Cg5Db21taXRSZXNwb25zZRIjCghzbmFwc2hvdBgBIAEoCzIRLmtlZXAudjEuU25hcHNob3QiKQoTQ2xvc2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhYKFENsb3NlU2Vzc2lvblJlc3BvbnNlIiYKFExpc3RTbmFwc2hvdHNSZXF1ZXN0Eg4KBnNvdXJjZRgBIAEoCSI9ChVMaXN0U25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCI6ChBSZWFkQmxvYnNSZXF1ZXN0EgsKA2lkcxgBIAMoDBIZChFtYXhfbWVzc2FnZV9ieXRlcxgCIAEoDSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UyxAcKEVJlcG9zaXRvcnlTZXJ2aWNlEkIKCUdldENvbmZpZxIZLmtlZXAudjEuR2V0Q29uZmlnUmVxdWVzdBoaLmtlZXAudjEuR2V0Q29uZmlnUmVzcG9uc2USOQoGQWRkS2V5EhYua2VlcC52MS5BZGRLZXlSZXF1ZXN0Ghcua2VlcC52MS5BZGRLZXlSZXNwb25zZRJCCglSZW1vdmVLZXkSGS5rZWVwLnYxLlJlbW92ZUtleVJlcXVlc3QaGi5rZWVwLnYxLlJlbW92ZUtleVJlc3BvbnNlEkgKC09wZW5TZXNzaW9uEhsua2VlcC52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHC5rZWVwLnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USNgoFT2ZmZXISFS5rZWVwLnYxLk9mZmVyUmVxdWVzdBoWLmtlZXAudjEuT2ZmZXJSZXNwb25zZRI9CgZVcGxvYWQSFi5rZWVwLnYxLlVwbG9hZFJlcXVlc3QaFy5rZWVwLnYxLlVwbG9hZFJlc3BvbnNlKAEwARI5CgZDb21taXQSFi5rZWVwLnYxLkNvbW1pdFJlcXVlc3QaFy5rZWVwLnYxLkNvbW1pdFJlc3BvbnNlEksKDENsb3NlU2Vzc2lvbhIcLmtlZXAudjEuQ2xvc2VTZXNzaW9uUmVxdWVzdBodLmtlZXAudjEuQ2xvc2VTZXNzaW9uUmVzcG9uc2USTgoNTGlzdFNuYXBzaG90cxIdLmtlZXAudjEuTGlzdFNuYXBzaG90c1JlcXVlc3QaHi5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXNwb25zZRJECglSZWFkQmxvYnMSGS5rZWVwLnYxLlJlYWRCbG9ic1JlcXVlc3QaGi5rZWVwLnYxLlJlYWRCbG9ic1Jlc3BvbnNlMAESTQoMV2F0Y2hDb21taXRzEhwua2VlcC52MS5XYXRjaENvbW1pdHNSZXF1ZXN0Gh0ua2VlcC52MS5XYXRjaENvbW1pdHNSZXNwb25zZTABEk4KDVJlcG9ydFJlcGxpY2ESHS5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXF1ZXN0Gh4ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVzcG9uc2USNgoFQ2hlY2sSFS5rZWVwLnYxLkNoZWNrUmVxdWVzdBoWLmtlZXAudjEuQ2hlY2tSZXNwb25zZRI2CgVTdGF0cxIVLmtlZXAudjEuU3RhdHNSZXF1ZXN0GhYua2VlcC52MS5TdGF0c1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message keep.v1.GetConfigRequest
@@ -525,6 +525,17 @@ export type ReadBlobsRequest = Message<"keep.v1.ReadBlobsRequest"> & {
    * @generated from field: repeated bytes ids = 1;
    */
   ids: Uint8Array[];
+
+  /**
+   * When set, the server may gather consecutive blobs into one response's
+   * `blobs`, up to about this many bytes per message (a larger blob travels
+   * alone): fewer, larger messages for a restore of many small files. A
+   * server that predates the field sends one blob per message in id/data/
+   * storage_hash, so a client reads both forms.
+   *
+   * @generated from field: uint32 max_message_bytes = 2;
+   */
+  maxMessageBytes: number;
 };
 
 /**
@@ -555,6 +566,14 @@ export type ReadBlobsResponse = Message<"keep.v1.ReadBlobsResponse"> & {
    * @generated from field: bytes storage_hash = 3;
    */
   storageHash: Uint8Array;
+
+  /**
+   * several blobs, in request order (only when the request set max_message_bytes;
+   * id, data and storage_hash are then empty)
+   *
+   * @generated from field: repeated keep.v1.StoredBlob blobs = 4;
+   */
+  blobs: StoredBlob[];
 };
 
 /**
@@ -563,6 +582,35 @@ export type ReadBlobsResponse = Message<"keep.v1.ReadBlobsResponse"> & {
  */
 export const ReadBlobsResponseSchema: GenMessage<ReadBlobsResponse> = /*@__PURE__*/
   messageDesc(file_keep_v1_repository, 21);
+
+/**
+ * One blob of a ReadBlobsResponse's `blobs`: the same three fields.
+ *
+ * @generated from message keep.v1.StoredBlob
+ */
+export type StoredBlob = Message<"keep.v1.StoredBlob"> & {
+  /**
+   * @generated from field: bytes id = 1;
+   */
+  id: Uint8Array;
+
+  /**
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * @generated from field: bytes storage_hash = 3;
+   */
+  storageHash: Uint8Array;
+};
+
+/**
+ * Describes the message keep.v1.StoredBlob.
+ * Use `create(StoredBlobSchema)` to create a new message.
+ */
+export const StoredBlobSchema: GenMessage<StoredBlob> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 22);
 
 /**
  * @generated from message keep.v1.CheckRequest
@@ -584,7 +632,7 @@ export type CheckRequest = Message<"keep.v1.CheckRequest"> & {
  * Use `create(CheckRequestSchema)` to create a new message.
  */
 export const CheckRequestSchema: GenMessage<CheckRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 22);
+  messageDesc(file_keep_v1_repository, 23);
 
 /**
  * @generated from message keep.v1.CheckResponse
@@ -603,7 +651,7 @@ export type CheckResponse = Message<"keep.v1.CheckResponse"> & {
  * Use `create(CheckResponseSchema)` to create a new message.
  */
 export const CheckResponseSchema: GenMessage<CheckResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 23);
+  messageDesc(file_keep_v1_repository, 24);
 
 /**
  * @generated from message keep.v1.StatsRequest
@@ -616,7 +664,7 @@ export type StatsRequest = Message<"keep.v1.StatsRequest"> & {
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 24);
+  messageDesc(file_keep_v1_repository, 25);
 
 /**
  * @generated from message keep.v1.StatsResponse
@@ -648,7 +696,7 @@ export type StatsResponse = Message<"keep.v1.StatsResponse"> & {
  * Use `create(StatsResponseSchema)` to create a new message.
  */
 export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 25);
+  messageDesc(file_keep_v1_repository, 26);
 
 /**
  * @generated from message keep.v1.WatchCommitsRequest
@@ -661,7 +709,7 @@ export type WatchCommitsRequest = Message<"keep.v1.WatchCommitsRequest"> & {
  * Use `create(WatchCommitsRequestSchema)` to create a new message.
  */
 export const WatchCommitsRequestSchema: GenMessage<WatchCommitsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 26);
+  messageDesc(file_keep_v1_repository, 27);
 
 /**
  * @generated from message keep.v1.WatchCommitsResponse
@@ -690,7 +738,7 @@ export type WatchCommitsResponse = Message<"keep.v1.WatchCommitsResponse"> & {
  * Use `create(WatchCommitsResponseSchema)` to create a new message.
  */
 export const WatchCommitsResponseSchema: GenMessage<WatchCommitsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 27);
+  messageDesc(file_keep_v1_repository, 28);
 
 /**
  * @generated from message keep.v1.ReportReplicaRequest
@@ -723,7 +771,7 @@ export type ReportReplicaRequest = Message<"keep.v1.ReportReplicaRequest"> & {
  * Use `create(ReportReplicaRequestSchema)` to create a new message.
  */
 export const ReportReplicaRequestSchema: GenMessage<ReportReplicaRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 28);
+  messageDesc(file_keep_v1_repository, 29);
 
 /**
  * @generated from message keep.v1.ReportReplicaResponse
@@ -736,7 +784,7 @@ export type ReportReplicaResponse = Message<"keep.v1.ReportReplicaResponse"> & {
  * Use `create(ReportReplicaResponseSchema)` to create a new message.
  */
 export const ReportReplicaResponseSchema: GenMessage<ReportReplicaResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 29);
+  messageDesc(file_keep_v1_repository, 30);
 
 /**
  * Credentials travel as gRPC metadata "authorization: Bearer <token>", never
@@ -830,7 +878,8 @@ export const RepositoryService: GenService<{
     output: typeof ListSnapshotsResponseSchema;
   },
   /**
-   * Stored blobs by id, streamed back in request order.
+   * Stored blobs by id, streamed back in request order (several per message
+   * when the request sets max_message_bytes).
    *
    * @generated from rpc keep.v1.RepositoryService.ReadBlobs
    */

@@ -1,0 +1,31 @@
+/**
+ * Messages between the restore pool (worker-pool.ts) and its workers
+ * (restore-worker.ts). Byte fields are views into one ArrayBuffer per message,
+ * transferred, not cloned.
+ */
+
+/** A file of at most one chunk: fetched whole, decrypted, written and closed by one worker. */
+export interface SmallFileJob {
+  path: Uint8Array;
+  /** absent for an empty file */
+  id?: Uint8Array;
+  stored?: Uint8Array;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+}
+
+export type RestoreJob =
+  | { op: 'files'; seq: number; files: SmallFileJob[]; chown: boolean }
+  /** start a large file: its chunks follow in order on the same worker */
+  | { op: 'begin'; seq: number; file: number; path: Uint8Array }
+  | { op: 'chunk'; seq: number; file: number; id: Uint8Array; stored: Uint8Array }
+  /** check the size, apply metadata, close; with `abort`, only close */
+  | { op: 'end'; seq: number; file: number; size: number; mode: number; uid: number; gid: number; mtime: number; chown: boolean; abort?: boolean };
+
+export type RestoreResult =
+  | { seq: number; ok: true; bytes: number }
+  /** `index`: the file of a 'files' batch that failed (those before it are written) */
+  | { seq: number; ok: false; code: string; message: string; errno?: string; index?: number };

@@ -1,0 +1,192 @@
+import fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { BlobType, deriveKeys, garbagePacer, Id, KeepError, openBlob, toHex } from '@keep/core';
+import type { RestoreJob, RestoreResult, SmallFileJob } from './restore-jobs.js';
+import { createFile, createFileAsync, setMetaFd, writeAll } from './target-fs.js';
+
+/*
+ * A restore worker: decrypts blobs, proves each against its id, and writes
+ * files. A file system that stalls (a busy ext4 journal, a long inode search)
+ * holds up this thread at most, never the main thread's network and walk;
+ * when creates are slow, small files' creates run a few at a time on the
+ * thread pool, overlapping each other and decryption.
+ */
+
+const keys = deriveKeys(Buffer.from(workerData.master as Uint8Array));
+const port = parentPort!;
+const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const show = (p: Uint8Array) => asBuffer(p).toString();
+
+/** Scavenges the dead buffers decryption leaves every few MiB (worker-pool.ts exposes `gc`). */
+const produced = garbagePacer();
+
+/** The plaintext of a data chunk, authenticated and re-hashed against `id`. */
+function openChunk(id: Id, stored: Buffer): Buffer {
+  const { type, plaintext } = openBlob(keys, id, stored);
+  if (type !== BlobType.Data) throw new KeepError('CORRUPT', `blob ${toHex(id)} should be file data but is a tree`);
+  // Garbage once written: the stored bytes, the cipher's output, the plaintext.
+  produced(stored.length * 2 + plaintext.length);
+  return plaintext;
+}
+
+/**
+ * Creates are synchronous while they are quick (a thread-pool round trip
+ * costs more than a create on most file systems). The first creates of each
+ * batch are timed; if they average more than SLOW_CREATE_MS (ext4 searching
+ * for a free inode after many deletions, a busy journal), the rest of the
+ * batch's creates run on the thread pool, CREATES_AHEAD at once, overlapping
+ * each other and this thread's decryption.
+ */
+const PROBE_CREATES = 8;
+const SLOW_CREATE_MS = 0.15;
+const CREATES_AHEAD = 4;
+
+const decrypted = (f: SmallFileJob): Buffer => {
+  const data = f.id && f.stored ? openChunk(asBuffer(f.id), asBuffer(f.stored)) : Buffer.alloc(0);
+  if (data.length !== f.size) throw new KeepError('CORRUPT', `${show(f.path)}: restored ${data.length} bytes, the snapshot says ${f.size}`);
+  return data;
+};
+
+/** Content, metadata and close of a created file. */
+function fill(fd: number, data: Buffer, f: SmallFileJob, chown: boolean): number {
+  try {
+    writeAll(fd, data, 0);
+    setMetaFd(fd, f, chown);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return data.length;
+}
+
+/**
+ * Write a batch of small files; returns the bytes written. A failure carries
+ * the index of its file (those before it are written).
+ */
+async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<number> {
+  let bytes = 0;
+  let i = 0;
+  let createMs = 0;
+  try {
+    for (; i < files.length && (i < PROBE_CREATES || createMs / i < SLOW_CREATE_MS); i++) {
+      const data = decrypted(files[i]);
+      const t = performance.now();
+      const fd = createFile(asBuffer(files[i].path));
+      createMs += performance.now() - t;
+      bytes += fill(fd, data, files[i], chown);
+    }
+  } catch (e) {
+    (e as { index?: number }).index = i;
+    throw e;
+  }
+  if (i === files.length) return bytes;
+
+  const fds: Promise<number>[] = [];
+  let next = i;
+  const create = () => {
+    const p = createFileAsync(asBuffer(files[next].path));
+    p.catch(() => undefined); // awaited in order below
+    fds[next++] = p;
+  };
+  while (next < Math.min(i + CREATES_AHEAD, files.length)) create();
+  /** descriptors handed out so far (the ones after are closed on failure) */
+  let taken = i;
+  try {
+    for (; i < files.length; i++) {
+      const data = decrypted(files[i]);
+      const fd = await fds[i];
+      taken = i + 1;
+      if (next < files.length) create();
+      bytes += fill(fd, data, files[i], chown);
+    }
+    return bytes;
+  } catch (e) {
+    (e as { index?: number }).index = i;
+    // Files created ahead of the failure: closed (they stay, empty, like any restore cut short).
+    for (let j = taken; j < next; j++) await fds[j].then((fd) => fs.closeSync(fd), () => undefined);
+    throw e;
+  }
+}
+
+/** Large files being written, by the pool's file number. */
+const open = new Map<number, { fd: number; path: Uint8Array; pos: number; error?: unknown }>();
+
+function closeFailed(file: number, e: unknown): never {
+  const f = open.get(file);
+  if (f && f.error === undefined) {
+    f.error = e;
+    fs.closeSync(f.fd);
+  }
+  throw e;
+}
+
+function run(job: RestoreJob): number | Promise<number> {
+  switch (job.op) {
+    case 'files':
+      return writeSmallFiles(job.files, job.chown);
+    case 'begin':
+      try {
+        open.set(job.file, { fd: createFile(asBuffer(job.path)), path: job.path, pos: 0 });
+      } catch (e) {
+        // remembered, so its chunks and end report this error rather than "not open"
+        open.set(job.file, { fd: -1, path: job.path, pos: 0, error: e });
+        throw e;
+      }
+      return 0;
+    case 'chunk': {
+      const f = open.get(job.file);
+      if (!f) throw new KeepError('INTERNAL', `restore worker: chunk for file ${job.file}, which is not open`);
+      if (f.error !== undefined) throw f.error;
+      try {
+        const data = openChunk(asBuffer(job.id), asBuffer(job.stored));
+        writeAll(f.fd, data, f.pos);
+        f.pos += data.length;
+        return data.length;
+      } catch (e) {
+        closeFailed(job.file, e);
+      }
+    }
+    case 'end': {
+      const f = open.get(job.file);
+      if (!f) throw new KeepError('INTERNAL', `restore worker: end of file ${job.file}, which is not open`);
+      open.delete(job.file);
+      if (f.error !== undefined) {
+        if (job.abort) return 0;
+        throw f.error;
+      }
+      try {
+        if (!job.abort) {
+          if (f.pos !== job.size) throw new KeepError('CORRUPT', `${show(f.path)}: restored ${f.pos} bytes, the snapshot says ${job.size}`);
+          setMetaFd(f.fd, job, job.chown);
+        }
+      } finally {
+        fs.closeSync(f.fd);
+      }
+      return f.pos;
+    }
+  }
+}
+
+function failed(seq: number, e: unknown): RestoreResult {
+  const err = e as Error & { code?: string; index?: number };
+  return {
+    seq,
+    ok: false,
+    code: e instanceof KeepError ? e.code : 'INTERNAL',
+    message: err.message,
+    errno: e instanceof KeepError ? undefined : err.code,
+    index: err.index,
+  };
+}
+
+// Batches of small files wait on the thread pool's creates; large files' steps are synchronous, so each file's stay in order.
+port.on('message', (job: RestoreJob) => {
+  let bytes: number | Promise<number>;
+  try {
+    bytes = run(job);
+  } catch (e) {
+    port.postMessage(failed(job.seq, e));
+    return;
+  }
+  if (typeof bytes === 'number') port.postMessage({ seq: job.seq, ok: true, bytes } satisfies RestoreResult);
+  else bytes.then((n) => port.postMessage({ seq: job.seq, ok: true, bytes: n } satisfies RestoreResult), (e: unknown) => port.postMessage(failed(job.seq, e)));
+});

@@ -1,0 +1,154 @@
+/**
+ * The upload path's hand-made pieces against the references they replace:
+ * UploadRequests framed around a blob in place decode with protobuf-es to the
+ * same fields, acks decode as protobuf-es encodes them (unknown fields too),
+ * and chunks sealed in their own (recycled) buffers open like any blob.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeUploadAck, UploadEncoder } from '@keep/agent/dist/repo/upload-message.js';
+import { BLOB_ROOM, chunkBuffer, chunkFile, chunkId, DEFAULT_CHUNKER, deriveKeys, isChunkBuffer, newMasterKey, openBlob, recycleChunkBuffer, sealData, SealPool, storageHash, StreamChunker } from '@keep/core';
+import { wire } from './keepd-harness.js';
+
+describe('UploadRequest / UploadResponse encoding', () => {
+  let protobuf: any;
+  let proto: any;
+  const keys = deriveKeys(newMasterKey());
+  const salt = crypto.randomBytes(16);
+
+  beforeAll(async () => {
+    ({ protobuf, proto } = await wire());
+  });
+
+  it('requests framed in the blob room or copied decode to the same fields as protobuf-es reads them', () => {
+    const enc = new UploadEncoder('0123456789abcdef0123456789abcdef');
+    for (const size of [0, 1, 100, 127, 128, 16_383, 16_384, 300_000, 2_100_000]) {
+      const plain = crypto.randomBytes(size);
+      const id = chunkId(keys, plain);
+      const roomy = sealData(keys, salt, id, plain, 'none', BLOB_ROOM);
+      const plainCopy = Buffer.from(roomy);
+      for (const blob of [
+        { id, bytes: roomy, roomy: true },
+        { id, bytes: plainCopy, hash: storageHash(plainCopy) },
+      ]) {
+        const msg = enc.encode(blob);
+        const m = protobuf.fromBinary(proto.UploadRequestSchema, msg);
+        expect(m.sessionId).toBe('0123456789abcdef0123456789abcdef');
+        expect(Buffer.from(m.id).equals(id)).toBe(true);
+        expect(Buffer.from(m.data).equals(plainCopy)).toBe(true);
+        expect(Buffer.from(m.storageHash).equals(storageHash(plainCopy))).toBe(true);
+        // Byte for byte what protobuf-es writes.
+        expect(Buffer.from(protobuf.toBinary(proto.UploadRequestSchema, m)).equals(msg)).toBe(true);
+      }
+      // Framed in place: the message is the blob's own buffer, no copy.
+      expect(enc.encode({ id, bytes: roomy, roomy: true }).buffer).toBe(roomy.buffer);
+    }
+  });
+
+  it('acks decode as protobuf-es encodes them, unknown fields skipped', () => {
+    const id = crypto.randomBytes(32);
+    for (const [stored, newBytes] of [
+      [true, 0n],
+      [false, 0n],
+      [true, 127n],
+      [true, 4_194_353n],
+      [true, 2n ** 40n + 5n],
+    ] as const) {
+      const bin = Buffer.from(protobuf.toBinary(proto.UploadResponseSchema, protobuf.create(proto.UploadResponseSchema, { id, stored, newBytes })));
+      const a = decodeUploadAck(bin);
+      expect(a.id.equals(id)).toBe(true);
+      expect(a.stored).toBe(stored);
+      expect(a.newBytes).toBe(Number(newBytes));
+      // A later keepd may add fields (varint 9, bytes 10, fixed64 11, fixed32 12): they are skipped.
+      const extra = Buffer.concat([bin, Buffer.from([0x48, 0x96, 0x01, 0x52, 0x03, 1, 2, 3, 0x59, 1, 2, 3, 4, 5, 6, 7, 8, 0x65, 1, 2, 3, 4])]);
+      const b = decodeUploadAck(extra);
+      expect([b.id.equals(id), b.stored, b.newBytes]).toEqual([true, stored, Number(newBytes)]);
+    }
+    expect(() => decodeUploadAck(Buffer.from([0x0a, 0x20, 1, 2]))).toThrow(/malformed/);
+    expect(() => decodeUploadAck(Buffer.from([0x0f]))).toThrow(/malformed/);
+  });
+});
+
+describe('chunks sealed in place, buffers recycled', () => {
+  const master = newMasterKey();
+  const keys = deriveKeys(master);
+  const pool = new SealPool(master, 1);
+  const salt = crypto.randomBytes(16);
+  afterAll(() => pool.close());
+
+  /** A chunk in a chunk buffer, as the chunker hands them out. */
+  function chunk(data: Buffer): Buffer {
+    const b = chunkBuffer(data.length);
+    b.set(data);
+    expect(isChunkBuffer(b)).toBe(true);
+    return b;
+  }
+
+  it('on the main thread and in the worker, every blob opens to its chunk, however its buffer was reused', async () => {
+    const text = (n: number, seed: number) => Buffer.from(`chunk ${seed} ${'text that compresses well '.repeat(Math.ceil(n / 20))}`).subarray(0, n);
+    // Enough rounds that the pool moves from sealing here to its worker, and buffers come back for reuse.
+    for (let round = 0; round < 6; round++) {
+      const plains = [0, 1, 4000, 4096, 70_000, 300_000, 1_000_000, 1_600_000].map((n, i) => (i % 2 ? crypto.randomBytes(n) : text(n, round * 10 + i)));
+      const ids = plains.map((p) => chunkId(keys, p));
+      const sealed = await pool.sealMany(salt, plains.map((p, i) => ({ id: ids[i], plaintext: chunk(p) })), 'medium', true);
+      // Check every blob before any buffer goes back, then give them all back for the next round.
+      sealed.forEach((b, i) => {
+        expect(b.roomy).toBe(true);
+        expect(b.hash!.equals(storageHash(b.bytes))).toBe(true);
+        expect(openBlob(keys, ids[i], b.bytes).plaintext.equals(plains[i])).toBe(true);
+        expect(b.bytes.byteOffset).toBeGreaterThanOrEqual(BLOB_ROOM.head);
+        expect(b.bytes.buffer.byteLength - b.bytes.byteOffset - b.bytes.length).toBeGreaterThanOrEqual(BLOB_ROOM.tail);
+      });
+      for (const b of sealed) {
+        b.release!();
+        // Handing a buffer back twice must not give it to two chunks.
+        b.release!();
+      }
+    }
+    expect(pool.started).toBe(1);
+  });
+
+  it('a buffer handed back twice is given out once', () => {
+    const a = chunkBuffer(5000);
+    recycleChunkBuffer(a.buffer);
+    recycleChunkBuffer(a.buffer);
+    const b = chunkBuffer(5000);
+    const c = chunkBuffer(5000);
+    expect(b.buffer).toBe(a.buffer);
+    expect(c.buffer).not.toBe(a.buffer);
+  });
+
+  it('buffers that are not chunk buffers are copied, never sealed in place', async () => {
+    const plain = crypto.randomBytes(10_000);
+    const view = Buffer.concat([Buffer.alloc(300), plain, Buffer.alloc(100)]).subarray(300, 300 + plain.length);
+    expect(isChunkBuffer(view)).toBe(false);
+    const id = chunkId(keys, plain);
+    const [b] = await pool.sealMany(salt, [{ id, plaintext: view }], 'low', true);
+    expect(view.equals(plain)).toBe(true);
+    expect(b.release).toBeUndefined();
+    expect(openBlob(keys, id, b.bytes).plaintext.equals(plain)).toBe(true);
+  });
+});
+
+describe('StreamChunker.file (read straight into the window)', () => {
+  it('cuts a file exactly as chunkFile does, every chunk in a chunk buffer', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keep-chunk-file-'));
+    try {
+      for (const size of [0, 1, 200_000, 9 * 1024 * 1024 + 17]) {
+        const f = path.join(dir, `f${size}`);
+        fs.writeFileSync(f, crypto.randomBytes(size));
+        const direct = StreamChunker.file(f, DEFAULT_CHUNKER, size);
+        const streamed: Buffer[] = [];
+        for await (const c of chunkFile(f, DEFAULT_CHUNKER, size)) streamed.push(c);
+        expect(direct.map((c) => c.length)).toEqual(streamed.map((c) => c.length));
+        expect(Buffer.concat(direct).equals(fs.readFileSync(f))).toBe(true);
+        for (const c of direct) expect(isChunkBuffer(c)).toBe(true);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
