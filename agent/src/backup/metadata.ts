@@ -23,11 +23,9 @@ export function entryMeta(name: Buffer, st: BigIntStats, type: EntryType): Entry
   };
 }
 
-/** Unchanged since the parent snapshot: same size, mtime, ctime and inode (restic's rule; dev is left out, it changes across reboots on some file systems). */
-export function unchanged(prev: TreeEntry | undefined, cur: EntryMeta): boolean {
+/** Size, inode, mtime and ctime as the parent snapshot recorded them. */
+function sameSignature(prev: TreeEntry, cur: EntryMeta): boolean {
   return (
-    prev !== undefined &&
-    prev.type === 'file' &&
     prev.size === cur.size &&
     prev.ino === cur.ino &&
     prev.mtime[0] === cur.mtime[0] &&
@@ -37,21 +35,21 @@ export function unchanged(prev: TreeEntry | undefined, cur: EntryMeta): boolean 
   );
 }
 
+/** Unchanged since the parent snapshot: same size, mtime, ctime and inode (restic's rule; dev is left out, it changes across reboots on some file systems). */
+export function unchanged(prev: TreeEntry | undefined, cur: EntryMeta): boolean {
+  return prev !== undefined && prev.type === 'file' && sameSignature(prev, cur);
+}
+
 /** Every field a tree node stores for the entry is the same (the node's bytes for it would be too). */
 export function sameEntry(prev: TreeEntry | undefined, cur: EntryMeta): boolean {
   return (
     prev !== undefined &&
     prev.type === cur.type &&
+    sameSignature(prev, cur) &&
     prev.mode === cur.mode &&
     prev.uid === cur.uid &&
     prev.gid === cur.gid &&
-    prev.size === cur.size &&
-    prev.ino === cur.ino &&
     prev.dev === cur.dev &&
-    prev.nlink === cur.nlink &&
-    prev.mtime[0] === cur.mtime[0] &&
-    prev.mtime[1] === cur.mtime[1] &&
-    prev.ctime[0] === cur.ctime[0] &&
-    prev.ctime[1] === cur.ctime[1]
+    prev.nlink === cur.nlink
   );
 }
