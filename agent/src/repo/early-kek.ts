@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { deriveKek } from '@keep/core/kdf';
 
 /**
  * Key derivation started before anything else.
@@ -17,11 +18,13 @@ import path from 'node:path';
  * the passphrase is the same. Nothing secret is written: only what the
  * repository already publishes. Any failure here just means no head start.
  *
- * No imports beyond Node's: bin/keep.js loads this file before the bundle, and
- * the bundle holds its own copy, so the pending derivations live on a global.
+ * It imports only `@keep/core/kdf` (the very derivation unlock uses, and
+ * nothing heavier): bin/keep.js loads this file before the bundle, and the
+ * bundle holds its own copy, so the pending derivations live on a global.
  */
 
-export interface KdfParams {
+/** What is remembered of a key file: its public scrypt salt and parameters. */
+interface KdfParams {
   salt: string;
   N: number;
   r: number;
@@ -69,9 +72,7 @@ export function startEarlyKek(env: NodeJS.ProcessEnv = process.env): void {
     if (!Array.isArray(remembered)) return;
     for (const k of remembered.slice(0, 4)) {
       if (typeof k.salt !== 'string' || ![k.N, k.r, k.p].every(Number.isSafeInteger)) continue;
-      const kek = new Promise<Buffer>((resolve, reject) =>
-        crypto.scrypt(password.normalize('NFC'), Buffer.from(k.salt, 'base64'), 32, { N: k.N, r: k.r, p: k.p, maxmem: 256 * k.N * k.r + (1 << 20) }, (err, key) => (err ? reject(err) : resolve(key))),
-      );
+      const kek = deriveKek(password, { name: 'scrypt', salt: k.salt, N: k.N, r: k.r, p: k.p });
       kek.catch(() => undefined); // unlock derives afresh if this fails
       pendingMap().set(slotKey(k), { password, kek });
     }

@@ -93,7 +93,7 @@ export function readPassword(env: NodeJS.ProcessEnv = process.env, name = 'KEEP_
  */
 export async function unlock(conn: RepoConnection, password: string, remember?: { location: string; env: NodeJS.ProcessEnv }): Promise<Unlocked> {
   const [config, files] = await Promise.all([conn.config(), conn.keyFiles()]);
-  const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password)?.catch(() => deriveKek(password, f.kdf)) ?? deriveKek(password, f.kdf));
+  const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password) ?? deriveKek(password, f.kdf));
   if (remember) rememberKdfParams(remember.location, files.map((f) => f.kdf), remember.env);
   return { conn, config, master, keys: deriveKeys(master), keyId };
 }

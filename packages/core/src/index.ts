@@ -6,6 +6,7 @@ export * from './chunker.js';
 export * from './config.js';
 export * from './fsutil.js';
 export * from './keys/keyfile.js';
+export * from './keys/kdf.js';
 export * from './keys/subkeys.js';
 export * from './blob/format.js';
 export * from './blob/seal.js';

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { KeepError } from '../errors.js';
+import { deriveKekSync as kek, KdfParams } from './kdf.js';
 
 /**
  * A key file: the repository master key wrapped by one passphrase.
@@ -16,7 +17,7 @@ export interface KeyFile {
   created: string;
   host: string;
   username: string;
-  kdf: { name: 'scrypt'; N: number; r: number; p: number; salt: string };
+  kdf: KdfParams;
   nonce: string;
   /** AES-256-GCM(master key) || tag, base64. */
   data: string;
@@ -34,30 +35,6 @@ export const DEFAULT_SCRYPT = { N: 1 << 15, r: 8, p: 3 };
 
 export function newMasterKey(): Buffer {
   return crypto.randomBytes(MASTER_KEY_SIZE);
-}
-
-function scryptArgs(password: string, kdf: KeyFile['kdf']): [string, Buffer, number, crypto.ScryptOptions] {
-  if (kdf.name !== 'scrypt') throw new KeepError('CORRUPT', `key file uses unknown KDF ${kdf.name}`);
-  return [password.normalize('NFC'), Buffer.from(kdf.salt, 'base64'), 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + (1 << 20) }];
-}
-
-function kek(password: string, kdf: KeyFile['kdf']): Buffer {
-  return crypto.scryptSync(...scryptArgs(password, kdf));
-}
-
-/**
- * The key-encryption key of a key file, derived on libuv's thread pool so the
- * caller can go on (connect, list, walk) while scrypt runs. Parameters scrypt
- * refuses reject with CORRUPT, like unwrapMasterKey.
- */
-export function deriveKek(password: string, kdf: KeyFile['kdf']): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    try {
-      crypto.scrypt(...scryptArgs(password, kdf), (err, key) => (err ? reject(new KeepError('CORRUPT', `key file KDF parameters are unusable (${err.message})`)) : resolve(key)));
-    } catch (e) {
-      reject(e instanceof KeepError ? e : new KeepError('CORRUPT', `key file KDF parameters are unusable (${(e as Error).message})`));
-    }
-  });
 }
 
 function aad(f: Pick<KeyFile, 'version' | 'id' | 'created' | 'kdf'>): Buffer {
