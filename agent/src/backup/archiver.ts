@@ -15,7 +15,6 @@ import {
   SnapshotStats,
   TreeBuilder,
   TreeNode,
-  treeId,
 } from '@keep/core';
 import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
@@ -114,20 +113,9 @@ export class Archiver {
     this.opts.onProgress?.({ files: this.stats.files, bytes_read: this.stats.bytes_read, bytes_sent: this.uploader.stats.bytes_sent, current: current?.toString() });
   }
 
-  /**
-   * Seal and offer a directory's tree node, unless it is the very node the
-   * parent snapshot holds for this directory (same id): then it is stored,
-   * and the open session keeps the parent from forget, so there is nothing to
-   * seal or ask. Should it vanish all the same, commit's closure check fails
-   * the backup rather than publish a hole.
-   */
+  /** Seal and offer a directory's tree node, unless it is the parent snapshot's node for it (`previous`). */
   private storeTree(b: TreeBuilder, previous?: Id): Promise<Id> {
-    if (previous) {
-      const { edges, payload } = b.build();
-      const id = treeId(this.repo.keys, edges, payload);
-      if (id.equals(previous)) return Promise.resolve(id);
-    }
-    return uploadTree(this.uploader, this.repo.keys, b, this.opts.compression);
+    return uploadTree(this.uploader, this.repo.keys, b, this.opts.compression, previous);
   }
 
   private chunkIds(chunks: AsyncIterable<Buffer>): Promise<{ ids: Id[]; size: number }> {

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { chunkId, Compression, Id, isChunkBuffer, recycleChunkBuffer, RepoKeys, SealedBlob, SealPool, sealTree, SESSION_BLOB_LIMIT, SESSION_SALT_SIZE, toHex, TreeBuilder } from '@keep/core';
+import { chunkId, Compression, Id, isChunkBuffer, recycleChunkBuffer, RepoKeys, SealedBlob, SealPool, sealTree, SESSION_BLOB_LIMIT, SESSION_SALT_SIZE, toHex, TreeBuilder, treeId } from '@keep/core';
 import type { BackupSession } from '../repo/connection.js';
 
 /** Offer ids to the repository in batches of this many... */
@@ -173,10 +173,10 @@ export class Uploader {
     const t: Promise<void> = p
       .catch((e: Error) => {
         this.failure ??= e;
-        this.release(0);
       })
       .finally(() => {
         this.inFlight.delete(t);
+        // wake waiting producers: they see the failure, or may dispatch what is batched
         this.release(0);
       });
     this.inFlight.add(t);
@@ -208,9 +208,16 @@ export async function uploadChunks(uploader: Uploader, keys: RepoKeys, chunks: A
   return { ids, size };
 }
 
-/** Seal a directory's tree node and hand it to the uploader; returns its id. */
-export async function uploadTree(uploader: Uploader, keys: RepoKeys, b: TreeBuilder, compression: Compression): Promise<Id> {
+/**
+ * Seal a directory's tree node and hand it to the uploader; returns its id.
+ * With `previous` (the parent snapshot's node for this directory), a node
+ * with that very id is neither sealed nor offered: it is stored, and the open
+ * session keeps the parent from forget (should it vanish all the same,
+ * commit's closure check fails the backup rather than publish a hole).
+ */
+export async function uploadTree(uploader: Uploader, keys: RepoKeys, b: TreeBuilder, compression: Compression, previous?: Id): Promise<Id> {
   const { edges, payload } = b.build();
+  if (previous && treeId(keys, edges, payload).equals(previous)) return previous;
   const { id, bytes } = sealTree(keys, uploader.sealSalt(), edges, payload, compression);
   await uploader.addSealed(id, bytes);
   return id;
