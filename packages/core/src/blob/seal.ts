@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { Compression, compressBlob, decompressBlob } from '../compress.js';
 import { corrupt, KeepError } from '../errors.js';
-import { ID_SIZE, Id, keyedHash, toHex } from '../ids.js';
+import { ID_SIZE, Id, keyedHash, storageHash, toHex } from '../ids.js';
 import { RepoKeys } from '../keys/subkeys.js';
 import {
   BLOB_VERSION,
@@ -119,6 +119,20 @@ export function sealDataTo(keys: RepoKeys, salt: Buffer, id: Id, plaintext: Uint
   at += c.final().copy(out, at);
   c.getAuthTag().copy(out, at);
   return out.subarray(0, size);
+}
+
+/**
+ * A chunk sealed for upload, with BLOB_ROOM around it and its storage hash:
+ * `inPlace`, written over the chunk in the chunk's own buffer (a chunk buffer
+ * with CHUNK_ROOM, see chunker.ts); otherwise into an ArrayBuffer of its own.
+ * The seal pool does this on the calling thread for its first MiBs, its
+ * workers for the rest.
+ */
+export function sealForUpload(keys: RepoKeys, salt: Buffer, id: Id, plaintext: Uint8Array, compression: Compression, inPlace: boolean): { bytes: Buffer; hash: Buffer } {
+  const bytes = inPlace
+    ? sealDataTo(keys, salt, id, plaintext, compression, Buffer.from(plaintext.buffer, BLOB_ROOM.head, plaintext.buffer.byteLength - BLOB_ROOM.head - BLOB_ROOM.tail))
+    : sealData(keys, salt, id, plaintext, compression, BLOB_ROOM);
+  return { bytes, hash: storageHash(bytes) };
 }
 
 /** A tree node's id: keyed hash over its edges and payload, with its own key so it can never equal a chunk id. */

@@ -2,7 +2,7 @@ import { Compression } from '../compress.js';
 
 /** Messages between the seal pool and its workers. */
 export type SealJob =
-  | { op: 'seal'; seq: number; salt: Uint8Array; compression: Compression; room: { head: number; tail: number }; items: { id: Uint8Array; plaintext: Uint8Array; inPlace: boolean }[] }
+  | { op: 'seal'; seq: number; salt: Uint8Array; compression: Compression; items: { id: Uint8Array; plaintext: Uint8Array; inPlace: boolean }[] }
   | { op: 'open'; seq: number; id: Uint8Array; stored: Uint8Array };
 
 /**

@@ -1,11 +1,11 @@
 import os from 'node:os';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { BLOB_ROOM, sealData, sealDataTo } from '../blob/seal.js';
+import { sealForUpload } from '../blob/seal.js';
 import { isChunkBuffer, recycleChunkBuffer } from '../chunker.js';
 import { Compression } from '../compress.js';
 import { KeepError, KeepErrorCode } from '../errors.js';
-import { Id, storageHash } from '../ids.js';
+import { Id } from '../ids.js';
 import { deriveKeys, RepoKeys } from '../keys/subkeys.js';
 import { SealJob, SealResult } from './seal-jobs.js';
 
@@ -35,7 +35,7 @@ const GROW_BYTES = 4 * 1024 * 1024;
  * One worker per core but one: the main thread reads, chunks and hashes, and
  * a keepd on the same machine needs a core too. KEEP_SEAL_WORKERS overrides.
  */
-function defaultSize(): number {
+export function sealWorkerCount(): number {
   return Number(process.env.KEEP_SEAL_WORKERS) || Math.max(1, os.availableParallelism() - 1);
 }
 
@@ -82,7 +82,7 @@ export class SealPool {
 
   constructor(
     private readonly master: Buffer,
-    size = defaultSize(),
+    size = sealWorkerCount(),
   ) {
     this.size = Math.max(1, size);
   }
@@ -164,10 +164,8 @@ export class SealPool {
       this.inlineLeft -= total;
       const keys = (this.keys ??= deriveKeys(this.master));
       return items.map((it, i) => {
-        const bytes = inPlace[i]
-          ? sealDataTo(keys, salt, it.id, it.plaintext, compression, Buffer.from(it.plaintext.buffer, BLOB_ROOM.head, it.plaintext.buffer.byteLength - BLOB_ROOM.head - BLOB_ROOM.tail))
-          : sealData(keys, salt, it.id, it.plaintext, compression, BLOB_ROOM);
-        return blob(i, bytes, storageHash(bytes));
+        const { bytes, hash } = sealForUpload(keys, salt, it.id, it.plaintext, compression, inPlace[i]);
+        return blob(i, bytes, hash);
       });
     }
     const transfer: ArrayBuffer[] = [];
@@ -176,7 +174,7 @@ export class SealPool {
       transfer.push(p.buffer as ArrayBuffer);
       return { id: it.id, plaintext: p, inPlace: inPlace[i] };
     });
-    const out = await this.run({ op: 'seal', seq: this.seq++, salt, compression, room: BLOB_ROOM, items: sent }, total, transfer);
+    const out = await this.run({ op: 'seal', seq: this.seq++, salt, compression, items: sent }, total, transfer);
     return out.map((o, i) => blob(i, asBuffer(o.bytes), asBuffer(o.hash!)));
   }
 

@@ -1,7 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { BLOB_ROOM, openBlob, sealData, sealDataTo } from '../blob/seal.js';
+import { openBlob, sealForUpload } from '../blob/seal.js';
 import { KeepError } from '../errors.js';
-import { storageHash } from '../ids.js';
 import { deriveKeys } from '../keys/subkeys.js';
 import { SealJob, SealResult } from './seal-jobs.js';
 import { garbagePacer } from './worker-gc.js';
@@ -21,12 +20,9 @@ port.on('message', (job: SealJob) => {
       const out: { bytes: Uint8Array; hash: Uint8Array }[] = [];
       const transfer: ArrayBuffer[] = [];
       for (const it of job.items) {
-        // In place: the blob is written over the chunk in the chunk's own buffer (see CHUNK_ROOM), which goes back.
-        // Otherwise sealData allocates it (with the caller's room) in an ArrayBuffer of its own. Moved back, not cloned.
-        const bytes = it.inPlace
-          ? sealDataTo(keys, salt, asBuffer(it.id), it.plaintext, job.compression, Buffer.from(it.plaintext.buffer, BLOB_ROOM.head, it.plaintext.buffer.byteLength - BLOB_ROOM.head - BLOB_ROOM.tail))
-          : sealData(keys, salt, asBuffer(it.id), it.plaintext, job.compression, job.room);
-        out.push({ bytes, hash: storageHash(bytes) });
+        // In place, the chunk's own buffer comes back holding the blob; else one of its own. Moved back, not cloned.
+        const { bytes, hash } = sealForUpload(keys, salt, asBuffer(it.id), it.plaintext, job.compression, it.inPlace);
+        out.push({ bytes, hash });
         transfer.push(bytes.buffer as ArrayBuffer);
       }
       port.postMessage({ seq: job.seq, ok: true, out } satisfies SealResult, transfer);
