@@ -239,7 +239,7 @@ async function pgRestore(argv: string[]): Promise<void> {
     const system = plan.base.system;
     const restoreCommand = values['restore-command'] ?? pgCommandLine('wal-fetch', ['--source', source, ...(system ? ['--system', system] : [])], env, values['env-file'], ['%f', '%p']);
     if (values['dry-run']) return { plan, files: { files: 0, bytes: 0, tablespaces: [], owner: { uid: 0, gid: 0, mode: 0 } }, settings: [`restore_command = '${restoreCommand}'`] };
-    const files = await restoreFiles(repo, pool, plan.base, {
+    const files = await restoreFiles(repo, plan.base, {
       pgdata: values.pgdata!,
       tablespaces,
       clock,

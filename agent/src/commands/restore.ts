@@ -1,4 +1,4 @@
-import { SealPool, processClock } from '@keep/core';
+import { processClock } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepositoryWhile } from '../repo/open.js';
@@ -17,11 +17,10 @@ export async function restoreCommand(argv: string[]): Promise<void> {
   if (positionals.length > 1) throw new KeepError('INVALID_ARGUMENT', 'restore takes one snapshot');
   // The snapshot is chosen (a keyless listing) while scrypt runs.
   const { repo, meanwhile: snap } = await openRepositoryWhile((conn) => selectSnapshot(conn, positionals[0], { source: values.source, at: values.at }));
-  const pool = new SealPool(repo.master);
   const progress = new ProgressLine();
   try {
     const started = processClock().now();
-    const r = new Restorer(repo, pool, {
+    const r = new Restorer(repo, {
       target: values.target,
       include: values.include,
       onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes)}  ${formatRate(p.bytes, s)}  ${p.current ?? ''}`),
@@ -33,7 +32,6 @@ export async function restoreCommand(argv: string[]): Promise<void> {
     else console.log(`restored snapshot ${snap.id.slice(0, 8)} (${snap.time}) to ${values.target}: ${st.files} files, ${st.dirs} dirs, ${st.symlinks} symlinks, ${st.hardlinks} hardlinks, ${formatBytes(st.bytes)} in ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes, st.duration_s)})`);
   } finally {
     progress.done();
-    await pool.close();
     await repo.conn.close();
   }
 }

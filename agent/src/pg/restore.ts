@@ -147,7 +147,7 @@ export interface RestoreFilesOptions {
 }
 
 /** Restore a base backup's files: the data directory, its tablespaces, backup_label and tablespace_map. */
-export async function restoreFiles(repo: Unlocked, pool: SealPool, base: PgBase, o: RestoreFilesOptions): Promise<{ files: number; bytes: number; tablespaces: { oid: string; location: string }[]; owner: { uid: number; gid: number; mode: number } }> {
+export async function restoreFiles(repo: Unlocked, base: PgBase, o: RestoreFilesOptions): Promise<{ files: number; bytes: number; tablespaces: { oid: string; location: string }[]; owner: { uid: number; gid: number; mode: number } }> {
   const pgdata = path.resolve(o.pgdata);
   if (fs.existsSync(pgdata) && fs.readdirSync(pgdata).length) throw new KeepError('ALREADY_EXISTS', `${pgdata} is not empty; restore into a new or empty directory`);
   const trees = new TreeReader(repo);
@@ -156,7 +156,7 @@ export async function restoreFiles(repo: Unlocked, pool: SealPool, base: PgBase,
   const dataEntry = find('pgdata');
   if (!dataEntry) throw new KeepError('CORRUPT', `snapshot ${base.snapshot.id} has no /pgdata`);
   const restore = async (id: Buffer, target: string) =>
-    new Restorer(repo, pool, { target, onProgress: (p) => o.onProgress?.(p.files, p.bytes, p.current), onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`) }).run(id, o.clock.now(), () => o.clock.now());
+    new Restorer(repo, { target, onProgress: (p) => o.onProgress?.(p.files, p.bytes, p.current), onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`) }).run(id, o.clock.now(), () => o.clock.now());
   const stats = await restore(TreeReader.subtree(root, dataEntry), pgdata);
   let files = stats.files;
   let bytes = stats.bytes;

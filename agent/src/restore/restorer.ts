@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileChunks, Id, KeepError, SealPool, TreeEntry, TreeNode } from '@keep/core';
+import { fileChunks, Id, KeepError, sealWorkerCount, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
 import { TreeReader } from './tree-reader.js';
@@ -85,8 +85,6 @@ export class Restorer {
 
   constructor(
     private readonly repo: Unlocked,
-    /** sizes the restore workers: one fewer (KEEP_SEAL_WORKERS applies to both) */
-    private readonly pool: SealPool,
     private readonly opts: RestoreOptions,
   ) {
     this.trees = new TreeReader(repo);
@@ -97,8 +95,8 @@ export class Restorer {
     const target = Buffer.from(path.resolve(this.opts.target));
     // The target itself is the caller's to name: symlinks on the way to it are followed.
     await fs.promises.mkdir(target, { recursive: true });
-    // One core is left to the main thread (network, walk) and, often, a keepd on the same machine.
-    this.workers = new RestorePool(this.repo.master, Math.max(1, this.pool.size - 1), this.isRoot);
+    // One worker fewer than sealing gets (KEEP_SEAL_WORKERS applies to both): the main thread keeps a core for the network and walk.
+    this.workers = new RestorePool(this.repo.master, Math.max(1, sealWorkerCount() - 1), this.isRoot);
     try {
       try {
         await this.dir(root, target, Buffer.alloc(0), false);
