@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { BlobSpan, Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, PackHandles, packPath, parseKeyFile, readBlobRun, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -108,8 +108,6 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
   }
 
   const session = (id: string, p: Principal) => d.sessions.get(id, p);
-  /** Pack files kept open for ReadBlobs' runs (packs never change once written). */
-  const packs = new PackHandles();
 
   return {
     getConfig: unary('GetConfig', (req: { protocolVersion: number }) => {
@@ -292,33 +290,17 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         };
         let i = 0;
         while (i < ids.length && !call.cancelled) {
-          // The run of blobs from ids[i] stored close together in one pack, in request order.
-          const first = d.repo.lookup(ids[i]);
-          if (!first) throw new KeepError('NOT_FOUND', `blob ${toHex(ids[i])} is not in the repository`);
-          const run: BlobSpan[] = [{ id: ids[i], offset: first.offset, length: first.length, hash: first.hash }];
-          let end = first.offset + first.length;
-          for (let j = i + 1; j < ids.length; j++) {
-            const r = d.repo.lookup(ids[j]);
-            if (!r || r.pack !== first.pack || r.offset < end || r.offset - end > READ_GAP || r.offset + r.length - first.offset > READ_RUN) break;
-            run.push({ id: ids[j], offset: r.offset, length: r.length, hash: r.hash });
-            end = r.offset + r.length;
-          }
+          // The blobs from ids[i] on stored close together in one pack, read with one call.
+          const run = await d.repo.readNearby(ids, i, { run: READ_RUN, gap: READ_GAP });
           i += run.length;
-          let blobs: (Buffer | Error)[];
-          try {
-            blobs = await readBlobRun(packPath(d.repo.packsDir, first.pack), run, packs);
-          } catch {
-            // A prune may have repacked them since the lookup: the engine's read looks again.
-            blobs = await Promise.all(run.map((b) => d.repo.readBlob(b.id).catch((e: Error) => e)));
-          }
-          for (let k = 0; k < run.length; k++) {
-            let data = blobs[k];
+          for (const b of run) {
+            let data = b.data;
             // A damaged blob is read once more on its own: the engine's read retries a concurrent repack.
             if (data instanceof Error) {
               await flush(); // what was read before the damaged blob still goes out
-              data = await d.repo.readBlob(run[k].id);
+              data = await d.repo.readBlob(b.id);
             }
-            await send(run[k].id, data, run[k].hash);
+            await send(b.id, data, b.hash);
           }
         }
         await flush();
