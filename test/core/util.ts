@@ -52,15 +52,5 @@ export async function expectKeepError(fn: () => unknown, code: KeepErrorCode): P
   return caught as KeepError;
 }
 
-/** Flip every bit of one byte of a file in place. */
-export function flipByteInFile(file: string, offset: number): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    fs.readSync(fd, b, 0, 1, offset);
-    b[0] ^= 0xff;
-    fs.writeSync(fd, b, 0, 1, offset);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+/** Flip every bit of one byte of a file in place (the end-to-end tests' helper). */
+export { flipByte as flipByteInFile } from '../helpers.js';
