@@ -102,6 +102,29 @@ describe('dedup scope between two agents with the same data', () => {
     expect(c.ok, JSON.stringify(c.errors)).toBe(true);
   });
 
+  it('a source keeps what it stored through keepd rebuild-index (first owners live in the blob records, which the packs do not know)', async () => {
+    const src = path.join(dir, 'owned-3');
+    const size = makeData(src, 'three');
+    const first = await keepJson(['backup', src, '--source', 'c'], env('c'));
+    expect(first.bytes_sent).toBeGreaterThan(size * 0.95);
+
+    await keepd.stop();
+    const rb = await keepdJson(['rebuild-index', '--data', data]);
+    expect(rb.blobs).toBeGreaterThan(20);
+    keepd = await startKeepd(data);
+
+    // Still c's: a rerun is told "have it" for everything, and c reads its chunks back.
+    const again = await keepJson(['backup', src, '--source', 'c'], env('c'));
+    expect(again.bytes_sent).toBeLessThan(size / 100);
+    const target = path.join(dir, 'restore-3-c');
+    const r = await runKeep(['restore', 'latest', '--source', 'c', '--target', target], env('c'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(compareTrees(src, restoredPath(target, src))).toEqual([]);
+    // ...and still not d's: d is not told "have it" for c's chunks.
+    const other = await keepJson(['backup', src, '--source', 'd'], env('d'));
+    expect(other.bytes_sent).toBeGreaterThan(size * 0.95);
+  });
+
   it('on the wire, a source-scoped agent cannot tell whether another source stored a chunk', async () => {
     const { grpc, protobuf, proto } = await wire();
     const { create, toBinary, fromBinary } = protobuf;

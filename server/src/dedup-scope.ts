@@ -7,21 +7,47 @@ import { Database, Id, Repository } from '@keep/core';
  * can probe whether another tenant stored a given chunk (the existence oracle
  * kopia's server has). Agents may read back only blobs their sources own.
  *
- * LMDB database "owners": key = blob id (32 bytes) || source (UTF-8), value = true.
+ * The source that first stored a blob is written into the blob's own index
+ * record as a small number, its tag (a session's BlobWriter carries it), so
+ * the common case costs no row. Every further owner, and a source that
+ * uploaded bytes another writer indexed first, gets a row here:
+ *
+ *   LMDB database "source-tags": key = source name, value = tag (1, 2, ...; never reused)
+ *   LMDB database "owners":      key = blob id (32 bytes) || source (UTF-8), value = true
  */
 export class DedupScopeIndex {
   private readonly db: Database<true, Buffer>;
+  private readonly tags: Database<number, string>;
 
-  constructor(repo: Repository) {
+  constructor(private readonly repo: Repository) {
     this.db = repo.database<true, Buffer>('owners', { binaryKeys: true });
+    this.tags = repo.database<number, string>('source-tags');
   }
 
   private key(id: Id, source: string): Buffer {
     return Buffer.concat([id, Buffer.from(source, 'utf8')]);
   }
 
+  /** The source's tag, allocated on first use (sessions pass it to their BlobWriter). */
+  async tagOf(source: string): Promise<number> {
+    const known = this.tags.get(source);
+    if (known !== undefined) return known;
+    return this.repo.transaction(() => {
+      const raced = this.tags.get(source);
+      if (raced !== undefined) return raced;
+      const tag = this.tags.getCount() + 1; // tags are never removed, so the count is the last one
+      void this.tags.put(source, tag);
+      return tag;
+    });
+  }
+
+  private firstOwner(source: string, id: Id): boolean {
+    const tag = this.tags.get(source);
+    return tag !== undefined && this.repo.ownerOf(id) === tag;
+  }
+
   owns(source: string, id: Id): boolean {
-    return this.db.get(this.key(id, source)) !== undefined;
+    return this.firstOwner(source, id) || this.db.get(this.key(id, source)) !== undefined;
   }
 
   ownedByAny(sources: string[], id: Id): boolean {
@@ -30,10 +56,34 @@ export class DedupScopeIndex {
 
   /** Record ownership in one transaction (called in batches, not per blob). */
   async record(source: string, ids: Iterable<Id>): Promise<void> {
-    const keys = [...ids].map((id) => this.key(id, source));
-    if (keys.length === 0) return;
+    const list = [...ids];
+    if (list.length === 0) return;
     await this.db.transaction(() => {
-      for (const k of keys) if (this.db.get(k) === undefined) this.db.put(k, true);
+      for (const id of list) {
+        if (this.firstOwner(source, id)) continue;
+        const k = this.key(id, source);
+        if (this.db.get(k) === undefined) void this.db.put(k, true);
+      }
     });
+  }
+
+  /**
+   * Before the blob table is rebuilt from the packs (which know no owners):
+   * every first owner kept in a blob record becomes a row, so no source
+   * loses sight of what it stored.
+   */
+  async keepFirstOwners(): Promise<number> {
+    const names = new Map<number, string>();
+    for (const { key, value } of this.tags.getRange()) names.set(value, key);
+    let kept = 0;
+    await this.db.transaction(() => {
+      for (const [id, r] of this.repo.allBlobs()) {
+        const source = r.owner !== undefined ? names.get(r.owner) : undefined;
+        if (source === undefined) continue;
+        void this.db.put(this.key(id, source), true);
+        kept++;
+      }
+    });
+    return kept;
   }
 }

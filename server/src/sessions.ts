@@ -10,7 +10,7 @@ export interface Session extends SessionRecord {
   writer: BlobWriter;
   /** uploads of one session are applied in order */
   chain: Promise<unknown>;
-  /** ids uploaded in this session whose ownership is not yet recorded */
+  /** ids this session owns that its BlobWriter's owner tag does not cover, not yet recorded */
   unrecorded: Id[];
   /** every id uploaded in this session (answers "have it" before ownership is written) */
   uploaded: Set<string>;
@@ -40,6 +40,7 @@ export class SessionManager {
   async start(p: Principal, source: string, host: string, parent?: string): Promise<Session> {
     if (!source) throw new KeepError('INVALID_ARGUMENT', 'a session needs a source name');
     const now = this.clock.now();
+    const owner = await this.scope.tagOf(source);
     const s: Session = {
       id: crypto.randomBytes(16).toString('hex'),
       source,
@@ -49,7 +50,8 @@ export class SessionManager {
       started: now,
       leaseUntil: now + SESSION_LEASE_MS,
       principal: p,
-      writer: this.repo.openWriter(),
+      // Blobs this session is first to store carry its source's tag: no ownership row for them.
+      writer: this.repo.openWriter({ owner }),
       chain: Promise.resolve(),
       unrecorded: [],
       uploaded: new Set(),
@@ -100,7 +102,10 @@ export class SessionManager {
   upload(s: Session, id: Id, data: Buffer, hash: Buffer): Promise<{ stored: boolean; newBytes: number }> {
     const run = s.chain.then(async () => {
       const stored = await s.writer.add(id, data, hash);
-      this.own(s, id);
+      // What the writer stored is indexed with the source's tag, unless another session indexed it first.
+      if (stored) s.uploaded.add(toHex(id));
+      else this.own(s, id);
+      s.unrecorded.push(...s.writer.takeIndexedElsewhere());
       if (s.unrecorded.length >= OWNERSHIP_BATCH) await this.recordOwnership(s);
       return { stored, newBytes: stored ? data.length : 0 };
     });
@@ -109,6 +114,7 @@ export class SessionManager {
   }
 
   private async recordOwnership(s: Session): Promise<void> {
+    s.unrecorded.push(...s.writer.takeIndexedElsewhere());
     const ids = s.unrecorded;
     s.unrecorded = [];
     await this.scope.record(s.source, ids);

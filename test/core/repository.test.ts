@@ -119,42 +119,72 @@ describe('Repository', () => {
   }
 
   describe('blob index records', () => {
-    it('encode and decode round-trip, with and without a complete mark', () => {
-      const base = { pack: 'ab'.repeat(16), offset: 4_000_000_000, length: 123_456, hash: crypto.randomBytes(32), type: BlobType.Tree, seen: 1_795_441_107_289 };
-      for (const rec of [base, { ...base, complete: 7 }, { ...base, type: BlobType.Data, offset: 0 }]) {
+    it('encode and decode round-trip, with and without an owner and a complete mark; only a 16-byte hash prefix is kept', () => {
+      const hash = crypto.randomBytes(32);
+      const base = { pack: 'ab'.repeat(16), offset: 4_000_000_000, length: 123_456, hash: hash.subarray(0, 16), type: BlobType.Tree, seen: 1_795_441_107_289 };
+      for (const [rec, size] of [
+        [base, 48],
+        [{ ...base, complete: 7 }, 52],
+        [{ ...base, owner: 3 }, 52],
+        [{ ...base, owner: 0xfffffffe, complete: 9 }, 56],
+        [{ ...base, type: BlobType.Data, offset: 0 }, 48],
+      ] as const) {
         const b = encodeBlobRecord(rec);
-        expect(b.length).toBe('complete' in rec ? 70 : 66);
+        expect(b.length).toBe(size);
         expect(decodeBlobRecord(b)).toEqual(rec);
       }
+      // a whole storage hash is cut to its prefix
+      expect(decodeBlobRecord(encodeBlobRecord({ ...base, hash })).hash.equals(hash.subarray(0, 16))).toBe(true);
       expect(() => encodeBlobRecord({ ...base, pack: 'not-hex' })).toThrow(/32 hex/);
       expect(() => encodeBlobRecord({ ...base, offset: 2 ** 32 })).toThrow(/does not fit/);
+      expect(() => encodeBlobRecord({ ...base, hash: hash.subarray(0, 8) })).toThrow(/too short/);
       expect(() => decodeBlobRecord(Buffer.alloc(10))).toThrow(/too short/);
+      expect(() => decodeBlobRecord(Buffer.from([2, ...Buffer.alloc(49)]))).toThrow(/too short/); // owner flagged, no room for it
     });
 
-    it('an index holding the older msgpack records is migrated on open, blob for blob', async () => {
+    /** Rewrite the index's blob table the way an earlier version kept it, then reopen: every blob must come back. */
+    async function migratesFrom(table: 'blobs' | 'blobs-v2', encode: (r: ReturnType<typeof decodeBlobRecord>) => unknown): Promise<void> {
       const { data, sub, root } = twoLevelTree();
       await store([...data, sub, root]);
       const all = [...data, sub, root];
       const before = all.map((b) => recordOf(r(), b.id));
       await repo!.close();
       repo = undefined;
-      // Rewrite the index the way the previous version kept it: msgpack objects in the 'blobs' table.
       const env = openLmdb({ path: path.join(t.dir, 'index.mdb'), noSubdir: true, compression: false });
-      const v2 = env.openDB<Buffer, Buffer>({ name: 'blobs-v2', keyEncoding: 'binary', encoding: 'binary' });
-      const legacy = env.openDB({ name: 'blobs', keyEncoding: 'binary' });
+      const current = env.openDB<Buffer, Buffer>({ name: 'blobs-v3', keyEncoding: 'binary', encoding: 'binary' });
+      const old = env.openDB({ name: table, keyEncoding: 'binary', ...(table === 'blobs-v2' ? { encoding: 'binary' as const } : {}) });
       await env.transaction(() => {
-        for (const { key, value } of v2.getRange()) legacy.put(key, decodeBlobRecord(value));
-        v2.clearSync();
+        for (const { key, value } of current.getRange()) old.put(key, encode(decodeBlobRecord(value)));
+        current.clearSync();
       });
-      expect(legacy.getCount()).toBe(all.length);
+      expect(old.getCount()).toBe(all.length);
       await env.close();
       repo = await Repository.open(t.dir, { clock });
       expect(all.map((b) => recordOf(r(), b.id))).toEqual(before);
       for (const b of all) expect((await r().readBlob(b.id)).equals(b.stored)).toBe(true);
       expect(r().blobCount()).toBe(all.length);
-      // the legacy table is empty now: a second open has nothing to migrate
+      // the old table is empty now: a second open has nothing to migrate
       await reopen();
       expect(r().blobCount()).toBe(all.length);
+    }
+
+    it('an index holding the older msgpack records is migrated on open, blob for blob', async () => {
+      await migratesFrom('blobs', (rec) => rec);
+    });
+
+    it('an index holding the 66-byte v2 records is migrated on open, blob for blob', async () => {
+      await migratesFrom('blobs-v2', (rec) => {
+        const b = Buffer.alloc(rec.complete !== undefined ? 70 : 66);
+        b[0] = rec.complete !== undefined ? 1 : 0;
+        b[1] = rec.type;
+        b.write(rec.pack, 2, 16, 'hex');
+        b.writeUInt32BE(rec.offset, 18);
+        b.writeUInt32BE(rec.length, 22);
+        rec.hash.copy(b, 26); // v2 kept 32 bytes; the first 16 are what v3 keeps
+        b.writeDoubleBE(rec.seen, 58);
+        if (rec.complete !== undefined) b.writeUInt32BE(rec.complete, 66);
+        return b;
+      });
     });
   });
 
@@ -216,7 +246,7 @@ describe('Repository', () => {
         expect(rec).toBeDefined();
         expect(rec.type).toBe(b === sub || b === root ? BlobType.Tree : BlobType.Data);
         expect(rec.length).toBe(b.stored.length);
-        expect(rec.hash.equals(storageHash(b.stored))).toBe(true);
+        expect(rec.hash.equals(storageHash(b.stored).subarray(0, 16))).toBe(true); // the index keeps a 16-byte prefix
         expect(rec.seen).toBe(clock.now());
         const got = await r().readBlob(b.id);
         expect(got.equals(b.stored)).toBe(true);
@@ -287,15 +317,37 @@ describe('Repository', () => {
         total += b.stored.length;
         await w.add(b.id, b.stored);
       }
-      // The first pack was closed and indexed without an explicit flush.
-      expect(r().packCount()).toBe(1);
-      expect(r().blobCount()).toBeGreaterThan(0);
+      // The first pack was closed into packs/ without an explicit flush; it is indexed behind the adds.
+      expect(packFiles()).toHaveLength(1);
       expect(r().blobCount()).toBeLessThan(blobs.length);
+      // a blob of the pack being indexed is not stored twice
+      expect(await w.add(blobs[0].id, blobs[0].stored)).toBe(false);
       await w.flush();
       expect(r().packCount()).toBe(2);
       expect(r().blobCount()).toBe(blobs.length);
       for (const p of packFiles()) expect(fs.statSync(p).size).toBeLessThan(PACK_TARGET_SIZE + 3 * 1024 * 1024);
       for (const b of [blobs[0], blobs[blobs.length - 1]]) expect((await r().readBlob(b.id)).equals(b.stored)).toBe(true);
+    });
+
+    it('the index file stays near its live size while thousands of blobs arrive in big packs', async () => {
+      // Packs of 1000 blobs, as a backup of small files makes them: one transaction per pack would
+      // rewrite nearly every leaf each time and leave the file at 2-2.5x its live pages.
+      const w = r().openWriter({ owner: 1 });
+      for (let i = 0; i < 5000; i++) {
+        const b = dataBlob(`n-${i}`, 64);
+        await w.add(b.id, b.stored);
+        if (i % 1000 === 999) await w.flush();
+      }
+      await w.flush();
+      expect(r().blobCount()).toBe(5000);
+      await repo!.close();
+      repo = undefined;
+      const file = path.join(t.dir, 'index.mdb');
+      const live = path.join(t.dir, 'compacted.mdb');
+      const env = openLmdb({ path: file, noSubdir: true, compression: false });
+      await env.backup(live, true); // LMDB's compacting copy: the live pages alone
+      await env.close();
+      expect(fs.statSync(file).size / fs.statSync(live).size).toBeLessThan(1.6);
     });
 
     it('missing() lists what is absent, in order, and renews seen on what is present', async () => {

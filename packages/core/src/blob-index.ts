@@ -7,6 +7,11 @@ export interface BlobRecord {
   pack: string;
   offset: number;
   length: number;
+  /**
+   * The first STORED_HASH_PREFIX bytes of the blob's storage hash (more when a
+   * caller has the whole hash at hand; only the prefix is kept). Enough to
+   * catch damaged bytes; the full hash is in the pack's trailer.
+   */
   hash: Buffer;
   type: BlobType;
   /** last time (ms) a session uploaded or was told it need not upload this blob; GC's grace clock */
@@ -16,56 +21,95 @@ export interface BlobRecord {
    * proven stored. Trusted only while no sweep has run since (same epoch).
    */
   complete?: number;
+  /**
+   * The tag (> 0) of the writer that stored the blob, when its writer had one:
+   * keepd's dedup scope puts a source's first ownership here instead of in a
+   * row of its own. Opaque to the engine; kept across repacks.
+   */
+  owner?: number;
 }
 
+/** Bytes of the storage hash the index keeps: 128 bits catch any damage; the pack trailer has all 32. */
+export const STORED_HASH_PREFIX = 16;
+
 /**
- * The blob table of the LMDB index, one fixed binary record per blob:
+ * The blob table of the LMDB index (`blobs-v3`), one binary record per blob:
  *
  *   offset size  field
- *   0      1     flags   bit 0: `complete` present
+ *   0      1     flags   bit 0: `complete` present, bit 1: `owner` present
  *   1      1     type    (BlobType)
  *   2      16    pack id (the pack file's 32 hex digits, as bytes)
  *   18     4     offset  u32 BE
  *   22     4     length  u32 BE
- *   26     32    storage hash
- *   58     8     seen    f64 BE (ms)
- *   66     4     complete u32 BE (when flagged)
+ *   26     16    storage hash, first 16 bytes
+ *   42     6     seen    u48 BE (ms)
+ *   48     4     owner   u32 BE (when flagged)
+ *   then   4     complete u32 BE (when flagged)
  *
- * 66-70 bytes instead of ~125 as a msgpack object with a hex pack name: the
- * index is part of the repository's size, and on the bench tree this halves
- * it. Every access goes through here, so the layout lives in one place.
+ * 48-56 bytes, and the owner's tag inside: with the key, LMDB's node header
+ * and slot this is ~94 bytes a blob, against ~160 for the 66-byte v2 record
+ * plus an ownership row. The index is part of the repository's size, so the
+ * layout is tight; every access goes through here, so it lives in one place.
  */
-const BASE = 66;
+const BASE = 48;
 const HAS_COMPLETE = 1;
+const HAS_OWNER = 2;
 
 export function encodeBlobRecord(r: BlobRecord): Buffer {
   if (!/^[0-9a-f]{32}$/.test(r.pack)) throw new KeepError('INTERNAL', `pack id ${r.pack} is not 32 hex digits`);
   if (!(r.offset >= 0 && r.offset <= 0xffffffff && r.length >= 0 && r.length <= 0xffffffff)) throw new KeepError('INTERNAL', `blob position ${r.offset}+${r.length} does not fit the index`);
+  if (r.hash.length < STORED_HASH_PREFIX) throw new KeepError('INTERNAL', `storage hash of ${r.hash.length} bytes is too short`);
+  const owner = r.owner !== undefined && r.owner > 0;
   const complete = r.complete !== undefined;
-  const b = Buffer.allocUnsafe(BASE + (complete ? 4 : 0));
-  b[0] = complete ? HAS_COMPLETE : 0;
+  const b = Buffer.allocUnsafe(BASE + (owner ? 4 : 0) + (complete ? 4 : 0));
+  b[0] = (complete ? HAS_COMPLETE : 0) | (owner ? HAS_OWNER : 0);
   b[1] = r.type;
   b.write(r.pack, 2, 16, 'hex');
   b.writeUInt32BE(r.offset, 18);
   b.writeUInt32BE(r.length, 22);
-  r.hash.copy(b, 26, 0, 32);
-  b.writeDoubleBE(r.seen, 58);
-  if (complete) b.writeUInt32BE(r.complete!, BASE);
+  r.hash.copy(b, 26, 0, STORED_HASH_PREFIX);
+  b.writeUIntBE(Math.max(0, Math.round(r.seen)), 42, 6);
+  let o = BASE;
+  if (owner) o = b.writeUInt32BE(r.owner!, o);
+  if (complete) b.writeUInt32BE(r.complete!, o);
   return b;
 }
 
 export function decodeBlobRecord(b: Uint8Array): BlobRecord {
   const v = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (v.length < BASE) throw new KeepError('CORRUPT', `index record of ${v.length} bytes is too short`);
+  const want = BASE + (v[0] & HAS_OWNER ? 4 : 0) + (v[0] & HAS_COMPLETE ? 4 : 0);
+  if (v.length < want) throw new KeepError('CORRUPT', `index record of ${v.length} bytes is too short`);
   const r: BlobRecord = {
     pack: v.toString('hex', 2, 18),
     offset: v.readUInt32BE(18),
     length: v.readUInt32BE(22),
-    hash: Buffer.from(v.subarray(26, 58)),
+    hash: Buffer.from(v.subarray(26, 26 + STORED_HASH_PREFIX)),
     type: v[1] as BlobType,
-    seen: v.readDoubleBE(58),
+    seen: v.readUIntBE(42, 6),
   };
-  if (v[0] & HAS_COMPLETE) r.complete = v.readUInt32BE(BASE);
+  let o = BASE;
+  if (v[0] & HAS_OWNER) {
+    r.owner = v.readUInt32BE(o);
+    o += 4;
+  }
+  if (v[0] & HAS_COMPLETE) r.complete = v.readUInt32BE(o);
+  return r;
+}
+
+/** The owner tag alone, without decoding the record (dedup-scope checks on every offered id). */
+export function blobRecordOwner(b: Uint8Array): number | undefined {
+  return b[0] & HAS_OWNER ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(BASE) : undefined;
+}
+
+/**
+ * The 66-70 byte record of the `blobs-v2` table (before v3 shrank the hash and
+ * seen and took the owner in): read only to migrate it.
+ */
+export function decodeBlobRecordV2(b: Uint8Array): BlobRecord {
+  const v = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  if (v.length < 66) throw new KeepError('CORRUPT', `index record of ${v.length} bytes is too short`);
+  const r: BlobRecord = { pack: v.toString('hex', 2, 18), offset: v.readUInt32BE(18), length: v.readUInt32BE(22), hash: Buffer.from(v.subarray(26, 58)), type: v[1] as BlobType, seen: v.readDoubleBE(58) };
+  if (v[0] & HAS_COMPLETE) r.complete = v.readUInt32BE(66);
   return r;
 }
 
@@ -85,6 +129,12 @@ export class BlobIndex {
   /** Presence without decoding. */
   has(id: Buffer): boolean {
     return this.db.get(id) !== undefined;
+  }
+
+  /** The owner tag of a stored blob (undefined: not stored, or stored by an untagged writer). */
+  owner(id: Buffer): number | undefined {
+    const v = this.db.get(id);
+    return v === undefined ? undefined : blobRecordOwner(v);
   }
 
   put(id: Buffer, r: BlobRecord): Promise<boolean> {

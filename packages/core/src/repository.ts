@@ -5,7 +5,7 @@ import { open, RootDatabase, Database } from 'lmdb';
 export type { Database };
 import { BlobType, MAX_BLOB_SIZE } from './blob/format.js';
 import { parseBlob } from './blob/seal.js';
-import { BlobIndex, BlobRecord } from './blob-index.js';
+import { BlobIndex, BlobRecord, decodeBlobRecordV2 } from './blob-index.js';
 import { ChunkerParams } from './chunker.js';
 import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
@@ -14,7 +14,7 @@ import { Id, storageHash, toHex } from './ids.js';
 import { KeyFile, parseKeyFile } from './keys/keyfile.js';
 import { STALE_SESSION_RECORD_MS } from './margins.js';
 import { PACK_TARGET_SIZE } from './pack/format.js';
-import { BlobSpan, PackHandles, readBlobAt, readBlobRun, readTrailer } from './pack/reader.js';
+import { BlobSpan, PackHandles, readBlobAt, readBlobRun, readTrailer, StoredBytes } from './pack/reader.js';
 import { PackWriter, packPath } from './pack/writer.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import { atomicWrite, randomId } from './fsutil.js';
@@ -81,9 +81,19 @@ export interface CheckReport {
 }
 
 const INDEX_FILE = 'index.mdb';
-/** The blob table (blob-index.ts layout); 'blobs' held msgpack records before it and is migrated on open. */
-const BLOBS_DB = 'blobs-v2';
-const LEGACY_BLOBS_DB = 'blobs';
+/** The blob table (blob-index.ts layout). Older tables are migrated into it on open. */
+const BLOBS_DB = 'blobs-v3';
+/** 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
+const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
+/**
+ * Routine writes to the blob table go in transactions of at most this many
+ * records. LMDB copies every page a transaction writes and can reuse the old
+ * copies only after the next transaction, so one transaction over thousands
+ * of random ids rewrites nearly every leaf and leaves the file at 2-2.5x its
+ * live pages; small ones keep it near its live size (the index counts in the
+ * repository's size). Each batch is a consistent state on its own.
+ */
+const BLOB_WRITE_BATCH = 32;
 
 export class Repository {
   readonly clock: Clock;
@@ -150,22 +160,26 @@ export class Repository {
     // A lost or fresh index is rebuilt from the packs and snapshot files.
     if (repo.meta.get('built') !== true) await repo.rebuildIndex();
     else {
-      await repo.migrateLegacyBlobs();
+      await repo.migrateOldBlobTables();
       await repo.reconcileSnapshots();
     }
     return repo;
   }
 
-  /** An index written before blob-index.ts: its msgpack records move to the binary table, in one transaction. */
-  private async migrateLegacyBlobs(): Promise<void> {
-    const legacy = this.env.openDB<BlobRecord, Buffer>({ name: LEGACY_BLOBS_DB, keyEncoding: 'binary' });
-    if (legacy.getCount() === 0) return;
-    await this.env.transaction(() => {
-      for (const { key, value } of legacy.getRange()) {
-        this.blobs.put(key, { ...value, hash: Buffer.from(value.hash) });
-      }
-      legacy.clearSync();
-    });
+  /** An index written by an earlier version: its blob records move to the current table, each table in one transaction. */
+  private async migrateOldBlobTables(): Promise<void> {
+    for (const name of OLD_BLOB_TABLES) {
+      const msgpack = name === 'blobs';
+      const old = this.env.openDB<BlobRecord | Buffer, Buffer>({ name, keyEncoding: 'binary', ...(msgpack ? {} : { encoding: 'binary' }) });
+      if (old.getCount() === 0) continue;
+      await this.env.transaction(() => {
+        for (const { key, value } of old.getRange()) {
+          const r = msgpack ? (value as BlobRecord) : decodeBlobRecordV2(value as Buffer);
+          if (!this.blobs.has(key)) this.blobs.put(key, { ...r, hash: Buffer.from(r.hash) });
+        }
+        old.clearSync();
+      });
+    }
   }
 
   /** Open `dir`, run `fn`, always close: for one-shot commands. */
@@ -188,7 +202,7 @@ export class Repository {
    * the server (tokens, sessions, dedup scope); core never reads it.
    */
   database<V = unknown, K extends string | Buffer = string>(name: string, opts: { binaryKeys?: boolean; dupSort?: boolean } = {}): Database<V, K> {
-    if ([LEGACY_BLOBS_DB, BLOBS_DB, 'packs', 'snapshots', 'meta', 'sessions'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
+    if ([...OLD_BLOB_TABLES, BLOBS_DB, 'packs', 'snapshots', 'meta', 'sessions'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
     return this.env.openDB({ name, ...(opts.binaryKeys ? { keyEncoding: 'binary' } : {}), ...(opts.dupSort ? { dupSort: true } : {}) }) as Database<V, K>;
   }
 
@@ -229,6 +243,11 @@ export class Repository {
     return this.blobs.has(id);
   }
 
+  /** The tag of the writer that stored `id` (openWriter's `owner`), if it had one. */
+  ownerOf(id: Id): number | undefined {
+    return this.blobs.owner(id);
+  }
+
   /**
    * Which of `ids` the repository lacks. Present ones get `seen` renewed: a
    * session told "have it" may rely on that blob until its lease ends.
@@ -243,30 +262,49 @@ export class Repository {
   }
 
   async touch(ids: Id[], now = this.clock.now()): Promise<void> {
-    await this.env.transaction(() => {
-      for (const id of ids) {
+    await this.inBatches(ids, (batch) => {
+      for (const id of batch) {
         const r = this.blobs.get(id);
         if (r && r.seen < now) this.blobs.put(id, { ...r, seen: now });
       }
     });
   }
 
-  openWriter(): BlobWriter {
-    return new BlobWriter(this);
+  /** `write` over `items` in transactions of BLOB_WRITE_BATCH, in order (none for no items); `first` is true for the first one. */
+  private async inBatches<T>(items: T[], write: (batch: T[], first: boolean) => void): Promise<void> {
+    for (let i = 0; i < items.length; i += BLOB_WRITE_BATCH) {
+      const batch = items.slice(i, i + BLOB_WRITE_BATCH);
+      await this.env.transaction(() => write(batch, i === 0));
+    }
   }
 
-  /** Called by BlobWriter once a pack is durable in packs/. */
-  async indexPack(id: string, size: number, entries: { id: Buffer; type: number; offset: number; length: number; hash: Buffer }[]): Promise<void> {
+  /** `owner`: a tag (> 0) recorded in every blob this writer is first to store (keepd: the session's source). */
+  openWriter(opts: { owner?: number } = {}): BlobWriter {
+    return new BlobWriter(this, opts.owner);
+  }
+
+  /**
+   * Called by BlobWriter once a pack is durable in packs/. Returns the ids
+   * another writer had indexed first under another owner tag, for the caller
+   * to record its ownership elsewhere.
+   */
+  async indexPack(id: string, size: number, entries: { id: Buffer; type: number; offset: number; length: number; hash: Buffer }[], owner?: number): Promise<Id[]> {
     const now = this.clock.now();
-    await this.env.transaction(() => {
-      this.packs.put(id, { size, blobs: entries.length, created: now });
-      for (const e of entries) {
+    const elsewhere: Id[] = [];
+    // The pack is recorded first: a crash between batches leaves some of its blobs unindexed (garbage for prune, resent by a rerun).
+    await this.inBatches(entries, (batch, first) => {
+      if (first) this.packs.put(id, { size, blobs: entries.length, created: now });
+      for (const e of batch) {
         // Another writer may have stored the same blob meanwhile: the first
         // indexed copy wins, this one is garbage for prune.
-        if (this.blobs.has(e.id)) continue;
-        this.blobs.put(e.id, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
+        if (this.blobs.has(e.id)) {
+          if (owner && this.blobs.owner(e.id) !== owner) elsewhere.push(e.id);
+          continue;
+        }
+        this.blobs.put(e.id, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now, owner });
       }
     });
+    return elsewhere;
   }
 
   async readBlob(id: Id): Promise<Buffer> {
@@ -290,7 +328,7 @@ export class Repository {
    * its CORRUPT error in its place, so the ones before it can still be used
    * (readBlob reads it again alone). NOT_FOUND when `ids[from]` is unknown.
    */
-  async readNearby(ids: Id[], from: number, limits: { run: number; gap: number }): Promise<{ id: Id; hash: Buffer; data: Buffer | Error }[]> {
+  async readNearby(ids: Id[], from: number, limits: { run: number; gap: number }): Promise<{ id: Id; data: StoredBytes | Error }[]> {
     const first = this.blobs.get(ids[from]);
     if (!first) throw new KeepError('NOT_FOUND', `blob ${toHex(ids[from])} is not in the repository`);
     const run: BlobSpan[] = [{ id: ids[from], offset: first.offset, length: first.length, hash: first.hash }];
@@ -301,14 +339,14 @@ export class Repository {
       run.push({ id: ids[j], offset: r.offset, length: r.length, hash: r.hash });
       end = r.offset + r.length;
     }
-    let data: (Buffer | Error)[];
+    let data: (StoredBytes | Error)[];
     try {
       data = await readBlobRun(packPath(this.packsDir, first.pack), run, this.handles);
     } catch {
       // A prune may have repacked them since the lookup: readBlob looks again.
-      data = await Promise.all(run.map((b) => this.readBlob(b.id).catch((e: Error) => e)));
+      data = await Promise.all(run.map((b) => this.readBlob(b.id).then((bytes) => ({ bytes, hash: storageHash(bytes) }), (e: Error) => e)));
     }
-    return run.map((b, k) => ({ id: b.id, hash: b.hash, data: data[k] }));
+    return run.map((b, k) => ({ id: b.id, data: data[k] }));
   }
 
   // ---- garbage collection (gc/prune.ts holds the rules) -------------------
@@ -470,10 +508,11 @@ export class Repository {
     const epoch = this.gcEpoch();
     atomicWrite(path.join(this.snapsDir, `${snap.id}.json`), JSON.stringify(snap) + '\n');
     const now = this.clock.now();
-    await this.env.transaction(() => {
-      this.snaps.put(snap.id, snap);
-      // A sweep that ran during the walk makes these marks stale: only the epoch the walk saw is recorded.
-      for (const t of trees) {
+    await this.snaps.put(snap.id, snap);
+    // The marks only save later closure walks, so they may go in batches after the snapshot.
+    // A sweep that ran during the walk makes these marks stale: only the epoch the walk saw is recorded.
+    await this.inBatches(trees, (batch) => {
+      for (const t of batch) {
         const r = this.blobs.get(t);
         if (r) this.blobs.put(t, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
       }
@@ -678,12 +717,27 @@ export class Repository {
  */
 export class BlobWriter {
   private pack: PackWriter | undefined;
-  /** ids written into the open pack but not yet indexed */
+  /** ids written into the open pack */
   private readonly pending = new Set<string>();
+  /** ids of finished packs whose indexing has not finished */
+  private readonly indexing = new Set<string>();
+  /** the finished packs' indexing, one after another, off the add() path */
+  private indexed: Promise<void> = Promise.resolve();
   bytesStored = 0;
   blobsStored = 0;
 
-  constructor(private readonly repo: Repository) {}
+  /** ids this writer stored whose index record another writer won (see indexPack) */
+  private indexedElsewhere: Id[] = [];
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly owner?: number,
+  ) {}
+
+  /** The ids stored here but indexed under another writer's owner tag since the last call. */
+  takeIndexedElsewhere(): Id[] {
+    return this.indexedElsewhere.splice(0);
+  }
 
   /**
    * Store one blob. Returns false when the repository already had it (dedup on
@@ -693,7 +747,7 @@ export class BlobWriter {
   async add(id: Id, stored: Buffer, expectHash?: Buffer): Promise<boolean> {
     if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${toHex(id)} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
     const hex = toHex(id);
-    if (this.pending.has(hex)) return false;
+    if (this.pending.has(hex) || this.indexing.has(hex)) return false;
     if (this.repo.has(id)) {
       await this.repo.touch([id]);
       return false;
@@ -706,21 +760,44 @@ export class BlobWriter {
     this.pending.add(hex);
     this.bytesStored += stored.length;
     this.blobsStored++;
-    if (this.pack.bytes >= PACK_TARGET_SIZE) await this.flush();
+    if (this.pack.bytes >= PACK_TARGET_SIZE) await this.finishPack();
     return true;
   }
 
-  /** Make every blob added so far durable and indexed. */
-  async flush(): Promise<void> {
+  /**
+   * Make the open pack durable and start indexing it. Adds go on into a new
+   * pack meanwhile; the wait for the previous pack's indexing bounds the
+   * work in flight to one pack.
+   */
+  private async finishPack(): Promise<void> {
     const p = this.pack;
     if (!p) return;
     this.pack = undefined;
     const done = p.finish();
-    await this.repo.indexPack(done.id, done.size, done.entries);
-    for (const e of done.entries) this.pending.delete(toHex(e.id));
+    for (const e of done.entries) {
+      const hex = toHex(e.id);
+      this.pending.delete(hex);
+      this.indexing.add(hex);
+    }
+    const before = this.indexed;
+    this.indexed = before.then(async () => {
+      try {
+        this.indexedElsewhere.push(...(await this.repo.indexPack(done.id, done.size, done.entries, this.owner)));
+      } finally {
+        for (const e of done.entries) this.indexing.delete(toHex(e.id));
+      }
+    });
+    this.indexed.catch(() => undefined); // a failure surfaces at the next finishPack or flush, not as an unhandled rejection
+    await before;
   }
 
-  /** Drop the open pack: nothing in it was acknowledged. */
+  /** Make every blob added so far durable and indexed. */
+  async flush(): Promise<void> {
+    await this.finishPack();
+    await this.indexed;
+  }
+
+  /** Drop the open pack: nothing in it was acknowledged. Finished packs are still indexed. */
   abandon(): void {
     this.pack?.abandon();
     this.pack = undefined;

@@ -7,6 +7,7 @@ import { runStatus } from '../commands/status.js';
 import { runSync, syncFailure } from '../sync/run.js';
 import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
+import { DedupScopeIndex } from '../dedup-scope.js';
 
 const USAGE = `keepd — the Keep repository server
 
@@ -189,7 +190,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
   async 'rebuild-index'(argv) {
     const a = args(argv);
-    const r = await Repository.using(a.data, (repo) => repo.rebuildIndex());
+    const r = await Repository.using(a.data, async (repo) => {
+      await new DedupScopeIndex(repo).keepFirstOwners(); // the packs know no owners
+      return repo.rebuildIndex();
+    });
     out(a.json, r, () => console.log(`rebuilt index: ${r.blobs} blobs from ${r.packs} packs${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}`));
   },
 };

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, storageHash, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -294,13 +294,14 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
           const run = await d.repo.readNearby(ids, i, { run: READ_RUN, gap: READ_GAP });
           i += run.length;
           for (const b of run) {
-            let data = b.data;
+            let read = b.data;
             // A damaged blob is read once more on its own: the engine's read retries a concurrent repack.
-            if (data instanceof Error) {
+            if (read instanceof Error) {
               await flush(); // what was read before the damaged blob still goes out
-              data = await d.repo.readBlob(b.id);
+              const bytes = await d.repo.readBlob(b.id);
+              read = { bytes, hash: storageHash(bytes) };
             }
-            await send(b.id, data, b.hash);
+            await send(b.id, read.bytes, read.hash);
           }
         }
         await flush();

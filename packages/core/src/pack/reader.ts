@@ -102,18 +102,33 @@ export async function readBlobAt(packFile: string, offset: number, length: numbe
   }
   try {
     const b = await readAt(f, offset, length, `blob ${toHex(id)}`);
-    if (!storageHash(b).equals(hash)) throw corrupt(`blob ${toHex(id)} in pack ${packName(packFile)} is damaged (storage hash mismatch)`);
+    if (!provenHash(b, hash)) throw corrupt(`blob ${toHex(id)} in pack ${packName(packFile)} is damaged (storage hash mismatch)`);
     return b;
   } finally {
     if (!handles) await f.close();
   }
 }
 
-/** Where one blob of a run lies in its pack, and the storage hash it must have. */
+/**
+ * The bytes' whole storage hash when it begins with `expected` (the whole hash,
+ * or the prefix the index keeps); undefined when the bytes are damaged.
+ */
+export function provenHash(bytes: Uint8Array, expected: Buffer): Buffer | undefined {
+  const h = storageHash(bytes);
+  return expected.length > 0 && expected.length <= h.length && h.subarray(0, expected.length).equals(expected) ? h : undefined;
+}
+
+/** Where one blob of a run lies in its pack, and the storage hash (or its prefix) it must have. */
 export interface BlobSpan {
   id: Buffer;
   offset: number;
   length: number;
+  hash: Buffer;
+}
+
+/** A blob's bytes as read and proven, with its whole storage hash. */
+export interface StoredBytes {
+  bytes: Buffer;
   hash: Buffer;
 }
 
@@ -124,7 +139,7 @@ export interface BlobSpan {
  * place, so the caller can still serve the ones before it. The returned
  * buffers are views into one read buffer.
  */
-export async function readBlobRun(packFile: string, blobs: BlobSpan[], handles: PackHandles): Promise<(Buffer | Error)[]> {
+export async function readBlobRun(packFile: string, blobs: BlobSpan[], handles: PackHandles): Promise<(StoredBytes | Error)[]> {
   if (blobs.length === 0) return [];
   const start = blobs[0].offset;
   const last = blobs[blobs.length - 1];
@@ -138,6 +153,7 @@ export async function readBlobRun(packFile: string, blobs: BlobSpan[], handles: 
   const b = await readAt(f, start, last.offset + last.length - start, `blob ${toHex(blobs[0].id)}`);
   return blobs.map((x) => {
     const v = b.subarray(x.offset - start, x.offset - start + x.length);
-    return storageHash(v).equals(x.hash) ? v : corrupt(`blob ${toHex(x.id)} in pack ${packName(packFile)} is damaged (storage hash mismatch)`);
+    const hash = provenHash(v, x.hash);
+    return hash ? { bytes: v, hash } : corrupt(`blob ${toHex(x.id)} in pack ${packName(packFile)} is damaged (storage hash mismatch)`);
   });
 }
