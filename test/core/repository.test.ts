@@ -350,6 +350,19 @@ describe('Repository', () => {
       expect(fs.statSync(file).size / fs.statSync(live).size).toBeLessThan(1.6);
     });
 
+    it('pack usage for prune leaves out packs recorded since a time: one may still be being indexed', async () => {
+      await store([dataBlob('u-old')]);
+      const since = clock.now() + 1;
+      clock.advance(60_000);
+      await store([dataBlob('u-young')]);
+      const all = r().packUsage();
+      expect(all.size).toBe(2);
+      const old = r().packUsage({ createdBefore: since });
+      expect(old.size).toBe(1);
+      expect([...old.values()][0].liveBlobs).toBe(1);
+      expect(r().packUsage({ createdBefore: clock.now() + 1 }).size).toBe(2);
+    });
+
     it('missing() lists what is absent, in order, and renews seen on what is present', async () => {
       const [a, b, c] = [dataBlob('m-a'), dataBlob('m-b'), dataBlob('m-c')];
       await store([a, c]);

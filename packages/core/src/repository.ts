@@ -371,9 +371,16 @@ export class Repository {
   }
 
   /** Per indexed pack: its size and the live blobs (and bytes) the index still points to. */
-  packUsage(): Map<string, { size: number; liveBlobs: number; liveBytes: number }> {
+  /**
+   * Live blobs and bytes per indexed pack. `createdBefore` leaves out packs
+   * recorded at or after it: a pack is indexed in several transactions, so a
+   * young one may look sparse or empty only because its indexing is not done.
+   */
+  packUsage(opts: { createdBefore?: number } = {}): Map<string, { size: number; liveBlobs: number; liveBytes: number }> {
     const usage = new Map<string, { size: number; liveBlobs: number; liveBytes: number }>();
-    for (const { key, value } of this.packs.getRange()) usage.set(key, { size: value.size, liveBlobs: 0, liveBytes: 0 });
+    for (const { key, value } of this.packs.getRange()) {
+      if (opts.createdBefore === undefined || value.created < opts.createdBefore) usage.set(key, { size: value.size, liveBlobs: 0, liveBytes: 0 });
+    }
     for (const [, r] of this.allBlobs()) {
       const u = usage.get(r.pack);
       if (u) u.liveBlobs++, (u.liveBytes += r.length);

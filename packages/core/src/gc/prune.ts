@@ -170,8 +170,9 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
   // 3. Sweep (one transaction; re-checks `seen`; bumps the epoch).
   report.blobs_removed = await repo.sweepBlobs(candidates, cutoff);
 
-  // 4. Packs: delete empty ones, repack sparse ones.
-  const usage = repo.packUsage();
+  // 4. Packs: delete empty ones, repack sparse ones. Packs younger than the
+  // cutoff wait for the next prune: one may still be being indexed.
+  const usage = repo.packUsage({ createdBefore: cutoff });
   const dead: string[] = [];
   const sparse: string[] = [];
   for (const [pack, u] of usage) {
