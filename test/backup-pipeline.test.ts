@@ -1,8 +1,9 @@
 /**
  * The upload pipeline as a user sees it: seal workers start only when there
  * is data to seal, and memory does not grow with the data (a stream several
- * times larger than the agent's peak memory goes through keepd). Both are
- * read from what `keep backup --json` reports (seal_workers, peak_rss).
+ * times larger than the agent's peak memory goes through keepd, and comes
+ * back). Read from what `keep backup --json` reports (seal_workers,
+ * peak_rss) and, for the restore, from /proc.
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -101,8 +102,26 @@ describe('memory does not grow with the data (one large stream over gRPC)', () =
     expect(r.peak_rss).toBeGreaterThan(0);
     expect(r.peak_rss).toBeLessThan(256 * MiB);
 
+    // The restore is bounded too: its read-ahead is counted in bytes, and nothing received waits for a full collection.
     const target = path.join(dir, 'restored');
-    await remoteJson(['restore', 'latest', '--source', 'stream', '--target', target], env);
+    const restore = spawn(KEEP_BIN, ['restore', 'latest', '--source', 'stream', '--target', target, '--json'], {
+      env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([k, v]) => v !== undefined && (!k.startsWith('KEEP_') || k in env))) as Record<string, string>,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const restoreErr: Buffer[] = [];
+    restore.stderr.on('data', (b: Buffer) => restoreErr.push(b));
+    let peak = 0;
+    const poll = setInterval(() => {
+      try {
+        peak = Math.max(peak, Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${restore.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024);
+      } catch {
+        /* exited */
+      }
+    }, 20);
+    const restoreCode = await new Promise<number | null>((resolve) => restore.on('close', resolve));
+    clearInterval(poll);
+    expect(restoreCode, Buffer.concat(restoreErr).toString()).toBe(0);
+    if (fs.existsSync('/proc/self/status')) expect(peak).toBeLessThan(256 * MiB);
     const restored = path.join(target, 'stream.bin');
     const got = crypto.createHash('sha256');
     for await (const c of fs.createReadStream(restored)) got.update(c as Buffer);

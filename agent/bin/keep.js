@@ -1,9 +1,21 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
-// scrypt starts first, on the thread pool, for the key files remembered for KEEP_REPO (dist/repo/early-kek.js);
-// then the one-file bundle loads (scripts/bundle.mjs: ~90 ms less start-up than ~300 modules) unless a tsc build is newer.
+#!/bin/sh
+':' //; [ -n "$NODE_EXTRA_CA_CERTS" ] && export KEEP_DEFERRED_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS"; unset NODE_EXTRA_CA_CERTS; exec node --max-semi-space-size=1 "$0" "$@"
+// The line above is for /bin/sh and a comment here. With NODE_EXTRA_CA_CERTS set, Node 20 parses every
+// root certificate before running any code (~50 ms a command here), which a grpc:// or local repository never
+// uses: the launcher moves it to KEEP_DEFERRED_EXTRA_CA_CERTS, and a grpcs:// connection adds those CAs itself
+// (repo/remote.ts). Child processes get it back. Started as `node keep.js`, this file works as before.
+//
+// Then scrypt starts, on the thread pool, for the key files remembered for KEEP_REPO (startup/launch.ts), and
+// the one-file bundle runs (scripts/bundle.mjs: ~90 ms less start-up than ~300 modules) with a V8 code cache
+// (startup/code-cache.ts); the tsc output instead when a tsc build is newer than the bundles.
 import fs from 'node:fs';
-import { startEarlyKek } from '../dist/repo/early-kek.js';
-startEarlyKek(process.env);
+import { fileURLToPath } from 'node:url';
 const age = (p) => { try { return fs.statSync(new URL(p, import.meta.url)).mtimeMs; } catch { return 0; } };
-const fresh = age('../dist/keep.mjs') >= Math.max(...['../dist', '../../packages/core/dist', '../../packages/proto/dist'].map((d) => age(`${d}/.tsbuildinfo`)));
-await import(fresh ? '../dist/keep.mjs' : '../dist/cli/main.js');
+const fresh = Math.min(age('../dist/keep.cjs'), age('../dist/launch.mjs')) >= Math.max(...['../dist', '../../packages/core/dist', '../../packages/proto/dist'].map((d) => age(`${d}/.tsbuildinfo`)));
+const launch = await import(fresh ? '../dist/launch.mjs' : '../dist/startup/launch.js');
+launch.startEarlyKek(process.env);
+if (process.env.KEEP_DEFERRED_EXTRA_CA_CERTS) process.env.NODE_EXTRA_CA_CERTS = process.env.KEEP_DEFERRED_EXTRA_CA_CERTS;
+// msgpackr's native string extractor takes ~15 ms to find and load, and tree nodes hold byte names and short keys.
+process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED ??= 'true';
+if (fresh) launch.runBundle(fileURLToPath(new URL('../dist/keep.cjs', import.meta.url)), launch.cacheDir(process.env));
+else await import('../dist/cli/main.js');

@@ -37,7 +37,37 @@ export interface BackupOptions {
   parent?: Snapshot;
   onProgress?: (p: Progress) => void;
   onWarning?: (message: string) => void;
+  /** how the walk sees the file system (default: directly); startup/unchanged.ts notes what it answered */
+  view?: SourceView;
+  /** directories known unchanged since the parent (startup/unchanged.ts): taken without reading their trees */
+  unchanged?: {
+    known(dir: Buffer, id: Id): UnchangedSubtree | undefined;
+    /** told each directory the walk stored, and as which tree */
+    storedDir(dir: Buffer, id: Id): void;
+  };
 }
+
+/** What lies below an unchanged directory, for the snapshot's counts. */
+export interface UnchangedSubtree {
+  files: number;
+  dirs: number;
+  bytes: number;
+}
+
+/** The archiver's questions to the file system. */
+export interface SourceView {
+  /** lstat with nanosecond times; undefined when nothing is there, throws on other errors */
+  lstat(p: Buffer): fs.BigIntStats | undefined;
+  /** names in a directory, sorted by bytes */
+  readdir(dir: Buffer): Buffer[];
+  readlink(p: Buffer): Buffer;
+}
+
+export const directView: SourceView = {
+  lstat,
+  readdir: (dir) => fs.readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare),
+  readlink: (p) => fs.readlinkSync(p, { encoding: 'buffer' }),
+};
 
 export interface Progress {
   files: number;
@@ -65,6 +95,7 @@ export class Archiver {
   readonly stats: SnapshotStats = emptyStats();
   private readonly uploader: Uploader;
   private readonly trees: TreeReader;
+  private readonly view: SourceView;
   /** hardlinked files seen in this backup: read once */
   private readonly links = new Map<string, { ids: Id[]; size: number }>();
 
@@ -76,12 +107,14 @@ export class Archiver {
   ) {
     this.uploader = uploader;
     this.trees = new TreeReader(repo);
+    this.view = opts.view ?? directView;
   }
 
   async run(): Promise<Snapshot> {
     const started = this.opts.clock.now();
     const parentRootId = this.opts.parent ? Buffer.from(this.opts.parent.root, 'hex') : undefined;
-    if (parentRootId) this.trees.prefetch(parentRootId);
+    // (with directories known unchanged, only the trees of changed ones are read: on demand)
+    if (parentRootId && !this.opts.unchanged) this.trees.prefetch(parentRootId);
     const parentRoot = parentRootId ? await this.trees.read(parentRootId) : undefined;
     let root: Id;
     if (this.opts.stdin) root = await this.stdinTree(this.opts.stdin);
@@ -140,14 +173,14 @@ export class Archiver {
     const prev = indexEntries(parent);
     for (const { name, trie: child } of trie.children.values()) {
       const full = Buffer.concat([dirPath, SEP, name]);
-      const st = await lstat(full);
+      const st = this.view.lstat(full);
       // A path the user named (or one leading to it) must exist; "vanished" is for entries found while walking.
       if (!st) throw new KeepError('NOT_FOUND', `${full.toString()}: no such file or directory`);
       if (child.real) {
         await this.entry(b, full, name, prev, parent);
         continue;
       }
-      const p = prev.get(name.toString('hex'));
+      const p = prev.get(name.toString('latin1'));
       const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
       const sub = subId ? await this.trees.read(subId) : undefined;
       b.addDir(entryMeta(name, st, 'dir'), await this.virtualDir(child, full, sub, subId));
@@ -161,7 +194,7 @@ export class Archiver {
     const prev = indexEntries(parent);
     let names: Buffer[];
     try {
-      names = fs.readdirSync(dirPath.length ? dirPath : SEP, { encoding: 'buffer' }).sort(Buffer.compare);
+      names = this.view.readdir(dirPath.length ? dirPath : SEP);
     } catch (e) {
       this.warn(`${dirPath.toString()}: cannot list directory (${(e as NodeJS.ErrnoException).code}); stored empty`);
       names = [];
@@ -173,22 +206,34 @@ export class Archiver {
       const s = await this.entry(b, Buffer.concat([dirPath, SEP, name]), name, prev, parent);
       same &&= s;
     }
-    return same ? parentId! : this.storeTree(b, parentId);
+    const id = same ? parentId! : await this.storeTree(b, parentId);
+    this.opts.unchanged?.storedDir(dirPath, id);
+    return id;
   }
 
   /** One file system object, added to its directory's builder; true when it is exactly the parent snapshot's entry. */
   private async entry(b: TreeBuilder, full: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<boolean> {
-    const st = await lstat(full);
+    const st = this.view.lstat(full);
     if (!st) {
       this.warn(`${full.toString()}: vanished during backup; skipped`);
       return false;
     }
-    const p = prev.get(name.toString('hex'));
+    const p = prev.get(name.toString('latin1'));
     if (st.isDirectory()) {
       const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
-      const sub = subId ? await this.trees.read(subId) : undefined;
       const meta = entryMeta(name, st, 'dir');
-      const id = await this.realDir(full, sub, subId);
+      const known = subId && this.opts.unchanged?.known(full, subId);
+      let id: Id;
+      if (known) {
+        id = subId;
+        this.stats.files += known.files;
+        this.stats.files_unmodified += known.files;
+        this.stats.bytes += known.bytes;
+        this.stats.dirs += known.dirs;
+      } else {
+        const sub = subId ? await this.trees.read(subId) : undefined;
+        id = await this.realDir(full, sub, subId);
+      }
       b.addDir(meta, id);
       this.stats.dirs++;
       return subId !== undefined && id.equals(subId) && sameEntry(p, meta);
@@ -200,7 +245,7 @@ export class Archiver {
       if (content) b.addFile({ ...meta, size: content.size }, content.ids);
       return reuse !== undefined && content?.ids === reuse && sameEntry(p, meta);
     } else if (st.isSymbolicLink()) {
-      const target = await fs.promises.readlink(full, { encoding: 'buffer' });
+      const target = this.view.readlink(full);
       const meta = entryMeta(name, st, 'symlink');
       b.addSymlink({ ...meta, target });
       return p?.type === 'symlink' && p.target !== undefined && p.target.equals(target) && sameEntry(p, meta);
@@ -247,9 +292,10 @@ export class Archiver {
   }
 }
 
+/** The parent node's entries by name (latin1: one char per byte, so any name keys itself; half the size of hex). */
 function indexEntries(node: TreeNode | undefined): Map<string, TreeNode['entries'][number]> {
   const m = new Map<string, TreeNode['entries'][number]>();
-  for (const e of node?.entries ?? []) m.set(e.name.toString('hex'), e);
+  for (const e of node?.entries ?? []) m.set(e.name.toString('latin1'), e);
   return m;
 }
 
@@ -266,7 +312,7 @@ async function* chunkSmallFile(file: Buffer, params: ChunkerParams, size: number
   yield* StreamChunker.file(file, params, size);
 }
 
-async function lstat(p: Buffer): Promise<fs.BigIntStats | undefined> {
+function lstat(p: Buffer): fs.BigIntStats | undefined {
   try {
     return fs.lstatSync(p, { bigint: true });
   } catch (e) {

@@ -14,7 +14,7 @@ const JOB_BYTES = 1024 * 1024;
  * so memory does not grow with the data. A few MiB keep the worker and the
  * repository busy; more only holds memory.
  */
-const MAX_IN_FLIGHT_BYTES = 8 * 1024 * 1024;
+const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
 export interface UploadStats {
   chunks_new: number;

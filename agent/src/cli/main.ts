@@ -9,6 +9,7 @@ import { pgCommand } from '../commands/pg.js';
 import { restoreCommand } from '../commands/restore.js';
 import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
+import { mark } from '../startup/timing.js';
 
 
 const USAGE = `keep — deduplicating, end-to-end encrypted backups
@@ -44,6 +45,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
 };
 
 async function main(argv: string[]): Promise<void> {
+  mark('main');
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     console.log(USAGE);
@@ -55,7 +57,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).then(
-  () => process.exit(0),
+  () => {
+    mark('exit');
+    process.exit(0);
+  },
   (e: Error) => {
     const msg = (e.message || String(e)).split('\n')[0];
     process.stderr.write(`keep: error: ${msg}\n`);

@@ -1,10 +1,13 @@
 import os from 'node:os';
-import { Compression, KeepError, parseCompression, parseTier, SealPool, processClock, TIERS } from '@keep/core';
+import { Compression, KeepError, parseCompression, parseTier, SealPool, processClock, Snapshot, TIERS } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
-import { openRepositoryWhile } from '../repo/open.js';
+import { openRepositoryWhile, repoLocation } from '../repo/open.js';
+import { SealedTrees } from '../startup/sealed-trees.js';
+import { mark } from '../startup/timing.js';
+import { RecordingView, UnchangedSource } from '../startup/unchanged.js';
 
 export async function backupCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
@@ -27,16 +30,32 @@ export async function backupCommand(argv: string[]): Promise<void> {
   const host = values.host ?? os.hostname();
   const source = values.source ?? (values.stdin ? values['stdin-name']! : host);
 
-  const { repo, meanwhile: previous } = await openRepositoryWhile((conn) => conn.snapshots({ source }));
+  const chooseParent = (list: Snapshot[]) => (values.force ? undefined : values.parent ? list.find((s) => s.id.startsWith(values.parent!)) : list[list.length - 1]);
+  // While scrypt runs: the source is asked what the parent's backup asked it (startup/unchanged.ts), its snapshots
+  // are listed, and the parent's trees fetched sealed (startup/sealed-trees.ts; the walk opens those it needs) -
+  // when the source may well be unchanged, only the few above it, and those of directories found changed later.
+  const unchanged = values.stdin ? undefined : UnchangedSource.start(positionals, repoLocation(), source);
+  const { repo, meanwhile: { previous, trees } } = await openRepositoryWhile(async (conn) => {
+    const previous = await conn.snapshots({ source });
+    const p = chooseParent(previous);
+    const likely = unchanged?.expects(p) ?? false; // (which stops asking the source when nothing was remembered for p)
+    if (!p) return { previous, trees: undefined };
+    const trees = new SealedTrees(conn);
+    trees.fetchBelow(Buffer.from(p.root, 'hex'), likely ? 8 : Infinity);
+    if (unchanged) unchanged.onMiss = (id) => trees.fetchBelow(id);
+    return { previous, trees };
+  });
   const pool = new SealPool(repo.master);
   const progress = new ProgressLine();
   const warnings: string[] = [];
   try {
-    const parent = values.force ? undefined : values.parent ? previous.find((s) => s.id.startsWith(values.parent!)) : previous[previous.length - 1];
+    const parent = chooseParent(previous);
     if (values.parent && !parent) throw new KeepError('NOT_FOUND', `no snapshot ${values.parent} of source ${source}`);
-    const session = await repo.conn.beginBackup({ source, host, parent: parent?.id });
+    const [session] = await Promise.all([repo.conn.beginBackup({ source, host, parent: parent?.id }), unchanged?.unlocked(repo)]);
+    mark('session open');
+    const view = unchanged ? new RecordingView() : undefined;
     const archiver = new Archiver(
-      repo,
+      trees ? { ...repo, conn: trees.serving(repo.conn) } : repo,
       session,
       {
         source,
@@ -48,6 +67,8 @@ export async function backupCommand(argv: string[]): Promise<void> {
         paths: positionals,
         stdin: values.stdin ? { name: values['stdin-name']!, stream: process.stdin } : undefined,
         parent,
+        view,
+        unchanged,
         onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes_read)} read  ${formatRate(p.bytes_read, s)}  ${formatBytes(p.bytes_sent)} sent  ${p.current ?? ''}`),
         onWarning: (w) => {
           warnings.push(w);
@@ -65,6 +86,9 @@ export async function backupCommand(argv: string[]): Promise<void> {
       await session.abort().catch(() => undefined);
       throw e;
     }
+    mark(`committed${unchanged ? ` (unchanged: ${unchanged.taken} directories taken unread)` : ''}`);
+    // a walk without warnings stored exactly what its view answered (skipped, vanished or resized files: it did not)
+    if (view && warnings.length === 0) unchanged!.remember(snap, view);
     progress.done();
     const st = snap.stats;
     if (values.json) {

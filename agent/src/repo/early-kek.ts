@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { deriveKek } from '@keep/core/kdf';
+import { mark } from '../startup/timing.js';
 
 /**
  * Key derivation started before anything else.
@@ -73,9 +74,10 @@ export function startEarlyKek(env: NodeJS.ProcessEnv = process.env): void {
     for (const k of remembered.slice(0, 4)) {
       if (typeof k.salt !== 'string' || ![k.N, k.r, k.p].every(Number.isSafeInteger)) continue;
       const kek = deriveKek(password, { name: 'scrypt', salt: k.salt, N: k.N, r: k.r, p: k.p });
-      kek.catch(() => undefined); // unlock derives afresh if this fails
+      kek.then(() => mark('early scrypt done'), () => undefined); // unlock derives afresh if this fails
       pendingMap().set(slotKey(k), { password, kek });
     }
+    mark('early scrypt started');
   } catch {
     // no cache yet, unreadable or malformed: no head start
   }

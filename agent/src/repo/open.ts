@@ -4,6 +4,7 @@ import type { RepoConnection } from './connection.js';
 import { rememberKdfParams, takeEarlyKek } from './early-kek.js';
 import { LocalConnection } from './local.js';
 import { RemoteConnection } from './remote.js';
+import { mark } from '../startup/timing.js';
 
 /** A repository whose master key this process holds. */
 export interface Unlocked {
@@ -93,7 +94,9 @@ export function readPassword(env: NodeJS.ProcessEnv = process.env, name = 'KEEP_
  */
 export async function unlock(conn: RepoConnection, password: string, remember?: { location: string; env: NodeJS.ProcessEnv }): Promise<Unlocked> {
   const [config, files] = await Promise.all([conn.config(), conn.keyFiles()]);
+  mark('config and key files');
   const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password) ?? deriveKek(password, f.kdf));
+  mark('master key open');
   if (remember) rememberKdfParams(remember.location, files.map((f) => f.kdf), remember.env);
   return { conn, config, master, keys: deriveKeys(master), keyId };
 }
@@ -106,8 +109,10 @@ export async function openRepository(env: NodeJS.ProcessEnv = process.env): Prom
 export async function openRepositoryWhile<T>(meanwhile: (conn: RepoConnection) => Promise<T>, env: NodeJS.ProcessEnv = process.env): Promise<{ repo: Unlocked; meanwhile: T }> {
   const location = repoLocation(env);
   const conn = await connect(location, env);
+  mark('connection made');
   try {
     const side = meanwhile(conn);
+    side.then(() => mark('meanwhile done'), () => undefined);
     side.catch(() => undefined); // awaited below, after the unlock's own errors
     const repo = await unlock(conn, readPassword(env), { location, env });
     return { repo, meanwhile: await side };

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { create } from '@bufbuild/protobuf';
+import tls from 'node:tls';
+import { create, toBinary } from '@bufbuild/protobuf';
 import grpc from '@grpc/grpc-js';
 import {
   CheckOptions,
@@ -35,9 +36,7 @@ import {
   OpenSessionRequestSchema,
   OpenSessionResponse,
   PROTOCOL_VERSION,
-  ReadBlobsRequest,
   ReadBlobsRequestSchema,
-  ReadBlobsResponse,
   RemoveKeyRequestSchema,
   RemoveKeyResponse,
   RepositoryService,
@@ -48,6 +47,8 @@ import {
   StatsResponse,
 } from '@keep/proto';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
+import { ReadBlobsParser } from './remote-read.js';
+import { CallStatus, FRAME_PREFIX, MessageSink, StreamCall, StreamSession, writeFramePrefix } from './remote-stream.js';
 import { decodeUploadAck, UploadAck, UploadEncoder } from './upload-message.js';
 
 /*
@@ -55,13 +56,19 @@ import { decodeUploadAck, UploadAck, UploadEncoder } from './upload-message.js';
  *
  * - Unary calls carry a deadline; streams do not (a restore or an upload may
  *   rightly take hours, and keepalive pings detect a dead peer instead).
+ * - Unary calls go through grpc-js; the two bulk streams (Upload, ReadBlobs)
+ *   through an HTTP/2 session of their own (remote-stream.ts), where no
+ *   message is copied on the way out or gathered on the way in.
  * - Uploads use one long-lived bidi stream per session. The server acknowledges
  *   every UploadRequest, in the order written, once the blob is verified and
  *   written; a put() resolves when all of its blobs are acknowledged. Upload
- *   messages are encoded by hand around each blob (upload-message.ts).
+ *   messages are encoded by hand around each blob, in the room before and
+ *   after it (upload-message.ts), and written from the blob's own buffer.
  * - getBlob() calls are batched into ReadBlobs streams (ids asked for in the
  *   same turn of the event loop share a call), several calls in parallel; keepd
- *   packs several blobs into each response message (max_message_bytes).
+ *   packs several blobs into each response message (max_message_bytes), which
+ *   are decoded by hand as they arrive (remote-read.ts): each blob lands in an
+ *   ArrayBuffer of its own, which its caller owns.
  * - The bearer token travels as call metadata only and is never part of a
  *   message, an error or a log line.
  */
@@ -92,6 +99,10 @@ const READ_STREAMS = 4;
 const READ_MIN_SPLIT = 8;
 /** Blobs per ReadBlobs message, in bytes (keepd gathers small blobs up to this; per-message costs dominate small files). */
 const READ_MESSAGE_BYTES = 1024 * 1024;
+/** Largest ReadBlobs message accepted: a max-size blob travels alone (as grpc.max_receive_message_length). */
+const MAX_READ_MESSAGE = 160 * MiB;
+/** Largest upload acknowledgement accepted (an id, a flag, a count: under 64 bytes). */
+const MAX_ACK_BYTES = 64 * 1024;
 /** How long abort() lets the upload stream finish before cancelling it. */
 const ABORT_GRACE_MS = 10_000;
 
@@ -113,6 +124,26 @@ export function parseRemoteLocation(location: string): RemoteLocation {
     throw new KeepError('INVALID_ARGUMENT', `not a keepd address: ${location} (use grpc://host:port or grpcs://host:port)`);
   }
   return { secure: m[1] === 'grpcs', address: `${m[2]}:${m[3]}` };
+}
+
+/**
+ * Node's CAs plus NODE_EXTRA_CA_CERTS, when bin/keep.js kept Node from loading
+ * the latter at start-up (it moves the variable to KEEP_DEFERRED_EXTRA_CA_CERTS):
+ * what grpc-js would otherwise have trusted. null leaves grpc-js its defaults
+ * (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, which it prefers to Node's, or Node's CAs).
+ */
+function deferredExtraCas(): Buffer | null {
+  const file = process.env.KEEP_DEFERRED_EXTRA_CA_CERTS;
+  if (!file || process.env.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH) return null;
+  let extra: string;
+  try {
+    extra = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    // Node itself only warns about an unreadable NODE_EXTRA_CA_CERTS
+    process.stderr.write(`keep: warning: cannot read NODE_EXTRA_CA_CERTS ${file}: ${(e as Error).message}\n`);
+    return null;
+  }
+  return Buffer.from(`${tls.rootCertificates.join('\n')}\n${extra}`);
 }
 
 export interface RemoteOptions {
@@ -157,8 +188,6 @@ export function fromGrpcError(e: unknown, address = 'unknown address'): KeepErro
       return new KeepError('INTERNAL', details);
   }
 }
-
-const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
 /** uint64 fields from the agent's numbers (counts and sizes: non-negative integers). */
 const u64 = (n: number): bigint => BigInt(Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
@@ -235,6 +264,8 @@ export class RemoteConnection implements RepoConnection {
   readonly address: string;
   readonly secure: boolean;
   private readonly client: grpc.Client;
+  /** the bulk streams' HTTP/2 session (remote-stream.ts) */
+  private readonly streams: StreamSession;
   /** Kept in a private slot so inspecting or serializing the connection cannot show it. */
   readonly #token: string | undefined;
   private meta?: Promise<{ config: RepoConfig; keys: KeyFile[] }>;
@@ -259,8 +290,8 @@ export class RemoteConnection implements RepoConnection {
     }
     this.#token = opts.token;
     let creds: grpc.ChannelCredentials;
+    let ca: Buffer | null = null;
     if (loc.secure) {
-      let ca: Buffer | null = null;
       if (opts.caFile) {
         try {
           ca = fs.readFileSync(opts.caFile);
@@ -268,12 +299,23 @@ export class RemoteConnection implements RepoConnection {
           throw new KeepError('INVALID_ARGUMENT', `cannot read CA certificate ${opts.caFile}: ${(e as Error).message}`);
         }
       }
+      ca ??= deferredExtraCas();
       creds = grpc.credentials.createSsl(ca);
     } else {
       creds = grpc.credentials.createInsecure();
     }
     const Client = grpc.makeGenericClientConstructor(DEF, 'RepositoryService');
     this.client = new Client(loc.address, creds, CHANNEL_OPTIONS);
+    // The same trust as grpc-js's: the CA given, else its default roots file, else Node's.
+    const rootsFile = process.env.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH;
+    if (loc.secure && !ca && rootsFile) {
+      try {
+        ca = fs.readFileSync(rootsFile);
+      } catch {
+        /* grpc-js falls back to Node's roots too */
+      }
+    }
+    this.streams = new StreamSession({ address: loc.address, secure: loc.secure, ca: ca ?? undefined, token: opts.token });
   }
 
   // ---- plumbing ------------------------------------------------------------
@@ -311,9 +353,21 @@ export class RemoteConnection implements RepoConnection {
     });
   }
 
-  /** The upload stream of a session (no deadline); messages are UploadRequests encoded already (upload-message.ts). */
-  openUploadStream(): grpc.ClientDuplexStream<Buffer, UploadAck> {
-    return this.client.makeBidiStreamRequest<Buffer, UploadAck>(DEF.upload.path, (m: Buffer) => m, decodeUploadAck, this.metadata(), {});
+  /** The upload stream of a session (no deadline): write framed UploadRequests (UploadEncoder.frame); each ack goes to `onAck`. */
+  openUploadStream(onAck: (ack: UploadAck) => void): StreamCall {
+    let msg = Buffer.alloc(0);
+    let at = 0;
+    const sink: MessageSink = {
+      begin: (n) => {
+        msg = Buffer.allocUnsafe(n);
+        at = 0;
+      },
+      bytes: (piece) => {
+        at += piece.copy(msg, at);
+      },
+      end: () => onAck(decodeUploadAck(msg)),
+    };
+    return this.streams.call(DEF.upload.path, sink, MAX_ACK_BYTES);
   }
 
   /** Unary call for sessions. */
@@ -429,41 +483,32 @@ export class RemoteConnection implements RepoConnection {
       this.pumpReads();
     };
 
-    let call: grpc.ClientReadableStream<ReadBlobsResponse>;
-    try {
-      call = this.client.makeServerStreamRequest<ReadBlobsRequest, ReadBlobsResponse>(
-        d.path,
-        d.requestSerialize,
-        d.responseDeserialize as (b: Buffer) => ReadBlobsResponse,
-        create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id), maxMessageBytes: READ_MESSAGE_BYTES }),
-        this.metadata(),
-        {},
-      );
-    } catch (e) {
-      failure = this.mapError(e);
-      finish();
-      return;
-    }
-    const got = (id: Uint8Array, bytes: Uint8Array) => {
+    const parser = new ReadBlobsParser((id, data) => {
       const hex = toHex(id);
       const req = left.get(hex);
       if (!req) return; // not asked for in this call (or sent twice): ignore
       left.delete(hex);
       this.blobInFlight.delete(hex);
-      const data = asBuffer(bytes);
-      for (const w of req.waiters) w.resolve(data);
-    };
-    call.on('data', (r: ReadBlobsResponse) => {
-      // Several blobs per message from a keepd that knows max_message_bytes, one from an older one.
-      if (r.blobs.length) for (const b of r.blobs) got(b.id, b.data);
-      else got(r.id, r.data);
+      // Each caller owns what it gets (the restore moves it to a worker): a second asker gets a copy.
+      req.waiters.forEach((w, i) => w.resolve(i === 0 ? data : Buffer.from(data)));
     });
-    call.on('error', (e) => {
-      failure ??= this.mapError(e);
+    let call: StreamCall;
+    try {
+      call = this.streams.call(d.path, parser, MAX_READ_MESSAGE);
+    } catch (e) {
+      failure = this.mapError(e);
+      finish();
+      return;
+    }
+    call.on('status', (s: CallStatus) => {
+      if (s.code !== grpc.status.OK) failure ??= this.mapError(s);
+      finish();
     });
-    // 'end' follows the last message; 'status' is the fallback should 'end' not come.
-    call.on('end', finish);
-    call.on('status', () => setImmediate(finish));
+    const req = Buffer.from(toBinary(ReadBlobsRequestSchema, create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id), maxMessageBytes: READ_MESSAGE_BYTES })));
+    const framed = Buffer.allocUnsafe(FRAME_PREFIX + req.length);
+    writeFramePrefix(framed, 0, req.length);
+    req.copy(framed, FRAME_PREFIX);
+    call.end(framed);
   }
 
   // ---- listing and maintenance -----------------------------------------------
@@ -498,6 +543,7 @@ export class RemoteConnection implements RepoConnection {
     const e = new KeepError('INVALID_ARGUMENT', 'the connection to keepd is closed');
     for (const r of this.blobQueue.values()) for (const w of r.waiters) w.reject(e);
     this.blobQueue.clear();
+    this.streams.close();
     this.client.close();
   }
 }
@@ -514,7 +560,7 @@ interface PutState extends Deferred<number> {
  * opened on the first put(); the server acknowledges them in write order.
  */
 class RemoteSession implements BackupSession {
-  private call?: grpc.ClientDuplexStream<Buffer, UploadAck>;
+  private call?: StreamCall;
   private readonly encoder: UploadEncoder;
   /** Settles when the upload stream has ended: resolves on OK with every blob acknowledged. */
   private finished: Promise<void> = Promise.resolve();
@@ -562,9 +608,9 @@ class RemoteSession implements BackupSession {
         const call = this.stream();
         for (const b of blobs) {
           if (this.failure) throw this.failure;
-          const msg = this.encoder.encode(b);
+          const msg = this.encoder.frame(b);
           this.acks.push({ id: b.id, put });
-          // grpc-js calls back once it has framed (copied) the message: the blob's buffer can carry another chunk.
+          // Written from the blob's own buffer: the stream calls back once it no longer needs it, and it can carry another chunk.
           const written = call.write(msg, b.release && (() => b.release!()));
           if (!written) await this.drain();
         }
@@ -611,16 +657,22 @@ class RemoteSession implements BackupSession {
 
   // ---- the upload stream ---------------------------------------------------
 
-  private stream(): grpc.ClientDuplexStream<Buffer, UploadAck> {
+  private stream(): StreamCall {
     if (this.call) return this.call;
-    const call = this.conn.openUploadStream();
+    const call = this.conn.openUploadStream((r) => this.onAck(r));
     this.call = call;
     this.streamDone = false;
     this.finished = new Promise<void>((resolve, reject) => {
-      let error: KeepError | undefined;
-      const end = () => {
+      call.on('drain', () => {
+        const ws = this.drainWaiters;
+        this.drainWaiters = [];
+        for (const w of ws) w.resolve();
+      });
+      // The status comes last, after every acknowledgement.
+      call.on('status', (s: CallStatus) => {
         if (this.streamDone) return;
         this.streamDone = true;
+        let error = s.code === grpc.status.OK ? undefined : this.conn.mapError(s);
         if (!error && this.unacked) error = new KeepError('INTERNAL', `keepd ended the upload stream with ${this.unacked} blobs unacknowledged`);
         if (error) {
           this.fail(error);
@@ -628,20 +680,7 @@ class RemoteSession implements BackupSession {
         } else {
           resolve();
         }
-      };
-      call.on('data', (r: UploadAck) => this.onAck(r));
-      call.on('error', (e) => {
-        error ??= this.conn.mapError(e);
-        this.fail(error);
       });
-      call.on('drain', () => {
-        const ws = this.drainWaiters;
-        this.drainWaiters = [];
-        for (const w of ws) w.resolve();
-      });
-      // 'end' follows the last acknowledgement; 'status' is the fallback should 'end' not come.
-      call.on('end', end);
-      call.on('status', () => setImmediate(end));
     });
     this.finished.catch(() => undefined);
     return call;

@@ -1,11 +1,13 @@
 import { BLOB_ROOM, ID_SIZE, KeepError, SealedBlob, storageHash } from '@keep/core';
+import { FRAME_PREFIX, writeFramePrefix } from './remote-stream.js';
 
 /*
  * keep.v1 UploadRequest / UploadResponse (proto/keep/v1/repository.proto),
  * encoded by hand for the upload stream: protobuf-es copies each blob twice
  * (into its writer, then into a Buffer) and reflects over the schema for
- * every message. Here the fields are written around the blob in the room the
- * SealPool left for them, so the message costs no copy of the blob at all.
+ * every message. Here the fields, and the gRPC frame prefix before them, are
+ * written around the blob in the room the SealPool left for them, so the
+ * message costs no copy of the blob at all (remote-stream.ts writes it as it is).
  * The bytes are exactly protobuf's: fields in number order, lengths as varints.
  *
  *   UploadRequest  { 1: session_id string, 2: id bytes, 3: data bytes, 4: storage_hash bytes }
@@ -31,20 +33,30 @@ export class UploadEncoder {
     this.session = Buffer.from(sessionId, 'utf8');
   }
 
-  /** The encoded UploadRequest for `b`; framed in place when the blob has room, else copied once. */
+  /** The encoded UploadRequest for `b`. */
   encode(b: SealedBlob): Buffer {
+    return this.frame(b).subarray(FRAME_PREFIX);
+  }
+
+  /**
+   * The UploadRequest for `b` with its gRPC frame prefix, as written to the
+   * stream: around the blob, in its own buffer, when it has room; else copied once.
+   */
+  frame(b: SealedBlob): Buffer {
     if (b.id.length !== ID_SIZE) throw new KeepError('INTERNAL', `blob id of ${b.id.length} bytes`);
     const n = b.bytes.length;
     const hash = b.hash ?? storageHash(b.bytes);
     const head = 1 + varintSize(this.session.length) + this.session.length + 2 + ID_SIZE + 1 + varintSize(n);
     const tail = 2 + ID_SIZE;
-    let msg: Buffer;
-    if (b.roomy && head <= BLOB_ROOM.head && tail <= BLOB_ROOM.tail) {
-      msg = Buffer.from(b.bytes.buffer, b.bytes.byteOffset - head, head + n + tail);
+    let framed: Buffer;
+    if (b.roomy && FRAME_PREFIX + head <= BLOB_ROOM.head && tail <= BLOB_ROOM.tail) {
+      framed = Buffer.from(b.bytes.buffer, b.bytes.byteOffset - head - FRAME_PREFIX, FRAME_PREFIX + head + n + tail);
     } else {
-      msg = Buffer.allocUnsafe(head + n + tail);
-      b.bytes.copy(msg, head);
+      framed = Buffer.allocUnsafe(FRAME_PREFIX + head + n + tail);
+      b.bytes.copy(framed, FRAME_PREFIX + head);
     }
+    writeFramePrefix(framed, 0, head + n + tail);
+    const msg = framed.subarray(FRAME_PREFIX);
     let at = 0;
     msg[at++] = 0x0a;
     at = writeVarint(msg, at, this.session.length);
@@ -58,7 +70,7 @@ export class UploadEncoder {
     msg[at++] = 0x22;
     msg[at++] = ID_SIZE;
     hash.copy(msg, at);
-    return msg;
+    return framed;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * Messages between the restore pool (worker-pool.ts) and its workers
  * (restore-worker.ts). Byte fields are views into one ArrayBuffer per message,
- * transferred, not cloned.
+ * transferred, not cloned; stored bytes that own their ArrayBuffer travel in
+ * it (transferred too) instead of being copied into the message's.
  */
 
 /** A file of at most one chunk: fetched whole, decrypted, written and closed by one worker. */

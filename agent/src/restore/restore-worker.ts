@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { BlobType, deriveKeys, garbagePacer, Id, KeepError, openBlob, toHex } from '@keep/core';
+import { BlobType, deriveKeys, discardBuffer, garbagePacer, Id, KeepError, openBlob, openBlobInPlace, OpenScratch, toHex } from '@keep/core';
 import type { RestoreJob, RestoreResult, SmallFileJob } from './restore-jobs.js';
 import { createFile, createFileAsync, setMetaFd, writeAll } from './target-fs.js';
 
@@ -20,12 +20,21 @@ const show = (p: Uint8Array) => asBuffer(p).toString();
 /** Scavenges the dead buffers decryption leaves every few MiB (worker-pool.ts exposes `gc`). */
 const produced = garbagePacer();
 
-/** The plaintext of a data chunk, authenticated and re-hashed against `id`. */
-function openChunk(id: Id, stored: Buffer): Buffer {
-  const { type, plaintext } = openBlob(keys, id, stored);
+/** The buffer compressed chunks are decompressed into when written as soon as they are opened (see openChunk). */
+const scratch = new OpenScratch();
+
+/**
+ * The plaintext of a data chunk, authenticated and re-hashed against `id`.
+ * `reuse`: decrypted in `stored` itself (this thread's: it came with the
+ * job) and decompressed into the scratch buffer, so valid only until the
+ * next reusing call: for a caller that writes it before it yields to the
+ * event loop (another message would open its chunk into the same buffer).
+ */
+function openChunk(id: Id, stored: Buffer, reuse: boolean): Buffer {
+  const { type, plaintext } = reuse ? openBlobInPlace(keys, id, stored, scratch) : openBlob(keys, id, stored);
   if (type !== BlobType.Data) throw new KeepError('CORRUPT', `blob ${toHex(id)} should be file data but is a tree`);
-  // Garbage once written: the stored bytes, the cipher's output, the plaintext.
-  produced(stored.length * 2 + plaintext.length);
+  // Garbage once written: the stored bytes (moved here for this chunk) and the cipher's output; without reuse, the plaintext too.
+  produced(stored.length * 2 + (reuse ? 0 : plaintext.length));
   return plaintext;
 }
 
@@ -41,8 +50,8 @@ const PROBE_CREATES = 8;
 const SLOW_CREATE_MS = 0.15;
 const CREATES_AHEAD = 4;
 
-const decrypted = (f: SmallFileJob): Buffer => {
-  const data = f.id && f.stored ? openChunk(asBuffer(f.id), asBuffer(f.stored)) : Buffer.alloc(0);
+const decrypted = (f: SmallFileJob, reuse: boolean): Buffer => {
+  const data = f.id && f.stored ? openChunk(asBuffer(f.id), asBuffer(f.stored), reuse) : Buffer.alloc(0);
   if (data.length !== f.size) throw new KeepError('CORRUPT', `${show(f.path)}: restored ${data.length} bytes, the snapshot says ${f.size}`);
   return data;
 };
@@ -68,7 +77,7 @@ async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<n
   let createMs = 0;
   try {
     for (; i < files.length && (i < PROBE_CREATES || createMs / i < SLOW_CREATE_MS); i++) {
-      const data = decrypted(files[i]);
+      const data = decrypted(files[i], true);
       const t = performance.now();
       const fd = createFile(asBuffer(files[i].path));
       createMs += performance.now() - t;
@@ -92,7 +101,8 @@ async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<n
   let taken = i;
   try {
     for (; i < files.length; i++) {
-      const data = decrypted(files[i]);
+      // Not into the scratch buffers: other messages run while this waits for its descriptor.
+      const data = decrypted(files[i], false);
       const fd = await fds[i];
       taken = i + 1;
       if (next < files.length) create();
@@ -137,7 +147,7 @@ function run(job: RestoreJob): number | Promise<number> {
       if (!f) throw new KeepError('INTERNAL', `restore worker: chunk for file ${job.file}, which is not open`);
       if (f.error !== undefined) throw f.error;
       try {
-        const data = openChunk(asBuffer(job.id), asBuffer(job.stored));
+        const data = openChunk(asBuffer(job.id), asBuffer(job.stored), true);
         writeAll(f.fd, data, f.pos);
         f.pos += data.length;
         return data.length;
@@ -178,15 +188,46 @@ function failed(seq: number, e: unknown): RestoreResult {
   };
 }
 
+/**
+ * The buffers a job brought with it (moved here, see worker-pool.ts). They are
+ * garbage once it is done, but a batch of small files outlives the young
+ * collections the pacer starts while it is written, so V8 would keep them
+ * for a full collection, which this thread rarely needs: they are freed now.
+ */
+function movedBuffers(job: RestoreJob): Set<ArrayBuffer> {
+  const bufs = new Set<ArrayBuffer>();
+  const add = (u: Uint8Array | undefined) => u && u.buffer instanceof ArrayBuffer && bufs.add(u.buffer);
+  if (job.op === 'files') for (const f of job.files) add(f.path), add(f.id), add(f.stored);
+  else if (job.op === 'chunk') add(job.id), add(job.stored);
+  return bufs;
+}
+
+const release = (job: RestoreJob) => {
+  for (const ab of movedBuffers(job)) discardBuffer(ab);
+};
+
 // Batches of small files wait on the thread pool's creates; large files' steps are synchronous, so each file's stay in order.
 port.on('message', (job: RestoreJob) => {
   let bytes: number | Promise<number>;
   try {
     bytes = run(job);
   } catch (e) {
+    release(job);
     port.postMessage(failed(job.seq, e));
     return;
   }
-  if (typeof bytes === 'number') port.postMessage({ seq: job.seq, ok: true, bytes } satisfies RestoreResult);
-  else bytes.then((n) => port.postMessage({ seq: job.seq, ok: true, bytes: n } satisfies RestoreResult), (e: unknown) => port.postMessage(failed(job.seq, e)));
+  if (typeof bytes === 'number') {
+    release(job);
+    port.postMessage({ seq: job.seq, ok: true, bytes } satisfies RestoreResult);
+  } else
+    bytes.then(
+      (n) => {
+        release(job);
+        port.postMessage({ seq: job.seq, ok: true, bytes: n } satisfies RestoreResult);
+      },
+      (e: unknown) => {
+        release(job);
+        port.postMessage(failed(job.seq, e));
+      },
+    );
 });

@@ -13,7 +13,7 @@ const SMALL_FILE = 1024 * 1024;
  * waits beyond either, so memory does not grow with the tree, while enough
  * is asked at once for keepd to answer in long, coalesced pack reads.
  */
-const SMALL_BYTES_AHEAD = 8 * 1024 * 1024;
+const SMALL_BYTES_AHEAD = 4 * 1024 * 1024;
 const SMALL_FILES_AHEAD = 2048;
 /** Large files written at once (each on one worker, its chunks in order). */
 const LARGE_FILES = 2;
@@ -22,8 +22,19 @@ const LARGE_FILES = 2;
  * to the small files after them meanwhile, so both kinds share the network.
  */
 const LARGE_WAITING = 64;
-/** Chunks of one large file between request and write. */
+/**
+ * Chunks of one large file between request and write: as many as fit in
+ * LARGE_AHEAD_BYTES at the file's average chunk size, at least 2, at most
+ * CHUNK_WINDOW. A count alone let a file of max-size chunks (4 MiB, or more
+ * with a repository's own chunker sizes) hold 8 of them per file.
+ */
 const CHUNK_WINDOW = 8;
+export const LARGE_AHEAD_BYTES = 4 * 1024 * 1024;
+
+export function chunkWindow(size: number, chunks: number): number {
+  const avg = Math.max(1, Math.ceil(size / Math.max(1, chunks)));
+  return Math.max(2, Math.min(CHUNK_WINDOW, Math.floor(LARGE_AHEAD_BYTES / avg)));
+}
 
 export interface RestoreOptions {
   target: string;
@@ -256,17 +267,18 @@ export class Restorer {
         fetches[i] = f;
       };
       const written: Promise<number>[] = [];
-      for (let i = 0; i < Math.min(CHUNK_WINDOW, ids.length); i++) request(i);
+      const window = chunkWindow(e.size, ids.length);
+      for (let i = 0; i < Math.min(window, ids.length); i++) request(i);
       for (let i = 0; i < ids.length; i++) {
         if (this.failure) throw this.failure;
         const stored = await fetches[i]!;
         fetches[i] = undefined;
         written[i] = w.chunk(ids[i], stored);
         written[i].catch(noop);
-        if (i + CHUNK_WINDOW < ids.length) {
+        if (i + window < ids.length) {
           // The window bounds chunks held here and queued on the worker, should the disk be slower than the network.
           if (i > 0) await written[i - 1];
-          request(i + CHUNK_WINDOW);
+          request(i + window);
         }
       }
       await Promise.all(written);

@@ -30,12 +30,12 @@ export interface LargeFileWriter {
 
 /**
  * The worker module: next to this one in the tsc output (agent/dist/restore/),
- * one directory down from the agent's one-file bundle (agent/dist/keep.mjs),
+ * one directory down from the agent's one-file bundle (agent/dist/keep.cjs),
  * which holds this module too. (A bundle of the worker itself measured no
  * faster to start: most of its ~100 ms is Node's worker start and the native
  * zstd and BLAKE3 modules.)
  */
-const WORKER = new URL(import.meta.url.endsWith('.mjs') ? './restore/restore-worker.js' : './restore-worker.js', import.meta.url);
+const WORKER = new URL(/\.[cm]js$/.test(import.meta.url) ? './restore/restore-worker.js' : './restore-worker.js', import.meta.url);
 
 interface Waiter {
   resolve(bytes: number): void;
@@ -65,6 +65,15 @@ function pack(parts: (Uint8Array | undefined)[]): { buffer: ArrayBuffer; views: 
     return v;
   });
   return { buffer, views };
+}
+
+/**
+ * Stored bytes that own their whole ArrayBuffer (getBlob hands each caller
+ * its own) move to the worker with the message instead of being copied into
+ * it; they are then gone from this thread. Anything else is copied.
+ */
+function movable(u: Uint8Array | undefined, moving: Set<ArrayBufferLike>): u is Uint8Array {
+  return !!u && u.byteLength > 0 && u.byteOffset === 0 && u.byteLength === u.buffer.byteLength && u.buffer instanceof ArrayBuffer && !moving.has(u.buffer);
 }
 
 function toError(r: Extract<RestoreResult, { ok: false }>): Error {
@@ -136,8 +145,10 @@ export class RestorePool {
     opened.catch(() => undefined); // reported again by chunk() and end()
     return {
       chunk: (id, stored) => {
-        const { buffer, views } = pack([id, stored]);
-        return this.post(worker, { op: 'chunk', seq: this.seq++, file, id: views[0]!, stored: views[1]! }, [buffer], stored.length, false);
+        const moved = movable(stored, new Set());
+        const { buffer, views } = pack([id, moved ? undefined : stored]);
+        const transfer = moved ? [buffer, stored.buffer as ArrayBuffer] : [buffer];
+        return this.post(worker, { op: 'chunk', seq: this.seq++, file, id: views[0]!, stored: moved ? stored : views[1]! }, transfer, stored.length, false);
       },
       end: (m, size) => this.post(worker, { op: 'end', seq: this.seq++, file, size, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime, chown: this.chown }, [], 0, false),
       abort: async () => {
@@ -177,18 +188,24 @@ export class RestorePool {
   }
 
   private send(worker: number, batch: Pending[], bytes: number): void {
-    const { buffer, views } = pack(batch.flatMap((p) => [p.file.path, p.file.id, p.file.stored]));
+    const moving = new Set<ArrayBufferLike>();
+    const moved = batch.map((p) => {
+      const m = movable(p.file.stored, moving);
+      if (m) moving.add(p.file.stored!.buffer);
+      return m;
+    });
+    const { buffer, views } = pack(batch.flatMap((p, i) => [p.file.path, p.file.id, moved[i] ? undefined : p.file.stored]));
     const files: SmallFileJob[] = batch.map((p, i) => ({
       path: views[3 * i]!,
       id: views[3 * i + 1],
-      stored: views[3 * i + 2],
+      stored: moved[i] ? p.file.stored : views[3 * i + 2],
       size: p.file.size,
       mode: p.file.mode,
       uid: p.file.uid,
       gid: p.file.gid,
       mtime: p.file.mtime,
     }));
-    this.post(worker, { op: 'files', seq: this.seq++, files, chown: this.chown }, [buffer], bytes, true).then(
+    this.post(worker, { op: 'files', seq: this.seq++, files, chown: this.chown }, [buffer, ...(moving as Set<ArrayBuffer>)], bytes, true).then(
       () => {
         for (const p of batch) p.resolve(p.file.size);
       },

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import * as fastcdc from 'fastcdc-wasm';
 import { CHUNK_ROOM } from './blob/seal.js';
 import { KeepError } from './errors.js';
+import { discardBuffer } from './parallel/discard.js';
 
 /** Content-defined chunking parameters, fixed per repository (recorded in its config). */
 export interface ChunkerParams {
@@ -76,10 +77,15 @@ function rawBounds(r: RawCdc, ptr: number, len: number, p: ChunkerParams): Uint3
 const spareWindows: { ptr: number; cap: number }[] = [];
 const abandoned = new FinalizationRegistry<{ ptr: number; cap: number }>((w) => releaseWindow(w));
 
+/** Keeps the largest windows spare (a small one would only be outgrown again). */
 function releaseWindow(w: { ptr: number; cap: number }): void {
   if (!raw || w.cap === 0) return;
-  if (spareWindows.length < 2) spareWindows.push(w);
-  else raw.__wbindgen_free(w.ptr, w.cap);
+  spareWindows.push(w);
+  spareWindows.sort((a, b) => b.cap - a.cap);
+  while (spareWindows.length > 2) {
+    const s = spareWindows.pop()!;
+    raw.__wbindgen_free(s.ptr, s.cap);
+  }
 }
 
 /**
@@ -110,8 +116,19 @@ export class StreamChunker {
   /** cached view of the window (rebuilt when wasm memory grows or the window moves) */
   private view: Uint8Array | undefined;
 
+  /**
+   * A window is scanned once it holds this much: then at least its first
+   * chunk is final (FastCDC cuts at most at max), and the carried tail (one
+   * chunk, ~avg) is re-scanned for every PUSH_PIECE or more of new data.
+   */
+  private readonly scanAt: number;
+  /** The most a window ever holds: a scan's worth less one byte, plus one piece. */
+  private readonly maxWindow: number;
+
   constructor(private readonly params: ChunkerParams) {
     validateChunkerParams(params);
+    this.scanAt = params.max + PUSH_PIECE;
+    this.maxWindow = this.scanAt + PUSH_PIECE;
     abandoned.register(this, this.win, this);
   }
 
@@ -123,9 +140,7 @@ export class StreamChunker {
       this.ensure(this.len + piece.length);
       this.bytes().set(piece, this.len);
       this.len += piece.length;
-      // Scanning is cheaper in large windows: wait until a window holds at least
-      // two max-size chunks, so the carried tail is re-scanned rarely.
-      if (this.len >= 2 * this.params.max) out.push(...this.cut(false));
+      if (this.len >= this.scanAt) out.push(...this.cut(false));
     }
     return out;
   }
@@ -156,12 +171,13 @@ export class StreamChunker {
     const fd = fs.openSync(file, 'r');
     try {
       const out: Buffer[] = [];
-      for (let want = Math.max(sizeHint + 1, 64 * 1024); ; ) {
+      // At most a piece per read, so the window never outgrows maxWindow whatever the hint says.
+      for (let want = Math.min(Math.max(sizeHint + 1, 64 * 1024), PUSH_PIECE); ; ) {
         c.ensure(c.len + want);
         const n = fs.readSync(fd, c.bytes(), c.len, want, null);
         if (n === 0) break;
         c.len += n;
-        if (c.len >= 2 * params.max) out.push(...c.cut(false));
+        if (c.len >= c.scanAt) out.push(...c.cut(false));
         want = Math.min(Math.max(want, 64 * 1024), PUSH_PIECE);
       }
       out.push(...c.finish());
@@ -191,9 +207,13 @@ export class StreamChunker {
       return;
     }
     if (need <= this.win.cap) return;
-    const spare = spareWindows.findIndex((s) => s.cap >= need);
-    // Doubling keeps appends linear, up to the most a window ever needs.
-    const cap = Math.max(need, Math.min(2 * this.win.cap, 2 * this.params.max + PUSH_PIECE), 64 * 1024);
+    // The smallest spare that fits.
+    let spare = -1;
+    for (let i = 0; i < spareWindows.length; i++) if (spareWindows[i].cap >= need && (spare < 0 || spareWindows[i].cap < spareWindows[spare].cap)) spare = i;
+    // A window is allocated at the most it may ever hold, not grown by doubling: every outgrown size stayed
+    // behind in wasm memory, which never shrinks (25 MiB of it for one 9 MiB window). Pages a window never
+    // reaches are never touched, so a small file still costs only its own size in memory.
+    const cap = Math.max(need, this.maxWindow);
     const fresh = spare >= 0 ? spareWindows.splice(spare, 1)[0] : { ptr: 0, cap };
     if (fresh.ptr === 0) fresh.ptr = raw.__wbindgen_malloc(fresh.cap);
     if (this.len) new Uint8Array(raw.memory.buffer).copyWithin(fresh.ptr, this.win.ptr, this.win.ptr + this.len);
@@ -230,10 +250,16 @@ export class StreamChunker {
  * uploader hands the buffer back (recycleChunkBuffer) for a later chunk:
  * fresh buffers per chunk left tens of MiB of dead buffers in malloc's arenas
  * between collections. Capacities come in classes (2^k and 1.5 * 2^k, from
- * 4 KiB) so buffers fit later chunks; at most SPARE_MAX bytes are kept.
+ * 4 KiB) so buffers fit later chunks; at most SPARE_MAX bytes are kept, the
+ * most recently returned (chunk sizes come in runs: a tree of small files,
+ * then a large file), and a buffer that is not kept is freed at once
+ * (discardBuffer), not left for a full collection.
  */
 const SPARE_MAX = 8 * 1024 * 1024;
 const spareChunks = new Map<number, ArrayBuffer[]>();
+/** the same buffers, oldest first (entries no longer spare are skipped): the first to go when the pool is full */
+let spareOrder: ArrayBuffer[] = [];
+let spareHead = 0;
 /** the same buffers: handing one back twice must not give it to two chunks */
 const spareSet = new WeakSet<ArrayBuffer>();
 let spareBytes = 0;
@@ -245,14 +271,18 @@ function chunkClass(n: number): number {
   return c;
 }
 
+function takeSpare(ab: ArrayBuffer): void {
+  spareBytes -= ab.byteLength;
+  spareSet.delete(ab);
+}
+
 /** A buffer for a chunk of `n` bytes: a view at CHUNK_ROOM.head into a (possibly recycled) ArrayBuffer of its own. */
 export function chunkBuffer(n: number): Buffer {
   const cls = chunkClass(n);
-  let ab = spareChunks.get(cls)?.pop();
-  if (ab) {
-    spareBytes -= ab.byteLength;
-    spareSet.delete(ab);
-  }
+  // A spare of this class, or of the next two (at most twice the size): chunk sizes vary, and a miss costs an allocation.
+  let ab: ArrayBuffer | undefined;
+  for (let c = cls, i = 0; i < 3 && !ab; i++, c = chunkClass(c + 1)) ab = spareChunks.get(c)?.pop();
+  if (ab) takeSpare(ab);
   else ab = Buffer.allocUnsafeSlow(CHUNK_ROOM.head + cls + CHUNK_ROOM.tail).buffer as ArrayBuffer;
   return Buffer.from(ab, CHUNK_ROOM.head, n);
 }
@@ -266,11 +296,26 @@ export function isChunkBuffer(b: Uint8Array): boolean {
 /** Hand a chunk buffer (its ArrayBuffer) back once nothing refers to its bytes any more. */
 export function recycleChunkBuffer(ab: ArrayBufferLike): void {
   const cls = ab.byteLength - CHUNK_ROOM.head - CHUNK_ROOM.tail;
-  if (!(ab instanceof ArrayBuffer) || spareSet.has(ab) || cls <= 0 || chunkClass(cls) !== cls || spareBytes + ab.byteLength > SPARE_MAX) return;
+  if (!(ab instanceof ArrayBuffer) || spareSet.has(ab) || cls <= 0 || chunkClass(cls) !== cls) return;
+  if (ab.byteLength > SPARE_MAX) return discardBuffer(ab);
+  // Room for it: the oldest spares go (freed now, not at a full collection).
+  while (spareBytes + ab.byteLength > SPARE_MAX) {
+    const old = spareOrder[spareHead++];
+    if (!spareSet.has(old)) continue;
+    const list = spareChunks.get(old.byteLength - CHUNK_ROOM.head - CHUNK_ROOM.tail)!;
+    list.splice(list.indexOf(old), 1);
+    takeSpare(old);
+    discardBuffer(old);
+  }
+  if (spareHead > 1024 && spareHead * 2 > spareOrder.length) {
+    spareOrder = spareOrder.slice(spareHead).filter((x) => spareSet.has(x));
+    spareHead = 0;
+  }
   spareSet.add(ab);
   let list = spareChunks.get(cls);
   if (!list) spareChunks.set(cls, (list = []));
   list.push(ab);
+  spareOrder.push(ab);
   spareBytes += ab.byteLength;
 }
 

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { Compression, compressBlob, decompressBlob } from '../compress.js';
+import { Compression, compressBlob, decompressBlob, decompressBlobInto } from '../compress.js';
 import { corrupt, KeepError } from '../errors.js';
 import { ID_SIZE, Id, keyedHash, storageHash, toHex } from '../ids.js';
 import { RepoKeys } from '../keys/subkeys.js';
@@ -200,6 +200,57 @@ export function openBlob(keys: RepoKeys, id: Id, stored: Buffer): { type: BlobTy
     throw new KeepError('CORRUPT', `blob ${toHex(id)} fails authentication (damaged, or not this repository's)`);
   }
   const plaintext = decompressBlob(sealed[0], sealed.subarray(1));
+  const check =
+    p.type === BlobType.Data
+      ? keyedHash(keys.chunkIdKey, plaintext)
+      : keyedHash(keys.treeIdKey, Buffer.concat([stored.subarray(HEADER_SIZE, p.bodyOffset), plaintext]));
+  if (!check.equals(id)) throw new KeepError('CORRUPT', `blob ${toHex(id)} decrypts to content with a different id`);
+  return { type: p.type, edges: p.edges, plaintext };
+}
+
+/**
+ * The buffer a thread reuses for the plaintexts it decompresses
+ * (openBlobInPlace): it grows to the largest seen, up to `keep` bytes; a
+ * larger plaintext gets a buffer of its own.
+ */
+export class OpenScratch {
+  private buf = Buffer.alloc(0);
+
+  constructor(private readonly keep = 4 * 1024 * 1024 + 64 * 1024) {}
+
+  /** A buffer of at least `n` bytes. */
+  get(n: number): Buffer {
+    if (this.buf.length >= n) return this.buf;
+    const b = Buffer.allocUnsafeSlow(n);
+    if (n <= this.keep) this.buf = b;
+    return b;
+  }
+}
+
+/**
+ * openBlob for a caller that owns `stored` and is done with it afterwards
+ * (the restore's worker): it is decrypted where it lies, and a compressed
+ * plaintext is decompressed into `scratch`. The plaintext is a view into one
+ * of the two, valid until `stored` is dropped or `scratch` used again. Per
+ * blob, only the cipher's 256 KiB pieces are left for the collector (openBlob
+ * leaves the blob's size three times over).
+ */
+export function openBlobInPlace(keys: RepoKeys, id: Id, stored: Buffer, scratch: OpenScratch): { type: BlobType; edges: Edge[]; plaintext: Buffer } {
+  const p = parseBlob(stored);
+  const d = crypto.createDecipheriv('aes-256-gcm', keys.sealKey(Buffer.from(p.salt)), p.nonce);
+  d.setAAD(Buffer.concat([id, stored.subarray(0, p.bodyOffset)]));
+  d.setAuthTag(Buffer.from(stored.subarray(stored.length - TAG_SIZE)));
+  const body = stored.subarray(p.bodyOffset, stored.length - TAG_SIZE);
+  let at = 0;
+  try {
+    // A piece is read whole before its plaintext (the same length: GCM is a stream mode) lands where it lay.
+    for (let o = 0; o < body.length; o += CIPHER_PIECE) at += d.update(body.subarray(o, o + CIPHER_PIECE)).copy(body, at);
+    at += d.final().copy(body, at);
+  } catch {
+    throw new KeepError('CORRUPT', `blob ${toHex(id)} fails authentication (damaged, or not this repository's)`);
+  }
+  if (at < 1) throw new KeepError('CORRUPT', `blob ${toHex(id)} holds no codec byte`);
+  const plaintext = decompressBlobInto(body[0], body.subarray(1, at), (n) => scratch.get(n));
   const check =
     p.type === BlobType.Data
       ? keyedHash(keys.chunkIdKey, plaintext)

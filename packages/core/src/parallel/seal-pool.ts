@@ -3,11 +3,13 @@ import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { sealForUpload } from '../blob/seal.js';
 import { isChunkBuffer, recycleChunkBuffer } from '../chunker.js';
-import { Compression } from '../compress.js';
+import { Compression, releaseCompressScratch } from '../compress.js';
 import { KeepError, KeepErrorCode } from '../errors.js';
 import { Id } from '../ids.js';
 import { deriveKeys, RepoKeys } from '../keys/subkeys.js';
 import { SealJob, SealResult } from './seal-jobs.js';
+
+export { discardBuffer } from './discard.js';
 
 /** A sealed blob on its way to a repository. */
 export interface SealedBlob {
@@ -93,6 +95,8 @@ export class SealPool {
   }
 
   private start(): Running {
+    // From here on workers compress the chunks: this thread only seals tree nodes, a few KiB each.
+    if (this.workers.length === 0) releaseCompressScratch();
     // Workers scavenge their garbage buffers themselves (seal-worker.ts); V8 gives new isolates `gc` only with this flag.
     v8.setFlagsFromString('--expose-gc');
     const w = new Worker(new URL('./seal-worker.js', import.meta.url), {

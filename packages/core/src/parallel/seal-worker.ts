@@ -19,15 +19,18 @@ port.on('message', (job: SealJob) => {
       const salt = asBuffer(job.salt);
       const out: { bytes: Uint8Array; hash: Uint8Array }[] = [];
       const transfer: ArrayBuffer[] = [];
+      let garbage = 0;
       for (const it of job.items) {
         // In place, the chunk's own buffer comes back holding the blob; else one of its own. Moved back, not cloned.
         const { bytes, hash } = sealForUpload(keys, salt, asBuffer(it.id), it.plaintext, job.compression, it.inPlace);
         out.push({ bytes, hash });
         transfer.push(bytes.buffer as ArrayBuffer);
+        // The cipher's output (the blob's size) is garbage now; without in-place sealing, the plaintext too.
+        // Counted before the transfer below, which leaves an in-place chunk's plaintext empty here.
+        garbage += bytes.length + (it.inPlace ? 0 : it.plaintext.length);
       }
       port.postMessage({ seq: job.seq, ok: true, out } satisfies SealResult, transfer);
-      // ~3 buffers of each chunk's size are garbage now: its plaintext, zstd's output, the cipher's.
-      for (const it of job.items) produced(3 * it.plaintext.length);
+      produced(garbage);
       return;
     }
     const plain = openBlob(keys, asBuffer(job.id), asBuffer(job.stored)).plaintext;

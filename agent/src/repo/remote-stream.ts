@@ -1,0 +1,292 @@
+import { EventEmitter } from 'node:events';
+import http2 from 'node:http2';
+import grpc from '@grpc/grpc-js';
+
+/*
+ * The bulk streams of keep.v1 (Upload, ReadBlobs) over an HTTP/2 session of
+ * their own, beside grpc-js's channel (which keeps every unary call).
+ *
+ * The bytes on the wire are gRPC's: a POST to /keep.v1.RepositoryService/<Method>
+ * with content-type application/grpc, each message prefixed by a flag byte
+ * (0: not compressed) and its length (u32 BE), the status in trailers
+ * (grpc-status, grpc-message). keepd cannot tell these calls from grpc-js's.
+ *
+ * Why not grpc-js: it copies every message it sends into a buffer of its own
+ * (the frame prefix in front), and gathers every message it receives from
+ * the socket's chunks before handing it over. Those buffers live as long as
+ * HTTP/2 flow control makes them wait, long enough for V8 to move them to its
+ * old generation, where they wait for a full collection: tens of MiB of an
+ * agent's peak memory. Here an upload message is written from the blob's own
+ * buffer (the prefix goes in the room before it) and received bytes go to
+ * the caller chunk by chunk, as they arrive (remote-read.ts copies each blob
+ * straight into a buffer of its own), so nothing outlives its use.
+ */
+
+/** How often a session with open calls pings keepd, and how long it waits for the answer (as grpc-js's keepalive options). */
+const KEEPALIVE_MS = 60_000;
+const KEEPALIVE_TIMEOUT_MS = 20_000;
+
+/** A call's outcome, shaped as grpc-js reports one (remote.ts maps it with fromGrpcError). */
+export interface CallStatus {
+  code: number;
+  details: string;
+}
+
+/** HTTP statuses a server may answer instead of gRPC, mapped as gRPC specifies (and grpc-js does). */
+function httpStatusCode(status: number): number {
+  switch (status) {
+    case 400:
+      return grpc.status.INTERNAL;
+    case 401:
+      return grpc.status.UNAUTHENTICATED;
+    case 403:
+      return grpc.status.PERMISSION_DENIED;
+    case 404:
+      return grpc.status.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return grpc.status.UNAVAILABLE;
+    default:
+      return grpc.status.UNKNOWN;
+  }
+}
+
+function decodeMessage(v: string | string[] | undefined): string {
+  const s = Array.isArray(v) ? v.join(',') : (v ?? '');
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The gRPC frame prefix of a message of `length` bytes, written at `at` in `b`. */
+export function writeFramePrefix(b: Uint8Array, at: number, length: number): void {
+  b[at] = 0;
+  b[at + 1] = length >>> 24;
+  b[at + 2] = (length >>> 16) & 0xff;
+  b[at + 3] = (length >>> 8) & 0xff;
+  b[at + 4] = length & 0xff;
+}
+
+export const FRAME_PREFIX = 5;
+
+/**
+ * Receives a call's response body: message boundaries (from the frame
+ * prefixes) and each message's bytes in the pieces they arrived in.
+ */
+export interface MessageSink {
+  /** A message of `length` bytes starts. */
+  begin(length: number): void;
+  /** The next bytes of the current message (a view into the socket's chunk: copy what is kept). */
+  bytes(piece: Buffer): void;
+  /** The current message is complete. */
+  end(): void;
+}
+
+/** Splits a response body into messages for a MessageSink, whatever the chunking. */
+export class FrameSplitter {
+  private readonly prefix = Buffer.alloc(FRAME_PREFIX);
+  private have = 0;
+  /** bytes of the current message still to come; -1 while reading a prefix */
+  private left = -1;
+
+  constructor(
+    private readonly sink: MessageSink,
+    private readonly maxLength: number,
+  ) {}
+
+  /** True between messages (a body may end only there). */
+  get idle(): boolean {
+    return this.left < 0 && this.have === 0;
+  }
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.left < 0) {
+        const n = Math.min(FRAME_PREFIX - this.have, chunk.length - at);
+        chunk.copy(this.prefix, this.have, at, at + n);
+        this.have += n;
+        at += n;
+        if (this.have < FRAME_PREFIX) return;
+        this.have = 0;
+        if (this.prefix[0] !== 0) throw new Error('keepd sent a compressed message, which this agent never asks for');
+        this.left = this.prefix.readUInt32BE(1);
+        if (this.left > this.maxLength) throw new Error(`keepd sent a message of ${this.left} bytes (at most ${this.maxLength} expected)`);
+        this.sink.begin(this.left);
+      }
+      const n = Math.min(this.left, chunk.length - at);
+      if (n > 0) this.sink.bytes(chunk.subarray(at, at + n));
+      at += n;
+      this.left -= n;
+      if (this.left === 0) {
+        this.left = -1;
+        this.sink.end();
+      }
+    }
+  }
+}
+
+/**
+ * One call. Events: 'status' (CallStatus, exactly once, last); 'drain' (the
+ * stream takes writes again). Received messages go to the sink given to
+ * StreamSession.call.
+ */
+export class StreamCall extends EventEmitter {
+  private done = false;
+
+  constructor(
+    private readonly req: http2.ClientHttp2Stream,
+    sink: MessageSink,
+    maxLength: number,
+    onDone: () => void,
+  ) {
+    super();
+    const frames = new FrameSplitter(sink, maxLength);
+    let status: CallStatus | undefined;
+    const fromHeaders = (h: http2.IncomingHttpHeaders): CallStatus | undefined =>
+      h['grpc-status'] === undefined ? undefined : { code: Number(h['grpc-status']), details: decodeMessage(h['grpc-message']) };
+    req.on('response', (h) => {
+      const http = Number(h[':status']);
+      // A trailers-only response carries the status in its headers.
+      status = fromHeaders(h) ?? (http !== 200 ? { code: httpStatusCode(http), details: `keepd answered HTTP ${http}` } : undefined);
+    });
+    req.on('trailers', (h) => {
+      status = fromHeaders(h) ?? status;
+    });
+    req.on('data', (chunk: Buffer) => {
+      if (this.done) return;
+      try {
+        frames.push(chunk);
+      } catch (e) {
+        this.finish({ code: grpc.status.INTERNAL, details: (e as Error).message });
+        req.close(http2.constants.NGHTTP2_CANCEL);
+      }
+    });
+    req.on('drain', () => this.emit('drain'));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      this.finish({ code: grpc.status.UNAVAILABLE, details: e.message });
+    });
+    req.on('close', () => {
+      onDone();
+      if (status && status.code === grpc.status.OK && !frames.idle) status = { code: grpc.status.INTERNAL, details: 'keepd ended the stream inside a message' };
+      this.finish(status ?? { code: grpc.status.UNAVAILABLE, details: `the stream closed without a status (HTTP/2 code ${req.rstCode})` });
+    });
+    // Flowing at once: every byte goes to the sink as it arrives, nothing waits in the stream.
+    req.resume();
+  }
+
+  private finish(s: CallStatus): void {
+    if (this.done) return;
+    this.done = true;
+    this.emit('status', s);
+  }
+
+  /** Send bytes (framed messages); `cb` once the stream no longer needs them. False: wait for 'drain'. */
+  write(bytes: Uint8Array, cb?: (e?: Error | null) => void): boolean {
+    return this.req.write(bytes, cb);
+  }
+
+  /** No more messages from this side. */
+  end(bytes?: Uint8Array): void {
+    if (bytes) this.req.end(bytes);
+    else this.req.end();
+  }
+
+  /** Abandon the call (it ends with CANCELLED). */
+  cancel(): void {
+    if (this.done) return;
+    this.finish({ code: grpc.status.CANCELLED, details: 'cancelled by the agent' });
+    this.req.close(http2.constants.NGHTTP2_CANCEL);
+  }
+}
+
+export interface StreamSessionOptions {
+  /** host:port */
+  address: string;
+  secure: boolean;
+  /** CA bundle for grpcs (undefined: Node's defaults) */
+  ca?: Buffer;
+  /** sent as authorization: Bearer on every call */
+  token?: string;
+}
+
+/** A lazily opened HTTP/2 session to keepd for streaming calls; reopened after it breaks. */
+export class StreamSession {
+  private session: http2.ClientHttp2Session | undefined;
+  private calls = 0;
+  private pinger: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: StreamSessionOptions) {}
+
+  private connect(): http2.ClientHttp2Session {
+    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+    const { address, secure, ca } = this.opts;
+    const s = http2.connect(`${secure ? 'https' : 'http'}://${address}`, secure ? { ca } : {});
+    // Errors reach the calls on the session (each ends with a status); the session itself must not throw.
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      if (this.session === s) this.session = undefined;
+    });
+    s.unref();
+    this.session = s;
+    return s;
+  }
+
+  /** Ping while calls are open: a keepd that vanished without closing the connection fails them instead of hanging them. */
+  private keepalive(on: boolean): void {
+    if (!on) {
+      clearInterval(this.pinger);
+      this.pinger = undefined;
+      return;
+    }
+    if (this.pinger) return;
+    this.pinger = setInterval(() => {
+      const s = this.session;
+      if (!s || s.destroyed) return;
+      const timer = setTimeout(() => s.destroy(new Error('keepd did not answer a keepalive ping')), KEEPALIVE_TIMEOUT_MS);
+      timer.unref();
+      const sent = s.ping((err) => {
+        clearTimeout(timer);
+        if (err && !s.destroyed) s.destroy(err);
+      });
+      if (!sent) clearTimeout(timer);
+    }, KEEPALIVE_MS);
+    this.pinger.unref();
+  }
+
+  /** Start a call of `method` (the RPC's path); responses go to `sink`, messages of at most `maxLength` bytes. */
+  call(method: string, sink: MessageSink, maxLength: number): StreamCall {
+    if (this.closed) throw new Error('the connection to keepd is closed');
+    const s = this.connect();
+    const headers: http2.OutgoingHttpHeaders = {
+      ':method': 'POST',
+      ':path': method,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'grpc-accept-encoding': 'identity',
+      'user-agent': 'keep-agent',
+    };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    const req = s.request(headers);
+    this.calls++;
+    s.ref();
+    this.keepalive(true);
+    return new StreamCall(req, sink, maxLength, () => {
+      if (--this.calls > 0) return;
+      this.keepalive(false);
+      if (!s.destroyed) s.unref();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.keepalive(false);
+    this.session?.close();
+    this.session = undefined;
+  }
+}
