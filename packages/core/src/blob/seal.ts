@@ -190,9 +190,7 @@ export function parseBlob(stored: Buffer): ParsedBlob {
  */
 export function openBlob(keys: RepoKeys, id: Id, stored: Buffer): { type: BlobType; edges: Edge[]; plaintext: Buffer } {
   const p = parseBlob(stored);
-  const d = crypto.createDecipheriv('aes-256-gcm', keys.sealKey(Buffer.from(p.salt)), p.nonce);
-  d.setAAD(Buffer.concat([id, stored.subarray(0, p.bodyOffset)]));
-  d.setAuthTag(stored.subarray(stored.length - TAG_SIZE));
+  const d = decipherFor(keys, id, stored, p);
   let sealed: Buffer;
   try {
     sealed = Buffer.concat([d.update(stored.subarray(p.bodyOffset, stored.length - TAG_SIZE)), d.final()]);
@@ -200,12 +198,25 @@ export function openBlob(keys: RepoKeys, id: Id, stored: Buffer): { type: BlobTy
     throw new KeepError('CORRUPT', `blob ${toHex(id)} fails authentication (damaged, or not this repository's)`);
   }
   const plaintext = decompressBlob(sealed[0], sealed.subarray(1));
+  proveId(keys, id, stored, p, plaintext);
+  return { type: p.type, edges: p.edges, plaintext };
+}
+
+/** The blob's AES-GCM decipher: its salt's key, its nonce, its id and header as AAD, its tag. */
+function decipherFor(keys: RepoKeys, id: Id, stored: Buffer, p: ReturnType<typeof parseBlob>): crypto.DecipherGCM {
+  const d = crypto.createDecipheriv('aes-256-gcm', keys.sealKey(Buffer.from(p.salt)), p.nonce);
+  d.setAAD(Buffer.concat([id, stored.subarray(0, p.bodyOffset)]));
+  d.setAuthTag(Buffer.from(stored.subarray(stored.length - TAG_SIZE)));
+  return d;
+}
+
+/** The plaintext must hash to the id it was asked for (a tree's id covers its edges too). */
+function proveId(keys: RepoKeys, id: Id, stored: Buffer, p: ReturnType<typeof parseBlob>, plaintext: Buffer): void {
   const check =
     p.type === BlobType.Data
       ? keyedHash(keys.chunkIdKey, plaintext)
       : keyedHash(keys.treeIdKey, Buffer.concat([stored.subarray(HEADER_SIZE, p.bodyOffset), plaintext]));
   if (!check.equals(id)) throw new KeepError('CORRUPT', `blob ${toHex(id)} decrypts to content with a different id`);
-  return { type: p.type, edges: p.edges, plaintext };
 }
 
 /**
@@ -237,9 +248,7 @@ export class OpenScratch {
  */
 export function openBlobInPlace(keys: RepoKeys, id: Id, stored: Buffer, scratch: OpenScratch): { type: BlobType; edges: Edge[]; plaintext: Buffer } {
   const p = parseBlob(stored);
-  const d = crypto.createDecipheriv('aes-256-gcm', keys.sealKey(Buffer.from(p.salt)), p.nonce);
-  d.setAAD(Buffer.concat([id, stored.subarray(0, p.bodyOffset)]));
-  d.setAuthTag(Buffer.from(stored.subarray(stored.length - TAG_SIZE)));
+  const d = decipherFor(keys, id, stored, p);
   const body = stored.subarray(p.bodyOffset, stored.length - TAG_SIZE);
   let at = 0;
   try {
@@ -251,11 +260,7 @@ export function openBlobInPlace(keys: RepoKeys, id: Id, stored: Buffer, scratch:
   }
   if (at < 1) throw new KeepError('CORRUPT', `blob ${toHex(id)} holds no codec byte`);
   const plaintext = decompressBlobInto(body[0], body.subarray(1, at), (n) => scratch.get(n));
-  const check =
-    p.type === BlobType.Data
-      ? keyedHash(keys.chunkIdKey, plaintext)
-      : keyedHash(keys.treeIdKey, Buffer.concat([stored.subarray(HEADER_SIZE, p.bodyOffset), plaintext]));
-  if (!check.equals(id)) throw new KeepError('CORRUPT', `blob ${toHex(id)} decrypts to content with a different id`);
+  proveId(keys, id, stored, p, plaintext);
   return { type: p.type, edges: p.edges, plaintext };
 }
 
