@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { deriveKek } from '@keep/core/kdf';
+import { writeCacheFile } from '../startup/cache-file.js';
 import { mark } from '../startup/timing.js';
 
 /**
@@ -102,10 +103,7 @@ export function rememberKdfParams(location: string, kdfs: KdfParams[], env: Node
       /* first time */
     }
     if (old === text) return;
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, text, { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    writeCacheFile(file, text);
   } catch {
     // a read-only home costs the head start, nothing else
   }

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
+import { writeCacheFile } from './cache-file.js';
 import { mark } from './timing.js';
 
 /**
@@ -67,19 +68,13 @@ function readCache(file: string, digest: Buffer): Buffer | undefined {
   }
 }
 
+/** (Unwritable: the next start compiles the bundle, nothing else.) */
 function writeCache(file: string, digest: Buffer, script: vm.Script): void {
-  const tmp = `${file}.${process.pid}.tmp`;
+  let data: Buffer;
   try {
-    const data = script.createCachedData();
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(tmp, Buffer.concat([MAGIC, digest, sha256(data), data]), { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    data = script.createCachedData();
   } catch {
-    // a read-only cache directory costs the next start its compile time, nothing else
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      /* never written */
-    }
+    return;
   }
+  writeCacheFile(file, Buffer.concat([MAGIC, digest, sha256(data), data]));
 }

@@ -5,6 +5,7 @@ import type { Id, Snapshot } from '@keep/core';
 import type { SourceView, UnchangedSubtree } from '../backup/archiver.js';
 import { cacheDir } from '../repo/early-kek.js';
 import type { Unlocked } from '../repo/open.js';
+import { writeCacheFile } from './cache-file.js';
 import { mark } from './timing.js';
 
 /**
@@ -314,14 +315,8 @@ export class UnchangedSource {
       e.tag.copy(out, HEAD + n * ENTRY + 32);
       n++;
     }
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    try {
-      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-      fs.writeFileSync(tmp, out.subarray(0, HEAD + n * ENTRY), { mode: 0o600 });
-      fs.renameSync(tmp, this.file);
-    } catch {
-      // a read-only cache directory costs the next backup its tree reads, nothing else
-    }
+    // (unwritable: the next backup reads its trees, nothing else)
+    writeCacheFile(this.file, out.subarray(0, HEAD + n * ENTRY));
   }
 
   private mac(id: Id, digest: Buffer): Buffer {
