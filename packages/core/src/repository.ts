@@ -14,7 +14,7 @@ import { Id, storageHash, toHex } from './ids.js';
 import { KeyFile, parseKeyFile } from './keys/keyfile.js';
 import { STALE_SESSION_RECORD_MS } from './margins.js';
 import { PACK_TARGET_SIZE } from './pack/format.js';
-import { BlobSpan, PackHandles, readBlobAt, readBlobRun, readTrailer, StoredBytes } from './pack/reader.js';
+import { BlobSpan, PackHandles, readBlobRun, readStoredAt, readTrailer, StoredBytes } from './pack/reader.js';
 import { PackWriter, packPath } from './pack/writer.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import { atomicWrite, randomId } from './fsutil.js';
@@ -308,14 +308,20 @@ export class Repository {
   }
 
   async readBlob(id: Id): Promise<Buffer> {
+    return (await this.readStored(id)).bytes;
+  }
+
+  /** readBlob, with the whole storage hash it proved (the index keeps only a prefix). */
+  async readStored(id: Id): Promise<StoredBytes> {
     const r = this.blobs.get(id);
     if (!r) throw new KeepError('NOT_FOUND', `blob ${toHex(id)} is not in the repository`);
+    const at = (x: BlobRecord) => readStoredAt(packPath(this.packsDir, x.pack), { id, offset: x.offset, length: x.length, hash: x.hash }, this.handles);
     try {
-      return await readBlobAt(packPath(this.packsDir, r.pack), r.offset, r.length, r.hash, id, this.handles);
+      return await at(r);
     } catch (e) {
       // A concurrent prune may have repacked the blob between lookup and read: look again once.
       const now = this.blobs.get(id);
-      if (now && now.pack !== r.pack) return readBlobAt(packPath(this.packsDir, now.pack), now.offset, now.length, now.hash, id, this.handles);
+      if (now && now.pack !== r.pack) return at(now);
       throw e;
     }
   }
@@ -344,7 +350,7 @@ export class Repository {
       data = await readBlobRun(packPath(this.packsDir, first.pack), run, this.handles);
     } catch {
       // A prune may have repacked them since the lookup: readBlob looks again.
-      data = await Promise.all(run.map((b) => this.readBlob(b.id).then((bytes) => ({ bytes, hash: storageHash(bytes) }), (e: Error) => e)));
+      data = await Promise.all(run.map((b) => this.readStored(b.id).catch((e: Error) => e)));
     }
     return run.map((b, k) => ({ id: b.id, data: data[k] }));
   }

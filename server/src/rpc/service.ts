@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, storageHash, toHex } from '@keep/core';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -298,8 +298,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
             // A damaged blob is read once more on its own: the engine's read retries a concurrent repack.
             if (read instanceof Error) {
               await flush(); // what was read before the damaged blob still goes out
-              const bytes = await d.repo.readBlob(b.id);
-              read = { bytes, hash: storageHash(bytes) };
+              read = await d.repo.readStored(b.id);
             }
             await send(b.id, read.bytes, read.hash);
           }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { BlobType } from '../blob/format.js';
 import { parseBlob } from '../blob/seal.js';
 import { KeepError } from '../errors.js';
-import { Id, storageHash, toHex } from '../ids.js';
+import { Id, toHex } from '../ids.js';
 import { GC_CLOCK_SLACK_MS, GC_GRACE_MS, ORPHAN_PACK_MIN_AGE_MS } from '../margins.js';
 import { PackWriter } from '../pack/writer.js';
 import type { Repository } from '../repository.js';
@@ -220,9 +220,9 @@ async function repack(repo: Repository, packs: string[]): Promise<number> {
   };
   for (const [id, r] of repo.allBlobs()) {
     if (!from.has(r.pack)) continue;
-    const bytes = await repo.readBlob(id);
+    const { bytes, hash } = await repo.readStored(id);
     writer ??= new PackWriter(path.join(repo.dir, 'tmp'), repo.packsDir);
-    const e = writer.add(id, r.type, bytes, storageHash(bytes)); // the index keeps only a prefix; readBlob proved it
+    const e = writer.add(id, r.type, bytes, hash); // the whole hash readStored proved (the index keeps a prefix)
     moves.push({ id: Buffer.from(id), oldPack: r.pack, oldOffset: r.offset, pack: writer.id, offset: e.offset });
     moved += bytes.length;
     if (writer.bytes >= 16 * 1024 * 1024) await finish();

@@ -93,20 +93,14 @@ const packName = (file: string) => path.basename(file, '.pack');
 
 /** Read one blob and prove its bytes are the ones that were stored. */
 export async function readBlobAt(packFile: string, offset: number, length: number, hash: Buffer, id: Buffer, handles?: PackHandles): Promise<Buffer> {
-  let f: fs.promises.FileHandle;
-  try {
-    f = handles ? await handles.get(packFile) : await fs.promises.open(packFile, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`blob ${toHex(id)}: its pack ${packName(packFile)} is missing`);
-    throw e;
-  }
-  try {
-    const b = await readAt(f, offset, length, `blob ${toHex(id)}`);
-    if (!provenHash(b, hash)) throw corrupt(`blob ${toHex(id)} in pack ${packName(packFile)} is damaged (storage hash mismatch)`);
-    return b;
-  } finally {
-    if (!handles) await f.close();
-  }
+  return (await readStoredAt(packFile, { id, offset, length, hash }, handles)).bytes;
+}
+
+/** readBlobAt, with the whole storage hash it proved. */
+export async function readStoredAt(packFile: string, blob: BlobSpan, handles?: PackHandles): Promise<StoredBytes> {
+  const [got] = await readBlobRun(packFile, [blob], handles);
+  if (got instanceof Error) throw got;
+  return got;
 }
 
 /**
@@ -137,20 +131,26 @@ export interface StoredBytes {
  * overlapping) with one read, and prove each. A blob whose bytes do not match
  * its hash comes back as the CORRUPT error readBlobAt would throw, in its
  * place, so the caller can still serve the ones before it. The returned
- * buffers are views into one read buffer.
+ * buffers are views into one read buffer. Without `handles` the pack is
+ * opened and closed here.
  */
-export async function readBlobRun(packFile: string, blobs: BlobSpan[], handles: PackHandles): Promise<(StoredBytes | Error)[]> {
+export async function readBlobRun(packFile: string, blobs: BlobSpan[], handles?: PackHandles): Promise<(StoredBytes | Error)[]> {
   if (blobs.length === 0) return [];
   const start = blobs[0].offset;
   const last = blobs[blobs.length - 1];
   let f: fs.promises.FileHandle;
   try {
-    f = await handles.get(packFile);
+    f = handles ? await handles.get(packFile) : await fs.promises.open(packFile, 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`blob ${toHex(blobs[0].id)}: its pack ${packName(packFile)} is missing`);
     throw e;
   }
-  const b = await readAt(f, start, last.offset + last.length - start, `blob ${toHex(blobs[0].id)}`);
+  let b: Buffer;
+  try {
+    b = await readAt(f, start, last.offset + last.length - start, `blob ${toHex(blobs[0].id)}`);
+  } finally {
+    if (!handles) await f.close();
+  }
   return blobs.map((x) => {
     const v = b.subarray(x.offset - start, x.offset - start + x.length);
     const hash = provenHash(v, x.hash);
