@@ -62,6 +62,15 @@ export function createFileAsync(p: Buffer): Promise<number> {
   });
 }
 
+/** An owner (or a symlink's times) the file system refuses is not an error: the entry keeps ours. */
+function bestEffort(set: () => void): void {
+  try {
+    set();
+  } catch {
+    // keep ours
+  }
+}
+
 export function writeAll(fd: number, data: Uint8Array, position: number): void {
   let done = 0;
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
@@ -73,13 +82,7 @@ export function writeAll(fd: number, data: Uint8Array, position: number): void {
  * times (last: writes would change them).
  */
 export function setMetaFd(fd: number, m: EntryMeta, chown: boolean): void {
-  if (chown) {
-    try {
-      fs.fchownSync(fd, m.uid, m.gid);
-    } catch {
-      // keep ours
-    }
-  }
+  if (chown) bestEffort(() => fs.fchownSync(fd, m.uid, m.gid));
   fs.fchmodSync(fd, m.mode);
   fs.futimesSync(fd, m.mtime, m.mtime);
 }
@@ -103,18 +106,8 @@ export function ensureDir(p: Buffer, mode: number): boolean {
 
 export function createSymlink(target: Buffer, p: Buffer, m: EntryMeta, chown: boolean): void {
   replacing(p, () => fs.symlinkSync(target, p));
-  if (chown) {
-    try {
-      fs.lchownSync(p, m.uid, m.gid);
-    } catch {
-      // keep ours
-    }
-  }
-  try {
-    fs.lutimesSync(p, m.mtime, m.mtime);
-  } catch {
-    // not every file system sets symlink times
-  }
+  if (chown) bestEffort(() => fs.lchownSync(p, m.uid, m.gid));
+  bestEffort(() => fs.lutimesSync(p, m.mtime, m.mtime)); // not every file system sets symlink times
 }
 
 /** A hard link `p` to the already restored `existing`. */
@@ -133,13 +126,7 @@ export function setDirMeta(p: Buffer, m: EntryMeta, chown: boolean): void {
     fd = fs.openSync(p, DIR_FLAGS);
   } catch (e) {
     if (code(e) !== 'EACCES' || !fs.lstatSync(p).isDirectory()) throw e;
-    if (chown) {
-      try {
-        fs.lchownSync(p, m.uid, m.gid);
-      } catch {
-        // keep ours
-      }
-    }
+    if (chown) bestEffort(() => fs.lchownSync(p, m.uid, m.gid));
     fs.chmodSync(p, m.mode);
     fs.utimesSync(p, m.mtime, m.mtime);
     return;
