@@ -229,7 +229,7 @@ function markdown(
       .map(([k, v]) => `${k}: ${v.seconds.toFixed(0)} s, load ${v.loadavg_1m_after} after`)
       .join('; ')}).`,
     '',
-    'MB/s are 1e6 bytes per second of wall time. Data sits in the page cache; repositories and restore targets are under the temp dir.',
+    'MB/s are 1e6 bytes per second of wall time. Data sits in the page cache; repositories and restore targets are under the temp dir. Each restore goes to a fresh directory, and nothing is deleted there until the scenario ends (on a journal-less ext4 the kernel slows every file creation next to just-deleted inodes).',
     '',
   ];
   if (micro) {
