@@ -93,7 +93,12 @@ const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
  * live pages; small ones keep it near its live size (the index counts in the
  * repository's size). Each batch is a consistent state on its own.
  */
-const BLOB_WRITE_BATCH = 32;
+const BLOB_WRITE_BATCH = 16;
+
+/** A copy of `items` in blob-id order, for inBatches. */
+function byId<T>(items: readonly T[], id: (x: T) => Buffer): T[] {
+  return [...items].sort((a, b) => Buffer.compare(id(a), id(b)));
+}
 
 export class Repository {
   readonly clock: Clock;
@@ -262,7 +267,7 @@ export class Repository {
   }
 
   async touch(ids: Id[], now = this.clock.now()): Promise<void> {
-    await this.inBatches(ids, (batch) => {
+    await this.inBatches(byId(ids, (x) => x), (batch) => {
       for (const id of batch) {
         const r = this.blobs.get(id);
         if (r && r.seen < now) this.blobs.put(id, { ...r, seen: now });
@@ -270,7 +275,11 @@ export class Repository {
     });
   }
 
-  /** `write` over `items` in transactions of BLOB_WRITE_BATCH, in order (none for no items); `first` is true for the first one. */
+  /**
+   * `write` over `items` in transactions of BLOB_WRITE_BATCH, in order (none for no items); `first` is true for the first one.
+   * Callers pass blob writes sorted by id (`byId`): a batch then lands on one or two neighbouring leaves instead of
+   * one leaf per record, and each transaction leaves that few old page copies behind.
+   */
   private async inBatches<T>(items: T[], write: (batch: T[], first: boolean) => void): Promise<void> {
     for (let i = 0; i < items.length; i += BLOB_WRITE_BATCH) {
       const batch = items.slice(i, i + BLOB_WRITE_BATCH);
@@ -292,7 +301,7 @@ export class Repository {
     const now = this.clock.now();
     const elsewhere: Id[] = [];
     // The pack is recorded first: a crash between batches leaves some of its blobs unindexed (garbage for prune, resent by a rerun).
-    await this.inBatches(entries, (batch, first) => {
+    await this.inBatches(byId(entries, (e) => e.id), (batch, first) => {
       if (first) this.packs.put(id, { size, blobs: entries.length, created: now });
       for (const e of batch) {
         // Another writer may have stored the same blob meanwhile: the first
@@ -524,7 +533,7 @@ export class Repository {
     await this.snaps.put(snap.id, snap);
     // The marks only save later closure walks, so they may go in batches after the snapshot.
     // A sweep that ran during the walk makes these marks stale: only the epoch the walk saw is recorded.
-    await this.inBatches(trees, (batch) => {
+    await this.inBatches(byId(trees, (x) => x), (batch) => {
       for (const t of batch) {
         const r = this.blobs.get(t);
         if (r) this.blobs.put(t, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
