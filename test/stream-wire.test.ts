@@ -12,6 +12,7 @@ import { ReadBlobsParser } from '@keep/agent/dist/repo/remote-read.js';
 import { FRAME_PREFIX, FrameSplitter } from '@keep/agent/dist/repo/remote-stream.js';
 import { UploadEncoder } from '@keep/agent/dist/repo/upload-message.js';
 import { chunkWindow, LARGE_AHEAD_BYTES } from '@keep/agent/dist/restore/restorer.js';
+import { encodeReadBlobsMany, encodeReadBlobsSingle } from '@keep/server/dist/rpc/read-blobs-message.js';
 import { BLOB_ROOM, chunkBuffer, chunkId, deriveKeys, newMasterKey, openBlob, openBlobInPlace, OpenScratch, recycleChunkBuffer, sealData, sealTree, storageHash } from '@keep/core';
 import { prng } from './helpers.js';
 import { wire } from './keepd-harness.js';
@@ -100,6 +101,26 @@ describe('ReadBlobs responses, decoded as they arrive', () => {
     // A message that ends inside a field.
     expect(() => parse(Buffer.from([0x0a, 0x20, 1, 2]))).toThrow(/malformed/);
     expect(() => new FrameSplitter(new ReadBlobsParser(() => undefined), 1000).push(frame(Buffer.alloc(1001)))).toThrow(/1001 bytes/);
+  });
+});
+
+describe("keepd's ReadBlobs responses, encoded by hand", () => {
+  it('are the bytes protobuf-es writes, in both forms, and the agent decodes them', async () => {
+    const { protobuf, proto } = await wire();
+    const blobs = [0, 1, 127, 128, 16_384, 300_000].map((n, i) => ({ id: crypto.randomBytes(32), data: prng(7000 + i, n), storageHash: crypto.randomBytes(32) }));
+    const reference = (fields: object) => Buffer.from(protobuf.toBinary(proto.ReadBlobsResponseSchema, protobuf.create(proto.ReadBlobsResponseSchema, fields)));
+    const many = encodeReadBlobsMany(blobs);
+    expect(many.equals(reference({ blobs: blobs.map((b) => protobuf.create(proto.StoredBlobSchema, b)) }))).toBe(true);
+    for (const b of blobs) expect(encodeReadBlobsSingle(b).equals(reference(b))).toBe(true);
+    // The service definition sends encoded bytes as they are, and still encodes message objects.
+    const serialize = proto.grpcServiceDefinition(proto.RepositoryService).readBlobs.responseSerialize;
+    expect(serialize(many)).toEqual(many);
+    expect(serialize(protobuf.create(proto.ReadBlobsResponseSchema, blobs[2])).equals(encodeReadBlobsSingle(blobs[2]))).toBe(true);
+    const got: { id: string; data: Buffer }[] = [];
+    const splitter = new FrameSplitter(new ReadBlobsParser((id, data) => got.push({ id: Buffer.from(id).toString('hex'), data })), 160 * MiB);
+    splitter.push(Buffer.concat([frame(many), ...blobs.map((b) => frame(encodeReadBlobsSingle(b)))]));
+    expect(got.map((g) => g.id)).toEqual([...blobs, ...blobs].map((b) => b.id.toString('hex')));
+    got.forEach((g, i) => expect(g.data.equals(blobs[i % blobs.length].data)).toBe(true));
   });
 });
 

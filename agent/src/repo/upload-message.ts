@@ -1,4 +1,5 @@
 import { BLOB_ROOM, ID_SIZE, KeepError, SealedBlob, storageHash } from '@keep/core';
+import { varintSize, writeVarint } from '@keep/proto';
 import { FRAME_PREFIX, writeFramePrefix } from './remote-stream.js';
 
 /*
@@ -13,17 +14,6 @@ import { FRAME_PREFIX, writeFramePrefix } from './remote-stream.js';
  *   UploadRequest  { 1: session_id string, 2: id bytes, 3: data bytes, 4: storage_hash bytes }
  *   UploadResponse { 1: id bytes, 2: stored bool, 3: new_bytes uint64 }
  */
-
-const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
-
-function writeVarint(b: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    b[at++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  b[at++] = n;
-  return at;
-}
 
 /** Encodes UploadRequests for one session. */
 export class UploadEncoder {

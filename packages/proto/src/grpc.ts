@@ -26,6 +26,18 @@ function decoder(schema: DescMessage, tolerant: boolean) {
 }
 
 /**
+ * A message's bytes as a Buffer over toBinary's output (Buffer.from of a
+ * Uint8Array would copy them). A message that is already bytes goes out as it
+ * is: keepd encodes its ReadBlobs responses itself (server/src/rpc/read-blobs-message.ts).
+ */
+function serializer(schema: DescMessage) {
+  return (msg: unknown): Buffer => {
+    const u = msg instanceof Uint8Array ? msg : toBinary(schema, msg as never);
+    return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  };
+}
+
+/**
  * grpc-js service definition for a protobuf-es service descriptor: grpc-js
  * does the transport, protobuf-es the (de)serialization. Method names are the
  * descriptor's localName (getConfig, upload, ...).
@@ -37,9 +49,9 @@ export function grpcServiceDefinition(service: DescService): ServiceDefinition {
       path: `/${service.typeName}/${m.name}`,
       requestStream: m.methodKind === 'client_streaming' || m.methodKind === 'bidi_streaming',
       responseStream: m.methodKind === 'server_streaming' || m.methodKind === 'bidi_streaming',
-      requestSerialize: (msg: unknown) => Buffer.from(toBinary(m.input, msg as never)),
+      requestSerialize: serializer(m.input),
       requestDeserialize: decoder(m.input, true),
-      responseSerialize: (msg: unknown) => Buffer.from(toBinary(m.output, msg as never)),
+      responseSerialize: serializer(m.output),
       responseDeserialize: decoder(m.output, false),
       originalName: m.localName,
     };

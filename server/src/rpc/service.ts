@@ -14,9 +14,6 @@ import {
   OfferResponseSchema,
   OpenSessionResponseSchema,
   PROTOCOL_VERSION,
-  ReadBlobsResponseSchema,
-  StoredBlob,
-  StoredBlobSchema,
   RemoveKeyResponseSchema,
   Snapshot,
   StatsResponseSchema,
@@ -30,6 +27,7 @@ import type { ReplicaRegistry } from '../replicas.js';
 import type { Logger } from '../log.js';
 import { serverMetrics } from '../metrics.js';
 import { Session, SessionManager } from '../sessions.js';
+import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from './read-blobs-message.js';
 import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
 import { toStatus } from './status.js';
 
@@ -250,7 +248,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       const started = performance.now();
       let p: Principal | undefined;
       /** blobs gathered for the next message (when the request allows several per message) */
-      let gathered: StoredBlob[] = [];
+      let gathered: OutgoingBlob[] = [];
       let gatheredBytes = 0;
       const write = async (msg: unknown) => {
         if (call.write(msg) || call.cancelled) return;
@@ -270,7 +268,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         const blobs = gathered;
         gathered = [];
         gatheredBytes = 0;
-        await write(create(ReadBlobsResponseSchema, { blobs }));
+        await write(encodeReadBlobsMany(blobs));
       };
       try {
         p = d.tokens.authenticate(bearer(call.metadata));
@@ -283,9 +281,9 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         }
         const send = async (id: Buffer, data: Buffer, storageHash: Buffer) => {
           d.metrics.bytesServed({}, data.length);
-          if (perMessage === 0) return write(create(ReadBlobsResponseSchema, { id, data, storageHash }));
+          if (perMessage === 0) return write(encodeReadBlobsSingle({ id, data, storageHash }));
           if (gatheredBytes + data.length > perMessage) await flush();
-          gathered.push(create(StoredBlobSchema, { id, data, storageHash }));
+          gathered.push({ id, data, storageHash });
           gatheredBytes += data.length + 2 * ID_SIZE;
         };
         let i = 0;
