@@ -47,6 +47,11 @@ describe('KDF parameter cache', () => {
     expect(wrong.code).toBe(3);
     expect(errorLine(wrong)).toMatch(/wrong passphrase/);
     expect(fs.readdirSync(path.join(repo, 'snapshots'))).toHaveLength(before);
+    // A restore starts its workers before the key: a wrong passphrase still ends it (exit 3), creating nothing.
+    const target = path.join(path.dirname(repo), 'not-restored');
+    const refused = await keep(['restore', 'latest', '--target', target], { env: { ...env, KEEP_PASSWORD: 'not it' }, timeoutMs: 20_000 });
+    expect(refused.code).toBe(3);
+    expect(fs.existsSync(target)).toBe(false);
   });
 
   it('a damaged cache file or a changed key is no obstacle', async () => {

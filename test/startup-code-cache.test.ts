@@ -24,7 +24,7 @@ async function help(cacheDir: string): Promise<{ usage: string; cache: string }>
 function viaLoader(script: string, cacheDir: string): { out: string; cache: string } {
   const r = spawnSync(
     process.execPath,
-    ['--max-semi-space-size=1', '--input-type=module', '-e', `(await import(${JSON.stringify(LOADER)})).runBundle(${JSON.stringify(script)}, ${JSON.stringify(cacheDir)}, process.env, 'fixture')`],
+    ['--max-semi-space-size=1', '--expose-gc', '--input-type=module', '-e', `(await import(${JSON.stringify(LOADER)})).runBundle(${JSON.stringify(script)}, ${JSON.stringify(cacheDir)}, process.env, 'fixture')`],
     { env: { ...process.env, KEEP_DEBUG_TIMING: '1', KEEP_NO_CODE_CACHE: '' }, encoding: 'utf8' },
   );
   expect(r.status, r.stderr).toBe(0);
@@ -50,6 +50,22 @@ describe('V8 code cache of the agent bundle', () => {
     // KEEP_NO_CODE_CACHE=1: neither read nor written.
     const off = await keep(['help'], { env: { KEEP_CACHE_DIR: dir, KEEP_NO_CODE_CACHE: '1', KEEP_DEBUG_TIMING: '1' } });
     expect(off.stderr).toMatch(/code cache none/);
+  });
+
+  it("a restore's and a backup's cache are used by the next ones (their worker pools' V8 flag does not void it)", async () => {
+    const dir = tmp.make('keep-code-cache-');
+    const env = { KEEP_CACHE_DIR: path.join(dir, 'cache'), KEEP_REPO: path.join(dir, 'repo'), KEEP_PASSWORD: 'code cache', KEEP_DEBUG_TIMING: '1' };
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'f'), 'restored twice');
+    expect((await keep(['init', '--kdf-cost', '12'], { env })).code).toBe(0);
+    const caches: string[] = [];
+    for (const args of [['backup', src], ['backup', src], ['restore', 'latest', '--target', path.join(dir, 'r1')], ['restore', 'latest', '--target', path.join(dir, 'r2')]]) {
+      const r = await keep(args, { env });
+      expect(r.code, r.stderr).toBe(0);
+      caches.push(/code cache (\w+)/.exec(r.stderr)?.[1] ?? 'not reported');
+    }
+    expect(caches).toEqual(['none', 'used', 'none', 'used']);
   });
 
   it('a damaged, foreign or writable-by-others cache is ignored and replaced', async () => {

@@ -3,6 +3,7 @@ import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepositoryWhile } from '../repo/open.js';
 import { Restorer } from '../restore/restorer.js';
+import { RestorePool, restoreWorkerCount } from '../restore/worker-pool.js';
 import { KeepError } from '@keep/core';
 import { selectSnapshot } from './select.js';
 
@@ -15,23 +16,30 @@ export async function restoreCommand(argv: string[]): Promise<void> {
   });
   if (!values.target) throw new KeepError('INVALID_ARGUMENT', 'usage: keep restore SNAPSHOT|latest --target DIR [--at TIME] [--include PATH]...');
   if (positionals.length > 1) throw new KeepError('INVALID_ARGUMENT', 'restore takes one snapshot');
-  // The snapshot is chosen (a keyless listing) while scrypt runs.
-  const { repo, meanwhile: snap } = await openRepositoryWhile((conn) => selectSnapshot(conn, positionals[0], { source: values.source, at: values.at }));
-  const progress = new ProgressLine();
+  // While scrypt runs, the snapshot is chosen (a keyless listing) and the restore workers load their code.
+  const pool = new RestorePool(restoreWorkerCount(), process.getuid?.() === 0);
   try {
-    const started = processClock().now();
-    const r = new Restorer(repo, {
-      target: values.target,
-      include: values.include,
-      onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes)}  ${formatRate(p.bytes, s)}  ${p.current ?? ''}`),
-      onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`),
-    });
-    const st = await r.run(Buffer.from(snap.root, 'hex'), started, () => processClock().now());
-    progress.done();
-    if (values.json) printJson({ snapshot: snap.id, source: snap.source, time: snap.time, target: values.target, ...st });
-    else console.log(`restored snapshot ${snap.id.slice(0, 8)} (${snap.time}) to ${values.target}: ${st.files} files, ${st.dirs} dirs, ${st.symlinks} symlinks, ${st.hardlinks} hardlinks, ${formatBytes(st.bytes)} in ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes, st.duration_s)})`);
+    const { repo, meanwhile: snap } = await openRepositoryWhile((conn) => selectSnapshot(conn, positionals[0], { source: values.source, at: values.at }));
+    const progress = new ProgressLine();
+    try {
+      const started = processClock().now();
+      const r = new Restorer(repo, {
+        target: values.target,
+        include: values.include,
+        onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes)}  ${formatRate(p.bytes, s)}  ${p.current ?? ''}`),
+        onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`),
+        pool,
+      });
+      const st = await r.run(Buffer.from(snap.root, 'hex'), started, () => processClock().now());
+      progress.done();
+      if (values.json) printJson({ snapshot: snap.id, source: snap.source, time: snap.time, target: values.target, ...st });
+      else console.log(`restored snapshot ${snap.id.slice(0, 8)} (${snap.time}) to ${values.target}: ${st.files} files, ${st.dirs} dirs, ${st.symlinks} symlinks, ${st.hardlinks} hardlinks, ${formatBytes(st.bytes)} in ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes, st.duration_s)})`);
+    } finally {
+      progress.done();
+      await repo.conn.close();
+    }
   } finally {
-    progress.done();
-    await repo.conn.close();
+    // A wrong passphrase or a missing snapshot never reaches run(), which closes it otherwise.
+    await pool.close();
   }
 }

@@ -26,6 +26,9 @@ export type RestoreJob =
   /** check the size, apply metadata, close; with `abort`, only close */
   | { op: 'end'; seq: number; file: number; size: number; mode: number; uid: number; gid: number; mtime: number; chown: boolean; abort?: boolean };
 
+/** What the pool posts: the master key once unlocked (workers start, and load their code, before it is known; it comes before any job), then jobs. */
+export type RestoreMessage = { op: 'unlock'; master: Uint8Array } | RestoreJob;
+
 export type RestoreResult =
   | { seq: number; ok: true; bytes: number }
   /** `index`: the file of a 'files' batch that failed (those before it are written) */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
-import { BlobType, deriveKeys, discardBuffer, garbagePacer, Id, KeepError, openBlob, openBlobInPlace, OpenScratch, toHex } from '@keep/core';
-import type { RestoreJob, RestoreResult, SmallFileJob } from './restore-jobs.js';
+import { parentPort } from 'node:worker_threads';
+import { BlobType, deriveKeys, discardBuffer, garbagePacer, Id, KeepError, openBlob, openBlobInPlace, OpenScratch, RepoKeys, toHex } from '@keep/core';
+import type { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob } from './restore-jobs.js';
 import { createFile, createFileAsync, setMetaFd, writeAll } from './target-fs.js';
 
 /*
@@ -12,7 +12,8 @@ import { createFile, createFileAsync, setMetaFd, writeAll } from './target-fs.js
  * thread pool, overlapping each other and decryption.
  */
 
-const keys = deriveKeys(Buffer.from(workerData.master as Uint8Array));
+/** Set by the pool's 'unlock', which comes before any file. */
+let keys: RepoKeys | undefined;
 const port = parentPort!;
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const show = (p: Uint8Array) => asBuffer(p).toString();
@@ -31,6 +32,7 @@ const scratch = new OpenScratch();
  * event loop (another message would open its chunk into the same buffer).
  */
 function openChunk(id: Id, stored: Buffer, reuse: boolean): Buffer {
+  if (!keys) throw new KeepError('INTERNAL', 'restore worker given a file before the key');
   const { type, plaintext } = reuse ? openBlobInPlace(keys, id, stored, scratch) : openBlob(keys, id, stored);
   if (type !== BlobType.Data) throw new KeepError('CORRUPT', `blob ${toHex(id)} should be file data but is a tree`);
   // Garbage once written: the stored bytes (moved here for this chunk) and the cipher's output; without reuse, the plaintext too.
@@ -207,7 +209,11 @@ const release = (job: RestoreJob) => {
 };
 
 // Batches of small files wait on the thread pool's creates; large files' steps are synchronous, so each file's stay in order.
-port.on('message', (job: RestoreJob) => {
+port.on('message', (job: RestoreMessage) => {
+  if (job.op === 'unlock') {
+    keys = deriveKeys(Buffer.from(job.master));
+    return;
+  }
   let bytes: number | Promise<number>;
   try {
     bytes = run(job);

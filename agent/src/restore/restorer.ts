@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileChunks, Id, KeepError, sealWorkerCount, TreeEntry, TreeNode } from '@keep/core';
+import { fileChunks, Id, KeepError, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
+import { mark } from '../startup/timing.js';
 import { TreeReader } from './tree-reader.js';
-import { RestorePool } from './worker-pool.js';
+import { RestorePool, restoreWorkerCount } from './worker-pool.js';
 
 /** Files up to this size in one chunk are fetched whole and written by a worker in one go. */
 const SMALL_FILE = 1024 * 1024;
@@ -42,6 +43,8 @@ export interface RestoreOptions {
   include?: string[];
   onProgress?: (p: { files: number; bytes: number; current?: string }) => void;
   onWarning?: (message: string) => void;
+  /** workers started earlier (while scrypt ran), keyless; run() unlocks and closes them */
+  pool?: RestorePool;
 }
 
 export interface RestoreStats {
@@ -106,16 +109,18 @@ export class Restorer {
     const target = Buffer.from(path.resolve(this.opts.target));
     // The target itself is the caller's to name: symlinks on the way to it are followed.
     await fs.promises.mkdir(target, { recursive: true });
-    // One worker fewer than sealing gets (KEEP_SEAL_WORKERS applies to both): the main thread keeps a core for the network and walk.
-    this.workers = new RestorePool(this.repo.master, Math.max(1, sealWorkerCount() - 1), this.isRoot);
+    this.workers = this.opts.pool ?? new RestorePool(restoreWorkerCount(), this.isRoot);
+    this.workers.unlock(this.repo.master);
     try {
       try {
         await this.dir(root, target, Buffer.alloc(0), false);
+        mark('restore: walk done');
       } catch (e) {
         this.failure ??= e as Error;
       }
       while (this.tasks.size) await Promise.allSettled([...this.tasks]);
       if (this.failure) throw this.failure;
+      mark('restore: files written');
       for (let i = this.dirMeta.length - 1; i >= 0; i--) setDirMeta(this.dirMeta[i].p, this.dirMeta[i].m, this.isRoot);
     } finally {
       await this.workers.close();
@@ -136,6 +141,7 @@ export class Restorer {
 
   private async dir(id: Id, dest: Buffer, rel: Buffer, all: boolean): Promise<void> {
     const node = await this.trees.read(id);
+    if (rel.length === 0) mark('restore: root tree read');
     for (const e of node.entries) {
       if (e.name.length === 0 || e.name.includes(0x2f) || e.name.equals(DOT) || e.name.equals(DOTDOT)) {
         throw new KeepError('CORRUPT', `snapshot holds an unsafe name ${JSON.stringify(e.name.toString())}; refusing to restore outside the target`);
@@ -246,6 +252,7 @@ export class Restorer {
       const stored = ids.length ? await this.repo.conn.getBlob(ids[0]) : undefined;
       if (this.failure) return;
       const size = await this.workers.writeFile({ path: p, id: ids[0], stored, size: e.size, ...metaOf(e) });
+      if (this.stats.files === 0) mark('restore: first file written');
       this.finished(size, ids.length, p);
     } finally {
       this.smallBytes -= e.size;

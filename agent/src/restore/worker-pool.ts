@@ -1,7 +1,7 @@
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { Id, KeepError, KeepErrorCode } from '@keep/core';
-import type { RestoreJob, RestoreResult, SmallFileJob } from './restore-jobs.js';
+import { Id, KeepError, KeepErrorCode, sealWorkerCount } from '@keep/core';
+import type { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob } from './restore-jobs.js';
 import type { EntryMeta } from './target-fs.js';
 
 /** Files and bytes per message to a worker: large enough that a message's cost is small beside its work. */
@@ -83,6 +83,11 @@ function toError(r: Extract<RestoreResult, { ok: false }>): Error {
   return e;
 }
 
+/** Restore workers: one fewer than sealing gets (KEEP_SEAL_WORKERS applies to both), so the main thread keeps a core for the network and walk. */
+export function restoreWorkerCount(): number {
+  return Math.max(1, sealWorkerCount() - 1);
+}
+
 /**
  * Worker threads that decrypt, verify and write restored files
  * (restore-worker.ts). Small files are gathered into batches (one message per
@@ -99,8 +104,8 @@ export class RestorePool {
   private broken: Error | undefined;
   private closing = false;
 
+  /** Workers start keyless (a restore starts them while scrypt runs): `unlock` before the first file. */
   constructor(
-    master: Buffer,
     size: number,
     private readonly chown: boolean,
   ) {
@@ -108,7 +113,6 @@ export class RestorePool {
     v8.setFlagsFromString('--expose-gc');
     for (let i = 0; i < Math.max(1, size); i++) {
       const w = new Worker(WORKER, {
-        workerData: { master },
         // Few, short-lived JS objects: a small young generation is all a worker needs (V8's default grows to 16+ MiB).
         resourceLimits: { maxYoungGenerationSizeMb: 2 },
       });
@@ -119,6 +123,11 @@ export class RestorePool {
       });
       this.workers.push({ w, batches: 0, load: 0 });
     }
+  }
+
+  /** Give the workers the master key (messages keep their order: it arrives before any file). */
+  unlock(master: Buffer): void {
+    for (const x of this.workers) x.w.postMessage({ op: 'unlock', master } satisfies RestoreMessage);
   }
 
   /** Write a small file; resolves with its size once it is on disk with its metadata. */
