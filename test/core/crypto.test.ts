@@ -1,4 +1,6 @@
 import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   chunkId,
@@ -22,7 +24,7 @@ import {
   TreeEntry,
   treeId,
 } from '@keep/core';
-import { BlobType, compressibleBytes, expectKeepError, seededBytes } from './util.js';
+import { BlobType, compressibleBytes, expectKeepError, ROOT, seededBytes } from './util.js';
 
 const keys = deriveKeys(newMasterKey());
 const salt = () => crypto.randomBytes(16);
@@ -109,6 +111,19 @@ describe('data blobs', () => {
     expect(chunkId(keys, plain).equals(chunkId(keys, Buffer.from(plain)))).toBe(true);
     expect(chunkId(keys, plain).equals(chunkId(deriveKeys(newMasterKey()), plain))).toBe(false);
     expect(chunkId(keys, plain)).toHaveLength(32);
+  });
+
+  it('ids do not depend on what was hashed before (one hasher per key, reset for each id)', () => {
+    // The reference: a fresh keyed BLAKE3 hasher of the same library for every id.
+    const { Blake3Hasher } = createRequire(path.join(ROOT, 'packages/core/package.json'))('@napi-rs/blake-hash');
+    const other = deriveKeys(newMasterKey());
+    for (const size of [0, 1, 400, 1025, 70_000]) {
+      const plain = seededBytes(`ids-${size}`, size);
+      for (const k of [keys, other, keys]) {
+        expect(chunkId(k, plain).equals(Blake3Hasher.newKeyed(k.chunkIdKey).update(plain).digestBuffer())).toBe(true);
+        expect(treeId(k, [], plain).equals(chunkId(k, plain))).toBe(false);
+      }
+    }
   });
 
   it('sealing the same chunk twice gives different bytes (fresh nonce) that both open', () => {
