@@ -1,7 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BackupRun, CommandError, keepBinary, keepdBinary, run, RunResult, Tool } from './tools.js';
+import { BackupRun, CommandError, KEEP_SETTINGS, keepBinary, keepdBinary, run, RunResult, Tool } from './tools.js';
 import { dirBytes } from './util.js';
 
 /**
@@ -272,7 +272,7 @@ export function keepGrpcTool(scratch: string): Tool {
     name: 'keep-grpc',
     version: 'workspace build',
     settings:
-      'keepd serve on 127.0.0.1 (plaintext gRPC, agent token, dedup scope "source"); agent: compression medium (zstd 3), AES-256-GCM, FastCDC 256K/1M/4M, scrypt N=2^15 r=8 p=3 (the default)',
+      `keepd serve on 127.0.0.1 (plaintext gRPC, agent token, dedup scope "source"); agent: ${KEEP_SETTINGS}`,
     async init(repo) {
       fs.mkdirSync(repo, { recursive: true });
       servers.set(repo, await Keepd.start(repo));

@@ -4,7 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerReport } from './keepd.js';
+import { DEFAULT_CHUNKER } from '@keep/core';
 import { dirBytes } from './util.js';
+
+const kib = (n: number) => (n >= 1024 * 1024 ? `${n / (1024 * 1024)}M` : `${n / 1024}K`);
+/** What a default `keep init` and `keep backup` use (the chunker sizes from the engine itself). */
+export const KEEP_SETTINGS = `compression medium (zstd 3), AES-256-GCM, FastCDC ${kib(DEFAULT_CHUNKER.min)}/${kib(DEFAULT_CHUNKER.avg)}/${kib(DEFAULT_CHUNKER.max)}, scrypt N=2^15 r=8 p=3 (the default)`;
 
 // ---- running a child process with wall time and peak RSS ----------------------
 
@@ -158,7 +163,7 @@ export function keepTool(scratch: string): Tool {
   return {
     name: 'keep',
     version: 'workspace build',
-    settings: 'compression medium (zstd 3), AES-256-GCM, FastCDC 256K/1M/4M, scrypt N=2^15 r=8 p=3 (the default)',
+    settings: KEEP_SETTINGS,
     init: (repo) => run(bin, ['init', '--json'], { env: env(repo) }),
     async backup(repo, data) {
       const r = await run(bin, ['backup', data, '--json'], { env: env(repo) });
