@@ -43,6 +43,25 @@ const READ_GAP = 64 * 1024;
 /** Largest ReadBlobs message of several blobs a client may ask for (max_message_bytes). */
 const MAX_READ_MESSAGE = 16 * 1024 * 1024;
 
+/**
+ * Write `msg` to a server stream; when the stream refuses more, wait until it
+ * drains or the call is cancelled (a cancelled call never drains). Both
+ * listeners go when either fires: a `once` of each left the other behind on
+ * every wait, thousands in an upload of small files.
+ */
+function writeOrWait(call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, msg: unknown): Promise<void> {
+  if (call.write(msg) || call.cancelled) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const go = () => {
+      call.off('drain', go);
+      call.off('cancelled', go);
+      resolve();
+    };
+    call.on('drain', go);
+    call.on('cancelled', go);
+  });
+}
+
 export interface ServiceDeps {
   repo: Repository;
   replicas: ReplicaRegistry;
@@ -191,13 +210,8 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
             // No existence oracle: a source-scoped agent is not told whether another source already stored the blob.
             const opaque = p!.role === 'agent' && p!.dedup === 'source';
             const ack = opaque ? { stored: true, newBytes: BigInt(data.length) } : { stored: r.stored, newBytes: BigInt(r.newBytes) };
-            if (!call.write(create(UploadResponseSchema, { id: req.id, ...ack })) && !call.cancelled) {
-              // A cancelled call never drains: do not wait for it (what arrived is still stored).
-              await new Promise((resolve) => {
-                call.once('drain', resolve);
-                call.once('cancelled', resolve);
-              });
-            }
+            // (what arrived is stored whether or not the ack gets through)
+            await writeOrWait(call, create(UploadResponseSchema, { id: req.id, ...ack }));
           } catch (e) {
             fail(e);
           }
@@ -250,19 +264,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       /** blobs gathered for the next message (when the request allows several per message) */
       let gathered: OutgoingBlob[] = [];
       let gatheredBytes = 0;
-      const write = async (msg: unknown) => {
-        if (call.write(msg) || call.cancelled) return;
-        // A cancelled call never drains: stop waiting then too.
-        await new Promise<void>((resolve) => {
-          const go = () => {
-            call.off('drain', go);
-            call.off('cancelled', go);
-            resolve();
-          };
-          call.on('drain', go);
-          call.on('cancelled', go);
-        });
-      };
+      const write = (msg: unknown) => writeOrWait(call, msg);
       const flush = async () => {
         if (gathered.length === 0) return;
         const blobs = gathered;
