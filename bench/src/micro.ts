@@ -5,11 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   chunkId,
+  chunkingFor,
   Compression,
   compressBlob,
   DEFAULT_CHUNKER,
   deriveKeys,
+  gearBounds,
   Id,
+  newMasterKey,
   openBlob,
   PackWriter,
   Repository,
@@ -104,6 +107,22 @@ export async function runMicro(opts: MicroOptions): Promise<MicroResult[]> {
     limit: fastcdc && {
       name: 'fastcdc-wasm get_chunks, one call',
       fn: () => fastcdc.get_chunks(random, DEFAULT_CHUNKER.min, DEFAULT_CHUNKER.avg, DEFAULT_CHUNKER.max),
+    },
+  });
+
+  const keyedChunking = chunkingFor({ ...DEFAULT_CHUNKER, keyed: true }, deriveKeys(newMasterKey()));
+  cases.push({
+    stage: 'keyed FastCDC (StreamChunker, gear table from the key: new repositories), random',
+    bytes: SIZE,
+    fn: () => {
+      const c = new StreamChunker(keyedChunking);
+      let n = 0;
+      for (let o = 0; o < SIZE; o += 4 * MiB) n += c.push(random.subarray(o, o + 4 * MiB)).length;
+      return n + c.finish().length;
+    },
+    limit: {
+      name: 'the same gear scan, one call (gearBounds)',
+      fn: () => gearBounds(random, SIZE, keyedChunking, keyedChunking.gear!),
     },
   });
 

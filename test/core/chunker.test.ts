@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chunkStream, ChunkerParams, DEFAULT_CHUNKER, StreamChunker, validateChunkerParams } from '@keep/core';
+import { chunkingFor, chunkStream, ChunkerParams, DEFAULT_CHUNKER, deriveKeys, newMasterKey, StreamChunker, validateChunkerParams } from '@keep/core';
 import { expectKeepError, get_chunks, seededBytes, tempDir } from './util.js';
 
 const MiB = 1024 * 1024;
@@ -111,6 +111,82 @@ describe('StreamChunker: cut points do not depend on how the input arrives', () 
     // The chunk holding the new byte must differ; the rest re-synchronise.
     expect(changed).toBeGreaterThanOrEqual(1);
     expect(changed).toBeLessThanOrEqual(3);
+  });
+});
+
+/**
+ * The keyed chunker's rules written plainly (gear-cdc.ts runs them unrolled):
+ * no cut in the first `min` bytes, which are not hashed; a 32-bit gear
+ * fingerprint; one mask bit more than log2(avg) up to `avg`, one fewer after;
+ * a cut at `max` at the latest; each cut after the byte that zeroes the mask.
+ */
+function plainKeyedLengths(data: Buffer, p: ChunkerParams, gear: Int32Array): number[] {
+  const bits = Math.round(Math.log2(p.avg));
+  const high = (n: number) => Number((((1n << BigInt(n)) - 1n) << BigInt(32 - n)) & 0xffffffffn);
+  const out: number[] = [];
+  for (let start = 0; start < data.length; ) {
+    const rest = data.length - start;
+    let len = rest <= p.min ? rest : Math.min(rest, p.max);
+    if (rest > p.min) {
+      let h = 0;
+      for (let i = p.min; i < Math.min(rest, p.max); i++) {
+        h = (h * 2 + gear[data[start + i]]) >>> 0;
+        if ((h & high(i < p.avg ? bits + 1 : bits - 1)) >>> 0 === 0) {
+          len = i + 1;
+          break;
+        }
+      }
+    }
+    out.push(len);
+    start += len;
+  }
+  return out;
+}
+
+describe('keyed chunking (new repositories): cut points from a gear table derived from the master key', () => {
+  const data = seededBytes('keyed-chunker-24MiB', 24 * MiB);
+  const keys = deriveKeys(newMasterKey());
+  const K = chunkingFor({ ...P, keyed: true }, keys);
+  let ref: number[];
+
+  beforeAll(() => {
+    ref = plainKeyedLengths(data, K, keys.chunkerGear);
+  });
+
+  it('follows the rules, in any pieces the input arrives in, within the bounds', () => {
+    const expected = data.length / P.avg;
+    expect(ref.length).toBeGreaterThan(expected / 2);
+    expect(ref.length).toBeLessThan(expected * 2);
+    for (const piece of [1, 4096, 1 * MiB + 3, 2 * P.max + 1, 24 * MiB]) {
+      const chunks = chunkInPieces(piece === 1 ? data.subarray(0, 3 * MiB) : data, K, piece);
+      expect(chunks.map((c) => c.length), `pieces of ${piece}`).toEqual(piece === 1 ? plainKeyedLengths(data.subarray(0, 3 * MiB), K, keys.chunkerGear) : ref);
+    }
+    expectWellFormed(chunkInPieces(data, K, 64 * 1024), data, K);
+  });
+
+  it('another key cuts the same bytes elsewhere, the same key always alike, the public table elsewhere again', () => {
+    const lengths = (p: ChunkerParams) => chunkInPieces(data, p, MiB).map((c) => c.length);
+    expect(lengths(chunkingFor({ ...P, keyed: true }, keys))).toEqual(ref);
+    const other = lengths(chunkingFor({ ...P, keyed: true }, deriveKeys(newMasterKey())));
+    expect(other).not.toEqual(ref);
+    // Not one cut in common past the first chunks: nothing to line up a guessed file against.
+    const cuts = (l: number[]) => new Set(l.map((_, i) => l.slice(0, i + 1).reduce((a, b) => a + b, 0)));
+    const mine = cuts(ref);
+    expect([...cuts(other)].filter((c) => mine.has(c) && c !== data.length).length).toBeLessThanOrEqual(1);
+    expect(lengths(P)).toEqual(referenceLengths(data, P));
+    expect(lengths(P)).not.toEqual(ref);
+  });
+
+  it('re-synchronises after an inserted byte, and refuses to run without its table', async () => {
+    const mid = data.length >> 1;
+    const edited = Buffer.concat([data.subarray(0, mid), Buffer.of(0x5a), data.subarray(mid)]);
+    const hash = (c: Buffer) => crypto.createHash('sha256').update(c).digest('hex');
+    const before = new Set(chunkInPieces(data, K, 64 * 1024).map(hash));
+    const after = chunkInPieces(edited, K, 64 * 1024);
+    const changed = after.filter((c) => !before.has(hash(c))).length;
+    expect(changed).toBeGreaterThanOrEqual(1);
+    expect(changed).toBeLessThanOrEqual(3);
+    await expectKeepError(() => new StreamChunker({ ...P, keyed: true }), 'INTERNAL');
   });
 });
 

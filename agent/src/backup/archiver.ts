@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   chunkFile,
-  ChunkerParams,
+  Chunking,
   StreamChunker,
   chunkStream,
   Clock,
@@ -156,7 +156,7 @@ export class Archiver {
   }
 
   private async stdinTree(stdin: { name: string; stream: AsyncIterable<Uint8Array> }): Promise<Id> {
-    const { ids, size } = await this.chunkIds(chunkStream(stdin.stream, this.repo.config.chunker));
+    const { ids, size } = await this.chunkIds(chunkStream(stdin.stream, this.repo.chunking));
     const now = this.opts.clock.now();
     const t: [number, number] = [Math.floor(now / 1000), (now % 1000) * 1e6];
     const b = new TreeBuilder();
@@ -270,7 +270,7 @@ export class Archiver {
     this.progress(full);
     let content: { ids: Id[]; size: number };
     try {
-      content = await this.chunkIds(meta.size < SMALL_FILE ? chunkSmallFile(full, this.repo.config.chunker, meta.size) : chunkFile(full, this.repo.config.chunker, meta.size));
+      content = await this.chunkIds(meta.size < SMALL_FILE ? chunkSmallFile(full, this.repo.chunking, meta.size) : chunkFile(full, this.repo.chunking, meta.size));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       // Only the file's own read errors skip it; a repository error (keepd gone, refused upload) ends the backup.
@@ -308,7 +308,7 @@ function indexEntries(node: TreeNode | undefined): Map<string, TreeNode['entries
 const SMALL_FILE = 1024 * 1024;
 
 /** Read straight into the chunker's window: one copy, where readFileSync and a push made two. */
-async function* chunkSmallFile(file: Buffer, params: ChunkerParams, size: number): AsyncGenerator<Buffer> {
+async function* chunkSmallFile(file: Buffer, params: Chunking, size: number): AsyncGenerator<Buffer> {
   yield* StreamChunker.file(file, params, size);
 }
 

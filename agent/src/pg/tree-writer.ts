@@ -43,7 +43,7 @@ export class PgTreeWriter {
 
   /** A file made here (backup_label, tablespace_map), owned and dated like `like`. */
   async addData(b: TreeBuilder, name: string, data: Buffer, like: EntryMeta): Promise<void> {
-    const chunker = new StreamChunker(this.repo.config.chunker);
+    const chunker = new StreamChunker(this.repo.chunking);
     const { ids, size } = await this.chunks([...chunker.push(data), ...chunker.finish()]);
     b.addFile({ ...like, name: Buffer.from(name), type: 'file', mode: 0o600, size, nlink: 1, ino: 0 }, ids);
     this.count(size);
@@ -103,11 +103,11 @@ export class PgTreeWriter {
   private async file(full: Buffer, size: number): Promise<{ ids: Id[]; size: number } | undefined> {
     try {
       if (size < SMALL_FILE) {
-        const chunker = new StreamChunker(this.repo.config.chunker);
+        const chunker = new StreamChunker(this.repo.chunking);
         const data = fs.readFileSync(full);
         return await this.chunks([...chunker.push(data), ...chunker.finish()]);
       }
-      return await this.chunks(chunkFile(full, this.repo.config.chunker, size));
+      return await this.chunks(chunkFile(full, this.repo.chunking, size));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;

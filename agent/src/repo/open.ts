@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { deriveKek, deriveKeys, KeepError, openMasterKeyAsync, RepoConfig, RepoKeys } from '@keep/core';
+import { Chunking, chunkingFor, deriveKek, deriveKeys, KeepError, openMasterKeyAsync, RepoConfig, RepoKeys } from '@keep/core';
 import type { RepoConnection } from './connection.js';
 import { rememberKdfParams, takeEarlyKek } from './early-kek.js';
 import { LocalConnection } from './local.js';
@@ -13,6 +13,8 @@ export interface Unlocked {
   master: Buffer;
   keys: RepoKeys;
   keyId: string;
+  /** the repository's chunker as this key holder runs it (keyed repositories: with their gear table) */
+  chunking: Chunking;
 }
 
 export function repoLocation(env: NodeJS.ProcessEnv = process.env): string {
@@ -98,7 +100,8 @@ export async function unlock(conn: RepoConnection, password: string, remember?: 
   const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password) ?? deriveKek(password, f.kdf));
   mark('master key open');
   if (remember) rememberKdfParams(remember.location, files.map((f) => f.kdf), remember.env);
-  return { conn, config, master, keys: deriveKeys(master), keyId };
+  const keys = deriveKeys(master);
+  return { conn, config, master, keys, keyId, chunking: chunkingFor(config.chunker, keys) };
 }
 
 export async function openRepository(env: NodeJS.ProcessEnv = process.env): Promise<Unlocked> {

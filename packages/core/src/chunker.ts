@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import * as fastcdc from 'fastcdc-wasm';
 import { CHUNK_ROOM } from './blob/seal.js';
 import { KeepError } from './errors.js';
+import { gearBounds } from './gear-cdc.js';
+import type { RepoKeys } from './keys/subkeys.js';
 import { discardBuffer } from './parallel/discard.js';
 
 /** Content-defined chunking parameters, fixed per repository (recorded in its config). */
@@ -9,6 +11,22 @@ export interface ChunkerParams {
   min: number;
   avg: number;
   max: number;
+  /**
+   * Cut with a gear table derived from the master key (gear-cdc.ts), so that
+   * no one without the key can tell where a known file is cut: set for every
+   * repository made since; older ones (absent) keep fastcdc-wasm's public table.
+   */
+  keyed?: boolean;
+}
+
+/** ChunkerParams as a chunker runs them: a keyed repository's come with the gear table. */
+export interface Chunking extends ChunkerParams {
+  gear?: Int32Array;
+}
+
+/** How `params` (a repository's config) are run by a holder of its keys. */
+export function chunkingFor(params: ChunkerParams, keys: RepoKeys): Chunking {
+  return params.keyed ? { ...params, gear: keys.chunkerGear } : params;
 }
 
 /**
@@ -22,6 +40,7 @@ export const DEFAULT_CHUNKER: ChunkerParams = { min: 128 * 1024, avg: 512 * 1024
 export function validateChunkerParams(p: ChunkerParams): ChunkerParams {
   // fastcdc asserts min >= 64, avg >= 256, max >= 1024: a smaller size would pass here and then crash every backup.
   const ok =
+    (p.keyed === undefined || typeof p.keyed === 'boolean') &&
     Number.isInteger(p.min) && Number.isInteger(p.avg) && Number.isInteger(p.max) && 64 <= p.min && p.min <= p.avg && 256 <= p.avg && p.avg <= p.max && 1024 <= p.max && p.max <= 64 * 1024 * 1024;
   if (!ok) throw new KeepError('INVALID_ARGUMENT', `chunker sizes must satisfy 64 <= min <= avg <= max <= 64 MiB with avg >= 256 and max >= 1024, got ${JSON.stringify(p)}`);
   return p;
@@ -131,8 +150,9 @@ export class StreamChunker {
   /** The most a window ever holds: a scan's worth less one byte, plus one piece. */
   private readonly maxWindow: number;
 
-  constructor(private readonly params: ChunkerParams) {
+  constructor(private readonly params: Chunking) {
     validateChunkerParams(params);
+    if (params.keyed && params.gear?.length !== 256) throw new KeepError('INTERNAL', 'a keyed chunker runs with its gear table (chunkingFor)');
     this.scanAt = params.max + PUSH_PIECE;
     this.maxWindow = this.scanAt + PUSH_PIECE;
     abandoned.register(this, this.win, this);
@@ -172,7 +192,7 @@ export class StreamChunker {
    * (file to window), where reading into a buffer and pushing it costs two.
    * For small files, read in one call.
    */
-  static file(file: string | Buffer, params: ChunkerParams, sizeHint = 0): Buffer[] {
+  static file(file: string | Buffer, params: Chunking, sizeHint = 0): Buffer[] {
     const c = new StreamChunker(params);
     const fd = fs.openSync(file, 'r');
     try {
@@ -234,6 +254,7 @@ export class StreamChunker {
     const p = this.params;
     let bounds: ArrayLike<number>;
     if (final && this.len <= p.min) bounds = [0, this.len]; // FastCDC never cuts inside its minimum size
+    else if (p.gear) bounds = gearBounds(this.bytes(), this.len, p, p.gear);
     else if (raw) bounds = rawBounds(raw, this.win.ptr, this.len, p);
     else bounds = fastcdc.get_chunks(this.buf.subarray(0, this.len), p.min, p.avg, p.max);
     const w = this.bytes();
@@ -342,7 +363,7 @@ const readBuffers: Buffer[] = [];
  * file made small-file backups spend their time in the garbage collector.
  * `sizeHint` (the lstat size) lets tiny files skip the big buffer entirely.
  */
-export async function* chunkFile(file: string | Buffer, params: ChunkerParams, sizeHint = FILE_READ_SIZE): AsyncGenerator<Buffer> {
+export async function* chunkFile(file: string | Buffer, params: Chunking, sizeHint = FILE_READ_SIZE): AsyncGenerator<Buffer> {
   const fh = await fs.promises.open(file, 'r');
   const small = sizeHint < 64 * 1024;
   const buf = small ? Buffer.allocUnsafe(sizeHint + 1) : (readBuffers.pop() ?? Buffer.allocUnsafeSlow(FILE_READ_SIZE));
@@ -362,7 +383,7 @@ export async function* chunkFile(file: string | Buffer, params: ChunkerParams, s
 }
 
 /** Chunk a whole async stream of buffers (a file, stdin). */
-export async function* chunkStream(source: AsyncIterable<Uint8Array>, params: ChunkerParams): AsyncGenerator<Buffer> {
+export async function* chunkStream(source: AsyncIterable<Uint8Array>, params: Chunking): AsyncGenerator<Buffer> {
   const chunker = new StreamChunker(params);
   try {
     for await (const data of source) yield* chunker.push(data);

@@ -15,13 +15,14 @@ export interface RepoConfig {
   chunker: ChunkerParams;
 }
 
+/** A new repository's config: its chunker is keyed (chunker.ts) unless `chunker` says otherwise. */
 export function newRepoConfig(created: Date, chunker: ChunkerParams = DEFAULT_CHUNKER): RepoConfig {
   return {
     format: 'keep-repository',
     version: 1,
     id: crypto.randomBytes(16).toString('hex'),
     created: created.toISOString(),
-    chunker: validateChunkerParams(chunker),
+    chunker: validateChunkerParams({ keyed: true, ...chunker }),
   };
 }
 

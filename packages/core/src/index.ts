@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './ids.js';
 export * from './compress.js';
 export * from './chunker.js';
+export { gearBounds } from './gear-cdc.js';
 export * from './config.js';
 export * from './fsutil.js';
 export * from './keys/keyfile.js';

@@ -18,6 +18,8 @@ export interface RepoKeys {
   chunkIdKey: Buffer;
   /** keyed-BLAKE3 key naming tree nodes (kept apart from chunk ids) */
   treeIdKey: Buffer;
+  /** a keyed repository's chunker gear table (256 entries, chunker.ts): cut points only key holders can compute */
+  chunkerGear: Int32Array;
   /** derive the AES key for a given session salt */
   sealKey(salt: Buffer): Buffer;
 }
@@ -30,12 +32,21 @@ function hkdf(master: Buffer, salt: Buffer, label: string): Buffer {
   return Buffer.from(crypto.hkdfSync('sha256', master, salt, Buffer.from(label), 32));
 }
 
+/** 256 signed 32-bit gear values, read little-endian from HKDF output: the same table on every machine. */
+function gearTable(master: Buffer): Int32Array {
+  const bytes = new DataView(crypto.hkdfSync('sha256', master, Buffer.alloc(0), Buffer.from('keep/v1/chunker-gear'), 1024));
+  const gear = new Int32Array(256);
+  for (let i = 0; i < 256; i++) gear[i] = bytes.getInt32(i * 4, true);
+  return gear;
+}
+
 export function deriveKeys(master: Buffer): RepoKeys {
   const cache = new Map<string, Buffer>();
   const none = Buffer.alloc(0);
   return {
     chunkIdKey: hkdf(master, none, 'keep/v1/chunk-id'),
     treeIdKey: hkdf(master, none, 'keep/v1/tree-id'),
+    chunkerGear: gearTable(master),
     sealKey(salt: Buffer): Buffer {
       const k = salt.toString('hex');
       let key = cache.get(k);
