@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   chunkId,
+  Chunking,
   chunkingFor,
   Compression,
   compressBlob,
@@ -95,35 +96,28 @@ export async function runMicro(opts: MicroOptions): Promise<MicroResult[]> {
   const cases: Case[] = [];
 
   // ---- chunking
+  /** The random buffer through a StreamChunker in 4 MiB reads: how many chunks. */
+  const streamChunks = (params: Chunking) => () => {
+    const c = new StreamChunker(params);
+    let n = 0;
+    for (let o = 0; o < SIZE; o += 4 * MiB) n += c.push(random.subarray(o, o + 4 * MiB)).length;
+    return n + c.finish().length;
+  };
   cases.push({
     stage: 'FastCDC chunking (StreamChunker, 4 MiB reads), random',
     bytes: SIZE,
-    fn: () => {
-      const c = new StreamChunker(DEFAULT_CHUNKER);
-      let n = 0;
-      for (let o = 0; o < SIZE; o += 4 * MiB) n += c.push(random.subarray(o, o + 4 * MiB)).length;
-      return n + c.finish().length;
-    },
+    fn: streamChunks(DEFAULT_CHUNKER),
     limit: fastcdc && {
       name: 'fastcdc-wasm get_chunks, one call',
       fn: () => fastcdc.get_chunks(random, DEFAULT_CHUNKER.min, DEFAULT_CHUNKER.avg, DEFAULT_CHUNKER.max),
     },
   });
-
   const keyedChunking = chunkingFor({ ...DEFAULT_CHUNKER, keyed: true }, deriveKeys(newMasterKey()));
   cases.push({
     stage: 'keyed FastCDC (StreamChunker, gear table from the key: new repositories), random',
     bytes: SIZE,
-    fn: () => {
-      const c = new StreamChunker(keyedChunking);
-      let n = 0;
-      for (let o = 0; o < SIZE; o += 4 * MiB) n += c.push(random.subarray(o, o + 4 * MiB)).length;
-      return n + c.finish().length;
-    },
-    limit: {
-      name: 'the same gear scan, one call (gearBounds)',
-      fn: () => gearBounds(random, SIZE, keyedChunking, keyedChunking.gear!),
-    },
+    fn: streamChunks(keyedChunking),
+    limit: { name: 'the same gear scan, one call (gearBounds)', fn: () => gearBounds(random, SIZE, keyedChunking, keyedChunking.gear!) },
   });
 
   // ---- ids
