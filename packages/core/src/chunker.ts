@@ -30,7 +30,8 @@ export function chunkingFor(params: ChunkerParams, keys: RepoKeys): Chunking {
 }
 
 /**
- * 128 KiB / 512 KiB / 2 MiB. Measured on the bench tree (generation 1, then in-place edits as generation 2): an edit
+ * 128 KiB / 512 KiB / 2 MiB. Measured on the bench tree with the public table (generation 1, then in-place edits as
+ * generation 2; a keyed table's cut points, and so these sizes, vary by ~1 MB from key to key): an edit
  * costs about one average chunk at each of its ends, so halving the average from 1 MiB stored 0.9 MB (1.1%) less
  * after generation 2, for 0.46 MB (0.6%) more at generation 1, where text compresses in smaller pieces; 256 KiB
  * lost more to compression than it gained. Existing repositories keep the sizes in their config.
