@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  BlobSpan,
   chunkId,
   deriveKeys,
   FOOTER_SIZE,
@@ -13,7 +14,7 @@ import {
   PackEntry,
   packPath,
   PackWriter,
-  readBlobAt,
+  readStoredAt,
   readTrailer,
   sealData,
   sealTree,
@@ -33,6 +34,9 @@ interface Written {
   blobs: { id: Buffer; stored: Buffer; plain: Buffer }[];
   size: number;
 }
+
+/** One blob's bytes, read and proven (readStoredAt without the hash). */
+const readBlob = async (file: string, e: BlobSpan) => (await readStoredAt(file, e)).bytes;
 
 describe('pack files', () => {
   let t: ReturnType<typeof tempDir>;
@@ -76,7 +80,7 @@ describe('pack files', () => {
     return { file, entries: done.entries, blobs, size: done.size };
   }
 
-  it('PackWriter + readTrailer + readBlobAt round-trip', async () => {
+  it('PackWriter + readTrailer + readStoredAt round-trip', async () => {
     const p = writePack();
     expect(fs.readdirSync(tmpDir)).toEqual([]);
     expect(path.basename(path.dirname(p.file))).toBe(path.basename(p.file).slice(0, 2));
@@ -101,7 +105,7 @@ describe('pack files', () => {
     expect(trailer).toEqual(p.entries);
 
     for (const [i, e] of trailer.entries()) {
-      const got = await readBlobAt(p.file, e.offset, e.length, e.hash, e.id);
+      const got = await readBlob(p.file, e);
       expect(got.equals(p.blobs[i].stored)).toBe(true);
       expect(openBlob(keys, e.id, got).plaintext.equals(p.blobs[i].plain)).toBe(true);
     }
@@ -126,24 +130,24 @@ describe('pack files', () => {
     // Reading a blob past the new end names the blob and says truncated.
     fs.writeFileSync(p.file, full.subarray(0, p.entries[2].offset + 5));
     const e2 = p.entries[2];
-    const err = await expectKeepError(() => readBlobAt(p.file, e2.offset, e2.length, e2.hash, e2.id), 'CORRUPT');
+    const err = await expectKeepError(() => readBlob(p.file, e2), 'CORRUPT');
     expect(err.message).toContain(toHex(e2.id));
     expect(err.message).toMatch(/truncated/);
     // Blobs before the cut still read fine.
     const e0 = p.entries[0];
-    expect((await readBlobAt(p.file, e0.offset, e0.length, e0.hash, e0.id)).equals(p.blobs[0].stored)).toBe(true);
+    expect((await readBlob(p.file, e0)).equals(p.blobs[0].stored)).toBe(true);
   });
 
-  it('a flipped byte in a blob makes readBlobAt fail CORRUPT naming that blob; the others still read', async () => {
+  it('a flipped byte in a blob makes readStoredAt fail CORRUPT naming that blob; the others still read', async () => {
     const p = writePack();
     const victim = p.entries[3];
     flipByteInFile(p.file, victim.offset + Math.floor(victim.length / 2));
-    const err = await expectKeepError(() => readBlobAt(p.file, victim.offset, victim.length, victim.hash, victim.id), 'CORRUPT');
+    const err = await expectKeepError(() => readBlob(p.file, victim), 'CORRUPT');
     expect(err.message).toContain(toHex(victim.id));
     expect(err.message).toMatch(/damaged/);
     for (const e of p.entries) {
       if (e === victim) continue;
-      expect((await readBlobAt(p.file, e.offset, e.length, e.hash, e.id)).length).toBe(e.length);
+      expect((await readBlob(p.file, e)).length).toBe(e.length);
     }
     // The trailer is intact, so the pack's listing still parses.
     expect(await readTrailer(p.file)).toHaveLength(p.entries.length);
@@ -153,7 +157,7 @@ describe('pack files', () => {
     const p = writePack(1);
     fs.rmSync(p.file);
     const e = p.entries[0];
-    const err = await expectKeepError(() => readBlobAt(p.file, e.offset, e.length, e.hash, e.id), 'CORRUPT');
+    const err = await expectKeepError(() => readBlob(p.file, e), 'CORRUPT');
     expect(err.message).toContain(toHex(e.id));
     expect(err.message).toMatch(/missing/);
   });

@@ -358,7 +358,7 @@ export class Repository {
     try {
       data = await readBlobRun(packPath(this.packsDir, first.pack), run, this.handles);
     } catch {
-      // A prune may have repacked them since the lookup: readBlob looks again.
+      // A prune may have repacked them since the lookup: readStored looks again.
       data = await Promise.all(run.map((b) => this.readStored(b.id).catch((e: Error) => e)));
     }
     return run.map((b, k) => ({ id: b.id, data: data[k] }));
@@ -385,7 +385,6 @@ export class Repository {
     return removed;
   }
 
-  /** Per indexed pack: its size and the live blobs (and bytes) the index still points to. */
   /**
    * Live blobs and bytes per indexed pack. `createdBefore` leaves out packs
    * recorded at or after it: a pack is indexed in several transactions, so a

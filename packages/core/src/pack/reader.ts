@@ -91,12 +91,7 @@ export class PackHandles {
 /** A pack's name without the server's directories: blob errors travel to remote clients. */
 const packName = (file: string) => path.basename(file, '.pack');
 
-/** Read one blob and prove its bytes are the ones that were stored. */
-export async function readBlobAt(packFile: string, offset: number, length: number, hash: Buffer, id: Buffer, handles?: PackHandles): Promise<Buffer> {
-  return (await readStoredAt(packFile, { id, offset, length, hash }, handles)).bytes;
-}
-
-/** readBlobAt, with the whole storage hash it proved. */
+/** Read one blob and prove its bytes are the ones that were stored; with the whole storage hash the read proved. */
 export async function readStoredAt(packFile: string, blob: BlobSpan, handles?: PackHandles): Promise<StoredBytes> {
   const [got] = await readBlobRun(packFile, [blob], handles);
   if (got instanceof Error) throw got;
@@ -129,7 +124,7 @@ export interface StoredBytes {
 /**
  * Read blobs that lie close together in one pack (ascending, not
  * overlapping) with one read, and prove each. A blob whose bytes do not match
- * its hash comes back as the CORRUPT error readBlobAt would throw, in its
+ * its hash comes back as the CORRUPT error readStoredAt would throw, in its
  * place, so the caller can still serve the ones before it. The returned
  * buffers are views into one read buffer. Without `handles` the pack is
  * opened and closed here.
