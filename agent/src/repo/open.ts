@@ -115,8 +115,7 @@ export async function openRepositoryWhile<T>(meanwhile: (conn: RepoConnection) =
   mark('connection made');
   try {
     const side = meanwhile(conn);
-    side.then(() => mark('meanwhile done'), () => undefined);
-    side.catch(() => undefined); // awaited below, after the unlock's own errors
+    side.then(() => mark('meanwhile done'), () => undefined); // a failure is awaited below, after the unlock's own errors
     const repo = await unlock(conn, readPassword(env), { location, env });
     return { repo, meanwhile: await side };
   } catch (e) {

@@ -504,10 +504,10 @@ export class RemoteConnection implements RepoConnection {
       if (s.code !== grpc.status.OK) failure ??= this.mapError(s);
       finish();
     });
-    const req = Buffer.from(toBinary(ReadBlobsRequestSchema, create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id), maxMessageBytes: READ_MESSAGE_BYTES })));
+    const req = toBinary(ReadBlobsRequestSchema, create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id), maxMessageBytes: READ_MESSAGE_BYTES }));
     const framed = Buffer.allocUnsafe(FRAME_PREFIX + req.length);
     writeFramePrefix(framed, 0, req.length);
-    req.copy(framed, FRAME_PREFIX);
+    framed.set(req, FRAME_PREFIX);
     call.end(framed);
   }
 

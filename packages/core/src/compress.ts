@@ -39,7 +39,8 @@ function context(level: number): InstanceType<typeof zstd.CCtx> {
  * Output buffer of this thread's compressions, reused: a fresh one per chunk
  * (and zstd-napi's trimmed copy of it) left MiBs of dead buffers per MiB
  * sealed, which malloc keeps in its arenas. Kept up to SCRATCH_MAX (the
- * bound of a default max-size chunk); a larger blob gets one of its own.
+ * bound of a 4 MiB chunk, the largest default max any repository has had);
+ * a larger blob gets one of its own.
  */
 const SCRATCH_MAX = 4 * 1024 * 1024 + 64 * 1024;
 let scratch: Buffer | undefined;

@@ -15,7 +15,8 @@ import type { ChunkerParams } from './chunker.js';
  * at `max` at the latest. The fingerprint is 32-bit: `h = (h << 1) + gear[b]`
  * remembers the last 32 bytes, and the masks test its high bits. Each cut
  * depends only on the bytes since the previous one, which StreamChunker
- * relies on. ~750 MB/s here, against ~1.2 GB/s for fastcdc-wasm.
+ * relies on. ~900 MB/s for one scan here, ~700 MB/s through StreamChunker's
+ * window, against ~1.1 GB/s for fastcdc-wasm (bench micro rows).
  */
 
 /** The masks for an average of `avg`: `bits` high bits of a 32-bit fingerprint. */

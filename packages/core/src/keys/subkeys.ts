@@ -28,15 +28,15 @@ export const SESSION_SALT_SIZE = 16;
 /** Rotate the session salt after this many blobs (2^28, far below GCM's 2^32 random-nonce bound). */
 export const SESSION_BLOB_LIMIT = 2 ** 28;
 
-function hkdf(master: Buffer, salt: Buffer, label: string): Buffer {
-  return Buffer.from(crypto.hkdfSync('sha256', master, salt, Buffer.from(label), 32));
+function hkdf(master: Buffer, salt: Buffer, label: string, size = 32): Buffer {
+  return Buffer.from(crypto.hkdfSync('sha256', master, salt, Buffer.from(label), size));
 }
 
 /** 256 signed 32-bit gear values, read little-endian from HKDF output: the same table on every machine. */
-function gearTable(master: Buffer): Int32Array {
-  const bytes = new DataView(crypto.hkdfSync('sha256', master, Buffer.alloc(0), Buffer.from('keep/v1/chunker-gear'), 1024));
+function gearTable(master: Buffer, none: Buffer): Int32Array {
+  const bytes = hkdf(master, none, 'keep/v1/chunker-gear', 1024);
   const gear = new Int32Array(256);
-  for (let i = 0; i < 256; i++) gear[i] = bytes.getInt32(i * 4, true);
+  for (let i = 0; i < 256; i++) gear[i] = bytes.readInt32LE(i * 4);
   return gear;
 }
 
@@ -46,7 +46,7 @@ export function deriveKeys(master: Buffer): RepoKeys {
   return {
     chunkIdKey: hkdf(master, none, 'keep/v1/chunk-id'),
     treeIdKey: hkdf(master, none, 'keep/v1/tree-id'),
-    chunkerGear: gearTable(master),
+    chunkerGear: gearTable(master, none),
     sealKey(salt: Buffer): Buffer {
       const k = salt.toString('hex');
       let key = cache.get(k);
