@@ -206,6 +206,10 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL point-in-time recovery through keep (
     const archiveCommand = JSON.parse(config.stdout).archive_command as string;
     expect(archiveCommand).toContain('pg wal-push --source db');
     expect(archiveCommand).not.toContain('pitr test passphrase');
+    expect(JSON.parse(config.stdout).archive_timeout).toBe(`${15 * 60}s`); // standard tier's RPO by default
+    const critical = await runKeep(['pg', 'config', '--source', 'db', '--tier', 'critical'], env);
+    expect(critical.stdout).toMatch(/^archive_timeout = '60s'/m);
+    expect(critical.stdout).toMatch(/wal-push --source db --tier critical/);
     fs.appendFileSync(
       path.join(primary.data, 'postgresql.conf'),
       [
@@ -290,7 +294,13 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL point-in-time recovery through keep (
     await sleep(300);
     marker = Date.now();
     await primary.sql('CREATE TABLE after_rows (x int)');
-    await switchAndArchive(primary);
+    const last = await switchAndArchive(primary);
+    // The window ends at PostgreSQL's last write into the newest archived segment (its mtime), at or before its push.
+    const info = JSON.parse((await runKeep(['pg', 'info', '--source', 'db', '--json'], env)).stdout);
+    expect(info.window.newest_wal.name).toBe(last);
+    expect(info.window.to).toBe(info.window.newest_wal.end);
+    expect(Date.parse(info.window.to)).toBeLessThanOrEqual(Date.parse(info.window.newest_wal.time));
+    expect(Date.parse(info.window.to)).toBeGreaterThanOrEqual(marker - 50);
     // Between row 4 (committed) and row 5 (not yet sent): mid-way, far from both.
     target = Math.round((rows[3].after + rows[4].before) / 2);
     expect(rows[4].before - rows[3].after).toBeGreaterThan(250);

@@ -127,6 +127,19 @@ describe('the recovery window', () => {
     expect(w.timelines).toEqual([1, 2]);
     expect(pitrWindow([wal(seg(1, 1), at(1))]).from).toBeNull();
   });
+
+  it('ends at the newest segment PostgreSQL last wrote, not when a backlogged archiver pushed it', async () => {
+    // Segment 6 was finished at 20 s but pushed at 60 s (the archiver was behind): commits between 20 and 60 s
+    // went into segment 7, which is not archived. A window or a plan that ends at the push would promise them.
+    const b = baseBackup(1, 4, 5, 0, 10);
+    const late = snap([...wal(seg(1, 6), at(60)).tags, `wal-end:${iso(at(20))}`], at(60));
+    const archived = [b, wal(seg(1, 4), at(3)), wal(seg(1, 5), at(9)), late];
+    const w = pitrWindow(archived);
+    expect(w.to).toBe(iso(at(20)));
+    expect(w.newest_wal).toMatchObject({ name: seg(1, 6), time: iso(at(60)), end: iso(at(20)) });
+    await expect(planRestore(archived, { at: at(40), timeline: 'latest' }, noHistory)).rejects.toThrow(new RegExp(`WAL is archived up to ${iso(at(20)).replace(/\./g, '\\.')}`));
+    expect((await planRestore(archived, { at: at(15), timeline: 'latest' }, noHistory)).wal).toMatchObject({ to: seg(1, 6), to_time: iso(at(20)) });
+  });
 });
 
 describe('planning a restore', () => {

@@ -16,7 +16,7 @@ const USAGE = `keep pg — PostgreSQL base backups, WAL archiving and point-in-t
   keep pg wal-fetch [--source N] [--prefetch N] NAME PATH   restore_command = '... keep pg wal-fetch %f %p'
   keep pg restore --pgdata DIR [--at TIME] [--source N] [--base ID] [--timeline latest|current|N]
                   [--tablespace OID=DIR]... [--target-action promote|pause|shutdown] [--archive-mode off|preserve] [--dry-run]
-  keep pg config [--source N]                     archive_command and restore_command for postgresql.conf
+  keep pg config [--source N] [--tier T]          archive_command, archive_timeout (the tier's RPO) and restore_command
   keep pg info [--source N]                       base backups, WAL and the recovery window
 
 every subcommand takes --env-file FILE (KEY=VALUE lines: KEEP_REPO, KEEP_PASSWORD_FILE,
@@ -54,6 +54,9 @@ export async function pgCommand(argv: string[]): Promise<void> {
 }
 
 const common = { source: { type: 'string' }, 'env-file': { type: 'string' } } as const;
+
+/** `keep pg config` without --tier: archive_timeout from this tier's RPO. */
+const DEFAULT_PG_TIER = 'standard';
 
 function compressionFor(values: { compression?: string; tier?: string }): { compression: Compression; tier?: string } {
   const tier = values.tier ? parseTier(values.tier) : undefined;
@@ -296,16 +299,20 @@ async function pgRestore(argv: string[]): Promise<void> {
 }
 
 async function pgConfig(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, common);
-  if (positionals.length) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg config [--source N] [--env-file F]');
+  const { values, positionals } = parse(argv, { ...common, tier: { type: 'string' } });
+  if (positionals.length) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg config [--source N] [--tier T] [--env-file F]');
   const env = loadEnv(values['env-file']);
   const source = pgSource(values.source, env);
-  const archive = pgCommandLine('wal-push', ['--source', source], env, values['env-file'], ['%p']);
+  const tier = parseTier(values.tier ?? DEFAULT_PG_TIER);
+  const tierArgs = values.tier ? ['--tier', tier] : [];
+  const archive = pgCommandLine('wal-push', ['--source', source, ...tierArgs], env, values['env-file'], ['%p']);
   const restore = pgCommandLine('wal-fetch', ['--source', source], env, values['env-file'], ['%f', '%p']);
-  if (values.json) printJson({ source, archive_command: archive, restore_command: restore });
+  // A segment is archived when full or when archive_timeout forces a switch: the tier's RPO bounds how much is not archived yet.
+  const archiveTimeout = `${TIERS[tier].rpo_s}s`;
+  if (values.json) printJson({ source, tier, archive_command: archive, restore_command: restore, archive_timeout: archiveTimeout });
   else {
     const q = (s: string) => `'${s.replace(/'/g, "''")}'`;
-    console.log(`wal_level = replica\narchive_mode = on\narchive_command = ${q(archive)}\n# for a restore (keep pg restore writes it): restore_command = ${q(restore)}`);
+    console.log(`wal_level = replica\narchive_mode = on\narchive_command = ${q(archive)}\narchive_timeout = ${q(archiveTimeout)}   # tier ${tier}: RPO ${TIERS[tier].rpo_s} s\n# for a restore (keep pg restore writes it): restore_command = ${q(restore)}`);
   }
 }
 

@@ -107,7 +107,8 @@ export async function planRestore(
     const w = byName.get(segmentName(tliFor(n), n, segSize));
     if (!w) break;
     last = w;
-    if (n >= stop && o.at !== undefined && w.time >= o.at) {
+    // Reached once a segment PostgreSQL went on writing after the target is archived (its last write, not its push time: a backlogged push comes late).
+    if (n >= stop && o.at !== undefined && w.end >= o.at) {
       reached = true;
       break;
     }
@@ -118,11 +119,11 @@ export async function planRestore(
   if (o.at !== undefined && !reached) {
     if (beyond.length) {
       const hint = path.length > 1 ? `; timeline ${target} branched off at ${path[path.length - 1].timeline === target ? segmentName(target, path[path.length - 1].beginsAt, segSize) : '?'}, and --timeline current follows the backup's own timeline ${base.timeline} instead` : '';
-      throw new KeepError('INCOMPLETE', `WAL ${missing} is not archived: recovery would stop there, at ${last.snapshot.time}, before the target${hint}`);
+      throw new KeepError('INCOMPLETE', `WAL ${missing} is not archived: recovery would stop there, at ${new Date(last.end).toISOString()}, before the target${hint}`);
     }
     throw new KeepError(
       'INCOMPLETE',
-      `WAL is archived up to ${last.snapshot.time} (${last.name}) only: PostgreSQL could not reach ${new Date(o.at).toISOString()}; restore to an earlier time, or wait for the next segment (SELECT pg_switch_wal() forces one)`,
+      `WAL is archived up to ${new Date(last.end).toISOString()} (${last.name}) only: PostgreSQL could not reach ${new Date(o.at).toISOString()}; restore to an earlier time, or wait for the next segment (SELECT pg_switch_wal() forces one)`,
     );
   }
   const after = [...byName.values()].filter((w) => w.kind === 'segment' && w.position! > last!.position! && path.some((p) => p.timeline === w.timeline)).length;
@@ -132,7 +133,7 @@ export async function planRestore(
     timeline: o.timeline,
     target_timeline: target,
     path: path.map((p) => ({ timeline: p.timeline, begins: segmentName(p.timeline, p.beginsAt, segSize) })),
-    wal: { from: base.startWal, to: last.name, segments: Number(n - first) + (reached ? 1 : 0), to_time: last.snapshot.time, more_after: after },
+    wal: { from: base.startWal, to: last.name, segments: Number(n - first) + (reached ? 1 : 0), to_time: new Date(last.end).toISOString(), more_after: after },
   };
 }
 

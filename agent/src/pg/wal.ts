@@ -62,8 +62,16 @@ export async function walPush(repo: Unlocked, pool: SealPool, o: WalPushOptions)
   const parsed = parseWalName(name);
   if (!parsed) throw new KeepError('INVALID_ARGUMENT', `${name} is not a WAL file name PostgreSQL archives (segment, .history, .partial or .backup)`);
   let data: Buffer;
+  /** PostgreSQL's last write into the file: where the archive ends once it is stored (pg.ts, wal-end) */
+  let lastWrite: Date;
   try {
-    data = fs.readFileSync(o.file);
+    const fd = fs.openSync(o.file, 'r');
+    try {
+      lastWrite = fs.fstatSync(fd).mtime;
+      data = fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (e) {
     throw new KeepError('NOT_FOUND', `cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
@@ -87,7 +95,7 @@ export async function walPush(repo: Unlocked, pool: SealPool, o: WalPushOptions)
     {
       source: o.source,
       host: o.host,
-      tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, ...(system ? [`system:${system}`] : [])],
+      tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])],
       tier: o.tier,
       compression: o.compression,
       clock: o.clock,

@@ -16,10 +16,16 @@ import { Snapshot } from './snapshot.js';
  *                      tablespace_map added), /tablespaces/<oid>/…
  *
  *   WAL file     tags: pg-wal  wal:<file name>  timeline:N  wal-id:<keyed hash>
- *                      [system:<system identifier>]
+ *                      [system:<system identifier>]  [wal-end:<RFC 3339>]
  *                time: when `keep pg wal-push` started, i.e. after PostgreSQL
  *                      finished the file, so a WAL file pushed at T holds only
  *                      records written before T
+ *                wal-end: the file's mtime, PostgreSQL's last write into it
+ *                      (its switch). Records after it are in later files, so
+ *                      this, not the push time, is where the archive ends:
+ *                      a backlogged archiver pushes a file long after
+ *                      PostgreSQL moved on (records written meanwhile are
+ *                      not archived yet).
  *                tree: one file named like the WAL file
  *
  * A WAL file is a 24-hex-digit segment (TTTTTTTTXXXXXXXXYYYYYYYY: timeline,
@@ -144,6 +150,8 @@ export interface PgWal extends WalName {
   snapshot: Snapshot;
   /** ms: when the push started; the file holds only records from before it */
   time: number;
+  /** ms: PostgreSQL's last write into the file (wal-end tag; pushes before it was recorded: the push time) */
+  end: number;
   /** keyed hash of the content (same key as chunk ids) */
   contentId?: string;
   system?: string;
@@ -177,7 +185,9 @@ export function pgWal(s: Snapshot): PgWal | undefined {
   const name = tagValue(s, 'wal');
   const parsed = name ? parseWalName(name) : undefined;
   if (!parsed) return undefined;
-  return { ...parsed, snapshot: s, time: Date.parse(s.time), contentId: tagValue(s, 'wal-id'), system: tagValue(s, 'system') };
+  const time = Date.parse(s.time);
+  const end = tagValue(s, 'wal-end');
+  return { ...parsed, snapshot: s, time, end: end ? Math.min(Date.parse(end), time) : time, contentId: tagValue(s, 'wal-id'), system: tagValue(s, 'system') };
 }
 
 /** A source's base backups (by stop time) and WAL files (by time), from its snapshots. */
@@ -238,11 +248,11 @@ export function unneededWal(kept: readonly PgBase[], wal: readonly PgWal[]): { r
 export interface PitrWindow {
   /** earliest time a restore can target: the oldest base backup's stop time (PostgreSQL is consistent only from there) */
   from: string | null;
-  /** latest time a restore can target: the newest segment push (every record before it is archived, if the WAL is complete) */
+  /** latest time a restore can target: the newest archived segment's last write (every record before it is archived, if the WAL is complete) */
   to: string | null;
   oldest_base: { id: string; start_time: string; stop_time: string; start_wal: string } | null;
   newest_base: { id: string; stop_time: string } | null;
-  newest_wal: { name: string; time: string } | null;
+  newest_wal: { name: string; time: string; end: string } | null;
   base_backups: number;
   wal_files: number;
   timelines: number[];
@@ -252,7 +262,7 @@ export interface PitrWindow {
 
 /**
  * The window a restore can reach: from the oldest base backup's stop time to
- * the newest WAL push, with the holes found in the segment sequence (a hole
+ * the newest archived segment's last write, with the holes found in the segment sequence (a hole
  * ends recovery early: a restore past it stops at the hole).
  */
 export function pitrWindow(snapshots: readonly Snapshot[]): PitrWindow {
@@ -285,10 +295,10 @@ export function pitrWindow(snapshots: readonly Snapshot[]): PitrWindow {
   }
   return {
     from: oldest ? iso(oldest.stopTime) : null,
-    to: lastWal && oldest && lastWal.time >= oldest.stopTime ? iso(lastWal.time) : null,
+    to: lastWal && oldest && lastWal.end >= oldest.stopTime ? iso(lastWal.end) : null,
     oldest_base: oldest ? { id: oldest.snapshot.id, start_time: oldest.snapshot.time, stop_time: iso(oldest.stopTime), start_wal: oldest.startWal } : null,
     newest_base: newest ? { id: newest.snapshot.id, stop_time: iso(newest.stopTime) } : null,
-    newest_wal: lastWal ? { name: lastWal.name, time: lastWal.snapshot.time } : null,
+    newest_wal: lastWal ? { name: lastWal.name, time: lastWal.snapshot.time, end: iso(lastWal.end) } : null,
     base_backups: bases.length,
     wal_files: wal.length,
     timelines: [...new Set([...bases.map((b) => b.timeline), ...wal.map((w) => w.timeline)])].sort((a, b) => a - b),
