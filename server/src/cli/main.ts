@@ -18,7 +18,8 @@ usage: keepd COMMAND --data DIR [options]
         [--upstream grpc(s)://HOST:PORT --sync-interval S]   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
         [--sync-replicas N [--sync-timeout S] [--sync-all]]  a primary whose critical-tier (or all) commits wait for N replicas
                                       serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
-  token create --data DIR --role agent|admin|replica [--source NAME]... [--dedup source|repository]
+  token create --data DIR --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
+                                      an agent token names its sources, or --all-sources for every source
   token list --data DIR | token revoke ID --data DIR
   tls init --data DIR [--host NAME]...  a private CA and server certificate in DIR/tls (agents: KEEP_CA=DIR/tls/ca.pem)
   forget --data DIR [--source N] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
@@ -90,14 +91,18 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
   async token(argv) {
     const [sub, ...rest] = argv;
-    const a = args(rest, { role: { type: 'string' }, source: { type: 'string', multiple: true }, dedup: { type: 'string' } });
+    const a = args(rest, { role: { type: 'string' }, source: { type: 'string', multiple: true }, 'all-sources': { type: 'boolean' }, dedup: { type: 'string' } });
     await Repository.using(a.data, async (repo) => {
       const store = new TokenStore(repo);
       if (sub === 'create') {
         if (!a.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica');
         const dedup = (a.dedup as string | undefined) ?? 'source';
         if (dedup !== 'source' && dedup !== 'repository') throw new KeepError('INVALID_ARGUMENT', '--dedup takes source or repository');
-        const { token, record } = await store.create(a.role as Role, { sources: (a.source as string[] | undefined) ?? [], dedup });
+        const sources = (a.source as string[] | undefined) ?? [];
+        // An agent token for every source must be asked for: forgetting --source must not grant them all.
+        if (a.role === 'agent' && sources.length === 0 && !a['all-sources']) throw new KeepError('INVALID_ARGUMENT', 'an agent token needs --source NAME (repeatable) or --all-sources (every source, present and future)');
+        if (sources.length > 0 && a['all-sources']) throw new KeepError('INVALID_ARGUMENT', '--source and --all-sources exclude each other');
+        const { token, record } = await store.create(a.role as Role, { sources, dedup });
         // The token is shown once, here; the server keeps only its hash.
         out(a.json, { token, id: record.id, role: record.role, sources: record.sources, dedup: record.dedup }, () => console.log(token));
       } else if (sub === 'list') {
