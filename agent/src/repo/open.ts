@@ -95,9 +95,13 @@ export function readPassword(env: NodeJS.ProcessEnv = process.env, name = 'KEEP_
  * when `remember` names the repository location.
  */
 export async function unlock(conn: RepoConnection, password: string, remember?: { location: string; env: NodeJS.ProcessEnv }): Promise<Unlocked> {
-  const [config, files] = await Promise.all([conn.config(), conn.keyFiles()]);
+  const [config, files, damaged] = await Promise.all([conn.config(), conn.keyFiles(), conn.damagedKeyFiles()]);
   mark('config and key files');
-  const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password) ?? deriveKek(password, f.kdf));
+  // A damaged or out-of-bounds key file is skipped, never derived with: it must not lock the other keys' holders out.
+  const skip = (problem: string) => process.stderr.write(`keep: warning: skipping ${problem}\n`);
+  damaged.forEach(skip);
+  if (files.length === 0 && damaged.length > 0) throw new KeepError('CORRUPT', `no usable key file: ${damaged[0]}`);
+  const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password) ?? deriveKek(password, f.kdf), skip);
   mark('master key open');
   if (remember) rememberKdfParams(remember.location, files.map((f) => f.kdf), remember.env);
   const keys = deriveKeys(master);

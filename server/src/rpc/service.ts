@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -29,6 +29,7 @@ import { serverMetrics } from '../metrics.js';
 import { Session, SessionManager } from '../sessions.js';
 import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from './read-blobs-message.js';
 import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
+import { admitKeyFile } from './key-rules.js';
 import { toStatus } from './status.js';
 
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
@@ -125,6 +126,11 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
   }
 
   const session = (id: string, p: Principal) => d.sessions.get(id, p);
+  const warnedKeys = new Set<string>();
+  const usableKeyFiles = () => {
+    for (const k of d.repo.damagedKeyFiles()) if (!warnedKeys.has(k.problem)) warnedKeys.add(k.problem), d.log.warn({ key: k.id, problem: k.problem }, 'skipping a damaged key file (an admin removes it: keep key remove ID)');
+    return d.repo.keyFiles();
+  };
 
   return {
     getConfig: unary('GetConfig', (req: { protocolVersion: number }) => {
@@ -134,21 +140,14 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       return create(GetConfigResponseSchema, {
         protocolVersion: PROTOCOL_VERSION,
         configJson: fs.readFileSync(path.join(d.repo.dir, 'config.json'), 'utf8'),
-        keyFilesJson: d.repo.keyFiles().map((f) => JSON.stringify(f)),
+        // Only usable key files go out: a damaged one would stop older agents (warned about once here).
+        keyFilesJson: usableKeyFiles().map((f) => JSON.stringify(f)),
       });
     }),
 
     addKey: unary('AddKey', (req: { keyFileJson: string }, p) => {
       requireRole(p, 'agent', 'admin');
-      let f;
-      try {
-        f = parseKeyFile(req.keyFileJson);
-      } catch {
-        throw new KeepError('INVALID_ARGUMENT', 'not a key file');
-      }
-      // Append-only: a key file is never overwritten.
-      if (d.repo.keyFiles().some((k) => k.id === f.id)) throw new KeepError('ALREADY_EXISTS', `key ${f.id} exists`);
-      d.repo.addKeyFile(f);
+      d.repo.addKeyFile(admitKeyFile(d.repo, req.keyFileJson, p));
       return create(AddKeyResponseSchema, {});
     }),
 

@@ -67,7 +67,15 @@ export class Upstream {
 
   async config(): Promise<{ config: RepoConfig; configJson: string; keys: KeyFile[] }> {
     const r = await this.unary<GetConfigResponse>('getConfig', create(GetConfigRequestSchema, { protocolVersion: PROTOCOL_VERSION }));
-    return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), configJson: r.configJson, keys: r.keyFilesJson.map((k) => parseKeyFile(k)) };
+    // A damaged key file (an older primary sends every file of keys/) is not copied: unlock would skip it anyway.
+    const keys = r.keyFilesJson.flatMap((k) => {
+      try {
+        return [parseKeyFile(k)];
+      } catch {
+        return [];
+      }
+    });
+    return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), configJson: r.configJson, keys };
   }
 
   async snapshots(source?: string): Promise<CoreSnapshot[]> {
