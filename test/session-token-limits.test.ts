@@ -130,7 +130,7 @@ describe('a maximum session age', () => {
   const enc = (schema: string, v: object) => w.protobuf.toBinary(w.proto[schema], w.protobuf.create(w.proto[schema], v));
   const dec = (schema: string, b: Uint8Array) => w.protobuf.fromBinary(w.proto[schema], b);
 
-  it('a session renewed by an empty Offer every 7 minutes is closed by the sweep past MAX_SESSION_AGE_MS; its next call gets a clear error', async () => {
+  it('a session renewed by an empty Offer every 7 minutes is closed by the sweep past MAX_SESSION_AGE_MS (its next call gets a clear error); so is a revoked token\'s session', async () => {
     expect(MAX_SESSION_AGE_MS).toBe(24 * 60 * MIN);
     w = await wire();
     const data = path.join(tmp.make('keep-session-age-'), 'data');
@@ -163,6 +163,18 @@ describe('a maximum session age', () => {
       const after = await offer();
       expect(after.ok).toBe(false);
       expect((after as any).details).toMatch(/maximum session age/);
+
+      // A fresh session of a token revoked meanwhile (by `keepd token revoke`, another process) is closed by the sweep too.
+      const again = await c.unary('OpenSession', enc('OpenSessionRequestSchema', { source: 'long', host: 'age-test' }));
+      expect(again.ok, JSON.stringify(again)).toBe(true);
+      expect(await sessionsOpen()).toBe(1);
+      const rv = await runKeepd(['token', 'revoke', agent.id, '--data', data]);
+      expect(rv.code, rv.stderr).toBe(0);
+      const until2 = Date.now() + 15_000;
+      while ((await sessionsOpen()) !== 0) {
+        if (Date.now() > until2) throw new Error('the sweep did not close the session of a revoked token');
+        await new Promise((r) => setTimeout(r, 100));
+      }
       c.close();
     } finally {
       await server.shutdown();

@@ -35,6 +35,8 @@ export interface ServeOptions {
   syncTimeoutS?: number;
   /** tiers whose commits wait (default: critical); 'all' for every commit */
   syncTiers?: string[] | 'all';
+  /** how often sessions are swept (default SESSION_SWEEP_INTERVAL_MS; tests shorten it) */
+  sweepIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -148,7 +150,8 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     metricsPort = (metricsServer.address() as { port: number }).port;
   }
   const stopReplication = o.upstream ? replicate(repo, o.upstream, o.syncIntervalS ?? 60, clock, log, m) : undefined;
-  const sweeper = setInterval(() => void sessions.sweep().catch((e) => log.error({ err: e }, 'session sweep failed')), SESSION_SWEEP_INTERVAL_MS);
+  // The sweep also ends sessions past MAX_SESSION_AGE_MS and those of tokens revoked since (`keepd token revoke` is another process).
+  const sweeper = setInterval(() => void sessions.sweep((id) => tokens.isRevoked(id)).catch((e) => log.error({ err: e }, 'session sweep failed')), o.sweepIntervalMs ?? SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
   log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data }, 'listening');
 

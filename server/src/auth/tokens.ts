@@ -69,6 +69,20 @@ export class TokenStore {
     await this.db.put(id, { ...r, revoked: true });
   }
 
+  /** Has this token been revoked (or removed) since? One LMDB read: `keepd token revoke` is another process. */
+  isRevoked(id: string): boolean {
+    const r = this.db.get(id);
+    return !r || Boolean(r.revoked);
+  }
+
+  /**
+   * UNAUTHENTICATED once the principal's token is revoked. Streams call it for
+   * each message they take or send, so a revoke ends calls already open.
+   */
+  assertActive(p: Principal): void {
+    if (this.isRevoked(p.tokenId)) throw new KeepError('UNAUTHENTICATED', `token ${p.tokenId} was revoked`);
+  }
+
   /** The principal for a presented token, or UNAUTHENTICATED. */
   authenticate(token: string | undefined): Principal {
     if (!token) throw new KeepError('UNAUTHENTICATED', 'no token: send "authorization: Bearer <token>" (KEEP_TOKEN)');

@@ -197,6 +197,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
           if (failed) return;
           try {
             if (isMalformed(req)) throw new KeepError('INVALID_ARGUMENT', req.$malformed);
+            d.tokens.assertActive(p!); // a revoke ends the stream at its next message
             const s = session(req.sessionId, p!);
             carried.add(s);
             if (req.id.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob id must be ${ID_SIZE} bytes`);
@@ -289,6 +290,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         };
         let i = 0;
         while (i < ids.length && !call.cancelled) {
+          d.tokens.assertActive(p); // a revoke ends the stream
           // The blobs from ids[i] on stored close together in one pack, read with one call.
           const run = await d.repo.readNearby(ids, i, { run: READ_RUN, gap: READ_GAP });
           i += run.length;
@@ -326,7 +328,11 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         call.emit('error', st);
         return;
       }
-      const on = (e: { snapshotId: string; source: string; time: string }) => void call.write(create(WatchCommitsResponseSchema, e));
+      const on = (e: { snapshotId: string; source: string; time: string }) => {
+        if (!d.tokens.isRevoked(p!.tokenId)) return void call.write(create(WatchCommitsResponseSchema, e));
+        stop();
+        call.emit('error', toStatus(new KeepError('UNAUTHENTICATED', `token ${p!.tokenId} was revoked`)));
+      };
       // keepd's shutdown ends the stream: a watching replica must not hold the drain open.
       const end = () => call.end();
       d.replicas.commits.on('commit', on);
