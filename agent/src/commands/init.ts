@@ -26,7 +26,7 @@ export async function initCommand(argv: string[]): Promise<void> {
   const scrypt = scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost'));
   const chunker = parseChunkerSizes(values['chunk-min'], values['chunk-avg'], values['chunk-max']);
   if (chunker && isRemote(location)) throw new KeepError('INVALID_ARGUMENT', 'chunk sizes of a keepd repository are set by `keepd init`');
-  const conn = isRemote(location) ? await connect(location) : await LocalConnection.init(location, undefined, chunker);
+  const conn = isRemote(location) ? await connect(location, process.env, { write: true }) : await LocalConnection.init(location, undefined, chunker);
   try {
     if ((await conn.keyFiles()).length > 0) throw new KeepError('ALREADY_EXISTS', `${location} is already initialized`);
     const key = wrapMasterKey(newMasterKey(), password, { host: os.hostname(), username: os.userInfo().username, created: new Date(processClock().now()), scrypt });

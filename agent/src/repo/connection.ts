@@ -14,6 +14,8 @@ export interface RepoConnection {
   damagedKeyFiles(): Promise<string[]>;
   addKeyFile(f: KeyFile): Promise<void>;
   removeKeyFile(id: string): Promise<void>;
+  /** true when the repository refuses writes (a keepd replica not promoted); absent: never */
+  readOnly?(): Promise<boolean>;
   /** Open a writer session for one source; its lease protects what it is told it need not send. */
   beginBackup(opts: { source: string; host: string; parent?: string }): Promise<BackupSession>;
   getBlob(id: Id): Promise<Buffer>;

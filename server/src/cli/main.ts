@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, exitCodeFor, KeepError, parseChunkerSizes, parseTier, prune, Repository } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, exitCodeFor, KeepError, parseChunkerSizes, parseTier, processClock, prune, Repository } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
 import { runSync, syncFailure } from '../sync/run.js';
+import { promote } from '../role.js';
 import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
 import { DedupScopeIndex } from '../dedup-scope.js';
@@ -27,6 +28,8 @@ usage: keepd COMMAND --data DIR [options]
          [--tier critical|high|standard|lower] [--dry-run] [--prune]     retention per source (restic's rules)
   prune --data DIR [--dry-run] [--repack-below 0.5]   collect garbage and repack; backups keep running
   sync --data DIR --from grpc(s)://HOST:PORT [--source N]   pull missing snapshots (KEEP_TOKEN: a replica token)
+  promote --data DIR                  make a replica (read-only) a primary: it stops following its upstream
+                                      and takes writes; recorded in DIR/role.json (a running keepd follows within a second)
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
   rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
@@ -181,6 +184,14 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     });
     const failure = syncFailure(r);
     if (failure) throw failure;
+  },
+  async promote(argv) {
+    const a = args(argv);
+    const r = promote(a.data, processClock());
+    const out1 = { promoted: true, already: r.already, previous_upstream: r.upstream, promoted_at: r.promoted_at, data: a.data };
+    // The audit trail for now: this line on stderr (keepd's log format) besides role.json.
+    if (!r.already) process.stderr.write(JSON.stringify({ level: 40, time: processClock().now(), service: 'keepd', msg: 'promoted', data: a.data, previous_upstream: r.upstream, promoted_at: r.promoted_at }) + '\n');
+    out(a.json, out1, () => console.log(r.already ? `${a.data} was promoted already (${r.promoted_at}); it followed ${r.upstream}` : `promoted ${a.data}: it no longer follows ${r.upstream} and takes backups; point agents at it (KEEP_REPO)`));
   },
   async status(argv) {
     const a = args(argv);

@@ -8,6 +8,8 @@ import {
   grpcServiceDefinition,
   ListSnapshotsRequestSchema,
   ListSnapshotsResponse,
+  ListTokensRequestSchema,
+  ListTokensResponse,
   PROTOCOL_VERSION,
   ReadBlobsRequestSchema,
   ReadBlobsResponse,
@@ -16,7 +18,9 @@ import {
   WatchCommitsRequestSchema,
   WatchCommitsResponse,
 } from '@keep/proto';
+import type { TokenRecord } from '../auth/tokens.js';
 import { snapshotFromWire } from '../rpc/snapshot-wire.js';
+import { tokenFromWire } from './tokens.js';
 import { fromStatus } from '../rpc/status.js';
 import { MAX_MESSAGE_BYTES } from '../limits.js';
 
@@ -76,6 +80,17 @@ export class Upstream {
       }
     });
     return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), configJson: r.configJson, keys };
+  }
+
+  /** The upstream's token records (hashes), revocations included; undefined from a keepd that predates ListTokens. */
+  async tokens(): Promise<TokenRecord[] | undefined> {
+    try {
+      const r = await this.unary<ListTokensResponse>('listTokens', create(ListTokensRequestSchema, {}));
+      return r.tokens.map(tokenFromWire);
+    } catch (e) {
+      if (e instanceof KeepError && e.code === 'INTERNAL' && /implement/i.test(e.message)) return undefined;
+      throw e;
+    }
   }
 
   async snapshots(source?: string): Promise<CoreSnapshot[]> {
