@@ -79,8 +79,8 @@ export function unwrapWithKek(file: KeyFile, key: Buffer | (() => Buffer)): Buff
   try {
     d = crypto.createDecipheriv('aes-256-gcm', typeof key === 'function' ? key() : key, Buffer.from(file.nonce, 'base64'));
   } catch (e) {
-    // KDF parameters scrypt refuses or an unusable nonce mean a damaged file, not a wrong passphrase.
-    if (e instanceof KeepError) throw e;
+    // KDF parameters out of bounds or scrypt refuses, or an unusable nonce, mean a damaged file, not a wrong passphrase.
+    if (e instanceof KeepError && e.code !== 'CORRUPT') throw e;
     throw new KeepError('CORRUPT', `key file ${file.id} is damaged (${(e as Error).message})`);
   }
   d.setAAD(aad(file));
