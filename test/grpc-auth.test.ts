@@ -170,7 +170,8 @@ describe('authentication and authorization on keepd', () => {
   });
 
   it('removing a key: refused to an agent, allowed to an admin', async () => {
-    const added = await keepJson(['key', 'add', '--kdf-cost', '12'], { ...env('a'), KEEP_NEW_PASSWORD: 'second passphrase' });
+    // Adding a key to an initialized repository is an admin's (keyfile-validation.test.ts).
+    const added = await keepJson(['key', 'add', '--kdf-cost', '12'], { ...env('admin'), KEEP_NEW_PASSWORD: 'second passphrase' });
     expect(added.added).toMatch(/^[0-9a-f]+$/);
     const keys = () => keepJson(['key', 'list'], env('admin')).then((l: any[]) => l.map((k) => k.id));
     expect(await keys()).toContain(added.added);

@@ -108,6 +108,7 @@ export interface Token {
 export async function createToken(data: string, role: Token['role'], opts: { sources?: string[]; dedup?: Token['dedup'] } = {}): Promise<Token> {
   const args = ['token', 'create', '--role', role, '--data', data];
   for (const s of opts.sources ?? []) args.push('--source', s);
+  if (role === 'agent' && !opts.sources?.length) args.push('--all-sources');
   if (opts.dedup) args.push('--dedup', opts.dedup);
   const t = (await keepdJson(args)) as Token;
   if (!/^keep_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/.test(t.token)) throw new Error(`unexpected token shape: ${t.token}`);

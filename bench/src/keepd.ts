@@ -120,7 +120,7 @@ export class Keepd {
     const bin = keepdBinary();
     if (!fs.existsSync(bin)) throw new Error(`keepd binary not found at ${bin} (build with npx tsc -b tsconfig.build.json, or set KEEPD_BIN)`);
     await run(bin, ['init', '--data', data, '--json']);
-    const tok = await run(bin, ['token', 'create', '--data', data, '--role', 'agent', '--json']);
+    const tok = await run(bin, ['token', 'create', '--data', data, '--role', 'agent', '--all-sources', '--json']);
     const token = (JSON.parse(tok.stdout) as { token: string }).token;
     const t0 = performance.now();
     // the bin script execs node, so the pid we get is keepd's own

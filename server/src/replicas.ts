@@ -8,6 +8,8 @@ export interface ReplicaRecord {
   newest_time?: string;
   /** the most recent snapshot ids it reported holding */
   recent: string[];
+  /** the replica token it reports with: bound at its first report (records from before: at their next) */
+  token_id?: string;
 }
 
 const RECENT_KEPT = 1000;
@@ -47,11 +49,21 @@ export class ReplicaRegistry {
     this.commits.emit('commit', e);
   }
 
-  async report(replicaId: string, snapshotIds: string[], newestTime: string): Promise<void> {
+  /**
+   * A replica's report, from `tokenId` (a replica token). Registration: a
+   * replica id is bound to the token of its first report, and a token to one
+   * replica id, so each replica counted in synchronous mode is one replica
+   * token an admin created; a made-up id, or another token's replica, is
+   * refused. A replica id whose token was revoked may be claimed by a new one.
+   */
+  async report(replicaId: string, tokenId: string, snapshotIds: string[], newestTime: string, revoked: (tokenId: string) => boolean): Promise<void> {
     if (!/^[0-9a-f]{16,64}$/.test(replicaId)) throw new KeepError('INVALID_ARGUMENT', 'bad replica id');
+    const mine = this.list().find((r) => r.token_id === tokenId);
+    if (mine && mine.replica_id !== replicaId) throw new KeepError('PERMISSION_DENIED', `token ${tokenId} reports for replica ${mine.replica_id}, not ${replicaId}: one replica token per replica (create another token for another replica)`);
     const prev = this.db.get(replicaId);
+    if (prev?.token_id && prev.token_id !== tokenId && !revoked(prev.token_id)) throw new KeepError('PERMISSION_DENIED', `replica ${replicaId} reports with another token`);
     const recent = [...new Set([...snapshotIds, ...(prev?.recent ?? [])])].slice(0, RECENT_KEPT);
-    await this.db.put(replicaId, { replica_id: replicaId, last_report: this.clock.now(), newest_time: newestTime || prev?.newest_time, recent });
+    await this.db.put(replicaId, { replica_id: replicaId, last_report: this.clock.now(), newest_time: newestTime || prev?.newest_time, recent, token_id: tokenId });
     for (const id of snapshotIds) this.reported.emit(id, replicaId);
   }
 

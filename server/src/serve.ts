@@ -14,7 +14,8 @@ import { ReplicaRegistry } from './replicas.js';
 import { reportHoldings, upstreamToken } from './sync/run.js';
 import { Upstream } from './sync/upstream.js';
 
-import { MAX_MESSAGE_BYTES } from './limits.js';
+import { MAX_MESSAGE_BYTES, ROLE_CHECK_INTERVAL_MS } from './limits.js';
+import { markReplica, readOnlyReason, readRole } from './role.js';
 
 export interface ServeOptions {
   data: string;
@@ -35,6 +36,8 @@ export interface ServeOptions {
   syncTimeoutS?: number;
   /** tiers whose commits wait (default: critical); 'all' for every commit */
   syncTiers?: string[] | 'all';
+  /** how often sessions are swept (default SESSION_SWEEP_INTERVAL_MS; tests shorten it) */
+  sweepIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -93,13 +96,15 @@ function replicate(repo: Repository, upstream: string, intervalS: number, clock:
   once();
   const timer = setInterval(once, intervalS * 1000);
   timer.unref();
-  return async () => {
-    stopped = true;
-    clearInterval(timer);
-    watch?.cancel();
-    await running;
-    up.close();
-  };
+  let stopping: Promise<void> | undefined;
+  return () =>
+    (stopping ??= (async () => {
+      stopped = true;
+      clearInterval(timer);
+      watch?.cancel();
+      await running;
+      up.close();
+    })());
 }
 
 export async function serve(o: ServeOptions): Promise<RunningServer> {
@@ -109,6 +114,14 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
 
   const repo = await Repository.open(o.data, { clock });
+  if (o.upstream) {
+    try {
+      markReplica(o.data, o.upstream, clock); // read-only until `keepd promote`; refused once promoted
+    } catch (e) {
+      await repo.close();
+      throw e;
+    }
+  }
   const scope = new DedupScopeIndex(repo);
   const sessions = new SessionManager(repo, scope, clock);
   const tokens = new TokenStore(repo, clock);
@@ -134,6 +147,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       metrics,
       replicas,
       syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
+      readOnly: () => readOnlyReason(o.data),
     }));
   const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
   const bound = await new Promise<number>((resolve, reject) =>
@@ -148,7 +162,18 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     metricsPort = (metricsServer.address() as { port: number }).port;
   }
   const stopReplication = o.upstream ? replicate(repo, o.upstream, o.syncIntervalS ?? 60, clock, log, m) : undefined;
-  const sweeper = setInterval(() => void sessions.sweep().catch((e) => log.error({ err: e }, 'session sweep failed')), SESSION_SWEEP_INTERVAL_MS);
+  // `keepd promote` (another process) ends the following at once; the role file says so from then on.
+  const roleWatch = o.upstream
+    ? setInterval(() => {
+        if (readRole(o.data)?.role !== 'promoted') return;
+        clearInterval(roleWatch);
+        log.warn({ upstream: o.upstream, data: o.data }, 'promoted: no longer following the upstream; writes accepted');
+        void stopReplication?.();
+      }, ROLE_CHECK_INTERVAL_MS)
+    : undefined;
+  roleWatch?.unref();
+  // The sweep also ends sessions past MAX_SESSION_AGE_MS and those of tokens revoked since (`keepd token revoke` is another process).
+  const sweeper = setInterval(() => void sessions.sweep((id) => tokens.isRevoked(id)).catch((e) => log.error({ err: e }, 'session sweep failed')), o.sweepIntervalMs ?? SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
   log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data }, 'listening');
 
@@ -159,6 +184,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
+        clearInterval(roleWatch);
         await stopReplication?.();
         replicas.commits.emit('shutdown');
         log.info({}, 'draining');

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { BlobWriter, Clock, Id, KeepError, NewSnapshot, Repository, SESSION_LEASE_MS, SessionRecord, Snapshot, toHex } from '@keep/core';
+import { BlobWriter, Clock, Id, KeepError, MAX_SESSION_AGE_MS, NewSnapshot, Repository, SESSION_LEASE_MS, SessionRecord, Snapshot, toHex } from '@keep/core';
 import type { Principal } from './auth/tokens.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 
@@ -18,6 +18,8 @@ export interface Session extends SessionRecord {
 
 /** Ownership is written in batches of this many ids. */
 const OWNERSHIP_BATCH = 512;
+/** Why recently closed sessions ended, for their next call's error (bounded: oldest forgotten first). */
+const ENDED_KEPT = 1000;
 
 /**
  * Writer sessions with leases. A session owns one BlobWriter (one open pack);
@@ -26,6 +28,7 @@ const OWNERSHIP_BATCH = 512;
  */
 export class SessionManager {
   private readonly open = new Map<string, Session>();
+  private readonly endedWhy = new Map<string, string>();
 
   constructor(
     private readonly repo: Repository,
@@ -68,9 +71,21 @@ export class SessionManager {
   /** The caller's open session; renews its lease. */
   get(id: string, p: Principal): Session {
     const s = this.open.get(id);
-    if (!s || s.tokenId !== p.tokenId) throw new KeepError('NOT_FOUND', `no open session ${id} (its lease may have ended; rerun the backup)`);
-    s.leaseUntil = this.clock.now() + SESSION_LEASE_MS;
+    if (!s || s.tokenId !== p.tokenId) throw new KeepError('NOT_FOUND', `no open session ${id} (${(s ? undefined : this.endedWhy.get(id)) ?? 'its lease may have ended'}; rerun the backup)`);
+    const now = this.clock.now();
+    if (now - s.started > MAX_SESSION_AGE_MS) {
+      void this.closeBecause(s, tooOld());
+      throw new KeepError('NOT_FOUND', `no open session ${id} (${tooOld()}; rerun the backup)`);
+    }
+    s.leaseUntil = now + SESSION_LEASE_MS;
     return s;
+  }
+
+  private closeBecause(s: Session, why: string): Promise<void> {
+    this.open.delete(s.id); // no call finds it while it flushes
+    this.endedWhy.set(s.id, why);
+    if (this.endedWhy.size > ENDED_KEPT) this.endedWhy.delete(this.endedWhy.keys().next().value!);
+    return this.close(s).catch(() => undefined);
   }
 
   /** Dedup negotiation: the ids this session must send. */
@@ -158,11 +173,16 @@ export class SessionManager {
     await this.repo.endSession(s.id);
   }
 
-  /** Close sessions whose lease ended. */
-  async sweep(): Promise<number> {
+  /** Close sessions whose lease ended, older than MAX_SESSION_AGE_MS, or whose token was revoked since. */
+  async sweep(revoked: (tokenId: string) => boolean = () => false): Promise<number> {
     const now = this.clock.now();
-    const expired = [...this.open.values()].filter((s) => s.leaseUntil < now);
-    for (const s of expired) await this.close(s).catch(() => undefined);
+    const why = (s: Session) =>
+      s.leaseUntil < now ? 'its lease ended' : now - s.started > MAX_SESSION_AGE_MS ? tooOld() : revoked(s.tokenId) ? `its token ${s.tokenId} was revoked` : undefined;
+    const expired = [...this.open.values()].flatMap((s) => {
+      const w = why(s);
+      return w ? [{ s, w }] : [];
+    });
+    for (const { s, w } of expired) await this.closeBecause(s, w);
     // Keep recorded leases current: GC (maybe another process) reads them.
     for (const s of this.open.values()) await this.repo.renewSession(s.id, s.leaseUntil);
     return expired.length;
@@ -172,3 +192,5 @@ export class SessionManager {
     for (const s of [...this.open.values()]) await this.close(s).catch(() => undefined);
   }
 }
+
+const tooOld = () => `it reached the maximum session age of ${MAX_SESSION_AGE_MS / 3_600_000} h and was closed; what it stored is kept`;

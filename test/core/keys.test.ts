@@ -1,7 +1,12 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DEFAULT_SCRYPT,
+  deriveKek,
   deriveKeys,
+  KeepError,
+  keyFileProblem,
+  kdfProblem,
   KeyFile,
   MASTER_KEY_SIZE,
   newMasterKey,
@@ -137,6 +142,23 @@ describe('key files', () => {
       expect(e.message, what).toContain(`key file ${f.id} is damaged`);
       await expectKeepError(() => openMasterKey([f], 'correct horse battery staple'), 'CORRUPT');
     }
+  });
+
+  it('KDF bounds admit the default and every keep init --kdf-cost; N=2^20 p=2 is refused before scrypt runs', async () => {
+    const salt = crypto.randomBytes(16).toString('base64');
+    expect(kdfProblem({ name: 'scrypt', ...DEFAULT_SCRYPT, salt })).toBeUndefined();
+    for (let cost = 10; cost <= 18; cost++) expect(kdfProblem({ name: 'scrypt', N: 2 ** cost, r: 8, p: 1, salt }), `cost ${cost}`).toBeUndefined();
+    for (const bad of [{ N: 2 ** 20, r: 8, p: 2 }, { N: 2 ** 19, r: 8, p: 1 }, { N: 2 ** 18, r: 8, p: 2 }, { N: 2 ** 9, r: 8, p: 1 }, { N: 2 ** 15, r: 17, p: 1 }, { N: 2 ** 10, r: 1, p: 9 }]) {
+      expect(kdfProblem({ name: 'scrypt', ...bad, salt }), JSON.stringify(bad)).toMatch(/bound/);
+      const e = await deriveKek('pw', { name: 'scrypt', ...bad, salt }).then(() => undefined, (x: KeepError) => x);
+      expect(e?.code, JSON.stringify(bad)).toBe('CORRUPT');
+    }
+    // The whole file: a valid one passes; the review's three are refused, each with why.
+    expect(keyFileProblem(file)).toBeUndefined();
+    const { kdf: _k, ...noKdf } = file;
+    expect(keyFileProblem({ ...file, data: 'AAAA' })).toMatch(/wrong length/);
+    expect(keyFileProblem(noKdf)).toMatch(/no kdf/);
+    expect(keyFileProblem({ ...file, kdf: { ...file.kdf, N: 2 ** 20, p: 2 } })).toMatch(/bound/);
   });
 
   it('several key files wrap one master key: each passphrase opens it, and says which file', () => {

@@ -44,7 +44,7 @@ export async function backupCommand(argv: string[]): Promise<void> {
     trees.fetchBelow(Buffer.from(p.root, 'hex'), likely ? 8 : Infinity);
     if (unchanged) unchanged.onMiss = (id) => trees.fetchBelow(id);
     return { previous, trees };
-  });
+  }, process.env, { write: true });
   const pool = new SealPool(repo.master);
   const progress = new ProgressLine();
   const warnings: string[] = [];

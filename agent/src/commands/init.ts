@@ -9,7 +9,8 @@ import { connect, isRemote, readPassword, repoLocation } from '../repo/open.js';
 /** scrypt cost as log2(N); recorded in the key file. Lower values are for tests and tiny hosts. */
 export function scryptFromCost(cost: number | undefined) {
   if (cost === undefined) return undefined;
-  if (cost < 10 || cost > 22) throw new KeepError('INVALID_ARGUMENT', '--kdf-cost is log2 of scrypt N (r=8, p=1), from 10 to 22 (default: N=2^15, r=8, p=3, the work of 17 in a quarter of the memory)');
+  // 18 is the bound every reader enforces (KDF_MAX_N in core's kdf.ts): 256 MiB.
+  if (cost < 10 || cost > 18) throw new KeepError('INVALID_ARGUMENT', '--kdf-cost is log2 of scrypt N (r=8, p=1), from 10 to 18 (default: N=2^15, r=8, p=3, the work of 17 in a quarter of the memory)');
   return { N: 2 ** cost, r: 8, p: 1 };
 }
 
@@ -25,7 +26,7 @@ export async function initCommand(argv: string[]): Promise<void> {
   const scrypt = scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost'));
   const chunker = parseChunkerSizes(values['chunk-min'], values['chunk-avg'], values['chunk-max']);
   if (chunker && isRemote(location)) throw new KeepError('INVALID_ARGUMENT', 'chunk sizes of a keepd repository are set by `keepd init`');
-  const conn = isRemote(location) ? await connect(location) : await LocalConnection.init(location, undefined, chunker);
+  const conn = isRemote(location) ? await connect(location, process.env, { write: true }) : await LocalConnection.init(location, undefined, chunker);
   try {
     if ((await conn.keyFiles()).length > 0) throw new KeepError('ALREADY_EXISTS', `${location} is already initialized`);
     const key = wrapMasterKey(newMasterKey(), password, { host: os.hostname(), username: os.userInfo().username, created: new Date(processClock().now()), scrypt });

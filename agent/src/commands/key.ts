@@ -9,7 +9,7 @@ import { scryptFromCost } from './init.js';
 export async function keyCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   const { values, positionals } = parse(rest, { 'kdf-cost': { type: 'string' } });
-  const repo = await openRepository();
+  const repo = await openRepository(process.env, { write: sub !== 'list' });
   try {
     const meta = () => ({ host: os.hostname(), username: os.userInfo().username, created: new Date(processClock().now()), scrypt: scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost')) });
     switch (sub) {

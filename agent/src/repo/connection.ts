@@ -8,9 +8,14 @@ import type { CheckOptions, CheckReport, Id, KeyFile, NewSnapshot, RepoConfig, S
 export interface RepoConnection {
   readonly location: string;
   config(): Promise<RepoConfig>;
+  /** the usable key files */
   keyFiles(): Promise<KeyFile[]>;
+  /** why each other key file is unusable (damaged, out of bounds): unlock warns and skips them */
+  damagedKeyFiles(): Promise<string[]>;
   addKeyFile(f: KeyFile): Promise<void>;
   removeKeyFile(id: string): Promise<void>;
+  /** true when the repository refuses writes (a keepd replica not promoted); absent: never */
+  readOnly?(): Promise<boolean>;
   /** Open a writer session for one source; its lease protects what it is told it need not send. */
   beginBackup(opts: { source: string; host: string; parent?: string }): Promise<BackupSession>;
   getBlob(id: Id): Promise<Buffer>;

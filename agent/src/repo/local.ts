@@ -22,6 +22,9 @@ export class LocalConnection implements RepoConnection {
   async keyFiles() {
     return this.repo.keyFiles();
   }
+  async damagedKeyFiles() {
+    return this.repo.damagedKeyFiles().map((d) => d.problem);
+  }
   async addKeyFile(f: KeyFile) {
     this.repo.addKeyFile(f);
   }

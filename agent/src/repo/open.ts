@@ -32,29 +32,46 @@ export function isRemote(location: string): boolean {
  * or grpcs://host:port (TLS; KEEP_CA names a CA file to trust, else Node's
  * bundled roots) reaches a keepd with the token from KEEP_TOKEN or KEEP_TOKEN_FILE.
  */
-export async function connect(location: string, env: NodeJS.ProcessEnv = process.env): Promise<RepoConnection> {
-  if (location.includes(',')) return failover(location.split(',').map((l) => l.trim()).filter(Boolean), env);
+export async function connect(location: string, env: NodeJS.ProcessEnv = process.env, intent: Intent = {}): Promise<RepoConnection> {
+  if (location.includes(',')) return failover(location.split(',').map((l) => l.trim()).filter(Boolean), env, intent);
   if (isRemote(location)) return new RemoteConnection(location, { token: readToken(env), caFile: env.KEEP_CA || undefined });
   return LocalConnection.open(location);
+}
+
+/** What a command will do with the repository: `write` (backup, init, key changes) needs a keepd that takes writes. */
+export interface Intent {
+  write?: boolean;
 }
 
 /**
  * KEEP_REPO=grpc://primary:7420,grpc://replica:7420: the first keepd that
  * answers serves this command (a restore from a replica while the primary is
- * down; backups to a promoted replica). The same credentials go to each.
+ * down; backups to a promoted replica). A command that writes skips a
+ * read-only replica (one not promoted), so a backup never lands on a replica
+ * silently. The same credentials go to each.
  */
-async function failover(locations: string[], env: NodeJS.ProcessEnv): Promise<RepoConnection> {
+async function failover(locations: string[], env: NodeJS.ProcessEnv, intent: Intent): Promise<RepoConnection> {
   const errors: string[] = [];
+  const readOnly: string[] = [];
   for (const loc of locations) {
     const conn = await connect(loc, env);
     try {
       await conn.config();
-      return conn;
     } catch (e) {
       await conn.close();
       if (!(e instanceof KeepError && e.code === 'UNAVAILABLE')) throw e;
       errors.push((e as Error).message);
+      continue;
     }
+    if (intent.write && (await conn.readOnly?.())) {
+      readOnly.push(loc);
+      await conn.close();
+      continue;
+    }
+    return conn;
+  }
+  if (readOnly.length) {
+    throw new KeepError('UNAVAILABLE', `no writable repository in KEEP_REPO: ${readOnly.join(', ')} is a read-only replica (promote it with \`keepd promote --data DIR\` to back up to it)${errors.length ? `; ${errors.join('; ')}` : ''}`);
   }
   throw new KeepError('UNAVAILABLE', `no repository in KEEP_REPO answered: ${errors.join('; ')}`);
 }
@@ -95,23 +112,27 @@ export function readPassword(env: NodeJS.ProcessEnv = process.env, name = 'KEEP_
  * when `remember` names the repository location.
  */
 export async function unlock(conn: RepoConnection, password: string, remember?: { location: string; env: NodeJS.ProcessEnv }): Promise<Unlocked> {
-  const [config, files] = await Promise.all([conn.config(), conn.keyFiles()]);
+  const [config, files, damaged] = await Promise.all([conn.config(), conn.keyFiles(), conn.damagedKeyFiles()]);
   mark('config and key files');
-  const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password) ?? deriveKek(password, f.kdf));
+  // A damaged or out-of-bounds key file is skipped, never derived with: it must not lock the other keys' holders out.
+  const skip = (problem: string) => process.stderr.write(`keep: warning: skipping ${problem}\n`);
+  damaged.forEach(skip);
+  if (files.length === 0 && damaged.length > 0) throw new KeepError('CORRUPT', `no usable key file: ${damaged[0]}`);
+  const { master, keyId } = await openMasterKeyAsync(files, (f) => takeEarlyKek(f.kdf, password) ?? deriveKek(password, f.kdf), skip);
   mark('master key open');
   if (remember) rememberKdfParams(remember.location, files.map((f) => f.kdf), remember.env);
   const keys = deriveKeys(master);
   return { conn, config, master, keys, keyId, chunking: chunkingFor(config.chunker, keys) };
 }
 
-export async function openRepository(env: NodeJS.ProcessEnv = process.env): Promise<Unlocked> {
-  return (await openRepositoryWhile(async () => undefined, env)).repo;
+export async function openRepository(env: NodeJS.ProcessEnv = process.env, intent: Intent = {}): Promise<Unlocked> {
+  return (await openRepositoryWhile(async () => undefined, env, intent)).repo;
 }
 
 /** openRepository, running `meanwhile` (keyless calls: listing snapshots) on the connection while scrypt runs. */
-export async function openRepositoryWhile<T>(meanwhile: (conn: RepoConnection) => Promise<T>, env: NodeJS.ProcessEnv = process.env): Promise<{ repo: Unlocked; meanwhile: T }> {
+export async function openRepositoryWhile<T>(meanwhile: (conn: RepoConnection) => Promise<T>, env: NodeJS.ProcessEnv = process.env, intent: Intent = {}): Promise<{ repo: Unlocked; meanwhile: T }> {
   const location = repoLocation(env);
-  const conn = await connect(location, env);
+  const conn = await connect(location, env, intent);
   mark('connection made');
   try {
     const side = meanwhile(conn);

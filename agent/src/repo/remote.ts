@@ -268,7 +268,7 @@ export class RemoteConnection implements RepoConnection {
   private readonly streams: StreamSession;
   /** Kept in a private slot so inspecting or serializing the connection cannot show it. */
   readonly #token: string | undefined;
-  private meta?: Promise<{ config: RepoConfig; keys: KeyFile[] }>;
+  private meta?: Promise<{ config: RepoConfig; keys: KeyFile[]; damaged: string[]; readOnly: boolean }>;
 
   // getBlob batching: ids not yet sent (insertion order), ids in a running call
   private readonly blobQueue = new Map<string, BlobRequest>();
@@ -377,12 +377,21 @@ export class RemoteConnection implements RepoConnection {
 
   // ---- config and keys -----------------------------------------------------
 
-  private loadMeta(): Promise<{ config: RepoConfig; keys: KeyFile[] }> {
+  private loadMeta(): Promise<{ config: RepoConfig; keys: KeyFile[]; damaged: string[]; readOnly: boolean }> {
     if (!this.meta) {
-      this.meta = this.unary<GetConfigResponse>('getConfig', create(GetConfigRequestSchema, { protocolVersion: PROTOCOL_VERSION })).then((r) => ({
-        config: parseRepoConfig(r.configJson, `the config of ${this.location}`),
-        keys: r.keyFilesJson.map((k) => parseKeyFile(k)),
-      }));
+      this.meta = this.unary<GetConfigResponse>('getConfig', create(GetConfigRequestSchema, { protocolVersion: PROTOCOL_VERSION })).then((r) => {
+        // Each key file is checked here too (an older keepd sends whatever keys/ holds).
+        const keys: KeyFile[] = [];
+        const damaged: string[] = [];
+        for (const k of r.keyFilesJson) {
+          try {
+            keys.push(parseKeyFile(k));
+          } catch (e) {
+            damaged.push((e as Error).message);
+          }
+        }
+        return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), keys, damaged, readOnly: r.readOnly };
+      });
       this.meta.catch(() => (this.meta = undefined));
     }
     return this.meta;
@@ -394,6 +403,15 @@ export class RemoteConnection implements RepoConnection {
 
   async keyFiles(): Promise<KeyFile[]> {
     return (await this.loadMeta()).keys;
+  }
+
+  async damagedKeyFiles(): Promise<string[]> {
+    return (await this.loadMeta()).damaged;
+  }
+
+  /** A replica not promoted: it refuses writes (GetConfig's read_only). */
+  async readOnly(): Promise<boolean> {
+    return (await this.loadMeta()).readOnly;
   }
 
   async addKeyFile(f: KeyFile): Promise<void> {

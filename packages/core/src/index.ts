@@ -7,6 +7,7 @@ export { gearBounds } from './gear-cdc.js';
 export * from './config.js';
 export * from './fsutil.js';
 export * from './keys/keyfile.js';
+export * from './keys/keyfile-check.js';
 export * from './keys/kdf.js';
 export * from './keys/subkeys.js';
 export * from './blob/format.js';

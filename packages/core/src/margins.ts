@@ -13,6 +13,15 @@
  */
 export const SESSION_LEASE_MS = 15 * 60 * 1000;
 
+/**
+ * The longest a writer session lives, renewed or not. Race prevented: a
+ * session renewed forever (an empty Offer every few minutes) would hold the
+ * GC cutoff back forever, and its token's sources' garbage with it. keepd's
+ * sweep closes an older session (what it stored is kept, durable, for a
+ * rerun) and its next call is told why. A day is far beyond any backup.
+ */
+export const MAX_SESSION_AGE_MS = 24 * 60 * 60 * 1000;
+
 /** How often keepd looks for sessions whose lease ended (flushing what they stored). */
 export const SESSION_SWEEP_INTERVAL_MS = 30 * 1000;
 

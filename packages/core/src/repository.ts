@@ -11,7 +11,8 @@ import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
 import { corrupt, KeepError } from './errors.js';
 import { Id, storageHash, toHex } from './ids.js';
-import { KeyFile, parseKeyFile } from './keys/keyfile.js';
+import { KeyFile } from './keys/keyfile.js';
+import { parseKeyFile } from './keys/keyfile-check.js';
 import { STALE_SESSION_RECORD_MS } from './margins.js';
 import { PACK_TARGET_SIZE } from './pack/format.js';
 import { BlobSpan, PackHandles, readBlobRun, readStoredAt, readTrailer, StoredBytes } from './pack/reader.js';
@@ -218,12 +219,30 @@ export class Repository {
 
   // ---- keys --------------------------------------------------------------
 
+  /** The usable key files (damaged or out-of-bounds ones are left out: damagedKeyFiles lists them). */
   keyFiles(): KeyFile[] {
-    return fs
-      .readdirSync(this.keysDir)
-      .filter((n) => n.endsWith('.json'))
-      .sort()
-      .map((n) => parseKeyFile(fs.readFileSync(path.join(this.keysDir, n), 'utf8')));
+    return this.readKeyFiles().files;
+  }
+
+  /** Key files that do not parse or break the bounds, each with why: every reader skips them, an admin removes them. */
+  damagedKeyFiles(): { id: string; problem: string }[] {
+    return this.readKeyFiles().damaged;
+  }
+
+  private readKeyFiles(): { files: KeyFile[]; damaged: { id: string; problem: string }[] } {
+    const files: KeyFile[] = [];
+    const damaged: { id: string; problem: string }[] = [];
+    for (const n of fs.readdirSync(this.keysDir).filter((n) => n.endsWith('.json')).sort()) {
+      const id = n.slice(0, -'.json'.length);
+      try {
+        const f = parseKeyFile(fs.readFileSync(path.join(this.keysDir, n), 'utf8'), id);
+        if (f.id !== id) throw new KeepError('CORRUPT', `key file ${id} is damaged: it holds key ${f.id}`);
+        files.push(f);
+      } catch (e) {
+        damaged.push({ id, problem: (e as Error).message });
+      }
+    }
+    return { files, damaged };
   }
 
   addKeyFile(f: KeyFile): void {
@@ -231,11 +250,14 @@ export class Repository {
     atomicWrite(path.join(this.keysDir, `${f.id}.json`), JSON.stringify(f, null, 2) + '\n');
   }
 
+  /** Remove a key file, damaged ones included; never the last usable one. */
   removeKeyFile(id: string): void {
-    const files = this.keyFiles();
-    if (!files.some((f) => f.id === id)) throw new KeepError('NOT_FOUND', `no key ${id}`);
-    if (files.length === 1) throw new KeepError('INVALID_ARGUMENT', 'refusing to remove the last key: the repository would become unreadable');
-    fs.rmSync(path.join(this.keysDir, `${id}.json`));
+    if (!/^[0-9a-f]{16}$/.test(id)) throw new KeepError('INVALID_ARGUMENT', `${id} is not a key id (16 hex digits)`);
+    const file = path.join(this.keysDir, `${id}.json`);
+    if (!fs.existsSync(file)) throw new KeepError('NOT_FOUND', `no key ${id}`);
+    const usable = this.keyFiles();
+    if (usable.length === 1 && usable[0].id === id) throw new KeepError('INVALID_ARGUMENT', 'refusing to remove the last key: the repository would become unreadable');
+    fs.rmSync(file);
   }
 
   // ---- blobs ---------------------------------------------------------------

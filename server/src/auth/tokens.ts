@@ -69,6 +69,40 @@ export class TokenStore {
     await this.db.put(id, { ...r, revoked: true });
   }
 
+  /**
+   * Token records from this replica's upstream (ListTokens), so an agent's
+   * token works here after a failover. Upserted by id; a revocation on either
+   * side sticks; a record whose id holds another token here is left alone.
+   * Returns how many records changed.
+   */
+  async importRecords(records: TokenRecord[]): Promise<number> {
+    let changed = 0;
+    for (const r of records) {
+      if (!isTokenRecord(r)) continue;
+      const mine = this.db.get(r.id);
+      if (mine && mine.hash !== r.hash) continue;
+      const merged: TokenRecord = { id: r.id, role: r.role, sources: [...r.sources], dedup: r.dedup, created: r.created, hash: r.hash, ...(r.revoked || mine?.revoked ? { revoked: true } : {}) };
+      if (mine && JSON.stringify(mine) === JSON.stringify(merged)) continue;
+      await this.db.put(r.id, merged);
+      changed++;
+    }
+    return changed;
+  }
+
+  /** Has this token been revoked (or removed) since? One LMDB read: `keepd token revoke` is another process. */
+  isRevoked(id: string): boolean {
+    const r = this.db.get(id);
+    return !r || Boolean(r.revoked);
+  }
+
+  /**
+   * UNAUTHENTICATED once the principal's token is revoked. Streams call it for
+   * each message they take or send, so a revoke ends calls already open.
+   */
+  assertActive(p: Principal): void {
+    if (this.isRevoked(p.tokenId)) throw new KeepError('UNAUTHENTICATED', `token ${p.tokenId} was revoked`);
+  }
+
   /** The principal for a presented token, or UNAUTHENTICATED. */
   authenticate(token: string | undefined): Principal {
     if (!token) throw new KeepError('UNAUTHENTICATED', 'no token: send "authorization: Bearer <token>" (KEEP_TOKEN)');
@@ -80,6 +114,18 @@ export class TokenStore {
     }
     return { tokenId: r.id, role: r.role, sources: r.sources, dedup: r.dedup };
   }
+}
+
+function isTokenRecord(r: TokenRecord): boolean {
+  return (
+    /^[0-9a-f]{16}$/.test(r.id) &&
+    /^[0-9a-f]{64}$/.test(r.hash) &&
+    ['agent', 'admin', 'replica'].includes(r.role) &&
+    ['source', 'repository'].includes(r.dedup) &&
+    Array.isArray(r.sources) &&
+    r.sources.every((s) => typeof s === 'string') &&
+    Number.isFinite(r.created)
+  );
 }
 
 /** PERMISSION_DENIED unless the principal has one of `roles`. */

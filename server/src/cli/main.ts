@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, exitCodeFor, KeepError, parseChunkerSizes, parseTier, prune, Repository } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, exitCodeFor, KeepError, parseChunkerSizes, parseTier, processClock, prune, Repository } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
 import { runSync, syncFailure } from '../sync/run.js';
+import { promote } from '../role.js';
 import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
 import { DedupScopeIndex } from '../dedup-scope.js';
@@ -18,7 +19,8 @@ usage: keepd COMMAND --data DIR [options]
         [--upstream grpc(s)://HOST:PORT --sync-interval S]   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
         [--sync-replicas N [--sync-timeout S] [--sync-all]]  a primary whose critical-tier (or all) commits wait for N replicas
                                       serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
-  token create --data DIR --role agent|admin|replica [--source NAME]... [--dedup source|repository]
+  token create --data DIR --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
+                                      an agent token names its sources, or --all-sources for every source
   token list --data DIR | token revoke ID --data DIR
   tls init --data DIR [--host NAME]...  a private CA and server certificate in DIR/tls (agents: KEEP_CA=DIR/tls/ca.pem)
   forget --data DIR [--source N] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
@@ -26,6 +28,8 @@ usage: keepd COMMAND --data DIR [options]
          [--tier critical|high|standard|lower] [--dry-run] [--prune]     retention per source (restic's rules)
   prune --data DIR [--dry-run] [--repack-below 0.5]   collect garbage and repack; backups keep running
   sync --data DIR --from grpc(s)://HOST:PORT [--source N]   pull missing snapshots (KEEP_TOKEN: a replica token)
+  promote --data DIR                  make a replica (read-only) a primary: it stops following its upstream
+                                      and takes writes; recorded in DIR/role.json (a running keepd follows within a second)
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
   rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
@@ -90,14 +94,18 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
   async token(argv) {
     const [sub, ...rest] = argv;
-    const a = args(rest, { role: { type: 'string' }, source: { type: 'string', multiple: true }, dedup: { type: 'string' } });
+    const a = args(rest, { role: { type: 'string' }, source: { type: 'string', multiple: true }, 'all-sources': { type: 'boolean' }, dedup: { type: 'string' } });
     await Repository.using(a.data, async (repo) => {
       const store = new TokenStore(repo);
       if (sub === 'create') {
         if (!a.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica');
         const dedup = (a.dedup as string | undefined) ?? 'source';
         if (dedup !== 'source' && dedup !== 'repository') throw new KeepError('INVALID_ARGUMENT', '--dedup takes source or repository');
-        const { token, record } = await store.create(a.role as Role, { sources: (a.source as string[] | undefined) ?? [], dedup });
+        const sources = (a.source as string[] | undefined) ?? [];
+        // An agent token for every source must be asked for: forgetting --source must not grant them all.
+        if (a.role === 'agent' && sources.length === 0 && !a['all-sources']) throw new KeepError('INVALID_ARGUMENT', 'an agent token needs --source NAME (repeatable) or --all-sources (every source, present and future)');
+        if (sources.length > 0 && a['all-sources']) throw new KeepError('INVALID_ARGUMENT', '--source and --all-sources exclude each other');
+        const { token, record } = await store.create(a.role as Role, { sources, dedup });
         // The token is shown once, here; the server keeps only its hash.
         out(a.json, { token, id: record.id, role: record.role, sources: record.sources, dedup: record.dedup }, () => console.log(token));
       } else if (sub === 'list') {
@@ -176,6 +184,14 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     });
     const failure = syncFailure(r);
     if (failure) throw failure;
+  },
+  async promote(argv) {
+    const a = args(argv);
+    const r = promote(a.data, processClock());
+    const out1 = { promoted: true, already: r.already, previous_upstream: r.upstream, promoted_at: r.promoted_at, data: a.data };
+    // The audit trail for now: this line on stderr (keepd's log format) besides role.json.
+    if (!r.already) process.stderr.write(JSON.stringify({ level: 40, time: processClock().now(), service: 'keepd', msg: 'promoted', data: a.data, previous_upstream: r.upstream, promoted_at: r.promoted_at }) + '\n');
+    out(a.json, out1, () => console.log(r.already ? `${a.data} was promoted already (${r.promoted_at}); it followed ${r.upstream}` : `promoted ${a.data}: it no longer follows ${r.upstream} and takes backups; point agents at it (KEEP_REPO)`));
   },
   async status(argv) {
     const a = args(argv);

@@ -59,6 +59,7 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
       const lag = newest && (!r.newest_time || r.newest_time < newest) ? (Date.parse(newest) - (r.newest_time ? Date.parse(r.newest_time) : 0)) / 1000 : 0;
       return {
         replica_id: r.replica_id,
+        token_id: r.token_id ?? null,
         last_report: new Date(r.last_report).toISOString(),
         newest_time: r.newest_time ?? null,
         lag_s: lag,

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -11,6 +11,7 @@ import {
   GetConfigResponseSchema,
   isMalformed,
   ListSnapshotsResponseSchema,
+  ListTokensResponseSchema,
   OfferResponseSchema,
   OpenSessionResponseSchema,
   PROTOCOL_VERSION,
@@ -29,6 +30,8 @@ import { serverMetrics } from '../metrics.js';
 import { Session, SessionManager } from '../sessions.js';
 import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from './read-blobs-message.js';
 import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
+import { tokenToWire } from '../sync/tokens.js';
+import { admitKeyFile } from './key-rules.js';
 import { toStatus } from './status.js';
 
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
@@ -73,6 +76,8 @@ export interface ServiceDeps {
   clock: Clock;
   log: Logger;
   metrics: ReturnType<typeof serverMetrics>;
+  /** why this keepd refuses writes (a replica not promoted: role.ts), or undefined */
+  readOnly?: () => string | undefined;
 }
 
 function bearer(md: Metadata): string | undefined {
@@ -125,6 +130,16 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
   }
 
   const session = (id: string, p: Principal) => d.sessions.get(id, p);
+  /** Every RPC that writes asks first: a replica takes writes from its own sync only, until promoted. */
+  const writable = () => {
+    const why = d.readOnly?.();
+    if (why) throw new KeepError('PERMISSION_DENIED', why);
+  };
+  const warnedKeys = new Set<string>();
+  const usableKeyFiles = () => {
+    for (const k of d.repo.damagedKeyFiles()) if (!warnedKeys.has(k.problem)) warnedKeys.add(k.problem), d.log.warn({ key: k.id, problem: k.problem }, 'skipping a damaged key file (an admin removes it: keep key remove ID)');
+    return d.repo.keyFiles();
+  };
 
   return {
     getConfig: unary('GetConfig', (req: { protocolVersion: number }) => {
@@ -134,26 +149,22 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       return create(GetConfigResponseSchema, {
         protocolVersion: PROTOCOL_VERSION,
         configJson: fs.readFileSync(path.join(d.repo.dir, 'config.json'), 'utf8'),
-        keyFilesJson: d.repo.keyFiles().map((f) => JSON.stringify(f)),
+        // Only usable key files go out: a damaged one would stop older agents (warned about once here).
+        keyFilesJson: usableKeyFiles().map((f) => JSON.stringify(f)),
+        readOnly: Boolean(d.readOnly?.()),
       });
     }),
 
     addKey: unary('AddKey', (req: { keyFileJson: string }, p) => {
       requireRole(p, 'agent', 'admin');
-      let f;
-      try {
-        f = parseKeyFile(req.keyFileJson);
-      } catch {
-        throw new KeepError('INVALID_ARGUMENT', 'not a key file');
-      }
-      // Append-only: a key file is never overwritten.
-      if (d.repo.keyFiles().some((k) => k.id === f.id)) throw new KeepError('ALREADY_EXISTS', `key ${f.id} exists`);
-      d.repo.addKeyFile(f);
+      writable();
+      d.repo.addKeyFile(admitKeyFile(d.repo, req.keyFileJson, p));
       return create(AddKeyResponseSchema, {});
     }),
 
     removeKey: unary('RemoveKey', (req: { keyId: string }, p) => {
       requireRole(p, 'admin');
+      writable();
       d.repo.removeKeyFile(req.keyId);
       return create(RemoveKeyResponseSchema, {});
     }),
@@ -161,6 +172,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     openSession: unary('OpenSession', async (req: { source: string; host: string; parent: string }, p) => {
       requireRole(p, 'agent', 'admin');
       if (!canUseSource(p, req.source)) throw new KeepError('PERMISSION_DENIED', `this token may not back up source ${req.source}`);
+      writable();
       const s = await d.sessions.start(p, req.source, req.host, req.parent);
       d.log.info({ session: s.id, source: s.source, host: s.host, principal: p.tokenId }, 'session opened');
       return create(OpenSessionResponseSchema, { sessionId: s.id, leaseExpiresMs: BigInt(s.leaseUntil) });
@@ -198,6 +210,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
           if (failed) return;
           try {
             if (isMalformed(req)) throw new KeepError('INVALID_ARGUMENT', req.$malformed);
+            d.tokens.assertActive(p!); // a revoke ends the stream at its next message
             const s = session(req.sessionId, p!);
             carried.add(s);
             if (req.id.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob id must be ${ID_SIZE} bytes`);
@@ -235,6 +248,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
 
     commit: unary('Commit', async (req: { sessionId: string; snapshot?: Snapshot }, p) => {
       const s = session(req.sessionId, p);
+      writable(); // the write that publishes (a session opens only where writes are taken)
       const snap = await d.sessions.commit(s, fromProtoSnapshot(req.snapshot));
       d.metrics.commits({ source: snap.source });
       d.log.info({ snapshot: snap.id, source: snap.source, host: snap.host, principal: p.tokenId }, 'snapshot committed');
@@ -290,6 +304,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         };
         let i = 0;
         while (i < ids.length && !call.cancelled) {
+          d.tokens.assertActive(p); // a revoke ends the stream
           // The blobs from ids[i] on stored close together in one pack, read with one call.
           const run = await d.repo.readNearby(ids, i, { run: READ_RUN, gap: READ_GAP });
           i += run.length;
@@ -327,7 +342,11 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         call.emit('error', st);
         return;
       }
-      const on = (e: { snapshotId: string; source: string; time: string }) => void call.write(create(WatchCommitsResponseSchema, e));
+      const on = (e: { snapshotId: string; source: string; time: string }) => {
+        if (!d.tokens.isRevoked(p!.tokenId)) return void call.write(create(WatchCommitsResponseSchema, e));
+        stop();
+        call.emit('error', toStatus(new KeepError('UNAUTHENTICATED', `token ${p!.tokenId} was revoked`)));
+      };
       // keepd's shutdown ends the stream: a watching replica must not hold the drain open.
       const end = () => call.end();
       d.replicas.commits.on('commit', on);
@@ -339,9 +358,20 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     },
 
     reportReplica: unary('ReportReplica', async (req: { replicaId: string; snapshotIds: string[]; newestTime: string }, p) => {
-      requireRole(p, 'replica', 'admin');
-      await d.replicas.report(req.replicaId, req.snapshotIds, req.newestTime);
+      // Only replica tokens report: each stands for one registered replica (replicas.ts), an admin's for none.
+      requireRole(p, 'replica');
+      // A replica acks only snapshots this primary holds.
+      const known = new Set(d.repo.snapshots().map((s) => s.id));
+      const held = req.snapshotIds.filter((id) => known.has(id));
+      if (held.length < req.snapshotIds.length) d.log.warn({ replica: req.replicaId, principal: p.tokenId, unknown: req.snapshotIds.filter((id) => !known.has(id)).slice(0, 10) }, 'replica reported snapshots this primary does not have');
+      if (req.snapshotIds.length > 0 && held.length === 0) throw new KeepError('NOT_FOUND', `no snapshot ${req.snapshotIds[0]} on this primary: a replica acks only snapshots the primary holds`);
+      await d.replicas.report(req.replicaId, p.tokenId, held, req.newestTime, (id) => d.tokens.isRevoked(id));
       return create(ReportReplicaResponseSchema, {});
+    }),
+
+    listTokens: unary('ListTokens', (_req: unknown, p) => {
+      requireRole(p, 'replica', 'admin');
+      return create(ListTokensResponseSchema, { tokens: d.tokens.list().map(tokenToWire) });
     }),
 
     check: unary('Check', async (req: { readData: boolean; readDataSubset: number }, p) => {

@@ -1,4 +1,5 @@
 import { BlobType, Clock, Database, Id, KeepError, parseBlob, randomId, Repository, SESSION_LEASE_MS, storageHash, toHex } from '@keep/core';
+import { TokenStore } from '../auth/tokens.js';
 import { DedupScopeIndex } from '../dedup-scope.js';
 import { announceImported } from '../replicas.js';
 import type { Upstream } from './upstream.js';
@@ -58,6 +59,9 @@ export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: 
     // Wrapped keys travel too: an agent can restore from the replica with its passphrase.
     const have = new Set(repo.keyFiles().map((k) => k.id));
     for (const k of remote.keys) if (!have.has(k.id)) repo.addKeyFile(k);
+    // Token records (hashes) and revocations too: the primary's tokens work here after a failover.
+    const tokens = await up.tokens();
+    if (tokens) await new TokenStore(repo).importRecords(tokens);
 
     await repo.registerSession(sessionId, { source: `sync:${up.location}`, host: up.address, started, leaseUntil: started + SESSION_LEASE_MS });
     const theirs = await up.snapshots(opts.source);

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { atomicWrite, KeepError, parseRepoConfig, processClock, Repository } from '@keep/core';
+import { markReplica, readRole } from '../role.js';
 import { SyncReport, syncFrom } from './pull.js';
 import { Upstream } from './upstream.js';
 
@@ -41,11 +42,15 @@ export async function runSync(data: string, from: string, source?: string, env: 
   const up = new Upstream(from, upstreamToken(env), env.KEEP_CA);
   try {
     let repo: Repository;
-    if (Repository.exists(data)) repo = await Repository.open(data);
-    else {
-      // A new replica is the same repository: it adopts the primary's config (id, chunker).
+    if (Repository.exists(data)) {
+      // A promoted replica follows no upstream any more (role.ts).
+      if (readRole(data)?.role === 'promoted') throw new KeepError('INVALID_ARGUMENT', `${data} was promoted to a primary: it syncs from no upstream any more`);
+      repo = await Repository.open(data);
+    } else {
+      // A new replica is the same repository: it adopts the primary's config (id, chunker), and is read-only until promoted.
       const { configJson } = await up.config();
       repo = await Repository.init(data, { config: parseRepoConfig(configJson, from) });
+      markReplica(data, from, repo.clock ?? processClock());
     }
     try {
       const r = await syncFrom(repo, up, { source, clock: repo.clock ?? processClock() });

@@ -8,6 +8,8 @@ import {
   grpcServiceDefinition,
   ListSnapshotsRequestSchema,
   ListSnapshotsResponse,
+  ListTokensRequestSchema,
+  ListTokensResponse,
   PROTOCOL_VERSION,
   ReadBlobsRequestSchema,
   ReadBlobsResponse,
@@ -16,7 +18,9 @@ import {
   WatchCommitsRequestSchema,
   WatchCommitsResponse,
 } from '@keep/proto';
+import type { TokenRecord } from '../auth/tokens.js';
 import { snapshotFromWire } from '../rpc/snapshot-wire.js';
+import { tokenFromWire } from './tokens.js';
 import { fromStatus } from '../rpc/status.js';
 import { MAX_MESSAGE_BYTES } from '../limits.js';
 
@@ -67,7 +71,26 @@ export class Upstream {
 
   async config(): Promise<{ config: RepoConfig; configJson: string; keys: KeyFile[] }> {
     const r = await this.unary<GetConfigResponse>('getConfig', create(GetConfigRequestSchema, { protocolVersion: PROTOCOL_VERSION }));
-    return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), configJson: r.configJson, keys: r.keyFilesJson.map((k) => parseKeyFile(k)) };
+    // A damaged key file (an older primary sends every file of keys/) is not copied: unlock would skip it anyway.
+    const keys = r.keyFilesJson.flatMap((k) => {
+      try {
+        return [parseKeyFile(k)];
+      } catch {
+        return [];
+      }
+    });
+    return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), configJson: r.configJson, keys };
+  }
+
+  /** The upstream's token records (hashes), revocations included; undefined from a keepd that predates ListTokens. */
+  async tokens(): Promise<TokenRecord[] | undefined> {
+    try {
+      const r = await this.unary<ListTokensResponse>('listTokens', create(ListTokensRequestSchema, {}));
+      return r.tokens.map(tokenFromWire);
+    } catch (e) {
+      if (e instanceof KeepError && e.code === 'INTERNAL' && /implement/i.test(e.message)) return undefined;
+      throw e;
+    }
   }
 
   async snapshots(source?: string): Promise<CoreSnapshot[]> {

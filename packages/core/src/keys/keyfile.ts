@@ -79,8 +79,8 @@ export function unwrapWithKek(file: KeyFile, key: Buffer | (() => Buffer)): Buff
   try {
     d = crypto.createDecipheriv('aes-256-gcm', typeof key === 'function' ? key() : key, Buffer.from(file.nonce, 'base64'));
   } catch (e) {
-    // KDF parameters scrypt refuses or an unusable nonce mean a damaged file, not a wrong passphrase.
-    if (e instanceof KeepError) throw e;
+    // KDF parameters out of bounds or scrypt refuses, or an unusable nonce, mean a damaged file, not a wrong passphrase.
+    if (e instanceof KeepError && e.code !== 'CORRUPT') throw e;
     throw new KeepError('CORRUPT', `key file ${file.id} is damaged (${(e as Error).message})`);
   }
   d.setAAD(aad(file));
@@ -105,21 +105,23 @@ export function openMasterKey(files: KeyFile[], password: string): { master: Buf
 /**
  * openMasterKey off the main thread: each key file's KEK comes from `kekFor`
  * (deriveKek, or a derivation started earlier for the same salt and
- * parameters), tried in order.
+ * parameters), tried in order. A key file that turns out damaged is skipped
+ * (`onSkip` says why): one bad file must not lock the others' holders out.
  */
-export async function openMasterKeyAsync(files: KeyFile[], kekFor: (f: KeyFile) => Promise<Buffer>): Promise<{ master: Buffer; keyId: string }> {
+export async function openMasterKeyAsync(files: KeyFile[], kekFor: (f: KeyFile) => Promise<Buffer>, onSkip: (problem: string) => void = () => undefined): Promise<{ master: Buffer; keyId: string }> {
   if (files.length === 0) throw new KeepError('NOT_A_REPOSITORY', 'the repository has no key files; run `keep init` first');
   for (const f of files) {
-    const master = unwrapWithKek(f, await kekFor(f));
+    let master: Buffer | null;
+    try {
+      master = unwrapWithKek(f, await kekFor(f));
+    } catch (e) {
+      if (!(e instanceof KeepError && e.code === 'CORRUPT')) throw e;
+      onSkip(e.message.includes(f.id) ? e.message : `key file ${f.id}: ${e.message}`);
+      continue;
+    }
     if (master) return { master, keyId: f.id };
   }
   throw WRONG_PASSWORD();
 }
 
 const WRONG_PASSWORD = () => new KeepError('WRONG_PASSWORD', 'wrong passphrase: no key file of this repository opens with it');
-
-export function parseKeyFile(text: string): KeyFile {
-  const f = JSON.parse(text) as KeyFile;
-  if (f.version !== 1 || typeof f.id !== 'string' || typeof f.data !== 'string') throw new KeepError('CORRUPT', 'not a Keep key file');
-  return f;
-}

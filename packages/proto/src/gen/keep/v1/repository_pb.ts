@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keep/v1/repository.proto.
  */
 export const file_keep_v1_repository: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIloKEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkiJgoNQWRkS2V5UmVxdWVzdBIVCg1rZXlfZmlsZV9qc29uGAEgASgJIhAKDkFkZEtleVJlc3BvbnNlIiIKEFJlbW92ZUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIhMKEVJlbW92ZUtleVJlc3BvbnNlIkIKEk9wZW5TZXNzaW9uUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZwYXJlbnQYAyABKAkiQwoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGxlYXNlX2V4cGlyZXNfbXMYAiABKAMiLwoMT2ZmZXJSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCwoDaWRzGAIgAygMIiAKDU9mZmVyUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJTCg1VcGxvYWRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCgoCaWQYAiABKAwSDAoEZGF0YRgDIAEoDBIUCgxzdG9yYWdlX2hhc2gYBCABKAwiPwoOVXBsb2FkUmVzcG9uc2USCgoCaWQYASABKAwSDgoGc3RvcmVkGAIgASgIEhEKCW5ld19ieXRlcxgDIAEoBCLPAQoNU25hcHNob3RTdGF0cxINCgVmaWxlcxgBIAEoBBIMCgRkaXJzGAIgASgEEg0KBWJ5dGVzGAMgASgEEhEKCWZpbGVzX25ldxgEIAEoBBIVCg1maWxlc19jaGFuZ2VkGAUgASgEEhgKEGZpbGVzX3VubW9kaWZpZWQYBiABKAQSEgoKYnl0ZXNfcmVhZBgHIAEoBBISCgpieXRlc19zZW50GAggASgEEhIKCmNodW5rc19uZXcYCSABKAQSEgoKZHVyYXRpb25fcxgKIAEoASKjAQoIU25hcHNob3QSCgoCaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBGhvc3QYAyABKAkSDAoEdGltZRgEIAEoCRIOCgZwYXJlbnQYBSABKAkSDAoEcm9vdBgGIAEoCRIMCgR0YWdzGAcgAygJEgwKBHRpZXIYCCABKAkSJQoFc3RhdHMYCSABKAsyFi5rZWVwLnYxLlNuYXBzaG90U3RhdHMiSAoNQ29tbWl0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEiMKCHNuYXBzaG90GAIgASgLMhEua2VlcC52MS5TbmFwc2hvdCI1Cg5Db21taXRSZXNwb25zZRIjCghzbmFwc2hvdBgBIAEoCzIRLmtlZXAudjEuU25hcHNob3QiKQoTQ2xvc2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhYKFENsb3NlU2Vzc2lvblJlc3BvbnNlIiYKFExpc3RTbmFwc2hvdHNSZXF1ZXN0Eg4KBnNvdXJjZRgBIAEoCSI9ChVMaXN0U25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCI6ChBSZWFkQmxvYnNSZXF1ZXN0EgsKA2lkcxgBIAMoDBIZChFtYXhfbWVzc2FnZV9ieXRlcxgCIAEoDSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UyxAcKEVJlcG9zaXRvcnlTZXJ2aWNlEkIKCUdldENvbmZpZxIZLmtlZXAudjEuR2V0Q29uZmlnUmVxdWVzdBoaLmtlZXAudjEuR2V0Q29uZmlnUmVzcG9uc2USOQoGQWRkS2V5EhYua2VlcC52MS5BZGRLZXlSZXF1ZXN0Ghcua2VlcC52MS5BZGRLZXlSZXNwb25zZRJCCglSZW1vdmVLZXkSGS5rZWVwLnYxLlJlbW92ZUtleVJlcXVlc3QaGi5rZWVwLnYxLlJlbW92ZUtleVJlc3BvbnNlEkgKC09wZW5TZXNzaW9uEhsua2VlcC52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHC5rZWVwLnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USNgoFT2ZmZXISFS5rZWVwLnYxLk9mZmVyUmVxdWVzdBoWLmtlZXAudjEuT2ZmZXJSZXNwb25zZRI9CgZVcGxvYWQSFi5rZWVwLnYxLlVwbG9hZFJlcXVlc3QaFy5rZWVwLnYxLlVwbG9hZFJlc3BvbnNlKAEwARI5CgZDb21taXQSFi5rZWVwLnYxLkNvbW1pdFJlcXVlc3QaFy5rZWVwLnYxLkNvbW1pdFJlc3BvbnNlEksKDENsb3NlU2Vzc2lvbhIcLmtlZXAudjEuQ2xvc2VTZXNzaW9uUmVxdWVzdBodLmtlZXAudjEuQ2xvc2VTZXNzaW9uUmVzcG9uc2USTgoNTGlzdFNuYXBzaG90cxIdLmtlZXAudjEuTGlzdFNuYXBzaG90c1JlcXVlc3QaHi5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXNwb25zZRJECglSZWFkQmxvYnMSGS5rZWVwLnYxLlJlYWRCbG9ic1JlcXVlc3QaGi5rZWVwLnYxLlJlYWRCbG9ic1Jlc3BvbnNlMAESTQoMV2F0Y2hDb21taXRzEhwua2VlcC52MS5XYXRjaENvbW1pdHNSZXF1ZXN0Gh0ua2VlcC52MS5XYXRjaENvbW1pdHNSZXNwb25zZTABEk4KDVJlcG9ydFJlcGxpY2ESHS5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXF1ZXN0Gh4ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVzcG9uc2USNgoFQ2hlY2sSFS5rZWVwLnYxLkNoZWNrUmVxdWVzdBoWLmtlZXAudjEuQ2hlY2tSZXNwb25zZRI2CgVTdGF0cxIVLmtlZXAudjEuU3RhdHNSZXF1ZXN0GhYua2VlcC52MS5TdGF0c1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEiowEKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzIkgKDUNvbW1pdFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIjCghzbmFwc2hvdBgCIAEoCzIRLmtlZXAudjEuU25hcHNob3QiNQoOQ29tbWl0UmVzcG9uc2USIwoIc25hcHNob3QYASABKAsyES5rZWVwLnYxLlNuYXBzaG90IikKE0Nsb3NlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIWChRDbG9zZVNlc3Npb25SZXNwb25zZSImChRMaXN0U25hcHNob3RzUmVxdWVzdBIOCgZzb3VyY2UYASABKAkiPQoVTGlzdFNuYXBzaG90c1Jlc3BvbnNlEiQKCXNuYXBzaG90cxgBIAMoCzIRLmtlZXAudjEuU25hcHNob3QiOgoQUmVhZEJsb2JzUmVxdWVzdBILCgNpZHMYASADKAwSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYAiABKA0iZwoRUmVhZEJsb2JzUmVzcG9uc2USCgoCaWQYASABKAwSDAoEZGF0YRgCIAEoDBIUCgxzdG9yYWdlX2hhc2gYAyABKAwSIgoFYmxvYnMYBCADKAsyEy5rZWVwLnYxLlN0b3JlZEJsb2IiPAoKU3RvcmVkQmxvYhIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDCI7CgxDaGVja1JlcXVlc3QSEQoJcmVhZF9kYXRhGAEgASgIEhgKEHJlYWRfZGF0YV9zdWJzZXQYAiABKAEiJAoNQ2hlY2tSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSIOCgxTdGF0c1JlcXVlc3QiVgoNU3RhdHNSZXNwb25zZRIRCglzbmFwc2hvdHMYASABKAQSDQoFYmxvYnMYAiABKAQSDQoFcGFja3MYAyABKAQSFAoMc3RvcmVkX2J5dGVzGAQgASgEIhUKE1dhdGNoQ29tbWl0c1JlcXVlc3QiSQoUV2F0Y2hDb21taXRzUmVzcG9uc2USEwoLc25hcHNob3RfaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBHRpbWUYAyABKAkiVQoUUmVwb3J0UmVwbGljYVJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoCRIUCgxzbmFwc2hvdF9pZHMYAiADKAkSEwoLbmV3ZXN0X3RpbWUYAyABKAkiFwoVUmVwb3J0UmVwbGljYVJlc3BvbnNlIhMKEUxpc3RUb2tlbnNSZXF1ZXN0InoKC1Rva2VuUmVjb3JkEgoKAmlkGAEgASgJEgwKBHJvbGUYAiABKAkSDwoHc291cmNlcxgDIAMoCRINCgVkZWR1cBgEIAEoCRISCgpjcmVhdGVkX21zGAUgASgDEgwKBGhhc2gYBiABKAkSDwoHcmV2b2tlZBgHIAEoCCI6ChJMaXN0VG9rZW5zUmVzcG9uc2USJAoGdG9rZW5zGAEgAygLMhQua2VlcC52MS5Ub2tlblJlY29yZDKLCAoRUmVwb3NpdG9yeVNlcnZpY2USQgoJR2V0Q29uZmlnEhkua2VlcC52MS5HZXRDb25maWdSZXF1ZXN0Ghoua2VlcC52MS5HZXRDb25maWdSZXNwb25zZRI5CgZBZGRLZXkSFi5rZWVwLnYxLkFkZEtleVJlcXVlc3QaFy5rZWVwLnYxLkFkZEtleVJlc3BvbnNlEkIKCVJlbW92ZUtleRIZLmtlZXAudjEuUmVtb3ZlS2V5UmVxdWVzdBoaLmtlZXAudjEuUmVtb3ZlS2V5UmVzcG9uc2USSAoLT3BlblNlc3Npb24SGy5rZWVwLnYxLk9wZW5TZXNzaW9uUmVxdWVzdBocLmtlZXAudjEuT3BlblNlc3Npb25SZXNwb25zZRI2CgVPZmZlchIVLmtlZXAudjEuT2ZmZXJSZXF1ZXN0GhYua2VlcC52MS5PZmZlclJlc3BvbnNlEj0KBlVwbG9hZBIWLmtlZXAudjEuVXBsb2FkUmVxdWVzdBoXLmtlZXAudjEuVXBsb2FkUmVzcG9uc2UoATABEjkKBkNvbW1pdBIWLmtlZXAudjEuQ29tbWl0UmVxdWVzdBoXLmtlZXAudjEuQ29tbWl0UmVzcG9uc2USSwoMQ2xvc2VTZXNzaW9uEhwua2VlcC52MS5DbG9zZVNlc3Npb25SZXF1ZXN0Gh0ua2VlcC52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJOCg1MaXN0U25hcHNob3RzEh0ua2VlcC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBoeLmtlZXAudjEuTGlzdFNuYXBzaG90c1Jlc3BvbnNlEkQKCVJlYWRCbG9icxIZLmtlZXAudjEuUmVhZEJsb2JzUmVxdWVzdBoaLmtlZXAudjEuUmVhZEJsb2JzUmVzcG9uc2UwARJNCgxXYXRjaENvbW1pdHMSHC5rZWVwLnYxLldhdGNoQ29tbWl0c1JlcXVlc3QaHS5rZWVwLnYxLldhdGNoQ29tbWl0c1Jlc3BvbnNlMAESTgoNUmVwb3J0UmVwbGljYRIdLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlcXVlc3QaHi5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXNwb25zZRJFCgpMaXN0VG9rZW5zEhoua2VlcC52MS5MaXN0VG9rZW5zUmVxdWVzdBobLmtlZXAudjEuTGlzdFRva2Vuc1Jlc3BvbnNlEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message keep.v1.GetConfigRequest
@@ -59,6 +59,15 @@ export type GetConfigResponse = Message<"keep.v1.GetConfigResponse"> & {
    * @generated from field: repeated string key_files_json = 3;
    */
   keyFilesJson: string[];
+
+  /**
+   * true on a replica that has not been promoted (`keepd promote`): it
+   * refuses every write (sessions, commits, keys); agents fail over past it
+   * for backups
+   *
+   * @generated from field: bool read_only = 4;
+   */
+  readOnly: boolean;
 };
 
 /**
@@ -787,6 +796,93 @@ export const ReportReplicaResponseSchema: GenMessage<ReportReplicaResponse> = /*
   messageDesc(file_keep_v1_repository, 30);
 
 /**
+ * @generated from message keep.v1.ListTokensRequest
+ */
+export type ListTokensRequest = Message<"keep.v1.ListTokensRequest"> & {
+};
+
+/**
+ * Describes the message keep.v1.ListTokensRequest.
+ * Use `create(ListTokensRequestSchema)` to create a new message.
+ */
+export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 31);
+
+/**
+ * A token as the server stores it: the SHA-256 of the token, never the token.
+ *
+ * @generated from message keep.v1.TokenRecord
+ */
+export type TokenRecord = Message<"keep.v1.TokenRecord"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * agent, admin or replica
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * @generated from field: repeated string sources = 3;
+   */
+  sources: string[];
+
+  /**
+   * source or repository
+   *
+   * @generated from field: string dedup = 4;
+   */
+  dedup: string;
+
+  /**
+   * ms since the epoch
+   *
+   * @generated from field: int64 created_ms = 5;
+   */
+  createdMs: bigint;
+
+  /**
+   * hex SHA-256 of the whole token
+   *
+   * @generated from field: string hash = 6;
+   */
+  hash: string;
+
+  /**
+   * @generated from field: bool revoked = 7;
+   */
+  revoked: boolean;
+};
+
+/**
+ * Describes the message keep.v1.TokenRecord.
+ * Use `create(TokenRecordSchema)` to create a new message.
+ */
+export const TokenRecordSchema: GenMessage<TokenRecord> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 32);
+
+/**
+ * @generated from message keep.v1.ListTokensResponse
+ */
+export type ListTokensResponse = Message<"keep.v1.ListTokensResponse"> & {
+  /**
+   * @generated from field: repeated keep.v1.TokenRecord tokens = 1;
+   */
+  tokens: TokenRecord[];
+};
+
+/**
+ * Describes the message keep.v1.ListTokensResponse.
+ * Use `create(ListTokensResponseSchema)` to create a new message.
+ */
+export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 33);
+
+/**
  * Credentials travel as gRPC metadata "authorization: Bearer <token>", never
  * in messages, so no message log can leak them.
  *
@@ -908,6 +1004,18 @@ export const RepositoryService: GenService<{
     methodKind: "unary";
     input: typeof ReportReplicaRequestSchema;
     output: typeof ReportReplicaResponseSchema;
+  },
+  /**
+   * The primary's token records (hashes, never secrets; revocations included),
+   * for replica and admin tokens: a replica imports them on each pull so an
+   * agent's token works on the replica after a failover.
+   *
+   * @generated from rpc keep.v1.RepositoryService.ListTokens
+   */
+  listTokens: {
+    methodKind: "unary";
+    input: typeof ListTokensRequestSchema;
+    output: typeof ListTokensResponseSchema;
   },
   /**
    * Keyless maintenance: Check is admin-only; Stats is for admins, replicas and
