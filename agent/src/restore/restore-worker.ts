@@ -14,6 +14,8 @@ import { createFile, createFileAsync, setMetaFd, writeAll } from './target-fs.js
 
 /** Set by the pool's 'unlock', which comes before any file. */
 let keys: RepoKeys | undefined;
+/** The repository's max chunk size: no data blob decompresses to more. */
+let maxChunk = 0;
 const port = parentPort!;
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const show = (p: Uint8Array) => asBuffer(p).toString();
@@ -33,7 +35,7 @@ const scratch = new OpenScratch();
  */
 function openChunk(id: Id, stored: Buffer, reuse: boolean): Buffer {
   if (!keys) throw new KeepError('INTERNAL', 'restore worker given a file before the key');
-  const { type, plaintext } = reuse ? openBlobInPlace(keys, id, stored, scratch) : openBlob(keys, id, stored);
+  const { type, plaintext } = reuse ? openBlobInPlace(keys, id, stored, scratch, maxChunk) : openBlob(keys, id, stored, maxChunk);
   if (type !== BlobType.Data) throw new KeepError('CORRUPT', `blob ${toHex(id)} should be file data but is a tree`);
   // Garbage once written: the stored bytes (moved here for this chunk) and the cipher's output; without reuse, the plaintext too.
   produced(stored.length * 2 + (reuse ? 0 : plaintext.length));
@@ -212,6 +214,7 @@ const release = (job: RestoreJob) => {
 port.on('message', (job: RestoreMessage) => {
   if (job.op === 'unlock') {
     keys = deriveKeys(Buffer.from(job.master));
+    maxChunk = job.maxChunk;
     return;
   }
   let bytes: number | Promise<number>;

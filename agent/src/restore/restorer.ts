@@ -110,7 +110,7 @@ export class Restorer {
     // The target itself is the caller's to name: symlinks on the way to it are followed.
     await fs.promises.mkdir(target, { recursive: true });
     this.workers = this.opts.pool ?? new RestorePool(restoreWorkerCount(), this.isRoot);
-    this.workers.unlock(this.repo.master);
+    this.workers.unlock(this.repo.master, this.repo.chunking.max);
     try {
       try {
         await this.dir(root, target, Buffer.alloc(0), false);
