@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileChunks, Id, KeepError, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
+import { namedError } from './named-error.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
 import { mark } from '../startup/timing.js';
 import { TreeReader } from './tree-reader.js';
@@ -254,6 +255,8 @@ export class Restorer {
       const size = await this.workers.writeFile({ path: p, id: ids[0], stored, size: e.size, ...metaOf(e) });
       if (this.stats.files === 0) mark('restore: first file written');
       this.finished(size, ids.length, p);
+    } catch (err) {
+      throw namedError(p, err);
     } finally {
       this.smallBytes -= e.size;
       this.smallFiles--;
@@ -292,6 +295,8 @@ export class Restorer {
       ended = true;
       const size = await w.end(metaOf(e), e.size);
       this.finished(size, ids.length, p);
+    } catch (err) {
+      throw namedError(p, err);
     } finally {
       if (!ended) await w.abort();
       this.largeDone();
