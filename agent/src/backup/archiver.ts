@@ -20,7 +20,7 @@ import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
 import { entryMeta, EntryMeta, sameEntry, unchanged } from './metadata.js';
-import { asUnreadable, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
+import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';
 
 export interface BackupOptions {
@@ -246,6 +246,7 @@ export class Archiver {
   }
 
   private async entryAs(b: TreeBuilder, full: Buffer, at: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<boolean> {
+    checkPathLength(full);
     const st = source(() => this.view.lstat(full, at));
     if (!st) {
       this.skip(full, 'vanished during backup; skipped');

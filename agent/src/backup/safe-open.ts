@@ -13,8 +13,9 @@ import { KeepError } from '@keep/core';
  *   entry is skipped: what is read is exactly the object whose metadata is stored;
  * - directories are read and their entries reached through the directory's own
  *   descriptor (/proc/self/fd/N/NAME, Linux's openat for a path-only API): a
- *   parent renamed or swapped for a symlink after it was opened changes nothing,
- *   and paths longer than PATH_MAX work (each access path is short).
+ *   parent renamed or swapped for a symlink after it was opened changes nothing;
+ * - a path of PATH_MAX bytes or more is skipped: the walk could read it (each
+ *   access path is short), but a restore, which creates entries by path, could not.
  *
  * Every failure is an Unreadable: the archiver skips the entry with a warning
  * and the backup goes on.
@@ -26,6 +27,14 @@ export class Unreadable extends Error {
     super(reason);
     this.name = 'Unreadable';
   }
+}
+
+/** Linux's PATH_MAX, the NUL included: the longest path a restore can create is one byte less. */
+export const PATH_MAX = 4096;
+
+/** An entry whose path a restore could not create. */
+export function checkPathLength(full: Buffer): void {
+  if (full.length >= PATH_MAX) throw new Unreadable(`path of ${full.length} bytes, over PATH_MAX (${PATH_MAX}): a restore could not create it`);
 }
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
