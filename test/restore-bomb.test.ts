@@ -32,12 +32,16 @@ function zstdBomb(total: number, declare: boolean): Buffer {
   return Buffer.concat([Buffer.from(head), size, blocks]);
 }
 
-/** A data blob as sealDataTo lays it out, with codec zstd and `frame` as the encoded plaintext. */
-function sealFrame(keys: ReturnType<typeof deriveKeys>, id: Buffer, frame: Buffer): Buffer {
+/**
+ * A blob as seal.ts lays it out (a tree: with no edges), with codec zstd and
+ * `frame` as the encoded plaintext. `type`: 0 data, 1 tree (BlobType is a
+ * const enum, erased at run time).
+ */
+function sealFrame(keys: ReturnType<typeof deriveKeys>, id: Buffer, frame: Buffer, type: 0 | 1 = 0): Buffer {
   const salt = crypto.randomBytes(16);
-  const h = Buffer.alloc(HEADER_SIZE);
+  const h = Buffer.alloc(HEADER_SIZE + (type === 1 ? 4 : 0)); // (a tree's u32 edge count: 0)
   h[0] = 1;
-  h[1] = 0; // BlobType.Data (a const enum: erased at run time)
+  h[1] = type;
   salt.copy(h, SALT_OFFSET);
   crypto.randomFillSync(h, NONCE_OFFSET, NONCE_SIZE);
   const c = crypto.createCipheriv('aes-256-gcm', keys.sealKey(salt), h.subarray(NONCE_OFFSET, NONCE_OFFSET + NONCE_SIZE));
@@ -46,23 +50,27 @@ function sealFrame(keys: ReturnType<typeof deriveKeys>, id: Buffer, frame: Buffe
   return Buffer.concat([h, body, c.getAuthTag()]);
 }
 
-/** Commit a snapshot of source `source` holding one file `name` whose only chunk is a bomb. */
-async function plantBomb(repoDir: string, password: string, source: string, frame: Buffer): Promise<void> {
+/** Commit a snapshot of source `source` whose root tree is the bomb, or holds one file `bomb.bin` whose only chunk is. */
+async function plantBomb(repoDir: string, password: string, source: string, frame: Buffer, inTree = false): Promise<void> {
   const repo = await Repository.open(repoDir);
   try {
     const keys = deriveKeys(openMasterKey(repo.keyFiles() as KeyFile[], password).master);
     const id = chunkId(keys, Buffer.from(`looks innocent ${source}`));
-    const stored = sealFrame(keys, id, frame);
+    const stored = sealFrame(keys, id, frame, inTree ? 1 : 0);
     expect(stored.length).toBeLessThan(40_000);
-    const b = new TreeBuilder();
-    b.addFile({ name: Buffer.from('bomb.bin'), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: [1700000000, 0], ctime: [1700000000, 0], ino: 1, dev: 1, nlink: 1, size: GiB }, [id]);
-    const { edges, payload } = b.build();
-    const tree = sealTree(keys, crypto.randomBytes(16), edges, payload, 'none');
     const w = repo.openWriter();
     await w.add(id, stored);
-    await w.add(tree.id, tree.bytes);
+    let root = id;
+    if (!inTree) {
+      const b = new TreeBuilder();
+      b.addFile({ name: Buffer.from('bomb.bin'), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: [1700000000, 0], ctime: [1700000000, 0], ino: 1, dev: 1, nlink: 1, size: GiB }, [id]);
+      const { edges, payload } = b.build();
+      const tree = sealTree(keys, crypto.randomBytes(16), edges, payload, 'none');
+      await w.add(tree.id, tree.bytes);
+      root = tree.id;
+    }
     await w.flush();
-    await repo.commitSnapshot({ source, host: 'attacker', time: new Date().toISOString(), root: toHex(tree.id), tags: [], stats: emptyStats() });
+    await repo.commitSnapshot({ source, host: 'attacker', time: new Date().toISOString(), root: toHex(root), tags: [], stats: emptyStats() });
   } finally {
     await repo.close();
   }
@@ -93,13 +101,16 @@ function runWatched(args: string[], env: Record<string, string>): Promise<{ code
 }
 
 describe('decompression bombs', () => {
-  it('a data blob declaring or holding 1 GiB is refused without allocating it (bounded by the max chunk size)', async () => {
+  it('a data or tree blob declaring or holding 1 GiB is refused without allocating it (bounded by the max chunk size, or the tree bound)', async () => {
     const base = tmp.make('keep-bomb-');
     const password = 'bomb test passphrase';
     const { repo, env } = await initRepo(base, password);
     await plantBomb(repo, password, 'declared', zstdBomb(GiB, true));
     await plantBomb(repo, password, 'undeclared', zstdBomb(GiB, false));
-    for (const source of ['declared', 'undeclared']) {
+    // a tree node's bound is MAX_TREE_PLAINTEXT (256 MiB), not the max chunk size
+    await plantBomb(repo, password, 'tree-declared', zstdBomb(GiB, true), true);
+    await plantBomb(repo, password, 'tree-undeclared', zstdBomb(GiB, false), true);
+    for (const source of ['declared', 'undeclared', 'tree-declared', 'tree-undeclared']) {
       const target = path.join(base, `out-${source}`);
       const r = await runWatched(['restore', 'latest', '--source', source, '--target', target], env);
       expect(r.code, r.stderr).toBe(4);
