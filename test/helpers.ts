@@ -66,6 +66,8 @@ export interface RunOptions {
   input?: Buffer | string;
   cwd?: string;
   timeoutMs?: number;
+  /** a command that runs keep (e.g. setpriv to another uid): spawned as [...wrap, keep, ...args] */
+  wrap?: string[];
 }
 
 /** Run `keep ARGS` with a clean KEEP_* environment plus `env`. */
@@ -74,7 +76,8 @@ export function keep(args: string[], opts: RunOptions = {}): Promise<RunResult> 
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('KEEP_')) env[k] = v;
   for (const [k, v] of Object.entries(opts.env ?? {})) if (v !== undefined) env[k] = v;
   return new Promise((resolve, reject) => {
-    const child = spawn(KEEP_BIN, args, { env, cwd: opts.cwd ?? ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const [cmd, ...pre] = [...(opts.wrap ?? []), KEEP_BIN];
+    const child = spawn(cmd, [...pre, ...args], { env, cwd: opts.cwd ?? ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

@@ -38,19 +38,19 @@ describe('KDF parameter cache', () => {
     expect(text).not.toContain(keyFile.data);
   });
 
-  it('backs up and restores with the head start; a wrong passphrase still exits 3 and changes nothing', async () => {
+  it('backs up and restores with the head start; a wrong passphrase exits 12 and changes nothing', async () => {
     const b = await keepJson(['backup', src], { env });
     expect(b.files_new).toBe(summarize(src).files);
     expect(b.bytes_sent).toBeGreaterThan(0);
     const before = fs.readdirSync(path.join(repo, 'snapshots')).length;
     const wrong = await keep(['backup', src], { env: { ...env, KEEP_PASSWORD: 'not it' } });
-    expect(wrong.code).toBe(3);
+    expect(wrong.code).toBe(12);
     expect(errorLine(wrong)).toMatch(/wrong passphrase/);
     expect(fs.readdirSync(path.join(repo, 'snapshots'))).toHaveLength(before);
-    // A restore starts its workers before the key: a wrong passphrase still ends it (exit 3), creating nothing.
+    // A restore starts its workers before the key: a wrong passphrase still ends it (exit 12), creating nothing.
     const target = path.join(path.dirname(repo), 'not-restored');
     const refused = await keep(['restore', 'latest', '--target', target], { env: { ...env, KEEP_PASSWORD: 'not it' }, timeoutMs: 20_000 });
-    expect(refused.code).toBe(3);
+    expect(refused.code).toBe(12);
     expect(fs.existsSync(target)).toBe(false);
   });
 
@@ -66,7 +66,7 @@ describe('KDF parameter cache', () => {
     const env2 = { ...env, KEEP_PASSWORD: newPassword };
     expect((await keepJson(['snapshots'], { env: env2 })).length).toBe(1);
     const old = await keep(['snapshots'], { env });
-    expect(old.code).toBe(3);
+    expect(old.code).toBe(12);
     const salts = (JSON.parse(fs.readFileSync(cacheFiles(cache)[0], 'utf8')) as { salt: string }[]).map((k) => k.salt);
     const keyFiles = fs.readdirSync(path.join(repo, 'keys')).map((f) => JSON.parse(fs.readFileSync(path.join(repo, 'keys', f), 'utf8')).kdf.salt);
     expect(salts.sort()).toEqual(keyFiles.sort());

@@ -20,6 +20,7 @@ import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
 import { entryMeta, EntryMeta, sameEntry, unchanged } from './metadata.js';
+import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';
 
 export interface BackupOptions {
@@ -54,19 +55,22 @@ export interface UnchangedSubtree {
   bytes: number;
 }
 
-/** The archiver's questions to the file system. */
+/**
+ * The archiver's questions to the file system, about path `p`; `at` (default
+ * `p`) is how to reach it now (safe-open.ts: through its directory's descriptor).
+ */
 export interface SourceView {
   /** lstat with nanosecond times; undefined when nothing is there, throws on other errors */
-  lstat(p: Buffer): fs.BigIntStats | undefined;
+  lstat(p: Buffer, at?: Buffer): fs.BigIntStats | undefined;
   /** names in a directory, sorted by bytes */
-  readdir(dir: Buffer): Buffer[];
-  readlink(p: Buffer): Buffer;
+  readdir(dir: Buffer, at?: Buffer): Buffer[];
+  readlink(p: Buffer, at?: Buffer): Buffer;
 }
 
 export const directView: SourceView = {
-  lstat,
-  readdir: (dir) => fs.readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare),
-  readlink: (p) => fs.readlinkSync(p, { encoding: 'buffer' }),
+  lstat: (p, at = p) => lstat(at),
+  readdir: (dir, at = dir) => fs.readdirSync(at, { encoding: 'buffer' }).sort(Buffer.compare),
+  readlink: (p, at = p) => fs.readlinkSync(at, { encoding: 'buffer' }),
 };
 
 export interface Progress {
@@ -98,6 +102,8 @@ export class Archiver {
   private readonly view: SourceView;
   /** hardlinked files seen in this backup: read once */
   private readonly links = new Map<string, { ids: Id[]; size: number }>();
+  /** entries not stored as found (unreadable, vanished, replaced, a directory stored empty): each warned about */
+  skipped = 0;
 
   constructor(
     private readonly repo: Unlocked,
@@ -120,7 +126,7 @@ export class Archiver {
     if (this.opts.stdin) root = await this.stdinTree(this.opts.stdin);
     else {
       const trie = buildTrie(this.opts.paths ?? []);
-      root = trie.real ? await this.realDir(Buffer.alloc(0), parentRoot, parentRootId) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot, parentRootId);
+      root = trie.real ? await this.realDir(Buffer.alloc(0), SEP, lstat(SEP)!, parentRoot, parentRootId) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot, parentRootId);
     }
     await this.uploader.finish();
     this.stats.bytes_sent = this.uploader.stats.bytes_sent;
@@ -140,6 +146,12 @@ export class Archiver {
 
   private warn(message: string): void {
     this.opts.onWarning?.(message);
+  }
+
+  /** An entry left out (or stored empty) because the source would not give it as found. */
+  private skip(full: Buffer, why: string): void {
+    this.skipped++;
+    this.warn(`${full.length ? full.toString() : '/'}: ${why}`);
   }
 
   private progress(current?: Buffer): void {
@@ -177,7 +189,7 @@ export class Archiver {
       // A path the user named (or one leading to it) must exist; "vanished" is for entries found while walking.
       if (!st) throw new KeepError('NOT_FOUND', `${full.toString()}: no such file or directory`);
       if (child.real) {
-        await this.entry(b, full, name, prev, parent);
+        await this.entry(b, full, full, name, prev, parent);
         continue;
       }
       const p = prev.get(name.toString('latin1'));
@@ -189,33 +201,55 @@ export class Archiver {
     return this.storeTree(b, parentId);
   }
 
-  private async realDir(dirPath: Buffer, parent: TreeNode | undefined, parentId: Id | undefined): Promise<Id> {
+  /** Directory `dirPath` (reached as `at`, found by lstat as `st`): its entries, read through its own descriptor. */
+  private async realDir(dirPath: Buffer, at: Buffer, st: fs.BigIntStats, parent: TreeNode | undefined, parentId: Id | undefined): Promise<Id> {
     const b = new TreeBuilder();
     const prev = indexEntries(parent);
-    let names: Buffer[];
+    let names: Buffer[] = [];
+    let dir: OpenDir | undefined;
     try {
-      names = this.view.readdir(dirPath.length ? dirPath : SEP);
+      dir = openDir(at, st);
+      const d = dir;
+      names = source(() => this.view.readdir(dirPath.length ? dirPath : SEP, d.at));
     } catch (e) {
-      this.warn(`${dirPath.toString()}: cannot list directory (${(e as NodeJS.ErrnoException).code}); stored empty`);
-      names = [];
+      if (!(e instanceof Unreadable)) throw e;
+      this.skip(dirPath, `cannot list directory (${e.reason}); stored empty`);
     }
     // Same names as the parent's node, and every entry the same: the parent's node is this directory's,
     // without encoding, hashing or sealing it again (most directories of most re-backups).
-    let same = parentId !== undefined && parent !== undefined && names.length === parent.entries.length;
-    for (const name of names) {
-      const s = await this.entry(b, Buffer.concat([dirPath, SEP, name]), name, prev, parent);
-      same &&= s;
+    let same = dir !== undefined && parentId !== undefined && parent !== undefined && names.length === parent.entries.length;
+    try {
+      for (const name of names) {
+        const s = await this.entry(b, Buffer.concat([dirPath, SEP, name]), Buffer.concat([dir!.at, SEP, name]), name, prev, parent);
+        same &&= s;
+      }
+    } finally {
+      if (dir) closeDir(dir);
     }
     const id = same ? parentId! : await this.storeTree(b, parentId);
     this.opts.unchanged?.storedDir(dirPath, id);
     return id;
   }
 
-  /** One file system object, added to its directory's builder; true when it is exactly the parent snapshot's entry. */
-  private async entry(b: TreeBuilder, full: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<boolean> {
-    const st = this.view.lstat(full);
+  /**
+   * One file system object `full` (reached as `at`), added to its directory's builder; true when it is exactly
+   * the parent snapshot's entry. One the source will not give as found is skipped with a warning.
+   */
+  private async entry(b: TreeBuilder, full: Buffer, at: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<boolean> {
+    try {
+      return await this.entryAs(b, full, at, name, prev, parent);
+    } catch (e) {
+      if (!(e instanceof Unreadable)) throw e;
+      this.skip(full, `cannot read (${e.reason}); skipped`);
+      return false;
+    }
+  }
+
+  private async entryAs(b: TreeBuilder, full: Buffer, at: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<boolean> {
+    checkPathLength(full);
+    const st = source(() => this.view.lstat(full, at));
     if (!st) {
-      this.warn(`${full.toString()}: vanished during backup; skipped`);
+      this.skip(full, 'vanished during backup; skipped');
       return false;
     }
     const p = prev.get(name.toString('latin1'));
@@ -232,7 +266,7 @@ export class Archiver {
         this.stats.dirs += known.dirs;
       } else {
         const sub = subId ? await this.trees.read(subId) : undefined;
-        id = await this.realDir(full, sub, subId);
+        id = await this.realDir(full, at, st, sub, subId);
       }
       b.addDir(meta, id);
       this.stats.dirs++;
@@ -240,12 +274,12 @@ export class Archiver {
     } else if (st.isFile()) {
       const meta = entryMeta(name, st, 'file');
       const reuse = p && parent && unchanged(p, meta) ? fileChunks(parent, p) : undefined;
-      const content = await this.file(full, meta, reuse, p !== undefined);
+      const content = await this.file(full, at, st, meta, reuse, p !== undefined);
       // The size recorded is what was read: a file that grew or shrank while being read still restores exactly.
-      if (content) b.addFile({ ...meta, size: content.size }, content.ids);
-      return reuse !== undefined && content?.ids === reuse && sameEntry(p, meta);
+      b.addFile({ ...meta, size: content.size }, content.ids);
+      return reuse !== undefined && content.ids === reuse && sameEntry(p, meta);
     } else if (st.isSymbolicLink()) {
-      const target = this.view.readlink(full);
+      const target = source(() => this.view.readlink(full, at));
       const meta = entryMeta(name, st, 'symlink');
       b.addSymlink({ ...meta, target });
       return p?.type === 'symlink' && p.target !== undefined && p.target.equals(target) && sameEntry(p, meta);
@@ -255,8 +289,8 @@ export class Archiver {
     }
   }
 
-  /** A file's chunk list and the bytes it covers; undefined when it cannot be read (skipped with a warning). */
-  private async file(full: Buffer, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): Promise<{ ids: Id[]; size: number } | undefined> {
+  /** A file's chunk list and the bytes it covers, read from the object `st` describes (safe-open.ts); throws Unreadable. */
+  private async file(full: Buffer, at: Buffer, st: fs.BigIntStats, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): Promise<{ ids: Id[]; size: number }> {
     if (reuse) {
       this.count(meta.size, 'files_unmodified');
       return { ids: reuse, size: meta.size };
@@ -268,15 +302,13 @@ export class Archiver {
       return known;
     }
     this.progress(full);
+    const fd = openFile(at, st);
     let content: { ids: Id[]; size: number };
     try {
-      content = await this.chunkIds(meta.size < SMALL_FILE ? chunkSmallFile(full, this.repo.chunking, meta.size) : chunkFile(full, this.repo.chunking, meta.size));
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      // Only the file's own read errors skip it; a repository error (keepd gone, refused upload) ends the backup.
-      if (!err.code || e instanceof KeepError) throw e;
-      this.warn(`${full.toString()}: cannot read (${err.code}); skipped`);
-      return undefined;
+      // Only the file's own read errors skip it (sourceReads); a repository error (keepd gone, refused upload) ends the backup.
+      content = await this.chunkIds(sourceReads(meta.size < SMALL_FILE ? chunkSmallFile(fd, this.repo.chunking, meta.size) : chunkFile(fd, this.repo.chunking, meta.size)));
+    } finally {
+      fs.closeSync(fd);
     }
     if (content.size !== meta.size) this.warn(`${full.toString()}: changed size while being read (${meta.size} -> ${content.size} bytes); stored what was read`);
     this.count(content.size, existed ? 'files_changed' : 'files_new');
@@ -308,8 +340,17 @@ function indexEntries(node: TreeNode | undefined): Map<string, TreeNode['entries
 const SMALL_FILE = 1024 * 1024;
 
 /** Read straight into the chunker's window: one copy, where readFileSync and a push made two. */
-async function* chunkSmallFile(file: Buffer, params: Chunking, size: number): AsyncGenerator<Buffer> {
-  yield* StreamChunker.file(file, params, size);
+async function* chunkSmallFile(fd: number, params: Chunking, size: number): AsyncGenerator<Buffer> {
+  yield* StreamChunker.file(fd, params, size);
+}
+
+/** A file's chunks, its read errors (EIO...) as Unreadable: told apart from the uploader's, which end the backup. */
+async function* sourceReads(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    for await (const c of chunks) yield c;
+  } catch (e) {
+    throw asUnreadable(e);
+  }
 }
 
 function lstat(p: Buffer): fs.BigIntStats | undefined {

@@ -1,4 +1,4 @@
-import { exitCodeFor, KeepError } from '@keep/core';
+import { EXIT, exitCodeFor, exitOnInterrupt, KeepError } from '@keep/core';
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
@@ -29,9 +29,14 @@ usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE f
   key add|list|remove ID|passwd   manage passphrases (new one from KEEP_NEW_PASSWORD)
   pg backup|wal-push|wal-fetch|restore|config|info   PostgreSQL point-in-time recovery (keep pg help)
 
-every command takes --json (one JSON document on stdout)`;
+every command takes --json (one JSON document on stdout)
 
-const commands: Record<string, (argv: string[]) => Promise<void>> = {
+exit codes: 0 ok, 1 fatal error, 2 bad usage, 3 backup saved but some entries could not be read
+(listed as warnings), 4 damage found (check, restore), 10 no repository, 11 repository locked,
+12 wrong passphrase, 130 interrupted`;
+
+/** A command returns its exit code when it finished with something to report (backup: EXIT.PARTIAL). */
+const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   init: initCommand,
   backup: backupCommand,
   snapshots: snapshotsCommand,
@@ -44,8 +49,9 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   pg: pgCommand,
 };
 
-async function main(argv: string[]): Promise<void> {
+async function main(argv: string[]): Promise<void | number> {
   mark('main');
+  exitOnInterrupt('keep');
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     console.log(USAGE);
@@ -53,13 +59,13 @@ async function main(argv: string[]): Promise<void> {
   }
   const cmd = commands[name];
   if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keep help)`);
-  await cmd(rest);
+  return cmd(rest);
 }
 
 main(process.argv.slice(2)).then(
-  () => {
+  (code) => {
     mark('exit');
-    process.exit(0);
+    process.exit(code ?? EXIT.OK);
   },
   (e: Error) => {
     const msg = (e.message || String(e)).split('\n')[0];

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Compression, KeepError, parseCompression, parseTier, SealPool, processClock, Snapshot, TIERS } from '@keep/core';
+import { Compression, EXIT, KeepError, parseCompression, parseTier, SealPool, processClock, Snapshot, TIERS } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import { parse } from '../cli/args.js';
@@ -9,7 +9,8 @@ import { SealedTrees } from '../startup/sealed-trees.js';
 import { mark } from '../startup/timing.js';
 import { RecordingView, UnchangedSource } from '../startup/unchanged.js';
 
-export async function backupCommand(argv: string[]): Promise<void> {
+/** Exit code EXIT.PARTIAL when the snapshot was saved without some entries (each named in a warning). */
+export async function backupCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     source: { type: 'string' },
     host: { type: 'string' },
@@ -111,12 +112,16 @@ export async function backupCommand(argv: string[]): Promise<void> {
         seal_workers: pool.started,
         peak_rss: process.resourceUsage().maxRSS * 1024,
         warnings,
+        // entries left out because they could not be read as found (each named in a warning): exit code 3
+        skipped: archiver.skipped,
       });
     } else {
       console.log(`Files: ${st.files_new} new, ${st.files_changed} changed, ${st.files_unmodified} unmodified`);
       console.log(`Read ${formatBytes(st.bytes_read)} of ${formatBytes(st.bytes)}, stored ${formatBytes(st.bytes_sent)} in ${st.chunks_new} new chunks, ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes_read, st.duration_s)})`);
       console.log(`snapshot ${snap.id.slice(0, 8)} saved (source ${snap.source})`);
     }
+    if (archiver.skipped) process.stderr.write(`keep: warning: ${archiver.skipped} entr${archiver.skipped === 1 ? 'y' : 'ies'} could not be read as found (named above); snapshot saved without them, exit code ${EXIT.PARTIAL}\n`);
+    return archiver.skipped ? EXIT.PARTIAL : EXIT.OK;
   } finally {
     progress.done();
     await pool.close();

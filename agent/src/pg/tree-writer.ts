@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { chunkFile, Compression, emptyStats, Id, KeepError, SnapshotStats, StreamChunker, TreeBuilder, TreeEntry } from '@keep/core';
 import { entryMeta, EntryMeta } from '../backup/metadata.js';
+import { openFile, Unreadable } from '../backup/safe-open.js';
 import { uploadChunks, Uploader, uploadTree } from '../backup/uploader.js';
 import type { Unlocked } from '../repo/open.js';
 
@@ -20,6 +21,9 @@ export type Exclude = (rel: string, kind: 'file' | 'dir' | 'symlink' | 'other') 
  * Dedup still sends only chunks the repository lacks. Files that vanish or
  * shrink while being read are normal here (dropped or truncated relations;
  * WAL replay recreates them) and are skipped or stored as read, silently.
+ * Files are opened as the Archiver opens them (backup/safe-open.ts): a file
+ * swapped for a symlink or a FIFO after its lstat ends the base backup with a
+ * clear error instead of being read as what it replaced.
  */
 export class PgTreeWriter {
   readonly stats: SnapshotStats = emptyStats();
@@ -89,7 +93,7 @@ export class PgTreeWriter {
         b.addSymlink({ ...entryMeta(name, st, 'symlink'), target: fs.readlinkSync(full, { encoding: 'buffer' }) });
       } else {
         const meta = entryMeta(name, st, 'file');
-        const content = await this.file(full, meta.size);
+        const content = await this.file(full, st);
         if (content) {
           b.addFile({ ...meta, size: content.size }, content.ids);
           this.count(content.size);
@@ -100,17 +104,19 @@ export class PgTreeWriter {
     return b;
   }
 
-  private async file(full: Buffer, size: number): Promise<{ ids: Id[]; size: number } | undefined> {
+  private async file(full: Buffer, st: fs.BigIntStats): Promise<{ ids: Id[]; size: number } | undefined> {
+    let fd: number;
     try {
-      if (size < SMALL_FILE) {
-        const chunker = new StreamChunker(this.repo.chunking);
-        const data = fs.readFileSync(full);
-        return await this.chunks([...chunker.push(data), ...chunker.finish()]);
-      }
-      return await this.chunks(chunkFile(full, this.repo.chunking, size));
+      fd = openFile(full, st);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+      if (e instanceof Unreadable && e.reason === 'ENOENT') return undefined;
+      throw e instanceof Unreadable ? new KeepError('UNAVAILABLE', `${full.toString()}: cannot read (${e.reason})`) : e;
+    }
+    try {
+      const size = Number(st.size);
+      return await this.chunks(size < SMALL_FILE ? StreamChunker.file(fd, this.repo.chunking, size) : chunkFile(fd, this.repo.chunking, size));
+    } finally {
+      fs.closeSync(fd);
     }
   }
 

@@ -181,6 +181,8 @@ export function fromGrpcError(e: unknown, address = 'unknown address'): KeepErro
       return new KeepError('CORRUPT', details);
     case grpc.status.FAILED_PRECONDITION:
       return new KeepError('INCOMPLETE', details);
+    case grpc.status.ABORTED:
+      return new KeepError('LOCKED', details);
     case grpc.status.UNAVAILABLE:
     case grpc.status.DEADLINE_EXCEEDED:
       return new KeepError('UNAVAILABLE', `cannot reach keepd at ${address}: ${details}`);

@@ -27,7 +27,8 @@ export type RestoreJob =
   | { op: 'end'; seq: number; file: number; size: number; mode: number; uid: number; gid: number; mtime: number; chown: boolean; abort?: boolean };
 
 /** What the pool posts: the master key once unlocked (workers start, and load their code, before it is known; it comes before any job), then jobs. */
-export type RestoreMessage = { op: 'unlock'; master: Uint8Array } | RestoreJob;
+/** `maxChunk`: the repository's max chunk size, the most a data blob may decompress to (a larger one is a bomb, refused). */
+export type RestoreMessage = { op: 'unlock'; master: Uint8Array; maxChunk: number } | RestoreJob;
 
 export type RestoreResult =
   | { seq: number; ok: true; bytes: number }

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { BlobType, deriveKeys, discardBuffer, garbagePacer, Id, KeepError, openBlob, openBlobInPlace, OpenScratch, RepoKeys, toHex } from '@keep/core';
+import { namedError as named } from './named-error.js';
 import type { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob } from './restore-jobs.js';
-import { createFile, createFileAsync, setMetaFd, writeAll } from './target-fs.js';
+import { createFile, createFileAsync, discard, finishSparse, partialName, publish, setMetaFd, writeSparse } from './target-fs.js';
 
 /*
  * A restore worker: decrypts blobs, proves each against its id, and writes
@@ -14,6 +15,8 @@ import { createFile, createFileAsync, setMetaFd, writeAll } from './target-fs.js
 
 /** Set by the pool's 'unlock', which comes before any file. */
 let keys: RepoKeys | undefined;
+/** The repository's max chunk size: no data blob decompresses to more. */
+let maxChunk = 0;
 const port = parentPort!;
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const show = (p: Uint8Array) => asBuffer(p).toString();
@@ -33,7 +36,7 @@ const scratch = new OpenScratch();
  */
 function openChunk(id: Id, stored: Buffer, reuse: boolean): Buffer {
   if (!keys) throw new KeepError('INTERNAL', 'restore worker given a file before the key');
-  const { type, plaintext } = reuse ? openBlobInPlace(keys, id, stored, scratch) : openBlob(keys, id, stored);
+  const { type, plaintext } = reuse ? openBlobInPlace(keys, id, stored, scratch, maxChunk) : openBlob(keys, id, stored, maxChunk);
   if (type !== BlobType.Data) throw new KeepError('CORRUPT', `blob ${toHex(id)} should be file data but is a tree`);
   // Garbage once written: the stored bytes (moved here for this chunk) and the cipher's output; without reuse, the plaintext too.
   produced(stored.length * 2 + (reuse ? 0 : plaintext.length));
@@ -58,16 +61,21 @@ const decrypted = (f: SmallFileJob, reuse: boolean): Buffer => {
   return data;
 };
 
-/** Content, metadata and close of a created file. */
+/** Content (holes kept), metadata and close of a created file; one that cannot be written is removed, not left short. */
 function fill(fd: number, data: Buffer, f: SmallFileJob, chown: boolean): number {
   try {
-    writeAll(fd, data, 0);
+    writeSparse(fd, data, 0);
+    finishSparse(fd, data.length);
     setMetaFd(fd, f, chown);
+  } catch (e) {
+    discard(f.path);
+    throw named(f.path, e);
   } finally {
     fs.closeSync(fd);
   }
   return data.length;
 }
+
 
 /**
  * Write a batch of small files; returns the bytes written. A failure carries
@@ -86,8 +94,9 @@ async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<n
       bytes += fill(fd, data, files[i], chown);
     }
   } catch (e) {
-    (e as { index?: number }).index = i;
-    throw e;
+    const err = named(files[i].path, e);
+    (err as { index?: number }).index = i;
+    throw err;
   }
   if (i === files.length) return bytes;
 
@@ -112,45 +121,58 @@ async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<n
     }
     return bytes;
   } catch (e) {
-    (e as { index?: number }).index = i;
-    // Files created ahead of the failure: closed (they stay, empty, like any restore cut short).
-    for (let j = taken; j < next; j++) await fds[j].then((fd) => fs.closeSync(fd), () => undefined);
-    throw e;
+    const err = named(files[i].path, e);
+    (err as { index?: number }).index = i;
+    // Files created ahead of the failure: closed and removed (an empty file under its name would pass for restored).
+    for (let j = taken; j < next; j++)
+      await fds[j].then(
+        (fd) => (fs.closeSync(fd), discard(files[j].path)),
+        () => undefined,
+      );
+    throw err;
   }
 }
 
-/** Large files being written, by the pool's file number. */
-const open = new Map<number, { fd: number; path: Uint8Array; pos: number; error?: unknown }>();
+/**
+ * Large files being written, by the pool's file number: under a partial name
+ * (target-fs.ts partialName) until every chunk is written and the size checked,
+ * then renamed to theirs. A file that fails midway is removed: no truncated
+ * file under the real name, and the error names it.
+ */
+const open = new Map<number, { fd: number; path: Uint8Array; partial: Buffer; pos: number; error?: unknown }>();
 
 function closeFailed(file: number, e: unknown): never {
   const f = open.get(file);
   if (f && f.error === undefined) {
-    f.error = e;
+    f.error = named(f.path, e);
     fs.closeSync(f.fd);
+    discard(f.partial);
   }
-  throw e;
+  throw f?.error ?? e;
 }
 
 function run(job: RestoreJob): number | Promise<number> {
   switch (job.op) {
     case 'files':
       return writeSmallFiles(job.files, job.chown);
-    case 'begin':
+    case 'begin': {
+      const partial = partialName(job.path, job.file);
       try {
-        open.set(job.file, { fd: createFile(asBuffer(job.path)), path: job.path, pos: 0 });
+        open.set(job.file, { fd: createFile(partial), path: job.path, partial, pos: 0 });
       } catch (e) {
         // remembered, so its chunks and end report this error rather than "not open"
-        open.set(job.file, { fd: -1, path: job.path, pos: 0, error: e });
-        throw e;
+        open.set(job.file, { fd: -1, path: job.path, partial, pos: 0, error: named(job.path, e) });
+        throw open.get(job.file)!.error;
       }
       return 0;
+    }
     case 'chunk': {
       const f = open.get(job.file);
       if (!f) throw new KeepError('INTERNAL', `restore worker: chunk for file ${job.file}, which is not open`);
       if (f.error !== undefined) throw f.error;
       try {
         const data = openChunk(asBuffer(job.id), asBuffer(job.stored), true);
-        writeAll(f.fd, data, f.pos);
+        writeSparse(f.fd, data, f.pos);
         f.pos += data.length;
         return data.length;
       } catch (e) {
@@ -165,13 +187,26 @@ function run(job: RestoreJob): number | Promise<number> {
         if (job.abort) return 0;
         throw f.error;
       }
+      let complete = false;
       try {
         if (!job.abort) {
           if (f.pos !== job.size) throw new KeepError('CORRUPT', `${show(f.path)}: restored ${f.pos} bytes, the snapshot says ${job.size}`);
+          finishSparse(f.fd, f.pos);
           setMetaFd(f.fd, job, job.chown);
+          complete = true;
         }
+      } catch (e) {
+        throw named(f.path, e);
       } finally {
         fs.closeSync(f.fd);
+        if (!complete) discard(f.partial);
+      }
+      if (!complete) return f.pos; // (aborted: removed)
+      try {
+        publish(f.partial, f.path);
+      } catch (e) {
+        discard(f.partial);
+        throw named(f.path, e);
       }
       return f.pos;
     }
@@ -212,6 +247,7 @@ const release = (job: RestoreJob) => {
 port.on('message', (job: RestoreMessage) => {
   if (job.op === 'unlock') {
     keys = deriveKeys(Buffer.from(job.master));
+    maxChunk = job.maxChunk;
     return;
   }
   let bytes: number | Promise<number>;

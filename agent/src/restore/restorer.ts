@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileChunks, Id, KeepError, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
+import { namedError } from './named-error.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
 import { mark } from '../startup/timing.js';
 import { TreeReader } from './tree-reader.js';
@@ -110,7 +111,7 @@ export class Restorer {
     // The target itself is the caller's to name: symlinks on the way to it are followed.
     await fs.promises.mkdir(target, { recursive: true });
     this.workers = this.opts.pool ?? new RestorePool(restoreWorkerCount(), this.isRoot);
-    this.workers.unlock(this.repo.master);
+    this.workers.unlock(this.repo.master, this.repo.chunking.max);
     try {
       try {
         await this.dir(root, target, Buffer.alloc(0), false);
@@ -254,6 +255,8 @@ export class Restorer {
       const size = await this.workers.writeFile({ path: p, id: ids[0], stored, size: e.size, ...metaOf(e) });
       if (this.stats.files === 0) mark('restore: first file written');
       this.finished(size, ids.length, p);
+    } catch (err) {
+      throw namedError(p, err);
     } finally {
       this.smallBytes -= e.size;
       this.smallFiles--;
@@ -292,6 +295,8 @@ export class Restorer {
       ended = true;
       const size = await w.end(metaOf(e), e.size);
       this.finished(size, ids.length, p);
+    } catch (err) {
+      throw namedError(p, err);
     } finally {
       if (!ended) await w.abort();
       this.largeDone();

@@ -76,6 +76,63 @@ export function writeAll(fd: number, data: Uint8Array, position: number): void {
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
 
+/** The unit of holes: a file system allocates blocks of this size (4 KiB on ext4, xfs, btrfs, tmpfs). */
+const HOLE_BLOCK = 4096;
+const ZERO_BLOCK = Buffer.alloc(HOLE_BLOCK);
+
+/**
+ * writeAll into a new file, leaving its all-zero blocks unwritten: holes, as a
+ * sparse file had them (its chunks hold the zeros; the size comes from
+ * ftruncate at the end, see finishSparse). Blocks are aligned to the file's
+ * offsets; non-zero runs are written in one call each.
+ */
+export function writeSparse(fd: number, data: Uint8Array, position: number): void {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  let run = 0; // start of the pending non-zero run
+  let o = 0;
+  // first block up to the next block boundary of the file, then whole blocks
+  let next = Math.min(buf.length, HOLE_BLOCK - (position % HOLE_BLOCK));
+  while (o < buf.length) {
+    const end = next;
+    const zero = end - o === HOLE_BLOCK && buf[o] === 0 && ZERO_BLOCK.compare(buf, o, end) === 0; // (no view per block)
+    if (zero) {
+      if (run < o) writeAll(fd, buf.subarray(run, o), position + run);
+      run = end;
+    }
+    o = end;
+    next = Math.min(buf.length, o + HOLE_BLOCK);
+  }
+  if (run < buf.length) writeAll(fd, buf.subarray(run), position + run);
+}
+
+/** A file written by writeSparse gets its full size (a hole at the end is not written either). */
+export function finishSparse(fd: number, size: number): void {
+  fs.ftruncateSync(fd, size);
+}
+
+/** Where a file is written until it is complete: hidden, next to its final name, unique per restore and file. */
+const bytes = (p: Uint8Array) => Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+
+export function partialName(p: Uint8Array, file: number): Buffer {
+  const b = bytes(p);
+  const slash = b.lastIndexOf(0x2f);
+  return Buffer.concat([b.subarray(0, slash + 1), Buffer.from(`.keep-partial-${process.pid}-${file}`)]);
+}
+
+/** Give a complete file its name (replacing what is there: rename never follows a symlink at `p`). */
+export function publish(partial: Buffer, p: Uint8Array): void {
+  fs.renameSync(partial, bytes(p));
+}
+
+/** Remove a file this restore created and could not complete (best effort: the restore reports the first error). */
+export function discard(p: Uint8Array): void {
+  try {
+    fs.unlinkSync(bytes(p));
+  } catch {
+    // gone already, or unremovable: the error reported names the file
+  }
+}
+
 /**
  * Owner (when `chown`: root restores owners; an owner the file system refuses
  * is not an error), mode (after chown, which may clear set-id bits), then

@@ -126,8 +126,8 @@ export class RestorePool {
   }
 
   /** Give the workers the master key (messages keep their order: it arrives before any file). */
-  unlock(master: Buffer): void {
-    for (const x of this.workers) x.w.postMessage({ op: 'unlock', master } satisfies RestoreMessage);
+  unlock(master: Buffer, maxChunk: number): void {
+    for (const x of this.workers) x.w.postMessage({ op: 'unlock', master, maxChunk } satisfies RestoreMessage);
   }
 
   /** Write a small file; resolves with its size once it is on disk with its metadata. */

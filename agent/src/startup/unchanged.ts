@@ -47,10 +47,10 @@ export class RecordingView implements SourceView {
   private readonly fields = new BigUint64Array(9);
   private readonly fieldBytes = Buffer.from(this.fields.buffer);
 
-  lstat(p: Buffer): fs.BigIntStats | undefined {
+  lstat(p: Buffer, at = p): fs.BigIntStats | undefined {
     let st: fs.BigIntStats;
     try {
-      st = fs.lstatSync(p, { bigint: true });
+      st = fs.lstatSync(at, { bigint: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       this.note('l', p, '-');
@@ -71,14 +71,14 @@ export class RecordingView implements SourceView {
     return st;
   }
 
-  readdir(dir: Buffer): Buffer[] {
-    const names = fs.readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare);
+  readdir(dir: Buffer, at = dir): Buffer[] {
+    const names = fs.readdirSync(at, { encoding: 'buffer' }).sort(Buffer.compare);
     this.note('d', dir, names.map((n) => n.toString('latin1')).join('/')); // names hold neither '/' nor NUL
     return names;
   }
 
-  readlink(p: Buffer): Buffer {
-    const target = fs.readlinkSync(p, { encoding: 'buffer' });
+  readlink(p: Buffer, at = p): Buffer {
+    const target = fs.readlinkSync(at, { encoding: 'buffer' });
     this.note('s', p, target.toString('latin1'));
     return target;
   }

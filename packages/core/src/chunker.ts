@@ -191,11 +191,12 @@ export class StreamChunker {
   /**
    * Read a whole file into the window and chunk it, synchronously: one copy
    * (file to window), where reading into a buffer and pushing it costs two.
-   * For small files, read in one call.
+   * For small files, read in one call. A descriptor (number) is read from
+   * where it stands and left open (the caller opened it, and closes it).
    */
-  static file(file: string | Buffer, params: Chunking, sizeHint = 0): Buffer[] {
+  static file(file: string | Buffer | number, params: Chunking, sizeHint = 0): Buffer[] {
     const c = new StreamChunker(params);
-    const fd = fs.openSync(file, 'r');
+    const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
     try {
       const out: Buffer[] = [];
       // At most a piece per read, so the window never outgrows maxWindow whatever the hint says.
@@ -210,7 +211,7 @@ export class StreamChunker {
       out.push(...c.finish());
       return out;
     } finally {
-      fs.closeSync(fd);
+      if (fd !== file) fs.closeSync(fd);
       c.dispose();
     }
   }
@@ -363,9 +364,10 @@ const readBuffers: Buffer[] = [];
  * Chunk a file, reading it through a reused buffer: a fresh 4 MiB buffer per
  * file made small-file backups spend their time in the garbage collector.
  * `sizeHint` (the lstat size) lets tiny files skip the big buffer entirely.
+ * A descriptor (number) is read and left open, as StreamChunker.file does.
  */
-export async function* chunkFile(file: string | Buffer, params: Chunking, sizeHint = FILE_READ_SIZE): AsyncGenerator<Buffer> {
-  const fh = await fs.promises.open(file, 'r');
+export async function* chunkFile(file: string | Buffer | number, params: Chunking, sizeHint = FILE_READ_SIZE): AsyncGenerator<Buffer> {
+  const fh = typeof file === 'number' ? fdReader(file) : await fs.promises.open(file, 'r');
   const small = sizeHint < 64 * 1024;
   const buf = small ? Buffer.allocUnsafe(sizeHint + 1) : (readBuffers.pop() ?? Buffer.allocUnsafeSlow(FILE_READ_SIZE));
   const chunker = new StreamChunker(params);
@@ -381,6 +383,14 @@ export async function* chunkFile(file: string | Buffer, params: Chunking, sizeHi
     if (!small && readBuffers.length < 4) readBuffers.push(buf);
     await fh.close();
   }
+}
+
+/** The part of a FileHandle chunkFile uses, over a descriptor it does not own (close leaves it open). */
+function fdReader(fd: number): { read(buffer: Buffer, offset: number, length: number, position: null): Promise<{ bytesRead: number }>; close(): Promise<void> } {
+  return {
+    read: (buffer, offset, length) => new Promise((resolve, reject) => fs.read(fd, buffer, offset, length, null, (e, bytesRead) => (e ? reject(e) : resolve({ bytesRead })))),
+    close: async () => undefined,
+  };
 }
 
 /** Chunk a whole async stream of buffers (a file, stdin). */

@@ -1,4 +1,3 @@
-import { decompress as zstdDecompress } from 'zstd-napi';
 // The binding below zstd-napi's Compressor: it compresses into a buffer we give it (Compressor allocates one per call, then copies the result out of it).
 import zstd from 'zstd-napi/binding.js';
 import { KeepError } from './errors.js';
@@ -102,45 +101,50 @@ function probesCompress(data: Uint8Array): boolean {
 let dctx: InstanceType<typeof zstd.DCtx> | undefined;
 
 /**
- * decompressBlob into a buffer from `out` (called with the plaintext's size,
- * which a zstd frame of ours records): a caller that reuses that buffer
- * allocates nothing per blob. Raw bytes come back as they are. A frame that
- * records no size, or claims more than MAX_PLAINTEXT, goes through
- * decompressBlob.
+ * Largest plaintext a blob may decompress to unless the caller names a smaller
+ * bound: the largest max chunk size a repository may have (chunker.ts).
  */
-export function decompressBlobInto(codec: number, bytes: Uint8Array, out: (n: number) => Buffer): Buffer {
-  if (codec !== Codec.Zstd) return decompressBlob(codec, bytes);
+export const MAX_PLAINTEXT = 64 * 1024 * 1024;
+
+/**
+ * Decode a sealed plaintext's bytes; a zstd frame goes into a buffer from
+ * `out` (a caller that reuses that buffer allocates nothing per blob). At most
+ * `limit` bytes come out, and never is more allocated: a frame declaring more
+ * is refused from its header, one declaring nothing (or less than it holds) is
+ * decoded into `limit` bytes and refused when they do not suffice. So a zstd
+ * bomb from a key holder (33 KB declaring or holding gigabytes) costs at most
+ * `limit` bytes and the time to fill them. Raw bytes come back as they are.
+ */
+export function decompressBlobInto(codec: number, bytes: Uint8Array, out: (n: number) => Buffer, limit = MAX_PLAINTEXT): Buffer {
+  if (codec === Codec.Raw) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (codec !== Codec.Zstd) throw new KeepError('CORRUPT', `unknown codec ${codec}`);
   let size: number | null;
   try {
     size = zstd.getFrameContentSize(bytes);
   } catch (e) {
     throw new KeepError('CORRUPT', `zstd frame does not decompress: ${(e as Error).message}`);
   }
-  if (size === null || size > MAX_PLAINTEXT) return decompressBlob(codec, bytes);
-  const dst = out(size).subarray(0, size);
+  if (size !== null && size > limit) throw overLimit(`declares ${size} bytes`, limit);
+  const cap = size ?? limit;
+  const dst = out(cap).subarray(0, cap);
+  let n: number;
   try {
     dctx ??= new zstd.DCtx();
-    if (dctx.decompress(dst, bytes) !== size) throw new Error('size differs from the frame header');
+    n = dctx.decompress(dst, bytes);
   } catch (e) {
-    throw new KeepError('CORRUPT', `zstd frame does not decompress: ${(e as Error).message}`);
+    const msg = (e as Error).message;
+    if (/too small/i.test(msg)) throw overLimit(size === null ? 'holds more' : `holds more than the ${size} bytes it declares`, limit);
+    throw new KeepError('CORRUPT', `zstd frame does not decompress: ${msg}`);
   }
-  return dst;
+  if (size !== null && n !== size) throw new KeepError('CORRUPT', `zstd frame does not decompress: ${n} bytes, its header says ${size}`);
+  return dst.subarray(0, n);
 }
 
-/** Largest plaintext decompressBlobInto decodes into the caller's buffer (the largest chunk a repository may use). */
-const MAX_PLAINTEXT = 64 * 1024 * 1024;
+function overLimit(what: string, limit: number): KeepError {
+  return new KeepError('CORRUPT', `zstd frame ${what}, over the ${limit}-byte bound of this blob (a decompression bomb, or damage): refused`);
+}
 
-export function decompressBlob(codec: number, bytes: Uint8Array): Buffer {
-  switch (codec) {
-    case Codec.Raw:
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    case Codec.Zstd:
-      try {
-        return zstdDecompress(bytes);
-      } catch (e) {
-        throw new KeepError('CORRUPT', `zstd frame does not decompress: ${(e as Error).message}`);
-      }
-    default:
-      throw new KeepError('CORRUPT', `unknown codec ${codec}`);
-  }
+/** decompressBlobInto a buffer of its own. */
+export function decompressBlob(codec: number, bytes: Uint8Array, limit = MAX_PLAINTEXT): Buffer {
+  return decompressBlobInto(codec, bytes, (n) => Buffer.allocUnsafeSlow(n), limit);
 }

@@ -13,6 +13,8 @@ export type KeepErrorCode =
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
   | 'UNAVAILABLE'
+  /** another process holds the lock the command needs */
+  | 'LOCKED'
   | 'INTERNAL';
 
 export class KeepError extends Error {
@@ -29,18 +31,49 @@ export function corrupt(message: string): KeepError {
   return new KeepError('CORRUPT', message);
 }
 
-/** Process exit codes shared by keep and keepd: 1 failure, 2 bad usage, 3 wrong passphrase, 4 damage found. */
+/**
+ * Process exit codes shared by keep and keepd (restic's): scripts branch on
+ * them, so they are a contract. PostgreSQL's wal-fetch keeps PostgreSQL's own.
+ */
+export const EXIT = {
+  OK: 0,
+  FATAL: 1,
+  USAGE: 2,
+  /** a backup finished and wrote its snapshot, but some entries could not be read (warnings list them) */
+  PARTIAL: 3,
+  /** check or restore found damage */
+  DAMAGE: 4,
+  NO_REPOSITORY: 10,
+  LOCKED: 11,
+  WRONG_PASSWORD: 12,
+  /** SIGINT (128 + 2, what a shell reports) */
+  INTERRUPTED: 130,
+} as const;
+
+/** The exit code for an error that ended a command. */
 export function exitCodeFor(e: unknown): number {
-  if (!(e instanceof KeepError)) return 1;
+  if (!(e instanceof KeepError)) return EXIT.FATAL;
   switch (e.code) {
     case 'INVALID_ARGUMENT':
-      return 2;
+      return EXIT.USAGE;
     case 'WRONG_PASSWORD':
-      return 3;
+      return EXIT.WRONG_PASSWORD;
+    case 'NOT_A_REPOSITORY':
+      return EXIT.NO_REPOSITORY;
+    case 'LOCKED':
+      return EXIT.LOCKED;
     case 'CORRUPT':
     case 'INCOMPLETE':
-      return 4;
+      return EXIT.DAMAGE;
     default:
-      return 1;
+      return EXIT.FATAL;
   }
+}
+
+/** Ctrl-C ends the command with exit code 130 and one line (what was stored stays; a rerun sends what is missing). */
+export function exitOnInterrupt(program: string): void {
+  process.once('SIGINT', () => {
+    process.stderr.write(`\n${program}: interrupted\n`);
+    process.exit(EXIT.INTERRUPTED);
+  });
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, exitCodeFor, KeepError, parseChunkerSizes, parseTier, processClock, prune, Repository } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, exitCodeFor, exitOnInterrupt, KeepError, parseChunkerSizes, parseTier, processClock, prune, Repository } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
@@ -34,7 +34,10 @@ usage: keepd COMMAND --data DIR [options]
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
   rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
 
-every command takes --json (one JSON document on stdout)`;
+every command takes --json (one JSON document on stdout)
+
+exit codes: 0 ok, 1 fatal error, 2 bad usage, 4 damage found (check), 10 no repository,
+11 repository locked, 130 interrupted (serve stops cleanly on SIGINT and SIGTERM: 0)`;
 
 function out(json: boolean | undefined, value: unknown, human: () => void): void {
   if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -219,6 +222,7 @@ async function main(argv: string[]): Promise<void> {
   if (!name || name === 'help' || name === '--help' || name === '-h') return void console.log(USAGE);
   const cmd = commands[name];
   if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keepd help)`);
+  if (name !== 'serve') exitOnInterrupt('keepd'); // (serve shuts down cleanly instead)
   await cmd(rest);
 }
 

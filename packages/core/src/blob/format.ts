@@ -38,3 +38,11 @@ export const BLOB_TYPE_NAMES = ['data', 'tree'] as const;
 
 /** Largest blob accepted anywhere (a max chunk plus tree nodes of very large directories). */
 export const MAX_BLOB_SIZE = 128 * 1024 * 1024;
+
+/**
+ * Largest plaintext of a tree node: decompression stops there (a data chunk's
+ * bound is its repository's max chunk size). Twice the largest blob: a node of
+ * a directory of millions of entries compresses well, and the backup refuses
+ * to write a node it could not read back (sealTree).
+ */
+export const MAX_TREE_PLAINTEXT = 256 * 1024 * 1024;

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { Compression, compressBlob, decompressBlob, decompressBlobInto } from '../compress.js';
+import { Compression, compressBlob, decompressBlob, decompressBlobInto, MAX_PLAINTEXT } from '../compress.js';
 import { corrupt, KeepError } from '../errors.js';
 import { ID_SIZE, Id, keyedHash, storageHash, toHex } from '../ids.js';
 import { RepoKeys } from '../keys/subkeys.js';
@@ -8,6 +8,7 @@ import {
   BlobType,
   EDGE_SIZE,
   HEADER_SIZE,
+  MAX_TREE_PLAINTEXT,
   NONCE_OFFSET,
   NONCE_SIZE,
   SALT_OFFSET,
@@ -142,6 +143,7 @@ export function treeId(keys: RepoKeys, edges: Edge[], payload: Uint8Array): Id {
 
 /** Seal a tree node: plaintext edges, encrypted payload. Returns its id and stored bytes. */
 export function sealTree(keys: RepoKeys, salt: Buffer, edges: Edge[], payload: Uint8Array, compression: Compression): { id: Id; bytes: Buffer } {
+  if (payload.length > MAX_TREE_PLAINTEXT) throw new KeepError('INVALID_ARGUMENT', `a directory's tree node of ${payload.length} bytes is over the ${MAX_TREE_PLAINTEXT}-byte bound restore reads`);
   const edgeBytes = encodeEdges(edges);
   const id = keyedHash(keys.treeIdKey, Buffer.concat([edgeBytes, payload]));
   const h = header(BlobType.Tree, salt);
@@ -184,11 +186,18 @@ export function parseBlob(stored: Buffer): ParsedBlob {
   return { type, salt, nonce, edges, bodyOffset };
 }
 
+/** The most a blob of type `type` may decompress to: `maxChunk` (its repository's max chunk size) for data. */
+function plaintextBound(type: BlobType, maxChunk: number): number {
+  return type === BlobType.Data ? maxChunk : MAX_TREE_PLAINTEXT;
+}
+
 /**
  * Decrypt and decompress a stored blob, and prove it is the blob named `id`:
  * GCM authenticates it against the id (AAD), and the plaintext is re-hashed.
+ * A data blob decompresses to at most `maxChunk` bytes (compress.ts: a bomb is
+ * refused without allocating it); pass the repository's max chunk size.
  */
-export function openBlob(keys: RepoKeys, id: Id, stored: Buffer): { type: BlobType; edges: Edge[]; plaintext: Buffer } {
+export function openBlob(keys: RepoKeys, id: Id, stored: Buffer, maxChunk = MAX_PLAINTEXT): { type: BlobType; edges: Edge[]; plaintext: Buffer } {
   const p = parseBlob(stored);
   const d = decipherFor(keys, id, stored, p);
   let sealed: Buffer;
@@ -197,7 +206,7 @@ export function openBlob(keys: RepoKeys, id: Id, stored: Buffer): { type: BlobTy
   } catch {
     throw new KeepError('CORRUPT', `blob ${toHex(id)} fails authentication (damaged, or not this repository's)`);
   }
-  const plaintext = decompressBlob(sealed[0], sealed.subarray(1));
+  const plaintext = decompressBlob(sealed[0], sealed.subarray(1), plaintextBound(p.type, maxChunk));
   proveId(keys, id, stored, p, plaintext);
   return { type: p.type, edges: p.edges, plaintext };
 }
@@ -246,7 +255,7 @@ export class OpenScratch {
  * blob, only the cipher's 256 KiB pieces are left for the collector (openBlob
  * leaves the blob's size three times over).
  */
-export function openBlobInPlace(keys: RepoKeys, id: Id, stored: Buffer, scratch: OpenScratch): { type: BlobType; edges: Edge[]; plaintext: Buffer } {
+export function openBlobInPlace(keys: RepoKeys, id: Id, stored: Buffer, scratch: OpenScratch, maxChunk = MAX_PLAINTEXT): { type: BlobType; edges: Edge[]; plaintext: Buffer } {
   const p = parseBlob(stored);
   const d = decipherFor(keys, id, stored, p);
   const body = stored.subarray(p.bodyOffset, stored.length - TAG_SIZE);
@@ -259,7 +268,7 @@ export function openBlobInPlace(keys: RepoKeys, id: Id, stored: Buffer, scratch:
     throw new KeepError('CORRUPT', `blob ${toHex(id)} fails authentication (damaged, or not this repository's)`);
   }
   if (at < 1) throw new KeepError('CORRUPT', `blob ${toHex(id)} holds no codec byte`);
-  const plaintext = decompressBlobInto(body[0], body.subarray(1, at), (n) => scratch.get(n));
+  const plaintext = decompressBlobInto(body[0], body.subarray(1, at), (n) => scratch.get(n), plaintextBound(p.type, maxChunk));
   proveId(keys, id, stored, p, plaintext);
   return { type: p.type, edges: p.edges, plaintext };
 }
