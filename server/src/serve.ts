@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type http from 'node:http';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, processClock } from '@keep/core';
+import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, processClock, surviveLmdbWriteFailures } from '@keep/core';
 import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
 import { DedupScopeIndex } from './dedup-scope.js';
@@ -14,7 +14,8 @@ import { ReplicaRegistry } from './replicas.js';
 import { reportHoldings, upstreamToken } from './sync/run.js';
 import { Upstream } from './sync/upstream.js';
 
-import { MAX_MESSAGE_BYTES } from './limits.js';
+import { DEFAULT_MIN_FREE, MAX_MESSAGE_BYTES } from './limits.js';
+import { parseMinFree, StorageSpace } from './storage-space.js';
 
 export interface ServeOptions {
   data: string;
@@ -35,6 +36,8 @@ export interface ServeOptions {
   syncTimeoutS?: number;
   /** tiers whose commits wait (default: critical); 'all' for every commit */
   syncTiers?: string[] | 'all';
+  /** free space kept on the data directory's file system (SIZE or PERCENT%): new sessions are refused below it */
+  minFree?: string;
 }
 
 export interface RunningServer {
@@ -108,6 +111,9 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const { host, port } = splitHostPort(o.listen, '--listen');
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
 
+  const space = new StorageSpace(o.data, parseMinFree(o.minFree ?? DEFAULT_MIN_FREE));
+  // A full disk fails the write that hit it (RESOURCE_EXHAUSTED); LMDB's copy of that failure must not end keepd.
+  surviveLmdbWriteFailures((e) => log.warn({ err: e.message }, 'index write failed'));
   const repo = await Repository.open(o.data, { clock });
   const scope = new DedupScopeIndex(repo);
   const sessions = new SessionManager(repo, scope, clock);
@@ -118,6 +124,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   m.gauge('keep_sessions_open', 'Writer sessions open', () => sessions.count);
   m.gauge('keep_snapshots', 'Snapshots in the repository', () => repo.snapshots().length);
   m.gauge('keep_blobs', 'Blobs in the index', () => repo.blobCount());
+  space.register(m);
 
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
@@ -133,6 +140,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       log,
       metrics,
       replicas,
+      space,
       syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
     }));
   const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();

@@ -1,4 +1,4 @@
-import { exitCodeFor, KeepError } from '@keep/core';
+import { exitCodeFor, KeepError, surviveLmdbWriteFailures } from '@keep/core';
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
@@ -55,6 +55,9 @@ async function main(argv: string[]): Promise<void> {
   if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keep help)`);
   await cmd(rest);
 }
+
+// An embedded repository's index write that failed for a full disk is reported by the command that made it.
+surviveLmdbWriteFailures(() => undefined);
 
 main(process.argv.slice(2)).then(
   () => {

@@ -175,8 +175,9 @@ export function fromGrpcError(e: unknown, address = 'unknown address'): KeepErro
       return new KeepError('ALREADY_EXISTS', details);
     case grpc.status.INVALID_ARGUMENT:
     case grpc.status.OUT_OF_RANGE:
-    case grpc.status.RESOURCE_EXHAUSTED:
       return new KeepError('INVALID_ARGUMENT', details);
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return new KeepError('RESOURCE_EXHAUSTED', details);
     case grpc.status.DATA_LOSS:
       return new KeepError('CORRUPT', details);
     case grpc.status.FAILED_PRECONDITION:

@@ -13,6 +13,8 @@ export type KeepErrorCode =
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
   | 'UNAVAILABLE'
+  /** the repository's disk is full (or below keepd's free-space reserve) */
+  | 'RESOURCE_EXHAUSTED'
   | 'INTERNAL';
 
 export class KeepError extends Error {

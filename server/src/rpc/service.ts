@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, parseKeyFile, Repository, Snapshot as CoreSnapshot, storageFailure, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -30,6 +30,7 @@ import { Session, SessionManager } from '../sessions.js';
 import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from './read-blobs-message.js';
 import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
 import { toStatus } from './status.js';
+import type { StorageSpace } from '../storage-space.js';
 
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
 export const MAX_IDS_PER_REQUEST = 4096;
@@ -73,6 +74,8 @@ export interface ServiceDeps {
   clock: Clock;
   log: Logger;
   metrics: ReturnType<typeof serverMetrics>;
+  /** the data directory's free space: new sessions are refused below its reserve */
+  space?: StorageSpace;
 }
 
 function bearer(md: Metadata): string | undefined {
@@ -117,7 +120,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         done(method, p, started, Status.OK);
         cb(null, res);
       } catch (e) {
-        const s = toStatus(e);
+        const s = toStatus(await storageFailure(e, d.repo.dir));
         done(method, p, started, s.code, s.details);
         cb(s);
       }
@@ -161,6 +164,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     openSession: unary('OpenSession', async (req: { source: string; host: string; parent: string }, p) => {
       requireRole(p, 'agent', 'admin');
       if (!canUseSource(p, req.source)) throw new KeepError('PERMISSION_DENIED', `this token may not back up source ${req.source}`);
+      d.space?.requireReserve();
       const s = await d.sessions.start(p, req.source, req.host, req.parent);
       d.log.info({ session: s.id, source: s.source, host: s.host, principal: p.tokenId }, 'session opened');
       return create(OpenSessionResponseSchema, { sessionId: s.id, leaseExpiresMs: BigInt(s.leaseUntil) });
@@ -213,7 +217,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
             // (what arrived is stored whether or not the ack gets through)
             await writeOrWait(call, create(UploadResponseSchema, { id: req.id, ...ack }));
           } catch (e) {
-            fail(e);
+            fail(await storageFailure(e, d.repo.dir));
           }
         });
       });
@@ -309,7 +313,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       } catch (e) {
         // Blobs gathered before a missing or damaged one are sent before the error.
         await flush().catch(() => undefined);
-        const s = toStatus(e);
+        const s = toStatus(await storageFailure(e, d.repo.dir));
         done('ReadBlobs', p, started, s.code, s.details);
         call.emit('error', s);
       }
