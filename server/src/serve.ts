@@ -1,20 +1,22 @@
 import fs from 'node:fs';
 import type http from 'node:http';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
 import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, processClock, surviveLmdbWriteFailures } from '@keep/core';
 import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 import { createLogger, Logger } from './log.js';
 import { Metrics, serverMetrics } from './metrics.js';
-import { repositoryService } from './rpc/service.js';
+import { bearer, repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
 import { SyncReport, syncFrom } from './sync/pull.js';
 import { ReplicaRegistry } from './replicas.js';
 import { reportHoldings, upstreamToken } from './sync/run.js';
 import { Upstream } from './sync/upstream.js';
 
-import { DEFAULT_MIN_FREE, MAX_MESSAGE_BYTES } from './limits.js';
+import { CONNECTION_IDLE_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE, MAX_CONCURRENT_STREAMS, MAX_MESSAGE_BYTES, PREAUTH_TIMEOUT_MS } from './limits.js';
+import { authFirst } from './net/auth-first.js';
+import { ConnectionGate, connectionCap } from './net/connection-limits.js';
 import { parseMinFree, StorageSpace } from './storage-space.js';
 
 export interface ServeOptions {
@@ -38,6 +40,8 @@ export interface ServeOptions {
   syncTiers?: string[] | 'all';
   /** free space kept on the data directory's file system (SIZE or PERCENT%): new sessions are refused below it */
   minFree?: string;
+  /** connections held at once (default DEFAULT_MAX_CONNECTIONS; never more than the open-file limit allows) */
+  maxConnections?: number;
 }
 
 export interface RunningServer {
@@ -126,10 +130,23 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   m.gauge('keep_blobs', 'Blobs in the index', () => repo.blobCount());
   space.register(m);
 
+  const maxConnections = connectionCap(o.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+  const dropped = m.counter('keep_connections_dropped_total', 'Connections closed by a limit: cap (too many open) or preauth (no authenticated call in time)');
+  const gate = new ConnectionGate({ maxConnections, preauthTimeoutMs: PREAUTH_TIMEOUT_MS, onDrop: (reason) => dropped({ reason }) }, (socket) => injector.injectConnection(socket));
+  m.gauge('keep_connections_open', 'TCP connections open to keepd', () => gate.count);
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
+    'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
+    interceptors: [
+      authFirst(
+        (md) => tokens.authenticate(bearer(md)),
+        (peer) => gate.authenticated(peer),
+        (method, code) => metrics.rpc({ method, code: Status[code] }),
+      ),
+    ],
   });
   server.addService(grpcServiceDefinition(RepositoryService), repositoryService({
       repo,
@@ -144,9 +161,11 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
     }));
   const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, creds, (err, p) => (err ? reject(new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`)) : resolve(p))),
-  );
+  // keepd's own listener in front of grpc-js: it counts and limits connections (net/connection-limits.ts).
+  const injector = server.createConnectionInjector(creds);
+  const bound = await gate.listen(host, port).catch((err: Error) => {
+    throw new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`);
+  });
 
   let metricsServer: http.Server | undefined;
   let metricsPort: number | undefined;
@@ -158,7 +177,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const stopReplication = o.upstream ? replicate(repo, o.upstream, o.syncIntervalS ?? 60, clock, log, m) : undefined;
   const sweeper = setInterval(() => void sessions.sweep().catch((e) => log.error({ err: e }, 'session sweep failed')), SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
-  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data }, 'listening');
+  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data, max_connections: maxConnections }, 'listening');
 
   let stopping: Promise<void> | undefined;
   return {
@@ -170,6 +189,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         await stopReplication?.();
         replicas.commits.emit('shutdown');
         log.info({}, 'draining');
+        gate.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();

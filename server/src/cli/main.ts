@@ -18,6 +18,7 @@ usage: keepd COMMAND --data DIR [options]
         [--upstream grpc(s)://HOST:PORT --sync-interval S]   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
         [--sync-replicas N [--sync-timeout S] [--sync-all]]  a primary whose critical-tier (or all) commits wait for N replicas
         [--min-free SIZE|PCT%]        refuse new backups below this much free space (default 2%)
+        [--max-connections N]         connections held at once (default 4096, below the open-file limit)
                                       serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
   token create --data DIR --role agent|admin|replica [--source NAME]... [--dedup source|repository]
   token list --data DIR | token revoke ID --data DIR
@@ -65,7 +66,9 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' } });
+    const maxConnections = a['max-connections'] === undefined ? undefined : Number(a['max-connections']);
+    if (maxConnections !== undefined && !(Number.isInteger(maxConnections) && maxConnections > 0)) throw new KeepError('INVALID_ARGUMENT', '--max-connections takes a count (> 0)');
     const syncReplicas = a['sync-replicas'] === undefined ? 0 : Number(a['sync-replicas']);
     const syncTimeout = a['sync-timeout'] === undefined ? 60 : Number(a['sync-timeout']);
     if (!Number.isInteger(syncReplicas) || syncReplicas < 0 || !(syncTimeout > 0)) throw new KeepError('INVALID_ARGUMENT', '--sync-replicas takes a count, --sync-timeout seconds');
@@ -83,6 +86,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       syncTimeoutS: syncTimeout,
       syncTiers: a['sync-all'] ? 'all' : ['critical'],
       minFree: a['min-free'] as string | undefined,
+      maxConnections,
     });
     await new Promise<void>((resolve) => {
       const stop = () => void server.shutdown().then(resolve);

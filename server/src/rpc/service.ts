@@ -78,7 +78,7 @@ export interface ServiceDeps {
   space?: StorageSpace;
 }
 
-function bearer(md: Metadata): string | undefined {
+export function bearer(md: Metadata): string | undefined {
   const v = md.get('authorization')[0];
   return typeof v === 'string' && v.startsWith('Bearer ') ? v.slice(7).trim() : undefined;
 }
