@@ -17,6 +17,14 @@ export function connectionCap(configured: number, files = openFileLimit()): numb
   return files === undefined ? configured : Math.max(1, Math.min(configured, files - OPEN_FILES_RESERVE));
 }
 
+/**
+ * Close a connection now. Once grpc-js's HTTP/2 session has taken the socket
+ * over, destroy() leaves the connection open (Node 20); a reset closes it.
+ */
+function drop(socket: net.Socket): void {
+  socket.resetAndDestroy();
+}
+
 interface Conn {
   socket: net.Socket;
   authenticated: boolean;
@@ -54,13 +62,13 @@ export class ConnectionGate {
       const peer = `${socket.remoteAddress}:${socket.remotePort}`;
       if (this.conns.size >= this.o.maxConnections && !this.evictOne()) {
         this.o.onDrop?.('cap');
-        socket.destroy();
+        drop(socket);
         return;
       }
       const c: Conn = { socket, authenticated: false };
       c.timer = setTimeout(() => {
         this.o.onDrop?.('preauth');
-        socket.destroy();
+        drop(socket);
       }, this.o.preauthTimeoutMs);
       c.timer.unref();
       this.conns.set(peer, c);
@@ -83,7 +91,7 @@ export class ConnectionGate {
       this.conns.delete(peer);
       clearTimeout(c.timer);
       this.o.onDrop?.('cap');
-      c.socket.destroy();
+      drop(c.socket);
       return true;
     }
     return false;
@@ -110,6 +118,6 @@ export class ConnectionGate {
   /** Stop accepting; connections that never authenticated go now (grpc-js drains the others). */
   close(): void {
     this.server.close();
-    for (const c of this.conns.values()) if (!c.authenticated) c.socket.destroy();
+    for (const c of this.conns.values()) if (!c.authenticated) drop(c.socket);
   }
 }
