@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type http from 'node:http';
 import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
-import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, processClock, surviveLmdbWriteFailures } from '@keep/core';
+import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures } from '@keep/core';
 import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
 import { DedupScopeIndex } from './dedup-scope.js';
@@ -12,7 +12,7 @@ import { SessionManager } from './sessions.js';
 import { SyncReport, syncFrom } from './sync/pull.js';
 import { ReplicaRegistry } from './replicas.js';
 import { reportHoldings, upstreamToken } from './sync/run.js';
-import { Upstream } from './sync/upstream.js';
+import { parseUpstream, Upstream } from './sync/upstream.js';
 
 import { CONNECTION_IDLE_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE, MAX_CONCURRENT_STREAMS, MAX_MESSAGE_BYTES, PREAUTH_TIMEOUT_MS } from './limits.js';
 import { authFirst } from './net/auth-first.js';
@@ -62,7 +62,7 @@ export function splitHostPort(s: string, what: string): { host: string; port: nu
  * pull at a time); lag and bytes are metrics, and `keepd status` shows them.
  */
 function replicate(repo: Repository, upstream: string, intervalS: number, clock: Clock, log: Logger, m: Metrics): () => Promise<void> {
-  const up = new Upstream(upstream, upstreamToken(), process.env.KEEP_CA);
+  const up = new Upstream(upstream, upstreamToken(), process.env.KEEP_CA, insecureFromEnv());
   const bytes = m.counter('keep_replication_bytes_total', 'Stored bytes pulled from the upstream');
   let last: SyncReport | undefined;
   m.gauge('keep_replication_lag_seconds', 'Seconds the newest local snapshot is behind the upstream newest', () => last?.lag_s ?? -1);
@@ -115,6 +115,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const { host, port } = splitHostPort(o.listen, '--listen');
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
 
+  if (o.upstream) parseUpstream(o.upstream, insecureFromEnv()); // refused before anything starts
   const space = new StorageSpace(o.data, parseMinFree(o.minFree ?? DEFAULT_MIN_FREE));
   // A full disk fails the write that hit it (RESOURCE_EXHAUSTED); LMDB's copy of that failure must not end keepd.
   surviveLmdbWriteFailures((e) => log.warn({ err: e.message }, 'index write failed'));

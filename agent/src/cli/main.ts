@@ -29,7 +29,7 @@ usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE f
   key add|list|remove ID|passwd   manage passphrases (new one from KEEP_NEW_PASSWORD)
   pg backup|wal-push|wal-fetch|restore|config|info   PostgreSQL point-in-time recovery (keep pg help)
 
-every command takes --json (one JSON document on stdout)`;
+every command takes --json (one JSON document on stdout); --insecure (KEEP_INSECURE=1) allows plaintext grpc:// to a host that is not loopback`;
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   init: initCommand,
@@ -46,6 +46,11 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
 
 async function main(argv: string[]): Promise<void> {
   mark('main');
+  // --insecure, anywhere on the line: plaintext grpc:// to a host that is not loopback (as KEEP_INSECURE=1).
+  if (argv.includes('--insecure')) {
+    process.env.KEEP_INSECURE = '1';
+    argv = argv.filter((a) => a !== '--insecure');
+  }
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     console.log(USAGE);

@@ -28,6 +28,7 @@ usage: keepd COMMAND --data DIR [options]
          [--tier critical|high|standard|lower] [--dry-run] [--prune]     retention per source (restic's rules)
   prune --data DIR [--dry-run] [--repack-below 0.5]   collect garbage and repack; backups keep running
   sync --data DIR --from grpc(s)://HOST:PORT [--source N]   pull missing snapshots (KEEP_TOKEN: a replica token)
+        plaintext grpc:// only to loopback, unless --insecure (KEEP_INSECURE=1); also for serve --upstream
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
   rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
@@ -66,7 +67,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' } });
+    if (a.insecure) process.env.KEEP_INSECURE = '1';
     const maxConnections = a['max-connections'] === undefined ? undefined : Number(a['max-connections']);
     if (maxConnections !== undefined && !(Number.isInteger(maxConnections) && maxConnections > 0)) throw new KeepError('INVALID_ARGUMENT', '--max-connections takes a count (> 0)');
     const syncReplicas = a['sync-replicas'] === undefined ? 0 : Number(a['sync-replicas']);
@@ -172,7 +174,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     );
   },
   async sync(argv) {
-    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' } });
+    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' }, insecure: { type: 'boolean' } });
+    if (a.insecure) process.env.KEEP_INSECURE = '1';
     if (typeof a.from !== 'string') throw new KeepError('INVALID_ARGUMENT', 'keepd sync needs --from grpc://HOST:PORT (token from KEEP_TOKEN, CA from KEEP_CA)');
     const r = await runSync(a.data, a.from, a.source as string | undefined);
     out(a.json, r, () => {
