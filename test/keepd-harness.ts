@@ -145,6 +145,8 @@ export interface ServeOptions {
   env?: Record<string, string | undefined>;
   /** more `keepd serve` flags (--upstream, --sync-replicas, ...) */
   args?: string[];
+  /** start keepd with this soft open-file limit (`ulimit -S -n`) */
+  softOpenFiles?: number;
 }
 
 const running = new Set<Keepd>();
@@ -164,7 +166,8 @@ export function startKeepd(data: string, opts: ServeOptions = {}): Promise<Keepd
   if (opts.tls) args.push('--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key);
   if (opts.metrics) args.push('--metrics', '127.0.0.1:0');
   args.push(...(opts.args ?? []));
-  const child = spawn(KEEPD_BIN, args, { env: cleanEnv(opts.env), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [bin, argv] = opts.softOpenFiles ? ['/bin/sh', ['-c', `ulimit -S -n ${opts.softOpenFiles} && exec "$0" "$@"`, KEEPD_BIN, ...args]] : [KEEPD_BIN, args];
+  const child = spawn(bin, argv, { env: cleanEnv(opts.env), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   let exit: ExitInfo | undefined;

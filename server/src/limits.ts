@@ -1,5 +1,57 @@
-/** Largest gRPC message either way: a max-size blob plus framing, with room for big tree nodes. */
-export const MAX_MESSAGE_BYTES = 160 * 1024 * 1024;
+import { MAX_BLOB_SIZE } from '@keep/core';
+
+/**
+ * Largest gRPC message either way: a max-size blob (a chunk, or the tree node
+ * of a very large directory) plus the Upload or ReadBlobs framing around it.
+ * grpc-js buffers a whole message before the handler sees it, so this is what
+ * one call can make keepd hold; calls without a valid token are refused from
+ * their headers, before any message is read (net/auth-first.ts).
+ */
+export const MAX_MESSAGE_BYTES = MAX_BLOB_SIZE + 64 * 1024;
+
+/**
+ * Free space keepd keeps on its data directory's file system by default
+ * (`keepd serve --min-free SIZE|PERCENT`): below it, OpenSession is refused
+ * with RESOURCE_EXHAUSTED. Failure bounded: backups started on a disk that is
+ * all but full, each failing part-way and leaving more partial packs; the
+ * reserve is what sessions already running, prune and the index still need.
+ */
+export const DEFAULT_MIN_FREE = '2%';
+
+/**
+ * Connections keepd holds at once (`keepd serve --max-connections N`), and at
+ * most its open-file limit less OPEN_FILES_RESERVE. Attack bounded: a flood
+ * of idle TCP connections using up keepd's descriptors, so that accept()
+ * fails for a real agent ("cannot reach keepd"). At the cap, the oldest
+ * connection that has not yet made an authenticated call is closed for the
+ * new one: a flood cannot keep an agent out, only make it race.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+
+/** Descriptors kept for everything but connections: packs being read and written, LMDB, logs, the metrics socket. */
+export const OPEN_FILES_RESERVE = 256;
+
+/**
+ * How long a connection may stay open without an authenticated call.
+ * Attack bounded: connections (raw TCP, TLS handshakes left hanging, HTTP/2
+ * sessions with no valid token) held open to use up the connection cap.
+ * A real client sends its first call at once.
+ */
+export const PREAUTH_TIMEOUT_MS = 10_000;
+
+/**
+ * An authenticated connection with no call for this long is closed (HTTP/2
+ * GOAWAY; clients reconnect when they next call). Bounds connections left
+ * behind by clients that went away without closing them.
+ */
+export const CONNECTION_IDLE_MS = 15 * 60 * 1000;
+
+/**
+ * Concurrent calls on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+ * Attack bounded: one connection opening thousands of streams, each with its
+ * receive window of buffered bytes. An agent uses a few.
+ */
+export const MAX_CONCURRENT_STREAMS = 64;
 
 /** How often a serving replica looks for `keepd promote` (another process) to stop following its upstream. */
 export const ROLE_CHECK_INTERVAL_MS = 1000;

@@ -1,21 +1,24 @@
 import fs from 'node:fs';
 import type http from 'node:http';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, processClock } from '@keep/core';
+import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
+import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures } from '@keep/core';
 import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 import { createLogger, Logger } from './log.js';
 import { Metrics, serverMetrics } from './metrics.js';
-import { repositoryService } from './rpc/service.js';
+import { bearer, repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
 import { SyncReport, syncFrom } from './sync/pull.js';
 import { ReplicaRegistry } from './replicas.js';
 import { reportHoldings, upstreamToken } from './sync/run.js';
-import { Upstream } from './sync/upstream.js';
+import { parseUpstream, Upstream } from './sync/upstream.js';
 
-import { MAX_MESSAGE_BYTES, ROLE_CHECK_INTERVAL_MS } from './limits.js';
 import { markReplica, readOnlyReason, readRole } from './role.js';
+import { CONNECTION_IDLE_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE, MAX_CONCURRENT_STREAMS, MAX_MESSAGE_BYTES, PREAUTH_TIMEOUT_MS, ROLE_CHECK_INTERVAL_MS } from './limits.js';
+import { authFirst } from './net/auth-first.js';
+import { ConnectionGate, connectionCap } from './net/connection-limits.js';
+import { parseMinFree, StorageSpace } from './storage-space.js';
 
 export interface ServeOptions {
   data: string;
@@ -38,6 +41,10 @@ export interface ServeOptions {
   syncTiers?: string[] | 'all';
   /** how often sessions are swept (default SESSION_SWEEP_INTERVAL_MS; tests shorten it) */
   sweepIntervalMs?: number;
+  /** free space kept on the data directory's file system (SIZE or PERCENT%): new sessions are refused below it */
+  minFree?: string;
+  /** connections held at once (default DEFAULT_MAX_CONNECTIONS; never more than the open-file limit allows) */
+  maxConnections?: number;
 }
 
 export interface RunningServer {
@@ -58,7 +65,7 @@ export function splitHostPort(s: string, what: string): { host: string; port: nu
  * pull at a time); lag and bytes are metrics, and `keepd status` shows them.
  */
 function replicate(repo: Repository, upstream: string, intervalS: number, clock: Clock, log: Logger, m: Metrics): () => Promise<void> {
-  const up = new Upstream(upstream, upstreamToken(), process.env.KEEP_CA);
+  const up = new Upstream(upstream, upstreamToken(), process.env.KEEP_CA, insecureFromEnv());
   const bytes = m.counter('keep_replication_bytes_total', 'Stored bytes pulled from the upstream');
   let last: SyncReport | undefined;
   m.gauge('keep_replication_lag_seconds', 'Seconds the newest local snapshot is behind the upstream newest', () => last?.lag_s ?? -1);
@@ -113,6 +120,10 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const { host, port } = splitHostPort(o.listen, '--listen');
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
 
+  if (o.upstream) parseUpstream(o.upstream, insecureFromEnv()); // refused before anything starts
+  const space = new StorageSpace(o.data, parseMinFree(o.minFree ?? DEFAULT_MIN_FREE));
+  // A full disk fails the write that hit it (RESOURCE_EXHAUSTED); LMDB's copy of that failure must not end keepd.
+  surviveLmdbWriteFailures((e) => log.warn({ err: e.message }, 'index write failed'));
   const repo = await Repository.open(o.data, { clock });
   if (o.upstream) {
     try {
@@ -131,11 +142,25 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   m.gauge('keep_sessions_open', 'Writer sessions open', () => sessions.count);
   m.gauge('keep_snapshots', 'Snapshots in the repository', () => repo.snapshots().length);
   m.gauge('keep_blobs', 'Blobs in the index', () => repo.blobCount());
+  space.register(m);
 
+  const maxConnections = connectionCap(o.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+  const dropped = m.counter('keep_connections_dropped_total', 'Connections closed by a limit: cap (too many open) or preauth (no authenticated call in time)');
+  const gate = new ConnectionGate({ maxConnections, preauthTimeoutMs: PREAUTH_TIMEOUT_MS, onDrop: (reason) => dropped({ reason }) }, (socket) => injector.injectConnection(socket));
+  m.gauge('keep_connections_open', 'TCP connections open to keepd', () => gate.count);
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
+    'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
+    interceptors: [
+      authFirst(
+        (md) => tokens.authenticate(bearer(md)),
+        (peer) => gate.authenticated(peer),
+        (method, code) => metrics.rpc({ method, code: Status[code] }),
+      ),
+    ],
   });
   server.addService(grpcServiceDefinition(RepositoryService), repositoryService({
       repo,
@@ -146,13 +171,16 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       log,
       metrics,
       replicas,
+      space,
       syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
       readOnly: () => readOnlyReason(o.data),
     }));
   const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, creds, (err, p) => (err ? reject(new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`)) : resolve(p))),
-  );
+  // keepd's own listener in front of grpc-js: it counts and limits connections (net/connection-limits.ts).
+  const injector = server.createConnectionInjector(creds);
+  const bound = await gate.listen(host, port).catch((err: Error) => {
+    throw new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`);
+  });
 
   let metricsServer: http.Server | undefined;
   let metricsPort: number | undefined;
@@ -175,7 +203,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   // The sweep also ends sessions past MAX_SESSION_AGE_MS and those of tokens revoked since (`keepd token revoke` is another process).
   const sweeper = setInterval(() => void sessions.sweep((id) => tokens.isRevoked(id)).catch((e) => log.error({ err: e }, 'session sweep failed')), o.sweepIntervalMs ?? SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
-  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data }, 'listening');
+  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data, max_connections: maxConnections }, 'listening');
 
   let stopping: Promise<void> | undefined;
   return {
@@ -188,6 +216,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         await stopReplication?.();
         replicas.commits.emit('shutdown');
         log.info({}, 'draining');
+        gate.close();
         await new Promise<void>((resolve) => {
           const force = setTimeout(() => {
             server.forceShutdown();

@@ -1,4 +1,4 @@
-import { EXIT, exitCodeFor, exitOnInterrupt, KeepError } from '@keep/core';
+import { EXIT, exitCodeFor, exitOnInterrupt, KeepError, surviveLmdbWriteFailures } from '@keep/core';
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
@@ -29,7 +29,7 @@ usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE f
   key add|list|remove ID|passwd   manage passphrases (new one from KEEP_NEW_PASSWORD)
   pg backup|wal-push|wal-fetch|restore|config|info   PostgreSQL point-in-time recovery (keep pg help)
 
-every command takes --json (one JSON document on stdout)
+every command takes --json (one JSON document on stdout); --insecure (KEEP_INSECURE=1) allows plaintext grpc:// to a host that is not loopback
 
 exit codes: 0 ok, 1 fatal error, 2 bad usage, 3 backup saved but some entries could not be read
 (listed as warnings), 4 damage found (check, restore), 10 no repository, 11 repository locked,
@@ -52,6 +52,11 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
 async function main(argv: string[]): Promise<void | number> {
   mark('main');
   exitOnInterrupt('keep');
+  // --insecure, anywhere on the line: plaintext grpc:// to a host that is not loopback (as KEEP_INSECURE=1).
+  if (argv.includes('--insecure')) {
+    process.env.KEEP_INSECURE = '1';
+    argv = argv.filter((a) => a !== '--insecure');
+  }
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     console.log(USAGE);
@@ -61,6 +66,9 @@ async function main(argv: string[]): Promise<void | number> {
   if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keep help)`);
   return cmd(rest);
 }
+
+// An embedded repository's index write that failed for a full disk is reported by the command that made it.
+surviveLmdbWriteFailures(() => undefined);
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -1,4 +1,4 @@
-import { BlobWriter, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, SealedBlob, Snapshot } from '@keep/core';
+import { BlobWriter, storageFailure, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, SealedBlob, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -36,7 +36,7 @@ export class LocalConnection implements RepoConnection {
     const id = randomId();
     const now = this.repo.clock.now();
     // Registered like keepd's sessions, so a prune running meanwhile (another process) protects this backup.
-    await this.repo.registerSession(id, { source: opts.source, host: opts.host, parent: opts.parent, started: now, leaseUntil: now + SESSION_LEASE_MS });
+    await this.repo.registerSession(id, { source: opts.source, host: opts.host, parent: opts.parent, started: now, leaseUntil: now + SESSION_LEASE_MS }).catch(reported(this.repo));
     return new LocalSession(this.repo, this.repo.openWriter(), id, now + SESSION_LEASE_MS);
   }
 
@@ -59,6 +59,17 @@ export class LocalConnection implements RepoConnection {
   close(): Promise<void> {
     return this.repo.close();
   }
+}
+
+/**
+ * A write to the repository failed: a full disk (or an LMDB commit that
+ * failed for it) is a repository error with one clear message, never taken
+ * for an error reading the files being backed up.
+ */
+function reported(repo: Repository): (e: unknown) => Promise<never> {
+  return async (e) => {
+    throw await storageFailure(e, repo.dir);
+  };
 }
 
 class LocalSession implements BackupSession {
@@ -94,24 +105,30 @@ class LocalSession implements BackupSession {
         b.release?.();
       }
       return added;
-    });
+    }).catch(reported(this.repo));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
   async commit(s: NewSnapshot): Promise<Snapshot> {
     await this.chain;
-    await this.writer.flush();
     try {
+      await this.writer.flush();
       return await this.repo.commitSnapshot(s);
+    } catch (e) {
+      return reported(this.repo)(e);
     } finally {
-      await this.repo.endSession(this.id);
+      await this.repo.endSession(this.id).catch(() => undefined);
     }
   }
 
   async abort(): Promise<void> {
     await this.chain.catch(() => undefined);
-    await this.writer.flush();
-    await this.repo.endSession(this.id);
+    try {
+      await this.writer.flush();
+      await this.repo.endSession(this.id);
+    } catch (e) {
+      await reported(this.repo)(e);
+    }
   }
 }

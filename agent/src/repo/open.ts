@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { Chunking, chunkingFor, deriveKek, deriveKeys, KeepError, openMasterKeyAsync, RepoConfig, RepoKeys } from '@keep/core';
+import { Chunking, chunkingFor, deriveKek, deriveKeys, insecureFromEnv, KeepError, openMasterKeyAsync, RepoConfig, RepoKeys } from '@keep/core';
 import type { RepoConnection } from './connection.js';
 import { rememberKdfParams, takeEarlyKek } from './early-kek.js';
 import { LocalConnection } from './local.js';
@@ -34,7 +34,7 @@ export function isRemote(location: string): boolean {
  */
 export async function connect(location: string, env: NodeJS.ProcessEnv = process.env, intent: Intent = {}): Promise<RepoConnection> {
   if (location.includes(',')) return failover(location.split(',').map((l) => l.trim()).filter(Boolean), env, intent);
-  if (isRemote(location)) return new RemoteConnection(location, { token: readToken(env), caFile: env.KEEP_CA || undefined });
+  if (isRemote(location)) return new RemoteConnection(location, { token: readToken(env), caFile: env.KEEP_CA || undefined, insecure: insecureFromEnv(env) });
   return LocalConnection.open(location);
 }
 

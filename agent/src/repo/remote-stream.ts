@@ -149,13 +149,22 @@ export class StreamCall extends EventEmitter {
     let status: CallStatus | undefined;
     const fromHeaders = (h: http2.IncomingHttpHeaders): CallStatus | undefined =>
       h['grpc-status'] === undefined ? undefined : { code: Number(h['grpc-status']), details: decodeMessage(h['grpc-message']) };
+    // A failure status is final even while this side still sends: keepd stopped reading, so waiting for the
+    // stream to close (our side ending) would wait for a drain that never comes.
+    const failed = () => {
+      if (!status || status.code === grpc.status.OK) return;
+      this.finish(status);
+      req.close(http2.constants.NGHTTP2_CANCEL);
+    };
     req.on('response', (h) => {
       const http = Number(h[':status']);
       // A trailers-only response carries the status in its headers.
       status = fromHeaders(h) ?? (http !== 200 ? { code: httpStatusCode(http), details: `keepd answered HTTP ${http}` } : undefined);
+      failed();
     });
     req.on('trailers', (h) => {
       status = fromHeaders(h) ?? status;
+      failed();
     });
     req.on('data', (chunk: Buffer) => {
       if (this.done) return;

@@ -12,6 +12,7 @@ import {
   NewSnapshot,
   parseKeyFile,
   parseRepoConfig,
+  requireSafeTransport,
   RepoConfig,
   SealedBlob,
   Snapshot,
@@ -118,11 +119,12 @@ export interface RemoteLocation {
   address: string;
 }
 
-export function parseRemoteLocation(location: string): RemoteLocation {
+export function parseRemoteLocation(location: string, insecure = false): RemoteLocation {
   const m = /^(grpcs?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(location);
   if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
     throw new KeepError('INVALID_ARGUMENT', `not a keepd address: ${location} (use grpc://host:port or grpcs://host:port)`);
   }
+  requireSafeTransport(m[1], m[2], insecure);
   return { secure: m[1] === 'grpcs', address: `${m[2]}:${m[3]}` };
 }
 
@@ -151,6 +153,8 @@ export interface RemoteOptions {
   token?: string;
   /** PEM CA certificate file to trust for grpcs:// (default: Node's bundled roots). */
   caFile?: string;
+  /** allow plaintext grpc:// to a host that is not loopback (--insecure, KEEP_INSECURE=1) */
+  insecure?: boolean;
 }
 
 /**
@@ -175,8 +179,9 @@ export function fromGrpcError(e: unknown, address = 'unknown address'): KeepErro
       return new KeepError('ALREADY_EXISTS', details);
     case grpc.status.INVALID_ARGUMENT:
     case grpc.status.OUT_OF_RANGE:
-    case grpc.status.RESOURCE_EXHAUSTED:
       return new KeepError('INVALID_ARGUMENT', details);
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return new KeepError('RESOURCE_EXHAUSTED', details);
     case grpc.status.DATA_LOSS:
       return new KeepError('CORRUPT', details);
     case grpc.status.FAILED_PRECONDITION:
@@ -283,7 +288,7 @@ export class RemoteConnection implements RepoConnection {
     readonly location: string,
     opts: RemoteOptions = {},
   ) {
-    const loc = parseRemoteLocation(location);
+    const loc = parseRemoteLocation(location, opts.insecure);
     this.address = loc.address;
     this.secure = loc.secure;
     if (opts.token !== undefined && !/^[\x21-\x7e]+$/.test(opts.token)) {

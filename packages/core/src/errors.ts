@@ -15,6 +15,8 @@ export type KeepErrorCode =
   | 'UNAVAILABLE'
   /** another process holds the lock the command needs */
   | 'LOCKED'
+  /** the repository's disk is full (or below keepd's free-space reserve) */
+  | 'RESOURCE_EXHAUSTED'
   | 'INTERNAL';
 
 export class KeepError extends Error {

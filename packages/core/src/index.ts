@@ -25,4 +25,6 @@ export * from './parallel/seal-pool.js';
 export { garbagePacer } from './parallel/worker-gc.js';
 export * from './tiers.js';
 export * from './margins.js';
+export * from './storage-space.js';
+export * from './transport.js';
 export * from './gc/prune.js';

@@ -61,3 +61,15 @@ export const ORPHAN_PACK_MIN_AGE_MS = GC_GRACE_MS;
  * must not erase the records of sessions that are still alive.
  */
 export const STALE_SESSION_RECORD_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Free bytes a pack writer leaves on the repository's file system: a blob
+ * that would go below this is refused (RESOURCE_EXHAUSTED) before a byte is
+ * written. Failure prevented: packs filling the disk to the last byte, so the
+ * index commits that follow (LMDB pages, the snapshot file, session records)
+ * fail with ENOSPC half-way instead of the upload failing cleanly.
+ */
+export const PACK_SPACE_FLOOR_BYTES = 2 * 1024 * 1024;
+
+/** A pack writer asks the file system for its free space again after writing this much (other writers share the disk). */
+export const SPACE_RECHECK_BYTES = 8 * 1024 * 1024;

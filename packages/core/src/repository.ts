@@ -19,6 +19,7 @@ import { BlobSpan, PackHandles, readBlobRun, readStoredAt, readTrailer, StoredBy
 import { PackWriter, packPath } from './pack/writer.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import { atomicWrite, randomId } from './fsutil.js';
+import { storageFailure } from './storage-space.js';
 
 /**
  * Repository directory layout (the server's --data DIR, or an embedded KEEP_REPO):
@@ -816,7 +817,13 @@ export class BlobWriter {
     const p = this.pack;
     if (!p) return;
     this.pack = undefined;
-    const done = p.finish();
+    let done;
+    try {
+      done = p.finish();
+    } catch (e) {
+      this.pending.clear(); // the pack is discarded: its blobs are not stored after all
+      throw e;
+    }
     for (const e of done.entries) {
       const hex = toHex(e.id);
       this.pending.delete(hex);
@@ -826,6 +833,8 @@ export class BlobWriter {
     this.indexed = before.then(async () => {
       try {
         this.indexedElsewhere.push(...(await this.repo.indexPack(done.id, done.size, done.entries, this.owner)));
+      } catch (e) {
+        throw await storageFailure(e, this.repo.dir);
       } finally {
         for (const e of done.entries) this.indexing.delete(toHex(e.id));
       }

@@ -18,6 +18,8 @@ usage: keepd COMMAND --data DIR [options]
   serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F] [--metrics HOST:PORT]
         [--upstream grpc(s)://HOST:PORT --sync-interval S]   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
         [--sync-replicas N [--sync-timeout S] [--sync-all]]  a primary whose critical-tier (or all) commits wait for N replicas
+        [--min-free SIZE|PCT%]        refuse new backups below this much free space (default 2%)
+        [--max-connections N]         connections held at once (default 4096, below the open-file limit)
                                       serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
   token create --data DIR --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
                                       an agent token names its sources, or --all-sources for every source
@@ -28,6 +30,7 @@ usage: keepd COMMAND --data DIR [options]
          [--tier critical|high|standard|lower] [--dry-run] [--prune]     retention per source (restic's rules)
   prune --data DIR [--dry-run] [--repack-below 0.5]   collect garbage and repack; backups keep running
   sync --data DIR --from grpc(s)://HOST:PORT [--source N]   pull missing snapshots (KEEP_TOKEN: a replica token)
+        plaintext grpc:// only to loopback, unless --insecure (KEEP_INSECURE=1); also for serve --upstream
   promote --data DIR                  make a replica (read-only) a primary: it stops following its upstream
                                       and takes writes; recorded in DIR/role.json (a running keepd follows within a second)
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
@@ -71,7 +74,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' } });
+    if (a.insecure) process.env.KEEP_INSECURE = '1';
+    const maxConnections = a['max-connections'] === undefined ? undefined : Number(a['max-connections']);
+    if (maxConnections !== undefined && !(Number.isInteger(maxConnections) && maxConnections > 0)) throw new KeepError('INVALID_ARGUMENT', '--max-connections takes a count (> 0)');
     const syncReplicas = a['sync-replicas'] === undefined ? 0 : Number(a['sync-replicas']);
     const syncTimeout = a['sync-timeout'] === undefined ? 60 : Number(a['sync-timeout']);
     if (!Number.isInteger(syncReplicas) || syncReplicas < 0 || !(syncTimeout > 0)) throw new KeepError('INVALID_ARGUMENT', '--sync-replicas takes a count, --sync-timeout seconds');
@@ -88,6 +94,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       syncReplicas,
       syncTimeoutS: syncTimeout,
       syncTiers: a['sync-all'] ? 'all' : ['critical'],
+      minFree: a['min-free'] as string | undefined,
+      maxConnections,
     });
     await new Promise<void>((resolve) => {
       const stop = () => void server.shutdown().then(resolve);
@@ -177,7 +185,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     );
   },
   async sync(argv) {
-    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' } });
+    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' }, insecure: { type: 'boolean' } });
+    if (a.insecure) process.env.KEEP_INSECURE = '1';
     if (typeof a.from !== 'string') throw new KeepError('INVALID_ARGUMENT', 'keepd sync needs --from grpc://HOST:PORT (token from KEEP_TOKEN, CA from KEEP_CA)');
     const r = await runSync(a.data, a.from, a.source as string | undefined);
     out(a.json, r, () => {

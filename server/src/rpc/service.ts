@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, Repository, Snapshot as CoreSnapshot, toHex } from '@keep/core';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, Repository, Snapshot as CoreSnapshot, storageFailure, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -33,6 +33,7 @@ import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
 import { tokenToWire } from '../sync/tokens.js';
 import { admitKeyFile } from './key-rules.js';
 import { toStatus } from './status.js';
+import type { StorageSpace } from '../storage-space.js';
 
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
 export const MAX_IDS_PER_REQUEST = 4096;
@@ -78,9 +79,11 @@ export interface ServiceDeps {
   metrics: ReturnType<typeof serverMetrics>;
   /** why this keepd refuses writes (a replica not promoted: role.ts), or undefined */
   readOnly?: () => string | undefined;
+  /** the data directory's free space: new sessions are refused below its reserve */
+  space?: StorageSpace;
 }
 
-function bearer(md: Metadata): string | undefined {
+export function bearer(md: Metadata): string | undefined {
   const v = md.get('authorization')[0];
   return typeof v === 'string' && v.startsWith('Bearer ') ? v.slice(7).trim() : undefined;
 }
@@ -122,7 +125,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         done(method, p, started, Status.OK);
         cb(null, res);
       } catch (e) {
-        const s = toStatus(e);
+        const s = toStatus(await storageFailure(e, d.repo.dir));
         done(method, p, started, s.code, s.details);
         cb(s);
       }
@@ -173,6 +176,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       requireRole(p, 'agent', 'admin');
       if (!canUseSource(p, req.source)) throw new KeepError('PERMISSION_DENIED', `this token may not back up source ${req.source}`);
       writable();
+      d.space?.requireReserve();
       const s = await d.sessions.start(p, req.source, req.host, req.parent);
       d.log.info({ session: s.id, source: s.source, host: s.host, principal: p.tokenId }, 'session opened');
       return create(OpenSessionResponseSchema, { sessionId: s.id, leaseExpiresMs: BigInt(s.leaseUntil) });
@@ -226,7 +230,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
             // (what arrived is stored whether or not the ack gets through)
             await writeOrWait(call, create(UploadResponseSchema, { id: req.id, ...ack }));
           } catch (e) {
-            fail(e);
+            fail(await storageFailure(e, d.repo.dir));
           }
         });
       });
@@ -324,7 +328,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       } catch (e) {
         // Blobs gathered before a missing or damaged one are sent before the error.
         await flush().catch(() => undefined);
-        const s = toStatus(e);
+        const s = toStatus(await storageFailure(e, d.repo.dir));
         done('ReadBlobs', p, started, s.code, s.details);
         call.emit('error', s);
       }

@@ -13,6 +13,7 @@ const CODES: Record<KeepErrorCode, Status> = {
   UNAUTHENTICATED: Status.UNAUTHENTICATED,
   UNAVAILABLE: Status.UNAVAILABLE,
   LOCKED: Status.ABORTED,
+  RESOURCE_EXHAUSTED: Status.RESOURCE_EXHAUSTED,
   INTERNAL: Status.INTERNAL,
 };
 
@@ -24,7 +25,7 @@ export function toStatus(e: unknown): Partial<StatusObject> & { code: Status; de
 
 /** The other direction, for keepd's own client (sync): a status from another keepd as a KeepError. */
 export function fromStatus(code: Status, details: string): KeepError {
-  if (code === Status.RESOURCE_EXHAUSTED || code === Status.OUT_OF_RANGE) return new KeepError('INVALID_ARGUMENT', details);
+  if (code === Status.OUT_OF_RANGE) return new KeepError('INVALID_ARGUMENT', details);
   if (code === Status.DEADLINE_EXCEEDED) return new KeepError('UNAVAILABLE', details);
   for (const [k, v] of Object.entries(CODES) as [KeepErrorCode, Status][]) if (v === code && k !== 'WRONG_PASSWORD' && k !== 'NOT_A_REPOSITORY') return new KeepError(k, details);
   return new KeepError('INTERNAL', details);

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { atomicWrite, KeepError, parseRepoConfig, processClock, Repository } from '@keep/core';
+import { atomicWrite, insecureFromEnv, KeepError, parseRepoConfig, processClock, Repository } from '@keep/core';
 import { markReplica, readRole } from '../role.js';
 import { SyncReport, syncFrom } from './pull.js';
 import { Upstream } from './upstream.js';
@@ -39,7 +39,7 @@ export async function reportHoldings(repo: Repository, up: Upstream, synced: str
 
 /** `keepd sync`: open (or create, as a replica of `from`) the repository in `data` and pull once. */
 export async function runSync(data: string, from: string, source?: string, env: NodeJS.ProcessEnv = process.env): Promise<SyncReport> {
-  const up = new Upstream(from, upstreamToken(env), env.KEEP_CA);
+  const up = new Upstream(from, upstreamToken(env), env.KEEP_CA, insecureFromEnv(env));
   try {
     let repo: Repository;
     if (Repository.exists(data)) {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import { KeepError, KeyFile, parseKeyFile, parseRepoConfig, RepoConfig, Snapshot as CoreSnapshot } from '@keep/core';
+import { KeepError, KeyFile, parseKeyFile, parseRepoConfig, RepoConfig, requireSafeTransport, Snapshot as CoreSnapshot } from '@keep/core';
 import {
   GetConfigRequestSchema,
   GetConfigResponse,
@@ -26,6 +26,14 @@ import { MAX_MESSAGE_BYTES } from '../limits.js';
 
 const DEF = grpcServiceDefinition(RepositoryService);
 
+/** grpc(s)://HOST:PORT of an upstream keepd; plaintext only to loopback unless `insecure` (before any connection). */
+export function parseUpstream(location: string, insecure: boolean): { secure: boolean; address: string } {
+  const m = /^(grpcs?):\/\/((\[[^\]]+\]|[^:/]+):\d+)$/.exec(location);
+  if (!m) throw new KeepError('INVALID_ARGUMENT', `--from takes grpc://HOST:PORT or grpcs://HOST:PORT, not ${location}`);
+  requireSafeTransport(m[1], m[3], insecure);
+  return { secure: m[1] === 'grpcs', address: m[2] };
+}
+
 /**
  * The replica's view of its primary: a read-only gRPC client (a replica
  * token can do nothing else). Everything it receives is ciphertext.
@@ -38,11 +46,11 @@ export class Upstream {
     readonly location: string,
     private readonly token: string | undefined,
     caFile?: string,
+    insecure = false,
   ) {
-    const m = /^(grpcs?):\/\/(.+:\d+)$/.exec(location);
-    if (!m) throw new KeepError('INVALID_ARGUMENT', `--from takes grpc://HOST:PORT or grpcs://HOST:PORT, not ${location}`);
-    this.address = m[2];
-    const creds = m[1] === 'grpcs' ? grpc.credentials.createSsl(caFile ? fs.readFileSync(caFile) : null) : grpc.credentials.createInsecure();
+    const m = parseUpstream(location, insecure);
+    this.address = m.address;
+    const creds = m.secure ? grpc.credentials.createSsl(caFile ? fs.readFileSync(caFile) : null) : grpc.credentials.createInsecure();
     const Client = grpc.makeGenericClientConstructor(DEF, 'RepositoryService');
     this.client = new Client(this.address, creds, { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   }

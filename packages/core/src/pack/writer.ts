@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { storageHash } from '../ids.js';
+import { claimSpace, diskFull, isNoSpace } from '../storage-space.js';
 import { PACK_HEADER_SIZE, PACK_MAGIC, PACK_VERSION, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
 
 export function packPath(packsDir: string, packId: string): string {
@@ -53,7 +54,12 @@ export class PackWriter {
     const h = Buffer.alloc(PACK_HEADER_SIZE);
     PACK_MAGIC.copy(h);
     h.writeUInt32BE(PACK_VERSION, 8);
-    this.write(h);
+    try {
+      this.write(h);
+    } catch (e) {
+      this.abandon();
+      throw e;
+    }
   }
 
   get bytes(): number {
@@ -64,29 +70,50 @@ export class PackWriter {
     return this.entries.length;
   }
 
+  /**
+   * A write that fails part-way (ENOSPC) is cut off again: the file ends
+   * where the last whole blob ends, so a trailer written later (once space is
+   * back) describes every byte before it.
+   */
   private write(b: Buffer): void {
     let done = 0;
-    while (done < b.length) done += fs.writeSync(this.fd, b, done, b.length - done, this.size + done);
+    try {
+      while (done < b.length) done += fs.writeSync(this.fd, b, done, b.length - done, this.size + done);
+    } catch (e) {
+      if (done > 0 || isNoSpace(e)) fs.ftruncateSync(this.fd, this.size);
+      throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
+    }
     this.size += b.length;
   }
 
   /** Append one stored blob; `hash` is its storage hash when the caller already verified it. */
   add(id: Buffer, type: number, stored: Buffer, hash?: Buffer): PackEntry {
     const entry: PackEntry = { id: Buffer.from(id), type, offset: this.size, length: stored.length, hash: hash ? Buffer.from(hash) : storageHash(stored) };
+    // The last bytes of the disk are left to the index (margins.ts): a blob is refused before it is written.
+    claimSpace(path.dirname(this.packsDir), stored.length);
     this.write(stored);
     this.entries.push(entry);
     return entry;
   }
 
-  /** Write the trailer, fsync, rename into packs/, fsync the directory. */
+  /**
+   * Write the trailer, fsync, rename into packs/, fsync the directory. A
+   * failure before the rename (a full disk) discards the pack: no file in
+   * packs/ ever lacks its trailer.
+   */
   finish(): { id: string; size: number; entries: PackEntry[] } {
-    this.write(encodeTrailer(this.entries));
-    fs.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
-    this.fd = -1;
     const dest = packPath(this.packsDir, this.id);
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.renameSync(this.tmpPath, dest);
+    try {
+      this.write(encodeTrailer(this.entries));
+      fs.fsyncSync(this.fd);
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      fs.mkdirSync(path.dirname(dest), { recursive: true });
+      fs.renameSync(this.tmpPath, dest);
+    } catch (e) {
+      this.abandon();
+      throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
+    }
     fsyncDir(path.dirname(dest));
     return { id: this.id, size: this.size, entries: this.entries };
   }
