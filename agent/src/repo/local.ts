@@ -1,4 +1,4 @@
-import { BlobWriter, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, SealedBlob, Snapshot } from '@keep/core';
+import { BlobWriter, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -34,7 +34,7 @@ export class LocalConnection implements RepoConnection {
     const now = this.repo.clock.now();
     // Registered like keepd's sessions, so a prune running meanwhile (another process) protects this backup.
     await this.repo.registerSession(id, { source: opts.source, host: opts.host, parent: opts.parent, started: now, leaseUntil: now + SESSION_LEASE_MS });
-    return new LocalSession(this.repo, this.repo.openWriter(), id, now + SESSION_LEASE_MS);
+    return new LocalSession(this.repo, this.repo.openWriter(), id, now, now + SESSION_LEASE_MS);
   }
 
   getBlob(id: Id): Promise<Buffer> {
@@ -66,6 +66,7 @@ class LocalSession implements BackupSession {
     private readonly repo: Repository,
     private readonly writer: BlobWriter,
     private readonly id: string,
+    private readonly started: number,
     private leaseUntil: number,
   ) {}
 
@@ -96,11 +97,11 @@ class LocalSession implements BackupSession {
     return run;
   }
 
-  async commit(s: NewSnapshot): Promise<Snapshot> {
+  async commit(s: SealedSnapshot): Promise<Snapshot> {
     await this.chain;
     await this.writer.flush();
     try {
-      return await this.repo.commitSnapshot(s);
+      return await this.repo.commitSnapshot(s, { started: this.started });
     } finally {
       await this.repo.endSession(this.id);
     }

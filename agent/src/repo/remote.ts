@@ -14,6 +14,7 @@ import {
   parseRepoConfig,
   RepoConfig,
   SealedBlob,
+  SealedSnapshot,
   Snapshot,
   toHex,
 } from '@keep/core';
@@ -195,7 +196,9 @@ const u64 = (n: number): bigint => BigInt(Number.isFinite(n) && n > 0 ? Math.rou
 function snapshotToWire(s: NewSnapshot): WireSnapshot {
   const st = s.stats ?? emptyStats();
   return create(SnapshotSchema, {
-    id: '',
+    // the agent's id and mac (snapshot/auth.ts); server_time is keepd's to set
+    id: s.id ?? '',
+    mac: s.mac ?? '',
     source: s.source,
     host: s.host,
     time: s.time,
@@ -244,6 +247,8 @@ function snapshotFromWire(w: WireSnapshot): Snapshot {
   };
   if (w.parent) s.parent = w.parent;
   if (w.tier) s.tier = w.tier;
+  if (w.mac) s.mac = w.mac;
+  if (w.serverTime) s.server_time = w.serverTime;
   return s;
 }
 
@@ -620,7 +625,7 @@ class RemoteSession implements BackupSession {
     });
   }
 
-  async commit(s: NewSnapshot): Promise<Snapshot> {
+  async commit(s: SealedSnapshot): Promise<Snapshot> {
     if (this.closed) throw new KeepError('INVALID_ARGUMENT', 'the backup session is closed');
     this.closed = true;
     await this.writing;

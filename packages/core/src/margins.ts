@@ -52,3 +52,14 @@ export const ORPHAN_PACK_MIN_AGE_MS = GC_GRACE_MS;
  * must not erase the records of sessions that are still alive.
  */
 export const STALE_SESSION_RECORD_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * How far a writer's clock may be from the repository's when it commits a
+ * snapshot: keepd refuses a commit whose snapshot time lies more than this
+ * after its own clock (the writer's clock runs ahead) or before the session
+ * began (it runs behind). Race prevented: a skewed agent's snapshot taking
+ * "latest", dodging or falling to retention, or hiding a missed RPO. It also
+ * bounds what an agent checking a record accepts: keepd's recorded commit
+ * time can never honestly lie more than this before the snapshot's own time.
+ */
+export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
