@@ -23,7 +23,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
-import { newId, readRecord, SnapshotRecord, writeRecord } from './snapshot-tamper.js';
+import { newId, readRecord, removeRecord, SnapshotRecord, writeRecord } from './snapshot-tamper.js';
 import { syncOk } from './sync-util.js';
 
 const PASSWORD = 'authenticated records';
@@ -129,7 +129,7 @@ describe('snapshot records through keepd: forged, edited, re-filed, rewritten co
   it("keepd's recorded commit time: moved forward it cannot make an old snapshot latest; moved back past the bound it is detected", async () => {
     const [s1, s2, , s4] = originals;
     await restartAfter(async () => {
-      for (const id of [forgedId, replayId]) fs.rmSync(path.join(data, 'snapshots', `${id}.json`));
+      for (const id of [forgedId, replayId]) await removeRecord(data, id);
       await writeRecord(data, s2);
       await writeRecord(data, { ...s1, server_time: new Date(Date.now() + 86_400_000).toISOString() });
     });
@@ -238,12 +238,12 @@ describe('snapshot records in an embedded repository', () => {
     const named = await restoreContent(env, forged, target(), ['--allow-unauthenticated']);
     expect(named.r.code).toBe(4);
     expect(named.r.stderr).toMatch(/no MAC but is newer than source files's first authenticated snapshot/);
-    fs.rmSync(path.join(repo, 'snapshots', `${forged}.json`));
+    await removeRecord(repo, forged);
 
     // A record written before MACs (older than every authenticated one): listed as such, used only when allowed.
     const legacy = newId(4);
     const { mac: _m, server_time: _s, ...old } = { ...s1, id: legacy, time: new Date(Date.parse(s1.time) - 86_400_000).toISOString() };
-    fs.writeFileSync(path.join(repo, 'snapshots', `${legacy}.json`), JSON.stringify(old) + '\n');
+    await writeRecord(repo, old);
     const list = await keepJson(['snapshots'], env);
     expect(list.map((s: any) => [s.id, s.auth])).toEqual([
       [legacy, 'unauthenticated'],

@@ -25,6 +25,17 @@ export async function writeRecord(data: string, rec: SnapshotRecord): Promise<vo
   }
 }
 
+/** Remove the record `id` from both places. */
+export async function removeRecord(data: string, id: string): Promise<void> {
+  fs.rmSync(path.join(data, 'snapshots', `${id}.json`), { force: true });
+  const env = open({ path: path.join(data, 'index.mdb'), noSubdir: true, compression: false });
+  try {
+    await env.openDB({ name: 'snapshots' }).remove(id);
+  } finally {
+    await env.close();
+  }
+}
+
 /** A made-up 32-hex-digit snapshot id, its first 8 digits distinct for each n < 256. */
 export function newId(n: number): string {
   return n.toString(16).padStart(2, '0').repeat(16);

@@ -35,7 +35,8 @@ export function warnSkipped(judged: JudgedSnapshot[], allow: boolean, chosen: Sn
   let legacy = 0;
   for (const j of judged) {
     if (usable(j, allow)) continue;
-    const t = recordedTime(j.snapshot);
+    // A forged record counts by the later of its times: a rewritten commit time may have moved it back.
+    const t = j.auth.state === 'forged' ? Math.max(recordedTime(j.snapshot), Date.parse(j.snapshot.time) || -Infinity) : recordedTime(j.snapshot);
     if (t < after || t > at) continue;
     if (j.auth.state === 'forged') warn(`skipping snapshot ${describe(j.snapshot)}: ${j.auth.reason}`);
     else legacy++;
