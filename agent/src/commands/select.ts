@@ -27,7 +27,8 @@ export function selectSnapshot(keys: RepoKeys, list: Snapshot[], ref: string | u
     const at = opts.at ? parseTime(opts.at) : Infinity;
     const s = opts.at ? pickAt(candidates, at) : candidates[candidates.length - 1];
     warnSkipped(judged, allow, s, at, warn);
-    if (!s) throw new KeepError('NOT_FOUND', `no ${judged.length ? 'usable ' : ''}snapshot${ofSource}${opts.at ? ` at or before ${opts.at}` : ''}`);
+    const skipped = judged.length > candidates.length ? ' that can be used (the others were skipped: see the warnings)' : '';
+    if (!s) throw new KeepError('NOT_FOUND', `no snapshot${ofSource}${opts.at ? ` at or before ${opts.at}` : ''}${skipped}`);
     return s;
   }
   if (!ref) throw new KeepError('INVALID_ARGUMENT', 'name a snapshot (an id, an id prefix, or latest)');
