@@ -636,7 +636,12 @@ class RemoteSession implements BackupSession {
     }
     const r = await this.conn.call<CommitResponse>('commit', create(CommitRequestSchema, { sessionId: this.sessionId, snapshot: snapshotToWire(s) }), COMMIT_DEADLINE_MS);
     if (!r.snapshot) throw new KeepError('INTERNAL', 'keepd committed without returning the snapshot');
-    return snapshotFromWire(r.snapshot);
+    const committed = snapshotFromWire(r.snapshot);
+    // A keepd from before snapshot MACs drops them (and picks its own id): the record could not be told from a forgery.
+    if (committed.id !== s.id || committed.mac !== s.mac) {
+      throw new KeepError('INTERNAL', `keepd committed snapshot ${committed.id} without this agent's id and MAC (a keepd older than this agent?): upgrade keepd; restore treats that snapshot as unauthenticated`);
+    }
+    return committed;
   }
 
   async abort(): Promise<void> {
