@@ -31,11 +31,23 @@ describe('keepd forget: dry run, real run, protected parents, tiers, no policy',
   const src = (s: string) => path.join(dir, `src-${s}`);
   const env = (s: string, extra: Record<string, string> = {}) => agentEnv(keepd, tokens[s], undefined, extra);
 
-  /** A small backup of source `s` after changing its directory; `offsetMs` moves the agent's clock (the snapshot time). */
+  /**
+   * A small backup of source `s` after changing its directory; `offsetMs` moves the clocks of the agent and of
+   * keepd (restarted for it): keepd records the commit time on its own clock and refuses an agent far from it.
+   */
   async function backup(s: string, n: number, extra: string[] = [], offsetMs = 0): Promise<string> {
     writeRandom(path.join(src(s), `f${n}.bin`), 64 * 1024);
-    const b = await keepJson(['backup', src(s), '--source', s, '--compression', 'none', ...extra], env(s, clockEnv(offsetMs)));
-    return b.snapshot;
+    if (offsetMs) await restartKeepd(offsetMs);
+    try {
+      const b = await keepJson(['backup', src(s), '--source', s, '--compression', 'none', ...extra], env(s, clockEnv(offsetMs)));
+      return b.snapshot;
+    } finally {
+      if (offsetMs) await restartKeepd(0);
+    }
+  }
+  async function restartKeepd(offsetMs: number): Promise<void> {
+    await keepd.stop();
+    keepd = await startKeepd(data, { env: clockEnv(offsetMs) });
   }
   const listed = async (s: string) => ((await keepJson(['snapshots', '--source', s], env(s))) as { id: string }[]).map((x) => x.id);
 

@@ -270,10 +270,12 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL point-in-time recovery through keep (
     expect(base.bytes).toBeGreaterThan(60 * 1024 * 1024);
 
     // Every segment the backup needs is in the repository, as a snapshot of the same source.
-    const snaps = JSON.parse((await runKeep(['snapshots', '--source', 'db', '--json'], env)).stdout) as { tags: string[] }[];
+    const snaps = JSON.parse((await runKeep(['snapshots', '--source', 'db', '--json'], env)).stdout) as { tags: string[]; auth: string }[];
     const walNames = snaps.flatMap((s) => s.tags.filter((t) => t.startsWith('wal:')).map((t) => t.slice(4)));
     expect(walNames).toContain(base.start_wal);
     expect(walNames).toContain(base.stop_wal);
+    // The base backup and every WAL push carry the agent's MAC (keepd could not have written them).
+    expect(new Set(snaps.map((s) => s.auth))).toEqual(new Set(['authentic']));
     // PostgreSQL's backup history file reaches the archive too (it may trail the stop segment a little).
     await waitUntil('backup history file archived', async () => {
       const s = JSON.parse((await runKeep(['snapshots', '--source', 'db', '--json'], env)).stdout) as { tags: string[] }[];

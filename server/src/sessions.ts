@@ -140,7 +140,8 @@ export class SessionManager {
     await s.chain;
     await s.writer.flush();
     await this.recordOwnership(s);
-    const committed = await this.repo.commitSnapshot({ ...snap, host: s.host });
+    // keepd's clock: the snapshot's time must fall within this session's life, give or take MAX_CLOCK_SKEW_MS
+    const committed = await this.repo.commitSnapshot({ ...snap, host: s.host }, { started: s.started });
     await this.end(s);
     return committed;
   }

@@ -89,7 +89,7 @@ describe('Repository', () => {
 
   beforeEach(async () => {
     t = tempDir('repo');
-    clock = new ManualClock(Date.parse('2026-03-01T00:00:00Z'));
+    clock = new ManualClock(Date.parse('2026-03-05T00:00:00Z'));
     repo = await Repository.init(t.dir, { clock });
   });
   afterEach(async () => {
@@ -192,7 +192,7 @@ describe('Repository', () => {
     it('creates the layout and a config; refuses a second init; open reads it back', async () => {
       for (const d of ['packs', 'tmp', 'snapshots', 'keys']) expect(fs.statSync(path.join(t.dir, d)).isDirectory()).toBe(true);
       const cfg = JSON.parse(fs.readFileSync(path.join(t.dir, 'config.json'), 'utf8'));
-      expect(cfg).toMatchObject({ format: 'keep-repository', version: 1, chunker: DEFAULT_CHUNKER, created: '2026-03-01T00:00:00.000Z' });
+      expect(cfg).toMatchObject({ format: 'keep-repository', version: 1, chunker: DEFAULT_CHUNKER, created: '2026-03-05T00:00:00.000Z' });
       expect(cfg.id).toMatch(/^[0-9a-f]{32}$/);
       expect(fs.existsSync(path.join(t.dir, 'index.mdb'))).toBe(true);
       expect(Repository.exists(t.dir)).toBe(true);
@@ -422,6 +422,21 @@ describe('Repository', () => {
       const check = await r().check({ readData: true });
       expect(check.ok, check.errors.join('\n')).toBe(true);
       expect(check.snapshots).toBe(1);
+    });
+
+    it("commitSnapshot keeps the writer's id (refusing a taken one), records its own clock as server_time, refuses a time ahead of it", async () => {
+      const { data, sub, root } = twoLevelTree();
+      await store([root, sub, ...data]);
+      const s = { ...snapshot(root.id, '2026-03-04T23:58:00.000Z'), id: 'ab'.repeat(16), mac: 'cd'.repeat(32) };
+      const snap = await r().commitSnapshot(s);
+      expect(snap).toMatchObject({ ...s, server_time: '2026-03-05T00:00:00.000Z' });
+      expect(JSON.parse(fs.readFileSync(path.join(t.dir, 'snapshots', `${s.id}.json`), 'utf8'))).toEqual(snap);
+      expect((await expectKeepError(() => r().commitSnapshot({ ...s, source: '/other' }), 'ALREADY_EXISTS')).message).toMatch(/exists/);
+      await expectKeepError(() => r().commitSnapshot({ ...s, id: 'not-hex' }), 'INVALID_ARGUMENT');
+      const ahead = await expectKeepError(() => r().commitSnapshot(snapshot(root.id, '2026-03-05T00:06:00.000Z')), 'INVALID_ARGUMENT');
+      expect(ahead.message).toMatch(/your clock is 360 s ahead/);
+      await expectKeepError(() => r().commitSnapshot(snapshot(root.id, '2026-03-04T23:50:00.000Z'), { started: clock.now() }), 'INVALID_ARGUMENT');
+      expect(r().snapshots().map((x) => x.id)).toEqual([s.id]);
     });
 
     it('a second snapshot sharing a complete subtree only needs its new blobs', async () => {

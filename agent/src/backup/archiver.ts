@@ -15,6 +15,7 @@ import {
   SnapshotStats,
   TreeBuilder,
   TreeNode,
+  sealSnapshot,
 } from '@keep/core';
 import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
@@ -132,7 +133,7 @@ export class Archiver {
     this.stats.bytes_sent = this.uploader.stats.bytes_sent;
     this.stats.chunks_new = this.uploader.stats.chunks_new;
     this.stats.duration_s = (this.opts.clock.now() - started) / 1000;
-    return this.session.commit({
+    return this.session.commit(sealSnapshot(this.repo.keys.snapshotMacKey, {
       source: this.opts.source,
       host: this.opts.host,
       time: new Date(started).toISOString(),
@@ -141,7 +142,7 @@ export class Archiver {
       tags: this.opts.tags,
       ...(this.opts.tier ? { tier: this.opts.tier } : {}),
       stats: this.stats,
-    });
+    }));
   }
 
   private warn(message: string): void {

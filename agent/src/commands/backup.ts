@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Compression, EXIT, KeepError, parseCompression, parseTier, SealPool, processClock, Snapshot, TIERS } from '@keep/core';
+import { Compression, EXIT, judgeSnapshots, KeepError, parseCompression, parseTier, SealPool, processClock, Snapshot, TIERS } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import { parse } from '../cli/args.js';
@@ -36,7 +36,7 @@ export async function backupCommand(argv: string[]): Promise<number> {
   // are listed, and the parent's trees fetched sealed (startup/sealed-trees.ts; the walk opens those it needs) -
   // when the source may well be unchanged, only the few above it, and those of directories found changed later.
   const unchanged = values.stdin ? undefined : UnchangedSource.start(positionals, repoLocation(), source);
-  const { repo, meanwhile: { previous, trees } } = await openRepositoryWhile(async (conn) => {
+  const opened = await openRepositoryWhile(async (conn) => {
     const previous = await conn.snapshots({ source });
     const p = chooseParent(previous);
     const likely = unchanged?.expects(p) ?? false; // (which stops asking the source when nothing was remembered for p)
@@ -46,12 +46,22 @@ export async function backupCommand(argv: string[]): Promise<number> {
     if (unchanged) unchanged.onMiss = (id) => trees.fetchBelow(id);
     return { previous, trees };
   }, process.env, { write: true });
+  const { repo, meanwhile: { previous } } = opened;
+  let { trees } = opened.meanwhile;
   const pool = new SealPool(repo.master);
   const progress = new ProgressLine();
   const warnings: string[] = [];
   try {
-    const parent = chooseParent(previous);
+    let parent = chooseParent(previous);
     if (values.parent && !parent) throw new KeepError('NOT_FOUND', `no snapshot ${values.parent} of source ${source}`);
+    // The parent steers change detection only, so a record from before snapshot MACs may serve; a forged one may not.
+    const auth = parent && judgeSnapshots(repo.keys.snapshotMacKey, previous).find((j) => j.snapshot === parent)!.auth;
+    if (parent && auth && auth.state === 'forged') {
+      if (values.parent) throw new KeepError('CORRUPT', `snapshot ${parent.id.slice(0, 8)} failed authentication: ${auth.reason}`);
+      process.stderr.write(`keep: warning: not using snapshot ${parent.id.slice(0, 8)} as the parent: ${auth.reason}; every file is read\n`);
+      parent = undefined;
+      trees = undefined;
+    }
     const [session] = await Promise.all([repo.conn.beginBackup({ source, host, parent: parent?.id }), unchanged?.unlocked(repo)]);
     mark('session open');
     const view = unchanged ? new RecordingView() : undefined;

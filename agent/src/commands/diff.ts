@@ -3,7 +3,7 @@ import { parse } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { openRepository } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
-import { selectSnapshot } from './select.js';
+import { allowUnauthenticated, selectSnapshot } from './select.js';
 
 interface Change {
   path: string;
@@ -47,12 +47,14 @@ async function diffTrees(trees: TreeReader, a: Id | undefined, b: Id | undefined
 }
 
 export async function diffCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {});
-  if (positionals.length !== 2) throw new KeepError('INVALID_ARGUMENT', 'usage: keep diff SNAPSHOT SNAPSHOT');
+  const { values, positionals } = parse(argv, { 'allow-unauthenticated': { type: 'boolean' } });
+  if (positionals.length !== 2) throw new KeepError('INVALID_ARGUMENT', 'usage: keep diff SNAPSHOT SNAPSHOT [--allow-unauthenticated]');
   const repo = await openRepository();
   try {
-    const a = await selectSnapshot(repo.conn, positionals[0], {});
-    const b = await selectSnapshot(repo.conn, positionals[1], {});
+    const list = await repo.conn.snapshots();
+    const opts = { allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated']) };
+    const a = selectSnapshot(repo.keys, list, positionals[0], opts);
+    const b = selectSnapshot(repo.keys, list, positionals[1], opts);
     const changes: Change[] = [];
     await diffTrees(new TreeReader(repo), Buffer.from(a.root, 'hex'), Buffer.from(b.root, 'hex'), '', changes);
     const count = (c: Change['change']) => changes.filter((x) => x.change === c).length;

@@ -3,7 +3,7 @@ import { parse } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { openRepository } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
-import { selectSnapshot } from './select.js';
+import { allowUnauthenticated, selectSnapshot } from './select.js';
 
 export function describeEntry(path: Buffer, e: TreeEntry) {
   return {
@@ -19,10 +19,11 @@ export function describeEntry(path: Buffer, e: TreeEntry) {
 }
 
 export async function lsCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, { source: { type: 'string' }, at: { type: 'string' } });
+  const { values, positionals } = parse(argv, { source: { type: 'string' }, at: { type: 'string' }, 'allow-unauthenticated': { type: 'boolean' } });
   const repo = await openRepository();
   try {
-    const snap = await selectSnapshot(repo.conn, positionals[0], { source: values.source, at: values.at });
+    const list = await repo.conn.snapshots(values.source ? { source: values.source } : {});
+    const snap = selectSnapshot(repo.keys, list, positionals[0], { source: values.source, at: values.at, allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated']) });
     const under = positionals[1]?.replace(/\/+$/, '');
     const trees = new TreeReader(repo);
     const rows = [];

@@ -5,6 +5,7 @@ import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.
 import { openRepository, Unlocked } from '../repo/open.js';
 import { runBaseBackup } from '../pg/base-backup.js';
 import { loadEnv, pgCommandLine, pgSource } from '../pg/env.js';
+import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import { planRestore, readWalText, restoreFiles, TimelineChoice, writeRecoveryConfig } from '../pg/restore.js';
 import { DEFAULT_PREFETCH, pickCopy, prefetchAfter, prefetchDir, takePrefetched, walCopies, walPush, writeWal } from '../pg/wal.js';
 
@@ -176,7 +177,8 @@ async function pgWalFetch(argv: string[]): Promise<void> {
     const env = loadEnv(values['env-file']);
     const source = pgSource(values.source, env);
     outcome = await withRepo(env, async (repo, pool) => {
-      const snaps = await repo.conn.snapshots({ source });
+      // Authenticated records only (KEEP_ALLOW_UNAUTHENTICATED=1 in restore_command's environment admits older ones).
+      const snaps = usableSnapshots(repo.keys, await repo.conn.snapshots({ source }), { allowUnauthenticated: allowUnauthenticated(false, env), warn: stderrWarn });
       const copy = pickCopy(walCopies(snaps, name), values.system);
       if (!copy) return 'missing' as const;
       const bytes = await writeWal(repo, pool, copy, dest);
@@ -216,6 +218,7 @@ async function pgRestore(argv: string[]): Promise<void> {
     'archive-mode': { type: 'string' },
     'restore-command': { type: 'string' },
     'dry-run': { type: 'boolean' },
+    'allow-unauthenticated': { type: 'boolean' },
   });
   if (!values.pgdata || positionals.length) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg restore --pgdata DIR [--at TIME] [--source N] [--timeline latest|current|N]');
   const action = values['target-action'] ?? 'promote';
@@ -236,7 +239,7 @@ async function pgRestore(argv: string[]): Promise<void> {
   const progress = new ProgressLine();
   const started = clock.now();
   const r = await withRepo(env, async (repo, pool) => {
-    const snaps = await repo.conn.snapshots({ source });
+    const snaps = usableSnapshots(repo.keys, await repo.conn.snapshots({ source }), { allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated'], env), warn: stderrWarn });
     const plan = await planRestore(snaps, { at, base: values.base, timeline }, (w) => readWalText(repo, pool, w, os.tmpdir()));
     // Built before copying anything: a restore_command that cannot be written should fail early.
     const system = plan.base.system;
@@ -317,11 +320,11 @@ async function pgConfig(argv: string[]): Promise<void> {
 }
 
 async function pgInfo(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, common);
+  const { values, positionals } = parse(argv, { ...common, 'allow-unauthenticated': { type: 'boolean' } });
   if (positionals.length) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg info [--source N]');
   const env = loadEnv(values['env-file']);
   const source = pgSource(values.source, env);
-  const snaps = await withRepo(env, (repo) => repo.conn.snapshots({ source }));
+  const snaps = await withRepo(env, async (repo) => usableSnapshots(repo.keys, await repo.conn.snapshots({ source }), { allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated'], env), warn: stderrWarn }));
   const { bases, wal } = pgCatalog(snaps);
   const window = pitrWindow(snaps);
   if (values.json) {

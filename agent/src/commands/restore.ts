@@ -5,7 +5,7 @@ import { openRepositoryWhile } from '../repo/open.js';
 import { Restorer } from '../restore/restorer.js';
 import { RestorePool, restoreWorkerCount } from '../restore/worker-pool.js';
 import { KeepError } from '@keep/core';
-import { selectSnapshot } from './select.js';
+import { allowUnauthenticated, selectSnapshot } from './select.js';
 
 export async function restoreCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
@@ -13,15 +13,18 @@ export async function restoreCommand(argv: string[]): Promise<void> {
     source: { type: 'string' },
     at: { type: 'string' },
     include: { type: 'string', multiple: true },
+    'allow-unauthenticated': { type: 'boolean' },
   });
-  if (!values.target) throw new KeepError('INVALID_ARGUMENT', 'usage: keep restore SNAPSHOT|latest --target DIR [--at TIME] [--include PATH]...');
+  if (!values.target) throw new KeepError('INVALID_ARGUMENT', 'usage: keep restore SNAPSHOT|latest --target DIR [--at TIME] [--include PATH]... [--allow-unauthenticated]');
   if (positionals.length > 1) throw new KeepError('INVALID_ARGUMENT', 'restore takes one snapshot');
   // While scrypt runs, the snapshot is chosen (a keyless listing) and the restore workers load their code.
   const pool = new RestorePool(restoreWorkerCount(), process.getuid?.() === 0);
   try {
-    const { repo, meanwhile: snap } = await openRepositoryWhile((conn) => selectSnapshot(conn, positionals[0], { source: values.source, at: values.at }));
+    const { repo, meanwhile: list } = await openRepositoryWhile((conn) => conn.snapshots(values.source ? { source: values.source } : {}));
     const progress = new ProgressLine();
     try {
+      // With the key: only an authenticated record is restored (select.ts).
+      const snap = selectSnapshot(repo.keys, list, positionals[0], { source: values.source, at: values.at, allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated']) });
       const started = processClock().now();
       const r = new Restorer(repo, {
         target: values.target,

@@ -13,8 +13,10 @@ import {
   segmentNoOf,
   Snapshot,
   TreeBuilder,
+  sealSnapshot,
 } from '@keep/core';
 import { Uploader } from '../backup/uploader.js';
+import { usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
 import { PsqlSession, PgConnectOptions, unhex } from './psql.js';
 import type { BackupOptions } from '../backup/archiver.js';
@@ -172,7 +174,7 @@ export async function runBaseBackup(repo: Unlocked, pool: SealPool, o: BaseBacku
     st.chunks_new = uploader.stats.chunks_new;
     st.duration_s = (o.clock.now() - started) / 1000;
     const stopTime = new Date(stopped).toISOString();
-    const snapshot = await session.commit({
+    const snapshot = await session.commit(sealSnapshot(repo.keys.snapshotMacKey, {
       source: o.source,
       host: o.host,
       time: new Date(started).toISOString(),
@@ -192,7 +194,7 @@ export async function runBaseBackup(repo: Unlocked, pool: SealPool, o: BaseBacku
       ],
       ...(o.tier ? { tier: o.tier } : {}),
       stats: st,
-    });
+    }));
     session = undefined;
     return {
       snapshot,
@@ -226,7 +228,7 @@ async function waitForWal(repo: Unlocked, source: string, startWal: string, stop
   const last = segmentNoOf(stopWal, segSize);
   const until = clock.now() + waitMs;
   for (;;) {
-    const have = new Set(pgCatalog(await repo.conn.snapshots({ source })).wal.map((w) => w.name));
+    const have = new Set(pgCatalog(usableSnapshots(repo.keys, await repo.conn.snapshots({ source }))).wal.map((w) => w.name));
     const missing: string[] = [];
     for (let n = first; n <= last; n++) {
       const name = segmentName(tli, n, segSize);

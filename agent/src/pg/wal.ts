@@ -3,6 +3,7 @@ import path from 'node:path';
 import { atomicWrite, chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
+import { usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
 
@@ -79,7 +80,8 @@ export async function walPush(repo: Unlocked, pool: SealPool, o: WalPushOptions)
     throw new KeepError('INVALID_ARGUMENT', `${name} is ${data.length} bytes, not a whole WAL segment`);
   }
   const contentId = toHex(chunkId(repo.keys, data));
-  const copies = walCopies(await repo.conn.snapshots({ source: o.source }), name);
+  // Only authenticated copies count: a forged record saying "archived" would let PostgreSQL drop the segment.
+  const copies = walCopies(usableSnapshots(repo.keys, await repo.conn.snapshots({ source: o.source })), name);
   const same = copies.find((c) => c.contentId === contentId);
   if (same) {
     return { wal: name, timeline: parsed.timeline, snapshot: same.snapshot.id, already: true, bytes: data.length, bytes_sent: 0, time: same.snapshot.time, duration_s: (o.clock.now() - started) / 1000 };

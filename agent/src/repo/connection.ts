@@ -1,4 +1,4 @@
-import type { CheckOptions, CheckReport, Id, KeyFile, NewSnapshot, RepoConfig, SealedBlob, Snapshot } from '@keep/core';
+import type { CheckOptions, CheckReport, Id, KeyFile, RepoConfig, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 
 /**
  * What the agent needs from a repository, whether embedded (a local
@@ -31,8 +31,8 @@ export interface BackupSession {
   missing(ids: Id[]): Promise<Id[]>;
   /** Store sealed blobs; resolves (with how many stored bytes were new) once the repository holds every one. */
   put(blobs: SealedBlob[]): Promise<number>;
-  /** Make everything put so far durable, check closure, publish the snapshot. */
-  commit(s: NewSnapshot): Promise<Snapshot>;
+  /** Make everything put so far durable, check closure, publish the snapshot (MACed by the agent: sealSnapshot). */
+  commit(s: SealedSnapshot): Promise<Snapshot>;
   /** End without a snapshot (blobs already stored stay for a rerun to reuse). */
   abort(): Promise<void>;
 }

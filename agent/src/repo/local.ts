@@ -1,4 +1,4 @@
-import { BlobWriter, storageFailure, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, SealedBlob, Snapshot } from '@keep/core';
+import { BlobWriter, storageFailure, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -37,7 +37,7 @@ export class LocalConnection implements RepoConnection {
     const now = this.repo.clock.now();
     // Registered like keepd's sessions, so a prune running meanwhile (another process) protects this backup.
     await this.repo.registerSession(id, { source: opts.source, host: opts.host, parent: opts.parent, started: now, leaseUntil: now + SESSION_LEASE_MS }).catch(reported(this.repo));
-    return new LocalSession(this.repo, this.repo.openWriter(), id, now + SESSION_LEASE_MS);
+    return new LocalSession(this.repo, this.repo.openWriter(), id, now, now + SESSION_LEASE_MS);
   }
 
   getBlob(id: Id): Promise<Buffer> {
@@ -80,6 +80,7 @@ class LocalSession implements BackupSession {
     private readonly repo: Repository,
     private readonly writer: BlobWriter,
     private readonly id: string,
+    private readonly started: number,
     private leaseUntil: number,
   ) {}
 
@@ -110,11 +111,11 @@ class LocalSession implements BackupSession {
     return run;
   }
 
-  async commit(s: NewSnapshot): Promise<Snapshot> {
+  async commit(s: SealedSnapshot): Promise<Snapshot> {
     await this.chain;
     try {
       await this.writer.flush();
-      return await this.repo.commitSnapshot(s);
+      return await this.repo.commitSnapshot(s, { started: this.started });
     } catch (e) {
       return reported(this.repo)(e);
     } finally {

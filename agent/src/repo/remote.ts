@@ -15,6 +15,7 @@ import {
   requireSafeTransport,
   RepoConfig,
   SealedBlob,
+  SealedSnapshot,
   Snapshot,
   toHex,
 } from '@keep/core';
@@ -202,7 +203,9 @@ const u64 = (n: number): bigint => BigInt(Number.isFinite(n) && n > 0 ? Math.rou
 function snapshotToWire(s: NewSnapshot): WireSnapshot {
   const st = s.stats ?? emptyStats();
   return create(SnapshotSchema, {
-    id: '',
+    // the agent's id and mac (snapshot/auth.ts); server_time is keepd's to set
+    id: s.id ?? '',
+    mac: s.mac ?? '',
     source: s.source,
     host: s.host,
     time: s.time,
@@ -251,6 +254,8 @@ function snapshotFromWire(w: WireSnapshot): Snapshot {
   };
   if (w.parent) s.parent = w.parent;
   if (w.tier) s.tier = w.tier;
+  if (w.mac) s.mac = w.mac;
+  if (w.serverTime) s.server_time = w.serverTime;
   return s;
 }
 
@@ -645,7 +650,7 @@ class RemoteSession implements BackupSession {
     });
   }
 
-  async commit(s: NewSnapshot): Promise<Snapshot> {
+  async commit(s: SealedSnapshot): Promise<Snapshot> {
     if (this.closed) throw new KeepError('INVALID_ARGUMENT', 'the backup session is closed');
     this.closed = true;
     await this.writing;
@@ -656,7 +661,12 @@ class RemoteSession implements BackupSession {
     }
     const r = await this.conn.call<CommitResponse>('commit', create(CommitRequestSchema, { sessionId: this.sessionId, snapshot: snapshotToWire(s) }), COMMIT_DEADLINE_MS);
     if (!r.snapshot) throw new KeepError('INTERNAL', 'keepd committed without returning the snapshot');
-    return snapshotFromWire(r.snapshot);
+    const committed = snapshotFromWire(r.snapshot);
+    // A keepd from before snapshot MACs drops them (and picks its own id): the record could not be told from a forgery.
+    if (committed.id !== s.id || committed.mac !== s.mac) {
+      throw new KeepError('INTERNAL', `keepd committed snapshot ${committed.id} without this agent's id and MAC (a keepd older than this agent?): upgrade keepd; restore treats that snapshot as unauthenticated`);
+    }
+    return committed;
   }
 
   async abort(): Promise<void> {

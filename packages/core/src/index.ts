@@ -17,6 +17,8 @@ export * from './pack/reader.js';
 export * from './pack/writer.js';
 export * from './tree/node.js';
 export * from './snapshot/snapshot.js';
+export * from './snapshot/auth.js';
+export * from './snapshot/commit-time.js';
 export * from './snapshot/retention.js';
 export * from './snapshot/pg.js';
 export * from './repository.js';

@@ -73,3 +73,14 @@ export const PACK_SPACE_FLOOR_BYTES = 2 * 1024 * 1024;
 
 /** A pack writer asks the file system for its free space again after writing this much (other writers share the disk). */
 export const SPACE_RECHECK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * How far a writer's clock may be from the repository's when it commits a
+ * snapshot: keepd refuses a commit whose snapshot time lies more than this
+ * after its own clock (the writer's clock runs ahead) or before the session
+ * began (it runs behind). Race prevented: a skewed agent's snapshot taking
+ * "latest", dodging or falling to retention, or hiding a missed RPO. It also
+ * bounds what an agent checking a record accepts: keepd's recorded commit
+ * time can never honestly lie more than this before the snapshot's own time.
+ */
+export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;

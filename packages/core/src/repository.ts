@@ -17,6 +17,7 @@ import { STALE_SESSION_RECORD_MS } from './margins.js';
 import { PACK_TARGET_SIZE } from './pack/format.js';
 import { BlobSpan, PackHandles, readBlobRun, readStoredAt, readTrailer, StoredBytes } from './pack/reader.js';
 import { PackWriter, packPath } from './pack/writer.js';
+import { checkCommitTime } from './snapshot/commit-time.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import { atomicWrite, randomId } from './fsutil.js';
 import { storageFailure } from './storage-space.js';
@@ -529,9 +530,21 @@ export class Repository {
     return { missing, trees: walked };
   }
 
-  /** Make a snapshot visible, only if every blob reachable from its root is stored. */
-  async commitSnapshot(s: NewSnapshot): Promise<Snapshot> {
-    return this.publish({ id: randomId(), ...s });
+  /**
+   * Make a snapshot visible, only if every blob reachable from its root is
+   * stored. The writer's id (covered by its MAC) is kept unless taken; this
+   * repository's clock is recorded as server_time and checked against the
+   * snapshot's (`started`: when the writer's session began, on this clock).
+   */
+  async commitSnapshot(s: NewSnapshot, opts: { started?: number } = {}): Promise<Snapshot> {
+    const now = this.clock.now();
+    checkCommitTime(s.time, now, opts.started);
+    if (s.mac !== undefined && !/^[0-9a-f]{64}$/.test(s.mac)) throw new KeepError('INVALID_ARGUMENT', 'snapshot mac must be 64 hex digits');
+    const id = s.id || randomId();
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new KeepError('INVALID_ARGUMENT', `bad snapshot id ${id}`);
+    // Append-only: a writer never replaces a record (its own or another source's).
+    if (this.snaps.get(id) || fs.existsSync(path.join(this.snapsDir, `${id}.json`))) throw new KeepError('ALREADY_EXISTS', `snapshot ${id} exists`);
+    return this.publish({ ...s, id, server_time: new Date(now).toISOString() });
   }
 
   /** A snapshot copied from another repository (sync) keeps its id; same closure rule. */

@@ -1,4 +1,4 @@
-import { Clock, isPgSource, PitrWindow, pitrWindow, processClock, Repository, TIERS } from '@keep/core';
+import { Clock, isPgSource, recordedTime, PitrWindow, pitrWindow, processClock, Repository, TIERS } from '@keep/core';
 import { ReplicaRegistry } from '../replicas.js';
 import { replicationDb } from '../sync/pull.js';
 
@@ -29,7 +29,8 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
     }
     const now = clock.now();
     const sources: SourceStatus[] = [...latest.values()].map(({ snap, count }) => {
-      const age = (now - Date.parse(snap.time)) / 1000;
+      // keepd's recorded time (snapshot.ts recordedTime): an agent's clock running ahead cannot make an RPO look met
+      const age = (now - recordedTime(snap)) / 1000;
       const tier = snap.tier && snap.tier in TIERS ? TIERS[snap.tier as keyof typeof TIERS] : undefined;
       const own = repo.snapshots({ source: snap.source });
       return {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, Repository, Snapshot as CoreSnapshot, storageFailure, toHex } from '@keep/core';
+import { Clock, ID_SIZE, Id, KeepError, MAX_BLOB_SIZE, NewSnapshot, Repository, storageFailure, toHex } from '@keep/core';
 import {
   AddKeyResponseSchema,
   CheckResponseSchema,
@@ -96,13 +96,13 @@ function checkIds(ids: Uint8Array[]): Id[] {
   });
 }
 
-/** A snapshot an agent commits: validated; the id is the server's to assign. */
-function fromProtoSnapshot(s: Snapshot | undefined): Omit<CoreSnapshot, 'id'> {
+/** A snapshot an agent commits: validated; the id is the agent's (covered by its mac) or, when empty, the server's; server_time is the server's to set. */
+function fromProtoSnapshot(s: Snapshot | undefined): NewSnapshot {
   if (!s) throw new KeepError('INVALID_ARGUMENT', 'commit needs a snapshot');
   if (!/^[0-9a-f]{64}$/.test(s.root)) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
   if (Number.isNaN(Date.parse(s.time))) throw new KeepError('INVALID_ARGUMENT', `snapshot time ${s.time} is not RFC 3339`);
-  const { id: _id, ...rest } = snapshotFromWire(s);
-  return { ...rest, time: new Date(Date.parse(s.time)).toISOString() };
+  const { id, server_time: _ignored, ...rest } = snapshotFromWire(s);
+  return { ...rest, ...(id ? { id } : {}), time: new Date(Date.parse(s.time)).toISOString() };
 }
 
 /** The RepositoryService handlers: authenticate, authorize, call the engine, map errors to statuses. */

@@ -14,6 +14,8 @@ export function toProtoSnapshot(s: CoreSnapshot): Snapshot {
     root: s.root,
     tags: s.tags,
     tier: s.tier ?? '',
+    mac: s.mac ?? '',
+    serverTime: s.server_time ?? '',
     stats: {
       files: BigInt(st.files),
       dirs: BigInt(st.dirs),
@@ -29,7 +31,7 @@ export function toProtoSnapshot(s: CoreSnapshot): Snapshot {
   });
 }
 
-/** The other way: a record from the wire (another keepd's, or an agent's commit). */
+/** The other way: a record from the wire (another keepd's, kept as it is: mac and server_time too; or an agent's commit). */
 export function snapshotFromWire(s: Snapshot): CoreSnapshot {
   const st = s.stats;
   const n = (v: bigint | undefined) => Number(v ?? 0n);
@@ -42,6 +44,8 @@ export function snapshotFromWire(s: Snapshot): CoreSnapshot {
     root: s.root,
     tags: s.tags,
     ...(s.tier ? { tier: s.tier } : {}),
+    ...(s.mac ? { mac: s.mac } : {}),
+    ...(s.serverTime ? { server_time: s.serverTime } : {}),
     stats: {
       files: n(st?.files),
       dirs: n(st?.dirs),

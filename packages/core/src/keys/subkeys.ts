@@ -20,6 +20,8 @@ export interface RepoKeys {
   treeIdKey: Buffer;
   /** a keyed repository's chunker gear table (256 entries, chunker.ts): cut points only key holders can compute */
   chunkerGear: Int32Array;
+  /** HMAC-SHA256 key authenticating snapshot records (snapshot/auth.ts): the server never has it */
+  snapshotMacKey: Buffer;
   /** derive the AES key for a given session salt */
   sealKey(salt: Buffer): Buffer;
 }
@@ -47,6 +49,7 @@ export function deriveKeys(master: Buffer): RepoKeys {
     chunkIdKey: hkdf(master, none, 'keep/v1/chunk-id'),
     treeIdKey: hkdf(master, none, 'keep/v1/tree-id'),
     chunkerGear: gearTable(master, none),
+    snapshotMacKey: hkdf(master, none, 'keep/v1/snapshot-mac'),
     sealKey(salt: Buffer): Buffer {
       const k = salt.toString('hex');
       let key = cache.get(k);

@@ -1,6 +1,6 @@
 import { KeepError } from '../errors.js';
 import type { Tier } from '../tiers.js';
-import { parseTime, Snapshot } from './snapshot.js';
+import { parseTime, recordedTime, Snapshot } from './snapshot.js';
 
 /**
  * Retention ("forget") policy engine: pure logic, no I/O, no clock of its own.
@@ -290,7 +290,11 @@ export function applyRetention(snapshots: readonly Snapshot[], policy: Retention
   validatePolicy(policy);
 
   const list = snapshots
-    .map((snapshot) => ({ snapshot, ms: parseTime(snapshot.time) }))
+    .map((snapshot) => {
+      parseTime(snapshot.time); // (refuses a time that does not parse)
+      // the repository's recorded time: a writer's clock cannot keep its snapshot from retention
+      return { snapshot, ms: recordedTime(snapshot) };
+    })
     .sort((a, b) => b.ms - a.ms || (a.snapshot.id < b.snapshot.id ? 1 : a.snapshot.id > b.snapshot.id ? -1 : 0));
 
   const protectReason = (id: string): string | undefined => {

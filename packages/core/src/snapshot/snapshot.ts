@@ -32,16 +32,45 @@ export interface Snapshot {
   tags: string[];
   tier?: string;
   stats: SnapshotStats;
+  /**
+   * The agent's HMAC-SHA256 (hex) over every field above, under a key derived
+   * from the master key (auth.ts): the server can keep or withhold a record,
+   * not forge, edit or re-file one. Absent on records written before it.
+   */
+  mac?: string;
+  /**
+   * RFC 3339: the repository's own clock when the snapshot was committed
+   * (keepd's; an embedded repository's process clock). Never the agent's.
+   * Absent on records written before it. Not covered by `mac`.
+   */
+  server_time?: string;
 }
 
-export type NewSnapshot = Omit<Snapshot, 'id'>;
+/** What a writer commits: the repository records server_time; `id` is the writer's (covered by its mac) or, if absent, the repository's. */
+export type NewSnapshot = Omit<Snapshot, 'id' | 'server_time'> & { id?: string };
 
 export function emptyStats(): SnapshotStats {
   return { files: 0, dirs: 0, bytes: 0, files_new: 0, files_changed: 0, files_unmodified: 0, bytes_read: 0, bytes_sent: 0, chunks_new: 0, duration_s: 0 };
 }
 
+/**
+ * When a snapshot was taken, as the repository vouches for it (ms): the
+ * writer's own time, but never later than the repository's clock at commit.
+ * A writer's clock running ahead cannot make its snapshot "latest", keep it
+ * from retention or make an RPO look met; a long backup keeps its start time.
+ * Records from before server_time: the writer's time alone.
+ */
+export function recordedTime(s: Pick<Snapshot, 'time' | 'server_time'>): number {
+  const t = Date.parse(s.time);
+  const server = s.server_time ? Date.parse(s.server_time) : NaN;
+  return Number.isNaN(server) ? t : Math.min(t, server);
+}
+
+/** Oldest first by recorded time, then by id. */
 export function byTime(a: Snapshot, b: Snapshot): number {
-  return a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1;
+  const ta = recordedTime(a);
+  const tb = recordedTime(b);
+  return ta < tb ? -1 : ta > tb ? 1 : a.id < b.id ? -1 : 1;
 }
 
 /** Parse RFC 3339 (or anything Date understands unambiguously with a zone). */
@@ -54,7 +83,7 @@ export function parseTime(text: string): number {
 /** The newest snapshot at or before `at` (the `--at` rule); `snapshots` sorted by time. */
 export function pickAt(snapshots: Snapshot[], at: number): Snapshot | undefined {
   let best: Snapshot | undefined;
-  for (const s of snapshots) if (Date.parse(s.time) <= at) best = s;
+  for (const s of snapshots) if (recordedTime(s) <= at) best = s;
   return best;
 }
 
