@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chunkId, deriveKeys, emptyStats, HEADER_SIZE, KeyFile, NONCE_OFFSET, NONCE_SIZE, openMasterKey, Repository, SALT_OFFSET, sealTree, toHex, TreeBuilder } from '@keep/core';
+import { chunkId, deriveKeys, emptyStats, HEADER_SIZE, KeyFile, NONCE_OFFSET, NONCE_SIZE, openMasterKey, Repository, SALT_OFFSET, sealSnapshot, sealTree, toHex, TreeBuilder } from '@keep/core';
 import { initRepo, KEEP_BIN, tempDirs } from './helpers.js';
 
 const tmp = tempDirs();
@@ -70,7 +70,8 @@ async function plantBomb(repoDir: string, password: string, source: string, fram
       root = tree.id;
     }
     await w.flush();
-    await repo.commitSnapshot({ source, host: 'attacker', time: new Date().toISOString(), root: toHex(root), tags: [], stats: emptyStats() });
+    // A key holder's snapshot, authenticated like any agent's (the bomb comes from inside the trust boundary).
+    await repo.commitSnapshot(sealSnapshot(keys.snapshotMacKey, { source, host: 'attacker', time: new Date().toISOString(), root: toHex(root), tags: [], stats: emptyStats() }));
   } finally {
     await repo.close();
   }
