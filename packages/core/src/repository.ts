@@ -18,6 +18,7 @@ import { BlobSpan, PackHandles, readBlobRun, readStoredAt, readTrailer, StoredBy
 import { PackWriter, packPath } from './pack/writer.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import { atomicWrite, randomId } from './fsutil.js';
+import { pausePoint } from './test-pause.js';
 
 /**
  * Repository directory layout (the server's --data DIR, or an embedded KEEP_REPO):
@@ -632,7 +633,8 @@ export class Repository {
     });
     const now = this.clock.now();
     const packs = this.packFiles();
-    for (const p of packs) {
+    for (const [i, p] of packs.entries()) {
+      if (i === Math.floor(packs.length / 2)) await pausePoint('rebuild');
       let entries;
       try {
         entries = await readTrailer(p.file);
