@@ -4,7 +4,9 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, processClock } from '@keep/core';
 import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
+import { keepdRepoOptions, lockDataDir } from './data-lock.js';
 import { DedupScopeIndex } from './dedup-scope.js';
+import { ensureOwnership } from './ownership.js';
 import { createLogger, Logger } from './log.js';
 import { Metrics, serverMetrics } from './metrics.js';
 import { repositoryService } from './rpc/service.js';
@@ -108,7 +110,19 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const { host, port } = splitHostPort(o.listen, '--listen');
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
 
-  const repo = await Repository.open(o.data, { clock });
+  // One keepd per data directory, held until shutdown (a crashed keepd's lock is taken over).
+  const dataLock = lockDataDir(o.data, 'serve');
+  let repo: Repository;
+  try {
+    repo = await Repository.open(o.data, keepdRepoOptions(o.data, { clock }));
+    await ensureOwnership(repo, log).catch(async (e) => {
+      await repo.close();
+      throw e;
+    });
+  } catch (e) {
+    dataLock.release();
+    throw e;
+  }
   const scope = new DedupScopeIndex(repo);
   const sessions = new SessionManager(repo, scope, clock);
   const tokens = new TokenStore(repo, clock);
@@ -175,6 +189,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         await sessions.closeAll();
         metricsServer?.close();
         await repo.close();
+        dataLock.release();
         log.info({}, 'stopped');
       })();
       return stopping;

@@ -13,6 +13,8 @@ export type KeepErrorCode =
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
   | 'UNAVAILABLE'
+  /** a lock another live process holds (maintenance, a served data directory) */
+  | 'LOCKED'
   | 'INTERNAL';
 
 export class KeepError extends Error {
@@ -40,6 +42,8 @@ export function exitCodeFor(e: unknown): number {
     case 'CORRUPT':
     case 'INCOMPLETE':
       return 4;
+    case 'LOCKED':
+      return 11;
     default:
       return 1;
   }

@@ -25,3 +25,8 @@ export { garbagePacer } from './parallel/worker-gc.js';
 export * from './tiers.js';
 export * from './margins.js';
 export * from './gc/prune.js';
+export * from './pid-lock.js';
+export { checkLmdbFile } from './index/meta-check.js';
+export type { RebuildReport } from './index/rebuild.js';
+export { STATE_FILE } from './state-store.js';
+export { reachable } from './gc/reachable.js';

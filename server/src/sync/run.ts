@@ -4,6 +4,7 @@ import path from 'node:path';
 import { atomicWrite, KeepError, parseRepoConfig, processClock, Repository } from '@keep/core';
 import { SyncReport, syncFrom } from './pull.js';
 import { Upstream } from './upstream.js';
+import { keepdRepoOptions } from '../data-lock.js';
 
 /**
  * The replica token for the upstream: KEEP_UPSTREAM_TOKEN(_FILE), else
@@ -41,7 +42,7 @@ export async function runSync(data: string, from: string, source?: string, env: 
   const up = new Upstream(from, upstreamToken(env), env.KEEP_CA);
   try {
     let repo: Repository;
-    if (Repository.exists(data)) repo = await Repository.open(data);
+    if (Repository.exists(data)) repo = await Repository.open(data, keepdRepoOptions(data));
     else {
       // A new replica is the same repository: it adopts the primary's config (id, chunker).
       const { configJson } = await up.config();
