@@ -8,7 +8,7 @@ import { parseBlob } from './blob/seal.js';
 import { BlobIndex, BlobRecord, decodeBlobRecordV2 } from './blob-index.js';
 import { checkLmdbFile } from './index/meta-check.js';
 import { listPackFiles, loadSnapshotFiles, rebuildIndexFile, RebuildReport } from './index/rebuild.js';
-import { ENGINE_TABLES, INDEX_FILE, IndexTables, OLD_BLOB_TABLES, openIndexTables } from './index/tables.js';
+import { ENGINE_TABLES, INDEX_FILE, OLD_BLOB_TABLES, openIndexTables } from './index/tables.js';
 import { StateStore, STATE_FILE } from './state-store.js';
 import { ChunkerParams } from './chunker.js';
 import { Clock, processClock } from './clock.js';
@@ -134,12 +134,7 @@ export class Repository {
   }
 
   private openIndex(): void {
-    const t: IndexTables = openIndexTables(this.indexFile);
-    ({ env: this.env, blobs: this.blobs, packs: this.packs, snaps: this.snaps, meta: this.meta, sessions: this.sessionsDb } = t);
-  }
-
-  private tables(): IndexTables {
-    return { env: this.env, blobs: this.blobs, packs: this.packs, snaps: this.snaps, meta: this.meta, sessions: this.sessionsDb };
+    ({ env: this.env, blobs: this.blobs, packs: this.packs, snaps: this.snaps, meta: this.meta, sessions: this.sessionsDb } = openIndexTables(this.indexFile));
   }
 
   get packsDir(): string {
@@ -688,7 +683,7 @@ export class Repository {
 
   /** Snapshot files written but not in LMDB (a crash between the two steps) are adopted. */
   private async reconcileSnapshots(): Promise<void> {
-    await loadSnapshotFiles(this.tables(), this.snapsDir);
+    await loadSnapshotFiles({ env: this.env, snaps: this.snaps }, this.snapsDir);
   }
 
   // ---- maintenance ----------------------------------------------------------

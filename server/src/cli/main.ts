@@ -29,7 +29,8 @@ usage: keepd COMMAND --data DIR [options]
   sync --data DIR --from grpc(s)://HOST:PORT [--source N]   pull missing snapshots (KEEP_TOKEN: a replica token)
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
-  rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
+  rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files, aside, without
+                                      opening the current one (stop keepd serve first); ownership comes from the snapshots
 
 every command takes --json (one JSON document on stdout)`;
 

@@ -28,7 +28,7 @@ export function listPackFiles(packsDir: string): { id: string; file: string }[] 
 }
 
 /** The snapshot table made to match snapshots/*.json: files written but not indexed (a crash between the two steps) are adopted, records without a file dropped. */
-export async function loadSnapshotFiles(t: IndexTables, snapsDir: string): Promise<void> {
+export async function loadSnapshotFiles(t: Pick<IndexTables, 'env' | 'snaps'>, snapsDir: string): Promise<void> {
   const files = fs.readdirSync(snapsDir).filter((n) => n.endsWith('.json'));
   if (files.length === t.snaps.getCount()) return;
   const onDisk = new Set(files.map((n) => n.slice(0, -5)));
