@@ -131,6 +131,7 @@ describe("an agent's own (embedded) repository with a damaged index", () => {
     const target = path.join(dir, 'restore');
     const r = await keep(['restore', b.snapshot, '--target', target], { env });
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^keep: warning: index\.mdb was damaged \(page 0 is not a meta page\): rebuilt from the packs \(\d+ blobs\); the damaged file is index\.mdb\.damaged-/m);
     expect(compareTrees(src, restoredPath(target, src))).toEqual([]);
     expect(fs.readdirSync(repo).filter((n) => n.startsWith('index.mdb.damaged-'))).toHaveLength(1);
   });

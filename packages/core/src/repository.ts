@@ -70,6 +70,8 @@ export interface RepositoryOptions {
    * set, open fails with "index.mdb is damaged (...): <indexRepairHint>" (keepd).
    */
   indexRepairHint?: string;
+  /** Told when a damaged index was moved aside and rebuilt (a warning for the user). */
+  onIndexRebuilt?: (message: string) => void;
 }
 
 export interface CheckOptions {
@@ -179,7 +181,10 @@ export class Repository {
     const index = checkLmdbFile(path.join(dir, INDEX_FILE));
     if (index.kind === 'damaged' && opts.indexRepairHint) throw new KeepError('CORRUPT', `${path.join(dir, INDEX_FILE)} is damaged (${index.reason}): ${opts.indexRepairHint}`);
     // A lost or damaged index is rebuilt from the packs and snapshot files, aside, then swapped in.
-    if (index.kind !== 'ok') await rebuildIndexFile(dir, clock);
+    if (index.kind !== 'ok') {
+      const r = await rebuildIndexFile(dir, clock);
+      if (index.kind === 'damaged') opts.onIndexRebuilt?.(`${INDEX_FILE} was damaged (${index.reason}): rebuilt from the packs (${r.blobs} blobs); the damaged file is ${r.replaced}`);
+    }
     const repo = new Repository(dir, config, { ...opts, clock });
     try {
       // An index whose rebuild an earlier version left unfinished (it rebuilt in place).
