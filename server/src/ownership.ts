@@ -27,6 +27,6 @@ export async function ensureOwnership(repo: Repository, log?: Logger): Promise<{
     owned += ids.length;
   }
   await (marker as Database<true, string>).put('done', true);
-  log?.info({ sources: roots.size, owned }, 'blob ownership derived from the snapshots (new index)');
+  if (roots.size) log?.info({ sources: roots.size, owned }, 'blob ownership derived from the snapshots (new index)');
   return { derived: true, sources: roots.size, owned };
 }
