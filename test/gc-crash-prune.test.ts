@@ -9,7 +9,7 @@
  * --source churn --keep-last 1` drops the previous one. So every prune run
  * two hours later (KEEP_CLOCK_OFFSET_MS, no session open) has blobs to
  * sweep, sparse packs to repack and dead packs to delete.
- * The prune is killed a seeded random delay after it takes prune.lock (seen
+ * The prune is killed a seeded random delay after it takes maintenance.lock (seen
  * through inotify; node's start-up before that is not an interesting kill
  * point), uniform over 1.2x the length of the last complete prune, or at a
  * step of the repack seen from outside (its new pack created in tmp/, that
@@ -18,7 +18,7 @@
  * errors), exactly the expected snapshots are listed and each restores
  * byte-identical, and a rerun of the prune completes. At the end `keepd check
  * --read-data` passes with no orphan or unfinished pack left, and an empty
- * prune.lock (what a kill or power loss between creating the lock and
+ * maintenance.lock (what a kill or power loss between creating the lock and
  * writing its pid leaves) does not stop the next prune.
  */
 import fs from 'node:fs';
@@ -30,7 +30,7 @@ import { check, clockEnv, forget, manifest, pollUntil, prune, PruneReport, resto
 
 const RANDOM_KILLS = 6;
 
-/** Where to kill the prune: a delay after it took prune.lock, or a moment seen in the data directory. */
+/** Where to kill the prune: a delay after it took maintenance.lock, or a moment seen in the data directory. */
 type KillPoint = { kind: 'delay' | 'repack-tmp' | 'repack-renamed' | 'pack-deleted' };
 
 interface Outcome {
@@ -121,7 +121,7 @@ describe('keepd prune SIGKILLed at random points', () => {
       if (kp.kind === 'delay') {
         const delayMs = Math.round(rand() * windowMs);
         point = `lock + ${delayMs} ms`;
-        fired = (await whenCreated(data, (n) => n === 'prune.lock', run.result)) !== undefined;
+        fired = (await whenCreated(data, (n) => n === 'maintenance.lock', run.result)) !== undefined;
         if (fired) fired = await Promise.race([new Promise<boolean>((r) => setTimeout(() => r(true), delayMs)), run.result.then(() => false)]);
       } else if (kp.kind === 'repack-tmp') {
         point = kp.kind;
@@ -146,7 +146,7 @@ describe('keepd prune SIGKILLed at random points', () => {
       expect(report.exit).toBe(0);
       await verifyAll(when);
 
-      // The rerun completes (a stale prune.lock from the killed run does not stop it).
+      // The rerun completes (a stale maintenance.lock from the killed run does not stop it).
       const rerun = await prune(data, TWO_HOURS_MS);
       outcomes.push({ point, killed, orphans: report.orphan_packs.length, unfinished: report.unfinished_packs, rerun });
       if (!killed) windowMs = Math.max(20, (JSON.parse(res.stdout) as PruneReport).duration_s * 1000 * 1.2);
@@ -165,16 +165,16 @@ describe('keepd prune SIGKILLed at random points', () => {
     expect(final.unfinished_packs).toBe(0);
     expect(final.snapshots).toBe(2);
 
-    // A prune killed (or a power loss) before its lock held its pid leaves an empty prune.lock: stale, not a prune.
-    fs.writeFileSync(path.join(data, 'prune.lock'), '');
+    // A prune killed (or a power loss) before its lock held its pid leaves an empty maintenance.lock: stale, not a prune.
+    fs.writeFileSync(path.join(data, 'maintenance.lock'), '');
     const afterEmptyLock = await prune(data, TWO_HOURS_MS);
     expect(afterEmptyLock.snapshots).toBe(2);
-    expect(fs.existsSync(path.join(data, 'prune.lock'))).toBe(false);
+    expect(fs.existsSync(path.join(data, 'maintenance.lock'))).toBe(false);
     // A live prune's lock (here: this test process's pid) is respected.
-    fs.writeFileSync(path.join(data, 'prune.lock'), String(process.pid));
+    fs.writeFileSync(path.join(data, 'maintenance.lock'), String(process.pid));
     const refused = await runKeepd(['prune', '--data', data, '--json'], { env: clockEnv(TWO_HOURS_MS) });
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/^keepd: error: another prune is running \(pid \d+\)/);
-    fs.rmSync(path.join(data, 'prune.lock'));
+    expect(refused.code).toBe(11);
+    expect(refused.stderr).toMatch(/^keepd: error: maintenance is running \(pid \d+\)/);
+    fs.rmSync(path.join(data, 'maintenance.lock'));
   }, 170_000);
 });

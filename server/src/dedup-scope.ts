@@ -12,15 +12,18 @@ import { Database, Id, Repository } from '@keep/core';
  * the common case costs no row. Every further owner, and a source that
  * uploaded bytes another writer indexed first, gets a row here:
  *
- *   LMDB database "source-tags": key = source name, value = tag (1, 2, ...; never reused)
- *   LMDB database "owners":      key = blob id (32 bytes) || source (UTF-8), value = true
+ *   state.mdb "source-tags": key = source name, value = tag (1, 2, ...; never reused)
+ *   index.mdb "owners":      key = blob id (32 bytes) || source (UTF-8), value = true
+ *
+ * Ownership is a cache like the rest of the index: a rebuilt index derives
+ * it again from the snapshots (ownership.ts). The tags are durable state.
  */
 export class DedupScopeIndex {
   private readonly db: Database<true, Buffer>;
   private readonly tags: Database<number, string>;
 
   constructor(private readonly repo: Repository) {
-    this.db = repo.database<true, Buffer>('owners', { binaryKeys: true });
+    this.db = repo.indexDatabase<true, Buffer>('owners', { binaryKeys: true });
     this.tags = repo.database<number, string>('source-tags');
   }
 
@@ -32,7 +35,7 @@ export class DedupScopeIndex {
   async tagOf(source: string): Promise<number> {
     const known = this.tags.get(source);
     if (known !== undefined) return known;
-    return this.repo.transaction(() => {
+    return this.tags.transaction(() => {
       const raced = this.tags.get(source);
       if (raced !== undefined) return raced;
       const tag = this.tags.getCount() + 1; // tags are never removed, so the count is the last one
@@ -65,25 +68,5 @@ export class DedupScopeIndex {
         if (this.db.get(k) === undefined) void this.db.put(k, true);
       }
     });
-  }
-
-  /**
-   * Before the blob table is rebuilt from the packs (which know no owners):
-   * every first owner kept in a blob record becomes a row, so no source
-   * loses sight of what it stored.
-   */
-  async keepFirstOwners(): Promise<number> {
-    const names = new Map<number, string>();
-    for (const { key, value } of this.tags.getRange()) names.set(value, key);
-    let kept = 0;
-    await this.db.transaction(() => {
-      for (const [id, r] of this.repo.allBlobs()) {
-        const source = r.owner !== undefined ? names.get(r.owner) : undefined;
-        if (source === undefined) continue;
-        void this.db.put(this.key(id, source), true);
-        kept++;
-      }
-    });
-    return kept;
   }
 }

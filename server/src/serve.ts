@@ -4,7 +4,9 @@ import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
 import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures } from '@keep/core';
 import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
+import { keepdRepoOptions, lockDataDir } from './data-lock.js';
 import { DedupScopeIndex } from './dedup-scope.js';
+import { ensureOwnership } from './ownership.js';
 import { createLogger, Logger } from './log.js';
 import { Metrics, serverMetrics } from './metrics.js';
 import { bearer, repositoryService } from './rpc/service.js';
@@ -124,14 +126,21 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const space = new StorageSpace(o.data, parseMinFree(o.minFree ?? DEFAULT_MIN_FREE));
   // A full disk fails the write that hit it (RESOURCE_EXHAUSTED); LMDB's copy of that failure must not end keepd.
   surviveLmdbWriteFailures((e) => log.warn({ err: e.message }, 'index write failed'));
-  const repo = await Repository.open(o.data, { clock });
-  if (o.upstream) {
-    try {
-      markReplica(o.data, o.upstream, clock); // read-only until `keepd promote`; refused once promoted
-    } catch (e) {
+  // One keepd per data directory, held until shutdown (a crashed keepd's lock is taken over).
+  const dataLock = lockDataDir(o.data, 'serve');
+  let repo: Repository;
+  try {
+    repo = await Repository.open(o.data, keepdRepoOptions(o.data, { clock }));
+    await (async () => {
+      if (o.upstream) markReplica(o.data, o.upstream, clock); // read-only until `keepd promote`; refused once promoted
+      await ensureOwnership(repo, log);
+    })().catch(async (e) => {
       await repo.close();
       throw e;
-    }
+    });
+  } catch (e) {
+    dataLock.release();
+    throw e;
   }
   const scope = new DedupScopeIndex(repo);
   const sessions = new SessionManager(repo, scope, clock);
@@ -230,6 +239,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         await sessions.closeAll();
         metricsServer?.close();
         await repo.close();
+        dataLock.release();
         log.info({}, 'stopped');
       })();
       return stopping;

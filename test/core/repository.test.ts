@@ -535,7 +535,10 @@ describe('Repository', () => {
       const all = [...data, sub, root];
       const before = all.map((b) => recordOf(r(), b.id));
       const res = await r().rebuildIndex();
-      expect(res).toEqual({ packs: 2, blobs: all.length, damaged_packs: [] });
+      expect(res).toEqual({ packs: 2, blobs: all.length, damaged_packs: [], replaced: expect.stringMatching(/^index\.mdb\.old-/) });
+      // Built aside and swapped in: the replaced file is kept next to it, no rebuild leftovers.
+      expect(fs.existsSync(path.join(t.dir, res.replaced!))).toBe(true);
+      expect(fs.existsSync(path.join(t.dir, 'index.mdb.rebuild'))).toBe(false);
       expect(all.map((b) => recordOf(r(), b.id))).toEqual(before);
       expect(r().snapshots()).toHaveLength(1);
 

@@ -9,7 +9,8 @@ export class LocalConnection implements RepoConnection {
   ) {}
 
   static async open(dir: string, clock?: Clock): Promise<LocalConnection> {
-    return new LocalConnection(dir, await Repository.open(dir, { clock }));
+    const onIndexRebuilt = (m: string) => void process.stderr.write(`keep: warning: ${m}\n`);
+    return new LocalConnection(dir, await Repository.open(dir, { clock, onIndexRebuilt }));
   }
 
   static async init(dir: string, clock?: Clock, chunker?: ChunkerParams): Promise<LocalConnection> {

@@ -13,7 +13,12 @@ export function atomicWrite(file: string, data: string | Buffer, mode = 0o666): 
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  const dfd = fs.openSync(path.dirname(file), 'r');
+  fsyncDir(path.dirname(file));
+}
+
+/** Make renames and unlinks in `dir` durable. */
+export function fsyncDir(dir: string): void {
+  const dfd = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(dfd);
   } finally {

@@ -30,3 +30,8 @@ export * from './margins.js';
 export * from './storage-space.js';
 export * from './transport.js';
 export * from './gc/prune.js';
+export * from './pid-lock.js';
+export { checkLmdbFile } from './index/meta-check.js';
+export type { RebuildReport } from './index/rebuild.js';
+export { STATE_FILE } from './state-store.js';
+export { reachable } from './gc/reachable.js';

@@ -1,11 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { open, RootDatabase, Database } from 'lmdb';
+import { RootDatabase, Database } from 'lmdb';
 
 export type { Database };
 import { BlobType, MAX_BLOB_SIZE } from './blob/format.js';
 import { parseBlob } from './blob/seal.js';
 import { BlobIndex, BlobRecord, decodeBlobRecordV2 } from './blob-index.js';
+import { checkLmdbFile } from './index/meta-check.js';
+import { listPackFiles, loadSnapshotFiles, rebuildIndexFile, RebuildReport } from './index/rebuild.js';
+import { ENGINE_TABLES, INDEX_FILE, OLD_BLOB_TABLES, openIndexTables } from './index/tables.js';
+import { StateStore, STATE_FILE } from './state-store.js';
 import { ChunkerParams } from './chunker.js';
 import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
@@ -30,12 +34,15 @@ import { storageFailure } from './storage-space.js';
  *   packs/<xx>/<id>.pack     pack files (pack/format.ts)
  *   snapshots/<id>.json      snapshot records, the durable copy (snapshot/snapshot.ts)
  *   tmp/                     packs being written; never indexed
- *   index.mdb                LMDB: blobs, packs, snapshots (a cache of snapshots/)
+ *   index.mdb                LMDB: blobs, packs, snapshots (a cache of packs/ and snapshots/, rebuilt from them)
+ *   state.mdb                LMDB: the server's own state (state-store.ts); not rebuildable
+ *   maintenance.lock         held by prune and index rebuilds (pid-lock.ts)
  *
  * Write order (each step durable before the next): pack bytes -> fsync ->
  * rename into packs/ -> index; snapshot file -> fsync -> LMDB. A crash between
  * steps leaves bytes nobody points at (garbage for prune), never a pointer to
- * missing bytes. The LMDB file can be rebuilt from packs/ and snapshots/.
+ * missing bytes. The index can be rebuilt from packs/ and snapshots/
+ * (index/rebuild.ts) and is checked before it is opened (index/meta-check.ts).
  */
 
 /** What the index knows of one blob. */
@@ -60,6 +67,14 @@ export interface PackRecord {
 
 export interface RepositoryOptions {
   clock?: Clock;
+  /**
+   * What to do with an index.mdb that fails the meta-page check: unset, it is
+   * moved aside and rebuilt (an agent's repository: the index is only a cache);
+   * set, open fails with "index.mdb is damaged (...): <indexRepairHint>" (keepd).
+   */
+  indexRepairHint?: string;
+  /** Told when a damaged index was moved aside and rebuilt (a warning for the user). */
+  onIndexRebuilt?: (message: string) => void;
 }
 
 export interface CheckOptions {
@@ -83,11 +98,6 @@ export interface CheckReport {
   unfinished_packs: number;
 }
 
-const INDEX_FILE = 'index.mdb';
-/** The blob table (blob-index.ts layout). Older tables are migrated into it on open. */
-const BLOBS_DB = 'blobs-v3';
-/** 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
-const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
 /**
  * Routine writes to the blob table go in transactions of at most this many
  * records. LMDB copies every page a transaction writes and can reuse the old
@@ -105,12 +115,14 @@ function byId<T>(items: readonly T[], id: (x: T) => Buffer): T[] {
 
 export class Repository {
   readonly clock: Clock;
-  private readonly env: RootDatabase;
-  private readonly blobs: BlobIndex;
-  private readonly packs: Database<PackRecord, string>;
-  private readonly snaps: Database<Snapshot, string>;
-  private readonly meta: Database<unknown, string>;
-  private readonly sessionsDb: Database<SessionRecord, string>;
+  // The index's tables: replaced when the index is rebuilt (rebuildIndex).
+  private env!: RootDatabase;
+  private blobs!: BlobIndex;
+  private packs!: Database<PackRecord, string>;
+  private snaps!: Database<Snapshot, string>;
+  private meta!: Database<unknown, string>;
+  private sessionsDb!: Database<SessionRecord, string>;
+  private state: StateStore | undefined;
   private readonly handles = new PackHandles();
 
   private constructor(
@@ -119,12 +131,15 @@ export class Repository {
     opts: RepositoryOptions,
   ) {
     this.clock = opts.clock ?? processClock();
-    this.env = open({ path: path.join(dir, INDEX_FILE), noSubdir: true, compression: false });
-    this.blobs = new BlobIndex(this.env, BLOBS_DB);
-    this.packs = this.env.openDB({ name: 'packs' });
-    this.snaps = this.env.openDB({ name: 'snapshots' });
-    this.meta = this.env.openDB({ name: 'meta' });
-    this.sessionsDb = this.env.openDB({ name: 'sessions' });
+    this.openIndex();
+  }
+
+  private get indexFile(): string {
+    return path.join(this.dir, INDEX_FILE);
+  }
+
+  private openIndex(): void {
+    ({ env: this.env, blobs: this.blobs, packs: this.packs, snaps: this.snaps, meta: this.meta, sessions: this.sessionsDb } = openIndexTables(this.indexFile));
   }
 
   get packsDir(): string {
@@ -164,14 +179,48 @@ export class Repository {
     }
     const config = parseRepoConfig(text, path.join(dir, 'config.json'));
     for (const d of ['packs', 'tmp', 'snapshots', 'keys']) fs.mkdirSync(path.join(dir, d), { recursive: true });
-    const repo = new Repository(dir, config, opts);
-    // A lost or fresh index is rebuilt from the packs and snapshot files.
-    if (repo.meta.get('built') !== true) await repo.rebuildIndex();
-    else {
-      await repo.migrateOldBlobTables();
-      await repo.reconcileSnapshots();
+    const clock = opts.clock ?? processClock();
+    // Checked before LMDB maps it: LMDB crashes the process on a damaged file.
+    const index = checkLmdbFile(path.join(dir, INDEX_FILE));
+    if (index.kind === 'damaged' && opts.indexRepairHint) throw new KeepError('CORRUPT', `${path.join(dir, INDEX_FILE)} is damaged (${index.reason}): ${opts.indexRepairHint}`);
+    // A lost or damaged index is rebuilt from the packs and snapshot files, aside, then swapped in.
+    if (index.kind !== 'ok') {
+      const r = await rebuildIndexFile(dir, clock);
+      if (index.kind === 'damaged') opts.onIndexRebuilt?.(`${INDEX_FILE} was damaged (${index.reason}): rebuilt from the packs (${r.blobs} blobs); the damaged file is ${r.replaced}`);
+    }
+    const repo = new Repository(dir, config, { ...opts, clock });
+    try {
+      // An index whose rebuild an earlier version left unfinished (it rebuilt in place).
+      if (repo.meta.get('built') !== true) await repo.rebuildIndex();
+      else {
+        await repo.migrateOldBlobTables();
+        await repo.reconcileSnapshots();
+      }
+    } catch (e) {
+      await repo.close();
+      throw e;
     }
     return repo;
+  }
+
+  /**
+   * `keepd rebuild-index`: rebuild DIR's index from its packs and snapshot
+   * files without opening the current index.mdb (which may crash LMDB). Server
+   * state still kept in an index written before state.mdb existed moves out
+   * first, when that index passes the meta-page check.
+   */
+  static async rebuild(dir: string, opts: RepositoryOptions = {}): Promise<RebuildReport> {
+    if (!Repository.exists(dir)) throw new KeepError('NOT_A_REPOSITORY', `${dir} is not a Keep repository (no config.json)`);
+    const file = path.join(dir, INDEX_FILE);
+    if (!fs.existsSync(path.join(dir, STATE_FILE)) && checkLmdbFile(file).kind === 'ok') {
+      const t = openIndexTables(file);
+      try {
+        if (StateStore.hasLegacyTables(t.env)) await StateStore.open(dir, t.env).close();
+      } finally {
+        await t.env.close();
+      }
+    }
+    return rebuildIndexFile(dir, opts.clock ?? processClock());
   }
 
   /** An index written by an earlier version: its blob records move to the current table, each table in one transaction. */
@@ -203,18 +252,37 @@ export class Repository {
   async close(): Promise<void> {
     await this.handles.close();
     await this.env.close();
+    await this.state?.close();
   }
 
   /**
-   * A named LMDB database in the repository's index for state that belongs to
-   * the server (tokens, sessions, dedup scope); core never reads it.
+   * The server's durable state (tokens, source tags, replicas, replication):
+   * state.mdb, opened on first use, which an index rebuild never touches.
+   * Server state kept in the index by an earlier version moves there then.
+   */
+  stateStore(): StateStore {
+    this.state ??= StateStore.open(this.dir, this.env);
+    return this.state;
+  }
+
+  /**
+   * A named LMDB database in the server's durable state (state.mdb); core
+   * never reads it.
    */
   database<V = unknown, K extends string | Buffer = string>(name: string, opts: { binaryKeys?: boolean; dupSort?: boolean } = {}): Database<V, K> {
-    if ([...OLD_BLOB_TABLES, BLOBS_DB, 'packs', 'snapshots', 'meta', 'sessions'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
+    return this.stateStore().database<V, K>(name, opts);
+  }
+
+  /**
+   * A named LMDB database in the index, for server data that can be derived
+   * again after a rebuild (blob ownership): an index rebuild starts it empty.
+   */
+  indexDatabase<V = unknown, K extends string | Buffer = string>(name: string, opts: { binaryKeys?: boolean; dupSort?: boolean } = {}): Database<V, K> {
+    if (ENGINE_TABLES.includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
     return this.env.openDB({ name, ...(opts.binaryKeys ? { keyEncoding: 'binary' } : {}), ...(opts.dupSort ? { dupSort: true } : {}) }) as Database<V, K>;
   }
 
-  /** Run `fn` in one LMDB write transaction (durable when the promise resolves). */
+  /** Run `fn` in one LMDB write transaction on the index (durable when the promise resolves). */
   transaction<T>(fn: () => T): Promise<T> {
     return this.env.transaction(fn);
   }
@@ -455,6 +523,26 @@ export class Repository {
     return [...drop];
   }
 
+  /**
+   * An orphan pack (on disk, not in the index) whose trailer is intact and
+   * lists blobs the index lacks is indexed: an index that lost writes (a
+   * rebuild racing a writer, an index restored from a copy) must not cost the
+   * blobs only this pack holds. Returns false when there is nothing to adopt
+   * (the trailer is damaged, or every blob is indexed elsewhere): the pack
+   * is garbage then.
+   */
+  async adoptPack(p: { id: string; file: string }): Promise<boolean> {
+    let entries;
+    try {
+      entries = await readTrailer(p.file);
+    } catch {
+      return false;
+    }
+    if (entries.every((e) => this.blobs.has(e.id))) return false;
+    await this.indexPack(p.id, fs.statSync(p.file).size, entries);
+    return true;
+  }
+
   /** Pack files on disk that the index does not know (orphans). */
   unindexedPackFiles(): { id: string; file: string }[] {
     return this.packFiles().filter((p) => !this.packs.get(p.id));
@@ -636,59 +724,29 @@ export class Repository {
 
   /** Snapshot files written but not in LMDB (a crash between the two steps) are adopted. */
   private async reconcileSnapshots(): Promise<void> {
-    const files = fs.readdirSync(this.snapsDir).filter((n) => n.endsWith('.json'));
-    if (files.length === this.snaps.getCount()) return;
-    const onDisk = new Set(files.map((n) => n.slice(0, -5)));
-    await this.env.transaction(() => {
-      for (const n of onDisk) if (!this.snaps.get(n)) this.snaps.put(n, JSON.parse(fs.readFileSync(path.join(this.snapsDir, `${n}.json`), 'utf8')));
-      for (const { key } of this.snaps.getRange()) if (!onDisk.has(key)) this.snaps.remove(key);
-    });
+    await loadSnapshotFiles({ env: this.env, snaps: this.snaps }, this.snapsDir);
   }
 
   // ---- maintenance ----------------------------------------------------------
 
   private packFiles(): { id: string; file: string }[] {
-    const out: { id: string; file: string }[] = [];
-    for (const sub of fs.readdirSync(this.packsDir)) {
-      const d = path.join(this.packsDir, sub);
-      if (!fs.statSync(d).isDirectory()) continue;
-      for (const n of fs.readdirSync(d)) if (n.endsWith('.pack')) out.push({ id: n.slice(0, -5), file: path.join(d, n) });
-    }
-    return out;
+    return listPackFiles(this.packsDir);
   }
 
-  /** Rebuild the whole LMDB index from pack trailers and snapshot files. */
-  async rebuildIndex(): Promise<{ packs: number; blobs: number; damaged_packs: string[] }> {
-    const damaged: string[] = [];
-    let blobs = 0;
-    await this.env.transaction(() => {
-      this.blobs.clearSync();
-      this.packs.clearSync();
-      this.snaps.clearSync();
-    });
-    const now = this.clock.now();
-    const packs = this.packFiles();
-    for (const p of packs) {
-      let entries;
-      try {
-        entries = await readTrailer(p.file);
-      } catch (e) {
-        damaged.push(`${p.id}: ${(e as Error).message}`);
-        continue;
-      }
-      const size = fs.statSync(p.file).size;
-      await this.env.transaction(() => {
-        this.packs.put(p.id, { size, blobs: entries.length, created: now });
-        for (const e of entries) {
-          if (this.blobs.has(e.id)) continue;
-          this.blobs.put(e.id, { pack: p.id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
-          blobs++;
-        }
-      });
+  /**
+   * Rebuild the whole index from pack trailers and snapshot files (aside,
+   * then swapped in; index/rebuild.ts) and go on with the new one. Other
+   * processes with the old index open keep writing into the replaced file:
+   * keepd refuses this while it serves the directory.
+   */
+  async rebuildIndex(): Promise<RebuildReport> {
+    if (StateStore.hasLegacyTables(this.env)) this.stateStore(); // server state moves out before its index goes
+    await this.env.close();
+    try {
+      return await rebuildIndexFile(this.dir, this.clock);
+    } finally {
+      this.openIndex();
     }
-    await this.reconcileSnapshots();
-    await this.meta.put('built', true);
-    return { packs: packs.length - damaged.length, blobs, damaged_packs: damaged };
   }
 
   /** Structure, index against packs, storage hashes, snapshot closure. Needs no key. */

@@ -8,7 +8,8 @@ import { runSync, syncFailure } from '../sync/run.js';
 import { promote } from '../role.js';
 import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
-import { DedupScopeIndex } from '../dedup-scope.js';
+import { keepdRepoOptions, lockDataDir } from '../data-lock.js';
+import { ensureOwnership } from '../ownership.js';
 
 const USAGE = `keepd — the Keep repository server
 
@@ -35,7 +36,8 @@ usage: keepd COMMAND --data DIR [options]
                                       and takes writes; recorded in DIR/role.json (a running keepd follows within a second)
   check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
   status --data DIR [--json]          per source: newest snapshot and its age against the RPO
-  rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files
+  rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files, aside, without
+                                      opening the current one (stop keepd serve first); ownership comes from the snapshots
 
 every command takes --json (one JSON document on stdout)
 
@@ -128,7 +130,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         await store.revoke(id);
         out(a.json, { revoked: id }, () => console.log(`revoked ${id}`));
       } else throw new KeepError('INVALID_ARGUMENT', 'usage: keepd token create|list|revoke --data DIR');
-    });
+    }, keepdRepoOptions(a.data));
   },
   async tls(argv) {
     const [sub, ...rest] = argv;
@@ -159,7 +161,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       tier: typeof a.tier === 'string' ? parseTier(a.tier) : undefined,
       dryRun: Boolean(a['dry-run']),
     });
-    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => prune(repo)) : undefined;
+    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => prune(repo), keepdRepoOptions(a.data)) : undefined;
     out(a.json, pruned ? { ...r, prune: pruned } : r, () => {
       for (const g of r.groups) {
         console.log(`source ${g.source}: ${g.policy}`);
@@ -176,7 +178,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' } });
     const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
     if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
-    const r = await Repository.using(a.data, (repo) => prune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }));
+    const r = await Repository.using(a.data, (repo) => prune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }), keepdRepoOptions(a.data));
     out(a.json, r, () =>
       console.log(
         `${r.dry_run ? 'would remove' : 'removed'} ${r.blobs_removed} of ${r.blobs_before} blobs (${r.bytes_removed} bytes); ${r.blobs_kept_recent} unreferenced but recent kept; ` +
@@ -218,11 +220,22 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
   async 'rebuild-index'(argv) {
     const a = args(argv);
-    const r = await Repository.using(a.data, async (repo) => {
-      await new DedupScopeIndex(repo).keepFirstOwners(); // the packs know no owners
-      return repo.rebuildIndex();
-    });
-    out(a.json, r, () => console.log(`rebuilt index: ${r.blobs} blobs from ${r.packs} packs${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}`));
+    // Never opens the current index (it may be damaged), and never under a running keepd (which would go on writing to the old file).
+    const lock = lockDataDir(a.data, 'rebuild-index');
+    try {
+      const rebuilt = await Repository.rebuild(a.data);
+      // The packs know no owners: ownership comes back from the snapshots.
+      const owners = await Repository.using(a.data, (repo) => ensureOwnership(repo), keepdRepoOptions(a.data));
+      const r = { ...rebuilt, owned_blobs: owners.owned };
+      out(a.json, r, () =>
+        console.log(
+          `rebuilt index: ${r.blobs} blobs from ${r.packs} packs${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}; ownership of ${owners.owned} blobs derived from ${owners.sources} source(s)` +
+            (r.replaced ? `; the old index is now ${r.replaced} (delete it when you no longer need it)` : ''),
+        ),
+      );
+    } finally {
+      lock.release();
+    }
   },
 };
 

@@ -1,5 +1,6 @@
 import { Repository } from '@keep/core';
 import { KeepError } from '@keep/core';
+import { keepdRepoOptions } from '../data-lock.js';
 
 export interface CheckArgs {
   data: string;
@@ -9,7 +10,7 @@ export interface CheckArgs {
 
 /** Keyless repository check: structure, index against packs, storage hashes, closure. */
 export async function runCheck(args: CheckArgs) {
-  return Repository.using(args.data, (repo) => repo.check({ readData: args.readData, readDataSubset: args.readDataSubset }));
+  return Repository.using(args.data, (repo) => repo.check({ readData: args.readData, readDataSubset: args.readDataSubset }), keepdRepoOptions(args.data));
 }
 
 export function checkFailure(errors: string[]): KeepError {

@@ -1,4 +1,5 @@
 import { applyRetention, Clock, describePolicy, groupBySource, isEmptyPolicy, isPgSource, KeepError, pgCatalog, Repository, RetentionPolicy, processClock, Tier, TIER_RETENTION, TIERS, unneededWal } from '@keep/core';
+import { keepdRepoOptions } from '../data-lock.js';
 
 export interface ForgetOptions {
   source?: string;
@@ -28,7 +29,7 @@ export interface ForgetGroup {
  * The parent of any open backup session is protected.
  */
 export async function runForget(data: string, o: ForgetOptions, clock: Clock = processClock()): Promise<{ groups: ForgetGroup[]; skipped: string[] }> {
-  const repo = await Repository.open(data, { clock });
+  const repo = await Repository.open(data, keepdRepoOptions(data, { clock }));
   try {
     const protect = new Map<string, string>();
     for (const s of repo.liveSessions()) if (s.parent) protect.set(s.parent, 'parent of an open backup session');

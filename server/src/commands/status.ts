@@ -1,6 +1,7 @@
 import { Clock, isPgSource, recordedTime, PitrWindow, pitrWindow, processClock, Repository, TIERS } from '@keep/core';
 import { ReplicaRegistry } from '../replicas.js';
 import { replicationDb } from '../sync/pull.js';
+import { keepdRepoOptions } from '../data-lock.js';
 
 export interface SourceStatus {
   source: string;
@@ -20,7 +21,7 @@ export interface SourceStatus {
 
 /** Per source: its newest snapshot and how old it is against its tier's RPO. */
 export async function runStatus(data: string, clock: Clock = processClock()) {
-  const repo = await Repository.open(data, { clock });
+  const repo = await Repository.open(data, keepdRepoOptions(data, { clock }));
   try {
     const latest = new Map<string, { snap: ReturnType<Repository['snapshots']>[number]; count: number }>();
     for (const s of repo.snapshots()) {

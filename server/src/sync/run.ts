@@ -5,6 +5,7 @@ import { atomicWrite, insecureFromEnv, KeepError, parseRepoConfig, processClock,
 import { markReplica, readRole } from '../role.js';
 import { SyncReport, syncFrom } from './pull.js';
 import { Upstream } from './upstream.js';
+import { keepdRepoOptions } from '../data-lock.js';
 
 /**
  * The replica token for the upstream: KEEP_UPSTREAM_TOKEN(_FILE), else
@@ -45,7 +46,7 @@ export async function runSync(data: string, from: string, source?: string, env: 
     if (Repository.exists(data)) {
       // A promoted replica follows no upstream any more (role.ts).
       if (readRole(data)?.role === 'promoted') throw new KeepError('INVALID_ARGUMENT', `${data} was promoted to a primary: it syncs from no upstream any more`);
-      repo = await Repository.open(data);
+      repo = await Repository.open(data, keepdRepoOptions(data));
     } else {
       // A new replica is the same repository: it adopts the primary's config (id, chunker), and is read-only until promoted.
       const { configJson } = await up.config();

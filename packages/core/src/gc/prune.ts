@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { BlobType } from '../blob/format.js';
-import { parseBlob } from '../blob/seal.js';
-import { KeepError } from '../errors.js';
 import { Id, toHex } from '../ids.js';
 import { GC_CLOCK_SLACK_MS, GC_GRACE_MS, ORPHAN_PACK_MIN_AGE_MS } from '../margins.js';
 import { PackWriter } from '../pack/writer.js';
+import { reachable } from './reachable.js';
+import { acquireMaintenanceLock } from '../pid-lock.js';
 import type { Repository } from '../repository.js';
 
 /**
@@ -31,8 +30,11 @@ import type { Repository } from '../repository.js';
  *    is and the old one is an orphan the next prune deletes.
  * 5. Orphan packs (never indexed: a crash between rename and index) and tmp
  *    packs are deleted only when older than ORPHAN_PACK_MIN_AGE_MS and than
- *    the cutoff (so never one an open session may still be filling).
- * Two prunes do not run at once (prune.lock); backups never wait for one.
+ *    the cutoff (so never one an open session may still be filling), and an
+ *    orphan only when its trailer is damaged or every blob in it is indexed
+ *    elsewhere; otherwise it is adopted (Repository.adoptPack).
+ * Prune and index rebuilds never run at once (the maintenance lock,
+ * pid-lock.ts); backups never wait for either.
  */
 export interface PruneOptions {
   /** repack packs whose live bytes are below this fraction (0..1) */
@@ -55,6 +57,8 @@ export interface PruneReport {
   packs_repacked: number;
   bytes_repacked: number;
   orphan_packs_deleted: number;
+  /** orphan packs indexed because they hold blobs the index lacks (an index that lost writes) */
+  orphan_packs_adopted: number;
   tmp_files_deleted: number;
   bytes_before: number;
   bytes_after: number;
@@ -63,39 +67,13 @@ export interface PruneReport {
 
 export const DEFAULT_REPACK_BELOW = 0.5;
 
-function acquireLock(file: string): () => void {
-  // The lock appears with its pid already in it (link is atomic), so a lock
-  // without a pid (empty: a crash or power loss before the data was durable)
-  // is stale, never a prune still starting.
-  const mine = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(mine, String(process.pid));
-  try {
-    fs.linkSync(mine, file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    const pid = Number(fs.readFileSync(file, 'utf8'));
-    let alive = false;
-    try {
-      // process.kill(0, 0) would probe our own process group: a pid must be positive.
-      if (Number.isSafeInteger(pid) && pid > 0) process.kill(pid, 0), (alive = pid !== process.pid);
-    } catch {
-      alive = false;
-    }
-    if (alive) throw new KeepError('UNAVAILABLE', `another prune is running (pid ${pid}); backups are not affected`);
-    fs.writeFileSync(file, String(process.pid)); // a crashed prune's stale lock
-  } finally {
-    fs.rmSync(mine, { force: true });
-  }
-  return () => fs.rmSync(file, { force: true });
-}
-
 export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<PruneReport> {
   const started = repo.clock.now();
-  const release = acquireLock(path.join(repo.dir, 'prune.lock'));
+  const lock = acquireMaintenanceLock(repo.dir, 'prune');
   try {
     return await runPrune(repo, opts, started);
   } finally {
-    release();
+    lock.release();
   }
 }
 
@@ -115,22 +93,8 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
     const parent = s.parent ? repo.getSnapshot(s.parent) : undefined;
     if (parent) roots.add(parent.root);
   }
-  const live = new Set<string>();
-  const stack: Id[] = [...roots].map((r) => Buffer.from(r, 'hex'));
-  while (stack.length) {
-    const id = stack.pop()!;
-    const hex = toHex(id);
-    if (live.has(hex)) continue;
-    live.add(hex);
-    const r = repo.lookup(id);
-    if (!r || r.type !== BlobType.Tree) continue;
-    // A damaged tree stops the prune: collecting with an incomplete mark would delete live data.
-    const { edges } = parseBlob(await repo.readBlob(id));
-    for (const e of edges) {
-      if (e.type === BlobType.Tree) stack.push(e.id);
-      else live.add(toHex(e.id));
-    }
-  }
+  // A damaged tree stops the prune: collecting with an incomplete mark would delete live data.
+  const live = await reachable(repo, roots);
 
   // 2. Candidates: unmarked and not seen since the cutoff.
   const candidates: Id[] = [];
@@ -157,6 +121,7 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
     packs_repacked: 0,
     bytes_repacked: 0,
     orphan_packs_deleted: 0,
+    orphan_packs_adopted: 0,
     tmp_files_deleted: 0,
     bytes_before: bytesBefore,
     bytes_after: bytesBefore,
@@ -193,8 +158,11 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
   // it started, and may go untouched for long while its agent only offers
   // blobs the repository has (a mostly deduplicated stream).
   const old = Math.min(started - ORPHAN_PACK_MIN_AGE_MS, cutoff);
+  // An orphan whose trailer is intact and holds blobs the index lacks is adopted, never deleted.
   for (const p of repo.unindexedPackFiles()) {
-    if (fs.statSync(p.file).mtimeMs < old) fs.rmSync(p.file, { force: true }), report.orphan_packs_deleted++;
+    if (fs.statSync(p.file).mtimeMs >= old) continue;
+    if (await repo.adoptPack(p)) report.orphan_packs_adopted++;
+    else fs.rmSync(p.file, { force: true }), report.orphan_packs_deleted++;
   }
   const tmp = path.join(repo.dir, 'tmp');
   for (const n of fs.readdirSync(tmp)) {

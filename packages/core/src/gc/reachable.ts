@@ -1,0 +1,36 @@
+import { BlobType } from '../blob/format.js';
+import { parseBlob } from '../blob/seal.js';
+import { Id, toHex } from '../ids.js';
+import type { Repository } from '../repository.js';
+
+/**
+ * Every blob id (hex) reachable from the tree ids `roots` (hex), walking the
+ * plaintext edge lists: needs no key. A subtree reachable twice is walked
+ * once; ids the index lacks are listed but not followed. A damaged tree
+ * throws unless `onDamaged` is given (then it is reported and not followed).
+ */
+export async function reachable(repo: Repository, roots: Iterable<string>, onDamaged?: (hex: string, e: Error) => void): Promise<Set<string>> {
+  const seen = new Set<string>();
+  const stack: Id[] = [...roots].map((r) => Buffer.from(r, 'hex'));
+  while (stack.length) {
+    const id = stack.pop()!;
+    const hex = toHex(id);
+    if (seen.has(hex)) continue;
+    seen.add(hex);
+    const r = repo.lookup(id);
+    if (!r || r.type !== BlobType.Tree) continue;
+    let edges;
+    try {
+      ({ edges } = parseBlob(await repo.readBlob(id)));
+    } catch (e) {
+      if (!onDamaged) throw e;
+      onDamaged(hex, e as Error);
+      continue;
+    }
+    for (const e of edges) {
+      if (e.type === BlobType.Tree) stack.push(e.id);
+      else seen.add(toHex(e.id));
+    }
+  }
+  return seen;
+}

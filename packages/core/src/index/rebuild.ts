@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Clock } from '../clock.js';
+import { fsyncDir } from '../fsutil.js';
+import { readTrailer } from '../pack/reader.js';
+import { acquireMaintenanceLock } from '../pid-lock.js';
+import { pausePoint } from '../test-pause.js';
+import { checkLmdbFile } from './meta-check.js';
+import { INDEX_FILE, IndexTables, openIndexTables } from './tables.js';
+
+export interface RebuildReport {
+  packs: number;
+  blobs: number;
+  damaged_packs: string[];
+  /** where the index this rebuild replaced was moved (index.mdb.damaged-TIME or index.mdb.old-TIME), if there was one */
+  replaced?: string;
+}
+
+/** Every pack file under packs/xx/. */
+export function listPackFiles(packsDir: string): { id: string; file: string }[] {
+  const out: { id: string; file: string }[] = [];
+  for (const sub of fs.readdirSync(packsDir)) {
+    const d = path.join(packsDir, sub);
+    if (!fs.statSync(d).isDirectory()) continue;
+    for (const n of fs.readdirSync(d)) if (n.endsWith('.pack')) out.push({ id: n.slice(0, -5), file: path.join(d, n) });
+  }
+  return out;
+}
+
+/** The snapshot table made to match snapshots/*.json: files written but not indexed (a crash between the two steps) are adopted, records without a file dropped. */
+export async function loadSnapshotFiles(t: Pick<IndexTables, 'env' | 'snaps'>, snapsDir: string): Promise<void> {
+  const files = fs.readdirSync(snapsDir).filter((n) => n.endsWith('.json'));
+  if (files.length === t.snaps.getCount()) return;
+  const onDisk = new Set(files.map((n) => n.slice(0, -5)));
+  await t.env.transaction(() => {
+    for (const n of onDisk) if (!t.snaps.get(n)) t.snaps.put(n, JSON.parse(fs.readFileSync(path.join(snapsDir, `${n}.json`), 'utf8')));
+    for (const { key } of t.snaps.getRange()) if (!onDisk.has(key)) t.snaps.remove(key);
+  });
+}
+
+function removeLmdbFile(file: string): void {
+  fs.rmSync(file, { force: true });
+  fs.rmSync(`${file}-lock`, { force: true });
+}
+
+/** Index every pack in packs/ (and the packs that appear meanwhile) and every snapshot file into `t`. */
+async function fill(t: IndexTables, dir: string, clock: Clock): Promise<Omit<RebuildReport, 'replaced'>> {
+  const damaged: string[] = [];
+  let blobs = 0;
+  let packs = 0;
+  const now = clock.now();
+  const done = new Set<string>();
+  // Writers go on during a rebuild (into the index being replaced): scan again until no new pack appears, so
+  // only a pack renamed in the last instant before the swap is left unindexed (prune adopts it, never deletes it).
+  for (let pass = 0; ; pass++) {
+    const fresh = listPackFiles(path.join(dir, 'packs')).filter((p) => !done.has(p.id));
+    if (fresh.length === 0) break;
+    for (const [i, p] of fresh.entries()) {
+      if (pass === 0 && i === Math.floor(fresh.length / 2)) await pausePoint('rebuild');
+      done.add(p.id);
+      let entries;
+      try {
+        entries = await readTrailer(p.file);
+      } catch (e) {
+        damaged.push(`${p.id}: ${(e as Error).message}`);
+        continue;
+      }
+      const size = fs.statSync(p.file).size;
+      packs++;
+      await t.env.transaction(() => {
+        t.packs.put(p.id, { size, blobs: entries.length, created: now });
+        for (const e of entries) {
+          if (t.blobs.has(e.id)) continue;
+          t.blobs.put(e.id, { pack: p.id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
+          blobs++;
+        }
+      });
+    }
+  }
+  await loadSnapshotFiles(t, path.join(dir, 'snapshots'));
+  await t.meta.put('built', true);
+  return { packs, blobs, damaged_packs: damaged };
+}
+
+/**
+ * Rebuild `dir`'s index from its pack trailers and snapshot files without
+ * opening the current index.mdb (it may be damaged): under the maintenance
+ * lock (no prune sees a half-built index, no two rebuilds race), into
+ * index.mdb.rebuild, then the old file is moved aside and the new one
+ * renamed into place. A crash at any point leaves the old index or the new
+ * one at index.mdb, never a partial one.
+ */
+export async function rebuildIndexFile(dir: string, clock: Clock): Promise<RebuildReport> {
+  const lock = acquireMaintenanceLock(dir, 'rebuild-index');
+  try {
+    const file = path.join(dir, INDEX_FILE);
+    const aside = `${file}.rebuild`;
+    removeLmdbFile(aside); // a crashed rebuild's leftovers
+    const t = openIndexTables(aside);
+    let report: RebuildReport;
+    try {
+      report = await fill(t, dir, clock);
+    } finally {
+      await t.env.close();
+    }
+    const state = checkLmdbFile(file);
+    if (state.kind !== 'missing') {
+      report.replaced = `${INDEX_FILE}.${state.kind === 'damaged' ? 'damaged' : 'old'}-${new Date(clock.now()).toISOString().replace(/[:.]/g, '-')}`;
+      fs.renameSync(file, path.join(dir, report.replaced));
+    }
+    // The old lock file describes the old file's readers: the new file starts with none.
+    fs.rmSync(`${file}-lock`, { force: true });
+    fs.renameSync(aside, file);
+    fs.rmSync(`${aside}-lock`, { force: true });
+    fsyncDir(dir);
+    return report;
+  } finally {
+    lock.release();
+  }
+}
