@@ -6,6 +6,7 @@ export type { Database };
 import { BlobType, MAX_BLOB_SIZE } from './blob/format.js';
 import { parseBlob } from './blob/seal.js';
 import { BlobIndex, BlobRecord, decodeBlobRecordV2 } from './blob-index.js';
+import { BlobView, COPIES_DB, CopyIndex, Located } from './copy-index.js';
 import { ChunkerParams } from './chunker.js';
 import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
@@ -37,6 +38,7 @@ import { atomicWrite, randomId } from './fsutil.js';
 
 /** What the index knows of one blob. */
 export type { BlobRecord } from './blob-index.js';
+export type { BlobView, Located } from './copy-index.js';
 
 /** An open writer session as the index records it (keepd's, or an embedded backup's). */
 export interface SessionRecord {
@@ -53,6 +55,18 @@ export interface PackRecord {
   size: number;
   blobs: number;
   created: number;
+}
+
+/** Whose blobs a writer stores (Repository.openWriter). */
+export interface WriterScope {
+  /** tag (> 0) recorded in every blob this writer is first to store (keepd: the session's source) */
+  owner?: number;
+  /**
+   * With `owner`: the blobs the owner may use (its own, and any shared with it). Another stored id this
+   * writer receives is stored again as the owner's copy (copy-index.ts), never deduplicated against
+   * bytes it does not own; without it, a stored id is deduplicated on arrival.
+   */
+  owns?: (id: Id) => boolean;
 }
 
 export interface RepositoryOptions {
@@ -85,6 +99,8 @@ const INDEX_FILE = 'index.mdb';
 const BLOBS_DB = 'blobs-v3';
 /** 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
 const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
+/** Source name -> owner tag (1, 2, ...; never reused): the tag writers and copies carry. */
+const SOURCE_TAGS_DB = 'source-tags';
 /**
  * Routine writes to the blob table go in transactions of at most this many
  * records. LMDB copies every page a transaction writes and can reuse the old
@@ -104,6 +120,9 @@ export class Repository {
   readonly clock: Clock;
   private readonly env: RootDatabase;
   private readonly blobs: BlobIndex;
+  /** per-source copies of blobs (copy-index.ts) */
+  private readonly copies: CopyIndex;
+  private readonly sourceTags: Database<number, string>;
   private readonly packs: Database<PackRecord, string>;
   private readonly snaps: Database<Snapshot, string>;
   private readonly meta: Database<unknown, string>;
@@ -118,6 +137,8 @@ export class Repository {
     this.clock = opts.clock ?? processClock();
     this.env = open({ path: path.join(dir, INDEX_FILE), noSubdir: true, compression: false });
     this.blobs = new BlobIndex(this.env, BLOBS_DB);
+    this.copies = new CopyIndex(this.env);
+    this.sourceTags = this.env.openDB({ name: SOURCE_TAGS_DB });
     this.packs = this.env.openDB({ name: 'packs' });
     this.snaps = this.env.openDB({ name: 'snapshots' });
     this.meta = this.env.openDB({ name: 'meta' });
@@ -207,7 +228,7 @@ export class Repository {
    * the server (tokens, sessions, dedup scope); core never reads it.
    */
   database<V = unknown, K extends string | Buffer = string>(name: string, opts: { binaryKeys?: boolean; dupSort?: boolean } = {}): Database<V, K> {
-    if ([...OLD_BLOB_TABLES, BLOBS_DB, 'packs', 'snapshots', 'meta', 'sessions'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
+    if ([...OLD_BLOB_TABLES, BLOBS_DB, COPIES_DB, SOURCE_TAGS_DB, 'packs', 'snapshots', 'meta', 'sessions'].includes(name)) throw new KeepError('INVALID_ARGUMENT', `database name ${name} is the engine's own`);
     return this.env.openDB({ name, ...(opts.binaryKeys ? { keyEncoding: 'binary' } : {}), ...(opts.dupSort ? { dupSort: true } : {}) }) as Database<V, K>;
   }
 
@@ -253,6 +274,66 @@ export class Repository {
     return this.blobs.owner(id);
   }
 
+  /** The owner tag of `source`, if it has one (sourceTag allocates). */
+  findSourceTag(source: string): number | undefined {
+    return this.sourceTags.get(source);
+  }
+
+  /** The owner tag of `source`, allocated on first use (keepd's sessions and replicas pass it to their writers). */
+  async sourceTag(source: string): Promise<number> {
+    const known = this.sourceTags.get(source);
+    if (known !== undefined) return known;
+    return this.env.transaction(() => {
+      const raced = this.sourceTags.get(source);
+      if (raced !== undefined) return raced;
+      const tag = this.sourceTags.getCount() + 1; // tags are never removed, so the count is the last one
+      void this.sourceTags.put(source, tag);
+      return tag;
+    });
+  }
+
+  /** Every source with a tag: tag -> source name. */
+  sourceNames(): Map<number, string> {
+    const names = new Map<number, string>();
+    for (const { key, value } of this.sourceTags.getRange()) names.set(value, key);
+    return names;
+  }
+
+  /** The copy of `id` that owner `tag` stored, if any. */
+  copyOf(id: Id, tag: number): BlobRecord | undefined {
+    return this.copies.get(id, tag);
+  }
+
+  /** The unscoped view: the first stored copy of every blob (the blob table). */
+  readonly primary: BlobView = (id) => {
+    const r = this.blobs.get(id);
+    return r && { record: r };
+  };
+
+  /**
+   * What owner `tag` sees: its own copy of a blob, else the primary when
+   * `ownsPrimary` (the primary carries the tag, or the caller says it was
+   * shared with it); else nothing.
+   */
+  scopedView(tag: number, shared: (id: Id) => boolean = () => false): BlobView {
+    return (id) => {
+      const c = this.copies.get(id, tag);
+      if (c) return { record: c, copyOf: tag };
+      const r = this.blobs.get(id);
+      return r && (r.owner === tag || shared(id)) ? { record: r } : undefined;
+    };
+  }
+
+  /** `source`'s copy of each blob when it has one, else the primary: how a snapshot of `source` reads (GC, check, replicas). */
+  sourceView(source: string | undefined): BlobView {
+    const tag = source === undefined ? undefined : this.findSourceTag(source);
+    if (tag === undefined || this.copies.getCount() === 0) return this.primary;
+    return (id) => {
+      const c = this.copies.get(id, tag);
+      return c ? { record: c, copyOf: tag } : this.primary(id);
+    };
+  }
+
   /**
    * Which of `ids` the repository lacks. Present ones get `seen` renewed: a
    * session told "have it" may rely on that blob until its lease ends.
@@ -266,11 +347,14 @@ export class Repository {
     return lacking;
   }
 
-  async touch(ids: Id[], now = this.clock.now()): Promise<void> {
+  /** Renew `seen` of each blob, and of owner `tag`'s copy of it when it has one. */
+  async touch(ids: Id[], now = this.clock.now(), tag?: number): Promise<void> {
     await this.inBatches(byId(ids, (x) => x), (batch) => {
       for (const id of batch) {
         const r = this.blobs.get(id);
         if (r && r.seen < now) this.blobs.put(id, { ...r, seen: now });
+        const c = tag === undefined ? undefined : this.copies.get(id, tag);
+        if (c && c.seen < now) this.copies.put(id, tag!, { ...c, seen: now });
       }
     });
   }
@@ -287,9 +371,14 @@ export class Repository {
     }
   }
 
-  /** `owner`: a tag (> 0) recorded in every blob this writer is first to store (keepd: the session's source). */
-  openWriter(opts: { owner?: number } = {}): BlobWriter {
-    return new BlobWriter(this, opts.owner);
+  /**
+   * `owner`: a tag (> 0) recorded in every blob this writer is first to store (keepd: the session's source).
+   * `owns` (with `owner`): the blobs the owner may use; any other stored id this writer receives is stored
+   * again as the owner's copy instead of deduplicated against bytes it does not own.
+   */
+  openWriter(opts: WriterScope = {}): BlobWriter {
+    if (opts.owns && !opts.owner) throw new KeepError('INTERNAL', 'a scoped writer needs an owner tag');
+    return new BlobWriter(this, opts);
   }
 
   /**
@@ -297,7 +386,8 @@ export class Repository {
    * another writer had indexed first under another owner tag, for the caller
    * to record its ownership elsewhere.
    */
-  async indexPack(id: string, size: number, entries: { id: Buffer; type: number; offset: number; length: number; hash: Buffer }[], owner?: number): Promise<Id[]> {
+  async indexPack(id: string, size: number, entries: { id: Buffer; type: number; offset: number; length: number; hash: Buffer }[], scope: WriterScope = {}): Promise<Id[]> {
+    const { owner, owns } = scope;
     const now = this.clock.now();
     const elsewhere: Id[] = [];
     // The pack is recorded first: a crash between batches leaves some of its blobs unindexed (garbage for prune, resent by a rerun).
@@ -305,9 +395,12 @@ export class Repository {
       if (first) this.packs.put(id, { size, blobs: entries.length, created: now });
       for (const e of batch) {
         // Another writer may have stored the same blob meanwhile: the first
-        // indexed copy wins, this one is garbage for prune.
+        // indexed copy wins, this one is garbage for prune; unless this
+        // writer is scoped and does not own the first: then it is its copy.
         if (this.blobs.has(e.id)) {
-          if (owner && this.blobs.owner(e.id) !== owner) elsewhere.push(e.id);
+          if (owns) {
+            if (!owns(e.id) && !this.copies.get(e.id, owner!)) this.copies.put(e.id, owner!, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
+          } else if (owner && this.blobs.owner(e.id) !== owner) elsewhere.push(e.id);
           continue;
         }
         this.blobs.put(e.id, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now, owner });
@@ -316,20 +409,20 @@ export class Repository {
     return elsewhere;
   }
 
-  async readBlob(id: Id): Promise<Buffer> {
-    return (await this.readStored(id)).bytes;
+  async readBlob(id: Id, view: BlobView = this.primary): Promise<Buffer> {
+    return (await this.readStored(id, view)).bytes;
   }
 
-  /** readBlob, with the whole storage hash it proved (the index keeps only a prefix). */
-  async readStored(id: Id): Promise<StoredBytes> {
-    const r = this.blobs.get(id);
+  /** readBlob, with the whole storage hash it proved (the index keeps only a prefix); `view` picks whose bytes. */
+  async readStored(id: Id, view: BlobView = this.primary): Promise<StoredBytes> {
+    const r = view(id)?.record;
     if (!r) throw new KeepError('NOT_FOUND', `blob ${toHex(id)} is not in the repository`);
     const at = (x: BlobRecord) => readStoredAt(packPath(this.packsDir, x.pack), { id, offset: x.offset, length: x.length, hash: x.hash }, this.handles);
     try {
       return await at(r);
     } catch (e) {
       // A concurrent prune may have repacked the blob between lookup and read: look again once.
-      const now = this.blobs.get(id);
+      const now = view(id)?.record;
       if (now && now.pack !== r.pack) return at(now);
       throw e;
     }
@@ -343,13 +436,13 @@ export class Repository {
    * its CORRUPT error in its place, so the ones before it can still be used
    * (readBlob reads it again alone). NOT_FOUND when `ids[from]` is unknown.
    */
-  async readNearby(ids: Id[], from: number, limits: { run: number; gap: number }): Promise<{ id: Id; data: StoredBytes | Error }[]> {
-    const first = this.blobs.get(ids[from]);
+  async readNearby(ids: Id[], from: number, limits: { run: number; gap: number }, view: BlobView = this.primary): Promise<{ id: Id; data: StoredBytes | Error }[]> {
+    const first = view(ids[from])?.record;
     if (!first) throw new KeepError('NOT_FOUND', `blob ${toHex(ids[from])} is not in the repository`);
     const run: BlobSpan[] = [{ id: ids[from], offset: first.offset, length: first.length, hash: first.hash }];
     let end = first.offset + first.length;
     for (let j = from + 1; j < ids.length; j++) {
-      const r = this.blobs.get(ids[j]);
+      const r = view(ids[j])?.record;
       if (!r || r.pack !== first.pack || r.offset < end || r.offset - end > limits.gap || r.offset + r.length - first.offset > limits.run) break;
       run.push({ id: ids[j], offset: r.offset, length: r.length, hash: r.hash });
       end = r.offset + r.length;
@@ -359,7 +452,7 @@ export class Repository {
       data = await readBlobRun(packPath(this.packsDir, first.pack), run, this.handles);
     } catch {
       // A prune may have repacked them since the lookup: readStored looks again.
-      data = await Promise.all(run.map((b) => this.readStored(b.id).catch((e: Error) => e)));
+      data = await Promise.all(run.map((b) => this.readStored(b.id, view).catch((e: Error) => e)));
     }
     return run.map((b, k) => ({ id: b.id, data: data[k] }));
   }
@@ -367,13 +460,18 @@ export class Repository {
   // ---- garbage collection (gc/prune.ts holds the rules) -------------------
 
   /**
-   * Remove unreferenced blobs from the index in one transaction, skipping any
-   * touched since `cutoff` (a session relied on it after the mark). Bumps the
-   * GC epoch so tree "complete" marks are re-proven. Returns how many went.
+   * Remove unreferenced blobs (`candidates`: primaries, `copies`: per-source
+   * copies) from the index in one transaction, skipping any record touched
+   * since `cutoff` (a session relied on it after the mark). Bumps the GC
+   * epoch so tree "complete" marks are re-proven. Returns how many records went.
    */
-  async sweepBlobs(candidates: Id[], cutoff: number): Promise<number> {
+  async sweepBlobs(candidates: Id[], cutoff: number, copies: { id: Id; tag: number }[] = []): Promise<number> {
     let removed = 0;
     await this.env.transaction(() => {
+      for (const { id, tag } of copies) {
+        const c = this.copies.get(id, tag);
+        if (c && c.seen < cutoff) this.copies.remove(id, tag), removed++;
+      }
       for (const id of candidates) {
         const r = this.blobs.get(id);
         if (!r || r.seen >= cutoff) continue;
@@ -395,7 +493,7 @@ export class Repository {
     for (const { key, value } of this.packs.getRange()) {
       if (opts.createdBefore === undefined || value.created < opts.createdBefore) usage.set(key, { size: value.size, liveBlobs: 0, liveBytes: 0 });
     }
-    for (const [, r] of this.allBlobs()) {
+    for (const [, r] of this.allRecords()) {
       const u = usage.get(r.pack);
       if (u) u.liveBlobs++, (u.liveBytes += r.length);
     }
@@ -406,12 +504,15 @@ export class Repository {
    * Point moved blobs at their new pack (only those still where the mover
    * found them) and record the new pack, in one transaction.
    */
-  async switchBlobs(pack: string, size: number, count: number, moves: { id: Id; oldPack: string; oldOffset: number; pack: string; offset: number }[]): Promise<void> {
+  async switchBlobs(pack: string, size: number, count: number, moves: { id: Id; copyOf?: number; oldPack: string; oldOffset: number; pack: string; offset: number }[]): Promise<void> {
     await this.env.transaction(() => {
       this.packs.put(pack, { size, blobs: count, created: this.clock.now() });
       for (const m of moves) {
-        const r = this.blobs.get(m.id);
-        if (r && r.pack === m.oldPack && r.offset === m.oldOffset) this.blobs.put(m.id, { ...r, pack: m.pack, offset: m.offset });
+        const r = m.copyOf === undefined ? this.blobs.get(m.id) : this.copies.get(m.id, m.copyOf);
+        if (!r || r.pack !== m.oldPack || r.offset !== m.oldOffset) continue;
+        const moved = { ...r, pack: m.pack, offset: m.offset };
+        if (m.copyOf === undefined) this.blobs.put(m.id, moved);
+        else this.copies.put(m.id, m.copyOf, moved);
       }
     });
   }
@@ -423,7 +524,7 @@ export class Repository {
   async dropPacks(ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];
     const drop = new Set(ids);
-    for (const [, r] of this.allBlobs()) drop.delete(r.pack);
+    for (const [, r] of this.allRecords()) drop.delete(r.pack);
     await this.env.transaction(() => {
       for (const id of drop) this.packs.remove(id);
     });
@@ -442,6 +543,17 @@ export class Repository {
 
   *allBlobs(): Generator<[Id, BlobRecord]> {
     for (const { key, value } of this.blobs.getRange()) yield [key, value];
+  }
+
+  /** Every per-source copy (copy-index.ts). */
+  allCopies(): Generator<{ id: Id; tag: number; record: BlobRecord }> {
+    return this.copies.all();
+  }
+
+  /** Every record that points into a pack: primaries, then copies (the copy's owner tag as third item). */
+  *allRecords(): Generator<[Id, BlobRecord, number | undefined]> {
+    for (const [id, r] of this.allBlobs()) yield [id, r, undefined];
+    for (const c of this.copies.all()) yield [c.id, c.record, c.tag];
   }
 
   packCount(): number {
@@ -472,12 +584,15 @@ export class Repository {
   }
 
   /**
-   * Walk the DAG from `root` and list what is not stored. Trees already proven
-   * complete (part of an earlier committed snapshot) are not walked again.
+   * Walk the DAG from `root` and list what is not stored, as `view` sees it
+   * (a source-scoped commit: what its source may use). Trees already proven
+   * complete in the view (part of an earlier committed snapshot) are not walked again.
    */
-  async closure(root: Id): Promise<{ missing: string[]; trees: Id[] }> {
+  async closure(root: Id, view: BlobView = this.primary): Promise<{ missing: string[]; trees: (Located & { id: Id })[] }> {
     const missing: string[] = [];
-    const walked: Id[] = [];
+    const walked: (Located & { id: Id })[] = [];
+    // The unscoped view asks the blob table for presence without decoding records.
+    const has = view === this.primary ? (id: Id) => this.blobs.has(id) : (id: Id) => view(id) !== undefined;
     const seen = new Set<string>();
     const stack: Id[] = [root];
     const epoch = this.gcEpoch();
@@ -486,18 +601,19 @@ export class Repository {
       const hex = toHex(id);
       if (seen.has(hex)) continue;
       seen.add(hex);
-      const r = this.blobs.get(id);
-      if (!r) {
+      const at = view(id);
+      if (!at) {
         missing.push(hex);
         continue;
       }
+      const r = at.record;
       if (r.type !== BlobType.Tree) throw corrupt(`blob ${hex} is referenced as a tree but stored as data`);
       if (r.complete !== undefined && r.complete === epoch) continue;
-      walked.push(id);
-      const { edges } = parseBlob(await this.readBlob(id));
+      walked.push({ ...at, id });
+      const { edges } = parseBlob(await this.readBlob(id, view));
       for (const e of edges) {
         if (e.type === BlobType.Tree) stack.push(e.id);
-        else if (!this.blobs.has(e.id)) {
+        else if (!has(e.id)) {
           const h = toHex(e.id);
           if (!seen.has(h)) missing.push(h), seen.add(h);
         }
@@ -506,23 +622,23 @@ export class Repository {
     return { missing, trees: walked };
   }
 
-  /** Make a snapshot visible, only if every blob reachable from its root is stored. */
-  async commitSnapshot(s: NewSnapshot): Promise<Snapshot> {
-    return this.publish({ id: randomId(), ...s });
+  /** Make a snapshot visible, only if every blob reachable from its root is stored (in `view`: see closure). */
+  async commitSnapshot(s: NewSnapshot, view?: BlobView): Promise<Snapshot> {
+    return this.publish({ id: randomId(), ...s }, view);
   }
 
   /** A snapshot copied from another repository (sync) keeps its id; same closure rule. */
-  async importSnapshot(s: Snapshot): Promise<Snapshot> {
+  async importSnapshot(s: Snapshot, view?: BlobView): Promise<Snapshot> {
     if (!/^[0-9a-f]{32}$/.test(s.id)) throw new KeepError('INVALID_ARGUMENT', `bad snapshot id ${s.id}`);
     if (this.snaps.get(s.id)) return this.snaps.get(s.id)!;
-    return this.publish(s);
+    return this.publish(s, view);
   }
 
-  private async publish(snap: Snapshot): Promise<Snapshot> {
+  private async publish(snap: Snapshot, view: BlobView = this.primary): Promise<Snapshot> {
     const s = snap;
     const root = Buffer.from(s.root, 'hex');
     if (root.length !== 32) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
-    const { missing, trees } = await this.closure(root);
+    const { missing, trees } = await this.closure(root, view);
     if (missing.length) {
       throw new KeepError('INCOMPLETE', `snapshot refused: ${missing.length} blob(s) reachable from its root are not stored (first: ${missing[0]})`);
     }
@@ -532,18 +648,24 @@ export class Repository {
     await this.snaps.put(snap.id, snap);
     // The marks only save later closure walks, so they may go in batches after the snapshot.
     // A sweep that ran during the walk makes these marks stale: only the epoch the walk saw is recorded.
-    await this.inBatches(byId(trees, (x) => x), (batch) => {
+    // A mark goes on the record the walk proved: a source's copy, or the primary.
+    await this.inBatches(byId(trees, (x) => x.id), (batch) => {
       for (const t of batch) {
-        const r = this.blobs.get(t);
-        if (r) this.blobs.put(t, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
+        if (t.copyOf !== undefined) {
+          const c = this.copies.get(t.id, t.copyOf);
+          if (c) this.copies.put(t.id, t.copyOf, { ...c, complete: epoch, seen: Math.max(c.seen, now) });
+          continue;
+        }
+        const r = this.blobs.get(t.id);
+        if (r) this.blobs.put(t.id, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
       }
     });
     return snap;
   }
 
-  /** Whether a tree's whole DAG was proven stored since the last sweep. */
-  isComplete(id: Id): boolean {
-    const r = this.blobs.get(id);
+  /** Whether a tree's whole DAG was proven stored (in `view`) since the last sweep. */
+  isComplete(id: Id, view: BlobView = this.primary): boolean {
+    const r = view(id)?.record;
     return r?.complete !== undefined && r.complete === this.gcEpoch();
   }
 
@@ -625,6 +747,10 @@ export class Repository {
   async rebuildIndex(): Promise<{ packs: number; blobs: number; damaged_packs: string[] }> {
     const damaged: string[] = [];
     let blobs = 0;
+    // The packs do not say which source stored a blob: the copies table survives a rebuild, and the bytes it
+    // points at are not made any blob's primary (a source's copy must not become what every other source reads).
+    const copyAt = new Set<string>();
+    for (const c of this.copies.all()) copyAt.add(`${c.record.pack}:${c.record.offset}`);
     await this.env.transaction(() => {
       this.blobs.clearSync();
       this.packs.clearSync();
@@ -644,15 +770,25 @@ export class Repository {
       await this.env.transaction(() => {
         this.packs.put(p.id, { size, blobs: entries.length, created: now });
         for (const e of entries) {
-          if (this.blobs.has(e.id)) continue;
+          if (this.blobs.has(e.id) || copyAt.has(`${p.id}:${e.offset}`)) continue;
           this.blobs.put(e.id, { pack: p.id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
           blobs++;
         }
       });
     }
+    await this.dropStrayCopies();
     await this.reconcileSnapshots();
     await this.meta.put('built', true);
     return { packs: packs.length - damaged.length, blobs, damaged_packs: damaged };
+  }
+
+  /** Copies whose pack is gone or too short for them (after a rebuild): their owner stores the blob again. */
+  private async dropStrayCopies(): Promise<void> {
+    const stray = [...this.copies.all()].filter((c) => {
+      const p = this.packs.get(c.record.pack);
+      return !p || c.record.offset + c.record.length > p.size;
+    });
+    await this.env.transaction(() => stray.forEach((c) => this.copies.remove(c.id, c.tag)));
   }
 
   /** Structure, index against packs, storage hashes, snapshot closure. Needs no key. */
@@ -691,9 +827,10 @@ export class Repository {
 
     // Every indexed blob is inside a pack that exists; its bytes hash right when read.
     const pct = opts.readData ? 100 : (opts.readDataSubset ?? 0);
-    for (const [id, r] of this.allBlobs()) {
+    for (const [id, r, copyOf] of this.allRecords()) {
       report.blobs++;
       const hex = toHex(id);
+      const view = copyOf === undefined ? this.primary : (x: Id) => (x.equals(id) ? { record: r, copyOf } : undefined);
       const size = sizes.get(r.pack);
       if (size === undefined) {
         fail(`blob ${hex}: its pack ${r.pack} is missing`, hex);
@@ -705,7 +842,7 @@ export class Repository {
       }
       if (pct > 0 && (pct >= 100 || Math.random() * 100 < pct)) {
         try {
-          const b = await this.readBlob(id);
+          const b = await this.readBlob(id, view);
           report.blobs_read++;
           report.bytes_read += b.length;
           const p = parseBlob(b);
@@ -720,7 +857,7 @@ export class Repository {
     for (const s of this.snapshots()) {
       report.snapshots++;
       try {
-        const { missing } = await this.closure(Buffer.from(s.root, 'hex'));
+        const { missing } = await this.closure(Buffer.from(s.root, 'hex'), this.sourceView(s.source));
         for (const m of missing) fail(`snapshot ${s.id}: blob ${m} is missing`, m);
       } catch (e) {
         fail(`snapshot ${s.id}: ${(e as Error).message}`);
@@ -752,7 +889,7 @@ export class BlobWriter {
 
   constructor(
     private readonly repo: Repository,
-    private readonly owner?: number,
+    private readonly scope: WriterScope = {},
   ) {}
 
   /** The ids stored here but indexed under another writer's owner tag since the last call. */
@@ -762,20 +899,25 @@ export class BlobWriter {
 
   /**
    * Store one blob. Returns false when the repository already had it (dedup on
-   * arrival). `expectHash`, when given, must equal the bytes' storage hash:
-   * the server uses it to refuse blobs damaged in transit.
+   * arrival; for a scoped writer, only a blob its owner may use). `expectHash`,
+   * when given, must equal the bytes' storage hash: the server uses it to
+   * refuse blobs damaged in transit. The header and the hash are checked
+   * before anything is looked up, so a bad blob is refused the same way
+   * whether its id is stored or not (no existence oracle).
    */
   async add(id: Id, stored: Buffer, expectHash?: Buffer): Promise<boolean> {
-    if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${toHex(id)} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
     const hex = toHex(id);
-    if (this.pending.has(hex) || this.indexing.has(hex)) return false;
-    if (this.repo.has(id)) {
-      await this.repo.touch([id]);
-      return false;
-    }
+    if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${hex} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
     const { type } = parseBlob(stored);
     const hash = storageHash(stored);
     if (expectHash && !hash.equals(expectHash)) throw new KeepError('CORRUPT', `blob ${hex} arrived damaged (storage hash mismatch)`);
+    if (this.pending.has(hex) || this.indexing.has(hex)) return false;
+    // Storing a copy costs what storing a new blob costs: a scoped writer's timing says nothing of other owners.
+    const { owner, owns } = this.scope;
+    if (owns ? owns(id) : this.repo.has(id)) {
+      await this.repo.touch([id], undefined, owns ? owner : undefined);
+      return false;
+    }
     this.pack ??= new PackWriter(path.join(this.repo.dir, 'tmp'), this.repo.packsDir);
     this.pack.add(id, type, stored, hash);
     this.pending.add(hex);
@@ -803,7 +945,7 @@ export class BlobWriter {
     const before = this.indexed;
     this.indexed = before.then(async () => {
       try {
-        this.indexedElsewhere.push(...(await this.repo.indexPack(done.id, done.size, done.entries, this.owner)));
+        this.indexedElsewhere.push(...(await this.repo.indexPack(done.id, done.size, done.entries, this.scope)));
       } finally {
         for (const e of done.entries) this.indexing.delete(toHex(e.id));
       }

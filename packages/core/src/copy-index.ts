@@ -1,0 +1,89 @@
+import type { Database, RootDatabase } from 'lmdb';
+import { BlobRecord, decodeBlobRecord, encodeBlobRecord } from './blob-index.js';
+import { ID_SIZE, Id } from './ids.js';
+
+/**
+ * Per-source copies of blobs (LMDB `copies`). The server cannot check a
+ * ciphertext against another one, so a writer with an owner tag (keepd: a
+ * source-scoped session) that stores an id it does not own stores its own
+ * bytes, recorded here instead of sharing the first stored copy (the
+ * "primary" in the blob table): it can neither read nor poison another
+ * source's bytes, and learns nothing from whether the id was stored.
+ *
+ *   key   = blob id (32 bytes) || owner tag (u32 BE)
+ *   value = the blob table's record (blob-index.ts codec; its owner field unused)
+ *
+ * A copy lives in a pack like any blob; GC keeps the copies of live ids,
+ * sweeps them with their id, and repacks them (gc/prune.ts).
+ */
+export const COPIES_DB = 'copies';
+
+const KEY_SIZE = ID_SIZE + 4;
+
+export function copyKey(id: Id, tag: number): Buffer {
+  const k = Buffer.allocUnsafe(KEY_SIZE);
+  id.copy(k, 0, 0, ID_SIZE);
+  k.writeUInt32BE(tag, ID_SIZE);
+  return k;
+}
+
+export interface Copy {
+  id: Id;
+  tag: number;
+  record: BlobRecord;
+}
+
+export class CopyIndex {
+  private readonly db: Database<Buffer, Buffer>;
+
+  constructor(env: RootDatabase) {
+    this.db = env.openDB({ name: COPIES_DB, keyEncoding: 'binary', encoding: 'binary' }) as unknown as Database<Buffer, Buffer>;
+  }
+
+  get(id: Id, tag: number): BlobRecord | undefined {
+    const v = this.db.get(copyKey(id, tag));
+    return v === undefined ? undefined : decodeBlobRecord(v);
+  }
+
+  put(id: Id, tag: number, r: BlobRecord): Promise<boolean> {
+    return this.db.put(copyKey(id, tag), encodeBlobRecord({ ...r, owner: undefined }));
+  }
+
+  remove(id: Id, tag: number): Promise<boolean> {
+    return this.db.remove(copyKey(id, tag));
+  }
+
+  /** Every copy of `id`. */
+  *of(id: Id): Generator<Copy> {
+    const start = copyKey(id, 0);
+    const end = copyKey(id, 0xffffffff);
+    for (const { key, value } of this.db.getRange({ start, end })) yield this.entry(key, value);
+    const last = this.db.get(end);
+    if (last !== undefined) yield this.entry(end, last);
+  }
+
+  *all(): Generator<Copy> {
+    for (const { key, value } of this.db.getRange()) yield this.entry(key, value);
+  }
+
+  private entry(key: Buffer, value: Buffer): Copy {
+    return { id: Buffer.from(key.subarray(0, ID_SIZE)), tag: key.readUInt32BE(ID_SIZE), record: decodeBlobRecord(value) };
+  }
+
+  getCount(): number {
+    return this.db.getCount();
+  }
+}
+
+/** The record of a blob some reader sees: the primary, or the copy of owner `copyOf`. */
+export interface Located {
+  record: BlobRecord;
+  copyOf?: number;
+}
+
+/**
+ * Which stored bytes of each blob a reader, a commit's closure walk or a
+ * mark sees; undefined: none (for a source-scoped view, also a blob stored
+ * only by other sources: the same answer as for one never stored).
+ */
+export type BlobView = (id: Id) => Located | undefined;
