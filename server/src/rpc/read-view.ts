@@ -10,8 +10,11 @@ import type { DedupScopeIndex } from '../dedup-scope.js';
  * stored copy, or the named `source`'s own copy when it has one (a replica
  * pulling that source's snapshot, a restore of it).
  */
+/** An agent token limited to some sources: reads only their blobs. */
+export const readsOwnOnly = (p: Principal): boolean => p.role === 'agent' && p.sources.length > 0;
+
 export function readView(d: { repo: { primary: BlobView; sourceView(source: string): BlobView }; scope: DedupScopeIndex }, p: Principal, source: string): BlobView {
   if (source && !canUseSource(p, source)) throw new KeepError('PERMISSION_DENIED', `this token may not read source ${source}`);
-  if (p.role === 'agent' && p.sources.length > 0) return d.scope.viewOfAny(source ? [source] : p.sources);
+  if (readsOwnOnly(p)) return d.scope.viewOfAny(source ? [source] : p.sources);
   return source ? d.repo.sourceView(source) : d.repo.primary;
 }
