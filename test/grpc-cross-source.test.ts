@@ -47,6 +47,8 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
   let keepd: Keepd;
   let w: Awaited<ReturnType<typeof wire>>;
   const tok: Record<string, Token> = {};
+  /** chunk ids both A and B stored, each its own bytes (the first test) */
+  let shared: Buffer[] = [];
   const env = (t: string) => agentEnv(keepd, tok[t].token);
   const enc = (schema: string, v: object) => w.protobuf.toBinary(w.proto[schema], w.protobuf.create(w.proto[schema], v));
   const dec = (schema: string, b: Uint8Array) => w.protobuf.fromBinary(w.proto[schema], b);
@@ -166,6 +168,34 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
     const r = await runKeep(['restore', 'latest', '--source', 'a', '--target', target], env('a'));
     expect(r.code, r.stderr).toBe(0);
     expect(compareTrees(srcB, restoredPath(target, srcB))).toEqual([]);
+    const c = await keepdJson(['check', '--data', data, '--read-data']);
+    expect(c.ok, JSON.stringify(c.errors)).toBe(true);
+    shared = ofB;
+  });
+
+  it('rebuild-index keeps each source’s own bytes: neither reads the other’s afterwards', async () => {
+    expect(shared.length).toBe(3);
+    const readAll = async () => {
+      const [a, b] = [client('a'), client('b')];
+      try {
+        return { a: await read(a, shared), b: await read(b, shared) };
+      } finally {
+        a.close();
+        b.close();
+      }
+    };
+    const before = await readAll();
+    await keepd.stop();
+    const rb = await keepdJson(['rebuild-index', '--data', data]);
+    expect(rb.damaged_packs).toEqual([]);
+    keepd = await startKeepd(data);
+    const after = await readAll();
+    for (const id of shared) {
+      const hex = id.toString('hex');
+      expect(before.a.blobs.get(hex)!.equals(before.b.blobs.get(hex)!)).toBe(false);
+      expect(after.a.blobs.get(hex)!.equals(before.a.blobs.get(hex)!), 'A reads its own bytes after the rebuild').toBe(true);
+      expect(after.b.blobs.get(hex)!.equals(before.b.blobs.get(hex)!), 'B reads its own bytes after the rebuild').toBe(true);
+    }
     const c = await keepdJson(['check', '--data', data, '--read-data']);
     expect(c.ok, JSON.stringify(c.errors)).toBe(true);
   });
