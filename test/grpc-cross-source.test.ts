@@ -174,7 +174,16 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
   });
 
   it('rebuild-index keeps each source’s own bytes: neither reads the other’s afterwards', async () => {
-    expect(shared.length).toBe(3);
+    // More ids, each in packs of its own on both sides: a rebuild scans packs in directory order, so with
+    // one pack pair the wrong copy would become the primary only every other run; with seven, nearly always.
+    for (let i = 0; i < 6; i++) {
+      const one = path.join(dir, `shared-rebuild-${i}`);
+      makeFiles(one, 1, 20 * KiB);
+      const [id] = await newDataIds(() => keepJson(['backup', one, '--source', 'b'], env('b')));
+      await keepJson(['backup', one, '--source', 'a'], env('a'));
+      shared.push(id);
+    }
+    expect(shared.length).toBe(9);
     const readAll = async () => {
       const [a, b] = [client('a'), client('b')];
       try {
