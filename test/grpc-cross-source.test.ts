@@ -97,6 +97,7 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
     await keepdInit(data);
     for (const s of ['a', 'b', 'c']) tok[s] = await createToken(data, 'agent', { sources: [s] });
     tok.replica = await createToken(data, 'replica');
+    tok.admin = await createToken(data, 'admin');
     keepd = await startKeepd(data);
     w = await wire();
     await keepJson(['init', '--kdf-cost', '12'], env('a'));
@@ -269,10 +270,13 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
     }
     // ...then B backs up the content: B's restore is B's content.
     await keepJson(['backup', src, '--source', 'b'], env('b'));
-    const target = path.join(dir, 'restore-victim');
-    const r = await runKeep(['restore', 'latest', '--source', 'b', '--target', target], env('b'));
-    expect(r.code, `B's restore failed: ${r.stderr}`).toBe(0);
-    expect(compareTrees(src, restoredPath(target, src))).toEqual([]);
+    // With B's token, and with a token over every source (the restore names the snapshot's source).
+    for (const t of ['b', 'admin']) {
+      const target = path.join(dir, `restore-victim-${t}`);
+      const r = await runKeep(['restore', 'latest', '--source', 'b', '--target', target], env(t));
+      expect(r.code, `B's restore with the ${t} token failed: ${r.stderr}`).toBe(0);
+      expect(compareTrees(src, restoredPath(target, src))).toEqual([]);
+    }
   });
 
   it('prune keeps a source’s copies while its snapshot lives and removes them after forget', async () => {

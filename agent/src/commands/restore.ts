@@ -20,6 +20,8 @@ export async function restoreCommand(argv: string[]): Promise<void> {
   const pool = new RestorePool(restoreWorkerCount(), process.getuid?.() === 0);
   try {
     const { repo, meanwhile: snap } = await openRepositoryWhile((conn) => selectSnapshot(conn, positionals[0], { source: values.source, at: values.at }));
+    // The snapshot's own source's bytes: its copy of a chunk another source stored first.
+    repo.conn.readAs(snap.source);
     const progress = new ProgressLine();
     try {
       const started = processClock().now();

@@ -1,4 +1,4 @@
-import { BlobWriter, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, SealedBlob, Snapshot } from '@keep/core';
+import { BlobView, BlobWriter, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, NewSnapshot, Repository, SealedBlob, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -37,8 +37,14 @@ export class LocalConnection implements RepoConnection {
     return new LocalSession(this.repo, this.repo.openWriter(), id, now + SESSION_LEASE_MS);
   }
 
+  private view: BlobView | undefined;
+
   getBlob(id: Id): Promise<Buffer> {
-    return this.repo.readBlob(id);
+    return this.repo.readBlob(id, this.view);
+  }
+
+  readAs(source: string): void {
+    this.view = this.repo.sourceView(source);
   }
 
   async snapshots(filter: { source?: string } = {}): Promise<Snapshot[]> {
