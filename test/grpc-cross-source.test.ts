@@ -49,6 +49,7 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
   const tok: Record<string, Token> = {};
   /** chunk ids both A and B stored, each its own bytes (the first test) */
   let shared: Buffer[] = [];
+  let R: string;
   const env = (t: string) => agentEnv(keepd, tok[t].token);
   const enc = (schema: string, v: object) => w.protobuf.toBinary(w.proto[schema], w.protobuf.create(w.proto[schema], v));
   const dec = (schema: string, b: Uint8Array) => w.protobuf.fromBinary(w.proto[schema], b);
@@ -94,8 +95,10 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
   beforeAll(async () => {
     dir = tmp.make('keep-cross-source-');
     data = path.join(dir, 'data');
+    R = path.join(dir, 'replica');
     await keepdInit(data);
     for (const s of ['a', 'b', 'c']) tok[s] = await createToken(data, 'agent', { sources: [s] });
+    for (const s of ['shared1', 'shared2']) tok[s] = await createToken(data, 'agent', { sources: [s], dedup: 'repository' });
     tok.replica = await createToken(data, 'replica');
     tok.admin = await createToken(data, 'admin');
     keepd = await startKeepd(data);
@@ -316,7 +319,6 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
     makeFiles(src, 2);
     const ofB = await newDataIds(() => keepJson(['backup', src, '--source', 'b'], env('b')));
     await keepJson(['backup', src, '--source', 'a'], env('a'));
-    const R = path.join(dir, 'replica');
     await syncOk(R, keepd.url, tok.replica.token);
 
     const onPrimary = { a: await read(client('a'), ofB), b: await read(client('b'), ofB) };
@@ -347,5 +349,18 @@ describe('one source cannot probe, read or poison another source’s blobs', () 
     } finally {
       await replica.stop();
     }
+  });
+
+  it('sources that share blobs on the primary (--dedup repository) share them on the replica too', async () => {
+    const src = path.join(dir, 'shared-repo-dedup');
+    const size = makeFiles(src, 4);
+    await keepJson(['backup', src, '--source', 'shared1'], env('shared1'));
+    const second = await keepJson(['backup', src, '--source', 'shared2'], env('shared2'));
+    expect(second.bytes_sent).toBeLessThan(size / 100);
+    const before = packBytes(R);
+    await syncOk(R, keepd.url, tok.replica.token);
+    const grown = packBytes(R) - before;
+    expect(grown).toBeGreaterThan(size * 0.95);
+    expect(grown, 'the replica stored shared bytes twice').toBeLessThan(size * 1.5);
   });
 });

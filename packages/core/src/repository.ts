@@ -28,7 +28,7 @@ import { atomicWrite, randomId } from './fsutil.js';
  *   packs/<xx>/<id>.pack     pack files (pack/format.ts)
  *   snapshots/<id>.json      snapshot records, the durable copy (snapshot/snapshot.ts)
  *   tmp/                     packs being written; never indexed
- *   index.mdb                LMDB: blobs, packs, snapshots (a cache of snapshots/)
+ *   index.mdb                LMDB: blobs, per-source copies, packs, snapshots (a cache of snapshots/)
  *
  * Write order (each step durable before the next): pack bytes -> fsync ->
  * rename into packs/ -> index; snapshot file -> fsync -> LMDB. A crash between

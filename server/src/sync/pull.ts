@@ -119,7 +119,15 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
   const tag = await scope.tagOf(source); // before the view: a source without a tag owns nothing
   const owns = scope.view(source);
   const writer = repo.openWriter({ owner: tag, owns: (id) => owns(id) !== undefined });
-  const fetchOf = (ids: Id[], onTree?: (stored: Buffer) => void) => fetch(up, writer, ids, report, source, onTree);
+  // Bytes identical to the ones stored here first are bytes upstream shares between sources (an unscoped
+  // source's, told "have it" there): shared here too. Other bytes are stored as this source's own.
+  const shared: Id[] = [];
+  const keep = async (id: Id, data: Buffer, hash: Buffer) => {
+    const first = repo.lookup(id);
+    if (first && hash.subarray(0, first.hash.length).equals(first.hash)) shared.push(id);
+    else await writer.add(id, data, hash);
+  };
+  const fetchOf = (ids: Id[], onTree?: (stored: Buffer) => void) => fetch(up, keep, ids, report, source, onTree);
   const seen = new Set<string>();
   let trees: Id[] = [root];
   try {
@@ -154,8 +162,11 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
       await fetchOf(data);
     }
     await writer.flush();
+    await scope.record(source, shared);
   } catch (e) {
-    await writer.flush().catch(() => undefined); // keep what arrived intact: a rerun resumes from there
+    // keep what arrived intact: a rerun resumes from there
+    await writer.flush().catch(() => undefined);
+    await scope.record(source, shared).catch(() => undefined);
     throw e;
   }
 }
@@ -163,13 +174,13 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
 /** ReadBlobs streams running at once (the primary reads packs while this side writes). */
 const FETCH_STREAMS = 4;
 
-async function fetch(up: Upstream, writer: ReturnType<Repository['openWriter']>, ids: Id[], report: SyncReport, source: string, onTree?: (stored: Buffer) => void): Promise<void> {
+async function fetch(up: Upstream, keep: (id: Id, data: Buffer, hash: Buffer) => Promise<void>, ids: Id[], report: SyncReport, source: string, onTree?: (stored: Buffer) => void): Promise<void> {
   const batches: Id[][] = [];
   for (let i = 0; i < ids.length; i += FETCH_BATCH) batches.push(ids.slice(i, i + FETCH_BATCH));
   // Streams run in parallel; writes into the pack stay strictly one at a time.
   let writes: Promise<unknown> = Promise.resolve();
   const store = (id: Buffer, data: Buffer, hash: Buffer) => {
-    const w = writes.then(() => writer.add(id, data, hash));
+    const w = writes.then(() => keep(id, data, hash));
     writes = w.catch(() => undefined);
     return w;
   };
