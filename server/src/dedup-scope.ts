@@ -30,11 +30,11 @@ export class DedupScopeIndex {
 
   /** The source's tag, allocated on first use (sessions pass it to their BlobWriter). */
   tagOf(source: string): Promise<number> {
-    return this.repo.sourceTag(source);
+    return this.repo.sourceTags.allocate(source);
   }
 
   private firstOwner(source: string, id: Id): boolean {
-    const tag = this.repo.findSourceTag(source);
+    const tag = this.repo.sourceTags.find(source);
     return tag !== undefined && this.repo.ownerOf(id) === tag;
   }
 
@@ -44,9 +44,9 @@ export class DedupScopeIndex {
 
   /** What `source` may see of each blob: its copy, else the first copy if it owns that (closure walks and reads). */
   view(source: string): BlobView {
-    const tag = this.repo.findSourceTag(source);
+    const tag = this.repo.sourceTags.find(source);
     if (tag === undefined) return () => undefined; // a source that never stored anything owns nothing
-    return this.repo.scopedView(tag, (id) => this.db.get(this.key(id, source)) !== undefined);
+    return this.repo.views.scoped(tag, (id) => this.db.get(this.key(id, source)) !== undefined);
   }
 
   /** What any of `sources` may see: the first of them that owns each blob. */
@@ -80,7 +80,7 @@ export class DedupScopeIndex {
    * loses sight of what it stored.
    */
   async keepFirstOwners(): Promise<number> {
-    const names = this.repo.sourceNames();
+    const names = this.repo.sourceTags.names();
     let kept = 0;
     await this.db.transaction(() => {
       for (const [id, r] of this.repo.allBlobs()) {

@@ -44,7 +44,7 @@ export class LocalConnection implements RepoConnection {
   }
 
   readAs(source: string): void {
-    this.view = this.repo.sourceView(source);
+    this.view = this.repo.views.ofSource(source);
   }
 
   async snapshots(filter: { source?: string } = {}): Promise<Snapshot[]> {

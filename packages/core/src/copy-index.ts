@@ -1,6 +1,7 @@
 import type { Database, RootDatabase } from 'lmdb';
-import { BlobRecord, decodeBlobRecord, encodeBlobRecord } from './blob-index.js';
+import { BlobIndex, BlobRecord, decodeBlobRecord, encodeBlobRecord } from './blob-index.js';
 import { ID_SIZE, Id } from './ids.js';
+import type { SourceTags } from './source-tags.js';
 
 /**
  * Per-source copies of blobs (LMDB `copies`). The server cannot check a
@@ -87,3 +88,42 @@ export interface Located {
  * only by other sources: the same answer as for one never stored).
  */
 export type BlobView = (id: Id) => Located | undefined;
+
+/** The views of one repository's blob and copy tables. */
+export class BlobViews {
+  constructor(
+    private readonly blobs: BlobIndex,
+    private readonly copies: CopyIndex,
+    private readonly tags: SourceTags,
+  ) {}
+
+  /** The unscoped view: the first stored copy of every blob (the blob table). */
+  readonly primary: BlobView = (id) => {
+    const r = this.blobs.get(id);
+    return r && { record: r };
+  };
+
+  /**
+   * What owner `tag` may see: its own copy of a blob, else the primary when
+   * that carries the tag or `shared` says it was shared with the owner; else
+   * nothing (the same as for a blob never stored).
+   */
+  scoped(tag: number, shared: (id: Id) => boolean = () => false): BlobView {
+    return (id) => {
+      const c = this.copies.get(id, tag);
+      if (c) return { record: c, copyOf: tag };
+      const r = this.blobs.get(id);
+      return r && (r.owner === tag || shared(id)) ? { record: r } : undefined;
+    };
+  }
+
+  /** `source`'s copy of each blob when it has one, else the primary: how a snapshot of `source` reads (GC, check, restore, replicas). */
+  ofSource(source: string): BlobView {
+    const tag = this.tags.find(source);
+    if (tag === undefined || this.copies.getCount() === 0) return this.primary;
+    return (id) => {
+      const c = this.copies.get(id, tag);
+      return c ? { record: c, copyOf: tag } : this.primary(id);
+    };
+  }
+}

@@ -20,6 +20,8 @@ export * from './snapshot/retention.js';
 export * from './snapshot/pg.js';
 export * from './repository.js';
 export { decodeBlobRecord, encodeBlobRecord } from './blob-index.js';
+export type { BlobViews } from './copy-index.js';
+export type { SourceTags } from './source-tags.js';
 export * from './parallel/seal-pool.js';
 export { garbagePacer } from './parallel/worker-gc.js';
 export * from './tiers.js';

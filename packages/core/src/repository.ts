@@ -6,7 +6,8 @@ export type { Database };
 import { BlobType, MAX_BLOB_SIZE } from './blob/format.js';
 import { parseBlob } from './blob/seal.js';
 import { BlobIndex, BlobRecord, decodeBlobRecordV2 } from './blob-index.js';
-import { BlobView, COPIES_DB, CopyIndex, Located } from './copy-index.js';
+import { BlobView, BlobViews, COPIES_DB, CopyIndex, Located } from './copy-index.js';
+import { SOURCE_TAGS_DB, SourceTags } from './source-tags.js';
 import { ChunkerParams } from './chunker.js';
 import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
@@ -99,8 +100,6 @@ const INDEX_FILE = 'index.mdb';
 const BLOBS_DB = 'blobs-v3';
 /** 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
 const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
-/** Source name -> owner tag (1, 2, ...; never reused): the tag writers and copies carry. */
-const SOURCE_TAGS_DB = 'source-tags';
 /**
  * Routine writes to the blob table go in transactions of at most this many
  * records. LMDB copies every page a transaction writes and can reuse the old
@@ -122,7 +121,10 @@ export class Repository {
   private readonly blobs: BlobIndex;
   /** per-source copies of blobs (copy-index.ts) */
   private readonly copies: CopyIndex;
-  private readonly sourceTags: Database<number, string>;
+  /** the owner tag of each source (source-tags.ts) */
+  readonly sourceTags: SourceTags;
+  /** whose bytes of each blob a reader sees (copy-index.ts) */
+  readonly views: BlobViews;
   private readonly packs: Database<PackRecord, string>;
   private readonly snaps: Database<Snapshot, string>;
   private readonly meta: Database<unknown, string>;
@@ -138,7 +140,8 @@ export class Repository {
     this.env = open({ path: path.join(dir, INDEX_FILE), noSubdir: true, compression: false });
     this.blobs = new BlobIndex(this.env, BLOBS_DB);
     this.copies = new CopyIndex(this.env);
-    this.sourceTags = this.env.openDB({ name: SOURCE_TAGS_DB });
+    this.sourceTags = new SourceTags(this.env);
+    this.views = new BlobViews(this.blobs, this.copies, this.sourceTags);
     this.packs = this.env.openDB({ name: 'packs' });
     this.snaps = this.env.openDB({ name: 'snapshots' });
     this.meta = this.env.openDB({ name: 'meta' });
@@ -274,66 +277,6 @@ export class Repository {
     return this.blobs.owner(id);
   }
 
-  /** The owner tag of `source`, if it has one (sourceTag allocates). */
-  findSourceTag(source: string): number | undefined {
-    return this.sourceTags.get(source);
-  }
-
-  /** The owner tag of `source`, allocated on first use (keepd's sessions and replicas pass it to their writers). */
-  async sourceTag(source: string): Promise<number> {
-    const known = this.sourceTags.get(source);
-    if (known !== undefined) return known;
-    return this.env.transaction(() => {
-      const raced = this.sourceTags.get(source);
-      if (raced !== undefined) return raced;
-      const tag = this.sourceTags.getCount() + 1; // tags are never removed, so the count is the last one
-      void this.sourceTags.put(source, tag);
-      return tag;
-    });
-  }
-
-  /** Every source with a tag: tag -> source name. */
-  sourceNames(): Map<number, string> {
-    const names = new Map<number, string>();
-    for (const { key, value } of this.sourceTags.getRange()) names.set(value, key);
-    return names;
-  }
-
-  /** The copy of `id` that owner `tag` stored, if any. */
-  copyOf(id: Id, tag: number): BlobRecord | undefined {
-    return this.copies.get(id, tag);
-  }
-
-  /** The unscoped view: the first stored copy of every blob (the blob table). */
-  readonly primary: BlobView = (id) => {
-    const r = this.blobs.get(id);
-    return r && { record: r };
-  };
-
-  /**
-   * What owner `tag` sees: its own copy of a blob, else the primary when
-   * `ownsPrimary` (the primary carries the tag, or the caller says it was
-   * shared with it); else nothing.
-   */
-  scopedView(tag: number, shared: (id: Id) => boolean = () => false): BlobView {
-    return (id) => {
-      const c = this.copies.get(id, tag);
-      if (c) return { record: c, copyOf: tag };
-      const r = this.blobs.get(id);
-      return r && (r.owner === tag || shared(id)) ? { record: r } : undefined;
-    };
-  }
-
-  /** `source`'s copy of each blob when it has one, else the primary: how a snapshot of `source` reads (GC, check, replicas). */
-  sourceView(source: string | undefined): BlobView {
-    const tag = source === undefined ? undefined : this.findSourceTag(source);
-    if (tag === undefined || this.copies.getCount() === 0) return this.primary;
-    return (id) => {
-      const c = this.copies.get(id, tag);
-      return c ? { record: c, copyOf: tag } : this.primary(id);
-    };
-  }
-
   /**
    * Which of `ids` the repository lacks. Present ones get `seen` renewed: a
    * session told "have it" may rely on that blob until its lease ends.
@@ -409,12 +352,12 @@ export class Repository {
     return elsewhere;
   }
 
-  async readBlob(id: Id, view: BlobView = this.primary): Promise<Buffer> {
+  async readBlob(id: Id, view: BlobView = this.views.primary): Promise<Buffer> {
     return (await this.readStored(id, view)).bytes;
   }
 
   /** readBlob, with the whole storage hash it proved (the index keeps only a prefix); `view` picks whose bytes. */
-  async readStored(id: Id, view: BlobView = this.primary): Promise<StoredBytes> {
+  async readStored(id: Id, view: BlobView = this.views.primary): Promise<StoredBytes> {
     const r = view(id)?.record;
     if (!r) throw new KeepError('NOT_FOUND', `blob ${toHex(id)} is not in the repository`);
     const at = (x: BlobRecord) => readStoredAt(packPath(this.packsDir, x.pack), { id, offset: x.offset, length: x.length, hash: x.hash }, this.handles);
@@ -436,7 +379,7 @@ export class Repository {
    * its CORRUPT error in its place, so the ones before it can still be used
    * (readBlob reads it again alone). NOT_FOUND when `ids[from]` is unknown.
    */
-  async readNearby(ids: Id[], from: number, limits: { run: number; gap: number }, view: BlobView = this.primary): Promise<{ id: Id; data: StoredBytes | Error }[]> {
+  async readNearby(ids: Id[], from: number, limits: { run: number; gap: number }, view: BlobView = this.views.primary): Promise<{ id: Id; data: StoredBytes | Error }[]> {
     const first = view(ids[from])?.record;
     if (!first) throw new KeepError('NOT_FOUND', `blob ${toHex(ids[from])} is not in the repository`);
     const run: BlobSpan[] = [{ id: ids[from], offset: first.offset, length: first.length, hash: first.hash }];
@@ -588,11 +531,11 @@ export class Repository {
    * (a source-scoped commit: what its source may use). Trees already proven
    * complete in the view (part of an earlier committed snapshot) are not walked again.
    */
-  async closure(root: Id, view: BlobView = this.primary): Promise<{ missing: string[]; trees: (Located & { id: Id })[] }> {
+  async closure(root: Id, view: BlobView = this.views.primary): Promise<{ missing: string[]; trees: (Located & { id: Id })[] }> {
     const missing: string[] = [];
     const walked: (Located & { id: Id })[] = [];
     // The unscoped view asks the blob table for presence without decoding records.
-    const has = view === this.primary ? (id: Id) => this.blobs.has(id) : (id: Id) => view(id) !== undefined;
+    const has = view === this.views.primary ? (id: Id) => this.blobs.has(id) : (id: Id) => view(id) !== undefined;
     const seen = new Set<string>();
     const stack: Id[] = [root];
     const epoch = this.gcEpoch();
@@ -634,7 +577,7 @@ export class Repository {
     return this.publish(s, view);
   }
 
-  private async publish(snap: Snapshot, view: BlobView = this.primary): Promise<Snapshot> {
+  private async publish(snap: Snapshot, view: BlobView = this.views.primary): Promise<Snapshot> {
     const s = snap;
     const root = Buffer.from(s.root, 'hex');
     if (root.length !== 32) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
@@ -664,7 +607,7 @@ export class Repository {
   }
 
   /** Whether a tree's whole DAG was proven stored (in `view`) since the last sweep. */
-  isComplete(id: Id, view: BlobView = this.primary): boolean {
+  isComplete(id: Id, view: BlobView = this.views.primary): boolean {
     const r = view(id)?.record;
     return r?.complete !== undefined && r.complete === this.gcEpoch();
   }
@@ -830,7 +773,7 @@ export class Repository {
     for (const [id, r, copyOf] of this.allRecords()) {
       report.blobs++;
       const hex = toHex(id);
-      const view = copyOf === undefined ? this.primary : (x: Id) => (x.equals(id) ? { record: r, copyOf } : undefined);
+      const view = copyOf === undefined ? this.views.primary : (x: Id) => (x.equals(id) ? { record: r, copyOf } : undefined);
       const size = sizes.get(r.pack);
       if (size === undefined) {
         fail(`blob ${hex}: its pack ${r.pack} is missing`, hex);
@@ -857,7 +800,7 @@ export class Repository {
     for (const s of this.snapshots()) {
       report.snapshots++;
       try {
-        const { missing } = await this.closure(Buffer.from(s.root, 'hex'), this.sourceView(s.source));
+        const { missing } = await this.closure(Buffer.from(s.root, 'hex'), this.views.ofSource(s.source));
         for (const m of missing) fail(`snapshot ${s.id}: blob ${m} is missing`, m);
       } catch (e) {
         fail(`snapshot ${s.id}: ${(e as Error).message}`);

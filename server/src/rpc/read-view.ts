@@ -1,4 +1,4 @@
-import { BlobView, KeepError } from '@keep/core';
+import { BlobView, BlobViews, KeepError } from '@keep/core';
 import { canUseSource, Principal } from '../auth/tokens.js';
 import type { DedupScopeIndex } from '../dedup-scope.js';
 
@@ -13,8 +13,8 @@ import type { DedupScopeIndex } from '../dedup-scope.js';
 /** An agent token limited to some sources: reads only their blobs. */
 export const readsOwnOnly = (p: Principal): boolean => p.role === 'agent' && p.sources.length > 0;
 
-export function readView(d: { repo: { primary: BlobView; sourceView(source: string): BlobView }; scope: DedupScopeIndex }, p: Principal, source: string): BlobView {
+export function readView(d: { repo: { views: BlobViews }; scope: DedupScopeIndex }, p: Principal, source: string): BlobView {
   if (source && !canUseSource(p, source)) throw new KeepError('PERMISSION_DENIED', `this token may not read source ${source}`);
   if (readsOwnOnly(p)) return d.scope.viewOfAny(source ? [source] : p.sources);
-  return source ? d.repo.sourceView(source) : d.repo.primary;
+  return source ? d.repo.views.ofSource(source) : d.repo.views.primary;
 }

@@ -216,14 +216,14 @@ async function mark(repo: Repository, roots: { root: string; source: string }[])
   const live = new Set<string>();
   const walked = new Set<string>();
   const views = new Map<string, BlobView>();
-  const viewOf = (source: string) => views.get(source) ?? views.set(source, repo.sourceView(source)).get(source)!;
+  const viewOf = (source: string) => views.get(source) ?? views.set(source, repo.views.ofSource(source)).get(source)!;
   const stack: { id: Id; view: BlobView }[] = roots.map((r) => ({ id: Buffer.from(r.root, 'hex'), view: viewOf(r.source) }));
   const perView = new Map<BlobView, number>();
   while (stack.length) {
     const { id, view } = stack.pop()!;
     const hex = toHex(id);
     if (!perView.has(view)) perView.set(view, perView.size);
-    const key = view === repo.primary ? hex : `${hex}/${perView.get(view)}`;
+    const key = view === repo.views.primary ? hex : `${hex}/${perView.get(view)}`;
     if (walked.has(key)) continue;
     walked.add(key);
     const at = view(id);
@@ -234,7 +234,7 @@ async function mark(repo: Repository, roots: { root: string; source: string }[])
     const { edges } = parseBlob(await repo.readBlob(id, view));
     for (const e of edges) {
       if (e.type === BlobType.Tree) stack.push({ id: e.id, view });
-      else if (view === repo.primary) live.add(toHex(e.id));
+      else if (view === repo.views.primary) live.add(toHex(e.id));
       else {
         const d = view(e.id);
         if (d) live.add(recordKey(e.id, d.copyOf));
@@ -258,7 +258,7 @@ async function repack(repo: Repository, packs: string[]): Promise<number> {
   };
   for (const [id, r, copyOf] of repo.allRecords()) {
     if (!from.has(r.pack)) continue;
-    const { bytes, hash } = await repo.readStored(id, copyOf === undefined ? repo.primary : repo.scopedView(copyOf));
+    const { bytes, hash } = await repo.readStored(id, copyOf === undefined ? repo.views.primary : repo.views.scoped(copyOf));
     writer ??= new PackWriter(path.join(repo.dir, 'tmp'), repo.packsDir);
     const e = writer.add(id, r.type, bytes, hash); // the whole hash readStored proved (the index keeps a prefix)
     moves.push({ id: Buffer.from(id), copyOf, oldPack: r.pack, oldOffset: r.offset, pack: writer.id, offset: e.offset });
