@@ -112,8 +112,12 @@ export class BlobViews {
     return (id) => {
       const c = this.copies.get(id, tag);
       if (c) return { record: c, copyOf: tag };
+      // The same lookups whether another owner stored the id or nobody did: their cost says nothing of it.
+      const owner = this.blobs.owner(id);
+      const isShared = shared(id);
+      if (owner !== tag && !isShared) return undefined;
       const r = this.blobs.get(id);
-      return r && (r.owner === tag || shared(id)) ? { record: r } : undefined;
+      return r && { record: r };
     };
   }
 
