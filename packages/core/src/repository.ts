@@ -98,6 +98,12 @@ export interface CheckReport {
 const INDEX_FILE = 'index.mdb';
 /** The blob table (blob-index.ts layout). Older tables are migrated into it on open. */
 const BLOBS_DB = 'blobs-v3';
+/**
+ * Named tables the index may hold (the engine's and keepd's; lmdb-js opens 12
+ * by default, which the per-source copies table went past). Not stored in the
+ * file: any value opens any index.
+ */
+const MAX_TABLES = 32;
 /** 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
 const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
 /**
@@ -137,7 +143,7 @@ export class Repository {
     opts: RepositoryOptions,
   ) {
     this.clock = opts.clock ?? processClock();
-    this.env = open({ path: path.join(dir, INDEX_FILE), noSubdir: true, compression: false });
+    this.env = open({ path: path.join(dir, INDEX_FILE), noSubdir: true, compression: false, maxDbs: MAX_TABLES });
     this.blobs = new BlobIndex(this.env, BLOBS_DB);
     this.copies = new CopyIndex(this.env);
     this.sourceTags = new SourceTags(this.env);
