@@ -1,30 +1,31 @@
-import { Database, Id, Repository } from '@keep/core';
+import { BlobView, Database, Id, Repository } from '@keep/core';
 
 /**
- * Which sources "own" which blobs: a source owns a blob once one of its
- * sessions uploaded it (even when the server already had the bytes). Scoped
- * agents are answered "have it" only for blobs their source owns, so no agent
- * can probe whether another tenant stored a given chunk (the existence oracle
- * kopia's server has). Agents may read back only blobs their sources own.
+ * Which sources "own" which blobs. Scoped agents are answered "have it" only
+ * for blobs their source owns, so no agent can probe whether another tenant
+ * stored a given chunk (the existence oracle kopia's server has), and read
+ * back only bytes their own sources stored.
  *
- * The source that first stored a blob is written into the blob's own index
- * record as a small number, its tag (a session's BlobWriter carries it), so
- * the common case costs no row. Every further owner, and a source that
- * uploaded bytes another writer indexed first, gets a row here:
+ * A source owns a blob when it stored the first copy (the source's tag, kept
+ * by the engine's "source-tags" table, is in the blob's own index record, so
+ * the common case costs no row), when it stored its own copy (the engine's
+ * "copies" table: a source-scoped session that uploads an id it does not own
+ * stores its bytes as its copy, never gains the first copy), or when an
+ * unscoped session of it (a token with --dedup repository, which trusts the
+ * other tenants) was told "have it" or indexed bytes another writer indexed
+ * first; those get a row here:
  *
- *   state.mdb "source-tags": key = source name, value = tag (1, 2, ...; never reused)
- *   index.mdb "owners":      key = blob id (32 bytes) || source (UTF-8), value = true
+ *   index.mdb "owners": key = blob id (32 bytes) || source (UTF-8), value = true
  *
  * Ownership is a cache like the rest of the index: a rebuilt index derives
- * it again from the snapshots (ownership.ts). The tags are durable state.
+ * it again from the snapshots (ownership.ts). The tags are durable state
+ * (state.mdb, source-tags.ts).
  */
 export class DedupScopeIndex {
   private readonly db: Database<true, Buffer>;
-  private readonly tags: Database<number, string>;
 
   constructor(private readonly repo: Repository) {
     this.db = repo.indexDatabase<true, Buffer>('owners', { binaryKeys: true });
-    this.tags = repo.database<number, string>('source-tags');
   }
 
   private key(id: Id, source: string): Buffer {
@@ -32,29 +33,36 @@ export class DedupScopeIndex {
   }
 
   /** The source's tag, allocated on first use (sessions pass it to their BlobWriter). */
-  async tagOf(source: string): Promise<number> {
-    const known = this.tags.get(source);
-    if (known !== undefined) return known;
-    return this.tags.transaction(() => {
-      const raced = this.tags.get(source);
-      if (raced !== undefined) return raced;
-      const tag = this.tags.getCount() + 1; // tags are never removed, so the count is the last one
-      void this.tags.put(source, tag);
-      return tag;
-    });
+  tagOf(source: string): Promise<number> {
+    return this.repo.sourceTags.allocate(source);
   }
 
   private firstOwner(source: string, id: Id): boolean {
-    const tag = this.tags.get(source);
+    const tag = this.repo.sourceTags.find(source);
     return tag !== undefined && this.repo.ownerOf(id) === tag;
   }
 
   owns(source: string, id: Id): boolean {
-    return this.firstOwner(source, id) || this.db.get(this.key(id, source)) !== undefined;
+    return this.view(source)(id) !== undefined;
   }
 
-  ownedByAny(sources: string[], id: Id): boolean {
-    return sources.some((s) => this.owns(s, id));
+  /** What `source` may see of each blob: its copy, else the first copy if it owns that (closure walks and reads). */
+  view(source: string): BlobView {
+    const tag = this.repo.sourceTags.find(source);
+    if (tag === undefined) return () => undefined; // a source that never stored anything owns nothing
+    return this.repo.views.scoped(tag, (id) => this.db.get(this.key(id, source)) !== undefined);
+  }
+
+  /** What any of `sources` may see: the first of them that owns each blob. */
+  viewOfAny(sources: string[]): BlobView {
+    const views = sources.map((s) => this.view(s));
+    return (id) => {
+      for (const v of views) {
+        const at = v(id);
+        if (at) return at;
+      }
+      return undefined;
+    };
   }
 
   /** Record ownership in one transaction (called in batches, not per blob). */

@@ -9,7 +9,8 @@ const DERIVE_BATCH = 4096;
  * Blob ownership lives in the index (a cache), so an index rebuilt from the
  * packs, which know no owners, starts without it. It is derived again from
  * the snapshots: every blob reachable from a snapshot of source S is owned
- * by S (walking tree edges, keyless, as prune's mark does). Blobs a source
+ * by S (walking tree edges through S's own copies, keyless, as prune's mark
+ * does). Blobs a source
  * uploaded in a session that never committed are not recovered: a rerun is
  * told to send them again (they are stored once). A marker in the index says
  * the derivation ran on this build; a rebuilt index has none.
@@ -22,7 +23,8 @@ export async function ensureOwnership(repo: Repository, log?: Logger): Promise<{
   for (const s of repo.snapshots()) roots.set(s.source, [...(roots.get(s.source) ?? []), s.root]);
   let owned = 0;
   for (const [source, rs] of roots) {
-    const ids = [...(await reachable(repo, rs, (hex, e) => log?.warn({ source, tree: hex, err: e.message }, 'ownership: damaged tree not walked')))];
+    // Through the source's own copies: a tree another source stored first (garbage, maybe) is not what this source's snapshot lists.
+    const ids = [...(await reachable(repo, rs, (hex, e) => log?.warn({ source, tree: hex, err: e.message }, 'ownership: damaged tree not walked'), repo.views.ofSource(source)))];
     for (let i = 0; i < ids.length; i += DERIVE_BATCH) await scope.record(source, ids.slice(i, i + DERIVE_BATCH).map((h) => Buffer.from(h, 'hex')));
     owned += ids.length;
   }

@@ -14,7 +14,14 @@ export interface Session extends SessionRecord {
   unrecorded: Id[];
   /** every id uploaded in this session (answers "have it" before ownership is written) */
   uploaded: Set<string>;
+  /** the source's owner tag */
+  tag: number;
+  /** source-scoped (an agent token with --dedup source): sees only its source's blobs, stores its own copies */
+  scoped: boolean;
 }
+
+/** A source-scoped session: "have it" only for its source's blobs, uploads of other ids become its copies. */
+export const isScoped = (p: Principal): boolean => p.role === 'agent' && p.dedup === 'source';
 
 /** Ownership is written in batches of this many ids. */
 const OWNERSHIP_BATCH = 512;
@@ -44,6 +51,7 @@ export class SessionManager {
     if (!source) throw new KeepError('INVALID_ARGUMENT', 'a session needs a source name');
     const now = this.clock.now();
     const owner = await this.scope.tagOf(source);
+    const scoped = isScoped(p);
     const s: Session = {
       id: crypto.randomBytes(16).toString('hex'),
       source,
@@ -54,10 +62,13 @@ export class SessionManager {
       leaseUntil: now + SESSION_LEASE_MS,
       principal: p,
       // Blobs this session is first to store carry its source's tag: no ownership row for them.
-      writer: this.repo.openWriter({ owner }),
+      // A scoped one stores what its source does not own as its copy (never gains another source's bytes).
+      writer: this.repo.openWriter({ owner, owns: scoped ? (id) => this.scope.owns(source, id) : undefined }),
       chain: Promise.resolve(),
       unrecorded: [],
       uploaded: new Set(),
+      tag: owner,
+      scoped,
     };
     await this.repo.registerSession(s.id, this.record(s));
     this.open.set(s.id, s);
@@ -90,16 +101,16 @@ export class SessionManager {
 
   /** Dedup negotiation: the ids this session must send. */
   async offer(s: Session, ids: Id[]): Promise<Id[]> {
-    const scoped = s.principal.role === 'agent' && s.principal.dedup === 'source';
+    const scoped = s.scoped;
     const have: Id[] = [];
     const missing: Id[] = [];
+    const view = scoped ? this.scope.view(s.source) : undefined;
     for (const id of ids) {
-      const stored = this.repo.has(id);
-      const visible = stored && (!scoped || s.uploaded.has(toHex(id)) || this.scope.owns(s.source, id));
+      const visible = view ? s.uploaded.has(toHex(id)) || view(id) !== undefined : this.repo.has(id);
       (visible ? have : missing).push(id);
     }
-    // "have it" renews the blob's lastSeen: GC must keep it until this session ends.
-    if (have.length) await this.repo.touch(have);
+    // "have it" renews the blob's lastSeen (and the source's copy's): GC must keep it until this session ends.
+    if (have.length) await this.repo.touch(have, undefined, s.tag);
     // An unscoped session told "have it" references those blobs from its snapshot: its source owns them
     // (reads them back on restore). Scoped sessions are told "have it" only for what they own already.
     if (!scoped) for (const id of have) this.own(s, id);
@@ -118,7 +129,8 @@ export class SessionManager {
     const run = s.chain.then(async () => {
       const stored = await s.writer.add(id, data, hash);
       // What the writer stored is indexed with the source's tag, unless another session indexed it first.
-      if (stored) s.uploaded.add(toHex(id));
+      // A scoped session's writer stored it, or its source owns it already: never an ownership row.
+      if (stored || s.scoped) s.uploaded.add(toHex(id));
       else this.own(s, id);
       s.unrecorded.push(...s.writer.takeIndexedElsewhere());
       if (s.unrecorded.length >= OWNERSHIP_BATCH) await this.recordOwnership(s);
@@ -140,8 +152,9 @@ export class SessionManager {
     await s.chain;
     await s.writer.flush();
     await this.recordOwnership(s);
-    // keepd's clock: the snapshot's time must fall within this session's life, give or take MAX_CLOCK_SKEW_MS
-    const committed = await this.repo.commitSnapshot({ ...snap, host: s.host }, { started: s.started });
+    // keepd's clock: the snapshot's time must fall within this session's life, give or take MAX_CLOCK_SKEW_MS.
+    // A scoped snapshot may reach only its source's blobs: another source's is "missing", like one never stored.
+    const committed = await this.repo.commitSnapshot({ ...snap, host: s.host }, { started: s.started, view: s.scoped ? this.scope.view(s.source) : undefined });
     await this.end(s);
     return committed;
   }

@@ -25,6 +25,8 @@ export async function restoreCommand(argv: string[]): Promise<void> {
     try {
       // With the key: only an authenticated record is restored (select.ts).
       const snap = selectSnapshot(repo.keys, list, positionals[0], { source: values.source, at: values.at, allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated']) });
+      // The snapshot's own source's bytes: its copy of a chunk another source stored first.
+      repo.conn.readAs(snap.source);
       const started = processClock().now();
       const r = new Restorer(repo, {
         target: values.target,

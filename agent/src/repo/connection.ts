@@ -19,6 +19,11 @@ export interface RepoConnection {
   /** Open a writer session for one source; its lease protects what it is told it need not send. */
   beginBackup(opts: { source: string; host: string; parent?: string }): Promise<BackupSession>;
   getBlob(id: Id): Promise<Buffer>;
+  /**
+   * Read, from here on, the named source's own bytes of each blob (its copy of
+   * a blob another source stored first): a restore of that source's snapshot.
+   */
+  readAs(source: string): void;
   snapshots(filter?: { source?: string }): Promise<Snapshot[]>;
   /** Keyless structural check (index against packs, storage hashes, closure). */
   check(opts: CheckOptions): Promise<CheckReport>;

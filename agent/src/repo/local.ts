@@ -1,4 +1,4 @@
-import { BlobWriter, storageFailure, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
+import { BlobView, BlobWriter, storageFailure, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -41,8 +41,14 @@ export class LocalConnection implements RepoConnection {
     return new LocalSession(this.repo, this.repo.openWriter(), id, now, now + SESSION_LEASE_MS);
   }
 
+  private view: BlobView | undefined;
+
   getBlob(id: Id): Promise<Buffer> {
-    return this.repo.readBlob(id);
+    return this.repo.readBlob(id, this.view);
+  }
+
+  readAs(source: string): void {
+    this.view = this.repo.views.ofSource(source);
   }
 
   async snapshots(filter: { source?: string } = {}): Promise<Snapshot[]> {

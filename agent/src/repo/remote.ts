@@ -286,6 +286,8 @@ export class RemoteConnection implements RepoConnection {
   private readonly blobQueue = new Map<string, BlobRequest>();
   private readonly blobInFlight = new Map<string, BlobRequest>();
   private readsRunning = 0;
+  /** ReadBlobsRequest.source: whose bytes to read (readAs) */
+  private readSource = '';
   private flushScheduled = false;
   private closed = false;
 
@@ -449,6 +451,10 @@ export class RemoteConnection implements RepoConnection {
 
   // ---- restore: batched ReadBlobs --------------------------------------------
 
+  readAs(source: string): void {
+    this.readSource = source;
+  }
+
   getBlob(id: Id): Promise<Buffer> {
     if (this.closed) return Promise.reject(new KeepError('INVALID_ARGUMENT', 'the connection to keepd is closed'));
     const hex = toHex(id);
@@ -534,7 +540,7 @@ export class RemoteConnection implements RepoConnection {
       if (s.code !== grpc.status.OK) failure ??= this.mapError(s);
       finish();
     });
-    const req = toBinary(ReadBlobsRequestSchema, create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id), maxMessageBytes: READ_MESSAGE_BYTES }));
+    const req = toBinary(ReadBlobsRequestSchema, create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id), maxMessageBytes: READ_MESSAGE_BYTES, source: this.readSource }));
     const framed = Buffer.allocUnsafe(FRAME_PREFIX + req.length);
     writeFramePrefix(framed, 0, req.length);
     framed.set(req, FRAME_PREFIX);

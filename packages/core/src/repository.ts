@@ -10,6 +10,8 @@ import { checkLmdbFile } from './index/meta-check.js';
 import { listPackFiles, loadSnapshotFiles, rebuildIndexFile, RebuildReport } from './index/rebuild.js';
 import { ENGINE_TABLES, INDEX_FILE, OLD_BLOB_TABLES, openIndexTables } from './index/tables.js';
 import { StateStore, STATE_FILE } from './state-store.js';
+import { BlobView, BlobViews, Copy, CopyIndex, Located } from './copy-index.js';
+import { SourceTags } from './source-tags.js';
 import { ChunkerParams } from './chunker.js';
 import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
@@ -34,7 +36,7 @@ import { storageFailure } from './storage-space.js';
  *   packs/<xx>/<id>.pack     pack files (pack/format.ts)
  *   snapshots/<id>.json      snapshot records, the durable copy (snapshot/snapshot.ts)
  *   tmp/                     packs being written; never indexed
- *   index.mdb                LMDB: blobs, packs, snapshots (a cache of packs/ and snapshots/, rebuilt from them)
+ *   index.mdb                LMDB: blobs, per-source copies, packs, snapshots (a cache of packs/ and snapshots/, rebuilt from them)
  *   state.mdb                LMDB: the server's own state (state-store.ts); not rebuildable
  *   maintenance.lock         held by prune and index rebuilds (pid-lock.ts)
  *
@@ -47,6 +49,7 @@ import { storageFailure } from './storage-space.js';
 
 /** What the index knows of one blob. */
 export type { BlobRecord } from './blob-index.js';
+export type { BlobView, Located } from './copy-index.js';
 
 /** An open writer session as the index records it (keepd's, or an embedded backup's). */
 export interface SessionRecord {
@@ -63,6 +66,18 @@ export interface PackRecord {
   size: number;
   blobs: number;
   created: number;
+}
+
+/** Whose blobs a writer stores (Repository.openWriter). */
+export interface WriterScope {
+  /** tag (> 0) recorded in every blob this writer is first to store (keepd: the session's source) */
+  owner?: number;
+  /**
+   * With `owner`: the blobs the owner may use (its own, and any shared with it). Another stored id this
+   * writer receives is stored again as the owner's copy (copy-index.ts), never deduplicated against
+   * bytes it does not own; without it, a stored id is deduplicated on arrival.
+   */
+  owns?: (id: Id) => boolean;
 }
 
 export interface RepositoryOptions {
@@ -122,7 +137,13 @@ export class Repository {
   private snaps!: Database<Snapshot, string>;
   private meta!: Database<unknown, string>;
   private sessionsDb!: Database<SessionRecord, string>;
+  /** per-source copies of blobs (copy-index.ts) */
+  private copies!: CopyIndex;
+  /** whose bytes of each blob a reader sees (copy-index.ts) */
+  private blobViews!: BlobViews;
   private state: StateStore | undefined;
+  /** the owner tag of each source (source-tags.ts), kept in state.mdb: copies and blob records refer to them */
+  readonly sourceTags = new SourceTags((create) => (create || this.state || fs.existsSync(path.join(this.dir, STATE_FILE)) ? this.stateStore().env : undefined));
   private readonly handles = new PackHandles();
 
   private constructor(
@@ -134,12 +155,18 @@ export class Repository {
     this.openIndex();
   }
 
+  /** whose bytes of each blob a reader sees (copy-index.ts) */
+  get views(): BlobViews {
+    return this.blobViews;
+  }
+
   private get indexFile(): string {
     return path.join(this.dir, INDEX_FILE);
   }
 
   private openIndex(): void {
-    ({ env: this.env, blobs: this.blobs, packs: this.packs, snaps: this.snaps, meta: this.meta, sessions: this.sessionsDb } = openIndexTables(this.indexFile));
+    ({ env: this.env, blobs: this.blobs, copies: this.copies, packs: this.packs, snaps: this.snaps, meta: this.meta, sessions: this.sessionsDb } = openIndexTables(this.indexFile));
+    this.blobViews = new BlobViews(this.blobs, this.copies, this.sourceTags);
   }
 
   get packsDir(): string {
@@ -207,9 +234,10 @@ export class Repository {
    * `keepd rebuild-index`: rebuild DIR's index from its packs and snapshot
    * files without opening the current index.mdb (which may crash LMDB). Server
    * state still kept in an index written before state.mdb existed moves out
-   * first, when that index passes the meta-page check.
+   * first, when that index passes the meta-page check. `copies`: the old
+   * index's per-source copies, where the caller could read them.
    */
-  static async rebuild(dir: string, opts: RepositoryOptions = {}): Promise<RebuildReport> {
+  static async rebuild(dir: string, opts: RepositoryOptions & { copies?: readonly Copy[] } = {}): Promise<RebuildReport> {
     if (!Repository.exists(dir)) throw new KeepError('NOT_A_REPOSITORY', `${dir} is not a Keep repository (no config.json)`);
     const file = path.join(dir, INDEX_FILE);
     if (!fs.existsSync(path.join(dir, STATE_FILE)) && checkLmdbFile(file).kind === 'ok') {
@@ -220,7 +248,7 @@ export class Repository {
         await t.env.close();
       }
     }
-    return rebuildIndexFile(dir, opts.clock ?? processClock());
+    return rebuildIndexFile(dir, opts.clock ?? processClock(), opts.copies);
   }
 
   /** An index written by an earlier version: its blob records move to the current table, each table in one transaction. */
@@ -358,11 +386,14 @@ export class Repository {
     return lacking;
   }
 
-  async touch(ids: Id[], now = this.clock.now()): Promise<void> {
+  /** Renew `seen` of each blob, and of owner `tag`'s copy of it when it has one. */
+  async touch(ids: Id[], now = this.clock.now(), tag?: number): Promise<void> {
     await this.inBatches(byId(ids, (x) => x), (batch) => {
       for (const id of batch) {
         const r = this.blobs.get(id);
         if (r && r.seen < now) this.blobs.put(id, { ...r, seen: now });
+        const c = tag === undefined ? undefined : this.copies.get(id, tag);
+        if (c && c.seen < now) this.copies.put(id, tag!, { ...c, seen: now });
       }
     });
   }
@@ -379,9 +410,14 @@ export class Repository {
     }
   }
 
-  /** `owner`: a tag (> 0) recorded in every blob this writer is first to store (keepd: the session's source). */
-  openWriter(opts: { owner?: number } = {}): BlobWriter {
-    return new BlobWriter(this, opts.owner);
+  /**
+   * `owner`: a tag (> 0) recorded in every blob this writer is first to store (keepd: the session's source).
+   * `owns` (with `owner`): the blobs the owner may use; any other stored id this writer receives is stored
+   * again as the owner's copy instead of deduplicated against bytes it does not own.
+   */
+  openWriter(opts: WriterScope = {}): BlobWriter {
+    if (opts.owns && !opts.owner) throw new KeepError('INTERNAL', 'a scoped writer needs an owner tag');
+    return new BlobWriter(this, opts);
   }
 
   /**
@@ -389,7 +425,8 @@ export class Repository {
    * another writer had indexed first under another owner tag, for the caller
    * to record its ownership elsewhere.
    */
-  async indexPack(id: string, size: number, entries: { id: Buffer; type: number; offset: number; length: number; hash: Buffer }[], owner?: number): Promise<Id[]> {
+  async indexPack(id: string, size: number, entries: { id: Buffer; type: number; offset: number; length: number; hash: Buffer }[], scope: WriterScope = {}): Promise<Id[]> {
+    const { owner, owns } = scope;
     const now = this.clock.now();
     const elsewhere: Id[] = [];
     // The pack is recorded first: a crash between batches leaves some of its blobs unindexed (garbage for prune, resent by a rerun).
@@ -397,9 +434,12 @@ export class Repository {
       if (first) this.packs.put(id, { size, blobs: entries.length, created: now });
       for (const e of batch) {
         // Another writer may have stored the same blob meanwhile: the first
-        // indexed copy wins, this one is garbage for prune.
+        // indexed copy wins, this one is garbage for prune; unless this
+        // writer is scoped and does not own the first: then it is its copy.
         if (this.blobs.has(e.id)) {
-          if (owner && this.blobs.owner(e.id) !== owner) elsewhere.push(e.id);
+          if (owns) {
+            if (!owns(e.id) && !this.copies.get(e.id, owner!)) this.copies.put(e.id, owner!, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
+          } else if (owner && this.blobs.owner(e.id) !== owner) elsewhere.push(e.id);
           continue;
         }
         this.blobs.put(e.id, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now, owner });
@@ -408,20 +448,20 @@ export class Repository {
     return elsewhere;
   }
 
-  async readBlob(id: Id): Promise<Buffer> {
-    return (await this.readStored(id)).bytes;
+  async readBlob(id: Id, view: BlobView = this.views.primary): Promise<Buffer> {
+    return (await this.readStored(id, view)).bytes;
   }
 
-  /** readBlob, with the whole storage hash it proved (the index keeps only a prefix). */
-  async readStored(id: Id): Promise<StoredBytes> {
-    const r = this.blobs.get(id);
+  /** readBlob, with the whole storage hash it proved (the index keeps only a prefix); `view` picks whose bytes. */
+  async readStored(id: Id, view: BlobView = this.views.primary): Promise<StoredBytes> {
+    const r = view(id)?.record;
     if (!r) throw new KeepError('NOT_FOUND', `blob ${toHex(id)} is not in the repository`);
     const at = (x: BlobRecord) => readStoredAt(packPath(this.packsDir, x.pack), { id, offset: x.offset, length: x.length, hash: x.hash }, this.handles);
     try {
       return await at(r);
     } catch (e) {
       // A concurrent prune may have repacked the blob between lookup and read: look again once.
-      const now = this.blobs.get(id);
+      const now = view(id)?.record;
       if (now && now.pack !== r.pack) return at(now);
       throw e;
     }
@@ -435,13 +475,13 @@ export class Repository {
    * its CORRUPT error in its place, so the ones before it can still be used
    * (readBlob reads it again alone). NOT_FOUND when `ids[from]` is unknown.
    */
-  async readNearby(ids: Id[], from: number, limits: { run: number; gap: number }): Promise<{ id: Id; data: StoredBytes | Error }[]> {
-    const first = this.blobs.get(ids[from]);
+  async readNearby(ids: Id[], from: number, limits: { run: number; gap: number }, view: BlobView = this.views.primary): Promise<{ id: Id; data: StoredBytes | Error }[]> {
+    const first = view(ids[from])?.record;
     if (!first) throw new KeepError('NOT_FOUND', `blob ${toHex(ids[from])} is not in the repository`);
     const run: BlobSpan[] = [{ id: ids[from], offset: first.offset, length: first.length, hash: first.hash }];
     let end = first.offset + first.length;
     for (let j = from + 1; j < ids.length; j++) {
-      const r = this.blobs.get(ids[j]);
+      const r = view(ids[j])?.record;
       if (!r || r.pack !== first.pack || r.offset < end || r.offset - end > limits.gap || r.offset + r.length - first.offset > limits.run) break;
       run.push({ id: ids[j], offset: r.offset, length: r.length, hash: r.hash });
       end = r.offset + r.length;
@@ -451,7 +491,7 @@ export class Repository {
       data = await readBlobRun(packPath(this.packsDir, first.pack), run, this.handles);
     } catch {
       // A prune may have repacked them since the lookup: readStored looks again.
-      data = await Promise.all(run.map((b) => this.readStored(b.id).catch((e: Error) => e)));
+      data = await Promise.all(run.map((b) => this.readStored(b.id, view).catch((e: Error) => e)));
     }
     return run.map((b, k) => ({ id: b.id, data: data[k] }));
   }
@@ -459,13 +499,18 @@ export class Repository {
   // ---- garbage collection (gc/prune.ts holds the rules) -------------------
 
   /**
-   * Remove unreferenced blobs from the index in one transaction, skipping any
-   * touched since `cutoff` (a session relied on it after the mark). Bumps the
-   * GC epoch so tree "complete" marks are re-proven. Returns how many went.
+   * Remove unreferenced blobs (`candidates`: primaries, `copies`: per-source
+   * copies) from the index in one transaction, skipping any record touched
+   * since `cutoff` (a session relied on it after the mark). Bumps the GC
+   * epoch so tree "complete" marks are re-proven. Returns how many records went.
    */
-  async sweepBlobs(candidates: Id[], cutoff: number): Promise<number> {
+  async sweepBlobs(candidates: Id[], cutoff: number, copies: { id: Id; tag: number }[] = []): Promise<number> {
     let removed = 0;
     await this.env.transaction(() => {
+      for (const { id, tag } of copies) {
+        const c = this.copies.get(id, tag);
+        if (c && c.seen < cutoff) this.copies.remove(id, tag), removed++;
+      }
       for (const id of candidates) {
         const r = this.blobs.get(id);
         if (!r || r.seen >= cutoff) continue;
@@ -487,7 +532,7 @@ export class Repository {
     for (const { key, value } of this.packs.getRange()) {
       if (opts.createdBefore === undefined || value.created < opts.createdBefore) usage.set(key, { size: value.size, liveBlobs: 0, liveBytes: 0 });
     }
-    for (const [, r] of this.allBlobs()) {
+    for (const [, r] of this.allRecords()) {
       const u = usage.get(r.pack);
       if (u) u.liveBlobs++, (u.liveBytes += r.length);
     }
@@ -498,12 +543,15 @@ export class Repository {
    * Point moved blobs at their new pack (only those still where the mover
    * found them) and record the new pack, in one transaction.
    */
-  async switchBlobs(pack: string, size: number, count: number, moves: { id: Id; oldPack: string; oldOffset: number; pack: string; offset: number }[]): Promise<void> {
+  async switchBlobs(pack: string, size: number, count: number, moves: { id: Id; copyOf?: number; oldPack: string; oldOffset: number; pack: string; offset: number }[]): Promise<void> {
     await this.env.transaction(() => {
       this.packs.put(pack, { size, blobs: count, created: this.clock.now() });
       for (const m of moves) {
-        const r = this.blobs.get(m.id);
-        if (r && r.pack === m.oldPack && r.offset === m.oldOffset) this.blobs.put(m.id, { ...r, pack: m.pack, offset: m.offset });
+        const r = m.copyOf === undefined ? this.blobs.get(m.id) : this.copies.get(m.id, m.copyOf);
+        if (!r || r.pack !== m.oldPack || r.offset !== m.oldOffset) continue;
+        const moved = { ...r, pack: m.pack, offset: m.offset };
+        if (m.copyOf === undefined) this.blobs.put(m.id, moved);
+        else this.copies.put(m.id, m.copyOf, moved);
       }
     });
   }
@@ -515,7 +563,7 @@ export class Repository {
   async dropPacks(ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];
     const drop = new Set(ids);
-    for (const [, r] of this.allBlobs()) drop.delete(r.pack);
+    for (const [, r] of this.allRecords()) drop.delete(r.pack);
     await this.env.transaction(() => {
       for (const id of drop) this.packs.remove(id);
     });
@@ -556,6 +604,17 @@ export class Repository {
     for (const { key, value } of this.blobs.getRange()) yield [key, value];
   }
 
+  /** Every per-source copy (copy-index.ts). */
+  allCopies(): Generator<{ id: Id; tag: number; record: BlobRecord }> {
+    return this.copies.all();
+  }
+
+  /** Every record that points into a pack: primaries, then copies (the copy's owner tag as third item). */
+  *allRecords(): Generator<[Id, BlobRecord, number | undefined]> {
+    for (const [id, r] of this.allBlobs()) yield [id, r, undefined];
+    for (const c of this.copies.all()) yield [c.id, c.record, c.tag];
+  }
+
   packCount(): number {
     return this.packs.getCount();
   }
@@ -584,12 +643,15 @@ export class Repository {
   }
 
   /**
-   * Walk the DAG from `root` and list what is not stored. Trees already proven
-   * complete (part of an earlier committed snapshot) are not walked again.
+   * Walk the DAG from `root` and list what is not stored, as `view` sees it
+   * (a source-scoped commit: what its source may use). Trees already proven
+   * complete in the view (part of an earlier committed snapshot) are not walked again.
    */
-  async closure(root: Id): Promise<{ missing: string[]; trees: Id[] }> {
+  async closure(root: Id, view: BlobView = this.views.primary): Promise<{ missing: string[]; trees: (Located & { id: Id })[] }> {
     const missing: string[] = [];
-    const walked: Id[] = [];
+    const walked: (Located & { id: Id })[] = [];
+    // The unscoped view asks the blob table for presence without decoding records.
+    const has = view === this.views.primary ? (id: Id) => this.blobs.has(id) : (id: Id) => view(id) !== undefined;
     const seen = new Set<string>();
     const stack: Id[] = [root];
     const epoch = this.gcEpoch();
@@ -598,18 +660,19 @@ export class Repository {
       const hex = toHex(id);
       if (seen.has(hex)) continue;
       seen.add(hex);
-      const r = this.blobs.get(id);
-      if (!r) {
+      const at = view(id);
+      if (!at) {
         missing.push(hex);
         continue;
       }
+      const r = at.record;
       if (r.type !== BlobType.Tree) throw corrupt(`blob ${hex} is referenced as a tree but stored as data`);
       if (r.complete !== undefined && r.complete === epoch) continue;
-      walked.push(id);
-      const { edges } = parseBlob(await this.readBlob(id));
+      walked.push({ ...at, id });
+      const { edges } = parseBlob(await this.readBlob(id, view));
       for (const e of edges) {
         if (e.type === BlobType.Tree) stack.push(e.id);
-        else if (!this.blobs.has(e.id)) {
+        else if (!has(e.id)) {
           const h = toHex(e.id);
           if (!seen.has(h)) missing.push(h), seen.add(h);
         }
@@ -623,8 +686,9 @@ export class Repository {
    * stored. The writer's id (covered by its MAC) is kept unless taken; this
    * repository's clock is recorded as server_time and checked against the
    * snapshot's (`started`: when the writer's session began, on this clock).
+   * `view`: whose bytes count as stored (a scoped source's: see closure).
    */
-  async commitSnapshot(s: NewSnapshot, opts: { started?: number } = {}): Promise<Snapshot> {
+  async commitSnapshot(s: NewSnapshot, opts: { started?: number; view?: BlobView } = {}): Promise<Snapshot> {
     const now = this.clock.now();
     checkCommitTime(s.time, now, opts.started);
     if (s.mac !== undefined && !/^[0-9a-f]{64}$/.test(s.mac)) throw new KeepError('INVALID_ARGUMENT', 'snapshot mac must be 64 hex digits');
@@ -632,21 +696,21 @@ export class Repository {
     if (!/^[0-9a-f]{32}$/.test(id)) throw new KeepError('INVALID_ARGUMENT', `bad snapshot id ${id}`);
     // Append-only: a writer never replaces a record (its own or another source's).
     if (this.snaps.get(id) || fs.existsSync(path.join(this.snapsDir, `${id}.json`))) throw new KeepError('ALREADY_EXISTS', `snapshot ${id} exists`);
-    return this.publish({ ...s, id, server_time: new Date(now).toISOString() });
+    return this.publish({ ...s, id, server_time: new Date(now).toISOString() }, opts.view);
   }
 
   /** A snapshot copied from another repository (sync) keeps its id; same closure rule. */
-  async importSnapshot(s: Snapshot): Promise<Snapshot> {
+  async importSnapshot(s: Snapshot, view?: BlobView): Promise<Snapshot> {
     if (!/^[0-9a-f]{32}$/.test(s.id)) throw new KeepError('INVALID_ARGUMENT', `bad snapshot id ${s.id}`);
     if (this.snaps.get(s.id)) return this.snaps.get(s.id)!;
-    return this.publish(s);
+    return this.publish(s, view);
   }
 
-  private async publish(snap: Snapshot): Promise<Snapshot> {
+  private async publish(snap: Snapshot, view: BlobView = this.views.primary): Promise<Snapshot> {
     const s = snap;
     const root = Buffer.from(s.root, 'hex');
     if (root.length !== 32) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
-    const { missing, trees } = await this.closure(root);
+    const { missing, trees } = await this.closure(root, view);
     if (missing.length) {
       throw new KeepError('INCOMPLETE', `snapshot refused: ${missing.length} blob(s) reachable from its root are not stored (first: ${missing[0]})`);
     }
@@ -656,18 +720,24 @@ export class Repository {
     await this.snaps.put(snap.id, snap);
     // The marks only save later closure walks, so they may go in batches after the snapshot.
     // A sweep that ran during the walk makes these marks stale: only the epoch the walk saw is recorded.
-    await this.inBatches(byId(trees, (x) => x), (batch) => {
+    // A mark goes on the record the walk proved: a source's copy, or the primary.
+    await this.inBatches(byId(trees, (x) => x.id), (batch) => {
       for (const t of batch) {
-        const r = this.blobs.get(t);
-        if (r) this.blobs.put(t, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
+        if (t.copyOf !== undefined) {
+          const c = this.copies.get(t.id, t.copyOf);
+          if (c) this.copies.put(t.id, t.copyOf, { ...c, complete: epoch, seen: Math.max(c.seen, now) });
+          continue;
+        }
+        const r = this.blobs.get(t.id);
+        if (r) this.blobs.put(t.id, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
       }
     });
     return snap;
   }
 
-  /** Whether a tree's whole DAG was proven stored since the last sweep. */
-  isComplete(id: Id): boolean {
-    const r = this.blobs.get(id);
+  /** Whether a tree's whole DAG was proven stored (in `view`) since the last sweep. */
+  isComplete(id: Id, view: BlobView = this.views.primary): boolean {
+    const r = view(id)?.record;
     return r?.complete !== undefined && r.complete === this.gcEpoch();
   }
 
@@ -741,9 +811,11 @@ export class Repository {
    */
   async rebuildIndex(): Promise<RebuildReport> {
     if (StateStore.hasLegacyTables(this.env)) this.stateStore(); // server state moves out before its index goes
+    // The packs do not say which source stored a blob: the copies go over to the new index (rebuild.ts).
+    const copies = [...this.copies.all()];
     await this.env.close();
     try {
-      return await rebuildIndexFile(this.dir, this.clock);
+      return await rebuildIndexFile(this.dir, this.clock, copies);
     } finally {
       this.openIndex();
     }
@@ -785,9 +857,10 @@ export class Repository {
 
     // Every indexed blob is inside a pack that exists; its bytes hash right when read.
     const pct = opts.readData ? 100 : (opts.readDataSubset ?? 0);
-    for (const [id, r] of this.allBlobs()) {
+    for (const [id, r, copyOf] of this.allRecords()) {
       report.blobs++;
       const hex = toHex(id);
+      const view = copyOf === undefined ? this.views.primary : (x: Id) => (x.equals(id) ? { record: r, copyOf } : undefined);
       const size = sizes.get(r.pack);
       if (size === undefined) {
         fail(`blob ${hex}: its pack ${r.pack} is missing`, hex);
@@ -799,7 +872,7 @@ export class Repository {
       }
       if (pct > 0 && (pct >= 100 || Math.random() * 100 < pct)) {
         try {
-          const b = await this.readBlob(id);
+          const b = await this.readBlob(id, view);
           report.blobs_read++;
           report.bytes_read += b.length;
           const p = parseBlob(b);
@@ -814,7 +887,7 @@ export class Repository {
     for (const s of this.snapshots()) {
       report.snapshots++;
       try {
-        const { missing } = await this.closure(Buffer.from(s.root, 'hex'));
+        const { missing } = await this.closure(Buffer.from(s.root, 'hex'), this.views.ofSource(s.source));
         for (const m of missing) fail(`snapshot ${s.id}: blob ${m} is missing`, m);
       } catch (e) {
         fail(`snapshot ${s.id}: ${(e as Error).message}`);
@@ -846,7 +919,7 @@ export class BlobWriter {
 
   constructor(
     private readonly repo: Repository,
-    private readonly owner?: number,
+    private readonly scope: WriterScope = {},
   ) {}
 
   /** The ids stored here but indexed under another writer's owner tag since the last call. */
@@ -856,20 +929,25 @@ export class BlobWriter {
 
   /**
    * Store one blob. Returns false when the repository already had it (dedup on
-   * arrival). `expectHash`, when given, must equal the bytes' storage hash:
-   * the server uses it to refuse blobs damaged in transit.
+   * arrival; for a scoped writer, only a blob its owner may use). `expectHash`,
+   * when given, must equal the bytes' storage hash: the server uses it to
+   * refuse blobs damaged in transit. The header and the hash are checked
+   * before anything is looked up, so a bad blob is refused the same way
+   * whether its id is stored or not (no existence oracle).
    */
   async add(id: Id, stored: Buffer, expectHash?: Buffer): Promise<boolean> {
-    if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${toHex(id)} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
     const hex = toHex(id);
-    if (this.pending.has(hex) || this.indexing.has(hex)) return false;
-    if (this.repo.has(id)) {
-      await this.repo.touch([id]);
-      return false;
-    }
+    if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${hex} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
     const { type } = parseBlob(stored);
     const hash = storageHash(stored);
     if (expectHash && !hash.equals(expectHash)) throw new KeepError('CORRUPT', `blob ${hex} arrived damaged (storage hash mismatch)`);
+    if (this.pending.has(hex) || this.indexing.has(hex)) return false;
+    // Storing a copy costs what storing a new blob costs: a scoped writer's timing says nothing of other owners.
+    const { owner, owns } = this.scope;
+    if (owns ? owns(id) : this.repo.has(id)) {
+      await this.repo.touch([id], undefined, owns ? owner : undefined);
+      return false;
+    }
     this.pack ??= new PackWriter(path.join(this.repo.dir, 'tmp'), this.repo.packsDir);
     this.pack.add(id, type, stored, hash);
     this.pending.add(hex);
@@ -903,7 +981,7 @@ export class BlobWriter {
     const before = this.indexed;
     this.indexed = before.then(async () => {
       try {
-        this.indexedElsewhere.push(...(await this.repo.indexPack(done.id, done.size, done.entries, this.owner)));
+        this.indexedElsewhere.push(...(await this.repo.indexPack(done.id, done.size, done.entries, this.scope)));
       } catch (e) {
         throw await storageFailure(e, this.repo.dir);
       } finally {

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_REPACK_BELOW, exitCodeFor, exitOnInterrupt, KeepError, parseChunkerSizes, parseTier, processClock, prune, Repository } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
+import { salvageCopies } from '../commands/salvage-copies.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
 import { runSync, syncFailure } from '../sync/run.js';
@@ -223,7 +224,9 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     // Never opens the current index (it may be damaged), and never under a running keepd (which would go on writing to the old file).
     const lock = lockDataDir(a.data, 'rebuild-index');
     try {
-      const rebuilt = await Repository.rebuild(a.data);
+      const salvaged = salvageCopies(a.data);
+      if (salvaged.lost) process.stderr.write(`keepd: warning: the old index could not be read (${salvaged.lost}): sources' own copies of shared blobs are forgotten, and the first stored bytes of each blob serve every source\n`);
+      const rebuilt = await Repository.rebuild(a.data, { copies: salvaged.copies });
       // The packs know no owners: ownership comes back from the snapshots.
       const owners = await Repository.using(a.data, (repo) => ensureOwnership(repo), keepdRepoOptions(a.data));
       const r = { ...rebuilt, owned_blobs: owners.owned };

@@ -29,6 +29,7 @@ import type { Logger } from '../log.js';
 import { serverMetrics } from '../metrics.js';
 import { Session, SessionManager } from '../sessions.js';
 import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from './read-blobs-message.js';
+import { readsOwnOnly, readView } from './read-view.js';
 import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
 import { tokenToWire } from '../sync/tokens.js';
 import { admitKeyFile } from './key-rules.js';
@@ -276,7 +277,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
       return create(ListSnapshotsResponseSchema, { snapshots: list.map(toProtoSnapshot) });
     }),
 
-    readBlobs: async (call: ServerWritableStream<{ ids: Uint8Array[]; maxMessageBytes: number }, unknown>) => {
+    readBlobs: async (call: ServerWritableStream<{ ids: Uint8Array[]; maxMessageBytes: number; source: string }, unknown>) => {
       const started = performance.now();
       let p: Principal | undefined;
       /** blobs gathered for the next message (when the request allows several per message) */
@@ -295,10 +296,9 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         if (isMalformed(call.request)) throw new KeepError('INVALID_ARGUMENT', call.request.$malformed);
         const ids = checkIds(call.request.ids);
         const perMessage = Math.min(call.request.maxMessageBytes, MAX_READ_MESSAGE);
-        // Scoped agents read back only what their own sources stored.
-        if (p.role === 'agent' && p.sources.length > 0) {
-          for (const id of ids) if (!d.scope.ownedByAny(p.sources, id)) throw new KeepError('PERMISSION_DENIED', `blob ${toHex(id)} does not belong to this token's sources`);
-        }
+        const view = readView(d, p, call.request.source);
+        // An id of another source's fails like an unknown one, before anything is sent (other tokens: NOT_FOUND when reached).
+        if (readsOwnOnly(p)) for (const id of ids) if (!view(id)) throw new KeepError('PERMISSION_DENIED', `blob ${toHex(id)} does not belong to this token's sources`);
         const send = async (id: Buffer, data: Buffer, storageHash: Buffer) => {
           d.metrics.bytesServed({}, data.length);
           if (perMessage === 0) return write(encodeReadBlobsSingle({ id, data, storageHash }));
@@ -310,14 +310,14 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
         while (i < ids.length && !call.cancelled) {
           d.tokens.assertActive(p); // a revoke ends the stream
           // The blobs from ids[i] on stored close together in one pack, read with one call.
-          const run = await d.repo.readNearby(ids, i, { run: READ_RUN, gap: READ_GAP });
+          const run = await d.repo.readNearby(ids, i, { run: READ_RUN, gap: READ_GAP }, view);
           i += run.length;
           for (const b of run) {
             let read = b.data;
             // A damaged blob is read once more on its own: the engine's read retries a concurrent repack.
             if (read instanceof Error) {
               await flush(); // what was read before the damaged blob still goes out
-              read = await d.repo.readStored(b.id);
+              read = await d.repo.readStored(b.id, view);
             }
             await send(b.id, read.bytes, read.hash);
           }

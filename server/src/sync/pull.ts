@@ -71,7 +71,8 @@ export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: 
     for (const snap of missing) {
       try {
         await pullDag(repo, up, Buffer.from(snap.root, 'hex'), report, scope, snap.source);
-        await repo.importSnapshot(snap);
+        // The same rule as a scoped commit on the primary: the snapshot reaches only its source's blobs.
+        await repo.importSnapshot(snap, scope.view(snap.source));
         report.snapshots_synced.push(snap.id);
         announceImported(repo, snap);
       } catch (e) {
@@ -111,15 +112,27 @@ export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: 
 }
 
 /**
- * Fetch every blob of one DAG that is not here yet; trees are walked
- * top-down. A subtree is skipped when it is complete here and already owned by
- * this snapshot's source; every blob walked is recorded as the source's, so
- * that source's agents can restore from this replica (dedup scope).
+ * Fetch every blob of one DAG that this snapshot's source does not own here
+ * yet; trees are walked top-down. A subtree is skipped when it is complete
+ * and the source's. What is fetched is the source's own bytes (ReadBlobs
+ * names the source) and is stored as the source's, as its copy when another
+ * source stored the id first, so that source's agents restore from this
+ * replica exactly what they stored on the primary (dedup scope).
  */
 async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncReport, scope: DedupScopeIndex, source: string): Promise<void> {
-  const writer = repo.openWriter();
+  const tag = await scope.tagOf(source); // before the view: a source without a tag owns nothing
+  const owns = scope.view(source);
+  const writer = repo.openWriter({ owner: tag, owns: (id) => owns(id) !== undefined });
+  // Bytes identical to the ones stored here first are bytes upstream shares between sources (an unscoped
+  // source's, told "have it" there): shared here too. Other bytes are stored as this source's own.
+  const shared: Id[] = [];
+  const keep = async (id: Id, data: Buffer, hash: Buffer) => {
+    const first = repo.lookup(id);
+    if (first && hash.subarray(0, first.hash.length).equals(first.hash)) shared.push(id);
+    else await writer.add(id, data, hash);
+  };
+  const fetchOf = (ids: Id[], onTree?: (stored: Buffer) => void) => fetch(up, keep, ids, report, source, onTree);
   const seen = new Set<string>();
-  const walked: Id[] = [];
   let trees: Id[] = [root];
   try {
     while (trees.length) {
@@ -129,14 +142,13 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
       const fetchTrees: Id[] = [];
       const edgesOf: Buffer[] = [];
       for (const t of level) {
-        if (repo.has(t)) {
+        if (owns(t)) {
           report.blobs_present++;
-          if (repo.isComplete(t) && scope.owns(source, t)) continue; // its whole subtree is here, and the source's
-          edgesOf.push(await repo.readBlob(t));
+          if (repo.isComplete(t, owns)) continue; // its whole subtree is here, and the source's
+          edgesOf.push(await repo.readBlob(t, owns));
         } else fetchTrees.push(t);
       }
-      await fetch(up, writer, fetchTrees, report, (b) => void edgesOf.push(b));
-      walked.push(...level);
+      await fetchOf(fetchTrees, (b) => void edgesOf.push(b));
       const data: Id[] = [];
       const present: Id[] = [];
       for (const stored of edgesOf) {
@@ -145,19 +157,20 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
           else if (seen.has(toHex(e.id))) continue;
           else {
             seen.add(toHex(e.id));
-            (repo.has(e.id) ? present : data).push(e.id);
+            (owns(e.id) ? present : data).push(e.id);
           }
         }
       }
       // Renew what is already here, so this repository's GC keeps it until the snapshot is published.
-      if (present.length) await repo.touch(present), (report.blobs_present += present.length);
-      await fetch(up, writer, data, report);
-      walked.push(...present, ...data);
+      if (present.length) await repo.touch(present, undefined, tag), (report.blobs_present += present.length);
+      await fetchOf(data);
     }
     await writer.flush();
-    await scope.record(source, walked);
+    await scope.record(source, shared);
   } catch (e) {
-    await writer.flush().catch(() => undefined); // keep what arrived intact: a rerun resumes from there
+    // keep what arrived intact: a rerun resumes from there
+    await writer.flush().catch(() => undefined);
+    await scope.record(source, shared).catch(() => undefined);
     throw e;
   }
 }
@@ -165,13 +178,13 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
 /** ReadBlobs streams running at once (the primary reads packs while this side writes). */
 const FETCH_STREAMS = 4;
 
-async function fetch(up: Upstream, writer: ReturnType<Repository['openWriter']>, ids: Id[], report: SyncReport, onTree?: (stored: Buffer) => void): Promise<void> {
+async function fetch(up: Upstream, keep: (id: Id, data: Buffer, hash: Buffer) => Promise<void>, ids: Id[], report: SyncReport, source: string, onTree?: (stored: Buffer) => void): Promise<void> {
   const batches: Id[][] = [];
   for (let i = 0; i < ids.length; i += FETCH_BATCH) batches.push(ids.slice(i, i + FETCH_BATCH));
   // Streams run in parallel; writes into the pack stay strictly one at a time.
   let writes: Promise<unknown> = Promise.resolve();
   const store = (id: Buffer, data: Buffer, hash: Buffer) => {
-    const w = writes.then(() => writer.add(id, data, hash));
+    const w = writes.then(() => keep(id, data, hash));
     writes = w.catch(() => undefined);
     return w;
   };
@@ -189,7 +202,7 @@ async function fetch(up: Upstream, writer: ReturnType<Repository['openWriter']>,
         report.blobs_fetched++;
         report.bytes_fetched += data.length;
         if (onTree) onTree(copy);
-      });
+      }, source);
       for (const id of batch) if (!got.has(toHex(id))) throw new KeepError('NOT_FOUND', `upstream did not send blob ${toHex(id)}`);
     }
   };

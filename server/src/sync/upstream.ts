@@ -107,9 +107,10 @@ export class Upstream {
   }
 
   /** Stream blobs in request order; `onBlob` is awaited per blob (back-pressure). */
-  readBlobs(ids: Buffer[], onBlob: (id: Buffer, data: Buffer, storageHash: Buffer) => Promise<void>): Promise<void> {
+  /** `source`: the source whose own bytes to fetch (its copy of a blob another source stored first). */
+  readBlobs(ids: Buffer[], onBlob: (id: Buffer, data: Buffer, storageHash: Buffer) => Promise<void>, source = ''): Promise<void> {
     const d = DEF.readBlobs;
-    const call = this.client.makeServerStreamRequest(d.path, d.requestSerialize, d.responseDeserialize as (b: Buffer) => ReadBlobsResponse, create(ReadBlobsRequestSchema, { ids }), this.md(), {});
+    const call = this.client.makeServerStreamRequest(d.path, d.requestSerialize, d.responseDeserialize as (b: Buffer) => ReadBlobsResponse, create(ReadBlobsRequestSchema, { ids, source }), this.md(), {});
     return new Promise((resolve, reject) => {
       let chain = Promise.resolve();
       let failed = false;

@@ -3,9 +3,10 @@ import path from 'node:path';
 import { Id, toHex } from '../ids.js';
 import { GC_CLOCK_SLACK_MS, GC_GRACE_MS, ORPHAN_PACK_MIN_AGE_MS } from '../margins.js';
 import { PackWriter } from '../pack/writer.js';
-import { reachable } from './reachable.js';
+import { BlobType } from '../blob/format.js';
+import { parseBlob } from '../blob/seal.js';
 import { acquireMaintenanceLock } from '../pid-lock.js';
-import type { Repository } from '../repository.js';
+import type { BlobView, Repository } from '../repository.js';
 
 /**
  * Garbage collection and repacking, safe while backups run. No lock stops
@@ -35,6 +36,13 @@ import type { Repository } from '../repository.js';
  *    elsewhere; otherwise it is adopted (Repository.adoptPack).
  * Prune and index rebuilds never run at once (the maintenance lock,
  * pid-lock.ts); backups never wait for either.
+ *
+ * Per-source copies (copy-index.ts): each snapshot is walked through its own
+ * source's bytes (a copy's tree may list other edges than the primary's when
+ * one of them is garbage an attacker stored first), so liveness is per
+ * record: a source's copy lives while a snapshot of that source reaches it,
+ * the primary while a snapshot reading the primary does; the rest is swept
+ * by the same cutoff rule, and repacks move copies like any blob.
  */
 export interface PruneOptions {
   /** repack packs whose live bytes are below this fraction (0..1) */
@@ -88,22 +96,26 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
 
   // 1. Mark.
   const snapshots = repo.snapshots();
-  const roots = new Set(snapshots.map((s) => s.root));
+  const roots = snapshots.map((s) => ({ root: s.root, source: s.source }));
   for (const s of sessions) {
     const parent = s.parent ? repo.getSnapshot(s.parent) : undefined;
-    if (parent) roots.add(parent.root);
+    if (parent) roots.push({ root: parent.root, source: parent.source });
   }
-  // A damaged tree stops the prune: collecting with an incomplete mark would delete live data.
-  const live = await reachable(repo, roots);
+  const live = await mark(repo, roots);
 
-  // 2. Candidates: unmarked and not seen since the cutoff.
+  // 2. Candidates: unmarked and not seen since the cutoff (primaries and copies alike).
   const candidates: Id[] = [];
+  const copies: { id: Id; tag: number }[] = [];
   let keptRecent = 0;
   let bytesRemoved = 0;
-  for (const [id, r] of repo.allBlobs()) {
-    if (live.has(toHex(id))) continue;
+  for (const [id, r, tag] of repo.allRecords()) {
+    if (live.has(recordKey(id, tag))) continue;
     if (r.seen >= cutoff) keptRecent++;
-    else candidates.push(Buffer.from(id)), (bytesRemoved += r.length);
+    else {
+      bytesRemoved += r.length;
+      if (tag === undefined) candidates.push(Buffer.from(id));
+      else copies.push({ id: Buffer.from(id), tag });
+    }
   }
 
   const report: PruneReport = {
@@ -113,7 +125,7 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
     cutoff: new Date(cutoff).toISOString(),
     blobs_before: blobsBefore,
     blobs_live: live.size,
-    blobs_removed: candidates.length,
+    blobs_removed: candidates.length + copies.length,
     bytes_removed: bytesRemoved,
     blobs_kept_recent: keptRecent,
     packs_before: packsBefore,
@@ -133,7 +145,7 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
   }
 
   // 3. Sweep (one transaction; re-checks `seen`; bumps the epoch).
-  report.blobs_removed = await repo.sweepBlobs(candidates, cutoff);
+  report.blobs_removed = await repo.sweepBlobs(candidates, cutoff, copies);
 
   // 4. Packs: delete empty ones, repack sparse ones. Packs younger than the
   // cutoff wait for the next prune: one may still be being indexed.
@@ -174,10 +186,51 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
   return report;
 }
 
-/** Copy the live blobs of `packs` into new packs; switch the index only after the new packs are durable. */
+/** A record's key in the live set: the hex id of a primary, hex/tag of a copy. */
+const recordKey = (id: Id, copyOf: number | undefined) => (copyOf === undefined ? toHex(id) : `${toHex(id)}/${copyOf}`);
+
+/**
+ * The records reachable from `roots` (recordKey), each snapshot walked
+ * through its source's view (its own copy of a blob when it has one). With
+ * no copies at all every view is the primary one and a subtree shared by
+ * sources is walked once; otherwise once per source.
+ */
+async function mark(repo: Repository, roots: { root: string; source: string }[]): Promise<Set<string>> {
+  const live = new Set<string>();
+  const walked = new Set<string>();
+  const views = new Map<string, BlobView>();
+  const viewOf = (source: string) => views.get(source) ?? views.set(source, repo.views.ofSource(source)).get(source)!;
+  const stack: { id: Id; view: BlobView }[] = roots.map((r) => ({ id: Buffer.from(r.root, 'hex'), view: viewOf(r.source) }));
+  const perView = new Map<BlobView, number>();
+  while (stack.length) {
+    const { id, view } = stack.pop()!;
+    const hex = toHex(id);
+    if (!perView.has(view)) perView.set(view, perView.size);
+    const key = view === repo.views.primary ? hex : `${hex}/${perView.get(view)}`;
+    if (walked.has(key)) continue;
+    walked.add(key);
+    const at = view(id);
+    if (!at) continue;
+    live.add(recordKey(id, at.copyOf));
+    if (at.record.type !== BlobType.Tree) continue;
+    // A damaged tree stops the prune: collecting with an incomplete mark would delete live data.
+    const { edges } = parseBlob(await repo.readBlob(id, view));
+    for (const e of edges) {
+      if (e.type === BlobType.Tree) stack.push({ id: e.id, view });
+      else if (view === repo.views.primary) live.add(toHex(e.id));
+      else {
+        const d = view(e.id);
+        if (d) live.add(recordKey(e.id, d.copyOf));
+      }
+    }
+  }
+  return live;
+}
+
+/** Copy the live blobs and copies of `packs` into new packs; switch the index only after the new packs are durable. */
 async function repack(repo: Repository, packs: string[]): Promise<number> {
   const from = new Set(packs);
-  const moves: { id: Buffer; oldPack: string; oldOffset: number; pack: string; offset: number }[] = [];
+  const moves: { id: Buffer; copyOf?: number; oldPack: string; oldOffset: number; pack: string; offset: number }[] = [];
   let writer: PackWriter | undefined;
   let moved = 0;
   const finish = async () => {
@@ -186,12 +239,12 @@ async function repack(repo: Repository, packs: string[]): Promise<number> {
     await repo.switchBlobs(done.id, done.size, done.entries.length, moves.splice(0));
     writer = undefined;
   };
-  for (const [id, r] of repo.allBlobs()) {
+  for (const [id, r, copyOf] of repo.allRecords()) {
     if (!from.has(r.pack)) continue;
-    const { bytes, hash } = await repo.readStored(id);
+    const { bytes, hash } = await repo.readStored(id, copyOf === undefined ? repo.views.primary : repo.views.scoped(copyOf));
     writer ??= new PackWriter(path.join(repo.dir, 'tmp'), repo.packsDir);
     const e = writer.add(id, r.type, bytes, hash); // the whole hash readStored proved (the index keeps a prefix)
-    moves.push({ id: Buffer.from(id), oldPack: r.pack, oldOffset: r.offset, pack: writer.id, offset: e.offset });
+    moves.push({ id: Buffer.from(id), copyOf, oldPack: r.pack, oldOffset: r.offset, pack: writer.id, offset: e.offset });
     moved += bytes.length;
     if (writer.bytes >= 16 * 1024 * 1024) await finish();
   }

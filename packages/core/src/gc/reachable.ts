@@ -1,15 +1,17 @@
 import { BlobType } from '../blob/format.js';
 import { parseBlob } from '../blob/seal.js';
 import { Id, toHex } from '../ids.js';
-import type { Repository } from '../repository.js';
+import type { BlobView, Repository } from '../repository.js';
 
 /**
  * Every blob id (hex) reachable from the tree ids `roots` (hex), walking the
  * plaintext edge lists: needs no key. A subtree reachable twice is walked
  * once; ids the index lacks are listed but not followed. A damaged tree
  * throws unless `onDamaged` is given (then it is reported and not followed).
+ * `view`: whose bytes of each tree are read (a source's own copies first:
+ * BlobViews.ofSource), the primary ones by default.
  */
-export async function reachable(repo: Repository, roots: Iterable<string>, onDamaged?: (hex: string, e: Error) => void): Promise<Set<string>> {
+export async function reachable(repo: Repository, roots: Iterable<string>, onDamaged?: (hex: string, e: Error) => void, view: BlobView = repo.views.primary): Promise<Set<string>> {
   const seen = new Set<string>();
   const stack: Id[] = [...roots].map((r) => Buffer.from(r, 'hex'));
   while (stack.length) {
@@ -17,11 +19,11 @@ export async function reachable(repo: Repository, roots: Iterable<string>, onDam
     const hex = toHex(id);
     if (seen.has(hex)) continue;
     seen.add(hex);
-    const r = repo.lookup(id);
-    if (!r || r.type !== BlobType.Tree) continue;
+    const at = view(id);
+    if (!at || at.record.type !== BlobType.Tree) continue;
     let edges;
     try {
-      ({ edges } = parseBlob(await repo.readBlob(id)));
+      ({ edges } = parseBlob(await repo.readBlob(id, view)));
     } catch (e) {
       if (!onDamaged) throw e;
       onDamaged(hex, e as Error);

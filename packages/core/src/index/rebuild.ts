@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Clock } from '../clock.js';
+import type { Copy } from '../copy-index.js';
 import { fsyncDir } from '../fsutil.js';
 import { readTrailer } from '../pack/reader.js';
 import { acquireMaintenanceLock } from '../pid-lock.js';
@@ -43,8 +44,15 @@ function removeLmdbFile(file: string): void {
   fs.rmSync(`${file}-lock`, { force: true });
 }
 
-/** Index every pack in packs/ (and the packs that appear meanwhile) and every snapshot file into `t`. */
-async function fill(t: IndexTables, dir: string, clock: Clock): Promise<Omit<RebuildReport, 'replaced'>> {
+/**
+ * Index every pack in packs/ (and the packs that appear meanwhile) and every snapshot file into `t`.
+ * `copies`: the per-source copies the old index knew. The packs do not say which source stored a blob, so
+ * the bytes at a copy's place are never made any blob's primary (a source's copy must not become what every
+ * other source reads); a copy whose place still holds its blob is kept, one whose pack is gone is dropped
+ * (its source stores the blob again).
+ */
+async function fill(t: IndexTables, dir: string, clock: Clock, copies: readonly Copy[]): Promise<Omit<RebuildReport, 'replaced'>> {
+  const copyAt = new Map(copies.map((c) => [`${c.record.pack}:${c.record.offset}`, c]));
   const damaged: string[] = [];
   let blobs = 0;
   let packs = 0;
@@ -70,6 +78,11 @@ async function fill(t: IndexTables, dir: string, clock: Clock): Promise<Omit<Reb
       await t.env.transaction(() => {
         t.packs.put(p.id, { size, blobs: entries.length, created: now });
         for (const e of entries) {
+          const copy = copyAt.get(`${p.id}:${e.offset}`);
+          if (copy) {
+            if (copy.id.equals(e.id)) void t.copies.put(e.id, copy.tag, { pack: p.id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
+            continue;
+          }
           if (t.blobs.has(e.id)) continue;
           t.blobs.put(e.id, { pack: p.id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
           blobs++;
@@ -88,9 +101,10 @@ async function fill(t: IndexTables, dir: string, clock: Clock): Promise<Omit<Reb
  * lock (no prune sees a half-built index, no two rebuilds race), into
  * index.mdb.rebuild, then the old file is moved aside and the new one
  * renamed into place. A crash at any point leaves the old index or the new
- * one at index.mdb, never a partial one.
+ * one at index.mdb, never a partial one. `copies`: what the old index knew of
+ * per-source copies (see fill), where it could be read.
  */
-export async function rebuildIndexFile(dir: string, clock: Clock): Promise<RebuildReport> {
+export async function rebuildIndexFile(dir: string, clock: Clock, copies: readonly Copy[] = []): Promise<RebuildReport> {
   const lock = acquireMaintenanceLock(dir, 'rebuild-index');
   try {
     const file = path.join(dir, INDEX_FILE);
@@ -99,7 +113,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock): Promise<Rebui
     const t = openIndexTables(aside);
     let report: RebuildReport;
     try {
-      report = await fill(t, dir, clock);
+      report = await fill(t, dir, clock, copies);
     } finally {
       await t.env.close();
     }
