@@ -36,6 +36,21 @@ export function isNoSpace(e: unknown): boolean {
   return code === 'ENOSPC' || code === 'EDQUOT' || code === 28 || code === 122;
 }
 
+/**
+ * LMDB reports a write cut short by the disk filling (pwrite wrote less than
+ * asked) as EIO, not ENOSPC: on a disk with less than the pack writers' floor
+ * left, that is what it was.
+ */
+function isShortWriteOnFullDisk(e: unknown, dir: string): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (code !== 'EIO' && code !== 5) return false;
+  try {
+    return spaceOf(dir).free < PACK_SPACE_FLOOR_BYTES;
+  } catch {
+    return false;
+  }
+}
+
 /** LMDB's "Commit failed": the cause is in `commitError`, a promise that is rejected whether or not anyone waits. */
 function commitCause(e: unknown): Promise<unknown> | undefined {
   const p = (e as { commitError?: unknown } | undefined)?.commitError;
@@ -50,14 +65,14 @@ function commitCause(e: unknown): Promise<unknown> | undefined {
  */
 export async function storageFailure(e: unknown, dir: string): Promise<unknown> {
   if (e instanceof KeepError) return e;
-  if (isNoSpace(e)) return diskFull(dir);
+  if (isNoSpace(e) || isShortWriteOnFullDisk(e, dir)) return diskFull(dir);
   const cause = commitCause(e);
   if (!cause) return e;
   const c = await cause.then(
     () => undefined,
     (x: unknown) => x,
   );
-  if (isNoSpace(c)) return diskFull(dir);
+  if (isNoSpace(c) || isShortWriteOnFullDisk(c, dir)) return diskFull(dir);
   return new KeepError('INTERNAL', `repository index write failed: ${(c as Error | undefined)?.message ?? 'unknown cause'}`);
 }
 
