@@ -1,4 +1,8 @@
 import http from 'node:http';
+import type { Repository } from '@keep/core';
+import { splitHostPort } from './net/host-port.js';
+import type { SessionManager } from './sessions.js';
+import type { StorageSpace } from './storage-space.js';
 
 type Labels = Record<string, string>;
 
@@ -55,4 +59,19 @@ export function serverMetrics(m: Metrics) {
     bytesServed: m.counter('keep_bytes_served_total', 'Stored bytes sent to readers'),
     commits: m.counter('keep_snapshots_committed_total', 'Snapshots committed, by source'),
   };
+}
+
+/** keepd's gauges of what it holds: open sessions, snapshots, blobs, the data directory's free space. */
+export function registerHoldings(m: Metrics, o: { sessions: SessionManager; repo: Repository; space: StorageSpace }): void {
+  m.gauge('keep_sessions_open', 'Writer sessions open', () => o.sessions.count);
+  m.gauge('keep_snapshots', 'Snapshots in the repository', () => o.repo.snapshots().length);
+  m.gauge('keep_blobs', 'Blobs in the index', () => o.repo.blobCount());
+  o.space.register(m);
+}
+
+/** Prometheus /metrics on `hostPort` (--metrics HOST:PORT): the server and the port it took. */
+export async function listenMetrics(m: Metrics, hostPort: string): Promise<{ server: http.Server; port: number }> {
+  const mh = splitHostPort(hostPort, '--metrics');
+  const server = await m.listen(mh.host, mh.port);
+  return { server, port: (server.address() as { port: number }).port };
 }

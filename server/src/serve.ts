@@ -1,25 +1,20 @@
-import fs from 'node:fs';
 import type http from 'node:http';
-import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
-import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures } from '@keep/core';
-import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
+import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures } from '@keep/core';
 import { TokenStore } from './auth/tokens.js';
 import { keepdRepoOptions, lockDataDir } from './data-lock.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 import { ensureOwnership } from './ownership.js';
 import { createLogger, Logger } from './log.js';
-import { Metrics, serverMetrics } from './metrics.js';
-import { bearer, repositoryService } from './rpc/service.js';
+import { listenMetrics, Metrics, registerHoldings, serverMetrics } from './metrics.js';
+import { splitHostPort } from './net/host-port.js';
+import { listenGrpc } from './net/listener.js';
+import { repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
-import { SyncReport, syncFrom } from './sync/pull.js';
 import { ReplicaRegistry } from './replicas.js';
-import { reportHoldings, upstreamToken } from './sync/run.js';
-import { parseUpstream, Upstream } from './sync/upstream.js';
-
-import { markReplica, readOnlyReason, readRole } from './role.js';
-import { CONNECTION_IDLE_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE, MAX_CONCURRENT_STREAMS, MAX_MESSAGE_BYTES, PREAUTH_TIMEOUT_MS, ROLE_CHECK_INTERVAL_MS } from './limits.js';
-import { authFirst } from './net/auth-first.js';
-import { ConnectionGate, connectionCap } from './net/connection-limits.js';
+import { followUpstream } from './sync/follow.js';
+import { parseUpstream } from './sync/upstream.js';
+import { markReplica, readOnlyReason } from './role.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE } from './limits.js';
 import { parseMinFree, StorageSpace } from './storage-space.js';
 
 export interface ServeOptions {
@@ -56,66 +51,6 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-export function splitHostPort(s: string, what: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(s);
-  if (!m) throw new KeepError('INVALID_ARGUMENT', `${what} takes HOST:PORT, not ${s}`);
-  return { host: m[1], port: Number(m[2]) };
-}
-
-/**
- * Continuous replication: pull from `upstream` every `intervalS` seconds (one
- * pull at a time); lag and bytes are metrics, and `keepd status` shows them.
- */
-function replicate(repo: Repository, upstream: string, intervalS: number, clock: Clock, log: Logger, m: Metrics): () => Promise<void> {
-  const up = new Upstream(upstream, upstreamToken(), process.env.KEEP_CA, insecureFromEnv());
-  const bytes = m.counter('keep_replication_bytes_total', 'Stored bytes pulled from the upstream');
-  let last: SyncReport | undefined;
-  m.gauge('keep_replication_lag_seconds', 'Seconds the newest local snapshot is behind the upstream newest', () => last?.lag_s ?? -1);
-  m.gauge('keep_replication_snapshots_pending', 'Upstream snapshots not yet here', () => last?.snapshots_pending ?? -1);
-  let running: Promise<void> | undefined;
-  let again = false;
-  let stopped = false;
-  const once = () => {
-    if (stopped) return;
-    if (running) return void (again = true); // a commit announced mid-pull: pull once more after
-    running = syncFrom(repo, up, { clock })
-      .then(async (r) => {
-        last = r;
-        bytes({}, r.bytes_fetched);
-        await reportHoldings(repo, up, r.snapshots_synced).catch((e: Error) => log.warn({ upstream, err: e.message }, 'report to upstream failed'));
-        if (r.snapshots_synced.length || r.snapshots_failed.length) log.info({ upstream, synced: r.snapshots_synced.length, failed: r.snapshots_failed, bytes: r.bytes_fetched, lag_s: r.lag_s }, 'replicated');
-      })
-      .catch((e: Error) => log.warn({ upstream, err: e.message }, 'replication failed'))
-      .finally(() => {
-        running = undefined;
-        if (again) (again = false), once();
-      });
-  };
-  // Pull when the primary announces a commit; the interval covers a lost stream.
-  let watch: ReturnType<Upstream['watchCommits']> | undefined;
-  const startWatch = () => {
-    if (stopped) return;
-    watch = up.watchCommits(() => once());
-    watch.done.then(
-      () => setTimeout(startWatch, intervalS * 1000).unref(),
-      () => setTimeout(startWatch, intervalS * 1000).unref(),
-    );
-  };
-  startWatch();
-  once();
-  const timer = setInterval(once, intervalS * 1000);
-  timer.unref();
-  let stopping: Promise<void> | undefined;
-  return () =>
-    (stopping ??= (async () => {
-      stopped = true;
-      clearInterval(timer);
-      watch?.cancel();
-      await running;
-      up.close();
-    })());
-}
-
 export async function serve(o: ServeOptions): Promise<RunningServer> {
   const clock = o.clock ?? processClock();
   const log = o.log ?? createLogger();
@@ -148,30 +83,19 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const replicas = new ReplicaRegistry(repo, clock);
   const m = new Metrics();
   const metrics = serverMetrics(m);
-  m.gauge('keep_sessions_open', 'Writer sessions open', () => sessions.count);
-  m.gauge('keep_snapshots', 'Snapshots in the repository', () => repo.snapshots().length);
-  m.gauge('keep_blobs', 'Blobs in the index', () => repo.blobCount());
-  space.register(m);
+  registerHoldings(m, { sessions, repo, space });
 
-  const maxConnections = connectionCap(o.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
-  const dropped = m.counter('keep_connections_dropped_total', 'Connections closed by a limit: cap (too many open) or preauth (no authenticated call in time)');
-  const gate = new ConnectionGate({ maxConnections, preauthTimeoutMs: PREAUTH_TIMEOUT_MS, onDrop: (reason) => dropped({ reason }) }, (socket) => injector.injectConnection(socket));
-  m.gauge('keep_connections_open', 'TCP connections open to keepd', () => gate.count);
-  const server = new Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
-    'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
-    interceptors: [
-      authFirst(
-        (md) => tokens.authenticate(bearer(md)),
-        (peer) => gate.authenticated(peer),
-        (method, code) => metrics.rpc({ method, code: Status[code] }),
-      ),
-    ],
-  });
-  server.addService(grpcServiceDefinition(RepositoryService), repositoryService({
+  const listener = await listenGrpc({
+    listen: o.listen,
+    host,
+    port,
+    tlsCert: o.tlsCert,
+    tlsKey: o.tlsKey,
+    maxConnections: o.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    tokens,
+    m,
+    metrics,
+    service: repositoryService({
       repo,
       tokens,
       sessions,
@@ -183,36 +107,19 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       space,
       syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
       readOnly: () => readOnlyReason(o.data),
-    }));
-  const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
-  // keepd's own listener in front of grpc-js: it counts and limits connections (net/connection-limits.ts).
-  const injector = server.createConnectionInjector(creds);
-  const bound = await gate.listen(host, port).catch((err: Error) => {
-    throw new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`);
+    }),
   });
+  const bound = listener.port;
 
   let metricsServer: http.Server | undefined;
   let metricsPort: number | undefined;
-  if (o.metrics) {
-    const mh = splitHostPort(o.metrics, '--metrics');
-    metricsServer = await m.listen(mh.host, mh.port);
-    metricsPort = (metricsServer.address() as { port: number }).port;
-  }
-  const stopReplication = o.upstream ? replicate(repo, o.upstream, o.syncIntervalS ?? 60, clock, log, m) : undefined;
-  // `keepd promote` (another process) ends the following at once; the role file says so from then on.
-  const roleWatch = o.upstream
-    ? setInterval(() => {
-        if (readRole(o.data)?.role !== 'promoted') return;
-        clearInterval(roleWatch);
-        log.warn({ upstream: o.upstream, data: o.data }, 'promoted: no longer following the upstream; writes accepted');
-        void stopReplication?.();
-      }, ROLE_CHECK_INTERVAL_MS)
-    : undefined;
-  roleWatch?.unref();
+  if (o.metrics) ({ server: metricsServer, port: metricsPort } = await listenMetrics(m, o.metrics));
+  // A replica follows its upstream until `keepd promote` (sync/follow.ts).
+  const stopFollowing = o.upstream ? followUpstream(o.data, repo, o.upstream, o.syncIntervalS ?? 60, clock, log, m) : undefined;
   // The sweep also ends sessions past MAX_SESSION_AGE_MS and those of tokens revoked since (`keepd token revoke` is another process).
   const sweeper = setInterval(() => void sessions.sweep((id) => tokens.isRevoked(id)).catch((e) => log.error({ err: e }, 'session sweep failed')), o.sweepIntervalMs ?? SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
-  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data, max_connections: maxConnections }, 'listening');
+  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data, max_connections: listener.maxConnections }, 'listening');
 
   let stopping: Promise<void> | undefined;
   return {
@@ -221,21 +128,10 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
-        clearInterval(roleWatch);
-        await stopReplication?.();
+        await stopFollowing?.();
         replicas.commits.emit('shutdown');
         log.info({}, 'draining');
-        gate.close();
-        await new Promise<void>((resolve) => {
-          const force = setTimeout(() => {
-            server.forceShutdown();
-            resolve();
-          }, SHUTDOWN_DRAIN_MS);
-          server.tryShutdown(() => {
-            clearTimeout(force);
-            resolve();
-          });
-        });
+        await listener.drain();
         await sessions.closeAll();
         metricsServer?.close();
         await repo.close();

@@ -1,0 +1,84 @@
+import fs from 'node:fs';
+import { Server, ServerCredentials, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { KeepError, SHUTDOWN_DRAIN_MS } from '@keep/core';
+import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
+import type { TokenStore } from '../auth/tokens.js';
+import { CONNECTION_IDLE_MS, MAX_CONCURRENT_STREAMS, MAX_MESSAGE_BYTES, PREAUTH_TIMEOUT_MS } from '../limits.js';
+import type { Metrics, serverMetrics } from '../metrics.js';
+import { bearer } from '../rpc/call.js';
+import { authFirst } from './auth-first.js';
+import { ConnectionGate, connectionCap } from './connection-limits.js';
+
+export interface ListenerOptions {
+  /** HOST:PORT as given (for the error message) */
+  listen: string;
+  host: string;
+  port: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** connections held at once, before the open-file limit caps it (connectionCap) */
+  maxConnections: number;
+  tokens: TokenStore;
+  m: Metrics;
+  metrics: ReturnType<typeof serverMetrics>;
+  service: UntypedServiceImplementation;
+}
+
+export interface Listener {
+  port: number;
+  /** the connection cap in force */
+  maxConnections: number;
+  /** stop accepting connections, let in-flight calls finish (at most SHUTDOWN_DRAIN_MS) */
+  drain(): Promise<void>;
+}
+
+/**
+ * keepd's gRPC listener: its own TCP listener in front of grpc-js counts and
+ * limits connections (net/connection-limits.ts), every call is authenticated
+ * before a message is read (net/auth-first.ts), and the RepositoryService
+ * answers.
+ */
+export async function listenGrpc(o: ListenerOptions): Promise<Listener> {
+  const { m, metrics, tokens } = o;
+  const maxConnections = connectionCap(o.maxConnections);
+  const dropped = m.counter('keep_connections_dropped_total', 'Connections closed by a limit: cap (too many open) or preauth (no authenticated call in time)');
+  const gate = new ConnectionGate({ maxConnections, preauthTimeoutMs: PREAUTH_TIMEOUT_MS, onDrop: (reason) => dropped({ reason }) }, (socket) => injector.injectConnection(socket));
+  m.gauge('keep_connections_open', 'TCP connections open to keepd', () => gate.count);
+  const server = new Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
+    'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
+    interceptors: [
+      authFirst(
+        (md) => tokens.authenticate(bearer(md)),
+        (peer) => gate.authenticated(peer),
+        (method, code) => metrics.rpc({ method, code: Status[code] }),
+      ),
+    ],
+  });
+  server.addService(grpcServiceDefinition(RepositoryService), o.service);
+  const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
+  const injector = server.createConnectionInjector(creds);
+  const port = await gate.listen(o.host, o.port).catch((err: Error) => {
+    throw new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`);
+  });
+  return {
+    port,
+    maxConnections,
+    async drain() {
+      gate.close();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, SHUTDOWN_DRAIN_MS);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
