@@ -28,16 +28,20 @@ import {
   CloseSessionResponse,
   CommitRequestSchema,
   CommitResponse,
+  decodeUploadAck,
+  FRAME_PREFIX,
   GetConfigRequestSchema,
   GetConfigResponse,
   grpcServiceDefinition,
   ListSnapshotsRequestSchema,
   ListSnapshotsResponse,
+  MessageSink,
   OfferRequestSchema,
   OfferResponse,
   OpenSessionRequestSchema,
   OpenSessionResponse,
   PROTOCOL_VERSION,
+  ReadBlobsParser,
   ReadBlobsRequestSchema,
   RemoveKeyRequestSchema,
   RemoveKeyResponse,
@@ -47,11 +51,12 @@ import {
   SnapshotStatsSchema,
   StatsRequestSchema,
   StatsResponse,
+  UploadAck,
+  UploadEncoder,
+  writeFramePrefix,
 } from '@keep/proto';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
-import { ReadBlobsParser } from './remote-read.js';
-import { CallStatus, FRAME_PREFIX, MessageSink, StreamCall, StreamSession, writeFramePrefix } from './remote-stream.js';
-import { decodeUploadAck, UploadAck, UploadEncoder } from './upload-message.js';
+import { CallStatus, StreamCall, StreamSession } from './remote-stream.js';
 
 /*
  * The agent's side of the keep.v1 wire contract (proto/keep/v1/repository.proto).
@@ -65,11 +70,11 @@ import { decodeUploadAck, UploadAck, UploadEncoder } from './upload-message.js';
  *   every UploadRequest, in the order written, once the blob is verified and
  *   written; a put() resolves when all of its blobs are acknowledged. Upload
  *   messages are encoded by hand around each blob, in the room before and
- *   after it (upload-message.ts), and written from the blob's own buffer.
+ *   after it (packages/proto/src/codecs/upload.ts), and written from the blob's own buffer.
  * - getBlob() calls are batched into ReadBlobs streams (ids asked for in the
  *   same turn of the event loop share a call), several calls in parallel; keepd
  *   packs several blobs into each response message (max_message_bytes), which
- *   are decoded by hand as they arrive (remote-read.ts): each blob lands in an
+ *   are decoded by hand as they arrive (packages/proto/src/codecs/read-blobs-parse.ts): each blob lands in an
  *   ArrayBuffer of its own, which its caller owns.
  * - The bearer token travels as call metadata only and is never part of a
  *   message, an error or a log line.

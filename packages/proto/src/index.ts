@@ -1,6 +1,10 @@
 export * from './gen/keep/v1/repository_pb.js';
 export * from './grpc.js';
-export * from './varint.js';
+export * from './codecs/varint.js';
+export * from './codecs/frame.js';
+export * from './codecs/upload.js';
+export * from './codecs/read-blobs-encode.js';
+export * from './codecs/read-blobs-parse.js';
 
 /** The protocol version this build speaks (keep.v1, revision 1). */
 export const PROTOCOL_VERSION = 1;

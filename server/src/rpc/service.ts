@@ -28,7 +28,7 @@ import type { ReplicaRegistry } from '../replicas.js';
 import type { Logger } from '../log.js';
 import { serverMetrics } from '../metrics.js';
 import { Session, SessionManager } from '../sessions.js';
-import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from './read-blobs-message.js';
+import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from '@keep/proto';
 import { readsOwnOnly, readView } from './read-view.js';
 import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
 import { tokenToWire } from '../sync/tokens.js';
