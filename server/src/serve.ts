@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
 import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures } from '@keep/core';
-import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
+import { grpcServiceDefinition, MAX_MESSAGE_BYTES, RepositoryService, SERVER_KEEPALIVE_OPTIONS } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
 import { keepdRepoOptions, lockDataDir } from './data-lock.js';
 import { DedupScopeIndex } from './dedup-scope.js';
@@ -17,7 +17,7 @@ import { reportHoldings, upstreamToken } from './sync/run.js';
 import { parseUpstream, Upstream } from './sync/upstream.js';
 
 import { markReplica, readOnlyReason, readRole } from './role.js';
-import { CONNECTION_IDLE_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE, MAX_CONCURRENT_STREAMS, MAX_MESSAGE_BYTES, PREAUTH_TIMEOUT_MS, ROLE_CHECK_INTERVAL_MS } from './limits.js';
+import { CONNECTION_IDLE_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE, MAX_CONCURRENT_STREAMS, PREAUTH_TIMEOUT_MS, ROLE_CHECK_INTERVAL_MS } from './limits.js';
 import { authFirst } from './net/auth-first.js';
 import { ConnectionGate, connectionCap } from './net/connection-limits.js';
 import { parseMinFree, StorageSpace } from './storage-space.js';
@@ -160,7 +160,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.keepalive_permit_without_calls': 1,
+    ...SERVER_KEEPALIVE_OPTIONS,
     'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
     'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
     interceptors: [

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import grpc from '@grpc/grpc-js';
-import { FrameSplitter, MessageSink } from '@keep/proto';
+import { FrameSplitter, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, MessageSink } from '@keep/proto';
 
 /*
  * The bulk streams of keep.v1 (Upload, ReadBlobs) over an HTTP/2 session of
@@ -22,10 +22,6 @@ import { FrameSplitter, MessageSink } from '@keep/proto';
  * the caller chunk by chunk, as they arrive (packages/proto/src/codecs/read-blobs-parse.ts copies each blob
  * straight into a buffer of its own), so nothing outlives its use.
  */
-
-/** How often a session with open calls pings keepd, and how long it waits for the answer (as grpc-js's keepalive options). */
-const KEEPALIVE_MS = 60_000;
-const KEEPALIVE_TIMEOUT_MS = 20_000;
 
 /** A call's outcome, shaped as grpc-js reports one (remote.ts maps it with fromGrpcError). */
 export interface CallStatus {
@@ -179,7 +175,7 @@ export class StreamSession {
     return s;
   }
 
-  /** Ping while calls are open: a keepd that vanished without closing the connection fails them instead of hanging them. */
+  /** Ping while calls are open (as grpc-js's keepalive options: packages/proto/src/keepalive.ts): a keepd that vanished without closing the connection fails them instead of hanging them. */
   private keepalive(on: boolean): void {
     if (!on) {
       clearInterval(this.pinger);
@@ -197,7 +193,7 @@ export class StreamSession {
         if (err && !s.destroyed) s.destroy(err);
       });
       if (!sent) clearTimeout(timer);
-    }, KEEPALIVE_MS);
+    }, KEEPALIVE_TIME_MS);
     this.pinger.unref();
   }
 

@@ -30,10 +30,10 @@ import { serverMetrics } from '../metrics.js';
 import { Session, SessionManager } from '../sessions.js';
 import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from '@keep/proto';
 import { readsOwnOnly, readView } from './read-view.js';
-import { snapshotFromWire, toProtoSnapshot } from './snapshot-wire.js';
+import { snapshotFromWire, snapshotToWire as toProtoSnapshot } from '@keep/proto';
 import { tokenToWire } from '../sync/tokens.js';
 import { admitKeyFile } from './key-rules.js';
-import { toStatus } from './status.js';
+import { toStatus } from '@keep/proto';
 import type { StorageSpace } from '../storage-space.js';
 
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
