@@ -2,14 +2,14 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import { Server, ServerCredentials, status as Status } from '@grpc/grpc-js';
 import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, SHUTDOWN_DRAIN_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures } from '@keep/core';
-import { grpcServiceDefinition, MAX_MESSAGE_BYTES, RepositoryService, SERVER_KEEPALIVE_OPTIONS } from '@keep/proto';
+import { bearerToken, grpcServiceDefinition, MAX_MESSAGE_BYTES, RepositoryService, SERVER_KEEPALIVE_OPTIONS } from '@keep/proto';
 import { TokenStore } from './auth/tokens.js';
 import { keepdRepoOptions, lockDataDir } from './data-lock.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 import { ensureOwnership } from './ownership.js';
 import { createLogger, Logger } from './log.js';
 import { Metrics, serverMetrics } from './metrics.js';
-import { bearer, repositoryService } from './rpc/service.js';
+import { repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
 import { SyncReport, syncFrom } from './sync/pull.js';
 import { ReplicaRegistry } from './replicas.js';
@@ -165,7 +165,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
     interceptors: [
       authFirst(
-        (md) => tokens.authenticate(bearer(md)),
+        (md) => tokens.authenticate(bearerToken(md)),
         (peer) => gate.authenticated(peer),
         (method, code) => metrics.rpc({ method, code: Status[code] }),
       ),

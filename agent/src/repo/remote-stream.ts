@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import grpc from '@grpc/grpc-js';
-import { FrameSplitter, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, MessageSink } from '@keep/proto';
+import { AUTHORIZATION, bearerValue, FrameSplitter, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, MessageSink } from '@keep/proto';
 
 /*
  * The bulk streams of keep.v1 (Upload, ReadBlobs) over an HTTP/2 session of
@@ -209,7 +209,7 @@ export class StreamSession {
       'grpc-accept-encoding': 'identity',
       'user-agent': 'keep-agent',
     };
-    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (this.opts.token) headers[AUTHORIZATION] = bearerValue(this.opts.token);
     const req = s.request(headers);
     this.calls++;
     s.ref();

@@ -20,6 +20,7 @@ import {
   AddKeyRequestSchema,
   AGENT_MAX_MESSAGE_BYTES,
   AddKeyResponse,
+  bearerMetadata,
   CheckRequestSchema,
   CheckResponse,
   CLIENT_KEEPALIVE_OPTIONS,
@@ -217,9 +218,7 @@ export class RemoteConnection implements RepoConnection {
   // ---- plumbing ------------------------------------------------------------
 
   private metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    if (this.#token) md.set('authorization', `Bearer ${this.#token}`);
-    return md;
+    return bearerMetadata(this.#token);
   }
 
   /** fromGrpcError with this server's address, plus a hint when no token was configured. */

@@ -1,5 +1,6 @@
 export * from './gen/keep/v1/repository_pb.js';
 export * from './address.js';
+export * from './credentials.js';
 export * from './grpc.js';
 export * from './keepalive.js';
 export * from './limits.js';

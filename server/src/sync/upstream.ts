@@ -3,6 +3,7 @@ import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { KeepError, KeyFile, parseKeyFile, parseRepoConfig, RepoConfig, Snapshot as CoreSnapshot } from '@keep/core';
 import {
+  bearerMetadata,
   fromStatus,
   GetConfigRequestSchema,
   GetConfigResponse,
@@ -55,9 +56,7 @@ export class Upstream {
   }
 
   private md(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    if (this.token) md.set('authorization', `Bearer ${this.token}`);
-    return md;
+    return bearerMetadata(this.token);
   }
 
   private error(e: unknown): KeepError {
