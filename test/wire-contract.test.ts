@@ -2,11 +2,11 @@
  * The wire contract's rules in packages/proto beside the codecs (those are
  * tested in backup-wire and stream-wire): snapshot records both ways through
  * protobuf-es's bytes, the KeepError <-> gRPC status map, the varints the
- * hand-made encoders write, and keepd addresses.
+ * hand-made encoders write, keepd addresses and how a token travels.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KeepError, KeepErrorCode } from '@keep/core';
-import { fromGrpcError, fromStatus, parseGrpcAddress, ReadBlobsRequestSchema, snapshotFromWire, snapshotToWire, SnapshotSchema, toStatus, varintSize, writeVarint } from '@keep/proto';
+import { bearerMetadata, bearerToken, fromGrpcError, fromStatus, parseGrpcAddress, ReadBlobsRequestSchema, snapshotFromWire, snapshotToWire, SnapshotSchema, toStatus, varintSize, writeVarint } from '@keep/proto';
 import { wire } from './keepd-harness.js';
 
 let protobuf: any;
@@ -74,5 +74,14 @@ describe('keepd addresses', () => {
     for (const bad of ['http://h:1', 'grpc://h', 'grpc://h:0', 'grpc://h:65536', 'grpc://h:1/x']) expect(() => parseGrpcAddress(bad)).toThrow(/not a keepd address/);
     expect(() => parseGrpcAddress('grpc://h', false, (l) => `--from takes grpc://HOST:PORT, not ${l}`)).toThrow('--from takes grpc://HOST:PORT, not grpc://h');
     expect(() => parseGrpcAddress('grpc://10.0.0.1:7420')).toThrow(/refusing plaintext/);
+  });
+});
+
+describe('credentials', () => {
+  it('travel as "authorization: Bearer <token>" metadata, read back as sent', () => {
+    const md = bearerMetadata('k-123');
+    expect(md.get('authorization')).toEqual(['Bearer k-123']);
+    expect(bearerToken(md)).toBe('k-123');
+    expect(bearerToken(bearerMetadata(undefined))).toBeUndefined();
   });
 });

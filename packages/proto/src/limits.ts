@@ -9,6 +9,9 @@ const MiB = 1024 * 1024;
 /** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one (keepd refuses it; the agent batches by it). */
 export const MAX_IDS_PER_REQUEST = 4096;
 
+/** Largest ReadBlobs message of several blobs a client may ask for (max_message_bytes): keepd sends no larger ones. */
+export const MAX_READ_MESSAGE_BYTES = 16 * MiB;
+
 /**
  * Largest gRPC message keepd takes or sends: a max-size blob (a chunk, or the
  * tree node of a very large directory) plus the Upload or ReadBlobs framing
