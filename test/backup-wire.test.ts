@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeUploadAck, UploadEncoder } from '@keep/agent/dist/repo/upload-message.js';
+import { decodeUploadAck, UploadEncoder } from '@keep/proto';
 import { BLOB_ROOM, chunkBuffer, chunkFile, chunkId, DEFAULT_CHUNKER, deriveKeys, isChunkBuffer, newMasterKey, openBlob, recycleChunkBuffer, sealData, SealPool, storageHash, StreamChunker } from '@keep/core';
 import { wire } from './keepd-harness.js';
 

@@ -8,11 +8,8 @@
  */
 import crypto from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ReadBlobsParser } from '@keep/agent/dist/repo/remote-read.js';
-import { FRAME_PREFIX, FrameSplitter } from '@keep/agent/dist/repo/remote-stream.js';
-import { UploadEncoder } from '@keep/agent/dist/repo/upload-message.js';
 import { chunkWindow, LARGE_AHEAD_BYTES } from '@keep/agent/dist/restore/restorer.js';
-import { encodeReadBlobsMany, encodeReadBlobsSingle } from '@keep/server/dist/rpc/read-blobs-message.js';
+import { encodeReadBlobsMany, encodeReadBlobsSingle, FRAME_PREFIX, FrameSplitter, ReadBlobsParser, UploadEncoder } from '@keep/proto';
 import { BLOB_ROOM, chunkBuffer, chunkId, deriveKeys, newMasterKey, openBlob, openBlobInPlace, OpenScratch, recycleChunkBuffer, sealData, sealTree, storageHash } from '@keep/core';
 import { prng } from './helpers.js';
 import { wire } from './keepd-harness.js';

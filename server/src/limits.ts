@@ -1,13 +1,7 @@
-import { MAX_BLOB_SIZE } from '@keep/core';
-
-/**
- * Largest gRPC message either way: a max-size blob (a chunk, or the tree node
- * of a very large directory) plus the Upload or ReadBlobs framing around it.
- * grpc-js buffers a whole message before the handler sees it, so this is what
- * one call can make keepd hold; calls without a valid token are refused from
- * their headers, before any message is read (net/auth-first.ts).
+/*
+ * keepd's own limits. Those of the wire contract (ids per request, message
+ * sizes) are in packages/proto/src/limits.ts.
  */
-export const MAX_MESSAGE_BYTES = MAX_BLOB_SIZE + 64 * 1024;
 
 /**
  * Free space keepd keeps on its data directory's file system by default

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import grpc from '@grpc/grpc-js';
+import { AUTHORIZATION, bearerValue, FrameSplitter, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, MessageSink } from '@keep/proto';
 
 /*
  * The bulk streams of keep.v1 (Upload, ReadBlobs) over an HTTP/2 session of
@@ -18,13 +19,9 @@ import grpc from '@grpc/grpc-js';
  * old generation, where they wait for a full collection: tens of MiB of an
  * agent's peak memory. Here an upload message is written from the blob's own
  * buffer (the prefix goes in the room before it) and received bytes go to
- * the caller chunk by chunk, as they arrive (remote-read.ts copies each blob
+ * the caller chunk by chunk, as they arrive (packages/proto/src/codecs/read-blobs-parse.ts copies each blob
  * straight into a buffer of its own), so nothing outlives its use.
  */
-
-/** How often a session with open calls pings keepd, and how long it waits for the answer (as grpc-js's keepalive options). */
-const KEEPALIVE_MS = 60_000;
-const KEEPALIVE_TIMEOUT_MS = 20_000;
 
 /** A call's outcome, shaped as grpc-js reports one (remote.ts maps it with fromGrpcError). */
 export interface CallStatus {
@@ -59,74 +56,6 @@ function decodeMessage(v: string | string[] | undefined): string {
     return decodeURIComponent(s);
   } catch {
     return s;
-  }
-}
-
-/** The gRPC frame prefix of a message of `length` bytes, written at `at` in `b`. */
-export function writeFramePrefix(b: Uint8Array, at: number, length: number): void {
-  b[at] = 0;
-  b[at + 1] = length >>> 24;
-  b[at + 2] = (length >>> 16) & 0xff;
-  b[at + 3] = (length >>> 8) & 0xff;
-  b[at + 4] = length & 0xff;
-}
-
-export const FRAME_PREFIX = 5;
-
-/**
- * Receives a call's response body: message boundaries (from the frame
- * prefixes) and each message's bytes in the pieces they arrived in.
- */
-export interface MessageSink {
-  /** A message of `length` bytes starts. */
-  begin(length: number): void;
-  /** The next bytes of the current message (a view into the socket's chunk: copy what is kept). */
-  bytes(piece: Buffer): void;
-  /** The current message is complete. */
-  end(): void;
-}
-
-/** Splits a response body into messages for a MessageSink, whatever the chunking. */
-export class FrameSplitter {
-  private readonly prefix = Buffer.alloc(FRAME_PREFIX);
-  private have = 0;
-  /** bytes of the current message still to come; -1 while reading a prefix */
-  private left = -1;
-
-  constructor(
-    private readonly sink: MessageSink,
-    private readonly maxLength: number,
-  ) {}
-
-  /** True between messages (a body may end only there). */
-  get idle(): boolean {
-    return this.left < 0 && this.have === 0;
-  }
-
-  push(chunk: Buffer): void {
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.left < 0) {
-        const n = Math.min(FRAME_PREFIX - this.have, chunk.length - at);
-        chunk.copy(this.prefix, this.have, at, at + n);
-        this.have += n;
-        at += n;
-        if (this.have < FRAME_PREFIX) return;
-        this.have = 0;
-        if (this.prefix[0] !== 0) throw new Error('keepd sent a compressed message, which this agent never asks for');
-        this.left = this.prefix.readUInt32BE(1);
-        if (this.left > this.maxLength) throw new Error(`keepd sent a message of ${this.left} bytes (at most ${this.maxLength} expected)`);
-        this.sink.begin(this.left);
-      }
-      const n = Math.min(this.left, chunk.length - at);
-      if (n > 0) this.sink.bytes(chunk.subarray(at, at + n));
-      at += n;
-      this.left -= n;
-      if (this.left === 0) {
-        this.left = -1;
-        this.sink.end();
-      }
-    }
   }
 }
 
@@ -246,7 +175,7 @@ export class StreamSession {
     return s;
   }
 
-  /** Ping while calls are open: a keepd that vanished without closing the connection fails them instead of hanging them. */
+  /** Ping while calls are open (as grpc-js's keepalive options: packages/proto/src/keepalive.ts): a keepd that vanished without closing the connection fails them instead of hanging them. */
   private keepalive(on: boolean): void {
     if (!on) {
       clearInterval(this.pinger);
@@ -264,7 +193,7 @@ export class StreamSession {
         if (err && !s.destroyed) s.destroy(err);
       });
       if (!sent) clearTimeout(timer);
-    }, KEEPALIVE_MS);
+    }, KEEPALIVE_TIME_MS);
     this.pinger.unref();
   }
 
@@ -280,7 +209,7 @@ export class StreamSession {
       'grpc-accept-encoding': 'identity',
       'user-agent': 'keep-agent',
     };
-    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (this.opts.token) headers[AUTHORIZATION] = bearerValue(this.opts.token);
     const req = s.request(headers);
     this.calls++;
     s.ref();

@@ -5,14 +5,11 @@ import grpc from '@grpc/grpc-js';
 import {
   CheckOptions,
   CheckReport,
-  emptyStats,
   Id,
   KeepError,
   KeyFile,
-  NewSnapshot,
   parseKeyFile,
   parseRepoConfig,
-  requireSafeTransport,
   RepoConfig,
   SealedBlob,
   SealedSnapshot,
@@ -21,37 +18,47 @@ import {
 } from '@keep/core';
 import {
   AddKeyRequestSchema,
+  AGENT_MAX_MESSAGE_BYTES,
   AddKeyResponse,
+  bearerMetadata,
   CheckRequestSchema,
   CheckResponse,
+  CLIENT_KEEPALIVE_OPTIONS,
   CloseSessionRequestSchema,
   CloseSessionResponse,
   CommitRequestSchema,
   CommitResponse,
+  decodeUploadAck,
+  fromGrpcError,
+  FRAME_PREFIX,
   GetConfigRequestSchema,
   GetConfigResponse,
   grpcServiceDefinition,
   ListSnapshotsRequestSchema,
   ListSnapshotsResponse,
+  MAX_IDS_PER_REQUEST,
+  MessageSink,
   OfferRequestSchema,
   OfferResponse,
   OpenSessionRequestSchema,
   OpenSessionResponse,
+  parseGrpcAddress,
   PROTOCOL_VERSION,
+  ReadBlobsParser,
   ReadBlobsRequestSchema,
   RemoveKeyRequestSchema,
   RemoveKeyResponse,
   RepositoryService,
-  Snapshot as WireSnapshot,
-  SnapshotSchema,
-  SnapshotStatsSchema,
+  snapshotFromWire,
+  snapshotToWire,
   StatsRequestSchema,
   StatsResponse,
+  UploadAck,
+  UploadEncoder,
+  writeFramePrefix,
 } from '@keep/proto';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
-import { ReadBlobsParser } from './remote-read.js';
-import { CallStatus, FRAME_PREFIX, MessageSink, StreamCall, StreamSession, writeFramePrefix } from './remote-stream.js';
-import { decodeUploadAck, UploadAck, UploadEncoder } from './upload-message.js';
+import { CallStatus, StreamCall, StreamSession } from './remote-stream.js';
 
 /*
  * The agent's side of the keep.v1 wire contract (proto/keep/v1/repository.proto).
@@ -65,35 +72,29 @@ import { decodeUploadAck, UploadAck, UploadEncoder } from './upload-message.js';
  *   every UploadRequest, in the order written, once the blob is verified and
  *   written; a put() resolves when all of its blobs are acknowledged. Upload
  *   messages are encoded by hand around each blob, in the room before and
- *   after it (upload-message.ts), and written from the blob's own buffer.
+ *   after it (packages/proto/src/codecs/upload.ts), and written from the blob's own buffer.
  * - getBlob() calls are batched into ReadBlobs streams (ids asked for in the
  *   same turn of the event loop share a call), several calls in parallel; keepd
  *   packs several blobs into each response message (max_message_bytes), which
- *   are decoded by hand as they arrive (remote-read.ts): each blob lands in an
+ *   are decoded by hand as they arrive (packages/proto/src/codecs/read-blobs-parse.ts): each blob lands in an
  *   ArrayBuffer of its own, which its caller owns.
  * - The bearer token travels as call metadata only and is never part of a
  *   message, an error or a log line.
  */
 
-const MiB = 1024 * 1024;
-
-/** grpc-js channel options. Message limits leave room for the largest stored blob. */
+/** grpc-js channel options. Message limits leave room for the largest stored blob; keepalive pings only while calls are open. */
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  'grpc.max_receive_message_length': 160 * MiB,
-  'grpc.max_send_message_length': 160 * MiB,
-  // Ping only while calls are open: notices a vanished keepd during a long
-  // upload or restore stream without hammering an idle connection.
-  'grpc.keepalive_time_ms': 60_000,
-  'grpc.keepalive_timeout_ms': 20_000,
-  'grpc.keepalive_permit_without_calls': 0,
+  'grpc.max_receive_message_length': AGENT_MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': AGENT_MAX_MESSAGE_BYTES,
+  ...CLIENT_KEEPALIVE_OPTIONS,
 };
 
 /** Deadline of unary calls. */
 const UNARY_DEADLINE_MS = 5 * 60_000;
 /** Commit flushes and checks the closure of the whole snapshot: allow it longer. */
 const COMMIT_DEADLINE_MS = 30 * 60_000;
-/** Ids per Offer call (the server accepts at most 4096). */
-const OFFER_BATCH = 4096;
+/** Ids per Offer call (as many as keepd accepts). */
+const OFFER_BATCH = MAX_IDS_PER_REQUEST;
 /** Ids per ReadBlobs call, and how many such calls run at once. */
 const READ_BATCH = 1024;
 const READ_STREAMS = 4;
@@ -102,7 +103,7 @@ const READ_MIN_SPLIT = 8;
 /** Blobs per ReadBlobs message, in bytes (keepd gathers small blobs up to this; per-message costs dominate small files). */
 const READ_MESSAGE_BYTES = 1024 * 1024;
 /** Largest ReadBlobs message accepted: a max-size blob travels alone (as grpc.max_receive_message_length). */
-const MAX_READ_MESSAGE = 160 * MiB;
+const MAX_READ_MESSAGE = AGENT_MAX_MESSAGE_BYTES;
 /** Largest upload acknowledgement accepted (an id, a flag, a count: under 64 bytes). */
 const MAX_ACK_BYTES = 64 * 1024;
 /** How long abort() lets the upload stream finish before cancelling it. */
@@ -111,23 +112,6 @@ const ABORT_GRACE_MS = 10_000;
 const DEF = grpcServiceDefinition(RepositoryService);
 
 type Method = keyof typeof RepositoryService.method;
-
-/** Where a remote repository lives, from `grpc://host:port` or `grpcs://host:port`. */
-export interface RemoteLocation {
-  /** TLS (grpcs) or plaintext h2 (grpc) */
-  secure: boolean;
-  /** host:port as grpc-js wants it (IPv6 literals bracketed) */
-  address: string;
-}
-
-export function parseRemoteLocation(location: string, insecure = false): RemoteLocation {
-  const m = /^(grpcs?):\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(location);
-  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
-    throw new KeepError('INVALID_ARGUMENT', `not a keepd address: ${location} (use grpc://host:port or grpcs://host:port)`);
-  }
-  requireSafeTransport(m[1], m[2], insecure);
-  return { secure: m[1] === 'grpcs', address: `${m[2]}:${m[3]}` };
-}
 
 /**
  * Node's CAs plus NODE_EXTRA_CA_CERTS, when bin/keep.js kept Node from loading
@@ -156,107 +140,6 @@ export interface RemoteOptions {
   caFile?: string;
   /** allow plaintext grpc:// to a host that is not loopback (--insecure, KEEP_INSECURE=1) */
   insecure?: boolean;
-}
-
-/**
- * Map a grpc-js error to the KeepError users and scripts see. `address`
- * (host:port) names the server in UNAVAILABLE messages. A KeepError passes
- * through unchanged.
- */
-export function fromGrpcError(e: unknown, address = 'unknown address'): KeepError {
-  if (e instanceof KeepError) return e;
-  const err = e as Partial<grpc.ServiceError> | undefined;
-  if (!err || typeof err.code !== 'number') return new KeepError('INTERNAL', (err as Error | undefined)?.message ?? String(e));
-  // grpc-js appends an empty "Resolution note:" to some connection errors
-  const details = (err.details || err.message || grpc.status[err.code] || 'unknown error').replace(/\s*Resolution note:\s*$/, '');
-  switch (err.code) {
-    case grpc.status.UNAUTHENTICATED:
-      return new KeepError('UNAUTHENTICATED', details);
-    case grpc.status.PERMISSION_DENIED:
-      return new KeepError('PERMISSION_DENIED', details);
-    case grpc.status.NOT_FOUND:
-      return new KeepError('NOT_FOUND', details);
-    case grpc.status.ALREADY_EXISTS:
-      return new KeepError('ALREADY_EXISTS', details);
-    case grpc.status.INVALID_ARGUMENT:
-    case grpc.status.OUT_OF_RANGE:
-      return new KeepError('INVALID_ARGUMENT', details);
-    case grpc.status.RESOURCE_EXHAUSTED:
-      return new KeepError('RESOURCE_EXHAUSTED', details);
-    case grpc.status.DATA_LOSS:
-      return new KeepError('CORRUPT', details);
-    case grpc.status.FAILED_PRECONDITION:
-      return new KeepError('INCOMPLETE', details);
-    case grpc.status.ABORTED:
-      return new KeepError('LOCKED', details);
-    case grpc.status.UNAVAILABLE:
-    case grpc.status.DEADLINE_EXCEEDED:
-      return new KeepError('UNAVAILABLE', `cannot reach keepd at ${address}: ${details}`);
-    default:
-      return new KeepError('INTERNAL', details);
-  }
-}
-
-/** uint64 fields from the agent's numbers (counts and sizes: non-negative integers). */
-const u64 = (n: number): bigint => BigInt(Number.isFinite(n) && n > 0 ? Math.round(n) : 0);
-
-function snapshotToWire(s: NewSnapshot): WireSnapshot {
-  const st = s.stats ?? emptyStats();
-  return create(SnapshotSchema, {
-    // the agent's id and mac (snapshot/auth.ts); server_time is keepd's to set
-    id: s.id ?? '',
-    mac: s.mac ?? '',
-    source: s.source,
-    host: s.host,
-    time: s.time,
-    parent: s.parent ?? '',
-    root: s.root,
-    tags: s.tags ?? [],
-    tier: s.tier ?? '',
-    stats: create(SnapshotStatsSchema, {
-      files: u64(st.files),
-      dirs: u64(st.dirs),
-      bytes: u64(st.bytes),
-      filesNew: u64(st.files_new),
-      filesChanged: u64(st.files_changed),
-      filesUnmodified: u64(st.files_unmodified),
-      bytesRead: u64(st.bytes_read),
-      bytesSent: u64(st.bytes_sent),
-      chunksNew: u64(st.chunks_new),
-      durationS: st.duration_s,
-    }),
-  });
-}
-
-function snapshotFromWire(w: WireSnapshot): Snapshot {
-  const st = w.stats;
-  const s: Snapshot = {
-    id: w.id,
-    source: w.source,
-    host: w.host,
-    time: w.time,
-    root: w.root,
-    tags: [...w.tags],
-    stats: st
-      ? {
-          files: Number(st.files),
-          dirs: Number(st.dirs),
-          bytes: Number(st.bytes),
-          files_new: Number(st.filesNew),
-          files_changed: Number(st.filesChanged),
-          files_unmodified: Number(st.filesUnmodified),
-          bytes_read: Number(st.bytesRead),
-          bytes_sent: Number(st.bytesSent),
-          chunks_new: Number(st.chunksNew),
-          duration_s: st.durationS,
-        }
-      : emptyStats(),
-  };
-  if (w.parent) s.parent = w.parent;
-  if (w.tier) s.tier = w.tier;
-  if (w.mac) s.mac = w.mac;
-  if (w.serverTime) s.server_time = w.serverTime;
-  return s;
 }
 
 interface Deferred<T> {
@@ -295,7 +178,7 @@ export class RemoteConnection implements RepoConnection {
     readonly location: string,
     opts: RemoteOptions = {},
   ) {
-    const loc = parseRemoteLocation(location, opts.insecure);
+    const loc = parseGrpcAddress(location, opts.insecure);
     this.address = loc.address;
     this.secure = loc.secure;
     if (opts.token !== undefined && !/^[\x21-\x7e]+$/.test(opts.token)) {
@@ -335,9 +218,7 @@ export class RemoteConnection implements RepoConnection {
   // ---- plumbing ------------------------------------------------------------
 
   private metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    if (this.#token) md.set('authorization', `Bearer ${this.#token}`);
-    return md;
+    return bearerMetadata(this.#token);
   }
 
   /** fromGrpcError with this server's address, plus a hint when no token was configured. */

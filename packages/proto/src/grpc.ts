@@ -28,7 +28,7 @@ function decoder(schema: DescMessage, tolerant: boolean) {
 /**
  * A message's bytes as a Buffer over toBinary's output (Buffer.from of a
  * Uint8Array would copy them). A message that is already bytes goes out as it
- * is: keepd encodes its ReadBlobs responses itself (server/src/rpc/read-blobs-message.ts).
+ * is: keepd encodes its ReadBlobs responses itself (codecs/read-blobs-encode.ts).
  */
 function serializer(schema: DescMessage) {
   return (msg: unknown): Buffer => {

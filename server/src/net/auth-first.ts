@@ -1,5 +1,5 @@
 import { Metadata, ServerInterceptingCall, ServerInterceptor } from '@grpc/grpc-js';
-import { toStatus } from '../rpc/status.js';
+import { toStatus } from '@keep/proto';
 
 /**
  * Every call is authenticated from its headers, before grpc-js reads a

@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import { Server, ServerCredentials, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { KeepError, SHUTDOWN_DRAIN_MS } from '@keep/core';
-import { grpcServiceDefinition, RepositoryService } from '@keep/proto';
+import { bearerToken, grpcServiceDefinition, MAX_MESSAGE_BYTES, RepositoryService, SERVER_KEEPALIVE_OPTIONS } from '@keep/proto';
 import type { TokenStore } from '../auth/tokens.js';
-import { CONNECTION_IDLE_MS, MAX_CONCURRENT_STREAMS, MAX_MESSAGE_BYTES, PREAUTH_TIMEOUT_MS } from '../limits.js';
+import { CONNECTION_IDLE_MS, MAX_CONCURRENT_STREAMS, PREAUTH_TIMEOUT_MS } from '../limits.js';
 import type { Metrics, serverMetrics } from '../metrics.js';
-import { bearer } from '../rpc/call.js';
 import { authFirst } from './auth-first.js';
 import { ConnectionGate, connectionCap } from './connection-limits.js';
 
@@ -47,12 +46,12 @@ export async function listenGrpc(o: ListenerOptions): Promise<Listener> {
   const server = new Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.keepalive_permit_without_calls': 1,
+    ...SERVER_KEEPALIVE_OPTIONS,
     'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
     'grpc.max_connection_idle_ms': CONNECTION_IDLE_MS,
     interceptors: [
       authFirst(
-        (md) => tokens.authenticate(bearer(md)),
+        (md) => tokens.authenticate(bearerToken(md)),
         (peer) => gate.authenticated(peer),
         (method, code) => metrics.rpc({ method, code: Status[code] }),
       ),

@@ -8,7 +8,7 @@ import type { serverMetrics } from '../metrics.js';
 import type { ReplicaRegistry } from '../replicas.js';
 import type { SessionManager } from '../sessions.js';
 import type { StorageSpace } from '../storage-space.js';
-import { toStatus } from './status.js';
+import { bearerToken, toStatus } from '@keep/proto';
 
 /** What the RPC handlers work with (serve.ts builds it). */
 export interface ServiceDeps {
@@ -26,11 +26,6 @@ export interface ServiceDeps {
   readOnly?: () => string | undefined;
   /** the data directory's free space: new sessions are refused below its reserve */
   space?: StorageSpace;
-}
-
-export function bearer(md: Metadata): string | undefined {
-  const v = md.get('authorization')[0];
-  return typeof v === 'string' && v.startsWith('Bearer ') ? v.slice(7).trim() : undefined;
 }
 
 /**
@@ -81,7 +76,7 @@ export function rpcCalls(d: ServiceDeps) {
   const start = (method: string, call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, started: number, roles: Role[]): Principal | undefined => {
     let p: Principal | undefined;
     try {
-      p = d.tokens.authenticate(bearer(call.metadata));
+      p = d.tokens.authenticate(bearerToken(call.metadata));
       requireRole(p, ...roles);
       return p;
     } catch (e) {
@@ -108,7 +103,7 @@ export function rpcCalls(d: ServiceDeps) {
         const started = performance.now();
         let p: Principal | undefined;
         try {
-          p = d.tokens.authenticate(bearer(call.metadata));
+          p = d.tokens.authenticate(bearerToken(call.metadata));
           if (isMalformed(call.request)) throw new KeepError('INVALID_ARGUMENT', call.request.$malformed);
           if (roles !== 'any') requireRole(p, ...roles);
           const res = await fn(call.request, p);
@@ -133,7 +128,7 @@ export function rpcCalls(d: ServiceDeps) {
         let p: Principal | undefined;
         let before: (() => Promise<void>) | undefined;
         try {
-          p = d.tokens.authenticate(bearer(call.metadata));
+          p = d.tokens.authenticate(bearerToken(call.metadata));
           if (isMalformed(call.request)) throw new KeepError('INVALID_ARGUMENT', call.request.$malformed);
           await fn(call, p, (f) => (before = f));
           done(method, p, started, call.cancelled ? Status.CANCELLED : Status.OK);

@@ -1,7 +1,5 @@
 import { ID_SIZE, Id, KeepError } from '@keep/core';
-
-/** Ids per Offer or ReadBlobs request; more is a malformed request, not a slow one. */
-export const MAX_IDS_PER_REQUEST = 4096;
+import { MAX_IDS_PER_REQUEST } from '@keep/proto';
 
 /** The ids of an Offer or ReadBlobs request, checked: at most MAX_IDS_PER_REQUEST, each ID_SIZE bytes. */
 export function checkIds(ids: Uint8Array[]): Id[] {

@@ -6,7 +6,6 @@ import { replicationHandlers } from './handlers/replication.js';
 import { sessionHandlers } from './handlers/sessions.js';
 
 export type { ServiceDeps } from './call.js';
-export { MAX_IDS_PER_REQUEST } from './ids.js';
 
 /**
  * The RepositoryService: one handler module per RPC family (rpc/handlers/),

@@ -1,37 +1,37 @@
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
-import { KeepError, KeyFile, parseKeyFile, parseRepoConfig, RepoConfig, requireSafeTransport, Snapshot as CoreSnapshot } from '@keep/core';
+import { KeepError, KeyFile, parseKeyFile, parseRepoConfig, RepoConfig, Snapshot as CoreSnapshot } from '@keep/core';
 import {
+  bearerMetadata,
+  fromStatus,
   GetConfigRequestSchema,
   GetConfigResponse,
+  GrpcAddress,
   grpcServiceDefinition,
   ListSnapshotsRequestSchema,
   ListSnapshotsResponse,
   ListTokensRequestSchema,
   ListTokensResponse,
+  MAX_MESSAGE_BYTES,
+  parseGrpcAddress,
   PROTOCOL_VERSION,
   ReadBlobsRequestSchema,
   ReadBlobsResponse,
   ReportReplicaRequestSchema,
   RepositoryService,
+  snapshotFromWire,
   WatchCommitsRequestSchema,
   WatchCommitsResponse,
 } from '@keep/proto';
 import type { TokenRecord } from '../auth/tokens.js';
-import { snapshotFromWire } from '../rpc/snapshot-wire.js';
 import { tokenFromWire } from './tokens.js';
-import { fromStatus } from '../rpc/status.js';
-import { MAX_MESSAGE_BYTES } from '../limits.js';
 
 const DEF = grpcServiceDefinition(RepositoryService);
 
 /** grpc(s)://HOST:PORT of an upstream keepd; plaintext only to loopback unless `insecure` (before any connection). */
-export function parseUpstream(location: string, insecure: boolean): { secure: boolean; address: string } {
-  const m = /^(grpcs?):\/\/((\[[^\]]+\]|[^:/]+):\d+)$/.exec(location);
-  if (!m) throw new KeepError('INVALID_ARGUMENT', `--from takes grpc://HOST:PORT or grpcs://HOST:PORT, not ${location}`);
-  requireSafeTransport(m[1], m[3], insecure);
-  return { secure: m[1] === 'grpcs', address: m[2] };
+export function parseUpstream(location: string, insecure: boolean): GrpcAddress {
+  return parseGrpcAddress(location, insecure, (l) => `--from takes grpc://HOST:PORT or grpcs://HOST:PORT, not ${l}`);
 }
 
 /**
@@ -56,9 +56,7 @@ export class Upstream {
   }
 
   private md(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    if (this.token) md.set('authorization', `Bearer ${this.token}`);
-    return md;
+    return bearerMetadata(this.token);
   }
 
   private error(e: unknown): KeepError {

@@ -4,9 +4,8 @@ import { CheckResponseSchema, ListSnapshotsResponseSchema, StatsResponseSchema }
 import { canUseSource } from '../../auth/tokens.js';
 import { RpcCalls, writeOrWait } from '../call.js';
 import { checkIds } from '../ids.js';
-import { encodeReadBlobsMany, encodeReadBlobsSingle, OutgoingBlob } from '../read-blobs-message.js';
+import { encodeReadBlobsMany, encodeReadBlobsSingle, MAX_READ_MESSAGE_BYTES, OutgoingBlob, snapshotToWire as toProtoSnapshot } from '@keep/proto';
 import { readsOwnOnly, readView } from '../read-view.js';
-import { toProtoSnapshot } from '../snapshot-wire.js';
 
 /**
  * ReadBlobs: requested blobs that lie back to back in one pack (a restore asks
@@ -15,8 +14,6 @@ import { toProtoSnapshot } from '../snapshot-wire.js';
  */
 const READ_RUN = 2 * 1024 * 1024;
 const READ_GAP = 64 * 1024;
-/** Largest ReadBlobs message of several blobs a client may ask for (max_message_bytes). */
-const MAX_READ_MESSAGE = 16 * 1024 * 1024;
 
 /** Reading the repository: ListSnapshots, ReadBlobs, Stats, Check. */
 export function readHandlers(rpc: RpcCalls) {
@@ -44,7 +41,7 @@ export function readHandlers(rpc: RpcCalls) {
       // Blobs gathered before a missing or damaged one are sent before the error.
       beforeError(flush);
       const ids = checkIds(call.request.ids);
-      const perMessage = Math.min(call.request.maxMessageBytes, MAX_READ_MESSAGE);
+      const perMessage = Math.min(call.request.maxMessageBytes, MAX_READ_MESSAGE_BYTES);
       const view = readView(d, p, call.request.source);
       // An id of another source's fails like an unknown one, before anything is sent (other tokens: NOT_FOUND when reached).
       if (readsOwnOnly(p)) for (const id of ids) if (!view(id)) throw new KeepError('PERMISSION_DENIED', `blob ${toHex(id)} does not belong to this token's sources`);

@@ -3,7 +3,7 @@ import { KeepError } from '@keep/core';
 import { ListTokensResponseSchema, ReportReplicaResponseSchema, WatchCommitsResponseSchema } from '@keep/proto';
 import { tokenToWire } from '../../sync/tokens.js';
 import { RpcCalls } from '../call.js';
-import { toStatus } from '../status.js';
+import { toStatus } from '@keep/proto';
 
 /** What replicas call on their primary: WatchCommits, ReportReplica, ListTokens. */
 export function replicationHandlers(rpc: RpcCalls) {

@@ -5,7 +5,7 @@ import { canUseSource, Principal } from '../../auth/tokens.js';
 import { Session } from '../../sessions.js';
 import { RpcCalls, writeOrWait } from '../call.js';
 import { checkIds } from '../ids.js';
-import { snapshotFromWire, toProtoSnapshot } from '../snapshot-wire.js';
+import { snapshotFromWire, snapshotToWire as toProtoSnapshot } from '@keep/proto';
 
 /** A snapshot an agent commits: validated; the id is the agent's (covered by its mac) or, when empty, the server's; server_time is the server's to set. */
 function fromProtoSnapshot(s: Snapshot | undefined): NewSnapshot {

@@ -1,4 +1,4 @@
-import { varintSize, writeVarint } from '@keep/proto';
+import { varintSize, writeVarint } from './varint.js';
 
 /*
  * keep.v1 ReadBlobsResponse (proto/keep/v1/repository.proto), encoded by hand
@@ -6,7 +6,8 @@ import { varintSize, writeVarint } from '@keep/proto';
  * when joining the nested StoredBlob, again in finish(), and the grpc-js glue
  * once more into a Buffer; the garbage kept keepd in major GCs every ~50 ms of
  * a restore. Here each blob is copied once, into a buffer of the message's
- * exact size, which the service definition sends as it is (packages/proto/src/grpc.ts).
+ * exact size, which the service definition sends as it is (../grpc.ts). The agent
+ * decodes these messages in read-blobs-parse.ts.
  * The bytes are exactly protobuf-es's: fields in number order, empty ones left out.
  *
  *   ReadBlobsResponse { 1: id bytes, 2: data bytes, 3: storage_hash bytes, 4: repeated StoredBlob blobs }

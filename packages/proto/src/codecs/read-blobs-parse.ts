@@ -1,4 +1,4 @@
-import type { MessageSink } from './remote-stream.js';
+import type { MessageSink } from './frame.js';
 
 /*
  * keep.v1 ReadBlobsResponse (proto/keep/v1/repository.proto), decoded by hand
@@ -10,7 +10,7 @@ import type { MessageSink } from './remote-stream.js';
  * Each blob's data is copied from the socket's chunks straight into an
  * ArrayBuffer of its own, which its caller owns (the restore moves it to a
  * worker, no copy there): no message is ever gathered whole, so nothing
- * received outlives its use (remote-stream.ts says why that matters). A
+ * received outlives its use (agent/src/repo/remote-stream.ts says why that matters). A
  * keepd that predates max_message_bytes sends one blob per message in the
  * response's own fields; both forms are read. Unknown fields are skipped.
  */

@@ -1,6 +1,7 @@
 /*
  * Protobuf varints for the messages encoded by hand on the bulk paths (the
- * agent's UploadRequest, keepd's ReadBlobsResponse): lengths up to 2^32.
+ * agent's UploadRequest: upload.ts; keepd's ReadBlobsResponse:
+ * read-blobs-encode.ts): lengths up to 2^32.
  */
 
 /** Bytes a varint of `n` takes. */

@@ -1,6 +1,6 @@
 import { BLOB_ROOM, ID_SIZE, KeepError, SealedBlob, storageHash } from '@keep/core';
-import { varintSize, writeVarint } from '@keep/proto';
-import { FRAME_PREFIX, writeFramePrefix } from './remote-stream.js';
+import { FRAME_PREFIX, writeFramePrefix } from './frame.js';
+import { varintSize, writeVarint } from './varint.js';
 
 /*
  * keep.v1 UploadRequest / UploadResponse (proto/keep/v1/repository.proto),
@@ -8,7 +8,7 @@ import { FRAME_PREFIX, writeFramePrefix } from './remote-stream.js';
  * (into its writer, then into a Buffer) and reflects over the schema for
  * every message. Here the fields, and the gRPC frame prefix before them, are
  * written around the blob in the room the SealPool left for them, so the
- * message costs no copy of the blob at all (remote-stream.ts writes it as it is).
+ * message costs no copy of the blob at all (agent/src/repo/remote-stream.ts writes it as it is).
  * The bytes are exactly protobuf's: fields in number order, lengths as varints.
  *
  *   UploadRequest  { 1: session_id string, 2: id bytes, 3: data bytes, 4: storage_hash bytes }
