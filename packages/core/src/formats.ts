@@ -1,18 +1,27 @@
 /**
- * Every name and magic a repository's files carry, in one place (the codecs
- * that use them live beside their formats):
+ * Repository directory layout (the server's --data DIR, or an embedded KEEP_REPO):
  *
- *   file / table                 codec / owner
- *   config.json                  config.ts (version 1)
- *   keys/<id>.json               keys/keyfile.ts (version 1)
- *   packs/<xx>/<id>.pack         pack/format.ts (PACK_MAGIC, TRAILER_MAGIC, PACK_VERSION)
- *     each blob                  blob/format.ts (BLOB_VERSION)
- *   snapshots/<id>.json          snapshot/snapshot.ts
- *   index.mdb  (INDEX_TABLES)    index/tables.ts; blob records: blob-index.ts; copies: copy-index.ts
- *   state.mdb  (STATE_TABLES)    state-store.ts; source tags: source-tags.ts
- *   maintenance.lock             pid-lock.ts
+ *   config.json              plaintext config (config.ts)
+ *   keys/<id>.json           wrapped master keys (keys/keyfile.ts)
+ *   packs/<xx>/<id>.pack     pack files (pack/format.ts)
+ *   snapshots/<id>.json      snapshot records, the durable copy (snapshot/snapshot.ts)
+ *   tmp/                     packs being written; never indexed
+ *   index.mdb                LMDB: blobs, per-source copies, packs, snapshots (a cache of packs/ and snapshots/, rebuilt from them)
+ *   state.mdb                LMDB: the server's own state (state-store.ts); not rebuildable
+ *   maintenance.lock         held by prune and index rebuilds (pid-lock.ts)
  *
- * Table names are part of the on-disk format: renaming one loses its data.
+ * Write order (each step durable before the next): pack bytes -> fsync ->
+ * rename into packs/ -> index; snapshot file -> fsync -> LMDB. A crash between
+ * steps leaves bytes nobody points at (garbage for prune), never a pointer to
+ * missing bytes. The index can be rebuilt from packs/ and snapshots/
+ * (index/rebuild.ts) and is checked before it is opened (index/meta-check.ts).
+ *
+ * Every name and magic a repository's files carry is below (the codecs that
+ * use them live beside their formats: config.ts, keys/keyfile.ts,
+ * pack/format.ts, blob/format.ts, snapshot/snapshot.ts; index.mdb's tables:
+ * index/tables.ts, blob-index.ts, copy-index.ts; state.mdb's: state-store.ts,
+ * source-tags.ts). Table names are part of the on-disk format: renaming one
+ * loses its data.
  */
 export { BLOB_VERSION } from './blob/format.js';
 export { PACK_MAGIC, PACK_VERSION, TRAILER_MAGIC } from './pack/format.js';

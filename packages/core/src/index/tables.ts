@@ -1,7 +1,6 @@
 import { Database, open, RootDatabase } from 'lmdb';
 import { BlobIndex } from '../blob-index.js';
 import { COPIES_DB, CopyIndex } from '../copy-index.js';
-import type { PackRecord, SessionRecord } from '../repository.js';
 import { INDEX_TABLES, OLD_BLOB_TABLES, REPO_FILES } from '../formats.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 
@@ -19,6 +18,24 @@ export const ENGINE_TABLES: string[] = [...OLD_BLOB_TABLES, BLOBS_DB, COPIES_DB,
  * file: any value opens any index.
  */
 const MAX_TABLES = 32;
+
+/** A pack the index knows (the `packs` table). */
+export interface PackRecord {
+  size: number;
+  blobs: number;
+  created: number;
+}
+
+/** An open writer session as the index records it (keepd's, or an embedded backup's): the `sessions` table. */
+export interface SessionRecord {
+  source: string;
+  host: string;
+  /** the snapshot this session builds on: protected from forget while the session lives */
+  parent?: string;
+  tokenId?: string;
+  started: number;
+  leaseUntil: number;
+}
 
 /** The engine's tables in one open index file. */
 export interface IndexTables {
