@@ -13,8 +13,7 @@ import { atomicWrite } from './fsutil.js';
 import { Id } from './ids.js';
 import { BlobReader } from './index/blob-reader.js';
 import { BlobMove, BlobStore, IndexEntry, WriterScope } from './index/blob-store.js';
-import { checkLmdbFile } from './index/meta-check.js';
-import { rebuildIndexFile, RebuildReport } from './index/rebuild.js';
+import { checkIndexFile, rebuildClosedIndex, rebuildIndexFile, RebuildReport } from './index/rebuild.js';
 import { ENGINE_TABLES, INDEX_FILE, IndexTables, openIndexTables, SessionRecord } from './index/tables.js';
 import { KeyFile } from './keys/keyfile.js';
 import { KeyStore } from './keys/key-store.js';
@@ -124,14 +123,7 @@ export class Repository {
     const config = parseRepoConfig(text, path.join(dir, 'config.json'));
     for (const d of ['packs', 'tmp', 'snapshots', 'keys']) fs.mkdirSync(path.join(dir, d), { recursive: true });
     const clock = opts.clock ?? processClock();
-    // Checked before LMDB maps it: LMDB crashes the process on a damaged file.
-    const index = checkLmdbFile(path.join(dir, INDEX_FILE));
-    if (index.kind === 'damaged' && opts.indexRepairHint) throw new KeepError('CORRUPT', `${path.join(dir, INDEX_FILE)} is damaged (${index.reason}): ${opts.indexRepairHint}`);
-    // A lost or damaged index is rebuilt from the packs and snapshot files, aside, then swapped in.
-    if (index.kind !== 'ok') {
-      const r = await rebuildIndexFile(dir, clock);
-      if (index.kind === 'damaged') opts.onIndexRebuilt?.(`${INDEX_FILE} was damaged (${index.reason}): rebuilt from the packs (${r.blobs} blobs); the damaged file is ${r.replaced}`);
-    }
+    await checkIndexFile(dir, clock, opts);
     const repo = new Repository(dir, config, { ...opts, clock });
     try {
       // An index whose rebuild an earlier version left unfinished (it rebuilt in place).
@@ -156,16 +148,7 @@ export class Repository {
    */
   static async rebuild(dir: string, opts: RepositoryOptions & { copies?: readonly Copy[] } = {}): Promise<RebuildReport> {
     if (!Repository.exists(dir)) throw new KeepError('NOT_A_REPOSITORY', `${dir} is not a Keep repository (no config.json)`);
-    const file = path.join(dir, INDEX_FILE);
-    if (!fs.existsSync(path.join(dir, STATE_FILE)) && checkLmdbFile(file).kind === 'ok') {
-      const t = openIndexTables(file);
-      try {
-        if (StateStore.hasLegacyTables(t.env)) await StateStore.open(dir, t.env).close();
-      } finally {
-        await t.env.close();
-      }
-    }
-    return rebuildIndexFile(dir, opts.clock ?? processClock(), opts.copies);
+    return rebuildClosedIndex(dir, opts.clock ?? processClock(), opts.copies);
   }
 
   /** Open `dir`, run `fn`, always close: for one-shot commands. */
