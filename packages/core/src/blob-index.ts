@@ -35,23 +35,28 @@ export const STORED_HASH_PREFIX = 16;
 /**
  * The blob table of the LMDB index (`blobs-v3`), one binary record per blob:
  *
- *   offset size  field
- *   0      1     flags   bit 0: `complete` present, bit 1: `owner` present
- *   1      1     type    (BlobType)
- *   2      16    pack id (the pack file's 32 hex digits, as bytes)
- *   18     4     offset  u32 BE
- *   22     4     length  u32 BE
- *   26     16    storage hash, first 16 bytes
- *   42     6     seen    u48 BE (ms)
- *   48     4     owner   u32 BE (when flagged)
- *   then   4     complete u32 BE (when flagged)
+ *   offset size  name (REC.*)  field
+ *   0      1     flags         bit 0: `complete` present, bit 1: `owner` present
+ *   1      1     type          (BlobType)
+ *   2      16    pack          pack id (the pack file's 32 hex digits, as bytes)
+ *   18     4     offset        u32 BE
+ *   22     4     length        u32 BE
+ *   26     16    hash          storage hash, first 16 bytes
+ *   42     6     seen          u48 BE (ms)
+ *   48     4     owner         u32 BE (when flagged)      REC.base: the optional fields start here
+ *   then   4     complete      u32 BE (when flagged)
  *
  * 48-56 bytes, and the owner's tag inside: with the key, LMDB's node header
  * and slot this is ~94 bytes a blob, against ~160 for the 66-byte v2 record
  * plus an ownership row. The index is part of the repository's size, so the
  * layout is tight; every access goes through here, so it lives in one place.
  */
-const BASE = 48;
+/** Offsets in a record (the layout above); `base`: its size without the optional fields. */
+const REC = { flags: 0, type: 1, pack: 2, offset: 18, length: 22, hash: 26, seen: 42, base: 48 } as const;
+const PACK_ID_SIZE = 16;
+const SEEN_SIZE = 6;
+const OPTIONAL_FIELD_SIZE = 4;
+const BASE: number = REC.base;
 const HAS_COMPLETE = 1;
 const HAS_OWNER = 2;
 
@@ -61,14 +66,14 @@ export function encodeBlobRecord(r: BlobRecord): Buffer {
   if (r.hash.length < STORED_HASH_PREFIX) throw new KeepError('INTERNAL', `storage hash of ${r.hash.length} bytes is too short`);
   const owner = r.owner !== undefined && r.owner > 0;
   const complete = r.complete !== undefined;
-  const b = Buffer.allocUnsafe(BASE + (owner ? 4 : 0) + (complete ? 4 : 0));
-  b[0] = (complete ? HAS_COMPLETE : 0) | (owner ? HAS_OWNER : 0);
-  b[1] = r.type;
-  b.write(r.pack, 2, 16, 'hex');
-  b.writeUInt32BE(r.offset, 18);
-  b.writeUInt32BE(r.length, 22);
-  r.hash.copy(b, 26, 0, STORED_HASH_PREFIX);
-  b.writeUIntBE(Math.max(0, Math.round(r.seen)), 42, 6);
+  const b = Buffer.allocUnsafe(BASE + (owner ? OPTIONAL_FIELD_SIZE : 0) + (complete ? OPTIONAL_FIELD_SIZE : 0));
+  b[REC.flags] = (complete ? HAS_COMPLETE : 0) | (owner ? HAS_OWNER : 0);
+  b[REC.type] = r.type;
+  b.write(r.pack, REC.pack, PACK_ID_SIZE, 'hex');
+  b.writeUInt32BE(r.offset, REC.offset);
+  b.writeUInt32BE(r.length, REC.length);
+  r.hash.copy(b, REC.hash, 0, STORED_HASH_PREFIX);
+  b.writeUIntBE(Math.max(0, Math.round(r.seen)), REC.seen, SEEN_SIZE);
   let o = BASE;
   if (owner) o = b.writeUInt32BE(r.owner!, o);
   if (complete) b.writeUInt32BE(r.complete!, o);
@@ -77,39 +82,50 @@ export function encodeBlobRecord(r: BlobRecord): Buffer {
 
 export function decodeBlobRecord(b: Uint8Array): BlobRecord {
   const v = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  const want = BASE + (v[0] & HAS_OWNER ? 4 : 0) + (v[0] & HAS_COMPLETE ? 4 : 0);
+  const want = BASE + (v[REC.flags] & HAS_OWNER ? OPTIONAL_FIELD_SIZE : 0) + (v[REC.flags] & HAS_COMPLETE ? OPTIONAL_FIELD_SIZE : 0);
   if (v.length < want) throw new KeepError('CORRUPT', `index record of ${v.length} bytes is too short`);
   const r: BlobRecord = {
-    pack: v.toString('hex', 2, 18),
-    offset: v.readUInt32BE(18),
-    length: v.readUInt32BE(22),
-    hash: Buffer.from(v.subarray(26, 26 + STORED_HASH_PREFIX)),
-    type: v[1] as BlobType,
-    seen: v.readUIntBE(42, 6),
+    pack: v.toString('hex', REC.pack, REC.pack + PACK_ID_SIZE),
+    offset: v.readUInt32BE(REC.offset),
+    length: v.readUInt32BE(REC.length),
+    hash: Buffer.from(v.subarray(REC.hash, REC.hash + STORED_HASH_PREFIX)),
+    type: v[REC.type] as BlobType,
+    seen: v.readUIntBE(REC.seen, SEEN_SIZE),
   };
   let o = BASE;
-  if (v[0] & HAS_OWNER) {
+  if (v[REC.flags] & HAS_OWNER) {
     r.owner = v.readUInt32BE(o);
-    o += 4;
+    o += OPTIONAL_FIELD_SIZE;
   }
-  if (v[0] & HAS_COMPLETE) r.complete = v.readUInt32BE(o);
+  if (v[REC.flags] & HAS_COMPLETE) r.complete = v.readUInt32BE(o);
   return r;
 }
 
 /** The owner tag alone, without decoding the record (dedup-scope checks on every offered id). */
 export function blobRecordOwner(b: Uint8Array): number | undefined {
-  return b[0] & HAS_OWNER ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(BASE) : undefined;
+  return b[REC.flags] & HAS_OWNER ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32BE(BASE) : undefined;
 }
 
 /**
  * The 66-70 byte record of the `blobs-v2` table (before v3 shrank the hash and
- * seen and took the owner in): read only to migrate it.
+ * seen and took the owner in): read only to migrate it. As v3 up to `hash`,
+ * then the whole 32-byte hash, `seen` as a float64 BE at 58, and `complete`
+ * (u32 BE, when flagged) at 66.
  */
+const REC_V2 = { flags: 0, type: 1, pack: 2, offset: 18, length: 22, hash: 26, seen: 58, complete: 66, base: 66 } as const;
+
 export function decodeBlobRecordV2(b: Uint8Array): BlobRecord {
   const v = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  if (v.length < 66) throw new KeepError('CORRUPT', `index record of ${v.length} bytes is too short`);
-  const r: BlobRecord = { pack: v.toString('hex', 2, 18), offset: v.readUInt32BE(18), length: v.readUInt32BE(22), hash: Buffer.from(v.subarray(26, 58)), type: v[1] as BlobType, seen: v.readDoubleBE(58) };
-  if (v[0] & HAS_COMPLETE) r.complete = v.readUInt32BE(66);
+  if (v.length < REC_V2.base) throw new KeepError('CORRUPT', `index record of ${v.length} bytes is too short`);
+  const r: BlobRecord = {
+    pack: v.toString('hex', REC_V2.pack, REC_V2.pack + PACK_ID_SIZE),
+    offset: v.readUInt32BE(REC_V2.offset),
+    length: v.readUInt32BE(REC_V2.length),
+    hash: Buffer.from(v.subarray(REC_V2.hash, REC_V2.seen)),
+    type: v[REC_V2.type] as BlobType,
+    seen: v.readDoubleBE(REC_V2.seen),
+  };
+  if (v[REC_V2.flags] & HAS_COMPLETE) r.complete = v.readUInt32BE(REC_V2.complete);
   return r;
 }
 

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { ChunkerParams, DEFAULT_CHUNKER, validateChunkerParams } from './chunker.js';
+import { ChunkerParams, DEFAULT_CHUNKER, validateChunkerParams } from './chunker-params.js';
 import { KeepError } from './errors.js';
 
 /**

@@ -1,5 +1,6 @@
 import type { Database, RootDatabase } from 'lmdb';
 import { BlobIndex, BlobRecord, decodeBlobRecord, encodeBlobRecord } from './blob-index.js';
+import { INDEX_TABLES } from './formats.js';
 import { ID_SIZE, Id } from './ids.js';
 import type { SourceTags } from './source-tags.js';
 
@@ -17,7 +18,7 @@ import type { SourceTags } from './source-tags.js';
  * A copy lives in a pack like any blob; GC keeps the copies of live ids,
  * sweeps them with their id, and repacks them (gc/prune.ts).
  */
-export const COPIES_DB = 'copies';
+export const COPIES_DB = INDEX_TABLES.copies;
 
 const KEY_SIZE = ID_SIZE + 4;
 

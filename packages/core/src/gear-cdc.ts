@@ -1,4 +1,4 @@
-import type { ChunkerParams } from './chunker.js';
+import type { ChunkerParams } from './chunker-params.js';
 
 /*
  * FastCDC cut points from a gear table of the repository's own (keyed

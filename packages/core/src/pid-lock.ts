@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { KeepError } from './errors.js';
+import { REPO_FILES } from './formats.js';
 
 /**
  * A lock file holding the pid (and the operation) of the process that holds
@@ -71,7 +72,7 @@ export function acquirePidLock(file: string, what: string, busy: (h: { pid: numb
   };
 }
 
-export const MAINTENANCE_LOCK = 'maintenance.lock';
+export const MAINTENANCE_LOCK = REPO_FILES.maintenanceLock;
 
 /**
  * The one maintenance lock of a repository: prune (sweep, repack, orphan

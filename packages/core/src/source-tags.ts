@@ -1,4 +1,5 @@
 import type { Database, RootDatabase } from 'lmdb';
+import { STATE_TABLES } from './formats.js';
 
 /**
  * Source name -> owner tag (1, 2, ...; never reused), LMDB `source-tags`: the
@@ -6,7 +7,7 @@ import type { Database, RootDatabase } from 'lmdb';
  * keys a source's copies (copy-index.ts). keepd allocates one per source.
  * Durable state (state.mdb): blob records and copies in the index refer to them.
  */
-export const SOURCE_TAGS_DB = 'source-tags';
+export const SOURCE_TAGS_DB = STATE_TABLES.sourceTags;
 
 export class SourceTags {
   private db: Database<number, string> | undefined;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Database, open, RootDatabase } from 'lmdb';
 import { KeepError } from './errors.js';
+import { REPO_FILES, STATE_TABLES } from './formats.js';
 import { checkLmdbFile } from './index/meta-check.js';
 
 /**
@@ -9,7 +10,7 @@ import { checkLmdbFile } from './index/meta-check.js';
  * losing or rebuilding the index loses none of it. Unlike the index it
  * cannot be rebuilt from packs: back it up with the data directory.
  */
-export const STATE_FILE = 'state.mdb';
+export const STATE_FILE = REPO_FILES.state;
 
 /**
  * Tables keepd kept in index.mdb before state.mdb existed. The first open
@@ -17,7 +18,7 @@ export const STATE_FILE = 'state.mdb';
  * and empties them in the index, so a lost state.mdb never comes back with
  * stale records (a revoked token alive again).
  */
-const LEGACY_TABLES = ['tokens', 'source-tags', 'replicas', 'replication'];
+const LEGACY_TABLES = [STATE_TABLES.tokens, STATE_TABLES.sourceTags, STATE_TABLES.replicas, STATE_TABLES.replication];
 const MIGRATED = 'migrated-from-index';
 
 /** A named table of `env` if it exists (lmdb-js returns undefined for create: false), without creating it. */
@@ -44,7 +45,7 @@ export class StateStore {
   }
 
   private migrateFrom(index: RootDatabase): void {
-    const meta = this.env.openDB<boolean, string>({ name: 'meta' });
+    const meta = this.env.openDB<boolean, string>({ name: STATE_TABLES.meta });
     if (meta.get(MIGRATED) && !StateStore.hasLegacyTables(index)) return;
     // Synchronous (callers open the store in constructors); one state transaction (LMDB serialises writers across processes): a record already here is newer, never overwritten.
     this.env.transactionSync(() => {
@@ -64,7 +65,7 @@ export class StateStore {
   }
 
   database<V = unknown, K extends string | Buffer = string>(name: string, opts: { binaryKeys?: boolean; dupSort?: boolean } = {}): Database<V, K> {
-    if (name === 'meta') throw new KeepError('INVALID_ARGUMENT', 'database name meta is the state store\'s own');
+    if (name === STATE_TABLES.meta) throw new KeepError('INVALID_ARGUMENT', 'database name meta is the state store\'s own');
     return this.env.openDB({ name, ...(opts.binaryKeys ? { keyEncoding: 'binary' } : {}), ...(opts.dupSort ? { dupSort: true } : {}) }) as Database<V, K>;
   }
 

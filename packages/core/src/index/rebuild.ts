@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Clock } from '../clock.js';
+import { KeepError } from '../errors.js';
 import type { Copy } from '../copy-index.js';
 import { fsyncDir } from '../fsutil.js';
 import { readTrailer } from '../pack/reader.js';
 import { acquireMaintenanceLock } from '../pid-lock.js';
+import { StateStore, STATE_FILE } from '../state-store.js';
 import { pausePoint } from '../test-pause.js';
 import { checkLmdbFile } from './meta-check.js';
 import { INDEX_FILE, IndexTables, openIndexTables } from './tables.js';
@@ -130,5 +132,39 @@ export async function rebuildIndexFile(dir: string, clock: Clock, copies: readon
     return report;
   } finally {
     lock.release();
+  }
+}
+
+/**
+ * Repository.rebuild (`keepd rebuild-index`): rebuildIndexFile without opening
+ * the current index as a repository. Server state still kept in an index
+ * written before state.mdb existed moves out first, when that index passes
+ * the meta-page check.
+ */
+export async function rebuildClosedIndex(dir: string, clock: Clock, copies?: readonly Copy[]): Promise<RebuildReport> {
+  const file = path.join(dir, INDEX_FILE);
+  if (!fs.existsSync(path.join(dir, STATE_FILE)) && checkLmdbFile(file).kind === 'ok') {
+    const t = openIndexTables(file);
+    try {
+      if (StateStore.hasLegacyTables(t.env)) await StateStore.open(dir, t.env).close();
+    } finally {
+      await t.env.close();
+    }
+  }
+  return rebuildIndexFile(dir, clock, copies);
+}
+
+/**
+ * Before LMDB maps index.mdb (LMDB crashes the process on a damaged file):
+ * a lost or damaged index is rebuilt from the packs and snapshot files,
+ * aside, then swapped in; with `indexRepairHint` (keepd) a damaged one fails
+ * the open instead (Repository.open's RepositoryOptions).
+ */
+export async function checkIndexFile(dir: string, clock: Clock, opts: { indexRepairHint?: string; onIndexRebuilt?: (message: string) => void }): Promise<void> {
+  const index = checkLmdbFile(path.join(dir, INDEX_FILE));
+  if (index.kind === 'damaged' && opts.indexRepairHint) throw new KeepError('CORRUPT', `${path.join(dir, INDEX_FILE)} is damaged (${index.reason}): ${opts.indexRepairHint}`);
+  if (index.kind !== 'ok') {
+    const r = await rebuildIndexFile(dir, clock);
+    if (index.kind === 'damaged') opts.onIndexRebuilt?.(`${INDEX_FILE} was damaged (${index.reason}): rebuilt from the packs (${r.blobs} blobs); the damaged file is ${r.replaced}`);
   }
 }

@@ -1,23 +1,41 @@
 import { Database, open, RootDatabase } from 'lmdb';
 import { BlobIndex } from '../blob-index.js';
 import { COPIES_DB, CopyIndex } from '../copy-index.js';
-import type { PackRecord, SessionRecord } from '../repository.js';
+import { INDEX_TABLES, OLD_BLOB_TABLES, REPO_FILES } from '../formats.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 
+export { OLD_BLOB_TABLES };
+
 /** The index: a cache of packs/ and snapshots/, rebuilt from them (rebuild.ts). */
-export const INDEX_FILE = 'index.mdb';
+export const INDEX_FILE = REPO_FILES.index;
 /** The blob table (blob-index.ts layout). Older tables are migrated into it on open. */
-export const BLOBS_DB = 'blobs-v3';
-/** 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
-export const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
+export const BLOBS_DB = INDEX_TABLES.blobs;
 /** Tables the engine owns; server code may not open these names. */
-export const ENGINE_TABLES = [...OLD_BLOB_TABLES, BLOBS_DB, COPIES_DB, 'packs', 'snapshots', 'meta', 'sessions'];
+export const ENGINE_TABLES: string[] = [...OLD_BLOB_TABLES, BLOBS_DB, COPIES_DB, INDEX_TABLES.packs, INDEX_TABLES.snapshots, INDEX_TABLES.meta, INDEX_TABLES.sessions];
 /**
  * Named tables an index may hold (the engine's and keepd's; lmdb-js opens 12
  * by default, which the per-source copies table went past). Not stored in the
  * file: any value opens any index.
  */
 const MAX_TABLES = 32;
+
+/** A pack the index knows (the `packs` table). */
+export interface PackRecord {
+  size: number;
+  blobs: number;
+  created: number;
+}
+
+/** An open writer session as the index records it (keepd's, or an embedded backup's): the `sessions` table. */
+export interface SessionRecord {
+  source: string;
+  host: string;
+  /** the snapshot this session builds on: protected from forget while the session lives */
+  parent?: string;
+  tokenId?: string;
+  started: number;
+  leaseUntil: number;
+}
 
 /** The engine's tables in one open index file. */
 export interface IndexTables {
@@ -38,9 +56,9 @@ export function openIndexTables(file: string): IndexTables {
     env,
     blobs: new BlobIndex(env, BLOBS_DB),
     copies: new CopyIndex(env),
-    packs: env.openDB({ name: 'packs' }),
-    snaps: env.openDB({ name: 'snapshots' }),
-    meta: env.openDB({ name: 'meta' }),
-    sessions: env.openDB({ name: 'sessions' }),
+    packs: env.openDB({ name: INDEX_TABLES.packs }),
+    snaps: env.openDB({ name: INDEX_TABLES.snapshots }),
+    meta: env.openDB({ name: INDEX_TABLES.meta }),
+    sessions: env.openDB({ name: INDEX_TABLES.sessions }),
   };
 }

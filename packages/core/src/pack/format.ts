@@ -25,9 +25,20 @@
 export const PACK_MAGIC = Buffer.from('KEEPPACK');
 export const TRAILER_MAGIC = Buffer.from('KEEPTRLR');
 export const PACK_VERSION = 1;
+
+/** Offsets in the pack header. */
+export const PACK_HEADER = { magic: 0, version: 8, reserved: 12 } as const;
 export const PACK_HEADER_SIZE = 16;
-export const TRAILER_ENTRY_SIZE = 73;
-export const FOOTER_SIZE = 4 + 32 + 8;
+
+/** Offsets in one trailer entry (TRAILER_ENTRY_SIZE bytes). */
+export const TRAILER_ENTRY = { id: 0, type: 32, offset: 33, length: 37, hash: 41 } as const;
+/** The storage hash's bytes in an entry (and the trailer checksum's). */
+export const TRAILER_HASH_SIZE = 32;
+export const TRAILER_ENTRY_SIZE = TRAILER_ENTRY.hash + TRAILER_HASH_SIZE;
+
+/** Offsets in the footer: the last FOOTER_SIZE bytes of a pack, after the trailer entries. */
+export const PACK_FOOTER = { count: 0, checksum: 4, magic: 36 } as const;
+export const FOOTER_SIZE = PACK_FOOTER.magic + 8;
 
 /** A pack is closed once it holds this much (restic and kopia use similar sizes). */
 export const PACK_TARGET_SIZE = 16 * 1024 * 1024;

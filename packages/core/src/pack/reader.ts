@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { corrupt } from '../errors.js';
 import { storageHash, toHex } from '../ids.js';
-import { FOOTER_SIZE, PACK_HEADER_SIZE, PACK_MAGIC, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
+import { TRAILER_ENTRY, TRAILER_HASH_SIZE, PACK_FOOTER, FOOTER_SIZE, PACK_HEADER, PACK_HEADER_SIZE, PACK_MAGIC, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
 
 /** Read `length` bytes at `offset`, failing clearly when the file is shorter (a truncated pack). */
 export async function readAt(file: fs.promises.FileHandle, offset: number, length: number, what: string): Promise<Buffer> {
@@ -23,24 +23,24 @@ export async function readTrailer(packFile: string): Promise<PackEntry[]> {
     const { size } = await f.stat();
     if (size < PACK_HEADER_SIZE + FOOTER_SIZE) throw corrupt(`pack ${packFile} is truncated (${size} bytes)`);
     const head = await readAt(f, 0, PACK_HEADER_SIZE, packFile);
-    if (!head.subarray(0, 8).equals(PACK_MAGIC)) throw corrupt(`${packFile} is not a Keep pack (bad magic)`);
+    if (!head.subarray(PACK_HEADER.magic, PACK_HEADER.magic + PACK_MAGIC.length).equals(PACK_MAGIC)) throw corrupt(`${packFile} is not a Keep pack (bad magic)`);
     const foot = await readAt(f, size - FOOTER_SIZE, FOOTER_SIZE, packFile);
-    if (!foot.subarray(36).equals(TRAILER_MAGIC)) throw corrupt(`pack ${packFile} has no trailer (truncated or unfinished)`);
-    const n = foot.readUInt32BE(0);
+    if (!foot.subarray(PACK_FOOTER.magic).equals(TRAILER_MAGIC)) throw corrupt(`pack ${packFile} has no trailer (truncated or unfinished)`);
+    const n = foot.readUInt32BE(PACK_FOOTER.count);
     const tlen = n * TRAILER_ENTRY_SIZE;
     const tstart = size - FOOTER_SIZE - tlen;
     if (tstart < PACK_HEADER_SIZE) throw corrupt(`pack ${packFile} trailer claims ${n} blobs, more than fit`);
     const t = await readAt(f, tstart, tlen, packFile);
-    if (!storageHash(t).equals(foot.subarray(4, 36))) throw corrupt(`pack ${packFile} trailer is damaged (checksum mismatch)`);
+    if (!storageHash(t).equals(foot.subarray(PACK_FOOTER.checksum, PACK_FOOTER.magic))) throw corrupt(`pack ${packFile} trailer is damaged (checksum mismatch)`);
     const entries: PackEntry[] = [];
     for (let i = 0; i < n; i++) {
       const o = i * TRAILER_ENTRY_SIZE;
       const e: PackEntry = {
-        id: Buffer.from(t.subarray(o, o + 32)),
-        type: t[o + 32],
-        offset: t.readUInt32BE(o + 33),
-        length: t.readUInt32BE(o + 37),
-        hash: Buffer.from(t.subarray(o + 41, o + 73)),
+        id: Buffer.from(t.subarray(o + TRAILER_ENTRY.id, o + TRAILER_ENTRY.type)),
+        type: t[o + TRAILER_ENTRY.type],
+        offset: t.readUInt32BE(o + TRAILER_ENTRY.offset),
+        length: t.readUInt32BE(o + TRAILER_ENTRY.length),
+        hash: Buffer.from(t.subarray(o + TRAILER_ENTRY.hash, o + TRAILER_ENTRY.hash + TRAILER_HASH_SIZE)),
       };
       if (e.offset < PACK_HEADER_SIZE || e.offset + e.length > tstart) throw corrupt(`pack ${packFile} trailer entry ${i} points outside the pack`);
       entries.push(e);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { storageHash } from '../ids.js';
 import { claimSpace, diskFull, isNoSpace } from '../storage-space.js';
-import { PACK_HEADER_SIZE, PACK_MAGIC, PACK_VERSION, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
+import { TRAILER_ENTRY, PACK_FOOTER, FOOTER_SIZE, PACK_HEADER, PACK_HEADER_SIZE, PACK_MAGIC, PACK_VERSION, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
 
 export function packPath(packsDir: string, packId: string): string {
   return path.join(packsDir, packId.slice(0, 2), `${packId}.pack`);
@@ -13,15 +13,17 @@ export function encodeTrailer(entries: PackEntry[]): Buffer {
   const t = Buffer.alloc(entries.length * TRAILER_ENTRY_SIZE);
   entries.forEach((e, i) => {
     const o = i * TRAILER_ENTRY_SIZE;
-    e.id.copy(t, o);
-    t[o + 32] = e.type;
-    t.writeUInt32BE(e.offset, o + 33);
-    t.writeUInt32BE(e.length, o + 37);
-    e.hash.copy(t, o + 41);
+    e.id.copy(t, o + TRAILER_ENTRY.id);
+    t[o + TRAILER_ENTRY.type] = e.type;
+    t.writeUInt32BE(e.offset, o + TRAILER_ENTRY.offset);
+    t.writeUInt32BE(e.length, o + TRAILER_ENTRY.length);
+    e.hash.copy(t, o + TRAILER_ENTRY.hash);
   });
-  const count = Buffer.alloc(4);
-  count.writeUInt32BE(entries.length);
-  return Buffer.concat([t, count, storageHash(t), TRAILER_MAGIC]);
+  const foot = Buffer.alloc(FOOTER_SIZE);
+  foot.writeUInt32BE(entries.length, PACK_FOOTER.count);
+  storageHash(t).copy(foot, PACK_FOOTER.checksum);
+  TRAILER_MAGIC.copy(foot, PACK_FOOTER.magic);
+  return Buffer.concat([t, foot]);
 }
 
 function fsyncDir(dir: string): void {
@@ -52,8 +54,8 @@ export class PackWriter {
     this.tmpPath = path.join(tmpDir, `${this.id}.pack.tmp`);
     this.fd = fs.openSync(this.tmpPath, 'wx');
     const h = Buffer.alloc(PACK_HEADER_SIZE);
-    PACK_MAGIC.copy(h);
-    h.writeUInt32BE(PACK_VERSION, 8);
+    PACK_MAGIC.copy(h, PACK_HEADER.magic);
+    h.writeUInt32BE(PACK_VERSION, PACK_HEADER.version);
     try {
       this.write(h);
     } catch (e) {

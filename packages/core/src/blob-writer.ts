@@ -1,0 +1,126 @@
+import path from 'node:path';
+import { MAX_BLOB_SIZE } from './blob/format.js';
+import { parseBlob } from './blob/seal.js';
+import { KeepError } from './errors.js';
+import { Id, storageHash, toHex } from './ids.js';
+import type { IndexEntry, WriterScope } from './index/blob-store.js';
+import { PACK_TARGET_SIZE } from './pack/format.js';
+import { PackWriter } from './pack/writer.js';
+import { storageFailure } from './storage-space.js';
+
+/** What a BlobWriter needs of its repository (Repository is one). */
+export interface BlobSink {
+  readonly dir: string;
+  readonly packsDir: string;
+  has(id: Id): boolean;
+  touch(ids: Id[], now?: number, tag?: number): Promise<void>;
+  indexPack(id: string, size: number, entries: IndexEntry[], scope?: WriterScope): Promise<Id[]>;
+}
+
+/**
+ * One writer session's stream of blobs into packs. Blobs become visible in
+ * the index a pack at a time, after the pack is durable; `flush()` makes the
+ * rest durable (call it before committing a snapshot).
+ */
+export class BlobWriter {
+  private pack: PackWriter | undefined;
+  /** ids written into the open pack */
+  private readonly pending = new Set<string>();
+  /** ids of finished packs whose indexing has not finished */
+  private readonly indexing = new Set<string>();
+  /** the finished packs' indexing, one after another, off the add() path */
+  private indexed: Promise<void> = Promise.resolve();
+  bytesStored = 0;
+  blobsStored = 0;
+
+  /** ids this writer stored whose index record another writer won (see indexPack) */
+  private indexedElsewhere: Id[] = [];
+
+  constructor(
+    private readonly repo: BlobSink,
+    private readonly scope: WriterScope = {},
+  ) {}
+
+  /** The ids stored here but indexed under another writer's owner tag since the last call. */
+  takeIndexedElsewhere(): Id[] {
+    return this.indexedElsewhere.splice(0);
+  }
+
+  /**
+   * Store one blob. Returns false when the repository already had it (dedup on
+   * arrival; for a scoped writer, only a blob its owner may use). `expectHash`,
+   * when given, must equal the bytes' storage hash: the server uses it to
+   * refuse blobs damaged in transit. The header and the hash are checked
+   * before anything is looked up, so a bad blob is refused the same way
+   * whether its id is stored or not (no existence oracle).
+   */
+  async add(id: Id, stored: Buffer, expectHash?: Buffer): Promise<boolean> {
+    const hex = toHex(id);
+    if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${hex} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
+    const { type } = parseBlob(stored);
+    const hash = storageHash(stored);
+    if (expectHash && !hash.equals(expectHash)) throw new KeepError('CORRUPT', `blob ${hex} arrived damaged (storage hash mismatch)`);
+    if (this.pending.has(hex) || this.indexing.has(hex)) return false;
+    // Storing a copy costs what storing a new blob costs: a scoped writer's timing says nothing of other owners.
+    const { owner, owns } = this.scope;
+    if (owns ? owns(id) : this.repo.has(id)) {
+      await this.repo.touch([id], undefined, owns ? owner : undefined);
+      return false;
+    }
+    this.pack ??= new PackWriter(path.join(this.repo.dir, 'tmp'), this.repo.packsDir);
+    this.pack.add(id, type, stored, hash);
+    this.pending.add(hex);
+    this.bytesStored += stored.length;
+    this.blobsStored++;
+    if (this.pack.bytes >= PACK_TARGET_SIZE) await this.finishPack();
+    return true;
+  }
+
+  /**
+   * Make the open pack durable and start indexing it. Adds go on into a new
+   * pack meanwhile; the wait for the previous pack's indexing bounds the
+   * work in flight to one pack.
+   */
+  private async finishPack(): Promise<void> {
+    const p = this.pack;
+    if (!p) return;
+    this.pack = undefined;
+    let done;
+    try {
+      done = p.finish();
+    } catch (e) {
+      this.pending.clear(); // the pack is discarded: its blobs are not stored after all
+      throw e;
+    }
+    for (const e of done.entries) {
+      const hex = toHex(e.id);
+      this.pending.delete(hex);
+      this.indexing.add(hex);
+    }
+    const before = this.indexed;
+    this.indexed = before.then(async () => {
+      try {
+        this.indexedElsewhere.push(...(await this.repo.indexPack(done.id, done.size, done.entries, this.scope)));
+      } catch (e) {
+        throw await storageFailure(e, this.repo.dir);
+      } finally {
+        for (const e of done.entries) this.indexing.delete(toHex(e.id));
+      }
+    });
+    this.indexed.catch(() => undefined); // a failure surfaces at the next finishPack or flush, not as an unhandled rejection
+    await before;
+  }
+
+  /** Make every blob added so far durable and indexed. */
+  async flush(): Promise<void> {
+    await this.finishPack();
+    await this.indexed;
+  }
+
+  /** Drop the open pack: nothing in it was acknowledged. Finished packs are still indexed. */
+  abandon(): void {
+    this.pack?.abandon();
+    this.pack = undefined;
+    this.pending.clear();
+  }
+}

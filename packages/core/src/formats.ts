@@ -1,0 +1,76 @@
+/**
+ * Repository directory layout (the server's --data DIR, or an embedded KEEP_REPO):
+ *
+ *   config.json              plaintext config (config.ts)
+ *   keys/<id>.json           wrapped master keys (keys/keyfile.ts)
+ *   packs/<xx>/<id>.pack     pack files (pack/format.ts)
+ *   snapshots/<id>.json      snapshot records, the durable copy (snapshot/snapshot.ts)
+ *   tmp/                     packs being written; never indexed
+ *   index.mdb                LMDB: blobs, per-source copies, packs, snapshots (a cache of packs/ and snapshots/, rebuilt from them)
+ *   state.mdb                LMDB: the server's own state (state-store.ts); not rebuildable
+ *   maintenance.lock         held by prune and index rebuilds (pid-lock.ts)
+ *
+ * Write order (each step durable before the next): pack bytes -> fsync ->
+ * rename into packs/ -> index; snapshot file -> fsync -> LMDB. A crash between
+ * steps leaves bytes nobody points at (garbage for prune), never a pointer to
+ * missing bytes. The index can be rebuilt from packs/ and snapshots/
+ * (index/rebuild.ts) and is checked before it is opened (index/meta-check.ts).
+ *
+ * Every name and magic a repository's files carry is below (the codecs that
+ * use them live beside their formats: config.ts, keys/keyfile.ts,
+ * pack/format.ts, blob/format.ts, snapshot/snapshot.ts; index.mdb's tables:
+ * index/tables.ts, blob-index.ts, copy-index.ts; state.mdb's: state-store.ts,
+ * source-tags.ts). Table names are part of the on-disk format: renaming one
+ * loses its data.
+ */
+export { BLOB_VERSION } from './blob/format.js';
+export { PACK_MAGIC, PACK_VERSION, TRAILER_MAGIC } from './pack/format.js';
+
+/** The files at the top of a repository directory. */
+export const REPO_FILES = {
+  config: 'config.json',
+  /** LMDB: a cache of packs/ and snapshots/, rebuilt from them */
+  index: 'index.mdb',
+  /** LMDB: keepd's own state; not rebuildable */
+  state: 'state.mdb',
+  maintenanceLock: 'maintenance.lock',
+} as const;
+
+/** The engine's tables in index.mdb (index/tables.ts). */
+export const INDEX_TABLES = {
+  /** blob records (blob-index.ts layout) */
+  blobs: 'blobs-v3',
+  /** per-source copies (copy-index.ts) */
+  copies: 'copies',
+  packs: 'packs',
+  snapshots: 'snapshots',
+  /** 'built': a rebuild finished; 'gcEpoch' */
+  meta: 'meta',
+  /** open writer sessions (sessions/registry.ts) */
+  sessions: 'sessions',
+} as const;
+
+/** Blob tables of earlier versions, migrated into INDEX_TABLES.blobs on open: 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
+export const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
+
+/** keepd's tables in index.mdb (Repository.indexDatabase): derived data an index rebuild starts empty. */
+export const KEEPD_INDEX_TABLES = {
+  /** blob ids shared with a source (server dedup-scope.ts) */
+  owners: 'owners',
+  /** which sources' ownership was derived since the last rebuild (server ownership.ts) */
+  ownersDerived: 'owners-derived',
+} as const;
+
+/** Tables in state.mdb (state-store.ts; keepd's through Repository.database). */
+export const STATE_TABLES = {
+  /** the state store's own: 'migrated-from-index' */
+  meta: 'meta',
+  /** source name -> owner tag (source-tags.ts) */
+  sourceTags: 'source-tags',
+  /** keepd's access tokens (server auth/tokens.ts) */
+  tokens: 'tokens',
+  /** keepd's replica registrations (server replicas.ts) */
+  replicas: 'replicas',
+  /** a replica's pull state (server sync/pull.ts) */
+  replication: 'replication',
+} as const;

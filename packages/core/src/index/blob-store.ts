@@ -1,0 +1,329 @@
+import fs from 'node:fs';
+import type { Database, RootDatabase } from 'lmdb';
+import { BlobIndex, BlobRecord, decodeBlobRecordV2 } from '../blob-index.js';
+import type { Clock } from '../clock.js';
+import type { Copy, CopyIndex, Located } from '../copy-index.js';
+import { Id } from '../ids.js';
+import { readTrailer } from '../pack/reader.js';
+import { packPath } from '../pack/writer.js';
+import { listPackFiles } from './rebuild.js';
+import { IndexTables, OLD_BLOB_TABLES, PackRecord } from './tables.js';
+
+/** Whose blobs a writer stores (Repository.openWriter). */
+export interface WriterScope {
+  /** tag (> 0) recorded in every blob this writer is first to store (keepd: the session's source) */
+  owner?: number;
+  /**
+   * With `owner`: the blobs the owner may use (its own, and any shared with it). Another stored id this
+   * writer receives is stored again as the owner's copy (copy-index.ts), never deduplicated against
+   * bytes it does not own; without it, a stored id is deduplicated on arrival.
+   */
+  owns?: (id: Id) => boolean;
+}
+
+/** A pack's blob entries as BlobWriter and adoptPack index them. */
+export type IndexEntry = { id: Buffer; type: number; offset: number; length: number; hash: Buffer };
+
+/** A blob moved by a repack (gc/prune.ts), from where the mover found it to its new place. */
+export type BlobMove = { id: Id; copyOf?: number; oldPack: string; oldOffset: number; pack: string; offset: number };
+
+/**
+ * Routine writes to the blob table go in transactions of at most this many
+ * records. LMDB copies every page a transaction writes and can reuse the old
+ * copies only after the next transaction, so one transaction over thousands
+ * of random ids rewrites nearly every leaf and leaves the file at 2-2.5x its
+ * live pages; small ones keep it near its live size (the index counts in the
+ * repository's size). Each batch is a consistent state on its own.
+ */
+const BLOB_WRITE_BATCH = 16;
+
+/** A copy of `items` in blob-id order, for inBatches. */
+function byId<T>(items: readonly T[], id: (x: T) => Buffer): T[] {
+  return [...items].sort((a, b) => Buffer.compare(id(a), id(b)));
+}
+
+/**
+ * The index's blob, copy and pack tables of one open index.mdb: lookups,
+ * `seen` renewal, indexing finished packs, and the writes GC makes (sweep,
+ * repack switch, dropped packs). Replaced with the file on an index rebuild.
+ */
+export class BlobStore {
+  private readonly env: RootDatabase;
+  private readonly blobs: BlobIndex;
+  private readonly copies: CopyIndex;
+  private readonly packs: Database<PackRecord, string>;
+  private readonly meta: Database<unknown, string>;
+
+  constructor(
+    t: IndexTables,
+    private readonly clock: Clock,
+    private readonly packsDir: string,
+  ) {
+    ({ env: this.env, blobs: this.blobs, copies: this.copies, packs: this.packs, meta: this.meta } = t);
+  }
+
+  /** Whether a rebuild of this index finished (an earlier version rebuilt in place). */
+  isBuilt(): boolean {
+    return this.meta.get('built') === true;
+  }
+
+  /** An index written by an earlier version: its blob records move to the current table, each table in one transaction. */
+  async migrateOldBlobTables(): Promise<void> {
+    for (const name of OLD_BLOB_TABLES) {
+      const msgpack = name === 'blobs';
+      const old = this.env.openDB<BlobRecord | Buffer, Buffer>({ name, keyEncoding: 'binary', ...(msgpack ? {} : { encoding: 'binary' }) });
+      if (old.getCount() === 0) continue;
+      await this.env.transaction(() => {
+        for (const { key, value } of old.getRange()) {
+          const r = msgpack ? (value as BlobRecord) : decodeBlobRecordV2(value as Buffer);
+          if (!this.blobs.has(key)) this.blobs.put(key, { ...r, hash: Buffer.from(r.hash) });
+        }
+        old.clearSync();
+      });
+    }
+  }
+
+  lookup(id: Id): BlobRecord | undefined {
+    return this.blobs.get(id);
+  }
+
+  has(id: Id): boolean {
+    return this.blobs.has(id);
+  }
+
+  /** The tag of the writer that stored `id` (openWriter's `owner`), if it had one. */
+  ownerOf(id: Id): number | undefined {
+    return this.blobs.owner(id);
+  }
+
+  /**
+   * Which of `ids` the repository lacks. Present ones get `seen` renewed: a
+   * session told "have it" may rely on that blob until its lease ends.
+   */
+  async missing(ids: Id[]): Promise<Id[]> {
+    const now = this.clock.now();
+    const lacking: Id[] = [];
+    const present: Id[] = [];
+    for (const id of ids) (this.blobs.has(id) ? present : lacking).push(id);
+    if (present.length) await this.touch(present, now);
+    return lacking;
+  }
+
+  /** Renew `seen` of each blob, and of owner `tag`'s copy of it when it has one. */
+  async touch(ids: Id[], now = this.clock.now(), tag?: number): Promise<void> {
+    await this.inBatches(byId(ids, (x) => x), (batch) => {
+      for (const id of batch) {
+        const r = this.blobs.get(id);
+        if (r && r.seen < now) this.blobs.put(id, { ...r, seen: now });
+        const c = tag === undefined ? undefined : this.copies.get(id, tag);
+        if (c && c.seen < now) this.copies.put(id, tag!, { ...c, seen: now });
+      }
+    });
+  }
+
+  /**
+   * `write` over `items` in transactions of BLOB_WRITE_BATCH, in order (none for no items); `first` is true for the first one.
+   * Callers pass blob writes sorted by id (`byId`): a batch then lands on one or two neighbouring leaves instead of
+   * one leaf per record, and each transaction leaves that few old page copies behind.
+   */
+  private async inBatches<T>(items: T[], write: (batch: T[], first: boolean) => void): Promise<void> {
+    for (let i = 0; i < items.length; i += BLOB_WRITE_BATCH) {
+      const batch = items.slice(i, i + BLOB_WRITE_BATCH);
+      await this.env.transaction(() => write(batch, i === 0));
+    }
+  }
+
+  /**
+   * Called by BlobWriter once a pack is durable in packs/. Returns the ids
+   * another writer had indexed first under another owner tag, for the caller
+   * to record its ownership elsewhere.
+   */
+  async indexPack(id: string, size: number, entries: IndexEntry[], scope: WriterScope = {}): Promise<Id[]> {
+    const { owner, owns } = scope;
+    const now = this.clock.now();
+    const elsewhere: Id[] = [];
+    // The pack is recorded first: a crash between batches leaves some of its blobs unindexed (garbage for prune, resent by a rerun).
+    await this.inBatches(byId(entries, (e) => e.id), (batch, first) => {
+      if (first) this.packs.put(id, { size, blobs: entries.length, created: now });
+      for (const e of batch) {
+        // Another writer may have stored the same blob meanwhile: the first
+        // indexed copy wins, this one is garbage for prune; unless this
+        // writer is scoped and does not own the first: then it is its copy.
+        if (this.blobs.has(e.id)) {
+          if (owns) {
+            if (!owns(e.id) && !this.copies.get(e.id, owner!)) this.copies.put(e.id, owner!, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now });
+          } else if (owner && this.blobs.owner(e.id) !== owner) elsewhere.push(e.id);
+          continue;
+        }
+        this.blobs.put(e.id, { pack: id, offset: e.offset, length: e.length, hash: e.hash, type: e.type, seen: now, owner });
+      }
+    });
+    return elsewhere;
+  }
+
+  /**
+   * Mark trees a closure walk proved whole in GC epoch `epoch` (snapshot/store.ts),
+   * in batches: the marks only save later walks. A mark goes on the record the
+   * walk proved: a source's copy, or the primary.
+   */
+  async markComplete(trees: (Located & { id: Id })[], epoch: number, now: number): Promise<void> {
+    await this.inBatches(byId(trees, (x) => x.id), (batch) => {
+      for (const t of batch) {
+        if (t.copyOf !== undefined) {
+          const c = this.copies.get(t.id, t.copyOf);
+          if (c) this.copies.put(t.id, t.copyOf, { ...c, complete: epoch, seen: Math.max(c.seen, now) });
+          continue;
+        }
+        const r = this.blobs.get(t.id);
+        if (r) this.blobs.put(t.id, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
+      }
+    });
+  }
+
+  /** Incremented by every GC sweep; "complete" marks from earlier epochs are not trusted. */
+  gcEpoch(): number {
+    return (this.meta.get('gcEpoch') as number | undefined) ?? 0;
+  }
+
+  // ---- garbage collection (gc/prune.ts holds the rules) -------------------
+
+  /**
+   * Remove unreferenced blobs (`candidates`: primaries, `copies`: per-source
+   * copies) from the index in one transaction, skipping any record touched
+   * since `cutoff` (a session relied on it after the mark). Bumps the GC
+   * epoch so tree "complete" marks are re-proven. Returns how many records went.
+   */
+  async sweepBlobs(candidates: Id[], cutoff: number, copies: { id: Id; tag: number }[] = []): Promise<number> {
+    let removed = 0;
+    await this.env.transaction(() => {
+      for (const { id, tag } of copies) {
+        const c = this.copies.get(id, tag);
+        if (c && c.seen < cutoff) this.copies.remove(id, tag), removed++;
+      }
+      for (const id of candidates) {
+        const r = this.blobs.get(id);
+        if (!r || r.seen >= cutoff) continue;
+        this.blobs.remove(id);
+        removed++;
+      }
+      this.meta.put('gcEpoch', this.gcEpoch() + 1);
+    });
+    return removed;
+  }
+
+  /**
+   * Live blobs and bytes per indexed pack. `createdBefore` leaves out packs
+   * recorded at or after it: a pack is indexed in several transactions, so a
+   * young one may look sparse or empty only because its indexing is not done.
+   */
+  packUsage(opts: { createdBefore?: number } = {}): Map<string, { size: number; liveBlobs: number; liveBytes: number }> {
+    const usage = new Map<string, { size: number; liveBlobs: number; liveBytes: number }>();
+    for (const { key, value } of this.packs.getRange()) {
+      if (opts.createdBefore === undefined || value.created < opts.createdBefore) usage.set(key, { size: value.size, liveBlobs: 0, liveBytes: 0 });
+    }
+    for (const [, r] of this.allRecords()) {
+      const u = usage.get(r.pack);
+      if (u) u.liveBlobs++, (u.liveBytes += r.length);
+    }
+    return usage;
+  }
+
+  /**
+   * Point moved blobs at their new pack (only those still where the mover
+   * found them) and record the new pack, in one transaction.
+   */
+  async switchBlobs(pack: string, size: number, count: number, moves: BlobMove[]): Promise<void> {
+    await this.env.transaction(() => {
+      this.packs.put(pack, { size, blobs: count, created: this.clock.now() });
+      for (const m of moves) {
+        const r = m.copyOf === undefined ? this.blobs.get(m.id) : this.copies.get(m.id, m.copyOf);
+        if (!r || r.pack !== m.oldPack || r.offset !== m.oldOffset) continue;
+        const moved = { ...r, pack: m.pack, offset: m.offset };
+        if (m.copyOf === undefined) this.blobs.put(m.id, moved);
+        else this.copies.put(m.id, m.copyOf, moved);
+      }
+    });
+  }
+
+  /**
+   * Forget packs the index no longer points into, then delete their files.
+   * A pack some blob still points to is kept (checked in the transaction).
+   */
+  async dropPacks(ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const drop = new Set(ids);
+    for (const [, r] of this.allRecords()) drop.delete(r.pack);
+    await this.env.transaction(() => {
+      for (const id of drop) this.packs.remove(id);
+    });
+    for (const id of drop) fs.rmSync(packPath(this.packsDir, id), { force: true });
+    return [...drop];
+  }
+
+  /**
+   * An orphan pack (on disk, not in the index) whose trailer is intact and
+   * lists blobs the index lacks is indexed: an index that lost writes (a
+   * rebuild racing a writer, an index restored from a copy) must not cost the
+   * blobs only this pack holds. Returns false when there is nothing to adopt
+   * (the trailer is damaged, or every blob is indexed elsewhere): the pack
+   * is garbage then.
+   */
+  async adoptPack(p: { id: string; file: string }): Promise<boolean> {
+    let entries;
+    try {
+      entries = await readTrailer(p.file);
+    } catch {
+      return false;
+    }
+    if (entries.every((e) => this.blobs.has(e.id))) return false;
+    await this.indexPack(p.id, fs.statSync(p.file).size, entries);
+    return true;
+  }
+
+  // ---- listing ---------------------------------------------------------------
+
+  /** Every pack file on disk. */
+  packFiles(): { id: string; file: string }[] {
+    return listPackFiles(this.packsDir);
+  }
+
+  /** Whether the index knows pack `id`. */
+  hasPack(id: string): boolean {
+    return !!this.packs.get(id);
+  }
+
+  /** Pack files on disk that the index does not know (orphans). */
+  unindexedPackFiles(): { id: string; file: string }[] {
+    return this.packFiles().filter((p) => !this.packs.get(p.id));
+  }
+
+  blobCount(): number {
+    return this.blobs.getCount();
+  }
+
+  *allBlobs(): Generator<[Id, BlobRecord]> {
+    for (const { key, value } of this.blobs.getRange()) yield [key, value];
+  }
+
+  /** Every per-source copy (copy-index.ts). */
+  allCopies(): Generator<Copy> {
+    return this.copies.all();
+  }
+
+  /** Every record that points into a pack: primaries, then copies (the copy's owner tag as third item). */
+  *allRecords(): Generator<[Id, BlobRecord, number | undefined]> {
+    for (const [id, r] of this.allBlobs()) yield [id, r, undefined];
+    for (const c of this.copies.all()) yield [c.id, c.record, c.tag];
+  }
+
+  packCount(): number {
+    return this.packs.getCount();
+  }
+
+  /** Bytes in pack files on disk (what the repository costs). */
+  storedBytes(): number {
+    let n = 0;
+    for (const p of this.packFiles()) n += fs.statSync(p.file).size;
+    return n;
+  }
+}
