@@ -1,5 +1,5 @@
 /**
- * Who may do what on a keepd (CLI.md, DESIGN.md "append-only credentials"):
+ * Who may do what on a keepd (append-only credentials, docs/ARCHITECTURE.md "Auth"):
  * no token or an unknown one is UNAUTHENTICATED; an agent token backs up and
  * reads its own sources only, never deletes and cannot run keyless
  * maintenance; a replica only reads; an admin may do everything.

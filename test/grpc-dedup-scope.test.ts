@@ -1,5 +1,5 @@
 /**
- * Dedup scope across agents (DESIGN.md, "no existence oracle"): two agents
+ * Dedup scope across agents (the "no existence oracle" rule, docs/ARCHITECTURE.md): two agents
  * with the same data. Tokens with --dedup repository negotiate against the
  * whole repository (the second sends ~nothing); default (source-scoped)
  * tokens are never told "have it" for another source's chunks, so the second

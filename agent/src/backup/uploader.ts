@@ -163,7 +163,7 @@ export class Uploader {
     const stored = this.session.put(blobs);
     blobs = [];
     await stored;
-    // What crossed to the repository, new there or not (CLI.md): not the server's "new bytes".
+    // What crossed to the repository, new there or not (the `bytes_sent` figure): not the server's "new bytes".
     this.stats.bytes_sent += size;
     this.stats.chunks_new += chunks;
     this.release(bytes);

@@ -1,6 +1,6 @@
 import { KeepError } from './errors.js';
 
-/** The service tiers of DESIGN.md: recovery objectives and the compression each tier uses by default. */
+/** The service tiers (the design brief's tier table): recovery objectives and the compression each tier uses by default. */
 export const TIERS = {
   critical: { rto_s: 15 * 60, rpo_s: 60, compression: 'low' },
   high: { rto_s: 60 * 60, rpo_s: 5 * 60, compression: 'medium' },

@@ -380,7 +380,7 @@ export function applyRetention(snapshots: readonly Snapshot[], policy: Retention
 
 /**
  * Split snapshots into retention groups by `source` (which already names the
- * host: DESIGN.md's "source (host + name)"). Groups appear in order of first
+ * host: a snapshot's source is host + name). Groups appear in order of first
  * appearance; each keeps the input order of its snapshots.
  */
 export function groupBySource(snapshots: readonly Snapshot[]): Map<string, Snapshot[]> {
@@ -394,11 +394,11 @@ export function groupBySource(snapshots: readonly Snapshot[]): Map<string, Snaps
 }
 
 /**
- * Default retention per tier (DESIGN.md's tier table), all measured from the
+ * Default retention per tier (the tier table, tiers.ts), all measured from the
  * group's newest snapshot (restic's keep-within semantics), so a source whose
  * backups stop keeps its history instead of ageing out:
  *
- * | tier     | DESIGN.md                                | policy                                       | on an hourly schedule           |
+ * | tier     | design brief                             | policy                                       | on an hourly schedule           |
  * |----------|------------------------------------------|----------------------------------------------|---------------------------------|
  * | critical | 30 days of dailies, 180 days of hourlies | withinHourly 180d, withinDaily 30d           | one per hour for 180 days       |
  * | high     | 5–30 days                                | within 5d, withinDaily 30d                   | all for 5 days, daily to 30     |
