@@ -1,4 +1,4 @@
-import { Metadata, sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status } from '@grpc/grpc-js';
+import { sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, status as Status } from '@grpc/grpc-js';
 import { Clock, KeepError, Repository, storageFailure } from '@keep/core';
 import { isMalformed } from '@keep/proto';
 import { Principal, requireRole, Role, TokenStore } from '../auth/tokens.js';
