@@ -21,7 +21,8 @@ import { syncOk } from './sync-util.js';
 const KiB = 1024;
 
 /** Files of random bytes, each one chunk (below the minimum chunk size). */
-function makeFiles(root: string, n: number, size = 200 * KiB): number {
+/** `n` random files; the default size is under the chunker's 128 KiB minimum, so each is one chunk whatever the repository key cuts. */
+function makeFiles(root: string, n: number, size = 120 * KiB): number {
   fs.mkdirSync(root, { recursive: true });
   for (let i = 0; i < n; i++) fs.writeFileSync(path.join(root, `f${i}.bin`), crypto.randomBytes(size));
   return n * size;
