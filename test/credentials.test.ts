@@ -142,6 +142,11 @@ describe('credentials on an embedded repository', () => {
     expect((await run(['snapshots', `-r${repo}`, '--json'], { env })).code).toBe(0);
     const without = await run(['snapshots'], { env });
     expect(without.code).toBe(10);
+    // scrypt's head start (repo/early-kek.ts) follows -r: started again once the flags are read.
+    const timed = await run(['snapshots', '-r', repo], { env: { ...env, KEEP_DEBUG_TIMING: '1' } });
+    expect(timed.code, timed.stderr).toBe(0);
+    expect(timed.stderr).toMatch(/ main\n(.*\n)*.* early scrypt started\n/);
+    stderrs.pop(); // timing lines, not errors
   });
 
   it('--env-file on `keep snapshots`: comments, export, quotes; the environment and flags win over it', async () => {
@@ -166,6 +171,17 @@ describe('credentials on an embedded repository', () => {
     const badRun = await run(['snapshots', '--env-file', bad]);
     expect(badRun.code).toBe(2);
     expect(badRun.stderr).toMatch(/line 2 is not KEY=VALUE/);
+  });
+
+  it('`keep pg config` names the global --env-file, or inlines what the flags gave (no PostgreSQL needed)', async () => {
+    const envFile = path.join(dir, 'pg.env');
+    fs.writeFileSync(envFile, `KEEP_REPO=${repo}\nKEEP_PASSWORD_FILE=${passFile}\n`, { mode: 0o600 });
+    const named = await run(['pg', 'config', '--env-file', path.relative(process.cwd(), envFile), '--source', 'db', '--json']);
+    expect(named.code, named.stderr).toBe(0);
+    expect(JSON.parse(named.stdout).archive_command).toMatch(new RegExp(` pg wal-push --env-file ${envFile} --source db %p$`));
+    const inline = await run(['pg', 'config', '-r', repo, '--password-command', `cat ${passFile}`, '--source', 'db', '--json']);
+    expect(inline.code, inline.stderr).toBe(0);
+    expect(JSON.parse(inline.stdout).restore_command).toMatch(new RegExp(`^KEEP_REPO=${repo} KEEP_PASSWORD_COMMAND='cat ${passFile}' .* pg wal-fetch --source db %f %p$`));
   });
 
   it('without a passphrase and without a terminal: exit 2 naming every way to give one', async () => {
