@@ -67,7 +67,9 @@ describe('the demo', () => {
     const dir = path.join(tmp.make('keep-demo-term-'), 'demo');
     const child = spawn(process.execPath, [DEMO, '--small', '--dir', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     try {
       await waitFor(() => /listening on grpcs:\/\/localhost:\d+ /.test(out), 120_000);
@@ -75,7 +77,8 @@ describe('the demo', () => {
       child.kill('SIGTERM');
     }
     // The demo exits only after its keepd has stopped.
-    expect(await exited).toBe(130);
+    expect(await exited, err).toBe(130);
+    expect(err).toContain('demo interrupted (SIGTERM): its commands ended, keepd stopped (exit 0)');
     const port = Number(/listening on grpcs:\/\/localhost:(\d+) /.exec(out)?.[1]);
     expect(await accepts(port)).toBe(false);
     expect(fs.readFileSync(path.join(dir, 'keepd.log'), 'utf8')).toContain('"msg":"stopped"');

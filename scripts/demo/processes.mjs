@@ -55,16 +55,20 @@ export async function startKeepd(bin, args, env, logFile) {
   // Whatever ends the demo, keepd does not outlive it: an interrupted demo
   // ends its commands and stops keepd before it exits (130).
   const killOnExit = () => exit || child.kill('SIGKILL');
-  const onSignal = async () => {
+  const onSignal = async (signal) => {
     for (const c of commands) c.kill('SIGTERM');
-    await stop();
+    const x = await stop();
+    console.error(`\ndemo interrupted (${signal}): its commands ended, keepd stopped (exit ${x.code ?? x.signal})`);
     process.exit(130);
   };
   process.once('exit', killOnExit);
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  const stop = async () => {
+  // One SIGTERM however many callers (the signal handler and the demo's finally may both stop it).
+  let stopping;
+  const stop = () => (stopping ??= stopOnce());
+  const stopOnce = async () => {
     if (!exit) child.kill('SIGTERM');
     const forced = await Promise.race([exited.then(() => false), sleep(STOP_GRACE_MS, true, { ref: false })]);
     if (forced) child.kill('SIGKILL');
