@@ -46,8 +46,8 @@ const FILE_VARS = ['KEEP_REPO', 'KEEP_PASSWORD_FILE', 'KEEP_PASSWORD_COMMAND', '
 export function pgCommandLine(sub: string, args: string[], env: NodeJS.ProcessEnv, envFile: string | undefined, placeholders: string[]): string {
   const words: string[] = [];
   if (!envFile) {
-    if (env.KEEP_PASSWORD !== undefined) throw new KeepError('INVALID_ARGUMENT', 'PostgreSQL runs keep itself: give the passphrase as KEEP_PASSWORD_FILE (readable by the postgres user), or use --env-file');
-    if (env.KEEP_TOKEN) throw new KeepError('INVALID_ARGUMENT', 'PostgreSQL runs keep itself: give the token as KEEP_TOKEN_FILE (readable by the postgres user), or use --env-file');
+    if (env.KEEP_PASSWORD !== undefined) throw new KeepError('INVALID_ARGUMENT', 'PostgreSQL runs keep itself: give the passphrase as --password-file or KEEP_PASSWORD_FILE (readable by the postgres user), or use --env-file');
+    if (env.KEEP_TOKEN) throw new KeepError('INVALID_ARGUMENT', 'PostgreSQL runs keep itself: give the token as --token-file or KEEP_TOKEN_FILE (readable by the postgres user), or use --env-file');
     if (!env.KEEP_PASSWORD_FILE && !env.KEEP_PASSWORD_COMMAND) throw new KeepError('INVALID_ARGUMENT', 'no passphrase: give --password-file (readable by the postgres user) or --password-command, or use --env-file');
     for (const k of FILE_VARS) {
       const v = env[k];
