@@ -200,7 +200,11 @@ describe('credentials on an embedded repository', () => {
     expect(wrong.code, wrong.screen).toBe(12);
     expect(wrong.screen).toMatch(/wrong passphrase/);
     expect(wrong.screen).not.toContain(WRONG);
-    // A passphrase from the environment: nothing is asked.
+    // Ctrl-C at the question: interrupted, 130.
+    const interrupted = await onTerminal(['snapshots', '-r', repo], ['\u0003'], {});
+    expect(interrupted.code, interrupted.screen).toBe(130);
+    expect(interrupted.screen).toMatch(/keep: interrupted/);
+        // A passphrase from the environment: nothing is asked.
     const given = await onTerminal(['snapshots', '-r', repo], [], { KEEP_PASSWORD_FILE: passFile });
     expect(given.code, given.screen).toBe(0);
     expect(given.screen).not.toMatch(/enter passphrase/);

@@ -20,12 +20,12 @@ export function promptHidden(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const decoder = new StringDecoder('utf8');
     let typed = '';
-    const finish = (rest: string, outcome: () => void) => {
+    const finish = (rest: string, outcome: () => void, newline = true) => {
       typedAhead = rest;
       input.removeListener('data', onData);
       input.setRawMode(false);
       input.pause();
-      process.stderr.write('\n');
+      if (newline) process.stderr.write('\n');
       outcome();
     };
     const take = (text: string) => {
@@ -35,9 +35,9 @@ export function promptHidden(question: string): Promise<string> {
         const rest = () => chars.slice(i + 1).join('').replace(/^\n/, '');
         if (c === '\r' || c === '\n') return finish(rest(), () => resolve(typed));
         if (c === '\u0003') {
-          finish('', () => undefined);
-          process.kill(process.pid, 'SIGINT'); // cli/main.ts's exitOnInterrupt: one line, exit 130
-          return;
+          // Raw mode turned Ctrl-C into a byte: hand it to the SIGINT handler (cli/main.ts's exitOnInterrupt: one line, exit 130)
+          // synchronously; a signal sent to ourselves could arrive after the emptied event loop let the process exit 0.
+          return finish('', () => process.emit('SIGINT', 'SIGINT') || reject(new KeepError('INVALID_ARGUMENT', 'interrupted')), false);
         }
         if (c === '\u0004' && !typed) return finish('', () => reject(new KeepError('INVALID_ARGUMENT', 'no passphrase entered')));
         if (c === '\u007f' || c === '\b') typed = [...typed].slice(0, -1).join('');
