@@ -39,9 +39,9 @@ export interface BackupOptions {
   parent?: Snapshot;
   onProgress?: (p: Progress) => void;
   onWarning?: (message: string) => void;
-  /** how the walk sees the file system (default: directly); startup/unchanged.ts notes what it answered */
+  /** how the walk sees the file system (default: directly); backup/unchanged.ts notes what it answered */
   view?: SourceView;
-  /** directories known unchanged since the parent (startup/unchanged.ts): taken without reading their trees */
+  /** directories known unchanged since the parent (backup/unchanged.ts): taken without reading their trees */
   unchanged?: {
     known(dir: Buffer, id: Id): UnchangedSubtree | undefined;
     /** told each directory the walk stored, and as which tree */

@@ -5,9 +5,9 @@ import { Uploader } from '../backup/uploader.js';
 import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepositoryWhile, repoLocation } from '../repo/open.js';
-import { SealedTrees } from '../startup/sealed-trees.js';
+import { SealedTrees } from '../backup/sealed-trees.js';
 import { mark } from '../startup/timing.js';
-import { RecordingView, UnchangedSource } from '../startup/unchanged.js';
+import { RecordingView, UnchangedSource } from '../backup/unchanged.js';
 
 /** Exit code EXIT.PARTIAL when the snapshot was saved without some entries (each named in a warning). */
 export async function backupCommand(argv: string[]): Promise<number> {
@@ -32,8 +32,8 @@ export async function backupCommand(argv: string[]): Promise<number> {
   const source = values.source ?? (values.stdin ? values['stdin-name']! : host);
 
   const chooseParent = (list: Snapshot[]) => (values.force ? undefined : values.parent ? list.find((s) => s.id.startsWith(values.parent!)) : list[list.length - 1]);
-  // While scrypt runs: the source is asked what the parent's backup asked it (startup/unchanged.ts), its snapshots
-  // are listed, and the parent's trees fetched sealed (startup/sealed-trees.ts; the walk opens those it needs) -
+  // While scrypt runs: the source is asked what the parent's backup asked it (backup/unchanged.ts), its snapshots
+  // are listed, and the parent's trees fetched sealed (backup/sealed-trees.ts; the walk opens those it needs) -
   // when the source may well be unchanged, only the few above it, and those of directories found changed later.
   const unchanged = values.stdin ? undefined : UnchangedSource.start(positionals, repoLocation(), source);
   const opened = await openRepositoryWhile(async (conn) => {
