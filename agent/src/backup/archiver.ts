@@ -19,7 +19,7 @@ import {
 } from '@keep/core';
 import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { entryMeta, EntryMeta, sameEntry, unchanged } from './metadata.js';
 import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';

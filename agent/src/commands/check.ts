@@ -2,7 +2,7 @@ import { CheckReport, judgeSnapshots, KeepError, SealPool, toHex } from '@keep/c
 import { parse, percent } from '../cli/args.js';
 import { formatBytes, printJson, ProgressLine } from '../cli/output.js';
 import { openRepository } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 
 const READ_CONCURRENCY = 8;
 

@@ -5,7 +5,7 @@ import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import { usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 
 /**
  * WAL archiving through the repository. Each WAL file PostgreSQL archives is
