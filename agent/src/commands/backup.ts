@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { Compression, EXIT, judgeSnapshots, KeepError, parseCompression, parseTier, SealPool, processClock, Snapshot, TIERS } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
-import { Uploader } from '../backup/uploader.js';
+import { runBackup } from '../backup/run.js';
 import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepositoryWhile, repoLocation } from '../repo/open.js';
@@ -62,41 +62,37 @@ export async function backupCommand(argv: string[]): Promise<number> {
       parent = undefined;
       trees = undefined;
     }
-    const [session] = await Promise.all([repo.conn.beginBackup({ source, host, parent: parent?.id }), unchanged?.unlocked(repo)]);
-    mark('session open');
     const view = unchanged ? new RecordingView() : undefined;
-    const archiver = new Archiver(
-      trees ? { ...repo, conn: trees.serving(repo.conn) } : repo,
-      session,
-      {
-        source,
-        host,
-        tags: values.tag ?? [],
-        tier,
-        compression,
-        clock: processClock(),
-        paths: positionals,
-        stdin: values.stdin ? { name: values['stdin-name']!, stream: process.stdin } : undefined,
-        parent,
-        view,
-        unchanged,
-        onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes_read)} read  ${formatRate(p.bytes_read, s)}  ${formatBytes(p.bytes_sent)} sent  ${p.current ?? ''}`),
-        onWarning: (w) => {
-          warnings.push(w);
-          progress.done();
-          process.stderr.write(`keep: warning: ${w}\n`);
-        },
+    let archiver: Archiver | undefined;
+    const run = { source, host, tags: values.tag ?? [], tier, compression, clock: processClock(), parent };
+    const snap = await runBackup(
+      repo,
+      pool,
+      run,
+      (uploader) => {
+        mark('session open');
+        archiver = new Archiver(
+          trees ? { ...repo, conn: trees.serving(repo.conn) } : repo,
+          {
+            ...run,
+            paths: positionals,
+            stdin: values.stdin ? { name: values['stdin-name']!, stream: process.stdin } : undefined,
+            view,
+            unchanged,
+            onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes_read)} read  ${formatRate(p.bytes_read, s)}  ${formatBytes(p.bytes_sent)} sent  ${p.current ?? ''}`),
+            onWarning: (w) => {
+              warnings.push(w);
+              progress.done();
+              process.stderr.write(`keep: warning: ${w}\n`);
+            },
+          },
+          uploader,
+        );
+        return archiver.run();
       },
-      new Uploader(session, pool, compression),
+      { meanwhile: unchanged?.unlocked(repo) },
     );
-    let snap;
-    try {
-      snap = await archiver.run();
-    } catch (e) {
-      // What was stored stays: a rerun sends only what is still missing.
-      await session.abort().catch(() => undefined);
-      throw e;
-    }
+    const skipped = archiver!.skipped;
     mark(`committed${unchanged ? ` (unchanged: ${unchanged.taken} directories taken unread)` : ''}`);
     // a walk without warnings stored exactly what its view answered (skipped, vanished or resized files: it did not)
     if (view && warnings.length === 0) unchanged!.remember(snap, view);
@@ -123,15 +119,15 @@ export async function backupCommand(argv: string[]): Promise<number> {
         peak_rss: process.resourceUsage().maxRSS * 1024,
         warnings,
         // entries left out because they could not be read as found (each named in a warning): exit code 3
-        skipped: archiver.skipped,
+        skipped,
       });
     } else {
       console.log(`Files: ${st.files_new} new, ${st.files_changed} changed, ${st.files_unmodified} unmodified`);
       console.log(`Read ${formatBytes(st.bytes_read)} of ${formatBytes(st.bytes)}, stored ${formatBytes(st.bytes_sent)} in ${st.chunks_new} new chunks, ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes_read, st.duration_s)})`);
       console.log(`snapshot ${snap.id.slice(0, 8)} saved (source ${snap.source})`);
     }
-    if (archiver.skipped) process.stderr.write(`keep: warning: ${archiver.skipped} entr${archiver.skipped === 1 ? 'y' : 'ies'} could not be read as found (named above); snapshot saved without them, exit code ${EXIT.PARTIAL}\n`);
-    return archiver.skipped ? EXIT.PARTIAL : EXIT.OK;
+    if (skipped) process.stderr.write(`keep: warning: ${skipped} entr${skipped === 1 ? 'y' : 'ies'} could not be read as found (named above); snapshot saved without them, exit code ${EXIT.PARTIAL}\n`);
+    return skipped ? EXIT.PARTIAL : EXIT.OK;
   } finally {
     progress.done();
     await pool.close();

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { atomicWrite, chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
-import { Uploader } from '../backup/uploader.js';
+import { runBackup } from '../backup/run.js';
 import { usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../tree/tree-reader.js';
@@ -90,28 +90,15 @@ export async function walPush(repo: Unlocked, pool: SealPool, o: WalPushOptions)
     throw new KeepError('ALREADY_EXISTS', `${name} is already archived in source ${o.source} with different content; refusing to replace it (two clusters archiving into one source?)`);
   }
   const system = parsed.kind === 'segment' ? walSystemId(data) : undefined;
-  const session = await repo.conn.beginBackup({ source: o.source, host: o.host });
-  const archiver = new Archiver(
-    repo,
-    session,
-    {
-      source: o.source,
-      host: o.host,
-      tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])],
-      tier: o.tier,
-      compression: o.compression,
-      clock: o.clock,
-      stdin: { name, stream: once(data) },
-    },
-    new Uploader(session, pool, o.compression),
-  );
-  let snap: Snapshot;
-  try {
-    snap = await archiver.run();
-  } catch (e) {
-    await session.abort().catch(() => undefined);
-    throw e;
-  }
+  const run = {
+    source: o.source,
+    host: o.host,
+    tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])],
+    tier: o.tier,
+    compression: o.compression,
+    clock: o.clock,
+  };
+  const snap = await runBackup(repo, pool, run, (uploader) => new Archiver(repo, { ...run, stdin: { name, stream: once(data) } }, uploader).run());
   return { wal: name, timeline: parsed.timeline, snapshot: snap.id, already: false, bytes: data.length, bytes_sent: snap.stats.bytes_sent, time: snap.time, duration_s: (o.clock.now() - started) / 1000 };
 }
 
