@@ -3,7 +3,7 @@ import path from 'node:path';
 import { atomicWrite, chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
 import { runBackup } from '../backup/run.js';
-import { usableSnapshots } from '../repo/authentic.js';
+import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../tree/tree-reader.js';
 
@@ -129,6 +129,33 @@ export async function writeWal(repo: Unlocked, pool: SealPool, wal: PgWal, dest:
   if (wal.contentId && toHex(chunkId(repo.keys, data)) !== wal.contentId) throw new KeepError('CORRUPT', `${wal.name}: content differs from what was pushed`);
   atomicWrite(dest, data, 0o600);
   return data.length;
+}
+
+/** What restore_command fetched: the copy of the file asked for, its size, and the segments prefetched after it. */
+export interface WalFetchResult {
+  copy: PgWal;
+  bytes: number;
+  ahead: string[];
+}
+
+/**
+ * restore_command: the newest archived copy of `name` (of cluster `system`,
+ * when given) written to `dest`, then up to `prefetch` segments after it into
+ * `spool`; undefined when `name` is not archived.
+ */
+export async function fetchWal(
+  repo: Unlocked,
+  pool: SealPool,
+  o: { source: string; name: string; dest: string; system?: string; prefetch: number; spool: string; env: NodeJS.ProcessEnv },
+): Promise<WalFetchResult | undefined> {
+  // Authenticated records only (KEEP_ALLOW_UNAUTHENTICATED=1 in restore_command's environment admits older ones).
+  const snaps = usableSnapshots(repo.keys, await repo.conn.snapshots({ source: o.source }), { allowUnauthenticated: allowUnauthenticated(false, o.env), warn: stderrWarn });
+  const copy = pickCopy(walCopies(snaps, o.name), o.system);
+  if (!copy) return undefined;
+  const bytes = await writeWal(repo, pool, copy, o.dest);
+  // Best effort: the file asked for is in place whatever happens to the ones after it.
+  const ahead = o.prefetch > 0 ? await prefetchAfter(repo, pool, snaps, copy, bytes, o.prefetch, o.spool, o.system).catch(() => [] as string[]) : [];
+  return { copy, bytes, ahead };
 }
 
 // ---------------------------------------------------------------- prefetch (restore_command)
