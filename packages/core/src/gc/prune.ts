@@ -6,6 +6,8 @@ import { PackWriter } from '../pack/writer.js';
 import { BlobType } from '../blob/format.js';
 import { parseBlob } from '../blob/seal.js';
 import { acquireMaintenanceLock } from '../pid-lock.js';
+import { newSeenSet, SeenSet } from '../dag/seen-set.js';
+import { walkDag } from '../dag/walk.js';
 import type { BlobView, Repository } from '../repository.js';
 
 /**
@@ -195,35 +197,35 @@ const recordKey = (id: Id, copyOf: number | undefined) => (copyOf === undefined 
  * no copies at all every view is the primary one and a subtree shared by
  * sources is walked once; otherwise once per source.
  */
-async function mark(repo: Repository, roots: { root: string; source: string }[]): Promise<Set<string>> {
-  const live = new Set<string>();
-  const walked = new Set<string>();
+async function mark(repo: Repository, roots: { root: string; source: string }[]): Promise<SeenSet> {
+  const live = newSeenSet();
   const views = new Map<string, BlobView>();
   const viewOf = (source: string) => views.get(source) ?? views.set(source, repo.views.ofSource(source)).get(source)!;
-  const stack: { id: Id; view: BlobView }[] = roots.map((r) => ({ id: Buffer.from(r.root, 'hex'), view: viewOf(r.source) }));
+  type Node = { id: Id; view: BlobView };
   const perView = new Map<BlobView, number>();
-  while (stack.length) {
-    const { id, view } = stack.pop()!;
-    const hex = toHex(id);
+  const keyOf = ({ id, view }: Node) => {
     if (!perView.has(view)) perView.set(view, perView.size);
-    const key = view === repo.views.primary ? hex : `${hex}/${perView.get(view)}`;
-    if (walked.has(key)) continue;
-    walked.add(key);
+    return view === repo.views.primary ? toHex(id) : `${toHex(id)}/${perView.get(view)}`;
+  };
+  const rootNodes: Node[] = roots.map((r) => ({ id: Buffer.from(r.root, 'hex'), view: viewOf(r.source) }));
+  await walkDag(rootNodes, keyOf, async ({ id, view }) => {
     const at = view(id);
-    if (!at) continue;
+    if (!at) return undefined;
     live.add(recordKey(id, at.copyOf));
-    if (at.record.type !== BlobType.Tree) continue;
+    if (at.record.type !== BlobType.Tree) return undefined;
     // A damaged tree stops the prune: collecting with an incomplete mark would delete live data.
     const { edges } = parseBlob(await repo.readBlob(id, view));
+    const trees: Node[] = [];
     for (const e of edges) {
-      if (e.type === BlobType.Tree) stack.push({ id: e.id, view });
+      if (e.type === BlobType.Tree) trees.push({ id: e.id, view });
       else if (view === repo.views.primary) live.add(toHex(e.id));
       else {
         const d = view(e.id);
         if (d) live.add(recordKey(e.id, d.copyOf));
       }
     }
-  }
+    return trees;
+  });
   return live;
 }
 
