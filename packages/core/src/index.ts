@@ -41,4 +41,4 @@ export { reachable } from './gc/reachable.js';
 export type { SeenSet } from './dag/seen-set.js';
 export { WriterSession } from './sessions/writer-session.js';
 export type { SessionOwner, SessionRepository } from './sessions/writer-session.js';
-export { INDEX_TABLES, KEEPD_INDEX_TABLES, OLD_BLOB_TABLES, REPO_FILES, STATE_TABLES } from './formats.js';
+export { INDEX_TABLES, KEEPD_INDEX_TABLES, MSGPACK_BLOB_TABLE, OLD_BLOB_TABLES, REPO_DIRS, REPO_FILES, STATE_TABLES } from './formats.js';

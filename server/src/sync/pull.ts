@@ -1,4 +1,4 @@
-import { BlobType, Clock, Database, Id, KeepError, parseBlob, randomId, Repository, SESSION_LEASE_MS, storageHash, toHex } from '@keep/core';
+import { BlobType, Clock, Database, Id, KeepError, parseBlob, randomId, Repository, SESSION_LEASE_MS, STATE_TABLES, storageHash, toHex } from '@keep/core';
 import { TokenStore } from '../auth/tokens.js';
 import { DedupScopeIndex } from '../dedup-scope.js';
 import { announceImported } from '../replicas.js';
@@ -34,7 +34,7 @@ export interface ReplicationState {
 }
 
 export function replicationDb(repo: Repository): Database<ReplicationState, string> {
-  return repo.database<ReplicationState>('replication');
+  return repo.database<ReplicationState>(STATE_TABLES.replication);
 }
 
 /**

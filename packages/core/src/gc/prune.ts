@@ -6,6 +6,7 @@ import { PackWriter } from '../pack/writer.js';
 import { BlobType } from '../blob/format.js';
 import { parseBlob } from '../blob/seal.js';
 import { acquireMaintenanceLock } from '../pid-lock.js';
+import { REPO_DIRS } from '../formats.js';
 import { newSeenSet, SeenSet } from '../dag/seen-set.js';
 import { walkDag } from '../dag/walk.js';
 import type { BlobView, Repository } from '../repository.js';
@@ -178,7 +179,7 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
     if (await repo.adoptPack(p)) report.orphan_packs_adopted++;
     else fs.rmSync(p.file, { force: true }), report.orphan_packs_deleted++;
   }
-  const tmp = path.join(repo.dir, 'tmp');
+  const tmp = path.join(repo.dir, REPO_DIRS.tmp);
   for (const n of fs.readdirSync(tmp)) {
     const f = path.join(tmp, n);
     if (fs.statSync(f).mtimeMs < old) fs.rmSync(f, { force: true }), report.tmp_files_deleted++;
@@ -244,7 +245,7 @@ async function repack(repo: Repository, packs: string[]): Promise<number> {
   for (const [id, r, copyOf] of repo.allRecords()) {
     if (!from.has(r.pack)) continue;
     const { bytes, hash } = await repo.readStored(id, copyOf === undefined ? repo.views.primary : repo.views.scoped(copyOf));
-    writer ??= new PackWriter(path.join(repo.dir, 'tmp'), repo.packsDir);
+    writer ??= new PackWriter(path.join(repo.dir, REPO_DIRS.tmp), repo.packsDir);
     const e = writer.add(id, r.type, bytes, hash); // the whole hash readStored proved (the index keeps a prefix)
     moves.push({ id: Buffer.from(id), copyOf, oldPack: r.pack, oldOffset: r.offset, pack: writer.id, offset: e.offset });
     moved += bytes.length;
