@@ -38,6 +38,7 @@ export { checkLmdbFile } from './index/meta-check.js';
 export type { RebuildReport } from './index/rebuild.js';
 export { STATE_FILE } from './state-store.js';
 export { reachable } from './gc/reachable.js';
+export { newSeenSet } from './dag/seen-set.js';
 export type { SeenSet } from './dag/seen-set.js';
 export { WriterSession } from './sessions/writer-session.js';
 export type { SessionOwner, SessionRepository } from './sessions/writer-session.js';
