@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareTrees, compressible, errorLine, initRepo, keep, keepJson, MiB, parseOneJson, prng, restoredPath, sha256, summarize, tempDirs } from './helpers.js';
+import { compareTrees, compressible, errorLine, initRepo, keep, keepJson, MiB, parseOneJson, prng, restoredPath, sha256, summarize, summaryLine, tempDirs } from './helpers.js';
 
 const SNAPSHOT_KEYS = ['id', 'source', 'host', 'time', 'parent', 'tags', 'size'];
 
@@ -203,7 +203,7 @@ describe('history of a source: snapshots, restore --at / --include, ls, diff', (
     expect(proj.snapshots).toBe(3);
   });
 
-  it('--json prints exactly one JSON document on stdout, and nothing on stderr, for every command', async () => {
+  it('--json prints exactly one JSON document on stdout (backup and restore: JSON lines ending in the summary), and nothing on stderr, for every command', async () => {
     const t = tmp.make('keep-json-');
     const commands = [
       ['snapshots'],
@@ -223,7 +223,7 @@ describe('history of a source: snapshots, restore --at / --include, ls, diff', (
       const r = await keep([...args, '--json'], { env });
       expect(r.code, `keep ${args.join(' ')}: ${r.stderr}`).toBe(0);
       expect(r.stderr, `keep ${args.join(' ')}`).toBe('');
-      const doc = parseOneJson(r);
+      const doc = args[0] === 'backup' || args[0] === 'restore' ? summaryLine(r) : parseOneJson(r);
       expect(typeof doc, `keep ${args.join(' ')}`).toBe('object');
       if (args[0] === 'check') expect(doc.ok).toBe(true);
     }

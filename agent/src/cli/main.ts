@@ -12,6 +12,7 @@ import { statsCommand } from '../commands/stats.js';
 import { mark } from '../startup/timing.js';
 import { startEarlyKek } from '../startup/early-kek.js';
 import { applyGlobalFlags, GLOBAL_FLAGS_USAGE, takeGlobalFlags } from './global-flags.js';
+import { jsonRequested, printJsonErrorLine } from './output.js';
 
 
 const USAGE = `keep — deduplicating, end-to-end encrypted backups
@@ -82,7 +83,9 @@ main(process.argv.slice(2)).then(
   },
   (e: Error) => {
     const msg = (e.message || String(e)).split('\n')[0];
-    process.stderr.write(`keep: error: ${msg}\n`);
+    // with --json, restic's "exit_error" message: the error and the exit code, one JSON line on stderr
+    if (jsonRequested(process.argv.slice(2))) printJsonErrorLine({ message_type: 'exit_error', code: exitCodeFor(e), message: msg });
+    else process.stderr.write(`keep: error: ${msg}\n`);
     if (!(e instanceof KeepError) && process.env.KEEP_DEBUG) process.stderr.write(`${e.stack}\n`);
     process.exit(exitCodeFor(e));
   },

@@ -1,6 +1,22 @@
-/** Human and JSON output. With --json, stdout carries exactly one JSON document. */
+/** Human and JSON output. With --json, stdout carries one JSON document, or JSON lines (backup, restore). */
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** One message of a JSON-lines stream (restic's format: `message_type` tells them apart), compact on one line. */
+export function printJsonLine(value: { message_type: string; [field: string]: unknown }): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+/** restic prints its "error" and "exit_error" messages on stderr, so stdout stays the command's data. */
+export function printJsonErrorLine(value: { message_type: string; [field: string]: unknown }): void {
+  process.stderr.write(JSON.stringify(value) + '\n');
+}
+
+/** True when the command line asks for JSON (a fatal error is then an "exit_error" message, as restic's). */
+export function jsonRequested(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
 }
 
 export function formatBytes(n: number): string {
@@ -12,6 +28,15 @@ export function formatBytes(n: number): string {
 
 export function formatRate(bytes: number, seconds: number): string {
   return seconds > 0 ? `${(bytes / seconds / 1e6).toFixed(1)} MB/s` : '-';
+}
+
+/** Seconds as [h:]m:ss, restic's way of showing elapsed time and ETA. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
 /** A one-line status on stderr, redrawn at most 5 times a second, only on a TTY. */
