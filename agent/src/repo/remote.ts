@@ -53,6 +53,7 @@ import {
   snapshotToWire,
   StatsRequestSchema,
   StatsResponse,
+  tlsChannelCredentials,
   UploadAck,
   UploadEncoder,
   writeFramePrefix,
@@ -197,7 +198,7 @@ export class RemoteConnection implements RepoConnection {
         }
       }
       ca ??= deferredExtraCas();
-      creds = grpc.credentials.createSsl(ca);
+      creds = tlsChannelCredentials(ca);
     } else {
       creds = grpc.credentials.createInsecure();
     }
