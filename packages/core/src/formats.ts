@@ -23,6 +23,10 @@
  * source-tags.ts). Table names are part of the on-disk format: renaming one
  * loses its data.
  */
+import { BLOB_VERSION } from './blob/format.js';
+import type { RepoConfig } from './config.js';
+import type { KeyFile } from './keys/keyfile.js';
+import { PACK_VERSION } from './pack/format.js';
 export { BLOB_VERSION } from './blob/format.js';
 export { PACK_MAGIC, PACK_VERSION, TRAILER_MAGIC } from './pack/format.js';
 
@@ -73,4 +77,13 @@ export const STATE_TABLES = {
   replicas: 'replicas',
   /** a replica's pull state (server sync/pull.ts) */
   replication: 'replication',
+} as const;
+
+/** The format versions this build writes (keep version / keepd version report them); the literals are checked against the types that hold them. */
+export const FORMAT_VERSIONS = {
+  config: 1 satisfies RepoConfig['version'],
+  key: 1 satisfies KeyFile['version'],
+  pack: PACK_VERSION,
+  blob: BLOB_VERSION,
+  index: INDEX_TABLES.blobs,
 } as const;

@@ -38,4 +38,5 @@ export { checkLmdbFile } from './index/meta-check.js';
 export type { RebuildReport } from './index/rebuild.js';
 export { STATE_FILE } from './state-store.js';
 export { reachable } from './gc/reachable.js';
-export { INDEX_TABLES, KEEPD_INDEX_TABLES, OLD_BLOB_TABLES, REPO_FILES, STATE_TABLES } from './formats.js';
+export { FORMAT_VERSIONS, INDEX_TABLES, KEEPD_INDEX_TABLES, OLD_BLOB_TABLES, REPO_FILES, STATE_TABLES } from './formats.js';
+export * from './program-report.js';
