@@ -76,6 +76,13 @@ describe('keep --help', () => {
     }
   });
 
+  it("COMMAND --help compiles help's code: it fills help's code cache, not the command's", async () => {
+    const cacheDir = tmp.make('keep-help-cache-');
+    const r = await runKeep(['backup', '--help'], { KEEP_CACHE_DIR: cacheDir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readdirSync(cacheDir).filter((f) => f.startsWith('code-'))).toEqual(['code-help.v8']);
+  });
+
   it('an unknown command, with or without --help, is a usage error (2)', async () => {
     for (const argv of [['frobnicate'], ['frobnicate', '--help'], ['help', 'frobnicate']]) {
       const r = await runKeep(argv, {});

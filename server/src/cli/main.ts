@@ -210,8 +210,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 };
 
-/** Commands that work on an existing repository: a missing one is named, with its cure (keepd init, not keep init), before they run. */
-const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'sync', 'promote', 'status', 'rebuild-index']);
+/** Commands that work on an existing repository: a missing one is named, with its cure (keepd init, not keep init), before they run. (sync creates a replica's.) */
+const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'rebuild-index']);
 
 function dataDirOf(argv: string[]): string | undefined {
   const i = argv.findIndex((a) => a === '--data' || a.startsWith('--data='));
