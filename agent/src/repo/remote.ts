@@ -39,6 +39,7 @@ import {
   snapshotFromWire,
   StatsRequestSchema,
   StatsResponse,
+  tlsChannelCredentials,
   UploadAck,
 } from '@keep/proto';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
@@ -151,7 +152,7 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
         }
       }
       ca ??= deferredExtraCas();
-      creds = grpc.credentials.createSsl(ca);
+      creds = tlsChannelCredentials(ca);
     } else {
       creds = grpc.credentials.createInsecure();
     }
