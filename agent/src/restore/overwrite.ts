@@ -31,10 +31,11 @@ export type ItemAction = 'restored' | 'updated' | 'unchanged' | 'skipped' | 'del
 const entryMtimeNs = (e: TreeEntry): bigint => BigInt(e.mtime[0]) * 1_000_000_000n + BigInt(e.mtime[1]);
 
 /**
- * Restored times pass through a double (futimes takes seconds): at today's
- * dates that keeps ~240 ns, so mtimes within a microsecond are equal.
+ * Restored times pass through a double (futimes takes seconds; ~240 ns at
+ * today's dates) and symlinks' through a microsecond timeval: mtimes within
+ * two microseconds are equal.
  */
-const SAME_MTIME_NS = 1000n;
+const SAME_MTIME_NS = 2000n;
 
 export function sameMtime(e: TreeEntry, st: fs.BigIntStats): boolean {
   const d = st.mtimeNs - entryMtimeNs(e);
