@@ -236,6 +236,32 @@ describe('keep restore --overwrite / --delete / --dry-run / --verify', () => {
     expect(contents(t)).toEqual(snapshotContents());
   });
 
+  it('hardlinks restored over an earlier restore stay one inode; the dry run predicts what the run does', async () => {
+    const hsrc = path.join(tmp.make('keep-restore-opts-h-'), 'h');
+    fs.mkdirSync(hsrc);
+    fs.writeFileSync(path.join(hsrc, 'a'), 'linked content\n');
+    fs.linkSync(path.join(hsrc, 'a'), path.join(hsrc, 'b'));
+    const snap = (await keepJson(['backup', hsrc], env)).snapshot;
+    const t = tmp.make('keep-restore-opts-t-');
+    const run = async (args: string[]) => {
+      const r = await runKeep(['restore', snap, '--target', t, '-v', '--json', ...args], env);
+      expect(r.code, r.stderr).toBe(0);
+      return parseLines(r.stdout, hsrc);
+    };
+    expect((await run([])).actions).toEqual({ a: 'restored', b: 'restored' });
+    const ino = (n: string) => fs.statSync(restoredPath(t, path.join(hsrc, n))).ino;
+    expect(ino('a')).toBe(ino('b'));
+    // A file with two names is rewritten rather than touched in place (one name could lie outside the target).
+    const dry = await run(['--dry-run']);
+    const again = await run([]);
+    expect(again.actions).toEqual(dry.actions);
+    expect(again.actions).toEqual({ a: 'updated', b: 'updated' });
+    expect(ino('a')).toBe(ino('b'));
+    const never = await run(['--overwrite', 'never']);
+    expect(never.actions).toEqual({ a: 'skipped', b: 'skipped' });
+    expect(ino('a')).toBe(ino('b'));
+  });
+
   it('bad usage exits 2: an unknown --overwrite mode, --dry-run with --verify', async () => {
     const t = tmp.make('keep-restore-opts-t-');
     const bad = await runKeep(['restore', snapshot, '--target', t, '--overwrite', 'sometimes'], env);

@@ -38,14 +38,15 @@ export class ExistingEntries {
    * How an entry meets what is already at its path (`present`: its directory
    * was there before, so the path may be taken): `new`, `replace` (after a
    * directory there was cleared), or `keep` / `unchanged` (left as it is).
+   * Without `ids` (symlinks, later hardlinks) content is not compared.
    */
-  async meet(e: TreeEntry, ids: Id[], p: Buffer, rel: Buffer, present: boolean): Promise<'new' | 'replace' | 'keep' | 'unchanged'> {
+  async meet(e: TreeEntry, ids: Id[] | undefined, p: Buffer, rel: Buffer, present: boolean): Promise<'new' | 'replace' | 'keep' | 'unchanged'> {
     const st = present ? lstatIfAny(p) : undefined;
     if (!st) return 'new';
     let step = existingEntry(this.r.overwrite, e, st);
     // A file with another name too may be one outside the target: rewritten, never given our metadata in place.
-    if ((step === 'compare' || step === 'unchanged') && st.nlink > 1n) step = 'replace';
-    if (step === 'compare') step = (await compareContent(p, ids, e.size, this.r.repo.chunking, this.r.repo.keys)) === 'same' ? 'unchanged' : 'replace';
+    if ((step === 'compare' || step === 'unchanged') && (st.nlink > 1n || !ids)) step = 'replace';
+    if (step === 'compare') step = (await compareContent(p, ids!, e.size, this.r.repo.chunking, this.r.repo.keys)) === 'same' ? 'unchanged' : 'replace';
     if (step === 'replace' && st.isDirectory()) this.clearDir(p, rel);
     return step;
   }

@@ -8,7 +8,7 @@ import { ExistingEntries } from './existing-entries.js';
 import { namedError } from './named-error.js';
 import type { OverwriteMode } from './overwrite.js';
 import { emptyRestoreStats, RestoreItem, RestoreStats } from './restore-stats.js';
-import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
+import { createLink, createSymlink, EntryMeta, ensureDir, sameFile, setDirMeta } from './target-fs.js';
 import { mark } from '../startup/timing.js';
 import { TreeReader } from './tree-reader.js';
 import { verifyTarget } from './verifier.js';
@@ -66,6 +66,12 @@ export interface RestoreOptions {
 
 export type { RestoreStats };
 
+interface Linked {
+  path: Buffer;
+  done: Promise<void>;
+  written: boolean;
+}
+
 /** Where a written file is reported once done: its path in the snapshot, and whether it replaced one. */
 interface Report {
   rel: Buffer;
@@ -107,8 +113,8 @@ export class Restorer {
   private readonly tasks = new Set<Promise<void>>();
   private failure: Error | undefined;
   private readonly dirMeta: { p: Buffer; m: EntryMeta }[] = [];
-  /** first restored path of each hardlinked inode, and when its content is done */
-  private readonly linked = new Map<string, { path: Buffer; done: Promise<void> }>();
+  /** first restored path of each hardlinked inode, when its content is done, and whether this run (re)writes it */
+  private readonly linked = new Map<string, Linked>();
   private readonly isRoot = process.getuid?.() === 0;
   private smallBytes = 0;
   private smallFiles = 0;
@@ -208,7 +214,7 @@ export class Restorer {
           await this.dir(TreeReader.subtree(node, e), p, r, makeDir, inside);
         }
       } else if (e.type === 'symlink') {
-        const step = await this.existing.meet(e, [], p, r, present);
+        const step = await this.existing.meet(e, undefined, p, r, present);
         if (step === 'keep' || step === 'unchanged') {
           this.existing.item('skipped', r, 0);
           continue;
@@ -236,33 +242,42 @@ export class Restorer {
     const ids = fileChunks(node, e);
     const key = e.nlink > 1 ? `${e.dev}:${e.ino}` : undefined;
     const first = key ? this.linked.get(key) : undefined;
+    if (first) return this.link(e, first, p, rel, present);
     const step = await this.existing.meet(e, ids, p, rel, present);
     if (step === 'keep' || step === 'unchanged') {
       this.existing.skipped(e, metaOf(e), p, rel, step === 'unchanged');
       // Later links of this inode link to what stays here.
-      if (key && !first) this.linked.set(key, { path: p, done: Promise.resolve() });
+      if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: false });
       return;
     }
     const report: Report = { rel, action: step === 'new' ? 'restored' : 'updated' };
-    if (first) {
-      this.track(
-        first.done.then(() => {
-          if (this.failure) return;
-          if (!this.dryRun) createLink(first.path, p);
-          this.stats.hardlinks++;
-          this.restored(e.size, report);
-        }),
-      );
-      return;
-    }
     if (this.dryRun) {
-      if (key) this.linked.set(key, { path: p, done: Promise.resolve() });
+      if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: true });
       return this.restored(e.size, report);
     }
     if (!key) return this.content(ids, e, p, report);
     let resolve!: () => void;
-    this.linked.set(key, { path: p, done: new Promise((r) => (resolve = r)) });
+    this.linked.set(key, { path: p, done: new Promise((r) => (resolve = r)), written: true });
     await this.content(ids, e, p, report, resolve);
+  }
+
+  /**
+   * A later name of a hardlinked inode: linked to the first once that is
+   * written. Its content is not compared: what decides is whether it is that
+   * file already (the same inode as a first name this run leaves in place).
+   */
+  private async link(e: TreeEntry, first: Linked, p: Buffer, rel: Buffer, present: boolean): Promise<void> {
+    const step = await this.existing.meet(e, undefined, p, rel, present);
+    if (step === 'keep') return this.existing.skipped(e, metaOf(e), p, rel, false);
+    this.track(
+      first.done.then(() => {
+        if (this.failure) return;
+        if (step !== 'new' && !first.written && sameFile(first.path, p)) return this.existing.skipped(e, metaOf(e), p, rel, true);
+        if (!this.dryRun) createLink(first.path, p);
+        this.stats.hardlinks++;
+        this.restored(e.size, { rel, action: step === 'new' ? 'restored' : 'updated' });
+      }),
+    );
   }
 
   /** Counted as written (a hardlink, or what a dry run would write). */

@@ -220,3 +220,10 @@ export function setExistingFileMeta(p: Buffer, m: EntryMeta, chown: boolean): vo
     fs.closeSync(fd);
   }
 }
+
+/** Whether two paths name the same inode (neither followed). */
+export function sameFile(a: Buffer, b: Buffer): boolean {
+  const x = lstatIfAny(a);
+  const y = lstatIfAny(b);
+  return !!x && !!y && x.dev === y.dev && x.ino === y.ino;
+}
