@@ -131,6 +131,17 @@ describe('keep restore --overwrite / --delete / --dry-run / --verify', () => {
     for (const name of Object.keys(FILES)) expect(fs.statSync(file(t, name)).mtime.getTime(), name).toBe(SNAP_TIME.getTime());
   });
 
+  it.runIf(process.getuid?.() === 0)('as root, a matching file someone else owns is rewritten, not chowned in place (they may hold it open)', async () => {
+    const t = await prepared();
+    fs.chownSync(file(t, 'same.txt'), 65534, 65534);
+    const { actions } = await restore(t, ['--overwrite', 'if-changed']);
+    expect(actions['same.txt']).toBe('updated');
+    expect(actions['big.bin']).toBe('unchanged');
+    const st = fs.statSync(file(t, 'same.txt'));
+    const want = fs.statSync(path.join(src, 'same.txt'));
+    expect([st.uid, st.gid]).toEqual([want.uid, want.gid]);
+  });
+
   it('--overwrite if-changed trusts size and mtime: the same-size, same-mtime change is left (and --verify then catches it, exit 4)', async () => {
     const t = await prepared();
     const { actions, summary } = await restore(t, ['--overwrite', 'if-changed']);

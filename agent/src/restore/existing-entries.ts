@@ -44,11 +44,24 @@ export class ExistingEntries {
     const st = present ? lstatIfAny(p) : undefined;
     if (!st) return 'new';
     let step = existingEntry(this.r.overwrite, e, st);
-    // A file with another name too may be one outside the target: rewritten, never given our metadata in place.
-    if ((step === 'compare' || step === 'unchanged') && (st.nlink > 1n || !ids)) step = 'replace';
+    if ((step === 'compare' || step === 'unchanged') && (!ids || !this.inPlaceSafe(e, st))) step = 'replace';
     if (step === 'compare') step = (await compareContent(p, ids!, e.size, this.r.repo.chunking, this.r.repo.keys)) === 'same' ? 'unchanged' : 'replace';
     if (step === 'replace' && st.isDirectory()) this.clearDir(p, rel);
     return step;
+  }
+
+  /**
+   * Whether a file whose content matches may keep its inode and get the
+   * snapshot's metadata in place. Not when it has another name (which may lie
+   * outside the target), nor when its owner is not who the restore makes it
+   * (as root, the snapshot's owner; else us): whoever owns it may hold it open
+   * for writing, and a chown in place would hand them a file of another owner.
+   * Such a file is rewritten: a new inode, as for a file that differs.
+   */
+  private inPlaceSafe(e: TreeEntry, st: fs.BigIntStats): boolean {
+    if (st.nlink > 1n) return false;
+    if (this.r.isRoot) return st.uid === BigInt(e.uid) && st.gid === BigInt(e.gid);
+    return st.uid === BigInt(process.getuid?.() ?? -1);
   }
 
   /** A directory's place holds something else that --overwrite keeps: nothing below it is restored. */
