@@ -3,7 +3,7 @@ import { KeepError, newMasterKey, parseChunkerSizes, processClock, wrapMasterKey
 import { parse, positiveInt } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { LocalConnection } from '../repo/local.js';
-import { rememberKdfParams } from '../repo/early-kek.js';
+import { rememberKdfParams } from '../startup/early-kek.js';
 import { connect, isRemote, readPassword, repoLocation } from '../repo/open.js';
 
 /** scrypt cost as log2(N); recorded in the key file. Lower values are for tests and tiny hosts. */
@@ -22,7 +22,7 @@ export async function initCommand(argv: string[]): Promise<void> {
     'chunk-max': { type: 'string' },
   });
   const location = repoLocation();
-  const password = readPassword();
+  const password = await readPassword(process.env, 'KEEP_PASSWORD', { prompt: 'enter passphrase for new repository: ', confirm: true });
   const scrypt = scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost'));
   const chunker = parseChunkerSizes(values['chunk-min'], values['chunk-avg'], values['chunk-max']);
   if (chunker && isRemote(location)) throw new KeepError('INVALID_ARGUMENT', 'chunk sizes of a keepd repository are set by `keepd init`');

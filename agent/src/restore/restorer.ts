@@ -10,7 +10,7 @@ import type { OverwriteMode } from './overwrite.js';
 import { emptyRestoreStats, RestoreItem, RestoreStats } from './restore-stats.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, sameFile, setDirMeta } from './target-fs.js';
 import { mark } from '../startup/timing.js';
-import { TreeReader } from './tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { verifyTarget } from './verifier.js';
 import { RestorePool, restoreWorkerCount } from './worker-pool.js';
 

@@ -5,7 +5,7 @@ import type { RestoreFilter } from '../selection/restore-filter.js';
 import { compareContent } from './content-check.js';
 import { checkNames, entryChoices } from './entry-choices.js';
 import { lstatIfAny } from './target-fs.js';
-import { TreeReader } from './tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 
 const SEP = Buffer.from('/');
 
