@@ -94,6 +94,13 @@ Restore a snapshot (an id prefix, or latest of --source).
   --include, -i PATTERN   restore only what matches (restic's patterns; repeatable); --iinclude ignores case
   --exclude, -e PATTERN   leave out what matches (repeatable); --iexclude ignores case
                         a pattern that matches nothing is an error (exit 1)
+  --overwrite MODE        always (default) | if-changed (size, mtime, then content by chunk ids) |
+                        if-newer | never: what to do with a file already in the target
+  --delete                remove what the target holds and the snapshot lacks (inside what is restored)
+  --dry-run               write nothing; -v lists what would be restored, updated, deleted
+  --verify                read back every restored file and compare it with the snapshot (exit 4 on a mismatch)
+  --verbose, -v           one line per item (restored, updated, unchanged, skipped, deleted)
+a target that is not empty is restored into, as restic does: --overwrite decides each existing file
   --allow-unauthenticated  accept snapshots whose origin cannot be verified`,
   ls: `usage: keep ls SNAPSHOT|latest [PATH] [--source N] [--at TIME] [--allow-unauthenticated]
 
