@@ -23,6 +23,7 @@ import { TreeReader } from '../restore/tree-reader.js';
 import { entryMeta, EntryMeta, sameEntry, unchanged } from './metadata.js';
 import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';
+import { recordedMeta } from './recorded-meta.js';
 
 export interface BackupOptions {
   source: string;
@@ -142,6 +143,7 @@ export class Archiver {
       tags: this.opts.tags,
       ...(this.opts.tier ? { tier: this.opts.tier } : {}),
       stats: this.stats,
+      ...recordedMeta(this.repo.keys, this.opts),
     }));
   }
 
