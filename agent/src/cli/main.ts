@@ -2,6 +2,7 @@ import { EXIT, exitCodeFor, exitOnInterrupt, KeepError, surviveLmdbWriteFailures
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
+import { forgetCommand } from '../commands/forget.js';
 import { initCommand } from '../commands/init.js';
 import { keyCommand } from '../commands/key.js';
 import { lsCommand } from '../commands/ls.js';
@@ -9,6 +10,7 @@ import { pgCommand } from '../commands/pg.js';
 import { restoreCommand } from '../commands/restore.js';
 import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
+import { tagCommand } from '../commands/tag.js';
 import { mark } from '../startup/timing.js';
 
 
@@ -20,7 +22,10 @@ usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE f
                              [--chunk-min S --chunk-avg S --chunk-max S] [--kdf-cost K]
   backup PATH...             back up files and directories [--source N] [--tag T]... [--compression none|low|medium|high] [--tier T]
   backup --stdin --stdin-name NAME   back up a stream
-  snapshots                  list snapshots [--source N]
+  snapshots                  list snapshots [--source N] [--group-by source,paths,tags]
+  forget                     remove snapshots by policy (restic's): [--keep-last N] [--keep-daily N]... [--keep-within D]
+                             [--keep-tag T]... [--group-by source,paths,tags] [--dry-run] [--prune]; over gRPC: admin tokens
+  tag [SNAPSHOT...]          --add T | --remove T | --set T: rewrite snapshots' tags; over gRPC: admin tokens
   restore SNAPSHOT|latest --target DIR [--source N] [--at TIME] [--include PATH]...
   ls SNAPSHOT [PATH]         list a snapshot's files
   diff SNAPSHOT SNAPSHOT     what changed between two snapshots
@@ -44,6 +49,8 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   ls: lsCommand,
   diff: diffCommand,
   stats: statsCommand,
+  forget: forgetCommand,
+  tag: tagCommand,
   check: checkCommand,
   key: keyCommand,
   pg: pgCommand,

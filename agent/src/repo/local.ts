@@ -1,4 +1,4 @@
-import { BlobView, BlobWriter, storageFailure, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
+import { BlobView, BlobWriter, storageFailure, CheckOptions, ChunkerParams, forgetSnapshots, ForgetOptions, ForgetResult, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -57,6 +57,16 @@ export class LocalConnection implements RepoConnection {
 
   check(opts: CheckOptions): Promise<CheckReport> {
     return this.repo.check(opts);
+  }
+
+  forget(o: ForgetOptions): Promise<ForgetResult> {
+    return forgetSnapshots(this.repo, o, this.repo.clock);
+  }
+
+  async replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]> {
+    const out: Snapshot[] = [];
+    for (const r of list) out.push(await this.repo.replaceSnapshot(r.oldId, r.snapshot));
+    return out;
   }
 
   async repoStats(): Promise<RepoStats> {

@@ -5,6 +5,8 @@ import grpc from '@grpc/grpc-js';
 import {
   CheckOptions,
   CheckReport,
+  ForgetOptions,
+  ForgetResult,
   Id,
   KeepError,
   KeyFile,
@@ -58,6 +60,7 @@ import {
   writeFramePrefix,
 } from '@keep/proto';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
+import { remoteForget, remoteReplace } from './remote-retention.js';
 import { CallStatus, StreamCall, StreamSession } from './remote-stream.js';
 
 /*
@@ -452,6 +455,14 @@ export class RemoteConnection implements RepoConnection {
   async repoStats(): Promise<RepoStats> {
     const r = await this.unary<StatsResponse>('stats', create(StatsRequestSchema, {}));
     return { snapshots: Number(r.snapshots), blobs: Number(r.blobs), packs: Number(r.packs), stored_bytes: Number(r.storedBytes) };
+  }
+
+  forget(o: ForgetOptions): Promise<ForgetResult> {
+    return remoteForget(this, o);
+  }
+
+  replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]> {
+    return remoteReplace(this, list);
   }
 
   async close(): Promise<void> {

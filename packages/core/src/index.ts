@@ -25,6 +25,7 @@ export * from './snapshot/sealed-meta.js';
 export * from './snapshot/grouping.js';
 export * from './snapshot/forget.js';
 export * from './snapshot/forget-flags.js';
+export * from './snapshot/replace.js';
 export * from './repository.js';
 export { decodeBlobRecord, encodeBlobRecord } from './blob-index.js';
 export type { BlobViews, Copy } from './copy-index.js';
