@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRepo, keep, keepJson as localJson, tempDirs } from './helpers.js';
-import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, RawClient, runKeep, startKeepd, Token, wire } from './keepd-harness.js';
+import { agentEnv, Keepd, keepJson, killAllKeepd, RawClient, runKeep, Token, wire } from './keepd-harness.js';
+import { etcThenHome, keepdWithAdmin } from './retention-fixture.js';
 
 describe('keep forget over gRPC (admin tokens) and embedded', () => {
   const tmp = tempDirs();
@@ -20,28 +21,16 @@ describe('keep forget over gRPC (admin tokens) and embedded', () => {
   let home: string;
   const tok: Record<string, Token> = {};
   let etcSnap: string;
-  const homeSnaps: string[] = [];
+  let homeSnaps: string[] = [];
   const ids = async (t: Token) => (await keepJson(['snapshots'], agentEnv(keepd, t.token))).map((s: any) => s.id).sort();
 
   beforeAll(async () => {
     dir = tmp.make('keep-forget-grpc-');
-    const data = path.join(dir, 'data');
-    await keepdInit(data);
-    tok.agent = await createToken(data, 'agent', { sources: ['web1'] });
-    tok.admin = await createToken(data, 'admin');
-    keepd = await startKeepd(data);
-    await keepJson(['init', '--kdf-cost', '12'], agentEnv(keepd, tok.admin.token));
-    etc = path.join(dir, 'etc');
-    home = path.join(dir, 'home');
-    fs.mkdirSync(etc);
-    fs.mkdirSync(home);
-    fs.writeFileSync(path.join(etc, 'a.conf'), 'a = 1\n');
-    const env = agentEnv(keepd, tok.agent.token);
-    etcSnap = (await keepJson(['backup', etc, '--source', 'web1'], env)).snapshot;
-    for (let i = 0; i < 3; i++) {
-      fs.writeFileSync(path.join(home, `n${i}.txt`), `${i}\n`);
-      homeSnaps.push((await keepJson(['backup', home, '--source', 'web1'], env)).snapshot);
-    }
+    const k = await keepdWithAdmin(dir, 'web1');
+    keepd = k.keepd;
+    tok.agent = k.agent;
+    tok.admin = k.admin;
+    ({ etc, home, etcSnap, homeSnaps } = await etcThenHome(dir, k, 'web1'));
   });
 
   afterAll(killAllKeepd);

@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, startKeepd, Token } from './keepd-harness.js';
+import { agentEnv, Keepd, keepdJson, keepJson, killAllKeepd, runKeep, Token } from './keepd-harness.js';
+import { etcThenHome, keepdWithAdmin } from './retention-fixture.js';
 
 describe('snapshots and forget group by source and paths', () => {
   const tmp = tempDirs();
@@ -22,27 +23,15 @@ describe('snapshots and forget group by source and paths', () => {
   let home: string;
   const tok: Record<string, Token> = {};
   let etcSnap: string;
-  const homeSnaps: string[] = [];
+  let homeSnaps: string[] = [];
 
   beforeAll(async () => {
     dir = tmp.make('keep-group-by-');
-    data = path.join(dir, 'data');
-    await keepdInit(data);
-    tok.agent = await createToken(data, 'agent', { sources: ['web1'] });
-    tok.admin = await createToken(data, 'admin');
-    keepd = await startKeepd(data);
-    await keepJson(['init', '--kdf-cost', '12'], agentEnv(keepd, tok.admin.token));
-    etc = path.join(dir, 'etc');
-    home = path.join(dir, 'home');
-    fs.mkdirSync(etc);
-    fs.mkdirSync(home);
-    fs.writeFileSync(path.join(etc, 'secret-config-name.conf'), 'setting = 1\n');
-    const env = agentEnv(keepd, tok.agent.token);
-    etcSnap = (await keepJson(['backup', etc, '--source', 'web1'], env)).snapshot;
-    for (let i = 0; i < 3; i++) {
-      fs.writeFileSync(path.join(home, `notes-${i}.txt`), `day ${i}\n`);
-      homeSnaps.push((await keepJson(['backup', home, '--source', 'web1', '--tag', i === 2 ? 'weekly' : 'daily'], env)).snapshot);
-    }
+    const k = await keepdWithAdmin(dir, 'web1');
+    ({ data, keepd } = k);
+    tok.agent = k.agent;
+    tok.admin = k.admin;
+    ({ etc, home, etcSnap, homeSnaps } = await etcThenHome(dir, k, 'web1', (i) => [i === 2 ? 'weekly' : 'daily']));
   });
 
   afterAll(killAllKeepd);

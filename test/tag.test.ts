@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees, initRepo, keep, keepJson as localJson, restoredPath, tempDirs } from './helpers.js';
-import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, RawClient, runKeep, startKeepd, Token, wire } from './keepd-harness.js';
+import { agentEnv, Keepd, keepJson, killAllKeepd, RawClient, runKeep, Token, wire } from './keepd-harness.js';
+import { keepdWithAdmin } from './retention-fixture.js';
 
 describe('keep tag', () => {
   const tmp = tempDirs();
@@ -26,12 +27,10 @@ describe('keep tag', () => {
 
   beforeAll(async () => {
     dir = tmp.make('keep-tag-');
-    data = path.join(dir, 'data');
-    await keepdInit(data);
-    tok.agent = await createToken(data, 'agent', { sources: ['web1'] });
-    tok.admin = await createToken(data, 'admin');
-    keepd = await startKeepd(data);
-    await keepJson(['init', '--kdf-cost', '12'], agentEnv(keepd, tok.admin.token));
+    const k = await keepdWithAdmin(dir, 'web1');
+    ({ data, keepd } = k);
+    tok.agent = k.agent;
+    tok.admin = k.admin;
     src = path.join(dir, 'src');
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, 'f.txt'), 'tagged data\n'.repeat(100));

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { ForgetOptions, ForgetResult, KeepError, SealedSnapshot, Snapshot } from '@keep/core';
-import { ForgetRequestSchema, ForgetResponse, ReplaceSnapshotsRequestSchema, ReplaceSnapshotsResponse, SnapshotReplacementSchema, snapshotFromWire, snapshotToWire } from '@keep/proto';
+import { forgetToWire, ForgetResponse, ReplaceSnapshotsRequestSchema, ReplaceSnapshotsResponse, SnapshotReplacementSchema, snapshotFromWire, snapshotToWire } from '@keep/proto';
 
 /** The unary call of a RemoteConnection (remote.ts). */
 interface Caller {
@@ -17,27 +17,7 @@ function adminOnly(what: string): (e: unknown) => never {
 
 /** keepd's Forget RPC (admin tokens): the same engine as `keepd forget`, its report as JSON. */
 export async function remoteForget(conn: Caller, o: ForgetOptions): Promise<ForgetResult> {
-  const p = o.policy;
-  const req = create(ForgetRequestSchema, {
-    keepLast: p.last,
-    keepHourly: p.hourly,
-    keepDaily: p.daily,
-    keepWeekly: p.weekly,
-    keepMonthly: p.monthly,
-    keepYearly: p.yearly,
-    keepWithin: p.within ?? '',
-    keepWithinHourly: p.withinHourly ?? '',
-    keepWithinDaily: p.withinDaily ?? '',
-    keepWithinWeekly: p.withinWeekly ?? '',
-    keepWithinMonthly: p.withinMonthly ?? '',
-    keepWithinYearly: p.withinYearly ?? '',
-    keepTags: p.tags ?? [],
-    source: o.source ?? '',
-    tier: o.tier ?? '',
-    groupBy: [...(o.groupBy ?? [])],
-    groupBySet: o.groupBy !== undefined,
-    dryRun: Boolean(o.dryRun),
-  });
+  const req = forgetToWire(o);
   // No deadline: a large repository's retention takes as long as it takes.
   const r = await conn.call<ForgetResponse>('forget', req, 0).catch(adminOnly('keep forget'));
   try {

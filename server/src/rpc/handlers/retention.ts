@@ -1,49 +1,7 @@
 import { create } from '@bufbuild/protobuf';
-import { forgetSnapshots, KeepError, parseGroupBy, parseTier, Replacement, RetentionPolicy } from '@keep/core';
-import { ForgetResponseSchema, ReplaceSnapshotsResponseSchema, Snapshot, snapshotFromWire, snapshotToWire } from '@keep/proto';
+import { forgetSnapshots, KeepError, Replacement } from '@keep/core';
+import { forgetFromWire, ForgetRequest, ForgetResponseSchema, ReplaceSnapshotsResponseSchema, Snapshot, snapshotFromWire, snapshotToWire } from '@keep/proto';
 import { RpcCalls } from '../call.js';
-
-interface ForgetReq {
-  keepLast?: number;
-  keepHourly?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  keepYearly?: number;
-  keepWithin: string;
-  keepWithinHourly: string;
-  keepWithinDaily: string;
-  keepWithinWeekly: string;
-  keepWithinMonthly: string;
-  keepWithinYearly: string;
-  keepTags: string[];
-  source: string;
-  tier: string;
-  groupBy: string[];
-  groupBySet: boolean;
-  dryRun: boolean;
-}
-
-/** The request's rules as core's policy: unset counts and empty durations are no rule. */
-function policyOf(r: ForgetReq): RetentionPolicy {
-  const p: RetentionPolicy = {
-    last: r.keepLast,
-    hourly: r.keepHourly,
-    daily: r.keepDaily,
-    weekly: r.keepWeekly,
-    monthly: r.keepMonthly,
-    yearly: r.keepYearly,
-    within: r.keepWithin || undefined,
-    withinHourly: r.keepWithinHourly || undefined,
-    withinDaily: r.keepWithinDaily || undefined,
-    withinWeekly: r.keepWithinWeekly || undefined,
-    withinMonthly: r.keepWithinMonthly || undefined,
-    withinYearly: r.keepWithinYearly || undefined,
-    tags: r.keepTags.length ? [...r.keepTags] : undefined,
-  };
-  for (const k of Object.keys(p) as (keyof RetentionPolicy)[]) if (p[k] === undefined) delete p[k];
-  return p;
-}
 
 /** A rewritten record as the agent sends it: its own id and MAC; server_time is the old record's (SnapshotStore.replace). */
 function replacementOf(s: Snapshot | undefined): Replacement {
@@ -61,19 +19,9 @@ export function retentionHandlers(rpc: RpcCalls) {
   const { d } = rpc;
 
   return {
-    forget: rpc.unary('Forget', ['admin'], async (req: ForgetReq) => {
+    forget: rpc.unary('Forget', ['admin'], async (req: ForgetRequest) => {
       if (!req.dryRun) rpc.writable();
-      const result = await forgetSnapshots(
-        d.repo,
-        {
-          source: req.source || undefined,
-          policy: policyOf(req),
-          tier: req.tier ? parseTier(req.tier) : undefined,
-          groupBy: req.groupBySet ? parseGroupBy(req.groupBy.join(',')) : undefined,
-          dryRun: req.dryRun,
-        },
-        d.clock,
-      );
+      const result = await forgetSnapshots(d.repo, forgetFromWire(req), d.clock);
       const removed = result.groups.reduce((n, g) => n + g.removed.length + (g.wal?.removed.length ?? 0), 0);
       if (!req.dryRun && removed) d.log.info({ removed }, 'snapshots forgotten');
       return create(ForgetResponseSchema, { reportJson: JSON.stringify(result) });
