@@ -65,8 +65,12 @@ describe('keep forget over gRPC (admin tokens) and embedded', () => {
     expect(await ids(tok.admin)).toEqual(before);
   });
 
-  it('an admin token forgets through keepd, grouped as asked', async () => {
-    const groups = await keepJson(['forget', '--keep-last', '1', '--group-by', 'source,paths'], agentEnv(keepd, tok.admin.token));
+  it('an admin token forgets (and prunes) through keepd, grouped as asked', async () => {
+    const r = await runKeep(['forget', '--keep-last', '1', '--group-by', 'source,paths', '--prune', '--json'], agentEnv(keepd, tok.admin.token));
+    expect(r.code, r.stderr).toBe(0);
+    const groups = JSON.parse(r.stdout);
+    // keepd pruned after forgetting (its report on stderr: stdout stays restic's array of groups)
+    expect(r.stderr).toMatch(/^keep: prune: removed \d+ blobs/m);
     expect(groups.flatMap((g: any) => g.remove.map((s: any) => s.id)).sort()).toEqual([homeSnaps[0], homeSnaps[1]].sort());
     expect(await ids(tok.admin)).toEqual([etcSnap, homeSnaps[2]].sort());
     // a backup still builds on what is left

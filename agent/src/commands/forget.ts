@@ -1,7 +1,6 @@
-import { byTime, FORGET_FLAGS, ForgetGroup, groupLabel, judgeSnapshots, KeepError, parseGroupBy, parseTier, policyFromFlags, prune, RepoKeys, Snapshot } from '@keep/core';
+import { byTime, FORGET_FLAGS, ForgetGroup, groupLabel, judgeSnapshots, KeepError, parseGroupBy, parseTier, policyFromFlags, RepoKeys, Snapshot } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
-import { LocalConnection } from '../repo/local.js';
 import { openRepository } from '../repo/open.js';
 import { metaOf, snapshotJson } from './snapshot-view.js';
 
@@ -19,14 +18,13 @@ export async function forgetCommand(argv: string[]): Promise<void> {
     tier: typeof values.tier === 'string' ? parseTier(values.tier) : undefined,
     groupBy: parseGroupBy(values['group-by'] as string | undefined),
     dryRun,
+    prune: Boolean(values.prune),
   };
   const repo = await openRepository();
   try {
-    if (values.prune && !(repo.conn instanceof LocalConnection)) throw new KeepError('INVALID_ARGUMENT', '--prune runs on keepd: `keepd prune --data DIR` (or `keepd forget --prune`)');
     // The records as they were, to show what each group kept and removed.
     const before = judgeSnapshots(repo.keys.snapshotMacKey, [...(await repo.conn.snapshots(opts.source ? { source: opts.source } : {}))].sort(byTime));
     const r = await repo.conn.forget(opts);
-    const pruned = values.prune && !dryRun && repo.conn instanceof LocalConnection ? await prune(repo.conn.repo) : undefined;
     const byId = new Map(before.map((j) => [j.snapshot.id, j]));
     if (values.json) {
       printJson(r.groups.map((g) => forgetGroupJson(repo.keys, g, byId)));
@@ -37,8 +35,10 @@ export async function forgetCommand(argv: string[]): Promise<void> {
         console.log(`  ${dryRun ? 'would remove' : 'removed'} ${g.removed.length} snapshot(s)`);
         if (g.wal) console.log(`  WAL: ${dryRun ? 'would remove' : 'removed'} ${g.wal.removed.length} of ${g.wal.files} file(s)`);
       }
-      if (pruned) console.log(`prune: removed ${pruned.blobs_removed} blobs, ${pruned.bytes_before - pruned.bytes_after} bytes freed`);
     }
+    // (stderr: --json's stdout stays restic's array of groups)
+    const pruned = r.prune;
+    if (pruned) process.stderr.write(`keep: prune: removed ${pruned.blobs_removed} blobs, ${pruned.bytes_before - pruned.bytes_after} bytes freed\n`);
     for (const s of r.skipped) process.stderr.write(`keep: warning: ${s}: no policy (give --keep-* flags or --tier, or back it up with --tier); left alone\n`);
     if (r.groups.length === 0 && r.skipped.length) throw new KeepError('INVALID_ARGUMENT', 'no retention policy: give --keep-last/--keep-daily/... or --tier');
   } finally {

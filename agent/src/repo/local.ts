@@ -1,4 +1,4 @@
-import { BlobView, BlobWriter, storageFailure, CheckOptions, ChunkerParams, forgetSnapshots, ForgetOptions, ForgetResult, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
+import { BlobView, BlobWriter, storageFailure, CheckOptions, ChunkerParams, forgetSnapshots, ForgetOptions, ForgetResult, prune, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -59,8 +59,10 @@ export class LocalConnection implements RepoConnection {
     return this.repo.check(opts);
   }
 
-  forget(o: ForgetOptions): Promise<ForgetResult> {
-    return forgetSnapshots(this.repo, o, this.repo.clock);
+  async forget(o: ForgetOptions): Promise<ForgetResult> {
+    const r = await forgetSnapshots(this.repo, o, this.repo.clock);
+    if (o.prune && !o.dryRun) r.prune = await prune(this.repo);
+    return r;
   }
 
   async replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]> {

@@ -29,6 +29,7 @@ export function forgetToWire(o: ForgetOptions): ForgetRequest {
     groupBy: [...(o.groupBy ?? [])],
     groupBySet: o.groupBy !== undefined,
     dryRun: Boolean(o.dryRun),
+    prune: Boolean(o.prune),
   });
 }
 
@@ -56,5 +57,6 @@ export function forgetFromWire(r: ForgetRequest): ForgetOptions {
     tier: r.tier ? parseTier(r.tier) : undefined,
     groupBy: r.groupBySet ? parseGroupBy(r.groupBy.join(',')) : undefined,
     dryRun: r.dryRun,
+    prune: r.prune,
   };
 }

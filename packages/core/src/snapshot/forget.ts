@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { PruneReport } from '../gc/prune.js';
 import type { Repository } from '../repository.js';
 import { TIERS, type Tier } from '../tiers.js';
 import { DEFAULT_GROUP_BY, GroupField, GroupKey, groupSnapshots, SnapshotGroup } from './grouping.js';
@@ -21,6 +22,8 @@ export interface ForgetOptions {
   /** default source,paths */
   groupBy?: readonly GroupField[];
   dryRun?: boolean;
+  /** then collect garbage (core gc/prune.ts); the caller runs it, not the engine */
+  prune?: boolean;
 }
 
 export interface ForgetGroup {
@@ -42,6 +45,8 @@ export interface ForgetResult {
   /** groups left alone for want of a policy, each named by groupLabel */
   skipped: string[];
   group_by: GroupField[];
+  /** the garbage collection that followed, when asked for */
+  prune?: PruneReport;
 }
 
 /** "source a, paths 1f2e…, tags [x, y]" (a group's key in words; a bare source name when grouped by source alone). */

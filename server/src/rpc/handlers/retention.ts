@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { forgetSnapshots, KeepError, Replacement } from '@keep/core';
+import { forgetSnapshots, KeepError, prune, Replacement } from '@keep/core';
 import { forgetFromWire, ForgetRequest, ForgetResponseSchema, ReplaceSnapshotsResponseSchema, Snapshot, snapshotFromWire, snapshotToWire } from '@keep/proto';
 import { RpcCalls } from '../call.js';
 
@@ -24,6 +24,8 @@ export function retentionHandlers(rpc: RpcCalls) {
       const result = await forgetSnapshots(d.repo, forgetFromWire(req), d.clock);
       const removed = result.groups.reduce((n, g) => n + g.removed.length + (g.wal?.removed.length ?? 0), 0);
       if (!req.dryRun && removed) d.log.info({ removed }, 'snapshots forgotten');
+      // The engine `keepd prune` runs; open sessions' blobs are protected as they are from a prune beside keepd.
+      if (req.prune && !req.dryRun) result.prune = await prune(d.repo);
       return create(ForgetResponseSchema, { reportJson: JSON.stringify(result) });
     }),
 
