@@ -11,13 +11,16 @@ function username(): string {
   }
 }
 
+/** The paths a snapshot records: those given, absolute like restic's; a stream: its stored name. */
+export function recordedPaths(opts: { paths?: string[]; stdin?: { name: string } }): string[] {
+  return opts.stdin ? [opts.stdin.name] : (opts.paths ?? []).map((p) => path.resolve(p));
+}
+
 /**
  * What a snapshot record says about its backup beyond the keyless fields:
- * the paths given (absolute, like restic's; a stream: its stored name) and
- * the user, sealed (core snapshot/sealed-meta.ts), plus the keyed path-set id
- * keepd groups by.
+ * the paths and the user, sealed (core snapshot/sealed-meta.ts), plus the
+ * keyed path-set id keepd groups by.
  */
-export function recordedMeta(keys: RepoKeys, opts: { paths?: string[]; stdin?: { name: string } }): { sealed_meta: string; paths_group?: string } {
-  const paths = opts.stdin ? [opts.stdin.name] : (opts.paths ?? []).map((p) => path.resolve(p));
+export function recordedMeta(keys: RepoKeys, paths: string[]): { sealed_meta: string; paths_group?: string } {
   return sealMeta(keys, { paths, username: username() });
 }

@@ -12,7 +12,7 @@ import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
 import { tagCommand } from '../commands/tag.js';
 import { mark } from '../startup/timing.js';
-import { startEarlyKek } from '../repo/early-kek.js';
+import { startEarlyKek } from '../startup/early-kek.js';
 import { applyGlobalFlags, GLOBAL_FLAGS_USAGE, takeGlobalFlags } from './global-flags.js';
 
 

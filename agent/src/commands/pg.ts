@@ -7,8 +7,9 @@ import { runBaseBackup } from '../pg/base-backup.js';
 import { pgCommandLine, pgSource } from '../pg/env.js';
 import { envFileInUse } from '../cli/global-flags.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
-import { planRestore, readWalText, restoreFiles, TimelineChoice, writeRecoveryConfig } from '../pg/restore.js';
-import { DEFAULT_PREFETCH, pickCopy, prefetchAfter, prefetchDir, takePrefetched, walCopies, walPush, writeWal } from '../pg/wal.js';
+import { pointInTimeRestore } from '../pg/point-in-time.js';
+import type { TimelineChoice } from '../pg/restore.js';
+import { DEFAULT_PREFETCH, fetchWal, prefetchDir, takePrefetched, walPush } from '../pg/wal.js';
 
 const USAGE = `keep pg — PostgreSQL base backups, WAL archiving and point-in-time restore
 
@@ -179,14 +180,9 @@ async function pgWalFetch(argv: string[]): Promise<void> {
     const env = process.env;
     const source = pgSource(values.source, env);
     outcome = await withRepo(env, async (repo, pool) => {
-      // Authenticated records only (KEEP_ALLOW_UNAUTHENTICATED=1 in restore_command's environment admits older ones).
-      const snaps = usableSnapshots(repo.keys, await repo.conn.snapshots({ source }), { allowUnauthenticated: allowUnauthenticated(false, env), warn: stderrWarn });
-      const copy = pickCopy(walCopies(snaps, name), values.system);
-      if (!copy) return 'missing' as const;
-      const bytes = await writeWal(repo, pool, copy, dest);
-      // Best effort: the file asked for is in place whatever happens to the ones after it.
-      const ahead = prefetch > 0 ? await prefetchAfter(repo, pool, snaps, copy, bytes, prefetch, spool, values.system).catch(() => [] as string[]) : [];
-      if (json) printJson({ source, wal: name, path: dest, bytes, snapshot: copy.snapshot.id, pushed: copy.snapshot.time, prefetched: ahead });
+      const r = await fetchWal(repo, pool, { source, name, dest, system: values.system, prefetch, spool, env });
+      if (!r) return 'missing' as const;
+      if (json) printJson({ source, wal: name, path: dest, bytes: r.bytes, snapshot: r.copy.snapshot.id, pushed: r.copy.snapshot.time, prefetched: r.ahead });
       return 'ok' as const;
     });
   } catch (e) {
@@ -240,31 +236,26 @@ async function pgRestore(argv: string[]): Promise<void> {
   const clock = processClock(env);
   const progress = new ProgressLine();
   const started = clock.now();
-  const r = await withRepo(env, async (repo, pool) => {
-    const snaps = usableSnapshots(repo.keys, await repo.conn.snapshots({ source }), { allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated'], env), warn: stderrWarn });
-    const plan = await planRestore(snaps, { at, base: values.base, timeline }, (w) => readWalText(repo, pool, w, os.tmpdir()));
-    // Built before copying anything: a restore_command that cannot be written should fail early.
-    const system = plan.base.system;
-    const restoreCommand = values['restore-command'] ?? pgCommandLine('wal-fetch', ['--source', source, ...(system ? ['--system', system] : [])], env, envFileInUse(), ['%f', '%p']);
-    if (values['dry-run']) return { plan, files: { files: 0, bytes: 0, tablespaces: [], owner: { uid: 0, gid: 0, mode: 0 } }, settings: [`restore_command = '${restoreCommand}'`] };
-    const files = await restoreFiles(repo, plan.base, {
+  const r = await withRepo(env, (repo, pool) =>
+    pointInTimeRestore(repo, pool, {
+      source,
       pgdata: values.pgdata!,
+      at,
+      base: values.base,
+      timeline,
       tablespaces,
+      action,
+      archiveMode,
+      restoreCommand: values['restore-command'],
+      dryRun: Boolean(values['dry-run']),
+      allowUnauthenticated: values['allow-unauthenticated'],
+      env,
+      envFile: envFileInUse(),
       clock,
       onProgress: (n, bytes, current) => progress.update((s) => `${n} files  ${formatBytes(bytes)}  ${formatRate(bytes, s)}  ${current ?? ''}`),
-    });
-    progress.done();
-    const settings = writeRecoveryConfig(values.pgdata!, {
-      restoreCommand,
-      at,
-      timeline: plan.timeline === 'current' ? plan.base.timeline : plan.timeline,
-      action,
-      archiveMode: archiveMode === 'off' ? 'off' : undefined,
-      comment: `${at !== undefined ? `to ${new Date(at).toISOString()}` : 'to the end of the archived WAL'} from base backup ${plan.base.snapshot.id} of source ${source}`,
-      owner: files.owner,
-    });
-    return { plan, files, settings };
-  });
+    }),
+  );
+  progress.done();
   const { plan, files, settings } = r;
   const duration = (clock.now() - started) / 1000;
   const out = {

@@ -17,14 +17,18 @@
  * (index/rebuild.ts) and is checked before it is opened (index/meta-check.ts).
  *
  * Every name and magic a repository's files carry is below (the codecs that
- * use them live beside their formats: config.ts, keys/keyfile.ts,
- * pack/format.ts, blob/format.ts, snapshot/snapshot.ts; index.mdb's tables:
- * index/tables.ts, blob-index.ts, copy-index.ts; state.mdb's: state-store.ts,
- * source-tags.ts). Table names are part of the on-disk format: renaming one
+ * use them live beside their formats, taking their magics from here:
+ * config.ts, keys/keyfile.ts, pack/format.ts, blob/format.ts,
+ * snapshot/snapshot.ts; index.mdb's tables: index/tables.ts, blob-index.ts,
+ * copy-index.ts; state.mdb's: state-store.ts, source-tags.ts). Table names are part of the on-disk format: renaming one
  * loses its data.
  */
-export { BLOB_VERSION } from './blob/format.js';
-export { PACK_MAGIC, PACK_VERSION, TRAILER_MAGIC } from './pack/format.js';
+/** First byte of every stored blob (blob/format.ts). */
+export const BLOB_VERSION = 1;
+/** A pack's first 8 bytes, its version after them, and its last 8 bytes (pack/format.ts). */
+export const PACK_MAGIC = Buffer.from('KEEPPACK');
+export const PACK_VERSION = 1;
+export const TRAILER_MAGIC = Buffer.from('KEEPTRLR');
 
 /** The files at the top of a repository directory. */
 export const REPO_FILES = {
@@ -34,6 +38,15 @@ export const REPO_FILES = {
   /** LMDB: keepd's own state; not rebuildable */
   state: 'state.mdb',
   maintenanceLock: 'maintenance.lock',
+} as const;
+
+/** The directories of a repository (the layout above). */
+export const REPO_DIRS = {
+  packs: 'packs',
+  snapshots: 'snapshots',
+  keys: 'keys',
+  /** packs being written; never indexed */
+  tmp: 'tmp',
 } as const;
 
 /** The engine's tables in index.mdb (index/tables.ts). */
@@ -52,6 +65,8 @@ export const INDEX_TABLES = {
 
 /** Blob tables of earlier versions, migrated into INDEX_TABLES.blobs on open: 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
 export const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
+/** The one of OLD_BLOB_TABLES whose records are msgpack. */
+export const MSGPACK_BLOB_TABLE = OLD_BLOB_TABLES[0];
 
 /** keepd's tables in index.mdb (Repository.indexDatabase): derived data an index rebuild starts empty. */
 export const KEEPD_INDEX_TABLES = {
