@@ -2,6 +2,7 @@ import { EXIT, exitOnInterrupt, formatVersionReport, helpFor, KeepError, reportE
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
+import { forgetCommand } from '../commands/forget.js';
 import { initCommand } from '../commands/init.js';
 import { keyCommand } from '../commands/key.js';
 import { lsCommand } from '../commands/ls.js';
@@ -9,6 +10,7 @@ import { pgCommand } from '../commands/pg.js';
 import { restoreCommand } from '../commands/restore.js';
 import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
+import { tagCommand } from '../commands/tag.js';
 import { mark } from '../startup/timing.js';
 import { startEarlyKek } from '../startup/early-kek.js';
 import { applyGlobalFlags, takeGlobalFlags } from './global-flags.js';
@@ -33,6 +35,8 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   ls: lsCommand,
   diff: diffCommand,
   stats: statsCommand,
+  forget: forgetCommand,
+  tag: tagCommand,
   check: checkCommand,
   key: keyCommand,
   pg: pgCommand,
