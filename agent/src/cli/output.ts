@@ -8,15 +8,9 @@ export function printJsonLine(value: { message_type: string; [field: string]: un
   process.stdout.write(JSON.stringify(value) + '\n');
 }
 
-/** restic prints its "error" and "exit_error" messages on stderr, so stdout stays the command's data. */
+/** restic prints its "error" messages on stderr, so stdout stays the command's data. */
 export function printJsonErrorLine(value: { message_type: string; [field: string]: unknown }): void {
   process.stderr.write(JSON.stringify(value) + '\n');
-}
-
-/** True when the command line asks for JSON (a fatal error is then an "exit_error" message, as restic's). */
-export function jsonRequested(argv: string[]): boolean {
-  const end = argv.indexOf('--');
-  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
 }
 
 export function formatBytes(n: number): string {

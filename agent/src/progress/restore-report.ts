@@ -1,17 +1,18 @@
 import type { Snapshot } from '@keep/core';
-import type { RestoreStats } from '../restore/restorer.js';
+import type { RestoreStats } from '../restore/restore-stats.js';
 import { printJsonErrorLine } from '../cli/output.js';
 import { percentDone, ProgressMode, StatusCounts, StatusReporter } from './status-reporter.js';
 
 /**
- * A restore's progress (status-reporter.ts) and its warnings. The total is
- * the snapshot's size (its recorded file count and bytes) when everything is
- * restored; with --include/--exclude, until a walk of the selection tells
- * it (`setTotal`), the status shows what is done only.
+ * A restore's progress (status-reporter.ts) and its warnings, read from the
+ * restorer's own counts (restore/restore-stats.ts: restic's fields). The
+ * total is the snapshot's size (its recorded files and bytes) when everything
+ * is restored; with --include/--exclude, what the walk has selected so far.
  */
 export class RestoreProgress {
-  private done = { files: 0, bytes: 0, current: undefined as string | undefined };
-  private total: { files: number; bytes: number } | undefined;
+  private stats: (() => RestoreStats) | undefined;
+  private current: string | undefined;
+  private readonly whole: { files: number; bytes: number } | undefined;
   private errors = 0;
   private readonly reporter: StatusReporter;
 
@@ -20,23 +21,32 @@ export class RestoreProgress {
     snap: Snapshot,
     filtered: boolean,
   ) {
-    this.total = filtered ? undefined : { files: snap.stats.files, bytes: snap.stats.bytes };
-    this.reporter = new StatusReporter(mode, () => this.counts(), statusMessage).start();
+    this.whole = filtered ? undefined : { files: snap.stats.files, bytes: snap.stats.bytes };
+    this.reporter = new StatusReporter(mode, () => this.counts(), (c, elapsedS) => this.statusMessage(c, elapsedS));
   }
 
-  setTotal(files: number, bytes: number): void {
-    this.total = { files, bytes };
+  /** Start reporting on a restorer's counts. */
+  start(stats: () => RestoreStats): void {
+    this.stats = stats;
+    this.reporter.start();
   }
 
-  /** The restorer's onProgress. */
-  update(p: { files: number; bytes: number; current?: string }): void {
-    this.done = { files: p.files, bytes: p.bytes, current: p.current };
+  /** The restorer's onProgress: the file it finished last. */
+  update(p: { current?: string }): void {
+    this.current = p.current;
   }
 
+  /** Clear the terminal line before a line of output (restore -v's items). */
+  interrupt(): void {
+    this.reporter.interrupt();
+  }
+
+  /** A restore warning: a `keep: warning:` line, or with --json restic's "error" message on stderr. */
   warn(json: boolean, message: string): void {
     this.errors++;
     this.reporter.interrupt();
-    if (json) printJsonErrorLine({ message_type: 'error', error: { message }, during: 'restore', item: message.split(': ')[0] });
+    // (the item: the first absolute path the warning names)
+    if (json) printJsonErrorLine({ message_type: 'error', error: { message }, during: 'restore', item: /(\/[^:]*): /.exec(message)?.[1] ?? '' });
     else process.stderr.write(`keep: warning: ${message}\n`);
   }
 
@@ -44,54 +54,39 @@ export class RestoreProgress {
     this.reporter.stop();
   }
 
-  elapsedS(): number {
-    return this.reporter.elapsedS();
-  }
-
   counts(): StatusCounts {
-    const d = this.done;
+    const st = this.stats?.();
+    const files = (st?.files_restored ?? 0) + (st?.files_skipped ?? 0);
+    const bytes = (st?.bytes_restored ?? 0) + (st?.bytes_skipped ?? 0);
     return {
-      files_done: d.files,
-      bytes_done: d.bytes,
-      total_files: this.total && Math.max(this.total.files, d.files),
-      total_bytes: this.total && Math.max(this.total.bytes, d.bytes),
-      current_files: d.current ? [d.current] : [],
+      files_done: files,
+      bytes_done: bytes,
+      total_files: Math.max(this.whole?.files ?? 0, st?.total_files ?? 0, files),
+      total_bytes: Math.max(this.whole?.bytes ?? 0, st?.total_bytes ?? 0, bytes),
+      current_files: this.current ? [this.current] : [],
       error_count: this.errors,
     };
   }
 
-  /** restic's restore "summary" message, with Keep's fields (snapshot, target, dirs, symlinks...) alongside. */
-  summary(snap: Snapshot, target: string, st: RestoreStats) {
-    const restored = st.files + st.hardlinks;
+  /** restic's restore "status" message. */
+  private statusMessage(c: StatusCounts, elapsedS: number) {
+    const st = this.stats?.();
     return {
-      message_type: 'summary' as const,
-      seconds_elapsed: Math.floor(this.elapsedS()),
-      total_files: Math.max(this.total?.files ?? 0, restored),
-      files_restored: restored,
-      files_skipped: 0,
-      total_bytes: Math.max(this.total?.bytes ?? 0, st.bytes),
-      bytes_restored: st.bytes,
-      bytes_skipped: 0,
-      // Keep's own fields (the restorer's counts: files written, hardlinks made, ...)
-      snapshot: snap.id,
-      source: snap.source,
-      time: snap.time,
-      target,
-      ...st,
+      message_type: 'status' as const,
+      seconds_elapsed: Math.floor(elapsedS),
+      percent_done: percentDone(c),
+      total_files: c.total_files ?? 0,
+      files_restored: st?.files_restored ?? 0,
+      files_skipped: st?.files_skipped ?? 0,
+      files_deleted: st?.files_deleted ?? 0,
+      total_bytes: c.total_bytes ?? 0,
+      bytes_restored: st?.bytes_restored ?? 0,
+      bytes_skipped: st?.bytes_skipped ?? 0,
     };
   }
-}
 
-/** restic's restore "status" message. */
-function statusMessage(c: StatusCounts, elapsedS: number) {
-  return {
-    message_type: 'status' as const,
-    seconds_elapsed: Math.floor(elapsedS),
-    percent_done: percentDone(c),
-    total_files: c.total_files ?? 0,
-    files_restored: c.files_done,
-    files_skipped: 0,
-    total_bytes: c.total_bytes ?? 0,
-    bytes_restored: c.bytes_done,
-  };
+  /** restic's restore "summary" message: the restorer's counts carry its fields; Keep's (snapshot, target...) alongside. */
+  summary(snap: Snapshot, target: string, st: RestoreStats) {
+    return { message_type: 'summary' as const, seconds_elapsed: Math.floor(this.reporter.elapsedS()), snapshot: snap.id, source: snap.source, time: snap.time, target, ...st };
+  }
 }

@@ -29,6 +29,8 @@ export const BLOB_VERSION = 1;
 export const PACK_MAGIC = Buffer.from('KEEPPACK');
 export const PACK_VERSION = 1;
 export const TRAILER_MAGIC = Buffer.from('KEEPTRLR');
+import type { RepoConfig } from './config.js';
+import type { KeyFile } from './keys/keyfile.js';
 
 /** The files at the top of a repository directory. */
 export const REPO_FILES = {
@@ -88,4 +90,13 @@ export const STATE_TABLES = {
   replicas: 'replicas',
   /** a replica's pull state (server sync/pull.ts) */
   replication: 'replication',
+} as const;
+
+/** The format versions this build writes (keep version / keepd version report them); the literals are checked against the types that hold them. */
+export const FORMAT_VERSIONS = {
+  config: 1 satisfies RepoConfig['version'],
+  key: 1 satisfies KeyFile['version'],
+  pack: PACK_VERSION,
+  blob: BLOB_VERSION,
+  index: INDEX_TABLES.blobs,
 } as const;
