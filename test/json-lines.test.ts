@@ -121,7 +121,7 @@ describe('backup --json and restore --json: restic JSON lines', () => {
 });
 
 describe('progress on a terminal', () => {
-  it.skipIf(!hasScript)('backup shows percent, files and bytes of the total, and an ETA', async () => {
+  it.skipIf(!hasScript)('backup and restore show percent, files and bytes of the total, rate and an ETA', async () => {
     const base = tmp.make('keep-tty-');
     const { env } = await initRepo(base);
     const src = path.join(base, 'src');
@@ -132,6 +132,11 @@ describe('progress on a terminal', () => {
     expect(screen.text).toMatch(/\d+\.\d\d% {2}\d+ \/ 4 files {2}[\d.]+ \S+ \/ 48\.0 MiB {2}[\d.]+ MB\/s {2}ETA \d+:\d\d/);
     // the line is cleared before the summary prints
     expect(screen.text).toMatch(/snapshot [0-9a-f]{8} saved/);
+
+    // restore: its total is the snapshot's size from the start
+    const restored = await onTerminal(['restore', 'latest', '--target', path.join(base, 'target')], { ...env, ...FAST });
+    expect(restored.code, restored.text).toBe(0);
+    expect(restored.text).toMatch(/\d+\.\d\d% {2}\d+ \/ 4 files {2}[\d.]+ \S+ \/ 48\.0 MiB {2}\S+ MB\/s {2}ETA /);
   }, 120_000);
 });
 
