@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { summaryLine, tempDirs } from './helpers.js';
+import { jsonError, summaryLine, tempDirs } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
 import { newId, readRecord, removeRecord, SnapshotRecord, writeRecord } from './snapshot-tamper.js';
 import { syncOk } from './sync-util.js';
@@ -170,7 +170,8 @@ describe('snapshot records through keepd: forged, edited, re-filed, rewritten co
   it('an agent a year ahead, or an hour behind, is refused at commit; 4 minutes ahead is accepted but keepd orders by its own clock', async () => {
     const ahead = await backup('c0', { KEEP_CLOCK_OFFSET_MS: String(YEAR_MS) }, 'clock');
     expect(ahead.code, ahead.stderr).toBe(2);
-    expect(ahead.stderr).toMatch(/^keep: error: snapshot refused: your clock is 315\d{5} s ahead of the repository server's/m);
+    // (under --json the error is restic's exit_error message)
+    expect(jsonError(ahead)).toMatch(/^snapshot refused: your clock is 315\d{5} s ahead of the repository server's/);
     const behind = await backup('c0', { KEEP_CLOCK_OFFSET_MS: String(-3_600_000) }, 'clock');
     expect(behind.code, behind.stderr).toBe(2);
     expect(behind.stderr).toMatch(/your clock is 3[56]\d\d s behind/);

@@ -13,6 +13,15 @@ export function printJsonErrorLine(value: { message_type: string; [field: string
   process.stderr.write(JSON.stringify(value) + '\n');
 }
 
+/**
+ * A warning: `keep: warning: ...`, or under --json restic's "error" message
+ * (`during` what, e.g. "archival", and the `item` it is about) on stderr.
+ */
+export function printWarning(json: boolean, message: string, during: string, item = ''): void {
+  if (json) printJsonErrorLine({ message_type: 'error', error: { message }, during, item });
+  else process.stderr.write(`keep: warning: ${message}\n`);
+}
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;

@@ -4,7 +4,7 @@ import { Archiver } from '../backup/archiver.js';
 import { runBackup } from '../backup/run.js';
 import { parse } from '../cli/args.js';
 import { BACKUP_SELECTION_OPTIONS, backupFilter, backupPaths } from '../selection/options.js';
-import { formatBytes, formatRate, printJsonLine } from '../cli/output.js';
+import { formatBytes, formatRate, printJsonLine, printWarning } from '../cli/output.js';
 import { BackupProgress, backupSummary } from '../progress/backup-report.js';
 import { PROGRESS_OPTIONS, progressMode } from '../progress/status-reporter.js';
 import type { Uploader } from '../backup/uploader.js';
@@ -29,7 +29,7 @@ export async function backupCommand(argv: string[]): Promise<number> {
     ...BACKUP_SELECTION_OPTIONS,
     ...PROGRESS_OPTIONS,
   });
-  const paths = backupPaths(positionals, values, (w) => process.stderr.write(`keep: warning: ${w}\n`));
+  const paths = backupPaths(positionals, values, (w) => printWarning(Boolean(values.json), w, 'scan'));
   if (values.stdin && paths.length) throw new KeepError('INVALID_ARGUMENT', '--stdin takes no paths');
   if (!values.stdin && paths.length === 0) throw new KeepError('INVALID_ARGUMENT', 'usage: keep backup PATH... | --stdin --stdin-name NAME');
   if (values.stdin && !values['stdin-name']) throw new KeepError('INVALID_ARGUMENT', '--stdin needs --stdin-name NAME (the file name stored in the snapshot)');
@@ -68,7 +68,7 @@ export async function backupCommand(argv: string[]): Promise<number> {
     const auth = parent && judgeSnapshots(repo.keys.snapshotMacKey, previous).find((j) => j.snapshot === parent)!.auth;
     if (parent && auth && auth.state === 'forged') {
       if (values.parent) throw new KeepError('CORRUPT', `snapshot ${parent.id.slice(0, 8)} failed authentication: ${auth.reason}`);
-      process.stderr.write(`keep: warning: not using snapshot ${parent.id.slice(0, 8)} as the parent: ${auth.reason}; every file is read\n`);
+      printWarning(Boolean(values.json), `not using snapshot ${parent.id.slice(0, 8)} as the parent: ${auth.reason}; every file is read`, 'parent');
       parent = undefined;
       trees = undefined;
     }

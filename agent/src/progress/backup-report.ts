@@ -1,7 +1,7 @@
 import type { Snapshot } from '@keep/core';
 import type { Archiver } from '../backup/archiver.js';
 import type { UploadStats } from '../backup/uploader.js';
-import { printJsonErrorLine } from '../cli/output.js';
+import { printWarning } from '../cli/output.js';
 import { Scanner } from './scanner.js';
 import { percentDone, ProgressMode, secondsRemaining, StatusCounts, StatusReporter } from './status-reporter.js';
 
@@ -45,8 +45,7 @@ export class BackupProgress {
   warn(json: boolean, message: string, item?: string): void {
     this.errors++;
     this.reporter.interrupt();
-    if (json) printJsonErrorLine({ message_type: 'error', error: { message }, during: 'archival', item: item ?? '' });
-    else process.stderr.write(`keep: warning: ${message}\n`);
+    printWarning(json, message, 'archival', item);
   }
 
   stop(): void {

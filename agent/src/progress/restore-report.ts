@@ -1,6 +1,6 @@
 import type { Snapshot } from '@keep/core';
 import type { RestoreStats } from '../restore/restore-stats.js';
-import { printJsonErrorLine } from '../cli/output.js';
+import { printWarning } from '../cli/output.js';
 import { percentDone, ProgressMode, StatusCounts, StatusReporter } from './status-reporter.js';
 
 /**
@@ -46,8 +46,7 @@ export class RestoreProgress {
     this.errors++;
     this.reporter.interrupt();
     // (the item: the first absolute path the warning names)
-    if (json) printJsonErrorLine({ message_type: 'error', error: { message }, during: 'restore', item: /(\/[^:]*): /.exec(message)?.[1] ?? '' });
-    else process.stderr.write(`keep: warning: ${message}\n`);
+    printWarning(json, message, 'restore', /(\/[^:]*): /.exec(message)?.[1]);
   }
 
   stop(): void {
