@@ -1,4 +1,5 @@
 import { EXIT, exitCodeFor, exitOnInterrupt, KeepError, surviveLmdbWriteFailures } from '@keep/core';
+import { agentCommand } from '../commands/agent.js';
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
@@ -49,6 +50,7 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   check: checkCommand,
   key: keyCommand,
   pg: pgCommand,
+  agent: agentCommand,
 };
 
 async function main(argv: string[]): Promise<void | number> {
