@@ -1,12 +1,16 @@
+import path from 'node:path';
 import { EXIT, KeepError } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
-import { ConfigError, DEFAULT_CONFIG, Job, loadConfig } from '../service/config.js';
-import { formatDuration } from '../service/duration.js';
+import { AgentService } from '../service/agent-service.js';
+import { ConfigError, DEFAULT_CONFIG, DEFAULT_STATE_DIR, Job, loadConfig } from '../service/config.js';
+import { formatDuration, parseDuration } from '../service/duration.js';
+import { askStatus } from '../service/status-socket.js';
 
 const USAGE = `usage: keep agent check-config [--config FILE] [--json]   validate the config without running (exit 0, or 2 with errors)
-       keep agent run [--config FILE] [--state-dir DIR]       run the jobs on their schedules (foreground; SIGTERM stops, SIGHUP reloads)
-       keep agent status [--config FILE] [--state-dir DIR] [--json]   the running agent's jobs, last and next runs
+       keep agent run [--config FILE] [--state-dir DIR] [--grace 60s]   run the jobs on their schedules (foreground, JSON log
+                             on stdout; SIGTERM lets the running job finish, aborting it past --grace; SIGHUP reloads the config)
+       keep agent status [--config FILE] [--state-dir DIR] [--socket PATH] [--json]   the running agent's jobs, last and next runs
 the config defaults to ${DEFAULT_CONFIG}`;
 
 /** `keep agent ...`: the resident service (service/), its config check and its status. */
@@ -15,6 +19,10 @@ export async function agentCommand(argv: string[]): Promise<number | void> {
   switch (sub) {
     case 'check-config':
       return checkConfig(rest);
+    case 'run':
+      return run(rest);
+    case 'status':
+      return status(rest);
     case undefined:
     case 'help':
       console.log(USAGE);
@@ -48,5 +56,46 @@ function checkConfig(argv: string[]): number {
     if (values.json) printJson({ ok: false, file, errors: e.problems, warnings: [] });
     else for (const p of e.problems) process.stderr.write(`keep: error: ${p}\n`);
     return EXIT.USAGE;
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { config: { type: 'string' }, 'state-dir': { type: 'string' }, grace: { type: 'string' } });
+  const graceMs = values.grace ? parseDuration(values.grace, '--grace') : 60_000;
+  return new AgentService({ configFile: values.config ?? DEFAULT_CONFIG, stateDir: values['state-dir'], graceMs }).run();
+}
+
+/** The socket named by --socket, else the config's, else the state directory's default. */
+function socketPath(v: { config?: string; 'state-dir'?: string; socket?: string }): string {
+  if (v.socket) return v.socket;
+  try {
+    return loadConfig(v.config ?? DEFAULT_CONFIG, { stateDir: v['state-dir'] }).config.socket;
+  } catch {
+    return path.join(v['state-dir'] ?? DEFAULT_STATE_DIR, 'agent.sock');
+  }
+}
+
+interface JobStatus {
+  name: string;
+  type: string;
+  running: boolean;
+  next_run: string | null;
+  next_reason: string;
+  last_run: { start: string; result: string; error?: string; files: number; bytes: number } | null;
+  last_success: string | null;
+}
+
+async function status(argv: string[]): Promise<void> {
+  const { values } = parse(argv, { config: { type: 'string' }, 'state-dir': { type: 'string' }, socket: { type: 'string' } });
+  const report = (await askStatus(socketPath(values))) as { pid: number; config: string; started: string; jobs: JobStatus[] };
+  if (values.json) {
+    printJson(report);
+    return;
+  }
+  console.log(`keep agent pid ${report.pid}, config ${report.config}, started ${report.started}`);
+  for (const j of report.jobs) {
+    const last = j.last_run ? `last ${j.last_run.start} ${j.last_run.result}${j.last_run.error ? ` (${j.last_run.error})` : ''}` : 'never run';
+    const next = j.running ? 'running now' : `next ${j.next_run} (${j.next_reason})`;
+    console.log(`  ${j.name} [${j.type}]: ${last}; ${next}`);
   }
 }
