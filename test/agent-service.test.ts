@@ -243,6 +243,31 @@ describe('keep agent run against a keepd over gRPC', () => {
   });
 });
 
+describe('keep agent run stopped during a long job', () => {
+  const dir = tmp.make('keep-agent-grace-');
+
+  it('aborts the running job past --grace, commits nothing, records the failure and exits 0', async () => {
+    const env = { KEEP_REPO: path.join(dir, 'repo'), KEEP_PASSWORD: PASSWORD };
+    await keepJson(['init', '--kdf-cost', '12'], { env });
+    const pw = writeSecret(dir, 'password', PASSWORD);
+    const started = path.join(dir, 'running');
+    const cfg = path.join(dir, 'agent.yaml');
+    fs.writeFileSync(cfg, config([`location: ${env.KEEP_REPO}`, `password_file: ${pw}`], `  - type: command\n    name: long\n    argv: [sh, -c, "echo partial; touch ${started}; exec sleep 60"]\n    stdin_name: long.out\n`));
+    const state = path.join(dir, 'state');
+    const agent = new Agent(['--config', cfg, '--state-dir', state, '--grace', '1s']);
+    while (!fs.existsSync(started)) await new Promise((r) => setTimeout(r, 20));
+    const t0 = Date.now();
+    agent.child.kill('SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+    expect(agent.lines.some((l) => l.msg === 'grace period over: aborting the running job')).toBe(true);
+    const [failed] = agent.runs('long', 'failed');
+    expect(failed.error).toBe('sh was killed by SIGTERM; nothing committed');
+    expect(JSON.parse(fs.readFileSync(path.join(state, 'agent-state.json'), 'utf8')).jobs.long.runs[0]).toMatchObject({ result: 'failure' });
+    expect(await keepJson(['snapshots'], { env })).toEqual([]);
+  });
+});
+
 describe('keep agent run killed mid-run', () => {
   const dir = tmp.make('keep-agent-kill-');
 
