@@ -81,6 +81,16 @@ function config(repository: string[], jobs: string): string {
   return `repository:\n${repository.map((l) => `  ${l}\n`).join('')}jobs:\n${jobs}`;
 }
 
+/** An embedded repository and a config of one job (YAML under `jobs:`) in `dir`. */
+async function oneJobSetup(dir: string, jobYaml: string): Promise<{ env: Record<string, string>; cfg: string; state: string }> {
+  const env = { KEEP_REPO: path.join(dir, 'repo'), KEEP_PASSWORD: PASSWORD };
+  await keepJson(['init', '--kdf-cost', '12'], { env });
+  const pw = writeSecret(dir, 'password', PASSWORD);
+  const cfg = path.join(dir, 'agent.yaml');
+  fs.writeFileSync(cfg, config([`location: ${env.KEEP_REPO}`, `password_file: ${pw}`], jobYaml));
+  return { env, cfg, state: path.join(dir, 'state') };
+}
+
 const JOBS = (src: string) => `  - type: files
     name: files
     paths: [${src}]
@@ -247,13 +257,8 @@ describe('keep agent run stopped during a long job', () => {
   const dir = tmp.make('keep-agent-grace-');
 
   it('aborts the running job past --grace, commits nothing, records the failure and exits 0', async () => {
-    const env = { KEEP_REPO: path.join(dir, 'repo'), KEEP_PASSWORD: PASSWORD };
-    await keepJson(['init', '--kdf-cost', '12'], { env });
-    const pw = writeSecret(dir, 'password', PASSWORD);
     const started = path.join(dir, 'running');
-    const cfg = path.join(dir, 'agent.yaml');
-    fs.writeFileSync(cfg, config([`location: ${env.KEEP_REPO}`, `password_file: ${pw}`], `  - type: command\n    name: long\n    argv: [sh, -c, "echo partial; touch ${started}; exec sleep 60"]\n    stdin_name: long.out\n`));
-    const state = path.join(dir, 'state');
+    const { env, cfg, state } = await oneJobSetup(dir, `  - type: command\n    name: long\n    argv: [sh, -c, "echo partial; touch ${started}; exec sleep 60"]\n    stdin_name: long.out\n`);
     const agent = new Agent(['--config', cfg, '--state-dir', state, '--grace', '1s']);
     while (!fs.existsSync(started)) await new Promise((r) => setTimeout(r, 20));
     const t0 = Date.now();
@@ -272,16 +277,11 @@ describe('keep agent run killed mid-run', () => {
   const dir = tmp.make('keep-agent-kill-');
 
   it('runs the killed run again at once on restart, though its schedule is an hour away', async () => {
-    const env = { KEEP_REPO: path.join(dir, 'repo'), KEEP_PASSWORD: PASSWORD };
-    await keepJson(['init', '--kdf-cost', '12'], { env });
-    const pw = writeSecret(dir, 'password', PASSWORD);
     const marker = path.join(dir, 'started-once');
     const started = path.join(dir, 'running');
     // the first run hangs (the test kills the agent in it); a later run finishes at once
     const script = `if [ -e ${marker} ]; then echo second; else touch ${marker} ${started}; exec sleep 20; fi`;
-    const cfg = path.join(dir, 'agent.yaml');
-    fs.writeFileSync(cfg, config([`location: ${env.KEEP_REPO}`, `password_file: ${pw}`], `  - type: command\n    name: slow\n    argv: [sh, -c, "${script}"]\n    stdin_name: slow.out\n    schedule: { every: 1h }\n`));
-    const state = path.join(dir, 'state');
+    const { env, cfg, state } = await oneJobSetup(dir, `  - type: command\n    name: slow\n    argv: [sh, -c, "${script}"]\n    stdin_name: slow.out\n    schedule: { every: 1h }\n`);
     const first = new Agent(['--config', cfg, '--state-dir', state]);
     await first.waitFor((l) => l.job === 'slow' && l.msg === 'run started');
     while (!fs.existsSync(started)) await new Promise((r) => setTimeout(r, 20));
