@@ -55,6 +55,9 @@ export class AgentService {
     this.config = config;
     for (const w of warnings) this.log.warn(w);
     this.state = StateFile.open(config.stateDir);
+    // from the start: a SIGHUP during the unlock would otherwise end the process (its default action); it reloads once the jobs are set
+    let hupWhileStarting = false;
+    process.on('SIGHUP', () => (this.scheduler ? this.reload() : (hupWhileStarting = true)));
     this.key = await HeldKey.unlock(config.repository);
     this.log.info({ repository: config.repository.location, jobs: config.jobs.map((j) => j.name) }, 'repository unlocked; agent started');
     this.pool = new SealPool(this.key.master);
@@ -68,6 +71,7 @@ export class AgentService {
       onPlanChanged: () => this.arm(),
     });
     this.scheduler.setJobs(config.jobs, (n) => this.state.history(n));
+    if (hupWhileStarting) this.reload();
     this.socket = await StatusSocket.listen(config.socket, () => this.status());
     const done = new Promise<number>((resolve) => {
       const stop = (signal: string) => void this.stop(signal).then(resolve);
@@ -75,7 +79,6 @@ export class AgentService {
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
     });
-    process.on('SIGHUP', () => this.reload());
     this.arm();
     return done;
   }
