@@ -79,6 +79,10 @@ describe('keep agent check-config', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${missing}:1: repository.location: missing`);
     expect(r.stderr).toContain(`${missing}:4: jobs[0].stdin_name: missing`);
+    const lists = write(dir, 'lists.yaml', `repository:\n  location: x\njobs:\n  - type: files\n    name: home\n    paths: [/home]\n    exclude_file:\n      - ${pw}\n      - ${dir}/no-such-list\n`);
+    const l = await keep(['agent', 'check-config', '--config', lists]);
+    expect(l.code).toBe(2);
+    expect(l.stderr.trim()).toBe(`keep: error: ${lists}:9: jobs[0].exclude_file[1]: no file ${dir}/no-such-list`);
     const syntax = write(dir, 'syntax.yaml', 'repository:\n  location: x\njobs: [\n');
     const s = await keep(['agent', 'check-config', '--config', syntax]);
     expect(s.code).toBe(2);

@@ -57,7 +57,7 @@ export interface Loaded {
   warnings: string[];
 }
 
-/** Read and validate the config; every problem found is thrown at once (ConfigError), warnings returned. */
+/** Read and validate the config: the shape's problems thrown together (ConfigError), then those between keys and files; warnings returned. */
 export function loadConfig(file: string, overrides: { stateDir?: string } = {}): Loaded {
   let text: string;
   try {
@@ -129,6 +129,13 @@ function checkRepository(src: ConfigSource, c: AgentConfigInput, problems: strin
 function resolveJob(src: ConfigSource, j: JobConfig, i: number, problems: string[]): Job {
   const s = j.schedule ?? {};
   if (s.cron !== undefined && s.every !== undefined) problems.push(src.error(['jobs', i, 'schedule'], 'give cron or every, not both'));
+  if (j.type === 'files') {
+    for (const key of ['exclude_file', 'iexclude_file'] as const) {
+      (j[key] ?? []).forEach((f, k) => {
+        if (!fs.existsSync(f)) problems.push(src.error(['jobs', i, key, k], `no file ${f}`));
+      });
+    }
+  }
   const rpoMs = TIERS[j.tier ?? 'standard'].rpo_s * 1000;
   // no schedule: the tier's RPO apart, so a backup is never older than the objective allows (plus one run's time)
   const schedule: ScheduleSpec = { cron: s.cron, everyMs: s.cron === undefined ? (s.every ?? rpoMs) : undefined, jitterMs: s.jitter ?? 0 };
