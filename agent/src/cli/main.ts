@@ -1,4 +1,5 @@
 import { EXIT, exitOnInterrupt, formatVersionReport, helpFor, KeepError, reportExitError, surviveLmdbWriteFailures, versionReport } from '@keep/core';
+import { agentCommand } from '../commands/agent.js';
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
@@ -41,6 +42,7 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   key: keyCommand,
   pg: pgCommand,
   version: versionCommand,
+  agent: agentCommand,
 };
 
 async function main(argv: string[]): Promise<void | number> {

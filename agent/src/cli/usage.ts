@@ -30,6 +30,7 @@ usage: keep [global flags] COMMAND [options]      (keep COMMAND --help for one c
   stats                      repository size and space saved
   check                      verify the repository
   key add|list|remove|passwd manage passphrases
+  agent run|check-config|status   the resident service: jobs on schedules from /etc/keep/agent.yaml
   pg SUBCOMMAND              PostgreSQL base backups, WAL archiving, point-in-time restore
   version                    keep's version, the repository formats it reads and writes (also --version)
   help [COMMAND]             this text, or one command's
@@ -202,6 +203,21 @@ ${PG_ENV}`,
 Base backups, archived WAL and the recovery window.
 
 ${PG_ENV}`,
+  agent: `usage: keep agent run|check-config|status [--config FILE]
+
+The resident agent: runs the config's jobs on their schedules (keep agent run --help).
+The config defaults to /etc/keep/agent.yaml.`,
+  'agent check-config': `usage: keep agent check-config [--config FILE] [--json]
+
+Validate the config without running it: exit 0, or 2 with each error as FILE:LINE: KEY: problem.`,
+  'agent run': `usage: keep agent run [--config FILE] [--state-dir DIR] [--grace 60s]
+
+Run the jobs on their schedules in the foreground (for systemd): a JSON log on stdout; SIGTERM
+lets the running job finish (aborting it past --grace, nothing committed); SIGHUP reloads the
+config (an invalid one keeps the old). The key is unlocked once.`,
+  'agent status': `usage: keep agent status [--config FILE] [--state-dir DIR] [--socket PATH] [--json]
+
+The running agent's jobs, their last and next runs (over its 0600 Unix socket).`,
   version: `usage: keep version [--json]   (or keep --version)
 
 keep's version, the repository format versions it reads and writes, Node's version and the platform.`,
