@@ -2,6 +2,7 @@ import { EXIT, exitCodeFor, exitOnInterrupt, KeepError, surviveLmdbWriteFailures
 import { backupCommand } from '../commands/backup.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
+import { dumpCommand } from '../commands/dump.js';
 import { initCommand } from '../commands/init.js';
 import { keyCommand } from '../commands/key.js';
 import { lsCommand } from '../commands/ls.js';
@@ -43,6 +44,7 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   restore: restoreCommand,
   ls: lsCommand,
   diff: diffCommand,
+  dump: dumpCommand,
   stats: statsCommand,
   check: checkCommand,
   key: keyCommand,
