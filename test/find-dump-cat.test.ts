@@ -75,6 +75,76 @@ describe('keep dump on an embedded repository', () => {
   });
 });
 
+describe('keep cat on an embedded repository', () => {
+  const tmp = tempDirs();
+  let env: Record<string, string>;
+  let src: string;
+  let snap: any;
+  const run: Run = (args) => keep(args, { env });
+  const json = async (args: string[]) => {
+    const r = await run(args);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout);
+  };
+
+  beforeAll(async () => {
+    const dir = tmp.make('keep-cat-');
+    ({ env } = await initRepo(dir));
+    src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'sub', 'data.bin'), prng(3, 40_000));
+    fs.symlinkSync('sub/data.bin', path.join(src, 'link'));
+    const r = await run(['backup', src, '--source', 'cat', '--tag', 'dbg', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    snap = JSON.parse(r.stdout);
+  });
+
+  it('config, snapshot and key parse as JSON', async () => {
+    const config = await json(['cat', 'config']);
+    expect(config.format).toBe('keep-repository');
+    expect(config.id).toMatch(/^[0-9a-f]{32}$/);
+    const s = await json(['cat', 'snapshot', snap.snapshot.slice(0, 8)]);
+    expect(s.id).toBe(snap.snapshot);
+    expect(s.source).toBe('cat');
+    expect(s.tags).toEqual(['dbg']);
+    expect(s.root).toMatch(/^[0-9a-f]{64}$/);
+    expect(s.mac).toMatch(/^[0-9a-f]{64}$/);
+    expect((await json(['cat', 'snapshot', 'latest'])).id).toBe(snap.snapshot);
+    const keys = await json(['key', 'list', '--json']);
+    const key = await json(['cat', 'key', keys[0].id]);
+    expect(key.id).toBe(keys[0].id);
+    expect(key.kdf.name).toBe('scrypt');
+  });
+
+  it('tree by SNAPSHOT:PATH and by id, and a data blob as its plaintext', async () => {
+    const s = await json(['cat', 'snapshot', 'latest']);
+    const dirTree = await json(['cat', 'tree', `latest:${src}`]);
+    expect(dirTree.entries.map((e: any) => [e.name, e.type])).toEqual([['link', 'symlink'], ['sub', 'dir']]);
+    expect(dirTree.entries[0].target).toBe('sub/data.bin');
+    const sub = await json(['cat', 'tree', dirTree.entries[1].subtree]);
+    expect(sub.id).toBe(dirTree.entries[1].subtree);
+    const file = sub.entries[0];
+    expect([file.name, file.type, file.size]).toEqual(['data.bin', 'file', 40_000]);
+    expect(file.content).toHaveLength(1);
+    const blob = await run(['cat', 'blob', file.content[0]]);
+    expect(blob.code, blob.stderr).toBe(0);
+    expect(blob.stdoutBytes.equals(prng(3, 40_000))).toBe(true);
+    // a tree blob comes out as the tree's JSON; the root is the snapshot's
+    expect((await json(['cat', 'blob', s.root])).id).toBe(s.root);
+    expect((await json(['cat', 'tree', 'latest'])).id).toBe(s.root);
+  });
+
+  it('refuses the master key and what it does not know', async () => {
+    const master = await run(['cat', 'masterkey']);
+    expect(master.code).toBe(2);
+    expect(master.stdout).toBe('');
+    expect(master.stderr).toMatch(/does not print the master key/);
+    expect((await run(['cat', 'index', 'x'])).code).toBe(2);
+    expect((await run(['cat', 'tree', `latest:${src}/link`])).code).toBe(2);
+    expect((await run(['cat', 'blob', 'f'.repeat(64)])).code).not.toBe(0);
+  });
+});
+
 describe('keep dump through keepd (grpc://)', () => {
   const tmp = tempDirs();
   let dir: string;

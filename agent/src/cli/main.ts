@@ -1,5 +1,6 @@
 import { EXIT, exitCodeFor, exitOnInterrupt, KeepError, surviveLmdbWriteFailures } from '@keep/core';
 import { backupCommand } from '../commands/backup.js';
+import { catCommand } from '../commands/cat.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
 import { dumpCommand } from '../commands/dump.js';
@@ -45,6 +46,7 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   ls: lsCommand,
   diff: diffCommand,
   dump: dumpCommand,
+  cat: catCommand,
   stats: statsCommand,
   check: checkCommand,
   key: keyCommand,
