@@ -1,129 +1,183 @@
 #!/usr/bin/env node
-// The main job: an end-to-end backup and restore on an embedded repository,
-// no configuration. Creates .keep-demo/ (repository, sample tree, restores),
-// backs up, changes the tree, backs up again, lists snapshots, restores both
-// snapshots and proves each restore byte-identical to what was backed up.
-import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
+// The main job, with no configuration: a keepd on loopback (its own data dir,
+// private CA, admin and agent tokens), an agent that backs a generated tree up
+// over gRPC, changes it, backs it up again and restores both snapshots, each
+// proved byte-identical; then keepd stops (SIGTERM, exit 0) and a short run on
+// an embedded repository follows. Everything lands in .keep-demo/ (or --dir).
+// Exits non-zero if any step fails; keepd is stopped either way.
+//   node scripts/demo.mjs [--small] [--dir DIR]     (--small: a 3 MiB tree, for the test)
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { changeTree, describe, makeTree, proveSame, TREE_SIZES } from './demo/sample-tree.mjs';
+import { cleanEnv, run, runJson, startKeepd } from './demo/processes.mjs';
 
+const { values: opts } = parseArgs({ options: { small: { type: 'boolean' }, dir: { type: 'string' } } });
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const keepBin = path.join(root, 'node_modules', '.bin', 'keep');
-const work = path.join(root, '.keep-demo');
-const repo = path.join(work, 'repo');
-const tree = path.join(work, 'sample');
-const env = { ...process.env, KEEP_REPO: repo, KEEP_PASSWORD: 'demo passphrase', KEEP_NO_PROGRESS: '1' };
-
-const say = (m) => console.log(`\n== ${m}`);
-const keep = (...args) => JSON.parse(execFileSync(keepBin, [...args, '--json'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
+const KEEP = path.join(root, 'node_modules', '.bin', 'keep');
+const KEEPD = path.join(root, 'node_modules', '.bin', 'keepd');
+const work = path.resolve(opts.dir ?? path.join(root, '.keep-demo'));
+const size = opts.small ? TREE_SIZES.small : TREE_SIZES.full;
+const at = (...p) => path.join(work, ...p);
+const tree = at('sample');
+const data = at('keepd-data');
+const show = (p) => (p.startsWith(root + path.sep) ? path.relative(root, p) : p);
 const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+const short = (id) => id.slice(0, 8);
+// No KEEP_* from the caller; the agent's caches stay inside the demo directory.
+const base = cleanEnv({ KEEP_NO_PROGRESS: '1', KEEP_CACHE_DIR: at('cache') });
 
-/** Deterministic pseudo-random bytes (so the demo is the same every run). */
-function bytes(seed, n) {
-  const out = Buffer.alloc(n);
-  let block = 0;
-  for (let o = 0; o < n; o += 32) crypto.createHash('sha256').update(`${seed}:${block++}`).digest().copy(out, o);
-  return out;
-}
-function text(seed, n) {
-  const words = ['backup', 'restore', 'chunk', 'snapshot', 'keep', 'tree', 'pack', 'index', 'blob', 'key'];
-  const r = bytes(seed, Math.ceil(n / 6));
-  let s = '';
-  for (let i = 0; s.length < n; i++) s += words[r[i % r.length] % words.length] + (i % 12 === 11 ? '\n' : ' ');
-  return s.slice(0, n);
-}
-
-function makeTree() {
-  fs.mkdirSync(path.join(tree, 'docs', 'notes'), { recursive: true });
-  fs.mkdirSync(path.join(tree, 'data'), { recursive: true });
-  fs.mkdirSync(path.join(tree, 'empty-dir'), { recursive: true });
-  for (let i = 0; i < 500; i++) fs.writeFileSync(path.join(tree, 'docs', 'notes', `note-${i}.txt`), text(`note${i}`, 200 + (i * 37) % 4000));
-  fs.writeFileSync(path.join(tree, 'data', 'random.bin'), bytes('random', 24 << 20));
-  fs.writeFileSync(path.join(tree, 'data', 'log.txt'), text('log', 16 << 20));
-  fs.writeFileSync(path.join(tree, 'empty-file'), '');
-  fs.symlinkSync('data/log.txt', path.join(tree, 'latest-log'));
-  fs.linkSync(path.join(tree, 'data', 'log.txt'), path.join(tree, 'docs', 'log-hardlink.txt'));
-  fs.chmodSync(path.join(tree, 'docs', 'notes', 'note-1.txt'), 0o600);
+let stepCount = 0;
+const say = (line) => console.log(`   ${line}`);
+async function step(title, body) {
+  console.log(`\n== ${++stepCount}. ${title}`);
+  const started = performance.now();
+  const took = () => ((performance.now() - started) / 1000).toFixed(2);
+  try {
+    const result = await body();
+    say(`(${took()} s)`);
+    return result;
+  } catch (e) {
+    say(`FAILED (${took()} s)`);
+    throw e;
+  }
 }
 
-function changeTree() {
-  const f = path.join(tree, 'data', 'random.bin');
-  const fd = fs.openSync(f, 'r+');
-  fs.writeSync(fd, Buffer.from('CHANGED'), 0, 7, 12 << 20); // seven bytes in the middle of a 24 MiB file
-  fs.closeSync(fd);
-  fs.writeFileSync(path.join(tree, 'docs', 'new-file.txt'), text('new', 10000));
-  fs.rmSync(path.join(tree, 'docs', 'notes', 'note-7.txt'));
+/** A secret in a 0600 file, for KEEP_*_FILE: never on a command line or in the output. */
+function secretFile(name, value) {
+  fs.mkdirSync(at('secrets'), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(at('secrets', name), value, { mode: 0o600 });
+  return at('secrets', name);
 }
 
-/** path -> description of everything a restore must reproduce */
-function describe(dir) {
-  const out = new Map();
-  const walk = (d, rel) => {
-    for (const name of fs.readdirSync(d).sort()) {
-      const p = path.join(d, name);
-      const r = `${rel}/${name}`;
-      const st = fs.lstatSync(p);
-      const meta = `${(st.mode & 0o7777).toString(8)} ${Math.floor(st.mtimeMs)}`;
-      if (st.isSymbolicLink()) out.set(r, `link ${fs.readlinkSync(p)}`);
-      else if (st.isDirectory()) out.set(r, `dir ${meta}`), walk(p, r);
-      else out.set(r, `file ${meta} ${st.nlink} ${crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex')}`);
-    }
-  };
-  walk(dir, '');
-  return out;
+async function restoreAndProve(env, snapshot, expected, label) {
+  const target = at(`restore-${label}-${short(snapshot)}`);
+  const r = await runJson(KEEP, ['restore', snapshot, '--target', target], env);
+  say(`restored ${short(snapshot)}: ${r.files} files, ${mb(r.bytes)} in ${r.duration_s.toFixed(2)} s`);
+  say(proveSame(expected, path.join(target, tree), `snapshot ${short(snapshot)} (${label})`));
 }
 
-function same(expected, restoredDir, label) {
-  const got = describe(restoredDir);
-  const problems = [];
-  for (const [k, v] of expected) if (got.get(k) !== v) problems.push(`${k}: expected ${v}, got ${got.get(k)}`);
-  for (const k of got.keys()) if (!expected.has(k)) problems.push(`${k}: not in the original`);
-  if (problems.length) throw new Error(`${label} differs from the original:\n  ${problems.slice(0, 10).join('\n  ')}`);
-  console.log(`${label}: ${expected.size} entries, byte-identical (content, modes, mtimes, symlinks, hardlinks)`);
+async function overGrpc() {
+  const sources = {};
+  await step(`generating a sample tree in ${show(tree)}`, async () => {
+    makeTree(tree, size);
+    sources.v1 = describe(tree);
+    say(`${sources.v1.size} entries: ${size.notes} notes, a ${size.randomBytes >> 20} MiB random file, a ${size.logBytes >> 20} MiB log with a symlink and a hardlink to it`);
+  });
+
+  await step(`keepd init: a repository server's data directory in ${show(data)}`, async () => {
+    const r = await runJson(KEEPD, ['init', '--data', data], base);
+    say(`repository ${r.repository}; keepd holds ciphertext only, the key will come from the first agent`);
+  });
+
+  const tls = await step('keepd tls init: a private CA and a server certificate for localhost', async () => {
+    const r = await runJson(KEEPD, ['tls', 'init', '--data', data], base);
+    say(`CA ${show(path.resolve(r.ca))} (the agents' KEEP_CA), certificate ${show(path.resolve(r.cert))}`);
+    return r;
+  });
+
+  const tokens = await step('keepd token create: an agent token for source "demo", an admin token', async () => {
+    const agent = await runJson(KEEPD, ['token', 'create', '--data', data, '--role', 'agent', '--source', 'demo'], base);
+    const admin = await runJson(KEEPD, ['token', 'create', '--data', data, '--role', 'admin'], base);
+    say(`agent token ${agent.id} (backs up and restores "demo", cannot delete), admin token ${admin.id}`);
+    say(`secrets in ${show(at('secrets'))}/ (mode 0600), handed to keep as KEEP_TOKEN_FILE / KEEP_PASSWORD_FILE`);
+    return { agent: secretFile('agent.token', agent.token), admin: secretFile('admin.token', admin.token) };
+  });
+  const password = secretFile('passphrase', 'demo passphrase');
+
+  const keepd = await step('keepd serve on a free loopback port, TLS', async () => {
+    const k = await startKeepd(KEEPD, ['--data', data, '--listen', '127.0.0.1:0', '--tls-cert', path.resolve(tls.cert), '--tls-key', path.resolve(tls.key)], base, at('keepd.log'));
+    say(`listening on grpcs://localhost:${k.port} (log: ${show(at('keepd.log'))})`);
+    return k;
+  });
+  const url = `grpcs://localhost:${keepd.port}`;
+  const agent = { ...base, KEEP_REPO: url, KEEP_CA: path.resolve(tls.ca), KEEP_TOKEN_FILE: tokens.agent, KEEP_PASSWORD_FILE: password };
+  const admin = { ...agent, KEEP_TOKEN_FILE: tokens.admin };
+
+  let failure;
+  try {
+    await step(`keep init over gRPC (agent token): the agent creates the key, keepd stores it wrapped`, async () => {
+      const r = await runJson(KEEP, ['init'], agent);
+      say(`repository ${r.repository} at ${url}, chunks ${r.chunker.min}..${r.chunker.max} bytes (avg ${r.chunker.avg})`);
+    });
+
+    const b1 = await step('keep backup over gRPC (first)', async () => {
+      const b = await runJson(KEEP, ['backup', tree, '--source', 'demo', '--tag', 'first'], agent);
+      say(`snapshot ${short(b.snapshot)}: ${b.files_new} new files, read ${mb(b.bytes_read)}, sent ${mb(b.bytes_sent)} in ${b.chunks_new} chunks`);
+      return b;
+    });
+
+    await step('changing the tree', async () => {
+      say(changeTree(tree, size));
+      sources.v2 = describe(tree);
+    });
+
+    const b2 = await step('keep backup over gRPC (second)', async () => {
+      const b = await runJson(KEEP, ['backup', tree, '--source', 'demo', '--tag', 'second'], agent);
+      say(`snapshot ${short(b.snapshot)}: ${b.files_new} new, ${b.files_changed} changed, ${b.files_unmodified} unmodified files; read ${mb(b.bytes_read)}, sent ${mb(b.bytes_sent)} in ${b.chunks_new} new chunks`);
+      return b;
+    });
+
+    await step('keep snapshots', async () => {
+      for (const s of await runJson(KEEP, ['snapshots'], agent)) say(`${short(s.id)}  ${s.time}  ${s.source}  ${mb(s.size)}  [${s.tags.join(',')}]`);
+    });
+
+    await step('keepd status (beside the running keepd, no key)', async () => {
+      const st = await runJson(KEEPD, ['status', '--data', data], base);
+      say(`${st.snapshots} snapshots, ${st.blobs} blobs in ${st.packs} packs`);
+      for (const s of st.sources) say(`source ${s.source}: ${s.snapshots} snapshots, newest ${short(s.last_snapshot)}, ${s.age_s} s old`);
+    });
+
+    await step('keep stats over gRPC (admin token: repository-wide sizes)', async () => {
+      const st = await runJson(KEEP, ['stats'], admin);
+      say(`${st.snapshots} snapshots hold ${mb(st.total_file_size)} of files in ${mb(st.stored_bytes)} of packs (${st.space_saving_ratio.toFixed(2)}x)`);
+    });
+
+    await step('keep restore over gRPC, both snapshots, each proved against the tree it backed up', async () => {
+      await restoreAndProve(agent, b1.snapshot, sources.v1, 'grpc');
+      await restoreAndProve(agent, b2.snapshot, sources.v2, 'grpc');
+    });
+
+    await step('keep check --read-data over gRPC (admin token): every blob read back and decrypted', async () => {
+      const c = await runJson(KEEP, ['check', '--read-data'], admin);
+      if (!c.ok) throw new Error(`keep check found damage: ${JSON.stringify(c)}`);
+      say(`ok: ${c.snapshots} snapshots, ${c.blobs} blobs, read ${mb(c.bytes_read)}`);
+    });
+  } catch (e) {
+    failure = e;
+  } finally {
+    await step('stopping keepd (SIGTERM)', async () => {
+      const x = await keepd.stop();
+      if (x.code === 0 && !x.forced) return say('keepd drained its connections and exited 0');
+      const stopError = new Error(`keepd did not stop cleanly: exit ${x.code ?? x.signal}${x.forced ? ` (killed: still running 15 s after SIGTERM)` : ''}`);
+      if (!failure) throw stopError;
+      say(stopError.message);
+    });
+  }
+  if (failure) throw failure;
+  return sources;
 }
 
-fs.rmSync(work, { recursive: true, force: true });
-fs.mkdirSync(work, { recursive: true });
-
-say(`generating a sample tree in ${path.relative(root, tree)}`);
-makeTree();
-const v1 = describe(tree);
-
-say(`keep init (embedded repository in ${path.relative(root, repo)})`);
-const init = keep('init');
-console.log(`repository ${init.repository}, chunks ${init.chunker.min}..${init.chunker.max} bytes (avg ${init.chunker.avg})`);
-
-say('keep backup (first)');
-const b1 = keep('backup', tree, '--source', 'demo', '--tag', 'first');
-console.log(`snapshot ${b1.snapshot.slice(0, 8)}: ${b1.files_new} new files, read ${mb(b1.bytes_read)}, stored ${mb(b1.bytes_sent)} in ${b1.chunks_new} chunks, ${b1.duration_s.toFixed(2)} s`);
-
-say('changing the tree: 7 bytes inside a 24 MiB file, one file added, one removed');
-changeTree();
-const v2 = describe(tree);
-
-say('keep backup (second)');
-const b2 = keep('backup', tree, '--source', 'demo', '--tag', 'second');
-console.log(`snapshot ${b2.snapshot.slice(0, 8)}: ${b2.files_new} new, ${b2.files_changed} changed, ${b2.files_unmodified} unmodified files; read ${mb(b2.bytes_read)}, stored ${mb(b2.bytes_sent)} in ${b2.chunks_new} new chunks`);
-
-say('keep snapshots');
-for (const s of keep('snapshots')) console.log(`${s.id.slice(0, 8)}  ${s.time}  ${s.source}  ${mb(s.size)}  [${s.tags.join(',')}]`);
-
-say('keep stats');
-const st = keep('stats');
-console.log(`${st.snapshots} snapshots hold ${mb(st.total_file_size)} of files in ${mb(st.stored_bytes)} of packs (${st.space_saving_ratio.toFixed(2)}x)`);
-
-say('keep restore, both snapshots');
-for (const [b, expected] of [[b1, v1], [b2, v2]]) {
-  const target = path.join(work, `restore-${b.snapshot.slice(0, 8)}`);
-  const r = keep('restore', b.snapshot, '--target', target);
-  console.log(`restored ${b.snapshot.slice(0, 8)}: ${r.files} files, ${mb(r.bytes)} in ${r.duration_s.toFixed(2)} s`);
-  same(expected, path.join(target, tree), `snapshot ${b.snapshot.slice(0, 8)}`);
+async function embedded(sources) {
+  const env = { ...base, KEEP_REPO: at('embedded-repo'), KEEP_PASSWORD_FILE: at('secrets', 'passphrase') };
+  await step(`embedded repository in ${show(at('embedded-repo'))}: keep init, backup, restore (no keepd)`, async () => {
+    await runJson(KEEP, ['init'], env);
+    const b = await runJson(KEEP, ['backup', tree, '--source', 'demo'], env);
+    say(`snapshot ${short(b.snapshot)}: ${b.files_new} files, stored ${mb(b.bytes_sent)} in ${b.chunks_new} chunks`);
+    await restoreAndProve(env, b.snapshot, sources.v2, 'embedded');
+  });
 }
 
-say('keep check --read-data');
-const c = keep('check', '--read-data');
-console.log(`${c.ok ? 'ok' : 'DAMAGED'}: ${c.snapshots} snapshots, ${c.blobs} blobs, read ${mb(c.bytes_read)}`);
+async function main() {
+  const started = performance.now();
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  await embedded(await overGrpc());
+  console.log(`\n== done: ${stepCount} steps in ${((performance.now() - started) / 1000).toFixed(1)} s; everything is in ${show(work)}/`);
+}
 
-say(`done: everything is in ${path.relative(root, work)}/`);
+main().catch((e) => {
+  console.error(`\ndemo FAILED: ${e.message}`);
+  process.exitCode = 1;
+});

@@ -39,6 +39,8 @@ export interface BackupOptions {
   parent?: Snapshot;
   onProgress?: (p: Progress) => void;
   onWarning?: (message: string) => void;
+  /** true for an entry the selection flags leave out (selection/backup-filter.ts): absent, not warned about */
+  exclude?: (full: Buffer, st: fs.BigIntStats) => boolean;
   /** how the walk sees the file system (default: directly); startup/unchanged.ts notes what it answered */
   view?: SourceView;
   /** directories known unchanged since the parent (startup/unchanged.ts): taken without reading their trees */
@@ -258,6 +260,7 @@ export class Archiver {
       this.skip(full, 'vanished during backup; skipped');
       return false;
     }
+    if (this.opts.exclude?.(full, st)) return false;
     const p = prev.get(name.toString('latin1'));
     if (st.isDirectory()) {
       const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;

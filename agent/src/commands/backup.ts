@@ -3,6 +3,7 @@ import { Compression, EXIT, judgeSnapshots, KeepError, parseCompression, parseTi
 import { Archiver } from '../backup/archiver.js';
 import { Uploader } from '../backup/uploader.js';
 import { parse } from '../cli/args.js';
+import { BACKUP_SELECTION_OPTIONS, backupFilter, backupPaths } from '../selection/options.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepositoryWhile, repoLocation } from '../repo/open.js';
 import { SealedTrees } from '../startup/sealed-trees.js';
@@ -21,9 +22,11 @@ export async function backupCommand(argv: string[]): Promise<number> {
     parent: { type: 'string' },
     force: { type: 'boolean' },
     tier: { type: 'string' },
+    ...BACKUP_SELECTION_OPTIONS,
   });
-  if (values.stdin && positionals.length) throw new KeepError('INVALID_ARGUMENT', '--stdin takes no paths');
-  if (!values.stdin && positionals.length === 0) throw new KeepError('INVALID_ARGUMENT', 'usage: keep backup PATH... | --stdin --stdin-name NAME');
+  const paths = backupPaths(positionals, values, (w) => process.stderr.write(`keep: warning: ${w}\n`));
+  if (values.stdin && paths.length) throw new KeepError('INVALID_ARGUMENT', '--stdin takes no paths');
+  if (!values.stdin && paths.length === 0) throw new KeepError('INVALID_ARGUMENT', 'usage: keep backup PATH... | --stdin --stdin-name NAME');
   if (values.stdin && !values['stdin-name']) throw new KeepError('INVALID_ARGUMENT', '--stdin needs --stdin-name NAME (the file name stored in the snapshot)');
   const tier = values.tier ? parseTier(values.tier) : undefined;
   // The tier's compression unless one is named; zstd 3 ("medium") otherwise, like restic's auto.
@@ -35,7 +38,9 @@ export async function backupCommand(argv: string[]): Promise<number> {
   // While scrypt runs: the source is asked what the parent's backup asked it (startup/unchanged.ts), its snapshots
   // are listed, and the parent's trees fetched sealed (startup/sealed-trees.ts; the walk opens those it needs) -
   // when the source may well be unchanged, only the few above it, and those of directories found changed later.
-  const unchanged = values.stdin ? undefined : UnchangedSource.start(positionals, repoLocation(), source);
+  const filter = values.stdin ? undefined : backupFilter(values, paths);
+  // (what the parent's walk remembered was seen without this walk's filter: with one, every directory is listed)
+  const unchanged = values.stdin || filter ? undefined : UnchangedSource.start(paths, repoLocation(), source);
   const opened = await openRepositoryWhile(async (conn) => {
     const previous = await conn.snapshots({ source });
     const p = chooseParent(previous);
@@ -75,7 +80,8 @@ export async function backupCommand(argv: string[]): Promise<number> {
         tier,
         compression,
         clock: processClock(),
-        paths: positionals,
+        paths,
+        exclude: filter && ((full, st) => filter.excludes(full, st)),
         stdin: values.stdin ? { name: values['stdin-name']!, stream: process.stdin } : undefined,
         parent,
         view,

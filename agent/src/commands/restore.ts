@@ -3,6 +3,7 @@ import { parse } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepositoryWhile } from '../repo/open.js';
 import { Restorer } from '../restore/restorer.js';
+import { RESTORE_SELECTION_OPTIONS, restoreFilter } from '../selection/options.js';
 import { RestorePool, restoreWorkerCount } from '../restore/worker-pool.js';
 import { KeepError } from '@keep/core';
 import { allowUnauthenticated, selectSnapshot } from './select.js';
@@ -12,11 +13,12 @@ export async function restoreCommand(argv: string[]): Promise<void> {
     target: { type: 'string', short: 't' },
     source: { type: 'string' },
     at: { type: 'string' },
-    include: { type: 'string', multiple: true },
+    ...RESTORE_SELECTION_OPTIONS,
     'allow-unauthenticated': { type: 'boolean' },
   });
-  if (!values.target) throw new KeepError('INVALID_ARGUMENT', 'usage: keep restore SNAPSHOT|latest --target DIR [--at TIME] [--include PATH]... [--allow-unauthenticated]');
+  if (!values.target) throw new KeepError('INVALID_ARGUMENT', 'usage: keep restore SNAPSHOT|latest --target DIR [--at TIME] [--include PATTERN]... [--exclude PATTERN]... [--allow-unauthenticated]');
   if (positionals.length > 1) throw new KeepError('INVALID_ARGUMENT', 'restore takes one snapshot');
+  const filter = restoreFilter(values);
   // While scrypt runs, the snapshot is chosen (a keyless listing) and the restore workers load their code.
   const pool = new RestorePool(restoreWorkerCount(), process.getuid?.() === 0);
   try {
@@ -30,13 +32,14 @@ export async function restoreCommand(argv: string[]): Promise<void> {
       const started = processClock().now();
       const r = new Restorer(repo, {
         target: values.target,
-        include: values.include,
+        filter,
         onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes)}  ${formatRate(p.bytes, s)}  ${p.current ?? ''}`),
         onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`),
         pool,
       });
       const st = await r.run(Buffer.from(snap.root, 'hex'), started, () => processClock().now());
       progress.done();
+      filter?.checkUsed();
       if (values.json) printJson({ snapshot: snap.id, source: snap.source, time: snap.time, target: values.target, ...st });
       else console.log(`restored snapshot ${snap.id.slice(0, 8)} (${snap.time}) to ${values.target}: ${st.files} files, ${st.dirs} dirs, ${st.symlinks} symlinks, ${st.hardlinks} hardlinks, ${formatBytes(st.bytes)} in ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes, st.duration_s)})`);
     } finally {

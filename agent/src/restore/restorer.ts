@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileChunks, Id, KeepError, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
+import type { RestoreChoice, RestoreFilter } from '../selection/restore-filter.js';
 import { namedError } from './named-error.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
 import { mark } from '../startup/timing.js';
@@ -40,8 +41,8 @@ export function chunkWindow(size: number, chunks: number): number {
 
 export interface RestoreOptions {
   target: string;
-  /** restore only these paths (as shown by `keep ls`) and what is below them */
-  include?: string[];
+  /** --include / --exclude (selection/restore-filter.ts); everything without one */
+  filter?: RestoreFilter;
   onProgress?: (p: { files: number; bytes: number; current?: string }) => void;
   onWarning?: (message: string) => void;
   /** workers started earlier (while scrypt ran), keyless; run() unlocks and closes them */
@@ -62,6 +63,7 @@ const SEP = Buffer.from('/');
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 const noop = () => undefined;
+const EVERYTHING: RestoreChoice = { selected: true, descend: true };
 
 const metaOf = (e: TreeEntry): EntryMeta => ({ mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime[0] + e.mtime[1] / 1e9 });
 
@@ -88,7 +90,6 @@ export class Restorer {
   private readonly dirMeta: { p: Buffer; m: EntryMeta }[] = [];
   /** first restored path of each hardlinked inode, and when its content is done */
   private readonly linked = new Map<string, { path: Buffer; done: Promise<void> }>();
-  private readonly includes: Buffer[];
   private readonly isRoot = process.getuid?.() === 0;
   private smallBytes = 0;
   private smallFiles = 0;
@@ -103,7 +104,6 @@ export class Restorer {
     private readonly opts: RestoreOptions,
   ) {
     this.trees = new TreeReader(repo);
-    this.includes = (opts.include ?? []).map((i) => Buffer.from(i.replace(/\/+$/, '').replace(/^(?!\/)/, '/')));
   }
 
   async run(root: Id, started: number, now: () => number): Promise<RestoreStats> {
@@ -114,7 +114,7 @@ export class Restorer {
     this.workers.unlock(this.repo.master, this.repo.chunking.max);
     try {
       try {
-        await this.dir(root, target, Buffer.alloc(0), false);
+        await this.dir(root, target, Buffer.alloc(0), !this.opts.filter);
         mark('restore: walk done');
       } catch (e) {
         this.failure ??= e as Error;
@@ -130,17 +130,8 @@ export class Restorer {
     return this.stats;
   }
 
-  /** 'all' (inside an included path), 'walk' (an ancestor of one) or 'skip'. */
-  private selected(rel: Buffer): 'all' | 'walk' | 'skip' {
-    if (this.includes.length === 0) return 'all';
-    for (const inc of this.includes) {
-      if (rel.equals(inc) || (rel.length > inc.length && rel.subarray(0, inc.length).equals(inc) && rel[inc.length] === 0x2f)) return 'all';
-    }
-    for (const inc of this.includes) if (inc.length > rel.length && inc.subarray(0, rel.length).equals(rel) && inc[rel.length] === 0x2f) return 'walk';
-    return 'skip';
-  }
-
-  private async dir(id: Id, dest: Buffer, rel: Buffer, all: boolean): Promise<void> {
+  /** `made` creates `dest` (and what leads to it) when it is only on the way to selected entries. */
+  private async dir(id: Id, dest: Buffer, rel: Buffer, all: boolean, made: () => void = noop): Promise<void> {
     const node = await this.trees.read(id);
     if (rel.length === 0) mark('restore: root tree read');
     for (const e of node.entries) {
@@ -148,24 +139,34 @@ export class Restorer {
         throw new KeepError('CORRUPT', `snapshot holds an unsafe name ${JSON.stringify(e.name.toString())}; refusing to restore outside the target`);
       }
     }
+    const choices = node.entries.map((e): RestoreChoice => (all ? EVERYTHING : this.opts.filter!.choose(Buffer.concat([rel, SEP, e.name]).toString(), e.type === 'dir')));
     // Ask for the subtrees now: they arrive while this directory's files are fetched.
-    for (const e of node.entries) {
-      if (e.type === 'dir' && (all || this.selected(Buffer.concat([rel, SEP, e.name])) !== 'skip')) this.trees.read(TreeReader.subtree(node, e)).catch(noop);
-    }
-    for (const e of node.entries) {
+    node.entries.forEach((e, i) => {
+      if (e.type === 'dir' && choices[i].descend) this.trees.read(TreeReader.subtree(node, e)).catch(noop);
+    });
+    for (const [i, e] of node.entries.entries()) {
       if (this.failure) throw this.failure;
+      const { selected, descend } = choices[i];
+      if (!selected && !descend) continue;
       const r = Buffer.concat([rel, SEP, e.name]);
-      const sel = all ? 'all' : this.selected(r);
-      if (sel === 'skip') continue;
       const p = Buffer.concat([dest, SEP, e.name]);
-      if (e.type === 'dir') {
+      if (selected) made();
+      if (e.type === 'dir' && selected) {
         // Private until its own mode is applied at the end: nobody else can add entries meanwhile.
-        ensureDir(p, sel === 'all' ? 0o700 : 0o777);
+        ensureDir(p, 0o700);
         this.stats.dirs++;
-        await this.dir(TreeReader.subtree(node, e), p, r, sel === 'all');
-        if (sel === 'all') this.dirMeta.push({ p, m: metaOf(e) });
-      } else if (sel === 'walk') {
-        continue;
+        await this.dir(TreeReader.subtree(node, e), p, r, all);
+        this.dirMeta.push({ p, m: metaOf(e) });
+      } else if (e.type === 'dir') {
+        // Only on the way to selected entries: made (without its metadata) when the first of them is.
+        let exists = false;
+        await this.dir(TreeReader.subtree(node, e), p, r, all, () => {
+          if (exists) return;
+          made();
+          ensureDir(p, 0o777);
+          this.stats.dirs++;
+          exists = true;
+        });
       } else if (e.type === 'symlink') {
         createSymlink(e.target!, p, metaOf(e), this.isRoot);
         this.stats.symlinks++;
