@@ -75,6 +75,83 @@ describe('keep dump on an embedded repository', () => {
   });
 });
 
+describe('keep find on an embedded repository', () => {
+  const tmp = tempDirs();
+  let env: Record<string, string>;
+  let proj: string;
+  let other: string;
+  const ids: Record<string, string> = {};
+  const run: Run = (args) => keep(args, { env });
+  const find = async (args: string[]) => {
+    const r = await run(['find', ...args, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    return (JSON.parse(r.stdout) as any[]).map((s) => [s.snapshot, s.matches.map((m: any) => m.path)]);
+  };
+  const backup = async (dir: string, source: string, extra: string[] = []) => {
+    const r = await run(['backup', dir, '--source', source, ...extra, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout).snapshot as string;
+  };
+
+  beforeAll(async () => {
+    const dir = tmp.make('keep-find-');
+    ({ env } = await initRepo(dir));
+    proj = path.join(dir, 'proj');
+    other = path.join(dir, 'other');
+    fs.mkdirSync(path.join(proj, 'sub', 'deep'), { recursive: true });
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(proj, 'a.txt'), 'a\n');
+    fs.writeFileSync(path.join(proj, 'sub', 'notes.md'), 'notes\n');
+    fs.writeFileSync(path.join(proj, 'sub', 'deep', 'a.txt'), 'deep a\n');
+    ids.p1 = await backup(proj, 'proj', ['--tag', 'first']);
+    fs.writeFileSync(path.join(proj, 'B.TXT'), 'upper\n');
+    fs.rmSync(path.join(proj, 'sub', 'deep', 'a.txt'));
+    ids.p2 = await backup(proj, 'proj');
+    fs.writeFileSync(path.join(other, 'a.txt'), 'other a\n');
+    ids.o1 = await backup(other, 'other');
+  });
+
+  it('a name matches at any depth, in every snapshot, newest first (--reverse: oldest first)', async () => {
+    const a = (d: string) => path.join(d, 'a.txt');
+    expect(await find(['a.txt'])).toEqual([
+      [ids.o1, [a(other)]],
+      [ids.p2, [a(proj)]],
+      [ids.p1, [a(proj), a(path.join(proj, 'sub', 'deep'))]],
+    ]);
+    expect((await find(['a.txt', '--reverse'])).map((x) => x[0])).toEqual([ids.p1, ids.p2, ids.o1]);
+    // a glob, several patterns: any of them
+    expect(await find(['*.md', 'B.*', '--snapshot', ids.p2])).toEqual([[ids.p2, [path.join(proj, 'B.TXT'), path.join(proj, 'sub', 'notes.md')]]]);
+  });
+
+  it('a pattern with `/` matches the path; a matching directory brings what is below it (restic)', async () => {
+    expect(await find(['sub/*.md'])).toEqual([
+      [ids.p2, [path.join(proj, 'sub', 'notes.md')]],
+      [ids.p1, [path.join(proj, 'sub', 'notes.md')]],
+    ]);
+    const deep = path.join(proj, 'sub', 'deep');
+    expect(await find([deep])).toEqual([
+      [ids.p2, [deep]],
+      [ids.p1, [deep, path.join(deep, 'a.txt')]],
+    ]);
+    // anchored at the root: the same name elsewhere does not match
+    expect(await find([path.join(other, 'a.txt')])).toEqual([[ids.o1, [path.join(other, 'a.txt')]]]);
+  });
+
+  it('--ignore-case, --snapshot, --source, --path, --tag narrow it; no match is an empty list', async () => {
+    expect(await find(['b.txt'])).toEqual([]);
+    expect(await find(['b.txt', '--ignore-case'])).toEqual([[ids.p2, [path.join(proj, 'B.TXT')]]]);
+    expect((await find(['a.txt', '--snapshot', ids.p1.slice(0, 8), '--snapshot', ids.o1])).map((x) => x[0])).toEqual([ids.o1, ids.p1]);
+    expect((await find(['a.txt', '--source', 'other'])).map((x) => x[0])).toEqual([ids.o1]);
+    expect((await find(['a.txt', '--path', other])).map((x) => x[0])).toEqual([ids.o1]);
+    expect((await find(['a.txt', '--tag', 'first'])).map((x) => x[0])).toEqual([ids.p1]);
+    const text = await run(['find', 'notes.md', '--long', '--source', 'proj']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`Found matching entries in snapshot ${ids.p2.slice(0, 8)}`);
+    expect(text.stdout).toMatch(new RegExp(`^file +0644 .* ${path.join(proj, 'sub', 'notes.md')}$`, 'm'));
+    expect((await run(['find'])).code).toBe(2);
+  });
+});
+
 describe('keep cat on an embedded repository', () => {
   const tmp = tempDirs();
   let env: Record<string, string>;
@@ -171,6 +248,17 @@ describe('keep dump through keepd (grpc://)', () => {
   });
 
   afterAll(killAllKeepd);
+
+  it('find lists the snapshot and paths', async () => {
+    const r = await run(['find', '*.md', 'README', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const found = JSON.parse(r.stdout);
+    expect(found).toHaveLength(1);
+    expect(found[0].matches.map((m: any) => [m.path, m.type])).toEqual([
+      [path.join(src, 'docs', 'README'), 'symlink'],
+      [path.join(src, 'docs', 'readme.md'), 'file'],
+    ]);
+  });
 
   it('a file and a directory come back as they were', async () => {
     const file = await run(['dump', 'latest', path.join(src, 'large.bin')]);

@@ -4,6 +4,7 @@ import { catCommand } from '../commands/cat.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
 import { dumpCommand } from '../commands/dump.js';
+import { findCommand } from '../commands/find.js';
 import { initCommand } from '../commands/init.js';
 import { keyCommand } from '../commands/key.js';
 import { lsCommand } from '../commands/ls.js';
@@ -47,6 +48,7 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   diff: diffCommand,
   dump: dumpCommand,
   cat: catCommand,
+  find: findCommand,
   stats: statsCommand,
   check: checkCommand,
   key: keyCommand,
