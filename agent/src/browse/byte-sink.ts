@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import fs from 'node:fs';
 import { KeepError } from '@keep/core';
 
@@ -8,7 +9,7 @@ export interface ByteSink {
   close(): Promise<void>;
 }
 
-export function streamSink(stream: NodeJS.WritableStream & { writableNeedDrain?: boolean }, onClose: () => Promise<void> = async () => undefined): ByteSink {
+export function streamSink(stream: NodeJS.WritableStream, onClose: () => Promise<void> = async () => undefined): ByteSink {
   let failed: Error | undefined;
   stream.on('error', (e: Error) => (failed ??= e));
   const check = () => {
@@ -17,17 +18,8 @@ export function streamSink(stream: NodeJS.WritableStream & { writableNeedDrain?:
   return {
     async write(b) {
       check();
-      if (!stream.write(b)) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            stream.off('drain', done);
-            stream.off('error', done);
-            resolve();
-          };
-          stream.on('drain', done);
-          stream.on('error', done);
-        });
-      }
+      // events.once drops its listeners when either 'drain' or 'error' fires; the error itself is kept above
+      if (!stream.write(b)) await once(stream, 'drain').catch(() => undefined);
       check();
     },
     async close() {

@@ -1,5 +1,12 @@
 import { KeepError } from '@keep/core';
+import type { ArchiveEntry, ArchiveType, ArchiveWriter } from './archive-entry.js';
 import type { ByteSink } from './byte-sink.js';
+
+const BLOCK = 512;
+const TYPEFLAG: Record<ArchiveType, string> = { file: '0', hardlink: '1', symlink: '2', dir: '5' };
+/** largest value of a 12-byte and an 8-byte octal field (11 and 7 digits) */
+const MAX_SIZE = 0o77777777777;
+const MAX_ID = 0o7777777;
 
 /**
  * A POSIX tar (pax) stream, written entry by entry. Each entry gets a ustar
@@ -9,35 +16,14 @@ import type { ByteSink } from './byte-sink.js';
  * nanosecond). Names are written as the bytes they are (GNU tar extracts
  * them so, UTF-8 or not).
  */
-export type TarType = 'file' | 'dir' | 'symlink' | 'hardlink';
-
-export interface TarEntry {
-  /** relative path in the archive (raw bytes); a directory's without its trailing `/` */
-  path: Buffer;
-  type: TarType;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: [number, number];
-  /** file: content length */
-  size?: number;
-  /** symlink: target; hardlink: the archive path of the first name */
-  link?: Buffer;
-}
-
-const BLOCK = 512;
-const TYPEFLAG: Record<TarType, string> = { file: '0', hardlink: '1', symlink: '2', dir: '5' };
-/** largest value of a 12-byte and an 8-byte octal field (11 and 7 digits) */
-const MAX_SIZE = 0o77777777777;
-const MAX_ID = 0o7777777;
-
-export class TarWriter {
+export class TarWriter implements ArchiveWriter {
+  readonly hardlinks = true;
   private pending = 0;
 
   constructor(private readonly out: ByteSink) {}
 
   /** Write `entry`'s headers, then its content (a file's, exactly `entry.size` bytes). */
-  async add(entry: TarEntry, content?: AsyncIterable<Buffer>): Promise<void> {
+  async add(entry: ArchiveEntry, content?: AsyncIterable<Buffer>): Promise<void> {
     if (this.pending) throw new Error('tar: previous entry not complete');
     const name = entry.type === 'dir' ? Buffer.concat([entry.path, Buffer.from('/')]) : entry.path;
     const size = entry.type === 'file' ? (entry.size ?? 0) : 0;
@@ -67,7 +53,7 @@ export class TarWriter {
 }
 
 /** The pax records the ustar header cannot carry. */
-function paxRecords(e: TarEntry, name: Buffer, size: number): Buffer[] {
+function paxRecords(e: ArchiveEntry, name: Buffer, size: number): Buffer[] {
   const records: Buffer[] = [];
   const link = e.link ?? Buffer.alloc(0);
   if (name.length > 100) records.push(paxRecord('path', name));
@@ -104,7 +90,7 @@ function paxHeader(name: Buffer, records: Buffer[]): Buffer {
 }
 
 /** One 512-byte ustar header; fields that do not fit are cut short (their pax record, written before, wins). */
-function ustarHeader(e: TarEntry, name: Buffer, size: number, typeflag = TYPEFLAG[e.type]): Buffer {
+function ustarHeader(e: ArchiveEntry, name: Buffer, size: number, typeflag = TYPEFLAG[e.type]): Buffer {
   const h = Buffer.alloc(BLOCK);
   name.copy(h, 0, 0, Math.min(name.length, 100));
   octal(h, 100, 8, e.mode & 0o7777);

@@ -3,15 +3,17 @@ import { parse } from '../cli/args.js';
 import { openSink } from '../browse/byte-sink.js';
 import { fileContent } from '../browse/file-content.js';
 import { locate, pathParts } from '../browse/snapshot-path.js';
-import { dumpTar } from '../browse/tar-dump.js';
+import { dumpArchive } from '../browse/archive-dump.js';
+import { TarWriter } from '../browse/tar-writer.js';
+import { ZipWriter } from '../browse/zip-writer.js';
 import { openRepositoryWhile } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
 import { allowUnauthenticated, selectSnapshot } from './select.js';
 
-const USAGE = 'usage: keep dump SNAPSHOT[:SUBDIR] PATH [--archive tar] [--target FILE] [--source N] [--at TIME] [--allow-unauthenticated]';
+const USAGE = 'usage: keep dump SNAPSHOT[:SUBDIR] PATH [--archive tar|zip] [--target FILE] [--source N] [--at TIME] [--allow-unauthenticated]';
 
 /**
- * restic's dump: a file's content, or a directory as a tar stream, to stdout
+ * restic's dump: a file's content, or a directory as a tar (or zip) stream, to stdout
  * (or --target FILE). SNAPSHOT:SUBDIR makes SUBDIR the archive's root;
  * otherwise a directory's entries carry their path in the snapshot.
  */
@@ -24,7 +26,8 @@ export async function dumpCommand(argv: string[]): Promise<void> {
     'allow-unauthenticated': { type: 'boolean' },
   });
   if (positionals.length !== 2) throw new KeepError('INVALID_ARGUMENT', USAGE);
-  if ((values.archive ?? 'tar') !== 'tar') throw new KeepError('INVALID_ARGUMENT', `--archive ${values.archive}: keep writes tar archives only`);
+  const format = values.archive ?? 'tar';
+  if (format !== 'tar' && format !== 'zip') throw new KeepError('INVALID_ARGUMENT', `--archive takes tar or zip, not ${format}`);
   if (values.json) throw new KeepError('INVALID_ARGUMENT', 'dump writes the file or archive itself; it has no --json form');
   // Snapshot ids are hex, so the first `:` ends the id.
   const [ref, sub] = positionals[0].includes(':') ? [positionals[0].slice(0, positionals[0].indexOf(':')), positionals[0].slice(positionals[0].indexOf(':') + 1)] : [positionals[0], undefined];
@@ -43,7 +46,10 @@ export async function dumpCommand(argv: string[]): Promise<void> {
     const found = await locate(trees, base, positionals[1]);
     if (found.entry?.type === 'symlink') throw new KeepError('INVALID_ARGUMENT', `${found.path} is a symlink (to ${found.entry.target!.toString()}); dump what it points to`);
     const out = openSink(values.target);
-    if (found.tree) await dumpTar(repo, trees, { tree: found.tree, entry: found.entry }, Buffer.from(pathParts(positionals[1]).join('/')), out);
+    if (found.tree) {
+      const archive = format === 'zip' ? new ZipWriter(out) : new TarWriter(out);
+      await dumpArchive(repo, trees, { tree: found.tree, entry: found.entry }, Buffer.from(pathParts(positionals[1]).join('/')), archive);
+    }
     else for await (const piece of fileContent(repo, found.node!, found.entry!, found.path)) await out.write(piece);
     await out.close();
   } finally {
