@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareTrees, generateTree, initRepo, keep, prng, tempDirs, TreeInfo } from './helpers.js';
+import { compareTrees, generateTree, initRepo, keep, KEEP_BIN, prng, tempDirs, TreeInfo } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
 
 type Run = (args: string[]) => Promise<{ code: number | null; stdout: string; stderr: string; stdoutBytes: Buffer }>;
@@ -90,6 +90,10 @@ describe('keep dump on an embedded repository', () => {
     expect(link.stderr).toMatch(/is a symlink/);
     const rar = await run(['dump', 'latest', tree.root, '--archive', 'rar']);
     expect(rar.code).toBe(2);
+    // an archive onto a terminal (util-linux `script` gives it one)
+    const tty = execFileSync('script', ['-qec', `${KEEP_BIN} dump latest ${tree.root}; echo "exit=$?"`, '/dev/null'], { env: { ...process.env, ...env } }).toString();
+    expect(tty).toMatch(/stdout is a terminal/);
+    expect(tty).toMatch(/exit=2/);
   });
 });
 

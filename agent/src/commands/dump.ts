@@ -45,6 +45,8 @@ export async function dumpCommand(argv: string[]): Promise<void> {
     }
     const found = await locate(trees, base, positionals[1]);
     if (found.entry?.type === 'symlink') throw new KeepError('INVALID_ARGUMENT', `${found.path} is a symlink (to ${found.entry.target!.toString()}); dump what it points to`);
+    // an archive is binary: never onto a terminal (restic refuses too)
+    if (found.tree && !values.target && process.stdout.isTTY) throw new KeepError('INVALID_ARGUMENT', 'stdout is a terminal: redirect it, or give --target FILE');
     const out = openSink(values.target);
     if (found.tree) {
       const archive = format === 'zip' ? new ZipWriter(out) : new TarWriter(out);
