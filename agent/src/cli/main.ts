@@ -13,11 +13,13 @@ import { restoreCommand } from '../commands/restore.js';
 import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
 import { mark } from '../startup/timing.js';
+import { startEarlyKek } from '../repo/early-kek.js';
+import { applyGlobalFlags, GLOBAL_FLAGS_USAGE, takeGlobalFlags } from './global-flags.js';
 
 
 const USAGE = `keep — deduplicating, end-to-end encrypted backups
 
-usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE from the environment)
+usage: keep [global flags] COMMAND [options]
 
   init                       create the repository's master key, wrapped by the passphrase
                              [--chunk-min S --chunk-avg S --chunk-max S] [--kdf-cost K]
@@ -29,10 +31,10 @@ usage: keep COMMAND [options]   (KEEP_REPO, KEEP_PASSWORD / KEEP_PASSWORD_FILE f
   diff SNAPSHOT SNAPSHOT     what changed between two snapshots
   stats                      repository size and space saved
   check [--read-data | --read-data-subset PCT%]   verify the repository
-  key add|list|remove ID|passwd   manage passphrases (new one from KEEP_NEW_PASSWORD)
+  key add|list|remove ID|passwd   manage passphrases (the new one: --new-password-file, KEEP_NEW_PASSWORD(_FILE) or asked twice)
   pg backup|wal-push|wal-fetch|restore|config|info   PostgreSQL point-in-time recovery (keep pg help)
 
-every command takes --json (one JSON document on stdout); --insecure (KEEP_INSECURE=1) allows plaintext grpc:// to a host that is not loopback
+${GLOBAL_FLAGS_USAGE}
 
 exit codes: 0 ok, 1 fatal error, 2 bad usage, 3 backup saved but some entries could not be read
 (listed as warnings), 4 damage found (check, restore), 10 no repository, 11 repository locked,
@@ -58,11 +60,12 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
 async function main(argv: string[]): Promise<void | number> {
   mark('main');
   exitOnInterrupt('keep');
-  // --insecure, anywhere on the line: plaintext grpc:// to a host that is not loopback (as KEEP_INSECURE=1).
-  if (argv.includes('--insecure')) {
-    process.env.KEEP_INSECURE = '1';
-    argv = argv.filter((a) => a !== '--insecure');
-  }
+  const global = takeGlobalFlags(argv);
+  argv = global.argv;
+  const before = earlyKekInputs();
+  applyGlobalFlags(global.flags);
+  // bin/keep.js started scrypt from the environment alone; flags that name another repository or passphrase file start it again.
+  if (earlyKekInputs() !== before) startEarlyKek(process.env);
   const [name, ...rest] = argv;
   if (!name || name === 'help' || name === '--help' || name === '-h') {
     console.log(USAGE);
@@ -72,6 +75,8 @@ async function main(argv: string[]): Promise<void | number> {
   if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keep help)`);
   return cmd(rest);
 }
+
+const earlyKekInputs = () => JSON.stringify([process.env.KEEP_REPO, process.env.KEEP_PASSWORD, process.env.KEEP_PASSWORD_FILE]);
 
 // An embedded repository's index write that failed for a full disk is reported by the command that made it.
 surviveLmdbWriteFailures(() => undefined);

@@ -22,7 +22,7 @@ export async function initCommand(argv: string[]): Promise<void> {
     'chunk-max': { type: 'string' },
   });
   const location = repoLocation();
-  const password = readPassword();
+  const password = await readPassword(process.env, 'KEEP_PASSWORD', { prompt: 'enter passphrase for new repository: ', confirm: true });
   const scrypt = scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost'));
   const chunker = parseChunkerSizes(values['chunk-min'], values['chunk-avg'], values['chunk-max']);
   if (chunker && isRemote(location)) throw new KeepError('INVALID_ARGUMENT', 'chunk sizes of a keepd repository are set by `keepd init`');

@@ -5,12 +5,16 @@ import { printJson } from '../cli/output.js';
 import { openRepository, readPassword } from '../repo/open.js';
 import { scryptFromCost } from './init.js';
 
-/** keep key add|list|remove|passwd — the new passphrase comes from KEEP_NEW_PASSWORD(_FILE). */
+/** keep key add|list|remove|passwd — the new passphrase: --new-password-file, KEEP_NEW_PASSWORD(_FILE|_COMMAND), or asked twice on a terminal. */
 export async function keyCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parse(rest, { 'kdf-cost': { type: 'string' } });
+  const { values, positionals } = parse(rest, { 'kdf-cost': { type: 'string' }, 'new-password-file': { type: 'string' } });
   const repo = await openRepository(process.env, { write: sub !== 'list' });
   try {
+    const newPassword = () => {
+      const env = values['new-password-file'] ? { ...process.env, KEEP_NEW_PASSWORD: undefined, KEEP_NEW_PASSWORD_COMMAND: undefined, KEEP_NEW_PASSWORD_FILE: values['new-password-file'] } : process.env;
+      return readPassword(env, 'KEEP_NEW_PASSWORD', { prompt: 'enter new passphrase: ', confirm: true });
+    };
     const meta = () => ({ host: os.hostname(), username: os.userInfo().username, created: new Date(processClock().now()), scrypt: scryptFromCost(positiveInt(values['kdf-cost'], '--kdf-cost')) });
     switch (sub) {
       case 'list': {
@@ -21,7 +25,7 @@ export async function keyCommand(argv: string[]): Promise<void> {
         return;
       }
       case 'add': {
-        const f = wrapMasterKey(repo.master, readPassword(process.env, 'KEEP_NEW_PASSWORD'), meta());
+        const f = wrapMasterKey(repo.master, await newPassword(), meta());
         await repo.conn.addKeyFile(f);
         if (values.json) printJson({ added: f.id });
         else console.log(`added key ${f.id}`);
@@ -37,8 +41,9 @@ export async function keyCommand(argv: string[]): Promise<void> {
         return;
       }
       case 'passwd': {
-        const f = wrapMasterKey(repo.master, readPassword(process.env, 'KEEP_NEW_PASSWORD'), meta());
-        if (!unwrapMasterKey(f, readPassword(process.env, 'KEEP_NEW_PASSWORD'))) throw new KeepError('INTERNAL', 'new key file does not open; nothing changed');
+        const password = await newPassword();
+        const f = wrapMasterKey(repo.master, password, meta());
+        if (!unwrapMasterKey(f, password)) throw new KeepError('INTERNAL', 'new key file does not open; nothing changed');
         await repo.conn.addKeyFile(f);
         await repo.conn.removeKeyFile(repo.keyId);
         if (values.json) printJson({ added: f.id, removed: repo.keyId });

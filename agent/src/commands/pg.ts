@@ -4,7 +4,8 @@ import { parse, positiveInt } from '../cli/args.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepository, Unlocked } from '../repo/open.js';
 import { runBaseBackup } from '../pg/base-backup.js';
-import { loadEnv, pgCommandLine, pgSource } from '../pg/env.js';
+import { pgCommandLine, pgSource } from '../pg/env.js';
+import { envFileInUse } from '../cli/global-flags.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import { planRestore, readWalText, restoreFiles, TimelineChoice, writeRecoveryConfig } from '../pg/restore.js';
 import { DEFAULT_PREFETCH, pickCopy, prefetchAfter, prefetchDir, takePrefetched, walCopies, walPush, writeWal } from '../pg/wal.js';
@@ -20,8 +21,9 @@ const USAGE = `keep pg — PostgreSQL base backups, WAL archiving and point-in-t
   keep pg config [--source N] [--tier T]          archive_command, archive_timeout (the tier's RPO) and restore_command
   keep pg info [--source N]                       base backups, WAL and the recovery window
 
-every subcommand takes --env-file FILE (KEY=VALUE lines: KEEP_REPO, KEEP_PASSWORD_FILE,
-KEEP_TOKEN_FILE, KEEP_CA, KEEP_PG_SOURCE) and --json`;
+every subcommand takes keep's global flags (keep help): -r, --password-file, --token-file, --json,
+and --env-file FILE (KEY=VALUE lines: KEEP_REPO, KEEP_PASSWORD_FILE, KEEP_TOKEN_FILE, KEEP_CA,
+KEEP_PG_SOURCE), which archive_command and restore_command then name`;
 
 /** Exit status of wal-fetch for a failure that is not "no such file": above 125 makes PostgreSQL abort recovery instead of ending it there. */
 const FETCH_FATAL = 128;
@@ -54,7 +56,7 @@ export async function pgCommand(argv: string[]): Promise<void> {
   }
 }
 
-const common = { source: { type: 'string' }, 'env-file': { type: 'string' } } as const;
+const common = { source: { type: 'string' } } as const;
 
 /** `keep pg config` without --tier: archive_timeout from this tier's RPO. */
 const DEFAULT_PG_TIER = 'standard';
@@ -92,7 +94,7 @@ async function pgBackup(argv: string[]): Promise<void> {
   });
   if (!values.pgdata || positionals.length) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg backup --pgdata DIR [--source N] [--host H|--socket DIR] [--port P] [--user U]');
   if (values.checkpoint && values.checkpoint !== 'fast' && values.checkpoint !== 'spread') throw new KeepError('INVALID_ARGUMENT', '--checkpoint is fast or spread');
-  const env = loadEnv(values['env-file']);
+  const env = process.env;
   const source = pgSource(values.source, env);
   const progress = new ProgressLine();
   const r = await withRepo(env, (repo, pool) =>
@@ -142,7 +144,7 @@ async function pgBackup(argv: string[]): Promise<void> {
 async function pgWalPush(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, { ...common, tier: { type: 'string' }, compression: { type: 'string' } });
   if (positionals.length !== 1) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg wal-push [--source N] PATH   (archive_command: keep pg wal-push %p)');
-  const env = loadEnv(values['env-file']);
+  const env = process.env;
   const source = pgSource(values.source, env);
   const r = await withRepo(env, (repo, pool) => walPush(repo, pool, { file: positionals[0], source, host: os.hostname(), ...compressionFor(values), clock: processClock(env) }));
   if (values.json) printJson({ source, ...r });
@@ -174,7 +176,7 @@ async function pgWalFetch(argv: string[]): Promise<void> {
       if (json) printJson({ wal: name, path: dest, prefetched: true });
       return;
     }
-    const env = loadEnv(values['env-file']);
+    const env = process.env;
     const source = pgSource(values.source, env);
     outcome = await withRepo(env, async (repo, pool) => {
       // Authenticated records only (KEEP_ALLOW_UNAUTHENTICATED=1 in restore_command's environment admits older ones).
@@ -233,7 +235,7 @@ async function pgRestore(argv: string[]): Promise<void> {
   }
   const at = values.at ? parseTime(values.at) : undefined;
   const timeline = parseTimeline(values.timeline);
-  const env = loadEnv(values['env-file']);
+  const env = process.env;
   const source = pgSource(values.source, env);
   const clock = processClock(env);
   const progress = new ProgressLine();
@@ -243,7 +245,7 @@ async function pgRestore(argv: string[]): Promise<void> {
     const plan = await planRestore(snaps, { at, base: values.base, timeline }, (w) => readWalText(repo, pool, w, os.tmpdir()));
     // Built before copying anything: a restore_command that cannot be written should fail early.
     const system = plan.base.system;
-    const restoreCommand = values['restore-command'] ?? pgCommandLine('wal-fetch', ['--source', source, ...(system ? ['--system', system] : [])], env, values['env-file'], ['%f', '%p']);
+    const restoreCommand = values['restore-command'] ?? pgCommandLine('wal-fetch', ['--source', source, ...(system ? ['--system', system] : [])], env, envFileInUse(), ['%f', '%p']);
     if (values['dry-run']) return { plan, files: { files: 0, bytes: 0, tablespaces: [], owner: { uid: 0, gid: 0, mode: 0 } }, settings: [`restore_command = '${restoreCommand}'`] };
     const files = await restoreFiles(repo, plan.base, {
       pgdata: values.pgdata!,
@@ -304,12 +306,12 @@ async function pgRestore(argv: string[]): Promise<void> {
 async function pgConfig(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, { ...common, tier: { type: 'string' } });
   if (positionals.length) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg config [--source N] [--tier T] [--env-file F]');
-  const env = loadEnv(values['env-file']);
+  const env = process.env;
   const source = pgSource(values.source, env);
   const tier = parseTier(values.tier ?? DEFAULT_PG_TIER);
   const tierArgs = values.tier ? ['--tier', tier] : [];
-  const archive = pgCommandLine('wal-push', ['--source', source, ...tierArgs], env, values['env-file'], ['%p']);
-  const restore = pgCommandLine('wal-fetch', ['--source', source], env, values['env-file'], ['%f', '%p']);
+  const archive = pgCommandLine('wal-push', ['--source', source, ...tierArgs], env, envFileInUse(), ['%p']);
+  const restore = pgCommandLine('wal-fetch', ['--source', source], env, envFileInUse(), ['%f', '%p']);
   // A segment is archived when full or when archive_timeout forces a switch: the tier's RPO bounds how much is not archived yet.
   const archiveTimeout = `${TIERS[tier].rpo_s}s`;
   if (values.json) printJson({ source, tier, archive_command: archive, restore_command: restore, archive_timeout: archiveTimeout });
@@ -322,7 +324,7 @@ async function pgConfig(argv: string[]): Promise<void> {
 async function pgInfo(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, { ...common, 'allow-unauthenticated': { type: 'boolean' } });
   if (positionals.length) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg info [--source N]');
-  const env = loadEnv(values['env-file']);
+  const env = process.env;
   const source = pgSource(values.source, env);
   const snaps = await withRepo(env, async (repo) => usableSnapshots(repo.keys, await repo.conn.snapshots({ source }), { allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated'], env), warn: stderrWarn }));
   const { bases, wal } = pgCatalog(snaps);

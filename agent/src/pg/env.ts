@@ -3,36 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { KeepError } from '@keep/core';
 
-/**
- * The environment of `keep pg …` commands. PostgreSQL runs archive_command
- * and restore_command through /bin/sh as its own user, with its own
- * environment, so those commands either carry the variables inline
- * (`KEEP_REPO=… KEEP_PASSWORD_FILE=… keep pg wal-push %p`) or name a file
- * with `--env-file FILE` holding KEY=VALUE lines (# comments allowed).
- * Values from the file override the process environment: the file is the
- * explicit argument. Secrets stay in files (KEEP_PASSWORD_FILE,
- * KEEP_TOKEN_FILE): never in postgresql.auto.conf, which is itself backed up.
+/*
+ * PostgreSQL runs archive_command and restore_command through /bin/sh as its
+ * own user, with its own environment, so those commands either carry the
+ * variables inline (`KEEP_REPO=… KEEP_PASSWORD_FILE=… keep pg wal-push %p`)
+ * or name a file with the global `--env-file FILE` (cli/env-file.ts). Secrets
+ * stay in files (KEEP_PASSWORD_FILE, KEEP_TOKEN_FILE) or behind a
+ * KEEP_PASSWORD_COMMAND: never in postgresql.auto.conf, which is itself backed up.
  */
-export function loadEnv(file: string | undefined, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  if (!file) return base;
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new KeepError('INVALID_ARGUMENT', `cannot read --env-file ${file}: ${(e as Error).message}`);
-  }
-  const env = { ...base };
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
-    if (!m) throw new KeepError('INVALID_ARGUMENT', `--env-file ${file}: not KEY=VALUE: ${line}`);
-    let v = m[2];
-    if ((v.startsWith("'") && v.endsWith("'")) || (v.startsWith('"') && v.endsWith('"'))) v = v.slice(1, -1);
-    env[m[1]] = v;
-  }
-  return env;
-}
 
 /** --source, else KEEP_PG_SOURCE, else pg-<hostname>. */
 export function pgSource(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -56,7 +34,7 @@ export function keepInvocation(env: NodeJS.ProcessEnv): string[] {
   return [process.execPath, script];
 }
 
-const FILE_VARS = ['KEEP_REPO', 'KEEP_PASSWORD_FILE', 'KEEP_TOKEN_FILE', 'KEEP_CA', 'KEEP_CLOCK_OFFSET_MS'];
+const FILE_VARS = ['KEEP_REPO', 'KEEP_PASSWORD_FILE', 'KEEP_PASSWORD_COMMAND', 'KEEP_TOKEN_FILE', 'KEEP_CA', 'KEEP_CLOCK_OFFSET_MS'];
 
 /**
  * A `keep pg SUBCOMMAND ARGS` command line for archive_command or
@@ -68,9 +46,9 @@ const FILE_VARS = ['KEEP_REPO', 'KEEP_PASSWORD_FILE', 'KEEP_TOKEN_FILE', 'KEEP_C
 export function pgCommandLine(sub: string, args: string[], env: NodeJS.ProcessEnv, envFile: string | undefined, placeholders: string[]): string {
   const words: string[] = [];
   if (!envFile) {
-    if (env.KEEP_PASSWORD !== undefined) throw new KeepError('INVALID_ARGUMENT', 'PostgreSQL runs keep itself: give the passphrase as KEEP_PASSWORD_FILE (readable by the postgres user), or use --env-file');
-    if (env.KEEP_TOKEN) throw new KeepError('INVALID_ARGUMENT', 'PostgreSQL runs keep itself: give the token as KEEP_TOKEN_FILE (readable by the postgres user), or use --env-file');
-    if (!env.KEEP_PASSWORD_FILE) throw new KeepError('INVALID_ARGUMENT', 'no passphrase: set KEEP_PASSWORD_FILE (readable by the postgres user), or use --env-file');
+    if (env.KEEP_PASSWORD !== undefined) throw new KeepError('INVALID_ARGUMENT', 'PostgreSQL runs keep itself: give the passphrase as --password-file or KEEP_PASSWORD_FILE (readable by the postgres user), or use --env-file');
+    if (env.KEEP_TOKEN) throw new KeepError('INVALID_ARGUMENT', 'PostgreSQL runs keep itself: give the token as --token-file or KEEP_TOKEN_FILE (readable by the postgres user), or use --env-file');
+    if (!env.KEEP_PASSWORD_FILE && !env.KEEP_PASSWORD_COMMAND) throw new KeepError('INVALID_ARGUMENT', 'no passphrase: give --password-file (readable by the postgres user) or --password-command, or use --env-file');
     for (const k of FILE_VARS) {
       const v = env[k];
       if (v === undefined || v === '') continue;

@@ -1,10 +1,12 @@
-import fs from 'node:fs';
 import { Chunking, chunkingFor, deriveKek, deriveKeys, insecureFromEnv, KeepError, openMasterKeyAsync, RepoConfig, RepoKeys } from '@keep/core';
 import type { RepoConnection } from './connection.js';
+import { readPassword, readToken } from './credentials.js';
 import { rememberKdfParams, takeEarlyKek } from './early-kek.js';
 import { LocalConnection } from './local.js';
 import { RemoteConnection } from './remote.js';
 import { mark } from '../startup/timing.js';
+
+export { readPassword, readToken } from './credentials.js';
 
 /** A repository whose master key this process holds. */
 export interface Unlocked {
@@ -19,7 +21,7 @@ export interface Unlocked {
 
 export function repoLocation(env: NodeJS.ProcessEnv = process.env): string {
   const loc = env.KEEP_REPO;
-  if (!loc) throw new KeepError('INVALID_ARGUMENT', 'KEEP_REPO is not set (a local directory, or grpc://host:port for a keepd)');
+  if (!loc) throw new KeepError('INVALID_ARGUMENT', 'no repository: give -r/--repo or set KEEP_REPO (a local directory, or grpc://host:port for a keepd)');
   return loc;
 }
 
@@ -30,7 +32,7 @@ export function isRemote(location: string): boolean {
 /**
  * A local directory opens the embedded engine; grpc://host:port (plaintext h2)
  * or grpcs://host:port (TLS; KEEP_CA names a CA file to trust, else Node's
- * bundled roots) reaches a keepd with the token from KEEP_TOKEN or KEEP_TOKEN_FILE.
+ * bundled roots) reaches a keepd with the token from KEEP_TOKEN or KEEP_TOKEN_FILE (--token-file).
  */
 export async function connect(location: string, env: NodeJS.ProcessEnv = process.env, intent: Intent = {}): Promise<RepoConnection> {
   if (location.includes(',')) return failover(location.split(',').map((l) => l.trim()).filter(Boolean), env, intent);
@@ -76,35 +78,6 @@ async function failover(locations: string[], env: NodeJS.ProcessEnv, intent: Int
   throw new KeepError('UNAVAILABLE', `no repository in KEEP_REPO answered: ${errors.join('; ')}`);
 }
 
-/** The keepd bearer token from KEEP_TOKEN or KEEP_TOKEN_FILE (trimmed); never printed. */
-export function readToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.KEEP_TOKEN) return env.KEEP_TOKEN.trim();
-  const file = env.KEEP_TOKEN_FILE;
-  if (!file) return undefined;
-  let token: string;
-  try {
-    token = fs.readFileSync(file, 'utf8').trim();
-  } catch (e) {
-    throw new KeepError('INVALID_ARGUMENT', `cannot read KEEP_TOKEN_FILE ${file}: ${(e as Error).message}`);
-  }
-  if (!token) throw new KeepError('INVALID_ARGUMENT', `KEEP_TOKEN_FILE ${file} is empty`);
-  return token;
-}
-
-/** The passphrase from KEEP_PASSWORD or KEEP_PASSWORD_FILE (restic's convention), never a flag. */
-export function readPassword(env: NodeJS.ProcessEnv = process.env, name = 'KEEP_PASSWORD'): string {
-  if (env[name] !== undefined) return env[name]!;
-  const file = env[`${name}_FILE`];
-  if (file) {
-    try {
-      return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (e) {
-      throw new KeepError('INVALID_ARGUMENT', `cannot read ${name}_FILE ${file}: ${(e as Error).message}`);
-    }
-  }
-  throw new KeepError('INVALID_ARGUMENT', `no passphrase: set ${name} or ${name}_FILE`);
-}
-
 /**
  * Open the master key. scrypt runs on the thread pool (the caller may do
  * other work meanwhile), or was started at process start (repo/early-kek.ts);
@@ -137,7 +110,8 @@ export async function openRepositoryWhile<T>(meanwhile: (conn: RepoConnection) =
   try {
     const side = meanwhile(conn);
     side.then(() => mark('meanwhile done'), () => undefined); // a failure is awaited below, after the unlock's own errors
-    const repo = await unlock(conn, readPassword(env), { location, env });
+    // After connecting: a location that is no repository fails before anyone is asked for a passphrase.
+    const repo = await unlock(conn, await readPassword(env), { location, env });
     return { repo, meanwhile: await side };
   } catch (e) {
     await conn.close();

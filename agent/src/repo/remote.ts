@@ -225,7 +225,7 @@ export class RemoteConnection implements RepoConnection {
   mapError(e: unknown): KeepError {
     const k = fromGrpcError(e, this.address);
     if (k.code === 'UNAUTHENTICATED' && !this.#token && !(e instanceof KeepError)) {
-      return new KeepError('UNAUTHENTICATED', `${k.message} (no token given: set KEEP_TOKEN or KEEP_TOKEN_FILE)`);
+      return new KeepError('UNAUTHENTICATED', `${k.message} (no token given: --token-file, KEEP_TOKEN_FILE or KEEP_TOKEN)`);
     }
     return k;
   }
