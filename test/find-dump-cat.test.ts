@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees, generateTree, initRepo, keep, KEEP_BIN, prng, tempDirs, TreeInfo } from './helpers.js';
@@ -164,6 +165,8 @@ describe('keep find on an embedded repository', () => {
     expect(await find(['b.txt', '--ignore-case'])).toEqual([[ids.p2, [path.join(proj, 'B.TXT')]]]);
     expect((await find(['a.txt', '--snapshot', ids.p1.slice(0, 8), '--snapshot', ids.o1])).map((x) => x[0])).toEqual([ids.o1, ids.p1]);
     expect((await find(['a.txt', '--source', 'other'])).map((x) => x[0])).toEqual([ids.o1]);
+    expect(await find(['a.txt', '--host', 'no-such-host'])).toEqual([]);
+    expect((await find(['a.txt', '--host', os.hostname(), '--source', 'proj'])).map((x) => x[0])).toEqual([ids.p2, ids.p1]);
     expect((await find(['a.txt', '--path', other])).map((x) => x[0])).toEqual([ids.o1]);
     expect((await find(['a.txt', '--tag', 'first'])).map((x) => x[0])).toEqual([ids.p1]);
     const text = await run(['find', 'notes.md', '--long', '--source', 'proj']);

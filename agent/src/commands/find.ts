@@ -10,7 +10,7 @@ import { compilePattern } from '../selection/pattern.js';
 import { describeEntry } from './ls.js';
 import { allowUnauthenticated, selectSnapshot } from './select.js';
 
-const USAGE = 'usage: keep find PATTERN... [--snapshot ID]... [--source N] [--path P]... [--tag T[,T]]... [--ignore-case] [--long] [--oldest TIME] [--newest TIME] [--reverse] [--json]';
+const USAGE = 'usage: keep find PATTERN... [--snapshot ID]... [--source N]... [--host H]... [--path P]... [--tag T[,T]]... [--ignore-case] [--long] [--oldest TIME] [--newest TIME] [--reverse] [--json]';
 
 /**
  * restic's find: the entries whose path a pattern matches, in every snapshot
@@ -20,6 +20,7 @@ export async function findCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
     snapshot: { type: 'string', short: 's', multiple: true },
     source: { type: 'string', multiple: true },
+    host: { type: 'string', short: 'H', multiple: true },
     path: { type: 'string', multiple: true },
     tag: { type: 'string', multiple: true },
     'ignore-case': { type: 'boolean', short: 'i' },
@@ -54,11 +55,11 @@ export async function findCommand(argv: string[]): Promise<void> {
   }
 }
 
-type Values = { snapshot?: string[]; source?: string[]; path?: string[]; tag?: string[]; 'allow-unauthenticated'?: boolean };
+type Values = { snapshot?: string[]; source?: string[]; host?: string[]; path?: string[]; tag?: string[]; 'allow-unauthenticated'?: boolean };
 
 /**
  * --snapshot IDs as named (each must be usable), else every usable snapshot of
- * the --source(s), holding every --path (an absolute path the snapshot's tree
+ * the --source(s) and --host(s), holding every --path (an absolute path the snapshot's tree
  * has) and one of the --tag lists (each a comma list it has all of).
  */
 async function chooseSnapshots(repo: Unlocked, trees: TreeReader, list: Snapshot[], v: Values): Promise<Snapshot[]> {
@@ -68,6 +69,7 @@ async function chooseSnapshots(repo: Unlocked, trees: TreeReader, list: Snapshot
   const out: Snapshot[] = [];
   for (const s of usableSnapshots(repo.keys, list, { allowUnauthenticated: allow, warn: stderrWarn })) {
     if (v.source?.length && !v.source.includes(s.source)) continue;
+    if (v.host?.length && !v.host.includes(s.host)) continue;
     if (tagSets.length && !tagSets.some((set) => set.every((t) => s.tags.includes(t)))) continue;
     if (v.path?.length && !(await holdsPaths(repo, trees, s, v.path))) continue;
     out.push(s);
