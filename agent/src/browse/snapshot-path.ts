@@ -16,6 +16,12 @@ export interface Located {
   tree?: Id;
 }
 
+/** SNAPSHOT[:PATH] (restic's form): snapshot ids are hex, so the first `:` ends the id. */
+export function splitSnapshotRef(ref: string): { snapshot: string; path?: string } {
+  const colon = ref.indexOf(':');
+  return colon < 0 ? { snapshot: ref } : { snapshot: ref.slice(0, colon), path: ref.slice(colon + 1) };
+}
+
 /** Components of a path in a snapshot: `/a//b/` and `a/b` are the same path. */
 export function pathParts(p: string): string[] {
   const parts = p.split('/').filter((x) => x !== '' && x !== '.');

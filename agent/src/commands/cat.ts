@@ -2,7 +2,7 @@ import { BlobType, byTime, decodeTreePayload, fromHex, Id, judgeSnapshots, KeepE
 import { parse } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { openSink } from '../browse/byte-sink.js';
-import { locate } from '../browse/snapshot-path.js';
+import { locate, splitSnapshotRef } from '../browse/snapshot-path.js';
 import { treeJson } from '../browse/tree-json.js';
 import { connect, openRepository, repoLocation, Unlocked } from '../repo/open.js';
 import { TreeReader } from '../restore/tree-reader.js';
@@ -66,10 +66,10 @@ async function catTree(repo: Unlocked, ref: string, source: string | undefined):
   let id: Id;
   if (/^[0-9a-f]{64}$/.test(ref)) id = fromHex(ref);
   else {
-    const colon = ref.indexOf(':');
-    const snap = await findSnapshot(repo, colon < 0 ? ref : ref.slice(0, colon), source);
+    const { snapshot, path } = splitSnapshotRef(ref);
+    const snap = await findSnapshot(repo, snapshot, source);
     repo.conn.readAs(snap.source);
-    const at = await locate(trees, Buffer.from(snap.root, 'hex'), colon < 0 ? '/' : ref.slice(colon + 1));
+    const at = await locate(trees, Buffer.from(snap.root, 'hex'), path ?? '/');
     if (!at.tree) throw new KeepError('INVALID_ARGUMENT', `${at.path} is a ${at.entry!.type}, not a directory`);
     id = at.tree;
   }

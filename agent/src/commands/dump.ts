@@ -2,7 +2,7 @@ import { Id, KeepError } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { openSink } from '../browse/byte-sink.js';
 import { fileContent } from '../browse/file-content.js';
-import { locate, pathParts } from '../browse/snapshot-path.js';
+import { locate, pathParts, splitSnapshotRef } from '../browse/snapshot-path.js';
 import { dumpArchive } from '../browse/archive-dump.js';
 import { TarWriter } from '../browse/tar-writer.js';
 import { ZipWriter } from '../browse/zip-writer.js';
@@ -29,8 +29,7 @@ export async function dumpCommand(argv: string[]): Promise<void> {
   const format = values.archive ?? 'tar';
   if (format !== 'tar' && format !== 'zip') throw new KeepError('INVALID_ARGUMENT', `--archive takes tar or zip, not ${format}`);
   if (values.json) throw new KeepError('INVALID_ARGUMENT', 'dump writes the file or archive itself; it has no --json form');
-  // Snapshot ids are hex, so the first `:` ends the id.
-  const [ref, sub] = positionals[0].includes(':') ? [positionals[0].slice(0, positionals[0].indexOf(':')), positionals[0].slice(positionals[0].indexOf(':') + 1)] : [positionals[0], undefined];
+  const { snapshot: ref, path: sub } = splitSnapshotRef(positionals[0]);
   const { repo, meanwhile: list } = await openRepositoryWhile((conn) => conn.snapshots(values.source ? { source: values.source } : {}));
   try {
     const snap = selectSnapshot(repo.keys, list, ref, { source: values.source, at: values.at, allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated']) });
@@ -51,8 +50,7 @@ export async function dumpCommand(argv: string[]): Promise<void> {
     if (found.tree) {
       const archive = format === 'zip' ? new ZipWriter(out) : new TarWriter(out);
       await dumpArchive(repo, trees, { tree: found.tree, entry: found.entry }, Buffer.from(pathParts(positionals[1]).join('/')), archive);
-    }
-    else for await (const piece of fileContent(repo, found.node!, found.entry!, found.path)) await out.write(piece);
+    } else for await (const piece of fileContent(repo, found.node!, found.entry!, found.path)) await out.write(piece);
     await out.close();
   } finally {
     await repo.conn.close();
