@@ -247,7 +247,7 @@ describe('keep cat on an embedded repository', () => {
   });
 });
 
-describe('keep dump through keepd (grpc://)', () => {
+describe('find, dump and cat through keepd (grpc://)', () => {
   const tmp = tempDirs();
   let dir: string;
   let keepd: Keepd;
@@ -283,6 +283,16 @@ describe('keep dump through keepd (grpc://)', () => {
       [path.join(src, 'docs', 'README'), 'symlink'],
       [path.join(src, 'docs', 'readme.md'), 'file'],
     ]);
+  });
+
+  it('cat decrypts in the agent: snapshot, tree and a data blob', async () => {
+    const snap = JSON.parse((await run(['cat', 'snapshot', 'latest'])).stdout);
+    expect(snap.source).toBe('files');
+    const docs = JSON.parse((await run(['cat', 'tree', `latest:${src}/docs`])).stdout);
+    expect(docs.entries.map((e: any) => e.name)).toEqual(['README', 'readme.md']);
+    const blob = await run(['cat', 'blob', docs.entries[1].content[0]]);
+    expect(blob.code, blob.stderr).toBe(0);
+    expect(blob.stdout).toBe('# keep\n');
   });
 
   it('a file and a directory come back as they were', async () => {
