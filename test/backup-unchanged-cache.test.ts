@@ -1,5 +1,5 @@
 /**
- * Directories known unchanged without reading their trees (agent/src/startup/unchanged.ts):
+ * Directories known unchanged without reading their trees (agent/src/backup/unchanged.ts):
  * after a clean backup the agent remembers, per directory, a MAC of its tree id and of the
  * file system's answers below it; the next backup takes a directory whose answers are the
  * same without fetching or decrypting its tree. What must hold: the snapshot is the one a

@@ -142,7 +142,7 @@ describe('credentials on an embedded repository', () => {
     expect((await run(['snapshots', `-r${repo}`, '--json'], { env })).code).toBe(0);
     const without = await run(['snapshots'], { env });
     expect(without.code).toBe(10);
-    // scrypt's head start (repo/early-kek.ts) follows -r: started again once the flags are read.
+    // scrypt's head start (startup/early-kek.ts) follows -r: started again once the flags are read.
     const timed = await run(['snapshots', '-r', repo], { env: { ...env, KEEP_DEBUG_TIMING: '1' } });
     expect(timed.code, timed.stderr).toBe(0);
     expect(timed.stderr).toMatch(/ main\n(.*\n)*.* early scrypt started\n/);

@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, randomBytes, sha256, tempDirs } from './helpers.js';
+import { jsonError, MiB, randomBytes, sha256, tempDirs } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, runKeepd, startKeepd } from './keepd-harness.js';
 import { clockEnv, count, forget, ForgetGroup, pollUntil, restoreManifest, startKeepWithStdin, writeRandom } from './gc-util.js';
 
@@ -175,9 +175,12 @@ describe('keepd forget: dry run, real run, protected parents, tiers, no policy',
       expect(res.code).toBe(2);
       const lines = res.stderr.split('\n').filter(Boolean);
       expect(lines, res.stderr).toHaveLength(1);
-      expect(lines[0]).toMatch(/^keepd: error: no retention policy/);
-      expect(lines[0]).toMatch(/--keep-last/);
-      expect(lines[0]).toMatch(/--tier/);
+      // under --json the error is restic's exit_error object
+      const message = json ? jsonError(res) : lines[0].replace(/^keepd: error: /, '');
+      if (!json) expect(lines[0]).toMatch(/^keepd: error: /);
+      expect(message).toMatch(/^no retention policy/);
+      expect(message).toMatch(/--keep-last/);
+      expect(message).toMatch(/--tier/);
     }
     expect(await listed('t')).toEqual(before);
   });

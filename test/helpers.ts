@@ -120,13 +120,26 @@ export async function keepJson(args: string[], opts: RunOptions = {}): Promise<a
   return parseOneJson(r);
 }
 
-/** The stderr of a failed command: exactly one line, `keep: error: ...`. */
+/**
+ * The stderr of a failed command: exactly one line, `keep: error: ...`, or
+ * under --json restic's exit_error object carrying the exit code (given back
+ * as that text line).
+ */
 export function errorLine(r: RunResult): string {
   expect(r.code, `expected failure, got exit ${r.code}; stdout: ${r.stdout.slice(0, 500)}`).not.toBe(0);
   const lines = r.stderr.split('\n').filter((l) => l.length > 0);
   expect(lines, `stderr should be one error line:\n${r.stderr}`).toHaveLength(1);
+  if (lines[0].startsWith('{')) return `keep: error: ${jsonError(r)}`;
   expect(lines[0]).toMatch(/^keep: error: \S/);
   return lines[0];
+}
+
+/** The message of a command that failed under --json: stderr is one {"message_type":"exit_error","code":N,"message":"..."} line, N its exit code. */
+export function jsonError(r: { code: number | null; stderr: string }): string {
+  expect(r.stderr.endsWith('\n') && r.stderr.indexOf('\n') === r.stderr.length - 1, `stderr should be one line:\n${r.stderr}`).toBe(true);
+  const e = JSON.parse(r.stderr);
+  expect(e).toEqual({ message_type: 'exit_error', code: r.code, message: expect.any(String) });
+  return e.message;
 }
 
 /** A fresh embedded repository (fast KDF) and the env that opens it. */

@@ -91,7 +91,7 @@ describe('keepd check, status and rebuild-index (no key)', () => {
     expect(c.ok).toBe(false);
     expect(c.damaged_blobs).toHaveLength(1);
     expect(c.damaged_blobs[0]).toMatch(/^[0-9a-f]{64}$/);
-    expect(r.stderr).toMatch(/^keepd: error: check found 1 problem/);
+    expect(JSON.parse(r.stderr)).toMatchObject({ message_type: 'exit_error', code: 4, message: expect.stringMatching(/^check found 1 problem/) });
     b[0] ^= 0xff;
     const fd2 = fs.openSync(pack, 'r+');
     fs.writeSync(fd2, b, 0, 1, 1000);

@@ -5,7 +5,7 @@ import { errorLine, generateTree, keep, keepJson, summarize, tempDirs } from './
 
 /**
  * The agent remembers its repository's public KDF parameters (salt, N, r, p)
- * so the next command starts scrypt before anything else (repo/early-kek.ts).
+ * so the next command starts scrypt before anything else (startup/early-kek.ts).
  * What matters: nothing secret is written, a wrong passphrase still fails the
  * same way, and a stale or damaged cache changes nothing but speed.
  */

@@ -4,4 +4,4 @@ export * from './repo/open.js';
 export * from './backup/archiver.js';
 export * from './backup/uploader.js';
 export * from './restore/restorer.js';
-export * from './restore/tree-reader.js';
+export * from './tree/tree-reader.js';

@@ -155,7 +155,7 @@ function lastJson(stdout: string): Record<string, unknown> {
   }
 }
 
-/** keep's cache (remembered KDF parameters, repo/early-kek.ts) lives in the run's scratch space, like restic's. */
+/** keep's cache (remembered KDF parameters, startup/early-kek.ts) lives in the run's scratch space, like restic's. */
 export function keepTool(scratch: string): Tool {
   const bin = keepBinary();
   if (!fs.existsSync(bin)) throw new Error(`keep binary not found at ${bin} (build with npx tsc -b tsconfig.build.json, or set KEEP_BIN)`);

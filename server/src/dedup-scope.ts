@@ -1,4 +1,4 @@
-import { BlobView, Database, Id, Repository } from '@keep/core';
+import { BlobView, Database, Id, KEEPD_INDEX_TABLES, Repository } from '@keep/core';
 
 /**
  * Which sources "own" which blobs. Scoped agents are answered "have it" only
@@ -25,7 +25,7 @@ export class DedupScopeIndex {
   private readonly db: Database<true, Buffer>;
 
   constructor(private readonly repo: Repository) {
-    this.db = repo.indexDatabase<true, Buffer>('owners', { binaryKeys: true });
+    this.db = repo.indexDatabase<true, Buffer>(KEEPD_INDEX_TABLES.owners, { binaryKeys: true });
   }
 
   private key(id: Id, source: string): Buffer {

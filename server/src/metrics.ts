@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { Repository } from '@keep/core';
-import { splitHostPort } from './net/host-port.js';
+import { listenError, splitHostPort } from './net/host-port.js';
 import type { SessionManager } from './sessions.js';
 import type { StorageSpace } from './storage-space.js';
 
@@ -72,6 +72,8 @@ export function registerHoldings(m: Metrics, o: { sessions: SessionManager; repo
 /** Prometheus /metrics on `hostPort` (--metrics HOST:PORT): the server and the port it took. */
 export async function listenMetrics(m: Metrics, hostPort: string): Promise<{ server: http.Server; port: number }> {
   const mh = splitHostPort(hostPort, '--metrics');
-  const server = await m.listen(mh.host, mh.port);
+  const server = await m.listen(mh.host, mh.port).catch((err: NodeJS.ErrnoException) => {
+    throw listenError('--metrics', hostPort, err);
+  });
   return { server, port: (server.address() as { port: number }).port };
 }

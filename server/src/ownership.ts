@@ -1,4 +1,4 @@
-import { Database, reachable, Repository } from '@keep/core';
+import { Database, KEEPD_INDEX_TABLES, reachable, Repository } from '@keep/core';
 import { DedupScopeIndex } from './dedup-scope.js';
 import type { Logger } from './log.js';
 
@@ -16,7 +16,7 @@ const DERIVE_BATCH = 4096;
  * the derivation ran on this build; a rebuilt index has none.
  */
 export async function ensureOwnership(repo: Repository, log?: Logger): Promise<{ derived: boolean; sources: number; owned: number }> {
-  const marker = repo.indexDatabase<true>('owners-derived');
+  const marker = repo.indexDatabase<true>(KEEPD_INDEX_TABLES.ownersDerived);
   if (marker.get('done')) return { derived: false, sources: 0, owned: 0 };
   const scope = new DedupScopeIndex(repo);
   const roots = new Map<string, string[]>();

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { Clock, Database, KeepError, Repository } from '@keep/core';
+import { Clock, Database, KeepError, Repository, STATE_TABLES } from '@keep/core';
 
 /** What a primary knows of each replica (LMDB `replicas`), from the replica's own reports. */
 export interface ReplicaRecord {
@@ -39,7 +39,7 @@ export class ReplicaRegistry {
     repo: Repository,
     private readonly clock: Clock,
   ) {
-    this.db = repo.database<ReplicaRecord>('replicas');
+    this.db = repo.database<ReplicaRecord>(STATE_TABLES.replicas);
     registries.set(repo, this);
     this.commits.setMaxListeners(0);
     this.reported.setMaxListeners(0);

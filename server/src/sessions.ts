@@ -1,15 +1,16 @@
-import crypto from 'node:crypto';
-import { BlobWriter, Clock, Id, KeepError, MAX_SESSION_AGE_MS, NewSnapshot, Repository, SESSION_LEASE_MS, SessionRecord, Snapshot, toHex } from '@keep/core';
+import { Clock, Id, KeepError, MAX_SESSION_AGE_MS, NewSnapshot, Repository, Snapshot, toHex, WriterSession } from '@keep/core';
 import type { Principal } from './auth/tokens.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 
-export interface Session extends SessionRecord {
+/** keepd's side of a writer session: the caller's token and source ownership, around core's leased WriterSession. */
+export interface Session {
   id: string;
+  source: string;
+  host: string;
   tokenId: string;
   principal: Principal;
-  writer: BlobWriter;
-  /** uploads of one session are applied in order */
-  chain: Promise<unknown>;
+  /** the writer, its ordered work and its lease */
+  lease: WriterSession;
   /** ids this session owns that its BlobWriter's owner tag does not cover, not yet recorded */
   unrecorded: Id[];
   /** every id uploaded in this session (answers "have it" before ownership is written) */
@@ -49,34 +50,15 @@ export class SessionManager {
 
   async start(p: Principal, source: string, host: string, parent?: string): Promise<Session> {
     if (!source) throw new KeepError('INVALID_ARGUMENT', 'a session needs a source name');
-    const now = this.clock.now();
     const owner = await this.scope.tagOf(source);
     const scoped = isScoped(p);
-    const s: Session = {
-      id: crypto.randomBytes(16).toString('hex'),
-      source,
-      host,
-      parent: parent || undefined,
-      tokenId: p.tokenId,
-      started: now,
-      leaseUntil: now + SESSION_LEASE_MS,
-      principal: p,
-      // Blobs this session is first to store carry its source's tag: no ownership row for them.
-      // A scoped one stores what its source does not own as its copy (never gains another source's bytes).
-      writer: this.repo.openWriter({ owner, owns: scoped ? (id) => this.scope.owns(source, id) : undefined }),
-      chain: Promise.resolve(),
-      unrecorded: [],
-      uploaded: new Set(),
-      tag: owner,
-      scoped,
-    };
-    await this.repo.registerSession(s.id, this.record(s));
+    // Blobs this session is first to store carry its source's tag: no ownership row for them.
+    // A scoped one stores what its source does not own as its copy (never gains another source's bytes).
+    const writer = this.repo.openWriter({ owner, owns: scoped ? (id) => this.scope.owns(source, id) : undefined });
+    const lease = await WriterSession.open(this.repo, { source, host, parent, tokenId: p.tokenId }, writer);
+    const s: Session = { id: lease.id, source, host, tokenId: p.tokenId, principal: p, lease, unrecorded: [], uploaded: new Set(), tag: owner, scoped };
     this.open.set(s.id, s);
     return s;
-  }
-
-  private record(s: Session): SessionRecord {
-    return { source: s.source, host: s.host, parent: s.parent, tokenId: s.tokenId, started: s.started, leaseUntil: s.leaseUntil };
   }
 
   /** The caller's open session; renews its lease. */
@@ -84,11 +66,11 @@ export class SessionManager {
     const s = this.open.get(id);
     if (!s || s.tokenId !== p.tokenId) throw new KeepError('NOT_FOUND', `no open session ${id} (${(s ? undefined : this.endedWhy.get(id)) ?? 'its lease may have ended'}; rerun the backup)`);
     const now = this.clock.now();
-    if (now - s.started > MAX_SESSION_AGE_MS) {
+    if (now - s.lease.started > MAX_SESSION_AGE_MS) {
       void this.closeBecause(s, tooOld());
       throw new KeepError('NOT_FOUND', `no open session ${id} (${tooOld()}; rerun the backup)`);
     }
-    s.leaseUntil = now + SESSION_LEASE_MS;
+    s.lease.extendLease(now);
     return s;
   }
 
@@ -126,22 +108,20 @@ export class SessionManager {
 
   /** Verify and store one blob; uploads of a session run strictly in order. */
   upload(s: Session, id: Id, data: Buffer, hash: Buffer): Promise<{ stored: boolean; newBytes: number }> {
-    const run = s.chain.then(async () => {
-      const stored = await s.writer.add(id, data, hash);
+    return s.lease.inOrder(async () => {
+      const stored = await s.lease.writer.add(id, data, hash);
       // What the writer stored is indexed with the source's tag, unless another session indexed it first.
       // A scoped session's writer stored it, or its source owns it already: never an ownership row.
       if (stored || s.scoped) s.uploaded.add(toHex(id));
       else this.own(s, id);
-      s.unrecorded.push(...s.writer.takeIndexedElsewhere());
+      s.unrecorded.push(...s.lease.writer.takeIndexedElsewhere());
       if (s.unrecorded.length >= OWNERSHIP_BATCH) await this.recordOwnership(s);
       return { stored, newBytes: stored ? data.length : 0 };
     });
-    s.chain = run.catch(() => undefined);
-    return run;
   }
 
   private async recordOwnership(s: Session): Promise<void> {
-    s.unrecorded.push(...s.writer.takeIndexedElsewhere());
+    s.unrecorded.push(...s.lease.writer.takeIndexedElsewhere());
     const ids = s.unrecorded;
     s.unrecorded = [];
     await this.scope.record(s.source, ids);
@@ -149,12 +129,12 @@ export class SessionManager {
 
   async commit(s: Session, snap: NewSnapshot): Promise<Snapshot> {
     if (snap.source !== s.source) throw new KeepError('PERMISSION_DENIED', `session is for source ${s.source}, not ${snap.source}`);
-    await s.chain;
-    await s.writer.flush();
+    await s.lease.drained();
+    await s.lease.flush();
     await this.recordOwnership(s);
     // keepd's clock: the snapshot's time must fall within this session's life, give or take MAX_CLOCK_SKEW_MS.
     // A scoped snapshot may reach only its source's blobs: another source's is "missing", like one never stored.
-    const committed = await this.repo.commitSnapshot({ ...snap, host: s.host }, { started: s.started, view: s.scoped ? this.scope.view(s.source) : undefined });
+    const committed = await s.lease.commitSnapshot({ ...snap, host: s.host }, s.scoped ? this.scope.view(s.source) : undefined);
     await this.end(s);
     return committed;
   }
@@ -166,39 +146,37 @@ export class SessionManager {
    * session waits for its lease to end. The session itself stays open.
    */
   settle(s: Session): Promise<void> {
-    const run = s.chain.then(async () => {
-      await s.writer.flush();
+    return s.lease.inOrder(async () => {
+      await s.lease.flush();
       await this.recordOwnership(s);
     });
-    s.chain = run.catch(() => undefined);
-    return run;
   }
 
   /** End a session without a snapshot: what it stored is kept (durable) for a rerun. */
   async close(s: Session): Promise<void> {
-    await s.chain.catch(() => undefined);
-    await s.writer.flush();
+    await s.lease.drained();
+    await s.lease.flush();
     await this.recordOwnership(s);
     await this.end(s);
   }
 
   private async end(s: Session): Promise<void> {
     this.open.delete(s.id);
-    await this.repo.endSession(s.id);
+    await s.lease.end();
   }
 
   /** Close sessions whose lease ended, older than MAX_SESSION_AGE_MS, or whose token was revoked since. */
   async sweep(revoked: (tokenId: string) => boolean = () => false): Promise<number> {
     const now = this.clock.now();
     const why = (s: Session) =>
-      s.leaseUntil < now ? 'its lease ended' : now - s.started > MAX_SESSION_AGE_MS ? tooOld() : revoked(s.tokenId) ? `its token ${s.tokenId} was revoked` : undefined;
+      s.lease.leaseUntil < now ? 'its lease ended' : now - s.lease.started > MAX_SESSION_AGE_MS ? tooOld() : revoked(s.tokenId) ? `its token ${s.tokenId} was revoked` : undefined;
     const expired = [...this.open.values()].flatMap((s) => {
       const w = why(s);
       return w ? [{ s, w }] : [];
     });
     for (const { s, w } of expired) await this.closeBecause(s, w);
     // Keep recorded leases current: GC (maybe another process) reads them.
-    for (const s of this.open.values()) await this.repo.renewSession(s.id, s.leaseUntil);
+    for (const s of this.open.values()) await s.lease.recordLease();
     return expired.length;
   }
 

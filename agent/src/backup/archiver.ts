@@ -5,45 +5,34 @@ import {
   Chunking,
   StreamChunker,
   chunkStream,
-  Clock,
-  Compression,
   emptyStats,
   fileChunks,
   Id,
   KeepError,
-  Snapshot,
   SnapshotStats,
   TreeBuilder,
   TreeNode,
-  sealSnapshot,
 } from '@keep/core';
-import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
+import type { RunOptions, WalkResult } from './run.js';
 import { entryMeta, EntryMeta, inodeKey, sameEntry, unchanged } from './metadata.js';
 import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';
 
-export interface BackupOptions {
-  source: string;
-  host: string;
-  tags: string[];
-  tier?: string;
-  compression: Compression;
-  clock: Clock;
+/** A run's snapshot options (backup/run.ts) and what the walk reads. */
+export interface BackupOptions extends RunOptions {
   /** files and directories to back up (absolute or relative to cwd) */
   paths?: string[];
   /** or a single stream stored as one file */
   stdin?: { name: string; stream: AsyncIterable<Uint8Array> };
-  /** the snapshot whose metadata tells unchanged files apart (default: the source's latest) */
-  parent?: Snapshot;
   onProgress?: (p: Progress) => void;
   onWarning?: (message: string) => void;
   /** true for an entry the selection flags leave out (selection/backup-filter.ts): absent, not warned about */
   exclude?: (full: Buffer, st: fs.BigIntStats) => boolean;
-  /** how the walk sees the file system (default: directly); startup/unchanged.ts notes what it answered */
+  /** how the walk sees the file system (default: directly); backup/unchanged.ts notes what it answered */
   view?: SourceView;
-  /** directories known unchanged since the parent (startup/unchanged.ts): taken without reading their trees */
+  /** directories known unchanged since the parent (backup/unchanged.ts): taken without reading their trees */
   unchanged?: {
     known(dir: Buffer, id: Id): UnchangedSubtree | undefined;
     /** told each directory the walk stored, and as which tree */
@@ -115,7 +104,6 @@ export class Archiver {
 
   constructor(
     private readonly repo: Unlocked,
-    private readonly session: BackupSession,
     private readonly opts: BackupOptions,
     uploader: Uploader,
   ) {
@@ -124,7 +112,8 @@ export class Archiver {
     this.view = opts.view ?? directView;
   }
 
-  async run(): Promise<Snapshot> {
+  /** Walk the source and store its trees; backup/run.ts finishes the uploads and commits the snapshot. */
+  async run(): Promise<WalkResult> {
     const started = this.opts.clock.now();
     const parentRootId = this.opts.parent ? Buffer.from(this.opts.parent.root, 'hex') : undefined;
     // (with directories known unchanged, only the trees of changed ones are read: on demand)
@@ -136,20 +125,7 @@ export class Archiver {
       const trie = buildTrie(this.opts.paths ?? []);
       root = trie.real ? await this.realDir(Buffer.alloc(0), SEP, lstat(SEP)!, parentRoot, parentRootId) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot, parentRootId);
     }
-    await this.uploader.finish();
-    this.stats.bytes_sent = this.uploader.stats.bytes_sent;
-    this.stats.chunks_new = this.uploader.stats.chunks_new;
-    this.stats.duration_s = (this.opts.clock.now() - started) / 1000;
-    return this.session.commit(sealSnapshot(this.repo.keys.snapshotMacKey, {
-      source: this.opts.source,
-      host: this.opts.host,
-      time: new Date(started).toISOString(),
-      parent: this.opts.parent?.id,
-      root: root.toString('hex'),
-      tags: this.opts.tags,
-      ...(this.opts.tier ? { tier: this.opts.tier } : {}),
-      stats: this.stats,
-    }));
+    return { root, stats: this.stats, started };
   }
 
   private warn(message: string): void {

@@ -1,7 +1,7 @@
 import { Id, TreeEntry, TreeNode } from '@keep/core';
 import { inodeKey } from '../backup/metadata.js';
 import type { Unlocked } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { fileContent } from './file-content.js';
 import type { ArchiveEntry, ArchiveWriter } from './archive-entry.js';
 

@@ -1,5 +1,5 @@
 import { Id, TreeEntry } from '@keep/core';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { childMayMatch, matches, Pattern } from '../selection/pattern.js';
 
 const SEP = Buffer.from('/');

@@ -1,5 +1,5 @@
 import { Id, KeepError, TreeEntry, TreeNode } from '@keep/core';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 
 /**
  * What a path names inside a snapshot. The root (`/`) is a directory with no

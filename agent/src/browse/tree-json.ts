@@ -1,5 +1,5 @@
 import { BlobType, fileChunks, Id, toHex, TreeEntry, TreeNode } from '@keep/core';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 
 /** A name or link target for JSON: its text, and its bytes in hex as well when they are not UTF-8. */
 function bytesField(key: string, b: Buffer): Record<string, string> {

@@ -1,14 +1,14 @@
 import os from 'node:os';
 import { Compression, EXIT, judgeSnapshots, KeepError, parseCompression, parseTier, SealPool, processClock, Snapshot, TIERS } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
-import { Uploader } from '../backup/uploader.js';
+import { runBackup } from '../backup/run.js';
 import { parse } from '../cli/args.js';
 import { BACKUP_SELECTION_OPTIONS, backupFilter, backupPaths } from '../selection/options.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepositoryWhile, repoLocation } from '../repo/open.js';
-import { SealedTrees } from '../startup/sealed-trees.js';
+import { SealedTrees } from '../backup/sealed-trees.js';
 import { mark } from '../startup/timing.js';
-import { RecordingView, UnchangedSource } from '../startup/unchanged.js';
+import { RecordingView, UnchangedSource } from '../backup/unchanged.js';
 
 /** Exit code EXIT.PARTIAL when the snapshot was saved without some entries (each named in a warning). */
 export async function backupCommand(argv: string[]): Promise<number> {
@@ -35,8 +35,8 @@ export async function backupCommand(argv: string[]): Promise<number> {
   const source = values.source ?? (values.stdin ? values['stdin-name']! : host);
 
   const chooseParent = (list: Snapshot[]) => (values.force ? undefined : values.parent ? list.find((s) => s.id.startsWith(values.parent!)) : list[list.length - 1]);
-  // While scrypt runs: the source is asked what the parent's backup asked it (startup/unchanged.ts), its snapshots
-  // are listed, and the parent's trees fetched sealed (startup/sealed-trees.ts; the walk opens those it needs) -
+  // While scrypt runs: the source is asked what the parent's backup asked it (backup/unchanged.ts), its snapshots
+  // are listed, and the parent's trees fetched sealed (backup/sealed-trees.ts; the walk opens those it needs) -
   // when the source may well be unchanged, only the few above it, and those of directories found changed later.
   const filter = values.stdin ? undefined : backupFilter(values, paths);
   // (what the parent's walk remembered was seen without this walk's filter: with one, every directory is listed)
@@ -67,42 +67,38 @@ export async function backupCommand(argv: string[]): Promise<number> {
       parent = undefined;
       trees = undefined;
     }
-    const [session] = await Promise.all([repo.conn.beginBackup({ source, host, parent: parent?.id }), unchanged?.unlocked(repo)]);
-    mark('session open');
     const view = unchanged ? new RecordingView() : undefined;
-    const archiver = new Archiver(
-      trees ? { ...repo, conn: trees.serving(repo.conn) } : repo,
-      session,
-      {
-        source,
-        host,
-        tags: values.tag ?? [],
-        tier,
-        compression,
-        clock: processClock(),
-        paths,
-        exclude: filter && ((full, st) => filter.excludes(full, st)),
-        stdin: values.stdin ? { name: values['stdin-name']!, stream: process.stdin } : undefined,
-        parent,
-        view,
-        unchanged,
-        onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes_read)} read  ${formatRate(p.bytes_read, s)}  ${formatBytes(p.bytes_sent)} sent  ${p.current ?? ''}`),
-        onWarning: (w) => {
-          warnings.push(w);
-          progress.done();
-          process.stderr.write(`keep: warning: ${w}\n`);
-        },
+    let archiver: Archiver | undefined;
+    const run = { source, host, tags: values.tag ?? [], tier, compression, clock: processClock(), parent };
+    const snap = await runBackup(
+      repo,
+      pool,
+      run,
+      (uploader) => {
+        mark('session open');
+        archiver = new Archiver(
+          trees ? { ...repo, conn: trees.serving(repo.conn) } : repo,
+          {
+            ...run,
+            paths,
+            exclude: filter && ((full, st) => filter.excludes(full, st)),
+            stdin: values.stdin ? { name: values['stdin-name']!, stream: process.stdin } : undefined,
+            view,
+            unchanged,
+            onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes_read)} read  ${formatRate(p.bytes_read, s)}  ${formatBytes(p.bytes_sent)} sent  ${p.current ?? ''}`),
+            onWarning: (w) => {
+              warnings.push(w);
+              progress.done();
+              process.stderr.write(`keep: warning: ${w}\n`);
+            },
+          },
+          uploader,
+        );
+        return archiver.run();
       },
-      new Uploader(session, pool, compression),
+      { meanwhile: unchanged?.unlocked(repo) },
     );
-    let snap;
-    try {
-      snap = await archiver.run();
-    } catch (e) {
-      // What was stored stays: a rerun sends only what is still missing.
-      await session.abort().catch(() => undefined);
-      throw e;
-    }
+    const skipped = archiver!.skipped;
     mark(`committed${unchanged ? ` (unchanged: ${unchanged.taken} directories taken unread)` : ''}`);
     // a walk without warnings stored exactly what its view answered (skipped, vanished or resized files: it did not)
     if (view && warnings.length === 0) unchanged!.remember(snap, view);
@@ -129,15 +125,15 @@ export async function backupCommand(argv: string[]): Promise<number> {
         peak_rss: process.resourceUsage().maxRSS * 1024,
         warnings,
         // entries left out because they could not be read as found (each named in a warning): exit code 3
-        skipped: archiver.skipped,
+        skipped,
       });
     } else {
       console.log(`Files: ${st.files_new} new, ${st.files_changed} changed, ${st.files_unmodified} unmodified`);
       console.log(`Read ${formatBytes(st.bytes_read)} of ${formatBytes(st.bytes)}, stored ${formatBytes(st.bytes_sent)} in ${st.chunks_new} new chunks, ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes_read, st.duration_s)})`);
       console.log(`snapshot ${snap.id.slice(0, 8)} saved (source ${snap.source})`);
     }
-    if (archiver.skipped) process.stderr.write(`keep: warning: ${archiver.skipped} entr${archiver.skipped === 1 ? 'y' : 'ies'} could not be read as found (named above); snapshot saved without them, exit code ${EXIT.PARTIAL}\n`);
-    return archiver.skipped ? EXIT.PARTIAL : EXIT.OK;
+    if (skipped) process.stderr.write(`keep: warning: ${skipped} entr${skipped === 1 ? 'y' : 'ies'} could not be read as found (named above); snapshot saved without them, exit code ${EXIT.PARTIAL}\n`);
+    return skipped ? EXIT.PARTIAL : EXIT.OK;
   } finally {
     progress.done();
     await pool.close();

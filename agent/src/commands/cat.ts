@@ -5,7 +5,7 @@ import { openSink } from '../browse/byte-sink.js';
 import { locate, splitSnapshotRef } from '../browse/snapshot-path.js';
 import { treeJson } from '../browse/tree-json.js';
 import { connect, openRepository, repoLocation, Unlocked } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 
 const USAGE = 'usage: keep cat config | snapshot ID|latest | tree ID|SNAPSHOT[:PATH] | key ID | blob ID   [--source N]';
 

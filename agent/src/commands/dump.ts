@@ -7,7 +7,7 @@ import { dumpArchive } from '../browse/archive-dump.js';
 import { TarWriter } from '../browse/tar-writer.js';
 import { ZipWriter } from '../browse/zip-writer.js';
 import { openRepositoryWhile } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { allowUnauthenticated, selectSnapshot } from './select.js';
 
 const USAGE = 'usage: keep dump SNAPSHOT[:SUBDIR] PATH [--archive tar|zip] [--target FILE] [--source N] [--at TIME] [--allow-unauthenticated]';

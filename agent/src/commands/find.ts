@@ -5,7 +5,7 @@ import { findEntries } from '../browse/find-entries.js';
 import { locate } from '../browse/snapshot-path.js';
 import { openRepositoryWhile, Unlocked } from '../repo/open.js';
 import { stderrWarn, usableSnapshots } from '../repo/authentic.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { compilePattern } from '../selection/pattern.js';
 import { describeEntry } from './ls.js';
 import { allowUnauthenticated, selectSnapshot } from './select.js';

@@ -3,7 +3,7 @@ import { KeepError, newMasterKey, parseChunkerSizes, processClock, wrapMasterKey
 import { parse, positiveInt } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { LocalConnection } from '../repo/local.js';
-import { rememberKdfParams } from '../repo/early-kek.js';
+import { rememberKdfParams } from '../startup/early-kek.js';
 import { connect, isRemote, readPassword, repoLocation } from '../repo/open.js';
 
 /** scrypt cost as log2(N); recorded in the key file. Lower values are for tests and tiny hosts. */

@@ -2,7 +2,7 @@ import { TreeEntry } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { openRepository } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { allowUnauthenticated, selectSnapshot } from './select.js';
 
 export function describeEntry(path: Buffer, e: TreeEntry) {

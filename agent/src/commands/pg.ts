@@ -1,29 +1,16 @@
 import os from 'node:os';
 import { Compression, KeepError, parseCompression, parseTier, parseTime, pgCatalog, pitrWindow, processClock, SealPool, TIERS } from '@keep/core';
 import { parse, positiveInt } from '../cli/args.js';
+import { USAGE } from '../cli/usage.js';
 import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
 import { openRepository, Unlocked } from '../repo/open.js';
 import { runBaseBackup } from '../pg/base-backup.js';
 import { pgCommandLine, pgSource } from '../pg/env.js';
 import { envFileInUse } from '../cli/global-flags.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
-import { planRestore, readWalText, restoreFiles, TimelineChoice, writeRecoveryConfig } from '../pg/restore.js';
-import { DEFAULT_PREFETCH, pickCopy, prefetchAfter, prefetchDir, takePrefetched, walCopies, walPush, writeWal } from '../pg/wal.js';
-
-const USAGE = `keep pg — PostgreSQL base backups, WAL archiving and point-in-time restore
-
-  keep pg backup --pgdata DIR [--source N] [--host H|--socket DIR] [--port P] [--user U] [--dbname D]
-                 [--checkpoint fast|spread] [--tag T]... [--tier T] [--compression C] [--pg-bin DIR]
-  keep pg wal-push [--source N] PATH              archive_command = '... keep pg wal-push %p'
-  keep pg wal-fetch [--source N] [--prefetch N] NAME PATH   restore_command = '... keep pg wal-fetch %f %p'
-  keep pg restore --pgdata DIR [--at TIME] [--source N] [--base ID] [--timeline latest|current|N]
-                  [--tablespace OID=DIR]... [--target-action promote|pause|shutdown] [--archive-mode off|preserve] [--dry-run]
-  keep pg config [--source N] [--tier T]          archive_command, archive_timeout (the tier's RPO) and restore_command
-  keep pg info [--source N]                       base backups, WAL and the recovery window
-
-every subcommand takes keep's global flags (keep help): -r, --password-file, --token-file, --json,
-and --env-file FILE (KEY=VALUE lines: KEEP_REPO, KEEP_PASSWORD_FILE, KEEP_TOKEN_FILE, KEEP_CA,
-KEEP_PG_SOURCE), which archive_command and restore_command then name`;
+import { pointInTimeRestore } from '../pg/point-in-time.js';
+import type { TimelineChoice } from '../pg/restore.js';
+import { DEFAULT_PREFETCH, fetchWal, prefetchDir, takePrefetched, walPush } from '../pg/wal.js';
 
 /** Exit status of wal-fetch for a failure that is not "no such file": above 125 makes PostgreSQL abort recovery instead of ending it there. */
 const FETCH_FATAL = 128;
@@ -49,7 +36,7 @@ export async function pgCommand(argv: string[]): Promise<void> {
     case 'help':
     case '--help':
     case '-h':
-      console.log(USAGE);
+      console.log(USAGE.pg);
       return;
     default:
       throw new KeepError('INVALID_ARGUMENT', `unknown subcommand pg ${sub} (see keep pg help)`);
@@ -179,14 +166,9 @@ async function pgWalFetch(argv: string[]): Promise<void> {
     const env = process.env;
     const source = pgSource(values.source, env);
     outcome = await withRepo(env, async (repo, pool) => {
-      // Authenticated records only (KEEP_ALLOW_UNAUTHENTICATED=1 in restore_command's environment admits older ones).
-      const snaps = usableSnapshots(repo.keys, await repo.conn.snapshots({ source }), { allowUnauthenticated: allowUnauthenticated(false, env), warn: stderrWarn });
-      const copy = pickCopy(walCopies(snaps, name), values.system);
-      if (!copy) return 'missing' as const;
-      const bytes = await writeWal(repo, pool, copy, dest);
-      // Best effort: the file asked for is in place whatever happens to the ones after it.
-      const ahead = prefetch > 0 ? await prefetchAfter(repo, pool, snaps, copy, bytes, prefetch, spool, values.system).catch(() => [] as string[]) : [];
-      if (json) printJson({ source, wal: name, path: dest, bytes, snapshot: copy.snapshot.id, pushed: copy.snapshot.time, prefetched: ahead });
+      const r = await fetchWal(repo, pool, { source, name, dest, system: values.system, prefetch, spool, env });
+      if (!r) return 'missing' as const;
+      if (json) printJson({ source, wal: name, path: dest, bytes: r.bytes, snapshot: r.copy.snapshot.id, pushed: r.copy.snapshot.time, prefetched: r.ahead });
       return 'ok' as const;
     });
   } catch (e) {
@@ -240,31 +222,26 @@ async function pgRestore(argv: string[]): Promise<void> {
   const clock = processClock(env);
   const progress = new ProgressLine();
   const started = clock.now();
-  const r = await withRepo(env, async (repo, pool) => {
-    const snaps = usableSnapshots(repo.keys, await repo.conn.snapshots({ source }), { allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated'], env), warn: stderrWarn });
-    const plan = await planRestore(snaps, { at, base: values.base, timeline }, (w) => readWalText(repo, pool, w, os.tmpdir()));
-    // Built before copying anything: a restore_command that cannot be written should fail early.
-    const system = plan.base.system;
-    const restoreCommand = values['restore-command'] ?? pgCommandLine('wal-fetch', ['--source', source, ...(system ? ['--system', system] : [])], env, envFileInUse(), ['%f', '%p']);
-    if (values['dry-run']) return { plan, files: { files: 0, bytes: 0, tablespaces: [], owner: { uid: 0, gid: 0, mode: 0 } }, settings: [`restore_command = '${restoreCommand}'`] };
-    const files = await restoreFiles(repo, plan.base, {
+  const r = await withRepo(env, (repo, pool) =>
+    pointInTimeRestore(repo, pool, {
+      source,
       pgdata: values.pgdata!,
+      at,
+      base: values.base,
+      timeline,
       tablespaces,
+      action,
+      archiveMode,
+      restoreCommand: values['restore-command'],
+      dryRun: Boolean(values['dry-run']),
+      allowUnauthenticated: values['allow-unauthenticated'],
+      env,
+      envFile: envFileInUse(),
       clock,
       onProgress: (n, bytes, current) => progress.update((s) => `${n} files  ${formatBytes(bytes)}  ${formatRate(bytes, s)}  ${current ?? ''}`),
-    });
-    progress.done();
-    const settings = writeRecoveryConfig(values.pgdata!, {
-      restoreCommand,
-      at,
-      timeline: plan.timeline === 'current' ? plan.base.timeline : plan.timeline,
-      action,
-      archiveMode: archiveMode === 'off' ? 'off' : undefined,
-      comment: `${at !== undefined ? `to ${new Date(at).toISOString()}` : 'to the end of the archived WAL'} from base backup ${plan.base.snapshot.id} of source ${source}`,
-      owner: files.owner,
-    });
-    return { plan, files, settings };
-  });
+    }),
+  );
+  progress.done();
   const { plan, files, settings } = r;
   const duration = (clock.now() - started) / 1000;
   const out = {

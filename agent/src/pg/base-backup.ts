@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   Clock,
-  Compression,
   KeepError,
   parseLsn,
   pgCatalog,
@@ -13,17 +12,15 @@ import {
   segmentNoOf,
   Snapshot,
   TreeBuilder,
-  sealSnapshot,
 } from '@keep/core';
-import { Uploader } from '../backup/uploader.js';
+import { runBackup, RunOptions } from '../backup/run.js';
 import { usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
 import { PsqlSession, PgConnectOptions, unhex } from './psql.js';
-import type { BackupOptions } from '../backup/archiver.js';
 import { Exclude, PgTreeWriter } from './tree-writer.js';
 
-/** The snapshot-level options are a file backup's; the rest says where PostgreSQL is. */
-export interface BaseBackupOptions extends Pick<BackupOptions, 'source' | 'host' | 'tags' | 'tier' | 'compression' | 'clock'> {
+/** The snapshot-level options are every backup run's; the rest says where PostgreSQL is. */
+export interface BaseBackupOptions extends Omit<RunOptions, 'parent'> {
   pgdata: string;
   connect: PgConnectOptions;
   /** an immediate checkpoint at the start (default: a spread one, like pg_basebackup) */
@@ -105,7 +102,6 @@ export async function runBaseBackup(repo: Unlocked, pool: SealPool, o: BaseBacku
   const pgdata = path.resolve(o.pgdata);
   if (!fs.existsSync(path.join(pgdata, 'PG_VERSION'))) throw new KeepError('INVALID_ARGUMENT', `${pgdata} is not a PostgreSQL data directory (no PG_VERSION)`);
   const psql = new PsqlSession(o.connect);
-  let session: Awaited<ReturnType<Unlocked['conn']['beginBackup']>> | undefined;
   try {
     const version = Number(await psql.value('SHOW server_version_num'));
     if (version < 100000) throw new KeepError('INVALID_ARGUMENT', `PostgreSQL ${version} is too old: keep pg needs 10 or later`);
@@ -132,70 +128,65 @@ export async function runBaseBackup(repo: Unlocked, pool: SealPool, o: BaseBacku
     else await psql.value(`SELECT pg_start_backup('${label}', ${o.fastCheckpoint}, false)::text`);
     const started = o.clock.now();
 
-    session = await repo.conn.beginBackup({ source: o.source, host: o.host });
-    const uploader = new Uploader(session, pool, o.compression);
-    // A pg_wal that is a link (initdb -X) is stored as a directory: restored as a link it would point into the original cluster's WAL.
-    const writer = new PgTreeWriter(repo, uploader, o.compression, o.onProgress, new Set(['pg_wal']));
-    const dataTree = await writer.walk(pgdata, pgdataExclude(statsTemp && !path.isAbsolute(statsTemp) ? statsTemp : undefined));
-    const spaces = new TreeBuilder();
-    for (const t of tablespaces) {
-      const sub = await writer.walk(path.resolve(pgdata, 'pg_tblspc', t.location), (rel) => {
-        const base = rel.slice(rel.lastIndexOf('/') + 1);
-        return base.startsWith('pgsql_tmp') || base.startsWith('pg_internal.init');
-      });
-      spaces.addDir(PgTreeWriter.dirMeta(path.resolve(pgdata, 'pg_tblspc', t.location), t.oid), await writer.storeTree(sub));
-      writer.stats.dirs++;
-    }
+    let parsed!: ReturnType<typeof parseBackupLabel>;
+    let stopLsn!: string;
+    let stopWal!: string;
+    let stopped!: number;
+    const snapshot = await runBackup(
+      repo,
+      pool,
+      o,
+      async (uploader) => {
+        // A pg_wal that is a link (initdb -X) is stored as a directory: restored as a link it would point into the original cluster's WAL.
+        const writer = new PgTreeWriter(repo, uploader, o.compression, o.onProgress, new Set(['pg_wal']));
+        const dataTree = await writer.walk(pgdata, pgdataExclude(statsTemp && !path.isAbsolute(statsTemp) ? statsTemp : undefined));
+        const spaces = new TreeBuilder();
+        for (const t of tablespaces) {
+          const sub = await writer.walk(path.resolve(pgdata, 'pg_tblspc', t.location), (rel) => {
+            const base = rel.slice(rel.lastIndexOf('/') + 1);
+            return base.startsWith('pgsql_tmp') || base.startsWith('pg_internal.init');
+          });
+          spaces.addDir(PgTreeWriter.dirMeta(path.resolve(pgdata, 'pg_tblspc', t.location), t.oid), await writer.storeTree(sub));
+          writer.stats.dirs++;
+        }
 
-    const [[stopLsn, labelHex, mapHex]] =
-      version >= 150000
-        ? await psql.query(`SELECT lsn::text, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_backup_stop(true)`)
-        : await psql.query(`SELECT lsn::text, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_stop_backup(false, true)`);
-    const stopped = o.clock.now();
-    const labelText = unhex(labelHex);
-    const mapText = unhex(mapHex);
-    const parsed = parseBackupLabel(labelText);
-    // The last segment needed holds the byte before the stop location (XLByteToPrevSeg).
-    const stopWal = segmentName(parsed.timeline, segmentNo(parseLsn(stopLsn) - 1n, wss), wss);
+        let labelHex: string;
+        let mapHex: string;
+        [[stopLsn, labelHex, mapHex]] =
+          version >= 150000
+            ? await psql.query(`SELECT lsn::text, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_backup_stop(true)`)
+            : await psql.query(`SELECT lsn::text, encode(convert_to(labelfile, 'UTF8'), 'hex'), encode(convert_to(coalesce(spcmapfile, ''), 'UTF8'), 'hex') FROM pg_stop_backup(false, true)`);
+        stopped = o.clock.now();
+        const labelText = unhex(labelHex);
+        const mapText = unhex(mapHex);
+        parsed = parseBackupLabel(labelText);
+        // The last segment needed holds the byte before the stop location (XLByteToPrevSeg).
+        stopWal = segmentName(parsed.timeline, segmentNo(parseLsn(stopLsn) - 1n, wss), wss);
 
-    const pgdataMeta = PgTreeWriter.dirMeta(pgdata, 'pgdata');
-    await writer.addData(dataTree, 'backup_label', Buffer.from(labelText), pgdataMeta);
-    if (mapText) await writer.addData(dataTree, 'tablespace_map', Buffer.from(mapText), pgdataMeta);
-    const root = new TreeBuilder();
-    root.addDir(pgdataMeta, await writer.storeTree(dataTree));
-    if (tablespaces.length) root.addDir({ ...pgdataMeta, name: Buffer.from('tablespaces') }, await writer.storeTree(spaces));
-    const rootId = await writer.storeTree(root);
-    await uploader.finish();
-
-    await waitForWal(repo, o.source, parsed.startWal, stopWal, wss, o.walWaitMs ?? 60_000, o.clock);
-
-    const st = writer.stats;
-    st.bytes_sent = uploader.stats.bytes_sent;
-    st.chunks_new = uploader.stats.chunks_new;
-    st.duration_s = (o.clock.now() - started) / 1000;
+        const pgdataMeta = PgTreeWriter.dirMeta(pgdata, 'pgdata');
+        await writer.addData(dataTree, 'backup_label', Buffer.from(labelText), pgdataMeta);
+        if (mapText) await writer.addData(dataTree, 'tablespace_map', Buffer.from(mapText), pgdataMeta);
+        const root = new TreeBuilder();
+        root.addDir(pgdataMeta, await writer.storeTree(dataTree));
+        if (tablespaces.length) root.addDir({ ...pgdataMeta, name: Buffer.from('tablespaces') }, await writer.storeTree(spaces));
+        const tags = [
+          PG_BASE_TAG,
+          `timeline:${parsed.timeline}`,
+          `start-lsn:${parsed.startLsn}`,
+          `stop-lsn:${stopLsn}`,
+          `start-wal:${parsed.startWal}`,
+          `stop-wal:${stopWal}`,
+          `stop-time:${new Date(stopped).toISOString()}`,
+          `wal-segsize:${wss}`,
+          `system:${system}`,
+          `pg-version:${version}`,
+          ...o.tags,
+        ];
+        return { root: await writer.storeTree(root), stats: writer.stats, started, tags };
+      },
+      { beforeCommit: () => waitForWal(repo, o.source, parsed.startWal, stopWal, wss, o.walWaitMs ?? 60_000, o.clock) },
+    );
     const stopTime = new Date(stopped).toISOString();
-    const snapshot = await session.commit(sealSnapshot(repo.keys.snapshotMacKey, {
-      source: o.source,
-      host: o.host,
-      time: new Date(started).toISOString(),
-      root: rootId.toString('hex'),
-      tags: [
-        PG_BASE_TAG,
-        `timeline:${parsed.timeline}`,
-        `start-lsn:${parsed.startLsn}`,
-        `stop-lsn:${stopLsn}`,
-        `start-wal:${parsed.startWal}`,
-        `stop-wal:${stopWal}`,
-        `stop-time:${stopTime}`,
-        `wal-segsize:${wss}`,
-        `system:${system}`,
-        `pg-version:${version}`,
-        ...o.tags,
-      ],
-      ...(o.tier ? { tier: o.tier } : {}),
-      stats: st,
-    }));
-    session = undefined;
     return {
       snapshot,
       timeline: parsed.timeline,
@@ -212,7 +203,6 @@ export async function runBaseBackup(repo: Unlocked, pool: SealPool, o: BaseBacku
   } finally {
     // An unfinished backup: closing the session makes PostgreSQL abort it.
     await psql.close();
-    if (session) await session.abort().catch(() => undefined);
   }
 }
 

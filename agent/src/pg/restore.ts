@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Clock, KeepError, parseHistory, PgBase, pgCatalog, PgWal, SealPool, segmentName, segmentNo, segmentNoOf, Snapshot, TreeEntry } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
 import { Restorer } from '../restore/restorer.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { confQuote } from './env.js';
 import { pickCopy, writeWal } from './wal.js';
 

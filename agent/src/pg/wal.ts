@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { atomicWrite, chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
 import { Archiver } from '../backup/archiver.js';
-import { Uploader } from '../backup/uploader.js';
-import { usableSnapshots } from '../repo/authentic.js';
+import { runBackup } from '../backup/run.js';
+import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
-import { TreeReader } from '../restore/tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 
 /**
  * WAL archiving through the repository. Each WAL file PostgreSQL archives is
@@ -90,28 +90,15 @@ export async function walPush(repo: Unlocked, pool: SealPool, o: WalPushOptions)
     throw new KeepError('ALREADY_EXISTS', `${name} is already archived in source ${o.source} with different content; refusing to replace it (two clusters archiving into one source?)`);
   }
   const system = parsed.kind === 'segment' ? walSystemId(data) : undefined;
-  const session = await repo.conn.beginBackup({ source: o.source, host: o.host });
-  const archiver = new Archiver(
-    repo,
-    session,
-    {
-      source: o.source,
-      host: o.host,
-      tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])],
-      tier: o.tier,
-      compression: o.compression,
-      clock: o.clock,
-      stdin: { name, stream: once(data) },
-    },
-    new Uploader(session, pool, o.compression),
-  );
-  let snap: Snapshot;
-  try {
-    snap = await archiver.run();
-  } catch (e) {
-    await session.abort().catch(() => undefined);
-    throw e;
-  }
+  const run = {
+    source: o.source,
+    host: o.host,
+    tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])],
+    tier: o.tier,
+    compression: o.compression,
+    clock: o.clock,
+  };
+  const snap = await runBackup(repo, pool, run, (uploader) => new Archiver(repo, { ...run, stdin: { name, stream: once(data) } }, uploader).run());
   return { wal: name, timeline: parsed.timeline, snapshot: snap.id, already: false, bytes: data.length, bytes_sent: snap.stats.bytes_sent, time: snap.time, duration_s: (o.clock.now() - started) / 1000 };
 }
 
@@ -142,6 +129,33 @@ export async function writeWal(repo: Unlocked, pool: SealPool, wal: PgWal, dest:
   if (wal.contentId && toHex(chunkId(repo.keys, data)) !== wal.contentId) throw new KeepError('CORRUPT', `${wal.name}: content differs from what was pushed`);
   atomicWrite(dest, data, 0o600);
   return data.length;
+}
+
+/** What restore_command fetched: the copy of the file asked for, its size, and the segments prefetched after it. */
+export interface WalFetchResult {
+  copy: PgWal;
+  bytes: number;
+  ahead: string[];
+}
+
+/**
+ * restore_command: the newest archived copy of `name` (of cluster `system`,
+ * when given) written to `dest`, then up to `prefetch` segments after it into
+ * `spool`; undefined when `name` is not archived.
+ */
+export async function fetchWal(
+  repo: Unlocked,
+  pool: SealPool,
+  o: { source: string; name: string; dest: string; system?: string; prefetch: number; spool: string; env: NodeJS.ProcessEnv },
+): Promise<WalFetchResult | undefined> {
+  // Authenticated records only (KEEP_ALLOW_UNAUTHENTICATED=1 in restore_command's environment admits older ones).
+  const snaps = usableSnapshots(repo.keys, await repo.conn.snapshots({ source: o.source }), { allowUnauthenticated: allowUnauthenticated(false, o.env), warn: stderrWarn });
+  const copy = pickCopy(walCopies(snaps, o.name), o.system);
+  if (!copy) return undefined;
+  const bytes = await writeWal(repo, pool, copy, o.dest);
+  // Best effort: the file asked for is in place whatever happens to the ones after it.
+  const ahead = o.prefetch > 0 ? await prefetchAfter(repo, pool, snaps, copy, bytes, o.prefetch, o.spool, o.system).catch(() => [] as string[]) : [];
+  return { copy, bytes, ahead };
 }
 
 // ---------------------------------------------------------------- prefetch (restore_command)

@@ -1,4 +1,4 @@
-import { BlobView, BlobWriter, storageFailure, CheckOptions, ChunkerParams, randomId, SESSION_LEASE_MS, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
+import { BlobView, storageFailure, CheckOptions, ChunkerParams, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot, WriterSession } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -34,11 +34,9 @@ export class LocalConnection implements RepoConnection {
   }
 
   async beginBackup(opts: { source: string; host: string; parent?: string }): Promise<BackupSession> {
-    const id = randomId();
-    const now = this.repo.clock.now();
     // Registered like keepd's sessions, so a prune running meanwhile (another process) protects this backup.
-    await this.repo.registerSession(id, { source: opts.source, host: opts.host, parent: opts.parent, started: now, leaseUntil: now + SESSION_LEASE_MS }).catch(reported(this.repo));
-    return new LocalSession(this.repo, this.repo.openWriter(), id, now, now + SESSION_LEASE_MS);
+    const session = await WriterSession.open(this.repo, opts).catch(reported(this.repo));
+    return new LocalSession(this.repo, session);
   }
 
   private view: BlobView | undefined;
@@ -80,61 +78,47 @@ function reported(repo: Repository): (e: unknown) => Promise<never> {
 }
 
 class LocalSession implements BackupSession {
-  /** BlobWriter is one stream: puts are applied in order. */
-  private chain: Promise<unknown> = Promise.resolve();
-
   constructor(
     private readonly repo: Repository,
-    private readonly writer: BlobWriter,
-    private readonly id: string,
-    private readonly started: number,
-    private leaseUntil: number,
+    private readonly session: WriterSession,
   ) {}
 
-  /** Renew the recorded lease once half of it is used. */
-  private async renew(): Promise<void> {
-    const now = this.repo.clock.now();
-    if (now < this.leaseUntil - SESSION_LEASE_MS / 2) return;
-    this.leaseUntil = now + SESSION_LEASE_MS;
-    await this.repo.renewSession(this.id, this.leaseUntil);
-  }
-
   async missing(ids: Id[]): Promise<Id[]> {
-    await this.renew();
+    await this.session.renewIfHalfUsed();
     return this.repo.missing(ids);
   }
 
   put(blobs: SealedBlob[]): Promise<number> {
-    const run = this.chain.then(async () => {
-      let added = 0;
-      for (const b of blobs) {
-        if (await this.writer.add(b.id, b.bytes)) added += b.bytes.length;
-        // Written (or already held): the buffer can carry another chunk.
-        b.release?.();
-      }
-      return added;
-    }).catch(reported(this.repo));
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.session
+      .inOrder(async () => {
+        let added = 0;
+        for (const b of blobs) {
+          if (await this.session.writer.add(b.id, b.bytes)) added += b.bytes.length;
+          // Written (or already held): the buffer can carry another chunk.
+          b.release?.();
+        }
+        return added;
+      })
+      .catch(reported(this.repo));
   }
 
   async commit(s: SealedSnapshot): Promise<Snapshot> {
-    await this.chain;
+    await this.session.drained();
     try {
-      await this.writer.flush();
-      return await this.repo.commitSnapshot(s, { started: this.started });
+      await this.session.flush();
+      return await this.session.commitSnapshot(s);
     } catch (e) {
       return reported(this.repo)(e);
     } finally {
-      await this.repo.endSession(this.id).catch(() => undefined);
+      await this.session.end().catch(() => undefined);
     }
   }
 
   async abort(): Promise<void> {
-    await this.chain.catch(() => undefined);
+    await this.session.drained();
     try {
-      await this.writer.flush();
-      await this.repo.endSession(this.id);
+      await this.session.flush();
+      await this.session.end();
     } catch (e) {
       await reported(this.repo)(e);
     }

@@ -1,7 +1,7 @@
 import { Chunking, chunkingFor, deriveKek, deriveKeys, insecureFromEnv, KeepError, openMasterKeyAsync, RepoConfig, RepoKeys } from '@keep/core';
 import type { RepoConnection } from './connection.js';
 import { readPassword, readToken } from './credentials.js';
-import { rememberKdfParams, takeEarlyKek } from './early-kek.js';
+import { rememberKdfParams, takeEarlyKek } from '../startup/early-kek.js';
 import { LocalConnection } from './local.js';
 import { RemoteConnection } from './remote.js';
 import { mark } from '../startup/timing.js';
@@ -80,7 +80,7 @@ async function failover(locations: string[], env: NodeJS.ProcessEnv, intent: Int
 
 /**
  * Open the master key. scrypt runs on the thread pool (the caller may do
- * other work meanwhile), or was started at process start (repo/early-kek.ts);
+ * other work meanwhile), or was started at process start (startup/early-kek.ts);
  * the key files' public KDF parameters are remembered for that head start
  * when `remember` names the repository location.
  */

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import tls from 'node:tls';
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create } from '@bufbuild/protobuf';
 import grpc from '@grpc/grpc-js';
 import {
   CheckOptions,
@@ -11,10 +11,7 @@ import {
   parseKeyFile,
   parseRepoConfig,
   RepoConfig,
-  SealedBlob,
-  SealedSnapshot,
   Snapshot,
-  toHex,
 } from '@keep/core';
 import {
   AddKeyRequestSchema,
@@ -24,41 +21,31 @@ import {
   CheckRequestSchema,
   CheckResponse,
   CLIENT_KEEPALIVE_OPTIONS,
-  CloseSessionRequestSchema,
-  CloseSessionResponse,
-  CommitRequestSchema,
-  CommitResponse,
   decodeUploadAck,
   fromGrpcError,
-  FRAME_PREFIX,
   GetConfigRequestSchema,
   GetConfigResponse,
   grpcServiceDefinition,
   ListSnapshotsRequestSchema,
   ListSnapshotsResponse,
-  MAX_IDS_PER_REQUEST,
   MessageSink,
-  OfferRequestSchema,
-  OfferResponse,
   OpenSessionRequestSchema,
   OpenSessionResponse,
   parseGrpcAddress,
   PROTOCOL_VERSION,
-  ReadBlobsParser,
-  ReadBlobsRequestSchema,
   RemoveKeyRequestSchema,
   RemoveKeyResponse,
   RepositoryService,
   snapshotFromWire,
-  snapshotToWire,
   StatsRequestSchema,
   StatsResponse,
+  tlsChannelCredentials,
   UploadAck,
-  UploadEncoder,
-  writeFramePrefix,
 } from '@keep/proto';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
-import { CallStatus, StreamCall, StreamSession } from './remote-stream.js';
+import { RemoteBlobReader, closedError } from './remote-reads.js';
+import { RemoteSession, SessionTransport } from './remote-session.js';
+import { StreamCall, StreamSession } from './remote-stream.js';
 
 /*
  * The agent's side of the keep.v1 wire contract (proto/keep/v1/repository.proto).
@@ -68,12 +55,12 @@ import { CallStatus, StreamCall, StreamSession } from './remote-stream.js';
  * - Unary calls go through grpc-js; the two bulk streams (Upload, ReadBlobs)
  *   through an HTTP/2 session of their own (remote-stream.ts), where no
  *   message is copied on the way out or gathered on the way in.
- * - Uploads use one long-lived bidi stream per session. The server acknowledges
+ * - Uploads use one long-lived bidi stream per session (remote-session.ts). The server acknowledges
  *   every UploadRequest, in the order written, once the blob is verified and
  *   written; a put() resolves when all of its blobs are acknowledged. Upload
  *   messages are encoded by hand around each blob, in the room before and
  *   after it (packages/proto/src/codecs/upload.ts), and written from the blob's own buffer.
- * - getBlob() calls are batched into ReadBlobs streams (ids asked for in the
+ * - getBlob() calls are batched into ReadBlobs streams (remote-reads.ts; ids asked for in the
  *   same turn of the event loop share a call), several calls in parallel; keepd
  *   packs several blobs into each response message (max_message_bytes), which
  *   are decoded by hand as they arrive (packages/proto/src/codecs/read-blobs-parse.ts): each blob lands in an
@@ -91,23 +78,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 /** Deadline of unary calls. */
 const UNARY_DEADLINE_MS = 5 * 60_000;
-/** Commit flushes and checks the closure of the whole snapshot: allow it longer. */
-const COMMIT_DEADLINE_MS = 30 * 60_000;
-/** Ids per Offer call (as many as keepd accepts). */
-const OFFER_BATCH = MAX_IDS_PER_REQUEST;
-/** Ids per ReadBlobs call, and how many such calls run at once. */
-const READ_BATCH = 1024;
-const READ_STREAMS = 4;
-/** Smallest ReadBlobs batch worth a call of its own when spreading a backlog over idle streams. */
-const READ_MIN_SPLIT = 8;
-/** Blobs per ReadBlobs message, in bytes (keepd gathers small blobs up to this; per-message costs dominate small files). */
-const READ_MESSAGE_BYTES = 1024 * 1024;
-/** Largest ReadBlobs message accepted: a max-size blob travels alone (as grpc.max_receive_message_length). */
-const MAX_READ_MESSAGE = AGENT_MAX_MESSAGE_BYTES;
 /** Largest upload acknowledgement accepted (an id, a flag, a count: under 64 bytes). */
 const MAX_ACK_BYTES = 64 * 1024;
-/** How long abort() lets the upload stream finish before cancelling it. */
-const ABORT_GRACE_MS = 10_000;
 
 const DEF = grpcServiceDefinition(RepositoryService);
 
@@ -142,20 +114,8 @@ export interface RemoteOptions {
   insecure?: boolean;
 }
 
-interface Deferred<T> {
-  resolve(v: T): void;
-  reject(e: Error): void;
-}
-
-/** One id asked for by getBlob, with everyone waiting for it. */
-interface BlobRequest {
-  id: Id;
-  hex: string;
-  waiters: Deferred<Buffer>[];
-}
-
 /** A repository served by keepd, reached over gRPC. */
-export class RemoteConnection implements RepoConnection {
+export class RemoteConnection implements RepoConnection, SessionTransport {
   readonly address: string;
   readonly secure: boolean;
   private readonly client: grpc.Client;
@@ -165,13 +125,8 @@ export class RemoteConnection implements RepoConnection {
   readonly #token: string | undefined;
   private meta?: Promise<{ config: RepoConfig; keys: KeyFile[]; damaged: string[]; readOnly: boolean }>;
 
-  // getBlob batching: ids not yet sent (insertion order), ids in a running call
-  private readonly blobQueue = new Map<string, BlobRequest>();
-  private readonly blobInFlight = new Map<string, BlobRequest>();
-  private readsRunning = 0;
-  /** ReadBlobsRequest.source: whose bytes to read (readAs) */
-  private readSource = '';
-  private flushScheduled = false;
+  /** getBlob's batched ReadBlobs calls */
+  private readonly reads: RemoteBlobReader;
   private closed = false;
 
   constructor(
@@ -197,7 +152,7 @@ export class RemoteConnection implements RepoConnection {
         }
       }
       ca ??= deferredExtraCas();
-      creds = grpc.credentials.createSsl(ca);
+      creds = tlsChannelCredentials(ca);
     } else {
       creds = grpc.credentials.createInsecure();
     }
@@ -213,6 +168,7 @@ export class RemoteConnection implements RepoConnection {
       }
     }
     this.streams = new StreamSession({ address: loc.address, secure: loc.secure, ca: ca ?? undefined, token: opts.token });
+    this.reads = new RemoteBlobReader(this.streams, (e) => this.mapError(e));
   }
 
   // ---- plumbing ------------------------------------------------------------
@@ -231,7 +187,7 @@ export class RemoteConnection implements RepoConnection {
   }
 
   private unary<Res>(method: Method, req: unknown, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {
-    if (this.closed) return Promise.reject(new KeepError('INVALID_ARGUMENT', 'the connection to keepd is closed'));
+    if (this.closed) return Promise.reject(closedError());
     const d = DEF[method];
     // Transport deadline only: the one place wall time enters this module.
     const options: grpc.CallOptions = deadlineMs > 0 ? { deadline: Date.now() + deadlineMs } : {};
@@ -330,102 +286,14 @@ export class RemoteConnection implements RepoConnection {
     return new RemoteSession(this, r.sessionId);
   }
 
-  // ---- restore: batched ReadBlobs --------------------------------------------
+  // ---- restore: batched ReadBlobs (remote-reads.ts) ---------------------------
 
   readAs(source: string): void {
-    this.readSource = source;
+    this.reads.readSource = source;
   }
 
   getBlob(id: Id): Promise<Buffer> {
-    if (this.closed) return Promise.reject(new KeepError('INVALID_ARGUMENT', 'the connection to keepd is closed'));
-    const hex = toHex(id);
-    return new Promise<Buffer>((resolve, reject) => {
-      const req = this.blobQueue.get(hex) ?? this.blobInFlight.get(hex);
-      if (req) {
-        req.waiters.push({ resolve, reject });
-        return;
-      }
-      this.blobQueue.set(hex, { id, hex, waiters: [{ resolve, reject }] });
-      if (!this.flushScheduled) {
-        // Let the caller's other getBlob calls of this turn join the batch.
-        this.flushScheduled = true;
-        setImmediate(() => {
-          this.flushScheduled = false;
-          this.pumpReads();
-        });
-      }
-    });
-  }
-
-  private pumpReads(): void {
-    while (this.readsRunning < READ_STREAMS && this.blobQueue.size > 0) {
-      const idle = READ_STREAMS - this.readsRunning;
-      const per = Math.min(READ_BATCH, Math.max(READ_MIN_SPLIT, Math.ceil(this.blobQueue.size / idle)));
-      const batch: BlobRequest[] = [];
-      for (const [hex, req] of this.blobQueue) {
-        if (batch.length >= per) break;
-        this.blobQueue.delete(hex);
-        this.blobInFlight.set(hex, req);
-        batch.push(req);
-      }
-      this.readBatch(batch);
-    }
-  }
-
-  /** One ReadBlobs call; the server streams the blobs back in request order. */
-  private readBatch(batch: BlobRequest[]): void {
-    this.readsRunning++;
-    const left = new Map(batch.map((r) => [r.hex, r]));
-    const d = DEF.readBlobs;
-    let failure: KeepError | undefined;
-    let done = false;
-
-    const finish = () => {
-      if (done) return;
-      done = true;
-      this.readsRunning--;
-      const rest = [...left.values()];
-      for (const r of rest) this.blobInFlight.delete(r.hex);
-      if (failure?.code === 'NOT_FOUND' && rest.length) {
-        // The stream stopped at a blob the server lacks: fail that one, ask again for the rest.
-        const missing = rest.find((r) => failure!.message.includes(r.hex)) ?? rest[0];
-        for (const w of missing.waiters) w.reject(new KeepError('NOT_FOUND', `blob ${missing.hex} is not in the repository (${failure.message})`));
-        for (const r of rest) if (r !== missing) this.blobQueue.set(r.hex, r);
-      } else {
-        for (const r of rest) {
-          const e = failure ?? new KeepError('NOT_FOUND', `blob ${r.hex} is not in the repository`);
-          for (const w of r.waiters) w.reject(e);
-        }
-      }
-      this.pumpReads();
-    };
-
-    const parser = new ReadBlobsParser((id, data) => {
-      const hex = toHex(id);
-      const req = left.get(hex);
-      if (!req) return; // not asked for in this call (or sent twice): ignore
-      left.delete(hex);
-      this.blobInFlight.delete(hex);
-      // Each caller owns what it gets (the restore moves it to a worker): a second asker gets a copy.
-      req.waiters.forEach((w, i) => w.resolve(i === 0 ? data : Buffer.from(data)));
-    });
-    let call: StreamCall;
-    try {
-      call = this.streams.call(d.path, parser, MAX_READ_MESSAGE);
-    } catch (e) {
-      failure = this.mapError(e);
-      finish();
-      return;
-    }
-    call.on('status', (s: CallStatus) => {
-      if (s.code !== grpc.status.OK) failure ??= this.mapError(s);
-      finish();
-    });
-    const req = toBinary(ReadBlobsRequestSchema, create(ReadBlobsRequestSchema, { ids: batch.map((r) => r.id), maxMessageBytes: READ_MESSAGE_BYTES, source: this.readSource }));
-    const framed = Buffer.allocUnsafe(FRAME_PREFIX + req.length);
-    writeFramePrefix(framed, 0, req.length);
-    framed.set(req, FRAME_PREFIX);
-    call.end(framed);
+    return this.reads.getBlob(id);
   }
 
   // ---- listing and maintenance -----------------------------------------------
@@ -457,200 +325,8 @@ export class RemoteConnection implements RepoConnection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const e = new KeepError('INVALID_ARGUMENT', 'the connection to keepd is closed');
-    for (const r of this.blobQueue.values()) for (const w of r.waiters) w.reject(e);
-    this.blobQueue.clear();
+    this.reads.close();
     this.streams.close();
     this.client.close();
-  }
-}
-
-/** Blobs of one put() still awaiting acknowledgement. */
-interface PutState extends Deferred<number> {
-  remaining: number;
-  newBytes: number;
-  settled: boolean;
-}
-
-/**
- * A writer session on keepd. All blobs travel on one bidi Upload stream,
- * opened on the first put(); the server acknowledges them in write order.
- */
-class RemoteSession implements BackupSession {
-  private call?: StreamCall;
-  private readonly encoder: UploadEncoder;
-  /** Settles when the upload stream has ended: resolves on OK with every blob acknowledged. */
-  private finished: Promise<void> = Promise.resolve();
-  private streamDone = true;
-  /** Blobs written and not yet acknowledged, in write order: acks[ackHead..]. */
-  private acks: { id: Id; put: PutState }[] = [];
-  private ackHead = 0;
-  private drainWaiters: Deferred<void>[] = [];
-  /** Puts write one after another, so acks stay in the order of `acks`. */
-  private writing: Promise<void> = Promise.resolve();
-  private failure?: KeepError;
-  private closed = false;
-  private aborted = false;
-
-  constructor(
-    private readonly conn: RemoteConnection,
-    readonly sessionId: string,
-  ) {
-    this.encoder = new UploadEncoder(sessionId);
-  }
-
-  private get unacked(): number {
-    return this.acks.length - this.ackHead;
-  }
-
-  async missing(ids: Id[]): Promise<Id[]> {
-    if (ids.length === 0) return [];
-    const calls: Promise<OfferResponse>[] = [];
-    for (let i = 0; i < ids.length; i += OFFER_BATCH) {
-      calls.push(this.conn.call<OfferResponse>('offer', create(OfferRequestSchema, { sessionId: this.sessionId, ids: ids.slice(i, i + OFFER_BATCH) })));
-    }
-    const want = new Set<string>();
-    for (const r of await Promise.all(calls)) for (const m of r.missing) want.add(toHex(m));
-    // Answer with the caller's own buffers, in the caller's order.
-    return ids.filter((id) => want.has(toHex(id)));
-  }
-
-  put(blobs: SealedBlob[]): Promise<number> {
-    if (this.closed) return Promise.reject(new KeepError('INVALID_ARGUMENT', 'the backup session is closed'));
-    if (this.failure) return Promise.reject(this.failure);
-    if (blobs.length === 0) return Promise.resolve(0);
-    return new Promise<number>((resolve, reject) => {
-      const put: PutState = { remaining: blobs.length, newBytes: 0, settled: false, resolve, reject };
-      const job = this.writing.then(async () => {
-        const call = this.stream();
-        for (const b of blobs) {
-          if (this.failure) throw this.failure;
-          const msg = this.encoder.frame(b);
-          this.acks.push({ id: b.id, put });
-          // Written from the blob's own buffer: the stream calls back once it no longer needs it, and it can carry another chunk.
-          const written = call.write(msg, b.release && (() => b.release!()));
-          if (!written) await this.drain();
-        }
-      });
-      this.writing = job.catch(() => undefined);
-      job.catch((e: unknown) => this.settle(put, this.conn.mapError(e)));
-    });
-  }
-
-  async commit(s: SealedSnapshot): Promise<Snapshot> {
-    if (this.closed) throw new KeepError('INVALID_ARGUMENT', 'the backup session is closed');
-    this.closed = true;
-    await this.writing;
-    if (this.failure) throw this.failure;
-    if (this.call) {
-      this.call.end();
-      await this.finished;
-    }
-    const r = await this.conn.call<CommitResponse>('commit', create(CommitRequestSchema, { sessionId: this.sessionId, snapshot: snapshotToWire(s) }), COMMIT_DEADLINE_MS);
-    if (!r.snapshot) throw new KeepError('INTERNAL', 'keepd committed without returning the snapshot');
-    const committed = snapshotFromWire(r.snapshot);
-    // A keepd from before snapshot MACs drops them (and picks its own id): the record could not be told from a forgery.
-    if (committed.id !== s.id || committed.mac !== s.mac) {
-      throw new KeepError('INTERNAL', `keepd committed snapshot ${committed.id} without this agent's id and MAC (a keepd older than this agent?): upgrade keepd; restore treats that snapshot as unauthenticated`);
-    }
-    return committed;
-  }
-
-  async abort(): Promise<void> {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.closed = true;
-    if (this.call && !this.streamDone) {
-      // Let the server store what it already has (a rerun reuses it), but not forever.
-      const call = this.call;
-      let timer: NodeJS.Timeout | undefined;
-      const graceful = this.writing.then(() => {
-        call.end();
-        return this.finished;
-      });
-      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ABORT_GRACE_MS)));
-      await Promise.race([graceful.catch(() => undefined), timeout]);
-      clearTimeout(timer);
-      if (!this.streamDone) call.cancel();
-      this.fail(new KeepError('INVALID_ARGUMENT', 'the backup session was aborted'));
-    }
-    await this.conn.call<CloseSessionResponse>('closeSession', create(CloseSessionRequestSchema, { sessionId: this.sessionId })).catch(() => undefined);
-  }
-
-  // ---- the upload stream ---------------------------------------------------
-
-  private stream(): StreamCall {
-    if (this.call) return this.call;
-    const call = this.conn.openUploadStream((r) => this.onAck(r));
-    this.call = call;
-    this.streamDone = false;
-    this.finished = new Promise<void>((resolve, reject) => {
-      call.on('drain', () => {
-        const ws = this.drainWaiters;
-        this.drainWaiters = [];
-        for (const w of ws) w.resolve();
-      });
-      // The status comes last, after every acknowledgement.
-      call.on('status', (s: CallStatus) => {
-        if (this.streamDone) return;
-        this.streamDone = true;
-        let error = s.code === grpc.status.OK ? undefined : this.conn.mapError(s);
-        if (!error && this.unacked) error = new KeepError('INTERNAL', `keepd ended the upload stream with ${this.unacked} blobs unacknowledged`);
-        if (error) {
-          this.fail(error);
-          reject(error);
-        } else {
-          resolve();
-        }
-      });
-    });
-    this.finished.catch(() => undefined);
-    return call;
-  }
-
-  private drain(): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
-  }
-
-  private onAck(r: UploadAck): void {
-    // Acks come in write order; look further only if the server reorders.
-    let i = this.ackHead;
-    if (i >= this.acks.length || !this.acks[i].id.equals(r.id)) {
-      i = this.acks.findIndex((a, j) => j >= this.ackHead && a.id.equals(r.id));
-      if (i < 0) {
-        this.fail(new KeepError('INTERNAL', `keepd acknowledged blob ${toHex(r.id)}, which was not sent`));
-        this.call?.cancel();
-        return;
-      }
-      // Out of order: swap it to the head, then take the head.
-      [this.acks[i], this.acks[this.ackHead]] = [this.acks[this.ackHead], this.acks[i]];
-    }
-    const { put } = this.acks[this.ackHead++];
-    if (this.ackHead > 1024 && this.ackHead * 2 > this.acks.length) {
-      this.acks = this.acks.slice(this.ackHead);
-      this.ackHead = 0;
-    }
-    put.newBytes += r.newBytes;
-    if (--put.remaining === 0) this.settle(put);
-  }
-
-  private settle(put: PutState, error?: KeepError): void {
-    if (put.settled) return;
-    put.settled = true;
-    if (error) put.reject(error);
-    else put.resolve(put.newBytes);
-  }
-
-  /** The stream broke: every put waiting on it fails with the same error. */
-  private fail(e: KeepError): void {
-    this.failure ??= e;
-    const acks = this.acks.slice(this.ackHead);
-    this.acks = [];
-    this.ackHead = 0;
-    for (const a of acks) this.settle(a.put, this.failure);
-    const ws = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of ws) w.reject(this.failure);
   }
 }

@@ -6,7 +6,7 @@ import type { RestoreChoice, RestoreFilter } from '../selection/restore-filter.j
 import { namedError } from './named-error.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
 import { mark } from '../startup/timing.js';
-import { TreeReader } from './tree-reader.js';
+import { TreeReader } from '../tree/tree-reader.js';
 import { RestorePool, restoreWorkerCount } from './worker-pool.js';
 
 /** Files up to this size in one chunk are fetched whole and written by a worker in one go. */

@@ -1,5 +1,12 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+
+/** $KEEP_CACHE_DIR, else $XDG_CACHE_HOME/keep, else ~/.cache/keep. */
+export function cacheDir(env: NodeJS.ProcessEnv): string {
+  if (env.KEEP_CACHE_DIR) return env.KEEP_CACHE_DIR;
+  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'keep');
+}
 
 /**
  * Write one file of the agent's cache directory (KDF parameters, code caches,

@@ -4,5 +4,6 @@
  * imports only Node's modules: every module resolved before scrypt starts
  * delays it (~4 ms for these few, mostly @keep/core/kdf's package lookup).
  */
-export { cacheDir, startEarlyKek } from '../repo/early-kek.js';
+export { cacheDir } from './cache-file.js';
+export { startEarlyKek } from './early-kek.js';
 export { runBundle } from './code-cache.js';

@@ -7,6 +7,7 @@ import type { IndexEntry, WriterScope } from './index/blob-store.js';
 import { PACK_TARGET_SIZE } from './pack/format.js';
 import { PackWriter } from './pack/writer.js';
 import { storageFailure } from './storage-space.js';
+import { REPO_DIRS } from './formats.js';
 
 /** What a BlobWriter needs of its repository (Repository is one). */
 export interface BlobSink {
@@ -67,7 +68,7 @@ export class BlobWriter {
       await this.repo.touch([id], undefined, owns ? owner : undefined);
       return false;
     }
-    this.pack ??= new PackWriter(path.join(this.repo.dir, 'tmp'), this.repo.packsDir);
+    this.pack ??= new PackWriter(path.join(this.repo.dir, REPO_DIRS.tmp), this.repo.packsDir);
     this.pack.add(id, type, stored, hash);
     this.pending.add(hex);
     this.bytesStored += stored.length;

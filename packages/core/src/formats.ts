@@ -17,14 +17,20 @@
  * (index/rebuild.ts) and is checked before it is opened (index/meta-check.ts).
  *
  * Every name and magic a repository's files carry is below (the codecs that
- * use them live beside their formats: config.ts, keys/keyfile.ts,
- * pack/format.ts, blob/format.ts, snapshot/snapshot.ts; index.mdb's tables:
- * index/tables.ts, blob-index.ts, copy-index.ts; state.mdb's: state-store.ts,
- * source-tags.ts). Table names are part of the on-disk format: renaming one
+ * use them live beside their formats, taking their magics from here:
+ * config.ts, keys/keyfile.ts, pack/format.ts, blob/format.ts,
+ * snapshot/snapshot.ts; index.mdb's tables: index/tables.ts, blob-index.ts,
+ * copy-index.ts; state.mdb's: state-store.ts, source-tags.ts). Table names are part of the on-disk format: renaming one
  * loses its data.
  */
-export { BLOB_VERSION } from './blob/format.js';
-export { PACK_MAGIC, PACK_VERSION, TRAILER_MAGIC } from './pack/format.js';
+/** First byte of every stored blob (blob/format.ts). */
+export const BLOB_VERSION = 1;
+/** A pack's first 8 bytes, its version after them, and its last 8 bytes (pack/format.ts). */
+export const PACK_MAGIC = Buffer.from('KEEPPACK');
+export const PACK_VERSION = 1;
+export const TRAILER_MAGIC = Buffer.from('KEEPTRLR');
+import type { RepoConfig } from './config.js';
+import type { KeyFile } from './keys/keyfile.js';
 
 /** The files at the top of a repository directory. */
 export const REPO_FILES = {
@@ -34,6 +40,15 @@ export const REPO_FILES = {
   /** LMDB: keepd's own state; not rebuildable */
   state: 'state.mdb',
   maintenanceLock: 'maintenance.lock',
+} as const;
+
+/** The directories of a repository (the layout above). */
+export const REPO_DIRS = {
+  packs: 'packs',
+  snapshots: 'snapshots',
+  keys: 'keys',
+  /** packs being written; never indexed */
+  tmp: 'tmp',
 } as const;
 
 /** The engine's tables in index.mdb (index/tables.ts). */
@@ -52,6 +67,8 @@ export const INDEX_TABLES = {
 
 /** Blob tables of earlier versions, migrated into INDEX_TABLES.blobs on open: 'blobs' held msgpack records, 'blobs-v2' the 66-byte binary ones. */
 export const OLD_BLOB_TABLES = ['blobs', 'blobs-v2'];
+/** The one of OLD_BLOB_TABLES whose records are msgpack. */
+export const MSGPACK_BLOB_TABLE = OLD_BLOB_TABLES[0];
 
 /** keepd's tables in index.mdb (Repository.indexDatabase): derived data an index rebuild starts empty. */
 export const KEEPD_INDEX_TABLES = {
@@ -73,4 +90,13 @@ export const STATE_TABLES = {
   replicas: 'replicas',
   /** a replica's pull state (server sync/pull.ts) */
   replication: 'replication',
+} as const;
+
+/** The format versions this build writes (keep version / keepd version report them); the literals are checked against the types that hold them. */
+export const FORMAT_VERSIONS = {
+  config: 1 satisfies RepoConfig['version'],
+  key: 1 satisfies KeyFile['version'],
+  pack: PACK_VERSION,
+  blob: BLOB_VERSION,
+  index: INDEX_TABLES.blobs,
 } as const;

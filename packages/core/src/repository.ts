@@ -23,6 +23,7 @@ import { NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import { SnapshotStore } from './snapshot/store.js';
 import { SourceTags } from './source-tags.js';
 import { StateStore, STATE_FILE } from './state-store.js';
+import { REPO_DIRS, REPO_FILES } from './formats.js';
 
 export type { Database };
 export { BlobWriter } from './blob-writer.js';
@@ -76,7 +77,7 @@ export class Repository {
     opts: RepositoryOptions,
   ) {
     this.clock = opts.clock ?? processClock();
-    this.keyStore = new KeyStore(path.join(this.dir, 'keys'));
+    this.keyStore = new KeyStore(path.join(this.dir, REPO_DIRS.keys));
     this.openIndex();
   }
 
@@ -91,37 +92,37 @@ export class Repository {
     this.index = new BlobStore(t, this.clock, this.packsDir);
     this.reader = new BlobReader(this.packsDir, this.handles);
     this.sessions = new SessionRegistry(t.env, t.sessions, this.clock);
-    this.snapshotStore = new SnapshotStore(t.env, t.snaps, this.index, this.blobViews, this.reader, this.sessions, path.join(this.dir, 'snapshots'), this.clock);
+    this.snapshotStore = new SnapshotStore(t.env, t.snaps, this.index, this.blobViews, this.reader, this.sessions, path.join(this.dir, REPO_DIRS.snapshots), this.clock);
   }
 
   get packsDir(): string {
-    return path.join(this.dir, 'packs');
+    return path.join(this.dir, REPO_DIRS.packs);
   }
 
   static exists(dir: string): boolean {
-    return fs.existsSync(path.join(dir, 'config.json'));
+    return fs.existsSync(path.join(dir, REPO_FILES.config));
   }
 
   /** Create an empty repository in `dir` (which may exist but must not hold one). */
   /** `config`: adopt another repository's config (a replica is the same repository: same id, same chunker). */
   static async init(dir: string, opts: RepositoryOptions & { chunker?: ChunkerParams; config?: RepoConfig } = {}): Promise<Repository> {
     if (Repository.exists(dir)) throw new KeepError('ALREADY_EXISTS', `${dir} already holds a repository`);
-    for (const d of ['packs', 'tmp', 'snapshots', 'keys']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+    for (const d of Object.values(REPO_DIRS)) fs.mkdirSync(path.join(dir, d), { recursive: true });
     const clock = opts.clock ?? processClock();
     const config = opts.config ?? newRepoConfig(new Date(clock.now()), opts.chunker);
-    atomicWrite(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    atomicWrite(path.join(dir, REPO_FILES.config), JSON.stringify(config, null, 2) + '\n');
     return Repository.open(dir, opts);
   }
 
   static async open(dir: string, opts: RepositoryOptions = {}): Promise<Repository> {
     let text: string;
     try {
-      text = fs.readFileSync(path.join(dir, 'config.json'), 'utf8');
+      text = fs.readFileSync(path.join(dir, REPO_FILES.config), 'utf8');
     } catch {
       throw new KeepError('NOT_A_REPOSITORY', `${dir} is not a Keep repository (no config.json); run \`keep init\` first`);
     }
-    const config = parseRepoConfig(text, path.join(dir, 'config.json'));
-    for (const d of ['packs', 'tmp', 'snapshots', 'keys']) fs.mkdirSync(path.join(dir, d), { recursive: true });
+    const config = parseRepoConfig(text, path.join(dir, REPO_FILES.config));
+    for (const d of Object.values(REPO_DIRS)) fs.mkdirSync(path.join(dir, d), { recursive: true });
     const clock = opts.clock ?? processClock();
     await checkIndexFile(dir, clock, opts);
     const repo = new Repository(dir, config, { ...opts, clock });
@@ -410,6 +411,6 @@ export class Repository {
 
   /** Structure, index against packs, storage hashes, snapshot closure (check.ts). Needs no key. */
   check(opts: CheckOptions = {}): Promise<CheckReport> {
-    return checkRepository({ index: this.index, snapshots: this.snapshotStore, reader: this.reader, views: this.views, tmpDir: path.join(this.dir, 'tmp') }, opts);
+    return checkRepository({ index: this.index, snapshots: this.snapshotStore, reader: this.reader, views: this.views, tmpDir: path.join(this.dir, REPO_DIRS.tmp) }, opts);
   }
 }

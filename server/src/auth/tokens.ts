@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { Clock, Database, KeepError, Repository } from '@keep/core';
+import { Clock, Database, KeepError, Repository, STATE_TABLES } from '@keep/core';
 
 export type Role = 'agent' | 'admin' | 'replica';
 
@@ -40,7 +40,7 @@ export class TokenStore {
     repo: Repository,
     private readonly clock: Clock = repo.clock,
   ) {
-    this.db = repo.database<TokenRecord>('tokens');
+    this.db = repo.database<TokenRecord>(STATE_TABLES.tokens);
   }
 
   async create(role: Role, opts: { sources?: string[]; dedup?: DedupScope } = {}): Promise<{ token: string; record: TokenRecord }> {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, exitCodeFor, exitOnInterrupt, KeepError, parseChunkerSizes, parseTier, processClock, prune, Repository } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, exitOnInterrupt, formatVersionReport, helpFor, KeepError, parseChunkerSizes, parseTier, processClock, prune, reportExitError, Repository, versionReport } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
@@ -9,41 +9,9 @@ import { runSync, syncFailure } from '../sync/run.js';
 import { promote } from '../role.js';
 import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
-import { keepdRepoOptions, lockDataDir } from '../data-lock.js';
+import { keepdRepoOptions, lockDataDir, requireRepository } from '../data-lock.js';
 import { ensureOwnership } from '../ownership.js';
-
-const USAGE = `keepd — the Keep repository server
-
-usage: keepd COMMAND --data DIR [options]
-
-  init --data DIR [--chunk-min S --chunk-avg S --chunk-max S]   create an empty repository (agents add the key with keep init)
-  serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F] [--metrics HOST:PORT]
-        [--upstream grpc(s)://HOST:PORT --sync-interval S]   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
-        [--sync-replicas N [--sync-timeout S] [--sync-all]]  a primary whose critical-tier (or all) commits wait for N replicas
-        [--min-free SIZE|PCT%]        refuse new backups below this much free space (default 2%)
-        [--max-connections N]         connections held at once (default 4096, below the open-file limit)
-                                      serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
-  token create --data DIR --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
-                                      an agent token names its sources, or --all-sources for every source
-  token list --data DIR | token revoke ID --data DIR
-  tls init --data DIR [--host NAME]...  a private CA and server certificate in DIR/tls (agents: KEEP_CA=DIR/tls/ca.pem)
-  forget --data DIR [--source N] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
-         [--keep-monthly N] [--keep-yearly N] [--keep-within D] [--keep-within-daily D]... [--keep-tag T]...
-         [--tier critical|high|standard|lower] [--dry-run] [--prune]     retention per source (restic's rules)
-  prune --data DIR [--dry-run] [--repack-below 0.5]   collect garbage and repack; backups keep running
-  sync --data DIR --from grpc(s)://HOST:PORT [--source N]   pull missing snapshots (KEEP_TOKEN: a replica token)
-        plaintext grpc:// only to loopback, unless --insecure (KEEP_INSECURE=1); also for serve --upstream
-  promote --data DIR                  make a replica (read-only) a primary: it stops following its upstream
-                                      and takes writes; recorded in DIR/role.json (a running keepd follows within a second)
-  check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
-  status --data DIR [--json]          per source: newest snapshot and its age against the RPO
-  rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files, aside, without
-                                      opening the current one (stop keepd serve first); ownership comes from the snapshots
-
-every command takes --json (one JSON document on stdout)
-
-exit codes: 0 ok, 1 fatal error, 2 bad usage, 4 damage found (check), 10 no repository,
-11 repository locked, 130 interrupted (serve stops cleanly on SIGINT and SIGTERM: 0)`;
+import { USAGE } from './usage.js';
 
 function out(json: boolean | undefined, value: unknown, human: () => void): void {
   if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -242,19 +210,39 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 };
 
+/** Commands that work on an existing repository: a missing one is named, with its cure (keepd init, not keep init), before they run. (sync creates a replica's.) */
+const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'rebuild-index']);
+
+function dataDirOf(argv: string[]): string | undefined {
+  const i = argv.findIndex((a) => a === '--data' || a.startsWith('--data='));
+  if (i < 0) return undefined; // args() reports the missing --data
+  return argv[i].startsWith('--data=') ? argv[i].slice(7) : argv[i + 1];
+}
+
+function versionCommand(argv: string[]): void {
+  const json = argv.includes('--json');
+  const unknown = argv.find((a) => a !== '--json');
+  if (unknown !== undefined) throw new KeepError('INVALID_ARGUMENT', `keepd version takes only --json, not ${unknown}`);
+  const report = versionReport('keepd', import.meta.url);
+  out(json, report, () => console.log(formatVersionReport(report)));
+}
+
 async function main(argv: string[]): Promise<void> {
+  // Help before any command runs: no data directory needed.
+  const help = helpFor('keepd', USAGE, argv);
+  if (help !== undefined) return void console.log(help);
   const [name, ...rest] = argv;
-  if (!name || name === 'help' || name === '--help' || name === '-h') return void console.log(USAGE);
+  if (name === 'version' || name === '--version') return versionCommand(rest);
   const cmd = commands[name];
   if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keepd help)`);
+  const data = dataDirOf(rest);
+  if (NEEDS_REPOSITORY.has(name) && data) requireRepository(data);
   if (name !== 'serve') exitOnInterrupt('keepd'); // (serve shuts down cleanly instead)
   await cmd(rest);
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   () => process.exit(0),
-  (e: Error) => {
-    process.stderr.write(`keepd: error: ${(e.message || String(e)).split('\n')[0]}\n`);
-    process.exit(exitCodeFor(e));
-  },
+  (e: Error) => process.exit(reportExitError('keepd', e, argv.includes('--json'))),
 );

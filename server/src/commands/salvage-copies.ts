@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { checkLmdbFile, COPIES_DB, Copy, decodeCopy } from '@keep/core';
+import { checkLmdbFile, COPIES_DB, Copy, decodeCopy, REPO_FILES } from '@keep/core';
 
 /**
  * Reads the per-source copies (copy-index.ts) out of the index a rebuild is
@@ -12,7 +12,7 @@ import { checkLmdbFile, COPIES_DB, Copy, decodeCopy } from '@keep/core';
  * (said in `lost`), never the rebuild.
  */
 export function salvageCopies(dir: string): { copies: Copy[]; lost?: string } {
-  const file = path.join(dir, 'index.mdb');
+  const file = path.join(dir, REPO_FILES.index);
   const state = checkLmdbFile(file);
   if (state.kind === 'missing') return { copies: [] };
   if (state.kind === 'damaged') return { copies: [], lost: state.reason };

@@ -1,4 +1,4 @@
-import { BlobType, Clock, Database, Id, KeepError, parseBlob, randomId, Repository, SESSION_LEASE_MS, storageHash, toHex } from '@keep/core';
+import { BlobType, Clock, Database, Id, KeepError, newSeenSet, parseBlob, randomId, Repository, SESSION_LEASE_MS, STATE_TABLES, storageHash, toHex } from '@keep/core';
 import { TokenStore } from '../auth/tokens.js';
 import { DedupScopeIndex } from '../dedup-scope.js';
 import { announceImported } from '../replicas.js';
@@ -34,7 +34,7 @@ export interface ReplicationState {
 }
 
 export function replicationDb(repo: Repository): Database<ReplicationState, string> {
-  return repo.database<ReplicationState>('replication');
+  return repo.database<ReplicationState>(STATE_TABLES.replication);
 }
 
 /**
@@ -132,7 +132,7 @@ async function pullDag(repo: Repository, up: Upstream, root: Id, report: SyncRep
     else await writer.add(id, data, hash);
   };
   const fetchOf = (ids: Id[], onTree?: (stored: Buffer) => void) => fetch(up, keep, ids, report, source, onTree);
-  const seen = new Set<string>();
+  const seen = newSeenSet(); // core's dag/seen-set.ts picks the set (V8's Set stops at 2^24 entries)
   let trees: Id[] = [root];
   try {
     while (trees.length) {

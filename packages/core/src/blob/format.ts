@@ -20,7 +20,7 @@
  *
  * The storage hash of a blob is unkeyed BLAKE3 over all of these bytes.
  */
-export const BLOB_VERSION = 1;
+export { BLOB_VERSION } from '../formats.js';
 export const HEADER_SIZE = 32;
 export const SALT_OFFSET = 4;
 export const SALT_SIZE = 16;

@@ -6,6 +6,9 @@ import { PackWriter } from '../pack/writer.js';
 import { BlobType } from '../blob/format.js';
 import { parseBlob } from '../blob/seal.js';
 import { acquireMaintenanceLock } from '../pid-lock.js';
+import { REPO_DIRS } from '../formats.js';
+import { newSeenSet, SeenSet } from '../dag/seen-set.js';
+import { walkDag } from '../dag/walk.js';
 import type { BlobView, Repository } from '../repository.js';
 
 /**
@@ -176,7 +179,7 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
     if (await repo.adoptPack(p)) report.orphan_packs_adopted++;
     else fs.rmSync(p.file, { force: true }), report.orphan_packs_deleted++;
   }
-  const tmp = path.join(repo.dir, 'tmp');
+  const tmp = path.join(repo.dir, REPO_DIRS.tmp);
   for (const n of fs.readdirSync(tmp)) {
     const f = path.join(tmp, n);
     if (fs.statSync(f).mtimeMs < old) fs.rmSync(f, { force: true }), report.tmp_files_deleted++;
@@ -195,35 +198,35 @@ const recordKey = (id: Id, copyOf: number | undefined) => (copyOf === undefined 
  * no copies at all every view is the primary one and a subtree shared by
  * sources is walked once; otherwise once per source.
  */
-async function mark(repo: Repository, roots: { root: string; source: string }[]): Promise<Set<string>> {
-  const live = new Set<string>();
-  const walked = new Set<string>();
+async function mark(repo: Repository, roots: { root: string; source: string }[]): Promise<SeenSet> {
+  const live = newSeenSet();
   const views = new Map<string, BlobView>();
   const viewOf = (source: string) => views.get(source) ?? views.set(source, repo.views.ofSource(source)).get(source)!;
-  const stack: { id: Id; view: BlobView }[] = roots.map((r) => ({ id: Buffer.from(r.root, 'hex'), view: viewOf(r.source) }));
+  type Node = { id: Id; view: BlobView };
   const perView = new Map<BlobView, number>();
-  while (stack.length) {
-    const { id, view } = stack.pop()!;
-    const hex = toHex(id);
+  const keyOf = ({ id, view }: Node) => {
     if (!perView.has(view)) perView.set(view, perView.size);
-    const key = view === repo.views.primary ? hex : `${hex}/${perView.get(view)}`;
-    if (walked.has(key)) continue;
-    walked.add(key);
+    return view === repo.views.primary ? toHex(id) : `${toHex(id)}/${perView.get(view)}`;
+  };
+  const rootNodes: Node[] = roots.map((r) => ({ id: Buffer.from(r.root, 'hex'), view: viewOf(r.source) }));
+  await walkDag(rootNodes, keyOf, async ({ id, view }) => {
     const at = view(id);
-    if (!at) continue;
+    if (!at) return undefined;
     live.add(recordKey(id, at.copyOf));
-    if (at.record.type !== BlobType.Tree) continue;
+    if (at.record.type !== BlobType.Tree) return undefined;
     // A damaged tree stops the prune: collecting with an incomplete mark would delete live data.
     const { edges } = parseBlob(await repo.readBlob(id, view));
+    const trees: Node[] = [];
     for (const e of edges) {
-      if (e.type === BlobType.Tree) stack.push({ id: e.id, view });
+      if (e.type === BlobType.Tree) trees.push({ id: e.id, view });
       else if (view === repo.views.primary) live.add(toHex(e.id));
       else {
         const d = view(e.id);
         if (d) live.add(recordKey(e.id, d.copyOf));
       }
     }
-  }
+    return trees;
+  });
   return live;
 }
 
@@ -242,7 +245,7 @@ async function repack(repo: Repository, packs: string[]): Promise<number> {
   for (const [id, r, copyOf] of repo.allRecords()) {
     if (!from.has(r.pack)) continue;
     const { bytes, hash } = await repo.readStored(id, copyOf === undefined ? repo.views.primary : repo.views.scoped(copyOf));
-    writer ??= new PackWriter(path.join(repo.dir, 'tmp'), repo.packsDir);
+    writer ??= new PackWriter(path.join(repo.dir, REPO_DIRS.tmp), repo.packsDir);
     const e = writer.add(id, r.type, bytes, hash); // the whole hash readStored proved (the index keeps a prefix)
     moves.push({ id: Buffer.from(id), copyOf, oldPack: r.pack, oldOffset: r.offset, pack: writer.id, offset: e.offset });
     moved += bytes.length;

@@ -7,6 +7,7 @@ import { Id } from '../ids.js';
 import { readTrailer } from '../pack/reader.js';
 import { packPath } from '../pack/writer.js';
 import { listPackFiles } from './rebuild.js';
+import { MSGPACK_BLOB_TABLE } from '../formats.js';
 import { IndexTables, OLD_BLOB_TABLES, PackRecord } from './tables.js';
 
 /** Whose blobs a writer stores (Repository.openWriter). */
@@ -70,7 +71,7 @@ export class BlobStore {
   /** An index written by an earlier version: its blob records move to the current table, each table in one transaction. */
   async migrateOldBlobTables(): Promise<void> {
     for (const name of OLD_BLOB_TABLES) {
-      const msgpack = name === 'blobs';
+      const msgpack = name === MSGPACK_BLOB_TABLE;
       const old = this.env.openDB<BlobRecord | Buffer, Buffer>({ name, keyEncoding: 'binary', ...(msgpack ? {} : { encoding: 'binary' }) });
       if (old.getCount() === 0) continue;
       await this.env.transaction(() => {

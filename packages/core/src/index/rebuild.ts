@@ -10,6 +10,7 @@ import { StateStore, STATE_FILE } from '../state-store.js';
 import { pausePoint } from '../test-pause.js';
 import { checkLmdbFile } from './meta-check.js';
 import { INDEX_FILE, IndexTables, openIndexTables } from './tables.js';
+import { REPO_DIRS } from '../formats.js';
 
 export interface RebuildReport {
   packs: number;
@@ -63,7 +64,7 @@ async function fill(t: IndexTables, dir: string, clock: Clock, copies: readonly 
   // Writers go on during a rebuild (into the index being replaced): scan again until no new pack appears, so
   // only a pack renamed in the last instant before the swap is left unindexed (prune adopts it, never deletes it).
   for (let pass = 0; ; pass++) {
-    const fresh = listPackFiles(path.join(dir, 'packs')).filter((p) => !done.has(p.id));
+    const fresh = listPackFiles(path.join(dir, REPO_DIRS.packs)).filter((p) => !done.has(p.id));
     if (fresh.length === 0) break;
     for (const [i, p] of fresh.entries()) {
       if (pass === 0 && i === Math.floor(fresh.length / 2)) await pausePoint('rebuild');
@@ -92,7 +93,7 @@ async function fill(t: IndexTables, dir: string, clock: Clock, copies: readonly 
       });
     }
   }
-  await loadSnapshotFiles(t, path.join(dir, 'snapshots'));
+  await loadSnapshotFiles(t, path.join(dir, REPO_DIRS.snapshots));
   await t.meta.put('built', true);
   return { packs, blobs, damaged_packs: damaged };
 }

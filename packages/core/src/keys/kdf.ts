@@ -4,7 +4,7 @@ import { KeepError } from '../errors.js';
 /**
  * The passphrase KDF of key files (keyfile.ts): scrypt with the parameters a
  * key file records. One derivation for every caller — unlock, and the agent's
- * head start before its program loads (agent/src/repo/early-kek.ts, which
+ * head start before its program loads (agent/src/startup/early-kek.ts, which
  * imports this module alone as `@keep/core/kdf`: it must stay free of the
  * engine's heavier imports).
  */

@@ -22,9 +22,7 @@
  * the index learn its blobs. A pack without a valid trailer was never
  * acknowledged and is ignored (a crash left it); `keepd check` reports it.
  */
-export const PACK_MAGIC = Buffer.from('KEEPPACK');
-export const TRAILER_MAGIC = Buffer.from('KEEPTRLR');
-export const PACK_VERSION = 1;
+export { PACK_MAGIC, PACK_VERSION, TRAILER_MAGIC } from '../formats.js';
 
 /** Offsets in the pack header. */
 export const PACK_HEADER = { magic: 0, version: 8, reserved: 12 } as const;

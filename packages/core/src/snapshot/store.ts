@@ -10,6 +10,8 @@ import { atomicWrite, randomId } from '../fsutil.js';
 import { Id, toHex } from '../ids.js';
 import type { BlobReader } from '../index/blob-reader.js';
 import type { BlobStore } from '../index/blob-store.js';
+import { newSeenSet } from '../dag/seen-set.js';
+import { walkDag } from '../dag/walk.js';
 import { loadSnapshotFiles } from '../index/rebuild.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import { checkCommitTime } from './commit-time.js';
@@ -56,32 +58,29 @@ export class SnapshotStore {
     const walked: (Located & { id: Id })[] = [];
     // The unscoped view asks the blob table for presence without decoding records.
     const has = view === this.views.primary ? (id: Id) => this.index.has(id) : (id: Id) => view(id) !== undefined;
-    const seen = new Set<string>();
-    const stack: Id[] = [root];
+    const seen = newSeenSet();
     const epoch = this.index.gcEpoch();
-    while (stack.length) {
-      const id = stack.pop()!;
-      const hex = toHex(id);
-      if (seen.has(hex)) continue;
-      seen.add(hex);
+    await walkDag<Id>([root], toHex, async (id, hex) => {
       const at = view(id);
       if (!at) {
         missing.push(hex);
-        continue;
+        return undefined;
       }
       const r = at.record;
       if (r.type !== BlobType.Tree) throw corrupt(`blob ${hex} is referenced as a tree but stored as data`);
-      if (r.complete !== undefined && r.complete === epoch) continue;
+      if (r.complete !== undefined && r.complete === epoch) return undefined;
       walked.push({ ...at, id });
       const { edges } = parseBlob(await this.reader.readBlob(id, view));
+      const trees: Id[] = [];
       for (const e of edges) {
-        if (e.type === BlobType.Tree) stack.push(e.id);
+        if (e.type === BlobType.Tree) trees.push(e.id);
         else if (!has(e.id)) {
           const h = toHex(e.id);
           if (!seen.has(h)) missing.push(h), seen.add(h);
         }
       }
-    }
+      return trees;
+    }, seen);
     return { missing, trees: walked };
   }
 

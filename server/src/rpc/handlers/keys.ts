@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import { KeepError } from '@keep/core';
+import { KeepError, REPO_FILES } from '@keep/core';
 import { AddKeyResponseSchema, GetConfigResponseSchema, PROTOCOL_VERSION, RemoveKeyResponseSchema } from '@keep/proto';
 import { RpcCalls } from '../call.js';
 import { admitKeyFile } from '../key-rules.js';
@@ -22,7 +22,7 @@ export function keyHandlers(rpc: RpcCalls) {
       }
       return create(GetConfigResponseSchema, {
         protocolVersion: PROTOCOL_VERSION,
-        configJson: fs.readFileSync(path.join(d.repo.dir, 'config.json'), 'utf8'),
+        configJson: fs.readFileSync(path.join(d.repo.dir, REPO_FILES.config), 'utf8'),
         // Only usable key files go out: a damaged one would stop older agents (warned about once here).
         keyFilesJson: usableKeyFiles().map((f) => JSON.stringify(f)),
         readOnly: Boolean(d.readOnly?.()),

@@ -28,7 +28,7 @@ export function sessionHandlers(rpc: RpcCalls) {
       d.space?.requireReserve();
       const s = await d.sessions.start(p, req.source, req.host, req.parent);
       d.log.info({ session: s.id, source: s.source, host: s.host, principal: p.tokenId }, 'session opened');
-      return create(OpenSessionResponseSchema, { sessionId: s.id, leaseExpiresMs: BigInt(s.leaseUntil) });
+      return create(OpenSessionResponseSchema, { sessionId: s.id, leaseExpiresMs: BigInt(s.lease.leaseUntil) });
     }),
 
     // Offer, Commit and CloseSession: any token, on a session of its own (sessions.get).

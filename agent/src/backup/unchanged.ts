@@ -2,12 +2,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Id, Snapshot } from '@keep/core';
-import type { SourceView, UnchangedSubtree } from '../backup/archiver.js';
-import { inodeKey } from '../backup/metadata.js';
-import { cacheDir } from '../repo/early-kek.js';
+import type { SourceView, UnchangedSubtree } from './archiver.js';
+import { inodeKey } from './metadata.js';
+import { cacheDir, writeCacheFile } from '../startup/cache-file.js';
 import type { Unlocked } from '../repo/open.js';
-import { writeCacheFile } from './cache-file.js';
-import { mark } from './timing.js';
+import { mark } from '../startup/timing.js';
 
 /**
  * Unchanged directories of a re-backup, known without reading their trees.

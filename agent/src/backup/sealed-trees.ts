@@ -1,6 +1,6 @@
 import { BlobType, EDGE_SIZE, HEADER_SIZE, Id, toHex } from '@keep/core';
 import type { RepoConnection } from '../repo/connection.js';
-import { mark } from './timing.js';
+import { mark } from '../startup/timing.js';
 
 /**
  * A snapshot's tree blobs, fetched sealed while scrypt still runs.
@@ -10,7 +10,7 @@ import { mark } from './timing.js';
  * bench tree, with keepd's work). Tree blobs carry their edge lists in plaintext
  * (docs/ARCHITECTURE.md, "Blob"), so the DAG can be walked without the key: this
  * fetches it a level at a time during the KDF (or, below a directory the walk
- * finds changed, when it does: startup/unchanged.ts), and the walk then opens the
+ * finds changed, when it does: backup/unchanged.ts), and the walk then opens the
  * blobs from memory. Nothing here is trusted: every blob is authenticated against its
  * id when the walk opens it (openBlob), and a blob that is damaged, missing or
  * refused here is simply fetched again by the walk, which reports the error.

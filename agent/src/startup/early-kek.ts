@@ -1,10 +1,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { deriveKek } from '@keep/core/kdf';
-import { writeCacheFile } from '../startup/cache-file.js';
-import { mark } from '../startup/timing.js';
+import { cacheDir, writeCacheFile } from './cache-file.js';
+import { mark } from './timing.js';
 
 /**
  * Key derivation started before anything else.
@@ -41,12 +40,6 @@ interface Pending {
 const SLOT = Symbol.for('keep.earlyKek');
 const pendingMap = (): Map<string, Pending> => ((globalThis as Record<symbol, unknown>)[SLOT] ??= new Map()) as Map<string, Pending>;
 const slotKey = (k: KdfParams) => `${k.salt}:${k.N}:${k.r}:${k.p}`;
-
-/** $KEEP_CACHE_DIR, else $XDG_CACHE_HOME/keep, else ~/.cache/keep. */
-export function cacheDir(env: NodeJS.ProcessEnv): string {
-  if (env.KEEP_CACHE_DIR) return env.KEEP_CACHE_DIR;
-  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'keep');
-}
 
 function paramsFile(location: string, env: NodeJS.ProcessEnv): string {
   const tag = crypto.createHash('sha256').update(location).digest('hex').slice(0, 24);
