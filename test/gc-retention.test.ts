@@ -125,8 +125,9 @@ describe('keepd forget: dry run, real run, protected parents, tiers, no policy',
     const out = JSON.parse(res.stdout);
     expect(out.parent).toBe(older);
 
-    // The session is gone, so is the protection.
-    const after = await forget(data, ['--source', 'r', '--keep-last', '1']);
+    // The session is gone, so is the protection. (The stream and the directory backups are different
+    // path sets, so two groups by default: grouped by source alone, the stream is the one kept.)
+    const after = await forget(data, ['--source', 'r', '--keep-last', '1', '--group-by', 'source']);
     d = decisions(after.groups[0]);
     expect(d[out.snapshot]).toMatchObject({ keep: true, reasons: ['last snapshot'] });
     expect(d[older]).toMatchObject({ keep: false, reasons: [] });

@@ -18,6 +18,7 @@ import { TreeReader } from '../tree/tree-reader.js';
 import type { RunOptions, WalkResult } from './run.js';
 import { entryMeta, EntryMeta, inodeKey, sameEntry, unchanged } from './metadata.js';
 import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
+import { recordedPaths } from './recorded-meta.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';
 
 /** A run's snapshot options (backup/run.ts) and what the walk reads. */
@@ -125,7 +126,7 @@ export class Archiver {
       const trie = buildTrie(this.opts.paths ?? []);
       root = trie.real ? await this.realDir(Buffer.alloc(0), SEP, lstat(SEP)!, parentRoot, parentRootId) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot, parentRootId);
     }
-    return { root, stats: this.stats, started };
+    return { root, stats: this.stats, started, paths: recordedPaths(this.opts) };
   }
 
   private warn(message: string): void {

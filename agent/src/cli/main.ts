@@ -5,6 +5,7 @@ import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
 import { dumpCommand } from '../commands/dump.js';
 import { findCommand } from '../commands/find.js';
+import { forgetCommand } from '../commands/forget.js';
 import { initCommand } from '../commands/init.js';
 import { keyCommand } from '../commands/key.js';
 import { lsCommand } from '../commands/ls.js';
@@ -12,6 +13,7 @@ import { pgCommand } from '../commands/pg.js';
 import { restoreCommand } from '../commands/restore.js';
 import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
+import { tagCommand } from '../commands/tag.js';
 import { mark } from '../startup/timing.js';
 import { startEarlyKek } from '../startup/early-kek.js';
 import { applyGlobalFlags, takeGlobalFlags } from './global-flags.js';
@@ -39,6 +41,8 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   cat: catCommand,
   find: findCommand,
   stats: statsCommand,
+  forget: forgetCommand,
+  tag: tagCommand,
   check: checkCommand,
   key: keyCommand,
   pg: pgCommand,

@@ -1,3 +1,4 @@
+import { FORGET_POLICY_USAGE } from '@keep/core';
 import { GLOBAL_FLAGS_USAGE } from './global-flags.js';
 
 /**
@@ -21,6 +22,8 @@ usage: keep [global flags] COMMAND [options]      (keep COMMAND --help for one c
   init                       create the repository's master key, wrapped by the passphrase
   backup PATH...             back up files and directories (or --stdin)
   snapshots                  list snapshots
+  forget                     remove snapshots by a retention policy (restic's; admin tokens over gRPC)
+  tag [SNAPSHOT...]          add, remove or set snapshots' tags (admin tokens over gRPC)
   restore SNAPSHOT|latest    restore a snapshot into --target DIR
   ls SNAPSHOT [PATH]         list a snapshot's files
   diff SNAPSHOT SNAPSHOT     what changed between two snapshots
@@ -85,9 +88,23 @@ selecting files (restic's patterns: * ? [..] **, a leading / anchors, !PATTERN r
   --one-file-system, -x          do not cross mount points
   --files-from FILE              paths or globs to back up, one a line (repeatable);
                                  --files-from-verbatim FILE (no globs), --files-from-raw FILE (NUL-separated)`,
-  snapshots: `usage: keep snapshots [--source N]
+  snapshots: `usage: keep snapshots [--source N] [--group-by LIST]
 
-List snapshots (all sources, or --source N).`,
+List snapshots (all sources, or --source N); --json gives restic's fields (id, short_id, time,
+tree, paths, hostname, username, tags) beside Keep's.
+  --group-by LIST     list per group of source,paths,tags (any subset)`,
+  forget: `usage: keep forget [policy] [--group-by LIST] [--source N] [--dry-run] [--prune]
+
+Remove snapshots a retention policy does not keep, by the engine keepd forget runs: embedded,
+or by keepd for an admin token (an agent token may add snapshots, never remove them).
+--json prints restic's array of groups (group_key, keep, remove, reasons).
+${FORGET_POLICY_USAGE}`,
+  tag: `usage: keep tag --add T | --remove T | --set T [--source N] [SNAPSHOT...]
+
+Rewrite snapshots' tags as restic does: each changed snapshot gets a new id and MAC and the old
+record is removed (embedded, or an admin token over gRPC). No snapshot named: every snapshot
+(of --source).
+  --add T, --remove T, --set T   (repeatable)`,
   restore: `usage: keep restore SNAPSHOT|latest --target DIR [options]
 
 Restore a snapshot (an id prefix, or latest of --source).
@@ -97,6 +114,13 @@ Restore a snapshot (an id prefix, or latest of --source).
   --include, -i PATTERN   restore only what matches (restic's patterns; repeatable); --iinclude ignores case
   --exclude, -e PATTERN   leave out what matches (repeatable); --iexclude ignores case
                         a pattern that matches nothing is an error (exit 1)
+  --overwrite MODE        always (default) | if-changed (size, mtime, then content by chunk ids) |
+                        if-newer | never: what to do with a file already in the target
+  --delete                remove what the target holds and the snapshot lacks (inside what is restored)
+  --dry-run               write nothing; -v lists what would be restored, updated, deleted
+  --verify                read back every restored file and compare it with the snapshot (exit 4 on a mismatch)
+  --verbose, -v           one line per item (restored, updated, unchanged, skipped, deleted)
+a target that is not empty is restored into, as restic does: --overwrite decides each existing file
   --allow-unauthenticated  accept snapshots whose origin cannot be verified`,
   ls: `usage: keep ls SNAPSHOT|latest [PATH] [--source N] [--at TIME] [--allow-unauthenticated]
 

@@ -1,4 +1,4 @@
-import type { CheckOptions, CheckReport, Id, KeyFile, RepoConfig, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
+import type { CheckOptions, CheckReport, ForgetOptions, ForgetResult, Id, KeyFile, RepoConfig, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 
 /**
  * What the agent needs from a repository, whether embedded (a local
@@ -28,6 +28,10 @@ export interface RepoConnection {
   /** Keyless structural check (index against packs, storage hashes, closure). */
   check(opts: CheckOptions): Promise<CheckReport>;
   repoStats(): Promise<RepoStats>;
+  /** Retention (core's forget engine; over gRPC, admin tokens only). */
+  forget(o: ForgetOptions): Promise<ForgetResult>;
+  /** Rewrite records (`keep tag`): each replacement published, its old record removed (admin tokens only over gRPC). */
+  replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]>;
   close(): Promise<void>;
 }
 

@@ -1,4 +1,4 @@
-import { BlobView, storageFailure, CheckOptions, ChunkerParams, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot, WriterSession } from '@keep/core';
+import { BlobView, storageFailure, CheckOptions, ChunkerParams, CheckReport, Clock, forgetSnapshots, ForgetOptions, ForgetResult, Id, KeyFile, prune, Repository, SealedBlob, SealedSnapshot, Snapshot, WriterSession } from '@keep/core';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
@@ -55,6 +55,18 @@ export class LocalConnection implements RepoConnection {
 
   check(opts: CheckOptions): Promise<CheckReport> {
     return this.repo.check(opts);
+  }
+
+  async forget(o: ForgetOptions): Promise<ForgetResult> {
+    const r = await forgetSnapshots(this.repo, o, this.repo.clock);
+    if (o.prune && !o.dryRun) r.prune = await prune(this.repo);
+    return r;
+  }
+
+  async replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]> {
+    const out: Snapshot[] = [];
+    for (const r of list) out.push(await this.repo.replaceSnapshot(r.oldId, r.snapshot));
+    return out;
   }
 
   async repoStats(): Promise<RepoStats> {

@@ -5,12 +5,15 @@ import grpc from '@grpc/grpc-js';
 import {
   CheckOptions,
   CheckReport,
+  ForgetOptions,
+  ForgetResult,
   Id,
   KeepError,
   KeyFile,
   parseKeyFile,
   parseRepoConfig,
   RepoConfig,
+  SealedSnapshot,
   Snapshot,
 } from '@keep/core';
 import {
@@ -44,6 +47,7 @@ import {
 } from '@keep/proto';
 import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
 import { RemoteBlobReader, closedError } from './remote-reads.js';
+import { remoteForget, remoteReplace } from './remote-retention.js';
 import { RemoteSession, SessionTransport } from './remote-session.js';
 import { StreamCall, StreamSession } from './remote-stream.js';
 
@@ -320,6 +324,14 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
   async repoStats(): Promise<RepoStats> {
     const r = await this.unary<StatsResponse>('stats', create(StatsRequestSchema, {}));
     return { snapshots: Number(r.snapshots), blobs: Number(r.blobs), packs: Number(r.packs), stored_bytes: Number(r.storedBytes) };
+  }
+
+  forget(o: ForgetOptions): Promise<ForgetResult> {
+    return remoteForget(this, o);
+  }
+
+  replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]> {
+    return remoteReplace(this, list);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, exitOnInterrupt, formatVersionReport, helpFor, KeepError, parseChunkerSizes, parseTier, processClock, prune, reportExitError, Repository, versionReport } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, exitOnInterrupt, formatVersionReport, groupLabel, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, prune, reportExitError, Repository, versionReport } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
@@ -123,9 +123,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     if (!r.ok) throw checkFailure(r.errors);
   },
   async forget(argv) {
-    const a = args(argv, { ...FORGET_FLAGS, 'keep-tag': { type: 'string', multiple: true }, 'dry-run': { type: 'boolean' }, prune: { type: 'boolean' } });
+    const a = args(argv, FORGET_FLAGS);
     const r = await runForget(a.data, {
       source: a.source as string | undefined,
+      groupBy: parseGroupBy(a['group-by'] as string | undefined),
       policy: policyFromFlags(a),
       tier: typeof a.tier === 'string' ? parseTier(a.tier) : undefined,
       dryRun: Boolean(a['dry-run']),
@@ -133,12 +134,12 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => prune(repo), keepdRepoOptions(a.data)) : undefined;
     out(a.json, pruned ? { ...r, prune: pruned } : r, () => {
       for (const g of r.groups) {
-        console.log(`source ${g.source}: ${g.policy}`);
+        console.log(`${g.source !== undefined ? 'source ' : ''}${groupLabel(g.key)}: ${g.policy}`);
         for (const s of g.snapshots) console.log(`  ${s.keep ? 'keep  ' : 'remove'} ${s.id.slice(0, 8)} ${s.time}  ${s.reasons.join(', ')}`);
         console.log(`  ${a['dry-run'] ? 'would remove' : 'removed'} ${g.removed.length} snapshot(s)`);
         if (g.wal) console.log(`  WAL: ${a['dry-run'] ? 'would remove' : 'removed'} ${g.wal.removed.length} of ${g.wal.files} file(s)${g.wal.cutoffs.length ? ` older than ${g.wal.cutoffs.map((c) => c.start_wal).join(', ')}` : ''}${g.wal.note ? ` (${g.wal.note})` : ''}`);
       }
-      for (const s of r.skipped) console.log(`source ${s}: no policy (give --keep-* flags or --tier, or back it up with --tier); left alone`);
+      for (const s of r.skipped) console.log(`${s}: no policy (give --keep-* flags or --tier, or back it up with --tier); left alone`);
       if (pruned) console.log(`prune: removed ${pruned.blobs_removed} blobs, ${pruned.bytes_before - pruned.bytes_after} bytes freed`);
     });
     if (r.groups.length === 0 && r.skipped.length) throw new KeepError('INVALID_ARGUMENT', 'no retention policy: give --keep-last/--keep-daily/... or --tier');

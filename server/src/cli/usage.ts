@@ -1,3 +1,5 @@
+import { FORGET_POLICY_USAGE } from '@keep/core';
+
 /**
  * keepd's usage text, one entry per command and subcommand ("token create"):
  * `keepd COMMAND --help`, `-h` and `keepd help COMMAND` print it before the
@@ -20,7 +22,7 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   serve                 serve the repository over gRPC until SIGTERM
   token create|list|revoke   access tokens for agents, admins and replicas
   tls init              a private CA and server certificate in DIR/tls
-  forget                retention per source (restic's rules)
+  forget                retention per group of source,paths (restic's rules)
   prune                 collect garbage and repack; backups keep running
   sync                  pull missing snapshots from another keepd
   promote               make a replica a primary
@@ -34,17 +36,10 @@ ${GLOBAL}
 
 ${EXIT_CODES}`;
 
-const FORGET = `usage: keepd forget --data DIR [--source N] [policy] [--tier T] [--dry-run] [--prune]
+const FORGET = `usage: keepd forget --data DIR [--source N] [policy] [--group-by LIST] [--tier T] [--dry-run] [--prune]
 
-Remove snapshots a retention policy does not keep (restic's rules), per source.
-  --keep-last N, --keep-hourly N, --keep-daily N, --keep-weekly N, --keep-monthly N, --keep-yearly N
-  --keep-within D, --keep-within-hourly D, --keep-within-daily D, --keep-within-weekly D,
-  --keep-within-monthly D, --keep-within-yearly D      (D: a duration like 7d, 2w, 1y6m)
-  --keep-tag T          keep snapshots carrying this tag (repeatable)
-  --tier critical|high|standard|lower   the tier's policy (else the tier each source was backed up with)
-  --source N            only this source
-  --dry-run             show what would be removed
-  --prune               prune afterwards`;
+Remove snapshots a retention policy does not keep (restic's rules), per group.
+${FORGET_POLICY_USAGE}`;
 
 /** Usage by command path ("serve", "token create"); "" is the overview. */
 export const USAGE: Record<string, string> = {
