@@ -168,6 +168,8 @@ describe('keep find on an embedded repository', () => {
     expect(await find(['a.txt', '--host', 'no-such-host'])).toEqual([]);
     expect((await find(['a.txt', '--host', os.hostname(), '--source', 'proj'])).map((x) => x[0])).toEqual([ids.p2, ids.p1]);
     expect((await find(['a.txt', '--path', other])).map((x) => x[0])).toEqual([ids.o1]);
+    // restic's --path: the paths the snapshot backed up, not what lies below them
+    expect(await find(['a.txt', '--path', path.join(proj, 'sub')])).toEqual([]);
     expect((await find(['a.txt', '--tag', 'first'])).map((x) => x[0])).toEqual([ids.p1]);
     const text = await run(['find', 'notes.md', '--long', '--source', 'proj']);
     expect(text.code, text.stderr).toBe(0);

@@ -136,7 +136,7 @@ that name anywhere), with one from the root; * ? [..] ** as in --exclude. A matc
 directory brings what lies below it.
   --snapshot, -s ID        search only this snapshot (repeatable)
   --source N, --host, -H H only snapshots of this source / taken on this host (repeatable)
-  --path P                 only snapshots holding this absolute path (repeatable: all of them)
+  --path P                 only snapshots that backed up this path (repeatable: all of them)
   --tag T[,T]              only snapshots with all these tags (repeatable: any of the lists)
   --ignore-case, -i        match regardless of case
   --long, -l               type, mode, owner, size and mtime of each entry

@@ -1,4 +1,5 @@
-import { KeepError, parseTime, Snapshot } from '@keep/core';
+import path from 'node:path';
+import { KeepError, openMeta, parseTime, Snapshot } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { findEntries } from '../browse/find-entries.js';
@@ -44,7 +45,7 @@ export async function findCommand(argv: string[]): Promise<void> {
     for (const snap of values.reverse ? snaps : [...snaps].reverse()) {
       repo.conn.readAs(snap.source);
       const matches = [];
-      for await (const { path, entry } of findEntries(trees, Buffer.from(snap.root, 'hex'), { patterns, ...bounds })) matches.push(describeEntry(path, entry));
+      for await (const { path: p, entry } of findEntries(trees, Buffer.from(snap.root, 'hex'), { patterns, ...bounds })) matches.push(describeEntry(p, entry));
       if (!matches.length) continue;
       if (values.json) results.push({ snapshot: snap.id, source: snap.source, time: snap.time, hits: matches.length, matches });
       else print(snap, matches, !!values.long);
@@ -59,8 +60,8 @@ type Values = { snapshot?: string[]; source?: string[]; host?: string[]; path?: 
 
 /**
  * --snapshot IDs as named (each must be usable), else every usable snapshot of
- * the --source(s) and --host(s), holding every --path (an absolute path the snapshot's tree
- * has) and one of the --tag lists (each a comma list it has all of).
+ * the --source(s) and --host(s), of every --path and with one of the --tag
+ * lists (each a comma list it has all of).
  */
 async function chooseSnapshots(repo: Unlocked, trees: TreeReader, list: Snapshot[], v: Values): Promise<Snapshot[]> {
   const allow = allowUnauthenticated(v['allow-unauthenticated']);
@@ -77,7 +78,13 @@ async function chooseSnapshots(repo: Unlocked, trees: TreeReader, list: Snapshot
   return out;
 }
 
+/**
+ * restic's --path: the snapshot backed up each of `paths` (its sealed record of
+ * them). A record from before paths were recorded: its tree holds each one.
+ */
 async function holdsPaths(repo: Unlocked, trees: TreeReader, s: Snapshot, paths: string[]): Promise<boolean> {
+  const recorded = openMeta(repo.keys, s)?.paths ?? [];
+  if (recorded.length) return paths.every((p) => recorded.includes(path.resolve(p)));
   repo.conn.readAs(s.source);
   for (const p of paths) {
     try {
