@@ -213,6 +213,9 @@ describe('keep cat on an embedded repository', () => {
     expect(s.tags).toEqual(['dbg']);
     expect(s.root).toMatch(/^[0-9a-f]{64}$/);
     expect(s.mac).toMatch(/^[0-9a-f]{64}$/);
+    // the sealed part, opened by the agent
+    expect(s.paths).toEqual([src]);
+    expect(typeof s.username).toBe('string');
     expect((await json(['cat', 'snapshot', 'latest'])).id).toBe(snap.snapshot);
     const keys = await json(['key', 'list', '--json']);
     const key = await json(['cat', 'key', keys[0].id]);

@@ -1,4 +1,4 @@
-import { BlobType, byTime, decodeTreePayload, fromHex, Id, judgeSnapshots, KeepError, openBlob, resolveSnapshot, Snapshot } from '@keep/core';
+import { BlobType, byTime, decodeTreePayload, fromHex, Id, judgeSnapshots, KeepError, openBlob, openMeta, resolveSnapshot, Snapshot } from '@keep/core';
 import { parse } from '../cli/args.js';
 import { printJson } from '../cli/output.js';
 import { openSink } from '../browse/byte-sink.js';
@@ -32,7 +32,7 @@ export async function catCommand(argv: string[]): Promise<void> {
   if (!['snapshot', 'tree', 'key', 'blob'].includes(what) || !ref || extra.length) throw new KeepError('INVALID_ARGUMENT', USAGE);
   const repo = await openRepository();
   try {
-    if (what === 'snapshot') return printJson(await findSnapshot(repo, ref, values.source));
+    if (what === 'snapshot') return printJson(openedSnapshot(repo, await findSnapshot(repo, ref, values.source)));
     if (what === 'key') return printJson(await findKey(repo, ref));
     if (what === 'tree') return await catTree(repo, ref, values.source);
     await catBlob(repo, fromHex(ref));
@@ -50,6 +50,13 @@ async function findSnapshot(repo: Unlocked, ref: string, source: string | undefi
   if (auth.state === 'forged') process.stderr.write(`keep: warning: snapshot ${s.id.slice(0, 8)} FAILED authentication: ${auth.reason}\n`);
   if (auth.state === 'unauthenticated') process.stderr.write(`keep: warning: snapshot ${s.id.slice(0, 8)} has no MAC (written before snapshot records were authenticated)\n`);
   return s;
+}
+
+/** The record as stored, with its sealed part (paths, username) opened beside it. */
+function openedSnapshot(repo: Unlocked, s: Snapshot) {
+  const meta = openMeta(repo.keys, s);
+  if (!meta) process.stderr.write(`keep: warning: snapshot ${s.id.slice(0, 8)}: its sealed paths and username do not open\n`);
+  return { ...s, ...(meta ?? {}) };
 }
 
 /** A key file (the master key wrapped by one passphrase), by id or prefix. */
