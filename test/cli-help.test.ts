@@ -16,7 +16,7 @@ const tmp = tempDirs();
 const keepUsage = new Map<string, string>();
 const keepdUsage = new Map<string, string>();
 
-const KEEP_COMMANDS = ['init', 'backup', 'snapshots', 'restore', 'ls', 'diff', 'stats', 'check', 'key', 'key add', 'key list', 'key remove', 'key passwd', 'pg', 'pg backup', 'pg wal-push', 'pg wal-fetch', 'pg restore', 'pg config', 'pg info', 'version', 'help'];
+const KEEP_COMMANDS = ['init', 'backup', 'snapshots', 'forget', 'tag', 'agent', 'agent check-config', 'agent run', 'agent status', 'restore', 'ls', 'diff', 'find', 'dump', 'cat', 'stats', 'check', 'key', 'key add', 'key list', 'key remove', 'key passwd', 'pg', 'pg backup', 'pg wal-push', 'pg wal-fetch', 'pg restore', 'pg config', 'pg info', 'version', 'help'];
 const KEEPD_COMMANDS = ['init', 'serve', 'token', 'token create', 'token list', 'token revoke', 'tls', 'tls init', 'forget', 'prune', 'sync', 'promote', 'check', 'status', 'rebuild-index', 'version', 'help'];
 
 /** Run `fn` over `items`, four at a time (each spawns a process). */
@@ -139,7 +139,7 @@ describe('keepd --help', () => {
 
   it('names every flag each command parses', async () => {
     const main = fs.readFileSync(path.join(ROOT, 'server', 'src', 'cli', 'main.ts'), 'utf8');
-    const forgetFlags = [...fs.readFileSync(path.join(ROOT, 'server', 'src', 'commands', 'forget.ts'), 'utf8').matchAll(/^\s+'([a-z-]+)',$/gm)].map((m) => m[1]);
+    const forgetFlags = [...fs.readFileSync(path.join(ROOT, 'packages', 'core', 'src', 'snapshot', 'forget-flags.ts'), 'utf8').matchAll(/^\s+'([a-z-]+)',$/gm)].map((m) => m[1]);
     expect(forgetFlags).toContain('keep-within-daily');
     // Each command's body in main.ts: `async NAME(argv) { ... }` up to the next one.
     const bodies = [...main.matchAll(/^ {2}async '?([a-z-]+)'?\(argv\) \{$/gm)];

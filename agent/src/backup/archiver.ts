@@ -16,7 +16,7 @@ import {
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../tree/tree-reader.js';
 import type { RunOptions, WalkResult } from './run.js';
-import { entryMeta, EntryMeta, sameEntry, unchanged } from './metadata.js';
+import { entryMeta, EntryMeta, inodeKey, sameEntry, unchanged } from './metadata.js';
 import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
 import { recordedPaths } from './recorded-meta.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';
@@ -46,7 +46,10 @@ export interface BackupOptions extends RunOptions {
 export interface UnchangedSubtree {
   files: number;
   dirs: number;
+  /** sizes of the files below that have one name only */
   bytes: number;
+  /** files below with more names (nlink > 1): counted once per inode across the snapshot */
+  hardlinks: { inode: string; size: number }[];
 }
 
 /**
@@ -103,6 +106,8 @@ export class Archiver {
   private readonly view: SourceView;
   /** hardlinked files seen in this backup: read once */
   private readonly links = new Map<string, { ids: Id[]; size: number }>();
+  /** hardlinked inodes already in stats.bytes: the snapshot's size counts each once, as restic's restore size does */
+  private readonly countedInodes = new Set<string>();
   /** entries not stored as found (unreadable, vanished, replaced, a directory stored empty): each warned about */
   skipped = 0;
   readonly dirCounts: DirCounts = { dirs_new: 0, dirs_changed: 0, dirs_unmodified: 0 };
@@ -260,6 +265,7 @@ export class Archiver {
         this.stats.files += known.files;
         this.stats.files_unmodified += known.files;
         this.stats.bytes += known.bytes;
+        for (const l of known.hardlinks) this.countBytes(l.size, l.inode);
         this.stats.dirs += known.dirs;
         this.dirCounts.dirs_unmodified += known.dirs;
       } else {
@@ -292,13 +298,13 @@ export class Archiver {
   /** A file's chunk list and the bytes it covers, read from the object `st` describes (safe-open.ts); throws Unreadable. */
   private async file(full: Buffer, at: Buffer, st: fs.BigIntStats, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): Promise<{ ids: Id[]; size: number }> {
     if (reuse) {
-      this.count(meta.size, 'files_unmodified');
+      this.count(meta, meta.size, 'files_unmodified');
       return { ids: reuse, size: meta.size };
     }
     const linkKey = meta.nlink > 1 ? `${meta.dev}:${meta.ino}:${meta.size}:${meta.mtime.join('.')}` : undefined;
     const known = linkKey ? this.links.get(linkKey) : undefined;
     if (known) {
-      this.count(known.size, existed ? 'files_changed' : 'files_new');
+      this.count(meta, known.size, existed ? 'files_changed' : 'files_new');
       return known;
     }
     this.progress(full);
@@ -313,7 +319,7 @@ export class Archiver {
       fs.closeSync(fd);
     }
     if (content.size !== meta.size) this.warn(`${full.toString()}: changed size while being read (${meta.size} -> ${content.size} bytes); stored what was read`, full);
-    this.count(content.size, existed ? 'files_changed' : 'files_new');
+    this.count(meta, content.size, existed ? 'files_changed' : 'files_new');
     if (linkKey) this.links.set(linkKey, content);
     this.progress(full);
     return content;
@@ -324,10 +330,19 @@ export class Archiver {
     this.dirCounts[parentId === undefined ? 'dirs_new' : same ? 'dirs_unmodified' : 'dirs_changed']++;
   }
 
-  private count(size: number, kind: 'files_new' | 'files_changed' | 'files_unmodified'): void {
+  private count(meta: EntryMeta, size: number, kind: 'files_new' | 'files_changed' | 'files_unmodified'): void {
     this.stats.files++;
-    this.stats.bytes += size;
+    this.countBytes(size, meta.nlink > 1 ? inodeKey(meta.dev, meta.ino) : undefined);
     this.stats[kind]++;
+  }
+
+  /** A file's size into the snapshot's, unless it is a further name of an inode already counted. */
+  private countBytes(size: number, inode: string | undefined): void {
+    if (inode !== undefined) {
+      if (this.countedInodes.has(inode)) return;
+      this.countedInodes.add(inode);
+    }
+    this.stats.bytes += size;
   }
 }
 

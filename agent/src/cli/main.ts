@@ -1,7 +1,11 @@
 import { EXIT, exitOnInterrupt, formatVersionReport, helpFor, KeepError, reportExitError, surviveLmdbWriteFailures, versionReport } from '@keep/core';
+import { agentCommand } from '../commands/agent.js';
 import { backupCommand } from '../commands/backup.js';
+import { catCommand } from '../commands/cat.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
+import { dumpCommand } from '../commands/dump.js';
+import { findCommand } from '../commands/find.js';
 import { forgetCommand } from '../commands/forget.js';
 import { initCommand } from '../commands/init.js';
 import { keyCommand } from '../commands/key.js';
@@ -34,6 +38,9 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   restore: restoreCommand,
   ls: lsCommand,
   diff: diffCommand,
+  dump: dumpCommand,
+  cat: catCommand,
+  find: findCommand,
   stats: statsCommand,
   forget: forgetCommand,
   tag: tagCommand,
@@ -41,6 +48,7 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   key: keyCommand,
   pg: pgCommand,
   version: versionCommand,
+  agent: agentCommand,
 };
 
 async function main(argv: string[]): Promise<void | number> {

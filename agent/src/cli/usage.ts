@@ -27,9 +27,13 @@ usage: keep [global flags] COMMAND [options]      (keep COMMAND --help for one c
   restore SNAPSHOT|latest    restore a snapshot into --target DIR
   ls SNAPSHOT [PATH]         list a snapshot's files
   diff SNAPSHOT SNAPSHOT     what changed between two snapshots
+  find PATTERN...            find files and directories across snapshots
+  dump SNAPSHOT PATH         a file's content, or a directory as a tar or zip archive
+  cat config|snapshot|tree|key|blob   a repository object for debugging, decrypted here
   stats                      repository size and space saved
   check                      verify the repository
   key add|list|remove|passwd manage passphrases
+  agent run|check-config|status   the resident service: jobs on schedules from /etc/keep/agent.yaml
   pg SUBCOMMAND              PostgreSQL base backups, WAL archiving, point-in-time restore
   version                    keep's version, the repository formats it reads and writes (also --version)
   help [COMMAND]             this text, or one command's
@@ -130,6 +134,39 @@ List a snapshot's files (below PATH).`,
   diff: `usage: keep diff SNAPSHOT SNAPSHOT [--allow-unauthenticated]
 
 What changed between two snapshots: + added, - removed, M modified.`,
+  find: `usage: keep find PATTERN... [options]
+
+Find files and directories in snapshots, newest snapshot first (restic's find). A pattern is
+matched against each whole path: without a leading / it matches at any depth (a bare name:
+that name anywhere), with one from the root; * ? [..] ** as in --exclude. A matching
+directory brings what lies below it.
+  --snapshot, -s ID        search only this snapshot (repeatable)
+  --source N, --host, -H H only snapshots of this source / taken on this host (repeatable)
+  --path P                 only snapshots that backed up this path (repeatable: all of them)
+  --tag T[,T]              only snapshots with all these tags (repeatable: any of the lists)
+  --ignore-case, -i        match regardless of case
+  --long, -l               type, mode, owner, size and mtime of each entry
+  --oldest, -O TIME / --newest, -N TIME   only entries modified at or after / at or before TIME
+  --reverse, -R            oldest snapshot first
+  --allow-unauthenticated  also search snapshots whose origin cannot be verified
+  --json                   [{snapshot, source, time, hits, matches: [...]}], snapshots with hits`,
+  dump: `usage: keep dump SNAPSHOT[:SUBDIR] PATH [options]
+
+Write a file of a snapshot to stdout, or a directory as an archive (restic's dump). Entries
+carry their path in the snapshot (no leading /); with SNAPSHOT:SUBDIR, paths are relative to
+SUBDIR (PATH / dumps all of it). Modes, owners, mtimes and symlinks are kept; an archive is
+never written onto a terminal.
+  --archive, -a tar|zip    a directory's format (default tar; zip has no hardlinks, whole seconds)
+  --target, -t FILE        write to FILE (replaced if it exists) instead of stdout
+  --source N               latest of this source
+  --at TIME                the newest snapshot at or before TIME
+  --allow-unauthenticated  accept a snapshot whose origin cannot be verified`,
+  cat: `usage: keep cat config | snapshot ID|latest | tree ID|SNAPSHOT[:PATH] | key ID | blob ID [--source N]
+
+Print a repository object for debugging as JSON, decrypted here in the agent (keepd only
+holds ciphertext); a data blob comes out as its plaintext bytes. The master key is never
+printed (restic's cat masterkey has no counterpart).
+  --source N               snapshot and tree: latest of this source`,
   stats: `usage: keep stats [--source N]
 
 Repository size, and the space deduplication and compression saved.`,
@@ -207,6 +244,21 @@ ${PG_ENV}`,
 Base backups, archived WAL and the recovery window.
 
 ${PG_ENV}`,
+  agent: `usage: keep agent run|check-config|status [--config FILE]
+
+The resident agent: runs the config's jobs on their schedules (keep agent run --help).
+The config defaults to /etc/keep/agent.yaml.`,
+  'agent check-config': `usage: keep agent check-config [--config FILE] [--json]
+
+Validate the config without running it: exit 0, or 2 with each error as FILE:LINE: KEY: problem.`,
+  'agent run': `usage: keep agent run [--config FILE] [--state-dir DIR] [--grace 60s]
+
+Run the jobs on their schedules in the foreground (for systemd): a JSON log on stdout; SIGTERM
+lets the running job finish (aborting it past --grace, nothing committed); SIGHUP reloads the
+config (an invalid one keeps the old). The key is unlocked once.`,
+  'agent status': `usage: keep agent status [--config FILE] [--state-dir DIR] [--socket PATH] [--json]
+
+The running agent's jobs, their last and next runs (over its 0600 Unix socket).`,
   version: `usage: keep version [--json]   (or keep --version)
 
 keep's version, the repository format versions it reads and writes, Node's version and the platform.`,

@@ -16,6 +16,8 @@ export class Scanner {
   bytes = 0;
   done = false;
   private stopped = false;
+  /** hardlinked inodes counted: a snapshot's size counts each once (archiver.ts) */
+  private readonly inodes = new Set<string>();
 
   constructor(
     private readonly paths: string[],
@@ -48,6 +50,9 @@ export class Scanner {
     if (this.exclude?.(full, st)) return;
     if (st.isFile()) {
       this.files++;
+      const inode = st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined;
+      if (inode !== undefined && this.inodes.has(inode)) return;
+      if (inode !== undefined) this.inodes.add(inode);
       this.bytes += Number(st.size);
     } else if (st.isDirectory()) await this.dir(full);
   }
