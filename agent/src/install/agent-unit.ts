@@ -1,4 +1,5 @@
-import { unitWord } from '@keep/core';
+import { SHARED_HARDENING, UNIT_END, unitWord } from '@keep/core';
+import { DEFAULT_STATE_DIR } from '../service/config.js';
 
 /**
  * keep-agent.service, the systemd unit `keep agent install` writes. Every
@@ -17,7 +18,7 @@ export interface AgentUnitOptions {
 }
 
 export const AGENT_UNIT_NAME = 'keep-agent.service';
-export const AGENT_STATE_DIR = '/var/lib/keep';
+export const AGENT_STATE_DIR = DEFAULT_STATE_DIR;
 export const AGENT_CACHE_DIR = '/var/cache/keep';
 /** the status socket's directory (RuntimeDirectory=keep) */
 export const AGENT_RUNTIME_DIR = '/run/keep';
@@ -87,26 +88,8 @@ ReadWritePaths=${[AGENT_STATE_DIR, AGENT_CACHE_DIR, ...o.writable].map(unitWord)
 ProtectHome=read-only
 # a private /tmp: nothing the agent or its commands leave there is seen by others (a files job sees an empty /tmp)
 PrivateTmp=yes
-# kernel tunables, modules, logs, cgroups, the clock and the hostname are none of a backup's business
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-# Unix sockets (status, PostgreSQL's) and TCP to keepd; no raw or netlink sockets
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-SystemCallArchitectures=native
-# root reads every file (CAP_DAC_READ_SEARCH) but may not write others' files, change owners,
+${SHARED_HARDENING}# root reads every file (CAP_DAC_READ_SEARCH) but may not write others' files, change owners,
 # switch users or load modules: every other capability is dropped
 CapabilityBoundingSet=CAP_DAC_READ_SEARCH
-# (no MemoryDenyWriteExecute: Node's JIT writes the code it runs)
-
-[Install]
-WantedBy=multi-user.target
-`;
+${UNIT_END}`;
 }

@@ -10,6 +10,33 @@ import { KeepError } from './errors.js';
 
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
 
+/**
+ * The sandbox both units share (after their own file-system settings), and
+ * their end: each line says why, for the administrator reading the unit.
+ */
+export const SHARED_HARDENING = `# kernel tunables, modules and logs, cgroups, the clock and the hostname are none of a backup's business
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+# Unix sockets (the status socket, PostgreSQL's, the journal) and TCP (gRPC, metrics); no raw or netlink sockets
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+# no new namespaces, realtime scheduling, setuid or setgid files, personality changes or foreign system calls
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+`;
+
+export const UNIT_END = `# (no MemoryDenyWriteExecute: Node's JIT writes the code it runs)
+
+[Install]
+WantedBy=multi-user.target
+`;
+
 /** systemd quotes a word with spaces; ours rarely have any. */
 export function unitWord(w: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `"${w.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;

@@ -1,4 +1,4 @@
-import { unitWord } from '@keep/core';
+import { SHARED_HARDENING, UNIT_END, unitWord } from '@keep/core';
 
 /**
  * keepd.service, the systemd unit `keepd install` writes. Stricter than the
@@ -55,33 +55,18 @@ StandardError=journal
 SyslogIdentifier=keepd
 
 # Hardening. keepd writes its data directory and nothing else.
+# no setuid programs, no gaining privileges
 NoNewPrivileges=yes
 # the whole file system read-only but the data directory
 ProtectSystem=strict
 ReadWritePaths=${unitWord(o.data)}
 # no home directory is any of keepd's business
 ProtectHome=yes
+# a private /tmp, and /dev with only the pseudo devices (null, zero, random)
 PrivateTmp=yes
 PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-# TCP for agents, replicas and metrics; Unix sockets for the journal
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-SystemCallArchitectures=native
-# no capabilities: the port is above 1024 and the files are the user's own
+${SHARED_HARDENING}# no capabilities: the port is above 1024 and the files are the user's own
 CapabilityBoundingSet=
 AmbientCapabilities=
-# (no MemoryDenyWriteExecute: Node's JIT writes the code it runs)
-
-[Install]
-WantedBy=multi-user.target
-`;
+${UNIT_END}`;
 }
