@@ -124,6 +124,14 @@ describe('keep agent install', () => {
     });
     for (const k of ['ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs']) expect(one(s, k), k).toBe('yes');
     verify(unit);
+    if (ANALYZE) {
+      // verify is not a formality: the same unit with its program gone, or a misspelt key, fails it
+      const broken = path.join(dir, 'broken.service');
+      fs.writeFileSync(broken, fs.readFileSync(unit, 'utf8').replace(program, path.join(dir, 'no-such-keep')).replace('ProtectHome=', 'ProtectHomes='));
+      const r = spawnSync(ANALYZE, ['verify', broken], { encoding: 'utf8' });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/broken\.service:\d+: Unknown key.*'ProtectHomes'/);
+    }
 
     // the program the unit runs accepts the config it was given, and the example shows every job kind
     const check = spawnSync(program, ['agent', 'check-config', '--config', config, '--json'], { encoding: 'utf8' });
