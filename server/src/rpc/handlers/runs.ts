@@ -14,7 +14,9 @@ export function runHandlers(rpc: RpcCalls) {
       if (req.reports.length > MAX_REPORTS_PER_CALL) throw new KeepError('INVALID_ARGUMENT', `at most ${MAX_REPORTS_PER_CALL} run reports per call`);
       const reports = req.reports.map(runReportFromWire);
       for (const r of reports) if (!canUseSource(p, r.source)) throw new KeepError('PERMISSION_DENIED', `this token may not report runs of source ${r.source}`);
-      rpc.writable(); // a replica's state follows its primary's; the agent keeps the reports for the writable one
+      // A replica not promoted keeps no reports of its own; UNAVAILABLE (not a refusal): the agent keeps them for the writable keepd.
+      const readOnly = d.readOnly?.();
+      if (readOnly) throw new KeepError('UNAVAILABLE', readOnly);
       const received = await d.runs.record(reports);
       const failed = reports.filter((r) => r.result === 'failure');
       if (failed.length) d.log.warn({ principal: p.tokenId, failures: failed.map((r) => ({ source: r.source, job: r.job, error_class: r.error_class })) }, 'agent reported failed runs');
