@@ -11,8 +11,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, agentConfig, killAllAgents, writeSecret } from './agent-harness.js';
+import { Repository, RunReport } from '@keep/core';
+import { RUN_REPORTS_KEPT, RunReportStore } from '@keep/server/dist/run-reports.js';
 import { keepJson, tempDirs } from './helpers.js';
-import { createToken, filesContaining, Keepd, keepdInit, keepdJson, killAllKeepd, RawClient, startKeepd, Token, wire } from './keepd-harness.js';
+import { createToken, filesContaining, Keepd, keepdInit, keepdJson, killAllKeepd, RawClient, runKeepd, startKeepd, Token, wire } from './keepd-harness.js';
 
 const PASSWORD = 'run reports passphrase';
 /** in the failing command's stderr, so in its error text: it must never reach keepd's data in plaintext */
@@ -107,6 +109,8 @@ describe('keep agent run reports its runs to keepd', () => {
     expect(agent.runs('broken', 'failed')[0].error).toContain(SECRET_TEXT);
     expect(filesContaining(data, SECRET_TEXT)).toEqual([]);
     expect(filesContaining(data, 'payroll')).toEqual([]);
+    const text = await runKeepd(['status', '--data', data]);
+    expect(text.stdout).toMatch(new RegExp(`broken +last failure .*${broken.consecutive_failures} consecutive failure\\(s\\), last ${broken.last_failure} \\(exit 3\\)`));
     // nothing left waiting
     expect(JSON.parse(fs.readFileSync(path.join(state, 'run-reports-pending.json'), 'utf8')).pending).toEqual([]);
   });
@@ -150,5 +154,33 @@ describe('keep agent run reports its runs to keepd', () => {
     expect(broken.runs_failure).toBeGreaterThanOrEqual(failuresBefore + queuedBroken);
     // received after the restart: keepd's time, not the agent's
     expect(Date.parse(broken.last_run)).toBeGreaterThan(stoppedAt);
+  });
+});
+
+describe("keepd's store of run reports", () => {
+  it('keeps the last reports per source, counts every one, and takes a resent report once', async () => {
+    const data = path.join(tmp.make('keep-run-store-'), 'data');
+    await keepdInit(data);
+    let now = Date.parse('2026-03-01T00:00:00Z');
+    const repo = await Repository.open(data);
+    try {
+      const store = new RunReportStore(repo, { now: () => now });
+      const report = (i: number, result: RunReport['result']): RunReport => ({ id: i.toString(16).padStart(32, '0'), source: 'db', job: 'dump', kind: 'command', reason: 'scheduled', attempt: 1, start_ms: i + 1, end_ms: i + 2, result, files: 1, bytes: 10, warnings: 0, ...(result === 'failure' ? { error_class: 'exit 1' } : {}) });
+      const all = Array.from({ length: RUN_REPORTS_KEPT + 5 }, (_, i) => report(i, i < RUN_REPORTS_KEPT ? 'success' : 'failure'));
+      await store.record(all.slice(0, 500));
+      now += 60_000;
+      await store.record(all.slice(400)); // 100 resent
+      const [s] = store.list();
+      expect(s).toMatchObject({ source: 'db', runs_success: RUN_REPORTS_KEPT, runs_failure: 5, consecutive_failures: 5, last_result: 'failure', last_error_class: 'exit 1', last_failure_ms: now });
+      const kept = store.recent('db');
+      expect(kept.length).toBe(RUN_REPORTS_KEPT);
+      expect(kept[0].id).toBe(all[5].id);
+      expect(kept.at(-1)).toMatchObject({ id: all.at(-1)!.id, received_ms: now });
+      // a success ends the streak
+      await store.record([report(RUN_REPORTS_KEPT + 5, 'success')]);
+      expect(store.list()[0]).toMatchObject({ consecutive_failures: 0, last_result: 'success', runs_failure: 5 });
+    } finally {
+      await repo.close();
+    }
   });
 });
