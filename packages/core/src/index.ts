@@ -22,6 +22,8 @@ export * from './snapshot/commit-time.js';
 export * from './snapshot/retention.js';
 export * from './snapshot/pg.js';
 export * from './snapshot/sealed-meta.js';
+export * from './runs/run-report.js';
+export * from './runs/run-detail.js';
 export * from './snapshot/grouping.js';
 export * from './snapshot/forget.js';
 export * from './snapshot/forget-flags.js';

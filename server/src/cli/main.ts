@@ -187,6 +187,11 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         console.log(`${x.source.padEnd(20)} ${x.last_snapshot.slice(0, 8)} ${x.last_time}  age ${x.age_s}s  tier ${x.tier ?? '-'}  RPO ${x.rpo_state}`);
         if (x.pitr) console.log(`${''.padEnd(20)} PITR ${x.pitr.from ?? '-'} .. ${x.pitr.to ?? '-'}  (${x.pitr.base_backups} base backups, ${x.pitr.wal_files} WAL files${x.pitr.gaps.length ? `, ${x.pitr.gaps.reduce((n, g) => n + g.count, 0)} segment(s) missing` : ''})`);
       }
+      if (s.runs.length) console.log('agent runs (as reported; keepd times):');
+      for (const r of s.runs) {
+        const failing = r.consecutive_failures ? `  ${r.consecutive_failures} consecutive failure(s), last ${r.last_failure} (${r.last_error_class ?? '-'})` : '';
+        console.log(`${r.source.padEnd(20)} last ${r.last_result} ${r.last_run} (job ${r.last_job})${failing}  ${r.runs_success} ok / ${r.runs_failure} failed`);
+      }
     });
   },
   async install(argv) {

@@ -27,7 +27,7 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   sync                  pull missing snapshots from another keepd
   promote               make a replica a primary
   check                 verify without a key
-  status                per source: newest snapshot and its age against the RPO
+  status                per source: newest snapshot and its age against the RPO; agents' last runs
   rebuild-index         rebuild the LMDB index from pack trailers and snapshot files
   install               write the systemd unit keepd.service
   version               keepd's version, the repository formats it reads and writes (also --version)
@@ -105,7 +105,9 @@ Verify the repository without a key; --read-data reads every pack, --read-data-s
 Exit 4 when damage is found.`,
   status: `usage: keepd status --data DIR
 
-Per source: the newest snapshot and its age against the tier's RPO; PITR windows.`,
+Per source: the newest snapshot and its age against the tier's RPO; PITR windows; the last
+run agents reported (keep agent run), consecutive failures and the last failure's time and
+class (times are keepd's, from when each report arrived).`,
   'rebuild-index': `usage: keepd rebuild-index --data DIR
 
 Rebuild the LMDB index from pack trailers and snapshot files, aside, without opening the
