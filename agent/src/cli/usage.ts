@@ -33,7 +33,7 @@ usage: keep [global flags] COMMAND [options]      (keep COMMAND --help for one c
   stats                      repository size and space saved
   check                      verify the repository
   key add|list|remove|passwd manage passphrases
-  agent run|check-config|status   the resident service: jobs on schedules from /etc/keep/agent.yaml
+  agent run|check-config|status|install   the resident service: jobs on schedules from /etc/keep/agent.yaml
   pg SUBCOMMAND              PostgreSQL base backups, WAL archiving, point-in-time restore
   version                    keep's version, the repository formats it reads and writes (also --version)
   help [COMMAND]             this text, or one command's
@@ -244,7 +244,7 @@ ${PG_ENV}`,
 Base backups, archived WAL and the recovery window.
 
 ${PG_ENV}`,
-  agent: `usage: keep agent run|check-config|status [--config FILE]
+  agent: `usage: keep agent run|check-config|status|install [--config FILE]
 
 The resident agent: runs the config's jobs on their schedules (keep agent run --help).
 The config defaults to /etc/keep/agent.yaml.`,
@@ -259,6 +259,17 @@ config (an invalid one keeps the old). The key is unlocked once.`,
   'agent status': `usage: keep agent status [--config FILE] [--state-dir DIR] [--socket PATH] [--json]
 
 The running agent's jobs, their last and next runs (over its 0600 Unix socket).`,
+  'agent install': `usage: keep agent install [--config FILE] [--user USER] [--prefix DIR] [--unit-dir DIR] [--grace 60s] [--dry-run] [--json]
+
+Write the systemd unit keep-agent.service (ExecStart: keep agent run --config FILE --grace ...; hardened,
+its comments say why), and, only where missing, an example config (FILE, default /etc/keep/agent.yaml)
+and the environment file agent.env beside it (mode 0600, secrets by reference). An existing config or
+environment file is never overwritten; the unit is replaced. Prints the systemctl steps that follow.
+  --user USER         run as USER (default root), reading every file through CAP_DAC_READ_SEARCH alone
+  --prefix DIR        ExecStart runs DIR/bin/keep (default: the keep running this command)
+  --unit-dir DIR      where the unit goes (default /etc/systemd/system)
+  --grace 60s         keep agent run's --grace; TimeoutStopSec is 30s more
+  --dry-run           print the unit and what would be written; write nothing`,
   version: `usage: keep version [--json]   (or keep --version)
 
 keep's version, the repository format versions it reads and writes, Node's version and the platform.`,
