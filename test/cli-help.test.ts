@@ -92,7 +92,7 @@ describe('keep --help', () => {
   });
 
   it('names every flag each command parses', async () => {
-    const files = filesUnder(path.join(ROOT, 'agent', 'src')).filter((f) => /\bparse\(/.test(fs.readFileSync(f, 'utf8')) && /cli\/args\.js'/.test(fs.readFileSync(f, 'utf8')));
+    const files = filesUnder(path.join(ROOT, 'agent', 'src')).filter((f) => /\bparse\(/.test(fs.readFileSync(f, 'utf8')) && /terminal\/args\.js'/.test(fs.readFileSync(f, 'utf8')));
     expect(files.length).toBeGreaterThan(5);
     const all = (await runKeep(['help'], {})).stdout;
     const usage = keepUsage;

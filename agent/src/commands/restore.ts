@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { processClock } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { formatBytes, formatRate, printJsonLine } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { formatBytes, formatRate, printJsonLine } from '../terminal/output.js';
 import { RestoreProgress } from '../progress/restore-report.js';
 import { PROGRESS_OPTIONS, progressMode } from '../progress/status-reporter.js';
 import { openRepositoryWhile } from '../repo/open.js';

@@ -1,7 +1,7 @@
 import type { Snapshot } from '@keep/core';
 import type { Archiver } from '../backup/archiver.js';
 import type { UploadStats } from '../backup/uploader.js';
-import { printWarning } from '../cli/output.js';
+import { printWarning } from '../terminal/output.js';
 import { Scanner } from './scanner.js';
 import { percentDone, ProgressMode, secondsRemaining, StatusCounts, StatusReporter } from './status-reporter.js';
 

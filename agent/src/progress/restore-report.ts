@@ -1,6 +1,6 @@
 import type { Snapshot } from '@keep/core';
 import type { RestoreStats } from '../restore/restore-stats.js';
-import { printWarning } from '../cli/output.js';
+import { printWarning } from '../terminal/output.js';
 import { percentDone, ProgressMode, StatusCounts, StatusReporter } from './status-reporter.js';
 
 /**

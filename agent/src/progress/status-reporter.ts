@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration, formatRate, printJsonLine, ProgressLine } from '../cli/output.js';
+import { formatBytes, formatDuration, formatRate, printJsonLine, ProgressLine } from '../terminal/output.js';
 
 /**
  * How a long command reports while it runs: a redrawn line on a terminal

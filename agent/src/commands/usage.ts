@@ -1,5 +1,5 @@
 import { FORGET_POLICY_USAGE } from '@keep/core';
-import { GLOBAL_FLAGS_USAGE } from './global-flags.js';
+import { GLOBAL_FLAGS_USAGE } from '../terminal/global-flags.js';
 
 /**
  * keep's usage text, one entry per command and subcommand ("key add",

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { KeepError } from '@keep/core';
-import { warnIfWorldReadable } from '../repo/credentials.js';
+import { warnIfWorldReadable } from './secret-file.js';
 import { fillEnv, readEnvFile } from './env-file.js';
 
 /**
