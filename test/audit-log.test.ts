@@ -132,6 +132,19 @@ describe('keepd audit log', () => {
     expect((await runKeepd(['audit', 'list', '--data', data, '--since', 'yesterday'])).code).toBe(2);
   });
 
+  it('a replica audits its sync and its promotion in its own log', async () => {
+    const replica = path.join(dir, 'replica');
+    const rt = await createToken(data, 'replica');
+    const s = await runKeepd(['sync', '--data', replica, '--from', keepd.url], { env: { KEEP_TOKEN: rt.token } });
+    expect(s.code, s.stderr).toBe(0);
+    expect((await runKeepd(['promote', '--data', replica])).code).toBe(0);
+    const recs: Rec[] = await keepdJson(['audit', 'list', '--data', replica]);
+    expect(recs.map((r) => r.event)).toEqual(['sync', 'promote']);
+    expect(recs[0]).toMatchObject({ peer: 'local', fields: { upstream: keepd.url, snapshots_synced: 1, snapshots_failed: 0 } });
+    expect(recs[1].fields.previous_upstream).toBe(keepd.url);
+    expect((await runKeepd(['audit', 'verify', '--data', replica])).code).toBe(0);
+  });
+
   describe('tampering with a copy of the data directory', () => {
     let n: number;
     beforeAll(async () => {

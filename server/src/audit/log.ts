@@ -13,6 +13,9 @@ export interface AuditActor {
 /** keepd's own commands, typed on its shell: no token, peer "local". */
 export const LOCAL: AuditActor = { peer: 'local' };
 
+/** keepd itself, on its own schedule (retention; later config reloads, alert transitions, drills). */
+export const KEEPD: AuditActor = { peer: 'keepd' };
+
 /** A segment holds at most this much; it also ends with its calendar month (retention removes whole segments). */
 const SEGMENT_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -61,6 +64,11 @@ export class AuditLog {
       written = rec;
     });
     return written!;
+  }
+
+  /** An event keepd raises itself (`kind`: "config.reload", "alert.firing", "drill.done", ...): counts, ids and names only. */
+  event(kind: string, fields: Record<string, AuditFields[string] | undefined> = {}): AuditRecord {
+    return this.record(kind, KEEPD, fields);
   }
 
   /** The newest record's seq as checkpointed (0: none yet): the metric keep_audit_head_seq. */

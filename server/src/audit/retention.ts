@@ -40,7 +40,7 @@ export function pruneAudit(repo: Repository, retentionMs: number): number {
     }
     if (through) table.put('pruned', through);
   });
-  if (removed) audit(repo).record('audit.prune', { peer: 'local' }, { segments: removed, through_seq: through!.seq });
+  if (removed) audit(repo).event('audit.prune', { segments: removed, through_seq: through!.seq });
   return removed;
 }
 
