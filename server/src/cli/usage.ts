@@ -28,6 +28,7 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   promote               make a replica a primary
   check                 verify without a key
   status                per source: newest snapshot and its age against the RPO; agents' last runs
+  audit verify|list     prove the hash-chained audit log; list its records
   rebuild-index         rebuild the LMDB index from pack trailers and snapshot files
   install               write the systemd unit keepd.service
   version               keepd's version, the repository formats it reads and writes (also --version)
@@ -60,7 +61,8 @@ Serve the repository over gRPC until SIGTERM or SIGINT (then drain and exit 0).
   --upstream grpc(s)://HOST:PORT --sync-interval S   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
   --sync-replicas N [--sync-timeout S] [--sync-all]  a primary whose critical-tier (or all)
                         commits wait for N replicas
-  --insecure            plaintext grpc:// upstream to a host that is not loopback (KEEP_INSECURE=1)`,
+  --insecure            plaintext grpc:// upstream to a host that is not loopback (KEEP_INSECURE=1)
+  --audit-retention D   keep audit records this long (default 400d; 52w, 36h also; a month's segment at a time)`,
   token: `usage: keepd token create|list|revoke --data DIR
 
 Access tokens (keepd token create --help).`,
@@ -108,6 +110,22 @@ Exit 4 when damage is found.`,
 Per source: the newest snapshot and its age against the tier's RPO; PITR windows; the last
 run agents reported (keep agent run), consecutive failures and the last failure's time and
 class (times are keepd's, from when each report arrived).`,
+  audit: `usage: keepd audit verify|list --data DIR
+
+keepd's tamper-evident audit log (DIR/audit/): token changes and new peers, keys, backups,
+reads, forget, prune, sync, promote, run reports; with server time, token id and peer address,
+never file names or secrets. Both run beside a serving keepd.`,
+  'audit verify': `usage: keepd audit verify --data DIR [--json]
+
+Prove the hash chain: every record's SHA-256, each one's link to the one before (across segments),
+consecutive seqs, and the head checkpointed in state.mdb (a truncated log ends before it).
+Exit 4 naming the first bad seq when a record was edited, deleted, reordered or cut off.`,
+  'audit list': `usage: keepd audit list --data DIR [--since TIME] [--source S] [--event E] [--json]
+
+The records, oldest first.
+  --since TIME          from this time (2026-12-01, RFC 3339) or age (7d, 12h, 30m)
+  --source S            only records about source S
+  --event E             only this event (session.commit) or family (token, session)`,
   'rebuild-index': `usage: keepd rebuild-index --data DIR
 
 Rebuild the LMDB index from pack trailers and snapshot files, aside, without opening the
