@@ -11,7 +11,8 @@ import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authe
 import { pointInTimeRestore } from '../pg/point-in-time.js';
 import type { TimelineChoice } from '../pg/restore.js';
 import { DEFAULT_PREFETCH, fetchWal, prefetchDir, takePrefetched, walPush, WalPushResult } from '../pg/wal.js';
-import { agentSocket, pushViaAgent } from '../pg/wal-push-client.js';
+import { agentSocket } from '../pg/agent-socket.js';
+import { pushViaAgent } from '../pg/wal-push-client.js';
 
 /** Exit status of wal-fetch for a failure that is not "no such file": above 125 makes PostgreSQL abort recovery instead of ending it there. */
 const FETCH_FATAL = 128;

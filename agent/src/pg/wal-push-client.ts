@@ -1,13 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { KeepError } from '@keep/core';
-import { DEFAULT_STATE_DIR } from '../service/config.js';
 import type { WalPushResult } from './wal.js';
-
-/** --socket, else KEEP_AGENT_SOCKET, else the default state directory's agent.sock. */
-export function agentSocket(flag: string | undefined, env: NodeJS.ProcessEnv): string {
-  return flag ?? (env.KEEP_AGENT_SOCKET || path.join(DEFAULT_STATE_DIR, 'agent.sock'));
-}
 
 /** Why a push went direct: said on stderr only when the agent was there and declined. */
 export interface ViaAgent {

@@ -6,8 +6,9 @@ import * as v from 'valibot';
 import { ConfigSource, KeyPath } from './config-source.js';
 import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
 
-export const DEFAULT_CONFIG = '/etc/keep/agent.yaml';
-export const DEFAULT_STATE_DIR = '/var/lib/keep';
+import { DEFAULT_STATE_DIR } from './default-paths.js';
+
+export { DEFAULT_CONFIG, DEFAULT_STATE_DIR } from './default-paths.js';
 
 const HOUR = 3_600_000;
 
