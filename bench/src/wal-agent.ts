@@ -73,11 +73,16 @@ jobs:
     return new WalAgent(child, socket, log);
   }
 
+  /** The agent's own pid (its log lines carry it; under runuser the child is runuser). */
+  get pid(): number {
+    const pid = this.log.map((l) => /"pid":(\d+)/.exec(l)?.[1]).find(Boolean);
+    return pid ? Number(pid) : this.child.pid!;
+  }
+
   async stop(): Promise<void> {
     if (this.child.exitCode !== null) return;
-    const pid = this.log.map((l) => /"pid":(\d+)/.exec(l)?.[1]).find(Boolean);
-    // runuser does not pass signals on: the agent's own pid is in its log lines
-    process.kill(pid ? Number(pid) : this.child.pid!, 'SIGTERM');
+    // runuser does not pass signals on: the agent's own pid
+    process.kill(this.pid, 'SIGTERM');
     await new Promise((r) => this.child.once('close', r));
   }
 }

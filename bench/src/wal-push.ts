@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { killServers } from './keepd.js';
+import { killServers, procSample } from './keepd.js';
 import { keepBinary, run } from './tools.js';
 import { cleanupTemps, fmtNum, MiB, tempDir, textTable } from './util.js';
 import { askAgent, own, WalAgent, walRepo } from './wal-agent.js';
@@ -74,6 +74,7 @@ async function main(): Promise<number> {
     }
     // the agent's acknowledgement alone: request on the socket to the committed answer, one at a time, then all at once
     const ack: number[] = [];
+    const cpu0 = [procSample(agent.pid).cpu_s ?? NaN, procSample(repo.keepd.pid).cpu_s ?? NaN];
     const half = files.slice(2 * count, 2 * count + Math.ceil(count / 2));
     for (const f of half) {
       const t0 = performance.now();
@@ -81,6 +82,8 @@ async function main(): Promise<number> {
       if (!a.ok || a.result?.already) throw new Error(`agent push failed: ${JSON.stringify(a)}`);
       ack.push(performance.now() - t0);
     }
+    // CPU per segment (all threads): what the ack costs on an idle machine, whatever the load of this one
+    const cpu = [procSample(agent.pid).cpu_s ?? NaN, procSample(repo.keepd.pid).cpu_s ?? NaN].map((c, i) => (c - cpu0[i]) / half.length);
     const burst = files.slice(2 * count + half.length);
     const t0 = performance.now();
     const answers = await Promise.all(burst.map((f) => askAgent(agent.socket, f, 'agent')));
@@ -95,6 +98,8 @@ async function main(): Promise<number> {
     line('direct: keep pg wal-push --direct (process)', direct);
     line('agent: keep pg wal-push via socket (process)', cli);
     line('agent: socket request to ack (no process)', ack);
+    out.cpu_per_segment_s = { agent: cpu[0], keepd: cpu[1] };
+    rows.push(['CPU per segment (agent / keepd)', `${fmtNum(cpu[0], 3)} / ${fmtNum(cpu[1], 3)}`, '', '']);
     out.burst = { segments: burst.length, total_s: burstMs / 1000, per_segment_s: burstMs / 1000 / burst.length };
     rows.push([`agent: ${burst.length} at once, per segment`, fmtNum(burstMs / 1000 / burst.length, 3), '', fmtNum(burstMs / 1000, 3) + ' total']);
   } finally {
