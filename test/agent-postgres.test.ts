@@ -9,57 +9,18 @@
  * find exactly the rows before it. With the agent stopped, wal-push falls
  * back to a direct push and archiving goes on.
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEEP_BIN, ROOT, tempDirs } from './helpers.js';
+import { Agent, killAgents } from './agent-process.js';
+import { tempDirs } from './helpers.js';
 import { createToken, Keepd, keepdInit, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
-import { Cluster, IS_ROOT, own, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
+import { Cluster, own, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
 
 if (SKIP) console.warn(`agent-postgres: SKIPPED: ${SKIP}`);
 
-interface LogLine {
-  msg: string;
-  job?: string;
-  wal?: string;
-  [k: string]: unknown;
-}
-
-/** `keep agent run` as the user PostgreSQL runs as, with its JSON log lines as they come. */
-class Agent {
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  stderr = '';
-  readonly exited: Promise<number | null>;
-
-  constructor(cfg: string) {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('KEEP_') && !k.startsWith('PG')) env[k] = v;
-    const [cmd, args] = IS_ROOT ? ['runuser', ['-u', 'postgres', '--', KEEP_BIN, 'agent', 'run', '--config', cfg]] : [KEEP_BIN, ['agent', 'run', '--config', cfg]];
-    this.child = spawn(cmd, args, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let pending = '';
-    this.child.stdout!.on('data', (b: Buffer) => {
-      pending += b.toString();
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        this.lines.push(JSON.parse(pending.slice(0, nl)));
-        pending = pending.slice(nl + 1);
-      }
-    });
-    this.child.stderr!.on('data', (b: Buffer) => (this.stderr += b.toString()));
-    this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
-  }
-
-  async waitFor(what: string, pred: (l: LogLine) => boolean, timeoutMs = 90_000): Promise<LogLine> {
-    await waitUntil(what, async () => this.lines.some(pred), timeoutMs, () => `${this.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`);
-    return this.lines.find(pred)!;
-  }
-
-  archived(): string[] {
-    return this.lines.filter((l) => l.msg === 'wal archived').map((l) => l.wal!);
-  }
-}
+/** The segments the agent's log says it archived. */
+const archived = (a: Agent) => a.lines.filter((l) => l.msg === 'wal archived').map((l) => l.wal as string);
 
 describe.skipIf(Boolean(SKIP))('PostgreSQL through the resident agent (real PostgreSQL, real keepd)', () => {
   const tmp = tempDirs();
@@ -130,11 +91,11 @@ jobs:
     const check = await runKeep(['agent', 'check-config', '--config', cfg, '--json'], env);
     expect(check.code, check.stderr).toBe(0);
     expect(JSON.parse(check.stdout).jobs).toEqual([{ name: 'db', type: 'postgres', source: 'db', tier: 'high', schedule: 'every 1h' }]);
-    agent = new Agent(cfg);
+    agent = new Agent(['--config', cfg], { asPostgres: true }); // archive_command, run as postgres, must reach its 0600 socket
   });
 
   afterAll(async () => {
-    agent?.child.kill('SIGKILL');
+    killAgents();
     for (const c of [restored, primary]) await c?.stop('immediate').catch(() => undefined);
     await killAllKeepd();
     if (Object.keys(figures).length) console.log(`agent-postgres figures:\n${Object.entries(figures).map(([k, v]) => `  ${k}: ${v}`).join('\n')}`);
@@ -154,14 +115,14 @@ jobs:
   }
 
   it('takes the base backup on its schedule, its WAL archived through the agent', async () => {
-    const ok = await agent!.waitFor('base backup run', (l) => l.job === 'db' && (l.msg === 'run succeeded' || l.msg === 'run failed'));
+    const [ok] = await agent!.waitFor((l) => l.job === 'db' && (l.msg === 'run succeeded' || l.msg === 'run failed'), 1, 90_000);
     expect(ok.msg, JSON.stringify(ok)).toBe('run succeeded');
     expect(ok.reason).toBe('first');
     const info = JSON.parse((await runKeep(['pg', 'info', '--source', 'db', '--json'], env)).stdout);
     expect(info.base_backups).toHaveLength(1);
     expect(info.base_backups[0].snapshot).toBe(ok.snapshot);
     // pg_backup_stop waited for archive_command: the backup's own segments went through the agent
-    expect(agent!.archived()).toContain(info.base_backups[0].start_wal);
+    expect(archived(agent!)).toContain(info.base_backups[0].start_wal);
     const status = JSON.parse((await runKeep(['agent', 'status', '--socket', socket, '--json'], env)).stdout);
     expect(status.jobs[0]).toMatchObject({ name: 'db', type: 'postgres', last_run: { result: 'success', snapshot: ok.snapshot } });
   });
@@ -180,7 +141,7 @@ jobs:
     }
     segs.push(await switchAndArchive(primary));
     segs.push(await switchAndArchive(primary));
-    for (const s of segs) expect(agent!.archived()).toContain(s);
+    for (const s of segs) expect(archived(agent!)).toContain(s);
     // a push of a segment already archived is acknowledged by the agent without a second copy
     const statusDir = path.join(primary.data, 'pg_wal', 'archive_status');
     const done = fs.readdirSync(statusDir).filter((f) => /^[0-9A-F]{24}\.done$/.test(f)).sort();
@@ -212,13 +173,13 @@ jobs:
     const a = agent!;
     const pid = JSON.parse((await runKeep(['agent', 'status', '--socket', socket, '--json'], env)).stdout).pid as number;
     process.kill(pid, 'SIGTERM');
-    expect(await a.exited).toBe(0);
+    expect((await a.exited).code).toBe(0);
     expect(fs.existsSync(socket)).toBe(false);
     agent = undefined;
-    const before = a.archived().length;
+    const before = archived(a).length;
     await primary.sql('INSERT INTO rows VALUES (7)');
     const seg = await switchAndArchive(primary);
-    expect(a.archived()).toHaveLength(before);
+    expect(archived(a)).toHaveLength(before);
     const snaps = JSON.parse((await runKeep(['snapshots', '--source', 'db', '--json'], env)).stdout) as { tags: string[] }[];
     expect(snaps.some((s) => s.tags.includes(`wal:${seg}`))).toBe(true);
     // the same segment again, by hand: no agent, so direct, and already there

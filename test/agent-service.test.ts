@@ -5,71 +5,17 @@
  * state file, the status socket, SIGHUP reloads, SIGTERM, and SIGKILL
  * mid-run followed by a restart that runs the killed run at once.
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEEP_BIN, keep, keepJson, ROOT, tempDirs } from './helpers.js';
+import { Agent, killAgents } from './agent-process.js';
+import { keep, keepJson, tempDirs } from './helpers.js';
 import { createToken, Keepd, keepdInit, killAllKeepd, startKeepd } from './keepd-harness.js';
 
 const PASSWORD = 'agent service passphrase';
 const tmp = tempDirs();
 
-interface LogLine {
-  level: number;
-  msg: string;
-  job?: string;
-  reason?: string;
-  error?: string;
-  [k: string]: unknown;
-}
-
-/** `keep agent run ARGS` with its JSON log lines as they come. */
-class Agent {
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(args: string[]) {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('KEEP_')) env[k] = v;
-    this.child = spawn(KEEP_BIN, ['agent', 'run', ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let pending = '';
-    this.child.stdout!.on('data', (b: Buffer) => {
-      pending += b.toString();
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        this.lines.push(JSON.parse(pending.slice(0, nl)));
-        pending = pending.slice(nl + 1);
-      }
-    });
-    this.child.stderr!.on('data', (b: Buffer) => (this.stderr += b.toString()));
-    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
-    running.add(this);
-    void this.exited.then(() => running.delete(this));
-  }
-
-  /** Wait until `count` log lines match. */
-  async waitFor(pred: (l: LogLine) => boolean, count = 1, timeoutMs = 60_000): Promise<LogLine[]> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const hits = this.lines.filter(pred);
-      if (hits.length >= count) return hits;
-      if (Date.now() > until) throw new Error(`timed out waiting for log lines; log:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr: ${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  runs(job: string, result: 'succeeded' | 'failed'): LogLine[] {
-    return this.lines.filter((l) => l.job === job && l.msg === `run ${result}`);
-  }
-}
-
-const running = new Set<Agent>();
-afterAll(() => {
-  for (const a of running) a.child.kill('SIGKILL');
-});
+afterAll(killAgents);
 
 function writeSecret(dir: string, name: string, text: string): string {
   const f = path.join(dir, name);
