@@ -2,7 +2,8 @@
  * The agent config's `postgres` job, checked without a PostgreSQL: base
  * backup schedules derived from the tier (the RPO is the WAL's, so the
  * interval bounds replay instead), the connection section, and errors named
- * by file, line and key.
+ * by file, line and key. The data directory need not exist yet (a config is
+ * checked before initdb too).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,9 +16,7 @@ describe('keep agent check-config: postgres jobs', () => {
   const dir = tmp.make('keep-agent-pgcfg-');
   const pw = path.join(dir, 'password');
   fs.writeFileSync(pw, 'a passphrase\n', { mode: 0o600 });
-  const pgdata = path.join(dir, 'pgdata');
-  fs.mkdirSync(pgdata);
-  fs.writeFileSync(path.join(pgdata, 'PG_VERSION'), '16\n');
+  const pgdata = path.join(dir, 'pgdata-not-yet-created');
   const head = `repository:\n  location: ${dir}/repo\n  password_file: ${pw}\njobs:\n`;
 
   it('takes a base backup schedule from the tier when none is given', async () => {
@@ -35,7 +34,7 @@ describe('keep agent check-config: postgres jobs', () => {
     ]);
   });
 
-  it('names the line and key of a bad data directory, connection or checkpoint', async () => {
+  it('names the line and key of a relative data directory, connection or checkpoint', async () => {
     const f = path.join(dir, 'bad.yaml');
     fs.writeFileSync(
       f,
@@ -43,7 +42,7 @@ describe('keep agent check-config: postgres jobs', () => {
         [
           '  - type: postgres', // 5
           '    name: db', // 6
-          `    pgdata: ${dir}/nowhere`, // 7
+          '    pgdata: relative/data', // 7
           '    checkpoint: slow', // 8
           '    connection:', // 9
           '      host: db.example', // 10
@@ -66,7 +65,7 @@ describe('keep agent check-config: postgres jobs', () => {
     fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace('slow', 'fast').replace('fifty', '5432'));
     const t = await keep(['agent', 'check-config', '--config', f]);
     expect(t.code).toBe(2);
-    expect(t.stderr).toContain(`${f}:7: jobs[0].pgdata: ${dir}/nowhere is not a PostgreSQL data directory (no PG_VERSION)`);
+    expect(t.stderr).toContain(`${f}:7: jobs[0].pgdata: must be an absolute path`);
     expect(t.stderr).toContain(`${f}:11: jobs[0].connection.socket: give host or socket, not both`);
   });
 });

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent, killAgents } from './agent-process.js';
+import { Agent, killAllAgents } from './agent-harness.js';
 import { tempDirs } from './helpers.js';
 import { createToken, Keepd, keepdInit, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
 import { Cluster, own, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
@@ -95,7 +95,7 @@ jobs:
   });
 
   afterAll(async () => {
-    killAgents();
+    killAllAgents();
     for (const c of [restored, primary]) await c?.stop('immediate').catch(() => undefined);
     await killAllKeepd();
     if (Object.keys(figures).length) console.log(`agent-postgres figures:\n${Object.entries(figures).map(([k, v]) => `  ${k}: ${v}`).join('\n')}`);

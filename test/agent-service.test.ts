@@ -8,24 +8,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent, killAgents } from './agent-process.js';
+import { Agent, agentConfig as config, killAllAgents, writeSecret } from './agent-harness.js';
 import { keep, keepJson, tempDirs } from './helpers.js';
 import { createToken, Keepd, keepdInit, killAllKeepd, startKeepd } from './keepd-harness.js';
 
 const PASSWORD = 'agent service passphrase';
 const tmp = tempDirs();
 
-afterAll(killAgents);
-
-function writeSecret(dir: string, name: string, text: string): string {
-  const f = path.join(dir, name);
-  fs.writeFileSync(f, `${text}\n`, { mode: 0o600 });
-  return f;
-}
-
-function config(repository: string[], jobs: string): string {
-  return `repository:\n${repository.map((l) => `  ${l}\n`).join('')}jobs:\n${jobs}`;
-}
+afterAll(killAllAgents);
 
 /** An embedded repository and a config of one job (YAML under `jobs:`) in `dir`. */
 async function oneJobSetup(dir: string, jobYaml: string): Promise<{ env: Record<string, string>; cfg: string; state: string }> {

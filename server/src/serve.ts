@@ -11,6 +11,7 @@ import { listenGrpc } from './net/listener.js';
 import { repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
 import { ReplicaRegistry } from './replicas.js';
+import { RunReportStore } from './run-reports.js';
 import { followUpstream } from './sync/follow.js';
 import { parseUpstream } from './sync/upstream.js';
 import { markReplica, readOnlyReason } from './role.js';
@@ -81,6 +82,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const sessions = new SessionManager(repo, scope, clock);
   const tokens = new TokenStore(repo, clock);
   const replicas = new ReplicaRegistry(repo, clock);
+  const runs = new RunReportStore(repo, clock);
   const m = new Metrics();
   const metrics = serverMetrics(m);
   registerHoldings(m, { sessions, repo, space });
@@ -104,6 +106,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       log,
       metrics,
       replicas,
+      runs,
       space,
       syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
       readOnly: () => readOnlyReason(o.data),

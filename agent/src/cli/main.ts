@@ -1,8 +1,11 @@
 import { EXIT, exitOnInterrupt, formatVersionReport, helpFor, KeepError, reportExitError, surviveLmdbWriteFailures, versionReport } from '@keep/core';
 import { agentCommand } from '../commands/agent.js';
 import { backupCommand } from '../commands/backup.js';
+import { catCommand } from '../commands/cat.js';
 import { checkCommand } from '../commands/check.js';
 import { diffCommand } from '../commands/diff.js';
+import { dumpCommand } from '../commands/dump.js';
+import { findCommand } from '../commands/find.js';
 import { forgetCommand } from '../commands/forget.js';
 import { initCommand } from '../commands/init.js';
 import { keyCommand } from '../commands/key.js';
@@ -14,10 +17,10 @@ import { statsCommand } from '../commands/stats.js';
 import { tagCommand } from '../commands/tag.js';
 import { mark } from '../startup/timing.js';
 import { startEarlyKek } from '../startup/early-kek.js';
-import { applyGlobalFlags, takeGlobalFlags } from './global-flags.js';
-import { parse } from './args.js';
-import { printJson } from './output.js';
-import { USAGE } from './usage.js';
+import { applyGlobalFlags, takeGlobalFlags } from '../terminal/global-flags.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
+import { USAGE } from '../commands/usage.js';
 
 /** `keep version` / `keep --version`: restic's line, plus the repository formats. */
 async function versionCommand(argv: string[]): Promise<void> {
@@ -35,6 +38,9 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   restore: restoreCommand,
   ls: lsCommand,
   diff: diffCommand,
+  dump: dumpCommand,
+  cat: catCommand,
+  find: findCommand,
   stats: statsCommand,
   forget: forgetCommand,
   tag: tagCommand,

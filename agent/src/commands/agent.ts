@@ -1,12 +1,13 @@
 import path from 'node:path';
-import { EXIT, KeepError } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { DEFAULT_UNIT_DIR, EXIT, formatInstall, installJson, KeepError } from '@keep/core';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { AgentService } from '../service/agent-service.js';
 import { ConfigError, DEFAULT_CONFIG, DEFAULT_STATE_DIR, Job, loadConfig } from '../service/config.js';
 import { formatDuration, parseDuration } from '../service/duration.js';
 import { askStatus } from '../service/status-socket.js';
-import { USAGE as USAGES } from '../cli/usage.js';
+import { installAgent } from '../install/install-agent.js';
+import { USAGE as USAGES } from '../commands/usage.js';
 
 const USAGE = USAGES.agent;
 
@@ -21,6 +22,8 @@ export async function agentCommand(argv: string[]): Promise<number | void> {
       return run(rest);
     case 'status':
       return status(rest);
+    case 'install':
+      return install(rest);
     case undefined:
     case 'help':
       console.log(USAGE);
@@ -61,6 +64,16 @@ async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string' }, 'state-dir': { type: 'string' }, grace: { type: 'string' } });
   const graceMs = values.grace ? parseDuration(values.grace, '--grace') : 60_000;
   return new AgentService({ configFile: values.config ?? DEFAULT_CONFIG, stateDir: values['state-dir'], graceMs }).run();
+}
+
+/** `keep agent install`: the systemd unit, an example config and the environment file (install/). */
+function install(argv: string[]): void {
+  const { values } = parse(argv, { config: { type: 'string' }, user: { type: 'string' }, prefix: { type: 'string' }, 'unit-dir': { type: 'string' }, grace: { type: 'string' }, 'dry-run': { type: 'boolean' } });
+  const dryRun = Boolean(values['dry-run']);
+  const graceMs = values.grace ? parseDuration(values.grace, '--grace') : 60_000;
+  const r = installAgent({ config: values.config ?? DEFAULT_CONFIG, unitDir: values['unit-dir'] ?? DEFAULT_UNIT_DIR, prefix: values.prefix, user: values.user, graceMs, dryRun });
+  if (values.json) printJson(installJson(r, dryRun));
+  else console.log(formatInstall(r, dryRun));
 }
 
 /** The socket named by --socket, else the config's, else the state directory's default. */

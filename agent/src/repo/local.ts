@@ -1,5 +1,5 @@
 import { BlobView, storageFailure, CheckOptions, ChunkerParams, CheckReport, Clock, forgetSnapshots, ForgetOptions, ForgetResult, Id, KeyFile, prune, Repository, SealedBlob, SealedSnapshot, Snapshot, WriterSession } from '@keep/core';
-import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
+import type { BackupSession, RepoConnection, RepoStats, RunsReported } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
 export class LocalConnection implements RepoConnection {
@@ -71,6 +71,11 @@ export class LocalConnection implements RepoConnection {
 
   async repoStats(): Promise<RepoStats> {
     return { snapshots: this.repo.snapshots().length, blobs: this.repo.blobCount(), packs: this.repo.packCount(), stored_bytes: this.repo.storedBytes() };
+  }
+
+  /** No keepd here: nothing to report to (the agent's state file keeps its runs). */
+  async reportRuns(): Promise<RunsReported> {
+    return { reported: false };
   }
 
   close(): Promise<void> {

@@ -13,6 +13,7 @@ import {
   parseKeyFile,
   parseRepoConfig,
   RepoConfig,
+  RunReport,
   SealedSnapshot,
   Snapshot,
 } from '@keep/core';
@@ -38,14 +39,17 @@ import {
   PROTOCOL_VERSION,
   RemoveKeyRequestSchema,
   RemoveKeyResponse,
+  ReportRunsRequestSchema,
+  ReportRunsResponse,
   RepositoryService,
+  runReportToWire,
   snapshotFromWire,
   StatsRequestSchema,
   StatsResponse,
   tlsChannelCredentials,
   UploadAck,
 } from '@keep/proto';
-import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
+import type { BackupSession, RepoConnection, RepoStats, RunsReported } from './connection.js';
 import { RemoteBlobReader, closedError } from './remote-reads.js';
 import { remoteForget, remoteReplace } from './remote-retention.js';
 import { RemoteSession, SessionTransport } from './remote-session.js';
@@ -82,6 +86,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 /** Deadline of unary calls. */
 const UNARY_DEADLINE_MS = 5 * 60_000;
+/** Deadline of ReportRuns. */
+const REPORT_DEADLINE_MS = 30_000;
 /** Largest upload acknowledgement accepted (an id, a flag, a count: under 64 bytes). */
 const MAX_ACK_BYTES = 64 * 1024;
 
@@ -332,6 +338,12 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
 
   replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]> {
     return remoteReplace(this, list);
+  }
+
+  /** A short deadline: a report waits in the agent's queue rather than hold up its next run. */
+  async reportRuns(reports: RunReport[]): Promise<RunsReported> {
+    const r = await this.unary<ReportRunsResponse>('reportRuns', create(ReportRunsRequestSchema, { reports: reports.map(runReportToWire) }), REPORT_DEADLINE_MS);
+    return { reported: true, server_time: r.serverTime };
   }
 
   async close(): Promise<void> {

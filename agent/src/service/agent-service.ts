@@ -7,6 +7,7 @@ import { JobContext, runFilesJob } from './files-job.js';
 import { HeldKey } from './held-key.js';
 import { createLogger, Logger } from './log.js';
 import type { RunOutcome, RunTotals } from './run-outcome.js';
+import { RunReporter } from './run-reporter.js';
 import { Scheduler } from './scheduler.js';
 import { StateFile } from './state-file.js';
 import { runPostgresJob } from './postgres-job.js';
@@ -38,6 +39,7 @@ export class AgentService {
   private config!: AgentConfig;
   private state!: StateFile;
   private key!: HeldKey;
+  private reporter!: RunReporter;
   private pool!: SealPool;
   private scheduler!: Scheduler;
   private socket?: StatusSocket;
@@ -64,6 +66,7 @@ export class AgentService {
     this.key = await HeldKey.unlock(config.repository);
     this.log.info({ repository: config.repository.location, jobs: config.jobs.map((j) => j.name) }, 'repository unlocked; agent started');
     this.pool = new SealPool(this.key.master);
+    this.reporter = new RunReporter(config.stateDir, this.key, config.repository.location, this.log);
     this.scheduler = new Scheduler(this.clock, {
       run: (job, signal) => this.runJob(job, signal),
       onStart: (job, start, reason) => {
@@ -113,12 +116,16 @@ export class AgentService {
   }
 
   /**
-   * Where each run's outcome goes once recorded. Today it stays local (the
-   * state file, above); reporting it to keepd, so the server learns of
-   * failures and not only of commits, takes a new RPC and lands here.
+   * Each run's outcome to keepd (run-reporter.ts: error text sealed, queued
+   * while keepd is unreachable), so the server learns of failures and not
+   * only of commits. Never fails the run; an embedded repository has no
+   * keepd, and the state file above is the record.
    */
   private async reportRun(outcome: RunOutcome): Promise<void> {
-    void outcome;
+    const job = this.config.jobs.find((j) => j.name === outcome.job);
+    // a job removed by a reload while it ran: its source is gone with it
+    if (!job) return;
+    await this.reporter.report(outcome, job).catch((e: unknown) => this.log.warn({ job: outcome.job, error: (e as Error).message }, 'could not queue the run report'));
   }
 
   /** (Re)set the timer for the scheduler's next wake. */

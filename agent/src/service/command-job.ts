@@ -7,6 +7,7 @@ import type { Job } from './config.js';
 import type { JobContext } from './files-job.js';
 import { latestParent } from './parent.js';
 import type { RunTotals } from './run-outcome.js';
+import { classedError } from './run-error-class.js';
 
 /** How much of the command's stderr a failure's error text quotes (its last lines). */
 const STDERR_TAIL = 2000;
@@ -33,7 +34,7 @@ export async function runCommandJob(job: Job, spec: CommandJobConfig, c: JobCont
       if (code === 0) return resolve();
       const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
       const said = stderr.trim().split('\n').slice(-3).join(' / ');
-      reject(new Error(`${program} ${how}${said ? `: ${said}` : ''}; nothing committed`));
+      reject(classedError(`${program} ${how}${said ? `: ${said}` : ''}; nothing committed`, signal ? `signal ${signal}` : `exit ${code}`));
     });
   });
   exited.catch(() => undefined); // awaited before the commit (or the abort below)

@@ -149,7 +149,8 @@ function resolveJob(src: ConfigSource, j: JobConfig, i: number, problems: string
   }
   if (j.type === 'postgres') {
     if (j.connection?.host !== undefined && j.connection.socket !== undefined) problems.push(src.error(['jobs', i, 'connection', 'socket'], 'give host or socket, not both'));
-    if (!fs.existsSync(path.join(j.pgdata, 'PG_VERSION'))) problems.push(src.error(['jobs', i, 'pgdata'], `${j.pgdata} is not a PostgreSQL data directory (no PG_VERSION)`));
+    // pgdata is not looked at here: a config is checked before initdb too; the base backup and the WAL archiver check it when they run
+    if (!path.isAbsolute(j.pgdata)) problems.push(src.error(['jobs', i, 'pgdata'], `must be an absolute path (archive_command's segments are checked to lie in its pg_wal)`));
   }
   const rpoMs = TIERS[j.tier ?? 'standard'].rpo_s * 1000;
   // no schedule: the tier's RPO apart, so a backup is never older than the objective allows (plus one run's time);

@@ -1,4 +1,4 @@
-import { KeepError } from '@keep/core';
+import { KeepError, RepoKeys } from '@keep/core';
 import type { RepoConnection } from '../repo/connection.js';
 import { connect, readPassword, unlock, Unlocked } from '../repo/open.js';
 import type { AgentConfig } from './config.js';
@@ -16,6 +16,11 @@ export class HeldKey {
 
   get master(): Buffer {
     return this.key.master;
+  }
+
+  /** the subkeys derived from it (core keys/subkeys.ts) */
+  get keys(): RepoKeys {
+    return this.key.keys;
   }
 
   static async unlock(repository: AgentConfig['repository'], base: NodeJS.ProcessEnv = process.env): Promise<HeldKey> {

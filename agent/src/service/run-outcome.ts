@@ -19,4 +19,6 @@ export interface RunOutcome extends RunTotals {
   end: number;
   result: 'success' | 'failure';
   error?: string;
+  /** failures: the KeepError code or a command's "exit N" (run-error-class.ts); what keepd reads of the error */
+  error_class?: string;
 }

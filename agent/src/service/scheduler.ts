@@ -2,6 +2,7 @@ import type { Clock } from '@keep/core';
 import type { Job } from './config.js';
 import type { RunOutcome, RunReason, RunTotals } from './run-outcome.js';
 import { Schedule } from './schedule.js';
+import { errorClass } from './run-error-class.js';
 
 /** What the state file remembers of a job: its last finished run, and a run that started and never finished. */
 export interface JobHistory {
@@ -109,7 +110,7 @@ export class Scheduler {
         const totals = await this.hooks.run(job, abort.signal);
         outcome = { job: job.name, reason, attempt, start: now, end: this.clock.now(), result: 'success', ...totals };
       } catch (e) {
-        outcome = { job: job.name, reason, attempt, start: now, end: this.clock.now(), result: 'failure', files: 0, bytes: 0, warnings: [], error: (e as Error).message || String(e) };
+        outcome = { job: job.name, reason, attempt, start: now, end: this.clock.now(), result: 'failure', files: 0, bytes: 0, warnings: [], error: (e as Error).message || String(e), error_class: errorClass(e) };
       }
       this.plan(slot, outcome);
       slot.running = undefined;

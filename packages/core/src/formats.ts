@@ -90,6 +90,10 @@ export const STATE_TABLES = {
   replicas: 'replicas',
   /** a replica's pull state (server sync/pull.ts) */
   replication: 'replication',
+  /** agents' run reports, the last ones per source (server run-reports.ts) */
+  runReports: 'run-reports',
+  /** per source: run counters and the last run, success and failure (server run-reports.ts) */
+  runSummaries: 'run-summaries',
 } as const;
 
 /** The format versions this build writes (keep version / keepd version report them); the literals are checked against the types that hold them. */

@@ -6,6 +6,7 @@ export * from './keepalive.js';
 export * from './limits.js';
 export * from './snapshot-wire.js';
 export * from './forget-wire.js';
+export * from './run-report-wire.js';
 export * from './status-map.js';
 export * from './codecs/varint.js';
 export * from './codecs/frame.js';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, exitOnInterrupt, formatVersionReport, groupLabel, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, prune, reportExitError, Repository, versionReport } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatInstall, installJson, exitOnInterrupt, formatVersionReport, groupLabel, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, prune, reportExitError, Repository, versionReport } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
@@ -11,6 +11,7 @@ import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
 import { keepdRepoOptions, lockDataDir, requireRepository } from '../data-lock.js';
 import { ensureOwnership } from '../ownership.js';
+import { DEFAULT_KEEPD_DATA, DEFAULT_KEEPD_USER, installKeepd } from '../install/install-keepd.js';
 import { USAGE } from './usage.js';
 
 function out(json: boolean | undefined, value: unknown, human: () => void): void {
@@ -186,7 +187,19 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         console.log(`${x.source.padEnd(20)} ${x.last_snapshot.slice(0, 8)} ${x.last_time}  age ${x.age_s}s  tier ${x.tier ?? '-'}  RPO ${x.rpo_state}`);
         if (x.pitr) console.log(`${''.padEnd(20)} PITR ${x.pitr.from ?? '-'} .. ${x.pitr.to ?? '-'}  (${x.pitr.base_backups} base backups, ${x.pitr.wal_files} WAL files${x.pitr.gaps.length ? `, ${x.pitr.gaps.reduce((n, g) => n + g.count, 0)} segment(s) missing` : ''})`);
       }
+      if (s.runs.length) console.log('agent runs (as reported; keepd times):');
+      for (const r of s.runs) {
+        const failing = r.consecutive_failures ? `  ${r.consecutive_failures} consecutive failure(s), last ${r.last_failure} (${r.last_error_class ?? '-'})` : '';
+        console.log(`${r.source.padEnd(20)} last ${r.last_result} ${r.last_run} (job ${r.last_job})${failing}  ${r.runs_success} ok / ${r.runs_failure} failed`);
+      }
     });
+  },
+  async install(argv) {
+    // --data is optional here: the unit names the data directory, keepd init makes it
+    const a = args(dataDirOf(argv) ? argv : [...argv, '--data', DEFAULT_KEEPD_DATA], { user: { type: 'string' }, listen: { type: 'string' }, prefix: { type: 'string' }, 'unit-dir': { type: 'string' }, 'dry-run': { type: 'boolean' } });
+    const dryRun = Boolean(a['dry-run']);
+    const r = installKeepd({ data: a.data, user: (a.user as string | undefined) ?? DEFAULT_KEEPD_USER, listen: (a.listen as string | undefined) ?? '127.0.0.1:7420', prefix: a.prefix as string | undefined, unitDir: (a['unit-dir'] as string | undefined) ?? DEFAULT_UNIT_DIR, dryRun });
+    out(a.json, installJson(r, dryRun), () => console.log(formatInstall(r, dryRun)));
   },
   async 'rebuild-index'(argv) {
     const a = args(argv);

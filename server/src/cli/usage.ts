@@ -27,8 +27,9 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   sync                  pull missing snapshots from another keepd
   promote               make a replica a primary
   check                 verify without a key
-  status                per source: newest snapshot and its age against the RPO
+  status                per source: newest snapshot and its age against the RPO; agents' last runs
   rebuild-index         rebuild the LMDB index from pack trailers and snapshot files
+  install               write the systemd unit keepd.service
   version               keepd's version, the repository formats it reads and writes (also --version)
   help [COMMAND]        this text, or one command's
 
@@ -104,11 +105,24 @@ Verify the repository without a key; --read-data reads every pack, --read-data-s
 Exit 4 when damage is found.`,
   status: `usage: keepd status --data DIR
 
-Per source: the newest snapshot and its age against the tier's RPO; PITR windows.`,
+Per source: the newest snapshot and its age against the tier's RPO; PITR windows; the last
+run agents reported (keep agent run), consecutive failures and the last failure's time and
+class (times are keepd's, from when each report arrived).`,
   'rebuild-index': `usage: keepd rebuild-index --data DIR
 
 Rebuild the LMDB index from pack trailers and snapshot files, aside, without opening the
 current one (stop keepd serve first); ownership comes from the snapshots.`,
+  install: `usage: keepd install [--data DIR] [--user keep] [--listen ADDR] [--prefix DIR] [--unit-dir DIR] [--dry-run] [--json]
+
+Write the systemd unit keepd.service: keepd serve --data DIR (default /var/lib/keepd) as USER (default
+keep), with --tls-cert and --tls-key when keepd tls init made DIR/tls; hardened (the data directory is
+all it writes, no home directories, no capabilities; its comments say why). A second install replaces it.
+Prints the steps that follow (useradd, keepd init, systemctl).
+  --user USER         the unprivileged user keepd runs as, owner of DIR (default keep)
+  --listen ADDR       keepd serve's --listen (default 127.0.0.1:7420)
+  --prefix DIR        ExecStart runs DIR/bin/keepd (default: the keepd running this command)
+  --unit-dir DIR      where the unit goes (default /etc/systemd/system)
+  --dry-run           print the unit and what would be written; write nothing`,
   version: `usage: keepd version [--json]   (or keepd --version)
 
 keepd's version, the repository format versions it reads and writes, Node's version and the platform.`,

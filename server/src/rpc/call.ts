@@ -6,6 +6,7 @@ import type { DedupScopeIndex } from '../dedup-scope.js';
 import type { Logger } from '../log.js';
 import type { serverMetrics } from '../metrics.js';
 import type { ReplicaRegistry } from '../replicas.js';
+import type { RunReportStore } from '../run-reports.js';
 import type { SessionManager } from '../sessions.js';
 import type { StorageSpace } from '../storage-space.js';
 import { bearerToken, toStatus } from '@keep/proto';
@@ -14,6 +15,8 @@ import { bearerToken, toStatus } from '@keep/proto';
 export interface ServiceDeps {
   repo: Repository;
   replicas: ReplicaRegistry;
+  /** agents' run reports (ReportRuns) */
+  runs: RunReportStore;
   /** synchronous mode: commits of these tiers wait for this many replicas */
   syncReplicas: { n: number; timeoutMs: number; tiers: string[] | 'all' };
   tokens: TokenStore;

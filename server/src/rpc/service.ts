@@ -4,6 +4,7 @@ import { keyHandlers } from './handlers/keys.js';
 import { readHandlers } from './handlers/reads.js';
 import { replicationHandlers } from './handlers/replication.js';
 import { retentionHandlers } from './handlers/retention.js';
+import { runHandlers } from './handlers/runs.js';
 import { sessionHandlers } from './handlers/sessions.js';
 
 export type { ServiceDeps } from './call.js';
@@ -21,5 +22,6 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     ...readHandlers(rpc),
     ...replicationHandlers(rpc),
     ...retentionHandlers(rpc),
+    ...runHandlers(rpc),
   };
 }

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { openJson, sealJson } from '../keys/sealed-json.js';
 import type { RepoKeys } from '../keys/subkeys.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -23,9 +24,8 @@ export interface SnapshotMeta {
   username: string;
 }
 
-const NONCE = 12;
-const TAG = 16;
-const AAD = Buffer.from('keep/v1/snapshot-meta');
+/** the additional data of every sealed_meta (keys/sealed-json.ts) */
+const LABEL = 'keep/v1/snapshot-meta';
 
 /** The sorted, de-duplicated path set: the same set always gives the same group. */
 export function normalPaths(paths: readonly string[]): string[] {
@@ -42,13 +42,9 @@ export function pathsGroupOf(keys: Pick<RepoKeys, 'pathsGroupKey'>, paths: reado
 
 /** The two record fields for a backup of `paths` by `username`. */
 export function sealMeta(keys: Pick<RepoKeys, 'snapshotMetaKey' | 'pathsGroupKey'>, meta: SnapshotMeta): { sealed_meta: string; paths_group?: string } {
-  const nonce = crypto.randomBytes(NONCE);
-  const cipher = crypto.createCipheriv('aes-256-gcm', keys.snapshotMetaKey, nonce);
-  cipher.setAAD(AAD);
-  const plain = Buffer.from(JSON.stringify({ paths: normalPaths(meta.paths), username: meta.username }));
-  const sealed = Buffer.concat([nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  const sealed = sealJson(keys.snapshotMetaKey, LABEL, { paths: normalPaths(meta.paths), username: meta.username });
   const group = pathsGroupOf(keys, meta.paths);
-  return { sealed_meta: sealed.toString('base64'), ...(group ? { paths_group: group } : {}) };
+  return { sealed_meta: sealed, ...(group ? { paths_group: group } : {}) };
 }
 
 /**
@@ -57,16 +53,7 @@ export function sealMeta(keys: Pick<RepoKeys, 'snapshotMetaKey' | 'pathsGroupKey
  */
 export function openMeta(keys: Pick<RepoKeys, 'snapshotMetaKey'>, s: Pick<Snapshot, 'sealed_meta'>): SnapshotMeta | undefined {
   if (!s.sealed_meta) return { paths: [], username: '' };
-  const sealed = Buffer.from(s.sealed_meta, 'base64');
-  if (sealed.length < NONCE + TAG) return undefined;
-  try {
-    const decipher = crypto.createDecipheriv('aes-256-gcm', keys.snapshotMetaKey, sealed.subarray(0, NONCE));
-    decipher.setAAD(AAD);
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
-    const plain = Buffer.concat([decipher.update(sealed.subarray(NONCE, sealed.length - TAG)), decipher.final()]);
-    const m = JSON.parse(plain.toString()) as Partial<SnapshotMeta>;
-    return { paths: Array.isArray(m.paths) ? m.paths.filter((p) => typeof p === 'string') : [], username: typeof m.username === 'string' ? m.username : '' };
-  } catch {
-    return undefined;
-  }
+  const m = openJson(keys.snapshotMetaKey, LABEL, s.sealed_meta) as Partial<SnapshotMeta> | undefined;
+  if (m === undefined || m === null || typeof m !== 'object') return undefined;
+  return { paths: Array.isArray(m.paths) ? m.paths.filter((p) => typeof p === 'string') : [], username: typeof m.username === 'string' ? m.username : '' };
 }

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keep/v1/repository.proto.
  */
 export const file_keep_v1_repository: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEigQIKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzEgsKA21hYxgKIAEoCRITCgtzZXJ2ZXJfdGltZRgLIAEoCRITCgtwYXRoc19ncm91cBgMIAEoCRITCgtzZWFsZWRfbWV0YRgNIAEoCRIQCghvcmlnaW5hbBgOIAEoCSJICg1Db21taXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90IjUKDkNvbW1pdFJlc3BvbnNlEiMKCHNuYXBzaG90GAEgASgLMhEua2VlcC52MS5TbmFwc2hvdCIpChNDbG9zZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFgoUQ2xvc2VTZXNzaW9uUmVzcG9uc2UiJgoUTGlzdFNuYXBzaG90c1JlcXVlc3QSDgoGc291cmNlGAEgASgJIj0KFUxpc3RTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IkoKEFJlYWRCbG9ic1JlcXVlc3QSCwoDaWRzGAEgAygMEhkKEW1heF9tZXNzYWdlX2J5dGVzGAIgASgNEg4KBnNvdXJjZRgDIAEoCSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UiEwoRTGlzdFRva2Vuc1JlcXVlc3QiegoLVG9rZW5SZWNvcmQSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIPCgdzb3VyY2VzGAMgAygJEg0KBWRlZHVwGAQgASgJEhIKCmNyZWF0ZWRfbXMYBSABKAMSDAoEaGFzaBgGIAEoCRIPCgdyZXZva2VkGAcgASgIIjoKEkxpc3RUb2tlbnNSZXNwb25zZRIkCgZ0b2tlbnMYASADKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkIqEECg1Gb3JnZXRSZXF1ZXN0EhYKCWtlZXBfbGFzdBgBIAEoBUgAiAEBEhgKC2tlZXBfaG91cmx5GAIgASgFSAGIAQESFwoKa2VlcF9kYWlseRgDIAEoBUgCiAEBEhgKC2tlZXBfd2Vla2x5GAQgASgFSAOIAQESGQoMa2VlcF9tb250aGx5GAUgASgFSASIAQESGAoLa2VlcF95ZWFybHkYBiABKAVIBYgBARITCgtrZWVwX3dpdGhpbhgHIAEoCRIaChJrZWVwX3dpdGhpbl9ob3VybHkYCCABKAkSGQoRa2VlcF93aXRoaW5fZGFpbHkYCSABKAkSGgoSa2VlcF93aXRoaW5fd2Vla2x5GAogASgJEhsKE2tlZXBfd2l0aGluX21vbnRobHkYCyABKAkSGgoSa2VlcF93aXRoaW5feWVhcmx5GAwgASgJEhEKCWtlZXBfdGFncxgNIAMoCRIOCgZzb3VyY2UYDiABKAkSDAoEdGllchgPIAEoCRIQCghncm91cF9ieRgQIAMoCRIUCgxncm91cF9ieV9zZXQYESABKAgSDwoHZHJ5X3J1bhgSIAEoCBINCgVwcnVuZRgTIAEoCEIMCgpfa2VlcF9sYXN0Qg4KDF9rZWVwX2hvdXJseUINCgtfa2VlcF9kYWlseUIOCgxfa2VlcF93ZWVrbHlCDwoNX2tlZXBfbW9udGhseUIOCgxfa2VlcF95ZWFybHkiJQoORm9yZ2V0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiSgoTU25hcHNob3RSZXBsYWNlbWVudBIOCgZvbGRfaWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90Ik0KF1JlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0EjIKDHJlcGxhY2VtZW50cxgBIAMoCzIcLmtlZXAudjEuU25hcHNob3RSZXBsYWNlbWVudCJAChhSZXBsYWNlU25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdDKfCQoRUmVwb3NpdG9yeVNlcnZpY2USQgoJR2V0Q29uZmlnEhkua2VlcC52MS5HZXRDb25maWdSZXF1ZXN0Ghoua2VlcC52MS5HZXRDb25maWdSZXNwb25zZRI5CgZBZGRLZXkSFi5rZWVwLnYxLkFkZEtleVJlcXVlc3QaFy5rZWVwLnYxLkFkZEtleVJlc3BvbnNlEkIKCVJlbW92ZUtleRIZLmtlZXAudjEuUmVtb3ZlS2V5UmVxdWVzdBoaLmtlZXAudjEuUmVtb3ZlS2V5UmVzcG9uc2USSAoLT3BlblNlc3Npb24SGy5rZWVwLnYxLk9wZW5TZXNzaW9uUmVxdWVzdBocLmtlZXAudjEuT3BlblNlc3Npb25SZXNwb25zZRI2CgVPZmZlchIVLmtlZXAudjEuT2ZmZXJSZXF1ZXN0GhYua2VlcC52MS5PZmZlclJlc3BvbnNlEj0KBlVwbG9hZBIWLmtlZXAudjEuVXBsb2FkUmVxdWVzdBoXLmtlZXAudjEuVXBsb2FkUmVzcG9uc2UoATABEjkKBkNvbW1pdBIWLmtlZXAudjEuQ29tbWl0UmVxdWVzdBoXLmtlZXAudjEuQ29tbWl0UmVzcG9uc2USSwoMQ2xvc2VTZXNzaW9uEhwua2VlcC52MS5DbG9zZVNlc3Npb25SZXF1ZXN0Gh0ua2VlcC52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJOCg1MaXN0U25hcHNob3RzEh0ua2VlcC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBoeLmtlZXAudjEuTGlzdFNuYXBzaG90c1Jlc3BvbnNlEkQKCVJlYWRCbG9icxIZLmtlZXAudjEuUmVhZEJsb2JzUmVxdWVzdBoaLmtlZXAudjEuUmVhZEJsb2JzUmVzcG9uc2UwARJNCgxXYXRjaENvbW1pdHMSHC5rZWVwLnYxLldhdGNoQ29tbWl0c1JlcXVlc3QaHS5rZWVwLnYxLldhdGNoQ29tbWl0c1Jlc3BvbnNlMAESTgoNUmVwb3J0UmVwbGljYRIdLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlcXVlc3QaHi5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXNwb25zZRJFCgpMaXN0VG9rZW5zEhoua2VlcC52MS5MaXN0VG9rZW5zUmVxdWVzdBobLmtlZXAudjEuTGlzdFRva2Vuc1Jlc3BvbnNlEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZRI5CgZGb3JnZXQSFi5rZWVwLnYxLkZvcmdldFJlcXVlc3QaFy5rZWVwLnYxLkZvcmdldFJlc3BvbnNlElcKEFJlcGxhY2VTbmFwc2hvdHMSIC5rZWVwLnYxLlJlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0GiEua2VlcC52MS5SZXBsYWNlU25hcHNob3RzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEigQIKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzEgsKA21hYxgKIAEoCRITCgtzZXJ2ZXJfdGltZRgLIAEoCRITCgtwYXRoc19ncm91cBgMIAEoCRITCgtzZWFsZWRfbWV0YRgNIAEoCRIQCghvcmlnaW5hbBgOIAEoCSJICg1Db21taXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90IjUKDkNvbW1pdFJlc3BvbnNlEiMKCHNuYXBzaG90GAEgASgLMhEua2VlcC52MS5TbmFwc2hvdCIpChNDbG9zZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFgoUQ2xvc2VTZXNzaW9uUmVzcG9uc2UiJgoUTGlzdFNuYXBzaG90c1JlcXVlc3QSDgoGc291cmNlGAEgASgJIj0KFUxpc3RTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IkoKEFJlYWRCbG9ic1JlcXVlc3QSCwoDaWRzGAEgAygMEhkKEW1heF9tZXNzYWdlX2J5dGVzGAIgASgNEg4KBnNvdXJjZRgDIAEoCSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UiEwoRTGlzdFRva2Vuc1JlcXVlc3QiegoLVG9rZW5SZWNvcmQSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIPCgdzb3VyY2VzGAMgAygJEg0KBWRlZHVwGAQgASgJEhIKCmNyZWF0ZWRfbXMYBSABKAMSDAoEaGFzaBgGIAEoCRIPCgdyZXZva2VkGAcgASgIIjoKEkxpc3RUb2tlbnNSZXNwb25zZRIkCgZ0b2tlbnMYASADKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkIqEECg1Gb3JnZXRSZXF1ZXN0EhYKCWtlZXBfbGFzdBgBIAEoBUgAiAEBEhgKC2tlZXBfaG91cmx5GAIgASgFSAGIAQESFwoKa2VlcF9kYWlseRgDIAEoBUgCiAEBEhgKC2tlZXBfd2Vla2x5GAQgASgFSAOIAQESGQoMa2VlcF9tb250aGx5GAUgASgFSASIAQESGAoLa2VlcF95ZWFybHkYBiABKAVIBYgBARITCgtrZWVwX3dpdGhpbhgHIAEoCRIaChJrZWVwX3dpdGhpbl9ob3VybHkYCCABKAkSGQoRa2VlcF93aXRoaW5fZGFpbHkYCSABKAkSGgoSa2VlcF93aXRoaW5fd2Vla2x5GAogASgJEhsKE2tlZXBfd2l0aGluX21vbnRobHkYCyABKAkSGgoSa2VlcF93aXRoaW5feWVhcmx5GAwgASgJEhEKCWtlZXBfdGFncxgNIAMoCRIOCgZzb3VyY2UYDiABKAkSDAoEdGllchgPIAEoCRIQCghncm91cF9ieRgQIAMoCRIUCgxncm91cF9ieV9zZXQYESABKAgSDwoHZHJ5X3J1bhgSIAEoCBINCgVwcnVuZRgTIAEoCEIMCgpfa2VlcF9sYXN0Qg4KDF9rZWVwX2hvdXJseUINCgtfa2VlcF9kYWlseUIOCgxfa2VlcF93ZWVrbHlCDwoNX2tlZXBfbW9udGhseUIOCgxfa2VlcF95ZWFybHkiJQoORm9yZ2V0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiSgoTU25hcHNob3RSZXBsYWNlbWVudBIOCgZvbGRfaWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90Ik0KF1JlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0EjIKDHJlcGxhY2VtZW50cxgBIAMoCzIcLmtlZXAudjEuU25hcHNob3RSZXBsYWNlbWVudCJAChhSZXBsYWNlU25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCKDAgoJUnVuUmVwb3J0EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRILCgNqb2IYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIQCghzdGFydF9tcxgHIAEoAxIOCgZlbmRfbXMYCCABKAMSDgoGcmVzdWx0GAkgASgJEg0KBWZpbGVzGAogASgEEg0KBWJ5dGVzGAsgASgEEhAKCHNuYXBzaG90GAwgASgJEhMKC2Vycm9yX2NsYXNzGA0gASgJEhAKCHdhcm5pbmdzGA4gASgNEhUKDXNlYWxlZF9kZXRhaWwYDyABKAkiOAoRUmVwb3J0UnVuc1JlcXVlc3QSIwoHcmVwb3J0cxgBIAMoCzISLmtlZXAudjEuUnVuUmVwb3J0IikKElJlcG9ydFJ1bnNSZXNwb25zZRITCgtzZXJ2ZXJfdGltZRgBIAEoCTLmCQoRUmVwb3NpdG9yeVNlcnZpY2USQgoJR2V0Q29uZmlnEhkua2VlcC52MS5HZXRDb25maWdSZXF1ZXN0Ghoua2VlcC52MS5HZXRDb25maWdSZXNwb25zZRI5CgZBZGRLZXkSFi5rZWVwLnYxLkFkZEtleVJlcXVlc3QaFy5rZWVwLnYxLkFkZEtleVJlc3BvbnNlEkIKCVJlbW92ZUtleRIZLmtlZXAudjEuUmVtb3ZlS2V5UmVxdWVzdBoaLmtlZXAudjEuUmVtb3ZlS2V5UmVzcG9uc2USSAoLT3BlblNlc3Npb24SGy5rZWVwLnYxLk9wZW5TZXNzaW9uUmVxdWVzdBocLmtlZXAudjEuT3BlblNlc3Npb25SZXNwb25zZRI2CgVPZmZlchIVLmtlZXAudjEuT2ZmZXJSZXF1ZXN0GhYua2VlcC52MS5PZmZlclJlc3BvbnNlEj0KBlVwbG9hZBIWLmtlZXAudjEuVXBsb2FkUmVxdWVzdBoXLmtlZXAudjEuVXBsb2FkUmVzcG9uc2UoATABEjkKBkNvbW1pdBIWLmtlZXAudjEuQ29tbWl0UmVxdWVzdBoXLmtlZXAudjEuQ29tbWl0UmVzcG9uc2USSwoMQ2xvc2VTZXNzaW9uEhwua2VlcC52MS5DbG9zZVNlc3Npb25SZXF1ZXN0Gh0ua2VlcC52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJOCg1MaXN0U25hcHNob3RzEh0ua2VlcC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBoeLmtlZXAudjEuTGlzdFNuYXBzaG90c1Jlc3BvbnNlEkQKCVJlYWRCbG9icxIZLmtlZXAudjEuUmVhZEJsb2JzUmVxdWVzdBoaLmtlZXAudjEuUmVhZEJsb2JzUmVzcG9uc2UwARJNCgxXYXRjaENvbW1pdHMSHC5rZWVwLnYxLldhdGNoQ29tbWl0c1JlcXVlc3QaHS5rZWVwLnYxLldhdGNoQ29tbWl0c1Jlc3BvbnNlMAESTgoNUmVwb3J0UmVwbGljYRIdLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlcXVlc3QaHi5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXNwb25zZRJFCgpMaXN0VG9rZW5zEhoua2VlcC52MS5MaXN0VG9rZW5zUmVxdWVzdBobLmtlZXAudjEuTGlzdFRva2Vuc1Jlc3BvbnNlEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZRI5CgZGb3JnZXQSFi5rZWVwLnYxLkZvcmdldFJlcXVlc3QaFy5rZWVwLnYxLkZvcmdldFJlc3BvbnNlElcKEFJlcGxhY2VTbmFwc2hvdHMSIC5rZWVwLnYxLlJlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0GiEua2VlcC52MS5SZXBsYWNlU25hcHNob3RzUmVzcG9uc2USRQoKUmVwb3J0UnVucxIaLmtlZXAudjEuUmVwb3J0UnVuc1JlcXVlc3QaGy5rZWVwLnYxLlJlcG9ydFJ1bnNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message keep.v1.GetConfigRequest
@@ -1131,6 +1131,155 @@ export const ReplaceSnapshotsResponseSchema: GenMessage<ReplaceSnapshotsResponse
   messageDesc(file_keep_v1_repository, 38);
 
 /**
+ * One run of one agent job. Plaintext holds no file name: the error text and
+ * warnings (which can name files) travel only in sealed_detail.
+ *
+ * @generated from message keep.v1.RunReport
+ */
+export type RunReport = Message<"keep.v1.RunReport"> & {
+  /**
+   * chosen by the agent (32 hex digits): a report delivered twice is kept once
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string source = 2;
+   */
+  source: string;
+
+  /**
+   * the job's name in the agent's config (an operator's label, like a source)
+   *
+   * @generated from field: string job = 3;
+   */
+  job: string;
+
+  /**
+   * files, command or postgres
+   *
+   * @generated from field: string kind = 4;
+   */
+  kind: string;
+
+  /**
+   * scheduled, first, missed, interrupted or retry
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * 1 for a scheduled run, 2 for its first retry, ...
+   *
+   * @generated from field: uint32 attempt = 6;
+   */
+  attempt: number;
+
+  /**
+   * the agent's clock, ms since the epoch (keepd records its own receive time)
+   *
+   * @generated from field: int64 start_ms = 7;
+   */
+  startMs: bigint;
+
+  /**
+   * @generated from field: int64 end_ms = 8;
+   */
+  endMs: bigint;
+
+  /**
+   * success or failure
+   *
+   * @generated from field: string result = 9;
+   */
+  result: string;
+
+  /**
+   * @generated from field: uint64 files = 10;
+   */
+  files: bigint;
+
+  /**
+   * @generated from field: uint64 bytes = 11;
+   */
+  bytes: bigint;
+
+  /**
+   * the snapshot a successful run committed
+   *
+   * @generated from field: string snapshot = 12;
+   */
+  snapshot: string;
+
+  /**
+   * failures: the KeepError code or "exit N" (a command's status); no text
+   *
+   * @generated from field: string error_class = 13;
+   */
+  errorClass: string;
+
+  /**
+   * @generated from field: uint32 warnings = 14;
+   */
+  warnings: number;
+
+  /**
+   * base64 AES-256-GCM (label keep/v1/run-detail) of the error text and
+   * warnings; keepd has no key
+   *
+   * @generated from field: string sealed_detail = 15;
+   */
+  sealedDetail: string;
+};
+
+/**
+ * Describes the message keep.v1.RunReport.
+ * Use `create(RunReportSchema)` to create a new message.
+ */
+export const RunReportSchema: GenMessage<RunReport> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 39);
+
+/**
+ * @generated from message keep.v1.ReportRunsRequest
+ */
+export type ReportRunsRequest = Message<"keep.v1.ReportRunsRequest"> & {
+  /**
+   * at most 1000
+   *
+   * @generated from field: repeated keep.v1.RunReport reports = 1;
+   */
+  reports: RunReport[];
+};
+
+/**
+ * Describes the message keep.v1.ReportRunsRequest.
+ * Use `create(ReportRunsRequestSchema)` to create a new message.
+ */
+export const ReportRunsRequestSchema: GenMessage<ReportRunsRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 40);
+
+/**
+ * @generated from message keep.v1.ReportRunsResponse
+ */
+export type ReportRunsResponse = Message<"keep.v1.ReportRunsResponse"> & {
+  /**
+   * RFC 3339: keepd's clock when the reports arrived
+   *
+   * @generated from field: string server_time = 1;
+   */
+  serverTime: string;
+};
+
+/**
+ * Describes the message keep.v1.ReportRunsResponse.
+ * Use `create(ReportRunsResponseSchema)` to create a new message.
+ */
+export const ReportRunsResponseSchema: GenMessage<ReportRunsResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 41);
+
+/**
  * Credentials travel as gRPC metadata "authorization: Bearer <token>", never
  * in messages, so no message log can leak them.
  *
@@ -1309,6 +1458,19 @@ export const RepositoryService: GenService<{
     methodKind: "unary";
     input: typeof ReplaceSnapshotsRequestSchema;
     output: typeof ReplaceSnapshotsResponseSchema;
+  },
+  /**
+   * Outcomes of agent runs (`keep agent run`), successes and failures, so
+   * keepd learns of a failure and not only of a commit. Agent tokens report
+   * for their own sources, admins for any, replicas never. Several at once:
+   * an agent sends what it could not deliver before with its next report.
+   *
+   * @generated from rpc keep.v1.RepositoryService.ReportRuns
+   */
+  reportRuns: {
+    methodKind: "unary";
+    input: typeof ReportRunsRequestSchema;
+    output: typeof ReportRunsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keep_v1_repository, 0);

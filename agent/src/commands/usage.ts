@@ -1,5 +1,5 @@
 import { FORGET_POLICY_USAGE } from '@keep/core';
-import { GLOBAL_FLAGS_USAGE } from './global-flags.js';
+import { GLOBAL_FLAGS_USAGE } from '../terminal/global-flags.js';
 
 /**
  * keep's usage text, one entry per command and subcommand ("key add",
@@ -27,10 +27,13 @@ usage: keep [global flags] COMMAND [options]      (keep COMMAND --help for one c
   restore SNAPSHOT|latest    restore a snapshot into --target DIR
   ls SNAPSHOT [PATH]         list a snapshot's files
   diff SNAPSHOT SNAPSHOT     what changed between two snapshots
+  find PATTERN...            find files and directories across snapshots
+  dump SNAPSHOT PATH         a file's content, or a directory as a tar or zip archive
+  cat config|snapshot|tree|key|blob   a repository object for debugging, decrypted here
   stats                      repository size and space saved
   check                      verify the repository
   key add|list|remove|passwd manage passphrases
-  agent run|check-config|status   the resident service: jobs on schedules from /etc/keep/agent.yaml
+  agent run|check-config|status|install   the resident service: jobs on schedules from /etc/keep/agent.yaml
   pg SUBCOMMAND              PostgreSQL base backups, WAL archiving, point-in-time restore
   version                    keep's version, the repository formats it reads and writes (also --version)
   help [COMMAND]             this text, or one command's
@@ -77,6 +80,10 @@ Back up files and directories; an unchanged file (size, mtime, inode) is not rea
   --parent ID         compare against this snapshot instead of the source's latest
   --force             read every file again (no parent)
   --stdin             back up standard input as one file named by --stdin-name NAME
+  --quiet, -q         no progress (a terminal's status line, --json's status lines); the summary stays
+  --no-scan           no scan for the progress's total (the parent snapshot's size stands in)
+progress: on a terminal a status line (percent, files and bytes of the total, rate, ETA); with --json
+restic's JSON lines: "status" each second (KEEP_PROGRESS_FPS), "error" on stderr per skipped entry, one "summary"
 selecting files (restic's patterns: * ? [..] **, a leading / anchors, !PATTERN re-includes):
   --exclude, -e PATTERN          leave out what matches (repeatable); --iexclude ignores case
   --exclude-file FILE            patterns from FILE (repeatable); --iexclude-file ignores case
@@ -118,6 +125,7 @@ Restore a snapshot (an id prefix, or latest of --source).
   --dry-run               write nothing; -v lists what would be restored, updated, deleted
   --verify                read back every restored file and compare it with the snapshot (exit 4 on a mismatch)
   --verbose, -v           one line per item (restored, updated, unchanged, skipped, deleted)
+  --quiet, -q             no progress (status line, --json's status lines); --json ends with restic's summary line
 a target that is not empty is restored into, as restic does: --overwrite decides each existing file
   --allow-unauthenticated  accept snapshots whose origin cannot be verified`,
   ls: `usage: keep ls SNAPSHOT|latest [PATH] [--source N] [--at TIME] [--allow-unauthenticated]
@@ -126,6 +134,39 @@ List a snapshot's files (below PATH).`,
   diff: `usage: keep diff SNAPSHOT SNAPSHOT [--allow-unauthenticated]
 
 What changed between two snapshots: + added, - removed, M modified.`,
+  find: `usage: keep find PATTERN... [options]
+
+Find files and directories in snapshots, newest snapshot first (restic's find). A pattern is
+matched against each whole path: without a leading / it matches at any depth (a bare name:
+that name anywhere), with one from the root; * ? [..] ** as in --exclude. A matching
+directory brings what lies below it.
+  --snapshot, -s ID        search only this snapshot (repeatable)
+  --source N, --host, -H H only snapshots of this source / taken on this host (repeatable)
+  --path P                 only snapshots that backed up this path (repeatable: all of them)
+  --tag T[,T]              only snapshots with all these tags (repeatable: any of the lists)
+  --ignore-case, -i        match regardless of case
+  --long, -l               type, mode, owner, size and mtime of each entry
+  --oldest, -O TIME / --newest, -N TIME   only entries modified at or after / at or before TIME
+  --reverse, -R            oldest snapshot first
+  --allow-unauthenticated  also search snapshots whose origin cannot be verified
+  --json                   [{snapshot, source, time, hits, matches: [...]}], snapshots with hits`,
+  dump: `usage: keep dump SNAPSHOT[:SUBDIR] PATH [options]
+
+Write a file of a snapshot to stdout, or a directory as an archive (restic's dump). Entries
+carry their path in the snapshot (no leading /); with SNAPSHOT:SUBDIR, paths are relative to
+SUBDIR (PATH / dumps all of it). Modes, owners, mtimes and symlinks are kept; an archive is
+never written onto a terminal.
+  --archive, -a tar|zip    a directory's format (default tar; zip has no hardlinks, whole seconds)
+  --target, -t FILE        write to FILE (replaced if it exists) instead of stdout
+  --source N               latest of this source
+  --at TIME                the newest snapshot at or before TIME
+  --allow-unauthenticated  accept a snapshot whose origin cannot be verified`,
+  cat: `usage: keep cat config | snapshot ID|latest | tree ID|SNAPSHOT[:PATH] | key ID | blob ID [--source N]
+
+Print a repository object for debugging as JSON, decrypted here in the agent (keepd only
+holds ciphertext); a data blob comes out as its plaintext bytes. The master key is never
+printed (restic's cat masterkey has no counterpart).
+  --source N               snapshot and tree: latest of this source`,
   stats: `usage: keep stats [--source N]
 
 Repository size, and the space deduplication and compression saved.`,
@@ -208,7 +249,7 @@ ${PG_ENV}`,
 Base backups, archived WAL and the recovery window.
 
 ${PG_ENV}`,
-  agent: `usage: keep agent run|check-config|status [--config FILE]
+  agent: `usage: keep agent run|check-config|status|install [--config FILE]
 
 The resident agent: runs the config's jobs on their schedules (keep agent run --help).
 The config defaults to /etc/keep/agent.yaml.`,
@@ -223,6 +264,17 @@ config (an invalid one keeps the old). The key is unlocked once.`,
   'agent status': `usage: keep agent status [--config FILE] [--state-dir DIR] [--socket PATH] [--json]
 
 The running agent's jobs, their last and next runs (over its 0600 Unix socket).`,
+  'agent install': `usage: keep agent install [--config FILE] [--user USER] [--prefix DIR] [--unit-dir DIR] [--grace 60s] [--dry-run] [--json]
+
+Write the systemd unit keep-agent.service (ExecStart: keep agent run --config FILE --grace ...; hardened,
+its comments say why), and, only where missing, an example config (FILE, default /etc/keep/agent.yaml)
+and the environment file agent.env beside it (mode 0600, secrets by reference). An existing config or
+environment file is never overwritten; the unit is replaced. Prints the systemctl steps that follow.
+  --user USER         run as USER (default root), reading every file through CAP_DAC_READ_SEARCH alone
+  --prefix DIR        ExecStart runs DIR/bin/keep (default: the keep running this command)
+  --unit-dir DIR      where the unit goes (default /etc/systemd/system)
+  --grace 60s         keep agent run's --grace; TimeoutStopSec is 30s more
+  --dry-run           print the unit and what would be written; write nothing`,
   version: `usage: keep version [--json]   (or keep --version)
 
 keep's version, the repository format versions it reads and writes, Node's version and the platform.`,

@@ -1,5 +1,10 @@
-/** A real `keep agent run` child process for the tests, its JSON log parsed line by line. */
+/**
+ * A real `keep agent run` child process for tests, its JSON log lines
+ * parsed as they come, and the config and secret files it reads.
+ */
 import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { KEEP_BIN, ROOT } from './helpers.js';
 
 export interface LogLine {
@@ -56,8 +61,18 @@ export class Agent {
 
 const running = new Set<Agent>();
 
-/** For afterAll: kill every agent still running. */
-export function killAgents(): void {
+/** SIGKILL every agent still running (afterAll safety net). */
+export function killAllAgents(): void {
   for (const a of running) a.child.kill('SIGKILL');
+}
+
+export function writeSecret(dir: string, name: string, text: string): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, `${text}\n`, { mode: 0o600 });
+  return f;
+}
+
+export function agentConfig(repository: string[], jobs: string): string {
+  return `repository:\n${repository.map((l) => `  ${l}\n`).join('')}jobs:\n${jobs}`;
 }
 
