@@ -14,8 +14,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, killAllAgents } from './agent-harness.js';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
-import { Cluster, own, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
+import { Keepd, killAllKeepd, runKeep } from './keepd-harness.js';
+import { Cluster, keepdForPostgres, own, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
 
 if (SKIP) console.warn(`agent-postgres: SKIPPED: ${SKIP}`);
 
@@ -37,17 +37,9 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL through the resident agent (real Post
   beforeAll(async () => {
     dir = tmp.make('keep-agent-pg-');
     fs.chmodSync(dir, 0o755); // the postgres user must reach its directories below
-    const data = path.join(dir, 'keepd');
-    await keepdInit(data);
-    const token = await createToken(data, 'agent', { sources: ['db'] });
-    keepd = await startKeepd(data);
-
-    const secrets = path.join(dir, 'secrets');
-    fs.mkdirSync(secrets, { mode: 0o700 });
-    fs.writeFileSync(path.join(secrets, 'password'), 'agent pg passphrase\n', { mode: 0o600 });
-    fs.writeFileSync(path.join(secrets, 'token'), token.token + '\n', { mode: 0o600 });
-    own(secrets);
-    env = { KEEP_REPO: keepd.url, KEEP_PASSWORD_FILE: path.join(secrets, 'password'), KEEP_TOKEN_FILE: path.join(secrets, 'token') };
+    const k = await keepdForPostgres(dir, 'agent pg passphrase', ['db']);
+    keepd = k.keepd;
+    env = k.envFor('db');
     const init = await runKeep(['init', '--kdf-cost', '12', '--json'], env);
     expect(init.code, init.stderr).toBe(0);
 

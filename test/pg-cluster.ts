@@ -8,6 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './helpers.js';
+import { createToken, Keepd, keepdInit, startKeepd } from './keepd-harness.js';
 
 // ---------------------------------------------------------------- finding (or installing) PostgreSQL
 
@@ -138,3 +139,24 @@ export async function waitUntil(what: string, pred: () => Promise<boolean>, time
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+
+// ---------------------------------------------------------------- a keepd PostgreSQL's own user can reach
+
+/**
+ * keepd (data under DIR/keepd) with an agent token per source, and the
+ * passphrase and tokens in DIR/secrets, readable by the postgres user:
+ * archive_command and restore_command run as it. envFor(source) gives the
+ * repository variables with that source's token.
+ */
+export async function keepdForPostgres(dir: string, passphrase: string, sources: string[]): Promise<{ keepd: Keepd; envFor: (source: string) => Record<string, string> }> {
+  const data = path.join(dir, 'keepd');
+  await keepdInit(data);
+  const tokens = await Promise.all(sources.map((s) => createToken(data, 'agent', { sources: [s] })));
+  const keepd = await startKeepd(data);
+  const secrets = path.join(dir, 'secrets');
+  fs.mkdirSync(secrets, { mode: 0o700 });
+  fs.writeFileSync(path.join(secrets, 'password'), `${passphrase}\n`, { mode: 0o600 });
+  sources.forEach((s, i) => fs.writeFileSync(path.join(secrets, `token-${s}`), `${tokens[i].token}\n`, { mode: 0o600 }));
+  own(secrets);
+  return { keepd, envFor: (s) => ({ KEEP_REPO: keepd.url, KEEP_PASSWORD_FILE: path.join(secrets, 'password'), KEEP_TOKEN_FILE: path.join(secrets, `token-${s}`) }) };
+}

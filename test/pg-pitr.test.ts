@@ -18,8 +18,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { Cluster, own, pg, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
-import { createToken, Keepd, keepdInit, keepdJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
+import { Cluster, keepdForPostgres, own, pg, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
+import { Keepd, keepdJson, killAllKeepd, runKeep } from './keepd-harness.js';
 
 if (SKIP) console.warn(`pg-pitr: SKIPPED: ${SKIP}`);
 
@@ -46,21 +46,11 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL point-in-time recovery through keep (
   beforeAll(async () => {
     dir = tmp.make('keep-pg-');
     fs.chmodSync(dir, 0o755); // the postgres user must reach its directories below
-    const data = path.join(dir, 'keepd');
-    await keepdInit(data);
-    const agent = await createToken(data, 'agent', { sources: ['db'] });
-    const bench = await createToken(data, 'agent', { sources: ['bench'] });
-    keepd = await startKeepd(data);
-
-    // Secrets in files the postgres user can read: archive_command and restore_command run as it.
-    const secrets = path.join(dir, 'secrets');
-    fs.mkdirSync(secrets, { mode: 0o700 });
-    fs.writeFileSync(path.join(secrets, 'password'), 'pitr test passphrase\n', { mode: 0o600 });
-    fs.writeFileSync(path.join(secrets, 'token'), agent.token + '\n', { mode: 0o600 });
-    fs.writeFileSync(path.join(secrets, 'bench-token'), bench.token + '\n', { mode: 0o600 });
-    own(secrets);
-    env = { KEEP_REPO: keepd.url, KEEP_PASSWORD_FILE: path.join(secrets, 'password'), KEEP_TOKEN_FILE: path.join(secrets, 'token') };
-    benchEnv = { ...env, KEEP_TOKEN_FILE: path.join(secrets, 'bench-token') };
+    // secrets in files the postgres user can read: archive_command and restore_command run as it
+    const k = await keepdForPostgres(dir, 'pitr test passphrase', ['db', 'bench']);
+    keepd = k.keepd;
+    env = k.envFor('db');
+    benchEnv = k.envFor('bench');
     const init = await runKeep(['init', '--kdf-cost', '12', '--json'], env);
     expect(init.code, init.stderr).toBe(0);
 

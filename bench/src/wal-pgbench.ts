@@ -90,6 +90,8 @@ export async function runPgbenchArchive(dir: string, repo: WalRepo, seconds: num
       ready_at_end: atEnd,
       drain_s: drainS,
       agent_pushes: agent.log.filter((l) => l.includes('"wal archived"')).length,
+      // why an archive_command failed, if one did (PostgreSQL retries it)
+      failures: [...agent.log.filter((l) => l.includes('"wal push failed"')), ...fs.readFileSync(log, 'utf8').split('\n').filter((l) => /archive command failed|keep: /.test(l))].slice(0, 6),
     };
     row([`pgbench -c 8 -j 2, ${fmtNum(loadS, 0)} s: ${segments} segments, ${fmtNum(tps, 0)} tps`, `ready max ${result.ready_max}`, `last third ${result.ready_last_third_max}`, `drained ${fmtNum(drainS, 1)} s`]);
     return result;
