@@ -16,17 +16,18 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
-/** `keep agent run ARGS` with its JSON log lines as they come. */
+/** `keep agent run ARGS` with its JSON log lines as they come; as root with asPostgres, run as the postgres user (runuser). */
 export class Agent {
   readonly child: ChildProcess;
   readonly lines: LogLine[] = [];
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: string[]) {
+  constructor(args: string[], opts: { asPostgres?: boolean } = {}) {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('KEEP_')) env[k] = v;
-    this.child = spawn(KEEP_BIN, ['agent', 'run', ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, argv] = opts.asPostgres && process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', KEEP_BIN, 'agent', 'run', ...args]] : [KEEP_BIN, ['agent', 'run', ...args]];
+    this.child = spawn(cmd, argv, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let pending = '';
     this.child.stdout!.on('data', (b: Buffer) => {
       pending += b.toString();

@@ -14,142 +14,14 @@
  * root); this file runs it too when initdb is missing, and skips with the
  * reason only when PostgreSQL cannot be installed.
  */
-import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
+import { tempDirs } from './helpers.js';
+import { Cluster, keepdForPostgres, own, pg, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
+import { Keepd, keepdJson, killAllKeepd, runKeep } from './keepd-harness.js';
 
-// ---------------------------------------------------------------- finding (or installing) PostgreSQL
-
-function findPgBin(): string | undefined {
-  try {
-    for (const v of fs.readdirSync('/usr/lib/postgresql').filter((d) => /^\d+$/.test(d)).sort((a, b) => Number(b) - Number(a))) {
-      const bin = path.join('/usr/lib/postgresql', v, 'bin');
-      if (fs.existsSync(path.join(bin, 'initdb')) && fs.existsSync(path.join(bin, 'pgbench'))) return bin;
-    }
-  } catch {
-    // not installed
-  }
-  return undefined;
-}
-
-const IS_ROOT = process.getuid?.() === 0;
-let PG_BIN = findPgBin();
-if (!PG_BIN && IS_ROOT) {
-  try {
-    execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'test-deps.mjs')], { stdio: 'inherit', timeout: 900_000 });
-  } catch {
-    // reported below
-  }
-  PG_BIN = findPgBin();
-}
-const hasPostgresUser = (() => {
-  try {
-    return /^postgres:/m.test(fs.readFileSync('/etc/passwd', 'utf8'));
-  } catch {
-    return false;
-  }
-})();
-const SKIP = !PG_BIN
-  ? `PostgreSQL is not installed and could not be installed${IS_ROOT ? '' : ' (not root)'}: run \`node scripts/test-deps.mjs\` as root, or apt-get install postgresql`
-  : IS_ROOT && !hasPostgresUser
-    ? 'running as root but there is no postgres user to run PostgreSQL as (PostgreSQL refuses root)'
-    : undefined;
 if (SKIP) console.warn(`pg-pitr: SKIPPED: ${SKIP}`);
-
-// ---------------------------------------------------------------- running PostgreSQL programs
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cleanEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('KEEP_') && !k.startsWith('PG')) env[k] = v;
-  env.LC_ALL = 'C';
-  return env;
-}
-
-/** Run a PostgreSQL program; as root through `runuser -u postgres` (PostgreSQL refuses to run as root). */
-function pg(program: string, args: string[], opts: { timeoutMs?: number; asPostgres?: boolean } = {}): Promise<Result> {
-  const bin = path.join(PG_BIN!, program);
-  const [cmd, argv] = IS_ROOT && opts.asPostgres !== false ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { env: cleanEnv(), cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b));
-    child.stderr.on('data', (b: Buffer) => (stderr += b));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function pgOk(program: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<string> {
-  const r = await pg(program, args, opts);
-  if (r.code !== 0) throw new Error(`${program} ${args.join(' ')} exited ${r.code}\n${r.stderr}\n${r.stdout}`);
-  return r.stdout;
-}
-
-/** Hand a path to the user PostgreSQL runs as. */
-function own(p: string): void {
-  if (IS_ROOT) execFileSync('chown', ['-R', 'postgres:postgres', p]);
-}
-
-class Cluster {
-  constructor(
-    readonly data: string,
-    readonly sock: string,
-    readonly port: number,
-    readonly log: string,
-  ) {}
-
-  conn(): string[] {
-    return ['-h', this.sock, '-p', String(this.port), '-U', 'postgres'];
-  }
-
-  /** One SQL statement (its own transaction), rows unaligned, fields separated by |. */
-  async sql(query: string, db = 'postgres'): Promise<string> {
-    return (await pgOk('psql', [...this.conn(), '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', query])).trim();
-  }
-
-  async start(extra: string[] = []): Promise<void> {
-    const r = await pg('pg_ctl', ['-D', this.data, '-l', this.log, '-w', '-t', '120', '-o', [`-p ${this.port}`, `-k ${this.sock}`, ...extra].join(' '), 'start'], { timeoutMs: 150_000 });
-    if (r.code !== 0) throw new Error(`pg_ctl start failed (${r.code}): ${r.stderr}\n${this.logText()}`);
-  }
-
-  async stop(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
-    if (!fs.existsSync(path.join(this.data, 'postmaster.pid'))) return;
-    await pg('pg_ctl', ['-D', this.data, '-m', mode, '-w', 'stop'], { timeoutMs: 60_000 });
-  }
-
-  logText(): string {
-    try {
-      return fs.readFileSync(this.log, 'utf8');
-    } catch {
-      return '(no log)';
-    }
-  }
-}
-
-async function waitUntil(what: string, pred: () => Promise<boolean>, timeoutMs: number, log?: () => string): Promise<number> {
-  const started = Date.now();
-  while (!(await pred())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs / 1000} s${log ? `\n${log().slice(-4000)}` : ''}`);
-    await sleep(100);
-  }
-  return Date.now() - started;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- the test
 
@@ -174,21 +46,11 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL point-in-time recovery through keep (
   beforeAll(async () => {
     dir = tmp.make('keep-pg-');
     fs.chmodSync(dir, 0o755); // the postgres user must reach its directories below
-    const data = path.join(dir, 'keepd');
-    await keepdInit(data);
-    const agent = await createToken(data, 'agent', { sources: ['db'] });
-    const bench = await createToken(data, 'agent', { sources: ['bench'] });
-    keepd = await startKeepd(data);
-
-    // Secrets in files the postgres user can read: archive_command and restore_command run as it.
-    const secrets = path.join(dir, 'secrets');
-    fs.mkdirSync(secrets, { mode: 0o700 });
-    fs.writeFileSync(path.join(secrets, 'password'), 'pitr test passphrase\n', { mode: 0o600 });
-    fs.writeFileSync(path.join(secrets, 'token'), agent.token + '\n', { mode: 0o600 });
-    fs.writeFileSync(path.join(secrets, 'bench-token'), bench.token + '\n', { mode: 0o600 });
-    own(secrets);
-    env = { KEEP_REPO: keepd.url, KEEP_PASSWORD_FILE: path.join(secrets, 'password'), KEEP_TOKEN_FILE: path.join(secrets, 'token') };
-    benchEnv = { ...env, KEEP_TOKEN_FILE: path.join(secrets, 'bench-token') };
+    // secrets in files the postgres user can read: archive_command and restore_command run as it
+    const k = await keepdForPostgres(dir, 'pitr test passphrase', ['db', 'bench']);
+    keepd = k.keepd;
+    env = k.envFor('db');
+    benchEnv = k.envFor('bench');
     const init = await runKeep(['init', '--kdf-cost', '12', '--json'], env);
     expect(init.code, init.stderr).toBe(0);
 

@@ -10,7 +10,9 @@ import { envFileInUse } from '../terminal/global-flags.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import { pointInTimeRestore } from '../pg/point-in-time.js';
 import type { TimelineChoice } from '../pg/restore.js';
-import { DEFAULT_PREFETCH, fetchWal, prefetchDir, takePrefetched, walPush } from '../pg/wal.js';
+import { DEFAULT_PREFETCH, fetchWal, prefetchDir, takePrefetched, walPush, WalPushResult } from '../pg/wal.js';
+import { agentSocket } from '../pg/agent-socket.js';
+import { pushViaAgent } from '../pg/wal-push-client.js';
 
 /** Exit status of wal-fetch for a failure that is not "no such file": above 125 makes PostgreSQL abort recovery instead of ending it there. */
 const FETCH_FATAL = 128;
@@ -129,12 +131,24 @@ async function pgBackup(argv: string[]): Promise<void> {
 }
 
 async function pgWalPush(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, { ...common, tier: { type: 'string' }, compression: { type: 'string' } });
-  if (positionals.length !== 1) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg wal-push [--source N] PATH   (archive_command: keep pg wal-push %p)');
+  const { values, positionals } = parse(argv, { ...common, tier: { type: 'string' }, compression: { type: 'string' }, socket: { type: 'string' }, direct: { type: 'boolean' } });
+  if (positionals.length !== 1) throw new KeepError('INVALID_ARGUMENT', 'usage: keep pg wal-push [--source N] [--socket PATH | --direct] PATH   (archive_command: keep pg wal-push %p)');
   const env = process.env;
   const source = pgSource(values.source, env);
-  const r = await withRepo(env, (repo, pool) => walPush(repo, pool, { file: positionals[0], source, host: os.hostname(), ...compressionFor(values), clock: processClock(env) }));
-  if (values.json) printJson({ source, ...r });
+  let r: WalPushResult | undefined;
+  let via: 'agent' | 'direct' = 'agent';
+  if (!values.direct) {
+    // the running agent stores it with its held key; no agent (or one that declines): pushed here, as before
+    const socket = agentSocket(values.socket, env);
+    const a = await pushViaAgent(socket, positionals[0], source);
+    if (a.declined) process.stderr.write(`keep: the agent at ${socket} declined (${a.declined}); pushing directly\n`);
+    r = a.result;
+  }
+  if (!r) {
+    via = 'direct';
+    r = await withRepo(env, (repo, pool) => walPush(repo, pool, { file: positionals[0], source, host: os.hostname(), ...compressionFor(values), clock: processClock(env) }));
+  }
+  if (values.json) printJson({ source, ...r, via });
   // Quiet on success (PostgreSQL logs archive_command's output); say so only when nothing was sent.
   else if (r.already) process.stderr.write(`keep: ${r.wal} already archived in source ${source} (snapshot ${r.snapshot.slice(0, 8)}); nothing sent\n`);
 }

@@ -206,9 +206,14 @@ A base backup of a running PostgreSQL (pg_backup_start/stop over psql).
   --tag T (repeatable), --tier T, --compression C
 
 ${PG_ENV}`,
-  'pg wal-push': `usage: keep pg wal-push [--source N] PATH
+  'pg wal-push': `usage: keep pg wal-push [--source N] [--socket PATH | --direct] PATH
 
 Archive one WAL file: archive_command = 'keep pg wal-push %p' (also archive-push).
+A running keep agent with a postgres job of the source stores it (exit 0 once committed);
+without one it is pushed directly with the repository variables below.
+  --socket PATH       the agent's socket (default KEEP_AGENT_SOCKET, else /var/lib/keep/agent.sock)
+  --direct            do not ask the agent
+  --tier T, --compression C   for a direct push (the agent uses its job's)
 
 ${PG_ENV}`,
   'pg wal-fetch': `usage: keep pg wal-fetch [--source N] [--prefetch N] [--system ID] NAME PATH

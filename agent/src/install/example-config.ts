@@ -56,7 +56,16 @@ jobs:
     schedule:
       every: 1h
 
-  # postgres (base backups plus WAL archiving through the agent) and drill jobs come with
-  # their own issues; until then \`keep pg backup\` and \`keep pg wal-push\` do that work.
+  # postgres: base backups on the schedule (default from the tier: critical 6h, high 12h,
+  # standard and lower 24h; the RPO is kept by WAL archiving), and every WAL segment that
+  # archive_command = 'keep pg wal-push --source main-db %p' hands to this agent over its
+  # socket (run the agent as the postgres user so archive_command can reach the 0600 socket;
+  # with no agent running, wal-push pushes directly).
+  - name: main-db
+    type: postgres
+    pgdata: /var/lib/postgresql/16/main
+    connection: { socket: /var/run/postgresql, port: 5432, user: postgres }
+    tier: high
+    checkpoint: spread       # or fast: an immediate checkpoint at the start
 `;
 }

@@ -10,7 +10,9 @@ import type { RunOutcome, RunTotals } from './run-outcome.js';
 import { RunReporter } from './run-reporter.js';
 import { Scheduler } from './scheduler.js';
 import { StateFile } from './state-file.js';
-import { StatusSocket } from './status-socket.js';
+import { runPostgresJob } from './postgres-job.js';
+import { AgentRequest, StatusSocket } from './status-socket.js';
+import { NotHandled, WalArchiver } from './wal-archiver.js';
 import { statusReport } from './status-report.js';
 
 /** The longest the timer sleeps: a clock jump (suspend, resume) is noticed within it. */
@@ -41,6 +43,7 @@ export class AgentService {
   private pool!: SealPool;
   private scheduler!: Scheduler;
   private socket?: StatusSocket;
+  private wal?: WalArchiver;
   private timer?: NodeJS.Timeout;
   private stopping = false;
   private readonly started: number;
@@ -75,7 +78,8 @@ export class AgentService {
     });
     this.scheduler.setJobs(config.jobs, (n) => this.state.history(n));
     if (hupWhileStarting) this.reload();
-    this.socket = await StatusSocket.listen(config.socket, () => this.status());
+    this.wal = new WalArchiver(this.key, this.pool, config.host, this.clock, this.log, () => this.config.jobs);
+    this.socket = await StatusSocket.listen(config.socket, (r) => this.answer(r));
     const done = new Promise<number>((resolve) => {
       const stop = (signal: string) => void this.stop(signal).then(resolve);
       process.removeAllListeners('SIGINT'); // the CLI's exit-at-once handler: the agent stops as on SIGTERM
@@ -90,7 +94,14 @@ export class AgentService {
     const repo = await this.key.open();
     const c: JobContext = { repo, pool: this.pool, host: this.config.host, clock: this.clock, signal, warn: (w) => this.log.warn({ job: job.name }, w) };
     try {
-      return job.spec.type === 'files' ? await runFilesJob(job, job.spec, c) : await runCommandJob(job, job.spec, c);
+      switch (job.spec.type) {
+        case 'files':
+          return await runFilesJob(job, job.spec, c);
+        case 'command':
+          return await runCommandJob(job, job.spec, c);
+        case 'postgres':
+          return await runPostgresJob(job, job.spec, c);
+      }
     } finally {
       await repo.conn.close();
     }
@@ -158,10 +169,26 @@ export class AgentService {
     this.log.info({ signal, running: this.scheduler.plans().filter((p) => p.running).map((p) => p.job.name) }, 'stopping: letting the running job finish');
     await this.scheduler.stop();
     clearTimeout(grace);
+    // WAL pushes under way are answered before the socket goes (PostgreSQL retries any refused after)
+    await this.wal?.close();
     await this.socket?.close();
     await this.pool.close();
     this.log.info('agent stopped');
     return 0;
+  }
+
+  /** A request on the socket: the status, or a WAL segment to archive (answered once committed). */
+  private async answer(r: AgentRequest): Promise<unknown> {
+    if (r.op === 'status') return this.status();
+    if (r.op !== 'wal-push') return { ok: false, error: `unknown request ${r.op}`, code: 'INVALID_ARGUMENT' };
+    if (this.stopping) return { ok: false, fallback: true, error: 'the agent is stopping' };
+    if (typeof r.file !== 'string' || typeof r.source !== 'string') return { ok: false, error: 'wal-push takes file and source', code: 'INVALID_ARGUMENT' };
+    try {
+      return { ok: true, result: await this.wal!.push({ file: r.file, source: r.source }) };
+    } catch (e) {
+      if (e instanceof NotHandled) return { ok: false, fallback: true, error: e.message };
+      throw e;
+    }
   }
 
   private status(): unknown {

@@ -88,7 +88,26 @@ export const commandJobSchema = v.strictObject({
   stdin_name: v.string('must be the file name its output is stored under'),
 });
 
-export const jobSchema = v.variant('type', [filesJobSchema, commandJobSchema], 'must be files or command');
+/** Where the agent reaches PostgreSQL (psql's -h/-p/-U/-d); host is a name or a Unix socket directory. */
+export const pgConnectionSchema = v.strictObject({
+  host: v.optional(v.string('must be a host name')),
+  socket: v.optional(v.string('must be a Unix socket directory')),
+  port: v.optional(v.pipe(v.union([v.string(), v.number()], 'must be a port number'), v.transform(String), v.regex(/^\d{1,5}$/, 'must be a port number'))),
+  user: v.optional(v.string('must be a user name')),
+  dbname: v.optional(v.string('must be a database name')),
+  pg_bin: v.optional(v.string('must be the directory holding psql')),
+});
+
+/** Base backups on the schedule, and the WAL `keep pg wal-push --source SOURCE` hands the agent (service/wal-archiver.ts). */
+export const postgresJobSchema = v.strictObject({
+  type: v.literal('postgres'),
+  ...common,
+  pgdata: v.pipe(v.string('must be the data directory'), v.minLength(1, 'must not be empty')),
+  connection: v.optional(pgConnectionSchema),
+  checkpoint: v.optional(v.picklist(['fast', 'spread'], 'must be fast or spread')),
+});
+
+export const jobSchema = v.variant('type', [filesJobSchema, commandJobSchema, postgresJobSchema], 'must be files, command or postgres');
 
 export const repositorySchema = v.strictObject({
   location: v.pipe(v.string('must be a directory or grpc(s)://host:port'), v.minLength(1, 'must not be empty')),
@@ -111,4 +130,5 @@ export type AgentConfigInput = v.InferOutput<typeof configSchema>;
 export type JobConfig = v.InferOutput<typeof jobSchema>;
 export type FilesJobConfig = v.InferOutput<typeof filesJobSchema>;
 export type CommandJobConfig = v.InferOutput<typeof commandJobSchema>;
+export type PostgresJobConfig = v.InferOutput<typeof postgresJobSchema>;
 export type ScheduleConfig = v.InferOutput<typeof scheduleSchema>;

@@ -6,8 +6,19 @@ import * as v from 'valibot';
 import { ConfigSource, KeyPath } from './config-source.js';
 import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
 
-export const DEFAULT_CONFIG = '/etc/keep/agent.yaml';
-export const DEFAULT_STATE_DIR = '/var/lib/keep';
+import { DEFAULT_STATE_DIR } from './default-paths.js';
+
+export { DEFAULT_CONFIG, DEFAULT_STATE_DIR } from './default-paths.js';
+
+const HOUR = 3_600_000;
+
+/**
+ * A postgres job's default base backup interval. Its RPO is kept by WAL
+ * archiving (archive_timeout from the tier, `keep pg config`); a base backup
+ * bounds how much WAL a restore replays, so how long recovery takes: the
+ * tighter the tier's RTO, the more often. Daily for standard and lower.
+ */
+export const BASE_BACKUP_EVERY: Record<Tier, number> = { critical: 6 * HOUR, high: 12 * HOUR, standard: 24 * HOUR, lower: 24 * HOUR };
 
 export interface ScheduleSpec {
   cron?: string;
@@ -136,9 +147,16 @@ function resolveJob(src: ConfigSource, j: JobConfig, i: number, problems: string
       });
     }
   }
+  if (j.type === 'postgres') {
+    if (j.connection?.host !== undefined && j.connection.socket !== undefined) problems.push(src.error(['jobs', i, 'connection', 'socket'], 'give host or socket, not both'));
+    // pgdata is not looked at here: a config is checked before initdb too; the base backup and the WAL archiver check it when they run
+    if (!path.isAbsolute(j.pgdata)) problems.push(src.error(['jobs', i, 'pgdata'], `must be an absolute path (archive_command's segments are checked to lie in its pg_wal)`));
+  }
   const rpoMs = TIERS[j.tier ?? 'standard'].rpo_s * 1000;
-  // no schedule: the tier's RPO apart, so a backup is never older than the objective allows (plus one run's time)
-  const schedule: ScheduleSpec = { cron: s.cron, everyMs: s.cron === undefined ? (s.every ?? rpoMs) : undefined, jitterMs: s.jitter ?? 0 };
+  // no schedule: the tier's RPO apart, so a backup is never older than the objective allows (plus one run's time);
+  // a postgres job's RPO is met by its WAL, so its base backups only bound the replay (BASE_BACKUP_EVERY)
+  const every = j.type === 'postgres' ? BASE_BACKUP_EVERY[j.tier ?? 'standard'] : rpoMs;
+  const schedule: ScheduleSpec = { cron: s.cron, everyMs: s.cron === undefined ? (s.every ?? every) : undefined, jitterMs: s.jitter ?? 0 };
   if (schedule.everyMs !== undefined && schedule.jitterMs >= schedule.everyMs) problems.push(src.error(['jobs', i, 'schedule', 'jitter'], 'must be shorter than the interval'));
   return {
     name: j.name,

@@ -3,11 +3,20 @@ import net from 'node:net';
 import path from 'node:path';
 import { KeepError } from '@keep/core';
 
+/** Longest request line read: a request names a path, never carries data. */
+const MAX_REQUEST = 64 * 1024;
+
+/** One request on the socket: `{"op":"status"}` (or nothing at all), `{"op":"wal-push",...}`. */
+export type AgentRequest = { op: string } & Record<string, unknown>;
+
+/** Answers a request; what it returns is the one JSON line sent back. */
+export type RequestHandler = (request: AgentRequest) => Promise<unknown>;
+
 /**
- * The agent's local status socket: a Unix socket of mode 0600 in a
- * directory only its owner reaches, so only the agent's own user (and root)
- * can ask. A client connects and reads one JSON document; nothing is read
- * from the client.
+ * The agent's local socket: a Unix socket of mode 0600 in a directory only
+ * its owner reaches, so only the agent's own user (and root) can ask. A
+ * client writes one JSON line (a client that writes nothing and half-closes
+ * asks for the status) and reads one JSON line back.
  */
 export class StatusSocket {
   private constructor(
@@ -15,16 +24,44 @@ export class StatusSocket {
     readonly path: string,
   ) {}
 
-  static async listen(socketPath: string, report: () => unknown): Promise<StatusSocket> {
+  static async listen(socketPath: string, handle: RequestHandler): Promise<StatusSocket> {
     fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
     if (fs.existsSync(socketPath)) {
       // a socket left by a killed agent answers nobody; one that answers is another agent's
       if (await answers(socketPath)) throw new KeepError('INVALID_ARGUMENT', `another keep agent is running (its status socket ${socketPath} answers)`);
       fs.rmSync(socketPath, { force: true });
     }
-    const server = net.createServer((conn) => {
+    // half-open: a client that sends its request and half-closes still gets the answer
+    const server = net.createServer({ allowHalfOpen: true }, (conn) => {
       conn.on('error', () => undefined);
-      conn.end(`${JSON.stringify(report())}\n`);
+      let text = '';
+      let answered = false;
+      const answer = (request: AgentRequest) => {
+        answered = true;
+        handle(request).then(
+          (reply) => conn.end(`${JSON.stringify(reply)}\n`),
+          (e: Error) => conn.end(`${JSON.stringify({ ok: false, error: e.message, code: e instanceof KeepError ? e.code : 'INTERNAL' })}\n`),
+        );
+      };
+      conn.on('data', (b: Buffer) => {
+        if (answered) return;
+        text += b.toString('utf8');
+        const nl = text.indexOf('\n');
+        if (nl < 0 && text.length <= MAX_REQUEST) return;
+        let request: AgentRequest;
+        try {
+          request = JSON.parse(nl < 0 ? text : text.slice(0, nl));
+          if (typeof request?.op !== 'string') throw new Error('no op');
+        } catch {
+          answered = true;
+          conn.end(`${JSON.stringify({ ok: false, error: 'not a request: one JSON line with an op', code: 'INVALID_ARGUMENT' })}\n`);
+          return;
+        }
+        answer(request);
+      });
+      conn.on('end', () => {
+        if (!answered && text.trim() === '') answer({ op: 'status' });
+      });
     });
     // created with the umask's mode: 0600 from the start, not chmod'ed after a window
     const umask = process.umask(0o177);
@@ -61,6 +98,7 @@ function answers(socketPath: string): Promise<boolean> {
 export function askStatus(socketPath: string, timeoutMs = 5000): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const c = net.connect(socketPath);
+    c.end(`${JSON.stringify({ op: 'status' })}\n`);
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       c.destroy();

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { deriveKek } from '@keep/core/kdf';
+import { walPushToAgent } from '../pg/agent-socket.js';
 import { cacheDir, writeCacheFile } from './cache-file.js';
 import { mark } from './timing.js';
 
@@ -61,6 +62,8 @@ function passwordOf(env: NodeJS.ProcessEnv): string | undefined {
 export function startEarlyKek(env: NodeJS.ProcessEnv = process.env): void {
   try {
     if (!env.KEEP_REPO || env.KEEP_NO_KDF_CACHE) return;
+    // archive_command handing its segment to a running agent: no key needed, and the CPU is the agent's
+    if (walPushToAgent(process.argv.slice(2), env)) return;
     const password = passwordOf(env);
     if (password === undefined || password.length === 0) return;
     const remembered = JSON.parse(fs.readFileSync(paramsFile(env.KEEP_REPO, env), 'utf8')) as KdfParams[];
