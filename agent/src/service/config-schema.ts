@@ -2,7 +2,7 @@ import { Cron } from 'croner';
 import { TIERS } from '@keep/core';
 import * as v from 'valibot';
 import { parseSize } from '../selection/size.js';
-import { durationMs } from './duration.js';
+import { durationMs } from '@keep/core';
 
 /**
  * The shape of /etc/keep/agent.yaml. valibot rather than zod: its schemas are

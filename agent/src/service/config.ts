@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Compression, KeepError, Tier, TIERS } from '@keep/core';
 import * as v from 'valibot';
-import { ConfigSource, KeyPath } from './config-source.js';
+import { ConfigSource, KeyPath } from '@keep/core';
 import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
 
 export const DEFAULT_CONFIG = '/etc/keep/agent.yaml';
