@@ -17,6 +17,9 @@ import { parseUpstream } from './sync/upstream.js';
 import { markReplica, readOnlyReason } from './role.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE } from './limits.js';
 import { parseMinFree, StorageSpace } from './storage-space.js';
+import { startControl } from './control/start.js';
+import type { KeepdConfig } from './control/config.js';
+import type { Watchdog } from './control/watchdog.js';
 
 export interface ServeOptions {
   data: string;
@@ -43,11 +46,14 @@ export interface ServeOptions {
   minFree?: string;
   /** connections held at once (default DEFAULT_MAX_CONNECTIONS; never more than the open-file limit allows) */
   maxConnections?: number;
+  /** keepd.yaml, loaded (control/config.ts): policies, the watchdog, maintenance schedules */
+  config?: KeepdConfig;
 }
 
 export interface RunningServer {
   port: number;
   metricsPort?: number;
+  watchdog: Watchdog;
   /** stop accepting calls, let in-flight ones finish (bounded), flush sessions, close the index */
   shutdown(): Promise<void>;
 }
@@ -86,6 +92,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const m = new Metrics();
   const metrics = serverMetrics(m);
   registerHoldings(m, { sessions, repo, space });
+  const control = startControl({ repo, runs, replicas, space, data: o.data, config: o.config ?? {}, clock, log, m });
 
   const listener = await listenGrpc({
     listen: o.listen,
@@ -128,9 +135,11 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   return {
     port: bound,
     metricsPort,
+    watchdog: control.watchdog,
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
+        await control.stop();
         await stopFollowing?.();
         replicas.commits.emit('shutdown');
         log.info({}, 'draining');

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Compression, KeepError, Tier, TIERS } from '@keep/core';
 import * as v from 'valibot';
-import { ConfigSource, KeyPath } from '@keep/core';
+import { ConfigSource, issueError, KeyPath } from '@keep/core';
 import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
 
 export const DEFAULT_CONFIG = '/etc/keep/agent.yaml';
@@ -76,7 +76,7 @@ export function loadConfig(file: string, overrides: { stateDir?: string } = {}):
   if (problems.length) throw new ConfigError(problems);
   const parsed = v.safeParse(configSchema, src.doc.toJS());
   if (!parsed.success) {
-    throw new ConfigError(parsed.issues.map((i) => src.error(issuePath(i), issueMessage(i))));
+    throw new ConfigError(parsed.issues.map((i) => issueError(src, i)));
   }
   const input = parsed.output;
   const warnings: string[] = [];
@@ -93,17 +93,6 @@ export function loadConfig(file: string, overrides: { stateDir?: string } = {}):
     config: { file, repository: input.repository, host: input.host ?? os.hostname(), stateDir, socket: input.socket ?? path.join(stateDir, 'agent.sock'), jobs },
     warnings,
   };
-}
-
-function issuePath(i: v.BaseIssue<unknown>): KeyPath {
-  return (i.path ?? []).map((p) => p.key as string | number);
-}
-
-function issueMessage(i: v.BaseIssue<unknown>): string {
-  if (i.received === 'undefined') return 'missing';
-  if (i.type === 'strict_object' && i.expected === 'never') return 'unknown key';
-  if (i.type === 'strict_object') return 'must be a mapping';
-  return i.message;
 }
 
 function checkRepository(src: ConfigSource, c: AgentConfigInput, problems: string[], warnings: string[]): void {

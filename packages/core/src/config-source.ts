@@ -64,3 +64,20 @@ export class ConfigSource {
     }
   }
 }
+
+/** The parts of a schema validator's issue (valibot's) a config error needs. */
+export interface SchemaIssue {
+  path?: { key: unknown }[];
+  received?: string;
+  type: string;
+  expected?: string | null;
+  message: string;
+}
+
+/** `file:line: key.path: message` for a schema issue; "missing" and "unknown key" said plainly. */
+export function issueError(src: ConfigSource, i: SchemaIssue): string {
+  const path = (i.path ?? []).map((p) => p.key as string | number);
+  const message =
+    i.received === 'undefined' ? 'missing' : i.type === 'strict_object' && i.expected === 'never' ? 'unknown key' : i.type === 'strict_object' ? 'must be a mapping' : i.message;
+  return src.error(path, message);
+}
