@@ -5,7 +5,7 @@ import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
-import { DEFAULT_KEEPD_CONFIG, KeepdConfigError, loadKeepdConfig } from '../control/config.js';
+import { DEFAULT_KEEPD_CONFIG, KeepdConfig, KeepdConfigError, loadKeepdConfig } from '../control/config.js';
 import { runSync, syncFailure } from '../sync/run.js';
 import { promote } from '../role.js';
 import { serve } from '../serve.js';
@@ -33,6 +33,18 @@ function args(argv: string[], extra: Record<string, Opt> = {}) {
   }
 }
 
+/** keepd.yaml for serve; null (every problem on stderr, exit 2) when it is not valid. */
+function configOrProblems(file: string): KeepdConfig | null {
+  try {
+    return loadKeepdConfig(file);
+  } catch (e) {
+    if (!(e instanceof KeepdConfigError)) throw e;
+    for (const p of e.problems) process.stderr.write(`keepd: error: ${p}\n`);
+    process.exitCode = 2;
+    return null;
+  }
+}
+
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async init(argv) {
     const a = args(argv, { 'chunk-min': { type: 'string' }, 'chunk-avg': { type: 'string' }, 'chunk-max': { type: 'string' } });
@@ -48,7 +60,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
   async serve(argv) {
     const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' } });
-    const config = typeof a.config === 'string' ? loadKeepdConfig(a.config) : undefined;
+    const config = typeof a.config === 'string' ? configOrProblems(a.config) : undefined;
+    if (config === null) return;
     if (a.insecure) process.env.KEEP_INSECURE = '1';
     const maxConnections = a['max-connections'] === undefined ? undefined : Number(a['max-connections']);
     if (maxConnections !== undefined && !(Number.isInteger(maxConnections) && maxConnections > 0)) throw new KeepError('INVALID_ARGUMENT', '--max-connections takes a count (> 0)');
