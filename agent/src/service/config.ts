@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Compression, KeepError, Tier, TIERS } from '@keep/core';
 import * as v from 'valibot';
-import { ConfigSource, issueError, KeyPath } from '@keep/core';
+import { ConfigSource, issueError, KeyPath, readConfigSource } from '@keep/core';
 import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
 
 export const DEFAULT_CONFIG = '/etc/keep/agent.yaml';
@@ -59,15 +59,8 @@ export interface Loaded {
 
 /** Read and validate the config: the shape's problems thrown together (ConfigError), then those between keys and files; warnings returned. */
 export function loadConfig(file: string, overrides: { stateDir?: string } = {}): Loaded {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError([`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
-  }
-  const src = new ConfigSource(file, text);
-  const syntax = src.syntaxErrors();
-  if (syntax.length) throw new ConfigError(syntax);
+  const { src, problems: unread } = readConfigSource(file);
+  if (!src) throw new ConfigError(unread);
   const problems: string[] = [];
   for (const key of src.keys()) {
     const last = key[key.length - 1] as string;

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 
 export type KeyPath = (string | number)[];
@@ -80,4 +81,17 @@ export function issueError(src: ConfigSource, i: SchemaIssue): string {
   const message =
     i.received === 'undefined' ? 'missing' : i.type === 'strict_object' && i.expected === 'never' ? 'unknown key' : i.type === 'strict_object' ? 'must be a mapping' : i.message;
   return src.error(path, message);
+}
+
+/** Read and parse `file`: its ConfigSource, or the problems (unreadable, YAML syntax) each naming file and line. */
+export function readConfigSource(file: string): { src: ConfigSource; problems: [] } | { src?: undefined; problems: string[] } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    return { problems: [`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`] };
+  }
+  const src = new ConfigSource(file, text);
+  const syntax = src.syntaxErrors();
+  return syntax.length ? { problems: syntax } : { src, problems: [] };
 }

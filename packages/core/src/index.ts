@@ -54,3 +54,4 @@ export * from './program-report.js';
 export * from './systemd-install.js';
 export * from './config-source.js';
 export * from './duration.js';
+export * from './config-schema-parts.js';

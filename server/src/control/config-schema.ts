@@ -1,5 +1,4 @@
-import { Cron } from 'croner';
-import { durationMs, TIERS } from '@keep/core';
+import { cronSchema, durationSchema, TIERS } from '@keep/core';
 import * as v from 'valibot';
 
 /**
@@ -7,25 +6,8 @@ import * as v from 'valibot';
  * strict objects throughout, so a misspelt key is an error naming its line.
  */
 
-const duration = v.pipe(
-  v.union([v.string(), v.number()], 'must be a duration such as 30s, 15m or 1h30m'),
-  v.check((s) => durationMs(s) !== undefined && durationMs(s)! > 0, (i) => `must be a duration such as 30s, 15m or 1h30m, not ${JSON.stringify(i.input)}`),
-  v.transform((s) => durationMs(s)!),
-);
-
-function cronProblem(pattern: string): string | undefined {
-  try {
-    new Cron(pattern, { paused: true });
-    return undefined;
-  } catch (e) {
-    return (e as Error).message.replace(/^CronPattern: /, '');
-  }
-}
-
-const cron = v.pipe(
-  v.string('must be a cron expression such as "0 3 * * *"'),
-  v.check((s) => cronProblem(s) === undefined, (i) => `not a cron expression: ${cronProblem(i.input as string)}`),
-);
+const duration = v.pipe(durationSchema, v.check((ms) => ms > 0, 'must be longer than 0'));
+const cron = cronSchema;
 
 /** When a maintenance task runs: a cron expression or a fixed period, on keepd's clock. */
 const schedule = v.pipe(

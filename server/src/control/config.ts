@@ -1,5 +1,4 @@
-import fs from 'node:fs';
-import { ConfigSource, issueError, KeepError } from '@keep/core';
+import { issueError, KeepError, readConfigSource } from '@keep/core';
 import * as v from 'valibot';
 import { KeepdConfigInput, keepdConfigSchema } from './config-schema.js';
 
@@ -21,15 +20,8 @@ export class KeepdConfigError extends KeepError {
 
 /** Read and validate keepd.yaml; every problem thrown together. */
 export function loadKeepdConfig(file: string): KeepdConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new KeepdConfigError([`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
-  }
-  const src = new ConfigSource(file, text);
-  const syntax = src.syntaxErrors();
-  if (syntax.length) throw new KeepdConfigError(syntax);
+  const { src, problems: unread } = readConfigSource(file);
+  if (!src) throw new KeepdConfigError(unread);
   const parsed = v.safeParse(keepdConfigSchema, src.doc.toJS() ?? {});
   if (!parsed.success) throw new KeepdConfigError(parsed.issues.map((i) => issueError(src, i)));
   const c = parsed.output;
