@@ -79,7 +79,7 @@ describe('the watchdog judges sources from stored facts', () => {
     fs.writeFileSync(path.join(src, 'a.txt'), 'watched');
     fs.writeFileSync(cfg, CONFIG);
     await keepdInit(data);
-    token = await createToken(data, 'agent', { sources: ['db'] });
+    token = await createToken(data, 'agent', { sources: ['db', 'adhoc'] });
     keepd = await startKeepd(data, { metrics: true, args: ['--config', cfg] });
     await keepJson(['init', '--kdf-cost', '12'], env());
   });
@@ -160,6 +160,29 @@ describe('the watchdog judges sources from stored facts', () => {
     await backup();
     expect((await again.unary('ReportRuns', report('a2'.repeat(16), 'success'))).ok).toBe(true);
     await waitForState(data, 'db', 'ok');
+  });
+
+  it('a source nobody configured is expected every 1.5 x its median interval once it has two snapshots', async () => {
+    await keepJson(['backup', src, '--source', 'adhoc'], env());
+    const first = Date.now();
+    let held = (await states(data)).find((x) => x.name === 'adhoc');
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await states(data)).find((x) => x.name === 'adhoc')).toMatchObject({ state: 'unknown', severity: 0 });
+    await keepJson(['backup', src, '--source', 'adhoc'], env());
+    const gapS = (Date.now() - first) / 1000;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      held = (await states(data)).find((x) => x.name === 'adhoc');
+      if (held?.state === 'ok') break;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    const detail = (held as unknown as { detail: { expectation: string; rpo_s: number } }).detail;
+    expect(held!.state).toBe('ok');
+    expect(detail.expectation).toBe('observed');
+    // the gap keepd recorded lies within the client's window around the two backups
+    expect(detail.rpo_s).toBeGreaterThan(1.5 * 1.9);
+    expect(detail.rpo_s).toBeLessThan(1.5 * (gapS + 1));
+    expect(metric(await scrape(keepd), 'keep_source_rpo_seconds{source="adhoc"}')).toBeCloseTo(detail.rpo_s, 2);
   });
 
   it('status --check is UNKNOWN once keepd stops watching', async () => {
