@@ -3,7 +3,7 @@
  * Test dependencies beyond Node and npm: PostgreSQL, for test/pg-*.test.ts
  * (point-in-time recovery against a real server), and systemd-analyze, for
  * test/install-units.test.ts (`systemd-analyze verify` of the units keep and
- * keepd install).
+ * keepd install), and jq, for test/restic-script.test.ts.
  *
  * Idempotent and fast when present: it only looks for
  * /usr/lib/postgresql/N/bin/initdb and for systemd-analyze on the PATH. When
@@ -123,5 +123,18 @@ function ensureSystemdAnalyze() {
   say(`systemd-analyze installed (${now}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
+/** jq, for test/restic-script.test.ts: a restic user's script pipes `--json` through it. */
+function ensureJq() {
+  const found = findOnPath('jq');
+  if (found) return say(`jq present (${found})`);
+  if (CHECK_ONLY) return say('jq not installed (test/restic-script.test.ts will skip)');
+  const why = cannotInstall('jq', 'run `sudo apt-get install -y jq` or the restic-script test skips');
+  if (why) return say(why);
+  aptUpdateOnce();
+  apt(['install', '-y', '--no-install-recommends', 'jq']);
+  say(findOnPath('jq') ? 'jq installed' : 'apt-get finished but there is no jq');
+}
+
 ensurePostgres();
 ensureSystemdAnalyze();
+ensureJq();

@@ -17,7 +17,7 @@ const keepUsage = new Map<string, string>();
 const keepdUsage = new Map<string, string>();
 
 const KEEP_COMMANDS = ['init', 'backup', 'snapshots', 'forget', 'tag', 'agent', 'agent check-config', 'agent run', 'agent status', 'agent install', 'restore', 'ls', 'diff', 'find', 'dump', 'cat', 'stats', 'check', 'key', 'key add', 'key list', 'key remove', 'key passwd', 'pg', 'pg backup', 'pg wal-push', 'pg wal-fetch', 'pg restore', 'pg config', 'pg info', 'version', 'help'];
-const KEEPD_COMMANDS = ['init', 'serve', 'token', 'token create', 'token list', 'token revoke', 'tls', 'tls init', 'forget', 'prune', 'sync', 'promote', 'check', 'status', 'check-config', 'rebuild-index', 'install', 'version', 'help'];
+const KEEPD_COMMANDS = ['init', 'serve', 'token', 'token create', 'token list', 'token revoke', 'tls', 'tls init', 'forget', 'prune', 'sync', 'promote', 'check', 'status', 'check-config', 'audit', 'audit verify', 'audit list', 'rebuild-index', 'install', 'version', 'help'];
 
 /** Run `fn` over `items`, four at a time (each spawns a process). */
 async function eachLimited<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
@@ -92,7 +92,7 @@ describe('keep --help', () => {
   });
 
   it('names every flag each command parses', async () => {
-    const files = filesUnder(path.join(ROOT, 'agent', 'src')).filter((f) => /\bparse\(/.test(fs.readFileSync(f, 'utf8')) && /cli\/args\.js'/.test(fs.readFileSync(f, 'utf8')));
+    const files = filesUnder(path.join(ROOT, 'agent', 'src')).filter((f) => /\bparse\(/.test(fs.readFileSync(f, 'utf8')) && /terminal\/args\.js'/.test(fs.readFileSync(f, 'utf8')));
     expect(files.length).toBeGreaterThan(5);
     const all = (await runKeep(['help'], {})).stdout;
     const usage = keepUsage;
@@ -143,7 +143,7 @@ describe('keepd --help', () => {
     expect(forgetFlags).toContain('keep-within-daily');
     // Each command's body in main.ts: `async NAME(argv) { ... }` up to the next one.
     const bodies = [...main.matchAll(/^ {2}async '?([a-z-]+)'?\(argv\) \{$/gm)];
-    expect(bodies.map((m) => m[1])).toEqual(expect.arrayContaining(['init', 'serve', 'token', 'tls', 'check', 'forget', 'prune', 'sync', 'promote', 'status', 'rebuild-index', 'install']));
+    expect(bodies.map((m) => m[1])).toEqual(expect.arrayContaining(['init', 'serve', 'token', 'tls', 'check', 'forget', 'prune', 'sync', 'promote', 'status', 'audit', 'rebuild-index', 'install']));
     for (const [i, m] of bodies.entries()) {
       const body = main.slice(m.index, bodies[i + 1]?.index ?? main.length);
       const flags = [...(body.includes('args(') ? ['data'] : []), ...optionNames(body), ...(body.includes('...FORGET_FLAGS') ? forgetFlags : [])];

@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonError, MiB, randomBytes, sha256, tempDirs } from './helpers.js';
+import { jsonError, MiB, randomBytes, sha256, summaryLine, tempDirs } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, runKeepd, startKeepd } from './keepd-harness.js';
 import { clockEnv, count, forget, ForgetGroup, pollUntil, restoreManifest, startKeepWithStdin, writeRandom } from './gc-util.js';
 
@@ -122,7 +122,7 @@ describe('keepd forget: dry run, real run, protected parents, tiers, no policy',
     run.child.stdin.end(dump.subarray(MiB));
     const res = await run.result;
     expect(res.code, res.stderr).toBe(0);
-    const out = JSON.parse(res.stdout);
+    const out = summaryLine(res);
     expect(out.parent).toBe(older);
 
     // The session is gone, so is the protection. (The stream and the directory backups are different

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { summaryLine } from './helpers.js';
 
 const run = promisify(execFile);
 const bin = (name: string) => path.resolve(__dirname, '..', 'node_modules', '.bin', name);
@@ -41,7 +42,7 @@ describe('keepd check, status and rebuild-index (no key)', () => {
     expect((await cli('keep', ['init', '--kdf-cost', '12'], env)).code).toBe(0);
     const b = await cli('keep', ['backup', src, '--source', 'files', '--tier', 'high', '--json'], env);
     expect(b.code).toBe(0);
-    snapshot = JSON.parse(b.stdout).snapshot;
+    snapshot = summaryLine(b).snapshot;
   });
 
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -57,7 +57,11 @@ describe.skipIf(!hasJq)('a restic script against keep', () => {
     fs.rmSync(path.join(out, 'restore'), { recursive: true });
     const second = run(src, out);
     expect(second).not.toContain('init');
-    expect(second).toMatch(/script: snapshot [0-9a-f]{8} files_new=0 data_added=0/);
+    // No file data again; data_added (restic's: data and trees) may hold a tree or two: the directories
+    // above src (/tmp) are stored with their metadata, and /tmp's mtime moves as other programs write there.
+    const again = /script: snapshot [0-9a-f]{8} files_new=0 data_added=(\d+)/.exec(second);
+    expect(again, second).not.toBeNull();
+    expect(Number(again![1])).toBeLessThan(4096);
     expect(second).toContain('script: check ok');
   }, 240_000);
 });

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initRepo, MiB, prng, restoredPath, tempDirs } from './helpers.js';
+import { initRepo, MiB, prng, restoredPath, summaryLine, tempDirs } from './helpers.js';
 import { agentEnv, createToken, keepdInit, keepJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
 
 /** The snapshot's files: name -> content. All get SNAP_TIME as mtime. */
@@ -161,16 +161,18 @@ describe('keep restore --overwrite / --delete / --dry-run / --verify', () => {
     // --verify reads what the target holds, whatever the restore decided: the file if-changed trusted differs.
     const v = await runKeep(['restore', snapshot, '--target', t, '--overwrite', 'if-changed', '--verify', '--json'], env);
     expect(v.code).toBe(4);
-    const doc = JSON.parse(v.stdout);
+    const doc = summaryLine(v);
     expect(doc.files_verified).toBe(7);
     expect(doc.verify_failures).toEqual([`${path.join(src, 'samesize.txt')}: content differs from the snapshot`]);
-    expect(v.stderr).toMatch(/keep: warning: verify: .*samesize\.txt: content differs from the snapshot/);
-    expect(v.stderr).toMatch(/keep: error: --verify: 1 file\(s\) in the target differ from the snapshot/);
+    // under --json, stderr is restic's messages: the warning an "error" line, the failure the "exit_error" line
+    const messages = v.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    expect(messages.find((m) => m.message_type === 'error').error.message).toMatch(/^verify: .*samesize\.txt: content differs from the snapshot/);
+    expect(messages.at(-1)).toMatchObject({ message_type: 'exit_error', code: 4, message: expect.stringMatching(/^--verify: 1 file\(s\) in the target differ from the snapshot/) });
 
     // always reads it, rewrites it, and the same --verify passes.
     const fixed = await runKeep(['restore', snapshot, '--target', t, '--verify', '--json'], env);
     expect(fixed.code, fixed.stderr).toBe(0);
-    expect(JSON.parse(fixed.stdout)).toMatchObject({ files_restored: 1, files_verified: 7, verify_failures: [] });
+    expect(summaryLine(fixed)).toMatchObject({ files_restored: 1, files_verified: 7, verify_failures: [] });
     expect(read(t, 'samesize.txt')).toEqual(FILES['samesize.txt']);
   });
 

@@ -20,6 +20,8 @@ import { parseMinFree, StorageSpace } from './storage-space.js';
 import { startControl } from './control/start.js';
 import type { KeepdConfig } from './control/config.js';
 import type { Watchdog } from './control/watchdog.js';
+import { startAuditRetention } from './audit/retention.js';
+import { audit } from './audit/log.js';
 
 export interface ServeOptions {
   data: string;
@@ -48,6 +50,8 @@ export interface ServeOptions {
   maxConnections?: number;
   /** keepd.yaml, loaded (control/config.ts): policies, the watchdog, maintenance schedules */
   config?: KeepdConfig;
+  /** audit records older than this go, a segment at a time (default DEFAULT_AUDIT_RETENTION) */
+  auditRetentionMs?: number;
 }
 
 export interface RunningServer {
@@ -93,6 +97,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const metrics = serverMetrics(m);
   registerHoldings(m, { sessions, repo, space });
   const control = startControl({ repo, runs, replicas, space, data: o.data, config: o.config ?? {}, clock, log, m });
+  m.gauge('keep_audit_head_seq', 'The audit log\'s newest checkpointed record (its hash is in state.mdb)', () => audit(repo).headSeq());
 
   const listener = await listenGrpc({
     listen: o.listen,
@@ -129,6 +134,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   // The sweep also ends sessions past MAX_SESSION_AGE_MS and those of tokens revoked since (`keepd token revoke` is another process).
   const sweeper = setInterval(() => void sessions.sweep((id) => tokens.isRevoked(id)).catch((e) => log.error({ err: e }, 'session sweep failed')), o.sweepIntervalMs ?? SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
+  const stopAuditRetention = startAuditRetention(repo, o.auditRetentionMs, log);
   log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data, max_connections: listener.maxConnections }, 'listening');
 
   let stopping: Promise<void> | undefined;
@@ -140,6 +146,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       stopping ??= (async () => {
         clearInterval(sweeper);
         await control.stop();
+        stopAuditRetention();
         await stopFollowing?.();
         replicas.commits.emit('shutdown');
         log.info({}, 'draining');

@@ -17,10 +17,10 @@ import { statsCommand } from '../commands/stats.js';
 import { tagCommand } from '../commands/tag.js';
 import { mark } from '../startup/timing.js';
 import { startEarlyKek } from '../startup/early-kek.js';
-import { applyGlobalFlags, takeGlobalFlags } from './global-flags.js';
-import { parse } from './args.js';
-import { printJson } from './output.js';
-import { USAGE } from './usage.js';
+import { applyGlobalFlags, takeGlobalFlags } from '../terminal/global-flags.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
+import { USAGE } from '../commands/usage.js';
 
 /** `keep version` / `keep --version`: restic's line, plus the repository formats. */
 async function versionCommand(argv: string[]): Promise<void> {

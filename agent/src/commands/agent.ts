@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { DEFAULT_UNIT_DIR, EXIT, formatInstall, installJson, KeepError } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { AgentService } from '../service/agent-service.js';
 import { ConfigError, DEFAULT_CONFIG, DEFAULT_STATE_DIR, Job, loadConfig } from '../service/config.js';
 import { formatDurationMs, parseDurationMs } from '@keep/core';
 import { askStatus } from '../service/status-socket.js';
 import { installAgent } from '../install/install-agent.js';
-import { USAGE as USAGES } from '../cli/usage.js';
+import { USAGE as USAGES } from '../commands/usage.js';
 
 const USAGE = USAGES.agent;
 

@@ -1,6 +1,6 @@
 import { BlobType, byTime, decodeTreePayload, fromHex, Id, judgeSnapshots, KeepError, openBlob, openMeta, resolveSnapshot, Snapshot } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { openSink } from '../browse/byte-sink.js';
 import { locate, splitSnapshotRef } from '../browse/snapshot-path.js';
 import { treeJson } from '../browse/tree-json.js';

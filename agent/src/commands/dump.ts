@@ -1,5 +1,5 @@
 import { Id, KeepError } from '@keep/core';
-import { parse } from '../cli/args.js';
+import { parse } from '../terminal/args.js';
 import { openSink } from '../browse/byte-sink.js';
 import { fileContent } from '../browse/file-content.js';
 import { locate, pathParts, splitSnapshotRef } from '../browse/snapshot-path.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { KeepError, openMeta, parseTime, Snapshot } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { findEntries } from '../browse/find-entries.js';
 import { locate } from '../browse/snapshot-path.js';
 import { openRepositoryWhile, Unlocked } from '../repo/open.js';

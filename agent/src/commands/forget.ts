@@ -1,6 +1,6 @@
 import { byTime, FORGET_FLAGS, ForgetGroup, groupLabel, judgeSnapshots, KeepError, parseGroupBy, parseTier, policyFromFlags, RepoKeys, Snapshot } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { openRepository } from '../repo/open.js';
 import { metaOf, snapshotJson } from './snapshot-view.js';
 

@@ -1,12 +1,12 @@
 import os from 'node:os';
 import { Compression, KeepError, parseCompression, parseTier, parseTime, pgCatalog, pitrWindow, processClock, SealPool, TIERS } from '@keep/core';
-import { parse, positiveInt } from '../cli/args.js';
-import { USAGE } from '../cli/usage.js';
-import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
+import { parse, positiveInt } from '../terminal/args.js';
+import { USAGE } from '../commands/usage.js';
+import { formatBytes, formatRate, printJson, ProgressLine } from '../terminal/output.js';
 import { openRepository, Unlocked } from '../repo/open.js';
 import { runBaseBackup } from '../pg/base-backup.js';
 import { pgCommandLine, pgSource } from '../pg/env.js';
-import { envFileInUse } from '../cli/global-flags.js';
+import { envFileInUse } from '../terminal/global-flags.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import { pointInTimeRestore } from '../pg/point-in-time.js';
 import type { TimelineChoice } from '../pg/restore.js';

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { processClock } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { formatBytes, formatRate, printJsonLine } from '../terminal/output.js';
+import { RestoreProgress } from '../progress/restore-report.js';
+import { PROGRESS_OPTIONS, progressMode } from '../progress/status-reporter.js';
 import { openRepositoryWhile } from '../repo/open.js';
 import { parseOverwrite } from '../restore/overwrite.js';
 import { Restorer } from '../restore/restorer.js';
@@ -41,6 +43,7 @@ export async function restoreCommand(argv: string[]): Promise<void> {
     verify: { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v', multiple: true },
     'allow-unauthenticated': { type: 'boolean' },
+    ...PROGRESS_OPTIONS,
   });
   if (!values.target) throw new KeepError('INVALID_ARGUMENT', USAGE);
   if (positionals.length > 1) throw new KeepError('INVALID_ARGUMENT', 'restore takes one snapshot');
@@ -51,37 +54,37 @@ export async function restoreCommand(argv: string[]): Promise<void> {
   // restic's guard: --delete into / removes the whole system unless --include / --exclude narrow it.
   if (values.delete && path.resolve(values.target) === '/' && !filter) throw new KeepError('INVALID_ARGUMENT', '--delete with --target / needs --include or --exclude');
   const verbose = (values.verbose?.length ?? 0) > 0;
-  // With --json -v, JSON lines (restic's verbose_status, then a summary); with --json alone, one document.
+  // --json: restic's JSON lines (status while it runs, with -v verbose_status for each entry, then the summary).
   const onItem = !verbose ? undefined : values.json ? (i: RestoreItem) => console.log(JSON.stringify({ message_type: 'verbose_status', ...i })) : (i: RestoreItem) => console.log(itemLine(i));
   // While scrypt runs, the snapshot is chosen (a keyless listing) and the restore workers load their code.
   const pool = dryRun ? undefined : new RestorePool(restoreWorkerCount(), process.getuid?.() === 0);
   try {
     const { repo, meanwhile: list } = await openRepositoryWhile((conn) => conn.snapshots(values.source ? { source: values.source } : {}));
-    const progress = new ProgressLine();
+    let progress: RestoreProgress | undefined;
     try {
       // With the key: only an authenticated record is restored (select.ts).
       const snap = selectSnapshot(repo.keys, list, positionals[0], { source: values.source, at: values.at, allowUnauthenticated: allowUnauthenticated(values['allow-unauthenticated']) });
       // The snapshot's own source's bytes: its copy of a chunk another source stored first.
       repo.conn.readAs(snap.source);
       const started = processClock().now();
+      const report = (progress = new RestoreProgress(progressMode(values), snap, Boolean(filter)));
       const r = new Restorer(repo, {
         target: values.target,
         filter,
-        onProgress: (p) => progress.update((s) => `${p.files} files  ${formatBytes(p.bytes)}  ${formatRate(p.bytes, s)}  ${p.current ?? ''}`),
-        onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`),
+        onProgress: (p) => report.update(p),
+        onWarning: (w) => report.warn(Boolean(values.json), w),
         pool,
         overwrite,
         delete: values.delete,
         dryRun,
         verify: values.verify,
-        onItem: onItem && ((i) => (progress.done(), onItem(i))),
+        onItem: onItem && ((i) => (report.interrupt(), onItem(i))),
       });
+      report.start(() => r.stats);
       const st = await r.run(Buffer.from(snap.root, 'hex'), started, () => processClock().now());
-      progress.done();
+      report.stop();
       filter?.checkUsed();
-      const doc = { snapshot: snap.id, source: snap.source, time: snap.time, target: values.target, ...st };
-      if (values.json && verbose) console.log(JSON.stringify({ message_type: 'summary', ...doc }));
-      else if (values.json) printJson(doc);
+      if (values.json) printJsonLine(report.summary(snap, values.target!, st));
       else {
         const done = dryRun ? `dry run of snapshot ${snap.id.slice(0, 8)} (${snap.time}) to ${values.target}, nothing written` : `restored snapshot ${snap.id.slice(0, 8)} (${snap.time}) to ${values.target}: ${st.files} files, ${st.dirs} dirs, ${st.symlinks} symlinks, ${st.hardlinks} hardlinks, ${formatBytes(st.bytes)} in ${st.duration_s.toFixed(2)} s (${formatRate(st.bytes, st.duration_s)})`;
         console.log([done, ...summaryLines(st)].join('\n'));
@@ -89,7 +92,7 @@ export async function restoreCommand(argv: string[]): Promise<void> {
       const failed = st.verify_failures ?? [];
       if (failed.length) throw new KeepError('CORRUPT', `--verify: ${failed.length} file(s) in the target differ from the snapshot (first: ${failed[0]})`);
     } finally {
-      progress.done();
+      progress?.stop();
       await repo.conn.close();
     }
   } finally {

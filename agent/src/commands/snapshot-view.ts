@@ -1,5 +1,5 @@
 import { JudgedSnapshot, openMeta, RepoKeys, Snapshot, SnapshotMeta } from '@keep/core';
-import { formatBytes } from '../cli/output.js';
+import { formatBytes } from '../terminal/output.js';
 
 /** A record's sealed paths and user ({paths: [], username: ''} for records before them or that do not open). */
 export function metaOf(keys: RepoKeys, s: Snapshot): SnapshotMeta {

@@ -1,6 +1,6 @@
 import { byTime, groupSnapshots, judgeSnapshots, parseGroupBy } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { openRepository } from '../repo/open.js';
 import { metaOf, snapshotJson, TABLE_HEADER, tableRows } from './snapshot-view.js';
 

@@ -1,6 +1,6 @@
 import { byTime, judgeSnapshots, JudgedSnapshot, KeepError, resolveSnapshot, SealedSnapshot, sealSnapshot, Snapshot } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { openRepository } from '../repo/open.js';
 
 /** restic's tag lists: each value may be a comma list; empty entries dropped. */

@@ -49,7 +49,7 @@ export { newSeenSet } from './dag/seen-set.js';
 export type { SeenSet } from './dag/seen-set.js';
 export { WriterSession } from './sessions/writer-session.js';
 export type { SessionOwner, SessionRepository } from './sessions/writer-session.js';
-export { FORMAT_VERSIONS, INDEX_TABLES, KEEPD_INDEX_TABLES, MSGPACK_BLOB_TABLE, OLD_BLOB_TABLES, REPO_DIRS, REPO_FILES, STATE_TABLES } from './formats.js';
+export { AUDIT_FILES, FORMAT_VERSIONS, INDEX_TABLES, KEEPD_INDEX_TABLES, MSGPACK_BLOB_TABLE, OLD_BLOB_TABLES, REPO_DIRS, REPO_FILES, STATE_TABLES } from './formats.js';
 export * from './program-report.js';
 export * from './systemd-install.js';
 export * from './config-source.js';

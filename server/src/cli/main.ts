@@ -14,6 +14,11 @@ import { keepdRepoOptions, lockDataDir, requireRepository } from '../data-lock.j
 import { ensureOwnership } from '../ownership.js';
 import { DEFAULT_KEEPD_DATA, DEFAULT_KEEPD_USER, installKeepd } from '../install/install-keepd.js';
 import { USAGE } from './usage.js';
+import { audit, LOCAL } from '../audit/log.js';
+import { auditedPrune } from '../audit/events.js';
+import { formatAuditRecord, listAudit, parseSince } from '../audit/list.js';
+import { DEFAULT_AUDIT_RETENTION, parseAuditRetention } from '../audit/retention.js';
+import { auditDamage, formatVerify, verifyAudit } from '../audit/verify.js';
 
 function out(json: boolean | undefined, value: unknown, human: () => void): void {
   if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -59,7 +64,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' }, 'audit-retention': { type: 'string' } });
     const config = typeof a.config === 'string' ? configOrProblems(a.config) : undefined;
     if (config === null) return;
     if (a.insecure) process.env.KEEP_INSECURE = '1';
@@ -84,6 +89,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       minFree: a['min-free'] as string | undefined,
       maxConnections,
       config,
+      auditRetentionMs: parseAuditRetention((a['audit-retention'] as string | undefined) ?? DEFAULT_AUDIT_RETENTION),
     });
     await new Promise<void>((resolve) => {
       const stop = () => void server.shutdown().then(resolve);
@@ -148,7 +154,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       tier: typeof a.tier === 'string' ? parseTier(a.tier) : undefined,
       dryRun: Boolean(a['dry-run']),
     });
-    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => prune(repo), keepdRepoOptions(a.data)) : undefined;
+    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => auditedPrune(repo), keepdRepoOptions(a.data)) : undefined;
     out(a.json, pruned ? { ...r, prune: pruned } : r, () => {
       for (const g of r.groups) {
         console.log(`${g.source !== undefined ? 'source ' : ''}${groupLabel(g.key)}: ${g.policy}`);
@@ -165,7 +171,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' } });
     const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
     if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
-    const r = await Repository.using(a.data, (repo) => prune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }), keepdRepoOptions(a.data));
+    const r = await Repository.using(a.data, (repo) => auditedPrune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }), keepdRepoOptions(a.data));
     out(a.json, r, () =>
       console.log(
         `${r.dry_run ? 'would remove' : 'removed'} ${r.blobs_removed} of ${r.blobs_before} blobs (${r.bytes_removed} bytes); ${r.blobs_kept_recent} unreferenced but recent kept; ` +
@@ -190,9 +196,24 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const a = args(argv);
     const r = promote(a.data, processClock());
     const out1 = { promoted: true, already: r.already, previous_upstream: r.upstream, promoted_at: r.promoted_at, data: a.data };
-    // The audit trail for now: this line on stderr (keepd's log format) besides role.json.
+    // Audited, and this line on stderr (keepd's log format) besides role.json.
+    if (!r.already) await Repository.using(a.data, async (repo) => void audit(repo).record('promote', LOCAL, { previous_upstream: r.upstream }), keepdRepoOptions(a.data));
     if (!r.already) process.stderr.write(JSON.stringify({ level: 40, time: processClock().now(), service: 'keepd', msg: 'promoted', data: a.data, previous_upstream: r.upstream, promoted_at: r.promoted_at }) + '\n');
     out(a.json, out1, () => console.log(r.already ? `${a.data} was promoted already (${r.promoted_at}); it followed ${r.upstream}` : `promoted ${a.data}: it no longer follows ${r.upstream} and takes backups; point agents at it (KEEP_REPO)`));
+  },
+  async audit(argv) {
+    const [sub, ...rest] = argv;
+    if (sub === 'verify') {
+      const a = args(rest);
+      const r = verifyAudit(a.data);
+      out(a.json, r, () => console.log(formatVerify(r)));
+      if (!r.ok) throw auditDamage(r);
+      return;
+    }
+    if (sub !== 'list') throw new KeepError('INVALID_ARGUMENT', 'keepd audit takes verify or list');
+    const a = args(rest, { since: { type: 'string' }, source: { type: 'string' }, event: { type: 'string' } });
+    const records = listAudit(a.data, { since: a.since === undefined ? undefined : parseSince(a.since as string, processClock()), source: a.source as string | undefined, event: a.event as string | undefined });
+    out(a.json, records, () => records.forEach((rec) => console.log(formatAuditRecord(rec))));
   },
   async status(argv) {
     const a = args(argv, { check: { type: 'boolean' } });
@@ -261,7 +282,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
 };
 
 /** Commands that work on an existing repository: a missing one is named, with its cure (keepd init, not keep init), before they run. (sync creates a replica's.) */
-const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'rebuild-index']);
+const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'rebuild-index', 'audit']);
 
 function dataDirOf(argv: string[]): string | undefined {
   const i = argv.findIndex((a) => a === '--data' || a.startsWith('--data='));

@@ -29,6 +29,7 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   check                 verify without a key
   status                per source: newest snapshot and its age against the RPO; agents' last runs; the watchdog
   check-config          validate keepd.yaml (policies, watchdog, maintenance)
+  audit verify|list     prove the hash-chained audit log; list its records
   rebuild-index         rebuild the LMDB index from pack trailers and snapshot files
   install               write the systemd unit keepd.service
   version               keepd's version, the repository formats it reads and writes (also --version)
@@ -62,7 +63,8 @@ Serve the repository over gRPC until SIGTERM or SIGINT (then drain and exit 0).
   --sync-replicas N [--sync-timeout S] [--sync-all]  a primary whose critical-tier (or all)
                         commits wait for N replicas
   --insecure            plaintext grpc:// upstream to a host that is not loopback (KEEP_INSECURE=1)
-  --config FILE         keepd.yaml: source policies, the watchdog, scheduled maintenance`,
+  --config FILE         keepd.yaml: source policies, the watchdog, scheduled maintenance
+  --audit-retention D   keep audit records this long (default 400d; 52w, 36h also; a month's segment at a time)`,
   'check-config': `usage: keepd check-config [--config FILE] [--json]
 
 Validate keepd.yaml (default /etc/keep/keepd.yaml). Each problem names file:line: key.
@@ -116,6 +118,22 @@ run agents reported (keep agent run), consecutive failures and the last failure'
 class (times are keepd's, from when each report arrived); the watchdog's states (keepd serve).
   --check   one line and monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
             (no keepd watching)`,
+  audit: `usage: keepd audit verify|list --data DIR
+
+keepd's tamper-evident audit log (DIR/audit/): token changes and new peers, keys, backups,
+reads, forget, prune, sync, promote, run reports; with server time, token id and peer address,
+never file names or secrets. Both run beside a serving keepd.`,
+  'audit verify': `usage: keepd audit verify --data DIR [--json]
+
+Prove the hash chain: every record's SHA-256, each one's link to the one before (across segments),
+consecutive seqs, and the head checkpointed in state.mdb (a truncated log ends before it).
+Exit 4 naming the first bad seq when a record was edited, deleted, reordered or cut off.`,
+  'audit list': `usage: keepd audit list --data DIR [--since TIME] [--source S] [--event E] [--json]
+
+The records, oldest first.
+  --since TIME          from this time (2026-12-01, RFC 3339) or age (7d, 12h, 30m)
+  --source S            only records about source S
+  --event E             only this event (session.commit) or family (token, session)`,
   'rebuild-index': `usage: keepd rebuild-index --data DIR
 
 Rebuild the LMDB index from pack trailers and snapshot files, aside, without opening the

@@ -1,5 +1,7 @@
 import { Clock, forgetSnapshots, ForgetOptions, ForgetResult, processClock, Repository } from '@keep/core';
 import { keepdRepoOptions } from '../data-lock.js';
+import { audit, LOCAL } from '../audit/log.js';
+import { forgetFields } from '../audit/events.js';
 
 export type { ForgetGroup, ForgetOptions } from '@keep/core';
 export { FORGET_FLAGS, policyFromFlags } from '@keep/core';
@@ -8,7 +10,9 @@ export { FORGET_FLAGS, policyFromFlags } from '@keep/core';
 export async function runForget(data: string, o: ForgetOptions, clock: Clock = processClock()): Promise<ForgetResult> {
   const repo = await Repository.open(data, keepdRepoOptions(data, { clock }));
   try {
-    return await forgetSnapshots(repo, o, clock);
+    const r = await forgetSnapshots(repo, o, clock);
+    if (!o.dryRun) audit(repo).record('forget', LOCAL, forgetFields(r));
+    return r;
   } finally {
     await repo.close();
   }

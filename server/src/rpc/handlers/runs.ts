@@ -3,6 +3,7 @@ import { KeepError, MAX_REPORTS_PER_CALL } from '@keep/core';
 import { ReportRunsResponseSchema, RunReport, runReportFromWire } from '@keep/proto';
 import { canUseSource } from '../../auth/tokens.js';
 import { RpcCalls } from '../call.js';
+import { audit } from '../../audit/log.js';
 
 /** What agents report of their runs: ReportRuns (run-reports.ts stores them). */
 export function runHandlers(rpc: RpcCalls) {
@@ -19,6 +20,7 @@ export function runHandlers(rpc: RpcCalls) {
       if (readOnly) throw new KeepError('UNAVAILABLE', readOnly);
       const received = await d.runs.record(reports);
       const failed = reports.filter((r) => r.result === 'failure');
+      audit(d.repo).record('runs.report', p, { sources: [...new Set(reports.map((r) => r.source))], runs: reports.length, failures: failed.length });
       if (failed.length) d.log.warn({ principal: p.tokenId, failures: failed.map((r) => ({ source: r.source, job: r.job, error_class: r.error_class })) }, 'agent reported failed runs');
       return create(ReportRunsResponseSchema, { serverTime: new Date(received).toISOString() });
     }),

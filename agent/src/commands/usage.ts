@@ -1,5 +1,5 @@
 import { FORGET_POLICY_USAGE } from '@keep/core';
-import { GLOBAL_FLAGS_USAGE } from './global-flags.js';
+import { GLOBAL_FLAGS_USAGE } from '../terminal/global-flags.js';
 
 /**
  * keep's usage text, one entry per command and subcommand ("key add",
@@ -80,6 +80,10 @@ Back up files and directories; an unchanged file (size, mtime, inode) is not rea
   --parent ID         compare against this snapshot instead of the source's latest
   --force             read every file again (no parent)
   --stdin             back up standard input as one file named by --stdin-name NAME
+  --quiet, -q         no progress (a terminal's status line, --json's status lines); the summary stays
+  --no-scan           no scan for the progress's total (the parent snapshot's size stands in)
+progress: on a terminal a status line (percent, files and bytes of the total, rate, ETA); with --json
+restic's JSON lines: "status" each second (KEEP_PROGRESS_FPS), "error" on stderr per skipped entry, one "summary"
 selecting files (restic's patterns: * ? [..] **, a leading / anchors, !PATTERN re-includes):
   --exclude, -e PATTERN          leave out what matches (repeatable); --iexclude ignores case
   --exclude-file FILE            patterns from FILE (repeatable); --iexclude-file ignores case
@@ -121,6 +125,7 @@ Restore a snapshot (an id prefix, or latest of --source).
   --dry-run               write nothing; -v lists what would be restored, updated, deleted
   --verify                read back every restored file and compare it with the snapshot (exit 4 on a mismatch)
   --verbose, -v           one line per item (restored, updated, unchanged, skipped, deleted)
+  --quiet, -q             no progress (status line, --json's status lines); --json ends with restic's summary line
 a target that is not empty is restored into, as restic does: --overwrite decides each existing file
   --allow-unauthenticated  accept snapshots whose origin cannot be verified`,
   ls: `usage: keep ls SNAPSHOT|latest [PATH] [--source N] [--at TIME] [--allow-unauthenticated]
