@@ -138,6 +138,12 @@ describe('scheduled maintenance in keepd serve', () => {
     const target = path.join(dir, 'restored');
     await keepJson(['restore', 'latest', '--source', 'db', '--target', target], env);
     expect(fs.readFileSync(path.join(target, ...src.split(path.sep).filter(Boolean), 'f.txt'), 'utf8')).toBe('version 2 '.repeat(1000));
+    // each scheduled run is in the audit log, by keepd itself, and the chain holds
+    const records = (await keepdJson(['audit', 'list', '--data', data])) as { event: string; peer?: string; fields?: Record<string, unknown> }[];
+    expect(records.filter((r) => r.event === 'forget').length).toBeGreaterThanOrEqual(1);
+    expect(records.filter((r) => r.event === 'prune').length).toBeGreaterThanOrEqual(1);
+    expect(records.some((r) => r.event === 'maintenance.success')).toBe(true);
+    expect((await keepdJson(['audit', 'verify', '--data', data])).ok).toBe(true);
     await keepd.stop();
   });
 });
