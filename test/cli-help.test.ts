@@ -17,7 +17,7 @@ const keepUsage = new Map<string, string>();
 const keepdUsage = new Map<string, string>();
 
 const KEEP_COMMANDS = ['init', 'backup', 'snapshots', 'forget', 'tag', 'agent', 'agent check-config', 'agent run', 'agent status', 'agent install', 'restore', 'ls', 'diff', 'find', 'dump', 'cat', 'stats', 'check', 'key', 'key add', 'key list', 'key remove', 'key passwd', 'pg', 'pg backup', 'pg wal-push', 'pg wal-fetch', 'pg restore', 'pg config', 'pg info', 'version', 'help'];
-const KEEPD_COMMANDS = ['init', 'serve', 'token', 'token create', 'token list', 'token revoke', 'tls', 'tls init', 'forget', 'prune', 'sync', 'promote', 'check', 'status', 'audit', 'audit verify', 'audit list', 'rebuild-index', 'install', 'version', 'help'];
+const KEEPD_COMMANDS = ['init', 'serve', 'token', 'token create', 'token list', 'token revoke', 'tls', 'tls init', 'forget', 'prune', 'sync', 'promote', 'check', 'status', 'check-config', 'audit', 'audit verify', 'audit list', 'rebuild-index', 'install', 'version', 'help'];
 
 /** Run `fn` over `items`, four at a time (each spawns a process). */
 async function eachLimited<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
@@ -146,7 +146,7 @@ describe('keepd --help', () => {
     expect(bodies.map((m) => m[1])).toEqual(expect.arrayContaining(['init', 'serve', 'token', 'tls', 'check', 'forget', 'prune', 'sync', 'promote', 'status', 'audit', 'rebuild-index', 'install']));
     for (const [i, m] of bodies.entries()) {
       const body = main.slice(m.index, bodies[i + 1]?.index ?? main.length);
-      const flags = ['data', ...optionNames(body), ...(body.includes('...FORGET_FLAGS') ? forgetFlags : [])];
+      const flags = [...(body.includes('args(') ? ['data'] : []), ...optionNames(body), ...(body.includes('...FORGET_FLAGS') ? forgetFlags : [])];
       const subs = KEEPD_COMMANDS.filter((c) => c === m[1] || c.startsWith(`${m[1]} `));
       const text = subs.map((c) => keepdUsage.get(c) ?? '').join('\n');
       for (const flag of flags) expect(text, `keepd ${m[1]} parses --${flag}`).toContain(`--${flag}`);

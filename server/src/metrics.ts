@@ -5,18 +5,34 @@ import type { SessionManager } from './sessions.js';
 
 type Labels = Record<string, string>;
 
+/** One labelled value of a family read at scrape time. */
+export interface Sample {
+  labels: Labels;
+  value: number;
+}
+
+function labelText(labels: Labels): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
+    .join(',');
+}
+
+/** Prometheus numbers: Infinity as +Inf. */
+function num(v: number): string {
+  return v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v);
+}
+
 /** Prometheus text exposition of a few counters and gauges; no dependency needed for this much. */
 export class Metrics {
   private readonly counters = new Map<string, { help: string; values: Map<string, number> }>();
   private readonly gauges = new Map<string, { help: string; read: () => number }>();
+  private readonly families = new Map<string, { help: string; type: 'counter' | 'gauge'; read: () => Sample[] }>();
 
   counter(name: string, help: string): (labels?: Labels, by?: number) => void {
     const c = { help, values: new Map<string, number>() };
     this.counters.set(name, c);
     return (labels = {}, by = 1) => {
-      const key = Object.entries(labels)
-        .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
-        .join(',');
+      const key = labelText(labels);
       c.values.set(key, (c.values.get(key) ?? 0) + by);
     };
   }
@@ -25,13 +41,25 @@ export class Metrics {
     this.gauges.set(name, { help, read });
   }
 
+  /** A labelled family computed from stored state at each scrape (so a restart does not reset it). */
+  family(name: string, help: string, type: 'counter' | 'gauge', read: () => Sample[]): void {
+    this.families.set(name, { help, type, read });
+  }
+
   render(): string {
     const lines: string[] = [];
     for (const [name, c] of this.counters) {
       lines.push(`# HELP ${name} ${c.help}`, `# TYPE ${name} counter`);
       for (const [k, v] of c.values) lines.push(`${name}${k ? `{${k}}` : ''} ${v}`);
     }
-    for (const [name, g] of this.gauges) lines.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${g.read()}`);
+    for (const [name, g] of this.gauges) lines.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${num(g.read())}`);
+    for (const [name, f] of this.families) {
+      lines.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
+      for (const x of f.read()) {
+        const k = labelText(x.labels);
+        lines.push(`${name}${k ? `{${k}}` : ''} ${num(x.value)}`);
+      }
+    }
     return lines.join('\n') + '\n';
   }
 

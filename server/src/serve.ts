@@ -17,6 +17,9 @@ import { parseUpstream } from './sync/upstream.js';
 import { markReplica, readOnlyReason } from './role.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE } from './limits.js';
 import { parseMinFree, StorageSpace } from './storage-space.js';
+import { startControl } from './control/start.js';
+import type { KeepdConfig } from './control/config.js';
+import type { Watchdog } from './control/watchdog.js';
 import { startAuditRetention } from './audit/retention.js';
 import { audit } from './audit/log.js';
 
@@ -45,6 +48,8 @@ export interface ServeOptions {
   minFree?: string;
   /** connections held at once (default DEFAULT_MAX_CONNECTIONS; never more than the open-file limit allows) */
   maxConnections?: number;
+  /** keepd.yaml, loaded (control/config.ts): policies, the watchdog, maintenance schedules */
+  config?: KeepdConfig;
   /** audit records older than this go, a segment at a time (default DEFAULT_AUDIT_RETENTION) */
   auditRetentionMs?: number;
 }
@@ -52,6 +57,7 @@ export interface ServeOptions {
 export interface RunningServer {
   port: number;
   metricsPort?: number;
+  watchdog: Watchdog;
   /** stop accepting calls, let in-flight ones finish (bounded), flush sessions, close the index */
   shutdown(): Promise<void>;
 }
@@ -90,6 +96,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const m = new Metrics();
   const metrics = serverMetrics(m);
   registerHoldings(m, { sessions, repo, space });
+  const control = startControl({ repo, runs, replicas, space, data: o.data, config: o.config ?? {}, clock, log, m });
   m.gauge('keep_audit_head_seq', 'The audit log\'s newest checkpointed record (its hash is in state.mdb)', () => audit(repo).headSeq());
 
   const listener = await listenGrpc({
@@ -134,9 +141,11 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   return {
     port: bound,
     metricsPort,
+    watchdog: control.watchdog,
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
+        await control.stop();
         stopAuditRetention();
         await stopFollowing?.();
         replicas.commits.emit('shutdown');

@@ -4,7 +4,7 @@ import { parse } from '../terminal/args.js';
 import { printJson } from '../terminal/output.js';
 import { AgentService } from '../service/agent-service.js';
 import { ConfigError, DEFAULT_CONFIG, DEFAULT_STATE_DIR, Job, loadConfig } from '../service/config.js';
-import { formatDuration, parseDuration } from '../service/duration.js';
+import { formatDurationMs, parseDurationMs } from '@keep/core';
 import { askStatus } from '../service/status-socket.js';
 import { installAgent } from '../install/install-agent.js';
 import { USAGE as USAGES } from '../commands/usage.js';
@@ -35,8 +35,8 @@ export async function agentCommand(argv: string[]): Promise<number | void> {
 
 export function describeSchedule(job: Job): string {
   const s = job.schedule;
-  const when = s.cron !== undefined ? `cron "${s.cron}"` : `every ${formatDuration(s.everyMs!)}`;
-  return `${when}${s.jitterMs ? ` (jitter ${formatDuration(s.jitterMs)})` : ''}`;
+  const when = s.cron !== undefined ? `cron "${s.cron}"` : `every ${formatDurationMs(s.everyMs!)}`;
+  return `${when}${s.jitterMs ? ` (jitter ${formatDurationMs(s.jitterMs)})` : ''}`;
 }
 
 function checkConfig(argv: string[]): number {
@@ -62,7 +62,7 @@ function checkConfig(argv: string[]): number {
 
 async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string' }, 'state-dir': { type: 'string' }, grace: { type: 'string' } });
-  const graceMs = values.grace ? parseDuration(values.grace, '--grace') : 60_000;
+  const graceMs = values.grace ? parseDurationMs(values.grace, '--grace') : 60_000;
   return new AgentService({ configFile: values.config ?? DEFAULT_CONFIG, stateDir: values['state-dir'], graceMs }).run();
 }
 
@@ -70,7 +70,7 @@ async function run(argv: string[]): Promise<number> {
 function install(argv: string[]): void {
   const { values } = parse(argv, { config: { type: 'string' }, user: { type: 'string' }, prefix: { type: 'string' }, 'unit-dir': { type: 'string' }, grace: { type: 'string' }, 'dry-run': { type: 'boolean' } });
   const dryRun = Boolean(values['dry-run']);
-  const graceMs = values.grace ? parseDuration(values.grace, '--grace') : 60_000;
+  const graceMs = values.grace ? parseDurationMs(values.grace, '--grace') : 60_000;
   const r = installAgent({ config: values.config ?? DEFAULT_CONFIG, unitDir: values['unit-dir'] ?? DEFAULT_UNIT_DIR, prefix: values.prefix, user: values.user, graceMs, dryRun });
   if (values.json) printJson(installJson(r, dryRun));
   else console.log(formatInstall(r, dryRun));

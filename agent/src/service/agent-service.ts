@@ -2,7 +2,7 @@ import { Clock, processClock, SealPool } from '@keep/core';
 import { runCommandJob } from './command-job.js';
 import { AgentConfig, Job, loadConfig } from './config.js';
 import { diffConfig } from './config-diff.js';
-import { formatDuration } from './duration.js';
+import { formatDurationMs } from '@keep/core';
 import { JobContext, runFilesJob } from './files-job.js';
 import { HeldKey } from './held-key.js';
 import { createLogger, Logger } from './log.js';
@@ -163,7 +163,7 @@ export class AgentService {
     this.stopping = true;
     clearTimeout(this.timer);
     const grace = this.scheduler.busy ? setTimeout(() => {
-      this.log.warn({ grace: formatDuration(this.opts.graceMs) }, 'grace period over: aborting the running job');
+      this.log.warn({ grace: formatDurationMs(this.opts.graceMs) }, 'grace period over: aborting the running job');
       this.scheduler.abortRunning();
     }, this.opts.graceMs) : undefined;
     this.log.info({ signal, running: this.scheduler.plans().filter((p) => p.running).map((p) => p.job.name) }, 'stopping: letting the running job finish');

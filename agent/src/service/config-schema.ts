@@ -1,8 +1,7 @@
-import { Cron } from 'croner';
 import { TIERS } from '@keep/core';
 import * as v from 'valibot';
 import { parseSize } from '../selection/size.js';
-import { durationMs } from './duration.js';
+import { cronSchema, durationSchema } from '@keep/core';
 
 /**
  * The shape of /etc/keep/agent.yaml. valibot rather than zod: its schemas are
@@ -12,25 +11,8 @@ import { durationMs } from './duration.js';
  * Strict objects throughout: a misspelt key is an error, not a silent default.
  */
 
-const duration = v.pipe(
-  v.union([v.string(), v.number()], 'must be a duration such as 30s, 15m or 1h30m'),
-  v.check((s) => durationMs(s) !== undefined, (i) => `must be a duration such as 30s, 15m or 1h30m, not ${JSON.stringify(i.input)}`),
-  v.transform((s) => durationMs(s)!),
-);
-
-function cronProblem(pattern: string): string | undefined {
-  try {
-    new Cron(pattern, { paused: true });
-    return undefined;
-  } catch (e) {
-    return (e as Error).message.replace(/^CronPattern: /, '');
-  }
-}
-
-const cron = v.pipe(
-  v.string('must be a cron expression such as "*/5 * * * *"'),
-  v.check((s) => cronProblem(s) === undefined, (i) => `not a cron expression: ${cronProblem(i.input as string)}`),
-);
+const duration = durationSchema;
+const cron = cronSchema;
 
 const positiveDuration = v.pipe(duration, v.check((ms) => ms >= 1000, 'must be at least 1s'));
 

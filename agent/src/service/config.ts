@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Compression, KeepError, Tier, TIERS } from '@keep/core';
 import * as v from 'valibot';
-import { ConfigSource, KeyPath } from './config-source.js';
+import { ConfigSource, issueError, KeyPath, readConfigSource } from '@keep/core';
 import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
 
 import { DEFAULT_STATE_DIR } from './default-paths.js';
@@ -70,15 +70,8 @@ export interface Loaded {
 
 /** Read and validate the config: the shape's problems thrown together (ConfigError), then those between keys and files; warnings returned. */
 export function loadConfig(file: string, overrides: { stateDir?: string } = {}): Loaded {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError([`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
-  }
-  const src = new ConfigSource(file, text);
-  const syntax = src.syntaxErrors();
-  if (syntax.length) throw new ConfigError(syntax);
+  const { src, problems: unread } = readConfigSource(file);
+  if (!src) throw new ConfigError(unread);
   const problems: string[] = [];
   for (const key of src.keys()) {
     const last = key[key.length - 1] as string;
@@ -87,7 +80,7 @@ export function loadConfig(file: string, overrides: { stateDir?: string } = {}):
   if (problems.length) throw new ConfigError(problems);
   const parsed = v.safeParse(configSchema, src.doc.toJS());
   if (!parsed.success) {
-    throw new ConfigError(parsed.issues.map((i) => src.error(issuePath(i), issueMessage(i))));
+    throw new ConfigError(parsed.issues.map((i) => issueError(src, i)));
   }
   const input = parsed.output;
   const warnings: string[] = [];
@@ -104,17 +97,6 @@ export function loadConfig(file: string, overrides: { stateDir?: string } = {}):
     config: { file, repository: input.repository, host: input.host ?? os.hostname(), stateDir, socket: input.socket ?? path.join(stateDir, 'agent.sock'), jobs },
     warnings,
   };
-}
-
-function issuePath(i: v.BaseIssue<unknown>): KeyPath {
-  return (i.path ?? []).map((p) => p.key as string | number);
-}
-
-function issueMessage(i: v.BaseIssue<unknown>): string {
-  if (i.received === 'undefined') return 'missing';
-  if (i.type === 'strict_object' && i.expected === 'never') return 'unknown key';
-  if (i.type === 'strict_object') return 'must be a mapping';
-  return i.message;
 }
 
 function checkRepository(src: ConfigSource, c: AgentConfigInput, problems: string[], warnings: string[]): void {

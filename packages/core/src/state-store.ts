@@ -12,6 +12,9 @@ import { checkLmdbFile } from './index/meta-check.js';
  */
 export const STATE_FILE = REPO_FILES.state;
 
+/** Named tables state.mdb may hold (lmdb-js's default of 12 is too few once keepd's control plane and audit log keep theirs here). */
+const STATE_MAX_TABLES = 64;
+
 /**
  * Tables keepd kept in index.mdb before state.mdb existed. The first open
  * of the state moves them over (an existing repository keeps its tokens)
@@ -34,7 +37,7 @@ export class StateStore {
     const file = path.join(dir, STATE_FILE);
     const st = checkLmdbFile(file);
     if (st.kind === 'damaged') throw new KeepError('CORRUPT', `${file} is damaged (${st.reason}): it holds keepd's tokens and replication state and cannot be rebuilt; restore it from a backup of the data directory`);
-    const store = new StateStore(open({ path: file, noSubdir: true, compression: false }));
+    const store = new StateStore(open({ path: file, noSubdir: true, compression: false, maxDbs: STATE_MAX_TABLES }));
     if (index) store.migrateFrom(index);
     return store;
   }

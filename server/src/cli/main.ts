@@ -5,6 +5,7 @@ import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
+import { DEFAULT_KEEPD_CONFIG, KeepdConfig, KeepdConfigError, loadKeepdConfig } from '../control/config.js';
 import { runSync, syncFailure } from '../sync/run.js';
 import { promote } from '../role.js';
 import { serve } from '../serve.js';
@@ -37,6 +38,18 @@ function args(argv: string[], extra: Record<string, Opt> = {}) {
   }
 }
 
+/** keepd.yaml for serve; null (every problem on stderr, exit 2) when it is not valid. */
+function configOrProblems(file: string): KeepdConfig | null {
+  try {
+    return loadKeepdConfig(file);
+  } catch (e) {
+    if (!(e instanceof KeepdConfigError)) throw e;
+    for (const p of e.problems) process.stderr.write(`keepd: error: ${p}\n`);
+    process.exitCode = 2;
+    return null;
+  }
+}
+
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async init(argv) {
     const a = args(argv, { 'chunk-min': { type: 'string' }, 'chunk-avg': { type: 'string' }, 'chunk-max': { type: 'string' } });
@@ -51,7 +64,9 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, 'audit-retention': { type: 'string' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' }, 'audit-retention': { type: 'string' } });
+    const config = typeof a.config === 'string' ? configOrProblems(a.config) : undefined;
+    if (config === null) return;
     if (a.insecure) process.env.KEEP_INSECURE = '1';
     const maxConnections = a['max-connections'] === undefined ? undefined : Number(a['max-connections']);
     if (maxConnections !== undefined && !(Number.isInteger(maxConnections) && maxConnections > 0)) throw new KeepError('INVALID_ARGUMENT', '--max-connections takes a count (> 0)');
@@ -73,6 +88,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       syncTiers: a['sync-all'] ? 'all' : ['critical'],
       minFree: a['min-free'] as string | undefined,
       maxConnections,
+      config,
       auditRetentionMs: parseAuditRetention((a['audit-retention'] as string | undefined) ?? DEFAULT_AUDIT_RETENTION),
     });
     await new Promise<void>((resolve) => {
@@ -200,8 +216,14 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     out(a.json, records, () => records.forEach((rec) => console.log(formatAuditRecord(rec))));
   },
   async status(argv) {
-    const a = args(argv);
+    const a = args(argv, { check: { type: 'boolean' } });
     const s = await runStatus(a.data);
+    if (a.check) {
+      // monitoring-plugin semantics: one line, exit 0 OK / 1 WARNING / 2 CRITICAL / 3 UNKNOWN
+      out(a.json, s.watchdog.check, () => console.log(s.watchdog.check.line));
+      process.exitCode = s.watchdog.check.code;
+      return;
+    }
     out(a.json, s, () => {
       console.log(`repository ${s.repository}: ${s.snapshots} snapshots, ${s.blobs} blobs in ${s.packs} packs`);
       for (const x of s.sources) {
@@ -213,7 +235,21 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         const failing = r.consecutive_failures ? `  ${r.consecutive_failures} consecutive failure(s), last ${r.last_failure} (${r.last_error_class ?? '-'})` : '';
         console.log(`${r.source.padEnd(20)} last ${r.last_result} ${r.last_run} (job ${r.last_job})${failing}  ${r.runs_success} ok / ${r.runs_failure} failed`);
       }
+      console.log(`watchdog: ${s.watchdog.check.line}`);
+      for (const w of s.watchdog.states) console.log(`  ${w.kind.padEnd(11)} ${w.name.padEnd(20)} ${w.state.padEnd(8)} since ${w.since}`);
     });
+  },
+  async 'check-config'(argv) {
+    const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
+    const file = values.config ?? DEFAULT_KEEPD_CONFIG;
+    try {
+      const c = loadKeepdConfig(file);
+      out(values.json, { ok: true, file, sources: c.sources?.length ?? 0, maintenance: Object.keys(c.maintenance ?? {}) }, () => console.log(`${file}: ok (${c.sources?.length ?? 0} source polic(ies), maintenance: ${Object.keys(c.maintenance ?? {}).join(', ') || 'none'})`));
+    } catch (e) {
+      if (!(e instanceof KeepdConfigError)) throw e;
+      out(values.json, { ok: false, file, problems: e.problems }, () => e.problems.forEach((p) => console.error(p)));
+      process.exitCode = 2;
+    }
   },
   async install(argv) {
     // --data is optional here: the unit names the data directory, keepd init makes it
@@ -278,6 +314,6 @@ async function main(argv: string[]): Promise<void> {
 
 const argv = process.argv.slice(2);
 main(argv).then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (e: Error) => process.exit(reportExitError('keepd', e, argv.includes('--json'))),
 );

@@ -27,7 +27,8 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   sync                  pull missing snapshots from another keepd
   promote               make a replica a primary
   check                 verify without a key
-  status                per source: newest snapshot and its age against the RPO; agents' last runs
+  status                per source: newest snapshot and its age against the RPO; agents' last runs; the watchdog
+  check-config          validate keepd.yaml (policies, watchdog, maintenance)
   audit verify|list     prove the hash-chained audit log; list its records
   rebuild-index         rebuild the LMDB index from pack trailers and snapshot files
   install               write the systemd unit keepd.service
@@ -62,7 +63,12 @@ Serve the repository over gRPC until SIGTERM or SIGINT (then drain and exit 0).
   --sync-replicas N [--sync-timeout S] [--sync-all]  a primary whose critical-tier (or all)
                         commits wait for N replicas
   --insecure            plaintext grpc:// upstream to a host that is not loopback (KEEP_INSECURE=1)
+  --config FILE         keepd.yaml: source policies, the watchdog, scheduled maintenance
   --audit-retention D   keep audit records this long (default 400d; 52w, 36h also; a month's segment at a time)`,
+  'check-config': `usage: keepd check-config [--config FILE] [--json]
+
+Validate keepd.yaml (default /etc/keep/keepd.yaml). Each problem names file:line: key.
+Exit 0 when valid, 2 when not.`,
   token: `usage: keepd token create|list|revoke --data DIR
 
 Access tokens (keepd token create --help).`,
@@ -105,11 +111,13 @@ recorded in DIR/role.json (a running keepd follows within a second).`,
 
 Verify the repository without a key; --read-data reads every pack, --read-data-subset a share.
 Exit 4 when damage is found.`,
-  status: `usage: keepd status --data DIR
+  status: `usage: keepd status --data DIR [--check] [--json]
 
 Per source: the newest snapshot and its age against the tier's RPO; PITR windows; the last
 run agents reported (keep agent run), consecutive failures and the last failure's time and
-class (times are keepd's, from when each report arrived).`,
+class (times are keepd's, from when each report arrived); the watchdog's states (keepd serve).
+  --check   one line and monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+            (no keepd watching)`,
   audit: `usage: keepd audit verify|list --data DIR
 
 keepd's tamper-evident audit log (DIR/audit/): token changes and new peers, keys, backups,

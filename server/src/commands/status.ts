@@ -3,6 +3,8 @@ import { ReplicaRegistry } from '../replicas.js';
 import { RunReportStore } from '../run-reports.js';
 import { replicationDb } from '../sync/pull.js';
 import { keepdRepoOptions } from '../data-lock.js';
+import { WatchStore } from '../control/watch-store.js';
+import { checkSummary } from '../control/status-check.js';
 
 export interface SourceStatus {
   source: string;
@@ -96,7 +98,17 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
       runs_success: r.runs_success,
       runs_failure: r.runs_failure,
     }));
-    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, replicas, replication };
+    const watch = new WatchStore(repo);
+    const meta = watch.lastEvaluation();
+    const watchdog = {
+      evaluated_at: iso(meta?.evaluated_ms),
+      interval_s: meta ? meta.interval_ms / 1000 : null,
+      check: checkSummary(watch.held(), meta, now),
+      states: watch.held().map(({ candidate: _c, candidate_count: _n, ...h }) => ({ ...h, since: new Date(h.since_ms).toISOString() })),
+      transitions: watch.recentTransitions(20).map((t) => ({ ...t, at: new Date(t.at_ms).toISOString() })),
+      maintenance: watch.allRuns().slice(-20),
+    };
+    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, replicas, replication, watchdog };
   } finally {
     await repo.close();
   }

@@ -1,4 +1,4 @@
-import { KeepError } from '@keep/core';
+import { KeepError } from './errors.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -12,14 +12,14 @@ export function durationMs(value: string | number): number | undefined {
   return parts.reduce((sum, p) => sum + Number(p[1]) * UNITS[p[2]], 0);
 }
 
-export function parseDuration(value: string | number, what: string): number {
+export function parseDurationMs(value: string | number, what: string): number {
   const ms = durationMs(value);
   if (ms === undefined) throw new KeepError('INVALID_ARGUMENT', `${what} takes a duration such as 30s, 15m or 1h30m, not ${JSON.stringify(value)}`);
   return ms;
 }
 
 /** 900000 -> "15m", for logs and status. */
-export function formatDuration(ms: number): string {
+export function formatDurationMs(ms: number): string {
   if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;

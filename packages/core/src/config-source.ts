@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 
 export type KeyPath = (string | number)[];
@@ -63,4 +64,34 @@ export class ConfigSource {
       for (let i = 0; i < node.items.length; i++) yield* this.keys(node.items[i], [...path, i]);
     }
   }
+}
+
+/** The parts of a schema validator's issue (valibot's) a config error needs. */
+export interface SchemaIssue {
+  path?: { key: unknown }[];
+  received?: string;
+  type: string;
+  expected?: string | null;
+  message: string;
+}
+
+/** `file:line: key.path: message` for a schema issue; "missing" and "unknown key" said plainly. */
+export function issueError(src: ConfigSource, i: SchemaIssue): string {
+  const path = (i.path ?? []).map((p) => p.key as string | number);
+  const message =
+    i.received === 'undefined' ? 'missing' : i.type === 'strict_object' && i.expected === 'never' ? 'unknown key' : i.type === 'strict_object' ? 'must be a mapping' : i.message;
+  return src.error(path, message);
+}
+
+/** Read and parse `file`: its ConfigSource, or the problems (unreadable, YAML syntax) each naming file and line. */
+export function readConfigSource(file: string): { src: ConfigSource; problems: [] } | { src?: undefined; problems: string[] } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    return { problems: [`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`] };
+  }
+  const src = new ConfigSource(file, text);
+  const syntax = src.syntaxErrors();
+  return syntax.length ? { problems: syntax } : { src, problems: [] };
 }

@@ -1,0 +1,66 @@
+/**
+ * What the watchdog judges, as pure functions of stored facts (no clock, no
+ * I/O) so a restart re-derives the same states. Severity follows the
+ * monitoring-plugin scale: 0 OK, 1 WARNING, 2 CRITICAL.
+ */
+
+export type ConditionKind = 'source' | 'replica' | 'storage' | 'maintenance' | 'keepd';
+
+export interface Condition {
+  kind: ConditionKind;
+  name: string;
+  state: string;
+  severity: 0 | 1 | 2;
+  /** numbers behind the state (age, RPO, lag, ...) for status and alerts */
+  detail: Record<string, number | string | null>;
+}
+
+/**
+ * A source's age against its RPO: ok up to the RPO; late past it; missed
+ * past twice the RPO (a whole further backup interval went by without a
+ * snapshot). No expectation yet: unknown (not an alarm).
+ */
+export function ageState(ageMs: number, rpoMs: number | undefined): { state: 'ok' | 'late' | 'missed' | 'unknown'; severity: 0 | 1 | 2 } {
+  if (rpoMs === undefined) return { state: 'unknown', severity: 0 };
+  if (ageMs <= rpoMs) return { state: 'ok', severity: 0 };
+  if (ageMs <= 2 * rpoMs) return { state: 'late', severity: 1 };
+  return { state: 'missed', severity: 2 };
+}
+
+/** Failed runs: `threshold` consecutive failures (agents' reports) make a source failing, critical. */
+export function sourceCondition(o: { source: string; ageMs: number | undefined; rpoMs: number | undefined; origin: string; consecutiveFailures: number; failureRate: number | null; failuresThreshold: number }): Condition {
+  const age = o.ageMs === undefined ? { state: 'unknown' as const, severity: 0 as const } : ageState(o.ageMs, o.rpoMs);
+  const failing = o.consecutiveFailures >= o.failuresThreshold;
+  // missed outranks failing (both critical; missed says more), failing outranks late
+  const pick = age.state === 'missed' ? age : failing ? { state: 'failing', severity: 2 as const } : age;
+  return {
+    kind: 'source',
+    name: o.source,
+    state: pick.state,
+    severity: pick.severity,
+    detail: { age_s: o.ageMs === undefined ? null : Math.round(o.ageMs / 1000), rpo_s: o.rpoMs === undefined ? null : o.rpoMs / 1000, expectation: o.origin, consecutive_failures: o.consecutiveFailures, failure_rate: o.failureRate },
+  };
+}
+
+/** A replica behind the primary by more than `rpoMs` (the strictest RPO of the sources) is lagging. */
+export function replicaCondition(replica: string, lagMs: number, rpoMs: number | undefined): Condition {
+  const lagging = rpoMs !== undefined && lagMs > rpoMs;
+  return { kind: 'replica', name: replica, state: lagging ? 'lagging' : 'ok', severity: lagging ? 1 : 0, detail: { lag_s: lagMs / 1000, rpo_s: rpoMs === undefined ? null : rpoMs / 1000 } };
+}
+
+/** Below keepd's reserve: full (critical); full within `warnDays` at the observed growth: filling (warning). */
+export function storageCondition(o: { free: number; reserve: number; daysToFull: number; warnDays: number }): Condition {
+  const state = o.free < o.reserve ? 'full' : o.daysToFull < o.warnDays ? 'filling' : 'ok';
+  return { kind: 'storage', name: 'data', state, severity: state === 'full' ? 2 : state === 'filling' ? 1 : 0, detail: { free_bytes: o.free, reserve_bytes: o.reserve, days_to_full: Number.isFinite(o.daysToFull) ? Math.round(o.daysToFull * 10) / 10 : null } };
+}
+
+/** A maintenance task whose last run failed stays critical until a run succeeds. */
+export function maintenanceCondition(task: string, last: { outcome: 'success' | 'failure'; end_ms: number; error?: string } | undefined): Condition {
+  const failed = last?.outcome === 'failure';
+  return { kind: 'maintenance', name: task, state: !last ? 'pending' : failed ? 'failed' : 'ok', severity: failed ? 2 : 0, detail: { last_run_ms: last?.end_ms ?? null, error: last?.error ?? null } };
+}
+
+/** Days until `free` is used up at `bytesPerMs`; Infinity when usage is not growing. */
+export function daysToFull(free: number, bytesPerMs: number): number {
+  return bytesPerMs > 0 ? free / bytesPerMs / 86_400_000 : Infinity;
+}

@@ -1,0 +1,29 @@
+import type { Clock, Repository } from '@keep/core';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { ReplicaRegistry } from '../replicas.js';
+import type { RunReportStore } from '../run-reports.js';
+import type { StorageSpace } from '../storage-space.js';
+import type { KeepdConfig } from './config.js';
+import { registerControlMetrics } from './control-metrics.js';
+import { Maintenance } from './maintenance.js';
+import { Watchdog } from './watchdog.js';
+import { WatchStore } from './watch-store.js';
+
+/** keepd serve's control plane: the watchdog, scheduled maintenance and their metrics; `stop` before the repository closes. */
+export function startControl(o: { repo: Repository; runs: RunReportStore; replicas: ReplicaRegistry; space: StorageSpace; data: string; config: KeepdConfig; clock: Clock; log: Logger; m: Metrics }) {
+  const store = new WatchStore(o.repo);
+  const watchdog = new Watchdog({ ...o, store });
+  const maintenance = new Maintenance(o.repo, o.config, o.clock, store, o.log);
+  registerControlMetrics(o.m, { ...o, watchdog, store });
+  watchdog.start();
+  maintenance.start();
+  return {
+    watchdog,
+    maintenance,
+    async stop() {
+      await maintenance.stop();
+      await watchdog.stop();
+    },
+  };
+}
