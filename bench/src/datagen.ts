@@ -326,24 +326,17 @@ export function mutate(ds: Dataset): MutationSummary {
     changed += extra.length;
     modified++;
   }
-  // rewrite one region (2% of the total) of the log
-  {
-    const f = large('logs-b.log');
-    const len = Math.min(f.size, Math.round(plan.totalBytes * 0.02));
+  // overwrite one region (`share` of the total) of a large file, in place
+  const overwriteRegion = (name: string, share: number, kind: Kind) => {
+    const f = large(name);
+    const len = Math.min(f.size, Math.round(plan.totalBytes * share));
     const off = rng.int(f.size - len + 1);
-    overwrite(path.join(root, f.rel), off, content('text', len, rng));
+    overwrite(path.join(root, f.rel), off, content(kind, len, rng));
     changed += len;
     modified++;
-  }
-  // overwrite one region (5% of the total) of the disk image
-  {
-    const f = large('disk-e.img');
-    const len = Math.min(f.size, Math.round(plan.totalBytes * 0.05));
-    const off = rng.int(f.size - len + 1);
-    overwrite(path.join(root, f.rel), off, content('mixed', len, rng));
-    changed += len;
-    modified++;
-  }
+  };
+  overwriteRegion('logs-b.log', 0.02, 'text'); // the log: 2% rewritten
+  overwriteRegion('disk-e.img', 0.05, 'mixed'); // the disk image: 5% rewritten
   // insert 1% of the total at 40% of the archive
   {
     const f = large('archive-d.bin');
