@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, killAllAgents } from './agent-harness.js';
 import { tempDirs } from './helpers.js';
 import { createToken, Keepd, keepdInit, keepdJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
-import { Cluster, own, pgOk, SKIP, waitUntil } from './pg-cluster.js';
+import { Cluster, own, SKIP, startPrimaryArchivingThroughAgent, waitUntil } from './pg-cluster.js';
 
 if (SKIP) console.warn(`agent-done-when: the postgres job is left out: ${SKIP}`);
 const WITH_PG = !SKIP;
@@ -68,15 +68,7 @@ describe('issue 16 done-when: a resident agent with three kinds of job, SIGKILLe
       fs.mkdirSync(path.join(dir, 'pg', 'sock'), { recursive: true });
       own(path.join(dir, 'pg'));
       primary = new Cluster(path.join(dir, 'pg', 'data'), path.join(dir, 'pg', 'sock'), 54361, path.join(dir, 'pg', 'pg.log'));
-      await pgOk('initdb', ['-D', primary.data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-      const config = await runKeep(['pg', 'config', '--source', 'db', '--json'], env);
-      expect(config.code, config.stderr).toBe(0);
-      const archiveCommand = (JSON.parse(config.stdout).archive_command as string).replace('pg wal-push', `pg wal-push --socket ${socket}`);
-      fs.appendFileSync(
-        path.join(primary.data, 'postgresql.conf'),
-        ['', "listen_addresses = ''", 'wal_level = replica', 'archive_mode = on', `archive_command = '${archiveCommand.replace(/'/g, "''")}'`, 'shared_buffers = 32MB', ''].join('\n'),
-      );
-      await primary.start();
+      await startPrimaryArchivingThroughAgent(primary, env, socket);
       pgJob = `  - type: postgres
     name: db
     pgdata: ${primary.data}
