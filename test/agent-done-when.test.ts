@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent, killAllAgents } from './agent-harness.js';
+import { Agent, agentConfig, killAllAgents } from './agent-harness.js';
 import { tempDirs } from './helpers.js';
 import { createToken, Keepd, keepdInit, keepdJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
 import { Cluster, own, SKIP, startPrimaryArchivingThroughAgent, waitUntil } from './pg-cluster.js';
@@ -80,13 +80,9 @@ describe('issue 16 done-when: a resident agent with three kinds of job, SIGKILLe
     cfg = path.join(dir, 'agent', 'agent.yaml');
     fs.writeFileSync(
       cfg,
-      `repository:
-  location: ${keepd.url}
-  token_file: ${env.KEEP_TOKEN_FILE}
-  password_file: ${env.KEEP_PASSWORD_FILE}
-state_dir: ${stateDir}
-jobs:
-  - type: files
+      agentConfig(
+        [`location: ${keepd.url}`, `token_file: ${env.KEEP_TOKEN_FILE}`, `password_file: ${env.KEEP_PASSWORD_FILE}`],
+        `  - type: files
     name: files
     paths: [${src}]
     schedule: { every: 3s }
@@ -101,6 +97,7 @@ jobs:
     stdin_name: slow.out
     schedule: { every: 1h }
 ${pgJob}`,
+      ),
     );
     // the agent reads all of it as the postgres user when PostgreSQL runs
     for (const p of [secrets, src, marker, path.join(dir, 'agent')]) own(p);
@@ -122,7 +119,7 @@ ${pgJob}`,
 
   it('runs, survives a SIGKILL mid-job, retries the killed run, reports the failure and keeps WAL archived', async () => {
     // ---- first life: every job runs; slow is held mid-run
-    const first = new Agent(['--config', cfg], { asPostgres: WITH_PG });
+    const first = new Agent(['--config', cfg, '--state-dir', stateDir], { asPostgres: WITH_PG });
     await first.waitFor((l) => l.job === 'files' && l.msg === 'run succeeded', 2);
     await first.waitFor((l) => l.job === 'broken' && l.msg === 'run failed');
     await first.waitFor((l) => l.job === 'slow' && l.msg === 'run started');
@@ -141,7 +138,7 @@ ${pgJob}`,
     const walBefore = primary ? await archiver(primary) : undefined;
 
     // ---- second life: the killed run is retried at start
-    const second = new Agent(['--config', cfg], { asPostgres: WITH_PG });
+    const second = new Agent(['--config', cfg, '--state-dir', stateDir], { asPostgres: WITH_PG });
     const [retried] = await second.waitFor((l) => l.job === 'slow' && (l.msg === 'run succeeded' || l.msg === 'run failed'));
     expect(retried).toMatchObject({ msg: 'run succeeded', reason: 'interrupted' });
     await second.waitFor((l) => l.job === 'files' && l.msg === 'run succeeded', 2);
