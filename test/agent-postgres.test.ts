@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, killAllAgents } from './agent-harness.js';
 import { tempDirs } from './helpers.js';
 import { Keepd, killAllKeepd, runKeep } from './keepd-harness.js';
-import { Cluster, keepdForPostgres, own, pgOk, sleep, SKIP, waitUntil } from './pg-cluster.js';
+import { Cluster, keepdForPostgres, own, sleep, SKIP, startPrimaryArchivingThroughAgent, waitUntil } from './pg-cluster.js';
 
 if (SKIP) console.warn(`agent-postgres: SKIPPED: ${SKIP}`);
 
@@ -50,16 +50,7 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL through the resident agent (real Post
     }
     socket = path.join(dir, 'agent', 'state', 'agent.sock');
     primary = new Cluster(path.join(dir, 'pg1', 'data'), path.join(dir, 'pg1', 'sock'), 54341, path.join(dir, 'logs', 'pg1.log'));
-    await pgOk('initdb', ['-D', primary.data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-    // keep pg config's archive_command (the repository variables inline, for the direct fallback), told where the agent listens
-    const config = await runKeep(['pg', 'config', '--source', 'db', '--json'], env);
-    expect(config.code, config.stderr).toBe(0);
-    const archiveCommand = (JSON.parse(config.stdout).archive_command as string).replace('pg wal-push', `pg wal-push --socket ${socket}`);
-    fs.appendFileSync(
-      path.join(primary.data, 'postgresql.conf'),
-      ['', "listen_addresses = ''", 'wal_level = replica', 'archive_mode = on', `archive_command = '${archiveCommand.replace(/'/g, "''")}'`, 'shared_buffers = 32MB', ''].join('\n'),
-    );
-    await primary.start();
+    await startPrimaryArchivingThroughAgent(primary, env, socket);
 
     const cfg = path.join(dir, 'agent', 'agent.yaml');
     fs.writeFileSync(

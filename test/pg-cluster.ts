@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './helpers.js';
-import { createToken, Keepd, keepdInit, startKeepd } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, runKeep, startKeepd } from './keepd-harness.js';
 
 // ---------------------------------------------------------------- finding (or installing) PostgreSQL
 
@@ -126,6 +126,23 @@ export class Cluster {
       return '(no log)';
     }
   }
+}
+
+/**
+ * initdb and start `c` as a primary whose archive_command is `keep pg config`'s
+ * (the repository variables of `env` inline, for the direct fallback), told
+ * to hand segments to the agent listening on `socket`.
+ */
+export async function startPrimaryArchivingThroughAgent(c: Cluster, env: Record<string, string>, socket: string, source = 'db'): Promise<void> {
+  await pgOk('initdb', ['-D', c.data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  const config = await runKeep(['pg', 'config', '--source', source, '--json'], env);
+  if (config.code !== 0) throw new Error(`keep pg config exited ${config.code}: ${config.stderr}`);
+  const archiveCommand = (JSON.parse(config.stdout).archive_command as string).replace('pg wal-push', `pg wal-push --socket ${socket}`);
+  fs.appendFileSync(
+    path.join(c.data, 'postgresql.conf'),
+    ['', "listen_addresses = ''", 'wal_level = replica', 'archive_mode = on', `archive_command = '${archiveCommand.replace(/'/g, "''")}'`, 'shared_buffers = 32MB', ''].join('\n'),
+  );
+  await c.start();
 }
 
 export async function waitUntil(what: string, pred: () => Promise<boolean>, timeoutMs: number, log?: () => string): Promise<number> {
