@@ -61,7 +61,7 @@ for (const t of targets) {
     bundle: true,
     platform: 'node',
     format: t.format ?? 'esm',
-    target: 'node20',
+    target: 'node24',
     external: t.external ?? external,
     plugins: t.plugins ?? [],
     define: t.define ?? {},
