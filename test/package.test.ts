@@ -136,6 +136,8 @@ describe.skipIf(`${process.platform}-${process.arch}` !== 'linux-x64')('the linu
     expect(await ok(keep, ['--help'])).toContain('usage: keep');
     await ok(keep, ['init', '--kdf-cost', '10'], env);
     await ok(keep, ['backup', source], env);
+    // the launcher's V8 code cache (agent/src/startup/code-cache.ts) works from the package too
+    expect(fs.existsSync(path.join(home, '.cache', 'keep', 'code-backup.v8'))).toBe(true);
     const target = path.join(root, 'restored-embedded');
     await ok(keep, ['restore', 'latest', '--target', target], env);
     expect(tree(path.join(target, source))).toEqual(tree(source));
