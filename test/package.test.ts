@@ -131,6 +131,15 @@ describe.skipIf(`${process.platform}-${process.arch}` !== 'linux-x64')('the linu
     for (const name of [AGENT, KEEPD]) expect(fs.statSync(path.join(root, name, 'runtime', 'node')).mode & 0o111).not.toBe(0);
   });
 
+  it('bin/keep and bin/keepd start through a symbolic link elsewhere (as from /usr/local/bin)', async () => {
+    const links = path.join(root, 'links');
+    fs.mkdirSync(links);
+    fs.symlinkSync(keep, path.join(links, 'keep'));
+    fs.symlinkSync(keepd, path.join(links, 'keepd'));
+    expect(await ok(path.join(links, 'keep'), ['--help'])).toContain('usage: keep');
+    expect(await ok(path.join(links, 'keepd'), ['--help'])).toContain('usage: keepd');
+  });
+
   it('bin/keep backs up to and restores from an embedded repository', async () => {
     const env = { KEEP_REPO: path.join(root, 'embedded'), KEEP_PASSWORD: 'package test passphrase', KEEP_NO_PROGRESS: '1' };
     expect(await ok(keep, ['--help'])).toContain('usage: keep');
