@@ -1,15 +1,22 @@
 #!/usr/bin/env node
 /**
  * Test dependencies beyond Node and npm: PostgreSQL, for test/pg-*.test.ts
- * (point-in-time recovery against a real server).
+ * (point-in-time recovery against a real server), and systemd-analyze, for
+ * test/install-units.test.ts (`systemd-analyze verify` of the units keep and
+ * keepd install), and jq, for test/restic-script.test.ts.
  *
  * Idempotent and fast when present: it only looks for
- * /usr/lib/postgresql/N/bin/initdb. When missing, on a Debian or Ubuntu
- * machine and as root, it installs the distribution's `postgresql` package
- * without creating or starting the system cluster (the tests run their own
- * clusters on private sockets, as the `postgres` user the package creates).
- * Anywhere else it says why it cannot and exits 0: the PostgreSQL tests then
- * skip with that reason, everything else still runs.
+ * /usr/lib/postgresql/N/bin/initdb and for systemd-analyze on the PATH. When
+ * missing, on a Debian or Ubuntu machine and as root, it installs:
+ * - the distribution's `postgresql` package without creating or starting the
+ *   system cluster (the tests run their own clusters on private sockets, as
+ *   the `postgres` user the package creates);
+ * - Debian's `systemd` package, for systemd-analyze, without making it the
+ *   init system (no systemd-sysv, no recommends) and with a policy-rc.d that
+ *   forbids starting any service while it installs: in a container that runs
+ *   no systemd, nothing is started, re-executed or enabled.
+ * Anywhere else it says why it cannot and exits 0: those tests then skip with
+ * that reason, everything else still runs.
  *
  *   node scripts/test-deps.mjs            install if needed
  *   node scripts/test-deps.mjs --check    report only, never install
@@ -36,40 +43,98 @@ function say(msg) {
   process.stderr.write(`test-deps: ${msg}\n`);
 }
 
-const found = findInitdb();
-if (found) {
-  say(`PostgreSQL present (${path.dirname(found)})`);
-  process.exit(0);
-}
-if (process.argv.includes('--check')) {
-  say('PostgreSQL not installed (the PostgreSQL tests will skip)');
-  process.exit(0);
-}
-if (process.platform !== 'linux' || !fs.existsSync('/usr/bin/apt-get')) {
-  say('PostgreSQL not installed and no apt-get here: install PostgreSQL (initdb under /usr/lib/postgresql/N/bin) or the PostgreSQL tests skip');
-  process.exit(0);
-}
-if (process.getuid?.() !== 0) {
-  say('PostgreSQL not installed and not root: run `sudo apt-get install -y postgresql` or the PostgreSQL tests skip');
-  process.exit(0);
-}
-
+const CHECK_ONLY = process.argv.includes('--check');
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 const apt = (args) => execFileSync('apt-get', ['-o', 'Dpkg::Options::=--force-confold', '-o', 'Dpkg::Options::=--force-confdef', ...args], { stdio: 'inherit', env });
-const started = Date.now();
-say('installing PostgreSQL (apt-get install postgresql)…');
-apt(['update']);
-// postgresql-common first, so the package does not create (and start) a "main" system cluster.
-apt(['install', '-y', '--no-install-recommends', 'postgresql-common']);
-const conf = '/etc/postgresql-common/createcluster.conf';
-if (fs.existsSync(conf)) {
-  const text = fs.readFileSync(conf, 'utf8');
-  if (!/^\s*create_main_cluster\s*=\s*false/m.test(text)) fs.writeFileSync(conf, text.replace(/^#?\s*create_main_cluster\s*=.*$/m, 'create_main_cluster = false'));
+let updated = false;
+const aptUpdateOnce = () => {
+  if (!updated) apt(['update']);
+  updated = true;
+};
+
+/** Why `what` cannot be installed here, or undefined when apt-get as root can. */
+function cannotInstall(what, hint) {
+  if (process.platform !== 'linux' || !fs.existsSync('/usr/bin/apt-get')) return `${what} not installed and no apt-get here: ${hint}`;
+  if (process.getuid?.() !== 0) return `${what} not installed and not root: ${hint}`;
+  return undefined;
 }
-apt(['install', '-y', '--no-install-recommends', 'postgresql']);
-const now = findInitdb();
-if (!now) {
-  say('apt-get finished but no initdb under /usr/lib/postgresql/N/bin');
-  process.exit(1);
+
+function ensurePostgres() {
+  const found = findInitdb();
+  if (found) return say(`PostgreSQL present (${path.dirname(found)})`);
+  if (CHECK_ONLY) return say('PostgreSQL not installed (the PostgreSQL tests will skip)');
+  const why = cannotInstall('PostgreSQL', 'run `sudo apt-get install -y postgresql` (initdb under /usr/lib/postgresql/N/bin) or the PostgreSQL tests skip');
+  if (why) return say(why);
+  const started = Date.now();
+  say('installing PostgreSQL (apt-get install postgresql)…');
+  aptUpdateOnce();
+  // postgresql-common first, so the package does not create (and start) a "main" system cluster.
+  apt(['install', '-y', '--no-install-recommends', 'postgresql-common']);
+  const conf = '/etc/postgresql-common/createcluster.conf';
+  if (fs.existsSync(conf)) {
+    const text = fs.readFileSync(conf, 'utf8');
+    if (!/^\s*create_main_cluster\s*=\s*false/m.test(text)) fs.writeFileSync(conf, text.replace(/^#?\s*create_main_cluster\s*=.*$/m, 'create_main_cluster = false'));
+  }
+  apt(['install', '-y', '--no-install-recommends', 'postgresql']);
+  const now = findInitdb();
+  if (!now) {
+    say('apt-get finished but no initdb under /usr/lib/postgresql/N/bin');
+    process.exitCode = 1;
+    return;
+  }
+  say(`PostgreSQL installed (${path.dirname(now)}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
-say(`PostgreSQL installed (${path.dirname(now)}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+
+function findOnPath(name) {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    const p = path.join(dir || '.', name);
+    if (fs.existsSync(p)) return p;
+  }
+  return ['/usr/bin', '/bin'].map((d) => path.join(d, name)).find((p) => fs.existsSync(p));
+}
+
+const POLICY_RC_D = '/usr/sbin/policy-rc.d';
+
+function ensureSystemdAnalyze() {
+  const found = findOnPath('systemd-analyze');
+  if (found) return say(`systemd-analyze present (${found})`);
+  if (CHECK_ONLY) return say('systemd-analyze not installed (test/install-units.test.ts will not verify the units)');
+  const why = cannotInstall('systemd-analyze', 'run `sudo apt-get install -y --no-install-recommends systemd` or the units are not verified');
+  if (why) return say(why);
+  const started = Date.now();
+  say('installing systemd-analyze (apt-get install --no-install-recommends systemd; no service started)…');
+  // Debian's "do not start services" switch for chroots and containers (invoke-rc.d and
+  // deb-systemd-invoke obey it): 101 = action forbidden. Ours only while apt runs.
+  const ownPolicy = !fs.existsSync(POLICY_RC_D);
+  if (ownPolicy) fs.writeFileSync(POLICY_RC_D, '#!/bin/sh\n# written by keep scripts/test-deps.mjs while it installs systemd\nexit 101\n', { mode: 0o755 });
+  try {
+    aptUpdateOnce();
+    // systemd only: not systemd-sysv (which would make it /sbin/init), not its recommends (dbus, ...)
+    apt(['install', '-y', '--no-install-recommends', 'systemd']);
+  } finally {
+    if (ownPolicy) fs.rmSync(POLICY_RC_D, { force: true });
+  }
+  const now = findOnPath('systemd-analyze');
+  if (!now) {
+    say('apt-get finished but there is no systemd-analyze');
+    process.exitCode = 1;
+    return;
+  }
+  say(`systemd-analyze installed (${now}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+/** jq, for test/restic-script.test.ts: a restic user's script pipes `--json` through it. */
+function ensureJq() {
+  const found = findOnPath('jq');
+  if (found) return say(`jq present (${found})`);
+  if (CHECK_ONLY) return say('jq not installed (test/restic-script.test.ts will skip)');
+  const why = cannotInstall('jq', 'run `sudo apt-get install -y jq` or the restic-script test skips');
+  if (why) return say(why);
+  aptUpdateOnce();
+  apt(['install', '-y', '--no-install-recommends', 'jq']);
+  say(findOnPath('jq') ? 'jq installed' : 'apt-get finished but there is no jq');
+}
+
+ensurePostgres();
+ensureSystemdAnalyze();
+ensureJq();

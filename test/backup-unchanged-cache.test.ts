@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compareTrees, generateTree, keep, keepJson, restoredPath, tempDirs } from './helpers.js';
+import { compareTrees, generateTree, keep, keepJson, restoredPath, summaryLine, tempDirs } from './helpers.js';
 
 const dirs = tempDirs();
 
@@ -30,7 +30,7 @@ describe('unchanged directories of a re-backup', () => {
     const r = await keep(['backup', src, '--json'], { env: { ...env, KEEP_DEBUG_TIMING: '1', ...extra } });
     expect(r.code, r.stderr).toBe(0);
     const taken = /unchanged: (\d+) directories taken unread/.exec(r.stderr);
-    return { b: JSON.parse(r.stdout), taken: taken ? Number(taken[1]) : -1, stderr: r.stderr };
+    return { b: summaryLine(r), taken: taken ? Number(taken[1]) : -1, stderr: r.stderr };
   }
 
   /** The snapshot restores to exactly the source. */

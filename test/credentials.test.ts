@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keep, KEEP_BIN, RunOptions, RunResult, tempDirs } from './helpers.js';
+import { keep, KEEP_BIN, RunOptions, RunResult, summaryLine, tempDirs } from './helpers.js';
 import { createToken, keepdInit, killAllKeepd, startKeepd, tokenSecret } from './keepd-harness.js';
 
 const PASS = 'credentials test passphrase';
@@ -83,7 +83,7 @@ describe('credentials on an embedded repository', () => {
     // ... and after it.
     const backup = await run(['backup', src, '--repo', repo, `--password-file=${passFile}`, '--json']);
     expect(backup.code, backup.stderr).toBe(0);
-    snapshot = JSON.parse(backup.stdout).snapshot;
+    snapshot = summaryLine(backup).snapshot;
   });
 
   const ids = (r: RunResult) => (JSON.parse(r.stdout) as { id: string }[]).map((s) => s.id);
@@ -262,7 +262,7 @@ describe('credentials for a keepd over gRPC', () => {
     expect(init.code, init.stderr).toBe(0);
     const backup = await run([...flags, 'backup', src, '--source', 'web', '--json'], { env: { KEEP_TOKEN: 'keep_0000000000000000_bogus' } });
     expect(backup.code, backup.stderr).toBe(0);
-    const snap = JSON.parse(backup.stdout).snapshot;
+    const snap = summaryLine(backup).snapshot;
     const list = await run(['snapshots', '--json', ...flags]);
     expect(list.code, list.stderr).toBe(0);
     expect((JSON.parse(list.stdout) as { id: string }[]).map((s) => s.id)).toEqual([snap]);

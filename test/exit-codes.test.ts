@@ -6,10 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { initRepo, keep, KEEP_BIN, tempDirs } from './helpers.js';
-import { runKeepd } from './keepd-harness.js';
+import { KEEPD_BIN, keepdInit, killAllKeepd, runKeepd, start, startKeepd } from './keepd-harness.js';
 
 const tmp = tempDirs();
 
@@ -52,5 +53,38 @@ describe('exit codes', () => {
     const code = await closed;
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/keep: interrupted/);
+  });
+
+  it('keepd uses the same codes where they apply: 2 bad usage, 10 no repository, 11 locked, 130 interrupted', async () => {
+    const base = tmp.make('keepd-exit-');
+    const data = path.join(base, 'data');
+    await keepdInit(data);
+    expect((await runKeepd(['prune', '--data', data, '--no-such-flag'])).code).toBe(2);
+    expect((await runKeepd(['frobnicate'])).code).toBe(2);
+    expect((await runKeepd(['status', '--data', path.join(base, 'none')])).code).toBe(10);
+    const keepd = await startKeepd(data);
+    try {
+      const locked = await runKeepd(['rebuild-index', '--data', data]);
+      expect(locked.code, locked.stderr).toBe(11);
+      expect(locked.stderr).toMatch(/^keepd: error: keepd serve is already running on /);
+    } finally {
+      await keepd.stop();
+      await killAllKeepd();
+    }
+    // A sync waiting on an upstream that accepts and never answers: Ctrl-C ends it with 130 and one line.
+    let connected: () => void = () => undefined;
+    const reached = new Promise<void>((resolve) => (connected = resolve));
+    const silent = net.createServer(() => connected());
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const sync = start(KEEPD_BIN, ['sync', '--data', data, '--from', `grpc://127.0.0.1:${(silent.address() as net.AddressInfo).port}`], { env: { KEEP_TOKEN: 'keep_x_y' } });
+      await reached; // keepd is running its command: its interrupt handler is in place
+      sync.child.kill('SIGINT');
+      const r = await sync.result;
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toMatch(/keepd: interrupted/);
+    } finally {
+      silent.close();
+    }
   });
 });

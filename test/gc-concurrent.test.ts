@@ -34,7 +34,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tempDirs } from './helpers.js';
+import { summaryLine, tempDirs } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, runKeep, runKeepd, startKeep, startKeepd } from './keepd-harness.js';
 import { check, clockEnv, ForgetResult, keepdState, manifest, pollUntil, PruneReport, randInt, restoreManifest, seeded, TWO_HOURS_MS, writeRandom } from './gc-util.js';
 
@@ -150,7 +150,7 @@ describe('forget + prune in a loop while three agents back up over gRPC', () => 
         backupFailures.push(`${s} round ${round}: exit ${r.code}: ${r.stderr.trim()} ${keepdState(k)}`);
         return;
       }
-      const out = JSON.parse(r.stdout);
+      const out = summaryLine(r);
       taken.set(out.snapshot, { source: s, dir: work[s].dir, round, manifest: m });
     }
 

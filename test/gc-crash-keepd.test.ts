@@ -24,7 +24,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MiB, packFiles, tempDirs } from './helpers.js';
+import { MiB, packFiles, summaryLine, tempDirs } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, runKeep, startKeep, startKeepd } from './keepd-harness.js';
 import { check, count, keepdState, manifest, pollUntil, prune, restoreManifest, seeded, sleep, TWO_HOURS_MS, whenCreated, writeRandom } from './gc-util.js';
 
@@ -92,7 +92,7 @@ describe('keepd SIGKILLed during backups and commits', () => {
     const b0 = await baseline.result;
     const sessionMs = performance.now() - t0;
     expect(b0.code, b0.stderr).toBe(0);
-    remember(JSON.parse(b0.stdout).snapshot, m);
+    remember(summaryLine(b0).snapshot, m);
 
     const rand = seeded(0x4b494c4c);
     const hi = Math.min(2000, sessionMs + 100);
@@ -153,7 +153,7 @@ describe('keepd SIGKILLed during backups and commits', () => {
       for (const id of committed.keys()) expect(listed, `snapshot ${id} committed before kill point "${point}"`).toContain(id);
       const extra = listed.filter((id) => !committed.has(id));
       expect(extra.length, 'at most the interrupted backup appears').toBeLessThanOrEqual(1);
-      if (res.code === 0) expect(extra).toEqual([JSON.parse(res.stdout).snapshot]);
+      if (res.code === 0) expect(extra).toEqual([summaryLine(res).snapshot]);
       const fresh = [...extra];
       for (const id of extra) remember(id, m);
       outcomes.push({ point, midBackup: midBackup && fired, sessionOpened, agentExit: res.code, committedAnyway: extra.length > 0 && res.code !== 0, orphanPacks: report.orphan_packs.length, unfinishedPacks: report.unfinished_packs });
@@ -161,7 +161,7 @@ describe('keepd SIGKILLed during backups and commits', () => {
       // The rerun completes (and sends only what keepd does not durably hold).
       const rr = await runKeep(backupArgs, env());
       expect(rr.code, `rerun after kill point "${point}": ${rr.stderr} ${keepdState(keepd)}`).toBe(0);
-      const rerun = JSON.parse(rr.stdout);
+      const rerun = summaryLine(rr);
       expect(rerun.bytes_sent).toBeLessThanOrEqual(FILES * FILE_SIZE + MiB);
       remember(rerun.snapshot, m);
       fresh.push(rerun.snapshot);

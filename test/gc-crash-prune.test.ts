@@ -24,7 +24,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MiB, packFiles, tempDirs } from './helpers.js';
+import { jsonError, MiB, packFiles, tempDirs } from './helpers.js';
 import { agentEnv, createToken, keepdInit, keepJson, killAllKeepd, runKeepd, start, KEEPD_BIN, startKeepd } from './keepd-harness.js';
 import { check, clockEnv, forget, manifest, pollUntil, prune, PruneReport, restoreManifest, seeded, TWO_HOURS_MS, whenCreated, writeRandom } from './gc-util.js';
 
@@ -174,7 +174,7 @@ describe('keepd prune SIGKILLed at random points', () => {
     fs.writeFileSync(path.join(data, 'maintenance.lock'), String(process.pid));
     const refused = await runKeepd(['prune', '--data', data, '--json'], { env: clockEnv(TWO_HOURS_MS) });
     expect(refused.code).toBe(11);
-    expect(refused.stderr).toMatch(/^keepd: error: maintenance is running \(pid \d+\)/);
+    expect(jsonError(refused)).toMatch(/^maintenance is running \(pid \d+\)/);
     fs.rmSync(path.join(data, 'maintenance.lock'));
   }, 420_000); // ~80-110 s alone; a guard against a hang, not a speed check (twice that on a loaded machine)
 });

@@ -24,7 +24,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MiB, tempDirs } from './helpers.js';
+import { MiB, summaryLine, tempDirs } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, packBytes, startKeep, startKeepd } from './keepd-harness.js';
 import { check, clockEnv, count, forget, manifest, pollUntil, prune, PruneReport, restoreManifest, TWO_HOURS_MS, writeRandom } from './gc-util.js';
 
@@ -148,7 +148,7 @@ describe('prune safety basics', () => {
       while (running) prunes.push(await prune(data, offset));
       const res = await run.result;
       expect(res.code, `backup during prunes: ${res.stderr}`).toBe(0);
-      const out = JSON.parse(res.stdout);
+      const out = summaryLine(res);
       // The revived file's blobs were swept before the agent offered them: they crossed again.
       expect(out.bytes_sent).toBeGreaterThanOrEqual(16 * MiB + 3 * MiB);
       taken.set(out.snapshot, m);

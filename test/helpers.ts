@@ -105,12 +105,38 @@ export function keep(args: string[], opts: RunOptions = {}): Promise<RunResult> 
  */
 export function parseOneJson(r: RunResult): any {
   const text = r.stdout.trim();
+  // backup and restore print restic's JSON lines: their result is the summary line
+  if (/^\{"message_type":/.test(text)) return summaryLine(r);
   expect(text, 'stdout should hold one JSON document').toMatch(/^[[{]/);
   try {
     return JSON.parse(text);
   } catch (e) {
     throw new Error(`stdout is not one JSON document (${(e as Error).message}):\n${r.stdout.slice(0, 2000)}`);
   }
+}
+
+/** A backup's or restore's --json stdout as restic's JSON lines: one compact message a line, each with its message_type. */
+export function jsonLines(r: { stdout: string }): any[] {
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => {
+      try {
+        const m = JSON.parse(l);
+        expect(typeof m.message_type, `a JSON line without message_type: ${l}`).toBe('string');
+        return m;
+      } catch (e) {
+        throw new Error(`stdout is not JSON lines (${(e as Error).message}):\n${r.stdout.slice(0, 2000)}`);
+      }
+    });
+}
+
+/** The "summary" message a backup or restore --json ends with (its status lines before it are passed over). */
+export function summaryLine(r: { stdout: string }): any {
+  const lines = jsonLines(r);
+  expect(lines.at(-1)?.message_type, `the last JSON line should be the summary:\n${r.stdout.slice(-2000)}`).toBe('summary');
+  expect(lines.filter((m) => m.message_type === 'summary')).toHaveLength(1);
+  return lines.at(-1);
 }
 
 /** Run with --json; expect success and one JSON document on stdout. */
@@ -120,13 +146,26 @@ export async function keepJson(args: string[], opts: RunOptions = {}): Promise<a
   return parseOneJson(r);
 }
 
-/** The stderr of a failed command: exactly one line, `keep: error: ...`. */
+/**
+ * The stderr of a failed command: exactly one line, `keep: error: ...`, or
+ * under --json restic's exit_error object carrying the exit code (given back
+ * as that text line).
+ */
 export function errorLine(r: RunResult): string {
   expect(r.code, `expected failure, got exit ${r.code}; stdout: ${r.stdout.slice(0, 500)}`).not.toBe(0);
   const lines = r.stderr.split('\n').filter((l) => l.length > 0);
   expect(lines, `stderr should be one error line:\n${r.stderr}`).toHaveLength(1);
+  if (lines[0].startsWith('{')) return `keep: error: ${jsonError(r)}`;
   expect(lines[0]).toMatch(/^keep: error: \S/);
   return lines[0];
+}
+
+/** The message of a command that failed under --json: stderr is one {"message_type":"exit_error","code":N,"message":"..."} line, N its exit code. */
+export function jsonError(r: { code: number | null; stderr: string }): string {
+  expect(r.stderr.endsWith('\n') && r.stderr.indexOf('\n') === r.stderr.length - 1, `stderr should be one line:\n${r.stderr}`).toBe(true);
+  const e = JSON.parse(r.stderr);
+  expect(e).toEqual({ message_type: 'exit_error', code: r.code, message: expect.any(String) });
+  return e.message;
 }
 
 /** A fresh embedded repository (fast KDF) and the env that opens it. */

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { summaryLine } from './helpers.js';
 
 const run = promisify(execFile);
 const bin = (name: string) => path.resolve(__dirname, '..', 'node_modules', '.bin', name);
@@ -41,7 +42,7 @@ describe('keepd check, status and rebuild-index (no key)', () => {
     expect((await cli('keep', ['init', '--kdf-cost', '12'], env)).code).toBe(0);
     const b = await cli('keep', ['backup', src, '--source', 'files', '--tier', 'high', '--json'], env);
     expect(b.code).toBe(0);
-    snapshot = JSON.parse(b.stdout).snapshot;
+    snapshot = summaryLine(b).snapshot;
   });
 
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -91,7 +92,7 @@ describe('keepd check, status and rebuild-index (no key)', () => {
     expect(c.ok).toBe(false);
     expect(c.damaged_blobs).toHaveLength(1);
     expect(c.damaged_blobs[0]).toMatch(/^[0-9a-f]{64}$/);
-    expect(r.stderr).toMatch(/^keepd: error: check found 1 problem/);
+    expect(JSON.parse(r.stderr)).toMatchObject({ message_type: 'exit_error', code: 4, message: expect.stringMatching(/^check found 1 problem/) });
     b[0] ^= 0xff;
     const fd2 = fs.openSync(pack, 'r+');
     fs.writeSync(fd2, b, 0, 1, 1000);

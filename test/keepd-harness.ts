@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { KEEP_BIN, ROOT, RunResult } from './helpers.js';
+import { KEEP_BIN, ROOT, RunResult, summaryLine } from './helpers.js';
 
 export const KEEPD_BIN = path.join(ROOT, 'node_modules', '.bin', 'keepd');
 
@@ -81,7 +81,8 @@ export function runKeepd(args: string[], opts: RunOpts = {}): Promise<RunResult 
 export async function keepJson(args: string[], env: Record<string, string | undefined>): Promise<any> {
   const r = await runKeep([...args, '--json'], env);
   if (r.code !== 0) throw new Error(`keep ${args.join(' ')} exited ${r.code}\nstderr: ${r.stderr}\nstdout: ${r.stdout.slice(0, 2000)}`);
-  return JSON.parse(r.stdout);
+  // backup and restore: restic's JSON lines, whose result is the summary
+  return r.stdout.startsWith('{"message_type":') ? summaryLine(r) : JSON.parse(r.stdout);
 }
 
 /** `keepd ARGS --json` must succeed; its stdout parsed. */

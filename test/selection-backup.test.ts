@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorLine, initRepo, keep, keepJson, tempDirs } from './helpers.js';
+import { errorLine, initRepo, keep, keepJson, summaryLine, tempDirs } from './helpers.js';
 import { agentEnv, createToken, keepdInit, killAllKeepd, startKeepd } from './keepd-harness.js';
 
 const SIGNATURE = 'Signature: 8a477f597d28d172789f06886806bc55';
@@ -69,7 +69,7 @@ describe('keep backup: --exclude and friends, --files-from', () => {
     const r = await keep(['backup', ...args, '--json'], { env: { ...env, ...extraEnv } });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
-    const snap = JSON.parse(r.stdout);
+    const snap = summaryLine(r);
     expect(snap.warnings).toEqual([]);
     return listed(snap.snapshot, under);
   };
@@ -139,7 +139,7 @@ describe('keep backup: --exclude and friends, --files-from', () => {
     expect(r.code, r.stderr).toBe(0);
     // restic's warning for a pattern that names nothing; the exit code stays 0
     expect(r.stderr).toMatch(/nothing-\*.*does not match any file/);
-    expect(await listed(JSON.parse(r.stdout).snapshot, src)).toEqual(['keep.txt', 'sub', 'sub/deep', 'sub/deep/y.txt']);
+    expect(await listed(summaryLine(r).snapshot, src)).toEqual(['keep.txt', 'sub', 'sub/deep', 'sub/deep/y.txt']);
 
     const verbatim = path.join(base, 'verbatim');
     fs.writeFileSync(verbatim, `${src}/a.tmp\n\n${src}/big.bin\n`);

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { errorLine, initRepo, keep, keepJson, restoredPath, tempDirs } from './helpers.js';
+import { errorLine, initRepo, keep, keepJson, restoredPath, summaryLine, tempDirs } from './helpers.js';
 
 /** everything below `dir`, relative, sorted (directories too) */
 function walk(dir: string, rel = ''): string[] {
@@ -57,7 +57,7 @@ describe('keep restore --include / --exclude', () => {
     const { r, t, got } = await restore(['--include', 'sub', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(got).toEqual(['sub', 'sub/c.txt', 'sub/d.log', 'sub/deep', 'sub/deep/e.txt']);
-    expect(JSON.parse(r.stdout).files).toBe(3);
+    expect(summaryLine(r).files).toBe(3);
     expect(fs.statSync(restoredPath(t, path.join(src, 'sub'))).mode & 0o777).toBe(0o750);
     expect(fs.readFileSync(restoredPath(t, path.join(src, 'sub/deep/e.txt')), 'utf8')).toBe('e\n');
   });

@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDirs } from './helpers.js';
+import { jsonError, summaryLine, tempDirs } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
 import { newId, readRecord, removeRecord, SnapshotRecord, writeRecord } from './snapshot-tamper.js';
 import { syncOk } from './sync-util.js';
@@ -83,7 +83,7 @@ describe('snapshot records through keepd: forged, edited, re-filed, rewritten co
     for (const v of ['v1', 'v2', 'v3', 'v4']) {
       const r = await backup(v);
       expect(r.code, r.stderr).toBe(0);
-      ids.push(JSON.parse(r.stdout).snapshot);
+      ids.push(summaryLine(r).snapshot);
     }
   }, 120_000);
   afterAll(killAllKeepd);
@@ -170,7 +170,8 @@ describe('snapshot records through keepd: forged, edited, re-filed, rewritten co
   it('an agent a year ahead, or an hour behind, is refused at commit; 4 minutes ahead is accepted but keepd orders by its own clock', async () => {
     const ahead = await backup('c0', { KEEP_CLOCK_OFFSET_MS: String(YEAR_MS) }, 'clock');
     expect(ahead.code, ahead.stderr).toBe(2);
-    expect(ahead.stderr).toMatch(/^keep: error: snapshot refused: your clock is 315\d{5} s ahead of the repository server's/m);
+    // (under --json the error is restic's exit_error message)
+    expect(jsonError(ahead)).toMatch(/^snapshot refused: your clock is 315\d{5} s ahead of the repository server's/);
     const behind = await backup('c0', { KEEP_CLOCK_OFFSET_MS: String(-3_600_000) }, 'clock');
     expect(behind.code, behind.stderr).toBe(2);
     expect(behind.stderr).toMatch(/your clock is 3[56]\d\d s behind/);
@@ -179,10 +180,10 @@ describe('snapshot records through keepd: forged, edited, re-filed, rewritten co
     // Within the bound: accepted. Its own time is 4 minutes in the future; keepd's time says it came first.
     const early = await backup('c1', { KEEP_CLOCK_OFFSET_MS: String(4 * 60_000) }, 'clock');
     expect(early.code, early.stderr).toBe(0);
-    const c1 = JSON.parse(early.stdout).snapshot;
+    const c1 = summaryLine(early).snapshot;
     const later = await backup('c2', {}, 'clock');
     expect(later.code, later.stderr).toBe(0);
-    const c2 = JSON.parse(later.stdout).snapshot;
+    const c2 = summaryLine(later).snapshot;
     expect(Date.parse(readRecord(data, c1).time)).toBeGreaterThan(Date.parse(readRecord(data, c2).time));
 
     const latest = await restoreContent(env(), 'latest', target(), ['--source', 'clock']);

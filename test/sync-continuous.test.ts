@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareTrees, generateTree, MiB, prng, restoredPath, tempDirs, TreeInfo } from './helpers.js';
+import { compareTrees, generateTree, jsonError, MiB, prng, restoredPath, tempDirs, TreeInfo } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdInit, keepJson, runKeep } from './keepd-harness.js';
 import { alive, eventually, killAllServing, metricValue, scrape, serveWith, snapshotFiles, status, syncOk } from './sync-util.js';
 
@@ -182,7 +182,7 @@ describe('continuous replication: primary -> replica A -> replica B', () => {
     expect(r.code, r.stdout).not.toBe(0);
     const lines = r.stderr.split('\n').filter(Boolean);
     expect(lines, r.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^keep: error: .*snapshot [0-9a-f]{32} is committed on the primary, but 0 of 1 replica\(s\) hold it after 2 s \(synchronous mode\)/);
+    expect(jsonError(r)).toMatch(/snapshot [0-9a-f]{32} is committed on the primary, but 0 of 1 replica\(s\) hold it after 2 s \(synchronous mode\)/);
     expect(took).toBeGreaterThanOrEqual(2_000);
     expect(took).toBeLessThan(20_000);
     // As the message says, the snapshot is committed on the primary.

@@ -18,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareTrees, flipByte, generateTree, MiB, packBlobs, packFiles, prng, restoredPath, tempDirs, TreeInfo } from './helpers.js';
+import { compareTrees, flipByte, jsonError, generateTree, MiB, packBlobs, packFiles, prng, restoredPath, tempDirs, TreeInfo } from './helpers.js';
 import { agentEnv, createToken, Keepd, keepdJson, keepJson, packBytes, runKeep } from './keepd-harness.js';
 import { alive, killAllServing, localSnapshotIds, serveWith, snapshotFiles, status, syncOk, syncOnce } from './sync-util.js';
 
@@ -186,12 +186,10 @@ describe('keepd sync: initial, incremental and refused pulls', () => {
     try {
       const r = await syncOnce(R, primary.url, replicaToken);
       expect(r.code, r.stdout).toBe(4);
-      // One error line that names the damaged blob and what is wrong with it.
-      const lines = r.stderr.split('\n').filter(Boolean);
-      expect(lines, r.stderr).toHaveLength(1);
-      expect(lines[0]).toMatch(/^keepd: error: /);
-      expect(lines[0]).toContain(blob.id);
-      expect(lines[0]).toMatch(/damaged|corrupt|storage hash/i);
+      // One error (under --json, restic's exit_error object) that names the damaged blob and what is wrong with it.
+      const message = jsonError(r);
+      expect(message).toContain(blob.id);
+      expect(message).toMatch(/damaged|corrupt|storage hash/i);
       expect(r.report?.snapshots_synced).toEqual([]);
       expect(r.report?.snapshots_failed).toHaveLength(1);
       expect(r.report?.snapshots_failed[0].id).toBe(v.snapshot);

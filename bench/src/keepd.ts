@@ -1,7 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BackupRun, CommandError, KEEP_SETTINGS, keepBinary, keepdBinary, run, RunResult, Tool } from './tools.js';
+import { BackupRun, KEEP_SETTINGS, keepBinary, keepdBinary, keepSummary, run, Tool } from './tools.js';
 import { dirBytes } from './util.js';
 
 /**
@@ -261,13 +261,6 @@ export function keepGrpcTool(scratch: string): Tool {
     const s = server(repo);
     return { ...process.env, KEEP_REPO: `grpc://127.0.0.1:${s.port}`, KEEP_TOKEN: s.token, KEEP_PASSWORD: 'keep-bench-password', KEEP_NO_PROGRESS: '1', KEEP_CACHE_DIR: path.join(scratch, 'keep-cache') };
   };
-  const json = (r: RunResult) => {
-    try {
-      return JSON.parse(r.stdout) as Record<string, unknown>;
-    } catch {
-      throw new CommandError(`expected one JSON document on stdout, got: ${r.stdout.slice(0, 300)}`);
-    }
-  };
   return {
     name: 'keep-grpc',
     version: 'workspace build',
@@ -283,7 +276,7 @@ export function keepGrpcTool(scratch: string): Tool {
     async backup(repo, data, label): Promise<BackupRun> {
       const r = await run(bin, ['backup', data, '--json'], { env: env(repo) });
       await server(repo).phase(label);
-      const j = json(r);
+      const j = keepSummary(r.stdout);
       return { ...r, reported_sent: typeof j.bytes_sent === 'number' ? j.bytes_sent : null };
     },
     async restore(repo, target) {

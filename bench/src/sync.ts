@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { generate, mutate, planFor } from './datagen.js';
 import { Keepd } from './keepd.js';
-import { keepBinary, keepdBinary, run } from './tools.js';
+import { keepBinary, keepdBinary, keepSummary, run } from './tools.js';
 import { fmtNum, mbps, removeTemp, tempDir } from './util.js';
 
 /**
@@ -36,7 +36,7 @@ export async function runSyncBench(opts: { mode: 'quick' | 'default' | 'full'; l
     opts.log('sync: initial pull');
     const first = await sync();
     mutate(ds);
-    const b2 = JSON.parse((await run(keepBinary(), ['backup', ds.root, '--json'], { env })).stdout) as { bytes_sent: number };
+    const b2 = keepSummary((await run(keepBinary(), ['backup', ds.root, '--json'], { env })).stdout) as { bytes_sent: number };
     opts.log('sync: incremental pull');
     const second = await sync();
     if (first.report.snapshots_failed.length || second.report.snapshots_failed.length) problems.push('a snapshot failed to sync');

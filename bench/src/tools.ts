@@ -147,11 +147,14 @@ export function keepdBinary(): string {
   return path.resolve(here, '../../node_modules/.bin/keepd');
 }
 
-function lastJson(stdout: string): Record<string, unknown> {
+/** keep backup/restore --json: restic's JSON lines, whose last is the "summary" message. */
+export function keepSummary(stdout: string): Record<string, unknown> {
   try {
-    return JSON.parse(stdout) as Record<string, unknown>;
+    const last = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    if (last.message_type !== 'summary') throw new Error('no summary');
+    return last;
   } catch {
-    throw new CommandError(`expected one JSON document on stdout, got: ${stdout.slice(0, 300)}`);
+    throw new CommandError(`expected JSON lines ending in a summary on stdout, got: ${stdout.slice(-300)}`);
   }
 }
 
@@ -167,7 +170,7 @@ export function keepTool(scratch: string): Tool {
     init: (repo) => run(bin, ['init', '--json'], { env: env(repo) }),
     async backup(repo, data) {
       const r = await run(bin, ['backup', data, '--json'], { env: env(repo) });
-      const j = lastJson(r.stdout);
+      const j = keepSummary(r.stdout);
       return { ...r, reported_sent: typeof j.bytes_sent === 'number' ? j.bytes_sent : null };
     },
     restore: (repo, target) => run(bin, ['restore', 'latest', '--target', target, '--json'], { env: env(repo) }),

@@ -1,8 +1,7 @@
 import http from 'node:http';
 import type { Repository } from '@keep/core';
-import { splitHostPort } from './net/host-port.js';
+import { listenError, splitHostPort } from './net/host-port.js';
 import type { SessionManager } from './sessions.js';
-import type { StorageSpace } from './storage-space.js';
 
 type Labels = Record<string, string>;
 
@@ -61,8 +60,13 @@ export function serverMetrics(m: Metrics) {
   };
 }
 
+/** A part of keepd that registers its own gauges (storage-space.ts). */
+export interface MetricsSource {
+  register(m: Metrics): void;
+}
+
 /** keepd's gauges of what it holds: open sessions, snapshots, blobs, the data directory's free space. */
-export function registerHoldings(m: Metrics, o: { sessions: SessionManager; repo: Repository; space: StorageSpace }): void {
+export function registerHoldings(m: Metrics, o: { sessions: SessionManager; repo: Repository; space: MetricsSource }): void {
   m.gauge('keep_sessions_open', 'Writer sessions open', () => o.sessions.count);
   m.gauge('keep_snapshots', 'Snapshots in the repository', () => o.repo.snapshots().length);
   m.gauge('keep_blobs', 'Blobs in the index', () => o.repo.blobCount());
@@ -72,6 +76,8 @@ export function registerHoldings(m: Metrics, o: { sessions: SessionManager; repo
 /** Prometheus /metrics on `hostPort` (--metrics HOST:PORT): the server and the port it took. */
 export async function listenMetrics(m: Metrics, hostPort: string): Promise<{ server: http.Server; port: number }> {
   const mh = splitHostPort(hostPort, '--metrics');
-  const server = await m.listen(mh.host, mh.port);
+  const server = await m.listen(mh.host, mh.port).catch((err: NodeJS.ErrnoException) => {
+    throw listenError('--metrics', hostPort, err);
+  });
   return { server, port: (server.address() as { port: number }).port };
 }

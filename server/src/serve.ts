@@ -11,11 +11,14 @@ import { listenGrpc } from './net/listener.js';
 import { repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
 import { ReplicaRegistry } from './replicas.js';
+import { RunReportStore } from './run-reports.js';
 import { followUpstream } from './sync/follow.js';
 import { parseUpstream } from './sync/upstream.js';
 import { markReplica, readOnlyReason } from './role.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MIN_FREE } from './limits.js';
 import { parseMinFree, StorageSpace } from './storage-space.js';
+import { startAuditRetention } from './audit/retention.js';
+import { audit } from './audit/log.js';
 
 export interface ServeOptions {
   data: string;
@@ -42,6 +45,8 @@ export interface ServeOptions {
   minFree?: string;
   /** connections held at once (default DEFAULT_MAX_CONNECTIONS; never more than the open-file limit allows) */
   maxConnections?: number;
+  /** audit records older than this go, a segment at a time (default DEFAULT_AUDIT_RETENTION) */
+  auditRetentionMs?: number;
 }
 
 export interface RunningServer {
@@ -81,9 +86,11 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const sessions = new SessionManager(repo, scope, clock);
   const tokens = new TokenStore(repo, clock);
   const replicas = new ReplicaRegistry(repo, clock);
+  const runs = new RunReportStore(repo, clock);
   const m = new Metrics();
   const metrics = serverMetrics(m);
   registerHoldings(m, { sessions, repo, space });
+  m.gauge('keep_audit_head_seq', 'The audit log\'s newest checkpointed record (its hash is in state.mdb)', () => audit(repo).headSeq());
 
   const listener = await listenGrpc({
     listen: o.listen,
@@ -104,6 +111,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       log,
       metrics,
       replicas,
+      runs,
       space,
       syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
       readOnly: () => readOnlyReason(o.data),
@@ -119,6 +127,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   // The sweep also ends sessions past MAX_SESSION_AGE_MS and those of tokens revoked since (`keepd token revoke` is another process).
   const sweeper = setInterval(() => void sessions.sweep((id) => tokens.isRevoked(id)).catch((e) => log.error({ err: e }, 'session sweep failed')), o.sweepIntervalMs ?? SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
+  const stopAuditRetention = startAuditRetention(repo, o.auditRetentionMs, log);
   log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data, max_connections: listener.maxConnections }, 'listening');
 
   let stopping: Promise<void> | undefined;
@@ -128,6 +137,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     shutdown() {
       stopping ??= (async () => {
         clearInterval(sweeper);
+        stopAuditRetention();
         await stopFollowing?.();
         replicas.commits.emit('shutdown');
         log.info({}, 'draining');

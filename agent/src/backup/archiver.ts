@@ -16,8 +16,9 @@ import {
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../tree/tree-reader.js';
 import type { RunOptions, WalkResult } from './run.js';
-import { entryMeta, EntryMeta, sameEntry, unchanged } from './metadata.js';
+import { entryMeta, EntryMeta, inodeKey, sameEntry, unchanged } from './metadata.js';
 import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
+import { recordedPaths } from './recorded-meta.js';
 import { uploadChunks, Uploader, uploadTree } from './uploader.js';
 
 /** A run's snapshot options (backup/run.ts) and what the walk reads. */
@@ -27,7 +28,8 @@ export interface BackupOptions extends RunOptions {
   /** or a single stream stored as one file */
   stdin?: { name: string; stream: AsyncIterable<Uint8Array> };
   onProgress?: (p: Progress) => void;
-  onWarning?: (message: string) => void;
+  /** `item`: the path the warning is about (restic's JSON "error" message names it) */
+  onWarning?: (message: string, item?: string) => void;
   /** true for an entry the selection flags leave out (selection/backup-filter.ts): absent, not warned about */
   exclude?: (full: Buffer, st: fs.BigIntStats) => boolean;
   /** how the walk sees the file system (default: directly); backup/unchanged.ts notes what it answered */
@@ -44,7 +46,10 @@ export interface BackupOptions extends RunOptions {
 export interface UnchangedSubtree {
   files: number;
   dirs: number;
+  /** sizes of the files below that have one name only */
   bytes: number;
+  /** files below with more names (nlink > 1): counted once per inode across the snapshot */
+  hardlinks: { inode: string; size: number }[];
 }
 
 /**
@@ -64,6 +69,13 @@ export const directView: SourceView = {
   readdir: (dir, at = dir) => fs.readdirSync(at, { encoding: 'buffer' }).sort(Buffer.compare),
   readlink: (p, at = p) => fs.readlinkSync(at, { encoding: 'buffer' }),
 };
+
+/** Directories by how they compare with the parent snapshot's (restic's summary counts them so). */
+export interface DirCounts {
+  dirs_new: number;
+  dirs_changed: number;
+  dirs_unmodified: number;
+}
 
 export interface Progress {
   files: number;
@@ -94,8 +106,13 @@ export class Archiver {
   private readonly view: SourceView;
   /** hardlinked files seen in this backup: read once */
   private readonly links = new Map<string, { ids: Id[]; size: number }>();
+  /** hardlinked inodes already in stats.bytes: the snapshot's size counts each once, as restic's restore size does */
+  private readonly countedInodes = new Set<string>();
   /** entries not stored as found (unreadable, vanished, replaced, a directory stored empty): each warned about */
   skipped = 0;
+  readonly dirCounts: DirCounts = { dirs_new: 0, dirs_changed: 0, dirs_unmodified: 0 };
+  /** the file being read now, and stats.bytes_read when its reading began (for progress within a large file) */
+  reading: { path: string; readBefore: number } | undefined;
 
   constructor(
     private readonly repo: Unlocked,
@@ -120,17 +137,17 @@ export class Archiver {
       const trie = buildTrie(this.opts.paths ?? []);
       root = trie.real ? await this.realDir(Buffer.alloc(0), SEP, lstat(SEP)!, parentRoot, parentRootId) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot, parentRootId);
     }
-    return { root, stats: this.stats, started };
+    return { root, stats: this.stats, started, paths: recordedPaths(this.opts) };
   }
 
-  private warn(message: string): void {
-    this.opts.onWarning?.(message);
+  private warn(message: string, item?: Buffer): void {
+    this.opts.onWarning?.(message, item && (item.length ? item.toString() : '/'));
   }
 
   /** An entry left out (or stored empty) because the source would not give it as found. */
   private skip(full: Buffer, why: string): void {
     this.skipped++;
-    this.warn(`${full.length ? full.toString() : '/'}: ${why}`);
+    this.warn(`${full.length ? full.toString() : '/'}: ${why}`, full);
   }
 
   private progress(current?: Buffer): void {
@@ -147,7 +164,9 @@ export class Archiver {
   }
 
   private async stdinTree(stdin: { name: string; stream: AsyncIterable<Uint8Array> }): Promise<Id> {
+    this.reading = { path: stdin.name, readBefore: 0 };
     const { ids, size } = await this.chunkIds(chunkStream(stdin.stream, this.repo.chunking));
+    this.reading = undefined;
     const now = this.opts.clock.now();
     const t: [number, number] = [Math.floor(now / 1000), (now % 1000) * 1e6];
     const b = new TreeBuilder();
@@ -174,8 +193,11 @@ export class Archiver {
       const p = prev.get(name.toString('latin1'));
       const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
       const sub = subId ? await this.trees.read(subId) : undefined;
-      b.addDir(entryMeta(name, st, 'dir'), await this.virtualDir(child, full, sub, subId));
+      const id = await this.virtualDir(child, full, sub, subId);
+      const meta = entryMeta(name, st, 'dir');
+      b.addDir(meta, id);
       this.stats.dirs++;
+      this.countDir(subId, subId !== undefined && id.equals(subId) && sameEntry(p, meta));
     }
     return this.storeTree(b, parentId);
   }
@@ -243,14 +265,18 @@ export class Archiver {
         this.stats.files += known.files;
         this.stats.files_unmodified += known.files;
         this.stats.bytes += known.bytes;
+        for (const l of known.hardlinks) this.countBytes(l.size, l.inode);
         this.stats.dirs += known.dirs;
+        this.dirCounts.dirs_unmodified += known.dirs;
       } else {
         const sub = subId ? await this.trees.read(subId) : undefined;
         id = await this.realDir(full, at, st, sub, subId);
       }
       b.addDir(meta, id);
       this.stats.dirs++;
-      return subId !== undefined && id.equals(subId) && sameEntry(p, meta);
+      const same = subId !== undefined && id.equals(subId) && sameEntry(p, meta);
+      this.countDir(subId, same);
+      return same;
     } else if (st.isFile()) {
       const meta = entryMeta(name, st, 'file');
       const reuse = p && parent && unchanged(p, meta) ? fileChunks(parent, p) : undefined;
@@ -264,7 +290,7 @@ export class Archiver {
       b.addSymlink({ ...meta, target });
       return p?.type === 'symlink' && p.target !== undefined && p.target.equals(target) && sameEntry(p, meta);
     } else {
-      this.warn(`${full.toString()}: special file (device, FIFO or socket) skipped`);
+      this.warn(`${full.toString()}: special file (device, FIFO or socket) skipped`, full);
       return false;
     }
   }
@@ -272,35 +298,51 @@ export class Archiver {
   /** A file's chunk list and the bytes it covers, read from the object `st` describes (safe-open.ts); throws Unreadable. */
   private async file(full: Buffer, at: Buffer, st: fs.BigIntStats, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): Promise<{ ids: Id[]; size: number }> {
     if (reuse) {
-      this.count(meta.size, 'files_unmodified');
+      this.count(meta, meta.size, 'files_unmodified');
       return { ids: reuse, size: meta.size };
     }
     const linkKey = meta.nlink > 1 ? `${meta.dev}:${meta.ino}:${meta.size}:${meta.mtime.join('.')}` : undefined;
     const known = linkKey ? this.links.get(linkKey) : undefined;
     if (known) {
-      this.count(known.size, existed ? 'files_changed' : 'files_new');
+      this.count(meta, known.size, existed ? 'files_changed' : 'files_new');
       return known;
     }
     this.progress(full);
+    this.reading = { path: full.toString(), readBefore: this.stats.bytes_read };
     const fd = openFile(at, st);
     let content: { ids: Id[]; size: number };
     try {
       // Only the file's own read errors skip it (sourceReads); a repository error (keepd gone, refused upload) ends the backup.
       content = await this.chunkIds(sourceReads(meta.size < SMALL_FILE ? chunkSmallFile(fd, this.repo.chunking, meta.size) : chunkFile(fd, this.repo.chunking, meta.size)));
     } finally {
+      this.reading = undefined;
       fs.closeSync(fd);
     }
-    if (content.size !== meta.size) this.warn(`${full.toString()}: changed size while being read (${meta.size} -> ${content.size} bytes); stored what was read`);
-    this.count(content.size, existed ? 'files_changed' : 'files_new');
+    if (content.size !== meta.size) this.warn(`${full.toString()}: changed size while being read (${meta.size} -> ${content.size} bytes); stored what was read`, full);
+    this.count(meta, content.size, existed ? 'files_changed' : 'files_new');
     if (linkKey) this.links.set(linkKey, content);
     this.progress(full);
     return content;
   }
 
-  private count(size: number, kind: 'files_new' | 'files_changed' | 'files_unmodified'): void {
+  /** A directory stored: new when the parent had none by its name, unmodified when its node and entry are the parent's. */
+  private countDir(parentId: Id | undefined, same: boolean): void {
+    this.dirCounts[parentId === undefined ? 'dirs_new' : same ? 'dirs_unmodified' : 'dirs_changed']++;
+  }
+
+  private count(meta: EntryMeta, size: number, kind: 'files_new' | 'files_changed' | 'files_unmodified'): void {
     this.stats.files++;
-    this.stats.bytes += size;
+    this.countBytes(size, meta.nlink > 1 ? inodeKey(meta.dev, meta.ino) : undefined);
     this.stats[kind]++;
+  }
+
+  /** A file's size into the snapshot's, unless it is a further name of an inode already counted. */
+  private countBytes(size: number, inode: string | undefined): void {
+    if (inode !== undefined) {
+      if (this.countedInodes.has(inode)) return;
+      this.countedInodes.add(inode);
+    }
+    this.stats.bytes += size;
   }
 }
 

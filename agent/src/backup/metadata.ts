@@ -6,6 +6,11 @@ export type EntryMeta = Omit<TreeEntry, 'chunks' | 'subtree'>;
 const NS = 1_000_000_000n;
 const split = (ns: bigint): [number, number] => [Number(ns / NS), Number(ns % NS)];
 
+/** One inode on one device: hardlinked names share it (a snapshot's size counts it once). */
+export function inodeKey(dev: number, ino: number): string {
+  return `${dev}:${ino}`;
+}
+
 /** Tree entry metadata from an lstat taken with { bigint: true } (nanosecond times). */
 export function entryMeta(name: Buffer, st: BigIntStats, type: EntryType): EntryMeta {
   return {

@@ -1,6 +1,7 @@
 import { Clock, Compression, Id, SealPool, sealSnapshot, Snapshot, SnapshotStats } from '@keep/core';
 import type { BackupSession } from '../repo/connection.js';
 import type { Unlocked } from '../repo/open.js';
+import { recordedMeta } from './recorded-meta.js';
 import { Uploader } from './uploader.js';
 
 /** The snapshot-level options every backup run takes (files, stdin, PostgreSQL base backup, WAL push). */
@@ -22,6 +23,8 @@ export interface WalkResult {
   started: number;
   /** the snapshot's tags, when the walk decides them (default: the run's) */
   tags?: string[];
+  /** the backed-up paths the snapshot records, sealed (recorded-meta.ts; default: none) */
+  paths?: string[];
 }
 
 export interface RunHooks {
@@ -59,6 +62,7 @@ export async function runBackup(repo: Unlocked, pool: SealPool, o: RunOptions, w
         tags: w.tags ?? o.tags,
         ...(o.tier ? { tier: o.tier } : {}),
         stats,
+        ...recordedMeta(repo.keys, w.paths ?? []),
       }),
     );
   } catch (e) {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Id, Snapshot } from '@keep/core';
 import type { SourceView, UnchangedSubtree } from './archiver.js';
+import { inodeKey } from './metadata.js';
 import { cacheDir, writeCacheFile } from '../startup/cache-file.js';
 import type { Unlocked } from '../repo/open.js';
 import { mark } from '../startup/timing.js';
@@ -118,7 +119,7 @@ function field(answer: string, i: number): number {
  * Digest and counts of everything below `dir` from the answers noted (memoized
  * in `memo`); undefined when an answer is missing or the archiver would not
  * store it as answered (nothing there, special files). Counts as the archiver
- * counts: every file and directory entry, file sizes.
+ * counts: every file and directory entry, file sizes (hardlinked files apart, by inode).
  */
 function digestDir(answers: Map<string, string>, dir: string, memo: Map<string, Digested | null>): Digested | undefined {
   const known = memo.get(dir);
@@ -128,7 +129,7 @@ function digestDir(answers: Map<string, string>, dir: string, memo: Map<string, 
   let r: Digested | null = null;
   if (names !== undefined) {
     h.update(`${names}\0`, 'latin1');
-    r = { digest: Buffer.alloc(0), files: 0, dirs: 0, bytes: 0 };
+    r = { digest: Buffer.alloc(0), files: 0, dirs: 0, bytes: 0, hardlinks: [] };
     for (const name of names === '' ? [] : names.split('/')) {
       const p = `${dir}/${name}`;
       const a = answers.get(`l${p}`);
@@ -138,7 +139,8 @@ function digestDir(answers: Map<string, string>, dir: string, memo: Map<string, 
       const size = field(a, 1);
       if (kind === S_IFREG) {
         r.files++;
-        r.bytes += size;
+        if (field(a, 6) > 1) r.hardlinks.push({ inode: inodeKey(field(a, 5), field(a, 4)), size });
+        else r.bytes += size;
       } else if (kind === S_IFDIR) {
         const sub = digestDir(answers, p, memo);
         if (!sub) return void memo.set(dir, null);
@@ -146,6 +148,7 @@ function digestDir(answers: Map<string, string>, dir: string, memo: Map<string, 
         r.dirs += 1 + sub.dirs;
         r.files += sub.files;
         r.bytes += sub.bytes;
+        r.hardlinks.push(...sub.hardlinks);
       } else if (kind === S_IFLNK) {
         const t = answers.get(`s${p}`);
         if (t === undefined) return void memo.set(dir, null);
@@ -274,7 +277,7 @@ export class UnchangedSource {
     const mac = this.mac(id, d.digest);
     if (!crypto.timingSafeEqual(mac, tag)) return undefined;
     this.reused.set(dir.toString('latin1'), { ...d, id });
-    return { files: d.files, dirs: d.dirs, bytes: d.bytes };
+    return { files: d.files, dirs: d.dirs, bytes: d.bytes, hardlinks: d.hardlinks };
   }
 
   /** Directories the archiver took without reading them. */

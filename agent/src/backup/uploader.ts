@@ -19,6 +19,10 @@ const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 export interface UploadStats {
   chunks_new: number;
   bytes_sent: number;
+  /** tree nodes the repository lacked and was sent (restic's tree_blobs) */
+  trees_new: number;
+  /** plaintext bytes of the chunks sent, and the sealed size of the trees sent (restic's data_added) */
+  data_added: number;
 }
 
 /** A chunk the repository already has: its buffer can carry another chunk. */
@@ -54,7 +58,7 @@ export class Uploader {
   private failure: Error | undefined;
   private salt = crypto.randomBytes(SESSION_SALT_SIZE);
   private sealedUnderSalt = 0;
-  readonly stats: UploadStats = { chunks_new: 0, bytes_sent: 0 };
+  readonly stats: UploadStats = { chunks_new: 0, bytes_sent: 0, trees_new: 0, data_added: 0 };
 
   constructor(
     private readonly session: BackupSession,
@@ -159,6 +163,7 @@ export class Uploader {
   private async send(blobs: SealedBlob[], bytes: number, chunks: number): Promise<void> {
     let size = 0;
     for (const b of blobs) size += b.bytes.length;
+    const count = blobs.length;
     // The session holds the blobs until they are written, not until acknowledged: keep no reference here.
     const stored = this.session.put(blobs);
     blobs = [];
@@ -166,6 +171,8 @@ export class Uploader {
     // What crossed to the repository, new there or not (the `bytes_sent` figure): not the server's "new bytes".
     this.stats.bytes_sent += size;
     this.stats.chunks_new += chunks;
+    if (chunks === 0) this.stats.trees_new += count;
+    this.stats.data_added += chunks === 0 ? size : bytes;
     this.release(bytes);
   }
 

@@ -1,7 +1,7 @@
 import { KeepError } from '@keep/core';
 import { checkRepository } from '../check/checker.js';
-import { parse, percent } from '../cli/args.js';
-import { formatBytes, printJson, ProgressLine } from '../cli/output.js';
+import { parse, percent } from '../terminal/args.js';
+import { formatBytes, printJson, ProgressLine } from '../terminal/output.js';
 import { openRepository } from '../repo/open.js';
 
 export async function checkCommand(argv: string[]): Promise<void> {

@@ -1,6 +1,6 @@
 import { KeepError } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { openRepository } from '../repo/open.js';
 import { Change, diffTrees } from '../tree/tree-diff.js';
 import { TreeReader } from '../tree/tree-reader.js';

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { KeepError, newMasterKey, parseChunkerSizes, processClock, wrapMasterKey } from '@keep/core';
-import { parse, positiveInt } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse, positiveInt } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { LocalConnection } from '../repo/local.js';
 import { rememberKdfParams } from '../startup/early-kek.js';
 import { connect, isRemote, readPassword, repoLocation } from '../repo/open.js';

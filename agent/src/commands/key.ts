@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { KeepError, processClock, unwrapMasterKey, wrapMasterKey } from '@keep/core';
-import { parse, positiveInt } from '../cli/args.js';
-import { printJson } from '../cli/output.js';
+import { parse, positiveInt } from '../terminal/args.js';
+import { printJson } from '../terminal/output.js';
 import { openRepository, readPassword } from '../repo/open.js';
 import { scryptFromCost } from './init.js';
 

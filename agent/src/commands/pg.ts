@@ -1,30 +1,16 @@
 import os from 'node:os';
 import { Compression, KeepError, parseCompression, parseTier, parseTime, pgCatalog, pitrWindow, processClock, SealPool, TIERS } from '@keep/core';
-import { parse, positiveInt } from '../cli/args.js';
-import { formatBytes, formatRate, printJson, ProgressLine } from '../cli/output.js';
+import { parse, positiveInt } from '../terminal/args.js';
+import { USAGE } from '../commands/usage.js';
+import { formatBytes, formatRate, printJson, ProgressLine } from '../terminal/output.js';
 import { openRepository, Unlocked } from '../repo/open.js';
 import { runBaseBackup } from '../pg/base-backup.js';
 import { pgCommandLine, pgSource } from '../pg/env.js';
-import { envFileInUse } from '../cli/global-flags.js';
+import { envFileInUse } from '../terminal/global-flags.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import { pointInTimeRestore } from '../pg/point-in-time.js';
 import type { TimelineChoice } from '../pg/restore.js';
 import { DEFAULT_PREFETCH, fetchWal, prefetchDir, takePrefetched, walPush } from '../pg/wal.js';
-
-const USAGE = `keep pg — PostgreSQL base backups, WAL archiving and point-in-time restore
-
-  keep pg backup --pgdata DIR [--source N] [--host H|--socket DIR] [--port P] [--user U] [--dbname D]
-                 [--checkpoint fast|spread] [--tag T]... [--tier T] [--compression C] [--pg-bin DIR]
-  keep pg wal-push [--source N] PATH              archive_command = '... keep pg wal-push %p'
-  keep pg wal-fetch [--source N] [--prefetch N] NAME PATH   restore_command = '... keep pg wal-fetch %f %p'
-  keep pg restore --pgdata DIR [--at TIME] [--source N] [--base ID] [--timeline latest|current|N]
-                  [--tablespace OID=DIR]... [--target-action promote|pause|shutdown] [--archive-mode off|preserve] [--dry-run]
-  keep pg config [--source N] [--tier T]          archive_command, archive_timeout (the tier's RPO) and restore_command
-  keep pg info [--source N]                       base backups, WAL and the recovery window
-
-every subcommand takes keep's global flags (keep help): -r, --password-file, --token-file, --json,
-and --env-file FILE (KEY=VALUE lines: KEEP_REPO, KEEP_PASSWORD_FILE, KEEP_TOKEN_FILE, KEEP_CA,
-KEEP_PG_SOURCE), which archive_command and restore_command then name`;
 
 /** Exit status of wal-fetch for a failure that is not "no such file": above 125 makes PostgreSQL abort recovery instead of ending it there. */
 const FETCH_FATAL = 128;
@@ -50,7 +36,7 @@ export async function pgCommand(argv: string[]): Promise<void> {
     case 'help':
     case '--help':
     case '-h':
-      console.log(USAGE);
+      console.log(USAGE.pg);
       return;
     default:
       throw new KeepError('INVALID_ARGUMENT', `unknown subcommand pg ${sub} (see keep pg help)`);

@@ -1,6 +1,6 @@
 import { KeepError } from '@keep/core';
-import { parse } from '../cli/args.js';
-import { formatBytes, printJson } from '../cli/output.js';
+import { parse } from '../terminal/args.js';
+import { formatBytes, printJson } from '../terminal/output.js';
 import { openRepository } from '../repo/open.js';
 
 export async function statsCommand(argv: string[]): Promise<void> {

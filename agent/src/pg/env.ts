@@ -7,7 +7,7 @@ import { KeepError } from '@keep/core';
  * PostgreSQL runs archive_command and restore_command through /bin/sh as its
  * own user, with its own environment, so those commands either carry the
  * variables inline (`KEEP_REPO=… KEEP_PASSWORD_FILE=… keep pg wal-push %p`)
- * or name a file with the global `--env-file FILE` (cli/env-file.ts). Secrets
+ * or name a file with the global `--env-file FILE` (terminal/env-file.ts). Secrets
  * stay in files (KEEP_PASSWORD_FILE, KEEP_TOKEN_FILE) or behind a
  * KEEP_PASSWORD_COMMAND: never in postgresql.auto.conf, which is itself backed up.
  */

@@ -1,4 +1,4 @@
-import type { CheckOptions, CheckReport, Id, KeyFile, RepoConfig, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
+import type { CheckOptions, CheckReport, ForgetOptions, ForgetResult, Id, KeyFile, RepoConfig, RunReport, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 
 /**
  * What the agent needs from a repository, whether embedded (a local
@@ -28,8 +28,21 @@ export interface RepoConnection {
   /** Keyless structural check (index against packs, storage hashes, closure). */
   check(opts: CheckOptions): Promise<CheckReport>;
   repoStats(): Promise<RepoStats>;
+  /** Retention (core's forget engine; over gRPC, admin tokens only). */
+  forget(o: ForgetOptions): Promise<ForgetResult>;
+  /** Rewrite records (`keep tag`): each replacement published, its old record removed (admin tokens only over gRPC). */
+  replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]>;
+  /**
+   * Tell keepd how runs of `keep agent run` ended (ReportRuns; agent tokens:
+   * their own sources). An embedded repository has no keepd to tell: it
+   * answers `reported: false` and the agent's state file is the only record.
+   */
+  reportRuns(reports: RunReport[]): Promise<RunsReported>;
   close(): Promise<void>;
 }
+
+/** reportRuns' answer: whether a server took the reports, and its clock when it did. */
+export type RunsReported = { reported: true; server_time: string } | { reported: false };
 
 export interface BackupSession {
   /** The subset of `ids` the repository wants sent (dedup negotiation). */

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { KeepError } from '@keep/core';
-import { canPrompt, promptHidden } from '../cli/prompt.js';
+import { canPrompt, promptHidden } from '../terminal/prompt.js';
+import { warnIfWorldReadable } from '../terminal/secret-file.js';
 
 /**
  * Where passphrases and keepd tokens come from. The global flags
- * (cli/global-flags.ts) arrive here as the variables they stand for, so the
+ * (terminal/global-flags.ts) arrive here as the variables they stand for, so the
  * order is: --password-file / --password-command (they unset the others),
  * then KEEP_PASSWORD, KEEP_PASSWORD_FILE, KEEP_PASSWORD_COMMAND, then a
  * prompt when stdin is a terminal. A secret never goes into an error message,
@@ -97,20 +98,4 @@ export function readToken(env: NodeJS.ProcessEnv = process.env): string | undefi
   if (!token) throw new KeepError('INVALID_ARGUMENT', `KEEP_TOKEN_FILE ${file} is empty`);
   warnIfWorldReadable(file, 'KEEP_TOKEN_FILE');
   return token;
-}
-
-/**
- * A secret file any local account can read gets a warning, not a refusal as
- * ssh gives a private key: restic never checked, so a refusal would break
- * working scripts on upgrade, and some file systems show every file as 0777.
- * Group read is not warned about: it is how the postgres user is given the
- * passphrase file on purpose.
- */
-export function warnIfWorldReadable(file: string, what: string): void {
-  try {
-    const mode = fs.statSync(file).mode;
-    if (mode & 0o004) process.stderr.write(`keep: warning: ${what} ${file} is readable by every user (mode ${(mode & 0o777).toString(8)}); chmod o-r it\n`);
-  } catch {
-    // it was just read: a stat failure here is a race, not worth a second error
-  }
 }

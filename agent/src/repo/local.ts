@@ -1,5 +1,5 @@
-import { BlobView, storageFailure, CheckOptions, ChunkerParams, CheckReport, Clock, Id, KeyFile, Repository, SealedBlob, SealedSnapshot, Snapshot, WriterSession } from '@keep/core';
-import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
+import { BlobView, storageFailure, CheckOptions, ChunkerParams, CheckReport, Clock, forgetSnapshots, ForgetOptions, ForgetResult, Id, KeyFile, prune, Repository, SealedBlob, SealedSnapshot, Snapshot, WriterSession } from '@keep/core';
+import type { BackupSession, RepoConnection, RepoStats, RunsReported } from './connection.js';
 
 /** An embedded repository in a local directory: the engine runs in this process. */
 export class LocalConnection implements RepoConnection {
@@ -57,8 +57,25 @@ export class LocalConnection implements RepoConnection {
     return this.repo.check(opts);
   }
 
+  async forget(o: ForgetOptions): Promise<ForgetResult> {
+    const r = await forgetSnapshots(this.repo, o, this.repo.clock);
+    if (o.prune && !o.dryRun) r.prune = await prune(this.repo);
+    return r;
+  }
+
+  async replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]> {
+    const out: Snapshot[] = [];
+    for (const r of list) out.push(await this.repo.replaceSnapshot(r.oldId, r.snapshot));
+    return out;
+  }
+
   async repoStats(): Promise<RepoStats> {
     return { snapshots: this.repo.snapshots().length, blobs: this.repo.blobCount(), packs: this.repo.packCount(), stored_bytes: this.repo.storedBytes() };
+  }
+
+  /** No keepd here: nothing to report to (the agent's state file keeps its runs). */
+  async reportRuns(): Promise<RunsReported> {
+    return { reported: false };
   }
 
   close(): Promise<void> {

@@ -5,12 +5,16 @@ import grpc from '@grpc/grpc-js';
 import {
   CheckOptions,
   CheckReport,
+  ForgetOptions,
+  ForgetResult,
   Id,
   KeepError,
   KeyFile,
   parseKeyFile,
   parseRepoConfig,
   RepoConfig,
+  RunReport,
+  SealedSnapshot,
   Snapshot,
 } from '@keep/core';
 import {
@@ -35,14 +39,19 @@ import {
   PROTOCOL_VERSION,
   RemoveKeyRequestSchema,
   RemoveKeyResponse,
+  ReportRunsRequestSchema,
+  ReportRunsResponse,
   RepositoryService,
+  runReportToWire,
   snapshotFromWire,
   StatsRequestSchema,
   StatsResponse,
+  tlsChannelCredentials,
   UploadAck,
 } from '@keep/proto';
-import type { BackupSession, RepoConnection, RepoStats } from './connection.js';
+import type { BackupSession, RepoConnection, RepoStats, RunsReported } from './connection.js';
 import { RemoteBlobReader, closedError } from './remote-reads.js';
+import { remoteForget, remoteReplace } from './remote-retention.js';
 import { RemoteSession, SessionTransport } from './remote-session.js';
 import { StreamCall, StreamSession } from './remote-stream.js';
 
@@ -77,6 +86,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 /** Deadline of unary calls. */
 const UNARY_DEADLINE_MS = 5 * 60_000;
+/** Deadline of ReportRuns. */
+const REPORT_DEADLINE_MS = 30_000;
 /** Largest upload acknowledgement accepted (an id, a flag, a count: under 64 bytes). */
 const MAX_ACK_BYTES = 64 * 1024;
 
@@ -151,7 +162,7 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
         }
       }
       ca ??= deferredExtraCas();
-      creds = grpc.credentials.createSsl(ca);
+      creds = tlsChannelCredentials(ca);
     } else {
       creds = grpc.credentials.createInsecure();
     }
@@ -319,6 +330,20 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
   async repoStats(): Promise<RepoStats> {
     const r = await this.unary<StatsResponse>('stats', create(StatsRequestSchema, {}));
     return { snapshots: Number(r.snapshots), blobs: Number(r.blobs), packs: Number(r.packs), stored_bytes: Number(r.storedBytes) };
+  }
+
+  forget(o: ForgetOptions): Promise<ForgetResult> {
+    return remoteForget(this, o);
+  }
+
+  replaceSnapshots(list: { oldId: string; snapshot: SealedSnapshot }[]): Promise<Snapshot[]> {
+    return remoteReplace(this, list);
+  }
+
+  /** A short deadline: a report waits in the agent's queue rather than hold up its next run. */
+  async reportRuns(reports: RunReport[]): Promise<RunsReported> {
+    const r = await this.unary<ReportRunsResponse>('reportRuns', create(ReportRunsRequestSchema, { reports: reports.map(runReportToWire) }), REPORT_DEADLINE_MS);
+    return { reported: true, server_time: r.serverTime };
   }
 
   async close(): Promise<void> {

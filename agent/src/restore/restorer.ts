@@ -1,12 +1,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileChunks, Id, KeepError, TreeEntry, TreeNode } from '@keep/core';
+import { fileChunks, Id, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
-import type { RestoreChoice, RestoreFilter } from '../selection/restore-filter.js';
+import type { RestoreFilter } from '../selection/restore-filter.js';
+import { checkNames, entryChoices } from './entry-choices.js';
+import { ExistingEntries } from './existing-entries.js';
 import { namedError } from './named-error.js';
-import { createLink, createSymlink, EntryMeta, ensureDir, setDirMeta } from './target-fs.js';
+import type { OverwriteMode } from './overwrite.js';
+import { emptyRestoreStats, RestoreItem, RestoreStats } from './restore-stats.js';
+import { createLink, createSymlink, EntryMeta, ensureDir, sameFile, setDirMeta } from './target-fs.js';
 import { mark } from '../startup/timing.js';
 import { TreeReader } from '../tree/tree-reader.js';
+import { verifyTarget } from './verifier.js';
 import { RestorePool, restoreWorkerCount } from './worker-pool.js';
 
 /** Files up to this size in one chunk are fetched whole and written by a worker in one go. */
@@ -47,23 +52,34 @@ export interface RestoreOptions {
   onWarning?: (message: string) => void;
   /** workers started earlier (while scrypt ran), keyless; run() unlocks and closes them */
   pool?: RestorePool;
+  /** an entry already in the target (overwrite.ts); always without one */
+  overwrite?: OverwriteMode;
+  /** remove what the snapshot lacks from the directories restored (target-delete.ts) */
+  delete?: boolean;
+  /** write nothing: decide, count and report what a restore would do */
+  dryRun?: boolean;
+  /** read every selected file back afterwards (verifier.ts) */
+  verify?: boolean;
+  /** each entry's outcome (restic's verbose_status) */
+  onItem?: (item: RestoreItem) => void;
 }
 
-export interface RestoreStats {
-  files: number;
-  dirs: number;
-  symlinks: number;
-  hardlinks: number;
-  bytes: number;
-  chunks: number;
-  duration_s: number;
+export type { RestoreStats };
+
+interface Linked {
+  path: Buffer;
+  done: Promise<void>;
+  written: boolean;
+}
+
+/** Where a written file is reported once done: its path in the snapshot, and whether it replaced one. */
+interface Report {
+  rel: Buffer;
+  action: 'restored' | 'updated';
 }
 
 const SEP = Buffer.from('/');
-const DOT = Buffer.from('.');
-const DOTDOT = Buffer.from('..');
 const noop = () => undefined;
-const EVERYTHING: RestoreChoice = { selected: true, descend: true };
 
 const metaOf = (e: TreeEntry): EntryMeta => ({ mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime[0] + e.mtime[1] / 1e9 });
 
@@ -80,16 +96,25 @@ const metaOf = (e: TreeEntry): EntryMeta => ({ mode: e.mode, uid: e.uid, gid: e.
  * worker each. Directory metadata is applied last, deepest first, since
  * writing into a directory changes its mtime. target-fs.ts holds the rules
  * that keep every step from following a symlink planted in the target.
+ *
+ * A target may hold entries already (restic's rule: restore into it, and
+ * --overwrite decides). Where a directory was there before, each path is
+ * lstat'ed and existing-entries.ts decides; in a directory this restore made,
+ * nothing is looked up. A dry run walks and decides the same way (reading
+ * existing files to compare) and writes nothing; --verify re-reads at the end.
  */
 export class Restorer {
-  readonly stats: RestoreStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, chunks: 0, duration_s: 0 };
+  readonly stats: RestoreStats;
   private readonly trees: TreeReader;
-  private workers!: RestorePool;
+  private readonly dryRun: boolean;
+  private readonly overwrite: OverwriteMode;
+  private workers: RestorePool | undefined;
+  private readonly existing: ExistingEntries;
   private readonly tasks = new Set<Promise<void>>();
   private failure: Error | undefined;
   private readonly dirMeta: { p: Buffer; m: EntryMeta }[] = [];
-  /** first restored path of each hardlinked inode, and when its content is done */
-  private readonly linked = new Map<string, { path: Buffer; done: Promise<void> }>();
+  /** first restored path of each hardlinked inode, when its content is done, and whether this run (re)writes it */
+  private readonly linked = new Map<string, Linked>();
   private readonly isRoot = process.getuid?.() === 0;
   private smallBytes = 0;
   private smallFiles = 0;
@@ -104,17 +129,27 @@ export class Restorer {
     private readonly opts: RestoreOptions,
   ) {
     this.trees = new TreeReader(repo);
+    this.dryRun = !!opts.dryRun;
+    this.overwrite = opts.overwrite ?? 'always';
+    this.stats = emptyRestoreStats(this.dryRun);
+    this.existing = new ExistingEntries({ repo, stats: this.stats, overwrite: this.overwrite, delete: !!opts.delete, dryRun: this.dryRun, isRoot: this.isRoot, filter: opts.filter, onItem: opts.onItem, onWarning: opts.onWarning });
   }
 
   async run(root: Id, started: number, now: () => number): Promise<RestoreStats> {
     const target = Buffer.from(path.resolve(this.opts.target));
     // The target itself is the caller's to name: symlinks on the way to it are followed.
-    await fs.promises.mkdir(target, { recursive: true });
-    this.workers = this.opts.pool ?? new RestorePool(restoreWorkerCount(), this.isRoot);
-    this.workers.unlock(this.repo.master, this.repo.chunking.max);
+    let present: boolean;
+    if (this.dryRun) {
+      present = fs.statSync(target, { throwIfNoEntry: false })?.isDirectory() ?? false;
+    } else {
+      // mkdir names the first directory it made: none when the target was there (and may hold entries).
+      present = (await fs.promises.mkdir(target, { recursive: true })) === undefined;
+      this.workers = this.opts.pool ?? new RestorePool(restoreWorkerCount(), this.isRoot);
+      this.workers.unlock(this.repo.master, this.repo.chunking.max);
+    }
     try {
       try {
-        await this.dir(root, target, Buffer.alloc(0), !this.opts.filter);
+        await this.dir(root, target, Buffer.alloc(0), noop, present);
         mark('restore: walk done');
       } catch (e) {
         this.failure ??= e as Error;
@@ -124,22 +159,28 @@ export class Restorer {
       mark('restore: files written');
       for (let i = this.dirMeta.length - 1; i >= 0; i--) setDirMeta(this.dirMeta[i].p, this.dirMeta[i].m, this.isRoot);
     } finally {
-      await this.workers.close();
+      await (this.workers ?? this.opts.pool)?.close();
+    }
+    if (this.opts.verify && !this.dryRun) {
+      const v = await verifyTarget(this.repo, this.trees, root, target, this.opts.filter, (m) => this.opts.onWarning?.(`verify: ${m}`));
+      this.stats.files_verified = v.verified;
+      this.stats.verify_failures = v.failures;
     }
     this.stats.duration_s = (now() - started) / 1000;
     return this.stats;
   }
 
-  /** `made` creates `dest` (and what leads to it) when it is only on the way to selected entries. */
-  private async dir(id: Id, dest: Buffer, rel: Buffer, all: boolean, made: () => void = noop): Promise<void> {
+  /**
+   * `made` creates `dest` (and what leads to it) when it is only on the way to
+   * selected entries; `present`: `dest` was a directory before this restore,
+   * so its entries may meet ones already there.
+   */
+  private async dir(id: Id, dest: Buffer, rel: Buffer, made: () => void, present: boolean): Promise<void> {
     const node = await this.trees.read(id);
     if (rel.length === 0) mark('restore: root tree read');
-    for (const e of node.entries) {
-      if (e.name.length === 0 || e.name.includes(0x2f) || e.name.equals(DOT) || e.name.equals(DOTDOT)) {
-        throw new KeepError('CORRUPT', `snapshot holds an unsafe name ${JSON.stringify(e.name.toString())}; refusing to restore outside the target`);
-      }
-    }
-    const choices = node.entries.map((e): RestoreChoice => (all ? EVERYTHING : this.opts.filter!.choose(Buffer.concat([rel, SEP, e.name]).toString(), e.type === 'dir')));
+    checkNames(node);
+    const choices = entryChoices(node, rel, this.opts.filter);
+    this.existing.deleteExtras(dest, rel, node, present);
     // Ask for the subtrees now: they arrive while this directory's files are fetched.
     node.entries.forEach((e, i) => {
       if (e.type === 'dir' && choices[i].descend) this.trees.read(TreeReader.subtree(node, e)).catch(noop);
@@ -151,27 +192,38 @@ export class Restorer {
       const r = Buffer.concat([rel, SEP, e.name]);
       const p = Buffer.concat([dest, SEP, e.name]);
       if (selected) made();
-      if (e.type === 'dir' && selected) {
-        // Private until its own mode is applied at the end: nobody else can add entries meanwhile.
-        ensureDir(p, 0o700);
-        this.stats.dirs++;
-        await this.dir(TreeReader.subtree(node, e), p, r, all);
-        this.dirMeta.push({ p, m: metaOf(e) });
-      } else if (e.type === 'dir') {
-        // Only on the way to selected entries: made (without its metadata) when the first of them is.
-        let exists = false;
-        await this.dir(TreeReader.subtree(node, e), p, r, all, () => {
-          if (exists) return;
-          made();
-          ensureDir(p, 0o777);
+      if (e.type === 'dir') {
+        const { keep, inside } = this.existing.keepsNonDir(e, p, present);
+        if (keep) continue;
+        if (selected) {
+          // Private until its own mode is applied at the end: nobody else can add entries meanwhile.
+          if (!this.dryRun) ensureDir(p, 0o700);
           this.stats.dirs++;
-          exists = true;
-        });
+          await this.dir(TreeReader.subtree(node, e), p, r, noop, inside);
+          if (!this.dryRun) this.dirMeta.push({ p, m: metaOf(e) });
+        } else {
+          // Only on the way to selected entries: made (without its metadata) when the first of them is.
+          let exists = false;
+          const makeDir = () => {
+            if (exists) return;
+            made();
+            if (!this.dryRun) ensureDir(p, 0o777);
+            this.stats.dirs++;
+            exists = true;
+          };
+          await this.dir(TreeReader.subtree(node, e), p, r, makeDir, inside);
+        }
       } else if (e.type === 'symlink') {
-        createSymlink(e.target!, p, metaOf(e), this.isRoot);
+        const step = await this.existing.meet(e, undefined, p, r, present);
+        if (step === 'keep' || step === 'unchanged') {
+          this.existing.item('skipped', r, 0);
+          continue;
+        }
+        if (!this.dryRun) createSymlink(e.target!, p, metaOf(e), this.isRoot);
         this.stats.symlinks++;
+        this.existing.item('restored', r, 0);
       } else {
-        await this.file(node, e, p);
+        await this.file(node, e, p, r, present);
       }
     }
   }
@@ -184,31 +236,59 @@ export class Restorer {
     void tracked.finally(() => this.tasks.delete(tracked));
   }
 
-  private async file(node: TreeNode, e: TreeEntry, p: Buffer): Promise<void> {
-    if (e.nlink > 1) {
-      const key = `${e.dev}:${e.ino}`;
-      const first = this.linked.get(key);
-      if (first) {
-        this.track(
-          first.done.then(() => {
-            if (this.failure) return;
-            createLink(first.path, p);
-            this.stats.hardlinks++;
-          }),
-        );
-        return;
-      }
-      let resolve!: () => void;
-      this.linked.set(key, { path: p, done: new Promise((r) => (resolve = r)) });
-      await this.content(node, e, p, resolve);
+  private async file(node: TreeNode, e: TreeEntry, p: Buffer, rel: Buffer, present: boolean): Promise<void> {
+    this.stats.total_files++;
+    this.stats.total_bytes += e.size;
+    const ids = fileChunks(node, e);
+    const key = e.nlink > 1 ? `${e.dev}:${e.ino}` : undefined;
+    const first = key ? this.linked.get(key) : undefined;
+    if (first) return this.link(e, first, p, rel, present);
+    const step = await this.existing.meet(e, ids, p, rel, present);
+    if (step === 'keep' || step === 'unchanged') {
+      this.existing.skipped(e, metaOf(e), p, rel, step === 'unchanged');
+      // Later links of this inode link to what stays here.
+      if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: false });
       return;
     }
-    await this.content(node, e, p);
+    const report: Report = { rel, action: step === 'new' ? 'restored' : 'updated' };
+    if (this.dryRun) {
+      if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: true });
+      return this.restored(e.size, report);
+    }
+    if (!key) return this.content(ids, e, p, report);
+    let resolve!: () => void;
+    this.linked.set(key, { path: p, done: new Promise((r) => (resolve = r)), written: true });
+    await this.content(ids, e, p, report, resolve);
+  }
+
+  /**
+   * A later name of a hardlinked inode: linked to the first once that is
+   * written. Its content is not compared: what decides is whether it is that
+   * file already (the same inode as a first name this run leaves in place).
+   */
+  private async link(e: TreeEntry, first: Linked, p: Buffer, rel: Buffer, present: boolean): Promise<void> {
+    const step = await this.existing.meet(e, undefined, p, rel, present);
+    if (step === 'keep') return this.existing.skipped(e, metaOf(e), p, rel, false);
+    this.track(
+      first.done.then(() => {
+        if (this.failure) return;
+        if (step !== 'new' && !first.written && sameFile(first.path, p)) return this.existing.skipped(e, metaOf(e), p, rel, true);
+        if (!this.dryRun) createLink(first.path, p);
+        this.stats.hardlinks++;
+        this.restored(e.size, { rel, action: step === 'new' ? 'restored' : 'updated' });
+      }),
+    );
+  }
+
+  /** Counted as written (a hardlink, or what a dry run would write). */
+  private restored(size: number, report: Report): void {
+    this.stats.files_restored++;
+    this.stats.bytes_restored += size;
+    this.existing.item(report.action, report.rel, size);
   }
 
   /** Start writing a file's content; waits only for room, not for the write. */
-  private async content(node: TreeNode, e: TreeEntry, p: Buffer, done?: () => void): Promise<void> {
-    const ids = fileChunks(node, e);
+  private async content(ids: Id[], e: TreeEntry, p: Buffer, report: Report, done?: () => void): Promise<void> {
     const small = ids.length <= 1 && e.size <= SMALL_FILE;
     if (small) {
       while ((this.smallBytes > 0 && this.smallBytes + e.size > SMALL_BYTES_AHEAD) || this.smallFiles >= SMALL_FILES_AHEAD) await this.room();
@@ -216,7 +296,7 @@ export class Restorer {
       while (this.largeQueue.length >= LARGE_WAITING) await this.room();
     }
     if (this.failure) throw this.failure;
-    const t = small ? this.smallFile(ids, e, p) : this.largeSlot().then(() => this.largeFile(ids, e, p));
+    const t = small ? this.smallFile(ids, e, p, report) : this.largeSlot().then(() => this.largeFile(ids, e, p, report));
     this.track(done ? t.finally(done) : t);
   }
 
@@ -247,15 +327,15 @@ export class Restorer {
     w?.();
   }
 
-  private async smallFile(ids: Id[], e: TreeEntry, p: Buffer): Promise<void> {
+  private async smallFile(ids: Id[], e: TreeEntry, p: Buffer, report: Report): Promise<void> {
     this.smallBytes += e.size;
     this.smallFiles++;
     try {
       const stored = ids.length ? await this.repo.conn.getBlob(ids[0]) : undefined;
       if (this.failure) return;
-      const size = await this.workers.writeFile({ path: p, id: ids[0], stored, size: e.size, ...metaOf(e) });
+      const size = await this.workers!.writeFile({ path: p, id: ids[0], stored, size: e.size, ...metaOf(e) });
       if (this.stats.files === 0) mark('restore: first file written');
-      this.finished(size, ids.length, p);
+      this.finished(size, ids.length, p, report);
     } catch (err) {
       throw namedError(p, err);
     } finally {
@@ -265,9 +345,9 @@ export class Restorer {
     }
   }
 
-  private async largeFile(ids: Id[], e: TreeEntry, p: Buffer): Promise<void> {
+  private async largeFile(ids: Id[], e: TreeEntry, p: Buffer, report: Report): Promise<void> {
     if (this.failure) return this.largeDone();
-    const w = this.workers.largeFile(p);
+    const w = this.workers!.largeFile(p);
     let ended = false;
     try {
       const fetches: (Promise<Buffer> | undefined)[] = [];
@@ -295,7 +375,7 @@ export class Restorer {
       await Promise.all(written);
       ended = true;
       const size = await w.end(metaOf(e), e.size);
-      this.finished(size, ids.length, p);
+      this.finished(size, ids.length, p, report);
     } catch (err) {
       throw namedError(p, err);
     } finally {
@@ -304,10 +384,11 @@ export class Restorer {
     }
   }
 
-  private finished(bytes: number, chunks: number, p: Buffer): void {
+  private finished(bytes: number, chunks: number, p: Buffer, report: Report): void {
     this.stats.files++;
     this.stats.bytes += bytes;
     this.stats.chunks += chunks;
+    this.restored(bytes, report);
     this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, current: p.toString() });
   }
 }

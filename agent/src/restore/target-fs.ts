@@ -194,3 +194,36 @@ export function setDirMeta(p: Buffer, m: EntryMeta, chown: boolean): void {
     fs.closeSync(fd);
   }
 }
+
+/** lstat without following, or undefined when nothing is there. */
+export function lstatIfAny(p: Buffer): fs.BigIntStats | undefined {
+  try {
+    return fs.lstatSync(p, { bigint: true });
+  } catch (e) {
+    if (code(e) === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Metadata of a file already in the target whose content matches the
+ * snapshot (--overwrite always / if-changed update every file's metadata):
+ * through a descriptor opened without following a symlink, proved a
+ * regular file.
+ */
+export function setExistingFileMeta(p: Buffer, m: EntryMeta, chown: boolean): void {
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw Object.assign(new Error(`${p.toString()}: not a regular file`), { code: 'EINVAL' });
+    setMetaFd(fd, m, chown);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Whether two paths name the same inode (neither followed). */
+export function sameFile(a: Buffer, b: Buffer): boolean {
+  const x = lstatIfAny(a);
+  const y = lstatIfAny(b);
+  return !!x && !!y && x.dev === y.dev && x.ino === y.ino;
+}

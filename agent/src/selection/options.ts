@@ -5,7 +5,7 @@ import { readPatternFile } from './pattern-file.js';
 import { RestoreFilter } from './restore-filter.js';
 import { parseSize } from './size.js';
 
-/** `keep backup`'s file-selection flags (restic's names), for cli/args.ts's parse. */
+/** `keep backup`'s file-selection flags (restic's names), for terminal/args.ts's parse. */
 export const BACKUP_SELECTION_OPTIONS = {
   exclude: { type: 'string', short: 'e', multiple: true },
   iexclude: { type: 'string', multiple: true },

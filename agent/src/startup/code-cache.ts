@@ -6,6 +6,11 @@ import vm from 'node:vm';
 import { writeCacheFile } from './cache-file.js';
 import { mark } from './timing.js';
 
+/** The cache a command line uses: `keep backup --help` compiles help's functions, not backup's, so it shares help's cache. */
+function cacheCommand(argv: string[]): string | undefined {
+  return argv.includes('--help') || argv.includes('-h') ? 'help' : argv[0];
+}
+
 /**
  * Runs the agent's one-file bundle (agent/dist/keep.cjs, scripts/bundle.mjs)
  * with a V8 code cache, so a command does not parse and compile the same 1.3 MB
@@ -25,7 +30,7 @@ import { mark } from './timing.js';
  * A missing, foreign or damaged cache costs the compile time, nothing else.
  * KEEP_NO_CODE_CACHE=1 turns it off.
  */
-export function runBundle(bundle: string, cacheDir: string, env: NodeJS.ProcessEnv = process.env, command = process.argv[2]): void {
+export function runBundle(bundle: string, cacheDir: string, env: NodeJS.ProcessEnv = process.env, command = cacheCommand(process.argv.slice(2))): void {
   const source = fs.readFileSync(bundle, 'utf8');
   const digest = sha256(source);
   const file = env.KEEP_NO_CODE_CACHE ? undefined : path.join(cacheDir, `code-${/^[a-z][a-z-]{0,15}$/.test(command ?? '') ? command : 'other'}.v8`);

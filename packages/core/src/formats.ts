@@ -9,6 +9,7 @@
  *   index.mdb                LMDB: blobs, per-source copies, packs, snapshots (a cache of packs/ and snapshots/, rebuilt from them)
  *   state.mdb                LMDB: the server's own state (state-store.ts); not rebuildable
  *   maintenance.lock         held by prune and index rebuilds (pid-lock.ts)
+ *   audit/audit-<seq>.jsonl  keepd's hash-chained audit log, one segment per month (server audit/record.ts)
  *
  * Write order (each step durable before the next): pack bytes -> fsync ->
  * rename into packs/ -> index; snapshot file -> fsync -> LMDB. A crash between
@@ -29,6 +30,8 @@ export const BLOB_VERSION = 1;
 export const PACK_MAGIC = Buffer.from('KEEPPACK');
 export const PACK_VERSION = 1;
 export const TRAILER_MAGIC = Buffer.from('KEEPTRLR');
+import type { RepoConfig } from './config.js';
+import type { KeyFile } from './keys/keyfile.js';
 
 /** The files at the top of a repository directory. */
 export const REPO_FILES = {
@@ -88,4 +91,38 @@ export const STATE_TABLES = {
   replicas: 'replicas',
   /** a replica's pull state (server sync/pull.ts) */
   replication: 'replication',
+  /** agents' run reports, the last ones per source (server run-reports.ts) */
+  runReports: 'run-reports',
+  /** per source: run counters and the last run, success and failure (server run-reports.ts) */
+  runSummaries: 'run-summaries',
+  /** the audit log's checkpoints: 'head' {seq, hash}, 'pruned' {through, hash} (server audit/chain-state.ts) */
+  audit: 'audit',
+  /** token id + peer address pairs already seen, so a new peer is audited once (server audit/peers.ts) */
+  auditPeers: 'audit-peers',
+} as const;
+
+/**
+ * keepd's audit log (server audit/record.ts holds the record layout): a
+ * directory of JSON-lines segments, each named by the seq of its first
+ * record (zero-padded so names sort), chained by SHA-256 across segments.
+ */
+export const AUDIT_FILES = {
+  dir: 'audit',
+  prefix: 'audit-',
+  suffix: '.jsonl',
+  /** digits of the seq in a segment's name */
+  seqDigits: 12,
+  /** the hash that chains records */
+  hash: 'sha256',
+  /** record layout version (a record's `v`) */
+  version: 1,
+} as const;
+
+/** The format versions this build writes (keep version / keepd version report them); the literals are checked against the types that hold them. */
+export const FORMAT_VERSIONS = {
+  config: 1 satisfies RepoConfig['version'],
+  key: 1 satisfies KeyFile['version'],
+  pack: PACK_VERSION,
+  blob: BLOB_VERSION,
+  index: INDEX_TABLES.blobs,
 } as const;

@@ -20,6 +20,7 @@ import { KeyStore } from './keys/key-store.js';
 import { PackHandles, StoredBytes } from './pack/reader.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { NewSnapshot, Snapshot } from './snapshot/snapshot.js';
+import type { Replacement } from './snapshot/replace.js';
 import { SnapshotStore } from './snapshot/store.js';
 import { SourceTags } from './source-tags.js';
 import { StateStore, STATE_FILE } from './state-store.js';
@@ -362,6 +363,11 @@ export class Repository {
   /** Incremented by every GC sweep; "complete" marks from earlier epochs are not trusted. */
   gcEpoch(): number {
     return this.index.gcEpoch();
+  }
+
+  /** Rewrite a record with new tags (`keep tag`: SnapshotStore.replace). */
+  replaceSnapshot(oldId: string, next: Replacement): Promise<Snapshot> {
+    return this.snapshotStore.replace(oldId, next);
   }
 
   /** Remove snapshots (forget); never one that an open session builds on. */

@@ -5,6 +5,8 @@ export * from './grpc.js';
 export * from './keepalive.js';
 export * from './limits.js';
 export * from './snapshot-wire.js';
+export * from './forget-wire.js';
+export * from './run-report-wire.js';
 export * from './status-map.js';
 export * from './codecs/varint.js';
 export * from './codecs/frame.js';

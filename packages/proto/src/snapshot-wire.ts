@@ -28,6 +28,9 @@ export function snapshotToWire(s: NewSnapshot & { server_time?: string }): Snaps
     tier: s.tier ?? '',
     mac: s.mac ?? '',
     serverTime: s.server_time ?? '',
+    pathsGroup: s.paths_group ?? '',
+    sealedMeta: s.sealed_meta ?? '',
+    original: s.original ?? '',
     stats: create(SnapshotStatsSchema, {
       files: u64(st.files),
       dirs: u64(st.dirs),
@@ -58,6 +61,9 @@ export function snapshotFromWire(s: Snapshot): CoreSnapshot {
     ...(s.tier ? { tier: s.tier } : {}),
     ...(s.mac ? { mac: s.mac } : {}),
     ...(s.serverTime ? { server_time: s.serverTime } : {}),
+    ...(s.pathsGroup ? { paths_group: s.pathsGroup } : {}),
+    ...(s.sealedMeta ? { sealed_meta: s.sealedMeta } : {}),
+    ...(s.original ? { original: s.original } : {}),
     stats: {
       files: n(st?.files),
       dirs: n(st?.dirs),

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { Clock, Database, KeepError, Repository, STATE_TABLES } from '@keep/core';
+import { audit, AuditActor, LOCAL } from '../audit/log.js';
 
 export type Role = 'agent' | 'admin' | 'replica';
 
@@ -28,6 +29,8 @@ export interface Principal {
   role: Role;
   sources: string[];
   dedup: DedupScope;
+  /** the caller's address without its port (rpc/call.ts sets it; the audit log records it) */
+  peer?: string;
 }
 
 const PREFIX = 'keep';
@@ -37,13 +40,13 @@ export class TokenStore {
   private readonly db: Database<TokenRecord, string>;
 
   constructor(
-    repo: Repository,
+    private readonly repo: Repository,
     private readonly clock: Clock = repo.clock,
   ) {
     this.db = repo.database<TokenRecord>(STATE_TABLES.tokens);
   }
 
-  async create(role: Role, opts: { sources?: string[]; dedup?: DedupScope } = {}): Promise<{ token: string; record: TokenRecord }> {
+  async create(role: Role, opts: { sources?: string[]; dedup?: DedupScope } = {}, by: AuditActor = LOCAL): Promise<{ token: string; record: TokenRecord }> {
     if (!['agent', 'admin', 'replica'].includes(role)) throw new KeepError('INVALID_ARGUMENT', `--role must be agent, admin or replica, not ${role}`);
     const id = crypto.randomBytes(8).toString('hex');
     const token = `${PREFIX}_${id}_${crypto.randomBytes(32).toString('base64url')}`;
@@ -56,6 +59,7 @@ export class TokenStore {
       hash: crypto.createHash('sha256').update(token).digest('hex'),
     };
     await this.db.put(id, record);
+    audit(this.repo).record('token.create', by, { id, role, sources: record.sources, dedup: record.dedup });
     return { token, record };
   }
 
@@ -63,10 +67,11 @@ export class TokenStore {
     return [...this.db.getRange()].map(({ value }) => value);
   }
 
-  async revoke(id: string): Promise<void> {
+  async revoke(id: string, by: AuditActor = LOCAL): Promise<void> {
     const r = this.db.get(id);
     if (!r) throw new KeepError('NOT_FOUND', `no token ${id}`);
     await this.db.put(id, { ...r, revoked: true });
+    audit(this.repo).record('token.revoke', by, { id, role: r.role });
   }
 
   /**

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, exitCodeFor, exitOnInterrupt, KeepError, parseChunkerSizes, parseTier, processClock, prune, Repository } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatInstall, installJson, exitOnInterrupt, formatVersionReport, groupLabel, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, prune, reportExitError, Repository, versionReport } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
@@ -9,41 +9,15 @@ import { runSync, syncFailure } from '../sync/run.js';
 import { promote } from '../role.js';
 import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
-import { keepdRepoOptions, lockDataDir } from '../data-lock.js';
+import { keepdRepoOptions, lockDataDir, requireRepository } from '../data-lock.js';
 import { ensureOwnership } from '../ownership.js';
-
-const USAGE = `keepd — the Keep repository server
-
-usage: keepd COMMAND --data DIR [options]
-
-  init --data DIR [--chunk-min S --chunk-avg S --chunk-max S]   create an empty repository (agents add the key with keep init)
-  serve --data DIR [--listen HOST:PORT] [--tls-cert F --tls-key F] [--metrics HOST:PORT]
-        [--upstream grpc(s)://HOST:PORT --sync-interval S]   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
-        [--sync-replicas N [--sync-timeout S] [--sync-all]]  a primary whose critical-tier (or all) commits wait for N replicas
-        [--min-free SIZE|PCT%]        refuse new backups below this much free space (default 2%)
-        [--max-connections N]         connections held at once (default 4096, below the open-file limit)
-                                      serve the repository over gRPC (default 127.0.0.1:7420) until SIGTERM
-  token create --data DIR --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
-                                      an agent token names its sources, or --all-sources for every source
-  token list --data DIR | token revoke ID --data DIR
-  tls init --data DIR [--host NAME]...  a private CA and server certificate in DIR/tls (agents: KEEP_CA=DIR/tls/ca.pem)
-  forget --data DIR [--source N] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N]
-         [--keep-monthly N] [--keep-yearly N] [--keep-within D] [--keep-within-daily D]... [--keep-tag T]...
-         [--tier critical|high|standard|lower] [--dry-run] [--prune]     retention per source (restic's rules)
-  prune --data DIR [--dry-run] [--repack-below 0.5]   collect garbage and repack; backups keep running
-  sync --data DIR --from grpc(s)://HOST:PORT [--source N]   pull missing snapshots (KEEP_TOKEN: a replica token)
-        plaintext grpc:// only to loopback, unless --insecure (KEEP_INSECURE=1); also for serve --upstream
-  promote --data DIR                  make a replica (read-only) a primary: it stops following its upstream
-                                      and takes writes; recorded in DIR/role.json (a running keepd follows within a second)
-  check --data DIR [--read-data | --read-data-subset PCT%] [--json]   verify without a key
-  status --data DIR [--json]          per source: newest snapshot and its age against the RPO
-  rebuild-index --data DIR [--json]   rebuild the LMDB index from pack trailers and snapshot files, aside, without
-                                      opening the current one (stop keepd serve first); ownership comes from the snapshots
-
-every command takes --json (one JSON document on stdout)
-
-exit codes: 0 ok, 1 fatal error, 2 bad usage, 4 damage found (check), 10 no repository,
-11 repository locked, 130 interrupted (serve stops cleanly on SIGINT and SIGTERM: 0)`;
+import { DEFAULT_KEEPD_DATA, DEFAULT_KEEPD_USER, installKeepd } from '../install/install-keepd.js';
+import { USAGE } from './usage.js';
+import { audit, LOCAL } from '../audit/log.js';
+import { auditedPrune } from '../audit/events.js';
+import { formatAuditRecord, listAudit, parseSince } from '../audit/list.js';
+import { DEFAULT_AUDIT_RETENTION, parseAuditRetention } from '../audit/retention.js';
+import { auditDamage, formatVerify, verifyAudit } from '../audit/verify.js';
 
 function out(json: boolean | undefined, value: unknown, human: () => void): void {
   if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -77,7 +51,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, 'audit-retention': { type: 'string' } });
     if (a.insecure) process.env.KEEP_INSECURE = '1';
     const maxConnections = a['max-connections'] === undefined ? undefined : Number(a['max-connections']);
     if (maxConnections !== undefined && !(Number.isInteger(maxConnections) && maxConnections > 0)) throw new KeepError('INVALID_ARGUMENT', '--max-connections takes a count (> 0)');
@@ -99,6 +73,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       syncTiers: a['sync-all'] ? 'all' : ['critical'],
       minFree: a['min-free'] as string | undefined,
       maxConnections,
+      auditRetentionMs: parseAuditRetention((a['audit-retention'] as string | undefined) ?? DEFAULT_AUDIT_RETENTION),
     });
     await new Promise<void>((resolve) => {
       const stop = () => void server.shutdown().then(resolve);
@@ -155,22 +130,23 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     if (!r.ok) throw checkFailure(r.errors);
   },
   async forget(argv) {
-    const a = args(argv, { ...FORGET_FLAGS, 'keep-tag': { type: 'string', multiple: true }, 'dry-run': { type: 'boolean' }, prune: { type: 'boolean' } });
+    const a = args(argv, FORGET_FLAGS);
     const r = await runForget(a.data, {
       source: a.source as string | undefined,
+      groupBy: parseGroupBy(a['group-by'] as string | undefined),
       policy: policyFromFlags(a),
       tier: typeof a.tier === 'string' ? parseTier(a.tier) : undefined,
       dryRun: Boolean(a['dry-run']),
     });
-    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => prune(repo), keepdRepoOptions(a.data)) : undefined;
+    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => auditedPrune(repo), keepdRepoOptions(a.data)) : undefined;
     out(a.json, pruned ? { ...r, prune: pruned } : r, () => {
       for (const g of r.groups) {
-        console.log(`source ${g.source}: ${g.policy}`);
+        console.log(`${g.source !== undefined ? 'source ' : ''}${groupLabel(g.key)}: ${g.policy}`);
         for (const s of g.snapshots) console.log(`  ${s.keep ? 'keep  ' : 'remove'} ${s.id.slice(0, 8)} ${s.time}  ${s.reasons.join(', ')}`);
         console.log(`  ${a['dry-run'] ? 'would remove' : 'removed'} ${g.removed.length} snapshot(s)`);
         if (g.wal) console.log(`  WAL: ${a['dry-run'] ? 'would remove' : 'removed'} ${g.wal.removed.length} of ${g.wal.files} file(s)${g.wal.cutoffs.length ? ` older than ${g.wal.cutoffs.map((c) => c.start_wal).join(', ')}` : ''}${g.wal.note ? ` (${g.wal.note})` : ''}`);
       }
-      for (const s of r.skipped) console.log(`source ${s}: no policy (give --keep-* flags or --tier, or back it up with --tier); left alone`);
+      for (const s of r.skipped) console.log(`${s}: no policy (give --keep-* flags or --tier, or back it up with --tier); left alone`);
       if (pruned) console.log(`prune: removed ${pruned.blobs_removed} blobs, ${pruned.bytes_before - pruned.bytes_after} bytes freed`);
     });
     if (r.groups.length === 0 && r.skipped.length) throw new KeepError('INVALID_ARGUMENT', 'no retention policy: give --keep-last/--keep-daily/... or --tier');
@@ -179,7 +155,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' } });
     const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
     if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
-    const r = await Repository.using(a.data, (repo) => prune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }), keepdRepoOptions(a.data));
+    const r = await Repository.using(a.data, (repo) => auditedPrune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }), keepdRepoOptions(a.data));
     out(a.json, r, () =>
       console.log(
         `${r.dry_run ? 'would remove' : 'removed'} ${r.blobs_removed} of ${r.blobs_before} blobs (${r.bytes_removed} bytes); ${r.blobs_kept_recent} unreferenced but recent kept; ` +
@@ -204,9 +180,24 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const a = args(argv);
     const r = promote(a.data, processClock());
     const out1 = { promoted: true, already: r.already, previous_upstream: r.upstream, promoted_at: r.promoted_at, data: a.data };
-    // The audit trail for now: this line on stderr (keepd's log format) besides role.json.
+    // Audited, and this line on stderr (keepd's log format) besides role.json.
+    if (!r.already) await Repository.using(a.data, async (repo) => void audit(repo).record('promote', LOCAL, { previous_upstream: r.upstream }), keepdRepoOptions(a.data));
     if (!r.already) process.stderr.write(JSON.stringify({ level: 40, time: processClock().now(), service: 'keepd', msg: 'promoted', data: a.data, previous_upstream: r.upstream, promoted_at: r.promoted_at }) + '\n');
     out(a.json, out1, () => console.log(r.already ? `${a.data} was promoted already (${r.promoted_at}); it followed ${r.upstream}` : `promoted ${a.data}: it no longer follows ${r.upstream} and takes backups; point agents at it (KEEP_REPO)`));
+  },
+  async audit(argv) {
+    const [sub, ...rest] = argv;
+    if (sub === 'verify') {
+      const a = args(rest);
+      const r = verifyAudit(a.data);
+      out(a.json, r, () => console.log(formatVerify(r)));
+      if (!r.ok) throw auditDamage(r);
+      return;
+    }
+    if (sub !== 'list') throw new KeepError('INVALID_ARGUMENT', 'keepd audit takes verify or list');
+    const a = args(rest, { since: { type: 'string' }, source: { type: 'string' }, event: { type: 'string' } });
+    const records = listAudit(a.data, { since: a.since === undefined ? undefined : parseSince(a.since as string, processClock()), source: a.source as string | undefined, event: a.event as string | undefined });
+    out(a.json, records, () => records.forEach((rec) => console.log(formatAuditRecord(rec))));
   },
   async status(argv) {
     const a = args(argv);
@@ -217,7 +208,19 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         console.log(`${x.source.padEnd(20)} ${x.last_snapshot.slice(0, 8)} ${x.last_time}  age ${x.age_s}s  tier ${x.tier ?? '-'}  RPO ${x.rpo_state}`);
         if (x.pitr) console.log(`${''.padEnd(20)} PITR ${x.pitr.from ?? '-'} .. ${x.pitr.to ?? '-'}  (${x.pitr.base_backups} base backups, ${x.pitr.wal_files} WAL files${x.pitr.gaps.length ? `, ${x.pitr.gaps.reduce((n, g) => n + g.count, 0)} segment(s) missing` : ''})`);
       }
+      if (s.runs.length) console.log('agent runs (as reported; keepd times):');
+      for (const r of s.runs) {
+        const failing = r.consecutive_failures ? `  ${r.consecutive_failures} consecutive failure(s), last ${r.last_failure} (${r.last_error_class ?? '-'})` : '';
+        console.log(`${r.source.padEnd(20)} last ${r.last_result} ${r.last_run} (job ${r.last_job})${failing}  ${r.runs_success} ok / ${r.runs_failure} failed`);
+      }
     });
+  },
+  async install(argv) {
+    // --data is optional here: the unit names the data directory, keepd init makes it
+    const a = args(dataDirOf(argv) ? argv : [...argv, '--data', DEFAULT_KEEPD_DATA], { user: { type: 'string' }, listen: { type: 'string' }, prefix: { type: 'string' }, 'unit-dir': { type: 'string' }, 'dry-run': { type: 'boolean' } });
+    const dryRun = Boolean(a['dry-run']);
+    const r = installKeepd({ data: a.data, user: (a.user as string | undefined) ?? DEFAULT_KEEPD_USER, listen: (a.listen as string | undefined) ?? '127.0.0.1:7420', prefix: a.prefix as string | undefined, unitDir: (a['unit-dir'] as string | undefined) ?? DEFAULT_UNIT_DIR, dryRun });
+    out(a.json, installJson(r, dryRun), () => console.log(formatInstall(r, dryRun)));
   },
   async 'rebuild-index'(argv) {
     const a = args(argv);
@@ -242,19 +245,39 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   },
 };
 
+/** Commands that work on an existing repository: a missing one is named, with its cure (keepd init, not keep init), before they run. (sync creates a replica's.) */
+const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'rebuild-index', 'audit']);
+
+function dataDirOf(argv: string[]): string | undefined {
+  const i = argv.findIndex((a) => a === '--data' || a.startsWith('--data='));
+  if (i < 0) return undefined; // args() reports the missing --data
+  return argv[i].startsWith('--data=') ? argv[i].slice(7) : argv[i + 1];
+}
+
+function versionCommand(argv: string[]): void {
+  const json = argv.includes('--json');
+  const unknown = argv.find((a) => a !== '--json');
+  if (unknown !== undefined) throw new KeepError('INVALID_ARGUMENT', `keepd version takes only --json, not ${unknown}`);
+  const report = versionReport('keepd', import.meta.url);
+  out(json, report, () => console.log(formatVersionReport(report)));
+}
+
 async function main(argv: string[]): Promise<void> {
+  // Help before any command runs: no data directory needed.
+  const help = helpFor('keepd', USAGE, argv);
+  if (help !== undefined) return void console.log(help);
   const [name, ...rest] = argv;
-  if (!name || name === 'help' || name === '--help' || name === '-h') return void console.log(USAGE);
+  if (name === 'version' || name === '--version') return versionCommand(rest);
   const cmd = commands[name];
   if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keepd help)`);
+  const data = dataDirOf(rest);
+  if (NEEDS_REPOSITORY.has(name) && data) requireRepository(data);
   if (name !== 'serve') exitOnInterrupt('keepd'); // (serve shuts down cleanly instead)
   await cmd(rest);
 }
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   () => process.exit(0),
-  (e: Error) => {
-    process.stderr.write(`keepd: error: ${(e.message || String(e)).split('\n')[0]}\n`);
-    process.exit(exitCodeFor(e));
-  },
+  (e: Error) => process.exit(reportExitError('keepd', e, argv.includes('--json'))),
 );

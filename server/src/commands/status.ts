@@ -1,5 +1,6 @@
 import { Clock, isPgSource, recordedTime, PitrWindow, pitrWindow, processClock, Repository, TIERS } from '@keep/core';
 import { ReplicaRegistry } from '../replicas.js';
+import { RunReportStore } from '../run-reports.js';
 import { replicationDb } from '../sync/pull.js';
 import { keepdRepoOptions } from '../data-lock.js';
 
@@ -17,6 +18,20 @@ export interface SourceStatus {
   rpo_state: 'ok' | 'late' | 'unknown';
   /** PostgreSQL sources: the point-in-time recovery window (oldest base backup .. newest WAL push) */
   pitr?: PitrWindow;
+}
+
+/** Per source, from agents' run reports (ReportRuns); times are keepd's receive times. */
+export interface SourceRuns {
+  source: string;
+  last_result: 'success' | 'failure';
+  last_job: string;
+  last_run: string;
+  consecutive_failures: number;
+  last_failure: string | null;
+  last_success: string | null;
+  last_error_class: string | null;
+  runs_success: number;
+  runs_failure: number;
 }
 
 /** Per source: its newest snapshot and how old it is against its tier's RPO. */
@@ -68,7 +83,20 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
         state: Number.isFinite(strictest) && lag > strictest ? 'late' : 'ok',
       };
     });
-    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, replicas, replication };
+    const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+    const runs: SourceRuns[] = new RunReportStore(repo, clock).list().map((r) => ({
+      source: r.source,
+      last_result: r.last_result,
+      last_job: r.last_job,
+      last_run: new Date(r.last_run_ms).toISOString(),
+      consecutive_failures: r.consecutive_failures,
+      last_failure: iso(r.last_failure_ms),
+      last_success: iso(r.last_success_ms),
+      last_error_class: r.last_error_class ?? null,
+      runs_success: r.runs_success,
+      runs_failure: r.runs_failure,
+    }));
+    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, replicas, replication };
   } finally {
     await repo.close();
   }

@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import { Server, ServerCredentials, status as Status, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { KeepError, SHUTDOWN_DRAIN_MS } from '@keep/core';
+import { SHUTDOWN_DRAIN_MS } from '@keep/core';
 import { bearerToken, grpcServiceDefinition, MAX_MESSAGE_BYTES, RepositoryService, SERVER_KEEPALIVE_OPTIONS } from '@keep/proto';
 import type { TokenStore } from '../auth/tokens.js';
 import { CONNECTION_IDLE_MS, MAX_CONCURRENT_STREAMS, PREAUTH_TIMEOUT_MS } from '../limits.js';
 import type { Metrics, serverMetrics } from '../metrics.js';
 import { authFirst } from './auth-first.js';
 import { ConnectionGate, connectionCap } from './connection-limits.js';
+import { listenError } from './host-port.js';
 
 export interface ListenerOptions {
   /** HOST:PORT as given (for the error message) */
@@ -60,8 +61,8 @@ export async function listenGrpc(o: ListenerOptions): Promise<Listener> {
   server.addService(grpcServiceDefinition(RepositoryService), o.service);
   const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
   const injector = server.createConnectionInjector(creds);
-  const port = await gate.listen(o.host, o.port).catch((err: Error) => {
-    throw new KeepError('UNAVAILABLE', `cannot listen on ${o.listen}: ${err.message}`);
+  const port = await gate.listen(o.host, o.port).catch((err: NodeJS.ErrnoException) => {
+    throw listenError('--listen', o.listen, err);
   });
   return {
     port,

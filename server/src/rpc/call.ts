@@ -2,10 +2,12 @@ import { sendUnaryData, ServerDuplexStream, ServerUnaryCall, ServerWritableStrea
 import { Clock, KeepError, Repository, storageFailure } from '@keep/core';
 import { isMalformed } from '@keep/proto';
 import { Principal, requireRole, Role, TokenStore } from '../auth/tokens.js';
+import { PeerWatch, peerAddress } from '../audit/peers.js';
 import type { DedupScopeIndex } from '../dedup-scope.js';
 import type { Logger } from '../log.js';
 import type { serverMetrics } from '../metrics.js';
 import type { ReplicaRegistry } from '../replicas.js';
+import type { RunReportStore } from '../run-reports.js';
 import type { SessionManager } from '../sessions.js';
 import type { StorageSpace } from '../storage-space.js';
 import { bearerToken, toStatus } from '@keep/proto';
@@ -14,6 +16,8 @@ import { bearerToken, toStatus } from '@keep/proto';
 export interface ServiceDeps {
   repo: Repository;
   replicas: ReplicaRegistry;
+  /** agents' run reports (ReportRuns) */
+  runs: RunReportStore;
   /** synchronous mode: commits of these tiers wait for this many replicas */
   syncReplicas: { n: number; timeoutMs: number; tiers: string[] | 'all' };
   tokens: TokenStore;
@@ -62,6 +66,13 @@ export interface DuplexHandlers<Req> {
  * the metric and log line of each call (`done`).
  */
 export function rpcCalls(d: ServiceDeps) {
+  const peers = new PeerWatch(d.repo);
+  /** The authenticated principal with its peer address; a token's first call from an address is audited. */
+  const caller = (call: { metadata: ServerUnaryCall<unknown, unknown>['metadata']; getPeer(): string }): Principal => {
+    const p = { ...d.tokens.authenticate(bearerToken(call.metadata)), peer: peerAddress(call.getPeer()) };
+    peers.note({ tokenId: p.tokenId, peer: p.peer });
+    return p;
+  };
   const done = (method: string, p: Principal | undefined, started: number, code: Status, details?: string) => {
     d.metrics.rpc({ method, code: Status[code] });
     const entry = { method, principal: p?.tokenId, role: p?.role, code: Status[code], ms: Math.round(performance.now() - started) };
@@ -76,7 +87,7 @@ export function rpcCalls(d: ServiceDeps) {
   const start = (method: string, call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>, started: number, roles: Role[]): Principal | undefined => {
     let p: Principal | undefined;
     try {
-      p = d.tokens.authenticate(bearerToken(call.metadata));
+      p = caller(call);
       requireRole(p, ...roles);
       return p;
     } catch (e) {
@@ -103,7 +114,7 @@ export function rpcCalls(d: ServiceDeps) {
         const started = performance.now();
         let p: Principal | undefined;
         try {
-          p = d.tokens.authenticate(bearerToken(call.metadata));
+          p = caller(call);
           if (isMalformed(call.request)) throw new KeepError('INVALID_ARGUMENT', call.request.$malformed);
           if (roles !== 'any') requireRole(p, ...roles);
           const res = await fn(call.request, p);
@@ -128,7 +139,7 @@ export function rpcCalls(d: ServiceDeps) {
         let p: Principal | undefined;
         let before: (() => Promise<void>) | undefined;
         try {
-          p = d.tokens.authenticate(bearerToken(call.metadata));
+          p = caller(call);
           if (isMalformed(call.request)) throw new KeepError('INVALID_ARGUMENT', call.request.$malformed);
           await fn(call, p, (f) => (before = f));
           done(method, p, started, call.cancelled ? Status.CANCELLED : Status.OK);

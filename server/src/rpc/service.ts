@@ -3,6 +3,8 @@ import { rpcCalls, ServiceDeps } from './call.js';
 import { keyHandlers } from './handlers/keys.js';
 import { readHandlers } from './handlers/reads.js';
 import { replicationHandlers } from './handlers/replication.js';
+import { retentionHandlers } from './handlers/retention.js';
+import { runHandlers } from './handlers/runs.js';
 import { sessionHandlers } from './handlers/sessions.js';
 
 export type { ServiceDeps } from './call.js';
@@ -19,5 +21,7 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     ...sessionHandlers(rpc),
     ...readHandlers(rpc),
     ...replicationHandlers(rpc),
+    ...retentionHandlers(rpc),
+    ...runHandlers(rpc),
   };
 }

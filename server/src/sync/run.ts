@@ -5,6 +5,8 @@ import { atomicWrite, insecureFromEnv, KeepError, parseRepoConfig, processClock,
 import { markReplica, readRole } from '../role.js';
 import { SyncReport, syncFrom } from './pull.js';
 import { Upstream } from './upstream.js';
+import { audit, LOCAL } from '../audit/log.js';
+import { syncFields } from '../audit/events.js';
 import { keepdRepoOptions } from '../data-lock.js';
 
 /**
@@ -55,6 +57,7 @@ export async function runSync(data: string, from: string, source?: string, env: 
     }
     try {
       const r = await syncFrom(repo, up, { source, clock: repo.clock ?? processClock() });
+      audit(repo).record('sync', LOCAL, syncFields(r));
       // A primary that does not know ReportReplica (older keepd) or refuses it still served the pull.
       await reportHoldings(repo, up, r.snapshots_synced).catch(() => undefined);
       return r;

@@ -21,6 +21,7 @@ import {
   ReportReplicaRequestSchema,
   RepositoryService,
   snapshotFromWire,
+  tlsChannelCredentials,
   WatchCommitsRequestSchema,
   WatchCommitsResponse,
 } from '@keep/proto';
@@ -50,7 +51,7 @@ export class Upstream {
   ) {
     const m = parseUpstream(location, insecure);
     this.address = m.address;
-    const creds = m.secure ? grpc.credentials.createSsl(caFile ? fs.readFileSync(caFile) : null) : grpc.credentials.createInsecure();
+    const creds = m.secure ? tlsChannelCredentials(caFile ? fs.readFileSync(caFile) : null) : grpc.credentials.createInsecure();
     const Client = grpc.makeGenericClientConstructor(DEF, 'RepositoryService');
     this.client = new Client(this.address, creds, { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   }

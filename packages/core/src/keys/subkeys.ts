@@ -22,6 +22,12 @@ export interface RepoKeys {
   chunkerGear: Int32Array;
   /** HMAC-SHA256 key authenticating snapshot records (snapshot/auth.ts): the server never has it */
   snapshotMacKey: Buffer;
+  /** AES-256-GCM key of a snapshot record's sealed metadata (backed-up paths, user: snapshot/sealed-meta.ts) */
+  snapshotMetaKey: Buffer;
+  /** HMAC-SHA256 key naming a snapshot's path set for keepd's grouping without showing it the paths (snapshot/sealed-meta.ts) */
+  pathsGroupKey: Buffer;
+  /** AES-256-GCM key of an agent run's error text and warnings (runs/run-detail.ts): keepd stores them sealed */
+  runDetailKey: Buffer;
   /** derive the AES key for a given session salt */
   sealKey(salt: Buffer): Buffer;
 }
@@ -50,6 +56,9 @@ export function deriveKeys(master: Buffer): RepoKeys {
     treeIdKey: hkdf(master, none, 'keep/v1/tree-id'),
     chunkerGear: gearTable(master, none),
     snapshotMacKey: hkdf(master, none, 'keep/v1/snapshot-mac'),
+    snapshotMetaKey: hkdf(master, none, 'keep/v1/snapshot-meta'),
+    pathsGroupKey: hkdf(master, none, 'keep/v1/paths-group'),
+    runDetailKey: hkdf(master, none, 'keep/v1/run-detail'),
     sealKey(salt: Buffer): Buffer {
       const k = salt.toString('hex');
       let key = cache.get(k);

@@ -34,7 +34,10 @@ export type SealedSnapshot = NewSnapshot & { id: string; mac: string };
 /** The bytes the MAC covers: a JSON array in a fixed order (no object key order to agree on). */
 export function canonicalSnapshot(s: NewSnapshot & { id: string }): Buffer {
   const stats = STAT_FIELDS.map((k) => s.stats[k]);
-  return Buffer.from(JSON.stringify(['keep/v1/snapshot', s.id, s.source, s.host, s.time, s.parent ?? '', s.root, s.tags, s.tier ?? '', stats]));
+  const fields: unknown[] = ['keep/v1/snapshot', s.id, s.source, s.host, s.time, s.parent ?? '', s.root, s.tags, s.tier ?? '', stats];
+  // Fields added later join only when set, so records written before them keep their MAC.
+  if (s.paths_group || s.sealed_meta || s.original) fields.push(s.paths_group ?? '', s.sealed_meta ?? '', s.original ?? '');
+  return Buffer.from(JSON.stringify(fields));
 }
 
 function mac(key: Buffer, s: NewSnapshot & { id: string }): Buffer {
@@ -63,6 +66,9 @@ export function sealSnapshot(macKey: Buffer, s: NewSnapshot): SealedSnapshot {
     tags: [...s.tags],
     ...(s.tier ? { tier: s.tier } : {}),
     stats: normalStats(s.stats),
+    ...(s.paths_group ? { paths_group: s.paths_group } : {}),
+    ...(s.sealed_meta ? { sealed_meta: s.sealed_meta } : {}),
+    ...(s.original ? { original: s.original } : {}),
   };
   return { ...out, mac: mac(macKey, out).toString('hex') };
 }

@@ -2,8 +2,9 @@ import { KeepError } from '../errors.js';
 
 /**
  * A snapshot record. Stored in plaintext (the server applies retention and
- * shows status without a key), so it holds no file names: backed-up paths
- * live in the encrypted root tree.
+ * shows status without a key), so it holds no file names: the backed-up
+ * paths travel sealed (`sealed_meta`, sealed-meta.ts) and as a keyed hash
+ * (`paths_group`) keepd can group by without learning them.
  */
 export interface SnapshotStats {
   files: number;
@@ -32,6 +33,16 @@ export interface Snapshot {
   tags: string[];
   tier?: string;
   stats: SnapshotStats;
+  /**
+   * Keyed hash (hex) of the sorted backed-up paths (sealed-meta.ts): equal
+   * path sets have equal values, so keepd's `--group-by paths` works without
+   * the names. Absent on records written before it and on path-less ones.
+   */
+  paths_group?: string;
+  /** base64 AES-256-GCM of {paths, username} under keys.snapshotMetaKey (sealed-meta.ts); absent on older records */
+  sealed_meta?: string;
+  /** restic's `original`: the id of the record this one rewrote (`keep tag`), absent on records never rewritten */
+  original?: string;
   /**
    * The agent's HMAC-SHA256 (hex) over every field above, under a key derived
    * from the master key (auth.ts): the server can keep or withhold a record,

@@ -15,6 +15,7 @@ import { walkDag } from '../dag/walk.js';
 import { loadSnapshotFiles } from '../index/rebuild.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import { checkCommitTime } from './commit-time.js';
+import { checkReplacement, Replacement } from './replace.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot.js';
 
 /**
@@ -127,6 +128,23 @@ export class SnapshotStore {
     return snap;
   }
 
+  /**
+   * Rewrite a record (`keep tag`): the replacement (checkReplacement) is
+   * published with the old record's server_time, then the old one removed.
+   * A crash between the two leaves both, as restic's tag does.
+   */
+  async replace(oldId: string, next: Replacement): Promise<Snapshot> {
+    const old = this.snaps.get(oldId);
+    if (!old) throw new KeepError('NOT_FOUND', `no snapshot ${oldId}`);
+    this.refuseSessionParents([oldId]);
+    checkReplacement(old, next);
+    if (this.snaps.get(next.id) || fs.existsSync(path.join(this.snapsDir, `${next.id}.json`))) throw new KeepError('ALREADY_EXISTS', `snapshot ${next.id} exists`);
+    const { server_time: _theirs, ...fields } = next as Snapshot;
+    const published = await this.publish({ ...fields, ...(old.server_time ? { server_time: old.server_time } : {}) });
+    await this.remove([oldId]);
+    return published;
+  }
+
   /** Whether a tree's whole DAG was proven stored (in `view`) since the last sweep. */
   isComplete(id: Id, view: BlobView = this.views.primary): boolean {
     const r = view(id)?.record;
@@ -139,12 +157,16 @@ export class SnapshotStore {
    * open reconciles away. Never removes a snapshot that an open session builds on.
    */
   async remove(ids: string[]): Promise<void> {
-    const protectedIds = new Set(this.sessions.live().map((s) => s.parent).filter(Boolean));
-    for (const id of ids) if (protectedIds.has(id)) throw new KeepError('PERMISSION_DENIED', `snapshot ${id} is the parent of an open backup session; forget it after that session ends`);
+    this.refuseSessionParents(ids);
     for (const id of ids) fs.rmSync(path.join(this.snapsDir, `${id}.json`), { force: true });
     await this.env.transaction(() => {
       for (const id of ids) this.snaps.remove(id);
     });
+  }
+
+  private refuseSessionParents(ids: string[]): void {
+    const protectedIds = new Set(this.sessions.live().map((s) => s.parent).filter(Boolean));
+    for (const id of ids) if (protectedIds.has(id)) throw new KeepError('PERMISSION_DENIED', `snapshot ${id} is the parent of an open backup session; forget it after that session ends`);
   }
 
   /** Snapshot files written but not in LMDB (a crash between the two steps) are adopted. */

@@ -5,6 +5,7 @@ import { KeepError, REPO_FILES } from '@keep/core';
 import { AddKeyResponseSchema, GetConfigResponseSchema, PROTOCOL_VERSION, RemoveKeyResponseSchema } from '@keep/proto';
 import { RpcCalls } from '../call.js';
 import { admitKeyFile } from '../key-rules.js';
+import { audit } from '../../audit/log.js';
 
 /** The repository's configuration and key files: GetConfig, AddKey, RemoveKey. */
 export function keyHandlers(rpc: RpcCalls) {
@@ -31,13 +32,16 @@ export function keyHandlers(rpc: RpcCalls) {
 
     addKey: rpc.unary('AddKey', ['agent', 'admin'], (req: { keyFileJson: string }, p) => {
       rpc.writable();
-      d.repo.addKeyFile(admitKeyFile(d.repo, req.keyFileJson, p));
+      const key = admitKeyFile(d.repo, req.keyFileJson, p);
+      d.repo.addKeyFile(key);
+      audit(d.repo).record('key.add', p, { key: key.id });
       return create(AddKeyResponseSchema, {});
     }),
 
-    removeKey: rpc.unary('RemoveKey', ['admin'], (req: { keyId: string }) => {
+    removeKey: rpc.unary('RemoveKey', ['admin'], (req: { keyId: string }, p) => {
       rpc.writable();
       d.repo.removeKeyFile(req.keyId);
+      audit(d.repo).record('key.remove', p, { key: req.keyId });
       return create(RemoveKeyResponseSchema, {});
     }),
   };

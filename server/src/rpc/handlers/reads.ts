@@ -6,6 +6,7 @@ import { RpcCalls, writeOrWait } from '../call.js';
 import { checkIds } from '../ids.js';
 import { encodeReadBlobsMany, encodeReadBlobsSingle, MAX_READ_MESSAGE_BYTES, OutgoingBlob, snapshotToWire as toProtoSnapshot } from '@keep/proto';
 import { readsOwnOnly, readView } from '../read-view.js';
+import { audit } from '../../audit/log.js';
 
 /**
  * ReadBlobs: requested blobs that lie back to back in one pack (a restore asks
@@ -38,8 +39,6 @@ export function readHandlers(rpc: RpcCalls) {
         gatheredBytes = 0;
         await write(encodeReadBlobsMany(blobs));
       };
-      // Blobs gathered before a missing or damaged one are sent before the error.
-      beforeError(flush);
       const ids = checkIds(call.request.ids);
       const perMessage = Math.min(call.request.maxMessageBytes, MAX_READ_MESSAGE_BYTES);
       const view = readView(d, p, call.request.source);
@@ -47,12 +46,19 @@ export function readHandlers(rpc: RpcCalls) {
       if (readsOwnOnly(p)) for (const id of ids) if (!view(id)) throw new KeepError('PERMISSION_DENIED', `blob ${toHex(id)} does not belong to this token's sources`);
       const send = async (id: Buffer, data: Buffer, storageHash: Buffer) => {
         d.metrics.bytesServed({}, data.length);
+        served += data.length;
         if (perMessage === 0) return write(encodeReadBlobsSingle({ id, data, storageHash }));
         if (gatheredBytes + data.length > perMessage) await flush();
         gathered.push({ id, data, storageHash });
         gatheredBytes += data.length + 2 * ID_SIZE;
       };
       let i = 0;
+      let served = 0;
+      // Blobs gathered before a missing or damaged one are sent before the error; the stream is audited either way, with what it served.
+      beforeError(async () => {
+        audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: false });
+        await flush();
+      });
       while (i < ids.length && !call.cancelled) {
         d.tokens.assertActive(p); // a revoke ends the stream
         // The blobs from ids[i] on stored close together in one pack, read with one call.
@@ -69,6 +75,7 @@ export function readHandlers(rpc: RpcCalls) {
         }
       }
       await flush();
+      audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: !call.cancelled });
     }),
 
     check: rpc.unary('Check', ['admin'], async (req: { readData: boolean; readDataSubset: number }) => {

@@ -5,6 +5,7 @@ import { canUseSource, Principal } from '../../auth/tokens.js';
 import { Session } from '../../sessions.js';
 import { RpcCalls, writeOrWait } from '../call.js';
 import { checkIds } from '../ids.js';
+import { audit } from '../../audit/log.js';
 import { snapshotFromWire, snapshotToWire as toProtoSnapshot } from '@keep/proto';
 
 /** A snapshot an agent commits: validated; the id is the agent's (covered by its mac) or, when empty, the server's; server_time is the server's to set. */
@@ -28,6 +29,7 @@ export function sessionHandlers(rpc: RpcCalls) {
       d.space?.requireReserve();
       const s = await d.sessions.start(p, req.source, req.host, req.parent);
       d.log.info({ session: s.id, source: s.source, host: s.host, principal: p.tokenId }, 'session opened');
+      audit(d.repo).record('session.open', p, { source: s.source, session: s.id });
       return create(OpenSessionResponseSchema, { sessionId: s.id, leaseExpiresMs: BigInt(s.lease.leaseUntil) });
     }),
 
@@ -70,6 +72,7 @@ export function sessionHandlers(rpc: RpcCalls) {
       rpc.writable(); // the write that publishes (a session opens only where writes are taken)
       const snap = await d.sessions.commit(s, fromProtoSnapshot(req.snapshot));
       d.metrics.commits({ source: snap.source });
+      audit(d.repo).record('session.commit', p, { source: snap.source, session: s.id, snapshot: snap.id, bytes: snap.stats.bytes, bytes_sent: snap.stats.bytes_sent, files: snap.stats.files });
       d.log.info({ snapshot: snap.id, source: snap.source, host: snap.host, principal: p.tokenId }, 'snapshot committed');
       d.replicas.announce({ snapshotId: snap.id, source: snap.source, time: snap.time });
       const sync = d.syncReplicas;

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keep/v1/repository.proto.
  */
 export const file_keep_v1_repository: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEixQEKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzEgsKA21hYxgKIAEoCRITCgtzZXJ2ZXJfdGltZRgLIAEoCSJICg1Db21taXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90IjUKDkNvbW1pdFJlc3BvbnNlEiMKCHNuYXBzaG90GAEgASgLMhEua2VlcC52MS5TbmFwc2hvdCIpChNDbG9zZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFgoUQ2xvc2VTZXNzaW9uUmVzcG9uc2UiJgoUTGlzdFNuYXBzaG90c1JlcXVlc3QSDgoGc291cmNlGAEgASgJIj0KFUxpc3RTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IkoKEFJlYWRCbG9ic1JlcXVlc3QSCwoDaWRzGAEgAygMEhkKEW1heF9tZXNzYWdlX2J5dGVzGAIgASgNEg4KBnNvdXJjZRgDIAEoCSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UiEwoRTGlzdFRva2Vuc1JlcXVlc3QiegoLVG9rZW5SZWNvcmQSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIPCgdzb3VyY2VzGAMgAygJEg0KBWRlZHVwGAQgASgJEhIKCmNyZWF0ZWRfbXMYBSABKAMSDAoEaGFzaBgGIAEoCRIPCgdyZXZva2VkGAcgASgIIjoKEkxpc3RUb2tlbnNSZXNwb25zZRIkCgZ0b2tlbnMYASADKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkMosIChFSZXBvc2l0b3J5U2VydmljZRJCCglHZXRDb25maWcSGS5rZWVwLnYxLkdldENvbmZpZ1JlcXVlc3QaGi5rZWVwLnYxLkdldENvbmZpZ1Jlc3BvbnNlEjkKBkFkZEtleRIWLmtlZXAudjEuQWRkS2V5UmVxdWVzdBoXLmtlZXAudjEuQWRkS2V5UmVzcG9uc2USQgoJUmVtb3ZlS2V5Ehkua2VlcC52MS5SZW1vdmVLZXlSZXF1ZXN0Ghoua2VlcC52MS5SZW1vdmVLZXlSZXNwb25zZRJICgtPcGVuU2Vzc2lvbhIbLmtlZXAudjEuT3BlblNlc3Npb25SZXF1ZXN0Ghwua2VlcC52MS5PcGVuU2Vzc2lvblJlc3BvbnNlEjYKBU9mZmVyEhUua2VlcC52MS5PZmZlclJlcXVlc3QaFi5rZWVwLnYxLk9mZmVyUmVzcG9uc2USPQoGVXBsb2FkEhYua2VlcC52MS5VcGxvYWRSZXF1ZXN0Ghcua2VlcC52MS5VcGxvYWRSZXNwb25zZSgBMAESOQoGQ29tbWl0EhYua2VlcC52MS5Db21taXRSZXF1ZXN0Ghcua2VlcC52MS5Db21taXRSZXNwb25zZRJLCgxDbG9zZVNlc3Npb24SHC5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaHS5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlc3BvbnNlEk4KDUxpc3RTbmFwc2hvdHMSHS5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXF1ZXN0Gh4ua2VlcC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2USRAoJUmVhZEJsb2JzEhkua2VlcC52MS5SZWFkQmxvYnNSZXF1ZXN0Ghoua2VlcC52MS5SZWFkQmxvYnNSZXNwb25zZTABEk0KDFdhdGNoQ29tbWl0cxIcLmtlZXAudjEuV2F0Y2hDb21taXRzUmVxdWVzdBodLmtlZXAudjEuV2F0Y2hDb21taXRzUmVzcG9uc2UwARJOCg1SZXBvcnRSZXBsaWNhEh0ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVxdWVzdBoeLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlc3BvbnNlEkUKCkxpc3RUb2tlbnMSGi5rZWVwLnYxLkxpc3RUb2tlbnNSZXF1ZXN0Ghsua2VlcC52MS5MaXN0VG9rZW5zUmVzcG9uc2USNgoFQ2hlY2sSFS5rZWVwLnYxLkNoZWNrUmVxdWVzdBoWLmtlZXAudjEuQ2hlY2tSZXNwb25zZRI2CgVTdGF0cxIVLmtlZXAudjEuU3RhdHNSZXF1ZXN0GhYua2VlcC52MS5TdGF0c1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEigQIKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzEgsKA21hYxgKIAEoCRITCgtzZXJ2ZXJfdGltZRgLIAEoCRITCgtwYXRoc19ncm91cBgMIAEoCRITCgtzZWFsZWRfbWV0YRgNIAEoCRIQCghvcmlnaW5hbBgOIAEoCSJICg1Db21taXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90IjUKDkNvbW1pdFJlc3BvbnNlEiMKCHNuYXBzaG90GAEgASgLMhEua2VlcC52MS5TbmFwc2hvdCIpChNDbG9zZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFgoUQ2xvc2VTZXNzaW9uUmVzcG9uc2UiJgoUTGlzdFNuYXBzaG90c1JlcXVlc3QSDgoGc291cmNlGAEgASgJIj0KFUxpc3RTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IkoKEFJlYWRCbG9ic1JlcXVlc3QSCwoDaWRzGAEgAygMEhkKEW1heF9tZXNzYWdlX2J5dGVzGAIgASgNEg4KBnNvdXJjZRgDIAEoCSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UiEwoRTGlzdFRva2Vuc1JlcXVlc3QiegoLVG9rZW5SZWNvcmQSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIPCgdzb3VyY2VzGAMgAygJEg0KBWRlZHVwGAQgASgJEhIKCmNyZWF0ZWRfbXMYBSABKAMSDAoEaGFzaBgGIAEoCRIPCgdyZXZva2VkGAcgASgIIjoKEkxpc3RUb2tlbnNSZXNwb25zZRIkCgZ0b2tlbnMYASADKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkIqEECg1Gb3JnZXRSZXF1ZXN0EhYKCWtlZXBfbGFzdBgBIAEoBUgAiAEBEhgKC2tlZXBfaG91cmx5GAIgASgFSAGIAQESFwoKa2VlcF9kYWlseRgDIAEoBUgCiAEBEhgKC2tlZXBfd2Vla2x5GAQgASgFSAOIAQESGQoMa2VlcF9tb250aGx5GAUgASgFSASIAQESGAoLa2VlcF95ZWFybHkYBiABKAVIBYgBARITCgtrZWVwX3dpdGhpbhgHIAEoCRIaChJrZWVwX3dpdGhpbl9ob3VybHkYCCABKAkSGQoRa2VlcF93aXRoaW5fZGFpbHkYCSABKAkSGgoSa2VlcF93aXRoaW5fd2Vla2x5GAogASgJEhsKE2tlZXBfd2l0aGluX21vbnRobHkYCyABKAkSGgoSa2VlcF93aXRoaW5feWVhcmx5GAwgASgJEhEKCWtlZXBfdGFncxgNIAMoCRIOCgZzb3VyY2UYDiABKAkSDAoEdGllchgPIAEoCRIQCghncm91cF9ieRgQIAMoCRIUCgxncm91cF9ieV9zZXQYESABKAgSDwoHZHJ5X3J1bhgSIAEoCBINCgVwcnVuZRgTIAEoCEIMCgpfa2VlcF9sYXN0Qg4KDF9rZWVwX2hvdXJseUINCgtfa2VlcF9kYWlseUIOCgxfa2VlcF93ZWVrbHlCDwoNX2tlZXBfbW9udGhseUIOCgxfa2VlcF95ZWFybHkiJQoORm9yZ2V0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiSgoTU25hcHNob3RSZXBsYWNlbWVudBIOCgZvbGRfaWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90Ik0KF1JlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0EjIKDHJlcGxhY2VtZW50cxgBIAMoCzIcLmtlZXAudjEuU25hcHNob3RSZXBsYWNlbWVudCJAChhSZXBsYWNlU25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCKDAgoJUnVuUmVwb3J0EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRILCgNqb2IYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIQCghzdGFydF9tcxgHIAEoAxIOCgZlbmRfbXMYCCABKAMSDgoGcmVzdWx0GAkgASgJEg0KBWZpbGVzGAogASgEEg0KBWJ5dGVzGAsgASgEEhAKCHNuYXBzaG90GAwgASgJEhMKC2Vycm9yX2NsYXNzGA0gASgJEhAKCHdhcm5pbmdzGA4gASgNEhUKDXNlYWxlZF9kZXRhaWwYDyABKAkiOAoRUmVwb3J0UnVuc1JlcXVlc3QSIwoHcmVwb3J0cxgBIAMoCzISLmtlZXAudjEuUnVuUmVwb3J0IikKElJlcG9ydFJ1bnNSZXNwb25zZRITCgtzZXJ2ZXJfdGltZRgBIAEoCTLmCQoRUmVwb3NpdG9yeVNlcnZpY2USQgoJR2V0Q29uZmlnEhkua2VlcC52MS5HZXRDb25maWdSZXF1ZXN0Ghoua2VlcC52MS5HZXRDb25maWdSZXNwb25zZRI5CgZBZGRLZXkSFi5rZWVwLnYxLkFkZEtleVJlcXVlc3QaFy5rZWVwLnYxLkFkZEtleVJlc3BvbnNlEkIKCVJlbW92ZUtleRIZLmtlZXAudjEuUmVtb3ZlS2V5UmVxdWVzdBoaLmtlZXAudjEuUmVtb3ZlS2V5UmVzcG9uc2USSAoLT3BlblNlc3Npb24SGy5rZWVwLnYxLk9wZW5TZXNzaW9uUmVxdWVzdBocLmtlZXAudjEuT3BlblNlc3Npb25SZXNwb25zZRI2CgVPZmZlchIVLmtlZXAudjEuT2ZmZXJSZXF1ZXN0GhYua2VlcC52MS5PZmZlclJlc3BvbnNlEj0KBlVwbG9hZBIWLmtlZXAudjEuVXBsb2FkUmVxdWVzdBoXLmtlZXAudjEuVXBsb2FkUmVzcG9uc2UoATABEjkKBkNvbW1pdBIWLmtlZXAudjEuQ29tbWl0UmVxdWVzdBoXLmtlZXAudjEuQ29tbWl0UmVzcG9uc2USSwoMQ2xvc2VTZXNzaW9uEhwua2VlcC52MS5DbG9zZVNlc3Npb25SZXF1ZXN0Gh0ua2VlcC52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJOCg1MaXN0U25hcHNob3RzEh0ua2VlcC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBoeLmtlZXAudjEuTGlzdFNuYXBzaG90c1Jlc3BvbnNlEkQKCVJlYWRCbG9icxIZLmtlZXAudjEuUmVhZEJsb2JzUmVxdWVzdBoaLmtlZXAudjEuUmVhZEJsb2JzUmVzcG9uc2UwARJNCgxXYXRjaENvbW1pdHMSHC5rZWVwLnYxLldhdGNoQ29tbWl0c1JlcXVlc3QaHS5rZWVwLnYxLldhdGNoQ29tbWl0c1Jlc3BvbnNlMAESTgoNUmVwb3J0UmVwbGljYRIdLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlcXVlc3QaHi5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXNwb25zZRJFCgpMaXN0VG9rZW5zEhoua2VlcC52MS5MaXN0VG9rZW5zUmVxdWVzdBobLmtlZXAudjEuTGlzdFRva2Vuc1Jlc3BvbnNlEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZRI5CgZGb3JnZXQSFi5rZWVwLnYxLkZvcmdldFJlcXVlc3QaFy5rZWVwLnYxLkZvcmdldFJlc3BvbnNlElcKEFJlcGxhY2VTbmFwc2hvdHMSIC5rZWVwLnYxLlJlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0GiEua2VlcC52MS5SZXBsYWNlU25hcHNob3RzUmVzcG9uc2USRQoKUmVwb3J0UnVucxIaLmtlZXAudjEuUmVwb3J0UnVuc1JlcXVlc3QaGy5rZWVwLnYxLlJlcG9ydFJ1bnNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message keep.v1.GetConfigRequest
@@ -427,6 +427,28 @@ export type Snapshot = Message<"keep.v1.Snapshot"> & {
    * @generated from field: string server_time = 11;
    */
   serverTime: string;
+
+  /**
+   * Keyed hash of the backed-up paths (core snapshot/sealed-meta.ts): keepd
+   * groups by it (forget --group-by paths) without learning the paths.
+   *
+   * @generated from field: string paths_group = 12;
+   */
+  pathsGroup: string;
+
+  /**
+   * base64 AES-256-GCM of the backed-up paths and user; keepd has no key.
+   *
+   * @generated from field: string sealed_meta = 13;
+   */
+  sealedMeta: string;
+
+  /**
+   * restic's `original`: the record this one rewrote (keep tag).
+   *
+   * @generated from field: string original = 14;
+   */
+  original: string;
 };
 
 /**
@@ -912,6 +934,352 @@ export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PUR
   messageDesc(file_keep_v1_repository, 33);
 
 /**
+ * @generated from message keep.v1.ForgetRequest
+ */
+export type ForgetRequest = Message<"keep.v1.ForgetRequest"> & {
+  /**
+   * restic's --keep-* flags; an unset count is not a rule (-1: all)
+   *
+   * @generated from field: optional int32 keep_last = 1;
+   */
+  keepLast?: number | undefined;
+
+  /**
+   * @generated from field: optional int32 keep_hourly = 2;
+   */
+  keepHourly?: number | undefined;
+
+  /**
+   * @generated from field: optional int32 keep_daily = 3;
+   */
+  keepDaily?: number | undefined;
+
+  /**
+   * @generated from field: optional int32 keep_weekly = 4;
+   */
+  keepWeekly?: number | undefined;
+
+  /**
+   * @generated from field: optional int32 keep_monthly = 5;
+   */
+  keepMonthly?: number | undefined;
+
+  /**
+   * @generated from field: optional int32 keep_yearly = 6;
+   */
+  keepYearly?: number | undefined;
+
+  /**
+   * durations like 30d, 1y2m; empty: not a rule
+   *
+   * @generated from field: string keep_within = 7;
+   */
+  keepWithin: string;
+
+  /**
+   * @generated from field: string keep_within_hourly = 8;
+   */
+  keepWithinHourly: string;
+
+  /**
+   * @generated from field: string keep_within_daily = 9;
+   */
+  keepWithinDaily: string;
+
+  /**
+   * @generated from field: string keep_within_weekly = 10;
+   */
+  keepWithinWeekly: string;
+
+  /**
+   * @generated from field: string keep_within_monthly = 11;
+   */
+  keepWithinMonthly: string;
+
+  /**
+   * @generated from field: string keep_within_yearly = 12;
+   */
+  keepWithinYearly: string;
+
+  /**
+   * @generated from field: repeated string keep_tags = 13;
+   */
+  keepTags: string[];
+
+  /**
+   * empty: every source
+   *
+   * @generated from field: string source = 14;
+   */
+  source: string;
+
+  /**
+   * a tier's preset for every group; empty with no rule: each group's own tier
+   *
+   * @generated from field: string tier = 15;
+   */
+  tier: string;
+
+  /**
+   * any of source, paths, tags; when group_by_set is false, the default source,paths
+   *
+   * @generated from field: repeated string group_by = 16;
+   */
+  groupBy: string[];
+
+  /**
+   * @generated from field: bool group_by_set = 17;
+   */
+  groupBySet: boolean;
+
+  /**
+   * @generated from field: bool dry_run = 18;
+   */
+  dryRun: boolean;
+
+  /**
+   * then collect garbage (as `keepd forget --prune`); ignored with dry_run
+   *
+   * @generated from field: bool prune = 19;
+   */
+  prune: boolean;
+};
+
+/**
+ * Describes the message keep.v1.ForgetRequest.
+ * Use `create(ForgetRequestSchema)` to create a new message.
+ */
+export const ForgetRequestSchema: GenMessage<ForgetRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 34);
+
+/**
+ * @generated from message keep.v1.ForgetResponse
+ */
+export type ForgetResponse = Message<"keep.v1.ForgetResponse"> & {
+  /**
+   * the result as JSON (same shape as `keepd forget --json`, with `prune`
+   * when asked)
+   *
+   * @generated from field: string report_json = 1;
+   */
+  reportJson: string;
+};
+
+/**
+ * Describes the message keep.v1.ForgetResponse.
+ * Use `create(ForgetResponseSchema)` to create a new message.
+ */
+export const ForgetResponseSchema: GenMessage<ForgetResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 35);
+
+/**
+ * @generated from message keep.v1.SnapshotReplacement
+ */
+export type SnapshotReplacement = Message<"keep.v1.SnapshotReplacement"> & {
+  /**
+   * @generated from field: string old_id = 1;
+   */
+  oldId: string;
+
+  /**
+   * @generated from field: keep.v1.Snapshot snapshot = 2;
+   */
+  snapshot?: Snapshot | undefined;
+};
+
+/**
+ * Describes the message keep.v1.SnapshotReplacement.
+ * Use `create(SnapshotReplacementSchema)` to create a new message.
+ */
+export const SnapshotReplacementSchema: GenMessage<SnapshotReplacement> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 36);
+
+/**
+ * @generated from message keep.v1.ReplaceSnapshotsRequest
+ */
+export type ReplaceSnapshotsRequest = Message<"keep.v1.ReplaceSnapshotsRequest"> & {
+  /**
+   * @generated from field: repeated keep.v1.SnapshotReplacement replacements = 1;
+   */
+  replacements: SnapshotReplacement[];
+};
+
+/**
+ * Describes the message keep.v1.ReplaceSnapshotsRequest.
+ * Use `create(ReplaceSnapshotsRequestSchema)` to create a new message.
+ */
+export const ReplaceSnapshotsRequestSchema: GenMessage<ReplaceSnapshotsRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 37);
+
+/**
+ * @generated from message keep.v1.ReplaceSnapshotsResponse
+ */
+export type ReplaceSnapshotsResponse = Message<"keep.v1.ReplaceSnapshotsResponse"> & {
+  /**
+   * the published records, in request order
+   *
+   * @generated from field: repeated keep.v1.Snapshot snapshots = 1;
+   */
+  snapshots: Snapshot[];
+};
+
+/**
+ * Describes the message keep.v1.ReplaceSnapshotsResponse.
+ * Use `create(ReplaceSnapshotsResponseSchema)` to create a new message.
+ */
+export const ReplaceSnapshotsResponseSchema: GenMessage<ReplaceSnapshotsResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 38);
+
+/**
+ * One run of one agent job. Plaintext holds no file name: the error text and
+ * warnings (which can name files) travel only in sealed_detail.
+ *
+ * @generated from message keep.v1.RunReport
+ */
+export type RunReport = Message<"keep.v1.RunReport"> & {
+  /**
+   * chosen by the agent (32 hex digits): a report delivered twice is kept once
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string source = 2;
+   */
+  source: string;
+
+  /**
+   * the job's name in the agent's config (an operator's label, like a source)
+   *
+   * @generated from field: string job = 3;
+   */
+  job: string;
+
+  /**
+   * files, command or postgres
+   *
+   * @generated from field: string kind = 4;
+   */
+  kind: string;
+
+  /**
+   * scheduled, first, missed, interrupted or retry
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * 1 for a scheduled run, 2 for its first retry, ...
+   *
+   * @generated from field: uint32 attempt = 6;
+   */
+  attempt: number;
+
+  /**
+   * the agent's clock, ms since the epoch (keepd records its own receive time)
+   *
+   * @generated from field: int64 start_ms = 7;
+   */
+  startMs: bigint;
+
+  /**
+   * @generated from field: int64 end_ms = 8;
+   */
+  endMs: bigint;
+
+  /**
+   * success or failure
+   *
+   * @generated from field: string result = 9;
+   */
+  result: string;
+
+  /**
+   * @generated from field: uint64 files = 10;
+   */
+  files: bigint;
+
+  /**
+   * @generated from field: uint64 bytes = 11;
+   */
+  bytes: bigint;
+
+  /**
+   * the snapshot a successful run committed
+   *
+   * @generated from field: string snapshot = 12;
+   */
+  snapshot: string;
+
+  /**
+   * failures: the KeepError code or "exit N" (a command's status); no text
+   *
+   * @generated from field: string error_class = 13;
+   */
+  errorClass: string;
+
+  /**
+   * @generated from field: uint32 warnings = 14;
+   */
+  warnings: number;
+
+  /**
+   * base64 AES-256-GCM (label keep/v1/run-detail) of the error text and
+   * warnings; keepd has no key
+   *
+   * @generated from field: string sealed_detail = 15;
+   */
+  sealedDetail: string;
+};
+
+/**
+ * Describes the message keep.v1.RunReport.
+ * Use `create(RunReportSchema)` to create a new message.
+ */
+export const RunReportSchema: GenMessage<RunReport> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 39);
+
+/**
+ * @generated from message keep.v1.ReportRunsRequest
+ */
+export type ReportRunsRequest = Message<"keep.v1.ReportRunsRequest"> & {
+  /**
+   * at most 1000
+   *
+   * @generated from field: repeated keep.v1.RunReport reports = 1;
+   */
+  reports: RunReport[];
+};
+
+/**
+ * Describes the message keep.v1.ReportRunsRequest.
+ * Use `create(ReportRunsRequestSchema)` to create a new message.
+ */
+export const ReportRunsRequestSchema: GenMessage<ReportRunsRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 40);
+
+/**
+ * @generated from message keep.v1.ReportRunsResponse
+ */
+export type ReportRunsResponse = Message<"keep.v1.ReportRunsResponse"> & {
+  /**
+   * RFC 3339: keepd's clock when the reports arrived
+   *
+   * @generated from field: string server_time = 1;
+   */
+  serverTime: string;
+};
+
+/**
+ * Describes the message keep.v1.ReportRunsResponse.
+ * Use `create(ReportRunsResponseSchema)` to create a new message.
+ */
+export const ReportRunsResponseSchema: GenMessage<ReportRunsResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 41);
+
+/**
  * Credentials travel as gRPC metadata "authorization: Bearer <token>", never
  * in messages, so no message log can leak them.
  *
@@ -1066,6 +1434,43 @@ export const RepositoryService: GenService<{
     methodKind: "unary";
     input: typeof StatsRequestSchema;
     output: typeof StatsResponseSchema;
+  },
+  /**
+   * Retention (admin tokens only): the engine of `keepd forget` (core
+   * snapshot/forget.ts) on the served repository.
+   *
+   * @generated from rpc keep.v1.RepositoryService.Forget
+   */
+  forget: {
+    methodKind: "unary";
+    input: typeof ForgetRequestSchema;
+    output: typeof ForgetResponseSchema;
+  },
+  /**
+   * Rewrite snapshot records (admin tokens only; `keep tag`): each
+   * replacement, MACed by the agent, is published with the old record's
+   * server_time and the old record removed. Only id, tags, mac and original
+   * may differ from the old record.
+   *
+   * @generated from rpc keep.v1.RepositoryService.ReplaceSnapshots
+   */
+  replaceSnapshots: {
+    methodKind: "unary";
+    input: typeof ReplaceSnapshotsRequestSchema;
+    output: typeof ReplaceSnapshotsResponseSchema;
+  },
+  /**
+   * Outcomes of agent runs (`keep agent run`), successes and failures, so
+   * keepd learns of a failure and not only of a commit. Agent tokens report
+   * for their own sources, admins for any, replicas never. Several at once:
+   * an agent sends what it could not deliver before with its next report.
+   *
+   * @generated from rpc keep.v1.RepositoryService.ReportRuns
+   */
+  reportRuns: {
+    methodKind: "unary";
+    input: typeof ReportRunsRequestSchema;
+    output: typeof ReportRunsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keep_v1_repository, 0);

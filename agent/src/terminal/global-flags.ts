@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { KeepError } from '@keep/core';
-import { warnIfWorldReadable } from '../repo/credentials.js';
+import { warnIfWorldReadable } from './secret-file.js';
 import { fillEnv, readEnvFile } from './env-file.js';
 
 /**
@@ -16,7 +16,7 @@ export const GLOBAL_FLAGS_USAGE = `global flags (before or after the command; a 
   --token-file FILE            the keepd token (KEEP_TOKEN_FILE; KEEP_TOKEN holds it directly)
   --env-file FILE              KEY=VALUE lines (# comments, quotes); variables already set win, as with dotenv
   --insecure                   plaintext grpc:// to a host that is not loopback (KEEP_INSECURE=1)
-  --json                       one JSON document on stdout`;
+  --json                       one JSON document on stdout (backup, restore: restic's JSON lines)`;
 
 export interface GlobalFlags {
   repo?: string;

@@ -1,0 +1,91 @@
+import type { Snapshot } from '@keep/core';
+import type { RestoreStats } from '../restore/restore-stats.js';
+import { printWarning } from '../terminal/output.js';
+import { percentDone, ProgressMode, StatusCounts, StatusReporter } from './status-reporter.js';
+
+/**
+ * A restore's progress (status-reporter.ts) and its warnings, read from the
+ * restorer's own counts (restore/restore-stats.ts: restic's fields). The
+ * total is the snapshot's size (its recorded files and bytes) when everything
+ * is restored; with --include/--exclude, what the walk has selected so far.
+ */
+export class RestoreProgress {
+  private stats: (() => RestoreStats) | undefined;
+  private current: string | undefined;
+  private readonly whole: { files: number; bytes: number } | undefined;
+  private errors = 0;
+  private readonly reporter: StatusReporter;
+
+  constructor(
+    readonly mode: ProgressMode,
+    snap: Snapshot,
+    filtered: boolean,
+  ) {
+    this.whole = filtered ? undefined : { files: snap.stats.files, bytes: snap.stats.bytes };
+    this.reporter = new StatusReporter(mode, () => this.counts(), (c, elapsedS) => this.statusMessage(c, elapsedS));
+  }
+
+  /** Start reporting on a restorer's counts. */
+  start(stats: () => RestoreStats): void {
+    this.stats = stats;
+    this.reporter.start();
+  }
+
+  /** The restorer's onProgress: the file it finished last. */
+  update(p: { current?: string }): void {
+    this.current = p.current;
+  }
+
+  /** Clear the terminal line before a line of output (restore -v's items). */
+  interrupt(): void {
+    this.reporter.interrupt();
+  }
+
+  /** A restore warning: a `keep: warning:` line, or with --json restic's "error" message on stderr. */
+  warn(json: boolean, message: string): void {
+    this.errors++;
+    this.reporter.interrupt();
+    // (the item: the first absolute path the warning names)
+    printWarning(json, message, 'restore', /(\/[^:]*): /.exec(message)?.[1]);
+  }
+
+  stop(): void {
+    this.reporter.stop();
+  }
+
+  counts(): StatusCounts {
+    const st = this.stats?.();
+    const files = (st?.files_restored ?? 0) + (st?.files_skipped ?? 0);
+    const bytes = (st?.bytes_restored ?? 0) + (st?.bytes_skipped ?? 0);
+    return {
+      files_done: files,
+      bytes_done: bytes,
+      total_files: Math.max(this.whole?.files ?? 0, st?.total_files ?? 0, files),
+      total_bytes: Math.max(this.whole?.bytes ?? 0, st?.total_bytes ?? 0, bytes),
+      current_files: this.current ? [this.current] : [],
+      error_count: this.errors,
+    };
+  }
+
+  /** restic's restore "status" message. */
+  private statusMessage(c: StatusCounts, elapsedS: number) {
+    const st = this.stats?.();
+    return {
+      message_type: 'status' as const,
+      seconds_elapsed: Math.floor(elapsedS),
+      percent_done: percentDone(c),
+      total_files: c.total_files ?? 0,
+      files_restored: st?.files_restored ?? 0,
+      files_skipped: st?.files_skipped ?? 0,
+      files_deleted: st?.files_deleted ?? 0,
+      total_bytes: c.total_bytes ?? 0,
+      bytes_restored: st?.bytes_restored ?? 0,
+      bytes_skipped: st?.bytes_skipped ?? 0,
+    };
+  }
+
+  /** restic's restore "summary" message: the restorer's counts carry its fields; Keep's (snapshot, target...) alongside. */
+  summary(snap: Snapshot, target: string, st: RestoreStats) {
+    return { message_type: 'summary' as const, seconds_elapsed: Math.floor(this.reporter.elapsedS()), snapshot: snap.id, source: snap.source, time: snap.time, target, ...st };
+  }
+}

@@ -1,0 +1,170 @@
+import { Clock, processClock, SealPool } from '@keep/core';
+import { runCommandJob } from './command-job.js';
+import { AgentConfig, Job, loadConfig } from './config.js';
+import { diffConfig } from './config-diff.js';
+import { formatDuration } from './duration.js';
+import { JobContext, runFilesJob } from './files-job.js';
+import { HeldKey } from './held-key.js';
+import { createLogger, Logger } from './log.js';
+import type { RunOutcome, RunTotals } from './run-outcome.js';
+import { RunReporter } from './run-reporter.js';
+import { Scheduler } from './scheduler.js';
+import { StateFile } from './state-file.js';
+import { StatusSocket } from './status-socket.js';
+import { statusReport } from './status-report.js';
+
+/** The longest the timer sleeps: a clock jump (suspend, resume) is noticed within it. */
+const MAX_SLEEP_MS = 60_000;
+
+export interface AgentOptions {
+  configFile: string;
+  stateDir?: string;
+  /** how long SIGTERM waits for a running job before aborting it */
+  graceMs: number;
+  clock?: Clock;
+}
+
+/**
+ * `keep agent run`: the key unlocked once, the jobs run in this process on
+ * their schedules, every run recorded in the state file and reported, a
+ * status socket for `keep agent status`. SIGTERM (and SIGINT) lets the
+ * running job finish, aborting it past the grace period, and resolves 0;
+ * SIGHUP reloads the config, keeping the old one when the new is invalid.
+ */
+export class AgentService {
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private config!: AgentConfig;
+  private state!: StateFile;
+  private key!: HeldKey;
+  private reporter!: RunReporter;
+  private pool!: SealPool;
+  private scheduler!: Scheduler;
+  private socket?: StatusSocket;
+  private timer?: NodeJS.Timeout;
+  private stopping = false;
+  private readonly started: number;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.log = createLogger();
+    this.clock = opts.clock ?? processClock();
+    this.started = this.clock.now();
+  }
+
+  /** Runs until a stop signal; resolves with the exit code. */
+  async run(): Promise<number> {
+    const { config, warnings } = loadConfig(this.opts.configFile, { stateDir: this.opts.stateDir });
+    this.config = config;
+    for (const w of warnings) this.log.warn(w);
+    this.state = StateFile.open(config.stateDir);
+    // from the start: a SIGHUP during the unlock would otherwise end the process (its default action); it reloads once the jobs are set
+    let hupWhileStarting = false;
+    process.on('SIGHUP', () => (this.scheduler ? this.reload() : (hupWhileStarting = true)));
+    this.key = await HeldKey.unlock(config.repository);
+    this.log.info({ repository: config.repository.location, jobs: config.jobs.map((j) => j.name) }, 'repository unlocked; agent started');
+    this.pool = new SealPool(this.key.master);
+    this.reporter = new RunReporter(config.stateDir, this.key, config.repository.location, this.log);
+    this.scheduler = new Scheduler(this.clock, {
+      run: (job, signal) => this.runJob(job, signal),
+      onStart: (job, start, reason) => {
+        this.state.markRunning(job.name, start, reason);
+        this.log.info({ job: job.name, reason }, 'run started');
+      },
+      onOutcome: (o) => this.finished(o),
+      onPlanChanged: () => this.arm(),
+    });
+    this.scheduler.setJobs(config.jobs, (n) => this.state.history(n));
+    if (hupWhileStarting) this.reload();
+    this.socket = await StatusSocket.listen(config.socket, () => this.status());
+    const done = new Promise<number>((resolve) => {
+      const stop = (signal: string) => void this.stop(signal).then(resolve);
+      process.removeAllListeners('SIGINT'); // the CLI's exit-at-once handler: the agent stops as on SIGTERM
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    this.arm();
+    return done;
+  }
+
+  private async runJob(job: Job, signal: AbortSignal): Promise<RunTotals> {
+    const repo = await this.key.open();
+    const c: JobContext = { repo, pool: this.pool, host: this.config.host, clock: this.clock, signal, warn: (w) => this.log.warn({ job: job.name }, w) };
+    try {
+      return job.spec.type === 'files' ? await runFilesJob(job, job.spec, c) : await runCommandJob(job, job.spec, c);
+    } finally {
+      await repo.conn.close();
+    }
+  }
+
+  private async finished(o: RunOutcome): Promise<void> {
+    this.state.record(o);
+    const fields = { job: o.job, reason: o.reason, attempt: o.attempt, duration_s: (o.end - o.start) / 1000, snapshot: o.snapshot, files: o.files, bytes: o.bytes, warnings: o.warnings.length };
+    if (o.result === 'success') this.log.info(fields, 'run succeeded');
+    else this.log.error({ ...fields, error: o.error }, 'run failed');
+    await this.reportRun(o);
+  }
+
+  /**
+   * Each run's outcome to keepd (run-reporter.ts: error text sealed, queued
+   * while keepd is unreachable), so the server learns of failures and not
+   * only of commits. Never fails the run; an embedded repository has no
+   * keepd, and the state file above is the record.
+   */
+  private async reportRun(outcome: RunOutcome): Promise<void> {
+    const job = this.config.jobs.find((j) => j.name === outcome.job);
+    // a job removed by a reload while it ran: its source is gone with it
+    if (!job) return;
+    await this.reporter.report(outcome, job).catch((e: unknown) => this.log.warn({ job: outcome.job, error: (e as Error).message }, 'could not queue the run report'));
+  }
+
+  /** (Re)set the timer for the scheduler's next wake. */
+  private arm(): void {
+    clearTimeout(this.timer);
+    if (this.stopping) return;
+    const wake = this.scheduler.nextWake();
+    if (wake === undefined) return;
+    const delay = Math.min(Math.max(0, wake - this.clock.now()), MAX_SLEEP_MS);
+    this.timer = setTimeout(() => {
+      this.scheduler.tick();
+      this.arm();
+    }, delay);
+  }
+
+  private reload(): void {
+    let next: AgentConfig;
+    try {
+      const loaded = loadConfig(this.opts.configFile, { stateDir: this.opts.stateDir });
+      for (const w of loaded.warnings) this.log.warn(w);
+      next = loaded.config;
+    } catch (e) {
+      this.log.error({ error: (e as Error).message }, 'reload failed: the new config is invalid; the old one stays');
+      return;
+    }
+    const changes = diffConfig(this.config, next);
+    // the held key, socket and state directory stay as started
+    this.config = { ...next, repository: this.config.repository, host: this.config.host, stateDir: this.config.stateDir, socket: this.config.socket };
+    this.scheduler.setJobs(this.config.jobs, (n) => this.state.history(n));
+    this.log.info(changes, 'config reloaded');
+    if (changes.needRestart.length) this.log.warn({ keys: changes.needRestart }, 'these settings take effect when the agent restarts');
+  }
+
+  private async stop(signal: string): Promise<number> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    const grace = this.scheduler.busy ? setTimeout(() => {
+      this.log.warn({ grace: formatDuration(this.opts.graceMs) }, 'grace period over: aborting the running job');
+      this.scheduler.abortRunning();
+    }, this.opts.graceMs) : undefined;
+    this.log.info({ signal, running: this.scheduler.plans().filter((p) => p.running).map((p) => p.job.name) }, 'stopping: letting the running job finish');
+    await this.scheduler.stop();
+    clearTimeout(grace);
+    await this.socket?.close();
+    await this.pool.close();
+    this.log.info('agent stopped');
+    return 0;
+  }
+
+  private status(): unknown {
+    return statusReport({ config: this.config, state: this.state, plans: this.scheduler.plans(), started: this.started, now: this.clock.now() });
+  }
+}

@@ -1,0 +1,114 @@
+import { Cron } from 'croner';
+import { TIERS } from '@keep/core';
+import * as v from 'valibot';
+import { parseSize } from '../selection/size.js';
+import { durationMs } from './duration.js';
+
+/**
+ * The shape of /etc/keep/agent.yaml. valibot rather than zod: its schemas are
+ * plain functions esbuild tree-shakes, so the agent's one-file bundle (loaded
+ * by every `keep` command) grows by a few KiB rather than zod's ~60; its
+ * issues carry the key path config.ts turns into file:line:key.
+ * Strict objects throughout: a misspelt key is an error, not a silent default.
+ */
+
+const duration = v.pipe(
+  v.union([v.string(), v.number()], 'must be a duration such as 30s, 15m or 1h30m'),
+  v.check((s) => durationMs(s) !== undefined, (i) => `must be a duration such as 30s, 15m or 1h30m, not ${JSON.stringify(i.input)}`),
+  v.transform((s) => durationMs(s)!),
+);
+
+function cronProblem(pattern: string): string | undefined {
+  try {
+    new Cron(pattern, { paused: true });
+    return undefined;
+  } catch (e) {
+    return (e as Error).message.replace(/^CronPattern: /, '');
+  }
+}
+
+const cron = v.pipe(
+  v.string('must be a cron expression such as "*/5 * * * *"'),
+  v.check((s) => cronProblem(s) === undefined, (i) => `not a cron expression: ${cronProblem(i.input as string)}`),
+);
+
+const positiveDuration = v.pipe(duration, v.check((ms) => ms >= 1000, 'must be at least 1s'));
+
+export const scheduleSchema = v.strictObject({
+  cron: v.optional(cron),
+  every: v.optional(positiveDuration),
+  jitter: v.optional(duration),
+});
+
+const strings = v.array(v.string('must be a string'), 'must be a list of strings');
+const tier = v.picklist(Object.keys(TIERS) as (keyof typeof TIERS)[], `must be one of ${Object.keys(TIERS).join(', ')}`);
+const compression = v.picklist(['none', 'low', 'medium', 'high'], 'must be none, low, medium or high');
+const name = v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"'));
+const size = v.pipe(
+  v.union([v.string(), v.number()], 'must be a size such as 500k or 1G'),
+  v.transform(String),
+  v.check((s) => {
+    try {
+      parseSize(s, 'size');
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a size such as 2048, 500k or 1G'),
+);
+
+/** What every job takes: its name (unique), the snapshot's source (default: the name), tier and schedule. */
+const common = {
+  name,
+  source: v.optional(v.string()),
+  tags: v.optional(strings),
+  tier: v.optional(tier),
+  compression: v.optional(compression),
+  schedule: v.optional(scheduleSchema),
+};
+
+export const filesJobSchema = v.strictObject({
+  type: v.literal('files'),
+  ...common,
+  paths: v.pipe(strings, v.minLength(1, 'must name at least one path')),
+  exclude: v.optional(strings),
+  iexclude: v.optional(strings),
+  exclude_file: v.optional(strings),
+  iexclude_file: v.optional(strings),
+  exclude_caches: v.optional(v.boolean('must be true or false')),
+  exclude_if_present: v.optional(strings),
+  exclude_larger_than: v.optional(size),
+  one_file_system: v.optional(v.boolean('must be true or false')),
+});
+
+export const commandJobSchema = v.strictObject({
+  type: v.literal('command'),
+  ...common,
+  argv: v.pipe(strings, v.minLength(1, 'must name the program to run')),
+  stdin_name: v.string('must be the file name its output is stored under'),
+});
+
+export const jobSchema = v.variant('type', [filesJobSchema, commandJobSchema], 'must be files or command');
+
+export const repositorySchema = v.strictObject({
+  location: v.pipe(v.string('must be a directory or grpc(s)://host:port'), v.minLength(1, 'must not be empty')),
+  token_file: v.optional(v.string()),
+  password_file: v.optional(v.string()),
+  password_command: v.optional(v.string()),
+  ca_file: v.optional(v.string()),
+});
+
+export const configSchema = v.strictObject({
+  repository: repositorySchema,
+  /** where the state file (and by default the status socket) live */
+  state_dir: v.optional(v.string()),
+  socket: v.optional(v.string()),
+  host: v.optional(v.string()),
+  jobs: v.pipe(v.array(jobSchema, 'must be a list of jobs'), v.minLength(1, 'must hold at least one job')),
+});
+
+export type AgentConfigInput = v.InferOutput<typeof configSchema>;
+export type JobConfig = v.InferOutput<typeof jobSchema>;
+export type FilesJobConfig = v.InferOutput<typeof filesJobSchema>;
+export type CommandJobConfig = v.InferOutput<typeof commandJobSchema>;
+export type ScheduleConfig = v.InferOutput<typeof scheduleSchema>;

@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Compression, KeepError, Tier, TIERS } from '@keep/core';
+import * as v from 'valibot';
+import { ConfigSource, KeyPath } from './config-source.js';
+import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
+
+export const DEFAULT_CONFIG = '/etc/keep/agent.yaml';
+export const DEFAULT_STATE_DIR = '/var/lib/keep';
+
+export interface ScheduleSpec {
+  cron?: string;
+  everyMs?: number;
+  jitterMs: number;
+}
+
+/** A job as the service runs it: defaults filled in, the schedule decided. */
+export interface Job {
+  name: string;
+  source: string;
+  tags: string[];
+  tier?: Tier;
+  compression: Compression;
+  schedule: ScheduleSpec;
+  /** the tier's recovery point objective (standard's when no tier is named): the retry budget */
+  rpoMs: number;
+  spec: JobConfig;
+}
+
+export interface AgentConfig {
+  file: string;
+  repository: AgentConfigInput['repository'];
+  host: string;
+  stateDir: string;
+  socket: string;
+  jobs: Job[];
+}
+
+/** check-config's and a reload's errors, each `file:line: key.path: message`. */
+export class ConfigError extends KeepError {
+  constructor(readonly problems: string[]) {
+    super('INVALID_ARGUMENT', problems.join('\n'));
+  }
+}
+
+/** Keys that would hold a secret inline, and what to write instead. */
+const INLINE_SECRETS: Record<string, string> = {
+  password: 'password_file (a file of mode 0600) or password_command',
+  passphrase: 'password_file (a file of mode 0600) or password_command',
+  token: 'token_file (a file of mode 0600)',
+  secret: 'a file of mode 0600 named by a *_file key',
+};
+
+export interface Loaded {
+  config: AgentConfig;
+  warnings: string[];
+}
+
+/** Read and validate the config: the shape's problems thrown together (ConfigError), then those between keys and files; warnings returned. */
+export function loadConfig(file: string, overrides: { stateDir?: string } = {}): Loaded {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${file}: cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
+  }
+  const src = new ConfigSource(file, text);
+  const syntax = src.syntaxErrors();
+  if (syntax.length) throw new ConfigError(syntax);
+  const problems: string[] = [];
+  for (const key of src.keys()) {
+    const last = key[key.length - 1] as string;
+    if (INLINE_SECRETS[last]) problems.push(src.error(key, `secrets are not written in the config: name one with ${INLINE_SECRETS[last]}`));
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const parsed = v.safeParse(configSchema, src.doc.toJS());
+  if (!parsed.success) {
+    throw new ConfigError(parsed.issues.map((i) => src.error(issuePath(i), issueMessage(i))));
+  }
+  const input = parsed.output;
+  const warnings: string[] = [];
+  checkRepository(src, input, problems, warnings);
+  const jobs = input.jobs.map((j, i) => resolveJob(src, j, i, problems));
+  const seen = new Map<string, number>();
+  jobs.forEach((j, i) => {
+    if (seen.has(j.name)) problems.push(src.error(['jobs', i, 'name'], `a second job named ${j.name} (jobs[${seen.get(j.name)}] has that name)`));
+    seen.set(j.name, i);
+  });
+  if (problems.length) throw new ConfigError(problems);
+  const stateDir = overrides.stateDir ?? input.state_dir ?? DEFAULT_STATE_DIR;
+  return {
+    config: { file, repository: input.repository, host: input.host ?? os.hostname(), stateDir, socket: input.socket ?? path.join(stateDir, 'agent.sock'), jobs },
+    warnings,
+  };
+}
+
+function issuePath(i: v.BaseIssue<unknown>): KeyPath {
+  return (i.path ?? []).map((p) => p.key as string | number);
+}
+
+function issueMessage(i: v.BaseIssue<unknown>): string {
+  if (i.received === 'undefined') return 'missing';
+  if (i.type === 'strict_object' && i.expected === 'never') return 'unknown key';
+  if (i.type === 'strict_object') return 'must be a mapping';
+  return i.message;
+}
+
+function checkRepository(src: ConfigSource, c: AgentConfigInput, problems: string[], warnings: string[]): void {
+  const r = c.repository;
+  if (r.password_file && r.password_command) problems.push(src.error(['repository', 'password_command'], 'give password_file or password_command, not both'));
+  for (const key of ['token_file', 'password_file', 'ca_file'] as const) {
+    const f = r[key];
+    if (!f) continue;
+    let mode: number;
+    try {
+      mode = fs.statSync(f).mode;
+    } catch (e) {
+      problems.push(src.error(['repository', key], `cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`));
+      continue;
+    }
+    // the CA certificate is public; the others are secrets
+    if (key !== 'ca_file' && mode & 0o044) {
+      warnings.push(src.error(['repository', key], `${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8)}); chmod 600 it`));
+    }
+  }
+}
+
+function resolveJob(src: ConfigSource, j: JobConfig, i: number, problems: string[]): Job {
+  const s = j.schedule ?? {};
+  if (s.cron !== undefined && s.every !== undefined) problems.push(src.error(['jobs', i, 'schedule'], 'give cron or every, not both'));
+  if (j.type === 'files') {
+    for (const key of ['exclude_file', 'iexclude_file'] as const) {
+      (j[key] ?? []).forEach((f, k) => {
+        if (!fs.existsSync(f)) problems.push(src.error(['jobs', i, key, k], `no file ${f}`));
+      });
+    }
+  }
+  const rpoMs = TIERS[j.tier ?? 'standard'].rpo_s * 1000;
+  // no schedule: the tier's RPO apart, so a backup is never older than the objective allows (plus one run's time)
+  const schedule: ScheduleSpec = { cron: s.cron, everyMs: s.cron === undefined ? (s.every ?? rpoMs) : undefined, jitterMs: s.jitter ?? 0 };
+  if (schedule.everyMs !== undefined && schedule.jitterMs >= schedule.everyMs) problems.push(src.error(['jobs', i, 'schedule', 'jitter'], 'must be shorter than the interval'));
+  return {
+    name: j.name,
+    source: j.source ?? j.name,
+    tags: j.tags ?? [],
+    tier: j.tier,
+    compression: j.compression ?? (j.tier ? TIERS[j.tier].compression : 'medium'),
+    schedule,
+    rpoMs,
+    spec: j,
+  };
+}

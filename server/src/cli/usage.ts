@@ -1,0 +1,150 @@
+import { FORGET_POLICY_USAGE } from '@keep/core';
+
+/**
+ * keepd's usage text, one entry per command and subcommand ("token create"):
+ * `keepd COMMAND --help`, `-h` and `keepd help COMMAND` print it before the
+ * command runs (main.ts), so help needs no data directory.
+ * test/cli-help.test.ts checks that every flag a command parses is here.
+ */
+
+const EXIT_CODES = `exit codes: 0 ok, 1 fatal error, 2 bad usage, 4 damage found (check), 10 no repository,
+11 repository locked, 130 interrupted (serve stops cleanly on SIGINT and SIGTERM: 0)
+(restic's, as keep's; 2 and 4 are Keep's own)`;
+
+const GLOBAL = `every command takes --json (one JSON document on stdout; an error is one
+{"message_type":"exit_error","code":N,"message":"..."} object on stderr) and --help (-h)`;
+
+const OVERVIEW = `keepd — the Keep repository server
+
+usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one command)
+
+  init                  create an empty repository (agents add the key with keep init)
+  serve                 serve the repository over gRPC until SIGTERM
+  token create|list|revoke   access tokens for agents, admins and replicas
+  tls init              a private CA and server certificate in DIR/tls
+  forget                retention per group of source,paths (restic's rules)
+  prune                 collect garbage and repack; backups keep running
+  sync                  pull missing snapshots from another keepd
+  promote               make a replica a primary
+  check                 verify without a key
+  status                per source: newest snapshot and its age against the RPO; agents' last runs
+  audit verify|list     prove the hash-chained audit log; list its records
+  rebuild-index         rebuild the LMDB index from pack trailers and snapshot files
+  install               write the systemd unit keepd.service
+  version               keepd's version, the repository formats it reads and writes (also --version)
+  help [COMMAND]        this text, or one command's
+
+${GLOBAL}
+
+${EXIT_CODES}`;
+
+const FORGET = `usage: keepd forget --data DIR [--source N] [policy] [--group-by LIST] [--tier T] [--dry-run] [--prune]
+
+Remove snapshots a retention policy does not keep (restic's rules), per group.
+${FORGET_POLICY_USAGE}`;
+
+/** Usage by command path ("serve", "token create"); "" is the overview. */
+export const USAGE: Record<string, string> = {
+  '': OVERVIEW,
+  init: `usage: keepd init --data DIR [--chunk-min SIZE --chunk-avg SIZE --chunk-max SIZE]
+
+Create an empty repository in DIR; the first agent's keep init adds its key.
+  --chunk-min SIZE, --chunk-avg SIZE, --chunk-max SIZE   content-defined chunk sizes (512K, 2M)`,
+  serve: `usage: keepd serve --data DIR [options]
+
+Serve the repository over gRPC until SIGTERM or SIGINT (then drain and exit 0).
+  --listen HOST:PORT    where to listen (default 127.0.0.1:7420)
+  --tls-cert F --tls-key F   serve TLS (grpcs://); keepd tls init makes both
+  --metrics HOST:PORT   Prometheus /metrics
+  --min-free SIZE|PCT%  refuse new backups below this much free space (default 2%)
+  --max-connections N   connections held at once (default 4096, below the open-file limit)
+  --upstream grpc(s)://HOST:PORT --sync-interval S   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
+  --sync-replicas N [--sync-timeout S] [--sync-all]  a primary whose critical-tier (or all)
+                        commits wait for N replicas
+  --insecure            plaintext grpc:// upstream to a host that is not loopback (KEEP_INSECURE=1)
+  --audit-retention D   keep audit records this long (default 400d; 52w, 36h also; a month's segment at a time)`,
+  token: `usage: keepd token create|list|revoke --data DIR
+
+Access tokens (keepd token create --help).`,
+  'token create': `usage: keepd token create --data DIR --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
+
+Create a token and print it (once: keepd keeps only its hash).
+  --role agent|admin|replica
+  --source NAME         a source an agent token may back up and read (repeatable)
+  --all-sources         every source, present and future
+  --dedup source|repository   deduplicate against the source's own blobs (default) or the whole repository`,
+  'token list': `usage: keepd token list --data DIR
+
+List tokens: id, role, sources, dedup scope, revoked.`,
+  'token revoke': `usage: keepd token revoke ID --data DIR
+
+Revoke a token; its open calls end at their next request.`,
+  tls: `usage: keepd tls init --data DIR [--host NAME]...`,
+  'tls init': `usage: keepd tls init --data DIR [--host NAME]...
+
+A private CA and a server certificate (for localhost, 127.0.0.1, ::1 and each --host) in DIR/tls;
+agents set KEEP_CA=DIR/tls/ca.pem.
+  --host NAME           a name or address the certificate is valid for (repeatable)`,
+  forget: FORGET,
+  prune: `usage: keepd prune --data DIR [--dry-run] [--repack-below FRACTION]
+
+Collect garbage and repack; backups keep running.
+  --dry-run             show what would be removed
+  --repack-below F      repack packs whose live share is below F (default 0.5)`,
+  sync: `usage: keepd sync --data DIR --from grpc(s)://HOST:PORT [--source N] [--insecure]
+
+Pull missing snapshots from another keepd (KEEP_TOKEN: a replica token; KEEP_CA for a private CA).
+  --from URL            the upstream keepd
+  --source N            only this source
+  --insecure            plaintext grpc:// to a host that is not loopback (KEEP_INSECURE=1)`,
+  promote: `usage: keepd promote --data DIR
+
+Make a replica (read-only) a primary: it stops following its upstream and takes writes;
+recorded in DIR/role.json (a running keepd follows within a second).`,
+  check: `usage: keepd check --data DIR [--read-data | --read-data-subset PCT%]
+
+Verify the repository without a key; --read-data reads every pack, --read-data-subset a share.
+Exit 4 when damage is found.`,
+  status: `usage: keepd status --data DIR
+
+Per source: the newest snapshot and its age against the tier's RPO; PITR windows; the last
+run agents reported (keep agent run), consecutive failures and the last failure's time and
+class (times are keepd's, from when each report arrived).`,
+  audit: `usage: keepd audit verify|list --data DIR
+
+keepd's tamper-evident audit log (DIR/audit/): token changes and new peers, keys, backups,
+reads, forget, prune, sync, promote, run reports; with server time, token id and peer address,
+never file names or secrets. Both run beside a serving keepd.`,
+  'audit verify': `usage: keepd audit verify --data DIR [--json]
+
+Prove the hash chain: every record's SHA-256, each one's link to the one before (across segments),
+consecutive seqs, and the head checkpointed in state.mdb (a truncated log ends before it).
+Exit 4 naming the first bad seq when a record was edited, deleted, reordered or cut off.`,
+  'audit list': `usage: keepd audit list --data DIR [--since TIME] [--source S] [--event E] [--json]
+
+The records, oldest first.
+  --since TIME          from this time (2026-12-01, RFC 3339) or age (7d, 12h, 30m)
+  --source S            only records about source S
+  --event E             only this event (session.commit) or family (token, session)`,
+  'rebuild-index': `usage: keepd rebuild-index --data DIR
+
+Rebuild the LMDB index from pack trailers and snapshot files, aside, without opening the
+current one (stop keepd serve first); ownership comes from the snapshots.`,
+  install: `usage: keepd install [--data DIR] [--user keep] [--listen ADDR] [--prefix DIR] [--unit-dir DIR] [--dry-run] [--json]
+
+Write the systemd unit keepd.service: keepd serve --data DIR (default /var/lib/keepd) as USER (default
+keep), with --tls-cert and --tls-key when keepd tls init made DIR/tls; hardened (the data directory is
+all it writes, no home directories, no capabilities; its comments say why). A second install replaces it.
+Prints the steps that follow (useradd, keepd init, systemctl).
+  --user USER         the unprivileged user keepd runs as, owner of DIR (default keep)
+  --listen ADDR       keepd serve's --listen (default 127.0.0.1:7420)
+  --prefix DIR        ExecStart runs DIR/bin/keepd (default: the keepd running this command)
+  --unit-dir DIR      where the unit goes (default /etc/systemd/system)
+  --dry-run           print the unit and what would be written; write nothing`,
+  version: `usage: keepd version [--json]   (or keepd --version)
+
+keepd's version, the repository format versions it reads and writes, Node's version and the platform.`,
+  help: `usage: keepd help [COMMAND [SUBCOMMAND]]
+
+The overview, or one command's usage (as keepd COMMAND --help).`,
+};
