@@ -13,11 +13,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { esmBanner, external, nodeTarget } from './bundle-options.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const external = ['pino', 'lmdb', 'msgpackr', 'zstd-napi', '@napi-rs/blake-hash', 'fastcdc-wasm'];
-// grpc-js is CommonJS: inside an ES module bundle its require() calls need a real require.
-const esmBanner = { js: "import { createRequire as __keepRequire } from 'node:module'; const require = __keepRequire(import.meta.url);" };
 
 /**
  * The agent loads lmdb (native, ~10 ms with its helpers) only for an embedded
@@ -61,7 +59,7 @@ for (const t of targets) {
     bundle: true,
     platform: 'node',
     format: t.format ?? 'esm',
-    target: 'node20',
+    target: nodeTarget,
     external: t.external ?? external,
     plugins: t.plugins ?? [],
     define: t.define ?? {},
