@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, startKeepd, Token } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeepd, startKeepd, Token } from './keepd-harness.js';
 
 const PASSWORD = 'alerts passphrase';
 const tmp = tempDirs();
@@ -194,5 +194,49 @@ alerts:
     // each transition is audited
     const audited = await keepdJson(['audit', 'list', '--data', data, '--event', 'alert', '--json']);
     expect(audited.map((r: any) => `${r.fields.state}:${r.fields.condition}`)).toEqual(['firing:late', 'firing:missed', 'resolved:ok']);
+  });
+});
+
+describe('alerts configuration and repeats', () => {
+  afterAll(killAllKeepd);
+
+  it('check-config names the line of a bad receiver and of a receiver named twice', async () => {
+    const cfg = path.join(tmp.make('keep-alerts-cfg-'), 'keepd.yaml');
+    fs.writeFileSync(cfg, 'alerts:\n  receivers:\n    - { name: a, type: pager, url: "http://127.0.0.1:1/x" }\n    - { name: a, type: webhook, url: "http://127.0.0.1:1/y" }\n');
+    const r = await runKeepd(['check-config', '--config', cfg]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/keepd\.yaml:3: alerts\.receivers\[0\]\.type: must be webhook, slack or alertmanager/);
+    fs.writeFileSync(cfg, 'alerts:\n  repeat_interval: 2h\n  receivers:\n    - { name: a, type: webhook, url: "http://127.0.0.1:1/x" }\n    - { name: a, type: slack, url: "http://127.0.0.1:1/y" }\n');
+    const twice = await runKeepd(['check-config', '--config', cfg]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/keepd\.yaml:5: alerts\.receivers\[1\]\.name: receiver a is named twice/);
+  });
+
+  it('a firing alert is sent again every repeat_interval, each with its own Idempotency-Key', async () => {
+    const dir = tmp.make('keep-alerts-repeat-');
+    const data = path.join(dir, 'data');
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.txt'), 'repeated');
+    const receiver = new Receiver();
+    await receiver.listen();
+    try {
+      const cfg = path.join(dir, 'keepd.yaml');
+      fs.writeFileSync(cfg, `watchdog: { interval: 300ms, hysteresis: 2 }\nsources: [{ match: db, rpo: 4s }]\nalerts:\n  repeat_interval: 1s\n  receivers: [{ name: hook, type: webhook, url: "http://127.0.0.1:${receiver.port}/hook" }]\n`);
+      await keepdInit(data);
+      const token = await createToken(data, 'agent', { sources: ['db'] });
+      const keepd = await startKeepd(data, { args: ['--config', cfg] });
+      const env = { KEEP_REPO: keepd.url, KEEP_TOKEN: token.token, KEEP_PASSWORD: PASSWORD };
+      await keepJson(['init', '--kdf-cost', '12'], env);
+      await keepJson(['backup', src, '--source', 'db'], env);
+      const repeat = await until('a repeat', () => receiver.seen.find((r) => r.body.repeat === true));
+      expect(repeat.body).toMatchObject({ id: 'source/db', state: 'firing', kind: 'source' });
+      expect(receiver.seen[0].body).toMatchObject({ seq: 1, condition: 'late', repeat: false });
+      const keys = receiver.seen.map((r) => r.key);
+      expect(new Set(keys).size).toBe(keys.length);
+      expect(repeat.body.at_ms - receiver.seen[0].body.at_ms).toBeGreaterThanOrEqual(1000);
+    } finally {
+      await receiver.close();
+    }
   });
 });

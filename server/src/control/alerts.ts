@@ -1,4 +1,4 @@
-import type { Clock, Database, Repository } from '@keep/core';
+import { Clock, Database, Repository, STATE_TABLES } from '@keep/core';
 import { audit } from '../audit/log.js';
 import type { Logger } from '../log.js';
 import type { AlertEvent } from './alert-payloads.js';
@@ -23,19 +23,13 @@ export interface AlertRecord {
   seq: number;
 }
 
-export const ALERT_TABLES = {
-  /** kind\0name -> AlertRecord */
-  alerts: 'alerts',
-  /** 'cursor' -> the key of the newest watchdog transition already turned into alerts */
-  meta: 'alerts-meta',
-} as const;
 
 export const DEFAULT_REPEAT_INTERVAL_MS = 4 * 3600_000;
 /** resolved alerts listed by `keepd alerts` for this long */
 const RESOLVED_KEPT_MS = 7 * 86_400_000;
 
 export function alertsTable(repo: Repository): Database<AlertRecord, string> {
-  return repo.database<AlertRecord>(ALERT_TABLES.alerts);
+  return repo.database<AlertRecord>(STATE_TABLES.alerts);
 }
 
 /**
@@ -63,7 +57,7 @@ export class Alerts {
     private readonly log: Logger,
   ) {
     this.alerts = alertsTable(repo);
-    this.meta = repo.database<string>(ALERT_TABLES.meta);
+    this.meta = repo.database<string>(STATE_TABLES.alertsMeta);
     const a = config.alerts;
     this.repeatMs = a?.repeat_interval ?? DEFAULT_REPEAT_INTERVAL_MS;
     this.delivery = new OutboxDelivery(repo, a?.receivers ?? [], { initialMs: a?.retry_initial ?? DEFAULT_RETRY_INITIAL_MS, maxMs: a?.retry_max ?? DEFAULT_RETRY_MAX_MS }, log);

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { Database, Repository } from '@keep/core';
+import { Database, Repository, STATE_TABLES } from '@keep/core';
 import type { Logger } from '../log.js';
 import { AlertEvent, idempotencyKey, PAYLOADS } from './alert-payloads.js';
 import type { ReceiverInput } from './config-schema.js';
@@ -17,7 +17,6 @@ export interface OutboxEntry {
   last_status?: number;
 }
 
-export const OUTBOX_TABLE = 'alert-outbox';
 export const DEFAULT_RETRY_INITIAL_MS = 1000;
 export const DEFAULT_RETRY_MAX_MS = 5 * 60_000;
 const DELIVERY_TIMEOUT_MS = 10_000;
@@ -28,7 +27,7 @@ const pad = (n: number) => String(n).padStart(15, '0');
 export const outboxKey = (e: AlertEvent, receiver: string) => `${pad(e.at_ms)}\0${e.id}\0${pad(e.seq)}\0${receiver}`;
 
 export function outboxTable(repo: Repository): Database<OutboxEntry, string> {
-  return repo.database<OutboxEntry>(OUTBOX_TABLE);
+  return repo.database<OutboxEntry>(STATE_TABLES.alertOutbox);
 }
 
 /** Header lines "Name: value" from a receiver's headers_file (read at each delivery: a rotated secret needs no restart). */
