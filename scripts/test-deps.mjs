@@ -3,7 +3,9 @@
  * Test dependencies beyond Node and npm: PostgreSQL, for test/pg-*.test.ts
  * (point-in-time recovery against a real server), and systemd-analyze, for
  * test/install-units.test.ts (`systemd-analyze verify` of the units keep and
- * keepd install), and jq, for test/restic-script.test.ts.
+ * keepd install), and jq, for test/restic-script.test.ts, and promtool, for
+ * test/prometheus-rules.test.ts (`promtool check rules` of
+ * deploy/prometheus/keep-rules.yaml).
  *
  * Idempotent and fast when present: it only looks for
  * /usr/lib/postgresql/N/bin/initdb and for systemd-analyze on the PATH. When
@@ -14,7 +16,9 @@
  * - Debian's `systemd` package, for systemd-analyze, without making it the
  *   init system (no systemd-sysv, no recommends) and with a policy-rc.d that
  *   forbids starting any service while it installs: in a container that runs
- *   no systemd, nothing is started, re-executed or enabled.
+ *   no systemd, nothing is started, re-executed or enabled;
+ * - Debian's `prometheus` package, for promtool, under the same policy-rc.d
+ *   (its prometheus service is not started).
  * Anywhere else it says why it cannot and exits 0: those tests then skip with
  * that reason, everything else still runs.
  *
@@ -95,6 +99,22 @@ function findOnPath(name) {
 
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 
+/**
+ * apt-get install `pkg` with Debian's "do not start services" switch for
+ * chroots and containers (invoke-rc.d and deb-systemd-invoke obey
+ * policy-rc.d): 101 = action forbidden. Ours only while apt runs.
+ */
+function installStartingNothing(pkg) {
+  const ownPolicy = !fs.existsSync(POLICY_RC_D);
+  if (ownPolicy) fs.writeFileSync(POLICY_RC_D, `#!/bin/sh\n# written by keep scripts/test-deps.mjs while it installs ${pkg}\nexit 101\n`, { mode: 0o755 });
+  try {
+    aptUpdateOnce();
+    apt(['install', '-y', '--no-install-recommends', pkg]);
+  } finally {
+    if (ownPolicy) fs.rmSync(POLICY_RC_D, { force: true });
+  }
+}
+
 function ensureSystemdAnalyze() {
   const found = findOnPath('systemd-analyze');
   if (found) return say(`systemd-analyze present (${found})`);
@@ -103,17 +123,8 @@ function ensureSystemdAnalyze() {
   if (why) return say(why);
   const started = Date.now();
   say('installing systemd-analyze (apt-get install --no-install-recommends systemd; no service started)…');
-  // Debian's "do not start services" switch for chroots and containers (invoke-rc.d and
-  // deb-systemd-invoke obey it): 101 = action forbidden. Ours only while apt runs.
-  const ownPolicy = !fs.existsSync(POLICY_RC_D);
-  if (ownPolicy) fs.writeFileSync(POLICY_RC_D, '#!/bin/sh\n# written by keep scripts/test-deps.mjs while it installs systemd\nexit 101\n', { mode: 0o755 });
-  try {
-    aptUpdateOnce();
-    // systemd only: not systemd-sysv (which would make it /sbin/init), not its recommends (dbus, ...)
-    apt(['install', '-y', '--no-install-recommends', 'systemd']);
-  } finally {
-    if (ownPolicy) fs.rmSync(POLICY_RC_D, { force: true });
-  }
+  // systemd only: not systemd-sysv (which would make it /sbin/init), not its recommends (dbus, ...)
+  installStartingNothing('systemd');
   const now = findOnPath('systemd-analyze');
   if (!now) {
     say('apt-get finished but there is no systemd-analyze');
@@ -135,6 +146,19 @@ function ensureJq() {
   say(findOnPath('jq') ? 'jq installed' : 'apt-get finished but there is no jq');
 }
 
+/** promtool, for test/prometheus-rules.test.ts: Debian ships it in the prometheus package (whose service is not started). */
+function ensurePromtool() {
+  const found = findOnPath('promtool');
+  if (found) return say(`promtool present (${found})`);
+  if (CHECK_ONLY) return say('promtool not installed (test/prometheus-rules.test.ts will skip)');
+  const why = cannotInstall('promtool', 'run `sudo apt-get install -y --no-install-recommends prometheus` or the rules are not checked');
+  if (why) return say(why);
+  say('installing promtool (apt-get install --no-install-recommends prometheus; no service started)…');
+  installStartingNothing('prometheus');
+  say(findOnPath('promtool') ? 'promtool installed' : 'apt-get finished but there is no promtool');
+}
+
 ensurePostgres();
 ensureSystemdAnalyze();
 ensureJq();
+ensurePromtool();

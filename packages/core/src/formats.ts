@@ -99,6 +99,12 @@ export const STATE_TABLES = {
   audit: 'audit',
   /** token id + peer address pairs already seen, so a new peer is audited once (server audit/peers.ts) */
   auditPeers: 'audit-peers',
+  /** kind\0name -> keepd's alert for that watchdog condition, firing or resolved (server control/alerts.ts) */
+  alerts: 'alerts',
+  /** 'cursor' -> the newest watchdog transition already turned into alerts (server control/alerts.ts) */
+  alertsMeta: 'alerts-meta',
+  /** time\0alert\0seq\0receiver -> an alert event for one webhook, pending or delivered (server control/outbox.ts) */
+  alertOutbox: 'alert-outbox',
 } as const;
 
 /**

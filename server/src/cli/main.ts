@@ -5,6 +5,7 @@ import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
+import { alertsReport } from '../control/alerts.js';
 import { DEFAULT_KEEPD_CONFIG, KeepdConfig, KeepdConfigError, loadKeepdConfig } from '../control/config.js';
 import { runSync, syncFailure } from '../sync/run.js';
 import { promote } from '../role.js';
@@ -239,6 +240,17 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       for (const w of s.watchdog.states) console.log(`  ${w.kind.padEnd(11)} ${w.name.padEnd(20)} ${w.state.padEnd(8)} since ${w.since}`);
     });
   },
+  async alerts(argv) {
+    const a = args(argv);
+    const r = await Repository.using(a.data, async (repo) => alertsReport(repo), keepdRepoOptions(a.data));
+    out(a.json, r, () => {
+      if (!r.active.length) console.log('no active alerts');
+      for (const x of [...r.active, ...r.recent]) {
+        console.log(`${x.state.padEnd(8)} ${x.id.padEnd(28)} ${x.condition.padEnd(8)} since ${x.started}${x.resolved ? `  resolved ${x.resolved}` : ''}`);
+        for (const d of x.deliveries) console.log(`  ${d.receiver.padEnd(16)} ${d.idempotency_key.padEnd(32)} ${d.delivery}${d.delivery === 'pending' ? ` (${d.attempts} attempt(s), next ${d.next_attempt}${d.last_error ? `, ${d.last_error}` : ''})` : ''}`);
+      }
+    });
+  },
   async 'check-config'(argv) {
     const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
     const file = values.config ?? DEFAULT_KEEPD_CONFIG;
@@ -282,7 +294,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
 };
 
 /** Commands that work on an existing repository: a missing one is named, with its cure (keepd init, not keep init), before they run. (sync creates a replica's.) */
-const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'rebuild-index', 'audit']);
+const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'alerts', 'rebuild-index', 'audit']);
 
 function dataDirOf(argv: string[]): string | undefined {
   const i = argv.findIndex((a) => a === '--data' || a.startsWith('--data='));

@@ -28,6 +28,7 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   promote               make a replica a primary
   check                 verify without a key
   status                per source: newest snapshot and its age against the RPO; agents' last runs; the watchdog
+  alerts                active and recently resolved alerts, with their webhook deliveries
   check-config          validate keepd.yaml (policies, watchdog, maintenance)
   audit verify|list     prove the hash-chained audit log; list its records
   rebuild-index         rebuild the LMDB index from pack trailers and snapshot files
@@ -118,6 +119,13 @@ run agents reported (keep agent run), consecutive failures and the last failure'
 class (times are keepd's, from when each report arrived); the watchdog's states (keepd serve).
   --check   one line and monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
             (no keepd watching)`,
+  alerts: `usage: keepd alerts --data DIR [--json]
+
+Alerts keepd serve raised from the watchdog's transitions (one per condition: a source late,
+missed or failing, replica lag, storage, maintenance): the firing ones, then those resolved in
+the last 7 days, each with its deliveries to the receivers in keepd.yaml (alerts.receivers):
+delivered, or pending with the attempts so far, the next attempt and the last error.
+Runs beside a serving keepd.`,
   audit: `usage: keepd audit verify|list --data DIR
 
 keepd's tamper-evident audit log (DIR/audit/): token changes and new peers, keys, backups,

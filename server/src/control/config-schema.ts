@@ -60,6 +60,24 @@ const percent = v.pipe(
   v.check((n) => n > 0 && n <= 100, 'must be a percentage in (0, 100]'),
 );
 
+/** Where alerts go: a generic JSON webhook, a Slack incoming webhook, or an Alertmanager (POST /api/v2/alerts). */
+export const receiverSchema = v.strictObject({
+  name: v.pipe(v.string('must be a name'), v.regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -')),
+  type: v.picklist(['webhook', 'slack', 'alertmanager'], 'must be webhook, slack or alertmanager'),
+  url: v.pipe(v.string('must be a URL'), v.url('must be a URL such as https://hooks.example/keep')),
+  /** a file of "Name: value" header lines, read at each delivery (the secret stays out of keepd.yaml) */
+  headers_file: v.optional(v.string('must be a file path')),
+});
+
+export const alertsSchema = v.strictObject({
+  receivers: v.optional(v.array(receiverSchema, 'must be a list of receivers'), []),
+  /** a firing alert is sent again after this long (default 4h) */
+  repeat_interval: v.optional(duration),
+  /** the first retry of a failed delivery (default 1s); doubling up to retry_max (default 5m) */
+  retry_initial: v.optional(duration),
+  retry_max: v.optional(duration),
+});
+
 export const keepdConfigSchema = v.strictObject({
   watchdog: v.optional(
     v.strictObject({
@@ -81,8 +99,11 @@ export const keepdConfigSchema = v.strictObject({
       check: v.optional(v.strictObject({ schedule, read_data_subset: v.optional(percent) })),
     }),
   ),
+  alerts: v.optional(alertsSchema),
 });
 
 export type KeepdConfigInput = v.InferOutput<typeof keepdConfigSchema>;
 export type SourcePolicyInput = v.InferOutput<typeof sourcePolicySchema>;
 export type ScheduleInput = v.InferOutput<typeof schedule>;
+export type ReceiverInput = v.InferOutput<typeof receiverSchema>;
+export type AlertsInput = v.InferOutput<typeof alertsSchema>;

@@ -30,6 +30,11 @@ export function loadKeepdConfig(file: string): KeepdConfig {
     if (s.rpo !== undefined && s.interval !== undefined) problems.push(src.error(['sources', i, 'interval'], 'give rpo or interval, not both'));
     if (s.retention === 'tier' && !s.tier) problems.push(src.error(['sources', i, 'retention'], '"tier" retention needs the tier key'));
   });
+  const seen = new Set<string>();
+  (c.alerts?.receivers ?? []).forEach((r, i) => {
+    if (seen.has(r.name)) problems.push(src.error(['alerts', 'receivers', i, 'name'], `receiver ${r.name} is named twice`));
+    seen.add(r.name);
+  });
   if (problems.length) throw new KeepdConfigError(problems);
   return { ...c, file };
 }

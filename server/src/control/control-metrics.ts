@@ -2,6 +2,8 @@ import { recordedTime, Repository, spaceOf } from '@keep/core';
 import type { Metrics, Sample } from '../metrics.js';
 import type { ReplicaRegistry } from '../replicas.js';
 import type { RunReportStore } from '../run-reports.js';
+import { alertsTable } from './alerts.js';
+import { SEVERITY_NAMES } from './alert-payloads.js';
 import { daysToFull } from './evaluate.js';
 import type { Watchdog } from './watchdog.js';
 import { replicaLags } from './watchdog.js';
@@ -46,6 +48,10 @@ export function registerControlMetrics(m: Metrics, o: { repo: Repository; runs: 
     const last = new Map<string, Sample>();
     for (const r of o.store.allRuns()) last.set(r.task, { labels: { task: r.task, outcome: r.outcome }, value: r.end_ms / 1000 });
     return [...last.values()];
+  });
+  m.family('keep_alerts_active', 'Alerts firing now, by severity (sum for all)', 'gauge', () => {
+    const firing = [...alertsTable(o.repo).getRange()].filter((x) => x.value.state === 'firing');
+    return (['warning', 'critical'] as const).map((severity) => ({ labels: { severity }, value: firing.filter((x) => SEVERITY_NAMES[x.value.severity] === severity).length }));
   });
   registerProcessMetrics(m);
 }
