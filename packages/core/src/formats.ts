@@ -105,6 +105,16 @@ export const STATE_TABLES = {
   alertsMeta: 'alerts-meta',
   /** time\0alert\0seq\0receiver -> an alert event for one webhook, pending or delivered (server control/outbox.ts) */
   alertOutbox: 'alert-outbox',
+  /** kind\0name -> the watchdog's held state, with the candidate waiting out its hysteresis (server control/watch-store.ts) */
+  watchdogStates: 'watchdog-states',
+  /** time\0kind\0name -> a watchdog transition, which alerts are raised from (server control/watch-store.ts) */
+  watchdogTransitions: 'watchdog-transitions',
+  /** 'last' -> when the watchdog last evaluated, and its interval (server control/watch-store.ts) */
+  watchdogMeta: 'watchdog-meta',
+  /** time -> bytes used on the data directory's file system: the growth rate behind days-to-full */
+  storageUsage: 'storage-usage',
+  /** task\0time -> a maintenance run and its outcome (server control/maintenance.ts) */
+  maintenanceRuns: 'maintenance-runs',
 } as const;
 
 /**

@@ -1,19 +1,6 @@
-import { Database, Repository } from '@keep/core';
+import { Database, Repository, STATE_TABLES } from '@keep/core';
 import type { Condition } from './evaluate.js';
 
-/** state.mdb tables of the control room (kept apart from core's STATE_TABLES: only keepd's control plane reads them). */
-export const CONTROL_TABLES = {
-  /** kind\0name -> the state held now, with the candidate waiting out its hysteresis */
-  states: 'watchdog-states',
-  /** time\0kind\0name -> a transition (alerts will be raised from these) */
-  transitions: 'watchdog-transitions',
-  /** 'last' -> when the watchdog last evaluated, and its interval */
-  meta: 'watchdog-meta',
-  /** time -> bytes used on the data directory's file system (the growth rate behind days-to-full) */
-  usage: 'storage-usage',
-  /** task\0time -> a maintenance run and its outcome */
-  maintenance: 'maintenance-runs',
-} as const;
 
 export interface HeldState extends Condition {
   since_ms: number;
@@ -63,11 +50,11 @@ export class WatchStore {
   readonly runs: Database<MaintenanceRun, string>;
 
   constructor(repo: Repository) {
-    this.states = repo.database<HeldState>(CONTROL_TABLES.states);
-    this.transitions = repo.database<Transition>(CONTROL_TABLES.transitions);
-    this.meta = repo.database<WatchMeta>(CONTROL_TABLES.meta);
-    this.usage = repo.database<number>(CONTROL_TABLES.usage);
-    this.runs = repo.database<MaintenanceRun>(CONTROL_TABLES.maintenance);
+    this.states = repo.database<HeldState>(STATE_TABLES.watchdogStates);
+    this.transitions = repo.database<Transition>(STATE_TABLES.watchdogTransitions);
+    this.meta = repo.database<WatchMeta>(STATE_TABLES.watchdogMeta);
+    this.usage = repo.database<number>(STATE_TABLES.storageUsage);
+    this.runs = repo.database<MaintenanceRun>(STATE_TABLES.maintenanceRuns);
   }
 
   held(): HeldState[] {
