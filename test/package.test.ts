@@ -152,6 +152,17 @@ describe.skipIf(`${process.platform}-${process.arch}` !== 'linux-x64')('the linu
     expect(tree(path.join(target, source))).toEqual(tree(source));
   });
 
+  it('bin/keep agent check-config validates a config, and keep version names the shipped Node', async () => {
+    const config = path.join(root, 'agent.yaml');
+    fs.writeFileSync(config, `repository:\n  location: ${path.join(root, 'embedded')}\nstate_dir: ${path.join(root, 'agent-state')}\njobs:\n  - name: notes\n    type: files\n    paths: [${source}]\n    schedule: { every: 15m }\n`);
+    expect(await ok(keep, ['agent', 'check-config', '--config', config])).toContain('ok, 1 job');
+    fs.writeFileSync(config, 'jobs:\n  - name: x\n    type: files\n    paths: 7\n');
+    const bad = await run(keep, ['agent', 'check-config', '--config', config]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(new RegExp(`${config}:\\d+: `));
+    expect(await ok(keep, ['version'])).toMatch(/running on node v24\./);
+  });
+
   it('bin/keepd serves a repository that bin/keep backs up to and restores from over gRPC', async () => {
     const data = path.join(root, 'keepd-data');
     await ok(keepd, ['init', '--data', data]);
