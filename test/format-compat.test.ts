@@ -49,11 +49,13 @@ function describeTree(root: string): Record<string, Entry> {
       const full = path.join(root, r);
       const st = fs.lstatSync(full, { bigint: true });
       const mode = (Number(st.mode) & 0o7777).toString(8);
-      if (st.isSymbolicLink()) out[r] = { mtimeNs: st.mtimeNs.toString(), type: 'symlink', target: fs.readlinkSync(full) };
+      // to the microsecond, the precision restore promises (Node 24's utimes lands a double's nanoseconds beyond it)
+      const mtimeUs = ((st.mtimeNs / 1000n) * 1000n).toString();
+      if (st.isSymbolicLink()) out[r] = { mtimeNs: mtimeUs, type: 'symlink', target: fs.readlinkSync(full) };
       else if (st.isDirectory()) out[r] = { mode, type: 'dir' };
       else {
         const sha256 = crypto.createHash('sha256').update(fs.readFileSync(full)).digest('hex');
-        out[r] = { mode, mtimeNs: st.mtimeNs.toString(), type: 'file', size: Number(st.size), sha256 };
+        out[r] = { mode, mtimeNs: mtimeUs, type: 'file', size: Number(st.size), sha256 };
       }
       if (st.isDirectory()) walk(r);
     }

@@ -111,7 +111,7 @@ describe('keepd life cycle: metrics, logs, SIGTERM', () => {
     expect(count('GetConfig', 'UNAUTHENTICATED')).toBeGreaterThanOrEqual(1);
     expect(text).toMatch(/^keep_snapshots 1$/m);
     // Every sample line is Prometheus text: name{labels} value.
-    for (const l of text.split('\n').filter((x) => x && !x.startsWith('#'))) expect(l).toMatch(/^[a-z_]+(\{[^}]*\})? \d+(\.\d+)?$/);
+    for (const l of text.split('\n').filter((x) => x && !x.startsWith('#'))) expect(l).toMatch(/^[a-z_]+(\{[^}]*\})? (-?\d+(\.\d+)?(e[+-]?\d+)?|[+-]Inf|NaN)$/);
     expect((await fetch(`http://127.0.0.1:${keepd.metricsPort}/other`)).status).toBe(404);
 
     expect(await keepd.stop('SIGTERM')).toEqual({ code: 0, signal: null });
