@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatInstall, installJson, exitOnInterrupt, formatVersionReport, groupLabel, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, prune, reportExitError, Repository, versionReport } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatInstall, installJson, exitOnInterrupt, formatVersionReport, groupLabel, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
 import { Role, TokenStore } from '../auth/tokens.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
