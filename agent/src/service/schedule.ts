@@ -1,4 +1,4 @@
-import { Cron } from 'croner';
+import { PlannedRuns } from '@keep/core';
 import type { ScheduleSpec } from './config.js';
 
 /**
@@ -7,23 +7,18 @@ import type { ScheduleSpec } from './config.js';
  * hit keepd in the same second. Times are milliseconds on the service's clock.
  */
 export class Schedule {
-  private readonly cron?: Cron;
+  private readonly runs: PlannedRuns;
 
   constructor(
     readonly spec: ScheduleSpec,
     private readonly random: () => number = Math.random,
   ) {
-    if (spec.cron !== undefined) this.cron = new Cron(spec.cron, { paused: true });
+    this.runs = new PlannedRuns(spec.cron, spec.everyMs);
   }
 
   /** The planned time after `after`, without jitter. */
   planned(after: number): number {
-    if (this.cron) {
-      const next = this.cron.nextRun(new Date(after));
-      // (croner gives none past its search horizon, e.g. Feb 30th: never)
-      return next ? next.getTime() : Number.POSITIVE_INFINITY;
-    }
-    return after + this.spec.everyMs!;
+    return this.runs.after(after);
   }
 
   /** The planned time after `after`, delayed by a random part of the jitter. */

@@ -55,3 +55,4 @@ export * from './systemd-install.js';
 export * from './config-source.js';
 export * from './duration.js';
 export * from './config-schema-parts.js';
+export { PlannedRuns } from './planned-runs.js';

@@ -1,5 +1,4 @@
-import { Cron } from 'croner';
-import { Clock, forgetSnapshots, prune, Repository } from '@keep/core';
+import { Clock, forgetSnapshots, PlannedRuns, prune, Repository } from '@keep/core';
 import { audit, KEEPD } from '../audit/log.js';
 import { forgetFields, pruneFields } from '../audit/events.js';
 import type { Logger } from '../log.js';
@@ -13,9 +12,7 @@ export type MaintenanceTask = (typeof MAINTENANCE_TASKS)[number];
 
 /** The next run after `now` (keepd's clock, ms). */
 export function nextRunAt(s: ScheduleInput, now: number): number {
-  if (s.every !== undefined) return now + s.every;
-  const next = new Cron(s.cron!, { paused: true }).nextRun(new Date(now));
-  return next ? next.getTime() : Infinity;
+  return new PlannedRuns(s.cron, s.every).after(now);
 }
 
 /**
