@@ -278,9 +278,9 @@ export function filesContaining(dir: string, needle: Buffer | string): string[] 
 }
 
 /** Poll `pred` every `everyMs` until it holds (or throw after `timeoutMs`). */
-export async function waitFor(pred: () => boolean, timeoutMs = 30_000, everyMs = 10): Promise<void> {
+export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs = 30_000, everyMs = 10): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, everyMs));
   }

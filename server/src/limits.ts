@@ -22,6 +22,15 @@ export const DEFAULT_MIN_FREE = '2%';
  */
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 
+/**
+ * Connections the kernel completes for keepd before it accepts them (listen
+ * backlog; Linux caps it at net.core.somaxconn). Node's default, 511, is
+ * below a flood keepd must ride out: while keepd is busy, connections past the
+ * backlog are refused at the SYN or forgotten after the handshake, so a real
+ * agent's connect stalls for seconds. Deep enough for the connection cap.
+ */
+export const LISTEN_BACKLOG = DEFAULT_MAX_CONNECTIONS;
+
 /** Descriptors kept for everything but connections: packs being read and written, LMDB, logs, the metrics socket. */
 export const OPEN_FILES_RESERVE = 256;
 

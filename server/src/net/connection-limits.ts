@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
-import { OPEN_FILES_RESERVE } from '../limits.js';
+import { LISTEN_BACKLOG, OPEN_FILES_RESERVE } from '../limits.js';
 
 /** The soft open-file limit of this process (Linux /proc), or undefined where it cannot be read. */
 export function openFileLimit(): number | undefined {
@@ -108,7 +108,7 @@ export class ConnectionGate {
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => {
+      this.server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         this.server.off('error', reject);
         resolve((this.server.address() as net.AddressInfo).port);
       });
