@@ -10,7 +10,9 @@ import { Restorer } from '../restore/restorer.js';
 import type { RestoreItem, RestoreStats } from '../restore/restore-stats.js';
 import { RESTORE_SELECTION_OPTIONS, restoreFilter } from '../selection/options.js';
 import { RestorePool, restoreWorkerCount } from '../restore/worker-pool.js';
-import { KeepError } from '@keep/core';
+import { EXIT, KeepError } from '@keep/core';
+import { incompleteOf, RestoreIncomplete, RestoreInterrupted } from '../restore/restore-interrupt.js';
+import { whileInterruptible } from '../terminal/interruptible.js';
 import { allowUnauthenticated, selectSnapshot } from './select.js';
 
 const USAGE =
@@ -31,7 +33,15 @@ function summaryLines(st: RestoreStats): string[] {
   return lines;
 }
 
-export async function restoreCommand(argv: string[]): Promise<void> {
+/** The lines an interrupted restore ends with on a terminal: what is incomplete, and how to finish. */
+function interruptedLines(target: string, left: RestoreIncomplete): string[] {
+  const lines = [`keep: interrupted: ${left.files_incomplete} file(s) (${formatBytes(left.bytes_incomplete)}) not restored to ${target}`];
+  if (left.partial_files_removed.length) lines.push(`partial files removed (never left under their names): ${left.partial_files_removed.join(', ')}`);
+  lines.push('run the same restore with --overwrite if-changed to finish it: what is already right is skipped, not read again');
+  return lines;
+}
+
+export async function restoreCommand(argv: string[]): Promise<void | number> {
   const { values, positionals } = parse(argv, {
     target: { type: 'string', short: 't' },
     source: { type: 'string' },
@@ -79,10 +89,22 @@ export async function restoreCommand(argv: string[]): Promise<void> {
         dryRun,
         verify: values.verify,
         onItem: onItem && ((i) => (report.interrupt(), onItem(i))),
+        plan: true,
       });
-      report.start(() => r.stats);
-      const st = await r.run(Buffer.from(snap.root, 'hex'), started, () => processClock().now());
-      report.stop();
+      report.start(() => r.stats, () => r);
+      let st;
+      try {
+        // Ctrl-C stops cleanly: what is in flight settles, partial files are removed, exit 130 with what is left.
+        st = await whileInterruptible(() => r.interrupt(), () => r.run(Buffer.from(snap.root, 'hex'), started, () => processClock().now()));
+      } catch (e) {
+        if (!(e instanceof RestoreInterrupted)) throw e;
+        report.stop();
+        const left = incompleteOf(r.plan ?? { files: r.stats.total_files, bytes: r.stats.total_bytes }, r.stats, r.partialRemoved);
+        if (values.json) printJsonLine(report.interrupted(snap, values.target!, r.stats, left));
+        process.stderr.write(`${interruptedLines(values.target!, left).join('\n')}\n`);
+        return EXIT.INTERRUPTED;
+      }
+      report.finish();
       filter?.checkUsed();
       if (values.json) printJsonLine(report.summary(snap, values.target!, st));
       else {

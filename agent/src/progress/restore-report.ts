@@ -1,16 +1,28 @@
 import type { Snapshot } from '@keep/core';
+import type { RestoreIncomplete } from '../restore/restore-interrupt.js';
+import type { RestorePlan } from '../restore/restore-plan.js';
 import type { RestoreStats } from '../restore/restore-stats.js';
 import { printWarning } from '../terminal/output.js';
-import { percentDone, ProgressMode, StatusCounts, StatusReporter } from './status-reporter.js';
+import { percentDone, ProgressMode, secondsRemaining, StatusCounts, StatusReporter } from './status-reporter.js';
+
+/** Beyond the counts: the total counted from the trees before writing, and bytes of files still being written. */
+export interface RestoreUnderway {
+  plan?: RestorePlan;
+  partialBytes: number;
+}
 
 /**
  * A restore's progress (status-reporter.ts) and its warnings, read from the
  * restorer's own counts (restore/restore-stats.ts: restic's fields). The
- * total is the snapshot's size (its recorded files and bytes) when everything
- * is restored; with --include/--exclude, what the walk has selected so far.
+ * total is the restorer's plan, counted from the snapshot's trees before
+ * writing (restore/restore-plan.ts); without one, the snapshot's recorded size
+ * when everything is restored, or with --include/--exclude, what the walk has
+ * selected so far. Bytes include large files' chunks as they are written, so
+ * rate and ETA move within a big file.
  */
 export class RestoreProgress {
   private stats: (() => RestoreStats) | undefined;
+  private underway: (() => RestoreUnderway) | undefined;
   private current: string | undefined;
   private readonly whole: { files: number; bytes: number } | undefined;
   private errors = 0;
@@ -26,9 +38,15 @@ export class RestoreProgress {
   }
 
   /** Start reporting on a restorer's counts. */
-  start(stats: () => RestoreStats): void {
+  start(stats: () => RestoreStats, underway?: () => RestoreUnderway): void {
     this.stats = stats;
+    this.underway = underway;
     this.reporter.start();
+  }
+
+  /** A restore that completed: its last status (100%) is shown, then reporting stops. */
+  finish(): void {
+    this.reporter.finish();
   }
 
   /** The restorer's onProgress: the file it finished last. */
@@ -55,13 +73,15 @@ export class RestoreProgress {
 
   counts(): StatusCounts {
     const st = this.stats?.();
+    const u = this.underway?.();
     const files = (st?.files_restored ?? 0) + (st?.files_skipped ?? 0);
-    const bytes = (st?.bytes_restored ?? 0) + (st?.bytes_skipped ?? 0);
+    const bytes = (st?.bytes_restored ?? 0) + (st?.bytes_skipped ?? 0) + (u?.partialBytes ?? 0);
+    const whole = u?.plan ?? this.whole;
     return {
       files_done: files,
       bytes_done: bytes,
-      total_files: Math.max(this.whole?.files ?? 0, st?.total_files ?? 0, files),
-      total_bytes: Math.max(this.whole?.bytes ?? 0, st?.total_bytes ?? 0, bytes),
+      total_files: Math.max(whole?.files ?? 0, st?.total_files ?? 0, files),
+      total_bytes: Math.max(whole?.bytes ?? 0, st?.total_bytes ?? 0, bytes),
       current_files: this.current ? [this.current] : [],
       error_count: this.errors,
     };
@@ -70,18 +90,29 @@ export class RestoreProgress {
   /** restic's restore "status" message. */
   private statusMessage(c: StatusCounts, elapsedS: number) {
     const st = this.stats?.();
+    const left = secondsRemaining(c, elapsedS);
     return {
       message_type: 'status' as const,
       seconds_elapsed: Math.floor(elapsedS),
+      // restic omits it while unknown
+      ...(left === undefined ? {} : { seconds_remaining: left }),
       percent_done: percentDone(c),
       total_files: c.total_files ?? 0,
       files_restored: st?.files_restored ?? 0,
       files_skipped: st?.files_skipped ?? 0,
       files_deleted: st?.files_deleted ?? 0,
       total_bytes: c.total_bytes ?? 0,
-      bytes_restored: st?.bytes_restored ?? 0,
+      bytes_restored: (st?.bytes_restored ?? 0) + (this.underway?.().partialBytes ?? 0),
       bytes_skipped: st?.bytes_skipped ?? 0,
     };
+  }
+
+  /**
+   * An interrupted restore (exit 130): its summary message with what is
+   * incomplete, or on a terminal the lines saying so and how to finish it.
+   */
+  interrupted(snap: Snapshot, target: string, st: RestoreStats, left: RestoreIncomplete) {
+    return { ...this.summary(snap, target, st), interrupted: true, ...left };
   }
 
   /** restic's restore "summary" message: the restorer's counts carry its fields; Keep's (snapshot, target...) alongside. */

@@ -96,16 +96,24 @@ export class StatusReporter {
     this.line.done();
   }
 
+  /** The last status, whatever the interval (a completed command's 100%), then stop. */
+  finish(): void {
+    const running = this.timer !== undefined;
+    this.stop();
+    if (running) this.tick(false);
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.line.done();
   }
 
-  private tick(): void {
+  private tick(redraw = true): void {
     const elapsed = this.elapsedS();
     const c = this.counts();
     if (this.mode === 'json') printJsonLine(this.json(c, elapsed));
-    else this.line.update(() => statusLine(c, elapsed), true);
+    else if (redraw) this.line.update(() => statusLine(c, elapsed), true);
+    else process.stderr.write(`${statusLine(c, elapsed)}\n`);
   }
 }

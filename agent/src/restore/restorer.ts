@@ -7,42 +7,15 @@ import { checkNames, entryChoices } from './entry-choices.js';
 import { ExistingEntries } from './existing-entries.js';
 import { namedError } from './named-error.js';
 import type { OverwriteMode } from './overwrite.js';
+import { pauseWithPartial, RestoreInterrupted } from './restore-interrupt.js';
+import { planRestore, RestorePlan } from './restore-plan.js';
 import { emptyRestoreStats, RestoreItem, RestoreStats } from './restore-stats.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, sameFile, setDirMeta } from './target-fs.js';
+import { chunkWindow, LARGE_FILES, LARGE_WAITING, SMALL_BYTES_AHEAD, SMALL_FILE, SMALL_FILES_AHEAD } from './restore-budget.js';
 import { mark } from '../startup/timing.js';
 import { TreeReader } from '../tree/tree-reader.js';
 import { verifyTarget } from './verifier.js';
 import { RestorePool, restoreWorkerCount } from './worker-pool.js';
-
-/** Files up to this size in one chunk are fetched whole and written by a worker in one go. */
-const SMALL_FILE = 1024 * 1024;
-/**
- * Small files requested and not yet written: bytes and count. The walker
- * waits beyond either, so memory does not grow with the tree, while enough
- * is asked at once for keepd to answer in long, coalesced pack reads.
- */
-const SMALL_BYTES_AHEAD = 4 * 1024 * 1024;
-const SMALL_FILES_AHEAD = 2048;
-/** Large files written at once (each on one worker, its chunks in order). */
-const LARGE_FILES = 2;
-/**
- * Large files found by the walker and waiting for a slot: the walker goes on
- * to the small files after them meanwhile, so both kinds share the network.
- */
-const LARGE_WAITING = 64;
-/**
- * Chunks of one large file between request and write: as many as fit in
- * LARGE_AHEAD_BYTES at the file's average chunk size, at least 2, at most
- * CHUNK_WINDOW. A count alone let a file of max-size chunks (4 MiB, or more
- * with a repository's own chunker sizes) hold 8 of them per file.
- */
-const CHUNK_WINDOW = 8;
-export const LARGE_AHEAD_BYTES = 4 * 1024 * 1024;
-
-export function chunkWindow(size: number, chunks: number): number {
-  const avg = Math.max(1, Math.ceil(size / Math.max(1, chunks)));
-  return Math.max(2, Math.min(CHUNK_WINDOW, Math.floor(LARGE_AHEAD_BYTES / avg)));
-}
 
 export interface RestoreOptions {
   target: string;
@@ -62,6 +35,8 @@ export interface RestoreOptions {
   verify?: boolean;
   /** each entry's outcome (restic's verbose_status) */
   onItem?: (item: RestoreItem) => void;
+  /** count what is selected from the trees before writing (restore-plan.ts): `plan` is then the total */
+  plan?: boolean;
 }
 
 export type { RestoreStats };
@@ -123,6 +98,12 @@ export class Restorer {
   private readonly largeQueue: (() => void)[] = [];
   /** the walker, waiting for room (in the small-file budget or the large-file queue) */
   private wake: (() => void) | undefined;
+  /** with the `plan` option: the files and bytes selected, counted before the first write */
+  plan: RestorePlan | undefined;
+  /** bytes of large files written so far and not yet counted (their files are not finished) */
+  partialBytes = 0;
+  /** large files begun and abandoned (interrupted or failed), by their path in the snapshot: removed, never left under their name */
+  readonly partialRemoved: string[] = [];
 
   constructor(
     private readonly repo: Unlocked,
@@ -149,6 +130,7 @@ export class Restorer {
     }
     try {
       try {
+        if (this.opts.plan) this.plan = await planRestore(this.trees, root, this.opts.filter);
         await this.dir(root, target, Buffer.alloc(0), noop, present);
         mark('restore: walk done');
       } catch (e) {
@@ -168,6 +150,17 @@ export class Restorer {
     }
     this.stats.duration_s = (now() - started) / 1000;
     return this.stats;
+  }
+
+  /**
+   * Stop as soon as what is in flight settles: no new file is started, small
+   * files already handed to a worker are completed, large files being written
+   * are abandoned (their partial names removed). run() then throws
+   * RestoreInterrupted; `stats`, `plan` and `partialRemoved` say what is left.
+   */
+  interrupt(): void {
+    this.failure ??= new RestoreInterrupted();
+    this.freed();
   }
 
   /**
@@ -349,6 +342,10 @@ export class Restorer {
     if (this.failure) return this.largeDone();
     const w = this.workers!.largeFile(p);
     let ended = false;
+    // This file's written chunks, in the progress until it is counted whole (finished) or given up.
+    let settled = false;
+    let fileBytes = 0;
+    const count = (n: number) => void (!settled && ((fileBytes += n), (this.partialBytes += n)));
     try {
       const fetches: (Promise<Buffer> | undefined)[] = [];
       const request = (i: number) => {
@@ -365,7 +362,8 @@ export class Restorer {
         const stored = await fetches[i]!;
         fetches[i] = undefined;
         written[i] = w.chunk(ids[i], stored);
-        written[i].catch(noop);
+        written[i].then(count, noop);
+        if (i === 0 && process.env.KEEP_TEST_PAUSE_AT) await pauseWithPartial(written[0]);
         if (i + window < ids.length) {
           // The window bounds chunks held here and queued on the worker, should the disk be slower than the network.
           if (i > 0) await written[i - 1];
@@ -373,13 +371,20 @@ export class Restorer {
         }
       }
       await Promise.all(written);
+      // Interrupted after the last chunk: still not published (an interrupt leaves no file it did not finish before it).
+      if (this.failure) throw this.failure;
       ended = true;
       const size = await w.end(metaOf(e), e.size);
       this.finished(size, ids.length, p, report);
     } catch (err) {
       throw namedError(p, err);
     } finally {
-      if (!ended) await w.abort();
+      settled = true;
+      this.partialBytes -= fileBytes;
+      if (!ended) {
+        await w.abort();
+        this.partialRemoved.push(report.rel.toString());
+      }
       this.largeDone();
     }
   }
@@ -394,3 +399,5 @@ export class Restorer {
 }
 
 export type { TreeNode };
+// (stream-wire.test.ts checks the window)
+export { chunkWindow, LARGE_AHEAD_BYTES } from './restore-budget.js';
