@@ -127,7 +127,11 @@ Restore a snapshot (an id prefix, or latest of --source).
   --verbose, -v           one line per item (restored, updated, unchanged, skipped, deleted)
   --quiet, -q             no progress (status line, --json's status lines); --json ends with restic's summary line
 a target that is not empty is restored into, as restic does: --overwrite decides each existing file
-  --allow-unauthenticated  accept snapshots whose origin cannot be verified`,
+  --allow-unauthenticated  accept snapshots whose origin cannot be verified
+progress: percent, files and bytes of the total (counted from the snapshot before writing), rate, ETA
+(--json: restic's status lines, with seconds_remaining). Ctrl-C stops cleanly: exit 130 and what is
+not restored; a file being written is removed, never left under its name. To finish, run the same
+restore with --overwrite if-changed: complete files are skipped without reading them again.`,
   ls: `usage: keep ls SNAPSHOT|latest [PATH] [--source N] [--at TIME] [--allow-unauthenticated]
 
 List a snapshot's files (below PATH).`,
