@@ -9,17 +9,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees, MiB, packFiles, restoredPath, tempDirs } from './helpers.js';
-import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, packBytes, runKeep, startKeep, startKeepd, waitFor } from './keepd-harness.js';
+import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, keepdMetric, killAllKeepd, packBytes, runKeep, startKeep, startKeepd, waitFor } from './keepd-harness.js';
 
 const FILES = 6;
 const FILE_SIZE = 12 * MiB;
 const TOTAL = FILES * FILE_SIZE;
-
-async function metric(k: Keepd, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${k.metricsPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ')[1]) : 0;
-}
 
 describe('an agent killed mid-backup, then rerun', () => {
   const tmp = tempDirs();
@@ -67,7 +61,7 @@ describe('an agent killed mid-backup, then rerun', () => {
     expect(storedBeforeRerun).toBeLessThan(TOTAL - 12 * MiB);
     // No snapshot is half there.
     expect(await keepJson(['snapshots'], env)).toEqual([]);
-    const dedupedBefore = await metric(keepd, 'keep_blobs_deduplicated_total');
+    const dedupedBefore = await keepdMetric(keepd, 'keep_blobs_deduplicated_total');
 
     const rerun = await keepJson(['backup', src, '--source', 'db'], env);
     expect(rerun.files_new).toBe(FILES);
@@ -77,7 +71,7 @@ describe('an agent killed mid-backup, then rerun', () => {
     expect(rerun.bytes_sent).toBeLessThan(TOTAL - storedBeforeRerun + 2 * MiB);
     expect(rerun.bytes_sent).toBeGreaterThan(TOTAL - storedBeforeRerun - 17 * MiB);
     // ...and keepd agrees: no blob it already held arrived again.
-    expect(await metric(keepd, 'keep_blobs_deduplicated_total')).toBe(dedupedBefore);
+    expect(await keepdMetric(keepd, 'keep_blobs_deduplicated_total')).toBe(dedupedBefore);
     // Everything is stored about once (random data: stored size ~ data size).
     expect(packBytes(data)).toBeLessThan(TOTAL * 1.05 + 17 * MiB);
 

@@ -277,6 +277,13 @@ export function filesContaining(dir: string, needle: Buffer | string): string[] 
   return allFiles(dir).filter((f) => fs.readFileSync(f).indexOf(n) >= 0);
 }
 
+/** A keepd's metric without labels, as its /metrics page shows it now (0 when absent). */
+export async function keepdMetric(k: Keepd, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${k.metricsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
 /** Poll `pred` every `everyMs` until it holds (or throw after `timeoutMs`). */
 export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs = 30_000, everyMs = 10): Promise<void> {
   const until = Date.now() + timeoutMs;

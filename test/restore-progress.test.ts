@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allFiles, agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, runKeep, startKeep, startKeepd, waitFor } from './keepd-harness.js';
+import { allFiles, agentEnv, createToken, Keepd, keepdInit, keepJson, keepdMetric, killAllKeepd, runKeep, startKeep, startKeepd, waitFor } from './keepd-harness.js';
 import { compareTrees, jsonLines, MiB, prng, restoredPath, summaryLine, tempDirs } from './helpers.js';
 
 const SMALL = 150;
@@ -19,12 +19,6 @@ const BIG = ['a-big.bin', 'b-big.bin'];
 const BIG_SIZE = 3 * MiB;
 const FILES = SMALL + BIG.length;
 const BYTES = SMALL * SMALL_SIZE + BIG.length * BIG_SIZE;
-
-async function metric(k: Keepd, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${k.metricsPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.split(' ')[1]) : 0;
-}
 
 describe('restore progress, interrupt and resume over gRPC', () => {
   const tmp = tempDirs();
@@ -117,14 +111,14 @@ describe('restore progress, interrupt and resume over gRPC', () => {
     expect(summary.bytes_incomplete).toBe(BYTES - presentBytes);
 
     // The rerun: only the missing files are written, and only their blobs are read from keepd.
-    const servedBefore = await metric(keepd, 'keep_bytes_served_total');
+    const servedBefore = await keepdMetric(keepd, 'keep_bytes_served_total');
     const again = await runKeep(['restore', 'latest', '--target', target, '--overwrite', 'if-changed', '--json'], env);
     expect(again.code, again.stderr).toBe(0);
     const done = summaryLine(again);
     expect(done.files_restored).toBe(FILES - present.length);
     expect(done.files_skipped).toBe(present.length);
     expect(done.bytes_restored).toBe(BYTES - presentBytes);
-    const served = (await metric(keepd, 'keep_bytes_served_total')) - servedBefore;
+    const served = (await keepdMetric(keepd, 'keep_bytes_served_total')) - servedBefore;
     // The missing bytes (stored incompressible: a little more) and the trees; never the complete files' blobs again.
     expect(served).toBeGreaterThanOrEqual(BYTES - presentBytes);
     expect(served).toBeLessThan(BYTES - presentBytes + 256 * 1024);
