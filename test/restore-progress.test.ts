@@ -70,6 +70,14 @@ describe('restore progress, interrupt and resume over gRPC', () => {
     const summary = summaryLine(r);
     expect(summary.files_restored).toBe(FILES);
     expect(compareTrees(src, restoredPath(target, src))).toEqual([]);
+ 
+    // With --include, the total is what the selection holds, known before the walk reaches it.
+    const some = await runKeep(['restore', 'latest', '--target', path.join(dir, 'some'), '--include', path.join(src, 'small'), '--json'], { ...env, KEEP_NO_PROGRESS: undefined, KEEP_PROGRESS_FPS: '50' });
+    expect(some.code, some.stderr).toBe(0);
+    const someStatus = jsonLines(some).filter((m) => m.message_type === 'status');
+    expect(someStatus.length).toBeGreaterThan(0);
+    for (const s of someStatus) expect([s.total_files, s.total_bytes]).toEqual([SMALL, SMALL * SMALL_SIZE]);
+    expect(someStatus.at(-1).percent_done).toBe(1);
   });
 
   it('stops on SIGINT with exit 130 and what is incomplete; --overwrite if-changed finishes only that, identically', async () => {

@@ -90,8 +90,9 @@ export async function restoreCommand(argv: string[]): Promise<void | number> {
         verify: values.verify,
         onItem: onItem && ((i) => (report.interrupt(), onItem(i))),
         plan: true,
+        // Status from the first line on with the tree-counted total: percent and ETA are never guesses.
+        onPlan: () => report.start(() => r.stats, () => r),
       });
-      report.start(() => r.stats, () => r);
       let st;
       try {
         // Ctrl-C stops cleanly: what is in flight settles, partial files are removed, exit 130 with what is left.

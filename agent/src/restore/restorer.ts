@@ -37,6 +37,8 @@ export interface RestoreOptions {
   onItem?: (item: RestoreItem) => void;
   /** count what is selected from the trees before writing (restore-plan.ts): `plan` is then the total */
   plan?: boolean;
+  /** with `plan`: the count is known (before the first write) */
+  onPlan?: (plan: RestorePlan) => void;
 }
 
 export type { RestoreStats };
@@ -130,7 +132,7 @@ export class Restorer {
     }
     try {
       try {
-        if (this.opts.plan) this.plan = await planRestore(this.trees, root, this.opts.filter);
+        if (this.opts.plan) this.opts.onPlan?.((this.plan = await planRestore(this.trees, root, this.opts.filter)));
         await this.dir(root, target, Buffer.alloc(0), noop, present);
         mark('restore: walk done');
       } catch (e) {
