@@ -108,8 +108,8 @@ export class RestoreProgress {
   }
 
   /**
-   * An interrupted restore (exit 130): its summary message with what is
-   * incomplete, or on a terminal the lines saying so and how to finish it.
+   * An interrupted restore's --json summary (exit 130): the counts so far and
+   * what is incomplete (restore/restore-interrupt.ts), flagged `interrupted`.
    */
   interrupted(snap: Snapshot, target: string, st: RestoreStats, left: RestoreIncomplete) {
     return { ...this.summary(snap, target, st), interrupted: true, ...left };
