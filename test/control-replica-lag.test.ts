@@ -131,6 +131,20 @@ describe('a scheduled sync that fails raises the maintenance alert', () => {
     expect(alerts.active.find((x: any) => x.id === 'maintenance/sync')).toMatchObject({ condition: 'failed', severity: 2 });
   });
 
+  it('check-config names the line of a bad upstream and of an empty list', async () => {
+    const cfg = path.join(tmp.make('keep-replica-sync-cfg-'), 'keepd.yaml');
+    fs.writeFileSync(cfg, `maintenance:\n  sync:\n    schedule: { every: 1h }\n    upstreams:\n      - "http://primary:7420"\n`);
+    const bad = await runKeepd(['check-config', '--config', cfg]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/keepd\.yaml:5: maintenance\.sync\.upstreams\[0\]: must be grpc:\/\/HOST:PORT or grpcs:\/\/HOST:PORT/);
+    fs.writeFileSync(cfg, `maintenance:\n  sync:\n    schedule: { cron: "0 * * * *" }\n    upstreams: []\n`);
+    const empty = await runKeepd(['check-config', '--config', cfg]);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/keepd\.yaml:4: maintenance\.sync\.upstreams: must name at least one upstream/);
+    fs.writeFileSync(cfg, `maintenance:\n  sync:\n    schedule: { every: 15m }\n    upstreams: ["grpcs://primary.example:7420"]\n`);
+    expect(await keepdJson(['check-config', '--config', cfg])).toMatchObject({ ok: true, maintenance: ['sync'] });
+  });
+
   it('keepd serve refuses --upstream together with a sync schedule', async () => {
     const dir = tmp.make('keep-replica-sync-both-');
     const data = path.join(dir, 'data');
