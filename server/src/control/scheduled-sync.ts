@@ -30,7 +30,8 @@ export async function syncUpstreams(repo: Repository, o: ScheduledSyncOptions, c
     const up = new Upstream(location, upstreamToken(), process.env.KEEP_CA, insecureFromEnv());
     try {
       const r = await syncFrom(repo, up, { source: o.source, clock });
-      audit(repo).record('sync', LOCAL, { ...syncFields(r), scheduled: true });
+      // each run is audited as maintenance.*; a pull record only when snapshots moved (as the follower does)
+      if (r.snapshots_synced.length || r.snapshots_failed.length) audit(repo).record('sync', LOCAL, { ...syncFields(r), scheduled: true });
       await reportHoldings(repo, up, r.snapshots_synced).catch((e: Error) => log.warn({ upstream: location, err: e.message }, 'report to upstream failed'));
       synced += r.snapshots_synced.length;
       bytes += r.bytes_fetched;
