@@ -9,67 +9,16 @@
  * requests the receiver accepted (2xx).
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
 import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeepd, startKeepd, Token } from './keepd-harness.js';
+import { Receiver, until } from './webhook-receiver.js';
 
 const PASSWORD = 'alerts passphrase';
 const tmp = tempDirs();
 
-interface Received {
-  path: string;
-  key: string;
-  auth?: string;
-  body: any;
-  status: number;
-}
-
-/** A webhook receiver: answers 200, or 503 while `failing`; records every request. */
-class Receiver {
-  readonly seen: Received[] = [];
-  failing = false;
-  private server?: http.Server;
-  port = 0;
-
-  async listen(port = 0): Promise<void> {
-    this.server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        const status = this.failing ? 503 : 200;
-        this.seen.push({ path: req.url ?? '', key: String(req.headers['idempotency-key']), auth: req.headers.authorization, body: JSON.parse(body), status });
-        res.writeHead(status).end();
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  async close(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((r) => this.server?.close(r));
-  }
-
-  /** Requests accepted (2xx) for a path and key. */
-  accepted(p: string, key: string): Received[] {
-    return this.seen.filter((r) => r.path === p && r.key === key && r.status === 200);
-  }
-}
-
 const PATHS = { hook: '/hook', chat: '/slack', am: '/am/api/v2/alerts' } as const;
-
-async function until<T>(what: string, f: () => T | Promise<T>, timeoutMs = 25_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 describe('alerts reach webhooks once per transition, through receiver outages and keepd restarts', () => {
   const dir = tmp.make('keep-alerts-');

@@ -69,6 +69,10 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
 
   if (o.upstream) parseUpstream(o.upstream, insecureFromEnv()); // refused before anything starts
+  const scheduledSync = o.config?.maintenance?.sync;
+  if (scheduledSync && o.upstream) throw new KeepError('INVALID_ARGUMENT', 'give --upstream (follow continuously) or maintenance.sync in keepd.yaml (pull on a schedule), not both');
+  for (const u of scheduledSync?.upstreams ?? []) parseUpstream(u, insecureFromEnv());
+  const followed = o.upstream ?? scheduledSync?.upstreams[0];
   const space = new StorageSpace(o.data, parseMinFree(o.minFree ?? DEFAULT_MIN_FREE));
   // A full disk fails the write that hit it (RESOURCE_EXHAUSTED); LMDB's copy of that failure must not end keepd.
   surviveLmdbWriteFailures((e) => log.warn({ err: e.message }, 'index write failed'));
@@ -78,7 +82,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   try {
     repo = await Repository.open(o.data, keepdRepoOptions(o.data, { clock }));
     await (async () => {
-      if (o.upstream) markReplica(o.data, o.upstream, clock); // read-only until `keepd promote`; refused once promoted
+      if (followed) markReplica(o.data, followed, clock); // read-only until `keepd promote`; refused once promoted
       await ensureOwnership(repo, log);
     })().catch(async (e) => {
       await repo.close();

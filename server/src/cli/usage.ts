@@ -65,6 +65,7 @@ Serve the repository over gRPC until SIGTERM or SIGINT (then drain and exit 0).
                         commits wait for N replicas
   --insecure            plaintext grpc:// upstream to a host that is not loopback (KEEP_INSECURE=1)
   --config FILE         keepd.yaml: source policies, the watchdog, scheduled maintenance
+                        (forget+prune, check; sync: a replica pulling on a schedule, not --upstream)
   --audit-retention D   keep audit records this long (default 400d; 52w, 36h also; a month's segment at a time)`,
   'check-config': `usage: keepd check-config [--config FILE] [--json]
 

@@ -5,6 +5,7 @@ import { replicationDb } from '../sync/pull.js';
 import { keepdRepoOptions } from '../data-lock.js';
 import { WatchStore } from '../control/watch-store.js';
 import { checkSummary } from '../control/status-check.js';
+import { replicaLags } from '../control/watchdog.js';
 
 export interface SourceStatus {
   source: string;
@@ -72,10 +73,10 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
       // 'error': the last pull failed; 'late': behind by more than the strictest RPO here.
       state: value.last_error && (!value.last_success || value.last_success < value.last_attempt) ? 'error' : Number.isFinite(strictest) && value.lag_s > strictest ? 'late' : 'ok',
     }));
-    // Replicas as the primary sees them, from their reports: lag = our newest snapshot - theirs.
-    const newest = repo.snapshots().reduce((t, x) => (x.time > t ? x.time : t), '');
+    // Replicas as the primary sees them, from their reports: lag as the watchdog judges it (control/watchdog.ts).
+    const lags = new Map(replicaLags(repo, new ReplicaRegistry(repo, clock), clock.now()).map((r) => [r.replica_id, r.lag_ms / 1000]));
     const replicas = new ReplicaRegistry(repo, clock).list().map((r) => {
-      const lag = newest && (!r.newest_time || r.newest_time < newest) ? (Date.parse(newest) - (r.newest_time ? Date.parse(r.newest_time) : 0)) / 1000 : 0;
+      const lag = lags.get(r.replica_id) ?? 0;
       return {
         replica_id: r.replica_id,
         token_id: r.token_id ?? null,

@@ -97,6 +97,18 @@ export const keepdConfigSchema = v.strictObject({
     v.strictObject({
       forget_prune: v.optional(v.strictObject({ schedule })),
       check: v.optional(v.strictObject({ schedule, read_data_subset: v.optional(percent) })),
+      /** a replica pulling from its upstreams on a schedule, inside keepd serve (instead of --upstream's continuous following) */
+      sync: v.optional(
+        v.strictObject({
+          schedule,
+          upstreams: v.pipe(
+            v.array(v.pipe(v.string('must be grpc://HOST:PORT or grpcs://HOST:PORT'), v.regex(/^grpcs?:\/\/[^/\s]+$/, 'must be grpc://HOST:PORT or grpcs://HOST:PORT')), 'must be a list of upstream keepd addresses'),
+            v.minLength(1, 'must name at least one upstream'),
+          ),
+          /** only this source's snapshots (default: all) */
+          source: v.optional(v.pipe(v.string(), v.minLength(1, 'must not be empty'))),
+        }),
+      ),
     }),
   ),
   alerts: v.optional(alertsSchema),

@@ -1,4 +1,4 @@
-import { recordedTime, Repository, spaceOf } from '@keep/core';
+import { Clock, recordedTime, Repository, spaceOf } from '@keep/core';
 import type { Metrics, Sample } from '../metrics.js';
 import type { ReplicaRegistry } from '../replicas.js';
 import type { RunReportStore } from '../run-reports.js';
@@ -17,7 +17,7 @@ export const SOURCE_STATES = ['ok', 'late', 'missed', 'failing', 'unknown'] as c
  * at scrape time: counters come from the run summaries' totals, so a keepd
  * restart does not reset them.
  */
-export function registerControlMetrics(m: Metrics, o: { repo: Repository; runs: RunReportStore; replicas: ReplicaRegistry; watchdog: Watchdog; store: WatchStore; data: string }): void {
+export function registerControlMetrics(m: Metrics, o: { repo: Repository; runs: RunReportStore; replicas: ReplicaRegistry; watchdog: Watchdog; store: WatchStore; data: string; clock: Clock }): void {
   m.family('keep_source_last_success_timestamp_seconds', 'Server time of the newest snapshot of each source', 'gauge', () => {
     const newest = new Map<string, number>();
     for (const s of o.repo.snapshots()) newest.set(s.source, Math.max(newest.get(s.source) ?? 0, recordedTime(s)));
@@ -35,8 +35,8 @@ export function registerControlMetrics(m: Metrics, o: { repo: Repository; runs: 
       { labels: { source: r.source, result: 'failure' }, value: r.runs_failure },
     ]),
   );
-  m.family('keep_replica_lag_seconds', "How far each replica's newest snapshot is behind this repository's", 'gauge', () =>
-    replicaLags(o.repo, o.replicas).map((r) => ({ labels: { replica: r.replica_id }, value: r.lag_ms / 1000 })),
+  m.family('keep_replica_lag_seconds', "How long the oldest snapshot each replica lacks has been here (0: it holds them all)", 'gauge', () =>
+    replicaLags(o.repo, o.replicas, o.clock.now()).map((r) => ({ labels: { replica: r.replica_id }, value: r.lag_ms / 1000 })),
   );
   m.gauge('keep_storage_days_to_full', 'Days until the data directory is full at the growth observed over the last week (+Inf: not growing)', () => {
     const held = o.store.held().find((h) => h.kind === 'storage');

@@ -5,9 +5,10 @@ import type { Logger } from '../log.js';
 import type { KeepdConfig } from './config.js';
 import type { ScheduleInput } from './config-schema.js';
 import { matchPolicy, policyFor } from './policies.js';
+import { syncUpstreams } from './scheduled-sync.js';
 import type { MaintenanceRun, WatchStore } from './watch-store.js';
 
-export const MAINTENANCE_TASKS = ['forget_prune', 'check'] as const;
+export const MAINTENANCE_TASKS = ['forget_prune', 'check', 'sync'] as const;
 export type MaintenanceTask = (typeof MAINTENANCE_TASKS)[number];
 
 /** The next run after `now` (keepd's clock, ms). */
@@ -17,8 +18,9 @@ export function nextRunAt(s: ScheduleInput, now: number): number {
 
 /**
  * Scheduled maintenance inside keepd: forget (each configured source's
- * retention, core's forget engine) then prune, and `check` with a read
- * subset, on keepd's clock. Each run is recorded in state.mdb with its
+ * retention, core's forget engine) then prune, `check` with a read subset,
+ * and a replica's `sync` from its upstreams (scheduled-sync.ts), on keepd's
+ * clock. Each run is recorded in state.mdb with its
  * outcome; the watchdog turns a failed one into a critical condition.
  */
 export class Maintenance {
@@ -71,7 +73,7 @@ export class Maintenance {
     const start = this.clock.now();
     let run: MaintenanceRun;
     try {
-      const result = task === 'forget_prune' ? await this.forgetPrune() : await this.check();
+      const result = await this.perform(task);
       run = { task, start_ms: start, end_ms: this.clock.now(), outcome: 'success', result };
     } catch (e) {
       run = { task, start_ms: start, end_ms: this.clock.now(), outcome: 'failure', error: (e as Error).message };
@@ -81,6 +83,12 @@ export class Maintenance {
     if (run.outcome === 'failure') this.log.error({ task, err: run.error }, 'maintenance failed');
     else this.log.info({ task, ...run.result }, 'maintenance done');
     return run;
+  }
+
+  private perform(task: MaintenanceTask): Promise<Record<string, unknown>> {
+    if (task === 'forget_prune') return this.forgetPrune();
+    if (task === 'check') return this.check();
+    return syncUpstreams(this.repo, this.config.maintenance!.sync!, this.clock, this.log);
   }
 
   /** Sources with a retention in the config are forgotten by it; the others are left alone. Then prune. */

@@ -105,7 +105,7 @@ export class Watchdog extends EventEmitter {
       );
     }
     const strictest = Math.min(...policies.map((p) => p.rpoMs ?? Infinity));
-    for (const r of replicaLags(repo, this.d.replicas)) out.push(replicaCondition(r.replica_id, r.lag_ms, Number.isFinite(strictest) ? strictest : undefined));
+    for (const r of replicaLags(repo, this.d.replicas, now)) out.push(replicaCondition(r.replica_id, r.lag_ms, Number.isFinite(strictest) ? strictest : undefined));
     const { free, total } = spaceOf(this.d.data);
     const rate = await this.d.store.sampleUsage(now, total - free);
     out.push(storageCondition({ free, reserve: this.d.space.reserveOf(total), daysToFull: daysToFull(free, rate), warnDays: config.watchdog?.storage_warn_days ?? 7 }));
@@ -145,11 +145,17 @@ export class Watchdog extends EventEmitter {
   }
 }
 
-/** Replicas as the primary sees them: lag = our newest snapshot's time - the newest they reported. */
-export function replicaLags(repo: Repository, replicas: ReplicaRegistry): { replica_id: string; lag_ms: number }[] {
-  const newest = repo.snapshots().reduce((t, x) => (x.time > t ? x.time : t), '');
-  return replicas.list().map((r) => ({
-    replica_id: r.replica_id,
-    lag_ms: newest && (!r.newest_time || r.newest_time < newest) ? Date.parse(newest) - (r.newest_time ? Date.parse(r.newest_time) : 0) : 0,
-  }));
+/**
+ * Replicas as the primary sees them. A replica's lag is how long the oldest
+ * snapshot it lacks (one newer than the newest it reported) has been here,
+ * by the time this repository recorded it: 0 when it holds everything, and
+ * growing while it stops syncing, so a replica that falls behind crosses the
+ * RPO even when no further backup arrives.
+ */
+export function replicaLags(repo: Repository, replicas: ReplicaRegistry, now: number): { replica_id: string; lag_ms: number }[] {
+  const snaps = repo.snapshots();
+  return replicas.list().map((r) => {
+    const lacking = snaps.filter((s) => !r.newest_time || s.time > r.newest_time).map(recordedTime);
+    return { replica_id: r.replica_id, lag_ms: lacking.length ? Math.max(0, now - Math.min(...lacking)) : 0 };
+  });
 }

@@ -1,0 +1,57 @@
+/**
+ * A real HTTP webhook receiver in the test process (alerts, replica lag,
+ * storage alerts): answers 200, or 503 while `failing`; records every
+ * request with its Idempotency-Key. Plus `until`, polling a condition.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Received {
+  path: string;
+  key: string;
+  auth?: string;
+  body: any;
+  status: number;
+}
+
+export class Receiver {
+  readonly seen: Received[] = [];
+  failing = false;
+  private server?: http.Server;
+  port = 0;
+
+  async listen(port = 0): Promise<void> {
+    this.server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const status = this.failing ? 503 : 200;
+        this.seen.push({ path: req.url ?? '', key: String(req.headers['idempotency-key']), auth: req.headers.authorization, body: JSON.parse(body), status });
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((r) => this.server?.close(r));
+  }
+
+  /** Requests accepted (2xx) for a path and key. */
+  accepted(p: string, key: string): Received[] {
+    return this.seen.filter((r) => r.path === p && r.key === key && r.status === 200);
+  }
+}
+
+/** Poll `f` until it gives something truthy; throws naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, f: () => T | Promise<T>, timeoutMs = 25_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
