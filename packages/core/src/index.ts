@@ -56,3 +56,4 @@ export * from './config-source.js';
 export * from './duration.js';
 export * from './config-schema-parts.js';
 export { PlannedRuns } from './planned-runs.js';
+export * from './keepd-report-format.js';
