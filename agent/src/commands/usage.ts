@@ -290,26 +290,19 @@ keepd check over gRPC: verify the repository without a key. Exit 4 when damage i
   --read-data-subset PCT%  read this share of the packs`,
   'admin token': `usage: keep admin token create|list|revoke [options] [--json]
 
-keepd's access tokens over gRPC (keep admin token create --help).`,
-  'admin token create': `usage: keep admin token create --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
-
-Create a token on keepd and print it, once, on stdout (keepd keeps only its hash).
-  --role R              agent, admin or replica
-  --source NAME         a source an agent token may back up and read (repeatable)
-  --all-sources         every source, present and future
-  --dedup source|repository   deduplicate against the source's own blobs (default) or the whole repository`,
-  'admin token list': `usage: keep admin token list [--json]
-
-keepd's tokens: id, role, sources, dedup scope, revoked (never hashes or secrets).`,
-  'admin token revoke': `usage: keep admin token revoke ID [--json]
-
-Revoke a token; its open calls end at their next request.`,
+keepd's access tokens over gRPC.
+  keep admin token create --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
+      create a token on keepd and print it, once, on stdout (keepd keeps only its hash)
+      --role R              agent, admin or replica
+      --source NAME         a source an agent token may back up and read (repeatable)
+      --all-sources         every source, present and future
+      --dedup source|repository   deduplicate against the source's own blobs (default) or the whole repository
+  keep admin token list       id, role, sources, dedup scope, revoked (never hashes or secrets)
+  keep admin token revoke ID  revoke a token; its open calls end at their next request`,
   'admin audit': `usage: keep admin audit list [--since TIME] [--source S] [--event E] [--json]
 
-keepd's audit log over gRPC (keepd audit verify runs on the server).`,
-  'admin audit list': `usage: keep admin audit list [--since TIME] [--source S] [--event E] [--json]
-
-The audit records, oldest first, as keepd audit list prints them.
+keepd's audit records over gRPC, oldest first, as keepd audit list prints them
+(keepd audit verify runs on the server).
   --since TIME          from this time (2026-12-01, RFC 3339) or age (7d, 12h, 30m) by keepd's clock
   --source S            only records about source S
   --event E             only this event (token.create) or family (token, admin)`,
