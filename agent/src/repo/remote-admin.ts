@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { CheckReport, ForgetOptions, ForgetResult, KeepError, PruneReport } from '@keep/core';
+import { CheckReport, ForgetOptions, ForgetResult, KeepError, PruneReport, TokenView } from '@keep/core';
 import {
   CheckRequestSchema,
   CheckResponse,
@@ -24,16 +24,7 @@ import { connect, repoLocation } from './open.js';
 import { RemoteConnection } from './remote.js';
 
 /** A token as `keepd token list --json` shows it: grants, never the hash. */
-export interface TokenRow {
-  id: string;
-  role: string;
-  sources: string[];
-  dedup: string;
-  created: number;
-  revoked?: boolean;
-}
-
-function tokenRow(w: TokenRecord): TokenRow {
+function tokenRow(w: TokenRecord): TokenView {
   return { id: w.id, role: w.role, sources: [...w.sources], dedup: w.dedup, created: Number(w.createdMs), ...(w.revoked ? { revoked: true } : {}) };
 }
 
@@ -96,12 +87,12 @@ export class AdminClient {
     return parsed((await this.call<PruneResponse>('prune', create(PruneRequestSchema, { dryRun: o.dryRun, repackBelow: o.repackBelow }))).reportJson, 'a prune report');
   }
 
-  async tokens(): Promise<TokenRow[]> {
+  async tokens(): Promise<TokenView[]> {
     return (await this.call<ListTokensResponse>('listTokens', create(ListTokensRequestSchema, {}))).tokens.map(tokenRow);
   }
 
   /** The new token (shown once by the caller) and its grants. */
-  async createToken(o: { role: string; sources: string[]; allSources: boolean; dedup?: string }): Promise<{ token: string; record: TokenRow }> {
+  async createToken(o: { role: string; sources: string[]; allSources: boolean; dedup?: string }): Promise<{ token: string; record: TokenView }> {
     const r = await this.call<CreateTokenResponse>('createToken', create(CreateTokenRequestSchema, { role: o.role, sources: o.sources, allSources: o.allSources, dedup: o.dedup ?? '' }));
     if (!r.record) throw new KeepError('INTERNAL', 'keepd created a token without its record');
     return { token: r.token, record: tokenRow(r.record) };

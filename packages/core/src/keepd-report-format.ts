@@ -146,11 +146,15 @@ export function formatTokens(rows: TokenView[]): string {
 /** An audit record as `keepd audit list` shows it: seq, time, event, who, source, fields. */
 export interface AuditView {
   seq: number;
+  /** keepd's clock, RFC 3339 UTC */
   time: string;
   event: string;
+  /** the token's id (never the token) or null for the server's own shell */
   token: string | null;
+  /** the caller's address without its port ("local" for keepd's own commands) */
   peer: string | null;
   source: string | null;
+  /** counts, flags, ids and short names */
   fields: Record<string, number | boolean | string | string[]>;
 }
 
