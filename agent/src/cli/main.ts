@@ -1,4 +1,5 @@
 import { EXIT, exitOnInterrupt, formatVersionReport, helpFor, KeepError, reportExitError, surviveLmdbWriteFailures, versionReport } from '@keep/core';
+import { adminCommand } from '../commands/admin.js';
 import { agentCommand } from '../commands/agent.js';
 import { backupCommand } from '../commands/backup.js';
 import { catCommand } from '../commands/cat.js';
@@ -49,6 +50,7 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   pg: pgCommand,
   version: versionCommand,
   agent: agentCommand,
+  admin: adminCommand,
 };
 
 async function main(argv: string[]): Promise<void | number> {

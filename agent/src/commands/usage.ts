@@ -34,6 +34,8 @@ usage: keep [global flags] COMMAND [options]      (keep COMMAND --help for one c
   check                      verify the repository
   key add|list|remove|passwd manage passphrases
   agent run|check-config|status|install   the resident service: jobs on schedules from /etc/keep/agent.yaml
+  admin SUBCOMMAND           administer a keepd over gRPC with an admin token (status, alerts, forget, prune,
+                             check, token, audit list): no shell on the repository server needed
   pg SUBCOMMAND              PostgreSQL base backups, WAL archiving, point-in-time restore
   version                    keep's version, the repository formats it reads and writes (also --version)
   help [COMMAND]             this text, or one command's
@@ -253,6 +255,61 @@ ${PG_ENV}`,
 Base backups, archived WAL and the recovery window.
 
 ${PG_ENV}`,
+  admin: `usage: keep admin status|alerts|forget|prune|check|token|audit list [options] [--json]
+
+keepd's own commands run over gRPC on the keepd in KEEP_REPO (grpc:// or grpcs://), with an admin
+token (--token-file, KEEP_TOKEN_FILE or KEEP_TOKEN); no passphrase needed. Each prints what its
+keepd counterpart prints (--json: the same JSON); keepd audits every call with the token id and
+peer address. Another token is refused (PERMISSION_DENIED, exit 1).
+  keep admin status [--check]        keepd status
+  keep admin alerts                  keepd alerts
+  keep admin forget [policy] ...     keepd forget (with --prune: then collect garbage)
+  keep admin prune [--dry-run] ...   keepd prune
+  keep admin check [--read-data | --read-data-subset PCT%]   keepd check
+  keep admin token create|list|revoke                         keepd token
+  keep admin audit list [--since T] [--source S] [--event E]  keepd audit list`,
+  'admin status': `usage: keep admin status [--check] [--json]
+
+keepd status over gRPC: per source its newest snapshot and age against the RPO, agents' runs,
+replicas, and the watchdog's states.
+  --check   one line and monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+            (no keepd watching, or keepd could not be asked)`,
+  'admin alerts': `usage: keep admin alerts [--json]
+
+keepd alerts over gRPC: the firing alerts, then recently resolved ones, with their deliveries.`,
+  'admin forget': `usage: keep admin forget [policy] [--group-by LIST] [--source N] [--tier T] [--dry-run] [--prune]
+
+keepd forget over gRPC: remove snapshots a retention policy does not keep (a dry run is audited
+too); --prune then collects garbage. Prints keepd forget's report, not restic's (no key here).
+${FORGET_POLICY_USAGE}`,
+  'admin prune': `usage: keep admin prune [--dry-run] [--repack-below FRACTION] [--json]
+
+keepd prune over gRPC: collect garbage and repack; backups keep running.
+  --dry-run             show what would be removed
+  --repack-below F      repack packs whose live share is below F (default 0.5)`,
+  'admin check': `usage: keep admin check [--read-data | --read-data-subset PCT%] [--json]
+
+keepd check over gRPC: verify the repository without a key. Exit 4 when damage is found.
+  --read-data              read every pack
+  --read-data-subset PCT%  read this share of the packs`,
+  'admin token': `usage: keep admin token create|list|revoke [options] [--json]
+
+keepd's access tokens over gRPC.
+  keep admin token create --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
+      create a token on keepd and print it, once, on stdout (keepd keeps only its hash)
+      --role R              agent, admin or replica
+      --source NAME         a source an agent token may back up and read (repeatable)
+      --all-sources         every source, present and future
+      --dedup source|repository   deduplicate against the source's own blobs (default) or the whole repository
+  keep admin token list       id, role, sources, dedup scope, revoked (never hashes or secrets)
+  keep admin token revoke ID  revoke a token; its open calls end at their next request`,
+  'admin audit': `usage: keep admin audit list [--since TIME] [--source S] [--event E] [--json]
+
+keepd's audit records over gRPC, oldest first, as keepd audit list prints them
+(keepd audit verify runs on the server).
+  --since TIME          from this time (2026-12-01, RFC 3339) or age (7d, 12h, 30m) by keepd's clock
+  --source S            only records about source S
+  --event E             only this event (token.create) or family (token, admin)`,
   agent: `usage: keep agent run|check-config|status|install [--config FILE]
 
 The resident agent: runs the config's jobs on their schedules (keep agent run --help).

@@ -57,3 +57,4 @@ export * from './duration.js';
 export * from './config-schema-parts.js';
 export { PlannedRuns } from './planned-runs.js';
 export { pausePoint } from './test-pause.js';
+export * from './keepd-report-format.js';

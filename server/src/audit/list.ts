@@ -34,8 +34,5 @@ export function listAudit(data: string, f: AuditFilter = {}): AuditRecord[] {
   return out;
 }
 
-/** One line for people: seq, time, event, who, source, fields. */
-export function formatAuditRecord(r: AuditRecord): string {
-  const fields = Object.entries(r.fields).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : v}`);
-  return [String(r.seq).padStart(6), r.time, r.event.padEnd(16), `token=${r.token ?? '-'}`, `peer=${r.peer ?? '-'}`, `source=${r.source ?? '-'}`, ...fields].join('  ');
-}
+/** One line for people: shared with `keep admin audit list` (core keepd-report-format.ts). */
+export { formatAuditRecord } from '@keep/core';

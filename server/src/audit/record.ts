@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { AUDIT_FILES } from '@keep/core';
+import { AUDIT_FILES, AuditView } from '@keep/core';
 
 /**
  * One audit record, the layout of a line in audit/audit-<seq>.jsonl:
@@ -13,19 +13,12 @@ import { AUDIT_FILES } from '@keep/core';
  * also across segments. SHA-256 rather than core's BLAKE3 so anyone can
  * re-check a chain with standard tools. Fields hold counts, ids and names
  * of sources and tokens only: never file names, paths inside snapshots,
- * agents' error texts or secrets (the hooks pass nothing else).
+ * agents' error texts or secrets (the hooks pass nothing else). The fields
+ * people see are core's AuditView (keepd-report-format.ts), shared with
+ * `keep admin audit list`.
  */
-export interface AuditRecord {
+export interface AuditRecord extends AuditView {
   v: number;
-  seq: number;
-  /** keepd's clock, RFC 3339 UTC */
-  time: string;
-  event: string;
-  /** the token's id (never the token) or null for the server's own shell */
-  token: string | null;
-  /** the caller's address without its port ("local" for keepd's own commands) */
-  peer: string | null;
-  source: string | null;
   fields: AuditFields;
   prev: string;
   hash: string;

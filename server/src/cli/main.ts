@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatInstall, installJson, exitOnInterrupt, formatVersionReport, groupLabel, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
-import { Role, TokenStore } from '../auth/tokens.js';
+import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatAlerts, formatInstall, formatKeepdCheck, formatKeepdForget, formatPrune, formatStatus, formatTokens, installJson, exitOnInterrupt, formatVersionReport, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
+import { TokenStore } from '../auth/tokens.js';
+import { checkTokenRequest } from '../auth/token-request.js';
 import { checkFailure, runCheck } from '../commands/check.js';
 import { salvageCopies } from '../commands/salvage-copies.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
@@ -20,6 +21,11 @@ import { auditedPrune } from '../audit/events.js';
 import { formatAuditRecord, listAudit, parseSince } from '../audit/list.js';
 import { DEFAULT_AUDIT_RETENTION, parseAuditRetention } from '../audit/retention.js';
 import { auditDamage, formatVerify, verifyAudit } from '../audit/verify.js';
+
+/** Lines of a report, or nothing when it has none. */
+function printText(text: string): void {
+  if (text) console.log(text);
+}
 
 function out(json: boolean | undefined, value: unknown, human: () => void): void {
   if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -104,19 +110,13 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     await Repository.using(a.data, async (repo) => {
       const store = new TokenStore(repo);
       if (sub === 'create') {
-        if (!a.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica');
-        const dedup = (a.dedup as string | undefined) ?? 'source';
-        if (dedup !== 'source' && dedup !== 'repository') throw new KeepError('INVALID_ARGUMENT', '--dedup takes source or repository');
-        const sources = (a.source as string[] | undefined) ?? [];
-        // An agent token for every source must be asked for: forgetting --source must not grant them all.
-        if (a.role === 'agent' && sources.length === 0 && !a['all-sources']) throw new KeepError('INVALID_ARGUMENT', 'an agent token needs --source NAME (repeatable) or --all-sources (every source, present and future)');
-        if (sources.length > 0 && a['all-sources']) throw new KeepError('INVALID_ARGUMENT', '--source and --all-sources exclude each other');
-        const { token, record } = await store.create(a.role as Role, { sources, dedup });
+        const grant = checkTokenRequest({ role: a.role as string | undefined, sources: (a.source as string[] | undefined) ?? [], allSources: Boolean(a['all-sources']), dedup: a.dedup as string | undefined });
+        const { token, record } = await store.create(grant.role, grant);
         // The token is shown once, here; the server keeps only its hash.
         out(a.json, { token, id: record.id, role: record.role, sources: record.sources, dedup: record.dedup }, () => console.log(token));
       } else if (sub === 'list') {
         const rows = store.list().map(({ hash: _hash, ...r }) => r);
-        out(a.json, rows, () => rows.forEach((r) => console.log(`${r.id}  ${r.role.padEnd(7)}  ${r.sources.join(',') || '*'}  dedup=${r.dedup}${r.revoked ? '  revoked' : ''}`)));
+        out(a.json, rows, () => printText(formatTokens(rows)));
       } else if (sub === 'revoke') {
         const id = a.positionals[0];
         if (!id) throw new KeepError('INVALID_ARGUMENT', 'usage: keepd token revoke ID --data DIR');
@@ -138,12 +138,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const subset = typeof subsetArg === 'string' ? Number(subsetArg.replace(/%$/, '')) : undefined;
     if (subset !== undefined && !(subset > 0 && subset <= 100)) throw new KeepError('INVALID_ARGUMENT', '--read-data-subset takes a percentage in (0, 100]');
     const r = await runCheck({ data: a.data, readData: Boolean(a['read-data']), readDataSubset: subset });
-    out(a.json, r, () => {
-      console.log(`checked ${r.snapshots} snapshots, ${r.packs} packs, ${r.blobs} blobs; read ${r.blobs_read} blobs (${r.bytes_read} bytes)`);
-      for (const e of r.errors) console.log(`error: ${e}`);
-      if (r.orphan_packs.length) console.log(`${r.orphan_packs.length} pack(s) not in the index (prune removes them)`);
-      if (r.unfinished_packs) console.log(`${r.unfinished_packs} unfinished pack(s) in tmp/ (left by an interrupted write)`);
-    });
+    out(a.json, r, () => console.log(formatKeepdCheck(r)));
     if (!r.ok) throw checkFailure(r.errors);
   },
   async forget(argv) {
@@ -156,16 +151,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       dryRun: Boolean(a['dry-run']),
     });
     const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => auditedPrune(repo), keepdRepoOptions(a.data)) : undefined;
-    out(a.json, pruned ? { ...r, prune: pruned } : r, () => {
-      for (const g of r.groups) {
-        console.log(`${g.source !== undefined ? 'source ' : ''}${groupLabel(g.key)}: ${g.policy}`);
-        for (const s of g.snapshots) console.log(`  ${s.keep ? 'keep  ' : 'remove'} ${s.id.slice(0, 8)} ${s.time}  ${s.reasons.join(', ')}`);
-        console.log(`  ${a['dry-run'] ? 'would remove' : 'removed'} ${g.removed.length} snapshot(s)`);
-        if (g.wal) console.log(`  WAL: ${a['dry-run'] ? 'would remove' : 'removed'} ${g.wal.removed.length} of ${g.wal.files} file(s)${g.wal.cutoffs.length ? ` older than ${g.wal.cutoffs.map((c) => c.start_wal).join(', ')}` : ''}${g.wal.note ? ` (${g.wal.note})` : ''}`);
-      }
-      for (const s of r.skipped) console.log(`${s}: no policy (give --keep-* flags or --tier, or back it up with --tier); left alone`);
-      if (pruned) console.log(`prune: removed ${pruned.blobs_removed} blobs, ${pruned.bytes_before - pruned.bytes_after} bytes freed`);
-    });
+    const report = pruned ? { ...r, prune: pruned } : r;
+    out(a.json, report, () => printText(formatKeepdForget(report, Boolean(a['dry-run']))));
     if (r.groups.length === 0 && r.skipped.length) throw new KeepError('INVALID_ARGUMENT', 'no retention policy: give --keep-last/--keep-daily/... or --tier');
   },
   async prune(argv) {
@@ -173,12 +160,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
     if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
     const r = await Repository.using(a.data, (repo) => auditedPrune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }), keepdRepoOptions(a.data));
-    out(a.json, r, () =>
-      console.log(
-        `${r.dry_run ? 'would remove' : 'removed'} ${r.blobs_removed} of ${r.blobs_before} blobs (${r.bytes_removed} bytes); ${r.blobs_kept_recent} unreferenced but recent kept; ` +
-          `${r.packs_deleted} packs deleted, ${r.packs_repacked} repacked; ${r.bytes_before} -> ${r.bytes_after} bytes in ${r.duration_s.toFixed(2)} s`,
-      ),
-    );
+    out(a.json, r, () => console.log(formatPrune(r)));
   },
   async sync(argv) {
     const a = args(argv, { from: { type: 'string' }, source: { type: 'string' }, insecure: { type: 'boolean' } });
@@ -225,31 +207,12 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       process.exitCode = s.watchdog.check.code;
       return;
     }
-    out(a.json, s, () => {
-      console.log(`repository ${s.repository}: ${s.snapshots} snapshots, ${s.blobs} blobs in ${s.packs} packs`);
-      for (const x of s.sources) {
-        console.log(`${x.source.padEnd(20)} ${x.last_snapshot.slice(0, 8)} ${x.last_time}  age ${x.age_s}s  tier ${x.tier ?? '-'}  RPO ${x.rpo_state}`);
-        if (x.pitr) console.log(`${''.padEnd(20)} PITR ${x.pitr.from ?? '-'} .. ${x.pitr.to ?? '-'}  (${x.pitr.base_backups} base backups, ${x.pitr.wal_files} WAL files${x.pitr.gaps.length ? `, ${x.pitr.gaps.reduce((n, g) => n + g.count, 0)} segment(s) missing` : ''})`);
-      }
-      if (s.runs.length) console.log('agent runs (as reported; keepd times):');
-      for (const r of s.runs) {
-        const failing = r.consecutive_failures ? `  ${r.consecutive_failures} consecutive failure(s), last ${r.last_failure} (${r.last_error_class ?? '-'})` : '';
-        console.log(`${r.source.padEnd(20)} last ${r.last_result} ${r.last_run} (job ${r.last_job})${failing}  ${r.runs_success} ok / ${r.runs_failure} failed`);
-      }
-      console.log(`watchdog: ${s.watchdog.check.line}`);
-      for (const w of s.watchdog.states) console.log(`  ${w.kind.padEnd(11)} ${w.name.padEnd(20)} ${w.state.padEnd(8)} since ${w.since}`);
-    });
+    out(a.json, s, () => console.log(formatStatus(s)));
   },
   async alerts(argv) {
     const a = args(argv);
     const r = await Repository.using(a.data, async (repo) => alertsReport(repo), keepdRepoOptions(a.data));
-    out(a.json, r, () => {
-      if (!r.active.length) console.log('no active alerts');
-      for (const x of [...r.active, ...r.recent]) {
-        console.log(`${x.state.padEnd(8)} ${x.id.padEnd(28)} ${x.condition.padEnd(8)} since ${x.started}${x.resolved ? `  resolved ${x.resolved}` : ''}`);
-        for (const d of x.deliveries) console.log(`  ${d.receiver.padEnd(16)} ${d.idempotency_key.padEnd(32)} ${d.delivery}${d.delivery === 'pending' ? ` (${d.attempts} attempt(s), next ${d.next_attempt}${d.last_error ? `, ${d.last_error}` : ''})` : ''}`);
-      }
-    });
+    out(a.json, r, () => console.log(formatAlerts(r)));
   },
   async 'check-config'(argv) {
     const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, json: { type: 'boolean' } }, strict: true });

@@ -1,5 +1,6 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { rpcCalls, ServiceDeps } from './call.js';
+import { adminHandlers } from './handlers/admin.js';
 import { keyHandlers } from './handlers/keys.js';
 import { readHandlers } from './handlers/reads.js';
 import { replicationHandlers } from './handlers/replication.js';
@@ -23,5 +24,6 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     ...replicationHandlers(rpc),
     ...retentionHandlers(rpc),
     ...runHandlers(rpc),
+    ...adminHandlers(rpc),
   };
 }

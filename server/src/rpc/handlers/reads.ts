@@ -78,8 +78,9 @@ export function readHandlers(rpc: RpcCalls) {
       audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: !call.cancelled });
     }),
 
-    check: rpc.unary('Check', ['admin'], async (req: { readData: boolean; readDataSubset: number }) => {
+    check: rpc.unary('Check', ['admin'], async (req: { readData: boolean; readDataSubset: number }, p) => {
       const report = await d.repo.check({ readData: req.readData, readDataSubset: req.readDataSubset || undefined });
+      audit(d.repo).record('check', p, { ok: report.ok, errors: report.errors.length, blobs_read: report.blobs_read, ...(req.readData ? { read_data: true } : {}), ...(req.readDataSubset ? { read_data_subset: req.readDataSubset } : {}) });
       return create(CheckResponseSchema, { reportJson: JSON.stringify(report) });
     }),
 

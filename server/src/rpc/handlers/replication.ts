@@ -3,6 +3,7 @@ import { KeepError } from '@keep/core';
 import { ListTokensResponseSchema, ReportReplicaResponseSchema, WatchCommitsResponseSchema } from '@keep/proto';
 import { tokenToWire } from '../../sync/tokens.js';
 import { RpcCalls } from '../call.js';
+import { audit } from '../../audit/log.js';
 import { toStatus } from '@keep/proto';
 
 /** What replicas call on their primary: WatchCommits, ReportReplica, ListTokens. */
@@ -37,6 +38,11 @@ export function replicationHandlers(rpc: RpcCalls) {
       return create(ReportReplicaResponseSchema, {});
     }),
 
-    listTokens: rpc.unary('ListTokens', ['replica', 'admin'], () => create(ListTokensResponseSchema, { tokens: d.tokens.list().map(tokenToWire) })),
+    listTokens: rpc.unary('ListTokens', ['replica', 'admin'], (_req: unknown, p) => {
+      const tokens = d.tokens.list();
+      // An admin's listing is audited (`keep admin token list`); a replica's, on every pull, is not.
+      if (p.role === 'admin') audit(d.repo).record('admin.token.list', p, { tokens: tokens.length });
+      return create(ListTokensResponseSchema, { tokens: tokens.map(tokenToWire) });
+    }),
   };
 }

@@ -27,7 +27,8 @@ export function retentionHandlers(rpc: RpcCalls) {
       const removed = result.groups.reduce((n, g) => n + g.removed.length + (g.wal?.removed.length ?? 0), 0);
       if (!req.dryRun && removed) d.log.info({ removed }, 'snapshots forgotten');
       // The engine `keepd prune` runs; open sessions' blobs are protected as they are from a prune beside keepd.
-      if (!req.dryRun) audit(d.repo).record('forget', p, forgetFields(result));
+      // A dry run is audited too (an admin's remote call), marked as one.
+      audit(d.repo).record('forget', p, { ...forgetFields(result), ...(req.dryRun ? { dry_run: true } : {}) });
       if (req.prune && !req.dryRun) result.prune = await prune(d.repo);
       if (result.prune) audit(d.repo).record('prune', p, pruneFields(result.prune));
       return create(ForgetResponseSchema, { reportJson: JSON.stringify(result) });

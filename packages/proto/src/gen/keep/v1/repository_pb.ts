@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keep/v1/repository.proto.
  */
 export const file_keep_v1_repository: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEigQIKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzEgsKA21hYxgKIAEoCRITCgtzZXJ2ZXJfdGltZRgLIAEoCRITCgtwYXRoc19ncm91cBgMIAEoCRITCgtzZWFsZWRfbWV0YRgNIAEoCRIQCghvcmlnaW5hbBgOIAEoCSJICg1Db21taXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90IjUKDkNvbW1pdFJlc3BvbnNlEiMKCHNuYXBzaG90GAEgASgLMhEua2VlcC52MS5TbmFwc2hvdCIpChNDbG9zZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFgoUQ2xvc2VTZXNzaW9uUmVzcG9uc2UiJgoUTGlzdFNuYXBzaG90c1JlcXVlc3QSDgoGc291cmNlGAEgASgJIj0KFUxpc3RTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IkoKEFJlYWRCbG9ic1JlcXVlc3QSCwoDaWRzGAEgAygMEhkKEW1heF9tZXNzYWdlX2J5dGVzGAIgASgNEg4KBnNvdXJjZRgDIAEoCSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UiEwoRTGlzdFRva2Vuc1JlcXVlc3QiegoLVG9rZW5SZWNvcmQSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIPCgdzb3VyY2VzGAMgAygJEg0KBWRlZHVwGAQgASgJEhIKCmNyZWF0ZWRfbXMYBSABKAMSDAoEaGFzaBgGIAEoCRIPCgdyZXZva2VkGAcgASgIIjoKEkxpc3RUb2tlbnNSZXNwb25zZRIkCgZ0b2tlbnMYASADKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkIqEECg1Gb3JnZXRSZXF1ZXN0EhYKCWtlZXBfbGFzdBgBIAEoBUgAiAEBEhgKC2tlZXBfaG91cmx5GAIgASgFSAGIAQESFwoKa2VlcF9kYWlseRgDIAEoBUgCiAEBEhgKC2tlZXBfd2Vla2x5GAQgASgFSAOIAQESGQoMa2VlcF9tb250aGx5GAUgASgFSASIAQESGAoLa2VlcF95ZWFybHkYBiABKAVIBYgBARITCgtrZWVwX3dpdGhpbhgHIAEoCRIaChJrZWVwX3dpdGhpbl9ob3VybHkYCCABKAkSGQoRa2VlcF93aXRoaW5fZGFpbHkYCSABKAkSGgoSa2VlcF93aXRoaW5fd2Vla2x5GAogASgJEhsKE2tlZXBfd2l0aGluX21vbnRobHkYCyABKAkSGgoSa2VlcF93aXRoaW5feWVhcmx5GAwgASgJEhEKCWtlZXBfdGFncxgNIAMoCRIOCgZzb3VyY2UYDiABKAkSDAoEdGllchgPIAEoCRIQCghncm91cF9ieRgQIAMoCRIUCgxncm91cF9ieV9zZXQYESABKAgSDwoHZHJ5X3J1bhgSIAEoCBINCgVwcnVuZRgTIAEoCEIMCgpfa2VlcF9sYXN0Qg4KDF9rZWVwX2hvdXJseUINCgtfa2VlcF9kYWlseUIOCgxfa2VlcF93ZWVrbHlCDwoNX2tlZXBfbW9udGhseUIOCgxfa2VlcF95ZWFybHkiJQoORm9yZ2V0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiSgoTU25hcHNob3RSZXBsYWNlbWVudBIOCgZvbGRfaWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90Ik0KF1JlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0EjIKDHJlcGxhY2VtZW50cxgBIAMoCzIcLmtlZXAudjEuU25hcHNob3RSZXBsYWNlbWVudCJAChhSZXBsYWNlU25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCKDAgoJUnVuUmVwb3J0EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRILCgNqb2IYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIQCghzdGFydF9tcxgHIAEoAxIOCgZlbmRfbXMYCCABKAMSDgoGcmVzdWx0GAkgASgJEg0KBWZpbGVzGAogASgEEg0KBWJ5dGVzGAsgASgEEhAKCHNuYXBzaG90GAwgASgJEhMKC2Vycm9yX2NsYXNzGA0gASgJEhAKCHdhcm5pbmdzGA4gASgNEhUKDXNlYWxlZF9kZXRhaWwYDyABKAkiOAoRUmVwb3J0UnVuc1JlcXVlc3QSIwoHcmVwb3J0cxgBIAMoCzISLmtlZXAudjEuUnVuUmVwb3J0IikKElJlcG9ydFJ1bnNSZXNwb25zZRITCgtzZXJ2ZXJfdGltZRgBIAEoCTLmCQoRUmVwb3NpdG9yeVNlcnZpY2USQgoJR2V0Q29uZmlnEhkua2VlcC52MS5HZXRDb25maWdSZXF1ZXN0Ghoua2VlcC52MS5HZXRDb25maWdSZXNwb25zZRI5CgZBZGRLZXkSFi5rZWVwLnYxLkFkZEtleVJlcXVlc3QaFy5rZWVwLnYxLkFkZEtleVJlc3BvbnNlEkIKCVJlbW92ZUtleRIZLmtlZXAudjEuUmVtb3ZlS2V5UmVxdWVzdBoaLmtlZXAudjEuUmVtb3ZlS2V5UmVzcG9uc2USSAoLT3BlblNlc3Npb24SGy5rZWVwLnYxLk9wZW5TZXNzaW9uUmVxdWVzdBocLmtlZXAudjEuT3BlblNlc3Npb25SZXNwb25zZRI2CgVPZmZlchIVLmtlZXAudjEuT2ZmZXJSZXF1ZXN0GhYua2VlcC52MS5PZmZlclJlc3BvbnNlEj0KBlVwbG9hZBIWLmtlZXAudjEuVXBsb2FkUmVxdWVzdBoXLmtlZXAudjEuVXBsb2FkUmVzcG9uc2UoATABEjkKBkNvbW1pdBIWLmtlZXAudjEuQ29tbWl0UmVxdWVzdBoXLmtlZXAudjEuQ29tbWl0UmVzcG9uc2USSwoMQ2xvc2VTZXNzaW9uEhwua2VlcC52MS5DbG9zZVNlc3Npb25SZXF1ZXN0Gh0ua2VlcC52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJOCg1MaXN0U25hcHNob3RzEh0ua2VlcC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBoeLmtlZXAudjEuTGlzdFNuYXBzaG90c1Jlc3BvbnNlEkQKCVJlYWRCbG9icxIZLmtlZXAudjEuUmVhZEJsb2JzUmVxdWVzdBoaLmtlZXAudjEuUmVhZEJsb2JzUmVzcG9uc2UwARJNCgxXYXRjaENvbW1pdHMSHC5rZWVwLnYxLldhdGNoQ29tbWl0c1JlcXVlc3QaHS5rZWVwLnYxLldhdGNoQ29tbWl0c1Jlc3BvbnNlMAESTgoNUmVwb3J0UmVwbGljYRIdLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlcXVlc3QaHi5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXNwb25zZRJFCgpMaXN0VG9rZW5zEhoua2VlcC52MS5MaXN0VG9rZW5zUmVxdWVzdBobLmtlZXAudjEuTGlzdFRva2Vuc1Jlc3BvbnNlEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZRI5CgZGb3JnZXQSFi5rZWVwLnYxLkZvcmdldFJlcXVlc3QaFy5rZWVwLnYxLkZvcmdldFJlc3BvbnNlElcKEFJlcGxhY2VTbmFwc2hvdHMSIC5rZWVwLnYxLlJlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0GiEua2VlcC52MS5SZXBsYWNlU25hcHNob3RzUmVzcG9uc2USRQoKUmVwb3J0UnVucxIaLmtlZXAudjEuUmVwb3J0UnVuc1JlcXVlc3QaGy5rZWVwLnYxLlJlcG9ydFJ1bnNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEigQIKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzEgsKA21hYxgKIAEoCRITCgtzZXJ2ZXJfdGltZRgLIAEoCRITCgtwYXRoc19ncm91cBgMIAEoCRITCgtzZWFsZWRfbWV0YRgNIAEoCRIQCghvcmlnaW5hbBgOIAEoCSJICg1Db21taXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90IjUKDkNvbW1pdFJlc3BvbnNlEiMKCHNuYXBzaG90GAEgASgLMhEua2VlcC52MS5TbmFwc2hvdCIpChNDbG9zZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFgoUQ2xvc2VTZXNzaW9uUmVzcG9uc2UiJgoUTGlzdFNuYXBzaG90c1JlcXVlc3QSDgoGc291cmNlGAEgASgJIj0KFUxpc3RTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IkoKEFJlYWRCbG9ic1JlcXVlc3QSCwoDaWRzGAEgAygMEhkKEW1heF9tZXNzYWdlX2J5dGVzGAIgASgNEg4KBnNvdXJjZRgDIAEoCSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UiEwoRTGlzdFRva2Vuc1JlcXVlc3QiegoLVG9rZW5SZWNvcmQSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIPCgdzb3VyY2VzGAMgAygJEg0KBWRlZHVwGAQgASgJEhIKCmNyZWF0ZWRfbXMYBSABKAMSDAoEaGFzaBgGIAEoCRIPCgdyZXZva2VkGAcgASgIIjoKEkxpc3RUb2tlbnNSZXNwb25zZRIkCgZ0b2tlbnMYASADKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkIqEECg1Gb3JnZXRSZXF1ZXN0EhYKCWtlZXBfbGFzdBgBIAEoBUgAiAEBEhgKC2tlZXBfaG91cmx5GAIgASgFSAGIAQESFwoKa2VlcF9kYWlseRgDIAEoBUgCiAEBEhgKC2tlZXBfd2Vla2x5GAQgASgFSAOIAQESGQoMa2VlcF9tb250aGx5GAUgASgFSASIAQESGAoLa2VlcF95ZWFybHkYBiABKAVIBYgBARITCgtrZWVwX3dpdGhpbhgHIAEoCRIaChJrZWVwX3dpdGhpbl9ob3VybHkYCCABKAkSGQoRa2VlcF93aXRoaW5fZGFpbHkYCSABKAkSGgoSa2VlcF93aXRoaW5fd2Vla2x5GAogASgJEhsKE2tlZXBfd2l0aGluX21vbnRobHkYCyABKAkSGgoSa2VlcF93aXRoaW5feWVhcmx5GAwgASgJEhEKCWtlZXBfdGFncxgNIAMoCRIOCgZzb3VyY2UYDiABKAkSDAoEdGllchgPIAEoCRIQCghncm91cF9ieRgQIAMoCRIUCgxncm91cF9ieV9zZXQYESABKAgSDwoHZHJ5X3J1bhgSIAEoCBINCgVwcnVuZRgTIAEoCEIMCgpfa2VlcF9sYXN0Qg4KDF9rZWVwX2hvdXJseUINCgtfa2VlcF9kYWlseUIOCgxfa2VlcF93ZWVrbHlCDwoNX2tlZXBfbW9udGhseUIOCgxfa2VlcF95ZWFybHkiJQoORm9yZ2V0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiSgoTU25hcHNob3RSZXBsYWNlbWVudBIOCgZvbGRfaWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90Ik0KF1JlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0EjIKDHJlcGxhY2VtZW50cxgBIAMoCzIcLmtlZXAudjEuU25hcHNob3RSZXBsYWNlbWVudCJAChhSZXBsYWNlU25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCKDAgoJUnVuUmVwb3J0EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRILCgNqb2IYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIQCghzdGFydF9tcxgHIAEoAxIOCgZlbmRfbXMYCCABKAMSDgoGcmVzdWx0GAkgASgJEg0KBWZpbGVzGAogASgEEg0KBWJ5dGVzGAsgASgEEhAKCHNuYXBzaG90GAwgASgJEhMKC2Vycm9yX2NsYXNzGA0gASgJEhAKCHdhcm5pbmdzGA4gASgNEhUKDXNlYWxlZF9kZXRhaWwYDyABKAkiOAoRUmVwb3J0UnVuc1JlcXVlc3QSIwoHcmVwb3J0cxgBIAMoCzISLmtlZXAudjEuUnVuUmVwb3J0IikKElJlcG9ydFJ1bnNSZXNwb25zZRITCgtzZXJ2ZXJfdGltZRgBIAEoCSISChBHZXRTdGF0dXNSZXF1ZXN0IigKEUdldFN0YXR1c1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIhMKEUxpc3RBbGVydHNSZXF1ZXN0IikKEkxpc3RBbGVydHNSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSJLCgxQcnVuZVJlcXVlc3QSDwoHZHJ5X3J1bhgBIAEoCBIZCgxyZXBhY2tfYmVsb3cYAiABKAFIAIgBAUIPCg1fcmVwYWNrX2JlbG93IiQKDVBydW5lUmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiVwoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBHJvbGUYASABKAkSDwoHc291cmNlcxgCIAMoCRITCgthbGxfc291cmNlcxgDIAEoCBINCgVkZWR1cBgEIAEoCSJKChNDcmVhdGVUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEiQKBnJlY29yZBgCIAEoCzIULmtlZXAudjEuVG9rZW5SZWNvcmQiIAoSUmV2b2tlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIhUKE1Jldm9rZVRva2VuUmVzcG9uc2UiQAoQTGlzdEF1ZGl0UmVxdWVzdBINCgVzaW5jZRgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDQoFZXZlbnQYAyABKAkiKQoRTGlzdEF1ZGl0UmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgJMoENChFSZXBvc2l0b3J5U2VydmljZRJCCglHZXRDb25maWcSGS5rZWVwLnYxLkdldENvbmZpZ1JlcXVlc3QaGi5rZWVwLnYxLkdldENvbmZpZ1Jlc3BvbnNlEjkKBkFkZEtleRIWLmtlZXAudjEuQWRkS2V5UmVxdWVzdBoXLmtlZXAudjEuQWRkS2V5UmVzcG9uc2USQgoJUmVtb3ZlS2V5Ehkua2VlcC52MS5SZW1vdmVLZXlSZXF1ZXN0Ghoua2VlcC52MS5SZW1vdmVLZXlSZXNwb25zZRJICgtPcGVuU2Vzc2lvbhIbLmtlZXAudjEuT3BlblNlc3Npb25SZXF1ZXN0Ghwua2VlcC52MS5PcGVuU2Vzc2lvblJlc3BvbnNlEjYKBU9mZmVyEhUua2VlcC52MS5PZmZlclJlcXVlc3QaFi5rZWVwLnYxLk9mZmVyUmVzcG9uc2USPQoGVXBsb2FkEhYua2VlcC52MS5VcGxvYWRSZXF1ZXN0Ghcua2VlcC52MS5VcGxvYWRSZXNwb25zZSgBMAESOQoGQ29tbWl0EhYua2VlcC52MS5Db21taXRSZXF1ZXN0Ghcua2VlcC52MS5Db21taXRSZXNwb25zZRJLCgxDbG9zZVNlc3Npb24SHC5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaHS5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlc3BvbnNlEk4KDUxpc3RTbmFwc2hvdHMSHS5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXF1ZXN0Gh4ua2VlcC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2USRAoJUmVhZEJsb2JzEhkua2VlcC52MS5SZWFkQmxvYnNSZXF1ZXN0Ghoua2VlcC52MS5SZWFkQmxvYnNSZXNwb25zZTABEk0KDFdhdGNoQ29tbWl0cxIcLmtlZXAudjEuV2F0Y2hDb21taXRzUmVxdWVzdBodLmtlZXAudjEuV2F0Y2hDb21taXRzUmVzcG9uc2UwARJOCg1SZXBvcnRSZXBsaWNhEh0ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVxdWVzdBoeLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlc3BvbnNlEkUKCkxpc3RUb2tlbnMSGi5rZWVwLnYxLkxpc3RUb2tlbnNSZXF1ZXN0Ghsua2VlcC52MS5MaXN0VG9rZW5zUmVzcG9uc2USNgoFQ2hlY2sSFS5rZWVwLnYxLkNoZWNrUmVxdWVzdBoWLmtlZXAudjEuQ2hlY2tSZXNwb25zZRI2CgVTdGF0cxIVLmtlZXAudjEuU3RhdHNSZXF1ZXN0GhYua2VlcC52MS5TdGF0c1Jlc3BvbnNlEjkKBkZvcmdldBIWLmtlZXAudjEuRm9yZ2V0UmVxdWVzdBoXLmtlZXAudjEuRm9yZ2V0UmVzcG9uc2USVwoQUmVwbGFjZVNuYXBzaG90cxIgLmtlZXAudjEuUmVwbGFjZVNuYXBzaG90c1JlcXVlc3QaIS5rZWVwLnYxLlJlcGxhY2VTbmFwc2hvdHNSZXNwb25zZRJFCgpSZXBvcnRSdW5zEhoua2VlcC52MS5SZXBvcnRSdW5zUmVxdWVzdBobLmtlZXAudjEuUmVwb3J0UnVuc1Jlc3BvbnNlEkIKCUdldFN0YXR1cxIZLmtlZXAudjEuR2V0U3RhdHVzUmVxdWVzdBoaLmtlZXAudjEuR2V0U3RhdHVzUmVzcG9uc2USRQoKTGlzdEFsZXJ0cxIaLmtlZXAudjEuTGlzdEFsZXJ0c1JlcXVlc3QaGy5rZWVwLnYxLkxpc3RBbGVydHNSZXNwb25zZRI2CgVQcnVuZRIVLmtlZXAudjEuUHJ1bmVSZXF1ZXN0GhYua2VlcC52MS5QcnVuZVJlc3BvbnNlEkgKC0NyZWF0ZVRva2VuEhsua2VlcC52MS5DcmVhdGVUb2tlblJlcXVlc3QaHC5rZWVwLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USSAoLUmV2b2tlVG9rZW4SGy5rZWVwLnYxLlJldm9rZVRva2VuUmVxdWVzdBocLmtlZXAudjEuUmV2b2tlVG9rZW5SZXNwb25zZRJCCglMaXN0QXVkaXQSGS5rZWVwLnYxLkxpc3RBdWRpdFJlcXVlc3QaGi5rZWVwLnYxLkxpc3RBdWRpdFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message keep.v1.GetConfigRequest
@@ -1280,6 +1280,255 @@ export const ReportRunsResponseSchema: GenMessage<ReportRunsResponse> = /*@__PUR
   messageDesc(file_keep_v1_repository, 41);
 
 /**
+ * @generated from message keep.v1.GetStatusRequest
+ */
+export type GetStatusRequest = Message<"keep.v1.GetStatusRequest"> & {
+};
+
+/**
+ * Describes the message keep.v1.GetStatusRequest.
+ * Use `create(GetStatusRequestSchema)` to create a new message.
+ */
+export const GetStatusRequestSchema: GenMessage<GetStatusRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 42);
+
+/**
+ * @generated from message keep.v1.GetStatusResponse
+ */
+export type GetStatusResponse = Message<"keep.v1.GetStatusResponse"> & {
+  /**
+   * the same shape as `keepd status --json`
+   *
+   * @generated from field: string report_json = 1;
+   */
+  reportJson: string;
+};
+
+/**
+ * Describes the message keep.v1.GetStatusResponse.
+ * Use `create(GetStatusResponseSchema)` to create a new message.
+ */
+export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 43);
+
+/**
+ * @generated from message keep.v1.ListAlertsRequest
+ */
+export type ListAlertsRequest = Message<"keep.v1.ListAlertsRequest"> & {
+};
+
+/**
+ * Describes the message keep.v1.ListAlertsRequest.
+ * Use `create(ListAlertsRequestSchema)` to create a new message.
+ */
+export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 44);
+
+/**
+ * @generated from message keep.v1.ListAlertsResponse
+ */
+export type ListAlertsResponse = Message<"keep.v1.ListAlertsResponse"> & {
+  /**
+   * the same shape as `keepd alerts --json`
+   *
+   * @generated from field: string report_json = 1;
+   */
+  reportJson: string;
+};
+
+/**
+ * Describes the message keep.v1.ListAlertsResponse.
+ * Use `create(ListAlertsResponseSchema)` to create a new message.
+ */
+export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 45);
+
+/**
+ * @generated from message keep.v1.PruneRequest
+ */
+export type PruneRequest = Message<"keep.v1.PruneRequest"> & {
+  /**
+   * @generated from field: bool dry_run = 1;
+   */
+  dryRun: boolean;
+
+  /**
+   * repack packs with less than this fraction live; unset: keepd's default
+   *
+   * @generated from field: optional double repack_below = 2;
+   */
+  repackBelow?: number | undefined;
+};
+
+/**
+ * Describes the message keep.v1.PruneRequest.
+ * Use `create(PruneRequestSchema)` to create a new message.
+ */
+export const PruneRequestSchema: GenMessage<PruneRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 46);
+
+/**
+ * @generated from message keep.v1.PruneResponse
+ */
+export type PruneResponse = Message<"keep.v1.PruneResponse"> & {
+  /**
+   * the same shape as `keepd prune --json`
+   *
+   * @generated from field: string report_json = 1;
+   */
+  reportJson: string;
+};
+
+/**
+ * Describes the message keep.v1.PruneResponse.
+ * Use `create(PruneResponseSchema)` to create a new message.
+ */
+export const PruneResponseSchema: GenMessage<PruneResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 47);
+
+/**
+ * @generated from message keep.v1.CreateTokenRequest
+ */
+export type CreateTokenRequest = Message<"keep.v1.CreateTokenRequest"> & {
+  /**
+   * agent, admin or replica
+   *
+   * @generated from field: string role = 1;
+   */
+  role: string;
+
+  /**
+   * an agent token's sources; empty needs all_sources
+   *
+   * @generated from field: repeated string sources = 2;
+   */
+  sources: string[];
+
+  /**
+   * @generated from field: bool all_sources = 3;
+   */
+  allSources: boolean;
+
+  /**
+   * source (default when empty) or repository
+   *
+   * @generated from field: string dedup = 4;
+   */
+  dedup: string;
+};
+
+/**
+ * Describes the message keep.v1.CreateTokenRequest.
+ * Use `create(CreateTokenRequestSchema)` to create a new message.
+ */
+export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 48);
+
+/**
+ * @generated from message keep.v1.CreateTokenResponse
+ */
+export type CreateTokenResponse = Message<"keep.v1.CreateTokenResponse"> & {
+  /**
+   * the token itself: shown once, never stored or logged by keepd
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * @generated from field: keep.v1.TokenRecord record = 2;
+   */
+  record?: TokenRecord | undefined;
+};
+
+/**
+ * Describes the message keep.v1.CreateTokenResponse.
+ * Use `create(CreateTokenResponseSchema)` to create a new message.
+ */
+export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 49);
+
+/**
+ * @generated from message keep.v1.RevokeTokenRequest
+ */
+export type RevokeTokenRequest = Message<"keep.v1.RevokeTokenRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message keep.v1.RevokeTokenRequest.
+ * Use `create(RevokeTokenRequestSchema)` to create a new message.
+ */
+export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 50);
+
+/**
+ * @generated from message keep.v1.RevokeTokenResponse
+ */
+export type RevokeTokenResponse = Message<"keep.v1.RevokeTokenResponse"> & {
+};
+
+/**
+ * Describes the message keep.v1.RevokeTokenResponse.
+ * Use `create(RevokeTokenResponseSchema)` to create a new message.
+ */
+export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 51);
+
+/**
+ * @generated from message keep.v1.ListAuditRequest
+ */
+export type ListAuditRequest = Message<"keep.v1.ListAuditRequest"> & {
+  /**
+   * a time (2026-12-01, RFC 3339) or an age (7d, 12h, 30m) back from keepd's now; empty: all
+   *
+   * @generated from field: string since = 1;
+   */
+  since: string;
+
+  /**
+   * @generated from field: string source = 2;
+   */
+  source: string;
+
+  /**
+   * an event or its family ("token" matches token.create, ...)
+   *
+   * @generated from field: string event = 3;
+   */
+  event: string;
+};
+
+/**
+ * Describes the message keep.v1.ListAuditRequest.
+ * Use `create(ListAuditRequestSchema)` to create a new message.
+ */
+export const ListAuditRequestSchema: GenMessage<ListAuditRequest> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 52);
+
+/**
+ * @generated from message keep.v1.ListAuditResponse
+ */
+export type ListAuditResponse = Message<"keep.v1.ListAuditResponse"> & {
+  /**
+   * the same shape as `keepd audit list --json`
+   *
+   * @generated from field: string records_json = 1;
+   */
+  recordsJson: string;
+};
+
+/**
+ * Describes the message keep.v1.ListAuditResponse.
+ * Use `create(ListAuditResponseSchema)` to create a new message.
+ */
+export const ListAuditResponseSchema: GenMessage<ListAuditResponse> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 53);
+
+/**
  * Credentials travel as gRPC metadata "authorization: Bearer <token>", never
  * in messages, so no message log can leak them.
  *
@@ -1471,6 +1720,68 @@ export const RepositoryService: GenService<{
     methodKind: "unary";
     input: typeof ReportRunsRequestSchema;
     output: typeof ReportRunsResponseSchema;
+  },
+  /**
+   * ---- Remote administration (task f2, issue 17 item 8) ----
+   * Admin tokens only, so an operator needs no shell on the repository
+   * server (`keep admin ...`); keepd audits every call with the token id and
+   * peer. Reports travel as JSON in the shape of the keepd command's --json.
+   * `keepd status --json`: sources, runs, replicas, watchdog states and check.
+   *
+   * @generated from rpc keep.v1.RepositoryService.GetStatus
+   */
+  getStatus: {
+    methodKind: "unary";
+    input: typeof GetStatusRequestSchema;
+    output: typeof GetStatusResponseSchema;
+  },
+  /**
+   * `keepd alerts --json`: active and recent alerts with their deliveries.
+   *
+   * @generated from rpc keep.v1.RepositoryService.ListAlerts
+   */
+  listAlerts: {
+    methodKind: "unary";
+    input: typeof ListAlertsRequestSchema;
+    output: typeof ListAlertsResponseSchema;
+  },
+  /**
+   * `keepd prune`: garbage collection on the served repository.
+   *
+   * @generated from rpc keep.v1.RepositoryService.Prune
+   */
+  prune: {
+    methodKind: "unary";
+    input: typeof PruneRequestSchema;
+    output: typeof PruneResponseSchema;
+  },
+  /**
+   * `keepd token create`: the new token travels once, in this response only.
+   *
+   * @generated from rpc keep.v1.RepositoryService.CreateToken
+   */
+  createToken: {
+    methodKind: "unary";
+    input: typeof CreateTokenRequestSchema;
+    output: typeof CreateTokenResponseSchema;
+  },
+  /**
+   * @generated from rpc keep.v1.RepositoryService.RevokeToken
+   */
+  revokeToken: {
+    methodKind: "unary";
+    input: typeof RevokeTokenRequestSchema;
+    output: typeof RevokeTokenResponseSchema;
+  },
+  /**
+   * `keepd audit list --json` with its filters (times by keepd's clock).
+   *
+   * @generated from rpc keep.v1.RepositoryService.ListAudit
+   */
+  listAudit: {
+    methodKind: "unary";
+    input: typeof ListAuditRequestSchema;
+    output: typeof ListAuditResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keep_v1_repository, 0);
