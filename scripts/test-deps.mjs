@@ -5,7 +5,8 @@
  * test/install-units.test.ts (`systemd-analyze verify` of the units keep and
  * keepd install), and jq, for test/restic-script.test.ts, and promtool, for
  * test/prometheus-rules.test.ts (`promtool check rules` of
- * deploy/prometheus/keep-rules.yaml).
+ * deploy/prometheus/keep-rules.yaml), and chromium, for test/dashboard.test.ts
+ * (headless Chromium driven by playwright-core).
  *
  * Idempotent and fast when present: it only looks for
  * /usr/lib/postgresql/N/bin/initdb and for systemd-analyze on the PATH. When
@@ -158,7 +159,20 @@ function ensurePromtool() {
   say(findOnPath('promtool') ? 'promtool installed' : 'apt-get finished but there is no promtool');
 }
 
+/** chromium, for test/dashboard.test.ts: playwright-core drives Debian's headless Chromium (no browser download). */
+function ensureChromium() {
+  const found = findOnPath('chromium');
+  if (found) return say(`chromium present (${found})`);
+  if (CHECK_ONLY) return say('chromium not installed (test/dashboard.test.ts will skip)');
+  const why = cannotInstall('chromium', 'run `sudo apt-get install -y --no-install-recommends chromium` or the dashboard test skips');
+  if (why) return say(why);
+  say('installing chromium (apt-get install --no-install-recommends chromium)…');
+  installStartingNothing('chromium');
+  say(findOnPath('chromium') ? 'chromium installed' : 'apt-get finished but there is no chromium');
+}
+
 ensurePostgres();
 ensureSystemdAnalyze();
 ensureJq();
 ensurePromtool();
+ensureChromium();

@@ -65,7 +65,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' }, 'audit-retention': { type: 'string' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, http: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' }, 'audit-retention': { type: 'string' } });
     const config = typeof a.config === 'string' ? configOrProblems(a.config) : undefined;
     if (config === null) return;
     if (a.insecure) process.env.KEEP_INSECURE = '1';
@@ -82,6 +82,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       tlsCert: a['tls-cert'] as string | undefined,
       tlsKey: a['tls-key'] as string | undefined,
       metrics: a.metrics as string | undefined,
+      http: a.http as string | undefined,
       upstream: a.upstream as string | undefined,
       syncIntervalS: interval,
       syncReplicas,
@@ -104,7 +105,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     await Repository.using(a.data, async (repo) => {
       const store = new TokenStore(repo);
       if (sub === 'create') {
-        if (!a.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica');
+        if (!a.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica|viewer');
         const dedup = (a.dedup as string | undefined) ?? 'source';
         if (dedup !== 'source' && dedup !== 'repository') throw new KeepError('INVALID_ARGUMENT', '--dedup takes source or repository');
         const sources = (a.source as string[] | undefined) ?? [];

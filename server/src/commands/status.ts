@@ -40,76 +40,83 @@ export interface SourceRuns {
 export async function runStatus(data: string, clock: Clock = processClock()) {
   const repo = await Repository.open(data, keepdRepoOptions(data, { clock }));
   try {
-    const latest = new Map<string, { snap: ReturnType<Repository['snapshots']>[number]; count: number }>();
-    for (const s of repo.snapshots()) {
-      const cur = latest.get(s.source);
-      latest.set(s.source, { snap: s, count: (cur?.count ?? 0) + 1 });
-    }
-    const now = clock.now();
-    const sources: SourceStatus[] = [...latest.values()].map(({ snap, count }) => {
-      // keepd's recorded time (snapshot.ts recordedTime): an agent's clock running ahead cannot make an RPO look met
-      const age = (now - recordedTime(snap)) / 1000;
-      const tier = snap.tier && snap.tier in TIERS ? TIERS[snap.tier as keyof typeof TIERS] : undefined;
-      const own = repo.snapshots({ source: snap.source });
-      return {
-        source: snap.source,
-        host: snap.host,
-        snapshots: count,
-        last_snapshot: snap.id,
-        last_time: snap.time,
-        age_s: Math.round(age),
-        tier: snap.tier ?? null,
-        rpo_s: tier ? tier.rpo_s : null,
-        rpo_state: tier ? (age <= tier.rpo_s ? 'ok' : 'late') : 'unknown',
-        ...(isPgSource(own) ? { pitr: pitrWindow(own) } : {}),
-      };
-    });
-    // Replication as this repository sees it (it is the replica): lag against the strictest RPO of its sources.
-    const strictest = Math.min(...sources.map((s) => s.rpo_s ?? Infinity));
-    const replication = [...replicationDb(repo).getRange()].map(({ value }) => ({
-      ...value,
-      rpo_s: Number.isFinite(strictest) ? strictest : null,
-      // 'error': the last pull failed; 'late': behind by more than the strictest RPO here.
-      state: value.last_error && (!value.last_success || value.last_success < value.last_attempt) ? 'error' : Number.isFinite(strictest) && value.lag_s > strictest ? 'late' : 'ok',
-    }));
-    // Replicas as the primary sees them, from their reports: lag = our newest snapshot - theirs.
-    const newest = repo.snapshots().reduce((t, x) => (x.time > t ? x.time : t), '');
-    const replicas = new ReplicaRegistry(repo, clock).list().map((r) => {
-      const lag = newest && (!r.newest_time || r.newest_time < newest) ? (Date.parse(newest) - (r.newest_time ? Date.parse(r.newest_time) : 0)) / 1000 : 0;
-      return {
-        replica_id: r.replica_id,
-        token_id: r.token_id ?? null,
-        last_report: new Date(r.last_report).toISOString(),
-        newest_time: r.newest_time ?? null,
-        lag_s: lag,
-        state: Number.isFinite(strictest) && lag > strictest ? 'late' : 'ok',
-      };
-    });
-    const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
-    const runs: SourceRuns[] = new RunReportStore(repo, clock).list().map((r) => ({
-      source: r.source,
-      last_result: r.last_result,
-      last_job: r.last_job,
-      last_run: new Date(r.last_run_ms).toISOString(),
-      consecutive_failures: r.consecutive_failures,
-      last_failure: iso(r.last_failure_ms),
-      last_success: iso(r.last_success_ms),
-      last_error_class: r.last_error_class ?? null,
-      runs_success: r.runs_success,
-      runs_failure: r.runs_failure,
-    }));
-    const watch = new WatchStore(repo);
-    const meta = watch.lastEvaluation();
-    const watchdog = {
-      evaluated_at: iso(meta?.evaluated_ms),
-      interval_s: meta ? meta.interval_ms / 1000 : null,
-      check: checkSummary(watch.held(), meta, now),
-      states: watch.held().map(({ candidate: _c, candidate_count: _n, ...h }) => ({ ...h, since: new Date(h.since_ms).toISOString() })),
-      transitions: watch.recentTransitions(20).map((t) => ({ ...t, at: new Date(t.at_ms).toISOString() })),
-      maintenance: watch.allRuns().slice(-20),
-    };
-    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, replicas, replication, watchdog };
+    return statusOf(repo, clock);
   } finally {
     await repo.close();
   }
 }
+
+/** `keepd status` of an open repository: the CLI's and the dashboard's figures (server/src/web/) come from here. */
+export function statusOf(repo: Repository, clock: Clock) {
+  const latest = new Map<string, { snap: ReturnType<Repository['snapshots']>[number]; count: number }>();
+  for (const s of repo.snapshots()) {
+    const cur = latest.get(s.source);
+    latest.set(s.source, { snap: s, count: (cur?.count ?? 0) + 1 });
+  }
+  const now = clock.now();
+  const sources: SourceStatus[] = [...latest.values()].map(({ snap, count }) => {
+    // keepd's recorded time (snapshot.ts recordedTime): an agent's clock running ahead cannot make an RPO look met
+    const age = (now - recordedTime(snap)) / 1000;
+    const tier = snap.tier && snap.tier in TIERS ? TIERS[snap.tier as keyof typeof TIERS] : undefined;
+    const own = repo.snapshots({ source: snap.source });
+    return {
+      source: snap.source,
+      host: snap.host,
+      snapshots: count,
+      last_snapshot: snap.id,
+      last_time: snap.time,
+      age_s: Math.round(age),
+      tier: snap.tier ?? null,
+      rpo_s: tier ? tier.rpo_s : null,
+      rpo_state: tier ? (age <= tier.rpo_s ? 'ok' : 'late') : 'unknown',
+      ...(isPgSource(own) ? { pitr: pitrWindow(own) } : {}),
+    };
+  });
+  // Replication as this repository sees it (it is the replica): lag against the strictest RPO of its sources.
+  const strictest = Math.min(...sources.map((s) => s.rpo_s ?? Infinity));
+  const replication = [...replicationDb(repo).getRange()].map(({ value }) => ({
+    ...value,
+    rpo_s: Number.isFinite(strictest) ? strictest : null,
+    // 'error': the last pull failed; 'late': behind by more than the strictest RPO here.
+    state: value.last_error && (!value.last_success || value.last_success < value.last_attempt) ? 'error' : Number.isFinite(strictest) && value.lag_s > strictest ? 'late' : 'ok',
+  }));
+  // Replicas as the primary sees them, from their reports: lag = our newest snapshot - theirs.
+  const newest = repo.snapshots().reduce((t, x) => (x.time > t ? x.time : t), '');
+  const replicas = new ReplicaRegistry(repo, clock).list().map((r) => {
+    const lag = newest && (!r.newest_time || r.newest_time < newest) ? (Date.parse(newest) - (r.newest_time ? Date.parse(r.newest_time) : 0)) / 1000 : 0;
+    return {
+      replica_id: r.replica_id,
+      token_id: r.token_id ?? null,
+      last_report: new Date(r.last_report).toISOString(),
+      newest_time: r.newest_time ?? null,
+      lag_s: lag,
+      state: Number.isFinite(strictest) && lag > strictest ? 'late' : 'ok',
+    };
+  });
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+  const runs: SourceRuns[] = new RunReportStore(repo, clock).list().map((r) => ({
+    source: r.source,
+    last_result: r.last_result,
+    last_job: r.last_job,
+    last_run: new Date(r.last_run_ms).toISOString(),
+    consecutive_failures: r.consecutive_failures,
+    last_failure: iso(r.last_failure_ms),
+    last_success: iso(r.last_success_ms),
+    last_error_class: r.last_error_class ?? null,
+    runs_success: r.runs_success,
+    runs_failure: r.runs_failure,
+  }));
+  const watch = new WatchStore(repo);
+  const meta = watch.lastEvaluation();
+  const watchdog = {
+    evaluated_at: iso(meta?.evaluated_ms),
+    interval_s: meta ? meta.interval_ms / 1000 : null,
+    check: checkSummary(watch.held(), meta, now),
+    states: watch.held().map(({ candidate: _c, candidate_count: _n, ...h }) => ({ ...h, since: new Date(h.since_ms).toISOString() })),
+    transitions: watch.recentTransitions(20).map((t) => ({ ...t, at: new Date(t.at_ms).toISOString() })),
+    maintenance: watch.allRuns().slice(-20),
+  };
+  return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, replicas, replication, watchdog };
+}
+
+export type StatusReport = ReturnType<typeof statusOf>;
