@@ -53,7 +53,7 @@ header strong{font-size:1.05rem}nav{display:flex;flex-wrap:wrap;gap:.2rem .9rem}
 header form{margin-left:auto}main{padding:1rem;max-width:1400px;margin:0 auto}
 h1{font-size:1.3rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:1.4rem 0 .5rem}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:.7rem;margin-bottom:1rem}
-.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem}.card b{display:block;font-size:1.3rem}.card span{color:var(--muted);font-size:.85rem}
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.6rem .8rem}.card>b{display:block;font-size:1.3rem}.card>span{color:var(--muted);font-size:.85rem}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;background:var(--card);border:1px solid var(--line)}
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid var(--line);white-space:nowrap}th{color:var(--muted);font-weight:600;font-size:.85rem}
 .badge{display:inline-block;padding:0 .5rem;border-radius:999px;font-size:.85rem;font-weight:600;color:#fff}.badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.bad{background:var(--bad)}.badge.unknown{background:var(--unknown)}
