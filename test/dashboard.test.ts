@@ -161,6 +161,13 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     expect(await row('old').textContent()).toMatch(/3\.0 d|2\.9 d/);
     fs.mkdirSync(path.join(ROOT, 'docs', 'img'), { recursive: true });
     await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-overview.png'), fullPage: true });
+    // the dark theme follows the system's (prefers-color-scheme)
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const light = await background();
+    await page.emulateMedia({ colorScheme: 'dark' });
+    expect(await background()).not.toBe(light);
+    await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-overview-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 
   it('a source page charts its snapshots and sizes and lists its restore points and failures', async () => {
