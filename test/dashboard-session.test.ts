@@ -32,9 +32,9 @@ describe('dashboard sessions over HTTPS', () => {
   let ca: Buffer;
   let viewer: { token: string; id: string };
 
-  const request = (method: string, p: string, o: { cookie?: string; form?: string } = {}) =>
+  const request = (method: string, p: string, o: { cookie?: string; form?: string; origin?: string } = {}) =>
     new Promise<Answer>((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port: server.httpPort, path: p, method, ca, servername: 'localhost', headers: { ...(o.cookie ? { cookie: o.cookie } : {}), ...(o.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) } }, (res) => {
+      const req = https.request({ host: '127.0.0.1', port: server.httpPort, path: p, method, ca, servername: 'localhost', headers: { ...(o.cookie ? { cookie: o.cookie } : {}), ...(o.origin ? { origin: o.origin } : {}), ...(o.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) } }, (res) => {
         const parts: Buffer[] = [];
         res.on('data', (b: Buffer) => parts.push(b));
         res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts).toString() }));
@@ -66,6 +66,12 @@ describe('dashboard sessions over HTTPS', () => {
   it('sets a Secure, HttpOnly, SameSite=Strict cookie that expires with the session', async () => {
     expect((await request('GET', '/')).status).toBe(303);
     expect((await request('GET', '/api/status')).status).toBe(401);
+    // a login form posted from another site is refused, even with a good token
+    const form = new URLSearchParams({ token: viewer.token }).toString();
+    const crossSite = await request('POST', '/login', { form, origin: 'https://elsewhere.example' });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.headers['set-cookie']).toBeUndefined();
+    expect((await request('POST', '/login', { form, origin: `https://127.0.0.1:${server.httpPort}` })).status).toBe(303);
     const { cookie, line } = await login(viewer.token);
     expect(line).toMatch(/; HttpOnly/);
     expect(line).toMatch(/; SameSite=Strict/);

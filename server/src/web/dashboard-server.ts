@@ -66,7 +66,8 @@ function send(res: http.ServerResponse, status: number, type: string, body: stri
     'cache-control': 'no-store',
     'content-security-policy': CONTENT_SECURITY_POLICY,
     'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
+    // not no-referrer: under it Chromium sends "Origin: null" with our own forms (sameOrigin refuses that)
+    'referrer-policy': 'same-origin',
     ...headers,
   });
   res.end(body);
@@ -98,12 +99,25 @@ function readForm(req: http.IncomingMessage): Promise<URLSearchParams> {
   });
 }
 
+/** A browser sends Origin with every POST; it must name this server as the browser reached it. */
+function sameOrigin(req: http.IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
 const peerOf = (req: http.IncomingMessage) => req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? 'unknown';
 
 async function handle(o: DashboardOptions, sessions: WebSessions, tls: boolean, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://dashboard');
   const path = url.pathname;
   if (path === '/login' && req.method === 'GET') return send(res, 200, 'text/html', loginPage());
+  // a form another site posts here (a login into the attacker's session, a logout) carries its Origin: refused
+  if (req.method === 'POST' && !sameOrigin(req)) return send(res, 403, 'text/plain', 'cross-site request refused');
   if (path === '/login' && req.method === 'POST') return login(o, sessions, tls, req, res);
 
   const id = cookieOf(req);
