@@ -203,7 +203,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     expect(events).toContain('session.commit');
   });
 
-  it('an alert appears live on the open alerts page when a source goes late', async () => {
+  it('an alert appears live on the open alerts page when a source goes late, and moves to resolved after a backup', async () => {
     // fresh again: wait until keepd holds "hot" ok with no alert firing, then watch it go late
     await backup(keepd, 'hot', 'high');
     await eventually(() => keepdJson(['alerts', '--data', data, '--json']), (a) => !a.active.some((x: { subject: string }) => x.subject === 'hot'), 30_000);
@@ -214,6 +214,11 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     await expect.poll(hotFiring, { timeout: 90_000, intervals: [500] }).toBe(true);
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     expect(await page.locator('#alerts-active tr', { hasText: 'hot' }).locator('[data-state]').first().getAttribute('data-state')).toBe('late');
+    // a backup resolves it: it moves to the resolved list, still without a reload
+    await backup(keepd, 'hot', 'high');
+    await expect.poll(hotFiring, { timeout: 60_000, intervals: [500] }).toBe(false);
+    expect(await page.locator('#alerts-resolved').textContent()).toContain('hot');
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
   });
 
   it('is usable on a phone: no page wider than the screen', async () => {
