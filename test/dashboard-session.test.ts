@@ -92,6 +92,12 @@ describe('dashboard sessions over HTTPS', () => {
     expect((await request('GET', '/api/status', { cookie })).status).toBe(401);
   });
 
+  it('refuses a plaintext dashboard off loopback (tokens would cross the network in clear)', async () => {
+    const r = await runKeepd(['serve', '--data', data, '--listen', '127.0.0.1:0', '--http', '0.0.0.0:0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('refusing a plaintext dashboard on 0.0.0.0:0');
+  });
+
   it('revoking the token ends its sessions', async () => {
     const { cookie } = await login(viewer.token);
     expect((await request('GET', '/alerts', { cookie })).status).toBe(200);

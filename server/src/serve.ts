@@ -22,7 +22,7 @@ import type { KeepdConfig } from './control/config.js';
 import type { Watchdog } from './control/watchdog.js';
 import { startAuditRetention } from './audit/retention.js';
 import { audit } from './audit/log.js';
-import { listenDashboard } from './web/dashboard-server.js';
+import { listenDashboard, requireSafeDashboard } from './web/dashboard-server.js';
 
 export interface ServeOptions {
   data: string;
@@ -73,6 +73,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new KeepError('INVALID_ARGUMENT', '--tls-cert and --tls-key go together');
 
   if (o.upstream) parseUpstream(o.upstream, insecureFromEnv()); // refused before anything starts
+  if (o.http) requireSafeDashboard(o.http, o.tlsCert !== undefined);
   const space = new StorageSpace(o.data, parseMinFree(o.minFree ?? DEFAULT_MIN_FREE));
   // A full disk fails the write that hit it (RESOURCE_EXHAUSTED); LMDB's copy of that failure must not end keepd.
   surviveLmdbWriteFailures((e) => log.warn({ err: e.message }, 'index write failed'));

@@ -58,14 +58,14 @@ Serve the repository over gRPC until SIGTERM or SIGINT (then drain and exit 0).
   --listen HOST:PORT    where to listen (default 127.0.0.1:7420)
   --tls-cert F --tls-key F   serve TLS (grpcs://); keepd tls init makes both
   --metrics HOST:PORT   Prometheus /metrics
-  --http HOST:PORT      the operators' dashboard (HTTPS under --tls-cert/--tls-key); sign in
-                        with an admin or viewer token (keepd token create --role viewer)
+  --http HOST:PORT      the operators' dashboard, HTTPS under --tls-cert/--tls-key (plain HTTP on
+                        loopback only, unless --insecure); sign in with an admin or viewer token
   --min-free SIZE|PCT%  refuse new backups below this much free space (default 2%)
   --max-connections N   connections held at once (default 4096, below the open-file limit)
   --upstream grpc(s)://HOST:PORT --sync-interval S   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
   --sync-replicas N [--sync-timeout S] [--sync-all]  a primary whose critical-tier (or all)
                         commits wait for N replicas
-  --insecure            plaintext grpc:// upstream to a host that is not loopback (KEEP_INSECURE=1)
+  --insecure            plaintext grpc:// upstream, or a plain HTTP --http, off loopback (KEEP_INSECURE=1)
   --config FILE         keepd.yaml: source policies, the watchdog, scheduled maintenance
   --audit-retention D   keep audit records this long (default 400d; 52w, 36h also; a month's segment at a time)`,
   'check-config': `usage: keepd check-config [--config FILE] [--json]

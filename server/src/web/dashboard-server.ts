@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { KeepError } from '@keep/core';
+import { insecureFromEnv, isLoopbackHost, KeepError } from '@keep/core';
 import { audit } from '../audit/log.js';
 import { parseSince } from '../audit/list.js';
 import type { TokenStore } from '../auth/tokens.js';
@@ -30,6 +30,17 @@ const COOKIE = 'keep_session';
 const MAX_BODY = 4096;
 
 type Page = { title: string; body: string } | undefined;
+
+/**
+ * Plain HTTP carries the login's token and the session cookie in clear:
+ * loopback only, unless TLS is served or the operator says --insecure.
+ * Checked before keepd starts anything.
+ */
+export function requireSafeDashboard(listen: string, tls: boolean): void {
+  const { host } = splitHostPort(listen, '--http');
+  if (tls || isLoopbackHost(host) || insecureFromEnv()) return;
+  throw new KeepError('INVALID_ARGUMENT', `refusing a plaintext dashboard on ${listen}: sign-in tokens and session cookies would cross the network in clear; serve TLS (--tls-cert/--tls-key), listen on loopback, or pass --insecure (KEEP_INSECURE=1)`);
+}
 
 /**
  * keepd's operators' dashboard over HTTP(S): a login form (admin or viewer
