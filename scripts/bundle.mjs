@@ -34,6 +34,23 @@ const lazyLmdb = {
   },
 };
 
+/**
+ * keepd's dashboard serves the chart library's browser files (uPlot) itself:
+ * the bundle carries their text in place of server/src/web/vendor-assets.ts,
+ * which reads them from node_modules when unbundled.
+ */
+const webAssets = {
+  name: 'web-assets',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]web[\\/]vendor-assets\.js$/ }, () => {
+      const dist = path.join(root, 'server/node_modules/uplot/dist');
+      const js = fs.readFileSync(path.join(dist, 'uPlot.iife.min.js'), 'utf8');
+      const css = fs.readFileSync(path.join(dist, 'uPlot.min.css'), 'utf8');
+      return { contents: `export function chartLibrary() { return { js: ${JSON.stringify(js)}, css: ${JSON.stringify(css)} }; }`, loader: 'js' };
+    });
+  },
+};
+
 const targets = [
   {
     entry: 'agent/dist/cli/main.js',
@@ -46,7 +63,7 @@ const targets = [
   },
   // what bin/keep.js loads first (scrypt's head start, the loader above): one file, only Node's modules
   { entry: 'agent/dist/startup/launch.js', out: 'agent/dist/launch.mjs', external: [], banner: { js: '' } },
-  { entry: 'server/dist/cli/main.js', out: 'server/dist/keepd.mjs' },
+  { entry: 'server/dist/cli/main.js', out: 'server/dist/keepd.mjs', plugins: [webAssets] },
   // the seal pool starts its worker from the file next to the module that holds it: the bundle
   { entry: 'packages/core/dist/parallel/seal-worker.js', out: 'agent/dist/seal-worker.js' },
   { entry: 'packages/core/dist/parallel/seal-worker.js', out: 'server/dist/seal-worker.js' },

@@ -5,7 +5,8 @@
  * test/install-units.test.ts (`systemd-analyze verify` of the units keep and
  * keepd install), and jq, for test/restic-script.test.ts, and promtool, for
  * test/prometheus-rules.test.ts (`promtool check rules` of
- * deploy/prometheus/keep-rules.yaml).
+ * deploy/prometheus/keep-rules.yaml), and chromium, for test/dashboard.test.ts
+ * (headless Chromium driven by playwright-core).
  *
  * Idempotent and fast when present: it only looks for
  * /usr/lib/postgresql/N/bin/initdb and for systemd-analyze on the PATH. When
@@ -134,31 +135,27 @@ function ensureSystemdAnalyze() {
   say(`systemd-analyze installed (${now}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
-/** jq, for test/restic-script.test.ts: a restic user's script pipes `--json` through it. */
-function ensureJq() {
-  const found = findOnPath('jq');
-  if (found) return say(`jq present (${found})`);
-  if (CHECK_ONLY) return say('jq not installed (test/restic-script.test.ts will skip)');
-  const why = cannotInstall('jq', 'run `sudo apt-get install -y jq` or the restic-script test skips');
+/**
+ * A program from one Debian package (`pkg`), needed by `test` only: present,
+ * or installed under the no-services policy, or a reason on stderr (that test
+ * then skips or checks less).
+ */
+function ensureTool(bin, pkg, test) {
+  const found = findOnPath(bin);
+  if (found) return say(`${bin} present (${found})`);
+  if (CHECK_ONLY) return say(`${bin} not installed (${test} will skip)`);
+  const why = cannotInstall(bin, `run \`sudo apt-get install -y --no-install-recommends ${pkg}\` or ${test} skips`);
   if (why) return say(why);
-  aptUpdateOnce();
-  apt(['install', '-y', '--no-install-recommends', 'jq']);
-  say(findOnPath('jq') ? 'jq installed' : 'apt-get finished but there is no jq');
-}
-
-/** promtool, for test/prometheus-rules.test.ts: Debian ships it in the prometheus package (whose service is not started). */
-function ensurePromtool() {
-  const found = findOnPath('promtool');
-  if (found) return say(`promtool present (${found})`);
-  if (CHECK_ONLY) return say('promtool not installed (test/prometheus-rules.test.ts will skip)');
-  const why = cannotInstall('promtool', 'run `sudo apt-get install -y --no-install-recommends prometheus` or the rules are not checked');
-  if (why) return say(why);
-  say('installing promtool (apt-get install --no-install-recommends prometheus; no service started)…');
-  installStartingNothing('prometheus');
-  say(findOnPath('promtool') ? 'promtool installed' : 'apt-get finished but there is no promtool');
+  say(`installing ${bin} (apt-get install --no-install-recommends ${pkg}; no service started)…`);
+  installStartingNothing(pkg);
+  say(findOnPath(bin) ? `${bin} installed` : `apt-get finished but there is no ${bin}`);
 }
 
 ensurePostgres();
 ensureSystemdAnalyze();
-ensureJq();
-ensurePromtool();
+// jq: a restic user's script pipes `--json` through it
+ensureTool('jq', 'jq', 'test/restic-script.test.ts');
+// promtool: Debian ships it in the prometheus package (whose service is not started)
+ensureTool('promtool', 'prometheus', 'test/prometheus-rules.test.ts');
+// chromium: playwright-core drives Debian's headless Chromium (no browser download)
+ensureTool('chromium', 'chromium', 'test/dashboard.test.ts');

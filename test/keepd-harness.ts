@@ -101,7 +101,7 @@ export async function keepdInit(data: string): Promise<{ repository: string }> {
 export interface Token {
   token: string;
   id: string;
-  role: 'agent' | 'admin' | 'replica';
+  role: 'agent' | 'admin' | 'replica' | 'viewer';
   sources: string[];
   dedup: 'source' | 'repository';
 }

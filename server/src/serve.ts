@@ -22,6 +22,7 @@ import type { KeepdConfig } from './control/config.js';
 import type { Watchdog } from './control/watchdog.js';
 import { startAuditRetention } from './audit/retention.js';
 import { audit } from './audit/log.js';
+import { listenDashboard, requireSafeDashboard } from './web/dashboard-server.js';
 
 export interface ServeOptions {
   data: string;
@@ -31,6 +32,8 @@ export interface ServeOptions {
   tlsKey?: string;
   /** HOST:PORT for Prometheus /metrics */
   metrics?: string;
+  /** HOST:PORT for the operators' dashboard (web/), HTTPS under tlsCert/tlsKey */
+  http?: string;
   clock?: Clock;
   log?: Logger;
   /** pull from this keepd continuously (a replica); token from KEEP_UPSTREAM_TOKEN or KEEP_TOKEN */
@@ -57,6 +60,7 @@ export interface ServeOptions {
 export interface RunningServer {
   port: number;
   metricsPort?: number;
+  httpPort?: number;
   watchdog: Watchdog;
   /** stop accepting calls, let in-flight ones finish (bounded), flush sessions, close the index */
   shutdown(): Promise<void>;
@@ -73,6 +77,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   if (scheduledSync && o.upstream) throw new KeepError('INVALID_ARGUMENT', 'give --upstream (follow continuously) or maintenance.sync in keepd.yaml (pull on a schedule), not both');
   for (const u of scheduledSync?.upstreams ?? []) parseUpstream(u, insecureFromEnv());
   const followed = o.upstream ?? scheduledSync?.upstreams[0];
+  if (o.http) requireSafeDashboard(o.http, o.tlsCert !== undefined);
   const space = new StorageSpace(o.data, parseMinFree(o.minFree ?? DEFAULT_MIN_FREE));
   // A full disk fails the write that hit it (RESOURCE_EXHAUSTED); LMDB's copy of that failure must not end keepd.
   surviveLmdbWriteFailures((e) => log.warn({ err: e.message }, 'index write failed'));
@@ -133,18 +138,22 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   let metricsServer: http.Server | undefined;
   let metricsPort: number | undefined;
   if (o.metrics) ({ server: metricsServer, port: metricsPort } = await listenMetrics(m, o.metrics));
+  let httpServer: http.Server | undefined;
+  let httpPort: number | undefined;
+  if (o.http) ({ server: httpServer, port: httpPort } = await listenDashboard({ listen: o.http, tlsCert: o.tlsCert, tlsKey: o.tlsKey, repo, data: o.data, clock, space, served: { replicas, runs }, tokens, log }));
   // A replica follows its upstream until `keepd promote` (sync/follow.ts).
   const stopFollowing = o.upstream ? followUpstream(o.data, repo, o.upstream, o.syncIntervalS ?? 60, clock, log, m) : undefined;
   // The sweep also ends sessions past MAX_SESSION_AGE_MS and those of tokens revoked since (`keepd token revoke` is another process).
   const sweeper = setInterval(() => void sessions.sweep((id) => tokens.isRevoked(id)).catch((e) => log.error({ err: e }, 'session sweep failed')), o.sweepIntervalMs ?? SESSION_SWEEP_INTERVAL_MS);
   sweeper.unref();
   const stopAuditRetention = startAuditRetention(repo, o.auditRetentionMs, log);
-  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, data: o.data, max_connections: listener.maxConnections }, 'listening');
+  log.info({ listen: `${host}:${bound}`, port: bound, tls: Boolean(o.tlsCert), metrics: metricsPort, http: httpPort, data: o.data, max_connections: listener.maxConnections }, 'listening');
 
   let stopping: Promise<void> | undefined;
   return {
     port: bound,
     metricsPort,
+    httpPort,
     watchdog: control.watchdog,
     shutdown() {
       stopping ??= (async () => {
@@ -157,6 +166,8 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         await listener.drain();
         await sessions.closeAll();
         metricsServer?.close();
+        httpServer?.close();
+        httpServer?.closeAllConnections();
         await repo.close();
         dataLock.release();
         log.info({}, 'stopped');

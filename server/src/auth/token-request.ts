@@ -12,7 +12,7 @@ export interface TokenRequest {
 
 /** The grants of a new token, checked the same way on keepd's shell and over gRPC. */
 export function checkTokenRequest(r: TokenRequest): { role: Role; sources: string[]; dedup: DedupScope } {
-  if (!r.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica');
+  if (!r.role) throw new KeepError('INVALID_ARGUMENT', 'token create needs --role agent|admin|replica|viewer');
   const dedup = r.dedup || 'source';
   if (dedup !== 'source' && dedup !== 'repository') throw new KeepError('INVALID_ARGUMENT', '--dedup takes source or repository');
   // An agent token for every source must be asked for: forgetting --source must not grant them all.

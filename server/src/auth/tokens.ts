@@ -2,7 +2,10 @@ import crypto from 'node:crypto';
 import { Clock, Database, KeepError, Repository, STATE_TABLES } from '@keep/core';
 import { audit, AuditActor, LOCAL } from '../audit/log.js';
 
-export type Role = 'agent' | 'admin' | 'replica';
+/** 'viewer': signs in to the dashboard (server/src/web/) and nothing else; every RPC refuses it (rpc/call.ts). */
+export type Role = 'agent' | 'admin' | 'replica' | 'viewer';
+
+export const ROLES: Role[] = ['agent', 'admin', 'replica', 'viewer'];
 
 /**
  * Dedup scope of an agent token. 'source': "have it" only for chunks its own
@@ -47,7 +50,7 @@ export class TokenStore {
   }
 
   async create(role: Role, opts: { sources?: string[]; dedup?: DedupScope } = {}, by: AuditActor = LOCAL): Promise<{ token: string; record: TokenRecord }> {
-    if (!['agent', 'admin', 'replica'].includes(role)) throw new KeepError('INVALID_ARGUMENT', `--role must be agent, admin or replica, not ${role}`);
+    if (!ROLES.includes(role)) throw new KeepError('INVALID_ARGUMENT', `--role must be agent, admin, replica or viewer, not ${role}`);
     const id = crypto.randomBytes(8).toString('hex');
     const token = `${PREFIX}_${id}_${crypto.randomBytes(32).toString('base64url')}`;
     const record: TokenRecord = {
@@ -125,7 +128,7 @@ function isTokenRecord(r: TokenRecord): boolean {
   return (
     /^[0-9a-f]{16}$/.test(r.id) &&
     /^[0-9a-f]{64}$/.test(r.hash) &&
-    ['agent', 'admin', 'replica'].includes(r.role) &&
+    ROLES.includes(r.role) &&
     ['source', 'repository'].includes(r.dedup) &&
     Array.isArray(r.sources) &&
     r.sources.every((s) => typeof s === 'string') &&

@@ -71,7 +71,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
   },
   async serve(argv) {
-    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' }, 'audit-retention': { type: 'string' } });
+    const a = args(argv, { listen: { type: 'string' }, 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, metrics: { type: 'string' }, http: { type: 'string' }, upstream: { type: 'string' }, 'sync-interval': { type: 'string' }, 'sync-replicas': { type: 'string' }, 'sync-timeout': { type: 'string' }, 'sync-all': { type: 'boolean' }, 'min-free': { type: 'string' }, 'max-connections': { type: 'string' }, insecure: { type: 'boolean' }, config: { type: 'string' }, 'audit-retention': { type: 'string' } });
     const config = typeof a.config === 'string' ? configOrProblems(a.config) : undefined;
     if (config === null) return;
     if (a.insecure) process.env.KEEP_INSECURE = '1';
@@ -88,6 +88,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       tlsCert: a['tls-cert'] as string | undefined,
       tlsKey: a['tls-key'] as string | undefined,
       metrics: a.metrics as string | undefined,
+      http: a.http as string | undefined,
       upstream: a.upstream as string | undefined,
       syncIntervalS: interval,
       syncReplicas,

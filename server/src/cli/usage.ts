@@ -20,7 +20,7 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
 
   init                  create an empty repository (agents add the key with keep init)
   serve                 serve the repository over gRPC until SIGTERM
-  token create|list|revoke   access tokens for agents, admins and replicas
+  token create|list|revoke   access tokens for agents, admins, replicas and viewers
   tls init              a private CA and server certificate in DIR/tls
   forget                retention per group of source,paths (restic's rules)
   prune                 collect garbage and repack; backups keep running
@@ -58,12 +58,14 @@ Serve the repository over gRPC until SIGTERM or SIGINT (then drain and exit 0).
   --listen HOST:PORT    where to listen (default 127.0.0.1:7420)
   --tls-cert F --tls-key F   serve TLS (grpcs://); keepd tls init makes both
   --metrics HOST:PORT   Prometheus /metrics
+  --http HOST:PORT      the operators' dashboard, HTTPS under --tls-cert/--tls-key (plain HTTP on
+                        loopback only, unless --insecure); sign in with an admin or viewer token
   --min-free SIZE|PCT%  refuse new backups below this much free space (default 2%)
   --max-connections N   connections held at once (default 4096, below the open-file limit)
   --upstream grpc(s)://HOST:PORT --sync-interval S   a replica pulling continuously (KEEP_UPSTREAM_TOKEN)
   --sync-replicas N [--sync-timeout S] [--sync-all]  a primary whose critical-tier (or all)
                         commits wait for N replicas
-  --insecure            plaintext grpc:// upstream to a host that is not loopback (KEEP_INSECURE=1)
+  --insecure            plaintext grpc:// upstream, or a plain HTTP --http, off loopback (KEEP_INSECURE=1)
   --config FILE         keepd.yaml: source policies, the watchdog, scheduled maintenance
                         (forget+prune, check; sync: a replica pulling on a schedule, not --upstream)
   --audit-retention D   keep audit records this long (default 400d; 52w, 36h also; a month's segment at a time)`,
@@ -74,10 +76,10 @@ Exit 0 when valid, 2 when not.`,
   token: `usage: keepd token create|list|revoke --data DIR
 
 Access tokens (keepd token create --help).`,
-  'token create': `usage: keepd token create --data DIR --role agent|admin|replica [--source NAME... | --all-sources] [--dedup source|repository]
+  'token create': `usage: keepd token create --data DIR --role agent|admin|replica|viewer [--source NAME... | --all-sources] [--dedup source|repository]
 
 Create a token and print it (once: keepd keeps only its hash).
-  --role agent|admin|replica
+  --role agent|admin|replica|viewer   viewer: signs in to the dashboard (serve --http), no RPC
   --source NAME         a source an agent token may back up and read (repeatable)
   --all-sources         every source, present and future
   --dedup source|repository   deduplicate against the source's own blobs (default) or the whole repository`,

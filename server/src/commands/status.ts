@@ -98,3 +98,5 @@ export function statusReport(repo: Repository, clock: Clock, served?: { replicas
   };
   return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, replicas, replication, watchdog };
 }
+
+export type StatusReport = ReturnType<typeof statusReport>;

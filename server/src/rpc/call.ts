@@ -70,6 +70,8 @@ export function rpcCalls(d: ServiceDeps) {
   /** The authenticated principal with its peer address; a token's first call from an address is audited. */
   const caller = (call: { metadata: ServerUnaryCall<unknown, unknown>['metadata']; getPeer(): string }): Principal => {
     const p = { ...d.tokens.authenticate(bearerToken(call.metadata)), peer: peerAddress(call.getPeer()) };
+    // a viewer token reads the dashboard only: no RPC, not even the ones open to 'any' role
+    if (p.role === 'viewer') throw new KeepError('PERMISSION_DENIED', 'a viewer token signs in to the dashboard only (keepd serve --http); it makes no calls');
     peers.note({ tokenId: p.tokenId, peer: p.peer });
     return p;
   };

@@ -1,0 +1,72 @@
+import { age, badge, bytes, esc, time } from './layout.js';
+import type { alertFigures, auditFigures, fleet, maintenanceFigures, replicaFigures, sourceFigures, storageFigures } from './figures.js';
+
+/** The body of each dashboard page, from figures.ts. Elements tests and people look for carry ids or data- attributes. */
+
+const table = (id: string, head: string[], rows: string[], empty: string) =>
+  rows.length ? `<div class="scroll"><table id="${id}"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table></div>` : `<p class="muted" id="${id}">${empty}</p>`;
+
+const card = (label: string, value: string, id?: string) => `<div class="card"${id ? ` id="${id}"` : ''}><b>${value}</b><span>${label}</span></div>`;
+
+/** JSON for a chart, in a script element the browser does not run (CSP allows no inline script). */
+const chartData = (id: string, data: unknown) => `<div class="chart" id="${id}"></div><script type="application/json" data-chart="${id}">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>`;
+
+export function fleetPage(f: ReturnType<typeof fleet>): string {
+  const late = f.rows.filter((r) => r.source.rpo_state === 'late').length;
+  const rows = f.rows.map((r) => {
+    const s = r.source;
+    const replicas = f.status.replicas.length ? `${f.status.replicas.length} · lag ${age(Math.max(...f.status.replicas.map((x) => x.lag_s)))}` : '–';
+    return `<tr data-source="${esc(s.source)}"><td><a href="/sources/${encodeURIComponent(s.source)}">${esc(s.source)}</a></td><td>${esc(s.tier ?? '–')}</td>
+<td>${time(s.last_time)}</td><td>${age(s.age_s)} / ${age(s.rpo_s)}</td><td class="rpo">${badge(s.rpo_state)}</td><td class="watch">${r.watch ? badge(r.watch.state) : '<span class="muted">–</span>'}</td>
+<td class="run">${r.run ? `${badge(r.run.last_result)} ${r.run.consecutive_failures ? `<span class="muted">${r.run.consecutive_failures}× failed</span>` : ''}` : '<span class="muted">no reports</span>'}</td>
+<td>${time(r.next_due)}</td><td>${replicas}</td><td><span class="muted">no drill yet</span></td></tr>`;
+  });
+  return `<h1>Fleet</h1><div class="cards">${card('sources', String(f.rows.length), 'card-sources')}${card('late against RPO', String(late), 'card-late')}${card('active alerts', String(f.active_alerts), 'card-alerts')}${card('snapshots', String(f.status.snapshots), 'card-snapshots')}${card('watchdog', badge(f.status.watchdog.check.status.toLowerCase()), 'card-check')}</div>
+${table('fleet', ['Source', 'Tier', 'Last success', 'Age / RPO', 'RPO', 'Watchdog', 'Last run', 'Next due', 'Replicas', 'Drill (RTO)'], rows, 'No sources yet: the first backup makes one.')}`;
+}
+
+export function sourcePage(f: NonNullable<ReturnType<typeof sourceFigures>>): string {
+  const s = f.source;
+  const snaps = [...f.snapshots].reverse().map((x) => `<tr><td><code>${esc(x.id.slice(0, 12))}</code></td><td>${time(x.time)}</td><td>${bytes(x.bytes)}</td><td>${bytes(x.bytes_sent)}</td><td>${x.dedup_ratio ?? '–'}</td><td>${x.files}</td><td>${esc(x.tags.join(', '))}</td></tr>`);
+  const fails = f.failures.map((x) => `<tr><td>${time(x.at)}</td><td>${esc(x.job)}</td><td>${esc(x.kind)}</td><td>${esc(x.error_class ?? '–')}</td><td>${x.attempt}</td></tr>`);
+  const chart = { x: f.snapshots.map((x) => Date.parse(x.time) / 1000), series: [{ label: 'size', values: f.snapshots.map((x) => x.bytes) }, { label: 'new data', values: f.snapshots.map((x) => x.bytes_sent) }] };
+  const pitr = s.pitr ? `<h2>Point-in-time recovery</h2><p id="pitr">${esc(JSON.stringify(s.pitr))}</p>` : '';
+  return `<h1>Source <span id="source-name">${esc(s.source)}</span></h1>
+<div class="cards">${card('tier', esc(s.tier ?? '–'))}${card('RPO state', badge(s.rpo_state), 'card-rpo')}${card('age of last success', age(s.age_s))}${card('snapshots', String(s.snapshots), 'card-snapshots')}${card('runs ok / failed', f.run ? `${f.run.runs_success} / ${f.run.runs_failure}` : '–', 'card-runs')}</div>
+<h2>Snapshots and sizes</h2>${chartData('chart-snapshots', chart)}
+${pitr}<h2>Restore points</h2>${table('snapshots', ['Snapshot', 'Time', 'Size', 'New data', 'Dedup ×', 'Files', 'Tags'], snaps, 'No snapshots.')}
+<h2>Run failures</h2>${table('failures', ['Received', 'Job', 'Kind', 'Error class', 'Attempt'], fails, 'No failed runs reported.')}
+<h2>Drills</h2><p class="muted">No drills recorded for this source.</p>`;
+}
+
+export function replicasPage(f: ReturnType<typeof replicaFigures>): string {
+  const rows = f.replicas.map((r) => `<tr data-replica="${esc(r.replica_id)}"><td>${esc(r.replica_id)}</td><td>${time(r.last_report)}</td><td>${time(r.newest_time)}</td><td>${age(r.lag_s)}</td><td>${badge(r.state)}</td></tr>`);
+  const pulls = f.replication.map((r) => `<tr><td>${esc(String((r as { upstream?: string }).upstream ?? '–'))}</td><td>${age(r.lag_s)}</td><td>${badge(r.state)}</td></tr>`);
+  return `<h1>Replicas</h1><h2>Replicas of this repository</h2>${table('replicas', ['Replica', 'Last report', 'Newest snapshot it holds', 'Lag', 'State'], rows, 'No replica has reported.')}
+<h2>This repository as a replica</h2>${table('replication', ['Upstream', 'Lag', 'State'], pulls, 'Follows no upstream.')}`;
+}
+
+export function storagePage(f: ReturnType<typeof storageFigures>): string {
+  const prunes = f.prunes.map((r) => `<tr><td>${time(new Date(r.start_ms).toISOString())}</td><td>${badge(r.outcome)}</td><td>${esc(JSON.stringify(r.result ?? {}))}</td></tr>`);
+  return `<h1>Storage</h1><div class="cards">${card('used', bytes(f.used), 'card-used')}${card('free', bytes(f.free), 'card-free')}${card('total', bytes(f.total))}${card('reserve (--min-free)', bytes(f.reserve))}
+${card('days to full', f.days_to_full === null ? 'not growing' : String(f.days_to_full), 'card-days')}${card('state', badge(f.state), 'card-state')}${card('blobs', String(f.blobs))}${card('packs', String(f.packs))}</div>
+<h2>Prune history</h2>${table('prunes', ['Started', 'Outcome', 'Result'], prunes, 'No prune has run under keepd serve.')}`;
+}
+
+export function alertsPage(f: ReturnType<typeof alertFigures>): string {
+  const row = (a: (typeof f.active)[number]) => `<tr data-alert="${esc(a.id)}"><td>${esc(a.kind)}</td><td>${esc(a.subject)}</td><td>${badge(a.condition)}</td><td>${esc(a.severity)}</td><td>${time(a.started)}</td><td>${time(a.resolved)}</td><td>${a.deliveries.length}</td></tr>`;
+  const head = ['Kind', 'Subject', 'Condition', 'Severity', 'Started', 'Resolved', 'Deliveries'];
+  return `<h1>Alerts</h1><h2>Active</h2>${table('alerts-active', head, f.active.map(row), 'No active alerts.')}<h2>Resolved (last 7 days)</h2>${table('alerts-resolved', head, f.recent.map(row), 'None resolved lately.')}`;
+}
+
+export function auditPage(f: ReturnType<typeof auditFigures>, q: { source?: string; event?: string; since?: string }): string {
+  const rows = f.records.map((r) => `<tr><td>${r.seq}</td><td>${time(r.time)}</td><td>${esc(r.event)}</td><td>${esc(r.token ?? '–')}</td><td>${esc(r.peer ?? '–')}</td><td>${esc(r.source ?? '–')}</td><td>${esc(Object.entries(r.fields).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : v}`).join(' '))}</td></tr>`);
+  return `<h1>Audit log</h1><form class="filters" method="get" action="/audit"><input name="source" placeholder="source" value="${esc(q.source ?? '')}"><input name="event" placeholder="event (token, session.commit…)" value="${esc(q.event ?? '')}">
+<input name="since" placeholder="since (7d, 2026-12-01)" value="${esc(q.since ?? '')}"><button type="submit">Filter</button></form><p class="muted" id="audit-count">${f.total} record(s)${f.total > f.records.length ? `, newest ${f.records.length} shown` : ''}</p>
+${table('audit', ['Seq', 'Time', 'Event', 'Token', 'Peer', 'Source', 'Fields'], rows, 'No records match.')}`;
+}
+
+export function maintenancePage(f: ReturnType<typeof maintenanceFigures>): string {
+  const rows = f.runs.map((r) => `<tr><td>${esc(r.task)}</td><td>${time(new Date(r.start_ms).toISOString())}</td><td>${age((r.end_ms - r.start_ms) / 1000)}</td><td>${badge(r.outcome)}</td><td>${esc(r.error ?? '')}</td></tr>`);
+  return `<h1>Maintenance runs</h1>${table('maintenance', ['Task', 'Started', 'Took', 'Outcome', 'Error'], rows, 'No scheduled maintenance has run (keepd.yaml maintenance:).')}`;
+}

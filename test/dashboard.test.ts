@@ -1,0 +1,252 @@
+/**
+ * Issue 19: keepd's operators' dashboard (`keepd serve --http`) in a real
+ * headless Chromium (Debian's chromium, driven by playwright-core) against a
+ * real keepd with real sources backed up by `keep` over gRPC:
+ * - "old" was backed up three days ago (keepd and agent on a clock set back
+ *   with KEEP_CLOCK_OFFSET_MS) and shows late against its tier's RPO;
+ * - "web" is fresh and has a failed run an agent reported;
+ * - "hot" has a 20 s RPO in keepd.yaml: its alert appears on the open alerts
+ *   page without a reload once it goes late;
+ * - a replica follows the primary and reports to it.
+ * No page or endpoint answers without a session; a viewer token signs in but
+ * makes no RPC; logout ends the session; tokens never reach keepd's log.
+ * Screenshots of the overview and a source page go to docs/img/.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, tempDirs } from './helpers.js';
+import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, RawClient, runKeep, startKeepd, tokenSecret, wire } from './keepd-harness.js';
+import { eventually, killAllServing, serveWith, status, syncOk } from './sync-util.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const PASSWORD = 'dashboard passphrase';
+const tmp = tempDirs();
+
+const CONFIG = `watchdog:
+  interval: 300ms
+  hysteresis: 2
+sources:
+  - match: "hot"
+    rpo: 20s
+maintenance:
+  check:
+    schedule:
+      every: 3s
+`;
+
+describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real browser', () => {
+  const dir = tmp.make('keep-dashboard-');
+  const data = path.join(dir, 'data');
+  const replicaData = path.join(dir, 'replica');
+  let keepd: Keepd;
+  let base: string;
+  let agent: string;
+  let viewer: string;
+  let admin: string;
+  let replicaId: string;
+  let ctx: BrowserContext;
+  let page: Page;
+
+  let grown = 0;
+  /** A source directory whose file grows with each backup (the chart has a slope to show). */
+  const src = (name: string, content: string) => {
+    const d = path.join(dir, 'src', name);
+    fs.mkdirSync(d, { recursive: true });
+    grown += 1;
+    fs.writeFileSync(path.join(d, `data-${grown}.bin`), content.repeat(1000 * grown));
+    return d;
+  };
+  const backup = (k: Keepd, source: string, tier: string, extra: Record<string, string> = {}) => keepJson(['backup', src(source, `${source} ${Date.now()}\n`), '--source', source, '--tier', tier], agentEnv(k, agent, PASSWORD, extra));
+
+  /** Sign in through the form, as an operator would. */
+  async function signIn(token: string): Promise<void> {
+    await page.goto(`${base}/login`);
+    await page.fill('#token', token);
+    await Promise.all([page.waitForLoadState('load'), page.click('button[type=submit]')]);
+  }
+
+  beforeAll(async () => {
+    await keepdInit(data);
+    agent = (await createToken(data, 'agent')).token;
+    admin = (await createToken(data, 'admin')).token;
+    viewer = (await createToken(data, 'viewer')).token;
+    // three days ago, on keepd's and the agent's clocks: "old" is late now
+    const past = { KEEP_CLOCK_OFFSET_MS: String(-3 * 86_400_000) };
+    const before = await startKeepd(data, { env: past });
+    await keepJson(['init', '--kdf-cost', '12'], agentEnv(before, agent, PASSWORD, past));
+    await backup(before, 'old', 'lower', past);
+    await before.stop();
+
+    fs.writeFileSync(path.join(dir, 'keepd.yaml'), CONFIG);
+    keepd = await startKeepd(data, { args: ['--http', '127.0.0.1:0', '--config', path.join(dir, 'keepd.yaml')] });
+    expect(typeof keepd.listening.http).toBe('number');
+    base = `http://127.0.0.1:${keepd.listening.http as number}`;
+    await backup(keepd, 'web', 'standard');
+    await backup(keepd, 'web', 'standard');
+    await backup(keepd, 'hot', 'high');
+    // a failed run of "web", as an agent reports it (ReportRuns)
+    const { grpc, protobuf, proto } = await wire();
+    const report = protobuf.toBinary(
+      proto.ReportRunsRequestSchema,
+      protobuf.create(proto.ReportRunsRequestSchema, { reports: [{ id: 'e1'.repeat(16), source: 'web', job: 'web-nightly', kind: 'files', reason: 'scheduled', attempt: 2, startMs: 1n, endMs: 2n, result: 'failure', errorClass: 'exit 3' }] }),
+    );
+    expect((await new RawClient(grpc, `127.0.0.1:${keepd.port}`, agent).unary('ReportRuns', report)).ok).toBe(true);
+
+    // a replica following the primary; it reports to the primary, which lists it
+    const replicaToken = (await createToken(data, 'replica')).token;
+    await syncOk(replicaData, keepd.url, replicaToken);
+    await serveWith(replicaData, ['--upstream', keepd.url, '--sync-interval', '60'], { KEEP_UPSTREAM_TOKEN: replicaToken });
+    replicaId = fs.readFileSync(path.join(replicaData, 'replica-id'), 'utf8').trim();
+    await eventually(() => status(data), (s) => s.replicas.some((r: { replica_id: string }) => r.replica_id === replicaId), 30_000);
+
+    ctx = await chromium.launchPersistentContext(path.join(dir, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 900 },
+    });
+    page = ctx.pages()[0] ?? (await ctx.newPage());
+  }, 240_000);
+
+  afterAll(async () => {
+    await ctx?.close();
+    await killAllServing();
+  });
+
+  it('answers nothing without a session', async () => {
+    for (const p of ['/', '/sources/web', '/replicas', '/storage', '/alerts', '/audit', '/maintenance', '/assets/dashboard.js', '/assets/uplot.js', '/api/status']) {
+      const res = await fetch(`${base}${p}`, { redirect: 'manual' });
+      expect([303, 401], p).toContain(res.status);
+      if (res.status === 303) expect(res.headers.get('location')).toBe('/login');
+      expect(await res.text(), p).not.toContain('web');
+    }
+    // the browser lands on the login form
+    await page.goto(`${base}/`);
+    expect(new URL(page.url()).pathname).toBe('/login');
+    // an agent token cannot sign in, nor can a made-up one
+    await signIn(agent);
+    expect(await page.textContent('#login-error')).toContain('agent token cannot sign in');
+    await signIn(`keep_${'0'.repeat(16)}_${'A'.repeat(43)}`);
+    expect(await page.textContent('#login-error')).toContain('Unknown or revoked');
+  });
+
+  it('a viewer token makes no RPC: the dashboard only', async () => {
+    const r = await runKeep(['snapshots', '--json'], agentEnv(keepd, viewer, PASSWORD));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toContain('viewer token signs in to the dashboard only');
+  });
+
+  it('signs in with a viewer token: a strict HttpOnly session cookie; the fleet overview shows every source, "old" late', async () => {
+    await signIn(viewer);
+    expect(new URL(page.url()).pathname).toBe('/');
+    const [cookie] = await ctx.cookies(base);
+    expect(cookie).toMatchObject({ name: 'keep_session', httpOnly: true, sameSite: 'Strict' });
+    expect(cookie.expires).toBeGreaterThan(Date.now() / 1000);
+    expect(await page.textContent('#card-sources')).toContain('3');
+    const row = (s: string) => page.locator(`tr[data-source="${s}"]`);
+    await expect.poll(() => row('old').locator('td.rpo [data-state]').getAttribute('data-state')).toBe('late');
+    expect(await row('web').locator('td.rpo [data-state]').getAttribute('data-state')).toBe('ok');
+    expect(await row('old').textContent()).toContain('lower');
+    expect(await row('web').textContent()).toContain('standard');
+    // last run of "web" is the failure its agent reported; one replica with its lag
+    expect(await row('web').locator('td.run [data-state]').getAttribute('data-state')).toBe('failure');
+    expect(await row('web').textContent()).toContain('1 · lag');
+    // the figures are keepd status's: the same ages and states
+    const s = await status(data);
+    const old = s.sources.find((x: { source: string }) => x.source === 'old');
+    expect(old.rpo_state).toBe('late');
+    expect(old.age_s).toBeGreaterThan(2.9 * 86_400);
+    expect(await row('old').textContent()).toMatch(/3\.0 d|2\.9 d/);
+    fs.mkdirSync(path.join(ROOT, 'docs', 'img'), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-overview.png'), fullPage: true });
+    // the dark theme follows the system's (prefers-color-scheme)
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const light = await background();
+    await page.emulateMedia({ colorScheme: 'dark' });
+    expect(await background()).not.toBe(light);
+    await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-overview-dark.png'), fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  it('a source page charts its snapshots and sizes and lists its restore points and failures', async () => {
+    await page.goto(`${base}/sources/web`);
+    expect(await page.textContent('#source-name')).toBe('web');
+    await expect.poll(() => page.locator('#chart-snapshots').getAttribute('data-drawn')).toBe('2');
+    expect(await page.locator('#chart-snapshots canvas').count()).toBeGreaterThan(0);
+    expect(await page.locator('#snapshots tbody tr').count()).toBe(2);
+    expect(await page.textContent('#failures')).toContain('exit 3');
+    expect(await page.textContent('#failures')).toContain('web-nightly');
+    expect(await page.textContent('#card-runs')).toContain('0 / 1');
+    await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-source.png'), fullPage: true });
+    expect((await page.goto(`${base}/sources/nope`))!.status()).toBe(404);
+  });
+
+  it('replicas, storage, maintenance and audit pages render their figures', async () => {
+    await page.goto(`${base}/replicas`);
+    expect(await page.locator(`tr[data-replica="${replicaId}"]`).count()).toBe(1);
+    await page.goto(`${base}/storage`);
+    expect(await page.textContent('#card-used')).toMatch(/[KMGT]iB|B/);
+    expect(await page.textContent('#card-free')).toMatch(/[KMGT]iB/);
+    // scheduled maintenance (check every 3 s) shows up live
+    await page.goto(`${base}/maintenance`);
+    await expect.poll(async () => (await page.locator('#maintenance').textContent()) ?? '', { timeout: 60_000 }).toContain('check');
+    // the audit log, filtered by event, source and time
+    await page.goto(`${base}/audit?event=dashboard`);
+    expect(await page.textContent('#audit')).toContain('dashboard.login');
+    expect(await page.textContent('#audit')).toContain('dashboard.login_refused');
+    await page.goto(`${base}/audit?source=web&since=1h`);
+    const events = await page.locator('#audit tbody tr td:nth-child(3)').allTextContents();
+    expect(events.length).toBeGreaterThan(0);
+    expect(await page.locator('#audit tbody tr td:nth-child(6)').allTextContents()).toEqual(events.map(() => 'web'));
+    expect(events).toContain('session.commit');
+  });
+
+  it('an alert appears live on the open alerts page when a source goes late, and moves to resolved after a backup', async () => {
+    // fresh again: wait until keepd holds "hot" ok with no alert firing, then watch it go late
+    await backup(keepd, 'hot', 'high');
+    await eventually(() => keepdJson(['alerts', '--data', data, '--json']), (a) => !a.active.some((x: { subject: string }) => x.subject === 'hot'), 30_000);
+    await page.goto(`${base}/alerts`);
+    const hotFiring = async () => (await page.locator('#alerts-active').textContent())?.includes('hot') ?? false;
+    expect(await hotFiring()).toBe(false);
+    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+    await expect.poll(hotFiring, { timeout: 90_000, intervals: [500] }).toBe(true);
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await page.locator('#alerts-active tr', { hasText: 'hot' }).locator('[data-state]').first().getAttribute('data-state')).toBe('late');
+    // a backup resolves it: it moves to the resolved list, still without a reload
+    await backup(keepd, 'hot', 'high');
+    await expect.poll(hotFiring, { timeout: 60_000, intervals: [500] }).toBe(false);
+    expect(await page.locator('#alerts-resolved').textContent()).toContain('hot');
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  });
+
+  it('is usable on a phone: no page wider than the screen', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const p of ['/', '/sources/web', '/alerts']) {
+      await page.goto(`${base}${p}`);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth), p).toBeLessThanOrEqual(390);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('logout needs the CSRF token and ends the session; tokens never reach the log', async () => {
+    const [cookie] = await ctx.cookies(base);
+    const asCookie = { cookie: `keep_session=${cookie.value}` };
+    // a POST without the page's CSRF token is refused, the session stays
+    const forged = await fetch(`${base}/logout`, { method: 'POST', headers: { ...asCookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=guess', redirect: 'manual' });
+    expect(forged.status).toBe(403);
+    expect((await fetch(`${base}/api/status`, { headers: asCookie })).status).toBe(200);
+    await page.goto(`${base}/`);
+    await Promise.all([page.waitForURL(/\/login$/), page.click('#logout')]);
+    await page.goto(`${base}/`);
+    expect(new URL(page.url()).pathname).toBe('/login');
+    expect((await fetch(`${base}/api/status`, { headers: asCookie })).status).toBe(401);
+    const audit = await fetch(`${base}/audit`, { headers: asCookie, redirect: 'manual' });
+    expect(audit.status).toBe(303);
+    // an admin token signs in too
+    await signIn(admin);
+    expect(await page.textContent('header')).toContain('admin');
+    for (const t of [agent, admin, viewer]) expect(keepd.output()).not.toContain(tokenSecret(t));
+  });
+});
