@@ -25,22 +25,34 @@ interface Received {
   auth?: string;
   body: any;
   status: number;
+  /** when the request arrived (Date.now()) */
+  at: number;
 }
 
-/** A webhook receiver: answers 200, or 503 while `failing`; records every request. */
+/** A webhook receiver: answers 200, or 503 while `failing`, or never while `hanging`; records every request. */
 class Receiver {
   readonly seen: Received[] = [];
+  /** requests left unanswered while hanging: when each arrived and when keepd gave up on it (its connection closed) */
+  readonly hung: { at: number; closedAt?: number }[] = [];
   failing = false;
+  hanging = false;
   private server?: http.Server;
   port = 0;
 
   async listen(port = 0): Promise<void> {
     this.server = http.createServer((req, res) => {
+      const at = Date.now();
+      if (this.hanging) {
+        const h: { at: number; closedAt?: number } = { at };
+        this.hung.push(h);
+        res.on('close', () => (h.closedAt = Date.now()));
+        return;
+      }
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
         const status = this.failing ? 503 : 200;
-        this.seen.push({ path: req.url ?? '', key: String(req.headers['idempotency-key']), auth: req.headers.authorization, body: JSON.parse(body), status });
+        this.seen.push({ path: req.url ?? '', key: String(req.headers['idempotency-key']), auth: req.headers.authorization, body: JSON.parse(body), status, at });
         res.writeHead(status).end();
       });
     });
@@ -194,6 +206,45 @@ alerts:
     // each transition is audited
     const audited = await keepdJson(['audit', 'list', '--data', data, '--event', 'alert', '--json']);
     expect(audited.map((r: any) => `${r.fields.state}:${r.fields.condition}`)).toEqual(['firing:late', 'firing:missed', 'resolved:ok']);
+  });
+});
+
+describe('deliveries to each receiver go on independently', () => {
+  afterAll(killAllKeepd);
+
+  it('a receiver that never answers does not delay another; each still gets the transition once', async () => {
+    const dir = tmp.make('keep-alerts-parallel-');
+    const data = path.join(dir, 'data');
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.txt'), 'parallel');
+    const dead = new Receiver();
+    const live = new Receiver();
+    await dead.listen();
+    await live.listen();
+    dead.hanging = true;
+    try {
+      const cfg = path.join(dir, 'keepd.yaml');
+      // the hanging receiver sorts first in the outbox: a serial delivery would wait out its 10 s timeout before the other
+      fs.writeFileSync(cfg, `watchdog: { interval: 300ms, hysteresis: 2 }\nsources: [{ match: db, rpo: 3s }]\nalerts:\n  repeat_interval: 1h\n  retry_initial: 200ms\n  retry_max: 1s\n  receivers:\n    - { name: a-dead, type: webhook, url: "http://127.0.0.1:${dead.port}/hook" }\n    - { name: b-live, type: webhook, url: "http://127.0.0.1:${live.port}/hook" }\n`);
+      await keepdInit(data);
+      const token = await createToken(data, 'agent', { sources: ['db'] });
+      const keepd = await startKeepd(data, { args: ['--config', cfg] });
+      const env = { KEEP_REPO: keepd.url, KEEP_TOKEN: token.token, KEEP_PASSWORD: PASSWORD };
+      await keepJson(['init', '--kdf-cost', '12'], env);
+      await keepJson(['backup', src, '--source', 'db'], env);
+      const [first] = await until('the late alert at the live receiver', () => live.accepted('/hook', 'source/db:1').length && live.accepted('/hook', 'source/db:1'));
+      expect(dead.hung.length).toBeGreaterThanOrEqual(1);
+      // it arrived while keepd was still waiting on the dead receiver's first request
+      expect(dead.hung[0].closedAt ?? Infinity).toBeGreaterThan(first.at);
+      dead.hanging = false; // keepd's request times out, and the retry is answered
+      await until('the late alert at the revived receiver', () => dead.accepted('/hook', 'source/db:1').length, 60_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const r of [dead, live]) expect(r.accepted('/hook', 'source/db:1')).toHaveLength(1);
+    } finally {
+      await dead.close();
+      await live.close();
+    }
   });
 });
 

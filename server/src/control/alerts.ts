@@ -78,6 +78,7 @@ export class Alerts {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.chain;
+    await this.delivery.stop();
   }
 
   private serially(step: () => Promise<void>): Promise<void> {
