@@ -153,6 +153,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         await listener.drain();
         await sessions.closeAll();
         metricsServer?.close();
+        await audit(repo).flush(); // records nobody awaited (a token's new peer) are durable before the state store closes
         await repo.close();
         dataLock.release();
         log.info({}, 'stopped');

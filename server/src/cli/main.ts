@@ -198,7 +198,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const r = promote(a.data, processClock());
     const out1 = { promoted: true, already: r.already, previous_upstream: r.upstream, promoted_at: r.promoted_at, data: a.data };
     // Audited, and this line on stderr (keepd's log format) besides role.json.
-    if (!r.already) await Repository.using(a.data, async (repo) => void audit(repo).record('promote', LOCAL, { previous_upstream: r.upstream }), keepdRepoOptions(a.data));
+    if (!r.already) await Repository.using(a.data, async (repo) => void (await audit(repo).record('promote', LOCAL, { previous_upstream: r.upstream })), keepdRepoOptions(a.data));
     if (!r.already) process.stderr.write(JSON.stringify({ level: 40, time: processClock().now(), service: 'keepd', msg: 'promoted', data: a.data, previous_upstream: r.upstream, promoted_at: r.promoted_at }) + '\n');
     out(a.json, out1, () => console.log(r.already ? `${a.data} was promoted already (${r.promoted_at}); it followed ${r.upstream}` : `promoted ${a.data}: it no longer follows ${r.upstream} and takes backups; point agents at it (KEEP_REPO)`));
   },

@@ -30,7 +30,7 @@ function replicate(repo: Repository, upstream: string, intervalS: number, clock:
         last = r;
         bytes({}, r.bytes_fetched);
         await reportHoldings(repo, up, r.snapshots_synced).catch((e: Error) => log.warn({ upstream, err: e.message }, 'report to upstream failed'));
-        if (r.snapshots_synced.length || r.snapshots_failed.length) audit(repo).record('sync', LOCAL, syncFields(r));
+        if (r.snapshots_synced.length || r.snapshots_failed.length) await audit(repo).record('sync', LOCAL, syncFields(r));
         if (r.snapshots_synced.length || r.snapshots_failed.length) log.info({ upstream, synced: r.snapshots_synced.length, failed: r.snapshots_failed, bytes: r.bytes_fetched, lag_s: r.lag_s }, 'replicated');
       })
       .catch((e: Error) => log.warn({ upstream, err: e.message }, 'replication failed'))

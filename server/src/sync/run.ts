@@ -57,7 +57,7 @@ export async function runSync(data: string, from: string, source?: string, env: 
     }
     try {
       const r = await syncFrom(repo, up, { source, clock: repo.clock ?? processClock() });
-      audit(repo).record('sync', LOCAL, syncFields(r));
+      await audit(repo).record('sync', LOCAL, syncFields(r));
       // A primary that does not know ReportReplica (older keepd) or refuses it still served the pull.
       await reportHoldings(repo, up, r.snapshots_synced).catch(() => undefined);
       return r;

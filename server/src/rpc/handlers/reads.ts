@@ -56,7 +56,7 @@ export function readHandlers(rpc: RpcCalls) {
       let served = 0;
       // Blobs gathered before a missing or damaged one are sent before the error; the stream is audited either way, with what it served.
       beforeError(async () => {
-        audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: false });
+        await audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: false });
         await flush();
       });
       while (i < ids.length && !call.cancelled) {
@@ -75,7 +75,7 @@ export function readHandlers(rpc: RpcCalls) {
         }
       }
       await flush();
-      audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: !call.cancelled });
+      await audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: !call.cancelled });
     }),
 
     check: rpc.unary('Check', ['admin'], async (req: { readData: boolean; readDataSubset: number }) => {
