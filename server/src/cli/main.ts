@@ -20,6 +20,7 @@ import { auditedPrune } from '../audit/events.js';
 import { formatAuditRecord, listAudit, parseSince } from '../audit/list.js';
 import { DEFAULT_AUDIT_RETENTION, parseAuditRetention } from '../audit/retention.js';
 import { auditDamage, formatVerify, verifyAudit } from '../audit/verify.js';
+import { replicaCheckpoints } from '../audit/replicated.js';
 
 function out(json: boolean | undefined, value: unknown, human: () => void): void {
   if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
@@ -205,8 +206,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async audit(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'verify') {
-      const a = args(rest);
-      const r = verifyAudit(a.data);
+      const a = args(rest, { against: { type: 'string' } });
+      const r = verifyAudit(a.data, a.against === undefined ? undefined : replicaCheckpoints(a.against as string));
       out(a.json, r, () => console.log(formatVerify(r)));
       if (!r.ok) throw auditDamage(r);
       return;

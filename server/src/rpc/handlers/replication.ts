@@ -1,11 +1,12 @@
 import { create } from '@bufbuild/protobuf';
 import { KeepError } from '@keep/core';
-import { ListTokensResponseSchema, ReportReplicaResponseSchema, WatchCommitsResponseSchema } from '@keep/proto';
+import { GetAuditHeadResponseSchema, ListTokensResponseSchema, ReportReplicaResponseSchema, WatchCommitsResponseSchema } from '@keep/proto';
 import { tokenToWire } from '../../sync/tokens.js';
+import { checkpointTable } from '../../audit/checkpoints.js';
 import { RpcCalls } from '../call.js';
 import { toStatus } from '@keep/proto';
 
-/** What replicas call on their primary: WatchCommits, ReportReplica, ListTokens. */
+/** What replicas call on their primary: WatchCommits, ReportReplica, ListTokens, GetAuditHead. */
 export function replicationHandlers(rpc: RpcCalls) {
   const { d } = rpc;
 
@@ -35,6 +36,12 @@ export function replicationHandlers(rpc: RpcCalls) {
       if (req.snapshotIds.length > 0 && held.length === 0) throw new KeepError('NOT_FOUND', `no snapshot ${req.snapshotIds[0]} on this primary: a replica acks only snapshots the primary holds`);
       await d.replicas.report(req.replicaId, p.tokenId, held, req.newestTime, (id) => d.tokens.isRevoked(id));
       return create(ReportReplicaResponseSchema, {});
+    }),
+
+    // The head as checkpointed (durable records only), with this keepd's time: the replica keeps it (audit/replicated.ts).
+    getAuditHead: rpc.unary('GetAuditHead', ['replica', 'admin'], () => {
+      const head = checkpointTable(d.repo).get('head');
+      return create(GetAuditHeadResponseSchema, { seq: BigInt(head?.seq ?? 0), hash: head?.hash ?? '', serverTime: new Date(d.repo.clock.now()).toISOString() });
     }),
 
     listTokens: rpc.unary('ListTokens', ['replica', 'admin'], () => create(ListTokensResponseSchema, { tokens: d.tokens.list().map(tokenToWire) })),
