@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Repository, STATE_TABLES } from '@keep/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { agentEnv, createToken, Keepd, keepdInit, keepJson, killAllKeepd, runKeepd, startKeepd } from './keepd-harness.js';
+import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeepd, startKeepd, waitFor } from './keepd-harness.js';
 
 const PASSWORD = 'replicated audit passphrase';
 
@@ -143,5 +143,41 @@ describe('audit checkpoints replicated to a replica', () => {
     const r = await runKeepd(['audit', 'verify', '--data', primary, '--against', primary]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/holds no audit checkpoint/);
+  });
+});
+
+describe('a serving replica (keepd serve --upstream) keeps the head after each pull', () => {
+  const tmp = tempDirs();
+  afterAll(killAllKeepd);
+
+  it('a commit on the primary brings a newer checkpoint to the replica', async () => {
+    const dir = tmp.make('keep-audit-follow-');
+    const primary = path.join(dir, 'primary');
+    const replica = path.join(dir, 'replica');
+    const src = path.join(dir, 'src');
+    await keepdInit(primary);
+    const admin = await createToken(primary, 'admin');
+    const rt = await createToken(primary, 'replica');
+    const keepd = await startKeepd(primary);
+    const env = agentEnv(keepd, admin.token, PASSWORD);
+    await keepJson(['init', '--kdf-cost', '12'], env);
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a.txt'), 'followed');
+    await keepJson(['backup', src, '--source', 'web'], env);
+    // the replica is made by a one-shot pull, then serves following the primary
+    expect((await runKeepd(['sync', '--data', replica, '--from', keepd.url], { env: { KEEP_TOKEN: rt.token } })).code).toBe(0);
+    await startKeepd(replica, { args: ['--upstream', keepd.url, '--sync-interval', '60'], env: { KEEP_UPSTREAM_TOKEN: rt.token } });
+    fs.writeFileSync(path.join(src, 'a.txt'), 'followed, again');
+    await keepJson(['backup', src, '--source', 'web'], env);
+    // the commit's record is in the primary's log when backup returns; the announced commit makes the replica pull
+    const commit = (await keepdJson(['audit', 'list', '--data', primary, '--event', 'session.commit'])).at(-1);
+    let report: any;
+    await waitFor(async () => {
+      const v = await runKeepd(['audit', 'verify', '--data', primary, '--against', replica, '--json']);
+      report = v.code === 0 ? JSON.parse(v.stdout) : undefined;
+      return (report?.replicated?.newest?.seq ?? 0) >= commit.seq;
+    }, 120_000, 500);
+    expect(report.replicated.checked).toBe(report.replicated.checkpoints);
+    expect(report.replicated.newest.upstream).toBe(keepd.url);
   });
 });
