@@ -20,6 +20,23 @@ const tmp = tempDirs();
 
 const PATHS = { hook: '/hook', chat: '/slack', am: '/am/api/v2/alerts' } as const;
 
+/** A keepd with `config` (keepd.yaml) whose source db was backed up once: from then on its watchdog runs towards late. */
+async function backedUpKeepd(prefix: string, config: string): Promise<void> {
+  const dir = tmp.make(prefix);
+  const data = path.join(dir, 'data');
+  const src = path.join(dir, 'src');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'a.txt'), prefix);
+  const cfg = path.join(dir, 'keepd.yaml');
+  fs.writeFileSync(cfg, config);
+  await keepdInit(data);
+  const token = await createToken(data, 'agent', { sources: ['db'] });
+  const keepd = await startKeepd(data, { args: ['--config', cfg] });
+  const env = { KEEP_REPO: keepd.url, KEEP_TOKEN: token.token, KEEP_PASSWORD: PASSWORD };
+  await keepJson(['init', '--kdf-cost', '12'], env);
+  await keepJson(['backup', src, '--source', 'db'], env);
+}
+
 describe('alerts reach webhooks once per transition, through receiver outages and keepd restarts', () => {
   const dir = tmp.make('keep-alerts-');
   const data = path.join(dir, 'data');
@@ -146,6 +163,33 @@ alerts:
   });
 });
 
+describe('deliveries to each receiver go on independently', () => {
+  afterAll(killAllKeepd);
+
+  it('a receiver that never answers does not delay another; each still gets the transition once', async () => {
+    const dead = new Receiver();
+    const live = new Receiver();
+    await dead.listen();
+    await live.listen();
+    dead.hanging = true;
+    try {
+      // the hanging receiver sorts first in the outbox: a serial delivery would wait out its 10 s timeout before the other
+      await backedUpKeepd('keep-alerts-parallel-', `watchdog: { interval: 300ms, hysteresis: 2 }\nsources: [{ match: db, rpo: 3s }]\nalerts:\n  repeat_interval: 1h\n  retry_initial: 200ms\n  retry_max: 1s\n  receivers:\n    - { name: a-dead, type: webhook, url: "http://127.0.0.1:${dead.port}/hook" }\n    - { name: b-live, type: webhook, url: "http://127.0.0.1:${live.port}/hook" }\n`);
+      const [first] = await until('the late alert at the live receiver', () => live.accepted('/hook', 'source/db:1').length && live.accepted('/hook', 'source/db:1'));
+      expect(dead.hung.length).toBeGreaterThanOrEqual(1);
+      // it arrived while keepd was still waiting on the dead receiver's first request
+      expect(dead.hung[0].closedAt ?? Infinity).toBeGreaterThan(first.at);
+      dead.hanging = false; // keepd's request times out, and the retry is answered
+      await until('the late alert at the revived receiver', () => dead.accepted('/hook', 'source/db:1').length, 60_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const r of [dead, live]) expect(r.accepted('/hook', 'source/db:1')).toHaveLength(1);
+    } finally {
+      await dead.close();
+      await live.close();
+    }
+  });
+});
+
 describe('alerts configuration and repeats', () => {
   afterAll(killAllKeepd);
 
@@ -162,22 +206,10 @@ describe('alerts configuration and repeats', () => {
   });
 
   it('a firing alert is sent again every repeat_interval, each with its own Idempotency-Key', async () => {
-    const dir = tmp.make('keep-alerts-repeat-');
-    const data = path.join(dir, 'data');
-    const src = path.join(dir, 'src');
-    fs.mkdirSync(src);
-    fs.writeFileSync(path.join(src, 'a.txt'), 'repeated');
     const receiver = new Receiver();
     await receiver.listen();
     try {
-      const cfg = path.join(dir, 'keepd.yaml');
-      fs.writeFileSync(cfg, `watchdog: { interval: 300ms, hysteresis: 2 }\nsources: [{ match: db, rpo: 4s }]\nalerts:\n  repeat_interval: 1s\n  receivers: [{ name: hook, type: webhook, url: "http://127.0.0.1:${receiver.port}/hook" }]\n`);
-      await keepdInit(data);
-      const token = await createToken(data, 'agent', { sources: ['db'] });
-      const keepd = await startKeepd(data, { args: ['--config', cfg] });
-      const env = { KEEP_REPO: keepd.url, KEEP_TOKEN: token.token, KEEP_PASSWORD: PASSWORD };
-      await keepJson(['init', '--kdf-cost', '12'], env);
-      await keepJson(['backup', src, '--source', 'db'], env);
+      await backedUpKeepd('keep-alerts-repeat-', `watchdog: { interval: 300ms, hysteresis: 2 }\nsources: [{ match: db, rpo: 4s }]\nalerts:\n  repeat_interval: 1s\n  receivers: [{ name: hook, type: webhook, url: "http://127.0.0.1:${receiver.port}/hook" }]\n`);
       const repeat = await until('a repeat', () => receiver.seen.find((r) => r.body.repeat === true));
       expect(repeat.body).toMatchObject({ id: 'source/db', state: 'firing', kind: 'source' });
       expect(receiver.seen[0].body).toMatchObject({ seq: 1, condition: 'late', repeat: false });

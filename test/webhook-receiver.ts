@@ -1,6 +1,6 @@
 /**
  * A real HTTP webhook receiver in the test process (alerts, replica lag,
- * storage alerts): answers 200, or 503 while `failing`; records every
+ * storage alerts): answers 200, or 503 while `failing`, or never while `hanging`; records every
  * request with its Idempotency-Key. Plus `until`, polling a condition.
  */
 import http from 'node:http';
@@ -12,21 +12,33 @@ export interface Received {
   auth?: string;
   body: any;
   status: number;
+  /** when the request arrived (Date.now()) */
+  at: number;
 }
 
 export class Receiver {
   readonly seen: Received[] = [];
+  /** requests left unanswered while hanging: when each arrived and when keepd gave up on it (its connection closed) */
+  readonly hung: { at: number; closedAt?: number }[] = [];
   failing = false;
+  hanging = false;
   private server?: http.Server;
   port = 0;
 
   async listen(port = 0): Promise<void> {
     this.server = http.createServer((req, res) => {
+      const at = Date.now();
+      if (this.hanging) {
+        const h: { at: number; closedAt?: number } = { at };
+        this.hung.push(h);
+        res.on('close', () => (h.closedAt = Date.now()));
+        return;
+      }
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
         const status = this.failing ? 503 : 200;
-        this.seen.push({ path: req.url ?? '', key: String(req.headers['idempotency-key']), auth: req.headers.authorization, body: JSON.parse(body), status });
+        this.seen.push({ path: req.url ?? '', key: String(req.headers['idempotency-key']), auth: req.headers.authorization, body: JSON.parse(body), status, at });
         res.writeHead(status).end();
       });
     });

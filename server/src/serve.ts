@@ -168,6 +168,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         metricsServer?.close();
         httpServer?.close();
         httpServer?.closeAllConnections();
+        await audit(repo).flush(); // records nobody awaited (a token's new peer) are durable before the state store closes
         await repo.close();
         dataLock.release();
         log.info({}, 'stopped');

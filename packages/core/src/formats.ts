@@ -97,6 +97,8 @@ export const STATE_TABLES = {
   runSummaries: 'run-summaries',
   /** the audit log's checkpoints: 'head' {seq, hash}, 'pruned' {through, hash} (server audit/chain-state.ts) */
   audit: 'audit',
+  /** seq\0hash -> an audit head checkpoint a replica received from its primary (server audit/replicated.ts) */
+  auditReplicated: 'audit-replicated',
   /** token id + peer address pairs already seen, so a new peer is audited once (server audit/peers.ts) */
   auditPeers: 'audit-peers',
   /** kind\0name -> keepd's alert for that watchdog condition, firing or resolved (server control/alerts.ts) */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { open } from 'lmdb';
+import { Database, open } from 'lmdb';
 import { Repository, STATE_FILE, STATE_TABLES } from '@keep/core';
 
 /**
@@ -25,20 +25,24 @@ export function checkpointTable(repo: Repository) {
   return repo.database<AuditCheckpoint>(STATE_TABLES.audit);
 }
 
-/** The checkpoints read without opening the repository (verify and list run beside a serving keepd). */
-export function readCheckpoints(data: string): AuditCheckpoints {
+/** A table of DATA/state.mdb read without opening the repository (verify and list run beside a serving keepd); undefined when there is none. */
+export function readStateTable<V, R>(data: string, table: string, read: (db: Database<V, string>) => R): R | undefined {
   let env;
   try {
     env = open({ path: path.join(data, STATE_FILE), noSubdir: true, readOnly: true, compression: false });
   } catch {
-    return {};
+    return undefined;
   }
   try {
-    const db = env.openDB<AuditCheckpoint, string>({ name: STATE_TABLES.audit });
-    return { head: db.get('head'), pruned: db.get('pruned') };
+    return read(env.openDB<V, string>({ name: table }));
   } catch {
-    return {}; // no audit table yet: nothing was ever appended
+    return undefined; // no such table yet: nothing was ever written to it
   } finally {
     void env.close();
   }
+}
+
+/** The checkpoints of DATA's own log. */
+export function readCheckpoints(data: string): AuditCheckpoints {
+  return readStateTable<AuditCheckpoint, AuditCheckpoints>(data, STATE_TABLES.audit, (db) => ({ head: db.get('head'), pruned: db.get('pruned') })) ?? {};
 }

@@ -32,6 +32,6 @@ export function syncFields(r: SyncReport): AuditFields {
 /** `keepd prune` (and forget --prune) on keepd's shell, audited unless a dry run. */
 export async function auditedPrune(repo: Repository, opts?: Parameters<typeof prune>[1]): Promise<PruneReport> {
   const r = await prune(repo, opts);
-  if (!r.dry_run) audit(repo).record('prune', LOCAL, pruneFields(r));
+  if (!r.dry_run) await audit(repo).record('prune', LOCAL, pruneFields(r));
   return r;
 }

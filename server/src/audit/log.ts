@@ -19,55 +19,110 @@ export const KEEPD: AuditActor = { peer: 'keepd' };
 /** A segment holds at most this much; it also ends with its calendar month (retention removes whole segments). */
 const SEGMENT_MAX_BYTES = 64 * 1024 * 1024;
 
+/** A record waiting for the next batch, with its caller's promise. */
+interface Pending {
+  event: string;
+  who: AuditActor;
+  source: string | null;
+  fields: AuditFields;
+  resolve: (r: AuditRecord) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Where the chain goes on: the newest record and the segment it is in. */
+interface ChainEnd {
+  name?: string;
+  size: number;
+  seq: number;
+  hash: string;
+  month?: string;
+}
+
 /**
  * The append side of the audit log (format: record.ts; files: segments.ts).
  *
- * Durability: an append is written and fsync'd, then its checkpoint
- * committed (state.mdb, synchronously), before `record` returns; hooks call
- * it before their RPC answers, so an acknowledged commit, token change or
- * read is on disk in the log. It costs one fsync of the segment and one
- * LMDB commit per event: events are per session, stream or command, never
- * per blob.
+ * Group commit: `record` queues its event and returns a promise; one
+ * batch at a time is sealed in call order and written with one write per
+ * segment (a page-cache copy) under the state store's write transaction,
+ * the lock that orders appends across keepd and its shell commands; the
+ * segment's fsync and the head checkpoint's LMDB commit then run off the
+ * event loop, while the next events queue for the next batch. The promise
+ * resolves once its batch is fsync'd and checkpointed: handlers await it
+ * before their RPC answers, so an acknowledged commit, token change or
+ * read is on disk in the log; a crash loses only records nobody was told
+ * were written. Callers that need no durability may leave it (a failure
+ * then goes unseen by them, never as an unhandled rejection).
  */
 export class AuditLog {
   /** the newest record this process knows, valid while the segment still has `size` bytes */
-  private known: { name: string; size: number; seq: number; hash: string; month: string } | undefined;
+  private known: Required<ChainEnd> | undefined;
+  private queue: Pending[] = [];
+  private writing: Promise<void> | undefined;
 
   constructor(private readonly repo: Repository) {}
 
-  /** Append one event. `fields.source`, when given, becomes the record's source. */
-  record(event: string, who: AuditActor, fields: Record<string, AuditFields[string] | undefined> = {}): AuditRecord {
+  /** Append one event; resolves once it is durable. `fields.source`, when given, becomes the record's source. */
+  record(event: string, who: AuditActor, fields: Record<string, AuditFields[string] | undefined> = {}): Promise<AuditRecord> {
     const { source, ...given } = fields;
     const rest: AuditFields = Object.fromEntries(Object.entries(given).filter((e): e is [string, AuditFields[string]] => e[1] !== undefined));
+    const done = new Promise<AuditRecord>((resolve, reject) => this.queue.push({ event, who, source: typeof source === 'string' ? source : null, fields: rest, resolve, reject }));
+    done.catch(() => undefined); // an unawaited record must not end the process
+    this.writing ??= this.writeQueued().finally(() => (this.writing = undefined));
+    return done;
+  }
+
+  /** Wait until every record queued so far is durable (keepd's shutdown, before the state store closes). */
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  /** Batches until the queue is empty; events raised while one is written form the next. */
+  private async writeQueued(): Promise<void> {
+    await new Promise((r) => setImmediate(r)); // events of the same turn share the first batch
+    while (this.queue.length) {
+      const batch = this.queue.splice(0);
+      try {
+        const written = await this.commit(batch);
+        batch.forEach((p, i) => p.resolve(written[i]));
+      } catch (e) {
+        for (const p of batch) p.reject(e);
+      }
+    }
+  }
+
+  /** Seal and write a batch under the lock, then make it durable: fsync, then the head checkpoint. */
+  private async commit(batch: Pending[]): Promise<AuditRecord[]> {
     const table = checkpointTable(this.repo);
     const now = new Date(this.repo.clock.now());
-    let written: AuditRecord | undefined;
-    // The state store's write transaction is the cross-process lock: keepd and `keepd token create` append in turn.
+    const records: AuditRecord[] = [];
+    const files = new Map<string, Buffer[]>();
     this.repo.stateStore().env.transactionSync(() => {
-      const head = this.head(table.get('head'));
+      let end: ChainEnd = this.head(table.get('head'));
       const month = now.toISOString().slice(0, 7);
-      const rotate = !head.name || head.month !== month || head.size >= SEGMENT_MAX_BYTES;
-      const name = rotate ? segmentName(head.seq + 1) : head.name!;
-      const rec = sealRecord({ seq: head.seq + 1, time: now.toISOString(), event, token: who.tokenId ?? null, peer: who.peer ?? null, source: typeof source === 'string' ? source : null, fields: rest, prev: head.hash });
-      const line = Buffer.from(encodeLine(rec));
-      fs.mkdirSync(auditDir(this.repo.dir), { recursive: true, mode: 0o700 });
-      const file = `${auditDir(this.repo.dir)}/${name}`;
-      const fd = fs.openSync(file, 'a', 0o600);
-      try {
-        fs.writeSync(fd, line);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
+      for (const p of batch) {
+        const rotate = !end.name || end.month !== month || end.size >= SEGMENT_MAX_BYTES;
+        const name = rotate ? segmentName(end.seq + 1) : end.name!;
+        const rec = sealRecord({ seq: end.seq + 1, time: now.toISOString(), event: p.event, token: p.who.tokenId ?? null, peer: p.who.peer ?? null, source: p.source, fields: p.fields, prev: end.hash });
+        const line = Buffer.from(encodeLine(rec));
+        files.set(name, [...(files.get(name) ?? []), line]);
+        records.push(rec);
+        end = { name, size: (rotate ? 0 : end.size) + line.length, seq: rec.seq, hash: rec.hash, month: rotate ? month : end.month };
       }
-      table.put('head', { seq: rec.seq, hash: rec.hash } satisfies AuditCheckpoint);
-      this.known = { name, size: (rotate ? 0 : head.size) + line.length, seq: rec.seq, hash: rec.hash, month: rotate ? month : head.month! };
-      written = rec;
+      fs.mkdirSync(auditDir(this.repo.dir), { recursive: true, mode: 0o700 });
+      for (const [name, lines] of files) appendAll(`${auditDir(this.repo.dir)}/${name}`, Buffer.concat(lines));
+      this.known = end as Required<ChainEnd>;
     });
-    return written!;
+    for (const name of files.keys()) await fsyncFile(`${auditDir(this.repo.dir)}/${name}`);
+    const last = records.at(-1)!;
+    // Another process may have checkpointed a later head meanwhile: the head only moves forward.
+    await this.repo.stateStore().env.transaction(() => {
+      if ((table.get('head')?.seq ?? 0) < last.seq) void table.put('head', { seq: last.seq, hash: last.hash } satisfies AuditCheckpoint);
+    });
+    return records;
   }
 
   /** An event keepd raises itself (`kind`: "config.reload", "alert.firing", "drill.done", ...): counts, ids and names only. */
-  event(kind: string, fields: Record<string, AuditFields[string] | undefined> = {}): AuditRecord {
+  event(kind: string, fields: Record<string, AuditFields[string] | undefined> = {}): Promise<AuditRecord> {
     return this.record(kind, KEEPD, fields);
   }
 
@@ -77,7 +132,7 @@ export class AuditLog {
   }
 
   /** Where the next record chains on: the last complete record of the newest segment (cached while its size is unchanged). */
-  private head(checkpoint: AuditCheckpoint | undefined): { name?: string; size: number; seq: number; hash: string; month?: string } {
+  private head(checkpoint: AuditCheckpoint | undefined): ChainEnd {
     const segs = listSegments(this.repo.dir);
     const last = segs.at(-1);
     // No segment at all: the chain goes on from the checkpoint, so a removed log shows as missing records.
@@ -90,6 +145,26 @@ export class AuditLog {
     if (!tail.last) return { size: tail.completeBytes, seq: last.firstSeq - 1, hash: checkpoint?.hash ?? GENESIS_HASH };
     const first = firstRecordTime(last.file) ?? tail.last.time;
     return { name: last.name, size: tail.completeBytes, seq: tail.last.seq, hash: tail.last.hash, month: first.slice(0, 7) };
+  }
+}
+
+/** Write all of `buf` at the end of `file` (a regular file takes it in one write; the loop covers a short one). */
+function appendAll(file: string, buf: Buffer): void {
+  const fd = fs.openSync(file, 'a', 0o600);
+  try {
+    for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** fsync a file on the thread pool (fsync covers the file's data whichever descriptor wrote it). */
+async function fsyncFile(file: string): Promise<void> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -23,7 +23,7 @@ export class PeerWatch {
     if (this.seen.has(key)) return;
     const db = this.repo.database<number>(STATE_TABLES.auditPeers);
     if (db.get(key) === undefined) {
-      audit(this.repo).record('token.new-peer', who);
+      void audit(this.repo).record('token.new-peer', who); // the call goes on; keepd's shutdown flushes it
       db.putSync(key, this.repo.clock.now());
     }
     this.seen.add(key);

@@ -24,7 +24,7 @@ export function parseAuditRetention(text: string): number {
  * still proves the rest and tells a pruned segment from a deleted one.
  * Returns the number of segments removed (itself an audited event).
  */
-export function pruneAudit(repo: Repository, retentionMs: number): number {
+export async function pruneAudit(repo: Repository, retentionMs: number): Promise<number> {
   const cutoff = repo.clock.now() - retentionMs;
   const table = checkpointTable(repo);
   let removed = 0;
@@ -40,7 +40,7 @@ export function pruneAudit(repo: Repository, retentionMs: number): number {
     }
     if (through) table.put('pruned', through);
   });
-  if (removed) audit(repo).event('audit.prune', { segments: removed, through_seq: through!.seq });
+  if (removed) await audit(repo).event('audit.prune', { segments: removed, through_seq: through!.seq });
   return removed;
 }
 
@@ -49,13 +49,7 @@ const RETENTION_INTERVAL_MS = 6 * 3_600_000;
 
 /** Retention at start and every few hours while keepd serves; returns the stop. */
 export function startAuditRetention(repo: Repository, retentionMs = parseAuditRetention(DEFAULT_AUDIT_RETENTION), log: Logger): () => void {
-  const run = () => {
-    try {
-      pruneAudit(repo, retentionMs);
-    } catch (e) {
-      log.error({ err: e }, 'audit retention failed');
-    }
-  };
+  const run = () => void pruneAudit(repo, retentionMs).catch((e) => log.error({ err: e }, 'audit retention failed'));
   run();
   const timer = setInterval(run, RETENTION_INTERVAL_MS);
   timer.unref();

@@ -2,6 +2,7 @@ import { KeepError } from '@keep/core';
 import { readCheckpoints } from './checkpoints.js';
 import { GENESIS_HASH, sealIntact } from './record.js';
 import { listSegments, readSegment } from './segments.js';
+import type { ReplicatedCheckpoint } from './replicated.js';
 
 /** The first thing wrong with a chain: the seq where it breaks and why. */
 export interface AuditDamage {
@@ -21,6 +22,8 @@ export interface AuditVerifyReport {
   checkpoint: { seq: number; hash: string } | null;
   /** retention's cut: records up to this seq were removed on purpose */
   pruned_through: number;
+  /** with --against: the replica's checkpoints of this log, how many were checked and the newest */
+  replicated?: { checkpoints: number; checked: number; newest: ReplicatedCheckpoint | null };
   damage?: AuditDamage;
 }
 
@@ -32,8 +35,11 @@ export interface AuditVerifyReport {
  * seq order at the first missing seq; a truncated log ends before the
  * checkpoint. The checkpoints are read before the files, so records a
  * serving keepd appends meanwhile only lengthen what is checked.
+ * `against`, the checkpoints a replica received from this keepd, adds the
+ * proof state.mdb alone cannot give when it was rewritten too: each one
+ * above retention's cut must still be in the log with its hash.
  */
-export function verifyAudit(data: string): AuditVerifyReport {
+export function verifyAudit(data: string, against?: ReplicatedCheckpoint[]): AuditVerifyReport {
   const cp = readCheckpoints(data);
   const segs = listSegments(data);
   const prunedThrough = cp.pruned?.seq ?? 0;
@@ -43,6 +49,8 @@ export function verifyAudit(data: string): AuditVerifyReport {
   let expected = prunedThrough + 1;
   let prev = cp.pruned?.hash ?? GENESIS_HASH;
   let headSeen = false;
+  const wanted = new Set(against?.map((c) => c.seq));
+  const hashes = new Map<number, string>();
   for (const seg of segs) {
     const lines = readSegment(seg);
     if (lines.length && seg.firstSeq !== expected) return fail({ seq: expected, segment: seg.name, reason: `segment starts at seq ${seg.firstSeq}, expected ${expected}: records are missing` });
@@ -56,6 +64,7 @@ export function verifyAudit(data: string): AuditVerifyReport {
         if (r.hash !== cp.head.hash) return fail({ ...at, reason: 'record differs from the checkpoint in state.mdb (the log was rewritten)' });
         headSeen = true;
       }
+      if (wanted.has(r.seq)) hashes.set(r.seq, r.hash);
       report.first_seq ??= r.seq;
       report.last_seq = r.seq;
       report.records++;
@@ -64,13 +73,24 @@ export function verifyAudit(data: string): AuditVerifyReport {
     }
   }
   if (cp.head && !headSeen) return fail({ seq: expected, reason: `the log ends at seq ${expected - 1} but state.mdb checkpointed seq ${cp.head.seq}: truncated` });
+  if (!against) return report;
+  report.replicated = { checkpoints: against.length, checked: 0, newest: against.at(-1) ?? null };
+  for (const c of against) {
+    if (c.seq <= prunedThrough) continue; // retention removed it on purpose (the pruned checkpoint says so)
+    const named = `the replica's checkpoint seq ${c.seq} (hash ${c.hash.slice(0, 12)}, from ${c.upstream} at ${c.time})`;
+    const h = hashes.get(c.seq);
+    if (h === undefined) return fail({ seq: c.seq, reason: `the log ends at seq ${expected - 1} below ${named}: truncated` });
+    if (h !== c.hash) return fail({ seq: c.seq, reason: `record ${c.seq} differs from ${named}: the log was rewritten` });
+    report.replicated.checked++;
+  }
   return report;
 }
 
 /** What verify says for people. */
 export function formatVerify(r: AuditVerifyReport): string {
   const span = r.records ? `seq ${r.first_seq}..${r.last_seq}` : 'no records';
-  const base = `audit log: ${r.records} record(s) in ${r.segments} segment(s), ${span}${r.pruned_through ? ` (up to seq ${r.pruned_through} removed by retention)` : ''}; checkpoint ${r.checkpoint ? `seq ${r.checkpoint.seq}` : 'none'}`;
+  const rep = r.replicated ? `; ${r.replicated.checkpoints} replicated checkpoint(s)${r.replicated.newest ? `, newest seq ${r.replicated.newest.seq} at ${r.replicated.newest.time}` : ''}` : '';
+  const base = `audit log: ${r.records} record(s) in ${r.segments} segment(s), ${span}${r.pruned_through ? ` (up to seq ${r.pruned_through} removed by retention)` : ''}; checkpoint ${r.checkpoint ? `seq ${r.checkpoint.seq}` : 'none'}${rep}`;
   return r.damage ? `${base}\nDAMAGE at seq ${r.damage.seq}${r.damage.segment ? ` (${r.damage.segment}${r.damage.line ? ` line ${r.damage.line}` : ''})` : ''}: ${r.damage.reason}` : `${base}\nchain intact`;
 }
 

@@ -62,7 +62,7 @@ export class TokenStore {
       hash: crypto.createHash('sha256').update(token).digest('hex'),
     };
     await this.db.put(id, record);
-    audit(this.repo).record('token.create', by, { id, role, sources: record.sources, dedup: record.dedup });
+    await audit(this.repo).record('token.create', by, { id, role, sources: record.sources, dedup: record.dedup });
     return { token, record };
   }
 
@@ -74,7 +74,7 @@ export class TokenStore {
     const r = this.db.get(id);
     if (!r) throw new KeepError('NOT_FOUND', `no token ${id}`);
     await this.db.put(id, { ...r, revoked: true });
-    audit(this.repo).record('token.revoke', by, { id, role: r.role });
+    await audit(this.repo).record('token.revoke', by, { id, role: r.role });
   }
 
   /**

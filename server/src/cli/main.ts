@@ -21,6 +21,7 @@ import { auditedPrune } from '../audit/events.js';
 import { formatAuditRecord, listAudit, parseSince } from '../audit/list.js';
 import { DEFAULT_AUDIT_RETENTION, parseAuditRetention } from '../audit/retention.js';
 import { auditDamage, formatVerify, verifyAudit } from '../audit/verify.js';
+import { replicaCheckpoints } from '../audit/replicated.js';
 
 /** Lines of a report, or nothing when it has none. */
 function printText(text: string): void {
@@ -181,15 +182,15 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const r = promote(a.data, processClock());
     const out1 = { promoted: true, already: r.already, previous_upstream: r.upstream, promoted_at: r.promoted_at, data: a.data };
     // Audited, and this line on stderr (keepd's log format) besides role.json.
-    if (!r.already) await Repository.using(a.data, async (repo) => void audit(repo).record('promote', LOCAL, { previous_upstream: r.upstream }), keepdRepoOptions(a.data));
+    if (!r.already) await Repository.using(a.data, async (repo) => void (await audit(repo).record('promote', LOCAL, { previous_upstream: r.upstream })), keepdRepoOptions(a.data));
     if (!r.already) process.stderr.write(JSON.stringify({ level: 40, time: processClock().now(), service: 'keepd', msg: 'promoted', data: a.data, previous_upstream: r.upstream, promoted_at: r.promoted_at }) + '\n');
     out(a.json, out1, () => console.log(r.already ? `${a.data} was promoted already (${r.promoted_at}); it followed ${r.upstream}` : `promoted ${a.data}: it no longer follows ${r.upstream} and takes backups; point agents at it (KEEP_REPO)`));
   },
   async audit(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'verify') {
-      const a = args(rest);
-      const r = verifyAudit(a.data);
+      const a = args(rest, { against: { type: 'string' } });
+      const r = verifyAudit(a.data, a.against === undefined ? undefined : replicaCheckpoints(a.against as string));
       out(a.json, r, () => console.log(formatVerify(r)));
       if (!r.ok) throw auditDamage(r);
       return;

@@ -134,11 +134,14 @@ Runs beside a serving keepd.`,
 keepd's tamper-evident audit log (DIR/audit/): token changes and new peers, keys, backups,
 reads, forget, prune, sync, promote, run reports; with server time, token id and peer address,
 never file names or secrets. Both run beside a serving keepd.`,
-  'audit verify': `usage: keepd audit verify --data DIR [--json]
+  'audit verify': `usage: keepd audit verify --data DIR [--against REPLICA_DIR] [--json]
 
 Prove the hash chain: every record's SHA-256, each one's link to the one before (across segments),
 consecutive seqs, and the head checkpointed in state.mdb (a truncated log ends before it).
-Exit 4 naming the first bad seq when a record was edited, deleted, reordered or cut off.`,
+Exit 4 naming the first bad seq when a record was edited, deleted, reordered or cut off.
+  --against REPLICA_DIR also check the head checkpoints a replica of this keepd received after
+                        each pull (in its state.mdb): each must still be in the log with its hash,
+                        so a log cut or rewritten together with this state.mdb is caught too`,
   'audit list': `usage: keepd audit list --data DIR [--since TIME] [--source S] [--event E] [--json]
 
 The records, oldest first.

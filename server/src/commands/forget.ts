@@ -11,7 +11,7 @@ export async function runForget(data: string, o: ForgetOptions, clock: Clock = p
   const repo = await Repository.open(data, keepdRepoOptions(data, { clock }));
   try {
     const r = await forgetSnapshots(repo, o, clock);
-    if (!o.dryRun) audit(repo).record('forget', LOCAL, forgetFields(r));
+    if (!o.dryRun) await audit(repo).record('forget', LOCAL, forgetFields(r));
     return r;
   } finally {
     await repo.close();

@@ -78,6 +78,7 @@ export class Alerts {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.chain;
+    await this.delivery.stop();
   }
 
   private serially(step: () => Promise<void>): Promise<void> {
@@ -109,7 +110,7 @@ export class Alerts {
     if (next) event = { id, seq: next.seq, kind: t.kind, subject: t.name, condition: t.to, severity: t.severity, state: next.state, repeat: false, at_ms: t.at_ms, started_ms: next.started_ms, from: t.from, detail: t.detail };
     await this.commit(next, event, key);
     if (event) {
-      audit(this.repo).event('alert', { alert: id, kind: t.kind, source: t.kind === 'source' ? t.name : undefined, subject: t.name, state: event.state, condition: t.to, from: t.from ?? undefined, severity: t.severity, seq: event.seq });
+      await audit(this.repo).event('alert', { alert: id, kind: t.kind, source: t.kind === 'source' ? t.name : undefined, subject: t.name, state: event.state, condition: t.to, from: t.from ?? undefined, severity: t.severity, seq: event.seq });
       this.log.info({ alert: id, state: event.state, condition: t.to, seq: event.seq }, 'alert');
     }
   }

@@ -79,7 +79,7 @@ export class Maintenance {
       run = { task, start_ms: start, end_ms: this.clock.now(), outcome: 'failure', error: (e as Error).message };
     }
     await this.store.recordRun(run);
-    audit(this.repo).event(`maintenance.${run.outcome}`, { task, ...(run.error ? { error_class: 'error' } : {}) });
+    await audit(this.repo).event(`maintenance.${run.outcome}`, { task, ...(run.error ? { error_class: 'error' } : {}) });
     if (run.outcome === 'failure') this.log.error({ task, err: run.error }, 'maintenance failed');
     else this.log.info({ task, ...run.result }, 'maintenance done');
     return run;
@@ -101,12 +101,12 @@ export class Maintenance {
       const policy = policyFor(this.config, source, this.repo.snapshots({ source })).retention;
       if (!policy) continue;
       const r = await forgetSnapshots(this.repo, { source, policy }, this.clock);
-      audit(this.repo).record('forget', KEEPD, { ...forgetFields(r), scheduled: true });
+      await audit(this.repo).record('forget', KEEPD, { ...forgetFields(r), scheduled: true });
       removed += r.groups.reduce((n, g) => n + g.removed.length, 0);
       forgotten.push(source);
     }
     const p = await prune(this.repo);
-    audit(this.repo).record('prune', KEEPD, { ...pruneFields(p), scheduled: true });
+    await audit(this.repo).record('prune', KEEPD, { ...pruneFields(p), scheduled: true });
     return { sources: forgotten, snapshots_removed: removed, blobs_removed: p.blobs_removed, bytes_freed: p.bytes_before - p.bytes_after };
   }
 

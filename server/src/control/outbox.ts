@@ -51,12 +51,19 @@ export function endpointOf(r: ReceiverInput): string {
  * Delivers the outbox: each pending entry whose time has come is POSTed;
  * a 2xx marks it delivered, anything else (status, refused, timeout) waits
  * retry_initial x 2^attempts, at most retry_max, and tries again — across
- * restarts, since the entry lives in state.mdb. Entries are delivered one at
- * a time, oldest first; the Idempotency-Key lets a receiver drop the copy
- * it may see when keepd stopped after the POST but before recording the 2xx.
+ * restarts, since the entry lives in state.mdb. Each receiver has its own
+ * delivery run, oldest entry first, and the runs go on concurrently and
+ * outside the alerts' serial chain, so a slow or dead receiver delays only
+ * itself; one run per receiver at a time means an entry is never POSTed
+ * twice at once. The Idempotency-Key lets a receiver drop the copy it may
+ * see when keepd stopped after the POST but before recording the 2xx.
  */
 export class OutboxDelivery {
   private readonly table: Database<OutboxEntry, string>;
+  /** the delivery run in progress per receiver name */
+  private readonly running = new Map<string, Promise<void>>();
+  /** aborts the POSTs in flight when keepd stops (their entries stay pending) */
+  private readonly stopping = new AbortController();
 
   constructor(
     repo: Repository,
@@ -72,14 +79,34 @@ export class OutboxDelivery {
     for (const r of this.receivers) void this.table.put(outboxKey(event, r.name), { receiver: r.name, event, attempts: 0, next_ms: event.at_ms });
   }
 
-  /** One pass over the entries due at `now`. */
+  /** Start a delivery run for each receiver with entries due at `now` and none running; returns without waiting for them. */
   async deliverDue(now: number): Promise<void> {
-    const byName = new Map(this.receivers.map((r) => [r.name, r]));
-    for (const { key, value } of [...this.table.getRange()]) {
-      if (value.delivered_ms !== undefined || value.next_ms > now) continue;
-      const r = byName.get(value.receiver);
-      if (!r) continue; // a receiver removed from keepd.yaml: kept, shown by keepd alerts, never sent
+    if (this.stopping.signal.aborted) return;
+    for (const r of this.receivers) {
+      if (this.running.has(r.name) || !this.due(r.name, now).length) continue;
+      const run = this.deliverTo(r, now)
+        .catch((e) => this.log.error({ receiver: r.name, err: (e as Error).message }, 'alert delivery failed'))
+        .finally(() => this.running.delete(r.name));
+      this.running.set(r.name, run);
+    }
+    await this.trim();
+  }
+
+  /** Abort the POSTs in flight and wait for every run to end. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await Promise.all(this.running.values());
+  }
+
+  private due(receiver: string, now: number): { key: string; value: OutboxEntry }[] {
+    return [...this.table.getRange()].filter(({ value }) => value.receiver === receiver && value.delivered_ms === undefined && value.next_ms <= now);
+  }
+
+  /** One receiver's due entries, oldest first. */
+  private async deliverTo(r: ReceiverInput, now: number): Promise<void> {
+    for (const { key, value } of this.due(r.name, now)) {
       const attempt = await this.post(r, value.event);
+      if (this.stopping.signal.aborted) return; // not recorded: tried again (same key) after the restart
       const attempts = value.attempts + 1;
       if (attempt.ok) await this.table.put(key, { ...value, attempts, delivered_ms: now, last_status: attempt.status, last_error: undefined });
       else {
@@ -88,7 +115,6 @@ export class OutboxDelivery {
         this.log.warn({ receiver: r.name, alert: value.event.id, attempts, retry_in_ms: wait, err: attempt.error }, 'alert delivery failed');
       }
     }
-    await this.trim();
   }
 
   private async post(r: ReceiverInput, e: AlertEvent): Promise<{ ok: boolean; status?: number; error?: string }> {
@@ -97,7 +123,7 @@ export class OutboxDelivery {
         method: 'POST',
         headers: { ...readHeaders(r.headers_file), 'content-type': 'application/json', 'idempotency-key': idempotencyKey(e) },
         body: JSON.stringify(PAYLOADS[r.type](e)),
-        signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+        signal: AbortSignal.any([AbortSignal.timeout(DELIVERY_TIMEOUT_MS), this.stopping.signal]),
       });
       await res.arrayBuffer().catch(() => undefined);
       return res.ok ? { ok: true, status: res.status } : { ok: false, status: res.status, error: `HTTP ${res.status}` };

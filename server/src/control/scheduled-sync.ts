@@ -31,7 +31,7 @@ export async function syncUpstreams(repo: Repository, o: ScheduledSyncOptions, c
     try {
       const r = await syncFrom(repo, up, { source: o.source, clock });
       // each run is audited as maintenance.*; a pull record only when snapshots moved (as the follower does)
-      if (r.snapshots_synced.length || r.snapshots_failed.length) audit(repo).record('sync', LOCAL, { ...syncFields(r), scheduled: true });
+      if (r.snapshots_synced.length || r.snapshots_failed.length) await audit(repo).record('sync', LOCAL, { ...syncFields(r), scheduled: true });
       await reportHoldings(repo, up, r.snapshots_synced).catch((e: Error) => log.warn({ upstream: location, err: e.message }, 'report to upstream failed'));
       synced += r.snapshots_synced.length;
       bytes += r.bytes_fetched;

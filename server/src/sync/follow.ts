@@ -8,6 +8,7 @@ import { reportHoldings, upstreamToken } from './run.js';
 import { audit, LOCAL } from '../audit/log.js';
 import { syncFields } from '../audit/events.js';
 import { Upstream } from './upstream.js';
+import { keepUpstreamAuditHead } from '../audit/replicated.js';
 
 /**
  * Continuous replication: pull from `upstream` every `intervalS` seconds (one
@@ -30,7 +31,8 @@ function replicate(repo: Repository, upstream: string, intervalS: number, clock:
         last = r;
         bytes({}, r.bytes_fetched);
         await reportHoldings(repo, up, r.snapshots_synced).catch((e: Error) => log.warn({ upstream, err: e.message }, 'report to upstream failed'));
-        if (r.snapshots_synced.length || r.snapshots_failed.length) audit(repo).record('sync', LOCAL, syncFields(r));
+        await keepUpstreamAuditHead(repo, up, upstream).catch((e: Error) => log.warn({ upstream, err: e.message }, 'audit head from upstream failed'));
+        if (r.snapshots_synced.length || r.snapshots_failed.length) await audit(repo).record('sync', LOCAL, syncFields(r));
         if (r.snapshots_synced.length || r.snapshots_failed.length) log.info({ upstream, synced: r.snapshots_synced.length, failed: r.snapshots_failed, bytes: r.bytes_fetched, lag_s: r.lag_s }, 'replicated');
       })
       .catch((e: Error) => log.warn({ upstream, err: e.message }, 'replication failed'))

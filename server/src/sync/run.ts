@@ -8,6 +8,7 @@ import { Upstream } from './upstream.js';
 import { audit, LOCAL } from '../audit/log.js';
 import { syncFields } from '../audit/events.js';
 import { keepdRepoOptions } from '../data-lock.js';
+import { keepUpstreamAuditHead } from '../audit/replicated.js';
 
 /**
  * The replica token for the upstream: KEEP_UPSTREAM_TOKEN(_FILE), else
@@ -57,9 +58,11 @@ export async function runSync(data: string, from: string, source?: string, env: 
     }
     try {
       const r = await syncFrom(repo, up, { source, clock: repo.clock ?? processClock() });
-      audit(repo).record('sync', LOCAL, syncFields(r));
+      await audit(repo).record('sync', LOCAL, syncFields(r));
       // A primary that does not know ReportReplica (older keepd) or refuses it still served the pull.
       await reportHoldings(repo, up, r.snapshots_synced).catch(() => undefined);
+      // Likewise GetAuditHead: the checkpoint is kept when the primary has one to give.
+      await keepUpstreamAuditHead(repo, up, from).catch(() => undefined);
       return r;
     } finally {
       await repo.close();

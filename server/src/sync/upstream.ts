@@ -5,6 +5,8 @@ import { KeepError, KeyFile, parseKeyFile, parseRepoConfig, RepoConfig, Snapshot
 import {
   bearerMetadata,
   fromStatus,
+  GetAuditHeadRequestSchema,
+  GetAuditHeadResponse,
   GetConfigRequestSchema,
   GetConfigResponse,
   GrpcAddress,
@@ -131,6 +133,12 @@ export class Upstream {
   }
 
   /** Tell the primary which snapshots this replica now holds (synchronous mode and lag on the primary). */
+  /** The upstream's audit head checkpoint (GetAuditHead; an older keepd answers UNIMPLEMENTED). */
+  async auditHead(): Promise<{ seq: number; hash: string; time: string }> {
+    const r = await this.unary<GetAuditHeadResponse>('getAuditHead', create(GetAuditHeadRequestSchema, {}));
+    return { seq: Number(r.seq), hash: r.hash, time: r.serverTime };
+  }
+
   async report(replicaId: string, snapshotIds: string[], newestTime: string): Promise<void> {
     await this.unary('reportReplica', create(ReportReplicaRequestSchema, { replicaId, snapshotIds, newestTime }));
   }

@@ -146,7 +146,7 @@ async function handle(o: DashboardOptions, sessions: WebSessions, tls: boolean, 
     const form = await readForm(req);
     if (!csrfMatches(session, form.get('csrf') ?? undefined)) return send(res, 403, 'text/plain', 'bad or missing CSRF token');
     sessions.close(id!);
-    audit(o.repo).record('dashboard.logout', { tokenId: session.tokenId, peer: peerOf(req) }, { role: session.role });
+    await audit(o.repo).record('dashboard.logout', { tokenId: session.tokenId, peer: peerOf(req) }, { role: session.role });
     return redirect(res, '/login', { 'set-cookie': cookie('', 0, tls) });
   }
   if (req.method !== 'GET') return send(res, 405, 'text/plain', 'method not allowed');
@@ -192,15 +192,15 @@ async function login(o: DashboardOptions, sessions: WebSessions, tls: boolean, r
   try {
     principal = o.tokens.authenticate(form.get('token')?.trim() || undefined);
   } catch {
-    audit(o.repo).record('dashboard.login_refused', { peer }, { reason: 'unknown or revoked token' });
+    await audit(o.repo).record('dashboard.login_refused', { peer }, { reason: 'unknown or revoked token' });
     return send(res, 401, 'text/html', loginPage('Unknown or revoked token.'));
   }
   if (principal.role !== 'admin' && principal.role !== 'viewer') {
-    audit(o.repo).record('dashboard.login_refused', { tokenId: principal.tokenId, peer }, { role: principal.role, reason: 'role' });
+    await audit(o.repo).record('dashboard.login_refused', { tokenId: principal.tokenId, peer }, { role: principal.role, reason: 'role' });
     return send(res, 403, 'text/html', loginPage(`A ${principal.role} token cannot sign in: use an admin or viewer token.`));
   }
   const { id, session } = sessions.open(principal.tokenId, principal.role);
-  audit(o.repo).record('dashboard.login', { tokenId: principal.tokenId, peer }, { role: principal.role });
+  await audit(o.repo).record('dashboard.login', { tokenId: principal.tokenId, peer }, { role: principal.role });
   o.log.info({ token: principal.tokenId, role: principal.role, peer }, 'dashboard login');
   return redirect(res, '/', { 'set-cookie': cookie(id, Math.floor((session.expires_ms - o.clock.now()) / 1000), tls) });
 }

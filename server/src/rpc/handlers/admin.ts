@@ -34,15 +34,15 @@ export function adminHandlers(rpc: RpcCalls) {
   const { d } = rpc;
 
   return {
-    getStatus: rpc.unary('GetStatus', ['admin'], (_req: unknown, p) => {
+    getStatus: rpc.unary('GetStatus', ['admin'], async (_req: unknown, p) => {
       const report = statusReport(d.repo, d.clock, { replicas: d.replicas, runs: d.runs });
-      audit(d.repo).record('admin.status', p, { check: report.watchdog.check.status });
+      await audit(d.repo).record('admin.status', p, { check: report.watchdog.check.status });
       return create(GetStatusResponseSchema, { reportJson: JSON.stringify(report) });
     }),
 
-    listAlerts: rpc.unary('ListAlerts', ['admin'], (_req: unknown, p) => {
+    listAlerts: rpc.unary('ListAlerts', ['admin'], async (_req: unknown, p) => {
       const report = alertsReport(d.repo);
-      audit(d.repo).record('admin.alerts', p, { active: report.active.length });
+      await audit(d.repo).record('admin.alerts', p, { active: report.active.length });
       return create(ListAlertsResponseSchema, { reportJson: JSON.stringify(report) });
     }),
 
@@ -51,7 +51,7 @@ export function adminHandlers(rpc: RpcCalls) {
       if (req.repackBelow !== undefined && !(req.repackBelow >= 0 && req.repackBelow <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
       // The engine `keepd prune` runs; open sessions' blobs are protected as they are from a prune beside keepd.
       const report = await prune(d.repo, { dryRun: req.dryRun, repackBelow: req.repackBelow });
-      audit(d.repo).record('prune', p, { ...pruneFields(report), ...(report.dry_run ? { dry_run: true } : {}) });
+      await audit(d.repo).record('prune', p, { ...pruneFields(report), ...(report.dry_run ? { dry_run: true } : {}) });
       return create(PruneResponseSchema, { reportJson: JSON.stringify(report) });
     }),
 
@@ -67,12 +67,12 @@ export function adminHandlers(rpc: RpcCalls) {
       return create(RevokeTokenResponseSchema, {});
     }),
 
-    listAudit: rpc.unary('ListAudit', ['admin'], (req: ListAuditRequest, p) => {
+    listAudit: rpc.unary('ListAudit', ['admin'], async (req: ListAuditRequest, p) => {
       // --since is read against keepd's clock: server time is the truth.
       const filter = { since: req.since ? parseSince(req.since, d.clock) : undefined, source: req.source || undefined, event: req.event || undefined };
       const records = listAudit(d.repo.dir, filter);
       // Recorded after the listing: the answer holds the log as it was asked for.
-      audit(d.repo).record('admin.audit.list', p, { records: records.length, ...(filter.event ? { event: filter.event } : {}) });
+      await audit(d.repo).record('admin.audit.list', p, { records: records.length, ...(filter.event ? { event: filter.event } : {}) });
       return create(ListAuditResponseSchema, { recordsJson: JSON.stringify(records) });
     }),
   };

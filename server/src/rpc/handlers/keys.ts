@@ -30,18 +30,18 @@ export function keyHandlers(rpc: RpcCalls) {
       });
     }),
 
-    addKey: rpc.unary('AddKey', ['agent', 'admin'], (req: { keyFileJson: string }, p) => {
+    addKey: rpc.unary('AddKey', ['agent', 'admin'], async (req: { keyFileJson: string }, p) => {
       rpc.writable();
       const key = admitKeyFile(d.repo, req.keyFileJson, p);
       d.repo.addKeyFile(key);
-      audit(d.repo).record('key.add', p, { key: key.id });
+      await audit(d.repo).record('key.add', p, { key: key.id });
       return create(AddKeyResponseSchema, {});
     }),
 
-    removeKey: rpc.unary('RemoveKey', ['admin'], (req: { keyId: string }, p) => {
+    removeKey: rpc.unary('RemoveKey', ['admin'], async (req: { keyId: string }, p) => {
       rpc.writable();
       d.repo.removeKeyFile(req.keyId);
-      audit(d.repo).record('key.remove', p, { key: req.keyId });
+      await audit(d.repo).record('key.remove', p, { key: req.keyId });
       return create(RemoveKeyResponseSchema, {});
     }),
   };

@@ -54,9 +54,11 @@ export function readHandlers(rpc: RpcCalls) {
       };
       let i = 0;
       let served = 0;
+      let audited = false;
       // Blobs gathered before a missing or damaged one are sent before the error; the stream is audited either way, with what it served.
       beforeError(async () => {
-        audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: false });
+        if (!audited) await audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: false });
+        audited = true;
         await flush();
       });
       while (i < ids.length && !call.cancelled) {
@@ -74,13 +76,15 @@ export function readHandlers(rpc: RpcCalls) {
           await send(b.id, read.bytes, read.hash);
         }
       }
+      // Durable in the log before the last gathered blobs go out: a client holding every blob may end before the status.
+      await audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: !call.cancelled });
+      audited = true;
       await flush();
-      audit(d.repo).record('read', p, { source: call.request.source || undefined, blobs: i, bytes: served, complete: !call.cancelled });
     }),
 
     check: rpc.unary('Check', ['admin'], async (req: { readData: boolean; readDataSubset: number }, p) => {
       const report = await d.repo.check({ readData: req.readData, readDataSubset: req.readDataSubset || undefined });
-      audit(d.repo).record('check', p, { ok: report.ok, errors: report.errors.length, blobs_read: report.blobs_read, ...(req.readData ? { read_data: true } : {}), ...(req.readDataSubset ? { read_data_subset: req.readDataSubset } : {}) });
+      await audit(d.repo).record('check', p, { ok: report.ok, errors: report.errors.length, blobs_read: report.blobs_read, ...(req.readData ? { read_data: true } : {}), ...(req.readDataSubset ? { read_data_subset: req.readDataSubset } : {}) });
       return create(CheckResponseSchema, { reportJson: JSON.stringify(report) });
     }),
 

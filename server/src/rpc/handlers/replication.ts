@@ -1,12 +1,13 @@
 import { create } from '@bufbuild/protobuf';
 import { KeepError } from '@keep/core';
-import { ListTokensResponseSchema, ReportReplicaResponseSchema, WatchCommitsResponseSchema } from '@keep/proto';
+import { GetAuditHeadResponseSchema, ListTokensResponseSchema, ReportReplicaResponseSchema, WatchCommitsResponseSchema } from '@keep/proto';
 import { tokenToWire } from '../../sync/tokens.js';
+import { checkpointTable } from '../../audit/checkpoints.js';
 import { RpcCalls } from '../call.js';
 import { audit } from '../../audit/log.js';
 import { toStatus } from '@keep/proto';
 
-/** What replicas call on their primary: WatchCommits, ReportReplica, ListTokens. */
+/** What replicas call on their primary: WatchCommits, ReportReplica, ListTokens, GetAuditHead. */
 export function replicationHandlers(rpc: RpcCalls) {
   const { d } = rpc;
 
@@ -38,11 +39,17 @@ export function replicationHandlers(rpc: RpcCalls) {
       return create(ReportReplicaResponseSchema, {});
     }),
 
-    listTokens: rpc.unary('ListTokens', ['replica', 'admin'], (_req: unknown, p) => {
+    listTokens: rpc.unary('ListTokens', ['replica', 'admin'], async (_req: unknown, p) => {
       const tokens = d.tokens.list();
       // An admin's listing is audited (`keep admin token list`); a replica's, on every pull, is not.
-      if (p.role === 'admin') audit(d.repo).record('admin.token.list', p, { tokens: tokens.length });
+      if (p.role === 'admin') await audit(d.repo).record('admin.token.list', p, { tokens: tokens.length });
       return create(ListTokensResponseSchema, { tokens: tokens.map(tokenToWire) });
+    }),
+
+    // The head as checkpointed (durable records only), with this keepd's time: the replica keeps it (audit/replicated.ts).
+    getAuditHead: rpc.unary('GetAuditHead', ['replica', 'admin'], () => {
+      const head = checkpointTable(d.repo).get('head');
+      return create(GetAuditHeadResponseSchema, { seq: BigInt(head?.seq ?? 0), hash: head?.hash ?? '', serverTime: new Date(d.repo.clock.now()).toISOString() });
     }),
   };
 }

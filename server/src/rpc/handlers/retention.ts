@@ -28,9 +28,9 @@ export function retentionHandlers(rpc: RpcCalls) {
       if (!req.dryRun && removed) d.log.info({ removed }, 'snapshots forgotten');
       // The engine `keepd prune` runs; open sessions' blobs are protected as they are from a prune beside keepd.
       // A dry run is audited too (an admin's remote call), marked as one.
-      audit(d.repo).record('forget', p, { ...forgetFields(result), ...(req.dryRun ? { dry_run: true } : {}) });
+      await audit(d.repo).record('forget', p, { ...forgetFields(result), ...(req.dryRun ? { dry_run: true } : {}) });
       if (req.prune && !req.dryRun) result.prune = await prune(d.repo);
-      if (result.prune) audit(d.repo).record('prune', p, pruneFields(result.prune));
+      if (result.prune) await audit(d.repo).record('prune', p, pruneFields(result.prune));
       return create(ForgetResponseSchema, { reportJson: JSON.stringify(result) });
     }),
 
@@ -40,7 +40,7 @@ export function retentionHandlers(rpc: RpcCalls) {
       for (const r of req.replacements) {
         const snap = await d.repo.replaceSnapshot(r.oldId, replacementOf(r.snapshot));
         d.log.info({ snapshot: snap.id, replaces: r.oldId, source: snap.source, principal: p.tokenId }, 'snapshot rewritten');
-        audit(d.repo).record('snapshot.replace', p, { source: snap.source, snapshot: snap.id, replaces: r.oldId });
+        await audit(d.repo).record('snapshot.replace', p, { source: snap.source, snapshot: snap.id, replaces: r.oldId });
         d.replicas.announce({ snapshotId: snap.id, source: snap.source, time: snap.time });
         out.push(snapshotToWire(snap));
       }

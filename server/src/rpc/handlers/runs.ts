@@ -20,7 +20,7 @@ export function runHandlers(rpc: RpcCalls) {
       if (readOnly) throw new KeepError('UNAVAILABLE', readOnly);
       const received = await d.runs.record(reports);
       const failed = reports.filter((r) => r.result === 'failure');
-      audit(d.repo).record('runs.report', p, { sources: [...new Set(reports.map((r) => r.source))], runs: reports.length, failures: failed.length });
+      await audit(d.repo).record('runs.report', p, { sources: [...new Set(reports.map((r) => r.source))], runs: reports.length, failures: failed.length });
       if (failed.length) d.log.warn({ principal: p.tokenId, failures: failed.map((r) => ({ source: r.source, job: r.job, error_class: r.error_class })) }, 'agent reported failed runs');
       return create(ReportRunsResponseSchema, { serverTime: new Date(received).toISOString() });
     }),

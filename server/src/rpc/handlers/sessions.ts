@@ -29,7 +29,7 @@ export function sessionHandlers(rpc: RpcCalls) {
       d.space?.requireReserve();
       const s = await d.sessions.start(p, req.source, req.host, req.parent);
       d.log.info({ session: s.id, source: s.source, host: s.host, principal: p.tokenId }, 'session opened');
-      audit(d.repo).record('session.open', p, { source: s.source, session: s.id });
+      await audit(d.repo).record('session.open', p, { source: s.source, session: s.id });
       return create(OpenSessionResponseSchema, { sessionId: s.id, leaseExpiresMs: BigInt(s.lease.leaseUntil) });
     }),
 
@@ -72,7 +72,7 @@ export function sessionHandlers(rpc: RpcCalls) {
       rpc.writable(); // the write that publishes (a session opens only where writes are taken)
       const snap = await d.sessions.commit(s, fromProtoSnapshot(req.snapshot));
       d.metrics.commits({ source: snap.source });
-      audit(d.repo).record('session.commit', p, { source: snap.source, session: s.id, snapshot: snap.id, bytes: snap.stats.bytes, bytes_sent: snap.stats.bytes_sent, files: snap.stats.files });
+      await audit(d.repo).record('session.commit', p, { source: snap.source, session: s.id, snapshot: snap.id, bytes: snap.stats.bytes, bytes_sent: snap.stats.bytes_sent, files: snap.stats.files });
       d.log.info({ snapshot: snap.id, source: snap.source, host: snap.host, principal: p.tokenId }, 'snapshot committed');
       d.replicas.announce({ snapshotId: snap.id, source: snap.source, time: snap.time });
       const sync = d.syncReplicas;
