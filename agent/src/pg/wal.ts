@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { atomicWrite, chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
-import { Archiver } from '../backup/archiver.js';
 import { runBackup } from '../backup/run.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../tree/tree-reader.js';
+import { storeWalFile, walCompression } from './wal-store.js';
 
 /**
  * WAL archiving through the repository. Each WAL file PostgreSQL archives is
@@ -22,6 +22,8 @@ export interface WalPushOptions {
   compression: Compression;
   tier?: string;
   clock: Clock;
+  /** how earlier copies of the name are found (default: list the source's snapshots; the resident archiver keeps a catalog) */
+  copies?: (repo: Unlocked, source: string, name: string) => Promise<PgWal[]>;
 }
 
 export interface WalPushResult {
@@ -35,6 +37,17 @@ export interface WalPushResult {
   bytes_sent: number;
   time: string;
   duration_s: number;
+  /** when each stage ended, in ms since the push began (stages overlap: the listing runs during the upload) */
+  stages_ms: WalPushStages;
+}
+
+export interface WalPushStages {
+  read: number;
+  session: number;
+  chunks: number;
+  stored: number;
+  listed: number;
+  committed: number;
 }
 
 /** The system identifier in a segment's first (long) page header, if it has one. */
@@ -79,31 +92,70 @@ export async function walPush(repo: Unlocked, pool: SealPool, o: WalPushOptions)
   if (parsed.kind === 'segment' && (data.length < 1 << 20 || (data.length & (data.length - 1)) !== 0)) {
     throw new KeepError('INVALID_ARGUMENT', `${name} is ${data.length} bytes, not a whole WAL segment`);
   }
-  const contentId = toHex(chunkId(repo.keys, data));
-  // Only authenticated copies count: a forged record saying "archived" would let PostgreSQL drop the segment.
-  const copies = walCopies(usableSnapshots(repo.keys, await repo.conn.snapshots({ source: o.source })), name);
-  const same = copies.find((c) => c.contentId === contentId);
-  if (same) {
-    return { wal: name, timeline: parsed.timeline, snapshot: same.snapshot.id, already: true, bytes: data.length, bytes_sent: 0, time: same.snapshot.time, duration_s: (o.clock.now() - started) / 1000 };
-  }
-  if (copies.length) {
-    throw new KeepError('ALREADY_EXISTS', `${name} is already archived in source ${o.source} with different content; refusing to replace it (two clusters archiving into one source?)`);
-  }
+  // The earlier copies are looked up while the segment is hashed and stored, and checked before the commit.
+  const copies = (o.copies ?? listCopies)(repo, o.source, name);
+  copies.catch(() => undefined); // awaited before commit; a failure before then must not go unhandled
   const system = parsed.kind === 'segment' ? walSystemId(data) : undefined;
+  const compression = walCompression(o.compression);
   const run = {
     source: o.source,
     host: o.host,
-    tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])],
+    tags: [] as string[],
     tier: o.tier,
-    compression: o.compression,
+    compression,
     clock: o.clock,
   };
-  const snap = await runBackup(repo, pool, run, (uploader) => new Archiver(repo, { ...run, stdin: { name, stream: once(data) } }, uploader).run());
-  return { wal: name, timeline: parsed.timeline, snapshot: snap.id, already: false, bytes: data.length, bytes_sent: snap.stats.bytes_sent, time: snap.time, duration_s: (o.clock.now() - started) / 1000 };
+  const tags = (contentId: string) => [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])];
+  let contentId = '';
+  const stages: WalPushStages = { read: o.clock.now() - started, session: 0, chunks: 0, stored: 0, listed: 0, committed: 0 };
+  const mark = (stage: keyof WalPushStages) => (stages[stage] = o.clock.now() - started);
+  try {
+    const snap = await runBackup(
+      repo,
+      pool,
+      run,
+      async (uploader) => {
+        mark('session');
+        const w = await storeWalFile(repo, uploader, { name, data, compression, now: o.clock.now(), tags, onChunks: () => mark('chunks') });
+        contentId = w.contentId;
+        return w;
+      },
+      {
+        beforeCommit: async () => {
+          mark('stored');
+          const found = await copies;
+          mark('listed');
+          checkCopies(found, name, o.source, contentId);
+        },
+      },
+    );
+    mark('committed');
+    return { wal: name, timeline: parsed.timeline, snapshot: snap.id, already: false, bytes: data.length, bytes_sent: snap.stats.bytes_sent, time: snap.time, duration_s: (o.clock.now() - started) / 1000, stages_ms: stages };
+  } catch (e) {
+    if (!(e instanceof AlreadyArchived)) throw e;
+    // the session was aborted: what it sent stays unreferenced (the same chunks as the copy's, so nothing new)
+    return { wal: name, timeline: parsed.timeline, snapshot: e.copy.snapshot.id, already: true, bytes: data.length, bytes_sent: 0, time: e.copy.snapshot.time, duration_s: (o.clock.now() - started) / 1000, stages_ms: stages };
+  }
 }
 
-async function* once(data: Buffer): AsyncGenerator<Buffer> {
-  yield data;
+/** The archived copies of `name` in `source`; only authenticated ones count: a forged record saying "archived" would let PostgreSQL drop the segment. */
+export async function listCopies(repo: Unlocked, source: string, name: string): Promise<PgWal[]> {
+  return walCopies(usableSnapshots(repo.keys, await repo.conn.snapshots({ source })), name);
+}
+
+/** The same content already archived under this name: the push is a no-op that succeeds. */
+class AlreadyArchived extends Error {
+  constructor(readonly copy: PgWal) {
+    super(`${copy.name} is already archived`);
+  }
+}
+
+function checkCopies(copies: PgWal[], name: string, source: string, contentId: string): void {
+  const same = copies.find((c) => c.contentId === contentId);
+  if (same) throw new AlreadyArchived(same);
+  if (copies.length) {
+    throw new KeepError('ALREADY_EXISTS', `${name} is already archived in source ${source} with different content; refusing to replace it (two clusters archiving into one source?)`);
+  }
 }
 
 /** The newest archived copy of `name` (of cluster `system`, when given and recorded). */
