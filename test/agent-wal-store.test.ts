@@ -82,7 +82,7 @@ jobs:
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ via: 'agent', already: false, bytes: SEGMENT });
-    expect(Object.keys(j.stages_ms)).toEqual(['read', 'session', 'chunks', 'stored', 'listed', 'committed']);
+    expect(Object.keys(j.stages_ms)).toEqual(['opened', 'session', 'chunks', 'stored', 'listed', 'committed']);
     const tree = await runKeep(['cat', 'tree', j.snapshot], env);
     expect(tree.code, tree.stderr).toBe(0);
     const file = (JSON.parse(tree.stdout).entries as { name: string; content: string[] }[]).find((n) => n.name === name)!;
