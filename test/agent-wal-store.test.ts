@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent, killAllAgents } from './agent-harness.js';
+import { Agent, agentConfigYaml, killAllAgents } from './agent-harness.js';
 import { MiB, tempDirs } from './helpers.js';
 import { Keepd, killAllKeepd, runKeep } from './keepd-harness.js';
 import { keepdForPostgres } from './pg-cluster.js';
@@ -50,17 +50,16 @@ describe('WAL stored by the resident agent (real keepd, real agent)', () => {
     socket = path.join(dir, 'state', 'agent.sock');
     fs.writeFileSync(
       cfg,
-      `repository:
-  location: ${keepd.url}
-  token_file: ${env.KEEP_TOKEN_FILE}
-  password_file: ${env.KEEP_PASSWORD_FILE}
-state_dir: ${path.join(dir, 'state')}
-jobs:
-  - type: postgres
+      agentConfigYaml(
+        keepd.url,
+        env,
+        path.join(dir, 'state'),
+        `  - type: postgres
     name: db
     pgdata: ${pgdata}
     schedule: { every: 24h }
 `,
+      ),
     );
     agent = new Agent(['--config', cfg]);
     const until = Date.now() + 60_000;
