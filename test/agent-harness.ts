@@ -76,3 +76,14 @@ export function agentConfig(repository: string[], jobs: string): string {
   return `repository:\n${repository.map((l) => `  ${l}\n`).join('')}jobs:\n${jobs}`;
 }
 
+
+/** An agent config (YAML): the repository `env` names (its token and password files), the state directory, then `jobs` (the list's items). */
+export function agentConfigYaml(url: string, env: Record<string, string | undefined>, stateDir: string, jobs: string): string {
+  return `repository:
+  location: ${url}
+  token_file: ${env.KEEP_TOKEN_FILE}
+  password_file: ${env.KEEP_PASSWORD_FILE}
+state_dir: ${stateDir}
+jobs:
+${jobs}`;
+}

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent, killAllAgents } from './agent-harness.js';
+import { Agent, agentConfigYaml, killAllAgents } from './agent-harness.js';
 import { tempDirs } from './helpers.js';
 import { Keepd, killAllKeepd, runKeep } from './keepd-harness.js';
 import { Cluster, keepdForPostgres, own, sleep, SKIP, startPrimaryArchivingThroughAgent, waitUntil } from './pg-cluster.js';
@@ -55,13 +55,11 @@ describe.skipIf(Boolean(SKIP))('PostgreSQL through the resident agent (real Post
     const cfg = path.join(dir, 'agent', 'agent.yaml');
     fs.writeFileSync(
       cfg,
-      `repository:
-  location: ${keepd.url}
-  token_file: ${env.KEEP_TOKEN_FILE}
-  password_file: ${env.KEEP_PASSWORD_FILE}
-state_dir: ${path.join(dir, 'agent', 'state')}
-jobs:
-  - type: postgres
+      agentConfigYaml(
+        keepd.url,
+        env,
+        path.join(dir, 'agent', 'state'),
+        `  - type: postgres
     name: db
     tier: high
     pgdata: ${primary.data}
@@ -69,6 +67,7 @@ jobs:
     checkpoint: fast
     schedule: { every: 1h }
 `,
+      ),
     );
     own(cfg);
     const check = await runKeep(['agent', 'check-config', '--config', cfg, '--json'], env);

@@ -39,8 +39,9 @@ export class WalAgent {
     readonly log: string[],
   ) {}
 
-  static async start(dir: string, repo: WalRepo, o: { source: string; pgdata: string; connection?: string }): Promise<WalAgent> {
-    const home = path.join(dir, 'agent');
+  /** `o.home`: the agent's directory under `dir` (default agent); `o.bin`: another build's `keep` (an A/B run). */
+  static async start(dir: string, repo: WalRepo, o: { source: string; pgdata: string; connection?: string; home?: string; bin?: string }): Promise<WalAgent> {
+    const home = path.join(dir, o.home ?? 'agent');
     fs.mkdirSync(home, { recursive: true });
     const cfg = path.join(home, 'agent.yaml');
     fs.writeFileSync(
@@ -59,7 +60,8 @@ jobs:
 `,
     );
     own(home);
-    const [cmd, args] = IS_ROOT ? ['runuser', ['-u', 'postgres', '--', keepBinary(), 'agent', 'run', '--config', cfg]] : [keepBinary(), ['agent', 'run', '--config', cfg]];
+    const bin = o.bin ?? keepBinary();
+    const [cmd, args] = IS_ROOT ? ['runuser', ['-u', 'postgres', '--', bin, 'agent', 'run', '--config', cfg]] : [bin, ['agent', 'run', '--config', cfg]];
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const log: string[] = [];
     child.stdout!.on('data', (b: Buffer) => log.push(...b.toString().split('\n').filter(Boolean)));
@@ -77,6 +79,21 @@ jobs:
   get pid(): number {
     const pid = this.log.map((l) => /"pid":(\d+)/.exec(l)?.[1]).find(Boolean);
     return pid ? Number(pid) : this.child.pid!;
+  }
+
+  /** The stage marks (ms since the push began) of each segment the agent archived, from its 'wal archived' log lines. */
+  stages(): Record<string, number>[] {
+    const out: Record<string, number>[] = [];
+    for (const l of this.log) {
+      if (!l.includes('"wal archived"')) continue;
+      try {
+        const s = (JSON.parse(l) as { stages_ms?: Record<string, number> }).stages_ms;
+        if (s) out.push(s);
+      } catch {
+        /* not one JSON line */
+      }
+    }
+    return out;
   }
 
   async stop(): Promise<void> {

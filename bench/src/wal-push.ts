@@ -2,11 +2,16 @@
  * WAL archiving latency: `keep pg wal-push` per 16 MiB segment, direct (a
  * process that unlocks the key with scrypt and connects, per segment) against
  * through a running `keep agent` (the segment's path over its socket; the
- * answer once committed). Optionally (--pgbench SECONDS) a real PostgreSQL
- * under `pgbench -c 8 -j 2` with archive_command = keep pg wal-push through
- * the agent, watching the archive_status/*.ready backlog (wal-pgbench.ts).
+ * answer once committed), interleaved segment by segment so a loaded machine
+ * weighs on every mode alike. --archive N first archives N 1 MiB segments
+ * into the agent's source (the ack with a grown archive); --baseline BIN runs
+ * a second agent from another build's `keep` on the same keepd, interleaved
+ * too (an A/B of two commits). The agent's stage marks come from its log.
+ * Optionally (--pgbench SECONDS) a real PostgreSQL under `pgbench -c 8 -j 2`
+ * with archive_command = keep pg wal-push through the agent, watching the
+ * archive_status/*.ready backlog (wal-pgbench.ts).
  *
- *   node bench/dist/wal-push.js [--segments 8] [--pgbench 120] [--json]
+ *   node bench/dist/wal-push.js [--segments 10] [--archive 200] [--baseline PATH/keep] [--pgbench 120] [--json]
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -31,65 +36,88 @@ function segment(seed: number): Buffer {
   return b;
 }
 
-const walName = (n: number) => `00000001000000${(0xa0 + Math.floor(n / 256)).toString(16).toUpperCase().padStart(2, '0')}000000${(n % 256).toString(16).toUpperCase().padStart(2, '0')}`;
+const walName = (n: number, timeline = 1) => `0000000${timeline}000000${(0xa0 + Math.floor(n / 256)).toString(16).toUpperCase().padStart(2, '0')}000000${(n % 256).toString(16).toUpperCase().padStart(2, '0')}`;
 
 function stats(ms: number[]): { median: number; p90: number; max: number } {
   const s = [...ms].sort((a, b) => a - b);
   return { median: s[Math.floor(s.length / 2)], p90: s[Math.min(s.length - 1, Math.floor(s.length * 0.9))], max: s[s.length - 1] };
 }
 
+const median = (xs: number[]) => stats(xs).median;
+
+/** One socket push timed, with the CPU the agent and keepd spent on it. */
+async function ackOnce(agent: WalAgent, keepdPid: number, file: string, source: string): Promise<{ ms: number; cpuAgent: number; cpuKeepd: number }> {
+  const c0 = [procSample(agent.pid).cpu_s ?? NaN, procSample(keepdPid).cpu_s ?? NaN];
+  const t0 = performance.now();
+  const a = await askAgent(agent.socket, file, source);
+  const ms = performance.now() - t0;
+  if (!a.ok || a.result?.already) throw new Error(`agent push failed: ${JSON.stringify(a)}`);
+  return { ms, cpuAgent: (procSample(agent.pid).cpu_s ?? NaN) - c0[0], cpuKeepd: (procSample(keepdPid).cpu_s ?? NaN) - c0[1] };
+}
+
+/** `count` 1 MiB segments (timeline 2) into `source` through the agent, four at a time: a grown archive. */
+async function growArchive(agent: WalAgent, pg_wal: string, source: string, count: number): Promise<void> {
+  const names = Array.from({ length: count }, (_, i) => path.join(pg_wal, walName(i, 2)));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < names.length) {
+        const f = names[next++];
+        const a = await askAgent(agent.socket, f, source);
+        if (!a.ok) throw new Error(`growing the archive failed: ${JSON.stringify(a)}`);
+      }
+    }),
+  );
+}
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { segments: { type: 'string' }, pgbench: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
-  const count = Number(values.segments ?? 8);
+  const { values } = parseArgs({ options: { segments: { type: 'string' }, archive: { type: 'string' }, baseline: { type: 'string' }, pgbench: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
+  const count = Number(values.segments ?? 10);
+  const archive = Number(values.archive ?? 0);
   const dir = tempDir('wal');
   fs.chmodSync(dir, 0o755);
   const repo = await walRepo(dir);
-  // a data directory the agent's job names; its pg_wal holds the segments pushed
+  // a data directory the agents' jobs name; its pg_wal holds the segments pushed
   const pgdata = path.join(dir, 'pgdata');
-  fs.mkdirSync(path.join(pgdata, 'pg_wal'), { recursive: true });
+  const pg_wal = path.join(pgdata, 'pg_wal');
+  fs.mkdirSync(pg_wal, { recursive: true });
   fs.writeFileSync(path.join(pgdata, 'PG_VERSION'), '16\n');
+  // distinct content per mode and segment: no mode finds another's chunks stored
+  const modes = values.baseline ? 4 : 3;
   const files: string[] = [];
-  for (let i = 0; i < 3 * count; i++) {
-    const f = path.join(pgdata, 'pg_wal', walName(i));
+  for (let i = 0; i < modes * count; i++) {
+    const f = path.join(pg_wal, walName(i));
     fs.writeFileSync(f, segment(i));
     files.push(f);
   }
+  for (let i = 0; i < archive; i++) fs.writeFileSync(path.join(pg_wal, walName(i, 2)), segment(100_000 + i).subarray(0, MiB));
   own(pgdata);
   const keep = keepBinary();
   const rows: string[][] = [];
-  const out: Record<string, unknown> = { segments: count, segment_bytes: SEGMENT };
-
-  // direct: one process per segment, scrypt and connect each time
-  const direct: number[] = [];
-  for (const f of files.slice(0, count)) direct.push((await run(keep, ['pg', 'wal-push', '--direct', '--source', 'direct', '--json', f], { env: repo.env })).wall_s * 1000);
+  const out: Record<string, unknown> = { segments: count, segment_bytes: SEGMENT, archive };
 
   const agent = await WalAgent.start(dir, repo, { source: 'agent', pgdata });
+  const base = values.baseline ? await WalAgent.start(dir, repo, { source: 'baseline', pgdata, home: 'baseline', bin: values.baseline }) : undefined;
   try {
-    // through the agent, as archive_command runs it: a process per segment, the push in the agent
+    if (archive) {
+      await growArchive(agent, pg_wal, 'agent', archive);
+      if (base) await growArchive(base, pg_wal, 'baseline', archive);
+    }
+    const direct: number[] = [];
     const cli: number[] = [];
-    for (const f of files.slice(count, 2 * count)) {
-      const r = await run(keep, ['pg', 'wal-push', '--socket', agent.socket, '--source', 'agent', '--json', f], { env: repo.env });
+    const ack: Awaited<ReturnType<typeof ackOnce>>[] = [];
+    const baseAck: Awaited<ReturnType<typeof ackOnce>>[] = [];
+    for (let i = 0; i < count; i++) {
+      // direct: one process per segment, scrypt and connect each time
+      direct.push((await run(keep, ['pg', 'wal-push', '--direct', '--source', 'direct', '--json', files[i]], { env: repo.env })).wall_s * 1000);
+      // through the agent, as archive_command runs it: a process per segment, the push in the agent
+      const r = await run(keep, ['pg', 'wal-push', '--socket', agent.socket, '--source', 'agent', '--json', files[count + i]], { env: repo.env });
       if (JSON.parse(r.stdout).via !== 'agent') throw new Error(`not pushed through the agent: ${r.stdout}`);
       cli.push(r.wall_s * 1000);
+      // the agent's acknowledgement alone: request on the socket to the committed answer
+      ack.push(await ackOnce(agent, repo.keepd.pid, files[2 * count + i], 'agent'));
+      if (base) baseAck.push(await ackOnce(base, repo.keepd.pid, files[3 * count + i], 'baseline'));
     }
-    // the agent's acknowledgement alone: request on the socket to the committed answer, one at a time, then all at once
-    const ack: number[] = [];
-    const cpu0 = [procSample(agent.pid).cpu_s ?? NaN, procSample(repo.keepd.pid).cpu_s ?? NaN];
-    const half = files.slice(2 * count, 2 * count + Math.ceil(count / 2));
-    for (const f of half) {
-      const t0 = performance.now();
-      const a = await askAgent(agent.socket, f, 'agent');
-      if (!a.ok || a.result?.already) throw new Error(`agent push failed: ${JSON.stringify(a)}`);
-      ack.push(performance.now() - t0);
-    }
-    // CPU per segment (all threads): what the ack costs on an idle machine, whatever the load of this one
-    const cpu = [procSample(agent.pid).cpu_s ?? NaN, procSample(repo.keepd.pid).cpu_s ?? NaN].map((c, i) => (c - cpu0[i]) / half.length);
-    const burst = files.slice(2 * count + half.length);
-    const t0 = performance.now();
-    const answers = await Promise.all(burst.map((f) => askAgent(agent.socket, f, 'agent')));
-    const burstMs = performance.now() - t0;
-    if (answers.some((a) => !a.ok)) throw new Error(`agent burst failed: ${JSON.stringify(answers.find((a) => !a.ok))}`);
-
     const line = (what: string, ms: number[]) => {
       const s = stats(ms);
       out[what] = { ...s, samples: ms.map((m) => Math.round(m)) };
@@ -97,18 +125,33 @@ async function main(): Promise<number> {
     };
     line('direct: keep pg wal-push --direct (process)', direct);
     line('agent: keep pg wal-push via socket (process)', cli);
-    line('agent: socket request to ack (no process)', ack);
-    out.cpu_per_segment_s = { agent: cpu[0], keepd: cpu[1] };
-    rows.push(['CPU per segment (agent / keepd)', `${fmtNum(cpu[0], 3)} / ${fmtNum(cpu[1], 3)}`, '', '']);
-    out.burst = { segments: burst.length, total_s: burstMs / 1000, per_segment_s: burstMs / 1000 / burst.length };
-    rows.push([`agent: ${burst.length} at once, per segment`, fmtNum(burstMs / 1000 / burst.length, 3), '', fmtNum(burstMs / 1000, 3) + ' total']);
+    line('agent: socket request to ack (no process)', ack.map((a) => a.ms));
+    // CPU per segment (all threads): what the ack costs on an idle machine, whatever the load of this one
+    const cpu = { agent: median(ack.map((a) => a.cpuAgent)), keepd: median(ack.map((a) => a.cpuKeepd)) };
+    out.cpu_per_segment_s = cpu;
+    rows.push(['CPU per ack, median (agent / keepd)', `${fmtNum(cpu.agent, 3)} / ${fmtNum(cpu.keepd, 3)}`, '', '']);
+    if (base) {
+      line('baseline agent: socket request to ack', baseAck.map((a) => a.ms));
+      const b = { agent: median(baseAck.map((a) => a.cpuAgent)), keepd: median(baseAck.map((a) => a.cpuKeepd)) };
+      out.baseline_cpu_per_segment_s = b;
+      rows.push(['baseline CPU per ack (agent / keepd)', `${fmtNum(b.agent, 3)} / ${fmtNum(b.keepd, 3)}`, '', '']);
+    }
+    // the stage marks of the timed acks (the last `count` the agent logged), median of each
+    const marks = agent.stages().slice(-count);
+    if (marks.length) {
+      const stage: Record<string, number> = {};
+      for (const k of Object.keys(marks[0])) stage[k] = median(marks.map((m) => m[k]));
+      out.stages_ms = stage;
+      rows.push(['agent stage ends, ms since request (median)', Object.entries(stage).map(([k, v]) => `${k} ${Math.round(v)}`).join(', '), '', '']);
+    }
   } finally {
     await agent.stop();
+    await base?.stop();
   }
   if (values.pgbench) out.pgbench = await runPgbenchArchive(dir, repo, Number(values.pgbench), (r) => rows.push(r));
   await repo.keepd.stop();
   if (values.json) console.log(JSON.stringify(out, null, 2));
-  else console.log(textTable(['16 MiB WAL segment, keepd on loopback', 'median s', 'p90 s', 'max s'], rows, `wal-push latency (${count} segments per mode)`));
+  else console.log(textTable(['16 MiB WAL segment, keepd on loopback', 'median s', 'p90 s', 'max s'], rows, `wal-push latency (${count} segments per mode, archive of ${archive} more)`));
   return 0;
 }
 

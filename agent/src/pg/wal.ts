@@ -1,11 +1,12 @@
 import fs from 'node:fs';
+import fsp, { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { atomicWrite, chunkId, Clock, Compression, fileChunks, KeepError, parseWalName, PgWal, pgCatalog, PG_WAL_TAG, SealPool, segmentName, segmentNoOf, Snapshot, toHex } from '@keep/core';
-import { Archiver } from '../backup/archiver.js';
 import { runBackup } from '../backup/run.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../tree/tree-reader.js';
+import { readWalChunks, storeWalFile, walChunkSize, walCompression } from './wal-store.js';
 
 /**
  * WAL archiving through the repository. Each WAL file PostgreSQL archives is
@@ -22,6 +23,8 @@ export interface WalPushOptions {
   compression: Compression;
   tier?: string;
   clock: Clock;
+  /** how earlier copies of the name are found (default: list the source's snapshots; the resident archiver keeps a catalog) */
+  copies?: (repo: Unlocked, source: string, name: string) => Promise<PgWal[]>;
 }
 
 export interface WalPushResult {
@@ -35,13 +38,25 @@ export interface WalPushResult {
   bytes_sent: number;
   time: string;
   duration_s: number;
+  /** when each stage ended, in ms since the push began (stages overlap: the listing runs during the upload) */
+  stages_ms: WalPushStages;
 }
 
-/** The system identifier in a segment's first (long) page header, if it has one. */
-export function walSystemId(data: Buffer): string | undefined {
+export interface WalPushStages {
+  /** the file opened and its size checked (its chunks are read from here on, while the session opens) */
+  opened: number;
+  session: number;
+  chunks: number;
+  stored: number;
+  listed: number;
+  committed: number;
+}
+
+/** The system identifier in a segment's first (long) page header, if it has one (`data`: the segment, or its start). */
+export function walSystemId(data: Buffer, size = data.length): string | undefined {
   // XLogLongPageHeaderData: magic u16, info u16 (XLP_LONG_HEADER = 2), tli u32, pageaddr u64, rem_len u32, pad, sysid u64 at 24, seg_size u32 at 32.
   if (data.length < 40 || (data.readUInt16LE(2) & 0x0002) === 0) return undefined;
-  if (data.readUInt32LE(32) !== data.length) return undefined;
+  if (data.readUInt32LE(32) !== size) return undefined;
   return data.readBigUInt64LE(24).toString();
 }
 
@@ -62,48 +77,105 @@ export async function walPush(repo: Unlocked, pool: SealPool, o: WalPushOptions)
   const name = path.basename(o.file);
   const parsed = parseWalName(name);
   if (!parsed) throw new KeepError('INVALID_ARGUMENT', `${name} is not a WAL file name PostgreSQL archives (segment, .history, .partial or .backup)`);
-  let data: Buffer;
   /** PostgreSQL's last write into the file: where the archive ends once it is stored (pg.ts, wal-end) */
   let lastWrite: Date;
+  let size: number;
+  let fh: FileHandle;
   try {
-    const fd = fs.openSync(o.file, 'r');
-    try {
-      lastWrite = fs.fstatSync(fd).mtime;
-      data = fs.readFileSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    fh = await fsp.open(o.file, 'r');
   } catch (e) {
     throw new KeepError('NOT_FOUND', `cannot read ${o.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  if (parsed.kind === 'segment' && (data.length < 1 << 20 || (data.length & (data.length - 1)) !== 0)) {
-    throw new KeepError('INVALID_ARGUMENT', `${name} is ${data.length} bytes, not a whole WAL segment`);
+  // the reads start now and go on while the session opens (wal-store.ts); the handle closes once they are over
+  let chunks: Promise<Buffer>[] = [];
+  try {
+    const st = await fh.stat();
+    lastWrite = st.mtime;
+    size = st.size;
+    if (parsed.kind === 'segment' && (size < 1 << 20 || (size & (size - 1)) !== 0)) {
+      throw new KeepError('INVALID_ARGUMENT', `${name} is ${size} bytes, not a whole WAL segment`);
+    }
+    chunks = readWalChunks(fh, size, walChunkSize(repo));
+    return await storeWal(repo, pool, o, { name, parsed, size, lastWrite, chunks, started });
+  } finally {
+    await Promise.allSettled(chunks);
+    await fh.close().catch(() => undefined);
   }
-  const contentId = toHex(chunkId(repo.keys, data));
-  // Only authenticated copies count: a forged record saying "archived" would let PostgreSQL drop the segment.
-  const copies = walCopies(usableSnapshots(repo.keys, await repo.conn.snapshots({ source: o.source })), name);
-  const same = copies.find((c) => c.contentId === contentId);
-  if (same) {
-    return { wal: name, timeline: parsed.timeline, snapshot: same.snapshot.id, already: true, bytes: data.length, bytes_sent: 0, time: same.snapshot.time, duration_s: (o.clock.now() - started) / 1000 };
-  }
-  if (copies.length) {
-    throw new KeepError('ALREADY_EXISTS', `${name} is already archived in source ${o.source} with different content; refusing to replace it (two clusters archiving into one source?)`);
-  }
-  const system = parsed.kind === 'segment' ? walSystemId(data) : undefined;
+}
+
+async function storeWal(
+  repo: Unlocked,
+  pool: SealPool,
+  o: WalPushOptions,
+  f: { name: string; parsed: NonNullable<ReturnType<typeof parseWalName>>; size: number; lastWrite: Date; chunks: Promise<Buffer>[]; started: number },
+): Promise<WalPushResult> {
+  const { name, parsed, size, lastWrite, started } = f;
+  // The earlier copies are looked up while the segment is hashed and stored, and checked before the commit.
+  const copies = (o.copies ?? listCopies)(repo, o.source, name);
+  copies.catch(() => undefined); // awaited before commit; a failure before then must not go unhandled
+  /** the cluster's system identifier, from the segment's first page (the first chunk) */
+  let system: string | undefined;
+  const compression = walCompression(o.compression);
   const run = {
     source: o.source,
     host: o.host,
-    tags: [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])],
+    tags: [] as string[],
     tier: o.tier,
-    compression: o.compression,
+    compression,
     clock: o.clock,
   };
-  const snap = await runBackup(repo, pool, run, (uploader) => new Archiver(repo, { ...run, stdin: { name, stream: once(data) } }, uploader).run());
-  return { wal: name, timeline: parsed.timeline, snapshot: snap.id, already: false, bytes: data.length, bytes_sent: snap.stats.bytes_sent, time: snap.time, duration_s: (o.clock.now() - started) / 1000 };
+  const tags = (contentId: string) => [PG_WAL_TAG, `wal:${name}`, `timeline:${parsed.timeline}`, `wal-id:${contentId}`, `wal-end:${lastWrite.toISOString()}`, ...(system ? [`system:${system}`] : [])];
+  let contentId = '';
+  const stages: WalPushStages = { opened: o.clock.now() - started, session: 0, chunks: 0, stored: 0, listed: 0, committed: 0 };
+  const mark = (stage: keyof WalPushStages) => (stages[stage] = o.clock.now() - started);
+  try {
+    const snap = await runBackup(
+      repo,
+      pool,
+      run,
+      async (uploader) => {
+        mark('session');
+        const first = (chunk: Buffer) => (system = parsed.kind === 'segment' ? walSystemId(chunk, size) : undefined);
+        const w = await storeWalFile(repo, uploader, { name, size, chunks: f.chunks, compression, now: o.clock.now(), tags, first, onChunks: () => mark('chunks') });
+        contentId = w.contentId;
+        return w;
+      },
+      {
+        beforeCommit: async () => {
+          mark('stored');
+          const found = await copies;
+          mark('listed');
+          checkCopies(found, name, o.source, contentId);
+        },
+      },
+    );
+    mark('committed');
+    return { wal: name, timeline: parsed.timeline, snapshot: snap.id, already: false, bytes: size, bytes_sent: snap.stats.bytes_sent, time: snap.time, duration_s: (o.clock.now() - started) / 1000, stages_ms: stages };
+  } catch (e) {
+    if (!(e instanceof AlreadyArchived)) throw e;
+    // the session was aborted: what it sent stays unreferenced (the same chunks as the copy's, so nothing new)
+    return { wal: name, timeline: parsed.timeline, snapshot: e.copy.snapshot.id, already: true, bytes: size, bytes_sent: 0, time: e.copy.snapshot.time, duration_s: (o.clock.now() - started) / 1000, stages_ms: stages };
+  }
 }
 
-async function* once(data: Buffer): AsyncGenerator<Buffer> {
-  yield data;
+/** The archived copies of `name` in `source`; only authenticated ones count: a forged record saying "archived" would let PostgreSQL drop the segment. */
+export async function listCopies(repo: Unlocked, source: string, name: string): Promise<PgWal[]> {
+  return walCopies(usableSnapshots(repo.keys, await repo.conn.snapshots({ source })), name);
+}
+
+/** The same content already archived under this name: the push is a no-op that succeeds. */
+class AlreadyArchived extends Error {
+  constructor(readonly copy: PgWal) {
+    super(`${copy.name} is already archived`);
+  }
+}
+
+function checkCopies(copies: PgWal[], name: string, source: string, contentId: string): void {
+  const same = copies.find((c) => c.contentId === contentId);
+  if (same) throw new AlreadyArchived(same);
+  if (copies.length) {
+    throw new KeepError('ALREADY_EXISTS', `${name} is already archived in source ${source} with different content; refusing to replace it (two clusters archiving into one source?)`);
+  }
 }
 
 /** The newest archived copy of `name` (of cluster `system`, when given and recorded). */

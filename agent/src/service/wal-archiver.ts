@@ -6,6 +6,7 @@ import { walPush, WalPushResult } from '../pg/wal.js';
 import type { Job } from './config.js';
 import type { HeldKey } from './held-key.js';
 import type { Logger } from './log.js';
+import { WalCatalog } from './wal-catalog.js';
 
 /** A connection kept this long after the last push: segments come in bursts; a quiet archive holds nothing open. */
 const IDLE_CLOSE_MS = 30_000;
@@ -27,12 +28,18 @@ export class NotHandled extends Error {}
  * segment is walPush's own, exactly as a direct push writes it, so wal-fetch
  * and `keep pg restore` read both alike. Pushes run concurrently on one
  * connection, kept open while segments keep coming; a second push of a name
- * already under way waits for the first (then finds it archived).
+ * already under way waits for the first (then finds it archived). Which names
+ * the source already holds comes from a catalog kept for the connection
+ * (wal-catalog.ts), not from listing every snapshot per segment: a name it
+ * does not know is stored, so a stale catalog can only archive a copy twice,
+ * never skip one (and a direct push happens only when no agent answers).
  */
 export class WalArchiver {
   private lease?: Lease;
   private idle?: NodeJS.Timeout;
   private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** which names each source holds, for the connection in use (wal-catalog.ts) */
+  private readonly catalog: WalCatalog;
 
   constructor(
     private readonly key: HeldKey,
@@ -42,7 +49,9 @@ export class WalArchiver {
     private readonly log: Logger,
     /** the postgres jobs of the config in force (a reload changes them) */
     private readonly jobs: () => Job[],
-  ) {}
+  ) {
+    this.catalog = new WalCatalog(clock);
+  }
 
   async push(req: WalPushRequest): Promise<WalPushResult> {
     const job = this.jobs().find((j) => j.spec.type === 'postgres' && j.source === req.source);
@@ -52,12 +61,12 @@ export class WalArchiver {
     const before = this.inFlight.get(key);
     const run = (async () => {
       await before?.catch(() => undefined);
-      return this.withRepo((repo) => walPush(repo, this.pool, { file, source: job.source, host: this.host, tier: job.tier, compression: job.compression, clock: this.clock }));
+      return this.withRepo((repo) => walPush(repo, this.pool, { file, source: job.source, host: this.host, tier: job.tier, compression: job.compression, clock: this.clock, copies: (repo, source, name) => this.catalog.copies(repo, source, name) }));
     })();
     this.inFlight.set(key, run);
     try {
       const r = await run;
-      this.log.info({ job: job.name, wal: r.wal, already: r.already, bytes: r.bytes, bytes_sent: r.bytes_sent, duration_s: r.duration_s }, 'wal archived');
+      this.log.info({ job: job.name, wal: r.wal, already: r.already, bytes: r.bytes, bytes_sent: r.bytes_sent, duration_s: r.duration_s, stages_ms: r.stages_ms }, 'wal archived');
       return r;
     } catch (e) {
       this.log.error({ job: job.name, file, error: (e as Error).message }, 'wal push failed');
@@ -76,7 +85,12 @@ export class WalArchiver {
 
   private async withRepo<T>(fn: (repo: Unlocked) => Promise<T>): Promise<T> {
     clearTimeout(this.idle);
-    const lease = (this.lease ??= { repo: this.key.open(), users: 0 });
+    if (!this.lease) {
+      // a new connection, perhaps to a repository changed while none was open: names are listed afresh
+      this.catalog.clear();
+      this.lease = { repo: this.key.open(), users: 0 };
+    }
+    const lease = this.lease;
     lease.users++;
     try {
       return await fn(await lease.repo);

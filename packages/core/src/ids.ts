@@ -28,6 +28,15 @@ export function keyedHash(key: Buffer, data: Uint8Array): Id {
   return h.update(data).digestBuffer();
 }
 
+/** Keyed BLAKE3 fed in pieces: keyedHash of their concatenation, without joining them (a WAL file's content id over its chunks). */
+export function keyedHasher(key: Buffer): { update(data: Uint8Array): void; digest(): Id } {
+  const h = Blake3Hasher.newKeyed(key);
+  return {
+    update: (data) => void h.update(data),
+    digest: () => h.digestBuffer(),
+  };
+}
+
 /** Unkeyed BLAKE3 of stored (encrypted) bytes: lets the server and replicas detect rot without a key. */
 export function storageHash(data: Uint8Array): Id {
   return blake3(data);

@@ -1,0 +1,114 @@
+/**
+ * How the resident agent stores WAL (agent/src/pg/wal-store.ts and
+ * service/wal-catalog.ts), with a real keepd and a real `keep agent run`, no
+ * PostgreSQL needed: segments are synthetic files in a pg_wal directory.
+ * A segment is cut in fixed 1 MiB chunks (its zero-filled tail stored once),
+ * reads back byte for byte through wal-fetch, and the agent's catalog of
+ * archived names never answers from memory for a name it has seen: the same
+ * content again is "already" (found by a fresh listing), different content
+ * under that name is refused.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent, agentConfigYaml, killAllAgents } from './agent-harness.js';
+import { MiB, tempDirs } from './helpers.js';
+import { Keepd, killAllKeepd, runKeep } from './keepd-harness.js';
+import { keepdForPostgres } from './pg-cluster.js';
+
+const SEGMENT = 16 * MiB;
+
+/** A segment of `random` MiB of noise, zero-filled after (what a switched segment looks like). */
+function segment(random: number): Buffer {
+  const b = Buffer.alloc(SEGMENT);
+  crypto.randomFillSync(b, 0, random * MiB);
+  return b;
+}
+
+describe('WAL stored by the resident agent (real keepd, real agent)', () => {
+  const tmp = tempDirs();
+  let dir: string;
+  let keepd: Keepd;
+  let env: Record<string, string>;
+  let agent: Agent;
+  let socket: string;
+  let pgWal: string;
+
+  beforeAll(async () => {
+    dir = tmp.make('keep-agent-wal-');
+    const k = await keepdForPostgres(dir, 'agent wal passphrase', ['db']);
+    keepd = k.keepd;
+    env = k.envFor('db');
+    const init = await runKeep(['init', '--kdf-cost', '12', '--json'], env);
+    expect(init.code, init.stderr).toBe(0);
+    const pgdata = path.join(dir, 'pgdata');
+    pgWal = path.join(pgdata, 'pg_wal');
+    fs.mkdirSync(pgWal, { recursive: true });
+    fs.writeFileSync(path.join(pgdata, 'PG_VERSION'), '16\n');
+    const cfg = path.join(dir, 'agent.yaml');
+    socket = path.join(dir, 'state', 'agent.sock');
+    fs.writeFileSync(
+      cfg,
+      agentConfigYaml(
+        keepd.url,
+        env,
+        path.join(dir, 'state'),
+        `  - type: postgres
+    name: db
+    pgdata: ${pgdata}
+    schedule: { every: 24h }
+`,
+      ),
+    );
+    agent = new Agent(['--config', cfg]);
+    const until = Date.now() + 60_000;
+    while (!fs.existsSync(socket) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  });
+
+  afterAll(async () => {
+    killAllAgents();
+    await killAllKeepd();
+  });
+
+  const push = (file: string) => runKeep(['pg', 'wal-push', '--source', 'db', '--socket', socket, '--json', file], {});
+
+  it('stores a segment in fixed 1 MiB chunks (the zero tail once) and wal-fetch reads it back', async () => {
+    const name = '000000010000000000000001';
+    const data = segment(3);
+    fs.writeFileSync(path.join(pgWal, name), data);
+    const r = await push(path.join(pgWal, name));
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ via: 'agent', already: false, bytes: SEGMENT });
+    expect(Object.keys(j.stages_ms)).toEqual(['opened', 'session', 'chunks', 'stored', 'listed', 'committed']);
+    const tree = await runKeep(['cat', 'tree', j.snapshot], env);
+    expect(tree.code, tree.stderr).toBe(0);
+    const file = (JSON.parse(tree.stdout).entries as { name: string; content: string[] }[]).find((n) => n.name === name)!;
+    // sixteen 1 MiB chunks: three of noise, thirteen times the one of zeros (content-defined chunking cut other sizes)
+    expect(file.content).toHaveLength(16);
+    expect(new Set(file.content).size).toBe(4);
+    const back = path.join(dir, 'fetched');
+    const f = await runKeep(['pg', 'wal-fetch', '--source', 'db', name, back], env);
+    expect(f.code, f.stderr).toBe(0);
+    expect(fs.readFileSync(back).equals(data)).toBe(true);
+  });
+
+  it('answers a name it has archived from a fresh listing: the same content is already there, other content is refused', async () => {
+    const name = '000000010000000000000002';
+    const file = path.join(pgWal, name);
+    fs.writeFileSync(file, segment(2));
+    const first = await push(file);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ via: 'agent', already: false });
+    const again = await push(file);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ via: 'agent', already: true, bytes_sent: 0 });
+    fs.writeFileSync(file, segment(2));
+    const other = await push(file);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/already archived .*different content/);
+    const snaps = JSON.parse((await runKeep(['snapshots', '--source', 'db', '--json'], env)).stdout) as { tags: string[] }[];
+    expect(snaps.filter((s) => s.tags.includes(`wal:${name}`))).toHaveLength(1);
+  });
+});
