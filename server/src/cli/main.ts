@@ -236,6 +236,11 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
         const failing = r.consecutive_failures ? `  ${r.consecutive_failures} consecutive failure(s), last ${r.last_failure} (${r.last_error_class ?? '-'})` : '';
         console.log(`${r.source.padEnd(20)} last ${r.last_result} ${r.last_run} (job ${r.last_job})${failing}  ${r.runs_success} ok / ${r.runs_failure} failed`);
       }
+      if (s.drills.length) console.log('restore drills (keepd times; RTO estimate = start-up + latest snapshot size at the measured rate):');
+      for (const d of s.drills) {
+        const rto = d.rto_estimate_s === null ? 'no estimate' : `RTO estimate ${d.rto_estimate_s}s${d.rto_target_s === null ? '' : ` (target ${d.rto_target_s}s)`}`;
+        console.log(`${d.source.padEnd(20)} last ${d.last_result ?? '-'} ${d.last_drill ?? '-'} (${d.last_mode ?? '-'}, ${d.drill_s ?? '-'}s${d.last_error_class ? `, ${d.last_error_class}` : ''})  ${rto}  ${d.state ?? ''}`);
+      }
       console.log(`watchdog: ${s.watchdog.check.line}`);
       for (const w of s.watchdog.states) console.log(`  ${w.kind.padEnd(11)} ${w.name.padEnd(20)} ${w.state.padEnd(8)} since ${w.since}`);
     });

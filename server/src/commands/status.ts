@@ -1,6 +1,8 @@
 import { Clock, isPgSource, recordedTime, PitrWindow, pitrWindow, processClock, Repository, TIERS } from '@keep/core';
 import { ReplicaRegistry } from '../replicas.js';
 import { RunReportStore } from '../run-reports.js';
+import { DrillStore } from '../drills.js';
+import { drillStatus } from '../control/drill-status.js';
 import { replicationDb } from '../sync/pull.js';
 import { keepdRepoOptions } from '../data-lock.js';
 import { WatchStore } from '../control/watch-store.js';
@@ -99,6 +101,7 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
       runs_failure: r.runs_failure,
     }));
     const watch = new WatchStore(repo);
+    const drills = drillStatus(repo, new DrillStore(repo, clock), watch.held());
     const meta = watch.lastEvaluation();
     const watchdog = {
       evaluated_at: iso(meta?.evaluated_ms),
@@ -108,7 +111,7 @@ export async function runStatus(data: string, clock: Clock = processClock()) {
       transitions: watch.recentTransitions(20).map((t) => ({ ...t, at: new Date(t.at_ms).toISOString() })),
       maintenance: watch.allRuns().slice(-20),
     };
-    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, replicas, replication, watchdog };
+    return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, drills, replicas, replication, watchdog };
   } finally {
     await repo.close();
   }

@@ -5,6 +5,7 @@ import { readHandlers } from './handlers/reads.js';
 import { replicationHandlers } from './handlers/replication.js';
 import { retentionHandlers } from './handlers/retention.js';
 import { runHandlers } from './handlers/runs.js';
+import { drillHandlers } from './handlers/drills.js';
 import { sessionHandlers } from './handlers/sessions.js';
 
 export type { ServiceDeps } from './call.js';
@@ -23,5 +24,6 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     ...replicationHandlers(rpc),
     ...retentionHandlers(rpc),
     ...runHandlers(rpc),
+    ...drillHandlers(rpc),
   };
 }
