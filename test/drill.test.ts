@@ -10,8 +10,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent, agentConfig, killAllAgents, writeSecret } from './agent-harness.js';
 import { flipByte, packBlobs, packFiles, tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, startKeepd, Token, waitFor } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, RawClient, runKeep, startKeepd, Token, waitFor, wire } from './keepd-harness.js';
 
 const PASSWORD = 'drill passphrase';
 const tmp = tempDirs();
@@ -55,7 +56,10 @@ describe('keep drill', () => {
     await keepJson(['init', '--kdf-cost', '12'], env());
     await keepJson(['backup', src, '--source', 'files'], env());
   });
-  afterAll(killAllKeepd);
+  afterAll(async () => {
+    killAllAgents();
+    await killAllKeepd();
+  });
 
   it('restores into a scratch directory, verifies, reports, and cleans up (also a killed drill\'s leftovers)', async () => {
     // a killed drill's scratch directory (marked, its pid gone) and a foreign one without our marker
@@ -97,10 +101,45 @@ describe('keep drill', () => {
     await waitFor(async () => (await drillState(data)) === 'ok', 30_000, 200);
   });
 
+  it('an agent drill job runs drills on its schedule into its own scratch directory, never the live paths', async () => {
+    const before = ((await status(data)).drills as any[]).find((x) => x.source === 'files').drills;
+    const jobScratch = path.join(dir, 'job-scratch');
+    const live = fs.readdirSync(src).sort();
+    const cfgFile = path.join(dir, 'agent.yaml');
+    const jobs = `  - type: drill\n    name: drill-files\n    source: files\n    target: ${jobScratch}\n    schedule: { every: 2s }\n`;
+    fs.writeFileSync(cfgFile, agentConfig([`location: ${keepd.url}`, `token_file: ${writeSecret(dir, 'token', token.token)}`, `password_file: ${writeSecret(dir, 'password', PASSWORD)}`], jobs));
+    const agent = new Agent(['--config', cfgFile, '--state-dir', path.join(dir, 'state')]);
+    await agent.waitFor((l) => l.job === 'drill-files' && l.msg === 'run succeeded', 2, 90_000);
+    agent.child.kill('SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+    const row = ((await status(data)).drills as any[]).find((x) => x.source === 'files');
+    expect(row.drills).toBeGreaterThanOrEqual(before + 2);
+    expect(row.last_result).toBe('success');
+    expect(fs.readdirSync(jobScratch)).toEqual([]);
+    expect(fs.readdirSync(src).sort()).toEqual(live);
+    // a drill is not a backup run: the source's run summary is untouched
+    expect(((await status(data)).runs as any[]).find((x) => x.source === 'files')).toBeUndefined();
+  });
+
+  it('an agent token may report drills of its own sources only', async () => {
+    const other = await createToken(data, 'agent', { sources: ['elsewhere'] });
+    const { grpc, protobuf, proto } = await wire();
+    const req = protobuf.toBinary(
+      proto.ReportDrillsRequestSchema,
+      protobuf.create(proto.ReportDrillsRequestSchema, {
+        drills: [{ id: 'cd'.repeat(16), source: 'files', snapshot: 'ab'.repeat(16), kind: 'files', mode: 'read', result: 'success', startMs: 1n, endMs: 2n, durationMs: 1n }],
+      }),
+    );
+    const r = await new RawClient(grpc, `127.0.0.1:${keepd.port}`, other.token).unary('ReportDrills', req);
+    expect(r.ok).toBe(false);
+    expect(r.ok === false && r.code).toBe(grpc.status.PERMISSION_DENIED);
+  });
+
   it('a damaged pack fails the drill: reported, the drill condition turns failed, the alert fires', async () => {
     const blobs = packFiles(data).flatMap(packBlobs).filter((b) => b.type === 0);
     const victim = blobs.sort((a, b) => b.length - a.length)[0];
     flipByte(victim.pack, victim.offset + Math.floor(victim.length / 2));
+    const before = ((await status(data)).drills as any[]).find((x) => x.source === 'files');
     const r = await runKeep(['drill', 'latest', '--source', 'files', '--target', scratchParent, '--json'], env());
     expect(r.code).toBe(4);
     const d = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
@@ -108,7 +147,7 @@ describe('keep drill', () => {
     expect(d.error_class).toMatch(/^[A-Z_]+$/);
     expect(fs.readdirSync(scratchParent)).toEqual(['keep-drill-not-ours']);
     const row = ((await status(data)).drills as any[]).find((x) => x.source === 'files');
-    expect(row).toMatchObject({ drills: 3, failures: 1, last_result: 'failure' });
+    expect(row).toMatchObject({ drills: before.drills + 1, failures: 1, last_result: 'failure' });
     await waitFor(async () => (await drillState(data)) === 'failed', 30_000, 200);
     await waitFor(async () => {
       const a = await keepdJson(['alerts', '--data', data, '--json']);
