@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, agentConfig, killAllAgents, writeSecret } from './agent-harness.js';
 import { flipByte, packBlobs, packFiles, tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, RawClient, runKeep, startKeepd, Token, waitFor, wire } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, RawClient, runKeep, runKeepd, startKeepd, Token, waitFor, wire } from './keepd-harness.js';
 
 const PASSWORD = 'drill passphrase';
 const tmp = tempDirs();
@@ -153,5 +153,39 @@ describe('keep drill', () => {
       const a = await keepdJson(['alerts', '--data', data, '--json']);
       return (a.active as any[]).some((x) => x.kind === 'drill' && x.subject === 'files' && x.condition === 'failed');
     }, 30_000, 200);
+  });
+});
+
+describe('keep drill from a replica', () => {
+  const dir = tmp.make('keep-drill-replica-');
+  const P = path.join(dir, 'primary');
+  const R = path.join(dir, 'replica');
+  const src = path.join(dir, 'src');
+  let primary: Keepd;
+  let replica: Keepd;
+  let agentToken: Token;
+  afterAll(killAllKeepd);
+
+  beforeAll(async () => {
+    fs.mkdirSync(src);
+    for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(src, `r${i}.txt`), `replicated ${i}\n`.repeat(500));
+    await keepdInit(P);
+    agentToken = await createToken(P, 'agent', { sources: ['files'] });
+    const replicaToken = await createToken(P, 'replica');
+    primary = await startKeepd(P);
+    const env = { KEEP_REPO: primary.url, KEEP_TOKEN: agentToken.token, KEEP_PASSWORD: PASSWORD };
+    await keepJson(['init', '--kdf-cost', '12'], env);
+    await keepJson(['backup', src, '--source', 'files'], env);
+    const sync = await runKeepd(['sync', '--data', R, '--from', primary.url, '--json'], { env: { KEEP_TOKEN: replicaToken.token }, timeoutMs: 60_000 });
+    expect(sync.code, sync.stderr).toBe(0);
+    replica = await startKeepd(R, { args: ['--upstream', primary.url, '--sync-interval', '3600'], env: { KEEP_UPSTREAM_TOKEN: replicaToken.token } });
+  });
+
+  it('restores and verifies from the replica with the agent token; the read-only replica keeps no drill history', async () => {
+    const r = await runKeep(['drill', '--source', 'files', '--json'], { KEEP_REPO: replica.url, KEEP_TOKEN: agentToken.token, KEEP_PASSWORD: PASSWORD });
+    expect(r.code, r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(d).toMatchObject({ result: 'success', mode: 'write', files: 5, files_verified: 5, verify_failures: 0 });
+    expect(d.reported).toMatch(/^not reported: /);
   });
 });
