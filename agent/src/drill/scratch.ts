@@ -1,19 +1,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { processAlive } from '@keep/core';
 
 /** Scratch directories of drills are named so and hold MARKER: only ours are ever removed. */
 const PREFIX = 'keep-drill-';
 const MARKER = '.keep-drill';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Remove the scratch directories of drills that died (killed, power lost)
@@ -39,7 +31,7 @@ export function removeStaleScratch(parent: string): string[] {
     } catch {
       continue; // no marker of ours: not ours to remove
     }
-    if (Number.isInteger(pid) && pid > 0 && alive(pid) && pid !== process.pid) continue;
+    if (processAlive(pid) && pid !== process.pid) continue;
     fs.rmSync(dir, { recursive: true, force: true });
     removed.push(name);
   }
