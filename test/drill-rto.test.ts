@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, startKeepd, Token, waitFor } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, runKeepd, startKeepd, Token, waitFor } from './keepd-harness.js';
 
 const PASSWORD = 'drill rto passphrase';
 const tmp = tempDirs();
@@ -71,6 +71,9 @@ describe('measured RTO', () => {
     expect(s.rto_estimate_s).toBeGreaterThan(0.001);
     expect(Math.abs(s.rto_estimate_s - d.duration_ms / 1000)).toBeLessThan(0.05 + d.duration_ms / 1000 / 100);
     expect(s.rto_method).toMatch(/start-up time \+ the latest snapshot's bytes/);
+    const human = await runKeepd(['status', '--data', data]);
+    expect(human.stdout).toMatch(/^restore drills /m);
+    expect(human.stdout).toMatch(new RegExp(`^files +last success \\S+ \\(write, ${d.duration_ms / 1000}s\\)  RTO estimate [0-9.]+s \\(target 0.001s\\)  rto_exceeded$`, 'm'));
     const text = await scrape(keepd);
     expect(metric(text, 'keep_source_rto_target_seconds{source="files"}')).toBe(0.001);
     expect(metric(text, 'keep_source_rto_estimate_seconds{source="files"}')).toBeCloseTo(s.rto_estimate_s, 2);
