@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, runKeepd, startKeepd, Token, waitFor } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, metric, runKeep, runKeepd, scrape, startKeepd, Token, waitFor } from './keepd-harness.js';
 
 const PASSWORD = 'drill rto passphrase';
 const tmp = tempDirs();
@@ -23,15 +23,6 @@ sources:
   - match: files
     drill: { interval: 1h, rto: 1ms }
 `;
-
-async function scrape(k: Keepd): Promise<string> {
-  return (await fetch(`http://127.0.0.1:${k.metricsPort}/metrics`)).text();
-}
-
-function metric(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe('measured RTO', () => {
   const dir = tmp.make('keep-drill-rto-');
