@@ -33,6 +33,17 @@ describe('keep agent check-config', () => {
     ]);
   });
 
+  it('drill jobs: monthly by default, weekly for the critical tier', async () => {
+    const f = write(dir, 'drills.yaml', `repository:\n  location: ${dir}/repo\n  password_file: ${pw}\njobs:\n  - type: drill\n    name: drill-etc\n    source: etc\n  - type: drill\n    name: drill-db\n    source: db\n    tier: critical\n    no_write: true\n  - type: drill\n    name: drill-www\n    source: www\n    target: /var/tmp\n    schedule: { every: 1d }\n`);
+    const r = await keep(['agent', 'check-config', '--config', f, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).jobs.map((j: { type: string; source: string; schedule: string }) => [j.type, j.source, j.schedule])).toEqual([
+      ['drill', 'etc', 'every 720h'], // 30 days
+      ['drill', 'db', 'every 168h'], // 7 days
+      ['drill', 'www', 'every 24h'],
+    ]);
+  });
+
   it('names file, line and key path for every error, and exits 2', async () => {
     const f = write(
       dir,

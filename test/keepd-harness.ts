@@ -237,6 +237,17 @@ export function startKeepd(data: string, opts: ServeOptions = {}): Promise<Keepd
   });
 }
 
+/** keepd's /metrics text (started with `metrics: true`). */
+export async function scrape(k: Keepd): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${k.metricsPort}/metrics`)).text();
+}
+
+/** One series' value in a /metrics text (`name{labels}` exactly as keepd writes it), or undefined. */
+export function metric(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 /** The agent environment for a keepd: KEEP_REPO, KEEP_TOKEN, KEEP_PASSWORD (and KEEP_CA). */
 export function agentEnv(k: Keepd, token: string | undefined, password = 'grpc test passphrase', extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return { KEEP_REPO: k.url, KEEP_TOKEN: token, KEEP_PASSWORD: password, ...extra };

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepJson, killAllKeepd, RawClient, runKeepd, startKeepd, Token, wire } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepJson, killAllKeepd, metric, RawClient, runKeepd, scrape, startKeepd, Token, wire } from './keepd-harness.js';
 
 const PASSWORD = 'watchdog passphrase';
 const tmp = tempDirs();
@@ -56,16 +56,6 @@ async function waitForState(data: string, source: string, want: string, timeoutM
 async function check(data: string): Promise<{ code: number | null; line: string }> {
   const r = await runKeepd(['status', '--data', data, '--check']);
   return { code: r.code, line: r.stdout.trim() };
-}
-
-async function scrape(k: Keepd): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${k.metricsPort}/metrics`);
-  return res.text();
-}
-
-function metric(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 describe('the watchdog judges sources from stored facts', { timeout: 300_000 }, () => {

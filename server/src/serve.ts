@@ -11,6 +11,7 @@ import { listenGrpc } from './net/listener.js';
 import { repositoryService } from './rpc/service.js';
 import { SessionManager } from './sessions.js';
 import { ReplicaRegistry } from './replicas.js';
+import { DrillStore } from './drills.js';
 import { RunReportStore } from './run-reports.js';
 import { followUpstream } from './sync/follow.js';
 import { parseUpstream } from './sync/upstream.js';
@@ -102,10 +103,11 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const tokens = new TokenStore(repo, clock);
   const replicas = new ReplicaRegistry(repo, clock);
   const runs = new RunReportStore(repo, clock);
+  const drills = new DrillStore(repo, clock);
   const m = new Metrics();
   const metrics = serverMetrics(m);
   registerHoldings(m, { sessions, repo, space });
-  const control = startControl({ repo, runs, replicas, space, data: o.data, config: o.config ?? {}, clock, log, m });
+  const control = startControl({ repo, runs, drills, replicas, space, data: o.data, config: o.config ?? {}, clock, log, m });
   m.gauge('keep_audit_head_seq', 'The audit log\'s newest checkpointed record (its hash is in state.mdb)', () => audit(repo).headSeq());
 
   const listener = await listenGrpc({
@@ -128,6 +130,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       metrics,
       replicas,
       runs,
+      drills,
       space,
       syncReplicas: { n: o.syncReplicas ?? 0, timeoutMs: (o.syncTimeoutS ?? 60) * 1000, tiers: o.syncTiers ?? ['critical'] },
       readOnly: () => readOnlyReason(o.data),

@@ -13,6 +13,7 @@ import { keyCommand } from '../commands/key.js';
 import { lsCommand } from '../commands/ls.js';
 import { pgCommand } from '../commands/pg.js';
 import { restoreCommand } from '../commands/restore.js';
+import { drillCommand } from '../commands/drill.js';
 import { snapshotsCommand } from '../commands/snapshots.js';
 import { statsCommand } from '../commands/stats.js';
 import { tagCommand } from '../commands/tag.js';
@@ -37,6 +38,7 @@ const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
   backup: backupCommand,
   snapshots: snapshotsCommand,
   restore: restoreCommand,
+  drill: drillCommand,
   ls: lsCommand,
   diff: diffCommand,
   dump: dumpCommand,

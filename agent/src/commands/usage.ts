@@ -25,6 +25,7 @@ usage: keep [global flags] COMMAND [options]      (keep COMMAND --help for one c
   forget                     remove snapshots by a retention policy (restic's; admin tokens over gRPC)
   tag [SNAPSHOT...]          add, remove or set snapshots' tags (admin tokens over gRPC)
   restore SNAPSHOT|latest    restore a snapshot into --target DIR
+  drill [SNAPSHOT|latest]    prove a snapshot restorable: restore into scratch, verify, time it, tell keepd
   ls SNAPSHOT [PATH]         list a snapshot's files
   diff SNAPSHOT SNAPSHOT     what changed between two snapshots
   find PATTERN...            find files and directories across snapshots
@@ -134,6 +135,18 @@ progress: percent, files and bytes of the total (counted from the snapshot befor
 (--json: restic's status lines, with seconds_remaining). Ctrl-C stops cleanly: exit 130 and what is
 not restored; a file being written is removed, never left under its name. To finish, run the same
 restore with --overwrite if-changed: complete files are skipped without reading them again.`,
+  drill: `usage: keep drill [SNAPSHOT|latest] --source SOURCE [--target DIR | --no-write] [--json]
+
+A restore drill: restore the snapshot (default latest of --source) the way a recovery would (the same
+restore code and parallelism) into a fresh scratch directory, read every file back against the snapshot
+(size, content ids), check the metadata (type, mode, mtime, symlink targets), then remove the scratch
+directory. Reports wall time, bytes/s and files/s, and sends the result to keepd (ReportDrills), which
+keeps each source's drill history and its RTO estimate. A failed drill is reported and exits 4.
+  --source N            the snapshot's source (required)
+  --target DIR          where the scratch directory goes (default: the temp directory); a scratch
+                        directory of a killed drill found there is removed first (only ours: marked)
+  --no-write            fetch, decrypt and verify every file without writing (hosts without scratch space)
+  --json                one line: the drill report (message_type "drill")`,
   ls: `usage: keep ls SNAPSHOT|latest [PATH] [--source N] [--at TIME] [--allow-unauthenticated]
 
 List a snapshot's files (below PATH).`,

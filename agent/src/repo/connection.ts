@@ -1,4 +1,4 @@
-import type { CheckOptions, CheckReport, ForgetOptions, ForgetResult, Id, KeyFile, RepoConfig, RunReport, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
+import type { CheckOptions, CheckReport, ForgetOptions, ForgetResult, Id, KeyFile, RepoConfig, RunReport, DrillReport, SealedBlob, SealedSnapshot, Snapshot } from '@keep/core';
 
 /**
  * What the agent needs from a repository, whether embedded (a local
@@ -38,6 +38,8 @@ export interface RepoConnection {
    * answers `reported: false` and the agent's state file is the only record.
    */
   reportRuns(reports: RunReport[]): Promise<RunsReported>;
+  /** Tell keepd how restore drills went (ReportDrills, audited "drill.done"); an embedded repository answers `reported: false`. */
+  reportDrills(drills: DrillReport[]): Promise<RunsReported>;
   close(): Promise<void>;
 }
 

@@ -14,6 +14,7 @@ import {
   parseRepoConfig,
   RepoConfig,
   RunReport,
+  DrillReport,
   SealedSnapshot,
   Snapshot,
 } from '@keep/core';
@@ -40,6 +41,9 @@ import {
   RemoveKeyRequestSchema,
   RemoveKeyResponse,
   ReportRunsRequestSchema,
+  ReportDrillsRequestSchema,
+  ReportDrillsResponse,
+  drillReportToWire,
   ReportRunsResponse,
   RepositoryService,
   runReportToWire,
@@ -343,6 +347,11 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
   /** A short deadline: a report waits in the agent's queue rather than hold up its next run. */
   async reportRuns(reports: RunReport[]): Promise<RunsReported> {
     const r = await this.unary<ReportRunsResponse>('reportRuns', create(ReportRunsRequestSchema, { reports: reports.map(runReportToWire) }), REPORT_DEADLINE_MS);
+    return { reported: true, server_time: r.serverTime };
+  }
+
+  async reportDrills(drills: DrillReport[]): Promise<RunsReported> {
+    const r = await this.unary<ReportDrillsResponse>('reportDrills', create(ReportDrillsRequestSchema, { drills: drills.map(drillReportToWire) }), REPORT_DEADLINE_MS);
     return { reported: true, server_time: r.serverTime };
   }
 

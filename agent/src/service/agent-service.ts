@@ -11,6 +11,7 @@ import { RunReporter } from './run-reporter.js';
 import { Scheduler } from './scheduler.js';
 import { StateFile } from './state-file.js';
 import { runPostgresJob } from './postgres-job.js';
+import { runDrillJob } from './drill-job.js';
 import { AgentRequest, StatusSocket } from './status-socket.js';
 import { NotHandled, WalArchiver } from './wal-archiver.js';
 import { statusReport } from './status-report.js';
@@ -101,6 +102,8 @@ export class AgentService {
           return await runCommandJob(job, job.spec, c);
         case 'postgres':
           return await runPostgresJob(job, job.spec, c);
+        case 'drill':
+          return await runDrillJob(job, job.spec, c);
       }
     } finally {
       await repo.conn.close();
@@ -123,8 +126,8 @@ export class AgentService {
    */
   private async reportRun(outcome: RunOutcome): Promise<void> {
     const job = this.config.jobs.find((j) => j.name === outcome.job);
-    // a job removed by a reload while it ran: its source is gone with it
-    if (!job) return;
+    // a job removed by a reload while it ran: its source is gone with it; a drill went to keepd as a drill (ReportDrills), not a backup run
+    if (!job || job.spec.type === 'drill') return;
     await this.reporter.report(outcome, job).catch((e: unknown) => this.log.warn({ job: outcome.job, error: (e as Error).message }, 'could not queue the run report'));
   }
 

@@ -89,7 +89,20 @@ export const postgresJobSchema = v.strictObject({
   checkpoint: v.optional(v.picklist(['fast', 'spread'], 'must be fast or spread')),
 });
 
-export const jobSchema = v.variant('type', [filesJobSchema, commandJobSchema, postgresJobSchema], 'must be files, command or postgres');
+/**
+ * Restore drills of a source (service/drill-job.ts): its latest snapshot
+ * restored into a scratch directory under `target` (default: the temp
+ * directory) and verified, or with no_write read and verified only. Default
+ * schedule: monthly, weekly for the critical tier.
+ */
+export const drillJobSchema = v.strictObject({
+  type: v.literal('drill'),
+  ...common,
+  target: v.optional(v.pipe(v.string('must be a directory'), v.minLength(1, 'must not be empty'))),
+  no_write: v.optional(v.boolean('must be true or false')),
+});
+
+export const jobSchema = v.variant('type', [filesJobSchema, commandJobSchema, postgresJobSchema, drillJobSchema], 'must be files, command, postgres or drill');
 
 export const repositorySchema = v.strictObject({
   location: v.pipe(v.string('must be a directory or grpc(s)://host:port'), v.minLength(1, 'must not be empty')),
@@ -113,4 +126,5 @@ export type JobConfig = v.InferOutput<typeof jobSchema>;
 export type FilesJobConfig = v.InferOutput<typeof filesJobSchema>;
 export type CommandJobConfig = v.InferOutput<typeof commandJobSchema>;
 export type PostgresJobConfig = v.InferOutput<typeof postgresJobSchema>;
+export type DrillJobConfig = v.InferOutput<typeof drillJobSchema>;
 export type ScheduleConfig = v.InferOutput<typeof scheduleSchema>;

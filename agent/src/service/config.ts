@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Compression, KeepError, Tier, TIERS } from '@keep/core';
+import { Compression, defaultDrillIntervalMs, KeepError, Tier, TIERS } from '@keep/core';
 import * as v from 'valibot';
 import { ConfigSource, issueError, readConfigSource } from '@keep/core';
 import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
@@ -137,7 +137,8 @@ function resolveJob(src: ConfigSource, j: JobConfig, i: number, problems: string
   const rpoMs = TIERS[j.tier ?? 'standard'].rpo_s * 1000;
   // no schedule: the tier's RPO apart, so a backup is never older than the objective allows (plus one run's time);
   // a postgres job's RPO is met by its WAL, so its base backups only bound the replay (BASE_BACKUP_EVERY)
-  const every = j.type === 'postgres' ? BASE_BACKUP_EVERY[j.tier ?? 'standard'] : rpoMs;
+  // a drill job: monthly, weekly for critical (core's defaultDrillIntervalMs, the default keepd judges drills by)
+  const every = j.type === 'postgres' ? BASE_BACKUP_EVERY[j.tier ?? 'standard'] : j.type === 'drill' ? defaultDrillIntervalMs(j.tier) : rpoMs;
   const schedule: ScheduleSpec = { cron: s.cron, everyMs: s.cron === undefined ? (s.every ?? every) : undefined, jitterMs: s.jitter ?? 0 };
   if (schedule.everyMs !== undefined && schedule.jitterMs >= schedule.everyMs) problems.push(src.error(['jobs', i, 'schedule', 'jitter'], 'must be shorter than the interval'));
   return {

@@ -117,6 +117,8 @@ export const STATE_TABLES = {
   storageUsage: 'storage-usage',
   /** task\0time -> a maintenance run and its outcome (server control/maintenance.ts) */
   maintenanceRuns: 'maintenance-runs',
+  /** source\0received time\0id -> a restore drill an agent reported, with keepd's receive time (server drills.ts) */
+  drills: 'drills',
 } as const;
 
 /**

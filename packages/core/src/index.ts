@@ -24,6 +24,7 @@ export * from './snapshot/pg.js';
 export * from './snapshot/sealed-meta.js';
 export * from './runs/run-report.js';
 export * from './runs/run-detail.js';
+export * from './runs/drill-report.js';
 export * from './snapshot/grouping.js';
 export * from './snapshot/forget.js';
 export * from './snapshot/forget-flags.js';

@@ -48,6 +48,19 @@ export interface StatusCheck {
   line: string;
 }
 
+/** What the human form of `keepd status` shows of a source's drills. */
+export interface DrillLine {
+  source: string;
+  state: string | null;
+  last_drill: string | null;
+  last_result: 'success' | 'failure' | null;
+  last_mode: string | null;
+  last_error_class: string | null;
+  drill_s: number | null;
+  rto_estimate_s: number | null;
+  rto_target_s: number | null;
+}
+
 /** What the human form of `keepd status` shows of its JSON. */
 export interface StatusView {
   repository: string;
@@ -56,6 +69,8 @@ export interface StatusView {
   packs: number;
   sources: SourceStatus[];
   runs: SourceRuns[];
+  /** restore drills per source (server/src/control/drill-status.ts); absent from older keepds' JSON */
+  drills?: DrillLine[];
   watchdog: { check: StatusCheck; states: { kind: string; name: string; state: string; since: string }[] };
 }
 
@@ -69,6 +84,12 @@ export function formatStatus(s: StatusView): string {
   for (const r of s.runs) {
     const failing = r.consecutive_failures ? `  ${r.consecutive_failures} consecutive failure(s), last ${r.last_failure} (${r.last_error_class ?? '-'})` : '';
     lines.push(`${r.source.padEnd(20)} last ${r.last_result} ${r.last_run} (job ${r.last_job})${failing}  ${r.runs_success} ok / ${r.runs_failure} failed`);
+  }
+  const drills = s.drills ?? [];
+  if (drills.length) lines.push('restore drills (keepd times; RTO estimate = start-up + latest snapshot size at the measured rate):');
+  for (const d of drills) {
+    const rto = d.rto_estimate_s === null ? 'no estimate' : `RTO estimate ${d.rto_estimate_s}s${d.rto_target_s === null ? '' : ` (target ${d.rto_target_s}s)`}`;
+    lines.push(`${d.source.padEnd(20)} last ${d.last_result ?? '-'} ${d.last_drill ?? '-'} (${d.last_mode ?? '-'}, ${d.drill_s ?? '-'}s${d.last_error_class ? `, ${d.last_error_class}` : ''})  ${rto}  ${d.state ?? ''}`);
   }
   lines.push(`watchdog: ${s.watchdog.check.line}`);
   for (const w of s.watchdog.states) lines.push(`  ${w.kind.padEnd(11)} ${w.name.padEnd(20)} ${w.state.padEnd(8)} since ${w.since}`);

@@ -17,7 +17,8 @@ export interface PidLock {
   release(): void;
 }
 
-function alive(pid: number): boolean {
+/** Is process `pid` running (ours or another user's)? Not for pid <= 0, which would name a process group. */
+export function processAlive(pid: number): boolean {
   // process.kill(0, 0) would probe our own process group: a pid must be positive.
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
@@ -53,7 +54,7 @@ export function acquirePidLock(file: string, what: string, busy: (h: { pid: numb
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const h = holder(file);
-      if (h && alive(h.pid)) throw new KeepError('LOCKED', busy(h));
+      if (h && processAlive(h.pid)) throw new KeepError('LOCKED', busy(h));
       // Stale: replace it atomically (a reader sees the old or the new holder, never an empty file).
       fs.renameSync(mine, file);
       if (holder(file)?.pid !== process.pid) throw new KeepError('LOCKED', busy(holder(file) ?? { pid: 0, what: 'another process' }));

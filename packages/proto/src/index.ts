@@ -7,6 +7,7 @@ export * from './limits.js';
 export * from './snapshot-wire.js';
 export * from './forget-wire.js';
 export * from './run-report-wire.js';
+export * from './drill-report-wire.js';
 export * from './status-map.js';
 export * from './codecs/varint.js';
 export * from './codecs/frame.js';

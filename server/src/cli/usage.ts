@@ -27,7 +27,7 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   sync                  pull missing snapshots from another keepd
   promote               make a replica a primary
   check                 verify without a key
-  status                per source: newest snapshot and its age against the RPO; agents' last runs; the watchdog
+  status                per source: newest snapshot vs its RPO; agents' last runs; drills and RTO; the watchdog
   alerts                active and recently resolved alerts, with their webhook deliveries
   check-config          validate keepd.yaml (policies, watchdog, maintenance)
   audit verify|list     prove the hash-chained audit log; list its records
@@ -119,13 +119,16 @@ Exit 4 when damage is found.`,
 
 Per source: the newest snapshot and its age against the tier's RPO; PITR windows; the last
 run agents reported (keep agent run), consecutive failures and the last failure's time and
-class (times are keepd's, from when each report arrived); the watchdog's states (keepd serve).
+class (times are keepd's, from when each report arrived); restore drills agents reported
+(keep drill): the last one's outcome and measured time, and the RTO estimate (the drill's start-up
+time + the latest snapshot's size at its measured rate) against the target; the watchdog's
+states (keepd serve).
   --check   one line and monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
             (no keepd watching)`,
   alerts: `usage: keepd alerts --data DIR [--json]
 
 Alerts keepd serve raised from the watchdog's transitions (one per condition: a source late,
-missed or failing, replica lag, storage, maintenance): the firing ones, then those resolved in
+missed or failing, replica lag, storage, maintenance, a drill failed, overdue or over its RTO): the firing ones, then those resolved in
 the last 7 days, each with its deliveries to the receivers in keepd.yaml (alerts.receivers):
 delivered, or pending with the attempts so far, the next attempt and the last error.
 Runs beside a serving keepd.`,

@@ -1,6 +1,8 @@
 import { Clock, isPgSource, recordedTime, pitrWindow, processClock, Repository, SourceRuns, SourceStatus, TIERS } from '@keep/core';
 import { ReplicaRegistry } from '../replicas.js';
 import { RunReportStore } from '../run-reports.js';
+import { DrillStore } from '../drills.js';
+import { drillStatus } from '../control/drill-status.js';
 import { replicationDb } from '../sync/pull.js';
 import { keepdRepoOptions } from '../data-lock.js';
 import { WatchStore } from '../control/watch-store.js';
@@ -87,6 +89,7 @@ export function statusReport(repo: Repository, clock: Clock, served?: { replicas
     runs_failure: r.runs_failure,
   }));
   const watch = new WatchStore(repo);
+  const drills = drillStatus(repo, new DrillStore(repo, clock), watch.held());
   const meta = watch.lastEvaluation();
   const watchdog = {
     evaluated_at: iso(meta?.evaluated_ms),
@@ -96,7 +99,7 @@ export function statusReport(repo: Repository, clock: Clock, served?: { replicas
     transitions: watch.recentTransitions(20).map((t) => ({ ...t, at: new Date(t.at_ms).toISOString() })),
     maintenance: watch.allRuns().slice(-20),
   };
-  return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, replicas, replication, watchdog };
+  return { repository: repo.config.id, snapshots: repo.snapshots().length, blobs: repo.blobCount(), packs: repo.packCount(), sources, runs, drills, replicas, replication, watchdog };
 }
 
 export type StatusReport = ReturnType<typeof statusReport>;

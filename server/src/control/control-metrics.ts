@@ -53,7 +53,25 @@ export function registerControlMetrics(m: Metrics, o: { repo: Repository; runs: 
     const firing = [...alertsTable(o.repo).getRange()].filter((x) => x.value.state === 'firing');
     return (['warning', 'critical'] as const).map((severity) => ({ labels: { severity }, value: firing.filter((x) => SEVERITY_NAMES[x.value.severity] === severity).length }));
   });
+  registerDrillMetrics(m, o.watchdog);
   registerProcessMetrics(m);
+}
+
+/** Per source, from the drill events (drill-view.ts): the last drill, its time, the RTO estimate and its target. */
+function registerDrillMetrics(m: Metrics, watchdog: Watchdog): void {
+  const views = () => watchdog.drillViews();
+  m.family('keep_source_last_drill_timestamp_seconds', 'Server time of the last restore drill of each source, by result', 'gauge', () =>
+    views().flatMap((v) => (v.last ? [{ labels: { source: v.source, result: v.last.result }, value: v.last.received_ms / 1000 }] : [])),
+  );
+  m.family('keep_source_drill_seconds', 'Measured wall time of the last restore drill of each source', 'gauge', () =>
+    views().flatMap((v) => (v.last ? [{ labels: { source: v.source, mode: v.last.mode }, value: v.last.duration_ms / 1000 }] : [])),
+  );
+  m.family('keep_source_rto_estimate_seconds', "RTO estimate: the last successful drill's start-up time plus the latest snapshot's size at its measured rate", 'gauge', () =>
+    views().flatMap((v) => (v.rto_estimate_ms === null ? [] : [{ labels: { source: v.source }, value: v.rto_estimate_ms / 1000 }])),
+  );
+  m.family('keep_source_rto_target_seconds', "Each source's RTO target (policy drill.rto, else its tier's)", 'gauge', () =>
+    views().flatMap((v) => (v.rto_target_ms === null ? [] : [{ labels: { source: v.source }, value: v.rto_target_ms / 1000 }])),
+  );
 }
 
 /** The usual process_* and nodejs_* gauges (prom-client's names), without the dependency. */

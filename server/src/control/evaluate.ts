@@ -3,8 +3,9 @@
  * I/O) so a restart re-derives the same states. Severity follows the
  * monitoring-plugin scale: 0 OK, 1 WARNING, 2 CRITICAL.
  */
+import type { DrillView } from './drill-view.js';
 
-export type ConditionKind = 'source' | 'replica' | 'storage' | 'maintenance' | 'keepd';
+export type ConditionKind = 'source' | 'replica' | 'storage' | 'maintenance' | 'keepd' | 'drill';
 
 export interface Condition {
   kind: ConditionKind;
@@ -63,4 +64,37 @@ export function maintenanceCondition(task: string, last: { outcome: 'success' | 
 /** Days until `free` is used up at `bytesPerMs`; Infinity when usage is not growing. */
 export function daysToFull(free: number, bytesPerMs: number): number {
   return bytesPerMs > 0 ? free / bytesPerMs / 86_400_000 : Infinity;
+}
+
+/**
+ * A source's restore drills (drill-view.ts): the last drill failed (critical,
+ * until one succeeds); the RTO estimate is above its target (warning);
+ * no drill within the interval since the last one, or, where the policy asks
+ * for drills, since the source's first snapshot (warning); else ok. A source
+ * whose policy asks for drills and has none yet is pending until its first
+ * snapshot is older than the interval (the watchdog judges only sources
+ * with a drill policy or a drill).
+ */
+export function drillCondition(v: DrillView, now: number, firstSnapshotMs: number | undefined): Condition {
+  const since = v.last ? v.last.received_ms : v.configured ? firstSnapshotMs : undefined;
+  const overdue = since !== undefined && now - since > v.interval_ms;
+  const rtoMissed = v.rto_estimate_ms !== null && v.rto_target_ms !== null && v.rto_estimate_ms > v.rto_target_ms;
+  const [state, severity]: [string, 0 | 1 | 2] =
+    v.last?.result === 'failure' ? ['failed', 2] : rtoMissed ? ['rto_exceeded', 1] : overdue ? ['overdue', 1] : v.last ? ['ok', 0] : ['pending', 0];
+  const s = (ms: number | null) => (ms === null ? null : Math.round(ms) / 1000);
+  return {
+    kind: 'drill',
+    name: v.source,
+    state,
+    severity,
+    detail: {
+      last_drill_ms: v.last?.received_ms ?? null,
+      last_result: v.last?.result ?? null,
+      last_error_class: v.last?.error_class ?? null,
+      drill_s: s(v.last?.duration_ms ?? null),
+      rto_estimate_s: s(v.rto_estimate_ms),
+      rto_target_s: s(v.rto_target_ms),
+      interval_s: v.interval_ms / 1000,
+    },
+  };
 }

@@ -2,10 +2,12 @@ import { EventEmitter } from 'node:events';
 import { Clock, recordedTime, Repository, Snapshot, spaceOf } from '@keep/core';
 import type { Logger } from '../log.js';
 import type { ReplicaRegistry } from '../replicas.js';
+import type { DrillStore } from '../drills.js';
 import type { RunReportStore } from '../run-reports.js';
 import type { StorageSpace } from '../storage-space.js';
 import { DEFAULT_WATCH_INTERVAL_MS, KeepdConfig } from './config.js';
-import { Condition, daysToFull, maintenanceCondition, replicaCondition, sourceCondition, storageCondition } from './evaluate.js';
+import { Condition, daysToFull, drillCondition, maintenanceCondition, replicaCondition, sourceCondition, storageCondition } from './evaluate.js';
+import { drillView, DrillView } from './drill-view.js';
 import { MAINTENANCE_TASKS } from './maintenance.js';
 import { policyFor, SourcePolicy } from './policies.js';
 import { HeldState, Transition, WatchStore } from './watch-store.js';
@@ -16,6 +18,7 @@ export const DEFAULT_FAILURE_WINDOW_MS = 24 * 3600_000;
 export interface WatchdogDeps {
   repo: Repository;
   runs: RunReportStore;
+  drills: DrillStore;
   replicas: ReplicaRegistry;
   space: StorageSpace;
   data: string;
@@ -77,7 +80,13 @@ export class Watchdog extends EventEmitter {
     const bySource = new Map<string, Snapshot[]>();
     for (const s of this.d.repo.snapshots()) bySource.set(s.source, [...(bySource.get(s.source) ?? []), s]);
     for (const r of this.d.runs.list()) if (!bySource.has(r.source)) bySource.set(r.source, []);
+    for (const source of this.d.drills.sources()) if (!bySource.has(source)) bySource.set(source, []);
     return [...bySource].map(([source, snaps]) => policyFor(this.d.config, source, snaps));
+  }
+
+  /** Each source's drill figures (drill-view.ts), from its drill events and snapshots. */
+  drillViews(): DrillView[] {
+    return this.policies().map((p) => drillView(p, this.d.drills.history(p.source), this.d.repo.snapshots({ source: p.source })));
   }
 
   /** What holds now, before hysteresis. */
@@ -103,6 +112,11 @@ export class Watchdog extends EventEmitter {
           failuresThreshold: config.watchdog?.failures ?? 1,
         }),
       );
+    }
+    // drills are judged where they are asked for (policy) or ran; other sources carry no drill condition
+    for (const v of this.drillViews().filter((x) => x.configured || x.drills > 0)) {
+      const snaps = repo.snapshots({ source: v.source });
+      out.push(drillCondition(v, now, snaps.length ? Math.min(...snaps.map(recordedTime)) : undefined));
     }
     const strictest = Math.min(...policies.map((p) => p.rpoMs ?? Infinity));
     for (const r of replicaLags(repo, this.d.replicas, now)) out.push(replicaCondition(r.replica_id, r.lag_ms, Number.isFinite(strictest) ? strictest : undefined));

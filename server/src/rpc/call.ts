@@ -7,6 +7,7 @@ import type { DedupScopeIndex } from '../dedup-scope.js';
 import type { Logger } from '../log.js';
 import type { serverMetrics } from '../metrics.js';
 import type { ReplicaRegistry } from '../replicas.js';
+import type { DrillStore } from '../drills.js';
 import type { RunReportStore } from '../run-reports.js';
 import type { SessionManager } from '../sessions.js';
 import type { StorageSpace } from '../storage-space.js';
@@ -18,6 +19,8 @@ export interface ServiceDeps {
   replicas: ReplicaRegistry;
   /** agents' run reports (ReportRuns) */
   runs: RunReportStore;
+  /** agents' restore drills (ReportDrills) */
+  drills: DrillStore;
   /** synchronous mode: commits of these tiers wait for this many replicas */
   syncReplicas: { n: number; timeoutMs: number; tiers: string[] | 'all' };
   tokens: TokenStore;

@@ -6,6 +6,7 @@ import { readHandlers } from './handlers/reads.js';
 import { replicationHandlers } from './handlers/replication.js';
 import { retentionHandlers } from './handlers/retention.js';
 import { runHandlers } from './handlers/runs.js';
+import { drillHandlers } from './handlers/drills.js';
 import { sessionHandlers } from './handlers/sessions.js';
 
 export type { ServiceDeps } from './call.js';
@@ -25,5 +26,6 @@ export function repositoryService(d: ServiceDeps): UntypedServiceImplementation 
     ...retentionHandlers(rpc),
     ...runHandlers(rpc),
     ...adminHandlers(rpc),
+    ...drillHandlers(rpc),
   };
 }
