@@ -58,7 +58,7 @@ export class Receiver {
 }
 
 /** Poll `f` until it gives something truthy; throws naming `what` after `timeoutMs`. */
-export async function until<T>(what: string, f: () => T | Promise<T>, timeoutMs = 25_000): Promise<T> {
+export async function until<T>(what: string, f: () => T | Promise<T>, timeoutMs = 60_000): Promise<T> {
   const start = Date.now();
   for (;;) {
     const v = await f();
