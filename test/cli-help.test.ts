@@ -50,7 +50,7 @@ function filesUnder(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile() && e.name.endsWith('.ts')).map((e) => path.join(e.parentPath, e.name));
 }
 
-describe('keep --help', () => {
+describe('keep --help', { timeout: 300_000 }, () => {
   it('every command and subcommand: usage on stdout, exit 0, no repository touched', async () => {
     const dir = tmp.make('keep-help-');
     const repo = path.join(dir, 'repo');
@@ -106,7 +106,7 @@ describe('keep --help', () => {
   });
 });
 
-describe('keepd --help', () => {
+describe('keepd --help', { timeout: 300_000 }, () => {
   it('every command and subcommand: usage on stdout, exit 0, no data directory touched', async () => {
     const dir = tmp.make('keepd-help-');
     const data = path.join(dir, 'data');
