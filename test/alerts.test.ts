@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeepd, startKeepd, Token } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, RawClient, runKeepd, startKeepd, Token, wire } from './keepd-harness.js';
 import { Receiver, until } from './webhook-receiver.js';
 
 const PASSWORD = 'alerts passphrase';
@@ -21,7 +21,7 @@ const tmp = tempDirs();
 const PATHS = { hook: '/hook', chat: '/slack', am: '/am/api/v2/alerts' } as const;
 
 /** A keepd with `config` (keepd.yaml) whose source db was backed up once: from then on its watchdog runs towards late. */
-async function backedUpKeepd(prefix: string, config: string): Promise<void> {
+async function backedUpKeepd(prefix: string, config: string): Promise<{ keepd: Keepd; token: Token }> {
   const dir = tmp.make(prefix);
   const data = path.join(dir, 'data');
   const src = path.join(dir, 'src');
@@ -35,6 +35,7 @@ async function backedUpKeepd(prefix: string, config: string): Promise<void> {
   const env = { KEEP_REPO: keepd.url, KEEP_TOKEN: token.token, KEEP_PASSWORD: PASSWORD };
   await keepJson(['init', '--kdf-cost', '12'], env);
   await keepJson(['backup', src, '--source', 'db'], env);
+  return { keepd, token };
 }
 
 describe('alerts reach webhooks once per transition, through receiver outages and keepd restarts', () => {
@@ -216,6 +217,35 @@ describe('alerts configuration and repeats', () => {
       const keys = receiver.seen.map((r) => r.key);
       expect(new Set(keys).size).toBe(keys.length);
       expect(repeat.body.at_ms - receiver.seen[0].body.at_ms).toBeGreaterThanOrEqual(1000);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('a failed run an agent reports raises the failing alert once, and a success resolves it', async () => {
+    const receiver = new Receiver();
+    await receiver.listen();
+    try {
+      // RPO 1 h: the source stays within it, so only the reported runs move its state
+      const { keepd, token } = await backedUpKeepd('keep-alerts-failing-', `watchdog: { interval: 300ms, hysteresis: 2 }\nsources: [{ match: db, rpo: 1h }]\nalerts:\n  repeat_interval: 1h\n  receivers: [{ name: hook, type: webhook, url: "http://127.0.0.1:${receiver.port}/hook" }]\n`);
+      const { grpc, protobuf, proto } = await wire();
+      const report = (id: string, result: string) =>
+        protobuf.toBinary(
+          proto.ReportRunsRequestSchema,
+          protobuf.create(proto.ReportRunsRequestSchema, { reports: [{ id, source: 'db', job: 'db', kind: 'files', reason: 'scheduled', attempt: 1, startMs: 1n, endMs: 2n, result, errorClass: result === 'failure' ? 'exit 1' : '' }] }),
+        );
+      const client = new RawClient(grpc, `127.0.0.1:${keepd.port}`, token.token);
+      try {
+        expect((await client.unary('ReportRuns', report('f1'.repeat(16), 'failure'))).ok).toBe(true);
+        const fired = await until('the failing alert', () => receiver.accepted('/hook', 'source/db:1')[0]);
+        expect(fired.body).toMatchObject({ id: 'source/db', state: 'firing', condition: 'failing', severity: 2 });
+        expect((await client.unary('ReportRuns', report('a1'.repeat(16), 'success'))).ok).toBe(true);
+        const resolved = await until('the resolve', () => receiver.accepted('/hook', 'source/db:2')[0]);
+        expect(resolved.body).toMatchObject({ state: 'resolved', from: 'failing' });
+        expect(receiver.seen.filter((r) => r.status === 200).map((r) => r.key)).toEqual(['source/db:1', 'source/db:2']);
+      } finally {
+        client.close();
+      }
     } finally {
       await receiver.close();
     }
