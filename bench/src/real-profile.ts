@@ -1,0 +1,110 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stageRows, topOther, totalsOf } from './cpuprofile-stages.js';
+import { Keepd } from './keepd.js';
+import { Generation, realGenerations, syncTree } from './realdata.js';
+import { run } from './tools.js';
+import { compareManifests, manifest, removeTemp, tempDir, textTable } from './util.js';
+
+/**
+ * One profiled keep-over-gRPC run on the real-data set (issue 21): the agent and keepd run
+ * from tsc's output (not the bundles, so that every function keeps its own file, which is what
+ * the stage rules read) under `node --cpu-prof`, one profile per thread. keepd runs twice on the
+ * same data: once for the backups of generation 1..N, once for the restore of the last, so each
+ * side's backup and restore get their own profiles. Writes the profiles under `dir`, returns the
+ * four stage tables (CPU-s per GB scanned or restored, scaled to each process's measured CPU).
+ */
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const AGENT_MAIN = path.join(root, 'agent/dist/cli/main.js');
+const KEEPD_MAIN = path.join(root, 'server/dist/cli/main.js');
+
+const prof = (dir: string) => ['node', '--cpu-prof', `--cpu-prof-dir=${dir}`];
+
+export interface StageTable {
+  title: string;
+  header: string[];
+  rows: string[][];
+  other: string[];
+}
+
+export async function runRealProfile(opts: { cache: string; dir: string; log: (l: string) => void }): Promise<StageTable[]> {
+  const gens = await realGenerations(opts.cache, opts.log);
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const scratch = tempDir('real-prof');
+  const data = path.join(scratch, 'keepd');
+  const tree = path.join(scratch, 'tree');
+  const d = (n: string) => path.join(opts.dir, n);
+  for (const n of ['agent-backup', 'agent-restore', 'keepd-backup', 'keepd-restore']) fs.rmSync(d(n), { recursive: true, force: true });
+  let agentBackupCpu = 0;
+  let keepdBackupCpu = 0;
+  let agentRestoreCpu = 0;
+  let keepdRestoreCpu = 0;
+  try {
+    fs.mkdirSync(data);
+    const envFor = (k: Keepd) => ({
+      ...process.env,
+      KEEP_REPO: `grpc://127.0.0.1:${k.port}`,
+      KEEP_TOKEN: k.token,
+      KEEP_PASSWORD: 'keep-bench-password',
+      KEEP_NO_PROGRESS: '1',
+      KEEP_CACHE_DIR: path.join(scratch, 'keep-cache'),
+      // what agent/bin/keep.js sets before it starts the bundle
+      MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true',
+      MALLOC_ARENA_MAX: '2',
+      MALLOC_MMAP_THRESHOLD_: '262144',
+    });
+    const agent = (dir: string, args: string[], k: Keepd) => run(prof(dir)[0], [...prof(dir).slice(1), '--max-semi-space-size=1', '--expose-gc', AGENT_MAIN, ...args], { env: envFor(k) });
+
+    const k1 = await Keepd.start(data, { launch: [...prof(d('keepd-backup')), KEEPD_MAIN] });
+    const token = k1.token;
+    try {
+      await run('node', [AGENT_MAIN, 'init', '--json'], { env: envFor(k1) });
+      await k1.phase('init');
+      for (const g of gens) {
+        syncTree(g.dir, tree);
+        opts.log(`bench: profile: backup of generation ${g.index}`);
+        const r = await agent(d('agent-backup'), ['backup', tree, '--json'], k1);
+        agentBackupCpu += r.cpu_s ?? NaN;
+      }
+    } finally {
+      const rep = await k1.stop();
+      if (rep.problems.length) throw new Error(rep.problems.join('; '));
+      // the profile covers keepd's whole life (start-up and init too): so does the CPU it is scaled to
+      keepdBackupCpu = rep.cpu_s ?? NaN;
+    }
+    const k2 = await Keepd.start(data, { again: { token }, launch: [...prof(d('keepd-restore')), KEEPD_MAIN] });
+    const target = path.join(scratch, 'restore');
+    try {
+      opts.log('bench: profile: restore of the last generation');
+      const r = await agent(d('agent-restore'), ['restore', 'latest', '--target', target, '--json'], k2);
+      agentRestoreCpu = r.cpu_s ?? NaN;
+    } finally {
+      const rep = await k2.stop();
+      if (rep.problems.length) throw new Error(rep.problems.join('; '));
+      keepdRestoreCpu = rep.cpu_s ?? NaN;
+    }
+    const problems = compareManifests(manifest(tree), manifest(path.join(target, tree)));
+    if (problems.length) throw new Error(`profiled restore differs from its source: ${problems.join('; ')}`);
+  } finally {
+    removeTemp(scratch);
+  }
+  const scanned = gens.reduce((a, g: Generation) => a + g.bytes, 0);
+  const restored = gens[gens.length - 1].bytes;
+  const table = (name: string, title: string, bytes: number, cpu: number): StageTable => {
+    const t = totalsOf([d(name)]);
+    return { title, ...stageRows(t, bytes, Number.isFinite(cpu) ? cpu : null), other: topOther(t) };
+  };
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  return [
+    table('agent-backup', `agent, backup of ${gens.length} generations (${mb(scanned)} scanned, ${agentBackupCpu.toFixed(2)} CPU-s measured)`, scanned, agentBackupCpu),
+    table('keepd-backup', `keepd, backup of ${gens.length} generations (${mb(scanned)} scanned, ${keepdBackupCpu.toFixed(2)} CPU-s over its life)`, scanned, keepdBackupCpu),
+    table('agent-restore', `agent, restore of generation ${gens.length} (${mb(restored)}, ${agentRestoreCpu.toFixed(2)} CPU-s measured)`, restored, agentRestoreCpu),
+    table('keepd-restore', `keepd, restore of generation ${gens.length} (${mb(restored)}, ${keepdRestoreCpu.toFixed(2)} CPU-s over its life)`, restored, keepdRestoreCpu),
+  ];
+}
+
+export function stageText(ts: StageTable[]): string {
+  return ts.map((t) => [textTable(t.header, t.rows, `CPU stage table: ${t.title}`), ...(t.other.length ? [`  "other", by file: ${t.other.join('; ')}`] : [])].join('\n')).join('\n\n');
+}
