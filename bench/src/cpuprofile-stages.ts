@@ -30,29 +30,34 @@ export type Side = 'agent' | 'keepd';
 /** [stage, test on "url functionName"]; the first that matches wins. */
 const RULES: [string, RegExp][] = [
   ['GC', /^ \(garbage collector\)$/],
-  ['hashing / verify', /@napi-rs[/+]blake-hash|node:internal\/crypto\/hash| (blake3|hash\w*|createHash|digest)$/i],
+  ['hashing / verify', /@napi-rs[/+]blake-hash|core\/dist\/ids\.js|node:internal\/crypto\/hash| (blake3|hash\w*|createHash|digest)$/i],
   ['compression', /zstd-napi|core\/dist\/compress\.js/],
   ['chunking', /fastcdc-wasm|core\/dist\/(chunker|gear-cdc|chunker-params)\.js/],
-  ['sealing / opening', /core\/dist\/blob\/|core\/dist\/keys\/subkeys|node:internal\/crypto\/cipher|node:internal\/crypto\/keys/],
+  ['sealing / opening', /core\/dist\/blob\/|core\/dist\/keys\/subkeys|node:internal\/crypto\/(cipher|keys|random)/],
   ['worker hand-off', /core\/dist\/parallel\/|agent\/dist\/restore\/(worker-pool|restore-jobs)\.js|node:internal\/worker|node:internal\/per_context\/messageport/],
-  ['LMDB index', /\/lmdb\/|msgpackr|core\/dist\/index\/|core\/dist\/(blob-index|state-store)\.js/],
-  ['pack write / read', /core\/dist\/pack\//],
+  ['LMDB index', /\/lmdb\/|msgpackr|core\/dist\/index\/|core\/dist\/(blob-index|state-store|copy-index)\.js/],
+  ['pack write / read', /core\/dist\/pack\/|core\/dist\/blob-writer\.js/],
+  ['audit log', /server\/dist\/audit\//],
   ['GC', /core\/dist\/gc\//],
   ['keepd receive / sessions', /server\/dist\/(rpc|sessions|dedup-scope|limits|ownership)|core\/dist\/sessions\//],
   ['framing / gRPC', /@grpc\/grpc-js|@bufbuild\/protobuf|proto\/dist\/|agent\/dist\/repo\/remote|node:internal\/http2|node:http2|node:net|node:internal\/stream_base_commons|node:internal\/streams|node:internal\/js_stream_socket/],
   ['walk / stat', /agent\/dist\/backup\/(archiver|unchanged|metadata|recorded-meta|safe-open)\.js|agent\/dist\/selection\/|node:internal\/fs\/\S* \w*(stat|readdir|opendir|open|close|realpath|lstat|Dir)\w*$/i],
   ['read / write files', /agent\/dist\/restore\/(target-fs|overwrite|restore-worker|existing-entries|target-delete)\.js|node:internal\/fs\/|node:fs /],
   ['backup / restore logic', /agent\/dist\/(backup|restore|tree)\/|core\/dist\/(tree|dag|snapshot)\//],
-  ['start-up / module load', /node:internal\/modules|node:internal\/bootstrap|agent\/dist\/startup|\(program\)/],
+  ['start-up / module load', /node:internal\/(modules|bootstrap|main|process\/pre_execution|deps\/cjs-module-lexer)|agent\/dist\/startup/],
+  ['native, unattributed ((program))', /^ \(program\)$/],
 ];
 
 /** Names without a file of their own, or helpers used by every stage: they take the caller's stage. */
 const INHERIT = /^(|node:buffer|node:internal\/buffer|node:events|node:internal\/util.*|node:internal\/validators|node:internal\/errors|node:internal\/process\/task_queues|node:internal\/timers)$/;
 
-export function stageOf(frame: CallFrame): string | undefined {
+/** keepd reads and writes no source files: its file system time is its packs'. */
+const KEEPD_FS = new Set(['read / write files', 'walk / stat']);
+
+export function stageOf(frame: CallFrame, side: Side = 'agent'): string | undefined {
   const key = `${frame.url.replace(/\\/g, '/')} ${frame.functionName}`;
   if (frame.functionName === '(idle)' || frame.functionName === '(root)') return undefined;
-  for (const [stage, re] of RULES) if (re.test(key)) return stage;
+  for (const [stage, re] of RULES) if (re.test(key)) return side === 'keepd' && KEEPD_FS.has(stage) ? 'pack write / read' : stage;
   return INHERIT.test(frame.url) ? undefined : 'other';
 }
 
@@ -69,7 +74,7 @@ export function emptyTotals(): StageTotals {
 }
 
 /** Add one profile's self time, by stage, to `t`. */
-export function addProfile(t: StageTotals, p: CpuProfile): void {
+export function addProfile(t: StageTotals, p: CpuProfile, side: Side = 'agent'): void {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -79,7 +84,7 @@ export function addProfile(t: StageTotals, p: CpuProfile): void {
     if (known !== undefined) return known;
     const n = byId.get(id)!;
     if (n.callFrame.functionName === '(idle)') return stage.set(id, null), null;
-    const own = stageOf(n.callFrame);
+    const own = stageOf(n.callFrame, side);
     const up = parent.get(id);
     const s = own ?? (up !== undefined ? resolve(up) : null) ?? 'other';
     stage.set(id, s);
@@ -111,9 +116,9 @@ export function profileFiles(paths: string[]): string[] {
   return out.sort();
 }
 
-export function totalsOf(paths: string[]): StageTotals {
+export function totalsOf(paths: string[], side: Side = 'agent'): StageTotals {
   const t = emptyTotals();
-  for (const f of profileFiles(paths)) addProfile(t, JSON.parse(fs.readFileSync(f, 'utf8')) as CpuProfile);
+  for (const f of profileFiles(paths)) addProfile(t, JSON.parse(fs.readFileSync(f, 'utf8')) as CpuProfile, side);
   return t;
 }
 

@@ -13,7 +13,8 @@ import { compareManifests, manifest, removeTemp, tempDir, textTable } from './ut
  * the stage rules read) under `node --cpu-prof`, one profile per thread. keepd runs twice on the
  * same data: once for the backups of generation 1..N, once for the restore of the last, so each
  * side's backup and restore get their own profiles. Writes the profiles under `dir`, returns the
- * four stage tables (CPU-s per GB scanned or restored, scaled to each process's measured CPU).
+ * four stage tables (CPU-s per GB: the agent's per GB scanned or restored, keepd's per GB received or
+ * served; each scaled to its process's measured CPU).
  */
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -41,6 +42,9 @@ export async function runRealProfile(opts: { cache: string; dir: string; log: (l
   let keepdBackupCpu = 0;
   let agentRestoreCpu = 0;
   let keepdRestoreCpu = 0;
+  // keepd's tables are per GB it received (stored) or served: what it handles, not what the agent scanned
+  let received = 0;
+  let served = 0;
   try {
     fs.mkdirSync(data);
     const envFor = (k: Keepd) => ({
@@ -67,6 +71,7 @@ export async function runRealProfile(opts: { cache: string; dir: string; log: (l
         opts.log(`bench: profile: backup of generation ${g.index}`);
         const r = await agent(d('agent-backup'), ['backup', tree, '--json'], k1);
         agentBackupCpu += r.cpu_s ?? NaN;
+        received += (await k1.phase(`gen${g.index}`)).metrics?.keep_bytes_stored_total ?? NaN;
       }
     } finally {
       const rep = await k1.stop();
@@ -80,6 +85,7 @@ export async function runRealProfile(opts: { cache: string; dir: string; log: (l
       opts.log('bench: profile: restore of the last generation');
       const r = await agent(d('agent-restore'), ['restore', 'latest', '--target', target, '--json'], k2);
       agentRestoreCpu = r.cpu_s ?? NaN;
+      served = (await k2.phase('restore')).metrics?.keep_bytes_served_total ?? NaN;
     } finally {
       const rep = await k2.stop();
       if (rep.problems.length) throw new Error(rep.problems.join('; '));
@@ -93,15 +99,15 @@ export async function runRealProfile(opts: { cache: string; dir: string; log: (l
   const scanned = gens.reduce((a, g: Generation) => a + g.bytes, 0);
   const restored = gens[gens.length - 1].bytes;
   const table = (name: string, title: string, bytes: number, cpu: number): StageTable => {
-    const t = totalsOf([d(name)]);
+    const t = totalsOf([d(name)], name.startsWith('keepd') ? 'keepd' : 'agent');
     return { title, ...stageRows(t, bytes, Number.isFinite(cpu) ? cpu : null), other: topOther(t) };
   };
   const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
   return [
     table('agent-backup', `agent, backup of ${gens.length} generations (${mb(scanned)} scanned, ${agentBackupCpu.toFixed(2)} CPU-s measured)`, scanned, agentBackupCpu),
-    table('keepd-backup', `keepd, backup of ${gens.length} generations (${mb(scanned)} scanned, ${keepdBackupCpu.toFixed(2)} CPU-s over its life)`, scanned, keepdBackupCpu),
+    table('keepd-backup', `keepd, backup of ${gens.length} generations (per GB received: ${mb(received)} stored, ${keepdBackupCpu.toFixed(2)} CPU-s over its life)`, received, keepdBackupCpu),
     table('agent-restore', `agent, restore of generation ${gens.length} (${mb(restored)}, ${agentRestoreCpu.toFixed(2)} CPU-s measured)`, restored, agentRestoreCpu),
-    table('keepd-restore', `keepd, restore of generation ${gens.length} (${mb(restored)}, ${keepdRestoreCpu.toFixed(2)} CPU-s over its life)`, restored, keepdRestoreCpu),
+    table('keepd-restore', `keepd, restore of generation ${gens.length} (per GB served: ${mb(served)}, ${keepdRestoreCpu.toFixed(2)} CPU-s over its life)`, served, keepdRestoreCpu),
   ];
 }
 
