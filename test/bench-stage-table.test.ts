@@ -38,4 +38,16 @@ describe('bench stage table', () => {
     // 4 CPU-s over 2 GB: the total row is 2.00 CPU-s per GB whatever the profile's own seconds
     expect(t.stdout).toMatch(/^total\s+[\d.]+\s+100%\s+2\.00$/m);
   });
+
+  it('names a function of the agent\'s one-file bundle by its source file (the bundle\'s source map)', async () => {
+    const { originalFile } = (await import(path.join(ROOT, 'bench/dist/source-map.js'))) as { originalFile: (url: string, line: number, column: number) => string };
+    const bundle = path.join(ROOT, 'agent/dist/keep.cjs');
+    const lines = fs.readFileSync(bundle, 'utf8').split('\n');
+    const line = lines.findIndex((l) => l.includes('function compressBlob('));
+    expect(line).toBeGreaterThan(0);
+    const column = lines[line].indexOf('function compressBlob(');
+    expect(originalFile(`file://${bundle}`, line, column)).toBe(path.join(ROOT, 'packages/core/dist/compress.js'));
+    // a file without a source map keeps its own name
+    expect(originalFile('node:fs', 1, 1)).toBe('node:fs');
+  });
 });

@@ -1,18 +1,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { originalFile } from './source-map.js';
 
 /**
  * Self time of V8 .cpuprofile files (node --cpu-prof: one per thread, workers included) summed by
  * stage of backup or restore (issue 21). A function's stage comes from its file (our rooms, the
  * native packages: blake-hash, zstd-napi, fastcdc-wasm, lmdb, grpc-js...) and, for Node's own
  * fs/crypto functions, from its name; anything else (Buffer helpers, builtins without a file)
- * takes its caller's stage, so a Buffer.concat in the uploader counts as framing.
+ * takes its caller's stage, so a Buffer.concat in the uploader counts as framing. Functions in a
+ * bundle are named by their source file through the bundle's source map (source-map.ts).
  */
 
 interface CallFrame {
   functionName: string;
   url: string;
   lineNumber: number;
+  columnNumber?: number;
 }
 interface ProfileNode {
   id: number;
@@ -44,7 +47,8 @@ const RULES: [string, RegExp][] = [
   ['walk / stat', /agent\/dist\/backup\/(archiver|unchanged|metadata|recorded-meta|safe-open)\.js|agent\/dist\/selection\/|node:internal\/fs\/\S* \w*(stat|readdir|opendir|open|close|realpath|lstat|Dir)\w*$/i],
   ['read / write files', /agent\/dist\/restore\/(target-fs|overwrite|restore-worker|existing-entries|target-delete)\.js|node:internal\/fs\/|node:fs /],
   ['backup / restore logic', /agent\/dist\/(backup|restore|tree)\/|core\/dist\/(tree|dag|snapshot)\//],
-  ['start-up / module load', /node:internal\/(modules|bootstrap|main|process\/pre_execution|deps\/cjs-module-lexer)|agent\/dist\/startup/],
+  // node:vm compiles the agent's bundle (startup/code-cache.ts); bundle lines without a source are esbuild's module glue
+  ['start-up / module load', /node:internal\/(modules|bootstrap|main|process\/pre_execution|deps\/cjs-module-lexer)|node:vm |agent\/dist\/(startup\/|keep\.cjs |launch\.mjs )|server\/dist\/keepd\.mjs /],
   ['native, unattributed ((program))', /^ \(program\)$/],
 ];
 
@@ -54,11 +58,17 @@ const INHERIT = /^(|node:buffer|node:internal\/buffer|node:events|node:internal\
 /** keepd reads and writes no source files: its file system time is its packs'. */
 const KEEPD_FS = new Set(['read / write files', 'walk / stat']);
 
+/** The file a frame's function comes from: its source file when it sits in a bundle with a source map. */
+function fileOf(frame: CallFrame): string {
+  return frame.url.startsWith('node:') ? frame.url : originalFile(frame.url, frame.lineNumber, frame.columnNumber ?? 0).replace(/\\/g, '/');
+}
+
 export function stageOf(frame: CallFrame, side: Side = 'agent'): string | undefined {
-  const key = `${frame.url.replace(/\\/g, '/')} ${frame.functionName}`;
+  const file = fileOf(frame);
+  const key = `${file} ${frame.functionName}`;
   if (frame.functionName === '(idle)' || frame.functionName === '(root)') return undefined;
   for (const [stage, re] of RULES) if (re.test(key)) return side === 'keepd' && KEEPD_FS.has(stage) ? 'pack write / read' : stage;
-  return INHERIT.test(frame.url) ? undefined : 'other';
+  return INHERIT.test(file) ? undefined : 'other';
 }
 
 export interface StageTotals {
@@ -97,7 +107,7 @@ export function addProfile(t: StageTotals, p: CpuProfile, side: Side = 'agent'):
     if (s === null) continue;
     t.seconds.set(s, (t.seconds.get(s) ?? 0) + us / 1e6);
     if (s === 'other') {
-      const url = byId.get(p.samples[i])!.callFrame.url || '(no file)';
+      const url = fileOf(byId.get(p.samples[i])!.callFrame) || '(no file)';
       t.otherFiles.set(url, (t.otherFiles.get(url) ?? 0) + us / 1e6);
     }
   }

@@ -1,27 +1,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stageRows, topOther, totalsOf } from './cpuprofile-stages.js';
 import { Keepd } from './keepd.js';
 import { Generation, realGenerations, syncTree } from './realdata.js';
-import { run } from './tools.js';
+import { keepBinary, keepdBinary, run } from './tools.js';
 import { compareManifests, manifest, removeTemp, tempDir, textTable } from './util.js';
 
 /**
- * One profiled keep-over-gRPC run on the real-data set (issue 21): the agent and keepd run
- * from tsc's output (not the bundles, so that every function keeps its own file, which is what
- * the stage rules read) under `node --cpu-prof`, one profile per thread. keepd runs twice on the
+ * One profiled keep-over-gRPC run on the real-data set (issue 21): the shipped bin scripts and
+ * bundles of the agent and keepd, with NODE_OPTIONS=--cpu-prof (one profile per thread; the
+ * bundles' source maps name each function's file for the stage rules). keepd runs twice on the
  * same data: once for the backups of generation 1..N, once for the restore of the last, so each
  * side's backup and restore get their own profiles. Writes the profiles under `dir`, returns the
  * four stage tables (CPU-s per GB: the agent's per GB scanned or restored, keepd's per GB received or
  * served; each scaled to its process's measured CPU).
  */
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const AGENT_MAIN = path.join(root, 'agent/dist/cli/main.js');
-const KEEPD_MAIN = path.join(root, 'server/dist/cli/main.js');
-
-const prof = (dir: string) => ['node', '--cpu-prof', `--cpu-prof-dir=${dir}`];
+const profiling = (dir: string) => `--cpu-prof --cpu-prof-dir=${dir}`;
 
 export interface StageTable {
   title: string;
@@ -54,17 +49,15 @@ export async function runRealProfile(opts: { cache: string; dir: string; log: (l
       KEEP_PASSWORD: 'keep-bench-password',
       KEEP_NO_PROGRESS: '1',
       KEEP_CACHE_DIR: path.join(scratch, 'keep-cache'),
-      // what agent/bin/keep.js sets before it starts the bundle
-      MSGPACKR_NATIVE_ACCELERATION_DISABLED: 'true',
-      MALLOC_ARENA_MAX: '2',
-      MALLOC_MMAP_THRESHOLD_: '262144',
     });
-    const agent = (dir: string, args: string[], k: Keepd) => run(prof(dir)[0], [...prof(dir).slice(1), '--max-semi-space-size=1', '--expose-gc', AGENT_MAIN, ...args], { env: envFor(k) });
+    const agent = (dir: string, args: string[], k: Keepd) => run(keepBinary(), args, { env: { ...envFor(k), NODE_OPTIONS: profiling(dir) } });
+    // env(1) execs the bin script, which execs node: the pid is still keepd's own
+    const keepd = (dir: string) => ['env', `NODE_OPTIONS=${profiling(dir)}`, keepdBinary()];
 
-    const k1 = await Keepd.start(data, { launch: [...prof(d('keepd-backup')), KEEPD_MAIN] });
+    const k1 = await Keepd.start(data, { launch: keepd(d('keepd-backup')) });
     const token = k1.token;
     try {
-      await run('node', [AGENT_MAIN, 'init', '--json'], { env: envFor(k1) });
+      await run(keepBinary(), ['init', '--json'], { env: envFor(k1) });
       await k1.phase('init');
       for (const g of gens) {
         syncTree(g.dir, tree);
@@ -79,7 +72,7 @@ export async function runRealProfile(opts: { cache: string; dir: string; log: (l
       // the profile covers keepd's whole life (start-up and init too): so does the CPU it is scaled to
       keepdBackupCpu = rep.cpu_s ?? NaN;
     }
-    const k2 = await Keepd.start(data, { again: { token }, launch: [...prof(d('keepd-restore')), KEEPD_MAIN] });
+    const k2 = await Keepd.start(data, { again: { token }, launch: keepd(d('keepd-restore')) });
     const target = path.join(scratch, 'restore');
     try {
       opts.log('bench: profile: restore of the last generation');
