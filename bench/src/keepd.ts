@@ -115,16 +115,24 @@ export class Keepd {
     return this.child.pid!;
   }
 
-  /** keepd init + an agent token + keepd serve on 127.0.0.1:0 (with /metrics on another free port). */
-  static async start(data: string): Promise<Keepd> {
+  /**
+   * keepd init + an agent token + keepd serve on 127.0.0.1:0 (with /metrics on another free port).
+   * `again`: serve a data directory an earlier start made, with its token; `launch`: the command
+   * before `serve` (e.g. node --cpu-prof server/dist/cli/main.js), the bin script by default.
+   */
+  static async start(data: string, opts: { again?: { token: string }; launch?: string[] } = {}): Promise<Keepd> {
     const bin = keepdBinary();
     if (!fs.existsSync(bin)) throw new Error(`keepd binary not found at ${bin} (build with npx tsc -b tsconfig.build.json, or set KEEPD_BIN)`);
-    await run(bin, ['init', '--data', data, '--json']);
-    const tok = await run(bin, ['token', 'create', '--data', data, '--role', 'agent', '--all-sources', '--json']);
-    const token = (JSON.parse(tok.stdout) as { token: string }).token;
+    let token = opts.again?.token;
+    if (token === undefined) {
+      await run(bin, ['init', '--data', data, '--json']);
+      const tok = await run(bin, ['token', 'create', '--data', data, '--role', 'agent', '--all-sources', '--json']);
+      token = (JSON.parse(tok.stdout) as { token: string }).token;
+    }
     const t0 = performance.now();
     // the bin script execs node, so the pid we get is keepd's own
-    const child = spawn(bin, ['serve', '--data', data, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, ...pre] = opts.launch ?? [bin];
+    const child = spawn(cmd, [...pre, 'serve', '--data', data, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
     child.once('exit', () => live.delete(child));
     const tail: string[] = [];

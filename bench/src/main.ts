@@ -7,6 +7,9 @@ import { killServers } from './keepd.js';
 import { microRows, microTitle, MicroResult, runMicro } from './micro.js';
 import { PruneBenchResult, pruneRows, pruneTitle, runPruneBench } from './prune.js';
 import { runSyncBench, SyncBenchResult, syncRows } from './sync.js';
+import { RealResult, realNotes, realRows, realTitle, runRealData } from './real-e2e.js';
+import { runRealProfile, StageTable, stageText } from './real-profile.js';
+import { benchCacheDir } from './realdata.js';
 import { RtoResult, rtoEstimates, rtoRows, rtoTierRows, rtoTitle } from './rto.js';
 import { cleanupTemps, machineInfo, mdTable, textTable } from './util.js';
 
@@ -23,6 +26,11 @@ const USAGE = `usage: node bench/dist/main.js [--quick | --full] [--json] [--rep
   --dir PATH     also back up, re-back up and restore PATH (read only; repeatable)
   --json         print one JSON document on stdout instead of tables
   --report FILE  also write a Markdown report
+  --real         also the real-data set: 5 generations of npm releases (npm pack, cached under
+                 --real-cache, default KEEP_BENCH_CACHE or ~/.cache/keep-bench), backed up in turn over
+                 gRPC, last one restored; CPU-s and peak RSS of agent and keepd (issue 21)
+  --real-profile DIR   also one run of the real-data set under node --cpu-prof (profiles in DIR) and
+                 the CPU stage tables of agent and keepd, backup and restore
   --no-micro, --no-e2e, --no-grpc, --no-peers, --no-prune, --no-sync   skip parts
                  (peers = restic and borg, run when on PATH; --no-e2e also skips gRPC and bases no RTO)`;
 
@@ -48,6 +56,9 @@ async function main(): Promise<number> {
       'no-prune': { type: 'boolean' },
       'no-sync': { type: 'boolean' },
       repeat: { type: 'string' },
+      real: { type: 'boolean' },
+      'real-cache': { type: 'string' },
+      'real-profile': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -86,6 +97,11 @@ async function main(): Promise<number> {
     e2e = await section('e2e', () => runE2E({ mode, sizeMiB, dirs: values.dir ?? [], peers: !values['no-peers'], grpc: !values['no-grpc'], repeat, log }));
   const grpc: GrpcSection[] = (e2e?.scenarios ?? []).filter((s) => s.tools.some((t) => t.tool === 'keep-grpc')).map((s) => ({ scenario: s.name, targets: grpcTargets(s) }));
   const rto = rtoEstimates(e2e);
+  const cache = values['real-cache'] ?? benchCacheDir();
+  let real: RealResult | undefined;
+  if (values.real) real = await section('real', () => runRealData({ cache, peers: !values['no-peers'], log }));
+  let stages: StageTable[] | undefined;
+  if (values['real-profile']) stages = await section('real-profile', () => runRealProfile({ cache, dir: values['real-profile']!, log }));
   let prune: PruneBenchResult | undefined;
   if (!values['no-prune']) prune = await section('prune', () => runPruneBench({ mode, log }));
   let sync: SyncBenchResult | undefined;
@@ -93,7 +109,7 @@ async function main(): Promise<number> {
   const total = (performance.now() - t0) / 1000;
 
   const machine = { ...machineInfo(), loadavg_1m_before: round2(loadBefore), loadavg_1m_after: round2(os.loadavg()[0]) };
-  const failures = [...(e2e?.failures ?? []), ...(prune?.problems ?? []).map((p) => `prune: ${p}`), ...(sync?.problems ?? []).map((p) => `sync: ${p}`)];
+  const failures = [...(e2e?.failures ?? []), ...(real?.failures ?? []).map((p) => `real data: ${p}`), ...(prune?.problems ?? []).map((p) => `prune: ${p}`), ...(sync?.problems ?? []).map((p) => `sync: ${p}`)];
   if (values.json) {
     process.stdout.write(
       JSON.stringify(
@@ -107,6 +123,8 @@ async function main(): Promise<number> {
           e2e: e2e ?? null,
           grpc,
           rto,
+          real: real ?? null,
+          stages: stages ?? null,
           prune: prune ?? null,
           sync: sync ?? null,
           ok: failures.length === 0,
@@ -158,6 +176,11 @@ async function main(): Promise<number> {
       out.push('', textTable(r2.header, r2.rows));
       out.push('Assumptions:', ...rto.assumptions.map((a) => `  - ${a}`), '');
     } else out.push(rtoTitle(rto), '');
+    if (real) {
+      const { header, rows } = realRows(real);
+      out.push(textTable(header, rows, realTitle(real)), ...realNotes(real).map((n) => `  ${n}`), '');
+    }
+    if (stages) out.push(stageText(stages), '');
     if (prune) {
       const { header, rows } = pruneRows(prune);
       out.push(textTable(header, rows, pruneTitle(prune)));
@@ -173,7 +196,7 @@ async function main(): Promise<number> {
     process.stdout.write(out.join('\n') + '\n');
   }
   if (values.report) {
-    fs.writeFileSync(values.report, markdown(mode, started, total, machine, sections, micro, e2e, grpc, rto, prune, sync, failures));
+    fs.writeFileSync(values.report, markdown(mode, started, total, machine, sections, micro, e2e, grpc, rto, prune, sync, failures) + realMarkdown(real, stages));
     log(`report written to ${values.report}`);
   }
   if (failures.length) {
@@ -202,6 +225,19 @@ function targetSummary(ts: Target[]): string {
   const fail = ts.filter((t) => t.pass === false).length;
   const na = ts.filter((t) => t.pass === null).length;
   return `  targets: ${pass} PASS, ${fail} FAIL${na ? `, ${na} n/a` : ''}${fail ? ` (missed: ${ts.filter((t) => t.pass === false).map((t) => t.name).join('; ')})` : ''}`;
+}
+
+function realMarkdown(real: RealResult | undefined, stages: StageTable[] | undefined): string {
+  const md: string[] = [];
+  if (real) {
+    const { header, rows } = realRows(real);
+    md.push('## Real data (issue 21)', '', realTitle(real).replace(/^Real data \(issue 21\): /, '') + '.', '', mdTable(header, rows), '', ...realNotes(real).map((n) => `- ${n}`), '');
+  }
+  if (stages) {
+    md.push('## CPU stage tables (issue 21)', '');
+    for (const t of stages) md.push(`### ${t.title}`, '', mdTable(t.header, t.rows), '', ...(t.other.length ? [`"other", by file: ${t.other.join('; ')}`, ''] : []));
+  }
+  return md.join('\n');
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
