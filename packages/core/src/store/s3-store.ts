@@ -24,6 +24,13 @@ const DEFAULT_PAGE = 1000;
 /** S3's limit for one DeleteObjects request. */
 const MAX_DELETE_BATCH = 1000;
 
+/**
+ * ETags without their quotes: what If-Match is sent with. Ceph RGW 16
+ * compares If-Match unquoted (a quoted value never matches there); S3
+ * accepts either.
+ */
+const bareEtag = (etag: string | undefined) => (etag ?? '').replace(/^"(.*)"$/, '$1');
+
 /** "s3://bucket/some/prefix" -> bucket and prefix ('' or ending in '/'). */
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
@@ -108,7 +115,7 @@ export class S3ObjectStore implements ObjectStore {
   async put(key: string, bytes: Buffer, opts: PutOptions = {}): Promise<{ etag: string }> {
     try {
       const res = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.full(key), Body: bytes, ContentLength: bytes.length, IfNoneMatch: opts.ifNoneMatch, IfMatch: opts.ifMatch }));
-      return { etag: res.ETag ?? '' };
+      return { etag: bareEtag(res.ETag) };
     } catch (e) {
       throw storeError(e, `put ${key}`);
     }
@@ -122,7 +129,7 @@ export class S3ObjectStore implements ObjectStore {
       const arr = await res.Body!.transformToByteArray();
       const bytes = Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength);
       const total = /\/(\d+)$/.exec(res.ContentRange ?? '')?.[1];
-      return { bytes, etag: res.ETag ?? '', size: total !== undefined ? Number(total) : bytes.length };
+      return { bytes, etag: bareEtag(res.ETag), size: total !== undefined ? Number(total) : bytes.length };
     } catch (e) {
       // 416: the range starts at or past the end
       if ((e as AwsError).$metadata?.httpStatusCode === 416) return this.emptyRange(key);
@@ -139,7 +146,7 @@ export class S3ObjectStore implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
-      return { key, size: res.ContentLength ?? 0, etag: res.ETag ?? '' };
+      return { key, size: res.ContentLength ?? 0, etag: bareEtag(res.ETag) };
     } catch (e) {
       const err = storeError(e, `head ${key}`);
       if (err.code === 'not-found') return undefined;
@@ -153,7 +160,7 @@ export class S3ObjectStore implements ObjectStore {
       const res = await this.client.send(
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, MaxKeys: limit, StartAfter: opts.cursor !== undefined ? this.prefix + opts.cursor : undefined }),
       );
-      const objects = (res.Contents ?? []).map((o) => ({ key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, etag: o.ETag ?? '' }));
+      const objects = (res.Contents ?? []).map((o) => ({ key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, etag: bareEtag(o.ETag) }));
       return { objects, cursor: res.IsTruncated && objects.length > 0 ? objects[objects.length - 1].key : undefined };
     } catch (e) {
       throw storeError(e, `list ${prefix}`);
