@@ -16,7 +16,7 @@ import { LocalDirectoryStore, type ObjectStore, RetryingStore, S3ObjectStore, St
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { type Rgw, rgwUnavailable, startRgw } from './rgw-harness.js';
+import { freePort, type Rgw, rgwUnavailable, startRgw } from './rgw-harness.js';
 import { FaultyStore } from './store-faults.js';
 
 const dirs = tempDirs();
@@ -25,17 +25,6 @@ const NO_CONDITIONAL = 's3rver ignores If-None-Match and If-Match';
 const NO_PAGING = 's3rver cannot page listings under this Node';
 const QUICK_RETRY = { attempts: 5, baseDelayMs: 1, maxDelayMs: 5 };
 const RGW_START_MS = 240_000;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function expectStoreError(p: Promise<unknown>, code: StoreError['code']): Promise<void> {
   const e = await p.then(
