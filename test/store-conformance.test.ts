@@ -315,6 +315,20 @@ describe('retries with back-off on 503 SlowDown', () => {
     await expectStoreError(store.put('snapshots/t.json', Buffer.from('mine'), { ifNoneMatch: '*' }), 'precondition-failed');
   });
 
+  it('a lease renewal whose reply was lost is not taken for a lost lease, and the next renewal still matches', async () => {
+    const faulty = new FaultyStore(new LocalDirectoryStore(dirs.make('keep-store-faults-')));
+    const store = new RetryingStore(faulty, QUICK_RETRY);
+    const clock = new ManualClock(0);
+    const lease = await WriterLease.acquire(store, { holder: 'keepd-a', clock, ttlMs: 60_000 });
+    clock.advance(20_000);
+    faulty.slowDown('put', 1, true);
+    await lease.renew();
+    expect(lease.record.expiresAt).toBe(80_000);
+    clock.advance(20_000);
+    await lease.renew();
+    expect(lease.record.expiresAt).toBe(100_000);
+  });
+
   it('a real S3 client behind a proxy that answers 503 SlowDown: classified transient and retried', async () => {
     const s3 = await startS3rver('keep-retry');
     const target = new URL(s3.endpoint);
