@@ -6,7 +6,9 @@
  * keepd install), and jq, for test/restic-script.test.ts, and promtool, for
  * test/prometheus-rules.test.ts (`promtool check rules` of
  * deploy/prometheus/keep-rules.yaml), and chromium, for test/dashboard.test.ts
- * (headless Chromium driven by playwright-core).
+ * (headless Chromium driven by playwright-core), and Ceph (ceph-mon, ceph-osd,
+ * radosgw, ceph-common), for test/store-conformance.test.ts (a single-node
+ * RADOS Gateway started by test/rgw-harness.ts; no Ceph service is started here).
  *
  * Idempotent and fast when present: it only looks for
  * /usr/lib/postgresql/N/bin/initdb and for systemd-analyze on the PATH. When
@@ -106,11 +108,12 @@ const POLICY_RC_D = '/usr/sbin/policy-rc.d';
  * policy-rc.d): 101 = action forbidden. Ours only while apt runs.
  */
 function installStartingNothing(pkg) {
+  const pkgs = pkg.split(' ');
   const ownPolicy = !fs.existsSync(POLICY_RC_D);
   if (ownPolicy) fs.writeFileSync(POLICY_RC_D, `#!/bin/sh\n# written by keep scripts/test-deps.mjs while it installs ${pkg}\nexit 101\n`, { mode: 0o755 });
   try {
     aptUpdateOnce();
-    apt(['install', '-y', '--no-install-recommends', pkg]);
+    apt(['install', '-y', '--no-install-recommends', ...pkgs]);
   } finally {
     if (ownPolicy) fs.rmSync(POLICY_RC_D, { force: true });
   }
@@ -136,7 +139,7 @@ function ensureSystemdAnalyze() {
 }
 
 /**
- * A program from one Debian package (`pkg`), needed by `test` only: present,
+ * A program from Debian packages (`pkg`, space-separated), needed by `test` only: present,
  * or installed under the no-services policy, or a reason on stderr (that test
  * then skips or checks less).
  */
@@ -159,3 +162,5 @@ ensureTool('jq', 'jq', 'test/restic-script.test.ts');
 ensureTool('promtool', 'prometheus', 'test/prometheus-rules.test.ts');
 // chromium: playwright-core drives Debian's headless Chromium (no browser download)
 ensureTool('chromium', 'chromium', 'test/dashboard.test.ts');
+// Ceph: test/rgw-harness.ts runs its own single-node cluster (one mon, one memstore OSD, radosgw) in a temp dir
+ensureTool('radosgw', 'ceph-mon ceph-osd radosgw ceph-common', 'test/store-conformance.test.ts (RGW)');

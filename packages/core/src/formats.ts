@@ -138,6 +138,21 @@ export const AUDIT_FILES = {
   version: 1,
 } as const;
 
+/**
+ * A repository in an object store (store/object-store.ts): the same keys as
+ * the directory layout above ('/'-separated: config.json, keys/<id>.json,
+ * packs/<xx>/<id>.pack, snapshots/<id>.json), under the bucket prefix, plus:
+ *
+ *   writer.lease    JSON {v, holder, takenAt, renewedAt, expiresAt} (ms, the
+ *                   writer's clock): one keepd writes a prefix at a time
+ *                   (store/lease.ts); taken create-only, renewed If-Match.
+ */
+export const STORE_OBJECTS = {
+  writerLease: 'writer.lease',
+  /** the lease record's layout version */
+  leaseVersion: 1,
+} as const;
+
 /** The format versions this build writes (keep version / keepd version report them); the literals are checked against the types that hold them. */
 export const FORMAT_VERSIONS = {
   config: 1 satisfies RepoConfig['version'],

@@ -84,3 +84,11 @@ export const SPACE_RECHECK_BYTES = 8 * 1024 * 1024;
  * time can never honestly lie more than this before the snapshot's own time.
  */
 export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+/**
+ * How long a writer lease on an object-store prefix (store/lease.ts) lasts
+ * without renewal. A keepd that stops renewing (killed, partitioned) blocks
+ * a second keepd on the same prefix for at most this long; the holder renews
+ * every third of it, so two missed renewals still leave it the lease.
+ */
+export const STORE_LEASE_MS = 2 * 60 * 1000;
