@@ -7,7 +7,7 @@ import { killServers } from './keepd.js';
 import { microRows, microTitle, MicroResult, runMicro } from './micro.js';
 import { PruneBenchResult, pruneRows, pruneTitle, runPruneBench } from './prune.js';
 import { runSyncBench, SyncBenchResult, syncRows } from './sync.js';
-import { RtoResult, rtoEstimates, rtoRows, rtoTierRows, rtoTitle } from './rto.js';
+import { RTO_DRILL_TITLE, rtoDrillTable, RtoResult, rtoEstimates, rtoRows, rtoTierRows, rtoTitle } from './rto.js';
 import { cleanupTemps, machineInfo, mdTable, textTable } from './util.js';
 
 const USAGE = `usage: node bench/dist/main.js [--quick | --full] [--json] [--report FILE.md] [--dir PATH]...
@@ -158,6 +158,10 @@ async function main(): Promise<number> {
       out.push('', textTable(r2.header, r2.rows));
       out.push('Assumptions:', ...rto.assumptions.map((a) => `  - ${a}`), '');
     } else out.push(rtoTitle(rto), '');
+    if (rto.drills.length) {
+      const d = rtoDrillTable(rto);
+      out.push(textTable(d.header, d.rows, RTO_DRILL_TITLE), '');
+    }
     if (prune) {
       const { header, rows } = pruneRows(prune);
       out.push(textTable(header, rows, pruneTitle(prune)));
@@ -271,6 +275,10 @@ function markdown(
     const r2 = rtoTierRows(rto);
     md.push(rtoTitle(rto).replace(/^RTO estimates \(issue 4\) — /, '') + '.', '', mdTable(r1.header, r1.rows), '', mdTable(r2.header, r2.rows), '', 'Assumptions:', '', ...rto.assumptions.map((a) => `- ${a}`), '');
   } else md.push(rtoTitle(rto), '');
+  if (rto.drills.length) {
+    const d = rtoDrillTable(rto);
+    md.push('## Measured RTO (issue 18)', '', RTO_DRILL_TITLE + '.', '', mdTable(d.header, d.rows), '');
+  }
   if (prune) {
     const { header, rows } = pruneRows(prune);
     md.push('## Prune (issue 5)', '', pruneTitle(prune).replace(/^Prune \(issue 5\) — /, '') + '.', '', mdTable(header, rows), '');
