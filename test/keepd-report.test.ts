@@ -23,6 +23,7 @@ describe('keepd report', () => {
   const data = path.join(dir, 'data');
   const src = path.join(dir, 'src');
   let token: Token;
+  let admin: Token;
   let drillMs = 0;
   const at = (offsetMs: number) => ({ KEEP_CLOCK_OFFSET_MS: String(offsetMs) });
   const env = (k: Keepd, offsetMs: number) => ({ KEEP_REPO: k.url, KEEP_TOKEN: token.token, KEEP_PASSWORD: PASSWORD, ...at(offsetMs) });
@@ -37,6 +38,7 @@ describe('keepd report', () => {
     fs.mkdirSync(src);
     await keepdInit(data);
     token = await createToken(data, 'agent', { sources: ['web'] });
+    admin = await createToken(data, 'admin');
     let k = await startKeepd(data);
     await keepJson(['init', '--kdf-cost', '12'], env(k, 0));
     await k.stop();
@@ -105,5 +107,27 @@ describe('keepd report', () => {
     expect(md.stdout).toMatch(/^## RPO compliance$/m);
     const bad = await runKeepd(['report', '--data', data, '--format', 'csv']);
     expect(bad.code).toBe(2);
+  });
+
+  it('keep admin report: the same figures over gRPC for an admin token (audited), refused to an agent token', async () => {
+    const [t1] = (await events()).map((s) => s.t);
+    const local = await keepdJson(['report', '--data', data, '--since', '30d'], { env: at(3 * H) });
+    const k = await startKeepd(data, { env: at(3 * H) });
+    const asAdmin = { KEEP_REPO: k.url, KEEP_TOKEN: admin.token, ...at(3 * H) };
+    const remote = JSON.parse((await runKeep(['admin', 'report', '--since', '30d', '--json'], asAdmin)).stdout);
+    const [l, r] = [local.sources[0], remote.sources[0]];
+    expect(r.source).toBe('web');
+    expect(r.backups).toEqual(l.backups);
+    expect(r.drills).toEqual(l.drills);
+    expect(r.storage).toEqual(l.storage);
+    expect(r.rpo.measured_ms).toBe(remote.window.end_ms - t1);
+    const md = await runKeep(['admin', 'report', '--since', '2h'], asAdmin);
+    expect(md.code, md.stderr).toBe(0);
+    expect(md.stdout).toMatch(/^\| web \| lower \| 3 \| 2 \| 1 \| 66\.67 % \| run reports and snapshots \|$/m);
+    const refused = await runKeep(['admin', 'report'], { ...asAdmin, KEEP_TOKEN: token.token });
+    expect(refused.code).toBe(1);
+    await k.stop();
+    const audit = await keepdJson(['audit', 'list', '--data', data, '--event', 'admin.report']);
+    expect(audit.length).toBe(2);
   });
 });
