@@ -16,8 +16,8 @@ const tmp = tempDirs();
 const keepUsage = new Map<string, string>();
 const keepdUsage = new Map<string, string>();
 
-const KEEP_COMMANDS = ['init', 'backup', 'snapshots', 'forget', 'tag', 'agent', 'agent check-config', 'agent run', 'agent status', 'agent install', 'admin', 'admin status', 'admin alerts', 'admin forget', 'admin prune', 'admin check', 'admin token', 'admin audit', 'restore', 'drill', 'ls', 'diff', 'find', 'dump', 'cat', 'stats', 'check', 'key', 'key add', 'key list', 'key remove', 'key passwd', 'pg', 'pg backup', 'pg wal-push', 'pg wal-fetch', 'pg restore', 'pg config', 'pg info', 'version', 'help'];
-const KEEPD_COMMANDS = ['init', 'serve', 'token', 'token create', 'token list', 'token revoke', 'tls', 'tls init', 'forget', 'prune', 'sync', 'promote', 'check', 'status', 'alerts', 'check-config', 'audit', 'audit verify', 'audit list', 'rebuild-index', 'install', 'version', 'help'];
+const KEEP_COMMANDS = ['init', 'backup', 'snapshots', 'forget', 'tag', 'agent', 'agent check-config', 'agent run', 'agent status', 'agent install', 'admin', 'admin status', 'admin alerts', 'admin report', 'admin forget', 'admin prune', 'admin check', 'admin token', 'admin audit', 'restore', 'drill', 'ls', 'diff', 'find', 'dump', 'cat', 'stats', 'check', 'key', 'key add', 'key list', 'key remove', 'key passwd', 'pg', 'pg backup', 'pg wal-push', 'pg wal-fetch', 'pg restore', 'pg config', 'pg info', 'version', 'help'];
+const KEEPD_COMMANDS = ['init', 'serve', 'token', 'token create', 'token list', 'token revoke', 'tls', 'tls init', 'forget', 'prune', 'sync', 'promote', 'check', 'status', 'alerts', 'report', 'check-config', 'audit', 'audit verify', 'audit list', 'rebuild-index', 'install', 'version', 'help'];
 
 /** Run `fn` over `items`, four at a time (each spawns a process). */
 async function eachLimited<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {

@@ -7,7 +7,10 @@
  * - "web" is fresh and has a failed run an agent reported;
  * - "hot" has a 20 s RPO in keepd.yaml: its alert appears on the open alerts
  *   page without a reload once it goes late;
- * - a replica follows the primary and reports to it.
+ * - a replica follows the primary and reports to it;
+ * - "web" was drilled (`keep drill`) and "old" has a failed drill an agent
+ *   reported: the Drill (RTO) column and the source page's Drills section
+ *   show them with keepd status's figures.
  * No page or endpoint answers without a session; a viewer token signs in but
  * makes no RPC; logout ends the session; tokens never reach keepd's log.
  * Screenshots of the overview and a source page go to docs/img/.
@@ -93,6 +96,14 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
       protobuf.create(proto.ReportRunsRequestSchema, { reports: [{ id: 'e1'.repeat(16), source: 'web', job: 'web-nightly', kind: 'files', reason: 'scheduled', attempt: 2, startMs: 1n, endMs: 2n, result: 'failure', errorClass: 'exit 3' }] }),
     );
     expect((await new RawClient(grpc, `127.0.0.1:${keepd.port}`, agent).unary('ReportRuns', report)).ok).toBe(true);
+    // a real drill of "web"; a failed drill of "old", as an agent reports it (ReportDrills)
+    const drilled = await runKeep(['drill', '--source', 'web', '--json'], agentEnv(keepd, agent, PASSWORD));
+    expect(drilled.code, drilled.stderr).toBe(0);
+    const failedDrill = protobuf.toBinary(
+      proto.ReportDrillsRequestSchema,
+      protobuf.create(proto.ReportDrillsRequestSchema, { drills: [{ id: 'd1'.repeat(16), source: 'old', snapshot: 'ab'.repeat(16), kind: 'files', mode: 'write', result: 'failure', startMs: BigInt(Date.now() - 1000), endMs: BigInt(Date.now()), durationMs: 900n, setupMs: 100n, errorClass: 'DAMAGED' }] }),
+    );
+    expect((await new RawClient(grpc, `127.0.0.1:${keepd.port}`, agent).unary('ReportDrills', failedDrill)).ok).toBe(true);
 
     // a replica following the primary; it reports to the primary, which lists it
     const replicaToken = (await createToken(data, 'replica')).token;
@@ -159,6 +170,15 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     expect(old.rpo_state).toBe('late');
     expect(old.age_s).toBeGreaterThan(2.9 * 86_400);
     expect(await row('old').textContent()).toMatch(/3\.0 d|2\.9 d/);
+    // Drill (RTO): keepd status's drill rows, the estimate against the tier's target coloured
+    const web = s.drills.find((x: { source: string }) => x.source === 'web');
+    expect(web).toMatchObject({ last_result: 'success', rto_target_s: 7200 });
+    expect(await row('web').locator('td.drill .last-drill [data-state]').getAttribute('data-state')).toBe('success');
+    expect(await row('web').locator('td.drill [data-rto]').getAttribute('data-rto')).toBe(web.rto_estimate_s <= 7200 ? 'ok' : 'rto_exceeded');
+    expect(await row('web').locator('td.drill').textContent()).toContain('/ 2.0 h');
+    expect(await row('old').locator('td.drill .last-drill [data-state]').getAttribute('data-state')).toBe('failure');
+    expect(await row('old').locator('td.drill [data-rto]').getAttribute('data-rto')).toBe('unknown');
+    expect(await row('hot').locator('td.drill').textContent()).toContain('no drill yet');
     fs.mkdirSync(path.join(ROOT, 'docs', 'img'), { recursive: true });
     await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-overview.png'), fullPage: true });
     // the dark theme follows the system's (prefers-color-scheme)
@@ -179,7 +199,16 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     expect(await page.textContent('#failures')).toContain('exit 3');
     expect(await page.textContent('#failures')).toContain('web-nightly');
     expect(await page.textContent('#card-runs')).toContain('0 / 1');
+    // its drills: the one `keep drill` made, with keepd status's estimate against the target
+    expect(await page.locator('#drills tbody tr').count()).toBe(1);
+    expect(await page.locator('#drills tbody tr [data-state]').first().getAttribute('data-state')).toBe('success');
+    expect(await page.locator('#card-rto [data-rto]').getAttribute('data-rto')).toBe('ok');
+    expect(await page.textContent('#card-drills')).toContain('1 / 0');
+    expect(await page.textContent('#rto-method')).toContain("latest snapshot's bytes");
     await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-source.png'), fullPage: true });
+    await page.goto(`${base}/sources/old`);
+    expect(await page.locator('#drills tbody tr').textContent()).toContain('DAMAGED');
+    expect(await page.locator('#card-rto [data-rto]').getAttribute('data-rto')).toBe('unknown');
     expect((await page.goto(`${base}/sources/nope`))!.status()).toBe(404);
   });
 

@@ -1,3 +1,4 @@
+import type { DrillFigures } from './drill.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatasetSummary, generate, MutationSummary, mutate, planFor } from './datagen.js';
@@ -50,6 +51,8 @@ export interface ToolResult {
   restore: Phase & { bytes: number; verified: boolean; problems: string[] };
   /** keep-grpc: what keepd used (peak RSS and CPU per phase, counters, clean stop) */
   server?: ServerReport;
+  /** keep-grpc: a keep drill of the newest snapshot, and keepd's RTO estimate from it */
+  drill?: DrillFigures;
 }
 
 export interface ScenarioResult {
@@ -221,6 +224,8 @@ async function runScenario(plan: ScenarioPlan, list: Tool[], opts: E2EOptions): 
     for (const t of list) {
       const s = st.get(t.name)!;
       const repo2 = t.repoBytes(s.repo);
+      const drill = t.drill ? await t.drill(s.repo) : undefined;
+      if (drill) opts.log(`e2e: ${t.name}: keep drill ${drill.result} (${drill.mode}) ${drill.duration_s.toFixed(2)} s for ${fmtBytes(drill.bytes)}; keepd's RTO estimate ${drill.keepd_rto_estimate_s ?? '-'} s`);
       let server = t.close ? await t.close(s.repo) : undefined;
       if (server) server = mergeServers(server, s.extraServers);
       if (server) logServer(t, server, opts.log);
@@ -239,6 +244,7 @@ async function runScenario(plan: ScenarioPlan, list: Tool[], opts: E2EOptions): 
         ...(g2 ? { backup2: { ...phase([g2], src.bytes), reported_sent: g2.reported_sent, growth: g2.stored2 - s.stored1 }, stored2: g2.stored2, repo2 } : {}),
         restore: { ...phase(r.runs, r.bytes), bytes: r.bytes, verified: r.problems.length === 0, problems: r.problems },
         ...(server ? { server } : {}),
+        ...(drill ? { drill } : {}),
       });
       removeLater.push(s.repo);
     }

@@ -1,3 +1,4 @@
+import { drillFigures } from './drill.js';
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -292,6 +293,7 @@ export function keepGrpcTool(scratch: string): Tool {
       await server(repo).phase('restore');
       return r;
     },
+    drill: (repo) => drillFigures(repo, env(repo)),
     packBytes: (repo) => dirBytes(path.join(repo, 'packs')),
     repoBytes: (repo) => dirBytes(repo),
     async close(repo) {

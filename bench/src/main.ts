@@ -10,7 +10,7 @@ import { runSyncBench, SyncBenchResult, syncRows } from './sync.js';
 import { RealResult, realNotes, realRows, realTitle, runRealData } from './real-e2e.js';
 import { runRealProfile, StageTable, stageText } from './real-profile.js';
 import { benchCacheDir } from './realdata.js';
-import { RtoResult, rtoEstimates, rtoRows, rtoTierRows, rtoTitle } from './rto.js';
+import { RTO_DRILL_TITLE, rtoDrillTable, RtoResult, rtoEstimates, rtoRows, rtoTierRows, rtoTitle } from './rto.js';
 import { cleanupTemps, machineInfo, mdTable, textTable } from './util.js';
 
 const USAGE = `usage: node bench/dist/main.js [--quick | --full] [--json] [--report FILE.md] [--dir PATH]...
@@ -176,6 +176,10 @@ async function main(): Promise<number> {
       out.push('', textTable(r2.header, r2.rows));
       out.push('Assumptions:', ...rto.assumptions.map((a) => `  - ${a}`), '');
     } else out.push(rtoTitle(rto), '');
+    if (rto.drills.length) {
+      const d = rtoDrillTable(rto);
+      out.push(textTable(d.header, d.rows, RTO_DRILL_TITLE), '');
+    }
     if (real) {
       const { header, rows } = realRows(real);
       out.push(textTable(header, rows, realTitle(real)), ...realNotes(real).map((n) => `  ${n}`), '');
@@ -307,6 +311,10 @@ function markdown(
     const r2 = rtoTierRows(rto);
     md.push(rtoTitle(rto).replace(/^RTO estimates \(issue 4\) — /, '') + '.', '', mdTable(r1.header, r1.rows), '', mdTable(r2.header, r2.rows), '', 'Assumptions:', '', ...rto.assumptions.map((a) => `- ${a}`), '');
   } else md.push(rtoTitle(rto), '');
+  if (rto.drills.length) {
+    const d = rtoDrillTable(rto);
+    md.push('## Measured RTO (issue 18)', '', RTO_DRILL_TITLE + '.', '', mdTable(d.header, d.rows), '');
+  }
   if (prune) {
     const { header, rows } = pruneRows(prune);
     md.push('## Prune (issue 5)', '', pruneTitle(prune).replace(/^Prune \(issue 5\) — /, '') + '.', '', mdTable(header, rows), '');

@@ -1,4 +1,5 @@
 import { TIERS } from '@keep/core';
+import type { DrillFigures } from './drill.js';
 import type { E2EResult, ScenarioResult } from './e2e-local.js';
 import { fmtBytes, fmtNum } from './util.js';
 
@@ -26,6 +27,15 @@ export interface RtoResult {
   rows: RtoRow[];
   assumptions: string[];
   unavailable?: string;
+  /** issue 18: what `keep drill` measured on the kept repository, beside the estimate for the same bytes */
+  drills: RtoDrillRow[];
+}
+
+export interface RtoDrillRow {
+  scenario: string;
+  drill: DrillFigures;
+  /** this bench's estimate for the drilled bytes (bytes / the basis throughput) */
+  bench_estimate_s: number | null;
 }
 
 const EXAMPLES: [string, number][] = [
@@ -49,7 +59,7 @@ export function rtoEstimates(e2e: E2EResult | undefined): RtoResult {
     'process start-up, key derivation and index open (a fixed cost per restore) are folded into the measured throughput, which makes the estimates for large sources slightly pessimistic',
   ];
   if (!gen || !basisTool || !(basisTool.restore.mb_s > 0)) {
-    return { basis: null, tiers: tierList.map((t) => ({ ...t, max_bytes: NaN })), rows: [], assumptions, unavailable: 'no restore throughput measured (end-to-end skipped)' };
+    return { basis: null, tiers: tierList.map((t) => ({ ...t, max_bytes: NaN })), rows: [], assumptions, unavailable: 'no restore throughput measured (end-to-end skipped)', drills: drillRows(e2e, undefined) };
   }
   if (basisTool.tool !== 'keep-grpc') assumptions.unshift('gRPC was skipped (--no-grpc): the basis is the LOCAL-repository restore throughput, not a keepd one');
   const mbs = basisTool.restore.mb_s;
@@ -69,8 +79,35 @@ export function rtoEstimates(e2e: E2EResult | undefined): RtoResult {
     tiers: tierList.map((t) => ({ ...t, max_bytes: mbs * 1e6 * t.rto_s })),
     rows,
     assumptions,
+    drills: drillRows(e2e, mbs),
   };
 }
+
+function drillRows(e2e: E2EResult | undefined, mbs: number | undefined): RtoDrillRow[] {
+  const out: RtoDrillRow[] = [];
+  for (const s of e2e?.scenarios ?? [])
+    for (const t of s.tools) if (t.drill) out.push({ scenario: s.name, drill: t.drill, bench_estimate_s: mbs ? t.drill.bytes / (mbs * 1e6) : null });
+  return out;
+}
+
+/** Measured by keep drill (and keepd's estimate from it) beside this bench's estimate for the same bytes. */
+export function rtoDrillTable(r: RtoResult): { header: string[]; rows: string[][] } {
+  return {
+    header: ['scenario', 'drill', 'bytes', 'drill time', 'start-up', 'MB/s', "keepd's RTO estimate", 'bench estimate'],
+    rows: r.drills.map((x) => [
+      x.scenario,
+      `${x.drill.result} (${x.drill.mode})`,
+      fmtBytes(x.drill.bytes),
+      fmtDuration(x.drill.duration_s),
+      fmtDuration(x.drill.setup_s),
+      fmtNum(x.drill.mb_s, 1),
+      x.drill.keepd_rto_estimate_s === null ? '-' : fmtDuration(x.drill.keepd_rto_estimate_s),
+      x.bench_estimate_s === null ? '-' : fmtDuration(x.bench_estimate_s),
+    ]),
+  };
+}
+
+export const RTO_DRILL_TITLE = "Measured RTO (issue 18): keep drill of the kept repository's newest snapshot over gRPC (restored to scratch, every file read back and checked), keepd's RTO estimate from it, and this bench's estimate for the same bytes";
 
 export function fmtDuration(s: number): string {
   if (!Number.isFinite(s)) return '-';

@@ -1,3 +1,4 @@
+import type { DrillFigures } from './drill.js';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -129,6 +130,8 @@ export interface Tool {
   repoBytes(repo: string): number;
   /** tools with a server process (keep-grpc): stop it and report what it used */
   close?(repo: string): Promise<ServerReport>;
+  /** keep-grpc: a `keep drill` of the newest snapshot and keepd's RTO figures from it (drill.ts) */
+  drill?(repo: string): Promise<DrillFigures | undefined>;
 }
 
 const PASSWORD = 'keep-bench-password';

@@ -33,6 +33,14 @@ const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = 
     show(values.json, r, () => formatAlerts(r as unknown as AlertsView));
   },
 
+  async report(argv) {
+    const { values } = parse(argv, { since: { type: 'string' }, format: { type: 'string' } });
+    const format = values.json ? 'json' : (values.format ?? 'md');
+    if (format !== 'md' && format !== 'json') throw new KeepError('INVALID_ARGUMENT', `--format takes md or json, not ${format}`);
+    const r = await withAdmin((a) => a.report(values.since));
+    show(format === 'json', r.report, () => r.markdown);
+  },
+
   async check(argv) {
     const { values } = parse(argv, { 'read-data': { type: 'boolean' }, 'read-data-subset': { type: 'string' } });
     const subset = percent(values['read-data-subset'], '--read-data-subset');

@@ -268,7 +268,7 @@ ${PG_ENV}`,
 Base backups, archived WAL and the recovery window.
 
 ${PG_ENV}`,
-  admin: `usage: keep admin status|alerts|forget|prune|check|token|audit list [options] [--json]
+  admin: `usage: keep admin status|alerts|report|forget|prune|check|token|audit list [options] [--json]
 
 keepd's own commands run over gRPC on the keepd in KEEP_REPO (grpc:// or grpcs://), with an admin
 token (--token-file, KEEP_TOKEN_FILE or KEEP_TOKEN); no passphrase needed. Each prints what its
@@ -276,6 +276,7 @@ keepd counterpart prints (--json: the same JSON); keepd audits every call with t
 peer address. Another token is refused (PERMISSION_DENIED, exit 1).
   keep admin status [--check]        keepd status
   keep admin alerts                  keepd alerts
+  keep admin report [--since 30d]    keepd report (the DR report)
   keep admin forget [policy] ...     keepd forget (with --prune: then collect garbage)
   keep admin prune [--dry-run] ...   keepd prune
   keep admin check [--read-data | --read-data-subset PCT%]   keepd check
@@ -290,6 +291,12 @@ replicas, and the watchdog's states.
   'admin alerts': `usage: keep admin alerts [--json]
 
 keepd alerts over gRPC: the firing alerts, then recently resolved ones, with their deliveries.`,
+  'admin report': `usage: keep admin report [--since 30d] [--format md|json] [--json]
+
+keepd report over gRPC: per source, backups attempted and succeeded, RPO compliance, drills and
+the measured RTO against its target, replica lag compliance and storage growth over the window.
+  --since AGE|TIME      the window's start: 30d (default), 12h, 2026-12-01
+  --format md|json      Markdown (default, as keepd renders it) or JSON (--json is --format json)`,
   'admin forget': `usage: keep admin forget [policy] [--group-by LIST] [--source N] [--tier T] [--dry-run] [--prune]
 
 keepd forget over gRPC: remove snapshots a retention policy does not keep (a dry run is audited

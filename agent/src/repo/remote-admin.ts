@@ -7,6 +7,8 @@ import {
   CreateTokenResponse,
   ForgetResponse,
   forgetToWire,
+  GetReportRequestSchema,
+  GetReportResponse,
   GetStatusRequestSchema,
   GetStatusResponse,
   ListAlertsRequestSchema,
@@ -71,6 +73,12 @@ export class AdminClient {
 
   async alerts(): Promise<Record<string, unknown>> {
     return parsed((await this.call<ListAlertsResponse>('listAlerts', create(ListAlertsRequestSchema, {}))).reportJson, 'an alerts report');
+  }
+
+  /** keepd report: the JSON and the Markdown keepd rendered (the agent has no formatter of its own for it) */
+  async report(since: string | undefined): Promise<{ report: Record<string, unknown>; markdown: string }> {
+    const r = await this.call<GetReportResponse>('getReport', create(GetReportRequestSchema, { since: since ?? '' }));
+    return { report: parsed(r.reportJson, 'a DR report'), markdown: r.markdown };
   }
 
   async check(o: { readData: boolean; readDataSubset?: number }): Promise<CheckReport> {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatAlerts, formatInstall, formatKeepdCheck, formatKeepdForget, formatPrune, formatStatus, formatTokens, installJson, exitOnInterrupt, formatVersionReport, helpFor, KeepError, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
+import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatAlerts, formatInstall, formatKeepdCheck, formatKeepdForget, formatPrune, formatStatus, formatTokens, installJson, exitOnInterrupt, formatVersionReport, helpFor, KeepError, ManualClock, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
 import { TokenStore } from '../auth/tokens.js';
 import { checkTokenRequest } from '../auth/token-request.js';
 import { checkFailure, runCheck } from '../commands/check.js';
@@ -7,6 +7,8 @@ import { salvageCopies } from '../commands/salvage-copies.js';
 import { FORGET_FLAGS, policyFromFlags, runForget } from '../commands/forget.js';
 import { runStatus } from '../commands/status.js';
 import { alertsReport } from '../control/alerts.js';
+import { drReport } from '../report/dr-report.js';
+import { formatReportMarkdown } from '../report/report-markdown.js';
 import { DEFAULT_KEEPD_CONFIG, KeepdConfig, KeepdConfigError, loadKeepdConfig } from '../control/config.js';
 import { runSync, syncFailure } from '../sync/run.js';
 import { promote } from '../role.js';
@@ -211,6 +213,16 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     }
     out(a.json, s, () => console.log(formatStatus(s)));
   },
+  async report(argv) {
+    const a = args(argv, { since: { type: 'string' }, format: { type: 'string' } });
+    const format = a.json ? 'json' : ((a.format as string | undefined) ?? 'md');
+    if (format !== 'md' && format !== 'json') throw new KeepError('INVALID_ARGUMENT', `--format takes md or json, not ${format}`);
+    // one instant: the window's end, and what --since counts back from
+    const clock = new ManualClock(processClock().now());
+    const since = parseSince((a.since as string | undefined) ?? '30d', clock);
+    const r = await Repository.using(a.data, async (repo) => drReport(repo, clock, since), keepdRepoOptions(a.data, { clock }));
+    out(format === 'json', r, () => console.log(formatReportMarkdown(r)));
+  },
   async alerts(argv) {
     const a = args(argv);
     const r = await Repository.using(a.data, async (repo) => alertsReport(repo), keepdRepoOptions(a.data));
@@ -259,7 +271,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
 };
 
 /** Commands that work on an existing repository: a missing one is named, with its cure (keepd init, not keep init), before they run. (sync creates a replica's.) */
-const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'alerts', 'rebuild-index', 'audit']);
+const NEEDS_REPOSITORY = new Set(['serve', 'token', 'check', 'forget', 'prune', 'promote', 'status', 'alerts', 'report', 'rebuild-index', 'audit']);
 
 function dataDirOf(argv: string[]): string | undefined {
   const i = argv.findIndex((a) => a === '--data' || a.startsWith('--data='));

@@ -29,6 +29,7 @@ usage: keepd COMMAND --data DIR [options]      (keepd COMMAND --help for one com
   check                 verify without a key
   status                per source: newest snapshot vs its RPO; agents' last runs; drills and RTO; the watchdog
   alerts                active and recently resolved alerts, with their webhook deliveries
+  report                the DR report: backups, RPO compliance, drills and RTO, replica lag, storage growth
   check-config          validate keepd.yaml (policies, watchdog, maintenance)
   audit verify|list     prove the hash-chained audit log; list its records
   rebuild-index         rebuild the LMDB index from pack trailers and snapshot files
@@ -125,6 +126,16 @@ time + the latest snapshot's size at its measured rate) against the target; the 
 states (keepd serve).
   --check   one line and monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
             (no keepd watching)`,
+  report: `usage: keepd report --data DIR [--since 30d] [--format md|json] [--json]
+
+The disaster-recovery report per source over a window, computed from what keepd recorded:
+backups attempted and succeeded (snapshots and agents' run reports), RPO compliance (the share
+of the window during which the source's age was within its RPO, from the snapshots' times),
+drills and the measured RTO against its target, replica lag compliance (the watchdog's
+transitions) and storage growth (bytes each snapshot added; the watchdog's usage samples).
+  --since AGE|TIME      the window's start: 30d (default), 12h, 2026-12-01
+  --format md|json      Markdown (default) or JSON (--json is --format json)
+Runs beside a serving keepd; reads no keepd.yaml (targets come from the tiers, or the watchdog).`,
   alerts: `usage: keepd alerts --data DIR [--json]
 
 Alerts keepd serve raised from the watchdog's transitions (one per condition: a source late,

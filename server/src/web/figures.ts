@@ -4,6 +4,7 @@ import { WatchStore } from '../control/watch-store.js';
 import { AuditFilter, listAudit } from '../audit/list.js';
 import { statusReport, StatusReport } from '../commands/status.js';
 import { RunReportStore } from '../run-reports.js';
+import { DrillStore } from '../drills.js';
 import type { ReplicaRegistry } from '../replicas.js';
 import type { StorageSpace } from '../storage-space.js';
 
@@ -67,7 +68,10 @@ export function sourceFigures(d: FigureDeps, source: string) {
     .filter((r) => r.result === 'failure')
     .map((r) => ({ at: new Date(r.received_ms).toISOString(), job: r.job, kind: r.kind, error_class: r.error_class ?? null, attempt: r.attempt }))
     .reverse();
-  return { source: row, run: status.runs.find((r) => r.source === source) ?? null, snapshots, failures, runs_kept: reports.length };
+  // drills: the row keepd status shows, and the history newest first
+  const drill = status.drills.find((x) => x.source === source) ?? null;
+  const drills = new DrillStore(d.repo, d.clock).history(source).reverse();
+  return { source: row, run: status.runs.find((r) => r.source === source) ?? null, snapshots, failures, runs_kept: reports.length, drill, drills };
 }
 
 export function replicaFigures(d: FigureDeps) {

@@ -3,6 +3,20 @@ import type { alertFigures, auditFigures, fleet, maintenanceFigures, replicaFigu
 
 /** The body of each dashboard page, from figures.ts. Elements tests and people look for carry ids or data- attributes. */
 
+type DrillRow = ReturnType<typeof fleet>['status']['drills'][number];
+
+/** The RTO estimate against its target, coloured: within (ok), above (rto_exceeded), or not known. */
+function rtoBadge(d: DrillRow): string {
+  const state = d.rto_estimate_s === null || d.rto_target_s === null ? 'unknown' : d.rto_estimate_s <= d.rto_target_s ? 'ok' : 'rto_exceeded';
+  return `<span class="rto" data-rto="${state}">${badge(state === 'unknown' ? 'unknown' : state === 'ok' ? 'ok' : 'rto_exceeded')} ${age(d.rto_estimate_s)} / ${age(d.rto_target_s)}</span>`;
+}
+
+/** The fleet's Drill (RTO) cell: the last drill's outcome and measured time, the RTO estimate against the target. */
+function drillCell(d: DrillRow | undefined): string {
+  if (!d) return '<span class="muted">no drill yet</span>';
+  return `<span class="last-drill">${badge(d.last_result)} ${age(d.drill_s)}</span> · ${rtoBadge(d)}`;
+}
+
 const table = (id: string, head: string[], rows: string[], empty: string) =>
   rows.length ? `<div class="scroll"><table id="${id}"><thead><tr>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table></div>` : `<p class="muted" id="${id}">${empty}</p>`;
 
@@ -19,7 +33,7 @@ export function fleetPage(f: ReturnType<typeof fleet>): string {
     return `<tr data-source="${esc(s.source)}"><td><a href="/sources/${encodeURIComponent(s.source)}">${esc(s.source)}</a></td><td>${esc(s.tier ?? '–')}</td>
 <td>${time(s.last_time)}</td><td>${age(s.age_s)} / ${age(s.rpo_s)}</td><td class="rpo">${badge(s.rpo_state)}</td><td class="watch">${r.watch ? badge(r.watch.state) : '<span class="muted">–</span>'}</td>
 <td class="run">${r.run ? `${badge(r.run.last_result)} ${r.run.consecutive_failures ? `<span class="muted">${r.run.consecutive_failures}× failed</span>` : ''}` : '<span class="muted">no reports</span>'}</td>
-<td>${time(r.next_due)}</td><td>${replicas}</td><td><span class="muted">no drill yet</span></td></tr>`;
+<td>${time(r.next_due)}</td><td>${replicas}</td><td class="drill">${drillCell(f.status.drills.find((d) => d.source === s.source))}</td></tr>`;
   });
   return `<h1>Fleet</h1><div class="cards">${card('sources', String(f.rows.length), 'card-sources')}${card('late against RPO', String(late), 'card-late')}${card('active alerts', String(f.active_alerts), 'card-alerts')}${card('snapshots', String(f.status.snapshots), 'card-snapshots')}${card('watchdog', badge(f.status.watchdog.check.status.toLowerCase()), 'card-check')}</div>
 ${table('fleet', ['Source', 'Tier', 'Last success', 'Age / RPO', 'RPO', 'Watchdog', 'Last run', 'Next due', 'Replicas', 'Drill (RTO)'], rows, 'No sources yet: the first backup makes one.')}`;
@@ -36,7 +50,16 @@ export function sourcePage(f: NonNullable<ReturnType<typeof sourceFigures>>): st
 <h2>Snapshots and sizes</h2>${chartData('chart-snapshots', chart)}
 ${pitr}<h2>Restore points</h2>${table('snapshots', ['Snapshot', 'Time', 'Size', 'New data', 'Dedup ×', 'Files', 'Tags'], snaps, 'No snapshots.')}
 <h2>Run failures</h2>${table('failures', ['Received', 'Job', 'Kind', 'Error class', 'Attempt'], fails, 'No failed runs reported.')}
-<h2>Drills</h2><p class="muted">No drills recorded for this source.</p>`;
+<h2>Drills</h2>${drillSection(f)}`;
+}
+
+function drillSection(f: NonNullable<ReturnType<typeof sourceFigures>>): string {
+  const d = f.drill;
+  const rows = f.drills.map((x) => `<tr><td>${time(new Date(x.received_ms).toISOString())}</td><td>${badge(x.result)}</td><td>${esc(x.mode)}</td><td><code>${esc(x.snapshot.slice(0, 12))}</code></td><td>${age(x.duration_ms / 1000)}</td><td>${bytes(x.bytes)}</td><td>${x.files_verified}</td><td>${esc(x.error_class ?? '–')}</td></tr>`);
+  const cards = d
+    ? `<div class="cards">${card('last drill', `${badge(d.last_result)} ${age(d.drill_s)}`, 'card-drill')}${card('RTO estimate / target', rtoBadge(d), 'card-rto')}${card('drills / failed', `${d.drills} / ${d.failures}`, 'card-drills')}${card('drill state', badge(d.state), 'card-drill-state')}</div><p class="muted" id="rto-method">RTO estimate: ${esc(d.rto_method)}.</p>`
+    : '';
+  return cards + table('drills', ['Received', 'Result', 'Mode', 'Snapshot', 'Took', 'Bytes', 'Files verified', 'Error class'], rows, 'No drills recorded for this source (keep drill).');
 }
 
 export function replicasPage(f: ReturnType<typeof replicaFigures>): string {

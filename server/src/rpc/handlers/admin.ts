@@ -1,8 +1,10 @@
 import { create } from '@bufbuild/protobuf';
-import { KeepError, prune } from '@keep/core';
+import { KeepError, ManualClock, prune } from '@keep/core';
 import {
   CreateTokenRequest,
   CreateTokenResponseSchema,
+  GetReportRequest,
+  GetReportResponseSchema,
   GetStatusResponseSchema,
   ListAlertsResponseSchema,
   ListAuditRequest,
@@ -19,6 +21,8 @@ import { listAudit, parseSince } from '../../audit/list.js';
 import { checkTokenRequest } from '../../auth/token-request.js';
 import { statusReport } from '../../commands/status.js';
 import { alertsReport } from '../../control/alerts.js';
+import { drReport } from '../../report/dr-report.js';
+import { formatReportMarkdown } from '../../report/report-markdown.js';
 import { tokenToWire } from '../../sync/tokens.js';
 
 /**
@@ -44,6 +48,14 @@ export function adminHandlers(rpc: RpcCalls) {
       const report = alertsReport(d.repo);
       await audit(d.repo).record('admin.alerts', p, { active: report.active.length });
       return create(ListAlertsResponseSchema, { reportJson: JSON.stringify(report) });
+    }),
+
+    getReport: rpc.unary('GetReport', ['admin'], async (req: GetReportRequest, p) => {
+      // one instant: the window's end, and what --since counts back from
+      const clock = new ManualClock(d.clock.now());
+      const report = drReport(d.repo, clock, parseSince(req.since || '30d', clock));
+      await audit(d.repo).record('admin.report', p, { since: report.window.start });
+      return create(GetReportResponseSchema, { reportJson: JSON.stringify(report), markdown: formatReportMarkdown(report) });
     }),
 
     prune: rpc.unary('Prune', ['admin'], async (req: PruneRequest, p) => {
