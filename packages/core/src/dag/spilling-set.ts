@@ -84,17 +84,26 @@ export class SpillingSet implements SeenSet {
     this.flush();
   }
 
-  /** Write the buffered adds in bounded, key-sorted transactions (sorted: each lands on neighbouring pages). */
+  /**
+   * Write the buffered adds in transactions of FLUSH_EVERY keys, each sorted
+   * (it lands on neighbouring pages); encoded a chunk at a time, so a spill
+   * holds no second copy of the whole set.
+   */
   private flush(): void {
     if (this.pending.size === 0) return;
-    const keys = [...this.pending].map(encodeKey).sort(Buffer.compare);
-    this.pending.clear();
-    for (let i = 0; i < keys.length; i += FLUSH_EVERY) {
-      const batch = keys.slice(i, i + FLUSH_EVERY);
+    const write = (chunk: string[]) => {
+      const keys = chunk.map(encodeKey).sort(Buffer.compare);
       this.scratch!.write(() => {
-        for (const k of batch) this.table!.putSync(k, PRESENT);
+        for (const k of keys) this.table!.putSync(k, PRESENT);
       });
+    };
+    let chunk: string[] = [];
+    for (const key of this.pending) {
+      chunk.push(key);
+      if (chunk.length === FLUSH_EVERY) write(chunk), (chunk = []);
     }
+    write(chunk);
+    this.pending.clear();
   }
 }
 
