@@ -11,6 +11,7 @@ import { BlobView, BlobViews, Copy, Located } from './copy-index.js';
 import { KeepError } from './errors.js';
 import { atomicWrite } from './fsutil.js';
 import { Id } from './ids.js';
+import type { PackUsage, PackUsageOptions } from './gc/pack-usage.js';
 import { BlobReader } from './index/blob-reader.js';
 import { BlobMove, BlobStore, IndexEntry, WriterScope } from './index/blob-store.js';
 import { checkIndexFile, rebuildClosedIndex, rebuildIndexFile, RebuildReport } from './index/rebuild.js';
@@ -278,11 +279,12 @@ export class Repository {
 
   // ---- garbage collection (gc/prune.ts holds the rules; index/blob-store.ts the writes) ----
 
-  sweepBlobs(candidates: Id[], cutoff: number, copies: { id: Id; tag: number }[] = []): Promise<number> {
-    return this.index.sweepBlobs(candidates, cutoff, copies);
+  sweepBlobs(records: Iterable<{ id: Id; tag?: number }>, cutoff: number, batchSize?: number): Promise<number> {
+    return this.index.sweepBlobs(records, cutoff, batchSize);
   }
 
-  packUsage(opts: { createdBefore?: number } = {}): Map<string, { size: number; liveBlobs: number; liveBytes: number }> {
+  /** Live blobs and bytes per pack (gc/pack-usage.ts); close() the result. */
+  packUsage(opts: PackUsageOptions = {}): PackUsage {
     return this.index.packUsage(opts);
   }
 

@@ -7,7 +7,7 @@ import { BlobType } from '../blob/format.js';
 import { parseBlob } from '../blob/seal.js';
 import { acquireMaintenanceLock } from '../pid-lock.js';
 import { REPO_DIRS } from '../formats.js';
-import { newSeenSet, SeenSet } from '../dag/seen-set.js';
+import { newSeenSet, SeenSet, SeenSetOptions } from '../dag/seen-set.js';
 import { walkDag } from '../dag/walk.js';
 import type { BlobView, Repository } from '../repository.js';
 
@@ -23,10 +23,11 @@ import type { BlobView, Repository } from '../repository.js';
  *    or answered "have it" during the session (both renew the blob's `seen`,
  *    so seen >= session start > cutoff), or come from its parent snapshot
  *    (marked). So a blob is collectable only if unmarked and seen < cutoff.
- * 3. Sweep: one LMDB transaction re-reads each candidate and skips any whose
- *    `seen` moved past the cutoff since the mark (a session touched it), and
- *    bumps the GC epoch, so "complete" marks on trees made before the sweep
- *    are re-proven by the next commit's closure walk.
+ * 3. Sweep: bounded LMDB transactions (index/blob-store.ts sweepBlobs), each
+ *    re-reading its candidates and skipping any whose `seen` moved past the
+ *    cutoff since the mark (a session touched it), and each bumping the GC
+ *    epoch, so "complete" marks on trees made before any of them are
+ *    re-proven by the next commit's closure walk.
  * 4. Repack: live blobs of sparse packs are copied into a new pack, fsynced,
  *    then the index is switched in one transaction, then old packs deleted.
  *    A reader that looked up the old location retries once (Repository.readBlob).
@@ -37,6 +38,10 @@ import type { BlobView, Repository } from '../repository.js';
  *    the cutoff (so never one an open session may still be filling), and an
  *    orphan only when its trailer is damaged or every blob in it is indexed
  *    elsewhere; otherwise it is adopted (Repository.adoptPack).
+ * The live set, the candidates and the per-pack counts spill to scratch
+ * LMDB files in the repository's tmp/ once they outgrow `spillAt` entries
+ * (dag/seen-set.ts, gc/pack-usage.ts): memory stays bounded whatever the
+ * blob count, past V8's 2^24-entry Set and Map.
  * Prune and index rebuilds never run at once (the maintenance lock,
  * pid-lock.ts); backups never wait for either.
  *
@@ -51,6 +56,10 @@ export interface PruneOptions {
   /** repack packs whose live bytes are below this fraction (0..1) */
   repackBelow?: number;
   dryRun?: boolean;
+  /** entries kept in V8 collections before the mark set, candidates and pack counts spill to disk (tests force it low) */
+  spillAt?: number;
+  /** records removed per sweep transaction (default SWEEP_BATCH; tests force it low) */
+  sweepBatch?: number;
 }
 
 export interface PruneReport {
@@ -89,13 +98,10 @@ export async function prune(repo: Repository, opts: PruneOptions = {}): Promise<
 }
 
 async function runPrune(repo: Repository, opts: PruneOptions, started: number): Promise<PruneReport> {
-  const repackBelow = opts.repackBelow ?? DEFAULT_REPACK_BELOW;
   const sessions = repo.liveSessions(started);
   const oldestSession = sessions.length ? sessions[0].started : Infinity;
   const cutoff = Math.min(started - GC_GRACE_MS, oldestSession) - GC_CLOCK_SLACK_MS;
-  const bytesBefore = repo.storedBytes();
-  const blobsBefore = repo.blobCount();
-  const packsBefore = repo.packCount();
+  const before = { bytes: repo.storedBytes(), blobs: repo.blobCount(), packs: repo.packCount() };
 
   // 1. Mark.
   const snapshots = repo.snapshots();
@@ -104,31 +110,39 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
     const parent = s.parent ? repo.getSnapshot(s.parent) : undefined;
     if (parent) roots.push({ root: parent.root, source: parent.source });
   }
-  const live = await mark(repo, roots);
+  const scratch = { spillAt: opts.spillAt, dir: path.join(repo.dir, REPO_DIRS.tmp) };
+  const live = newSeenSet(scratch);
+  const candidates = newSeenSet(scratch);
+  try {
+    await mark(repo, roots, live, scratch);
+    return await collect(repo, opts, started, { cutoff, snapshots: snapshots.length, sessions: sessions.length, before, live, candidates });
+  } finally {
+    live.close();
+    candidates.close();
+  }
+}
+
+async function collect(
+  repo: Repository,
+  opts: PruneOptions,
+  started: number,
+  m: { cutoff: number; snapshots: number; sessions: number; before: { bytes: number; blobs: number; packs: number }; live: SeenSet; candidates: SeenSet },
+): Promise<PruneReport> {
+  const { cutoff, live, candidates } = m;
+  const repackBelow = opts.repackBelow ?? DEFAULT_REPACK_BELOW;
+  const { bytes: bytesBefore, blobs: blobsBefore, packs: packsBefore } = m.before;
 
   // 2. Candidates: unmarked and not seen since the cutoff (primaries and copies alike).
-  const candidates: Id[] = [];
-  const copies: { id: Id; tag: number }[] = [];
-  let keptRecent = 0;
-  let bytesRemoved = 0;
-  for (const [id, r, tag] of repo.allRecords()) {
-    if (live.has(recordKey(id, tag))) continue;
-    if (r.seen >= cutoff) keptRecent++;
-    else {
-      bytesRemoved += r.length;
-      if (tag === undefined) candidates.push(Buffer.from(id));
-      else copies.push({ id: Buffer.from(id), tag });
-    }
-  }
+  const { keptRecent, bytesRemoved } = selectCandidates(repo, live, cutoff, candidates);
 
   const report: PruneReport = {
     dry_run: Boolean(opts.dryRun),
-    snapshots: snapshots.length,
-    open_sessions: sessions.length,
+    snapshots: m.snapshots,
+    open_sessions: m.sessions,
     cutoff: new Date(cutoff).toISOString(),
     blobs_before: blobsBefore,
     blobs_live: live.size,
-    blobs_removed: candidates.length + copies.length,
+    blobs_removed: candidates.size,
     bytes_removed: bytesRemoved,
     blobs_kept_recent: keptRecent,
     packs_before: packsBefore,
@@ -147,17 +161,22 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
     return report;
   }
 
-  // 3. Sweep (one transaction; re-checks `seen`; bumps the epoch).
-  report.blobs_removed = await repo.sweepBlobs(candidates, cutoff, copies);
+  // 3. Sweep (bounded transactions; each re-checks `seen` and bumps the epoch).
+  report.blobs_removed = await repo.sweepBlobs(recordsOf(candidates), cutoff, opts.sweepBatch);
 
   // 4. Packs: delete empty ones, repack sparse ones. Packs younger than the
   // cutoff wait for the next prune: one may still be being indexed.
-  const usage = repo.packUsage({ createdBefore: cutoff });
+  // (The lists hold pack ids: a pack holds many blobs, so they stay far smaller than the sets above.)
+  const usage = repo.packUsage({ createdBefore: cutoff, spillAt: opts.spillAt, dir: path.join(repo.dir, REPO_DIRS.tmp) });
   const dead: string[] = [];
   const sparse: string[] = [];
-  for (const [pack, u] of usage) {
-    if (u.liveBlobs === 0) dead.push(pack);
-    else if (u.liveBytes < u.size * repackBelow) sparse.push(pack);
+  try {
+    for (const [pack, u] of usage) {
+      if (u.liveBlobs === 0) dead.push(pack);
+      else if (u.liveBytes < u.size * repackBelow) sparse.push(pack);
+    }
+  } finally {
+    usage.close();
   }
   if (sparse.length) {
     const moved = await repack(repo, sparse);
@@ -189,8 +208,30 @@ async function runPrune(repo: Repository, opts: PruneOptions, started: number): 
   return report;
 }
 
-/** A record's key in the live set: the hex id of a primary, hex/tag of a copy. */
+/** A record's key in the live and candidate sets: the hex id of a primary, hex/tag of a copy. */
 const recordKey = (id: Id, copyOf: number | undefined) => (copyOf === undefined ? toHex(id) : `${toHex(id)}/${copyOf}`);
+
+/** Add to `candidates` every record neither in `live` nor seen since `cutoff`; count the recent ones and the bytes going. */
+export function selectCandidates(repo: Pick<Repository, 'allRecords'>, live: SeenSet, cutoff: number, candidates: SeenSet): { keptRecent: number; bytesRemoved: number } {
+  let keptRecent = 0;
+  let bytesRemoved = 0;
+  for (const [id, r, tag] of repo.allRecords()) {
+    const key = recordKey(id, tag);
+    if (live.has(key)) continue;
+    if (r.seen >= cutoff) keptRecent++;
+    else (bytesRemoved += r.length), candidates.add(key);
+  }
+  return { keptRecent, bytesRemoved };
+}
+
+/** The records recordKey names, back as id and tag (the sweep reads them lazily, from disk once spilled). */
+export function* recordsOf(keys: Iterable<string>): Generator<{ id: Id; tag?: number }> {
+  for (const k of keys) {
+    const slash = k.indexOf('/');
+    if (slash < 0) yield { id: Buffer.from(k, 'hex') };
+    else yield { id: Buffer.from(k.slice(0, slash), 'hex'), tag: Number(k.slice(slash + 1)) };
+  }
+}
 
 /**
  * The records reachable from `roots` (recordKey), each snapshot walked
@@ -198,8 +239,7 @@ const recordKey = (id: Id, copyOf: number | undefined) => (copyOf === undefined 
  * no copies at all every view is the primary one and a subtree shared by
  * sources is walked once; otherwise once per source.
  */
-async function mark(repo: Repository, roots: { root: string; source: string }[]): Promise<SeenSet> {
-  const live = newSeenSet();
+async function mark(repo: Repository, roots: { root: string; source: string }[], live: SeenSet, scratch: SeenSetOptions): Promise<void> {
   const views = new Map<string, BlobView>();
   const viewOf = (source: string) => views.get(source) ?? views.set(source, repo.views.ofSource(source)).get(source)!;
   type Node = { id: Id; view: BlobView };
@@ -209,7 +249,13 @@ async function mark(repo: Repository, roots: { root: string; source: string }[])
     return view === repo.views.primary ? toHex(id) : `${toHex(id)}/${perView.get(view)}`;
   };
   const rootNodes: Node[] = roots.map((r) => ({ id: Buffer.from(r.root, 'hex'), view: viewOf(r.source) }));
-  await walkDag(rootNodes, keyOf, async ({ id, view }) => {
+  const walked = newSeenSet(scratch); // trees per view
+  try {
+    await walkDag(rootNodes, keyOf, (node) => visit(node), walked);
+  } finally {
+    walked.close();
+  }
+  async function visit({ id, view }: Node): Promise<Node[] | undefined> {
     const at = view(id);
     if (!at) return undefined;
     live.add(recordKey(id, at.copyOf));
@@ -226,8 +272,7 @@ async function mark(repo: Repository, roots: { root: string; source: string }[])
       }
     }
     return trees;
-  });
-  return live;
+  }
 }
 
 /** Copy the live blobs and copies of `packs` into new packs; switch the index only after the new packs are durable. */

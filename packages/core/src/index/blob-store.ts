@@ -9,6 +9,7 @@ import { packPath } from '../pack/writer.js';
 import { listPackFiles } from './rebuild.js';
 import { MSGPACK_BLOB_TABLE } from '../formats.js';
 import { IndexTables, OLD_BLOB_TABLES, PackRecord } from './tables.js';
+import { PackUsage, PackUsageOptions } from '../gc/pack-usage.js';
 
 /** Whose blobs a writer stores (Repository.openWriter). */
 export interface WriterScope {
@@ -37,6 +38,12 @@ export type BlobMove = { id: Id; copyOf?: number; oldPack: string; oldOffset: nu
  * repository's size). Each batch is a consistent state on its own.
  */
 const BLOB_WRITE_BATCH = 16;
+
+/**
+ * A GC sweep removes records in transactions of at most this many (each one
+ * consistent on its own: sweepBlobs), so it never holds the write lock for long.
+ */
+export const SWEEP_BATCH = 10_000;
 
 /** A copy of `items` in blob-id order, for inBatches. */
 function byId<T>(items: readonly T[], id: (x: T) => Buffer): T[] {
@@ -189,44 +196,51 @@ export class BlobStore {
   // ---- garbage collection (gc/prune.ts holds the rules) -------------------
 
   /**
-   * Remove unreferenced blobs (`candidates`: primaries, `copies`: per-source
-   * copies) from the index in one transaction, skipping any record touched
-   * since `cutoff` (a session relied on it after the mark). Bumps the GC
-   * epoch so tree "complete" marks are re-proven. Returns how many records went.
+   * Remove unreferenced records (`records`: a primary has no tag, a
+   * per-source copy its owner's) from the index, in transactions of at most
+   * `batchSize` (SWEEP_BATCH) records so pack indexing and `seen` renewals interleave with
+   * a long sweep. Each transaction re-reads every record and skips any
+   * touched since `cutoff` (a session relied on it after the mark), and bumps
+   * the GC epoch together with its removals: a tree "complete" mark made
+   * before a batch, even by a closure walk that ran between two batches, is
+   * never trusted after it. A crash between batches leaves an index where
+   * every removal was garbage by these rules and is covered by an epoch bump;
+   * the rest is swept by the next prune. Returns how many records went.
    */
-  async sweepBlobs(candidates: Id[], cutoff: number, copies: { id: Id; tag: number }[] = []): Promise<number> {
+  async sweepBlobs(records: Iterable<{ id: Id; tag?: number }>, cutoff: number, batchSize = SWEEP_BATCH): Promise<number> {
     let removed = 0;
-    await this.env.transaction(() => {
-      for (const { id, tag } of copies) {
-        const c = this.copies.get(id, tag);
-        if (c && c.seen < cutoff) this.copies.remove(id, tag), removed++;
-      }
-      for (const id of candidates) {
-        const r = this.blobs.get(id);
-        if (!r || r.seen >= cutoff) continue;
-        this.blobs.remove(id);
-        removed++;
-      }
-      this.meta.put('gcEpoch', this.gcEpoch() + 1);
-    });
+    const sweep = (batch: { id: Id; tag?: number }[]) =>
+      this.env.transaction(() => {
+        for (const { id, tag } of batch) {
+          const r = tag === undefined ? this.blobs.get(id) : this.copies.get(id, tag);
+          if (!r || r.seen >= cutoff) continue;
+          if (tag === undefined) this.blobs.remove(id);
+          else this.copies.remove(id, tag);
+          removed++;
+        }
+        this.meta.put('gcEpoch', this.gcEpoch() + 1);
+      });
+    let batch: { id: Id; tag?: number }[] = [];
+    for (const r of records) {
+      batch.push(r);
+      if (batch.length >= batchSize) await sweep(batch), (batch = []);
+    }
+    // The last (or only) batch bumps the epoch even when it removes nothing, as one sweep always did.
+    await sweep(batch);
     return removed;
   }
 
   /**
-   * Live blobs and bytes per indexed pack. `createdBefore` leaves out packs
-   * recorded at or after it: a pack is indexed in several transactions, so a
-   * young one may look sparse or empty only because its indexing is not done.
+   * Live blobs and bytes per indexed pack, in bounded memory (gc/pack-usage.ts;
+   * close() the result). `createdBefore` leaves out packs recorded at or after
+   * it: a pack is indexed in several transactions, so a young one may look
+   * sparse or empty only because its indexing is not done.
    */
-  packUsage(opts: { createdBefore?: number } = {}): Map<string, { size: number; liveBlobs: number; liveBytes: number }> {
-    const usage = new Map<string, { size: number; liveBlobs: number; liveBytes: number }>();
-    for (const { key, value } of this.packs.getRange()) {
-      if (opts.createdBefore === undefined || value.created < opts.createdBefore) usage.set(key, { size: value.size, liveBlobs: 0, liveBytes: 0 });
-    }
-    for (const [, r] of this.allRecords()) {
-      const u = usage.get(r.pack);
-      if (u) u.liveBlobs++, (u.liveBytes += r.length);
-    }
-    return usage;
+  packUsage(opts: PackUsageOptions = {}): PackUsage {
+    const records = (function* (all: Iterable<[Id, BlobRecord, number | undefined]>) {
+      for (const [, r] of all) yield r;
+    })(this.allRecords());
+    return PackUsage.count(() => this.packs.getRange(), records, opts);
   }
 
   /**

@@ -10,7 +10,7 @@ import { atomicWrite, randomId } from '../fsutil.js';
 import { Id, toHex } from '../ids.js';
 import type { BlobReader } from '../index/blob-reader.js';
 import type { BlobStore } from '../index/blob-store.js';
-import { newSeenSet } from '../dag/seen-set.js';
+import { newSeenSet, SeenSet } from '../dag/seen-set.js';
 import { walkDag } from '../dag/walk.js';
 import { loadSnapshotFiles } from '../index/rebuild.js';
 import type { SessionRegistry } from '../sessions/registry.js';
@@ -61,6 +61,20 @@ export class SnapshotStore {
     const has = view === this.views.primary ? (id: Id) => this.index.has(id) : (id: Id) => view(id) !== undefined;
     const seen = newSeenSet();
     const epoch = this.index.gcEpoch();
+    try {
+      await this.walkClosure(root, view, { epoch, has, seen, missing, walked });
+    } finally {
+      seen.close();
+    }
+    return { missing, trees: walked };
+  }
+
+  private async walkClosure(
+    root: Id,
+    view: BlobView,
+    w: { epoch: number; has: (id: Id) => boolean; seen: SeenSet; missing: string[]; walked: (Located & { id: Id })[] },
+  ): Promise<void> {
+    const { epoch, has, seen, missing, walked } = w;
     await walkDag<Id>([root], toHex, async (id, hex) => {
       const at = view(id);
       if (!at) {
@@ -82,7 +96,6 @@ export class SnapshotStore {
       }
       return trees;
     }, seen);
-    return { missing, trees: walked };
   }
 
   /**
