@@ -13,7 +13,8 @@
  *   show them with keepd status's figures.
  * No page or endpoint answers without a session; a viewer token signs in but
  * makes no RPC; logout ends the session; tokens never reach keepd's log.
- * Screenshots of the overview and a source page go to docs/img/.
+ * Screenshots of the overview and a source page go to docs/img/ with KEEP_SCREENSHOTS=1
+ * (README shows them), else to a scratch directory: a test run leaves the tree as it was.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,6 +27,10 @@ import { eventually, killAllServing, serveWith, status, syncOk } from './sync-ut
 const CHROMIUM = '/usr/bin/chromium';
 const PASSWORD = 'dashboard passphrase';
 const tmp = tempDirs();
+
+/** Where a screenshot goes: docs/img/ when asked for (KEEP_SCREENSHOTS=1), else a scratch directory. */
+const SHOTS = process.env.KEEP_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'img') : tmp.make('keep-dashboard-shots-');
+const shot = (name: string) => path.join(SHOTS, name);
 
 const CONFIG = `watchdog:
   interval: 300ms
@@ -180,13 +185,13 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     expect(await row('old').locator('td.drill [data-rto]').getAttribute('data-rto')).toBe('unknown');
     expect(await row('hot').locator('td.drill').textContent()).toContain('no drill yet');
     fs.mkdirSync(path.join(ROOT, 'docs', 'img'), { recursive: true });
-    await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-overview.png'), fullPage: true });
+    await page.screenshot({ path: shot('dashboard-overview.png'), fullPage: true });
     // the dark theme follows the system's (prefers-color-scheme)
     const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     const light = await background();
     await page.emulateMedia({ colorScheme: 'dark' });
     expect(await background()).not.toBe(light);
-    await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-overview-dark.png'), fullPage: true });
+    await page.screenshot({ path: shot('dashboard-overview-dark.png'), fullPage: true });
     await page.emulateMedia({ colorScheme: 'light' });
   });
 
@@ -205,7 +210,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     expect(await page.locator('#card-rto [data-rto]').getAttribute('data-rto')).toBe('ok');
     expect(await page.textContent('#card-drills')).toContain('1 / 0');
     expect(await page.textContent('#rto-method')).toContain("latest snapshot's bytes");
-    await page.screenshot({ path: path.join(ROOT, 'docs', 'img', 'dashboard-source.png'), fullPage: true });
+    await page.screenshot({ path: shot('dashboard-source.png'), fullPage: true });
     await page.goto(`${base}/sources/old`);
     expect(await page.locator('#drills tbody tr').textContent()).toContain('DAMAGED');
     expect(await page.locator('#card-rto [data-rto]').getAttribute('data-rto')).toBe('unknown');
