@@ -283,5 +283,5 @@ describe('forget + prune in a loop while three agents back up over gRPC', () => 
         if (got.ok) expect(got.manifest, `snapshot ${id} of ${s}, round ${t!.round}`).toEqual(t!.manifest);
       }
     }
-  }, 170_000);
+  }, 400_000);
 });
