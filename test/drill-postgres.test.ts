@@ -12,6 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { processAlive } from '@keep/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
 import { Cluster, keepdForPostgres, own, pgOk, SKIP, waitUntil } from './pg-cluster.js';
@@ -137,7 +138,7 @@ describe.skipIf(Boolean(SKIP))('keep drill on a PostgreSQL source (real PostgreS
     expect(again.code, again.stderr).toBe(0);
     expect(lastJson(again.stdout).stale_removed).toBe(1);
     expect(fs.readdirSync(scratchParent)).toEqual([]);
-    await waitUntil('the killed drill\'s server stopped', async () => !alive(serverPid), 120_000);
+    await waitUntil('the killed drill\'s server stopped', async () => !processAlive(serverPid), 120_000);
   }, 900_000);
 
   async function waitForPostmaster(): Promise<string> {
@@ -150,14 +151,5 @@ describe.skipIf(Boolean(SKIP))('keep drill on a PostgreSQL source (real PostgreS
       return found !== '';
     }, 240_000);
     return found;
-  }
-
-  function alive(pid: number): boolean {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
   }
 });

@@ -1,4 +1,3 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,12 +5,12 @@ import { DrillReport, KeepError, processClock, SealPool } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
 import { pointInTimeRestore } from '../pg/point-in-time.js';
 import { readRowCounts } from '../pg/row-counts.js';
-import { errorClass } from '../service/run-error-class.js';
+import { drillReport, DrillTiming } from './drill.js';
 import { amcheck, compareRowCounts, runSqlCheck } from './pg-checks.js';
 import { PrivateServer } from './pg-server.js';
 import { makeScratch, removeStaleScratch } from './scratch.js';
 
-export interface PgDrillOptions {
+export interface PgDrillOptions extends DrillTiming {
   source: string;
   /** a base backup id prefix (default: the newest) */
   base?: string;
@@ -27,10 +26,6 @@ export interface PgDrillOptions {
   recoveryTimeoutMs: number;
   env: NodeJS.ProcessEnv;
   envFile?: string;
-  now: () => number;
-  started: number;
-  wallStart: number;
-  wallNow: () => number;
 }
 
 export interface PgDrillResult {
@@ -163,24 +158,8 @@ export async function runPgDrill(repo: Unlocked, o: PgDrillOptions): Promise<PgD
     scratch?.remove();
     await pool.close().catch(() => undefined);
   }
-  const duration = o.now() - o.started;
-  const failed = out.error !== undefined || failures.length > 0;
   out.report = {
-    id: crypto.randomBytes(16).toString('hex'),
-    source: o.source,
-    snapshot,
-    kind: 'postgres',
-    mode: 'write',
-    result: failed ? 'failure' : 'success',
-    start_ms: o.wallStart,
-    end_ms: Math.max(o.wallStart, o.wallNow()),
-    duration_ms: Math.max(0, Math.round(duration)),
-    setup_ms: Math.max(0, Math.min(Math.round(setup), Math.round(duration))),
-    files,
-    bytes,
-    files_verified: 0,
-    verify_failures: failures.length,
-    ...(failed ? { error_class: out.error ? errorClass(out.error) : 'CORRUPT' } : {}),
+    ...drillReport(o, { source: o.source, snapshot, kind: 'postgres', mode: 'write', setup, files, bytes, verified: 0, failures: failures.length, error: out.error }),
     ...(consistent !== undefined ? { consistent_ms: Math.round(consistent) } : {}),
     ...(promoted !== undefined ? { promoted_ms: Math.round(promoted) } : {}),
     ...(reached !== undefined ? { recovered_to_ms: Math.round(reached) } : {}),
