@@ -44,6 +44,16 @@ describe('keep agent check-config', () => {
     ]);
   });
 
+  it('drill jobs of PostgreSQL sources take SQL checks (and refuse an empty one)', async () => {
+    const ok = write(dir, 'pg-drill.yaml', `repository:\n  location: ${dir}/repo\n  password_file: ${pw}\njobs:\n  - type: drill\n    name: drill-pg\n    source: pg\n    database: shop\n    checks: [ "select count(*) > 0 from orders" ]\n`);
+    const r = await keep(['agent', 'check-config', '--config', ok, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const bad = write(dir, 'pg-drill-bad.yaml', `repository:\n  location: ${dir}/repo\n  password_file: ${pw}\njobs:\n  - type: drill\n    name: drill-pg\n    source: pg\n    checks: [ "" ]\n`);
+    const b = await keep(['agent', 'check-config', '--config', bad, '--json']);
+    expect(b.code).toBe(2);
+    expect(`${b.stdout}${b.stderr}`).toMatch(/checks/);
+  });
+
   it('names file, line and key path for every error, and exits 2', async () => {
     const f = write(
       dir,

@@ -1,12 +1,13 @@
-import { KeepError, processClock } from '@keep/core';
+import { KeepError, pgCatalog, processClock } from '@keep/core';
 import { drillFailure, DrillResult, runDrill } from '../drill/drill.js';
 import { openRepositoryWhile } from '../repo/open.js';
 import { RestorePool, restoreWorkerCount } from '../restore/worker-pool.js';
 import { parse } from '../terminal/args.js';
 import { formatBytes, formatRate, printJsonLine } from '../terminal/output.js';
 import { selectSnapshot } from './select.js';
+import { pgDrillCommand } from './drill-postgres.js';
 
-const USAGE = 'usage: keep drill [SNAPSHOT|latest] --source SOURCE [--target DIR | --no-write] [--json]';
+const USAGE = 'usage: keep drill [SNAPSHOT|latest] --source SOURCE [--target DIR | --no-write] [--at TIME] [--check SQL]... [--json]';
 
 function kindText(r: DrillResult): string {
   return r.report.mode === 'read' ? 'read-only drill (--no-write: fetched, decrypted and verified, nothing written)' : 'restore drill (written to a scratch directory, read back, removed)';
@@ -39,11 +40,17 @@ export async function drillCommand(argv: string[]): Promise<void> {
     target: { type: 'string', short: 't' },
     'no-write': { type: 'boolean' },
     json: { type: 'boolean' },
+    // PostgreSQL sources
+    at: { type: 'string' },
+    check: { type: 'string', multiple: true },
+    dbname: { type: 'string' },
+    'pg-bin': { type: 'string' },
   });
   if (!values.source) throw new KeepError('INVALID_ARGUMENT', USAGE);
   if (positionals.length > 1) throw new KeepError('INVALID_ARGUMENT', 'drill takes one snapshot');
   if (values.target && values['no-write']) throw new KeepError('INVALID_ARGUMENT', '--no-write writes nothing: it takes no --target');
   const mode = values['no-write'] ? 'read' : 'write';
+  const pgOnly = values.at ?? values.check ?? values.dbname ?? values['pg-bin'];
   // as restore: the workers load their code while scrypt runs
   const pool = mode === 'write' ? new RestorePool(restoreWorkerCount(), process.getuid?.() === 0) : undefined;
   let r: DrillResult;
@@ -51,6 +58,14 @@ export async function drillCommand(argv: string[]): Promise<void> {
   try {
     const { repo, meanwhile: list } = await openRepositoryWhile((conn) => conn.snapshots({ source: values.source }));
     try {
+      // A source with base backups is a PostgreSQL source (as keepd status's pitr decides): drilled by recovering it.
+      if (pgCatalog(list).bases.length > 0) {
+        if (mode === 'read') throw new KeepError('INVALID_ARGUMENT', 'a PostgreSQL drill recovers the database: it takes no --no-write');
+        repo.conn.readAs(values.source);
+        const ref = positionals[0];
+        return await pgDrillCommand(repo, { ...values, source: values.source, base: ref && ref !== 'latest' ? ref : undefined }, started, () => clock.now());
+      }
+      if (pgOnly !== undefined) throw new KeepError('INVALID_ARGUMENT', '--at, --check, --dbname and --pg-bin are for PostgreSQL sources (this source has no base backup)');
       const snap = selectSnapshot(repo.keys, list, positionals[0] ?? 'latest', { source: values.source });
       repo.conn.readAs(snap.source);
       r = await runDrill(repo, snap, { mode, parent: values.target, now: () => clock.now(), started, wallStart: started, wallNow: () => clock.now(), pool });

@@ -135,7 +135,7 @@ progress: percent, files and bytes of the total (counted from the snapshot befor
 (--json: restic's status lines, with seconds_remaining). Ctrl-C stops cleanly: exit 130 and what is
 not restored; a file being written is removed, never left under its name. To finish, run the same
 restore with --overwrite if-changed: complete files are skipped without reading them again.`,
-  drill: `usage: keep drill [SNAPSHOT|latest] --source SOURCE [--target DIR | --no-write] [--json]
+  drill: `usage: keep drill [SNAPSHOT|latest] --source SOURCE [--target DIR | --no-write] [--at TIME] [--check SQL]... [--json]
 
 A restore drill: restore the snapshot (default latest of --source) the way a recovery would (the same
 restore code and parallelism) into a fresh scratch directory, read every file back against the snapshot
@@ -146,7 +146,19 @@ keeps each source's drill history and its RTO estimate. A failed drill is report
   --target DIR          where the scratch directory goes (default: the temp directory); a scratch
                         directory of a killed drill found there is removed first (only ours: marked)
   --no-write            fetch, decrypt and verify every file without writing (hosts without scratch space)
-  --json                one line: the drill report (message_type "drill")`,
+  --json                one line: the drill report (message_type "drill")
+
+A PostgreSQL source (one with keep pg backup base backups) is drilled by recovering it: the latest base
+backup (or SNAPSHOT) and its WAL are restored into the scratch directory as keep pg restore does, a
+private PostgreSQL on a Unix socket there (never a TCP port, archiving off) recovers it, first to where
+it is consistent (the row counts keep pg backup recorded are compared there), then to the target and
+promoted; pg_amcheck runs where installed, then each --check. Reports the time to a consistent and to a
+promoted database and the last transaction replayed; the server and scratch are removed afterwards.
+  --at TIME             the recovery target (default: the end of the archived WAL)
+  --check SQL           a statement that must return true on the recovered database (repeatable; a
+                        drill job's are its "checks")
+  --dbname DB           where the checks run (default postgres)
+  --pg-bin DIR          PostgreSQL's programs (default: the backup's major version, else PATH)`,
   ls: `usage: keep ls SNAPSHOT|latest [PATH] [--source N] [--at TIME] [--allow-unauthenticated]
 
 List a snapshot's files (below PATH).`,

@@ -40,8 +40,8 @@ export interface DrillResult {
 }
 
 /**
- * One restore drill of a files snapshot (a PostgreSQL drill will be its own
- * runner beside this one, reporting the same DrillReport with kind
+ * One restore drill of a files snapshot (a PostgreSQL drill is its own
+ * runner, pg-drill.ts, reporting the same DrillReport with kind
  * 'postgres'). A write drill restores through the restore code path
  * (Restorer, its workers and parallelism) into a fresh scratch directory,
  * reads every file back against the snapshot (restore --verify: size and
@@ -97,26 +97,42 @@ export async function runDrill(repo: Unlocked, snap: Snapshot, o: DrillOptions):
     error = e as Error;
     await o.pool?.close().catch(() => undefined);
   }
-  const duration = o.now() - o.started;
-  const failed = error !== undefined || failures.length > 0;
-  const report: DrillReport = {
-    id: crypto.randomBytes(16).toString('hex'),
-    source: snap.source,
-    snapshot: snap.id,
-    kind: 'files',
-    mode: o.mode,
-    result: failed ? 'failure' : 'success',
-    start_ms: o.wallStart,
-    end_ms: Math.max(o.wallStart, o.wallNow()),
-    duration_ms: Math.max(0, Math.round(duration)),
-    setup_ms: Math.max(0, Math.min(Math.round(setup), Math.round(duration))),
-    files,
-    bytes,
-    files_verified: verified,
-    verify_failures: failures.length,
-    ...(failed ? { error_class: error ? errorClass(error) : 'CORRUPT' } : {}),
-  };
+  const report = drillReport(o, { source: snap.source, snapshot: snap.id, kind: 'files', mode: o.mode, setup, files, bytes, verified, failures: failures.length, error });
   return { report, failures, error, dirs, symlinks, entries_checked: checked, scratch: scratchDir, stale_removed: stale };
+}
+
+/** When a drill ran, on the drill's clock and the agent's wall clock (both runners' options). */
+export interface DrillTiming {
+  now: () => number;
+  started: number;
+  wallStart: number;
+  wallNow: () => number;
+}
+
+/** The report of a drill that began at t.started and ends now: failed when it stopped on an error or found differences. */
+export function drillReport(
+  t: DrillTiming,
+  r: { source: string; snapshot: string; kind: DrillReport['kind']; mode: DrillMode; setup: number; files: number; bytes: number; verified: number; failures: number; error?: Error },
+): DrillReport {
+  const duration = t.now() - t.started;
+  const failed = r.error !== undefined || r.failures > 0;
+  return {
+    id: crypto.randomBytes(16).toString('hex'),
+    source: r.source,
+    snapshot: r.snapshot,
+    kind: r.kind,
+    mode: r.mode,
+    result: failed ? 'failure' : 'success',
+    start_ms: t.wallStart,
+    end_ms: Math.max(t.wallStart, t.wallNow()),
+    duration_ms: Math.max(0, Math.round(duration)),
+    setup_ms: Math.max(0, Math.min(Math.round(r.setup), Math.round(duration))),
+    files: r.files,
+    bytes: r.bytes,
+    files_verified: r.verified,
+    verify_failures: r.failures,
+    ...(failed ? { error_class: r.error ? errorClass(r.error) : 'CORRUPT' } : {}),
+  };
 }
 
 /** The error a failed drill ends its command with. */

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { processAlive } from '@keep/core';
+import { processAlive, systemClock } from '@keep/core';
 
 /** Scratch directories of drills are named so and hold MARKER: only ours are ever removed. */
 const PREFIX = 'keep-drill-';
@@ -32,6 +32,7 @@ export function removeStaleScratch(parent: string): string[] {
       continue; // no marker of ours: not ours to remove
     }
     if (processAlive(pid) && pid !== process.pid) continue;
+    stopStalePostmaster(path.join(dir, 'restore'));
     fs.rmSync(dir, { recursive: true, force: true });
     removed.push(name);
   }
@@ -46,4 +47,29 @@ export function makeScratch(parent: string): { dir: string; target: string; remo
   fs.writeFileSync(path.join(dir, MARKER), JSON.stringify({ pid: process.pid, started: new Date().toISOString() }) + '\n', { mode: 0o600 });
   const target = path.join(dir, 'restore');
   return { dir, target, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A PostgreSQL drill killed with its server running leaves that server (in
+ * its own process group, with its restore_command children) on the scratch
+ * data: kill the group when postmaster.pid names this very data directory
+ * (so the pid is ours, not a reused one) and wait for it to go, so that no
+ * child writes into the directory while it is removed.
+ */
+function stopStalePostmaster(pgdata: string): void {
+  let pid: number;
+  try {
+    const [first, dataDir] = fs.readFileSync(path.join(pgdata, 'postmaster.pid'), 'utf8').split('\n');
+    pid = Number(first);
+    if (!(pid > 1) || path.resolve(dataDir) !== path.resolve(pgdata) || !processAlive(pid)) return;
+  } catch {
+    return; // no server ran there
+  }
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    process.kill(pid, 'SIGKILL');
+  }
+  const until = systemClock.now() + 10_000;
+  while (processAlive(pid) && systemClock.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
 }

@@ -17,6 +17,7 @@ import { runBackup, RunOptions } from '../backup/run.js';
 import { usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
 import { PsqlSession, PgConnectOptions, unhex } from './psql.js';
+import { countRows, ROW_COUNTS_FILE } from './row-counts.js';
 import { Exclude, PgTreeWriter } from './tree-writer.js';
 
 /** The snapshot-level options are every backup run's; the rest says where PostgreSQL is. */
@@ -150,6 +151,8 @@ export async function runBaseBackup(repo: Unlocked, pool: SealPool, o: BaseBacku
           writer.stats.dirs++;
         }
 
+        // Counted before pg_backup_stop: a drill checks them where recovery first becomes consistent.
+        const counts = await countRows(psql, o.connect);
         let labelHex: string;
         let mapHex: string;
         [[stopLsn, labelHex, mapHex]] =
@@ -169,6 +172,7 @@ export async function runBaseBackup(repo: Unlocked, pool: SealPool, o: BaseBacku
         const root = new TreeBuilder();
         root.addDir(pgdataMeta, await writer.storeTree(dataTree));
         if (tablespaces.length) root.addDir({ ...pgdataMeta, name: Buffer.from('tablespaces') }, await writer.storeTree(spaces));
+        await writer.addData(root, ROW_COUNTS_FILE, Buffer.from(JSON.stringify(counts)), pgdataMeta);
         const tags = [
           PG_BASE_TAG,
           `timeline:${parsed.timeline}`,

@@ -16,6 +16,8 @@ export interface PointInTimeOptions {
   timeline: TimelineChoice;
   /** OID -> directory, for tablespaces restored elsewhere */
   tablespaces: Map<string, string>;
+  /** unmapped tablespaces go to ROOT/OID (drills) rather than back where they were */
+  tablespaceRoot?: string;
   action: string;
   archiveMode: 'off' | 'preserve';
   /** restore_command as given (default: keep pg wal-fetch for this source and cluster) */
@@ -48,7 +50,7 @@ export async function pointInTimeRestore(repo: Unlocked, pool: SealPool, o: Poin
   const system = plan.base.system;
   const restoreCommand = o.restoreCommand ?? pgCommandLine('wal-fetch', ['--source', o.source, ...(system ? ['--system', system] : [])], o.env, o.envFile, ['%f', '%p']);
   if (o.dryRun) return { plan, files: { files: 0, bytes: 0, tablespaces: [], owner: { uid: 0, gid: 0, mode: 0 } }, settings: [`restore_command = '${restoreCommand}'`] };
-  const files = await restoreFiles(repo, plan.base, { pgdata: o.pgdata, tablespaces: o.tablespaces, clock: o.clock, onProgress: o.onProgress });
+  const files = await restoreFiles(repo, plan.base, { pgdata: o.pgdata, tablespaces: o.tablespaces, tablespaceRoot: o.tablespaceRoot, clock: o.clock, onProgress: o.onProgress });
   const settings = writeRecoveryConfig(o.pgdata, {
     restoreCommand,
     at: o.at,

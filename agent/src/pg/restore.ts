@@ -143,6 +143,8 @@ export interface RestoreFilesOptions {
   pgdata: string;
   /** oid -> directory; unmapped tablespaces go back to where they were */
   tablespaces: Map<string, string>;
+  /** where unmapped tablespaces go (ROOT/OID) instead of where they were: a drill never writes outside its scratch */
+  tablespaceRoot?: string;
   clock: Clock;
   onProgress?: (files: number, bytes: number, current?: string) => void;
 }
@@ -175,7 +177,7 @@ export async function restoreFiles(repo: Unlocked, base: PgBase, o: RestoreFiles
       const sp = line.indexOf(' ');
       const oid = line.slice(0, sp);
       const original = line.slice(sp + 1);
-      const location = path.resolve(o.tablespaces.get(oid) ?? original);
+      const location = path.resolve(o.tablespaces.get(oid) ?? (o.tablespaceRoot ? path.join(o.tablespaceRoot, oid) : original));
       const e = spaces.entries.find((x) => x.name.toString() === oid);
       if (!e) throw new KeepError('CORRUPT', `tablespace ${oid} is in tablespace_map but not in the snapshot`);
       if (fs.existsSync(location) && fs.readdirSync(location).length) throw new KeepError('ALREADY_EXISTS', `tablespace ${oid}: ${location} is not empty (map it elsewhere with --tablespace ${oid}=DIR)`);

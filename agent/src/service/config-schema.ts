@@ -100,6 +100,9 @@ export const drillJobSchema = v.strictObject({
   ...common,
   target: v.optional(v.pipe(v.string('must be a directory'), v.minLength(1, 'must not be empty'))),
   no_write: v.optional(v.boolean('must be true or false')),
+  /** PostgreSQL sources: SQL statements that must each return true on the recovered database (`database`, default postgres) */
+  checks: v.optional(v.array(v.pipe(v.string('must be SQL text'), v.minLength(1, 'must not be empty')), 'must be a list of SQL statements')),
+  database: v.optional(v.pipe(v.string('must be a database name'), v.minLength(1, 'must not be empty'))),
 });
 
 export const jobSchema = v.variant('type', [filesJobSchema, commandJobSchema, postgresJobSchema, drillJobSchema], 'must be files, command, postgres or drill');

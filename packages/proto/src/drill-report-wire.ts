@@ -24,6 +24,9 @@ export function drillReportToWire(r: DrillReport): WireDrillReport {
     filesVerified: BigInt(r.files_verified),
     verifyFailures: BigInt(r.verify_failures),
     errorClass: r.error_class ?? '',
+    consistentMs: BigInt(r.consistent_ms ?? 0),
+    promotedMs: BigInt(r.promoted_ms ?? 0),
+    recoveredToMs: BigInt(r.recovered_to_ms ?? 0),
   });
 }
 
@@ -45,5 +48,9 @@ export function drillReportFromWire(w: WireDrillReport): DrillReport {
     files_verified: Number(w.filesVerified),
     verify_failures: Number(w.verifyFailures),
     ...(w.errorClass ? { error_class: w.errorClass } : {}),
+    // PostgreSQL drills only: 0 is absent
+    ...(w.consistentMs ? { consistent_ms: Number(w.consistentMs) } : {}),
+    ...(w.promotedMs ? { promoted_ms: Number(w.promotedMs) } : {}),
+    ...(w.recoveredToMs ? { recovered_to_ms: Number(w.recoveredToMs) } : {}),
   });
 }

@@ -29,6 +29,11 @@ export interface DrillReport {
   verify_failures: number;
   /** failures: the KeepError code; never text */
   error_class?: string;
+  /** PostgreSQL drills (kind 'postgres'): ms from the drill's start until the restored server was consistent and until it was promoted */
+  consistent_ms?: number;
+  promoted_ms?: number;
+  /** PostgreSQL drills: the recovery target actually reached (the last replayed commit, ms since the epoch) */
+  recovered_to_ms?: number;
 }
 
 export const DRILL_KINDS = ['files', 'postgres'] as const;
@@ -53,6 +58,7 @@ export function checkDrillReport(r: DrillReport): DrillReport {
   if (!(r.start_ms > 0) || !(r.end_ms >= r.start_ms)) throw bad('times out of range');
   for (const k of ['duration_ms', 'setup_ms', 'files', 'bytes', 'files_verified', 'verify_failures'] as const) if (!Number.isSafeInteger(r[k]) || r[k] < 0) throw bad(`${k} must be a count`);
   if (r.setup_ms > r.duration_ms) throw bad('setup_ms exceeds duration_ms');
+  for (const k of ['consistent_ms', 'promoted_ms', 'recovered_to_ms'] as const) if (r[k] !== undefined && (!Number.isSafeInteger(r[k]) || r[k]! < 0)) throw bad(`${k} must be a count`);
   if (r.error_class !== undefined && !ERROR_CLASS.test(r.error_class)) throw bad('error_class must be an error code');
   return r;
 }
