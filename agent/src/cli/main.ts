@@ -1,22 +1,4 @@
 import { EXIT, exitOnInterrupt, formatVersionReport, helpFor, KeepError, reportExitError, surviveLmdbWriteFailures, versionReport } from '@keep/core';
-import { adminCommand } from '../commands/admin.js';
-import { agentCommand } from '../commands/agent.js';
-import { backupCommand } from '../commands/backup.js';
-import { catCommand } from '../commands/cat.js';
-import { checkCommand } from '../commands/check.js';
-import { diffCommand } from '../commands/diff.js';
-import { dumpCommand } from '../commands/dump.js';
-import { findCommand } from '../commands/find.js';
-import { forgetCommand } from '../commands/forget.js';
-import { initCommand } from '../commands/init.js';
-import { keyCommand } from '../commands/key.js';
-import { lsCommand } from '../commands/ls.js';
-import { pgCommand } from '../commands/pg.js';
-import { restoreCommand } from '../commands/restore.js';
-import { drillCommand } from '../commands/drill.js';
-import { snapshotsCommand } from '../commands/snapshots.js';
-import { statsCommand } from '../commands/stats.js';
-import { tagCommand } from '../commands/tag.js';
 import { mark } from '../startup/timing.js';
 import { startEarlyKek } from '../startup/early-kek.js';
 import { applyGlobalFlags, takeGlobalFlags } from '../terminal/global-flags.js';
@@ -32,27 +14,33 @@ async function versionCommand(argv: string[]): Promise<void> {
   else console.log(formatVersionReport(report));
 }
 
-/** A command returns its exit code when it finished with something to report (backup: EXIT.PARTIAL). */
-const commands: Record<string, (argv: string[]) => Promise<void | number>> = {
-  init: initCommand,
-  backup: backupCommand,
-  snapshots: snapshotsCommand,
-  restore: restoreCommand,
-  drill: drillCommand,
-  ls: lsCommand,
-  diff: diffCommand,
-  dump: dumpCommand,
-  cat: catCommand,
-  find: findCommand,
-  stats: statsCommand,
-  forget: forgetCommand,
-  tag: tagCommand,
-  check: checkCommand,
-  key: keyCommand,
-  pg: pgCommand,
-  version: versionCommand,
-  agent: agentCommand,
-  admin: adminCommand,
+/**
+ * A command returns its exit code when it finished with something to report (backup: EXIT.PARTIAL).
+ * Each command's module loads when it runs (esbuild turns these import()s into lazy parts of the one
+ * bundle): `keep version` or `keep snapshots` does not evaluate the service's config parsing (yaml,
+ * valibot, croner), the drills or the admin client.
+ */
+type Command = (argv: string[]) => Promise<void | number>;
+const commands: Record<string, () => Promise<Command>> = {
+  admin: async () => (await import('../commands/admin.js')).adminCommand,
+  agent: async () => (await import('../commands/agent.js')).agentCommand,
+  backup: async () => (await import('../commands/backup.js')).backupCommand,
+  cat: async () => (await import('../commands/cat.js')).catCommand,
+  check: async () => (await import('../commands/check.js')).checkCommand,
+  diff: async () => (await import('../commands/diff.js')).diffCommand,
+  dump: async () => (await import('../commands/dump.js')).dumpCommand,
+  find: async () => (await import('../commands/find.js')).findCommand,
+  forget: async () => (await import('../commands/forget.js')).forgetCommand,
+  init: async () => (await import('../commands/init.js')).initCommand,
+  key: async () => (await import('../commands/key.js')).keyCommand,
+  ls: async () => (await import('../commands/ls.js')).lsCommand,
+  pg: async () => (await import('../commands/pg.js')).pgCommand,
+  version: async () => versionCommand,
+  restore: async () => (await import('../commands/restore.js')).restoreCommand,
+  drill: async () => (await import('../commands/drill.js')).drillCommand,
+  snapshots: async () => (await import('../commands/snapshots.js')).snapshotsCommand,
+  stats: async () => (await import('../commands/stats.js')).statsCommand,
+  tag: async () => (await import('../commands/tag.js')).tagCommand,
 };
 
 async function main(argv: string[]): Promise<void | number> {
@@ -69,9 +57,9 @@ async function main(argv: string[]): Promise<void | number> {
   if (earlyKekInputs() !== before) startEarlyKek(process.env);
   const [name, ...rest] = argv;
   if (name === '--version') return versionCommand(rest);
-  const cmd = commands[name];
-  if (!cmd) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keep help)`);
-  return cmd(rest);
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!load) throw new KeepError('INVALID_ARGUMENT', `unknown command ${name} (see keep help)`);
+  return (await load())(rest);
 }
 
 const earlyKekInputs = () => JSON.stringify([process.env.KEEP_REPO, process.env.KEEP_PASSWORD, process.env.KEEP_PASSWORD_FILE]);

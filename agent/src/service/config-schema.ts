@@ -1,7 +1,7 @@
 import { TIERS } from '@keep/core';
 import * as v from 'valibot';
 import { parseSize } from '../selection/size.js';
-import { cronSchema, durationSchema } from '@keep/core';
+import { cronSchema, durationSchema } from '@keep/core/config';
 
 /**
  * The shape of /etc/keep/agent.yaml. valibot rather than zod: its schemas are

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Compression, defaultDrillIntervalMs, KeepError, Tier, TIERS } from '@keep/core';
 import * as v from 'valibot';
-import { ConfigSource, issueError, readConfigSource } from '@keep/core';
+import { ConfigSource, issueError, readConfigSource } from '@keep/core/config';
 import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
 
 import { DEFAULT_STATE_DIR } from './default-paths.js';

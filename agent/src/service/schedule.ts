@@ -1,4 +1,4 @@
-import { PlannedRuns } from '@keep/core';
+import { PlannedRuns } from '@keep/core/config';
 import type { ScheduleSpec } from './config.js';
 
 /**

@@ -55,9 +55,7 @@ export type { SessionOwner, SessionRepository } from './sessions/writer-session.
 export { AUDIT_FILES, FORMAT_VERSIONS, INDEX_TABLES, KEEPD_INDEX_TABLES, MSGPACK_BLOB_TABLE, OLD_BLOB_TABLES, REPO_DIRS, REPO_FILES, STATE_TABLES } from './formats.js';
 export * from './program-report.js';
 export * from './systemd-install.js';
-export * from './config-source.js';
 export * from './duration.js';
-export * from './config-schema-parts.js';
-export { PlannedRuns } from './planned-runs.js';
 export { pausePoint } from './test-pause.js';
 export * from './keepd-report-format.js';
+// config-source, config-schema-parts, planned-runs: @keep/core/config (config-entry.ts), so that yaml, valibot and croner load only for the commands that read a config

@@ -1,4 +1,5 @@
-import { cronSchema, durationSchema, TIERS } from '@keep/core';
+import { TIERS } from '@keep/core';
+import { cronSchema, durationSchema } from '@keep/core/config';
 import * as v from 'valibot';
 
 /**

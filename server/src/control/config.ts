@@ -1,4 +1,5 @@
-import { issueError, KeepError, readConfigSource } from '@keep/core';
+import { KeepError } from '@keep/core';
+import { issueError, readConfigSource } from '@keep/core/config';
 import * as v from 'valibot';
 import { KeepdConfigInput, keepdConfigSchema } from './config-schema.js';
 

@@ -1,4 +1,5 @@
-import { Clock, forgetSnapshots, PlannedRuns, prune, Repository } from '@keep/core';
+import { Clock, forgetSnapshots, prune, Repository } from '@keep/core';
+import { PlannedRuns } from '@keep/core/config';
 import { audit, KEEPD } from '../audit/log.js';
 import { forgetFields, pruneFields } from '../audit/events.js';
 import type { Logger } from '../log.js';
