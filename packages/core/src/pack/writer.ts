@@ -48,7 +48,7 @@ export class PackWriter {
   readonly entries: PackEntry[] = [];
 
   constructor(
-    private readonly tmpDir: string,
+    tmpDir: string,
     private readonly packsDir: string,
   ) {
     this.tmpPath = path.join(tmpDir, `${this.id}.pack.tmp`);
