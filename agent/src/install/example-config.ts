@@ -67,5 +67,15 @@ jobs:
     connection: { socket: /var/run/postgresql, port: 5432, user: postgres }
     tier: high
     checkpoint: spread       # or fast: an immediate checkpoint at the start
+
+  # drill: prove a source restorable on a schedule (default monthly, weekly for critical):
+  # restore its latest snapshot into a scratch directory, verify and time it, tell keepd.
+  # A PostgreSQL source is recovered in a private server and checked (row counts, checks).
+  - name: drill-main-db
+    type: drill
+    source: main-db
+    checks: ["select count(*) > 0 from pg_class"]
+    # target: /var/tmp                       (where the scratch directory goes)
+    # no_write: true                         (files sources: read and verify only)
 `;
 }
