@@ -65,12 +65,13 @@ export class DedupScopeIndex {
     };
   }
 
-  /** Record ownership in one transaction (called in batches, not per blob); none, and no disk sync, when every row exists. */
+  /** Record ownership in one transaction (called in batches, not per blob). */
   async record(source: string, ids: Iterable<Id>): Promise<void> {
-    const rows = [...ids].filter((id) => !this.firstOwner(source, id) && this.db.get(this.key(id, source)) === undefined);
-    if (rows.length === 0) return;
+    const list = [...ids];
+    if (list.length === 0) return;
     await this.db.transaction(() => {
-      for (const id of rows) {
+      for (const id of list) {
+        if (this.firstOwner(source, id)) continue;
         const k = this.key(id, source);
         if (this.db.get(k) === undefined) void this.db.put(k, true);
       }
