@@ -238,3 +238,29 @@ describe('keep agent run killed mid-run', () => {
     expect(snaps.map((s: any) => s.source)).toEqual(['slow']);
   });
 });
+
+describe('keep agent run stopped while it starts', () => {
+  const dir = tmp.make('keep-agent-early-stop-');
+  afterAll(killAllKeepd);
+
+  it('exits 0 on a SIGTERM that lands while it unlocks (keepd not answering), not killed by the signal', async () => {
+    const data = path.join(dir, 'data');
+    await keepdInit(data);
+    const token = await createToken(data, 'agent');
+    const keepd = await startKeepd(data);
+    await keepJson(['init', '--kdf-cost', '12'], { env: { KEEP_REPO: keepd.url, KEEP_TOKEN: token.token, KEEP_PASSWORD: PASSWORD } });
+    const cfg = path.join(dir, 'agent.yaml');
+    fs.writeFileSync(cfg, config([`location: ${keepd.url}`, `token_file: ${writeSecret(dir, 'token', token.token)}`, `password_file: ${writeSecret(dir, 'password', PASSWORD)}`], `  - type: command\n    name: dump\n    argv: [echo, x]\n    stdin_name: x\n    schedule: { every: 1h }\n`));
+    keepd.child.kill('SIGSTOP'); // the agent's unlock waits on keepd for as long as the test holds it
+    try {
+      const agent = new Agent(['--config', cfg, '--state-dir', path.join(dir, 'state')]);
+      await agent.waitFor((l) => l.msg === 'unlocking the repository');
+      agent.child.kill('SIGTERM');
+      expect(await agent.exited).toEqual({ code: 0, signal: null });
+      expect(agent.lines.map((l) => l.msg)).toContain('stopped while starting');
+      expect(agent.lines.map((l) => l.msg)).not.toContain('run started');
+    } finally {
+      keepd.child.kill('SIGCONT');
+    }
+  });
+});

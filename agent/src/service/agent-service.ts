@@ -57,13 +57,36 @@ export class AgentService {
 
   /** Runs until a stop signal; resolves with the exit code. */
   async run(): Promise<number> {
+    // Stop signals are caught from the first instruction: one landing while the agent starts
+    // (unlocking can wait on keepd) would otherwise take the default action and kill it mid-write.
+    process.removeAllListeners('SIGINT'); // the CLI's exit-at-once handler: the agent stops as on SIGTERM
+    const signalled = new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    // SIGHUP likewise: during the start it is remembered, and reloads once the jobs are set
+    let ready = false;
+    let hupWhileStarting = false;
+    process.on('SIGHUP', () => (ready ? this.reload() : (hupWhileStarting = true)));
+    const started = this.start().then(() => undefined);
+    const early = await Promise.race([started, signalled]);
+    if (early !== undefined) {
+      this.log.info({ signal: early }, 'stopped while starting');
+      return 0;
+    }
+    ready = true;
+    if (hupWhileStarting) this.reload();
+    this.arm();
+    return this.stop(await signalled);
+  }
+
+  /** Config, key, scheduler, WAL archiver and status socket; no job runs until arm(). */
+  private async start(): Promise<void> {
     const { config, warnings } = loadConfig(this.opts.configFile, { stateDir: this.opts.stateDir });
     this.config = config;
     for (const w of warnings) this.log.warn(w);
     this.state = StateFile.open(config.stateDir);
-    // from the start: a SIGHUP during the unlock would otherwise end the process (its default action); it reloads once the jobs are set
-    let hupWhileStarting = false;
-    process.on('SIGHUP', () => (this.scheduler ? this.reload() : (hupWhileStarting = true)));
+    this.log.info({ repository: config.repository.location }, 'unlocking the repository');
     this.key = await HeldKey.unlock(config.repository);
     this.log.info({ repository: config.repository.location, jobs: config.jobs.map((j) => j.name) }, 'repository unlocked; agent started');
     this.pool = new SealPool(this.key.master);
@@ -78,17 +101,8 @@ export class AgentService {
       onPlanChanged: () => this.arm(),
     });
     this.scheduler.setJobs(config.jobs, (n) => this.state.history(n));
-    if (hupWhileStarting) this.reload();
     this.wal = new WalArchiver(this.key, this.pool, config.host, this.clock, this.log, () => this.config.jobs);
     this.socket = await StatusSocket.listen(config.socket, (r) => this.answer(r));
-    const done = new Promise<number>((resolve) => {
-      const stop = (signal: string) => void this.stop(signal).then(resolve);
-      process.removeAllListeners('SIGINT'); // the CLI's exit-at-once handler: the agent stops as on SIGTERM
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
-    this.arm();
-    return done;
   }
 
   private async runJob(job: Job, signal: AbortSignal): Promise<RunTotals> {

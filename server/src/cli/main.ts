@@ -85,6 +85,12 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     if (!Number.isInteger(syncReplicas) || syncReplicas < 0 || !(syncTimeout > 0)) throw new KeepError('INVALID_ARGUMENT', '--sync-replicas takes a count, --sync-timeout seconds');
     const interval = a['sync-interval'] === undefined ? undefined : Number(a['sync-interval']);
     if (interval !== undefined && !(interval > 0)) throw new KeepError('INVALID_ARGUMENT', '--sync-interval takes seconds (> 0)');
+    // Handlers first: a stop signal that lands while serve() starts (the tests send one as soon as
+    // 'listening' is printed) would otherwise take the default action and kill keepd mid-write.
+    const signalled = new Promise<void>((resolve) => {
+      process.once('SIGTERM', () => resolve());
+      process.once('SIGINT', () => resolve());
+    });
     const server = await serve({
       data: a.data,
       listen: (a.listen as string | undefined) ?? '127.0.0.1:7420',
@@ -102,11 +108,8 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       config,
       auditRetentionMs: parseAuditRetention((a['audit-retention'] as string | undefined) ?? DEFAULT_AUDIT_RETENTION),
     });
-    await new Promise<void>((resolve) => {
-      const stop = () => void server.shutdown().then(resolve);
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    });
+    await signalled;
+    await server.shutdown();
   },
   async token(argv) {
     const [sub, ...rest] = argv;
