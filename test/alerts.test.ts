@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, RawClient, runKeepd, startKeepd, Token, wire } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, reportRuns, runKeepd, startKeepd, Token } from './keepd-harness.js';
 import { Receiver, until } from './webhook-receiver.js';
 
 const PASSWORD = 'alerts passphrase';
@@ -228,24 +228,14 @@ describe('alerts configuration and repeats', () => {
     try {
       // RPO 1 h: the source stays within it, so only the reported runs move its state
       const { keepd, token } = await backedUpKeepd('keep-alerts-failing-', `watchdog: { interval: 300ms, hysteresis: 2 }\nsources: [{ match: db, rpo: 1h }]\nalerts:\n  repeat_interval: 1h\n  receivers: [{ name: hook, type: webhook, url: "http://127.0.0.1:${receiver.port}/hook" }]\n`);
-      const { grpc, protobuf, proto } = await wire();
-      const report = (id: string, result: string) =>
-        protobuf.toBinary(
-          proto.ReportRunsRequestSchema,
-          protobuf.create(proto.ReportRunsRequestSchema, { reports: [{ id, source: 'db', job: 'db', kind: 'files', reason: 'scheduled', attempt: 1, startMs: 1n, endMs: 2n, result, errorClass: result === 'failure' ? 'exit 1' : '' }] }),
-        );
-      const client = new RawClient(grpc, `127.0.0.1:${keepd.port}`, token.token);
-      try {
-        expect((await client.unary('ReportRuns', report('f1'.repeat(16), 'failure'))).ok).toBe(true);
-        const fired = await until('the failing alert', () => receiver.accepted('/hook', 'source/db:1')[0]);
-        expect(fired.body).toMatchObject({ id: 'source/db', state: 'firing', condition: 'failing', severity: 2 });
-        expect((await client.unary('ReportRuns', report('a1'.repeat(16), 'success'))).ok).toBe(true);
-        const resolved = await until('the resolve', () => receiver.accepted('/hook', 'source/db:2')[0]);
-        expect(resolved.body).toMatchObject({ state: 'resolved', from: 'failing' });
-        expect(receiver.seen.filter((r) => r.status === 200).map((r) => r.key)).toEqual(['source/db:1', 'source/db:2']);
-      } finally {
-        client.close();
-      }
+      const report = (id: string, result: 'success' | 'failure') => reportRuns(`127.0.0.1:${keepd.port}`, token.token, [{ id, source: 'db', result }]);
+      expect((await report('f1'.repeat(16), 'failure')).ok).toBe(true);
+      const fired = await until('the failing alert', () => receiver.accepted('/hook', 'source/db:1')[0]);
+      expect(fired.body).toMatchObject({ id: 'source/db', state: 'firing', condition: 'failing', severity: 2 });
+      expect((await report('a1'.repeat(16), 'success')).ok).toBe(true);
+      const resolved = await until('the resolve', () => receiver.accepted('/hook', 'source/db:2')[0]);
+      expect(resolved.body).toMatchObject({ state: 'resolved', from: 'failing' });
+      expect(receiver.seen.filter((r) => r.status === 200).map((r) => r.key)).toEqual(['source/db:1', 'source/db:2']);
     } finally {
       await receiver.close();
     }

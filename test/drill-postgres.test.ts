@@ -112,6 +112,12 @@ describe.skipIf(Boolean(SKIP))('keep drill on a PostgreSQL source (real PostgreS
     const s = await keepdJson(['status', '--data', path.join(dir, 'keepd'), '--json']);
     const row = (s.drills as any[]).find((x) => x.source === 'db');
     expect(row).toMatchObject({ drills: 1, failures: 0, last_result: 'success' });
+    // the RTO of a PostgreSQL source is its time to a promoted server, extrapolated from the base backup
+    // (not from the newest snapshot, a WAL segment): the base drilled is the newest, so the estimate is that time
+    // (the restore writes a few bytes of recovery settings the snapshot does not count)
+    expect(Math.abs(row.current_bytes - d.bytes)).toBeLessThan(4096);
+    expect(Math.abs(row.rto_estimate_s * 1000 - d.promoted_ms)).toBeLessThanOrEqual(d.promoted_ms * 0.001 + 2);
+    expect(row.rto_estimate_s * 1000).toBeLessThan(d.duration_ms);
   }, 600_000);
 
   it('a custom check that is not true fails the drill: exit 4, reported to keepd', async () => {

@@ -318,6 +318,32 @@ export async function wire(): Promise<{ grpc: any; protobuf: any; proto: any }> 
   return { grpc: grpcMod.default ?? grpcMod, protobuf, proto };
 }
 
+/** One run as `keep agent run` reports it; the fields a test leaves out are a plain scheduled files run. */
+export interface TestRunReport {
+  id: string;
+  source: string;
+  result: 'success' | 'failure';
+  job?: string;
+  kind?: string;
+  attempt?: number;
+  startMs?: bigint;
+  endMs?: bigint;
+  errorClass?: string;
+}
+
+/** Sends `reports` to keepd at `address` (host:port) with `token`, as ReportRuns; resolves with the raw reply. */
+export async function reportRuns(address: string, token: string, reports: TestRunReport[]): Promise<{ ok: true; body: Buffer } | ({ ok: false } & RawError)> {
+  const { grpc, protobuf, proto } = await wire();
+  const full = reports.map((r) => ({ job: r.source, kind: 'files', reason: 'scheduled', attempt: 1, startMs: 1n, endMs: 2n, errorClass: r.result === 'failure' ? 'exit 3' : '', ...r }));
+  const body = protobuf.toBinary(proto.ReportRunsRequestSchema, protobuf.create(proto.ReportRunsRequestSchema, { reports: full }));
+  const client = new RawClient(grpc, address, token);
+  try {
+    return await client.unary('ReportRuns', body);
+  } finally {
+    client.close();
+  }
+}
+
 export interface RawError {
   code: number;
   details: string;

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordedTime, Repository } from '@keep/core';
 import { keepdRepoOptions } from '@keep/server/dist/data-lock.js';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, RawClient, runKeep, runKeepd, startKeepd, Token, wire } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, reportRuns, runKeep, runKeepd, startKeepd, Token } from './keepd-harness.js';
 
 const PASSWORD = 'dr report passphrase';
 const H = 3600_000;
@@ -46,13 +46,8 @@ describe('keepd report', () => {
     await k.stop();
     k = await backup(1.5 * H, 2);
     // an agent's failed run, as `keep agent run` reports it
-    const { grpc, protobuf, proto } = await wire();
     const now = BigInt(Date.now() + 1.5 * H);
-    const req = protobuf.toBinary(
-      proto.ReportRunsRequestSchema,
-      protobuf.create(proto.ReportRunsRequestSchema, { reports: [{ id: 'cd'.repeat(16), source: 'web', job: 'web', kind: 'files', reason: 'scheduled', attempt: 1, startMs: now - 1000n, endMs: now, result: 'failure', errorClass: 'exit 3' }] }),
-    );
-    const sent = await new RawClient(grpc, k.url.replace('grpc://', ''), token.token).unary('ReportRuns', req);
+    const sent = await reportRuns(k.url.replace('grpc://', ''), token.token, [{ id: 'cd'.repeat(16), source: 'web', result: 'failure', startMs: now - 1000n, endMs: now }]);
     expect(sent.ok).toBe(true);
     await k.stop();
     k = await backup(3 * H, 3);

@@ -14,7 +14,7 @@ import { Agent, agentConfig, killAllAgents, writeSecret } from './agent-harness.
 import { Repository, RunReport } from '@keep/core';
 import { RUN_REPORTS_KEPT, RunReportStore } from '@keep/server/dist/run-reports.js';
 import { keepJson, tempDirs } from './helpers.js';
-import { createToken, filesContaining, Keepd, keepdInit, keepdJson, killAllKeepd, RawClient, runKeepd, startKeepd, Token, wire } from './keepd-harness.js';
+import { createToken, filesContaining, Keepd, keepdInit, keepdJson, killAllKeepd, reportRuns, runKeepd, startKeepd, Token, wire } from './keepd-harness.js';
 
 const PASSWORD = 'run reports passphrase';
 /** in the failing command's stderr, so in its error text: it must never reach keepd's data in plaintext */
@@ -116,15 +116,9 @@ describe('keep agent run reports its runs to keepd', () => {
   });
 
   it('refuses a report from an agent token for another source, and from a replica token', async () => {
-    const { grpc, protobuf, proto } = await wire();
-    const req = protobuf.toBinary(
-      proto.ReportRunsRequestSchema,
-      protobuf.create(proto.ReportRunsRequestSchema, {
-        reports: [{ id: 'ab'.repeat(16), source: 'broken', job: 'broken', kind: 'command', reason: 'scheduled', attempt: 1, startMs: 1n, endMs: 2n, result: 'success' }],
-      }),
-    );
+    const { grpc } = await wire();
     for (const t of [other, replica]) {
-      const r = await new RawClient(grpc, `127.0.0.1:${port}`, t.token).unary('ReportRuns', req);
+      const r = await reportRuns(`127.0.0.1:${port}`, t.token, [{ id: 'ab'.repeat(16), source: 'broken', kind: 'command', result: 'success' }]);
       expect(r.ok).toBe(false);
       expect(r.ok === false && r.code).toBe(grpc.status.PERMISSION_DENIED);
     }

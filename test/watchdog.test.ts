@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
-import { createToken, Keepd, keepdInit, keepJson, killAllKeepd, metric, RawClient, runKeepd, scrape, startKeepd, Token, wire } from './keepd-harness.js';
+import { createToken, Keepd, keepdInit, keepJson, killAllKeepd, metric, reportRuns, runKeepd, scrape, startKeepd, Token } from './keepd-harness.js';
 
 const PASSWORD = 'watchdog passphrase';
 const tmp = tempDirs();
@@ -118,15 +118,9 @@ describe('the watchdog judges sources from stored facts', { timeout: 300_000 }, 
 
   it('a failed run an agent reports makes the source failing (CRITICAL), counted in keep_backup_runs_total across restarts', async () => {
     await backup();
-    const { grpc, protobuf, proto } = await wire();
-    const report = (id: string, result: string) =>
-      protobuf.toBinary(
-        proto.ReportRunsRequestSchema,
-        protobuf.create(proto.ReportRunsRequestSchema, { reports: [{ id, source: 'db', job: 'db', kind: 'files', reason: 'scheduled', attempt: 1, startMs: 1n, endMs: 2n, result, errorClass: result === 'failure' ? 'exit 3' : '' }] }),
-      );
-    const client = new RawClient(grpc, `127.0.0.1:${keepd.port}`, token.token);
-    expect((await client.unary('ReportRuns', report('a1'.repeat(16), 'success'))).ok).toBe(true);
-    expect((await client.unary('ReportRuns', report('f1'.repeat(16), 'failure'))).ok).toBe(true);
+    const report = (id: string, result: 'success' | 'failure') => reportRuns(`127.0.0.1:${keepd.port}`, token.token, [{ id, source: 'db', result }]);
+    expect((await report('a1'.repeat(16), 'success')).ok).toBe(true);
+    expect((await report('f1'.repeat(16), 'failure')).ok).toBe(true);
     await waitForState(data, 'db', 'failing');
     const c = await check(data);
     expect(c.code).toBe(2);
@@ -150,9 +144,8 @@ describe('the watchdog judges sources from stored facts', { timeout: 300_000 }, 
     expect((s.watchdog.transitions as { name: string; to: string }[]).filter((t) => t.name === 'db' && t.to === 'failing')).toHaveLength(1);
 
     // a success ends the streak
-    const again = new RawClient(grpc, `127.0.0.1:${keepd.port}`, token.token);
     await backup();
-    expect((await again.unary('ReportRuns', report('a2'.repeat(16), 'success'))).ok).toBe(true);
+    expect((await report('a2'.repeat(16), 'success')).ok).toBe(true);
     await waitForState(data, 'db', 'ok');
   });
 

@@ -1,4 +1,4 @@
-import { defaultDrillIntervalMs, recordedTime, Snapshot, TIERS } from '@keep/core';
+import { defaultDrillIntervalMs, PG_WAL_TAG, recordedTime, Snapshot, TIERS } from '@keep/core';
 import type { StoredDrill } from '../drills.js';
 import type { SourcePolicy } from './policies.js';
 
@@ -13,6 +13,11 @@ import type { SourcePolicy } from './policies.js';
  * that rate. A drill of an empty snapshot measured only start-up: its whole
  * time is the estimate. A --no-write drill never paid for the disk writes,
  * so its estimate is a lower bound (`mode` says which kind measured it).
+ * A PostgreSQL drill's recovery ends when the server is promoted: its wall
+ * time is `promoted_ms` (validation and teardown after it are not part of
+ * a recovery), and the size it extrapolates to is the latest base backup's
+ * (a WAL segment is a snapshot of the source too, but not what a restore
+ * starts from).
  */
 export interface DrillView {
   source: string;
@@ -31,21 +36,26 @@ export interface DrillView {
   configured: boolean;
 }
 
-/** Bytes/s of a drill's transfer (its wall time less its start-up). */
+/** The part of a drill a real recovery would take, ms: to a promoted server for PostgreSQL, the whole drill otherwise. */
+export function recoveryWallMs(d: StoredDrill): number {
+  return d.kind === 'postgres' && d.promoted_ms !== undefined ? d.promoted_ms : d.duration_ms;
+}
+
+/** Bytes/s of a drill's transfer (its recovery time less its start-up). */
 export function drillRate(d: StoredDrill): number {
-  return (d.bytes * 1000) / Math.max(1, d.duration_ms - d.setup_ms);
+  return (d.bytes * 1000) / Math.max(1, recoveryWallMs(d) - d.setup_ms);
 }
 
 /** The RTO estimate for `bytes` from drill `d` (the rule above), ms. */
 export function rtoEstimateMs(d: StoredDrill, bytes: number): number {
-  if (d.bytes === 0) return d.duration_ms;
+  if (d.bytes === 0) return recoveryWallMs(d);
   return Math.round(d.setup_ms + (bytes * 1000) / drillRate(d));
 }
 
 export function drillView(policy: SourcePolicy, history: StoredDrill[], snaps: Snapshot[]): DrillView {
   const last = history.at(-1);
   const lastSuccess = history.filter((d) => d.result === 'success').at(-1);
-  const newest = snaps.reduce<Snapshot | undefined>((n, s) => (!n || recordedTime(s) > recordedTime(n) ? s : n), undefined);
+  const newest = snaps.filter((s) => !s.tags.includes(PG_WAL_TAG)).reduce<Snapshot | undefined>((n, s) => (!n || recordedTime(s) > recordedTime(n) ? s : n), undefined);
   const current = newest?.stats.bytes ?? lastSuccess?.bytes ?? null;
   const target = policy.drill?.rto ?? (policy.tier ? TIERS[policy.tier].rto_s * 1000 : undefined);
   return {

@@ -1,6 +1,7 @@
 import { Clock, recordedTime, Repository } from '@keep/core';
 import { DrillStore } from '../drills.js';
 import { drillStatus } from '../control/drill-status.js';
+import { recoveryWallMs } from '../control/drill-view.js';
 import { policyFor } from '../control/policies.js';
 import { WatchStore } from '../control/watch-store.js';
 import { RunReportStore } from '../run-reports.js';
@@ -61,7 +62,7 @@ export function drReport(repo: Repository, clock: Clock, sinceMs: number): DrRep
     const history = drills.history(source).filter((d) => inWindow(d.received_ms));
     const row = drillRows.find((r) => r.source === source);
     const target = row?.rto_target_s ?? null;
-    const longest = history.length ? Math.max(...history.map((d) => d.duration_ms)) / 1000 : null;
+    const longest = history.length ? Math.max(...history.map(recoveryWallMs)) / 1000 : null;
     return {
       source,
       tier: policy.tier ?? null,
@@ -75,7 +76,7 @@ export function drReport(repo: Repository, clock: Clock, sinceMs: number): DrRep
         count: history.length,
         failures: history.filter((d) => d.result === 'failure').length,
         longest_s: longest,
-        within_target: target === null ? null : history.filter((d) => d.result === 'success' && d.duration_ms <= target * 1000).length,
+        within_target: target === null ? null : history.filter((d) => d.result === 'success' && recoveryWallMs(d) <= target * 1000).length,
         last_result: history.at(-1)?.result ?? null,
         rto_estimate_s: row?.rto_estimate_s ?? null,
         rto_target_s: target,
