@@ -121,7 +121,7 @@ export const STATE_TABLES = {
   drills: 'drills',
   /** sha256(cookie id) -> a dashboard session: token id, role, CSRF secret, expiry (server web/web-sessions.ts) */
   dashboardSessions: 'dashboard-sessions',
-  /** time\0replica -> a change in what a replica reported holding (its newest snapshot's time), kept 35 days: replica lag over time (server replica-history.ts) */
+  /** replica\0time -> a change in what a replica reported holding (its newest snapshot's time), kept 35 days: replica lag over time (server replica-history.ts) */
   replicaReports: 'replica-reports',
 } as const;
 
