@@ -11,9 +11,12 @@ import type { ReplicaReport } from '../replica-history.js';
  * (watchdog, status, metrics) and the past (the dashboard's chart).
  */
 export function lagAt(snaps: readonly Snapshot[], newestTime: string | undefined, at: number): number {
-  const lacking = snaps.map((s) => ({ s, t: recordedTime(s) })).filter(({ s, t }) => t <= at && (!newestTime || s.time > newestTime));
+  const lacking = snaps.map((s) => ({ s, t: recordedTime(s) })).filter(({ s, t }) => t <= at && lacks(s, newestTime));
   return lacking.length ? Math.max(0, at - Math.min(...lacking.map((x) => x.t))) : 0;
 }
+
+/** Does a replica whose newest snapshot has `newestTime` lack `s`? */
+const lacks = (s: Snapshot, newestTime: string | undefined) => !newestTime || s.time > newestTime;
 
 /** Replicas as the primary sees them now. */
 export function replicaLags(repo: Repository, replicas: ReplicaRegistry, now: number): { replica_id: string; lag_ms: number }[] {
@@ -33,15 +36,22 @@ const MAX_POINTS = 2000;
 export function lagHistory(snaps: readonly Snapshot[], reports: readonly ReplicaReport[], from: number, now: number): { at_ms: number; lag_ms: number }[] {
   if (!reports.length) return [];
   const start = Math.max(from, reports[0].at_ms);
-  const heldAt = (t: number) => reports.filter((r) => r.at_ms <= t).at(-1)?.newest_time;
   const times = new Set<number>([start, now]);
   for (const r of reports) if (r.at_ms > start && r.at_ms <= now) times.add(r.at_ms - 1).add(r.at_ms);
   for (const s of snaps) {
     const t = recordedTime(s);
     if (t > start && t <= now) times.add(t);
   }
+  // the snapshots each holding lacks, found once per report (a page polls this): lagAt then looks at those alone
+  const lacking = new Map<string, Snapshot[]>();
+  const lackingFor = (newest: string) => lacking.get(newest) ?? lacking.set(newest, snaps.filter((s) => lacks(s, newest))).get(newest)!;
+  let held = 0;
   return [...times]
     .sort((a, b) => a - b)
     .slice(-MAX_POINTS)
-    .map((t) => ({ at_ms: t, lag_ms: lagAt(snaps, heldAt(t), t) }));
+    .map((t) => {
+      while (held + 1 < reports.length && reports[held + 1].at_ms <= t) held++;
+      const newest = reports[held].newest_time;
+      return { at_ms: t, lag_ms: lagAt(lackingFor(newest), newest, t) };
+    });
 }
