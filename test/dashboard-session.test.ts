@@ -3,12 +3,14 @@
  * `keepd serve --http`) in this process on a clock the test moves: the login
  * cookie is HttpOnly, SameSite=Strict and Secure with its lifetime; a session
  * ends when it expires and when its token is revoked (from another process);
- * nothing answers without one.
+ * nothing answers without one. Sessions live in state.mdb (only the cookie's
+ * hash): a keepd restart keeps them; logout and revocation delete the record.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { ManualClock } from '@keep/core';
+import { ManualClock, Repository, STATE_TABLES } from '@keep/core';
 import { createLogger } from '@keep/server/dist/log.js';
 import { serve } from '@keep/server/dist/serve.js';
 import { WEB_SESSION_MS } from '@keep/server/dist/web/web-sessions.js';
@@ -51,12 +53,30 @@ describe('dashboard sessions over HTTPS', () => {
     return { cookie: line.split(';')[0], line };
   }
 
+  let tls: { cert: string; key: string; ca: string };
+  const start = async () => {
+    server = await serve({ data, listen: '127.0.0.1:0', http: '127.0.0.1:0', tlsCert: tls.cert, tlsKey: tls.key, clock, log: createLogger('warn') });
+  };
+
+  /** Stop keepd, read the stored sessions' keys from state.mdb as it left it, start keepd again on the same data. */
+  async function storedSessionKeys(): Promise<string[]> {
+    await server.shutdown();
+    const repo = await Repository.open(data);
+    try {
+      return [...repo.database(STATE_TABLES.dashboardSessions).getKeys()].map(String);
+    } finally {
+      await repo.close();
+      await start();
+    }
+  }
+  const keyOf = (cookie: string) => crypto.createHash('sha256').update(cookie.split('=')[1]).digest('hex');
+
   beforeAll(async () => {
     await keepdInit(data);
-    const tls = await keepdJson(['tls', 'init', '--data', data, '--json']);
+    tls = await keepdJson(['tls', 'init', '--data', data, '--json']);
     ca = fs.readFileSync(tls.ca);
     viewer = await createToken(data, 'viewer');
-    server = await serve({ data, listen: '127.0.0.1:0', http: '127.0.0.1:0', tlsCert: tls.cert, tlsKey: tls.key, clock, log: createLogger('warn') });
+    await start();
   });
 
   afterAll(async () => {
@@ -98,12 +118,34 @@ describe('dashboard sessions over HTTPS', () => {
     expect(r.stderr).toContain('refusing a plaintext dashboard on 0.0.0.0:0');
   });
 
-  it('revoking the token ends its sessions', async () => {
+  it('a session survives a keepd restart (stored as its hash only); logout deletes its record', async () => {
     const { cookie } = await login(viewer.token);
+    const before = await storedSessionKeys(); // keepd restarted on the same --data
+    expect(before).toContain(keyOf(cookie));
+    expect(before.join()).not.toContain(cookie.split('=')[1]);
+    const page = await request('GET', '/', { cookie });
+    expect(page.status).toBe(200);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1];
+    const out = await request('POST', '/logout', { cookie, form: new URLSearchParams({ csrf }).toString() });
+    expect(out.status).toBe(303);
+    expect((await request('GET', '/api/status', { cookie })).status).toBe(401);
+    expect(await storedSessionKeys()).not.toContain(keyOf(cookie));
+    expect((await request('GET', '/api/status', { cookie })).status).toBe(401);
+  });
+
+  it('revoking the token ends its sessions, across a restart too, and deletes their records', async () => {
+    const { cookie } = await login(viewer.token);
+    const other = (await login(viewer.token)).cookie;
     expect((await request('GET', '/alerts', { cookie })).status).toBe(200);
     const r = await runKeepd(['token', 'revoke', viewer.id, '--data', data]);
     expect(r.code).toBe(0);
     expect((await request('GET', '/alerts', { cookie })).status).toBe(303);
+    // the other session, never used since, is still stored; keepd's next start sweeps it
+    const before = await storedSessionKeys();
+    expect(before).not.toContain(keyOf(cookie));
+    expect(before).toContain(keyOf(other));
+    expect(await storedSessionKeys()).not.toContain(keyOf(other));
+    expect((await request('GET', '/alerts', { cookie: other })).status).toBe(303);
     expect((await request('POST', '/login', { form: new URLSearchParams({ token: viewer.token }).toString() })).status).toBe(401);
   });
 });

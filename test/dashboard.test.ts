@@ -13,7 +13,10 @@
  *   show them with keepd status's figures.
  * No page or endpoint answers without a session; a viewer token signs in but
  * makes no RPC; logout ends the session; tokens never reach keepd's log.
- * Screenshots of the overview and a source page go to docs/img/ with KEEP_SCREENSHOTS=1
+ * The replicas page charts each replica's lag against the RPO from its stored
+ * reports; the storage page charts the watchdog's usage samples with the
+ * growth trend, and days to full is keepd status's figure.
+ * Screenshots of the overview, a source page, replicas and storage go to docs/img/ with KEEP_SCREENSHOTS=1
  * (README shows them), else to a scratch directory: a test run leaves the tree as it was.
  */
 import fs from 'node:fs';
@@ -217,12 +220,57 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     expect((await page.goto(`${base}/sources/nope`))!.status()).toBe(404);
   });
 
+  /** A chart's figures, as the page carries them (the JSON its script draws). */
+  const chartOf = async (id: string) => JSON.parse((await page.locator(`script[data-chart="${id}"]`).textContent())!) as { x: number[]; series: { label: string; values: number[] }[]; unit: string; growth_bytes_per_day?: number | null };
+
   it('replicas, storage, maintenance and audit pages render their figures', async () => {
     await page.goto(`${base}/replicas`);
     expect(await page.locator(`tr[data-replica="${replicaId}"]`).count()).toBe(1);
+    // the replica's lag over time against the RPO, from its stored reports: its last point is keepd status's lag now
+    const lagChart = `chart-lag-${replicaId}`;
+    await expect.poll(async () => Number(await page.locator(`#${lagChart}`).getAttribute('data-drawn')), { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
+    const lag = await chartOf(lagChart);
+    const mine = (await status(data)).replicas.find((r: { replica_id: string }) => r.replica_id === replicaId);
+    expect(lag.unit).toBe('seconds');
+    expect(lag.series.map((x) => x.label)).toEqual(['lag', 'RPO']);
+    expect(new Set(lag.series[1].values)).toEqual(new Set([mine.rpo_s]));
+    expect(lag.x[0] * 1000).toBeLessThanOrEqual(Date.parse(mine.last_report));
+    expect(lag.series[0].values.every((v) => v >= 0 && v <= mine.rpo_s)).toBe(true);
+    expect(lag.series[0].values.at(-1)).toBe(mine.lag_s);
+    expect(await page.locator(`#${lagChart} canvas`).count()).toBeGreaterThan(0);
+    await page.screenshot({ path: shot('dashboard-replicas.png'), fullPage: true });
+
     await page.goto(`${base}/storage`);
     expect(await page.textContent('#card-used')).toMatch(/[KMGT]iB|B/);
     expect(await page.textContent('#card-free')).toMatch(/[KMGT]iB/);
+    // days to full is keepd status's (the watchdog's) figure: the page and GetStatus's report (statusReport, keepd
+    // status --json's code) asked together, as the watchdog re-evaluates a moving disk every 300 ms
+    const [{ value: sessionCookie }] = await ctx.cookies(base);
+    const asSession = { cookie: `keep_session=${sessionCookie}` };
+    const daysOf = (html: string) => /id="card-days"><b>([^<]+)</.exec(html)![1];
+    const sameDays = async () => {
+      const [live, api] = await Promise.all([fetch(`${base}/storage`, { headers: { ...asSession, 'x-keep-live': '1' } }).then((r) => r.json()), fetch(`${base}/api/status`, { headers: asSession }).then((r) => r.json())]);
+      const days = api.watchdog.states.find((h: { kind: string }) => h.kind === 'storage').detail.days_to_full;
+      return daysOf(live.html) === (days === null ? 'not growing' : String(days));
+    };
+    await expect.poll(sameDays, { timeout: 30_000, intervals: [100] }).toBe(true);
+    const cli = (await status(data)).watchdog.states.find((h: { kind: string }) => h.kind === 'storage');
+    expect(Object.keys(cli.detail)).toEqual(expect.arrayContaining(['days_to_full', 'growth_bytes_per_day']));
+    expect(await page.textContent('#card-days')).toMatch(cli.detail.days_to_full === null ? /not growing|\d/ : /\d/);
+    // the chart: the watchdog's usage samples, the first from the keepd that ran three days ago, and the trend at its growth
+    const usage = await chartOf('chart-storage');
+    expect(usage.series.map((x) => x.label)).toEqual(['used', 'free', 'trend']);
+    expect(usage.x.length).toBeGreaterThanOrEqual(2);
+    expect(usage.x[0] * 1000).toBeLessThan(Date.now() - 2.9 * 86_400_000);
+    expect(Number(await page.locator('#chart-storage').getAttribute('data-drawn'))).toBe(usage.x.length);
+    const [used, free, trend] = usage.series.map((x) => x.values);
+    expect(used.every((v, i) => v > 0 && v + free[i] === used[0] + free[0])).toBe(true);
+    expect(trend[0]).toBe(used[0]);
+    // the trend's slope is the growth per day the watchdog judged days to full by (trend points are whole bytes)
+    const slope = ((trend.at(-1)! - trend[0]) / (usage.x.at(-1)! - usage.x[0])) * 86_400;
+    expect(typeof usage.growth_bytes_per_day).toBe('number');
+    expect(Math.abs(slope - usage.growth_bytes_per_day!)).toBeLessThanOrEqual(Math.abs(usage.growth_bytes_per_day!) * 0.001 + 2);
+    await page.screenshot({ path: shot('dashboard-storage.png'), fullPage: true });
     // scheduled maintenance (check every 3 s) shows up live
     await page.goto(`${base}/maintenance`);
     await expect.poll(async () => (await page.locator('#maintenance').textContent()) ?? '', { timeout: 60_000 }).toContain('check');

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Clock, Database, KeepError, Repository, STATE_TABLES } from '@keep/core';
+import { ReplicaHistory } from './replica-history.js';
 
 /** What a primary knows of each replica (LMDB `replicas`), from the replica's own reports. */
 export interface ReplicaRecord {
@@ -34,12 +35,15 @@ export class ReplicaRegistry {
   readonly commits = new EventEmitter();
   private readonly db: Database<ReplicaRecord, string>;
   private readonly reported = new EventEmitter();
+  /** what each replica held over time (its lag chart) */
+  readonly history: ReplicaHistory;
 
   constructor(
     repo: Repository,
     private readonly clock: Clock,
   ) {
     this.db = repo.database<ReplicaRecord>(STATE_TABLES.replicas);
+    this.history = new ReplicaHistory(repo, clock);
     registries.set(repo, this);
     this.commits.setMaxListeners(0);
     this.reported.setMaxListeners(0);
@@ -64,6 +68,7 @@ export class ReplicaRegistry {
     if (prev?.token_id && prev.token_id !== tokenId && !revoked(prev.token_id)) throw new KeepError('PERMISSION_DENIED', `replica ${replicaId} reports with another token`);
     const recent = [...new Set([...snapshotIds, ...(prev?.recent ?? [])])].slice(0, RECENT_KEPT);
     await this.db.put(replicaId, { replica_id: replicaId, last_report: this.clock.now(), newest_time: newestTime || prev?.newest_time, recent, token_id: tokenId });
+    await this.history.record(replicaId, newestTime || prev?.newest_time);
     for (const id of snapshotIds) this.reported.emit(id, replicaId);
   }
 

@@ -119,6 +119,10 @@ export const STATE_TABLES = {
   maintenanceRuns: 'maintenance-runs',
   /** source\0received time\0id -> a restore drill an agent reported, with keepd's receive time (server drills.ts) */
   drills: 'drills',
+  /** sha256(cookie id) -> a dashboard session: token id, role, CSRF secret, expiry (server web/web-sessions.ts) */
+  dashboardSessions: 'dashboard-sessions',
+  /** replica\0time -> a change in what a replica reported holding (its newest snapshot's time), kept 35 days: replica lag over time (server replica-history.ts) */
+  replicaReports: 'replica-reports',
 } as const;
 
 /**

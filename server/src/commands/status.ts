@@ -7,7 +7,7 @@ import { replicationDb } from '../sync/pull.js';
 import { keepdRepoOptions } from '../data-lock.js';
 import { WatchStore } from '../control/watch-store.js';
 import { checkSummary } from '../control/status-check.js';
-import { replicaLags } from '../control/watchdog.js';
+import { replicaLags } from '../control/replica-lag.js';
 
 export type { SourceRuns, SourceStatus } from '@keep/core';
 
@@ -72,6 +72,7 @@ export function statusReport(repo: Repository, clock: Clock, served?: { replicas
       last_report: new Date(r.last_report).toISOString(),
       newest_time: r.newest_time ?? null,
       lag_s: lag,
+      rpo_s: Number.isFinite(strictest) ? strictest : null,
       state: Number.isFinite(strictest) && lag > strictest ? 'late' : 'ok',
     };
   });

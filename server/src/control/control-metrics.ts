@@ -6,7 +6,7 @@ import { alertsTable } from './alerts.js';
 import { SEVERITY_NAMES } from './alert-payloads.js';
 import { daysToFull } from './evaluate.js';
 import type { Watchdog } from './watchdog.js';
-import { replicaLags } from './watchdog.js';
+import { replicaLags } from './replica-lag.js';
 import type { WatchStore } from './watch-store.js';
 
 /** Every state a source can hold (keep_source_state has one series per state, 1 for the current). */

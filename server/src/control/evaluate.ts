@@ -50,9 +50,10 @@ export function replicaCondition(replica: string, lagMs: number, rpoMs: number |
 }
 
 /** Below keepd's reserve: full (critical); full within `warnDays` at the observed growth: filling (warning). */
-export function storageCondition(o: { free: number; reserve: number; daysToFull: number; warnDays: number }): Condition {
-  const state = o.free < o.reserve ? 'full' : o.daysToFull < o.warnDays ? 'filling' : 'ok';
-  return { kind: 'storage', name: 'data', state, severity: state === 'full' ? 2 : state === 'filling' ? 1 : 0, detail: { free_bytes: o.free, reserve_bytes: o.reserve, days_to_full: Number.isFinite(o.daysToFull) ? Math.round(o.daysToFull * 10) / 10 : null } };
+export function storageCondition(o: { free: number; reserve: number; bytesPerMs: number; warnDays: number }): Condition {
+  const days = daysToFull(o.free, o.bytesPerMs);
+  const state = o.free < o.reserve ? 'full' : days < o.warnDays ? 'filling' : 'ok';
+  return { kind: 'storage', name: 'data', state, severity: state === 'full' ? 2 : state === 'filling' ? 1 : 0, detail: { free_bytes: o.free, reserve_bytes: o.reserve, days_to_full: Number.isFinite(days) ? Math.round(days * 10) / 10 : null, growth_bytes_per_day: Math.round(o.bytesPerMs * 86_400_000) } };
 }
 
 /** A maintenance task whose last run failed stays critical until a run succeeds. */

@@ -35,6 +35,23 @@ export interface MaintenanceRun {
   result?: Record<string, unknown>;
 }
 
+export interface UsageSample {
+  at_ms: number;
+  /** bytes used on the data directory's file system */
+  used: number;
+}
+
+/**
+ * Growth of bytes used, bytes/ms: from the oldest sample kept to `used` at
+ * `now`; 0 before MIN_GROWTH_SPAN_MS of samples. The one computation behind
+ * days to full (watchdog), keep_storage_days_to_full and the dashboard's trend.
+ */
+export function growthRate(samples: readonly UsageSample[], now: number, used: number): number {
+  const first = samples[0];
+  if (!first || now - first.at_ms < MIN_GROWTH_SPAN_MS) return 0;
+  return (used - first.used) / (now - first.at_ms);
+}
+
 const TRANSITIONS_KEPT = 10_000;
 const USAGE_KEPT_MS = 7 * 86_400_000;
 /** Growth is judged over at least this span: over seconds, another writer on the disk is noise, not a trend. */
@@ -81,14 +98,17 @@ export class WatchStore {
     return [...this.transitions.getRange({ reverse: true, limit })].map(({ value }) => value);
   }
 
-  /** Record bytes used at most once a minute; samples older than a week dropped. Resolves with the growth rate, bytes/ms (0 before MIN_GROWTH_SPAN_MS of samples). */
+  /** Record bytes used at most once a minute; samples older than a week dropped. Resolves with the growth rate (growthRate) over the samples kept. */
   async sampleUsage(now: number, used: number): Promise<number> {
     const [newest] = [...this.usage.getRange({ reverse: true, limit: 1 })];
     if (!newest || now - Number(newest.key) >= 60_000) await this.usage.put(pad(now), used);
     for (const key of [...this.usage.getKeys({ end: pad(now - USAGE_KEPT_MS) })]) await this.usage.remove(key);
-    const [first] = [...this.usage.getRange({ limit: 1 })];
-    if (!first || now - Number(first.key) < MIN_GROWTH_SPAN_MS) return 0;
-    return (used - first.value) / (now - Number(first.key));
+    return growthRate(this.usageSamples(), now, used);
+  }
+
+  /** The usage samples kept (a week at most), oldest first: what growth, days to full, the report and the dashboard's chart come from. */
+  usageSamples(): UsageSample[] {
+    return [...this.usage.getRange()].map(({ key, value }) => ({ at_ms: Number(key), used: value }));
   }
 
   async recordRun(r: MaintenanceRun): Promise<void> {

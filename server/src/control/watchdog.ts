@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { Clock, recordedTime, Repository, Snapshot, spaceOf } from '@keep/core';
+import { replicaLags } from './replica-lag.js';
 import type { Logger } from '../log.js';
 import type { ReplicaRegistry } from '../replicas.js';
 import type { DrillStore } from '../drills.js';
 import type { RunReportStore } from '../run-reports.js';
 import type { StorageSpace } from '../storage-space.js';
 import { DEFAULT_WATCH_INTERVAL_MS, KeepdConfig } from './config.js';
-import { Condition, daysToFull, drillCondition, maintenanceCondition, replicaCondition, sourceCondition, storageCondition } from './evaluate.js';
+import { Condition, drillCondition, maintenanceCondition, replicaCondition, sourceCondition, storageCondition } from './evaluate.js';
 import { drillView, DrillView } from './drill-view.js';
 import { MAINTENANCE_TASKS } from './maintenance.js';
 import { policyFor, SourcePolicy } from './policies.js';
@@ -122,7 +123,7 @@ export class Watchdog extends EventEmitter {
     for (const r of replicaLags(repo, this.d.replicas, now)) out.push(replicaCondition(r.replica_id, r.lag_ms, Number.isFinite(strictest) ? strictest : undefined));
     const { free, total } = spaceOf(this.d.data);
     const rate = await this.d.store.sampleUsage(now, total - free);
-    out.push(storageCondition({ free, reserve: this.d.space.reserveOf(total), daysToFull: daysToFull(free, rate), warnDays: config.watchdog?.storage_warn_days ?? 7 }));
+    out.push(storageCondition({ free, reserve: this.d.space.reserveOf(total), bytesPerMs: rate, warnDays: config.watchdog?.storage_warn_days ?? 7 }));
     for (const task of MAINTENANCE_TASKS) if (config.maintenance?.[task]) out.push(maintenanceCondition(task, this.d.store.lastRun(task)));
     return out;
   }
@@ -157,19 +158,4 @@ export class Watchdog extends EventEmitter {
       this.emit('transition', t);
     }
   }
-}
-
-/**
- * Replicas as the primary sees them. A replica's lag is how long the oldest
- * snapshot it lacks (one newer than the newest it reported) has been here,
- * by the time this repository recorded it: 0 when it holds everything, and
- * growing while it stops syncing, so a replica that falls behind crosses the
- * RPO even when no further backup arrives.
- */
-export function replicaLags(repo: Repository, replicas: ReplicaRegistry, now: number): { replica_id: string; lag_ms: number }[] {
-  const snaps = repo.snapshots();
-  return replicas.list().map((r) => {
-    const lacking = snaps.filter((s) => !r.newest_time || s.time > r.newest_time).map(recordedTime);
-    return { replica_id: r.replica_id, lag_ms: lacking.length ? Math.max(0, now - Math.min(...lacking)) : 0 };
-  });
 }

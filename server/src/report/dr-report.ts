@@ -87,7 +87,7 @@ export function drReport(repo: Repository, clock: Clock, sinceMs: number): DrRep
   });
   const transitions = [...watch.transitions.getRange()].map(({ value }) => value).filter((t) => t.kind === 'replica');
   const replicas = [...new Set(transitions.map((t) => t.name))].sort().map((replica) => ({ replica, ...stateShare(transitions.filter((t) => t.name === replica), (s) => s === 'ok', start, end) }));
-  const samples = [...watch.usage.getRange()].map(({ key, value }) => ({ at: Number(key), used: value })).filter((s) => inWindow(s.at));
+  const samples = watch.usageSamples().map((s) => ({ at: s.at_ms, used: s.used })).filter((s) => inWindow(s.at));
   const first = samples[0];
   const last = samples.at(-1);
   const span = first && last ? last.at - first.at : 0;

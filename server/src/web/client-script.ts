@@ -15,17 +15,24 @@ export const DASHBOARD_SCRIPT = `(() => {
       const box = document.getElementById(el.dataset.chart);
       if (!box || typeof uPlot === 'undefined') return;
       const d = JSON.parse(el.textContent);
-      const colours = [css('--accent'), css('--ok'), css('--warn')];
+      const colours = [css('--accent'), css('--ok'), css('--warn'), css('--bad')];
+      const fmt = d.unit === 'seconds' ? fmtAge : fmtBytes;
       const axis = { stroke: css('--muted'), grid: { stroke: css('--line') } };
       const opts = {
         width: Math.max(280, box.clientWidth - 16), height: 240,
         scales: { x: { time: true } },
-        series: [{}].concat(d.series.map((s, i) => ({ label: s.label, stroke: colours[i % colours.length], width: 2, points: { show: true, size: 6 } }))),
-        axes: [axis, Object.assign({ size: 70, values: (u, vals) => vals.map(fmtBytes) }, axis)],
+        series: [{}].concat(d.series.map((s, i) => ({ label: s.label, stroke: colours[i % colours.length], width: 2, dash: /^(trend|RPO)$/.test(s.label) ? [6, 4] : undefined, value: (u, v) => v == null ? '–' : fmt(v), points: { show: d.x.length < 60, size: 6 } }))),
+        axes: [axis, Object.assign({ size: 84, values: (u, vals) => vals.map(fmt) }, axis)],
       };
       charts.push(new uPlot(opts, [d.x].concat(d.series.map((s) => s.values)), box));
       box.dataset.drawn = String(d.x.length);
     });
+  }
+  function fmtAge(s) {
+    if (s < 120) return Math.round(s) + ' s';
+    if (s < 7200) return Math.round(s / 60) + ' min';
+    if (s < 172800) return (s / 3600).toFixed(1) + ' h';
+    return (s / 86400).toFixed(1) + ' d';
   }
   function fmtBytes(n) {
     const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

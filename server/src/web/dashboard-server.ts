@@ -52,7 +52,8 @@ export function requireSafeDashboard(listen: string, tls: boolean): void {
 export async function listenDashboard(o: DashboardOptions): Promise<{ server: http.Server; port: number }> {
   const { host, port } = splitHostPort(o.listen, '--http');
   const tls = o.tlsCert !== undefined && o.tlsKey !== undefined;
-  const sessions = new WebSessions(o.clock, o.sessionMs);
+  const sessions = new WebSessions(o.repo, o.clock, (id) => o.tokens.isRevoked(id), o.sessionMs);
+  await sessions.sweep();
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     handle(o, sessions, tls, req, res).catch((e: unknown) => {
       o.log.warn({ path: pathOf(req), err: (e as Error).message }, 'dashboard request failed');
@@ -132,12 +133,8 @@ async function handle(o: DashboardOptions, sessions: WebSessions, tls: boolean, 
   if (path === '/login' && req.method === 'POST') return login(o, sessions, tls, req, res);
 
   const id = cookieOf(req);
-  let session = sessions.get(id);
-  // a revoked token's sessions end at their next request
-  if (session && o.tokens.isRevoked(session.tokenId)) {
-    sessions.close(id!);
-    session = undefined;
-  }
+  // expired, or its token revoked since (`keepd token revoke` is another process): ended, its record gone
+  const session = await sessions.get(id);
   if (!session) {
     if (req.method === 'GET' && req.headers['x-keep-live'] === undefined && !path.startsWith('/api/') && !path.startsWith('/assets/')) return redirect(res, '/login');
     return send(res, 401, 'application/json', JSON.stringify({ error: 'sign in first' }));
@@ -145,7 +142,7 @@ async function handle(o: DashboardOptions, sessions: WebSessions, tls: boolean, 
   if (req.method === 'POST' && path === '/logout') {
     const form = await readForm(req);
     if (!csrfMatches(session, form.get('csrf') ?? undefined)) return send(res, 403, 'text/plain', 'bad or missing CSRF token');
-    sessions.close(id!);
+    await sessions.close(id!);
     await audit(o.repo).record('dashboard.logout', { tokenId: session.tokenId, peer: peerOf(req) }, { role: session.role });
     return redirect(res, '/login', { 'set-cookie': cookie('', 0, tls) });
   }
@@ -199,7 +196,7 @@ async function login(o: DashboardOptions, sessions: WebSessions, tls: boolean, r
     await audit(o.repo).record('dashboard.login_refused', { tokenId: principal.tokenId, peer }, { role: principal.role, reason: 'role' });
     return send(res, 403, 'text/html', loginPage(`A ${principal.role} token cannot sign in: use an admin or viewer token.`));
   }
-  const { id, session } = sessions.open(principal.tokenId, principal.role);
+  const { id, session } = await sessions.open(principal.tokenId, principal.role);
   await audit(o.repo).record('dashboard.login', { tokenId: principal.tokenId, peer }, { role: principal.role });
   o.log.info({ token: principal.tokenId, role: principal.role, peer }, 'dashboard login');
   return redirect(res, '/', { 'set-cookie': cookie(id, Math.floor((session.expires_ms - o.clock.now()) / 1000), tls) });

@@ -6,6 +6,7 @@ import { statusReport, StatusReport } from '../commands/status.js';
 import { RunReportStore } from '../run-reports.js';
 import { DrillStore } from '../drills.js';
 import type { ReplicaRegistry } from '../replicas.js';
+import { lagHistory } from '../control/replica-lag.js';
 import type { StorageSpace } from '../storage-space.js';
 
 /**
@@ -74,16 +75,29 @@ export function sourceFigures(d: FigureDeps, source: string) {
   return { source: row, run: status.runs.find((r) => r.source === source) ?? null, snapshots, failures, runs_kept: reports.length, drill, drills };
 }
 
+/** Lag charts cover this much of the reports kept (replica-history.ts). */
+export const LAG_CHART_MS = 7 * 86_400_000;
+
+/** Replicas: keepd status's rows, each with its lag over the last week from its stored reports (the same lagAt as the row's). */
 export function replicaFigures(d: FigureDeps) {
   const status = statusReport(d.repo, d.clock, d.served);
-  return { replicas: status.replicas, replication: status.replication };
+  const now = d.clock.now();
+  const snaps = d.repo.snapshots();
+  const replicas = status.replicas.map((r) => ({ ...r, lag_history: lagHistory(snaps, d.served.replicas.history.of(r.replica_id), now - LAG_CHART_MS, now) }));
+  return { replicas, replication: status.replication };
 }
+
+/** Points a usage chart carries at most: a week of minutely samples thinned, the newest always kept (the page is polled). */
+const CHART_POINTS = 1000;
+const thin = <T>(xs: T[], max: number): T[] => (xs.length <= max ? xs : xs.filter((_, i) => i % Math.ceil(xs.length / max) === 0 || i === xs.length - 1));
 
 export function storageFigures(d: FigureDeps) {
   const { free, total } = spaceOf(d.data);
   const watch = new WatchStore(d.repo);
   const held = watch.held().find((h) => h.kind === 'storage');
   const days = held?.detail.days_to_full;
+  const growth = held?.detail.growth_bytes_per_day;
+  const samples = thin(watch.usageSamples(), CHART_POINTS);
   return {
     total,
     free,
@@ -92,8 +106,12 @@ export function storageFigures(d: FigureDeps) {
     blobs: d.repo.blobCount(),
     packs: d.repo.packCount(),
     state: held?.state ?? null,
-    // the watchdog's figure (the same as keep_storage_days_to_full); null: not growing, or not judged yet
+    // the watchdog's figures (the same as keep_storage_days_to_full); null: not growing, or not judged yet
     days_to_full: typeof days === 'number' ? days : null,
+    growth_bytes_per_day: typeof growth === 'number' ? growth : null,
+    // the samples the watchdog judged growth from (a week), and the trend it saw: a line from the oldest sample at that growth
+    usage: samples,
+    trend: typeof growth === 'number' && samples.length ? samples.map((x) => Math.round(samples[0].used + (growth * (x.at_ms - samples[0].at_ms)) / 86_400_000)) : [],
     prunes: watch.allRuns().filter((r) => r.task === 'prune').reverse(),
   };
 }

@@ -65,14 +65,27 @@ function drillSection(f: NonNullable<ReturnType<typeof sourceFigures>>): string 
 export function replicasPage(f: ReturnType<typeof replicaFigures>): string {
   const rows = f.replicas.map((r) => `<tr data-replica="${esc(r.replica_id)}"><td>${esc(r.replica_id)}</td><td>${time(r.last_report)}</td><td>${time(r.newest_time)}</td><td>${age(r.lag_s)}</td><td>${badge(r.state)}</td></tr>`);
   const pulls = f.replication.map((r) => `<tr><td>${esc(String((r as { upstream?: string }).upstream ?? '–'))}</td><td>${age(r.lag_s)}</td><td>${badge(r.state)}</td></tr>`);
+  const charts = f.replicas.map((r) => {
+    const x = r.lag_history.map((p) => p.at_ms / 1000);
+    const series = [{ label: 'lag', values: r.lag_history.map((p) => p.lag_ms / 1000) }, ...(r.rpo_s === null ? [] : [{ label: 'RPO', values: x.map(() => r.rpo_s) }])];
+    return `<h3>Replica <code>${esc(r.replica_id)}</code>: lag against the RPO, last 7 days</h3>${chartData(`chart-lag-${esc(r.replica_id)}`, { x, series, unit: 'seconds' })}`;
+  });
   return `<h1>Replicas</h1><h2>Replicas of this repository</h2>${table('replicas', ['Replica', 'Last report', 'Newest snapshot it holds', 'Lag', 'State'], rows, 'No replica has reported.')}
-<h2>This repository as a replica</h2>${table('replication', ['Upstream', 'Lag', 'State'], pulls, 'Follows no upstream.')}`;
+${charts.join('')}<h2>This repository as a replica</h2>${table('replication', ['Upstream', 'Lag', 'State'], pulls, 'Follows no upstream.')}`;
+}
+
+/** The watchdog's usage samples: used, free (of today's total) and the trend its days to full come from. */
+function usageChart(f: ReturnType<typeof storageFigures>) {
+  const series = [{ label: 'used', values: f.usage.map((x) => x.used) }, { label: 'free', values: f.usage.map((x) => f.total - x.used) }];
+  if (f.trend.length) series.push({ label: 'trend', values: f.trend });
+  return { x: f.usage.map((x) => x.at_ms / 1000), series, unit: 'bytes', growth_bytes_per_day: f.growth_bytes_per_day };
 }
 
 export function storagePage(f: ReturnType<typeof storageFigures>): string {
   const prunes = f.prunes.map((r) => `<tr><td>${time(new Date(r.start_ms).toISOString())}</td><td>${badge(r.outcome)}</td><td>${esc(JSON.stringify(r.result ?? {}))}</td></tr>`);
   return `<h1>Storage</h1><div class="cards">${card('used', bytes(f.used), 'card-used')}${card('free', bytes(f.free), 'card-free')}${card('total', bytes(f.total))}${card('reserve (--min-free)', bytes(f.reserve))}
-${card('days to full', f.days_to_full === null ? 'not growing' : String(f.days_to_full), 'card-days')}${card('state', badge(f.state), 'card-state')}${card('blobs', String(f.blobs))}${card('packs', String(f.packs))}</div>
+${card('days to full', f.days_to_full === null ? 'not growing' : String(f.days_to_full), 'card-days')}${card('growth per day', f.growth_bytes_per_day === null ? '–' : bytes(f.growth_bytes_per_day), 'card-growth')}${card('state', badge(f.state), 'card-state')}${card('blobs', String(f.blobs))}${card('packs', String(f.packs))}</div>
+<h2>Used and free over the last week, with the growth trend</h2>${chartData('chart-storage', usageChart(f))}
 <h2>Prune history</h2>${table('prunes', ['Started', 'Outcome', 'Result'], prunes, 'No prune has run under keepd serve.')}`;
 }
 

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { Clock } from '@keep/core';
+import { Clock, Database, Repository, STATE_TABLES } from '@keep/core';
 import type { Role } from '../auth/tokens.js';
 
 /** A dashboard session lasts this long from sign-in (then the login form again). */
@@ -15,45 +15,50 @@ export interface WebSession {
 }
 
 /**
- * keepd's dashboard sessions, in memory: a restart signs everyone out. The
- * cookie holds a random id; the map is keyed by its SHA-256, so even a dump
- * of keepd's memory holds no usable cookie.
+ * keepd's dashboard sessions, in state.mdb (`dashboard-sessions`), so a
+ * keepd restart signs nobody out. The cookie holds a random id; the table
+ * is keyed by its SHA-256, so neither a copy of state.mdb nor a dump of
+ * keepd's memory holds a usable cookie. Expired sessions, and those of
+ * revoked tokens, are swept at each sign-in and when keepd starts.
  */
 export class WebSessions {
-  private readonly byHash = new Map<string, WebSession>();
+  private readonly db: Database<WebSession, string>;
 
   constructor(
+    repo: Repository,
     private readonly clock: Clock,
+    private readonly revoked: (tokenId: string) => boolean,
     private readonly lifetimeMs = WEB_SESSION_MS,
-  ) {}
+  ) {
+    this.db = repo.database<WebSession>(STATE_TABLES.dashboardSessions);
+  }
 
-  open(tokenId: string, role: Role): { id: string; session: WebSession } {
-    this.sweep();
+  async open(tokenId: string, role: Role): Promise<{ id: string; session: WebSession }> {
+    await this.sweep();
     const id = crypto.randomBytes(32).toString('base64url');
     const session: WebSession = { tokenId, role, csrf: crypto.randomBytes(32).toString('base64url'), expires_ms: this.clock.now() + this.lifetimeMs };
-    this.byHash.set(hash(id), session);
+    await this.db.put(hash(id), session);
     return { id, session };
   }
 
-  /** The live session for a cookie value, or undefined (unknown, expired). */
-  get(id: string | undefined): WebSession | undefined {
+  /** The live session for a cookie value, or undefined (unknown, expired, its token revoked: then its record goes). */
+  async get(id: string | undefined): Promise<WebSession | undefined> {
     if (!id) return undefined;
-    const s = this.byHash.get(hash(id));
+    const s = this.db.get(hash(id));
     if (!s) return undefined;
-    if (s.expires_ms <= this.clock.now()) {
-      this.byHash.delete(hash(id));
-      return undefined;
-    }
-    return s;
+    if (s.expires_ms > this.clock.now() && !this.revoked(s.tokenId)) return s;
+    await this.close(id);
+    return undefined;
   }
 
-  close(id: string): void {
-    this.byHash.delete(hash(id));
+  async close(id: string): Promise<void> {
+    await this.db.remove(hash(id));
   }
 
-  private sweep(): void {
+  /** Drop expired sessions and those of revoked tokens. */
+  async sweep(): Promise<void> {
     const now = this.clock.now();
-    for (const [k, s] of this.byHash) if (s.expires_ms <= now) this.byHash.delete(k);
+    for (const { key, value } of [...this.db.getRange()]) if (value.expires_ms <= now || this.revoked(value.tokenId)) await this.db.remove(key);
   }
 }
 
