@@ -1,6 +1,6 @@
 /**
  * A real HTTP webhook receiver in the test process (alerts, replica lag,
- * storage alerts): answers 200, or 503 while `failing`, or never while `hanging`; records every
+ * storage alerts): answers 200, or 503 while `failing` (or for `failingKeys`), or never while `hanging`; records every
  * request with its Idempotency-Key. Plus `until`, polling a condition.
  */
 import http from 'node:http';
@@ -21,6 +21,8 @@ export class Receiver {
   /** requests left unanswered while hanging: when each arrived and when keepd gave up on it (its connection closed) */
   readonly hung: { at: number; closedAt?: number }[] = [];
   failing = false;
+  /** Idempotency-Keys answered 503 (as `failing`, for one transition: set before it can happen, so no race with it) */
+  readonly failingKeys = new Set<string>();
   hanging = false;
   private server?: http.Server;
   port = 0;
@@ -37,8 +39,9 @@ export class Receiver {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
-        const status = this.failing ? 503 : 200;
-        this.seen.push({ path: req.url ?? '', key: String(req.headers['idempotency-key']), auth: req.headers.authorization, body: JSON.parse(body), status, at });
+        const key = String(req.headers['idempotency-key']);
+        const status = this.failing || this.failingKeys.has(key) ? 503 : 200;
+        this.seen.push({ path: req.url ?? '', key, auth: req.headers.authorization, body: JSON.parse(body), status, at });
         res.writeHead(status).end();
       });
     });
