@@ -5,8 +5,9 @@
  * the AWS environment variables); packs, snapshot records, key files and the
  * config live in the bucket, the LMDB index and state stay local. A backup
  * and restore over gRPC, a second writer refused by the writer lease,
- * `keepd check --read-data`, and `keepd rebuild-index` from the pack
- * trailers in the bucket after the local index is deleted.
+ * `keepd check --read-data`, `keepd rebuild-index` from the pack trailers in
+ * the bucket after the local index is deleted, kill -9 during an upload, and
+ * forget + prune deleting from the bucket.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -192,5 +193,30 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(r.code, r.stderr).toBe(0);
     expect(compareTrees(tree.root, restoredPath(target, tree.root))).toEqual([]);
     expect(await keepd.stop()).toEqual({ code: 0, signal: null });
+  }, TEST_MS);
+
+  it('forget and prune on the bucket: the forgotten snapshot\'s packs leave the bucket, the rest checks whole', async () => {
+    const bucketBytes = async () => {
+      let n = 0;
+      for await (const o of listAll(bucket, 'packs/')) n += o.size;
+      return n;
+    };
+    const before = await bucketBytes();
+    // the two snapshots back up different paths: one group by source
+    const f = await keepdJson(['forget', '--data', data, '--source', 'files', '--group-by', 'source', '--keep-last', '1']);
+    expect(f.groups[0].removed).toEqual([snapshot]);
+    // three hours on: past every GC margin (margins.ts)
+    const later = { KEEP_CLOCK_OFFSET_MS: String(3 * 60 * 60 * 1000) };
+    const p = await keepdJson(['prune', '--data', data], { env: later });
+    expect(p.blobs_removed).toBeGreaterThan(0);
+    expect(p.packs_deleted + p.packs_repacked).toBeGreaterThan(0);
+    expect(p.bytes_after).toBeLessThan(p.bytes_before);
+    expect(await bucketBytes()).toBeLessThan(before);
+    expect(await bucketBytes()).toBe(p.bytes_after);
+    const report = await keepdJson(['check', '--data', data, '--read-data'], { env: later });
+    expect(report.ok, JSON.stringify(report.errors)).toBe(true);
+    expect(report.snapshots).toBe(1);
+    expect(report.orphan_packs).toEqual([]);
+    expect(report.blobs_read).toBe(report.blobs);
   }, TEST_MS);
 });
