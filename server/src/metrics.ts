@@ -99,6 +99,12 @@ export function registerHoldings(m: Metrics, o: { sessions: SessionManager; repo
   m.gauge('keep_snapshots', 'Snapshots in the repository', () => o.repo.snapshots().length);
   m.gauge('keep_blobs', 'Blobs in the index', () => o.repo.blobCount());
   o.space.register(m);
+  // the object store's requests (keepd init --store): none for a data directory
+  const ops = () => o.repo.storage.requestStats();
+  m.family('keep_store_requests_total', 'Requests keepd made to its object store, per operation (retries included)', 'counter', () => ops().map((s) => ({ labels: { op: s.op }, value: s.requests })));
+  m.family('keep_store_request_errors_total', 'Object store requests that failed, per operation', 'counter', () => ops().map((s) => ({ labels: { op: s.op }, value: s.errors })));
+  m.family('keep_store_bytes_total', 'Bytes sent to (put) or received from (get) the object store', 'counter', () => ops().map((s) => ({ labels: { op: s.op }, value: s.bytes })));
+  m.family('keep_store_request_seconds_total', 'Time spent waiting for the object store, per operation (divide by keep_store_requests_total for the mean latency)', 'counter', () => ops().map((s) => ({ labels: { op: s.op }, value: s.seconds })));
 }
 
 /** Prometheus /metrics on `hostPort` (--metrics HOST:PORT): the server and the port it took. */

@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures } from '@keep/core';
+import { Clock, KeepError, Repository, SESSION_SWEEP_INTERVAL_MS, insecureFromEnv, processClock, surviveLmdbWriteFailures, type WriterHold } from '@keep/core';
 import { TokenStore } from './auth/tokens.js';
 import { keepdRepoOptions, lockDataDir } from './data-lock.js';
 import { DedupScopeIndex } from './dedup-scope.js';
@@ -85,12 +85,16 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   // One keepd per data directory, held until shutdown (a crashed keepd's lock is taken over).
   const dataLock = lockDataDir(o.data, 'serve');
   let repo: Repository;
+  let writer: WriterHold | undefined;
   try {
     repo = await Repository.open(o.data, keepdRepoOptions(o.data, { clock }));
     await (async () => {
+      // a bucket is written by one keepd at a time (its writer lease; a data directory has dataLock)
+      writer = await repo.holdWriter('keepd serve');
       if (followed) markReplica(o.data, followed, clock); // read-only until `keepd promote`; refused once promoted
       await ensureOwnership(repo, log);
     })().catch(async (e) => {
+      await writer?.release().catch(() => undefined);
       await repo.close();
       throw e;
     });
@@ -172,6 +176,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         httpServer?.close();
         httpServer?.closeAllConnections();
         await audit(repo).flush(); // records nobody awaited (a token's new peer) are durable before the state store closes
+        await writer?.release().catch((e: Error) => log.warn({ err: e.message }, 'could not give the writer lease back (it expires by itself)'));
         await repo.close();
         dataLock.release();
         log.info({}, 'stopped');

@@ -27,10 +27,10 @@ export class LocalConnection implements RepoConnection {
     return this.repo.damagedKeyFiles().map((d) => d.problem);
   }
   async addKeyFile(f: KeyFile) {
-    this.repo.addKeyFile(f);
+    await this.repo.addKeyFile(f);
   }
   async removeKeyFile(id: string) {
-    this.repo.removeKeyFile(id);
+    await this.repo.removeKeyFile(id);
   }
 
   async beginBackup(opts: { source: string; host: string; parent?: string }): Promise<BackupSession> {

@@ -5,7 +5,7 @@ import { KeepError } from './errors.js';
 import { Id, storageHash, toHex } from './ids.js';
 import type { IndexEntry, WriterScope } from './index/blob-store.js';
 import { PACK_TARGET_SIZE } from './pack/format.js';
-import { PackWriter } from './pack/writer.js';
+import { PackWriter, type SealedPack } from './pack/writer.js';
 import { storageFailure } from './storage-space.js';
 import { REPO_DIRS } from './formats.js';
 
@@ -14,6 +14,8 @@ export interface BlobSink {
   readonly dir: string;
   readonly packsDir: string;
   has(id: Id): boolean;
+  /** make a sealed pack readable (RepoStorage.publishPack) */
+  publishPack(p: SealedPack): Promise<void>;
   touch(ids: Id[], now?: number, tag?: number): Promise<void>;
   indexPack(id: string, size: number, entries: IndexEntry[], scope?: WriterScope): Promise<Id[]>;
 }
@@ -88,7 +90,11 @@ export class BlobWriter {
     this.pack = undefined;
     let done;
     try {
-      done = p.finish();
+      done = p.seal();
+      await this.repo.publishPack(done).catch((e: unknown) => {
+        p.abandon();
+        throw e;
+      });
     } catch (e) {
       this.pending.clear(); // the pack is discarded: its blobs are not stored after all
       throw e;

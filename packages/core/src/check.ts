@@ -4,7 +4,7 @@ import type { BlobViews } from './copy-index.js';
 import { Id, toHex } from './ids.js';
 import type { BlobReader } from './index/blob-reader.js';
 import type { BlobStore } from './index/blob-store.js';
-import { readTrailer } from './pack/reader.js';
+import type { RepoStorage } from './store/repo-storage.js';
 import type { SnapshotStore } from './snapshot/store.js';
 
 export interface CheckOptions {
@@ -34,6 +34,7 @@ export interface CheckTarget {
   snapshots: SnapshotStore;
   reader: BlobReader;
   views: BlobViews;
+  storage: RepoStorage;
   /** the repository's tmp/, where unfinished packs lie */
   tmpDir: string;
 }
@@ -60,11 +61,11 @@ export async function checkRepository(t: CheckTarget, opts: CheckOptions = {}): 
 
   // Packs on disk against the packs the index knows.
   const sizes = new Map<string, number>();
-  for (const p of t.index.packFiles()) {
-    sizes.set(p.id, fs.statSync(p.file).size);
+  for (const p of await t.index.packFiles()) {
+    sizes.set(p.id, p.size);
     if (!t.index.hasPack(p.id)) report.orphan_packs.push(p.id);
     try {
-      await readTrailer(p.file);
+      await t.storage.readTrailer(p.id);
     } catch (e) {
       fail(`pack ${p.id}: ${(e as Error).message}`);
     }

@@ -9,6 +9,8 @@
  *   index.mdb                LMDB: blobs, per-source copies, packs, snapshots (a cache of packs/ and snapshots/, rebuilt from them)
  *   state.mdb                LMDB: the server's own state (state-store.ts); not rebuildable
  *   maintenance.lock         held by prune and index rebuilds (pid-lock.ts)
+ *   store.json               only when the repository lives in a bucket: {v, url, endpoint?, region?, pathStyle?}
+ *                            (store/storage-record.ts); config.json is then a copy of the bucket's
  *   audit/audit-<seq>.jsonl  keepd's hash-chained audit log, one segment per month (server audit/record.ts)
  *
  * Write order (each step durable before the next): pack bytes -> fsync ->
@@ -41,6 +43,8 @@ export const REPO_FILES = {
   /** LMDB: keepd's own state; not rebuildable */
   state: 'state.mdb',
   maintenanceLock: 'maintenance.lock',
+  /** where packs, snapshot records and key files are kept when not here (store/storage-record.ts); absent: in this directory */
+  store: 'store.json',
 } as const;
 
 /** The directories of a repository (the layout above). */

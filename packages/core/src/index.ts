@@ -59,3 +59,6 @@ export * from './duration.js';
 export { pausePoint } from './test-pause.js';
 export * from './keepd-report-format.js';
 // config-source, config-schema-parts, planned-runs: @keep/core/config (config-entry.ts), so that yaml, valibot and croner load only for the commands that read a config
+// the storage record and opener only: the S3 client is @keep/core/store's, loaded by keepd when a repository needs it
+export { type StorageRecord, readStorageRecord, writeStorageRecord, useObjectStorage } from './store/storage-record.js';
+export type { RepoStorage, StoredPack, WriterHold } from './store/repo-storage.js';

@@ -9,7 +9,6 @@ import { Clock, processClock } from './clock.js';
 import { newRepoConfig, parseRepoConfig, RepoConfig } from './config.js';
 import { BlobView, BlobViews, Copy, Located } from './copy-index.js';
 import { KeepError } from './errors.js';
-import { atomicWrite } from './fsutil.js';
 import { Id } from './ids.js';
 import type { PackUsage, PackUsageOptions } from './gc/pack-usage.js';
 import { BlobReader } from './index/blob-reader.js';
@@ -18,7 +17,10 @@ import { checkIndexFile, rebuildClosedIndex, rebuildIndexFile, RebuildReport } f
 import { ENGINE_TABLES, INDEX_FILE, IndexTables, openIndexTables, SessionRecord } from './index/tables.js';
 import { KeyFile } from './keys/keyfile.js';
 import { KeyStore } from './keys/key-store.js';
-import { PackHandles, StoredBytes } from './pack/reader.js';
+import type { StoredBytes } from './pack/reader.js';
+import type { SealedPack } from './pack/writer.js';
+import type { RepoStorage, StoredPack, WriterHold } from './store/repo-storage.js';
+import { openRepoStorage } from './store/storage-record.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import type { Replacement } from './snapshot/replace.js';
@@ -71,15 +73,16 @@ export class Repository {
   private state: StateStore | undefined;
   /** the owner tag of each source (source-tags.ts), kept in state.mdb: copies and blob records refer to them */
   readonly sourceTags = new SourceTags((create) => (create || this.state || fs.existsSync(path.join(this.dir, STATE_FILE)) ? this.stateStore().env : undefined));
-  private readonly handles = new PackHandles();
 
   private constructor(
     readonly dir: string,
     readonly config: RepoConfig,
     opts: RepositoryOptions,
+    /** where packs, snapshot records and key files are (store/repo-storage.ts) */
+    readonly storage: RepoStorage,
   ) {
     this.clock = opts.clock ?? processClock();
-    this.keyStore = new KeyStore(path.join(this.dir, REPO_DIRS.keys));
+    this.keyStore = new KeyStore(storage.keyFiles);
     this.openIndex();
   }
 
@@ -91,10 +94,10 @@ export class Repository {
   private openIndex(): void {
     const t = (this.t = openIndexTables(path.join(this.dir, INDEX_FILE)));
     this.blobViews = new BlobViews(t.blobs, t.copies, this.sourceTags);
-    this.index = new BlobStore(t, this.clock, this.packsDir);
-    this.reader = new BlobReader(this.packsDir, this.handles);
+    this.index = new BlobStore(t, this.clock, this.storage);
+    this.reader = new BlobReader(this.storage);
     this.sessions = new SessionRegistry(t.env, t.sessions, this.clock);
-    this.snapshotStore = new SnapshotStore(t.env, t.snaps, this.index, this.blobViews, this.reader, this.sessions, path.join(this.dir, REPO_DIRS.snapshots), this.clock);
+    this.snapshotStore = new SnapshotStore(t.env, t.snaps, this.index, this.blobViews, this.reader, this.sessions, this.storage, this.clock);
   }
 
   get packsDir(): string {
@@ -112,7 +115,12 @@ export class Repository {
     for (const d of Object.values(REPO_DIRS)) fs.mkdirSync(path.join(dir, d), { recursive: true });
     const clock = opts.clock ?? processClock();
     const config = opts.config ?? newRepoConfig(new Date(clock.now()), opts.chunker);
-    atomicWrite(path.join(dir, REPO_FILES.config), JSON.stringify(config, null, 2) + '\n');
+    const storage = await openRepoStorage(dir);
+    try {
+      await storage.writeConfig(JSON.stringify(config, null, 2) + '\n');
+    } finally {
+      await storage.close();
+    }
     return Repository.open(dir, opts);
   }
 
@@ -126,8 +134,16 @@ export class Repository {
     const config = parseRepoConfig(text, path.join(dir, REPO_FILES.config));
     for (const d of Object.values(REPO_DIRS)) fs.mkdirSync(path.join(dir, d), { recursive: true });
     const clock = opts.clock ?? processClock();
-    await checkIndexFile(dir, clock, opts);
-    const repo = new Repository(dir, config, { ...opts, clock });
+    const storage = await openRepoStorage(dir);
+    let repo: Repository;
+    try {
+      await storage.attach(text);
+      await checkIndexFile(dir, clock, opts, storage);
+      repo = new Repository(dir, config, { ...opts, clock }, storage);
+    } catch (e) {
+      await storage.close();
+      throw e;
+    }
     try {
       // An index whose rebuild an earlier version left unfinished (it rebuilt in place).
       if (!repo.index.isBuilt()) await repo.rebuildIndex();
@@ -151,7 +167,13 @@ export class Repository {
    */
   static async rebuild(dir: string, opts: RepositoryOptions & { copies?: readonly Copy[] } = {}): Promise<RebuildReport> {
     if (!Repository.exists(dir)) throw new KeepError('NOT_A_REPOSITORY', `${dir} is not a Keep repository (no config.json)`);
-    return rebuildClosedIndex(dir, opts.clock ?? processClock(), opts.copies);
+    const storage = await openRepoStorage(dir);
+    try {
+      await storage.attach(fs.readFileSync(path.join(dir, REPO_FILES.config), 'utf8'));
+      return await rebuildClosedIndex(dir, opts.clock ?? processClock(), storage, opts.copies);
+    } finally {
+      await storage.close();
+    }
   }
 
   /** Open `dir`, run `fn`, always close: for one-shot commands. */
@@ -165,9 +187,9 @@ export class Repository {
   }
 
   async close(): Promise<void> {
-    await this.handles.close();
     await this.t.env.close();
     await this.state?.close();
+    await this.storage.close();
   }
 
   /**
@@ -214,13 +236,21 @@ export class Repository {
     return this.keyStore.damaged();
   }
 
-  addKeyFile(f: KeyFile): void {
-    this.keyStore.add(f);
+  addKeyFile(f: KeyFile): Promise<void> {
+    return this.keyStore.add(f);
   }
 
   /** Remove a key file, damaged ones included; never the last usable one. */
-  removeKeyFile(id: string): void {
-    this.keyStore.remove(id);
+  removeKeyFile(id: string): Promise<void> {
+    return this.keyStore.remove(id);
+  }
+
+  /**
+   * The right to write the storage, held by keepd serve until it stops: a
+   * bucket's writer lease (KeepError LOCKED while another keepd holds it).
+   */
+  holdWriter(holder: string): Promise<WriterHold> {
+    return this.storage.holdWriter(holder, this.clock);
   }
 
   // ---- blobs (index/blob-store.ts, index/blob-reader.ts) ---------------------
@@ -256,6 +286,11 @@ export class Repository {
   openWriter(opts: WriterScope = {}): BlobWriter {
     if (opts.owns && !opts.owner) throw new KeepError('INTERNAL', 'a scoped writer needs an owner tag');
     return new BlobWriter(this, opts);
+  }
+
+  /** Make a sealed pack readable where the storage keeps packs (BlobWriter, repack); index it after. */
+  publishPack(p: SealedPack): Promise<void> {
+    return this.storage.publishPack(p);
   }
 
   /** Index a pack durable in packs/ (BlobWriter); returns the ids another writer indexed first under another owner tag. */
@@ -296,12 +331,12 @@ export class Repository {
     return this.index.dropPacks(ids);
   }
 
-  adoptPack(p: { id: string; file: string }): Promise<boolean> {
+  adoptPack(p: StoredPack): Promise<boolean> {
     return this.index.adoptPack(p);
   }
 
-  /** Pack files on disk that the index does not know (orphans). */
-  unindexedPackFiles(): { id: string; file: string }[] {
+  /** Stored packs that the index does not know (orphans). */
+  unindexedPackFiles(): Promise<StoredPack[]> {
     return this.index.unindexedPackFiles();
   }
 
@@ -411,7 +446,7 @@ export class Repository {
     const copies = [...this.index.allCopies()];
     await this.t.env.close();
     try {
-      return await rebuildIndexFile(this.dir, this.clock, copies);
+      return await rebuildIndexFile(this.dir, this.clock, this.storage, copies);
     } finally {
       this.openIndex();
     }
@@ -419,6 +454,6 @@ export class Repository {
 
   /** Structure, index against packs, storage hashes, snapshot closure (check.ts). Needs no key. */
   check(opts: CheckOptions = {}): Promise<CheckReport> {
-    return checkRepository({ index: this.index, snapshots: this.snapshotStore, reader: this.reader, views: this.views, tmpDir: path.join(this.dir, REPO_DIRS.tmp) }, opts);
+    return checkRepository({ index: this.index, snapshots: this.snapshotStore, reader: this.reader, views: this.views, storage: this.storage, tmpDir: path.join(this.dir, REPO_DIRS.tmp) }, opts);
   }
 }

@@ -16,6 +16,7 @@ import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
 import { keepdRepoOptions, lockDataDir, requireRepository } from '../data-lock.js';
 import { ensureOwnership } from '../ownership.js';
+import { initInObjectStorage, registerObjectStorage } from '../object-storage.js';
 import { DEFAULT_KEEPD_DATA, DEFAULT_KEEPD_USER, installKeepd } from '../install/install-keepd.js';
 import { USAGE } from './usage.js';
 import { audit, LOCAL } from '../audit/log.js';
@@ -62,12 +63,14 @@ function configOrProblems(file: string): KeepdConfig | null {
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async init(argv) {
-    const a = args(argv, { 'chunk-min': { type: 'string' }, 'chunk-avg': { type: 'string' }, 'chunk-max': { type: 'string' } });
+    const a = args(argv, { 'chunk-min': { type: 'string' }, 'chunk-avg': { type: 'string' }, 'chunk-max': { type: 'string' }, store: { type: 'string' }, 's3-path-style': { type: 'boolean' } });
     const chunker = parseChunkerSizes(a['chunk-min'] as string | undefined, a['chunk-avg'] as string | undefined, a['chunk-max'] as string | undefined);
-    const repo = await Repository.init(a.data, { chunker });
+    const store = a.store as string | undefined;
+    if (a['s3-path-style'] && !store) throw new KeepError('INVALID_ARGUMENT', '--s3-path-style goes with --store s3://bucket/prefix');
+    const repo = store ? await initInObjectStorage(a.data, store, { pathStyle: Boolean(a['s3-path-style']), chunker }) : await Repository.init(a.data, { chunker });
     try {
-      out(a.json, { repository: repo.config.id, data: a.data, chunker: repo.config.chunker }, () =>
-        console.log(`created repository ${repo.config.id} in ${a.data}; the first agent's \`keep init\` adds its key`),
+      out(a.json, { repository: repo.config.id, data: a.data, chunker: repo.config.chunker, ...(store ? { store } : {}) }, () =>
+        console.log(`created repository ${repo.config.id} in ${store ?? a.data}${store ? ` (local index and state in ${a.data})` : ''}; the first agent's \`keep init\` adds its key`),
       );
     } finally {
       await repo.close();
@@ -291,6 +294,7 @@ function versionCommand(argv: string[]): void {
 }
 
 async function main(argv: string[]): Promise<void> {
+  registerObjectStorage();
   // Help before any command runs: no data directory needed.
   const help = helpFor('keepd', USAGE, argv);
   if (help !== undefined) return void console.log(help);

@@ -58,7 +58,7 @@ export async function syncFrom(repo: Repository, up: Upstream, opts: { source?: 
     if (remote.config.id !== repo.config.id) throw new KeepError('INVALID_ARGUMENT', `${up.location} holds repository ${remote.config.id}, this one is ${repo.config.id}: not a replica of it`);
     // Wrapped keys travel too: an agent can restore from the replica with its passphrase.
     const have = new Set(repo.keyFiles().map((k) => k.id));
-    for (const k of remote.keys) if (!have.has(k.id)) repo.addKeyFile(k);
+    for (const k of remote.keys) if (!have.has(k.id)) await repo.addKeyFile(k);
     // Token records (hashes) and revocations too: the primary's tokens work here after a failover.
     const tokens = await up.tokens();
     if (tokens) await new TokenStore(repo).importRecords(tokens);

@@ -193,10 +193,10 @@ async function collect(
   // blobs the repository has (a mostly deduplicated stream).
   const old = Math.min(started - ORPHAN_PACK_MIN_AGE_MS, cutoff);
   // An orphan whose trailer is intact and holds blobs the index lacks is adopted, never deleted.
-  for (const p of repo.unindexedPackFiles()) {
-    if (fs.statSync(p.file).mtimeMs >= old) continue;
+  for (const p of await repo.unindexedPackFiles()) {
+    if (p.modified >= old) continue;
     if (await repo.adoptPack(p)) report.orphan_packs_adopted++;
-    else fs.rmSync(p.file, { force: true }), report.orphan_packs_deleted++;
+    else await repo.storage.deletePacks([p.id]), report.orphan_packs_deleted++;
   }
   const tmp = path.join(repo.dir, REPO_DIRS.tmp);
   for (const n of fs.readdirSync(tmp)) {
@@ -283,7 +283,8 @@ async function repack(repo: Repository, packs: string[]): Promise<number> {
   let moved = 0;
   const finish = async () => {
     if (!writer) return;
-    const done = writer.finish();
+    const done = writer.seal();
+    await repo.publishPack(done);
     await repo.switchBlobs(done.id, done.size, done.entries.length, moves.splice(0));
     writer = undefined;
   };

@@ -2,8 +2,8 @@ import type { BlobRecord } from '../blob-index.js';
 import type { BlobView } from '../copy-index.js';
 import { KeepError } from '../errors.js';
 import { Id, toHex } from '../ids.js';
-import { BlobSpan, PackHandles, readBlobRun, readStoredAt, StoredBytes } from '../pack/reader.js';
-import { packPath } from '../pack/writer.js';
+import type { BlobSpan, StoredBytes } from '../pack/reader.js';
+import type { RepoStorage } from '../store/repo-storage.js';
 
 /**
  * Reads of stored blobs where the index (through a BlobView: whose bytes)
@@ -11,10 +11,7 @@ import { packPath } from '../pack/writer.js';
  * repack looks the blob up again.
  */
 export class BlobReader {
-  constructor(
-    private readonly packsDir: string,
-    private readonly handles: PackHandles,
-  ) {}
+  constructor(private readonly storage: RepoStorage) {}
 
   async readBlob(id: Id, view: BlobView): Promise<Buffer> {
     return (await this.readStored(id, view)).bytes;
@@ -24,7 +21,11 @@ export class BlobReader {
   async readStored(id: Id, view: BlobView): Promise<StoredBytes> {
     const r = view(id)?.record;
     if (!r) throw new KeepError('NOT_FOUND', `blob ${toHex(id)} is not in the repository`);
-    const at = (x: BlobRecord) => readStoredAt(packPath(this.packsDir, x.pack), { id, offset: x.offset, length: x.length, hash: x.hash }, this.handles);
+    const at = async (x: BlobRecord) => {
+      const [got] = await this.storage.readBlobs(x.pack, [{ id, offset: x.offset, length: x.length, hash: x.hash }]);
+      if (got instanceof Error) throw got;
+      return got;
+    };
     try {
       return await at(r);
     } catch (e) {
@@ -56,7 +57,7 @@ export class BlobReader {
     }
     let data: (StoredBytes | Error)[];
     try {
-      data = await readBlobRun(packPath(this.packsDir, first.pack), run, this.handles);
+      data = await this.storage.readBlobs(first.pack, run);
     } catch {
       // A prune may have repacked them since the lookup: readStored looks again.
       data = await Promise.all(run.map((b) => this.readStored(b.id, view).catch((e: Error) => e)));

@@ -1,12 +1,9 @@
-import fs from 'node:fs';
 import type { Database, RootDatabase } from 'lmdb';
 import { BlobIndex, BlobRecord, decodeBlobRecordV2 } from '../blob-index.js';
 import type { Clock } from '../clock.js';
 import type { Copy, CopyIndex, Located } from '../copy-index.js';
 import { Id } from '../ids.js';
-import { readTrailer } from '../pack/reader.js';
-import { packPath } from '../pack/writer.js';
-import { listPackFiles } from './rebuild.js';
+import type { RepoStorage, StoredPack } from '../store/repo-storage.js';
 import { MSGPACK_BLOB_TABLE } from '../formats.js';
 import { IndexTables, OLD_BLOB_TABLES, PackRecord } from './tables.js';
 import { PackUsage, PackUsageOptions } from '../gc/pack-usage.js';
@@ -65,7 +62,7 @@ export class BlobStore {
   constructor(
     t: IndexTables,
     private readonly clock: Clock,
-    private readonly packsDir: string,
+    private readonly storage: RepoStorage,
   ) {
     ({ env: this.env, blobs: this.blobs, copies: this.copies, packs: this.packs, meta: this.meta } = t);
   }
@@ -271,7 +268,7 @@ export class BlobStore {
     await this.env.transaction(() => {
       for (const id of drop) this.packs.remove(id);
     });
-    for (const id of drop) fs.rmSync(packPath(this.packsDir, id), { force: true });
+    await this.storage.deletePacks([...drop]);
     return [...drop];
   }
 
@@ -283,23 +280,23 @@ export class BlobStore {
    * (the trailer is damaged, or every blob is indexed elsewhere): the pack
    * is garbage then.
    */
-  async adoptPack(p: { id: string; file: string }): Promise<boolean> {
+  async adoptPack(p: StoredPack): Promise<boolean> {
     let entries;
     try {
-      entries = await readTrailer(p.file);
+      entries = await this.storage.readTrailer(p.id);
     } catch {
       return false;
     }
     if (entries.every((e) => this.blobs.has(e.id))) return false;
-    await this.indexPack(p.id, fs.statSync(p.file).size, entries);
+    await this.indexPack(p.id, p.size, entries);
     return true;
   }
 
   // ---- listing ---------------------------------------------------------------
 
-  /** Every pack file on disk. */
-  packFiles(): { id: string; file: string }[] {
-    return listPackFiles(this.packsDir);
+  /** Every stored pack. */
+  packFiles(): Promise<StoredPack[]> {
+    return this.storage.listPacks();
   }
 
   /** Whether the index knows pack `id`. */
@@ -307,9 +304,9 @@ export class BlobStore {
     return !!this.packs.get(id);
   }
 
-  /** Pack files on disk that the index does not know (orphans). */
-  unindexedPackFiles(): { id: string; file: string }[] {
-    return this.packFiles().filter((p) => !this.packs.get(p.id));
+  /** Stored packs that the index does not know (orphans). */
+  async unindexedPackFiles(): Promise<StoredPack[]> {
+    return (await this.packFiles()).filter((p) => !this.packs.get(p.id));
   }
 
   blobCount(): number {
@@ -335,10 +332,12 @@ export class BlobStore {
     return this.packs.getCount();
   }
 
-  /** Bytes in pack files on disk (what the repository costs). */
+  /** Bytes in stored packs (what the repository costs): the files on disk, or the index's pack sizes where listing costs requests. */
   storedBytes(): number {
+    const onDisk = this.storage.packBytes();
+    if (onDisk !== undefined) return onDisk;
     let n = 0;
-    for (const p of this.packFiles()) n += fs.statSync(p.file).size;
+    for (const { value } of this.packs.getRange()) n += value.size;
     return n;
   }
 }

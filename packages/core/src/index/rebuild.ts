@@ -4,13 +4,13 @@ import { Clock } from '../clock.js';
 import { KeepError } from '../errors.js';
 import type { Copy } from '../copy-index.js';
 import { fsyncDir } from '../fsutil.js';
-import { readTrailer } from '../pack/reader.js';
 import { acquireMaintenanceLock } from '../pid-lock.js';
 import { StateStore, STATE_FILE } from '../state-store.js';
 import { pausePoint } from '../test-pause.js';
 import { checkLmdbFile } from './meta-check.js';
 import { INDEX_FILE, IndexTables, openIndexTables } from './tables.js';
-import { REPO_DIRS } from '../formats.js';
+import type { RepoStorage } from '../store/repo-storage.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 
 export interface RebuildReport {
   packs: number;
@@ -20,25 +20,16 @@ export interface RebuildReport {
   replaced?: string;
 }
 
-/** Every pack file under packs/xx/. */
-export function listPackFiles(packsDir: string): { id: string; file: string }[] {
-  const out: { id: string; file: string }[] = [];
-  for (const sub of fs.readdirSync(packsDir)) {
-    const d = path.join(packsDir, sub);
-    if (!fs.statSync(d).isDirectory()) continue;
-    for (const n of fs.readdirSync(d)) if (n.endsWith('.pack')) out.push({ id: n.slice(0, -5), file: path.join(d, n) });
-  }
-  return out;
-}
-
-/** The snapshot table made to match snapshots/*.json: files written but not indexed (a crash between the two steps) are adopted, records without a file dropped. */
-export async function loadSnapshotFiles(t: Pick<IndexTables, 'env' | 'snaps'>, snapsDir: string): Promise<void> {
-  const files = fs.readdirSync(snapsDir).filter((n) => n.endsWith('.json'));
-  if (files.length === t.snaps.getCount()) return;
-  const onDisk = new Set(files.map((n) => n.slice(0, -5)));
+/** The snapshot table made to match the stored snapshots/*.json: records written but not indexed (a crash between the two steps) are adopted, index records without one dropped. */
+export async function loadSnapshotFiles(t: Pick<IndexTables, 'env' | 'snaps'>, storage: RepoStorage): Promise<void> {
+  const ids = await storage.snapshotIds();
+  if (ids.length === t.snaps.getCount()) return;
+  const stored = new Set(ids);
+  const adopt = new Map<string, Snapshot>();
+  for (const id of stored) if (!t.snaps.get(id)) adopt.set(id, JSON.parse(await storage.readSnapshot(id)));
   await t.env.transaction(() => {
-    for (const n of onDisk) if (!t.snaps.get(n)) t.snaps.put(n, JSON.parse(fs.readFileSync(path.join(snapsDir, `${n}.json`), 'utf8')));
-    for (const { key } of t.snaps.getRange()) if (!onDisk.has(key)) t.snaps.remove(key);
+    for (const [id, snap] of adopt) if (!t.snaps.get(id)) t.snaps.put(id, snap);
+    for (const { key } of t.snaps.getRange()) if (!stored.has(key)) t.snaps.remove(key);
   });
 }
 
@@ -54,7 +45,7 @@ function removeLmdbFile(file: string): void {
  * other source reads); a copy whose place still holds its blob is kept, one whose pack is gone is dropped
  * (its source stores the blob again).
  */
-async function fill(t: IndexTables, dir: string, clock: Clock, copies: readonly Copy[]): Promise<Omit<RebuildReport, 'replaced'>> {
+async function fill(t: IndexTables, storage: RepoStorage, clock: Clock, copies: readonly Copy[]): Promise<Omit<RebuildReport, 'replaced'>> {
   const copyAt = new Map(copies.map((c) => [`${c.record.pack}:${c.record.offset}`, c]));
   const damaged: string[] = [];
   let blobs = 0;
@@ -64,19 +55,19 @@ async function fill(t: IndexTables, dir: string, clock: Clock, copies: readonly 
   // Writers go on during a rebuild (into the index being replaced): scan again until no new pack appears, so
   // only a pack renamed in the last instant before the swap is left unindexed (prune adopts it, never deletes it).
   for (let pass = 0; ; pass++) {
-    const fresh = listPackFiles(path.join(dir, REPO_DIRS.packs)).filter((p) => !done.has(p.id));
+    const fresh = (await storage.listPacks()).filter((p) => !done.has(p.id));
     if (fresh.length === 0) break;
     for (const [i, p] of fresh.entries()) {
       if (pass === 0 && i === Math.floor(fresh.length / 2)) await pausePoint('rebuild');
       done.add(p.id);
       let entries;
       try {
-        entries = await readTrailer(p.file);
+        entries = await storage.readTrailer(p.id);
       } catch (e) {
         damaged.push(`${p.id}: ${(e as Error).message}`);
         continue;
       }
-      const size = fs.statSync(p.file).size;
+      const size = p.size;
       packs++;
       await t.env.transaction(() => {
         t.packs.put(p.id, { size, blobs: entries.length, created: now });
@@ -93,7 +84,7 @@ async function fill(t: IndexTables, dir: string, clock: Clock, copies: readonly 
       });
     }
   }
-  await loadSnapshotFiles(t, path.join(dir, REPO_DIRS.snapshots));
+  await loadSnapshotFiles(t, storage);
   await t.meta.put('built', true);
   return { packs, blobs, damaged_packs: damaged };
 }
@@ -107,7 +98,7 @@ async function fill(t: IndexTables, dir: string, clock: Clock, copies: readonly 
  * one at index.mdb, never a partial one. `copies`: what the old index knew of
  * per-source copies (see fill), where it could be read.
  */
-export async function rebuildIndexFile(dir: string, clock: Clock, copies: readonly Copy[] = []): Promise<RebuildReport> {
+export async function rebuildIndexFile(dir: string, clock: Clock, storage: RepoStorage, copies: readonly Copy[] = []): Promise<RebuildReport> {
   const lock = acquireMaintenanceLock(dir, 'rebuild-index');
   try {
     const file = path.join(dir, INDEX_FILE);
@@ -116,7 +107,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock, copies: readon
     const t = openIndexTables(aside);
     let report: RebuildReport;
     try {
-      report = await fill(t, dir, clock, copies);
+      report = await fill(t, storage, clock, copies);
     } finally {
       await t.env.close();
     }
@@ -142,7 +133,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock, copies: readon
  * written before state.mdb existed moves out first, when that index passes
  * the meta-page check.
  */
-export async function rebuildClosedIndex(dir: string, clock: Clock, copies?: readonly Copy[]): Promise<RebuildReport> {
+export async function rebuildClosedIndex(dir: string, clock: Clock, storage: RepoStorage, copies?: readonly Copy[]): Promise<RebuildReport> {
   const file = path.join(dir, INDEX_FILE);
   if (!fs.existsSync(path.join(dir, STATE_FILE)) && checkLmdbFile(file).kind === 'ok') {
     const t = openIndexTables(file);
@@ -152,7 +143,7 @@ export async function rebuildClosedIndex(dir: string, clock: Clock, copies?: rea
       await t.env.close();
     }
   }
-  return rebuildIndexFile(dir, clock, copies);
+  return rebuildIndexFile(dir, clock, storage, copies);
 }
 
 /**
@@ -161,11 +152,11 @@ export async function rebuildClosedIndex(dir: string, clock: Clock, copies?: rea
  * aside, then swapped in; with `indexRepairHint` (keepd) a damaged one fails
  * the open instead (Repository.open's RepositoryOptions).
  */
-export async function checkIndexFile(dir: string, clock: Clock, opts: { indexRepairHint?: string; onIndexRebuilt?: (message: string) => void }): Promise<void> {
+export async function checkIndexFile(dir: string, clock: Clock, opts: { indexRepairHint?: string; onIndexRebuilt?: (message: string) => void }, storage: RepoStorage): Promise<void> {
   const index = checkLmdbFile(path.join(dir, INDEX_FILE));
   if (index.kind === 'damaged' && opts.indexRepairHint) throw new KeepError('CORRUPT', `${path.join(dir, INDEX_FILE)} is damaged (${index.reason}): ${opts.indexRepairHint}`);
   if (index.kind !== 'ok') {
-    const r = await rebuildIndexFile(dir, clock);
+    const r = await rebuildIndexFile(dir, clock, storage);
     if (index.kind === 'damaged') opts.onIndexRebuilt?.(`${INDEX_FILE} was damaged (${index.reason}): rebuilt from the packs (${r.blobs} blobs); the damaged file is ${r.replaced}`);
   }
 }

@@ -1,13 +1,11 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { KeepError } from '../errors.js';
-import { atomicWrite } from '../fsutil.js';
+import type { KeyFileTexts } from '../store/repo-storage.js';
 import type { KeyFile } from './keyfile.js';
 import { parseKeyFile } from './keyfile-check.js';
 
-/** A repository's keys/<id>.json: wrapped master keys (keyfile.ts). */
+/** A repository's keys/<id>.json: wrapped master keys (keyfile.ts), where its storage keeps them. */
 export class KeyStore {
-  constructor(private readonly keysDir: string) {}
+  constructor(private readonly texts: KeyFileTexts) {}
 
   /** The usable key files (damaged or out-of-bounds ones are left out: damaged() lists them). */
   files(): KeyFile[] {
@@ -22,10 +20,9 @@ export class KeyStore {
   private read(): { files: KeyFile[]; damaged: { id: string; problem: string }[] } {
     const files: KeyFile[] = [];
     const damaged: { id: string; problem: string }[] = [];
-    for (const n of fs.readdirSync(this.keysDir).filter((n) => n.endsWith('.json')).sort()) {
-      const id = n.slice(0, -'.json'.length);
+    for (const { id, text } of this.texts.list()) {
       try {
-        const f = parseKeyFile(fs.readFileSync(path.join(this.keysDir, n), 'utf8'), id);
+        const f = parseKeyFile(text, id);
         if (f.id !== id) throw new KeepError('CORRUPT', `key file ${id} is damaged: it holds key ${f.id}`);
         files.push(f);
       } catch (e) {
@@ -35,18 +32,18 @@ export class KeyStore {
     return { files, damaged };
   }
 
-  add(f: KeyFile): void {
+  /** The write starts before the first await: a caller that does not wait still finds the file written (local directory). */
+  async add(f: KeyFile): Promise<void> {
     if (!/^[0-9a-f]{16}$/.test(f.id)) throw new KeepError('INVALID_ARGUMENT', 'bad key file id');
-    atomicWrite(path.join(this.keysDir, `${f.id}.json`), JSON.stringify(f, null, 2) + '\n');
+    await this.texts.write(f.id, JSON.stringify(f, null, 2) + '\n');
   }
 
   /** Remove a key file, damaged ones included; never the last usable one. */
-  remove(id: string): void {
+  async remove(id: string): Promise<void> {
     if (!/^[0-9a-f]{16}$/.test(id)) throw new KeepError('INVALID_ARGUMENT', `${id} is not a key id (16 hex digits)`);
-    const file = path.join(this.keysDir, `${id}.json`);
-    if (!fs.existsSync(file)) throw new KeepError('NOT_FOUND', `no key ${id}`);
+    if (!this.texts.list().some((k) => k.id === id)) throw new KeepError('NOT_FOUND', `no key ${id}`);
     const usable = this.files();
     if (usable.length === 1 && usable[0].id === id) throw new KeepError('INVALID_ARGUMENT', 'refusing to remove the last key: the repository would become unreadable');
-    fs.rmSync(file);
+    await this.texts.remove(id);
   }
 }

@@ -16,39 +16,47 @@ export async function readAt(file: fs.promises.FileHandle, offset: number, lengt
   return b;
 }
 
+/** Bytes `length` at `offset` of one pack, failing CORRUPT when the pack is shorter. */
+export type PackRead = (offset: number, length: number) => Promise<Buffer>;
+
 /** Parse a pack's trailer: the list of blobs it holds. Throws CORRUPT on any inconsistency. */
 export async function readTrailer(packFile: string): Promise<PackEntry[]> {
   const f = await fs.promises.open(packFile, 'r');
   try {
     const { size } = await f.stat();
-    if (size < PACK_HEADER_SIZE + FOOTER_SIZE) throw corrupt(`pack ${packFile} is truncated (${size} bytes)`);
-    const head = await readAt(f, 0, PACK_HEADER_SIZE, packFile);
-    if (!head.subarray(PACK_HEADER.magic, PACK_HEADER.magic + PACK_MAGIC.length).equals(PACK_MAGIC)) throw corrupt(`${packFile} is not a Keep pack (bad magic)`);
-    const foot = await readAt(f, size - FOOTER_SIZE, FOOTER_SIZE, packFile);
-    if (!foot.subarray(PACK_FOOTER.magic).equals(TRAILER_MAGIC)) throw corrupt(`pack ${packFile} has no trailer (truncated or unfinished)`);
-    const n = foot.readUInt32BE(PACK_FOOTER.count);
-    const tlen = n * TRAILER_ENTRY_SIZE;
-    const tstart = size - FOOTER_SIZE - tlen;
-    if (tstart < PACK_HEADER_SIZE) throw corrupt(`pack ${packFile} trailer claims ${n} blobs, more than fit`);
-    const t = await readAt(f, tstart, tlen, packFile);
-    if (!storageHash(t).equals(foot.subarray(PACK_FOOTER.checksum, PACK_FOOTER.magic))) throw corrupt(`pack ${packFile} trailer is damaged (checksum mismatch)`);
-    const entries: PackEntry[] = [];
-    for (let i = 0; i < n; i++) {
-      const o = i * TRAILER_ENTRY_SIZE;
-      const e: PackEntry = {
-        id: Buffer.from(t.subarray(o + TRAILER_ENTRY.id, o + TRAILER_ENTRY.type)),
-        type: t[o + TRAILER_ENTRY.type],
-        offset: t.readUInt32BE(o + TRAILER_ENTRY.offset),
-        length: t.readUInt32BE(o + TRAILER_ENTRY.length),
-        hash: Buffer.from(t.subarray(o + TRAILER_ENTRY.hash, o + TRAILER_ENTRY.hash + TRAILER_HASH_SIZE)),
-      };
-      if (e.offset < PACK_HEADER_SIZE || e.offset + e.length > tstart) throw corrupt(`pack ${packFile} trailer entry ${i} points outside the pack`);
-      entries.push(e);
-    }
-    return entries;
+    return await parseTrailer(size, (offset, length) => readAt(f, offset, length, packFile), packFile);
   } finally {
     await f.close();
   }
+}
+
+/** readTrailer of a pack of `size` bytes read through `read` (a file, or ranged gets from an object store). */
+export async function parseTrailer(size: number, read: PackRead, packFile: string): Promise<PackEntry[]> {
+  if (size < PACK_HEADER_SIZE + FOOTER_SIZE) throw corrupt(`pack ${packFile} is truncated (${size} bytes)`);
+  const head = await read(0, PACK_HEADER_SIZE);
+  if (!head.subarray(PACK_HEADER.magic, PACK_HEADER.magic + PACK_MAGIC.length).equals(PACK_MAGIC)) throw corrupt(`${packFile} is not a Keep pack (bad magic)`);
+  const foot = await read(size - FOOTER_SIZE, FOOTER_SIZE);
+  if (!foot.subarray(PACK_FOOTER.magic).equals(TRAILER_MAGIC)) throw corrupt(`pack ${packFile} has no trailer (truncated or unfinished)`);
+  const n = foot.readUInt32BE(PACK_FOOTER.count);
+  const tlen = n * TRAILER_ENTRY_SIZE;
+  const tstart = size - FOOTER_SIZE - tlen;
+  if (tstart < PACK_HEADER_SIZE) throw corrupt(`pack ${packFile} trailer claims ${n} blobs, more than fit`);
+  const t = await read(tstart, tlen);
+  if (!storageHash(t).equals(foot.subarray(PACK_FOOTER.checksum, PACK_FOOTER.magic))) throw corrupt(`pack ${packFile} trailer is damaged (checksum mismatch)`);
+  const entries: PackEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    const o = i * TRAILER_ENTRY_SIZE;
+    const e: PackEntry = {
+      id: Buffer.from(t.subarray(o + TRAILER_ENTRY.id, o + TRAILER_ENTRY.type)),
+      type: t[o + TRAILER_ENTRY.type],
+      offset: t.readUInt32BE(o + TRAILER_ENTRY.offset),
+      length: t.readUInt32BE(o + TRAILER_ENTRY.length),
+      hash: Buffer.from(t.subarray(o + TRAILER_ENTRY.hash, o + TRAILER_ENTRY.hash + TRAILER_HASH_SIZE)),
+    };
+    if (e.offset < PACK_HEADER_SIZE || e.offset + e.length > tstart) throw corrupt(`pack ${packFile} trailer entry ${i} points outside the pack`);
+    entries.push(e);
+  }
+  return entries;
 }
 
 /**
@@ -131,8 +139,6 @@ export interface StoredBytes {
  */
 export async function readBlobRun(packFile: string, blobs: BlobSpan[], handles?: PackHandles): Promise<(StoredBytes | Error)[]> {
   if (blobs.length === 0) return [];
-  const start = blobs[0].offset;
-  const last = blobs[blobs.length - 1];
   let f: fs.promises.FileHandle;
   try {
     f = handles ? await handles.get(packFile) : await fs.promises.open(packFile, 'r');
@@ -140,15 +146,22 @@ export async function readBlobRun(packFile: string, blobs: BlobSpan[], handles?:
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`blob ${toHex(blobs[0].id)}: its pack ${packName(packFile)} is missing`);
     throw e;
   }
-  let b: Buffer;
   try {
-    b = await readAt(f, start, last.offset + last.length - start, `blob ${toHex(blobs[0].id)}`);
+    return await proveBlobRun(packName(packFile), blobs, (offset, length) => readAt(f, offset, length, `blob ${toHex(blobs[0].id)}`));
   } finally {
     if (!handles) await f.close();
   }
+}
+
+/** readBlobRun's one read and the proofs, on bytes `read` fetches (a file, or a ranged get). */
+export async function proveBlobRun(pack: string, blobs: BlobSpan[], read: PackRead): Promise<(StoredBytes | Error)[]> {
+  if (blobs.length === 0) return [];
+  const start = blobs[0].offset;
+  const last = blobs[blobs.length - 1];
+  const b = await read(start, last.offset + last.length - start);
   return blobs.map((x) => {
     const v = b.subarray(x.offset - start, x.offset - start + x.length);
     const hash = provenHash(v, x.hash);
-    return hash ? { bytes: v, hash } : corrupt(`blob ${toHex(x.id)} in pack ${packName(packFile)} is damaged (storage hash mismatch)`);
+    return hash ? { bytes: v, hash } : corrupt(`blob ${toHex(x.id)} in pack ${pack} is damaged (storage hash mismatch)`);
   });
 }

@@ -35,6 +35,22 @@ function fsyncDir(dir: string): void {
   }
 }
 
+/** A pack complete in its temporary file (PackWriter.seal), not yet where readers find it. */
+export interface SealedPack {
+  id: string;
+  size: number;
+  entries: PackEntry[];
+  tmpFile: string;
+}
+
+/** A sealed pack renamed into packs/xx/ and the directory fsynced (the local directory's publish). */
+export function movePackIntoPlace(p: SealedPack, packsDir: string): void {
+  const dest = packPath(packsDir, p.id);
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.renameSync(p.tmpFile, dest);
+  fsyncDir(path.dirname(dest));
+}
+
 /**
  * Appends blobs to one pack under tmp/. `finish()` writes the trailer, fsyncs,
  * and moves the pack into place; the caller indexes the returned entries only
@@ -104,20 +120,32 @@ export class PackWriter {
    * packs/ ever lacks its trailer.
    */
   finish(): { id: string; size: number; entries: PackEntry[] } {
-    const dest = packPath(this.packsDir, this.id);
+    const sealed = this.seal();
+    try {
+      movePackIntoPlace(sealed, this.packsDir);
+    } catch (e) {
+      this.abandon();
+      throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
+    }
+    return { id: this.id, size: this.size, entries: this.entries };
+  }
+
+  /**
+   * Write the trailer and fsync: the pack is complete under tmp/ and ready
+   * to be published (RepoStorage.publishPack: renamed into packs/, or put in
+   * a bucket). A failure discards it.
+   */
+  seal(): SealedPack {
     try {
       this.write(encodeTrailer(this.entries));
       fs.fsyncSync(this.fd);
       fs.closeSync(this.fd);
       this.fd = -1;
-      fs.mkdirSync(path.dirname(dest), { recursive: true });
-      fs.renameSync(this.tmpPath, dest);
     } catch (e) {
       this.abandon();
       throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
     }
-    fsyncDir(path.dirname(dest));
-    return { id: this.id, size: this.size, entries: this.entries };
+    return { id: this.id, size: this.size, entries: this.entries, tmpFile: this.tmpPath };
   }
 
   /** Drop an unfinished pack (nothing in it was ever acknowledged). */

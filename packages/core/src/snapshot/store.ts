@@ -1,12 +1,11 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
 import { BlobType } from '../blob/format.js';
 import { parseBlob } from '../blob/seal.js';
 import type { Clock } from '../clock.js';
 import type { BlobView, BlobViews, Located } from '../copy-index.js';
 import { corrupt, KeepError } from '../errors.js';
-import { atomicWrite, randomId } from '../fsutil.js';
+import { randomId } from '../fsutil.js';
+import type { RepoStorage } from '../store/repo-storage.js';
 import { Id, toHex } from '../ids.js';
 import type { BlobReader } from '../index/blob-reader.js';
 import type { BlobStore } from '../index/blob-store.js';
@@ -19,8 +18,8 @@ import { checkReplacement, Replacement } from './replace.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot.js';
 
 /**
- * The snapshots of a repository: snapshots/<id>.json (the durable copy,
- * written first) and the index's `snapshots` table. A snapshot is published
+ * The snapshots of a repository: snapshots/<id>.json in its storage (the
+ * durable copy, written first) and the index's `snapshots` table. A snapshot is published
  * only once every blob reachable from its root is stored (closure).
  */
 export class SnapshotStore {
@@ -31,7 +30,7 @@ export class SnapshotStore {
     private readonly views: BlobViews,
     private readonly reader: BlobReader,
     private readonly sessions: SessionRegistry,
-    private readonly snapsDir: string,
+    private readonly storage: RepoStorage,
     private readonly clock: Clock,
   ) {}
 
@@ -112,7 +111,7 @@ export class SnapshotStore {
     const id = s.id || randomId();
     if (!/^[0-9a-f]{32}$/.test(id)) throw new KeepError('INVALID_ARGUMENT', `bad snapshot id ${id}`);
     // Append-only: a writer never replaces a record (its own or another source's).
-    if (this.snaps.get(id) || fs.existsSync(path.join(this.snapsDir, `${id}.json`))) throw new KeepError('ALREADY_EXISTS', `snapshot ${id} exists`);
+    if (this.snaps.get(id) || (await this.storage.hasSnapshot(id))) throw new KeepError('ALREADY_EXISTS', `snapshot ${id} exists`);
     return this.publish({ ...s, id, server_time: new Date(now).toISOString() }, opts.view);
   }
 
@@ -132,7 +131,7 @@ export class SnapshotStore {
       throw new KeepError('INCOMPLETE', `snapshot refused: ${missing.length} blob(s) reachable from its root are not stored (first: ${missing[0]})`);
     }
     const epoch = this.index.gcEpoch();
-    atomicWrite(path.join(this.snapsDir, `${snap.id}.json`), JSON.stringify(snap) + '\n');
+    await this.storage.writeSnapshot(snap.id, JSON.stringify(snap) + '\n');
     const now = this.clock.now();
     await this.snaps.put(snap.id, snap);
     // The marks only save later closure walks, so they may go in batches after the snapshot.
@@ -151,7 +150,7 @@ export class SnapshotStore {
     if (!old) throw new KeepError('NOT_FOUND', `no snapshot ${oldId}`);
     this.refuseSessionParents([oldId]);
     checkReplacement(old, next);
-    if (this.snaps.get(next.id) || fs.existsSync(path.join(this.snapsDir, `${next.id}.json`))) throw new KeepError('ALREADY_EXISTS', `snapshot ${next.id} exists`);
+    if (this.snaps.get(next.id) || (await this.storage.hasSnapshot(next.id))) throw new KeepError('ALREADY_EXISTS', `snapshot ${next.id} exists`);
     const { server_time: _theirs, ...fields } = next as Snapshot;
     const published = await this.publish({ ...fields, ...(old.server_time ? { server_time: old.server_time } : {}) });
     await this.remove([oldId]);
@@ -171,7 +170,7 @@ export class SnapshotStore {
    */
   async remove(ids: string[]): Promise<void> {
     this.refuseSessionParents(ids);
-    for (const id of ids) fs.rmSync(path.join(this.snapsDir, `${id}.json`), { force: true });
+    await this.storage.deleteSnapshots(ids);
     await this.env.transaction(() => {
       for (const id of ids) this.snaps.remove(id);
     });
@@ -184,6 +183,6 @@ export class SnapshotStore {
 
   /** Snapshot files written but not in LMDB (a crash between the two steps) are adopted. */
   async reconcile(): Promise<void> {
-    await loadSnapshotFiles({ env: this.env, snaps: this.snaps }, this.snapsDir);
+    await loadSnapshotFiles({ env: this.env, snaps: this.snaps }, this.storage);
   }
 }

@@ -4,3 +4,9 @@ export { S3ObjectStore, type S3StoreOptions, parseS3Url, classifyS3Error } from 
 export { RetryingStore, DEFAULT_RETRY, type RetryPolicy } from './retrying-store.js';
 export { WriterLease, type LeaseRecord, type LeaseOptions } from './lease.js';
 export { repoKeys } from './repo-keys.js';
+export { ObjectRepoStorage } from './object-repo-storage.js';
+export { MeteredStore, STORE_OPS, type StoreOp, type StoreOpStats } from './metered-store.js';
+export { openObjectRepoStorage, s3Options, envEndpoint } from './object-storage-open.js';
+export { LocalRepoStorage } from './local-repo-storage.js';
+export type { RepoStorage, StoredPack, KeyFileTexts, WriterHold } from './repo-storage.js';
+export { type StorageRecord, readStorageRecord, writeStorageRecord, useObjectStorage, openRepoStorage } from './storage-record.js';

@@ -25,6 +25,8 @@ export interface ObjectInfo {
   size: number;
   /** opaque version tag: changes whenever the object is replaced */
   etag: string;
+  /** when it was last written (ms), where a list tells */
+  modified?: number;
 }
 
 export interface PutOptions {

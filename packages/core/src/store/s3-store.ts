@@ -160,7 +160,7 @@ export class S3ObjectStore implements ObjectStore {
       const res = await this.client.send(
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, MaxKeys: limit, StartAfter: opts.cursor !== undefined ? this.prefix + opts.cursor : undefined }),
       );
-      const objects = (res.Contents ?? []).map((o) => ({ key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, etag: bareEtag(o.ETag) }));
+      const objects = (res.Contents ?? []).map((o) => ({ key: o.Key!.slice(this.prefix.length), size: o.Size ?? 0, etag: bareEtag(o.ETag), ...(o.LastModified ? { modified: o.LastModified.getTime() } : {}) }));
       return { objects, cursor: res.IsTruncated && objects.length > 0 ? objects[objects.length - 1].key : undefined };
     } catch (e) {
       throw storeError(e, `list ${prefix}`);

@@ -33,14 +33,14 @@ export function keyHandlers(rpc: RpcCalls) {
     addKey: rpc.unary('AddKey', ['agent', 'admin'], async (req: { keyFileJson: string }, p) => {
       rpc.writable();
       const key = admitKeyFile(d.repo, req.keyFileJson, p);
-      d.repo.addKeyFile(key);
+      await d.repo.addKeyFile(key);
       await audit(d.repo).record('key.add', p, { key: key.id });
       return create(AddKeyResponseSchema, {});
     }),
 
     removeKey: rpc.unary('RemoveKey', ['admin'], async (req: { keyId: string }, p) => {
       rpc.writable();
-      d.repo.removeKeyFile(req.keyId);
+      await d.repo.removeKeyFile(req.keyId);
       await audit(d.repo).record('key.remove', p, { key: req.keyId });
       return create(RemoveKeyResponseSchema, {});
     }),

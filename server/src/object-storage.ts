@@ -1,0 +1,43 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { KeepError, type parseChunkerSizes, REPO_FILES, Repository, useObjectStorage } from '@keep/core';
+
+/**
+ * keepd opens repositories kept in object storage (store.json in the data
+ * directory): the S3 client loads only when one is opened.
+ */
+export function registerObjectStorage(): void {
+  useObjectStorage(async (dir, r) => {
+    const { openObjectRepoStorage } = await import('@keep/core/store');
+    return openObjectRepoStorage(dir, r);
+  });
+}
+
+/**
+ * `keepd init --store s3://bucket/prefix`: the data directory records where
+ * the repository lives (store.json: URL, path style, and the endpoint and
+ * region the environment names now; never credentials), then the config is
+ * written to the bucket create-only. A failure leaves no store.json behind.
+ */
+export async function initInObjectStorage(data: string, url: string, opts: { pathStyle: boolean; chunker?: ReturnType<typeof parseChunkerSizes> }): Promise<Repository> {
+  const { parseS3Url, envEndpoint, writeStorageRecord } = await import('@keep/core/store');
+  if (!url.startsWith('s3://')) throw new KeepError('INVALID_ARGUMENT', `--store takes s3://bucket/prefix, not ${url}`);
+  try {
+    parseS3Url(url);
+  } catch (e) {
+    throw new KeepError('INVALID_ARGUMENT', (e as Error).message);
+  }
+  if (Repository.exists(data)) throw new KeepError('ALREADY_EXISTS', `${data} already holds a repository`);
+  const record = path.join(data, REPO_FILES.store);
+  if (fs.existsSync(record)) throw new KeepError('ALREADY_EXISTS', `${data} already names a store (${REPO_FILES.store})`);
+  const region = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined;
+  const endpoint = envEndpoint();
+  writeStorageRecord(data, { v: 1, url, ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}), ...(opts.pathStyle ? { pathStyle: true } : {}) });
+  try {
+    return await Repository.init(data, { chunker: opts.chunker });
+  } catch (e) {
+    fs.rmSync(record, { force: true });
+    fs.rmSync(path.join(data, REPO_FILES.config), { force: true });
+    throw e;
+  }
+}
