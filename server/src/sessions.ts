@@ -55,7 +55,8 @@ export class SessionManager {
     // Blobs this session is first to store carry its source's tag: no ownership row for them.
     // A scoped one stores what its source does not own as its copy (never gains another source's bytes).
     const writer = this.repo.openWriter({ owner, owns: scoped ? (id) => this.scope.owns(source, id) : undefined });
-    const lease = await WriterSession.open(this.repo, { source, host, parent, tokenId: p.tokenId }, writer);
+    // Answered without waiting for the record's disk sync (WriterSession.open says why that is safe).
+    const lease = await WriterSession.open(this.repo, { source, host, parent, tokenId: p.tokenId }, writer, undefined, { recordInBackground: true });
     const s: Session = { id: lease.id, source, host, tokenId: p.tokenId, principal: p, lease, unrecorded: [], uploaded: new Set(), tag: owner, scoped };
     this.open.set(s.id, s);
     return s;
@@ -131,9 +132,12 @@ export class SessionManager {
     if (snap.source !== s.source) throw new KeepError('PERMISSION_DENIED', `session is for source ${s.source}, not ${snap.source}`);
     await s.lease.drained();
     await s.lease.flush();
+    // Ownership durable before the snapshot file: a crash between that file and its index record must not leave a
+    // snapshot (adopted from its file on open) whose source does not own what it references.
     await this.recordOwnership(s);
     // keepd's clock: the snapshot's time must fall within this session's life, give or take MAX_CLOCK_SKEW_MS.
     // A scoped snapshot may reach only its source's blobs: another source's is "missing", like one never stored.
+    // The session ends in the snapshot record's transaction (WriterSession.commitSnapshot): one disk sync.
     const committed = await s.lease.commitSnapshot({ ...snap, host: s.host }, s.scoped ? this.scope.view(s.source) : undefined);
     await this.end(s);
     return committed;

@@ -22,7 +22,7 @@ import { PackHandles, StoredBytes } from './pack/reader.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import type { Replacement } from './snapshot/replace.js';
-import { SnapshotStore } from './snapshot/store.js';
+import { CommitOptions, SnapshotStore } from './snapshot/store.js';
 import { SourceTags } from './source-tags.js';
 import { StateStore, STATE_FILE } from './state-store.js';
 import { REPO_DIRS, REPO_FILES } from './formats.js';
@@ -348,7 +348,7 @@ export class Repository {
   }
 
   /** Make a snapshot visible, only if every blob reachable from its root is stored (SnapshotStore.commit). */
-  commitSnapshot(s: NewSnapshot, opts: { started?: number; view?: BlobView } = {}): Promise<Snapshot> {
+  commitSnapshot(s: NewSnapshot, opts: CommitOptions = {}): Promise<Snapshot> {
     return this.snapshotStore.commit(s, opts);
   }
 
@@ -390,6 +390,11 @@ export class Repository {
 
   endSession(id: string): Promise<void> {
     return this.sessions.end(id);
+  }
+
+  /** endSession inside the caller's index write transaction (commitSnapshot's `alongside`). */
+  endSessionNow(id: string): void {
+    this.sessions.endNow(id);
   }
 
   /** Sessions whose lease has not ended (any process), oldest first. */
