@@ -166,7 +166,7 @@ export class Repository {
 
   async close(): Promise<void> {
     await this.handles.close();
-    await this.t.env.close();
+    await this.t.close();
     await this.state?.close();
   }
 
@@ -414,7 +414,7 @@ export class Repository {
     if (StateStore.hasLegacyTables(this.t.env)) this.stateStore(); // server state moves out before its index goes
     // The packs do not say which source stored a blob: the copies go over to the new index (rebuild.ts).
     const copies = [...this.index.allCopies()];
-    await this.t.env.close();
+    await this.t.close();
     try {
       return await rebuildIndexFile(this.dir, this.clock, copies);
     } finally {

@@ -9,6 +9,7 @@ import { acquireMaintenanceLock } from '../pid-lock.js';
 import { StateStore, STATE_FILE } from '../state-store.js';
 import { pausePoint } from '../test-pause.js';
 import { checkLmdbFile } from './meta-check.js';
+import { detachSharedEnv } from '../lmdb-shared-env.js';
 import { INDEX_FILE, IndexTables, openIndexTables } from './tables.js';
 import { REPO_DIRS } from '../formats.js';
 
@@ -118,7 +119,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock, copies: readon
     try {
       report = await fill(t, dir, clock, copies);
     } finally {
-      await t.env.close();
+      await t.close();
     }
     const state = checkLmdbFile(file);
     if (state.kind !== 'missing') {
@@ -127,6 +128,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock, copies: readon
     }
     // The old lock file describes the old file's readers: the new file starts with none.
     fs.rmSync(`${file}-lock`, { force: true });
+    detachSharedEnv(file); // this process's next open maps the new file, not a handle of the old one
     fs.renameSync(aside, file);
     fs.rmSync(`${aside}-lock`, { force: true });
     fsyncDir(dir);
@@ -149,7 +151,7 @@ export async function rebuildClosedIndex(dir: string, clock: Clock, copies?: rea
     try {
       if (StateStore.hasLegacyTables(t.env)) await StateStore.open(dir, t.env).close();
     } finally {
-      await t.env.close();
+      await t.close();
     }
   }
   return rebuildIndexFile(dir, clock, copies);
