@@ -1,5 +1,6 @@
 import { Clock, Id, KeepError, MAX_SESSION_AGE_MS, NewSnapshot, Repository, Snapshot, toHex, WriterSession } from '@keep/core';
 import type { Principal } from './auth/tokens.js';
+import { audit } from './audit/log.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 
 /** keepd's side of a writer session: the caller's token and source ownership, around core's leased WriterSession. */
@@ -19,6 +20,8 @@ export interface Session {
   tag: number;
   /** source-scoped (an agent token with --dedup source): sees only its source's blobs, stores its own copies */
   scoped: boolean;
+  /** the session's `session.open` audit record, not yet written: it goes with the session's end (SessionManager.end) */
+  unaudited?: true;
 }
 
 /** A source-scoped session: "have it" only for its source's blobs, uploads of other ids become its copies. */
@@ -57,7 +60,7 @@ export class SessionManager {
     const writer = this.repo.openWriter({ owner, owns: scoped ? (id) => this.scope.owns(source, id) : undefined });
     // Answered without waiting for the record's disk sync (WriterSession.open says why that is safe).
     const lease = await WriterSession.open(this.repo, { source, host, parent, tokenId: p.tokenId }, writer, undefined, { recordInBackground: true });
-    const s: Session = { id: lease.id, source, host, tokenId: p.tokenId, principal: p, lease, unrecorded: [], uploaded: new Set(), tag: owner, scoped };
+    const s: Session = { id: lease.id, source, host, tokenId: p.tokenId, principal: p, lease, unrecorded: [], uploaded: new Set(), tag: owner, scoped, unaudited: true };
     this.open.set(s.id, s);
     return s;
   }
@@ -166,7 +169,24 @@ export class SessionManager {
 
   private async end(s: Session): Promise<void> {
     this.open.delete(s.id);
+    this.auditOpen(s);
     await s.lease.end();
+  }
+
+  /**
+   * The session's `session.open` record, queued when the session ends: a
+   * commit's record follows it in the same turn, so both go in one audit
+   * batch (one fsync, one checkpoint commit) that the Commit answer awaits,
+   * instead of a batch of its own that OpenSession waited for. `opened`
+   * keeps when the session began. A crash loses the open records of sessions
+   * not yet ended: none of them published anything (what they uploaded is
+   * unreferenced until a commit, and prune collects it), and keepd's log
+   * still shows them opened.
+   */
+  private auditOpen(s: Session): void {
+    if (!s.unaudited) return;
+    s.unaudited = undefined;
+    void audit(this.repo).record('session.open', s.principal, { source: s.source, session: s.id, opened: new Date(s.lease.started).toISOString() });
   }
 
   /** Close sessions whose lease ended, older than MAX_SESSION_AGE_MS, or whose token was revoked since. */
