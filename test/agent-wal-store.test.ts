@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, agentConfigYaml, killAllAgents } from './agent-harness.js';
 import { MiB, tempDirs } from './helpers.js';
-import { Keepd, killAllKeepd, runKeep } from './keepd-harness.js';
+import { Keepd, keepdJson, killAllKeepd, runKeep } from './keepd-harness.js';
 import { keepdForPostgres } from './pg-cluster.js';
 
 const SEGMENT = 16 * MiB;
@@ -144,5 +144,16 @@ describe('WAL stored by the resident agent (real keepd, real agent)', () => {
     const opens = ls.flatMap((l, i) => (isOpened(l) && !seen.has(sessionOf(l)) ? [i] : []));
     // the one session opened since A's spare is the next spare, after B's commit: B uploaded into A's spare
     expect(opens.map((i) => i > committedAt(ls, b)), ls.join('\n')).toEqual([true]);
+  });
+
+  it('closes its spare session when it stops: keepd ends it then (its audit record is written at its end), not at its lease', async () => {
+    const opened = keepd.output().split('\n').filter((l) => l.includes('"msg":"session opened"') && l.includes('"source":"db"'));
+    const spare = /"session":"([0-9a-f]+)"/.exec(opened.at(-1)!)![1];
+    agent.child.kill('SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+    const ended = async () => ((await keepdJson(['audit', 'list', '--data', path.join(dir, 'keepd'), '--event', 'session.open'])) as { fields: { session: string } }[]).some((r) => r.fields.session === spare);
+    const until = Date.now() + 60_000;
+    while (!(await ended()) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    expect(await ended()).toBe(true);
   });
 });
