@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, agentConfigYaml, killAllAgents } from './agent-harness.js';
 import { MiB, tempDirs } from './helpers.js';
-import { Keepd, killAllKeepd, runKeep } from './keepd-harness.js';
+import { Keepd, keepdJson, killAllKeepd, runKeep } from './keepd-harness.js';
 import { keepdForPostgres } from './pg-cluster.js';
 
 const SEGMENT = 16 * MiB;
@@ -110,5 +110,50 @@ describe('WAL stored by the resident agent (real keepd, real agent)', () => {
     expect(other.stderr).toMatch(/already archived .*different content/);
     const snaps = JSON.parse((await runKeep(['snapshots', '--source', 'db', '--json'], env)).stdout) as { tags: string[] }[];
     expect(snaps.filter((s) => s.tags.includes(`wal:${name}`))).toHaveLength(1);
+  });
+
+  it("opens the next segment's session ahead: a push uploads into a session keepd opened before it came", async () => {
+    const lines = () => keepd.output().split('\n');
+    const isOpened = (l: string) => l.includes('"msg":"session opened"') && l.includes('"source":"db"');
+    const committedAt = (ls: string[], snapshot: string) => ls.findIndex((l) => l.includes('"msg":"snapshot committed"') && l.includes(snapshot));
+    /** a session opened after `snapshot` was committed (the spare for the next segment), waited for */
+    const spareAfter = async (snapshot: string) => {
+      const until = Date.now() + 60_000;
+      for (;;) {
+        const ls = lines();
+        const at = committedAt(ls, snapshot);
+        if (at >= 0 && ls.slice(at).some(isOpened)) return;
+        if (Date.now() > until) throw new Error(`no session opened after ${snapshot}:\n${ls.slice(-20).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const pushNew = async (name: string) => {
+      const file = path.join(pgWal, name);
+      fs.writeFileSync(file, segment(1));
+      const r = await push(file);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).snapshot as string;
+    };
+    const a = await pushNew('000000010000000000000003');
+    await spareAfter(a);
+    const sessionOf = (l: string) => /"session":"([0-9a-f]+)"/.exec(l)?.[1];
+    const seen = new Set(lines().filter(isOpened).map(sessionOf));
+    const b = await pushNew('000000010000000000000004');
+    await spareAfter(b);
+    const ls = lines();
+    const opens = ls.flatMap((l, i) => (isOpened(l) && !seen.has(sessionOf(l)) ? [i] : []));
+    // the one session opened since A's spare is the next spare, after B's commit: B uploaded into A's spare
+    expect(opens.map((i) => i > committedAt(ls, b)), ls.join('\n')).toEqual([true]);
+  });
+
+  it('closes its spare session when it stops: keepd ends it then (its audit record is written at its end), not at its lease', async () => {
+    const opened = keepd.output().split('\n').filter((l) => l.includes('"msg":"session opened"') && l.includes('"source":"db"'));
+    const spare = /"session":"([0-9a-f]+)"/.exec(opened.at(-1)!)![1];
+    agent.child.kill('SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+    const ended = async () => ((await keepdJson(['audit', 'list', '--data', path.join(dir, 'keepd'), '--event', 'session.open'])) as { fields: { session: string } }[]).some((r) => r.fields.session === spare);
+    const until = Date.now() + 60_000;
+    while (!(await ended()) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    expect(await ended()).toBe(true);
   });
 });

@@ -94,6 +94,12 @@ describe('keepd audit log', () => {
     const commit = find('session.commit', (r) => r.fields.snapshot === snaps[1]);
     expect(commit).toMatchObject({ token: agent.id, peer: '127.0.0.1', source: 'web1', fields: { files: 1 } });
     expect(commit.fields.bytes).toBe('salary 2, a little more\n'.length);
+    // a session's open record is written with its commit, in one durable batch: adjacent, with when it opened
+    const open = find('session.open', (r) => r.fields.session === commit.fields.session);
+    expect(open.seq).toBe(commit.seq - 1);
+    expect(open.time).toBe(commit.time);
+    expect(Date.parse(open.fields.opened as string)).toBeLessThanOrEqual(Date.parse(commit.time));
+    expect(Date.parse(open.fields.opened as string)).toBeGreaterThanOrEqual(started);
     expect(Date.parse(commit.time)).toBeGreaterThanOrEqual(started);
     const reads = recs.filter((r) => r.event === 'read');
     expect(reads.length).toBeGreaterThan(0);

@@ -65,13 +65,12 @@ export class DedupScopeIndex {
     };
   }
 
-  /** Record ownership in one transaction (called in batches, not per blob). */
+  /** Record ownership in one transaction (called in batches, not per blob); none, and no disk sync, when every row exists. */
   async record(source: string, ids: Iterable<Id>): Promise<void> {
-    const list = [...ids];
-    if (list.length === 0) return;
+    const rows = [...ids].filter((id) => !this.firstOwner(source, id) && this.db.get(this.key(id, source)) === undefined);
+    if (rows.length === 0) return;
     await this.db.transaction(() => {
-      for (const id of list) {
-        if (this.firstOwner(source, id)) continue;
+      for (const id of rows) {
         const k = this.key(id, source);
         if (this.db.get(k) === undefined) void this.db.put(k, true);
       }

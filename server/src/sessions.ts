@@ -1,5 +1,6 @@
 import { Clock, Id, KeepError, MAX_SESSION_AGE_MS, NewSnapshot, Repository, Snapshot, toHex, WriterSession } from '@keep/core';
 import type { Principal } from './auth/tokens.js';
+import { audit } from './audit/log.js';
 import { DedupScopeIndex } from './dedup-scope.js';
 
 /** keepd's side of a writer session: the caller's token and source ownership, around core's leased WriterSession. */
@@ -19,6 +20,8 @@ export interface Session {
   tag: number;
   /** source-scoped (an agent token with --dedup source): sees only its source's blobs, stores its own copies */
   scoped: boolean;
+  /** the session's `session.open` audit record, not yet written: it goes with the session's end (SessionManager.end) */
+  unaudited?: true;
 }
 
 /** A source-scoped session: "have it" only for its source's blobs, uploads of other ids become its copies. */
@@ -55,8 +58,9 @@ export class SessionManager {
     // Blobs this session is first to store carry its source's tag: no ownership row for them.
     // A scoped one stores what its source does not own as its copy (never gains another source's bytes).
     const writer = this.repo.openWriter({ owner, owns: scoped ? (id) => this.scope.owns(source, id) : undefined });
-    const lease = await WriterSession.open(this.repo, { source, host, parent, tokenId: p.tokenId }, writer);
-    const s: Session = { id: lease.id, source, host, tokenId: p.tokenId, principal: p, lease, unrecorded: [], uploaded: new Set(), tag: owner, scoped };
+    // Answered without waiting for the record's disk sync (WriterSession.open says why that is safe).
+    const lease = await WriterSession.open(this.repo, { source, host, parent, tokenId: p.tokenId }, writer, undefined, { recordInBackground: true });
+    const s: Session = { id: lease.id, source, host, tokenId: p.tokenId, principal: p, lease, unrecorded: [], uploaded: new Set(), tag: owner, scoped, unaudited: true };
     this.open.set(s.id, s);
     return s;
   }
@@ -131,9 +135,12 @@ export class SessionManager {
     if (snap.source !== s.source) throw new KeepError('PERMISSION_DENIED', `session is for source ${s.source}, not ${snap.source}`);
     await s.lease.drained();
     await s.lease.flush();
+    // Ownership durable before the snapshot file: a crash between that file and its index record must not leave a
+    // snapshot (adopted from its file on open) whose source does not own what it references.
     await this.recordOwnership(s);
     // keepd's clock: the snapshot's time must fall within this session's life, give or take MAX_CLOCK_SKEW_MS.
     // A scoped snapshot may reach only its source's blobs: another source's is "missing", like one never stored.
+    // The session ends in the snapshot record's transaction (WriterSession.commitSnapshot): one disk sync.
     const committed = await s.lease.commitSnapshot({ ...snap, host: s.host }, s.scoped ? this.scope.view(s.source) : undefined);
     await this.end(s);
     return committed;
@@ -162,7 +169,24 @@ export class SessionManager {
 
   private async end(s: Session): Promise<void> {
     this.open.delete(s.id);
+    this.auditOpen(s);
     await s.lease.end();
+  }
+
+  /**
+   * The session's `session.open` record, queued when the session ends: a
+   * commit's record follows it in the same turn, so both go in one audit
+   * batch (one fsync, one checkpoint commit) that the Commit answer awaits,
+   * instead of a batch of its own that OpenSession waited for. `opened`
+   * keeps when the session began. A crash loses the open records of sessions
+   * not yet ended: none of them published anything (what they uploaded is
+   * unreferenced until a commit, and prune collects it), and keepd's log
+   * still shows them opened.
+   */
+  private auditOpen(s: Session): void {
+    if (!s.unaudited) return;
+    s.unaudited = undefined;
+    void audit(this.repo).record('session.open', s.principal, { source: s.source, session: s.id, opened: new Date(s.lease.started).toISOString() });
   }
 
   /** Close sessions whose lease ended, older than MAX_SESSION_AGE_MS, or whose token was revoked since. */

@@ -32,6 +32,8 @@ export interface RunHooks {
   meanwhile?: Promise<unknown>;
   /** after the last upload, before the snapshot is committed (a base backup waits for its WAL here) */
   beforeCommit?: () => Promise<void>;
+  /** the writer session, when the caller has one opened ahead (the resident WAL archiver's spare: wal-spare-sessions.ts) */
+  openSession?: () => Promise<BackupSession>;
 }
 
 /**
@@ -42,7 +44,8 @@ export interface RunHooks {
  * stays, so a rerun sends only what is still missing.
  */
 export async function runBackup(repo: Unlocked, pool: SealPool, o: RunOptions, walk: (uploader: Uploader, session: BackupSession) => Promise<WalkResult>, hooks: RunHooks = {}): Promise<Snapshot> {
-  const [session] = await Promise.all([repo.conn.beginBackup({ source: o.source, host: o.host, parent: o.parent?.id }), hooks.meanwhile]);
+  const opening = hooks.openSession ? hooks.openSession() : repo.conn.beginBackup({ source: o.source, host: o.host, parent: o.parent?.id });
+  const [session] = await Promise.all([opening, hooks.meanwhile]);
   try {
     const uploader = new Uploader(session, pool, o.compression);
     const w = await walk(uploader, session);

@@ -5,6 +5,7 @@ import { atomicWrite, chunkId, Clock, Compression, fileChunks, KeepError, parseW
 import { runBackup } from '../backup/run.js';
 import { allowUnauthenticated, stderrWarn, usableSnapshots } from '../repo/authentic.js';
 import type { Unlocked } from '../repo/open.js';
+import type { BackupSession } from '../repo/connection.js';
 import { TreeReader } from '../tree/tree-reader.js';
 import { readWalChunks, storeWalFile, walChunkSize, walCompression } from './wal-store.js';
 
@@ -25,6 +26,8 @@ export interface WalPushOptions {
   clock: Clock;
   /** how earlier copies of the name are found (default: list the source's snapshots; the resident archiver keeps a catalog) */
   copies?: (repo: Unlocked, source: string, name: string) => Promise<PgWal[]>;
+  /** the writer session, when one was opened ahead for this source (the resident archiver's spare) */
+  openSession?: () => Promise<BackupSession>;
 }
 
 export interface WalPushResult {
@@ -141,6 +144,7 @@ async function storeWal(
         return w;
       },
       {
+        openSession: o.openSession,
         beforeCommit: async () => {
           mark('stored');
           const found = await copies;

@@ -7,6 +7,7 @@ import type { Job } from './config.js';
 import type { HeldKey } from './held-key.js';
 import type { Logger } from './log.js';
 import { WalCatalog } from './wal-catalog.js';
+import { SpareSessions } from './wal-spare-sessions.js';
 
 /** A connection kept this long after the last push: segments come in bursts; a quiet archive holds nothing open. */
 const IDLE_CLOSE_MS = 30_000;
@@ -61,7 +62,11 @@ export class WalArchiver {
     const before = this.inFlight.get(key);
     const run = (async () => {
       await before?.catch(() => undefined);
-      return this.withRepo((repo) => walPush(repo, this.pool, { file, source: job.source, host: this.host, tier: job.tier, compression: job.compression, clock: this.clock, copies: (repo, source, name) => this.catalog.copies(repo, source, name) }));
+      return this.withRepo(async (repo, spares) => {
+        const r = await walPush(repo, this.pool, { file, source: job.source, host: this.host, tier: job.tier, compression: job.compression, clock: this.clock, copies: (repo, source, name) => this.catalog.copies(repo, source, name), openSession: () => spares.take(job.source, this.host) });
+        spares.prepare(job.source, this.host); // the next segment's session opens while this answer goes out
+        return r;
+      });
     })();
     this.inFlight.set(key, run);
     try {
@@ -83,20 +88,23 @@ export class WalArchiver {
     await this.drop();
   }
 
-  private async withRepo<T>(fn: (repo: Unlocked) => Promise<T>): Promise<T> {
+  private async withRepo<T>(fn: (repo: Unlocked, spares: SpareSessions) => Promise<T>): Promise<T> {
     clearTimeout(this.idle);
     if (!this.lease) {
       // a new connection, perhaps to a repository changed while none was open: names are listed afresh
       this.catalog.clear();
-      this.lease = { repo: this.key.open(), users: 0 };
+      const repo = this.key.open();
+      this.lease = { repo, users: 0, spares: new SpareSessions(repo, this.clock) };
     }
     const lease = this.lease;
     lease.users++;
     try {
-      return await fn(await lease.repo);
+      return await fn(await lease.repo, lease.spares);
     } catch (e) {
       // a broken connection (keepd restarted, network) is not handed to the next segment; the segment's own faults keep it
       if (!(e instanceof KeepError && SEGMENT_FAULTS.has(e.code)) && this.lease === lease) this.lease = undefined;
+      // a spare of a connection that failed may be gone on keepd's side: the next push opens its own
+      else void lease.spares.discard();
       throw e;
     } finally {
       if (--lease.users === 0) {
@@ -119,9 +127,12 @@ const SEGMENT_FAULTS = new Set(['ALREADY_EXISTS', 'INVALID_ARGUMENT', 'NOT_FOUND
 interface Lease {
   repo: Promise<Unlocked>;
   users: number;
+  /** sessions opened ahead on this connection (wal-spare-sessions.ts), closed with it */
+  readonly spares: SpareSessions;
 }
 
 async function close(lease: Lease): Promise<void> {
+  await lease.spares.close();
   await lease.repo.then((r) => r.conn.close(), () => undefined).catch(() => undefined);
 }
 

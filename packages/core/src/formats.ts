@@ -14,7 +14,8 @@
  *   audit/audit-<seq>.jsonl  keepd's hash-chained audit log, one segment per month (server audit/record.ts)
  *
  * Write order (each step durable before the next): pack bytes -> fsync ->
- * rename into packs/ -> index; snapshot file -> fsync -> LMDB. A crash between
+ * rename into packs/ -> index; snapshot file -> fsync -> LMDB (the record and
+ * its session's end in one transaction). A crash between
  * steps leaves bytes nobody points at (garbage for prune), never a pointer to
  * missing bytes. The index can be rebuilt from packs/ and snapshots/
  * (index/rebuild.ts) and is checked before it is opened (index/meta-check.ts).

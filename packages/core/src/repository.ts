@@ -24,7 +24,7 @@ import { openRepoStorage } from './store/storage-record.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import type { Replacement } from './snapshot/replace.js';
-import { SnapshotStore } from './snapshot/store.js';
+import { CommitOptions, SnapshotStore } from './snapshot/store.js';
 import { SourceTags } from './source-tags.js';
 import { StateStore, STATE_FILE } from './state-store.js';
 import { REPO_DIRS, REPO_FILES } from './formats.js';
@@ -187,7 +187,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
-    await this.t.env.close();
+    await this.t.close();
     await this.state?.close();
     await this.storage.close();
   }
@@ -383,7 +383,7 @@ export class Repository {
   }
 
   /** Make a snapshot visible, only if every blob reachable from its root is stored (SnapshotStore.commit). */
-  commitSnapshot(s: NewSnapshot, opts: { started?: number; view?: BlobView } = {}): Promise<Snapshot> {
+  commitSnapshot(s: NewSnapshot, opts: CommitOptions = {}): Promise<Snapshot> {
     return this.snapshotStore.commit(s, opts);
   }
 
@@ -427,6 +427,11 @@ export class Repository {
     return this.sessions.end(id);
   }
 
+  /** endSession inside the caller's index write transaction (commitSnapshot's `alongside`). */
+  endSessionNow(id: string): void {
+    this.sessions.endNow(id);
+  }
+
   /** Sessions whose lease has not ended (any process), oldest first. */
   liveSessions(now = this.clock.now()): (SessionRecord & { id: string })[] {
     return this.sessions.live(now);
@@ -444,7 +449,7 @@ export class Repository {
     if (StateStore.hasLegacyTables(this.t.env)) this.stateStore(); // server state moves out before its index goes
     // The packs do not say which source stored a blob: the copies go over to the new index (rebuild.ts).
     const copies = [...this.index.allCopies()];
-    await this.t.env.close();
+    await this.t.close();
     try {
       return await rebuildIndexFile(this.dir, this.clock, this.storage, copies);
     } finally {

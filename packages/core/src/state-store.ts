@@ -1,8 +1,9 @@
 import path from 'node:path';
-import { Database, open, RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
 import { KeepError } from './errors.js';
 import { REPO_FILES, STATE_TABLES } from './formats.js';
 import { checkLmdbFile } from './index/meta-check.js';
+import { openSharedEnv, SharedEnv } from './lmdb-shared-env.js';
 
 /**
  * state.mdb: the server's own state (tokens, source tags, replica
@@ -30,14 +31,18 @@ function existing(env: RootDatabase, name: string): Database | undefined {
 }
 
 export class StateStore {
-  private constructor(readonly env: RootDatabase) {}
+  readonly env: RootDatabase;
+
+  private constructor(private readonly shared: SharedEnv) {
+    this.env = shared.env;
+  }
 
   /** Open (create) DIR/state.mdb; `index`, when given, is the open index whose legacy tables move here once. */
   static open(dir: string, index?: RootDatabase): StateStore {
     const file = path.join(dir, STATE_FILE);
     const st = checkLmdbFile(file);
     if (st.kind === 'damaged') throw new KeepError('CORRUPT', `${file} is damaged (${st.reason}): it holds keepd's tokens and replication state and cannot be rebuilt; restore it from a backup of the data directory`);
-    const store = new StateStore(open({ path: file, noSubdir: true, compression: false, maxDbs: STATE_MAX_TABLES }));
+    const store = new StateStore(openSharedEnv(file, { noSubdir: true, compression: false, maxDbs: STATE_MAX_TABLES }));
     if (index) store.migrateFrom(index);
     return store;
   }
@@ -72,7 +77,8 @@ export class StateStore {
     return this.env.openDB({ name, ...(opts.binaryKeys ? { keyEncoding: 'binary' } : {}), ...(opts.dupSort ? { dupSort: true } : {}) }) as Database<V, K>;
   }
 
+  /** Give back this share of state.mdb's environment (lmdb-shared-env.ts). */
   close(): Promise<void> {
-    return this.env.close();
+    return this.shared.close();
   }
 }

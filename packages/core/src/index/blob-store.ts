@@ -172,17 +172,25 @@ export class BlobStore {
    * walk proved: a source's copy, or the primary.
    */
   async markComplete(trees: (Located & { id: Id })[], epoch: number, now: number): Promise<void> {
-    await this.inBatches(byId(trees, (x) => x.id), (batch) => {
-      for (const t of batch) {
-        if (t.copyOf !== undefined) {
-          const c = this.copies.get(t.id, t.copyOf);
-          if (c) this.copies.put(t.id, t.copyOf, { ...c, complete: epoch, seen: Math.max(c.seen, now) });
-          continue;
-        }
-        const r = this.blobs.get(t.id);
-        if (r) this.blobs.put(t.id, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
+    await this.inBatches(byId(trees, (x) => x.id), (batch) => this.markCompleteNow(batch, epoch, now));
+  }
+
+  /** markComplete inside the caller's write transaction (a few marks riding on a snapshot's commit). */
+  markCompleteNow(trees: (Located & { id: Id })[], epoch: number, now: number): void {
+    for (const t of byId(trees, (x) => x.id)) {
+      if (t.copyOf !== undefined) {
+        const c = this.copies.get(t.id, t.copyOf);
+        if (c) this.copies.put(t.id, t.copyOf, { ...c, complete: epoch, seen: Math.max(c.seen, now) });
+        continue;
       }
-    });
+      const r = this.blobs.get(t.id);
+      if (r) this.blobs.put(t.id, { ...r, complete: epoch, seen: Math.max(r.seen, now) });
+    }
+  }
+
+  /** How many writes one transaction takes in markCompleteNow's callers (BLOB_WRITE_BATCH: see inBatches). */
+  get writeBatch(): number {
+    return BLOB_WRITE_BATCH;
   }
 
   /** Incremented by every GC sweep; "complete" marks from earlier epochs are not trusted. */

@@ -8,6 +8,7 @@ import { acquireMaintenanceLock } from '../pid-lock.js';
 import { StateStore, STATE_FILE } from '../state-store.js';
 import { pausePoint } from '../test-pause.js';
 import { checkLmdbFile } from './meta-check.js';
+import { detachSharedEnv } from '../lmdb-shared-env.js';
 import { INDEX_FILE, IndexTables, openIndexTables } from './tables.js';
 import type { RepoStorage } from '../store/repo-storage.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
@@ -109,7 +110,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock, storage: RepoS
     try {
       report = await fill(t, storage, clock, copies);
     } finally {
-      await t.env.close();
+      await t.close();
     }
     const state = checkLmdbFile(file);
     if (state.kind !== 'missing') {
@@ -118,6 +119,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock, storage: RepoS
     }
     // The old lock file describes the old file's readers: the new file starts with none.
     fs.rmSync(`${file}-lock`, { force: true });
+    detachSharedEnv(file); // this process's next open maps the new file, not a handle of the old one
     fs.renameSync(aside, file);
     fs.rmSync(`${aside}-lock`, { force: true });
     fsyncDir(dir);
@@ -140,7 +142,7 @@ export async function rebuildClosedIndex(dir: string, clock: Clock, storage: Rep
     try {
       if (StateStore.hasLegacyTables(t.env)) await StateStore.open(dir, t.env).close();
     } finally {
-      await t.env.close();
+      await t.close();
     }
   }
   return rebuildIndexFile(dir, clock, storage, copies);

@@ -1,7 +1,8 @@
-import { Database, open, RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
 import { BlobIndex } from '../blob-index.js';
 import { COPIES_DB, CopyIndex } from '../copy-index.js';
 import { INDEX_TABLES, OLD_BLOB_TABLES, REPO_FILES } from '../formats.js';
+import { openSharedEnv } from '../lmdb-shared-env.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 
 export { OLD_BLOB_TABLES };
@@ -40,6 +41,8 @@ export interface SessionRecord {
 /** The engine's tables in one open index file. */
 export interface IndexTables {
   env: RootDatabase;
+  /** give back this share of the file's environment (lmdb-shared-env.ts): never env.close() */
+  close(): Promise<void>;
   blobs: BlobIndex;
   /** per-source copies (copy-index.ts) */
   copies: CopyIndex;
@@ -50,10 +53,12 @@ export interface IndexTables {
   sessions: Database<SessionRecord, string>;
 }
 
+/** The index file's tables, on the process's one environment of that file (lmdb-shared-env.ts). */
 export function openIndexTables(file: string): IndexTables {
-  const env = open({ path: file, noSubdir: true, compression: false, maxDbs: MAX_TABLES });
+  const { env, close } = openSharedEnv(file, { noSubdir: true, compression: false, maxDbs: MAX_TABLES });
   return {
     env,
+    close,
     blobs: new BlobIndex(env, BLOBS_DB),
     copies: new CopyIndex(env),
     packs: env.openDB({ name: INDEX_TABLES.packs }),

@@ -30,6 +30,11 @@ export class SessionRegistry {
     await this.db.remove(id);
   }
 
+  /** end, inside the caller's write transaction. */
+  endNow(id: string): void {
+    void this.db.remove(id);
+  }
+
   /**
    * Sessions whose lease has not ended (any process), oldest first. Records of
    * sessions that ended a day ago (their process died) are dropped; not

@@ -17,6 +17,16 @@ import { checkCommitTime } from './commit-time.js';
 import { checkReplacement, Replacement } from './replace.js';
 import { byTime, NewSnapshot, Snapshot } from './snapshot.js';
 
+/** How a snapshot is committed (SnapshotStore.commit). */
+export interface CommitOptions {
+  /** when the writer's session began, on this repository's clock */
+  started?: number;
+  /** whose bytes count as stored (a scoped source's: see closure) */
+  view?: BlobView;
+  /** more index writes made in the snapshot record's own transaction (a session's end): one disk sync for all */
+  alongside?: () => void;
+}
+
 /**
  * The snapshots of a repository: snapshots/<id>.json in its storage (the
  * durable copy, written first) and the index's `snapshots` table. A snapshot is published
@@ -104,7 +114,7 @@ export class SnapshotStore {
    * snapshot's (`started`: when the writer's session began, on this clock).
    * `view`: whose bytes count as stored (a scoped source's: see closure).
    */
-  async commit(s: NewSnapshot, opts: { started?: number; view?: BlobView } = {}): Promise<Snapshot> {
+  async commit(s: NewSnapshot, opts: CommitOptions = {}): Promise<Snapshot> {
     const now = this.clock.now();
     checkCommitTime(s.time, now, opts.started);
     if (s.mac !== undefined && !/^[0-9a-f]{64}$/.test(s.mac)) throw new KeepError('INVALID_ARGUMENT', 'snapshot mac must be 64 hex digits');
@@ -112,7 +122,7 @@ export class SnapshotStore {
     if (!/^[0-9a-f]{32}$/.test(id)) throw new KeepError('INVALID_ARGUMENT', `bad snapshot id ${id}`);
     // Append-only: a writer never replaces a record (its own or another source's).
     if (this.snaps.get(id) || (await this.storage.hasSnapshot(id))) throw new KeepError('ALREADY_EXISTS', `snapshot ${id} exists`);
-    return this.publish({ ...s, id, server_time: new Date(now).toISOString() }, opts.view);
+    return this.publish({ ...s, id, server_time: new Date(now).toISOString() }, opts.view, opts.alongside);
   }
 
   /** A snapshot copied from another repository (sync) keeps its id; same closure rule. */
@@ -122,7 +132,7 @@ export class SnapshotStore {
     return this.publish(s, view);
   }
 
-  private async publish(snap: Snapshot, view: BlobView = this.views.primary): Promise<Snapshot> {
+  private async publish(snap: Snapshot, view: BlobView = this.views.primary, alongside?: () => void): Promise<Snapshot> {
     const s = snap;
     const root = Buffer.from(s.root, 'hex');
     if (root.length !== 32) throw new KeepError('INVALID_ARGUMENT', 'snapshot root must be a 64-digit hex id');
@@ -133,10 +143,16 @@ export class SnapshotStore {
     const epoch = this.index.gcEpoch();
     await this.storage.writeSnapshot(snap.id, JSON.stringify(snap) + '\n');
     const now = this.clock.now();
-    await this.snaps.put(snap.id, snap);
-    // The marks only save later closure walks, so they may go in batches after the snapshot.
+    // One LMDB commit (one disk sync) for the record, the caller's writes and a few marks.
+    // The marks only save later closure walks, so many of them go in batches after the snapshot.
     // A sweep that ran during the walk makes these marks stale: only the epoch the walk saw is recorded.
-    await this.index.markComplete(trees, epoch, now);
+    const marksNow = trees.length <= this.index.writeBatch;
+    await this.env.transaction(() => {
+      void this.snaps.put(snap.id, snap);
+      alongside?.();
+      if (marksNow) this.index.markCompleteNow(trees, epoch, now);
+    });
+    if (!marksNow) await this.index.markComplete(trees, epoch, now);
     return snap;
   }
 
