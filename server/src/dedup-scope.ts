@@ -53,6 +53,15 @@ export class DedupScopeIndex {
     return this.repo.views.scoped(tag, (id) => this.db.get(this.key(id, source)) !== undefined);
   }
 
+  /**
+   * `owns` for one writer session of `source`, whose tag is allocated
+   * (sessions.ts): the tag is read once (tags never change), not per blob.
+   */
+  ownsFor(source: string, tag: number): (id: Id) => boolean {
+    const shared = (id: Id) => this.db.get(this.key(id, source)) !== undefined;
+    return (id) => this.repo.views.scoped(tag, shared)(id) !== undefined;
+  }
+
   /** What any of `sources` may see: the first of them that owns each blob. */
   viewOfAny(sources: string[]): BlobView {
     const views = sources.map((s) => this.view(s));

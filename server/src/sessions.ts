@@ -54,7 +54,7 @@ export class SessionManager {
     const scoped = isScoped(p);
     // Blobs this session is first to store carry its source's tag: no ownership row for them.
     // A scoped one stores what its source does not own as its copy (never gains another source's bytes).
-    const writer = this.repo.openWriter({ owner, owns: scoped ? (id) => this.scope.owns(source, id) : undefined });
+    const writer = this.repo.openWriter({ owner, owns: scoped ? this.scope.ownsFor(source, owner) : undefined });
     const lease = await WriterSession.open(this.repo, { source, host, parent, tokenId: p.tokenId }, writer);
     const s: Session = { id: lease.id, source, host, tokenId: p.tokenId, principal: p, lease, unrecorded: [], uploaded: new Set(), tag: owner, scoped };
     this.open.set(s.id, s);
