@@ -42,10 +42,6 @@ export class DedupScopeIndex {
     return tag !== undefined && this.repo.ownerOf(id) === tag;
   }
 
-  owns(source: string, id: Id): boolean {
-    return this.view(source)(id) !== undefined;
-  }
-
   /** What `source` may see of each blob: its copy, else the first copy if it owns that (closure walks and reads). */
   view(source: string): BlobView {
     const tag = this.repo.sourceTags.find(source);
