@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeUploadAck, UploadEncoder } from '@keep/proto';
+import { decodeUploadAck, decodeUploadRequest, encodeUploadAck, UploadEncoder } from '@keep/proto';
 import { BLOB_ROOM, chunkBuffer, chunkFile, chunkId, DEFAULT_CHUNKER, deriveKeys, isChunkBuffer, newMasterKey, openBlob, recycleChunkBuffer, sealData, SealPool, storageHash, StreamChunker } from '@keep/core';
 import { wire } from './keepd-harness.js';
 
@@ -68,6 +68,46 @@ describe('UploadRequest / UploadResponse encoding', () => {
       expect([b.id.equals(id), b.stored, b.newBytes]).toEqual([true, stored, Number(newBytes)]);
     }
     expect(() => decodeUploadAck(Buffer.from([0x0a, 0x20, 1, 2]))).toThrow(/malformed/);
+  });
+
+  it("keepd's hand decoder reads requests as protobuf-es does: unknown fields skipped, the last of a repeated field, malformed ones refused", () => {
+    const enc = new UploadEncoder('0123456789abcdef0123456789abcdef');
+    for (const size of [0, 1, 127, 128, 300_000]) {
+      const plain = crypto.randomBytes(size);
+      const id = chunkId(keys, plain);
+      const bytes = sealData(keys, salt, id, plain, 'none');
+      const msg = enc.encode({ id, bytes, hash: storageHash(bytes) });
+      // later fields a newer agent may send (varint 9, bytes 10, fixed64 11, fixed32 12), and field 2 again
+      const other = crypto.randomBytes(32);
+      const extra = Buffer.concat([msg, Buffer.from([0x48, 0x96, 0x01, 0x52, 0x03, 1, 2, 3, 0x59, 1, 2, 3, 4, 5, 6, 7, 8, 0x65, 1, 2, 3, 4, 0x12, 0x20]), other]);
+      for (const m of [msg, extra]) {
+        const ref = protobuf.fromBinary(proto.UploadRequestSchema, m);
+        const got = decodeUploadRequest(m);
+        expect(got.sessionId).toBe(ref.sessionId);
+        for (const f of ['id', 'data', 'storageHash'] as const) expect(Buffer.from(got[f]).equals(Buffer.from(ref[f]))).toBe(true);
+      }
+      expect(Buffer.from(decodeUploadRequest(extra).id).equals(other)).toBe(true);
+    }
+    for (const bad of [[0x08], [0x0a, 0x10, 0x01], [0x12, 0x40, 0x00], [0x48, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0x07, 0x00], [0x59, 1, 2]]) {
+      expect(() => decodeUploadRequest(Buffer.from(bad)), Buffer.from(bad).toString('hex')).toThrow();
+      expect(() => protobuf.fromBinary(proto.UploadRequestSchema, Buffer.from(bad)), Buffer.from(bad).toString('hex')).toThrow();
+    }
+  });
+
+  it("keepd's hand-encoded acks are byte for byte what protobuf-es writes", () => {
+    const id = crypto.randomBytes(32);
+    for (const [stored, newBytes] of [
+      [true, 0],
+      [false, 0],
+      [true, 1],
+      [true, 127],
+      [true, 128],
+      [true, 4_194_353],
+      [false, 16_777_216],
+    ] as const) {
+      const ref = Buffer.from(protobuf.toBinary(proto.UploadResponseSchema, protobuf.create(proto.UploadResponseSchema, { id, stored, newBytes: BigInt(newBytes) })));
+      expect(encodeUploadAck({ id, stored, newBytes }).equals(ref)).toBe(true);
+    }
     expect(() => decodeUploadAck(Buffer.from([0x0f]))).toThrow(/malformed/);
   });
 });

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chunkId, deriveKeys, ManualClock, MAX_SESSION_AGE_MS, openMasterKey, parseKeyFile, sealData, storageHash } from '@keep/core';
 import { createLogger } from '@keep/server/dist/log.js';
+import { REVOCATION_RECHECK_MS } from '@keep/server/dist/auth/revocation.js';
 import { serve } from '@keep/server/dist/serve.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDirs } from './helpers.js';
@@ -91,7 +92,7 @@ describe('revoking a token ends its open calls', () => {
 
   afterAll(killAllKeepd);
 
-  it('an Upload stream opened before `keepd token revoke` fails UNAUTHENTICATED on its next message; nothing more is stored', async () => {
+  it('an Upload stream opened before `keepd token revoke` fails UNAUTHENTICATED on its first message REVOCATION_RECHECK_MS after it; nothing more is stored', async () => {
     const c = new RawClient(w.grpc, `127.0.0.1:${keepd.port}`, agent.token);
     const open = await c.unary('OpenSession', enc('OpenSessionRequestSchema', { source: 'up', host: 'revoke-test' }));
     expect(open.ok, JSON.stringify(open)).toBe(true);
@@ -103,9 +104,12 @@ describe('revoking a token ends its open calls', () => {
     const s = uploadStream(w, keepd.port, agent.token);
     s.write(enc('UploadRequestSchema', { sessionId, id: first.id, data: first.bytes, storageHash: first.hash }));
     await waitFor(() => s.acks.length === 1, 30_000);
+    const acked = Date.now();
 
     const rv = await runKeepd(['token', 'revoke', agent.id, '--data', data]);
     expect(rv.code, rv.stderr).toBe(0);
+    // The bound: a stream's token is read again at its first message REVOCATION_RECHECK_MS after the last check.
+    while (Date.now() - acked <= 2 * REVOCATION_RECHECK_MS) await new Promise((r) => setTimeout(r, 50));
     s.write(enc('UploadRequestSchema', { sessionId, id: second.id, data: second.bytes, storageHash: second.hash }));
     const st = await Promise.race([s.status, new Promise<{ code: number; details: string }>((r) => setTimeout(() => r({ code: -1, details: 'stream still open 20 s after the revoke' }), 20_000))]);
     s.end();

@@ -42,15 +42,20 @@ export class DedupScopeIndex {
     return tag !== undefined && this.repo.ownerOf(id) === tag;
   }
 
-  owns(source: string, id: Id): boolean {
-    return this.view(source)(id) !== undefined;
-  }
-
   /** What `source` may see of each blob: its copy, else the first copy if it owns that (closure walks and reads). */
   view(source: string): BlobView {
     const tag = this.repo.sourceTags.find(source);
     if (tag === undefined) return () => undefined; // a source that never stored anything owns nothing
     return this.repo.views.scoped(tag, (id) => this.db.get(this.key(id, source)) !== undefined);
+  }
+
+  /**
+   * `owns` for one writer session of `source`, whose tag is allocated
+   * (sessions.ts): the tag is read once (tags never change), not per blob.
+   */
+  ownsFor(source: string, tag: number): (id: Id) => boolean {
+    const shared = (id: Id) => this.db.get(this.key(id, source)) !== undefined;
+    return (id) => this.repo.views.scoped(tag, shared)(id) !== undefined;
   }
 
   /** What any of `sources` may see: the first of them that owns each blob. */

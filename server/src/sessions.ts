@@ -57,7 +57,7 @@ export class SessionManager {
     const scoped = isScoped(p);
     // Blobs this session is first to store carry its source's tag: no ownership row for them.
     // A scoped one stores what its source does not own as its copy (never gains another source's bytes).
-    const writer = this.repo.openWriter({ owner, owns: scoped ? (id) => this.scope.owns(source, id) : undefined });
+    const writer = this.repo.openWriter({ owner, owns: scoped ? this.scope.ownsFor(source, owner) : undefined });
     // Answered without waiting for the record's disk sync (WriterSession.open says why that is safe).
     const lease = await WriterSession.open(this.repo, { source, host, parent, tokenId: p.tokenId }, writer, undefined, { recordInBackground: true });
     const s: Session = { id: lease.id, source, host, tokenId: p.tokenId, principal: p, lease, unrecorded: [], uploaded: new Set(), tag: owner, scoped, unaudited: true };

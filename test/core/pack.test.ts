@@ -9,6 +9,7 @@ import {
   FOOTER_SIZE,
   newMasterKey,
   openBlob,
+  PACK_APPEND_BYTES,
   PACK_HEADER_SIZE,
   PACK_MAGIC,
   PackEntry,
@@ -203,14 +204,38 @@ describe('pack files', () => {
 
   it('an unfinished pack has no trailer; abandon removes it', async () => {
     const w = new PackWriter(tmpDir, packsDir);
-    const plain = seededBytes('unfinished', 5000);
+    // a blob as large as a whole append goes to the file at once
+    const plain = seededBytes('unfinished', PACK_APPEND_BYTES);
     const id = chunkId(keys, plain);
     w.add(id, BlobType.Data, sealData(keys, salt, id, plain, 'none'));
     const tmpFile = path.join(tmpDir, `${w.id}.pack.tmp`);
-    expect(fs.statSync(tmpFile).size).toBeGreaterThan(5000);
+    expect(fs.statSync(tmpFile).size).toBeGreaterThan(PACK_APPEND_BYTES);
     expect((await expectKeepError(() => readTrailer(tmpFile), 'CORRUPT')).message).toMatch(/no trailer|truncated/);
     w.abandon();
     expect(fs.existsSync(tmpFile)).toBe(false);
     expect(fs.readdirSync(packsDir)).toEqual([]);
+  });
+
+  it('small blobs are gathered and appended up to PACK_APPEND_BYTES at a time; the finished pack holds every one', async () => {
+    const w = new PackWriter(tmpDir, packsDir);
+    const tmpFile = path.join(tmpDir, `${w.id}.pack.tmp`);
+    const blobs: { id: Buffer; stored: Buffer }[] = [];
+    const sizes = new Set<number>();
+    for (let i = 0; i < 600; i++) {
+      const plain = seededBytes(`small-${i}`, 3000 + (i % 7) * 500);
+      const id = chunkId(keys, plain);
+      const stored = sealData(keys, salt, id, plain, 'none');
+      w.add(id, BlobType.Data, stored);
+      blobs.push({ id, stored });
+      sizes.add(fs.statSync(tmpFile).size);
+    }
+    // ~2.3 MB of blobs reached the file in two appends (one per PACK_APPEND_BYTES gathered), not one per blob
+    expect([...sizes].sort((a, b) => a - b)).toHaveLength(3);
+    expect(Math.min(...sizes)).toBe(PACK_HEADER_SIZE);
+    expect(w.bytes).toBeGreaterThan(Math.max(...sizes));
+    const done = w.finish();
+    const trailer = await readTrailer(packPath(packsDir, done.id));
+    expect(trailer.map((e) => toHex(e.id))).toEqual(blobs.map((b) => toHex(b.id)));
+    for (const [i, e] of trailer.entries()) expect((await readBlob(packPath(packsDir, done.id), e)).equals(blobs[i].stored)).toBe(true);
   });
 });

@@ -17,6 +17,7 @@ import {
   NewSnapshot,
   openBlob,
   packPath,
+  PACK_APPEND_BYTES,
   PackWriter,
   PACK_TARGET_SIZE,
   Repository,
@@ -559,7 +560,8 @@ describe('Repository', () => {
     it('an unfinished pack (a writer that never finished: a crash) is never indexed', async () => {
       const kept = dataBlob('kept');
       await store([kept]);
-      const lost = dataBlob('lost-in-crash', 20_000);
+      // as large as a whole append: in the file at once (smaller blobs are gathered first)
+      const lost = dataBlob('lost-in-crash', PACK_APPEND_BYTES);
       const w = r().openWriter();
       expect(await w.add(lost.id, lost.stored)).toBe(true);
       // "Crash": no flush, no abandon.

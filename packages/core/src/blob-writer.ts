@@ -71,7 +71,14 @@ export class BlobWriter {
       return false;
     }
     this.pack ??= new PackWriter(path.join(this.repo.dir, REPO_DIRS.tmp), this.repo.packsDir);
-    this.pack.add(id, type, stored, hash);
+    try {
+      this.pack.add(id, type, stored, hash);
+    } catch (e) {
+      // A failed append drops the blobs gathered since the pack's last write: they are not stored after all.
+      this.pending.clear();
+      for (const entry of this.pack.entries) this.pending.add(toHex(entry.id));
+      throw e;
+    }
     this.pending.add(hex);
     this.bytesStored += stored.length;
     this.blobsStored++;

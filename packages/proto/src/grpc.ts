@@ -1,5 +1,6 @@
 import { DescMessage, DescService, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { decodeUploadRequest } from './codecs/upload.js';
 
 /**
  * A request that failed to decode. The server's handlers see this instead of
@@ -14,10 +15,14 @@ export function isMalformed(x: unknown): x is Malformed {
   return typeof x === 'object' && x !== null && '$malformed' in x;
 }
 
+/** Requests keepd decodes by hand: one per blob on the bulk paths (codecs/). */
+const HAND_DECODED: Record<string, (b: Buffer) => unknown> = { 'keep.v1.UploadRequest': decodeUploadRequest };
+
 function decoder(schema: DescMessage, tolerant: boolean) {
+  const hand = tolerant ? HAND_DECODED[schema.typeName] : undefined;
   return (b: Buffer) => {
     try {
-      return fromBinary(schema, b);
+      return hand ? hand(b) : fromBinary(schema, b);
     } catch (e) {
       if (!tolerant) throw e;
       return { $malformed: `malformed ${schema.typeName}: ${(e as Error).message}` } satisfies Malformed;

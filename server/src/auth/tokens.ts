@@ -104,8 +104,9 @@ export class TokenStore {
   }
 
   /**
-   * UNAUTHENTICATED once the principal's token is revoked. Streams call it for
-   * each message they take or send, so a revoke ends calls already open.
+   * UNAUTHENTICATED once the principal's token is revoked. Streams call it as
+   * they take or send messages (upload streams through auth/revocation.ts), so
+   * a revoke ends calls already open.
    */
   assertActive(p: Principal): void {
     if (this.isRevoked(p.tokenId)) throw new KeepError('UNAUTHENTICATED', `token ${p.tokenId} was revoked`);

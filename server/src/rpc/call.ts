@@ -3,6 +3,7 @@ import { Clock, KeepError, Repository, storageFailure } from '@keep/core';
 import { isMalformed } from '@keep/proto';
 import { Principal, requireRole, Role, TokenStore } from '../auth/tokens.js';
 import { PeerWatch, peerAddress } from '../audit/peers.js';
+import { revocationCheck } from '../auth/revocation.js';
 import type { DedupScopeIndex } from '../dedup-scope.js';
 import type { Logger } from '../log.js';
 import type { serverMetrics } from '../metrics.js';
@@ -64,7 +65,7 @@ export interface DuplexHandlers<Req> {
 
 /**
  * What every RPC gets around its handler, in one place: authentication (the
- * principal, its revocation check for each message of a stream), the roles a
+ * principal, its revocation check for the messages of a stream), the roles a
  * method needs, the malformed-message check, error mapping to a status, and
  * the metric and log line of each call (`done`).
  */
@@ -171,7 +172,7 @@ export function rpcCalls(d: ServiceDeps) {
 
     /**
      * A client or duplex stream: authenticated with one of `roles`; each
-     * message checked (well-formed, the token not revoked since) and handled
+     * message checked (well-formed, the token not revoked: auth/revocation.ts) and handled
      * in order; the first failure ends the stream with its status, the
      * caller's end ends it OK once every message is handled.
      */
@@ -190,12 +191,13 @@ export function rpcCalls(d: ServiceDeps) {
           call.emit('error', s);
         };
         const h = open(call, p);
+        const active = revocationCheck(d.tokens, p, d.clock);
         call.on('data', (req: Req) => {
           chain = chain.then(async () => {
             if (failed) return;
             try {
               if (isMalformed(req)) throw new KeepError('INVALID_ARGUMENT', req.$malformed);
-              d.tokens.assertActive(p); // a revoke ends the stream at its next message
+              active(); // a revoke ends the stream at its first message REVOCATION_RECHECK_MS after it
               await h.message(req);
             } catch (e) {
               fail(await storageFailure(e, d.repo.dir));

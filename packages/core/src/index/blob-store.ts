@@ -31,10 +31,12 @@ export type BlobMove = { id: Id; copyOf?: number; oldPack: string; oldOffset: nu
  * records. LMDB copies every page a transaction writes and can reuse the old
  * copies only after the next transaction, so one transaction over thousands
  * of random ids rewrites nearly every leaf and leaves the file at 2-2.5x its
- * live pages; small ones keep it near its live size (the index counts in the
- * repository's size). Each batch is a consistent state on its own.
+ * live pages; bounded ones keep it near its live size (the index counts in the
+ * repository's size): at most this many leaves copied, ~1 MiB. Each batch is a
+ * consistent state on its own. 16 made a pack of small blobs ~100 commits,
+ * the largest share of keepd's CPU receiving small files (issue 21).
  */
-const BLOB_WRITE_BATCH = 16;
+const BLOB_WRITE_BATCH = 256;
 
 /**
  * A GC sweep removes records in transactions of at most this many (each one

@@ -70,6 +70,81 @@ export interface UploadAck {
   newBytes: number;
 }
 
+/** An UploadRequest as keepd reads it: the bytes fields are views into the message, as protobuf-es makes them. */
+export interface UploadRequestFields {
+  sessionId: string;
+  id: Uint8Array;
+  data: Uint8Array;
+  storageHash: Uint8Array;
+}
+
+const malformed = (why: string) => new Error(why);
+
+/**
+ * Decode an UploadRequest (keepd, once per uploaded blob: protobuf-es
+ * reflects over the schema for each). Unknown fields are skipped, a repeated
+ * field's last value counts, as in protobuf; a malformed message throws.
+ */
+export function decodeUploadRequest(b: Uint8Array): UploadRequestFields {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const out: UploadRequestFields = { sessionId: '', id: EMPTY, data: EMPTY, storageHash: EMPTY };
+  let at = 0;
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (let i = 0; i < 10 && at < buf.length; i++) {
+      const c = buf[at++];
+      v += (c & 0x7f) * mul;
+      if (c < 0x80) return v;
+      mul *= 128;
+    }
+    throw malformed('premature end or an over-long varint');
+  };
+  while (at < buf.length) {
+    const key = varint();
+    const field = Math.floor(key / 8);
+    const wire = key & 7;
+    if (field === 0) throw malformed('field number 0');
+    if (wire === 2) {
+      const len = varint();
+      if (len > buf.length - at) throw malformed(`field ${field} runs past the end`);
+      const v = buf.subarray(at, at + len);
+      at += len;
+      if (field === 1) out.sessionId = v.toString('utf8');
+      else if (field === 2) out.id = v;
+      else if (field === 3) out.data = v;
+      else if (field === 4) out.storageHash = v;
+      continue;
+    }
+    if (field <= 4) throw malformed(`field ${field} has wire type ${wire}`);
+    if (wire === 0) varint();
+    else if (wire === 1) at += 8;
+    else if (wire === 5) at += 4;
+    else throw malformed(`wire type ${wire}`);
+    if (at > buf.length) throw malformed('premature end');
+  }
+  return out;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Encode an UploadResponse (keepd's ack of each uploaded blob), byte for byte
+ * what protobuf-es writes (defaults left out): `create` + `toBinary` reflected
+ * over the schema for each of thousands of small blobs.
+ */
+export function encodeUploadAck(a: UploadAck): Buffer {
+  const n = a.newBytes;
+  const out = Buffer.allocUnsafe(1 + varintSize(a.id.length) + a.id.length + (a.stored ? 2 : 0) + (n > 0 ? 1 + varintSize(n) : 0));
+  let at = 0;
+  out[at++] = 0x0a;
+  at = writeVarint(out, at, a.id.length);
+  at += a.id.copy(out, at);
+  if (a.stored) (out[at++] = 0x10), (out[at++] = 1);
+  if (n > 0) (out[at++] = 0x18), (at = writeVarint(out, at, n));
+  return out;
+}
+
 /** Decode an UploadResponse; unknown fields are skipped (fields are only ever added). */
 export function decodeUploadAck(b: Buffer): UploadAck {
   let id: Buffer = Buffer.alloc(0);

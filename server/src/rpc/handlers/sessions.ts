@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { ID_SIZE, KeepError, MAX_BLOB_SIZE, NewSnapshot } from '@keep/core';
-import { CloseSessionResponseSchema, CommitResponseSchema, OfferResponseSchema, OpenSessionResponseSchema, Snapshot, UploadResponseSchema } from '@keep/proto';
+import { CloseSessionResponseSchema, CommitResponseSchema, encodeUploadAck, OfferResponseSchema, OpenSessionResponseSchema, Snapshot } from '@keep/proto';
 import { canUseSource, Principal } from '../../auth/tokens.js';
 import { Session } from '../../sessions.js';
 import { RpcCalls, writeOrWait } from '../call.js';
@@ -56,9 +56,9 @@ export function sessionHandlers(rpc: RpcCalls) {
           else d.metrics.blobsDeduped();
           // No existence oracle: a source-scoped agent is not told whether another source already stored the blob.
           const opaque = p.role === 'agent' && p.dedup === 'source';
-          const ack = opaque ? { stored: true, newBytes: BigInt(data.length) } : { stored: r.stored, newBytes: BigInt(r.newBytes) };
-          // (what arrived is stored whether or not the ack gets through)
-          await writeOrWait(call, create(UploadResponseSchema, { id: req.id, ...ack }));
+          const ack = opaque ? { stored: true, newBytes: data.length } : r;
+          // (what arrived is stored whether or not the ack gets through; encoded by hand: one per blob)
+          await writeOrWait(call, encodeUploadAck({ id: Buffer.from(req.id.buffer, req.id.byteOffset, req.id.byteLength), stored: ack.stored, newBytes: ack.newBytes }));
         },
         // The agent died or lost the connection: what it sent is kept and owned now, for its rerun.
         async cancelled() {
