@@ -7,7 +7,10 @@
  * and restore over gRPC, a second writer refused by the writer lease,
  * `keepd check --read-data`, `keepd rebuild-index` from the pack trailers in
  * the bucket after the local index is deleted, kill -9 during an upload, and
- * forget + prune deleting from the bucket.
+ * forget + prune deleting from the bucket. Replication across backends:
+ * `keepd sync` from the keepd on the bucket to a local replica, and from a
+ * local keepd to a replica kept in another prefix of the bucket (`keepd sync
+ * --store`), which then follows with `keepd serve --upstream`.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,6 +18,7 @@ import path from 'node:path';
 import { listAll, S3ObjectStore } from '@keep/core/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees, generateTree, MiB, restoredPath, tempDirs, type TreeInfo } from './helpers.js';
+import { syncOk } from './sync-util.js';
 import { agentEnv, createToken, type Keepd, keepdJson, keepJson, killAllKeepd, metric, runKeep, runKeepd, scrape, startKeep, startKeepd, waitFor } from './keepd-harness.js';
 import { type Rgw, rgwUnavailable, startRgw } from './rgw-harness.js';
 
@@ -23,6 +27,8 @@ const RGW_START_MS = 240_000;
 const TEST_MS = 300_000;
 const BUCKET = 'keep-e2e';
 const PREFIX = 'site-a/repo';
+/** the replica of a local keepd, in the same bucket */
+const REPLICA_PREFIX = 'site-b/replica';
 const PASSWORD = 'keepd on object storage';
 const unavailable = rgwUnavailable();
 
@@ -37,6 +43,9 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
   let env: Record<string, string | undefined>;
   let tree: TreeInfo;
   let snapshot: string;
+  /** the kill -9 test's directory and its snapshot: the one left after forget */
+  let big: string;
+  let bigSnapshot: string;
   const keysUnder = async (prefix: string) => {
     const keys: string[] = [];
     for await (const o of listAll(bucket, prefix)) keys.push(o.key);
@@ -142,7 +151,7 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     keepd = await startKeepd(data, { env: awsEnv });
     env = agentEnv(keepd, env.KEEP_TOKEN, PASSWORD);
     // More than two packs' worth (packs close at 16 MiB), so some reach the bucket before the commit.
-    const big = path.join(dir, 'big');
+    big = path.join(dir, 'big');
     fs.mkdirSync(big);
     for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(big, `part-${i}.bin`), crypto.randomBytes(14 * MiB));
     const packsBefore = (await keysUnder('packs/')).length;
@@ -158,6 +167,7 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     keepd = await startKeepd(data, { env: awsEnv });
     env = agentEnv(keepd, env.KEEP_TOKEN, PASSWORD);
     const rerun = await keepJson(['backup', big, '--source', 'files'], env);
+    bigSnapshot = rerun.snapshot;
     expect(rerun.files_new + rerun.files_changed).toBe(3);
     const target = path.join(dir, 'restore-big');
     const r = await runKeep(['restore', rerun.snapshot, '--target', target], env);
@@ -218,5 +228,72 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(report.snapshots).toBe(1);
     expect(report.orphan_packs).toEqual([]);
     expect(report.blobs_read).toBe(report.blobs);
+  }, TEST_MS);
+
+  it('keepd sync from the keepd on the bucket to a local replica: same snapshots, restores byte-identical, checks whole', async () => {
+    const replicaToken = (await createToken(data, 'replica')).token;
+    keepd = await startKeepd(data, { env: awsEnv });
+    const R = path.join(dir, 'replica-local');
+    const rep = await syncOk(R, keepd.url, replicaToken);
+    expect(rep.snapshots_synced).toEqual([bigSnapshot]);
+    expect(rep.snapshots_failed).toEqual([]);
+    // a plain directory: the packs are files there
+    expect(fs.existsSync(path.join(R, 'store.json'))).toBe(false);
+    expect(fs.readdirSync(path.join(R, 'snapshots'))).toEqual([`${bigSnapshot}.json`]);
+    const target = path.join(dir, 'restore-replica-local');
+    const r = await runKeep(['restore', bigSnapshot, '--target', target], { KEEP_REPO: R, KEEP_PASSWORD: PASSWORD });
+    expect(r.code, r.stderr).toBe(0);
+    expect(compareTrees(big, restoredPath(target, big))).toEqual([]);
+    const c = await keepdJson(['check', '--data', R, '--read-data']);
+    expect(c.ok, JSON.stringify(c.errors)).toBe(true);
+    expect(c.blobs_read).toBe(c.blobs);
+    expect(await keepd.stop()).toEqual({ code: 0, signal: null });
+  }, TEST_MS);
+
+  it('keepd sync --store: a local keepd\'s replica kept in the bucket, then following with keepd serve --upstream; restores byte-identical', async () => {
+    const P = path.join(dir, 'local-primary');
+    await keepdJson(['init', '--data', P]);
+    const agent = await createToken(P, 'agent', { sources: ['files'] });
+    const replicaToken = (await createToken(P, 'replica')).token;
+    const primary = await startKeepd(P);
+    const penv = agentEnv(primary, agent.token, PASSWORD);
+    await keepJson(['init', '--kdf-cost', '12'], penv);
+    const s1 = await keepJson(['backup', tree.root, '--source', 'files'], penv);
+
+    const R = path.join(dir, 'replica-s3');
+    const sync = await runKeepd(['sync', '--data', R, '--from', primary.url, '--store', `s3://${BUCKET}/${REPLICA_PREFIX}`, '--s3-path-style', '--json'], { env: { KEEP_TOKEN: replicaToken }, timeoutMs: 180_000 });
+    expect(sync.code, sync.stderr).toBe(0);
+    expect(JSON.parse(sync.stdout).snapshots_synced).toEqual([s1.snapshot]);
+    // The replica's packs and snapshot records are in its prefix of the bucket, none in its data directory.
+    const rb = new S3ObjectStore({ bucket: BUCKET, prefix: `${REPLICA_PREFIX}/`, endpoint: rgw.endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey } });
+    try {
+      const keys: string[] = [];
+      for await (const o of listAll(rb, '')) keys.push(o.key);
+      expect(keys).toContain(`snapshots/${s1.snapshot}.json`);
+      expect(keys).toContain('config.json');
+      expect(keys.filter((k) => k.startsWith('packs/')).length).toBeGreaterThan(0);
+    } finally {
+      await rb.close();
+    }
+    expect(fs.readdirSync(path.join(R, 'packs'), { recursive: true }).filter((n) => String(n).endsWith('.pack'))).toEqual([]);
+    expect(JSON.parse(fs.readFileSync(path.join(R, 'config.json'), 'utf8')).id).toBe(JSON.parse(fs.readFileSync(path.join(P, 'config.json'), 'utf8')).id);
+
+    // Following: a new backup on the primary reaches the replica on its own.
+    const rtok = await createToken(R, 'agent', { sources: ['files'] });
+    const replica = await startKeepd(R, { args: ['--upstream', primary.url, '--sync-interval', '1'], env: { KEEP_UPSTREAM_TOKEN: replicaToken } });
+    fs.writeFileSync(path.join(tree.root, 'after-the-sync.bin'), crypto.randomBytes(300 * 1024));
+    const s2 = await keepJson(['backup', tree.root, '--source', 'files'], penv);
+    const renv = agentEnv(replica, rtok.token, PASSWORD);
+    await waitFor(async () => (await keepJson(['snapshots'], renv)).some((s: { id: string }) => s.id === s2.snapshot), 180_000, 500);
+    const target = path.join(dir, 'restore-replica-s3');
+    const r = await runKeep(['restore', s2.snapshot, '--target', target], renv);
+    expect(r.code, r.stderr).toBe(0);
+    expect(compareTrees(tree.root, restoredPath(target, tree.root))).toEqual([]);
+    expect(await replica.stop()).toEqual({ code: 0, signal: null });
+    expect(await primary.stop()).toEqual({ code: 0, signal: null });
+    const c = await keepdJson(['check', '--data', R, '--read-data']);
+    expect(c.ok, JSON.stringify(c.errors)).toBe(true);
+    expect(c.snapshots).toBe(2);
+    expect(c.blobs_read).toBe(c.blobs);
   }, TEST_MS);
 });

@@ -173,10 +173,12 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     out(a.json, r, () => console.log(formatPrune(r)));
   },
   async sync(argv) {
-    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' }, insecure: { type: 'boolean' } });
+    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' }, insecure: { type: 'boolean' }, store: { type: 'string' }, 's3-path-style': { type: 'boolean' } });
     if (a.insecure) process.env.KEEP_INSECURE = '1';
     if (typeof a.from !== 'string') throw new KeepError('INVALID_ARGUMENT', 'keepd sync needs --from grpc://HOST:PORT (token from KEEP_TOKEN, CA from KEEP_CA)');
-    const r = await runSync(a.data, a.from, a.source as string | undefined);
+    const store = a.store as string | undefined;
+    if (a['s3-path-style'] && !store) throw new KeepError('INVALID_ARGUMENT', '--s3-path-style goes with --store s3://bucket/prefix');
+    const r = await runSync(a.data, a.from, a.source as string | undefined, process.env, store ? { url: store, pathStyle: Boolean(a['s3-path-style']) } : undefined);
     out(a.json, r, () => {
       console.log(`synced ${r.snapshots_synced.length} snapshot(s) from ${r.upstream}: fetched ${r.blobs_fetched} blobs (${r.bytes_fetched} bytes), ${r.blobs_present} already here, ${r.duration_s.toFixed(2)} s`);
       for (const f of r.snapshots_failed) console.log(`failed ${f.id}: ${f.error}`);
