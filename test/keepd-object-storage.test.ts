@@ -10,7 +10,9 @@
  * forget + prune deleting from the bucket. Replication across backends:
  * `keepd sync` from the keepd on the bucket to a local replica, and from a
  * local keepd to a replica kept in another prefix of the bucket (`keepd sync
- * --store`), which then follows with `keepd serve --upstream`.
+ * --store`), which then follows with `keepd serve --upstream`. Pack
+ * deletions wait out the deletion delay; a prune while a backup's session is
+ * open, and one killed with SIGKILL after its repack, lose nothing.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -19,7 +21,8 @@ import { listAll, S3ObjectStore } from '@keep/core/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees, generateTree, MiB, restoredPath, tempDirs, type TreeInfo } from './helpers.js';
 import { syncOk } from './sync-util.js';
-import { agentEnv, createToken, type Keepd, keepdJson, keepJson, killAllKeepd, metric, runKeep, runKeepd, scrape, startKeep, startKeepd, waitFor } from './keepd-harness.js';
+import { manifest, restoreManifest } from './gc-util.js';
+import { agentEnv, createToken, type Keepd, KEEPD_BIN, keepdJson, keepJson, killAllKeepd, metric, runKeep, runKeepd, scrape, start, startKeep, startKeepd, waitFor } from './keepd-harness.js';
 import { type Rgw, rgwUnavailable, startRgw } from './rgw-harness.js';
 
 const RGW_START_MS = 240_000;
@@ -29,6 +32,8 @@ const BUCKET = 'keep-e2e';
 const PREFIX = 'site-a/repo';
 /** the replica of a local keepd, in the same bucket */
 const REPLICA_PREFIX = 'site-b/replica';
+/** a repository pruned while it backs up */
+const GC_PREFIX = 'site-c/gc';
 const PASSWORD = 'keepd on object storage';
 const unavailable = rgwUnavailable();
 
@@ -205,7 +210,7 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(await keepd.stop()).toEqual({ code: 0, signal: null });
   }, TEST_MS);
 
-  it('forget and prune on the bucket: the forgotten snapshot\'s packs leave the bucket, the rest checks whole', async () => {
+  it('forget and prune on the bucket: the forgotten snapshot\'s packs leave the bucket only after the deletion delay, the rest checks whole', async () => {
     const bucketBytes = async () => {
       let n = 0;
       for await (const o of listAll(bucket, 'packs/')) n += o.size;
@@ -221,12 +226,28 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(p.blobs_removed).toBeGreaterThan(0);
     expect(p.packs_deleted + p.packs_repacked).toBeGreaterThan(0);
     expect(p.bytes_after).toBeLessThan(p.bytes_before);
+    // Deletions wait (margins.ts PACK_DELETE_DELAY_MS, 1 h): the dropped packs stay in the bucket, recorded, not orphans.
+    expect(p.packs_pending_deletion).toBe(p.packs_deleted + p.packs_repacked);
+    expect(await bucketBytes()).toBeGreaterThanOrEqual(before);
+    const waiting = await keepdJson(['check', '--data', data, '--read-data'], { env: later });
+    expect(waiting.ok, JSON.stringify(waiting.errors)).toBe(true);
+    expect(waiting.orphan_packs).toEqual([]);
+    expect(waiting.packs_pending_deletion).toBe(p.packs_pending_deletion);
+    // Half an hour on they still wait; past the delay the next prune deletes them.
+    const halfHour = await keepdJson(['prune', '--data', data], { env: { KEEP_CLOCK_OFFSET_MS: String(3.5 * 60 * 60 * 1000) } });
+    expect(halfHour.delayed_packs_deleted).toBe(0);
+    expect(halfHour.packs_pending_deletion).toBe(p.packs_pending_deletion);
+    const pastDelay = { KEEP_CLOCK_OFFSET_MS: String(4.1 * 60 * 60 * 1000) };
+    const p2 = await keepdJson(['prune', '--data', data], { env: pastDelay });
+    expect(p2.delayed_packs_deleted).toBe(p.packs_pending_deletion);
+    expect(p2.packs_pending_deletion).toBe(0);
     expect(await bucketBytes()).toBeLessThan(before);
-    expect(await bucketBytes()).toBe(p.bytes_after);
-    const report = await keepdJson(['check', '--data', data, '--read-data'], { env: later });
+    expect(await bucketBytes()).toBe(p2.bytes_after);
+    const report = await keepdJson(['check', '--data', data, '--read-data'], { env: pastDelay });
     expect(report.ok, JSON.stringify(report.errors)).toBe(true);
     expect(report.snapshots).toBe(1);
     expect(report.orphan_packs).toEqual([]);
+    expect(report.packs_pending_deletion).toBe(0);
     expect(report.blobs_read).toBe(report.blobs);
   }, TEST_MS);
 
@@ -295,5 +316,73 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(c.ok, JSON.stringify(c.errors)).toBe(true);
     expect(c.snapshots).toBe(2);
     expect(c.blobs_read).toBe(c.blobs);
+  }, TEST_MS);
+
+  it('prune while a backup runs on the bucket, and kill -9 of keepd prune after its repack: check --read-data passes, every snapshot restores', async () => {
+    // Round one four hours ago (KEEP_CLOCK_OFFSET_MS, for keepd, agent and forget alike): two backups, the first forgotten.
+    const G = path.join(dir, 'gc');
+    const past = { KEEP_CLOCK_OFFSET_MS: String(-4 * 60 * 60 * 1000) };
+    await keepdJson(['init', '--data', G, '--store', `s3://${BUCKET}/${GC_PREFIX}`, '--s3-path-style'], { env: past });
+    const token = (await createToken(G, 'agent', { sources: ['files'] })).token;
+    let k = await startKeepd(G, { env: past });
+    let genv = agentEnv(k, token, PASSWORD, past);
+    await keepJson(['init', '--kdf-cost', '12'], genv);
+    const src = path.join(dir, 'gc-src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'lasting.bin'), crypto.randomBytes(1 * MiB));
+    fs.writeFileSync(path.join(src, 'replaced.bin'), crypto.randomBytes(3 * MiB));
+    await keepJson(['backup', src, '--source', 'files'], genv);
+    // The first pack keeps a quarter live once its snapshot goes: repacked.
+    fs.writeFileSync(path.join(src, 'replaced.bin'), crypto.randomBytes(2 * MiB));
+    const v2 = await keepJson(['backup', src, '--source', 'files'], genv);
+    const m2 = manifest(src);
+    await keepdJson(['forget', '--data', G, '--source', 'files', '--keep-last', '1'], { env: past });
+    expect(await k.stop()).toEqual({ code: 0, signal: null });
+
+    // Now: a backup's session is open (its agent stopped) while prunes run.
+    k = await startKeepd(G);
+    genv = agentEnv(k, token, PASSWORD);
+    fs.writeFileSync(path.join(src, 'new.bin'), crypto.randomBytes(2 * MiB));
+    const m3 = manifest(src);
+    const run = startKeep(['backup', src, '--source', 'files', '--json'], genv);
+    let ended = false;
+    void run.result.then(() => (ended = true));
+    await waitFor(() => ended || k.output().includes('"msg":"session opened"'), 120_000, 20);
+    expect(ended, 'the backup ended before the prune').toBe(false);
+    run.child.kill('SIGSTOP');
+    try {
+      // kill -9 once the repack's pack is in the bucket and the index switched to it, before the old pack is dropped
+      const paused = path.join(dir, 'prune-paused');
+      const first = start(KEEPD_BIN, ['prune', '--data', G, '--json'], { env: { KEEP_TEST_PAUSE_AT: `prune-repacked:${paused}` }, timeoutMs: 180_000 });
+      let firstEnded = false;
+      void first.result.then(() => (firstEnded = true));
+      await waitFor(() => fs.existsSync(paused) || firstEnded, 180_000, 20);
+      expect(fs.existsSync(paused), 'the prune ended without repacking').toBe(true);
+      first.child.kill('SIGKILL');
+      expect((await first.result).signal).toBe('SIGKILL');
+      fs.rmSync(paused);
+      const mid = await keepdJson(['check', '--data', G]);
+      expect(mid.ok, JSON.stringify(mid.errors)).toBe(true);
+      // The rerun, with the session still open, drops the emptied pack (recorded for deletion after the delay).
+      const p = await keepdJson(['prune', '--data', G]);
+      expect(p.open_sessions).toBe(1);
+      expect(p.packs_deleted).toBeGreaterThan(0);
+      expect(p.packs_pending_deletion).toBe(p.packs_deleted);
+    } finally {
+      run.child.kill('SIGCONT');
+    }
+    const done = await run.result;
+    expect(done.code, done.stderr).toBe(0);
+    const v3 = JSON.parse(done.stdout);
+    const c = await keepdJson(['check', '--data', G, '--read-data']);
+    expect(c.ok, JSON.stringify(c.errors)).toBe(true);
+    expect(c.snapshots).toBe(2);
+    expect(c.orphan_packs).toEqual([]);
+    expect(c.blobs_read).toBe(c.blobs);
+    for (const [id, m] of [[v2.snapshot, m2], [v3.snapshot, m3]] as const) {
+      const restored = await restoreManifest(genv, id, src, dir);
+      expect(restored.ok && restored.manifest, JSON.stringify(restored)).toEqual(m);
+    }
+    expect(await k.stop()).toEqual({ code: 0, signal: null });
   }, TEST_MS);
 });

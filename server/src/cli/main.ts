@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatAlerts, formatInstall, formatKeepdCheck, formatKeepdForget, formatPrune, formatStatus, formatTokens, installJson, exitOnInterrupt, formatVersionReport, helpFor, KeepError, ManualClock, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
+import { parseDurationMs, DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatAlerts, formatInstall, formatKeepdCheck, formatKeepdForget, formatPrune, formatStatus, formatTokens, installJson, exitOnInterrupt, formatVersionReport, helpFor, KeepError, ManualClock, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
 import { TokenStore } from '../auth/tokens.js';
 import { checkTokenRequest } from '../auth/token-request.js';
 import { checkFailure, runCheck } from '../commands/check.js';
@@ -166,10 +166,11 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     if (r.groups.length === 0 && r.skipped.length) throw new KeepError('INVALID_ARGUMENT', 'no retention policy: give --keep-last/--keep-daily/... or --tier');
   },
   async prune(argv) {
-    const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' } });
+    const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' }, 'delete-delay': { type: 'string' } });
     const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
     if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
-    const r = await Repository.using(a.data, (repo) => auditedPrune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }), keepdRepoOptions(a.data));
+    const deleteDelayMs = a['delete-delay'] === undefined ? undefined : parseDurationMs(a['delete-delay'] as string, '--delete-delay');
+    const r = await Repository.using(a.data, (repo) => auditedPrune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below, deleteDelayMs }), keepdRepoOptions(a.data));
     out(a.json, r, () => console.log(formatPrune(r)));
   },
   async sync(argv) {
