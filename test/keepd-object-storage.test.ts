@@ -7,7 +7,12 @@
  * and restore over gRPC, a second writer refused by the writer lease,
  * `keepd check --read-data`, `keepd rebuild-index` from the pack trailers in
  * the bucket after the local index is deleted, kill -9 during an upload, and
- * forget + prune deleting from the bucket.
+ * forget + prune deleting from the bucket. Replication across backends:
+ * `keepd sync` from the keepd on the bucket to a local replica, and from a
+ * local keepd to a replica kept in another prefix of the bucket (`keepd sync
+ * --store`), which then follows with `keepd serve --upstream`. Pack
+ * deletions wait out the deletion delay; a prune while a backup's session is
+ * open, and one killed with SIGKILL after its repack, lose nothing.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,7 +20,9 @@ import path from 'node:path';
 import { listAll, S3ObjectStore } from '@keep/core/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees, generateTree, MiB, restoredPath, tempDirs, type TreeInfo } from './helpers.js';
-import { agentEnv, createToken, type Keepd, keepdJson, keepJson, killAllKeepd, metric, runKeep, runKeepd, scrape, startKeep, startKeepd, waitFor } from './keepd-harness.js';
+import { syncOk } from './sync-util.js';
+import { manifest, restoreManifest } from './gc-util.js';
+import { agentEnv, createToken, type Keepd, KEEPD_BIN, keepdJson, keepJson, killAllKeepd, metric, runKeep, runKeepd, scrape, start, startKeep, startKeepd, waitFor } from './keepd-harness.js';
 import { type Rgw, rgwUnavailable, startRgw } from './rgw-harness.js';
 
 const RGW_START_MS = 240_000;
@@ -23,6 +30,10 @@ const RGW_START_MS = 240_000;
 const TEST_MS = 300_000;
 const BUCKET = 'keep-e2e';
 const PREFIX = 'site-a/repo';
+/** the replica of a local keepd, in the same bucket */
+const REPLICA_PREFIX = 'site-b/replica';
+/** a repository pruned while it backs up */
+const GC_PREFIX = 'site-c/gc';
 const PASSWORD = 'keepd on object storage';
 const unavailable = rgwUnavailable();
 
@@ -37,6 +48,9 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
   let env: Record<string, string | undefined>;
   let tree: TreeInfo;
   let snapshot: string;
+  /** the kill -9 test's directory and its snapshot: the one left after forget */
+  let big: string;
+  let bigSnapshot: string;
   const keysUnder = async (prefix: string) => {
     const keys: string[] = [];
     for await (const o of listAll(bucket, prefix)) keys.push(o.key);
@@ -142,7 +156,7 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     keepd = await startKeepd(data, { env: awsEnv });
     env = agentEnv(keepd, env.KEEP_TOKEN, PASSWORD);
     // More than two packs' worth (packs close at 16 MiB), so some reach the bucket before the commit.
-    const big = path.join(dir, 'big');
+    big = path.join(dir, 'big');
     fs.mkdirSync(big);
     for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(big, `part-${i}.bin`), crypto.randomBytes(14 * MiB));
     const packsBefore = (await keysUnder('packs/')).length;
@@ -158,6 +172,7 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     keepd = await startKeepd(data, { env: awsEnv });
     env = agentEnv(keepd, env.KEEP_TOKEN, PASSWORD);
     const rerun = await keepJson(['backup', big, '--source', 'files'], env);
+    bigSnapshot = rerun.snapshot;
     expect(rerun.files_new + rerun.files_changed).toBe(3);
     const target = path.join(dir, 'restore-big');
     const r = await runKeep(['restore', rerun.snapshot, '--target', target], env);
@@ -195,7 +210,7 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(await keepd.stop()).toEqual({ code: 0, signal: null });
   }, TEST_MS);
 
-  it('forget and prune on the bucket: the forgotten snapshot\'s packs leave the bucket, the rest checks whole', async () => {
+  it('forget and prune on the bucket: the forgotten snapshot\'s packs leave the bucket only after the deletion delay, the rest checks whole', async () => {
     const bucketBytes = async () => {
       let n = 0;
       for await (const o of listAll(bucket, 'packs/')) n += o.size;
@@ -211,12 +226,163 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(p.blobs_removed).toBeGreaterThan(0);
     expect(p.packs_deleted + p.packs_repacked).toBeGreaterThan(0);
     expect(p.bytes_after).toBeLessThan(p.bytes_before);
+    // Deletions wait (margins.ts PACK_DELETE_DELAY_MS, 1 h): the dropped packs stay in the bucket, recorded, not orphans.
+    expect(p.packs_pending_deletion).toBe(p.packs_deleted + p.packs_repacked);
+    expect(await bucketBytes()).toBeGreaterThanOrEqual(before);
+    const waiting = await keepdJson(['check', '--data', data, '--read-data'], { env: later });
+    expect(waiting.ok, JSON.stringify(waiting.errors)).toBe(true);
+    expect(waiting.orphan_packs).toEqual([]);
+    expect(waiting.packs_pending_deletion).toBe(p.packs_pending_deletion);
+    // Half an hour on they still wait; past the delay the next prune deletes them.
+    const halfHour = await keepdJson(['prune', '--data', data], { env: { KEEP_CLOCK_OFFSET_MS: String(3.5 * 60 * 60 * 1000) } });
+    expect(halfHour.delayed_packs_deleted).toBe(0);
+    expect(halfHour.packs_pending_deletion).toBe(p.packs_pending_deletion);
+    const pastDelay = { KEEP_CLOCK_OFFSET_MS: String(4.1 * 60 * 60 * 1000) };
+    const p2 = await keepdJson(['prune', '--data', data], { env: pastDelay });
+    expect(p2.delayed_packs_deleted).toBe(p.packs_pending_deletion);
+    expect(p2.packs_pending_deletion).toBe(0);
     expect(await bucketBytes()).toBeLessThan(before);
-    expect(await bucketBytes()).toBe(p.bytes_after);
-    const report = await keepdJson(['check', '--data', data, '--read-data'], { env: later });
+    expect(await bucketBytes()).toBe(p2.bytes_after);
+    const report = await keepdJson(['check', '--data', data, '--read-data'], { env: pastDelay });
     expect(report.ok, JSON.stringify(report.errors)).toBe(true);
     expect(report.snapshots).toBe(1);
     expect(report.orphan_packs).toEqual([]);
+    expect(report.packs_pending_deletion).toBe(0);
     expect(report.blobs_read).toBe(report.blobs);
+  }, TEST_MS);
+
+  it('keepd sync from the keepd on the bucket to a local replica: same snapshots, restores byte-identical, checks whole', async () => {
+    const replicaToken = (await createToken(data, 'replica')).token;
+    keepd = await startKeepd(data, { env: awsEnv });
+    const R = path.join(dir, 'replica-local');
+    const rep = await syncOk(R, keepd.url, replicaToken);
+    expect(rep.snapshots_synced).toEqual([bigSnapshot]);
+    expect(rep.snapshots_failed).toEqual([]);
+    // a plain directory: the packs are files there
+    expect(fs.existsSync(path.join(R, 'store.json'))).toBe(false);
+    expect(fs.readdirSync(path.join(R, 'snapshots'))).toEqual([`${bigSnapshot}.json`]);
+    const target = path.join(dir, 'restore-replica-local');
+    const r = await runKeep(['restore', bigSnapshot, '--target', target], { KEEP_REPO: R, KEEP_PASSWORD: PASSWORD });
+    expect(r.code, r.stderr).toBe(0);
+    expect(compareTrees(big, restoredPath(target, big))).toEqual([]);
+    const c = await keepdJson(['check', '--data', R, '--read-data']);
+    expect(c.ok, JSON.stringify(c.errors)).toBe(true);
+    expect(c.blobs_read).toBe(c.blobs);
+    expect(await keepd.stop()).toEqual({ code: 0, signal: null });
+  }, TEST_MS);
+
+  it('keepd sync --store: a local keepd\'s replica kept in the bucket, then following with keepd serve --upstream; restores byte-identical', async () => {
+    const P = path.join(dir, 'local-primary');
+    await keepdJson(['init', '--data', P]);
+    const agent = await createToken(P, 'agent', { sources: ['files'] });
+    const replicaToken = (await createToken(P, 'replica')).token;
+    const primary = await startKeepd(P);
+    const penv = agentEnv(primary, agent.token, PASSWORD);
+    await keepJson(['init', '--kdf-cost', '12'], penv);
+    const s1 = await keepJson(['backup', tree.root, '--source', 'files'], penv);
+
+    const R = path.join(dir, 'replica-s3');
+    const sync = await runKeepd(['sync', '--data', R, '--from', primary.url, '--store', `s3://${BUCKET}/${REPLICA_PREFIX}`, '--s3-path-style', '--json'], { env: { KEEP_TOKEN: replicaToken }, timeoutMs: 180_000 });
+    expect(sync.code, sync.stderr).toBe(0);
+    expect(JSON.parse(sync.stdout).snapshots_synced).toEqual([s1.snapshot]);
+    // The replica's packs and snapshot records are in its prefix of the bucket, none in its data directory.
+    const rb = new S3ObjectStore({ bucket: BUCKET, prefix: `${REPLICA_PREFIX}/`, endpoint: rgw.endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey } });
+    try {
+      const keys: string[] = [];
+      for await (const o of listAll(rb, '')) keys.push(o.key);
+      expect(keys).toContain(`snapshots/${s1.snapshot}.json`);
+      expect(keys).toContain('config.json');
+      expect(keys.filter((k) => k.startsWith('packs/')).length).toBeGreaterThan(0);
+    } finally {
+      await rb.close();
+    }
+    expect(fs.readdirSync(path.join(R, 'packs'), { recursive: true }).filter((n) => String(n).endsWith('.pack'))).toEqual([]);
+    expect(JSON.parse(fs.readFileSync(path.join(R, 'config.json'), 'utf8')).id).toBe(JSON.parse(fs.readFileSync(path.join(P, 'config.json'), 'utf8')).id);
+
+    // Following: a new backup on the primary reaches the replica on its own.
+    const rtok = await createToken(R, 'agent', { sources: ['files'] });
+    const replica = await startKeepd(R, { args: ['--upstream', primary.url, '--sync-interval', '1'], env: { KEEP_UPSTREAM_TOKEN: replicaToken } });
+    fs.writeFileSync(path.join(tree.root, 'after-the-sync.bin'), crypto.randomBytes(300 * 1024));
+    const s2 = await keepJson(['backup', tree.root, '--source', 'files'], penv);
+    const renv = agentEnv(replica, rtok.token, PASSWORD);
+    await waitFor(async () => (await keepJson(['snapshots'], renv)).some((s: { id: string }) => s.id === s2.snapshot), 180_000, 500);
+    const target = path.join(dir, 'restore-replica-s3');
+    const r = await runKeep(['restore', s2.snapshot, '--target', target], renv);
+    expect(r.code, r.stderr).toBe(0);
+    expect(compareTrees(tree.root, restoredPath(target, tree.root))).toEqual([]);
+    expect(await replica.stop()).toEqual({ code: 0, signal: null });
+    expect(await primary.stop()).toEqual({ code: 0, signal: null });
+    const c = await keepdJson(['check', '--data', R, '--read-data']);
+    expect(c.ok, JSON.stringify(c.errors)).toBe(true);
+    expect(c.snapshots).toBe(2);
+    expect(c.blobs_read).toBe(c.blobs);
+  }, TEST_MS);
+
+  it('prune while a backup runs on the bucket, and kill -9 of keepd prune after its repack: check --read-data passes, every snapshot restores', async () => {
+    // Round one four hours ago (KEEP_CLOCK_OFFSET_MS, for keepd, agent and forget alike): two backups, the first forgotten.
+    const G = path.join(dir, 'gc');
+    const past = { KEEP_CLOCK_OFFSET_MS: String(-4 * 60 * 60 * 1000) };
+    await keepdJson(['init', '--data', G, '--store', `s3://${BUCKET}/${GC_PREFIX}`, '--s3-path-style'], { env: past });
+    const token = (await createToken(G, 'agent', { sources: ['files'] })).token;
+    let k = await startKeepd(G, { env: past });
+    let genv = agentEnv(k, token, PASSWORD, past);
+    await keepJson(['init', '--kdf-cost', '12'], genv);
+    const src = path.join(dir, 'gc-src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'lasting.bin'), crypto.randomBytes(1 * MiB));
+    fs.writeFileSync(path.join(src, 'replaced.bin'), crypto.randomBytes(3 * MiB));
+    await keepJson(['backup', src, '--source', 'files'], genv);
+    // The first pack keeps a quarter live once its snapshot goes: repacked.
+    fs.writeFileSync(path.join(src, 'replaced.bin'), crypto.randomBytes(2 * MiB));
+    const v2 = await keepJson(['backup', src, '--source', 'files'], genv);
+    const m2 = manifest(src);
+    await keepdJson(['forget', '--data', G, '--source', 'files', '--keep-last', '1'], { env: past });
+    expect(await k.stop()).toEqual({ code: 0, signal: null });
+
+    // Now: a backup's session is open (its agent stopped) while prunes run.
+    k = await startKeepd(G);
+    genv = agentEnv(k, token, PASSWORD);
+    fs.writeFileSync(path.join(src, 'new.bin'), crypto.randomBytes(2 * MiB));
+    const m3 = manifest(src);
+    const run = startKeep(['backup', src, '--source', 'files', '--json'], genv);
+    let ended = false;
+    void run.result.then(() => (ended = true));
+    await waitFor(() => ended || k.output().includes('"msg":"session opened"'), 120_000, 20);
+    expect(ended, 'the backup ended before the prune').toBe(false);
+    run.child.kill('SIGSTOP');
+    try {
+      // kill -9 once the repack's pack is in the bucket and the index switched to it, before the old pack is dropped
+      const paused = path.join(dir, 'prune-paused');
+      const first = start(KEEPD_BIN, ['prune', '--data', G, '--json'], { env: { KEEP_TEST_PAUSE_AT: `prune-repacked:${paused}` }, timeoutMs: 180_000 });
+      let firstEnded = false;
+      void first.result.then(() => (firstEnded = true));
+      await waitFor(() => fs.existsSync(paused) || firstEnded, 180_000, 20);
+      expect(fs.existsSync(paused), 'the prune ended without repacking').toBe(true);
+      first.child.kill('SIGKILL');
+      expect((await first.result).signal).toBe('SIGKILL');
+      fs.rmSync(paused);
+      const mid = await keepdJson(['check', '--data', G]);
+      expect(mid.ok, JSON.stringify(mid.errors)).toBe(true);
+      // The rerun, with the session still open, drops the emptied pack (recorded for deletion after the delay).
+      const p = await keepdJson(['prune', '--data', G]);
+      expect(p.open_sessions).toBe(1);
+      expect(p.packs_deleted).toBeGreaterThan(0);
+      expect(p.packs_pending_deletion).toBe(p.packs_deleted);
+    } finally {
+      run.child.kill('SIGCONT');
+    }
+    const done = await run.result;
+    expect(done.code, done.stderr).toBe(0);
+    const v3 = JSON.parse(done.stdout);
+    const c = await keepdJson(['check', '--data', G, '--read-data']);
+    expect(c.ok, JSON.stringify(c.errors)).toBe(true);
+    expect(c.snapshots).toBe(2);
+    expect(c.orphan_packs).toEqual([]);
+    expect(c.blobs_read).toBe(c.blobs);
+    for (const [id, m] of [[v2.snapshot, m2], [v3.snapshot, m3]] as const) {
+      const restored = await restoreManifest(genv, id, src, dir);
+      expect(restored.ok && restored.manifest, JSON.stringify(restored)).toEqual(m);
+    }
+    expect(await k.stop()).toEqual({ code: 0, signal: null });
   }, TEST_MS);
 });

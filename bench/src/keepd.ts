@@ -119,14 +119,15 @@ export class Keepd {
   /**
    * keepd init + an agent token + keepd serve on 127.0.0.1:0 (with /metrics on another free port).
    * `again`: serve a data directory an earlier start made, with its token; `launch`: the command
-   * before `serve` (e.g. node --cpu-prof server/dist/cli/main.js), the bin script by default.
+   * before `serve` (e.g. node --cpu-prof server/dist/cli/main.js), the bin script by default;
+   * `init`: more `keepd init` flags (--store s3://...).
    */
-  static async start(data: string, opts: { again?: { token: string }; launch?: string[] } = {}): Promise<Keepd> {
+  static async start(data: string, opts: { again?: { token: string }; launch?: string[]; init?: string[] } = {}): Promise<Keepd> {
     const bin = keepdBinary();
     if (!fs.existsSync(bin)) throw new Error(`keepd binary not found at ${bin} (build with npx tsc -b tsconfig.build.json, or set KEEPD_BIN)`);
     let token = opts.again?.token;
     if (token === undefined) {
-      await run(bin, ['init', '--data', data, '--json']);
+      await run(bin, ['init', '--data', data, ...(opts.init ?? []), '--json']);
       const tok = await run(bin, ['token', 'create', '--data', data, '--role', 'agent', '--all-sources', '--json']);
       token = (JSON.parse(tok.stdout) as { token: string }).token;
     }
@@ -185,6 +186,14 @@ export class Keepd {
     k.lastMetrics = await k.scrape();
     if (!resetPeak(child.pid!)) k.resettable = false;
     return k;
+  }
+
+  /** keepd's /metrics as text (null when unavailable). */
+  async metricsText(): Promise<string | null> {
+    if (!this.metricsPort) return null;
+    return fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)
+      .then((r) => r.text())
+      .catch(() => null);
   }
 
   /** Sums of keepd's counters over all label sets (null when /metrics is unavailable). */

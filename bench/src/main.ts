@@ -7,6 +7,7 @@ import { killServers } from './keepd.js';
 import { microRows, microTitle, MicroResult, runMicro } from './micro.js';
 import { PruneBenchResult, pruneRows, pruneTitle, runPruneBench } from './prune.js';
 import { runSyncBench, SyncBenchResult, syncRows } from './sync.js';
+import { ObjectStorageBenchResult, objectStorageRows, runObjectStorageBench } from './object-storage.js';
 import { RealResult, realNotes, realRows, realTitle, runRealData } from './real-e2e.js';
 import { runRealProfile, StageTable, stageText } from './real-profile.js';
 import { benchCacheDir } from './realdata.js';
@@ -31,6 +32,9 @@ const USAGE = `usage: node bench/dist/main.js [--quick | --full] [--json] [--rep
                  gRPC, last one restored; CPU-s and peak RSS of agent and keepd (issue 21)
   --real-profile DIR   also one run of the real-data set under node --cpu-prof (profiles in DIR) and
                  the CPU stage tables of agent and keepd, backup and restore
+  --s3 s3://BUCKET/PREFIX [--s3-path-style]   also backup and restore through keepd onto that bucket
+                 (a new sub-prefix; AWS_* environment) vs onto its data directory, same tree;
+                 requests per GB stored (issue 20)
   --no-micro, --no-e2e, --no-grpc, --no-peers, --no-prune, --no-sync   skip parts
                  (peers = restic and borg, run when on PATH; --no-e2e also skips gRPC and bases no RTO)`;
 
@@ -55,6 +59,8 @@ async function main(): Promise<number> {
       'no-peers': { type: 'boolean' },
       'no-prune': { type: 'boolean' },
       'no-sync': { type: 'boolean' },
+      s3: { type: 'string' },
+      's3-path-style': { type: 'boolean' },
       repeat: { type: 'string' },
       real: { type: 'boolean' },
       'real-cache': { type: 'string' },
@@ -106,10 +112,12 @@ async function main(): Promise<number> {
   if (!values['no-prune']) prune = await section('prune', () => runPruneBench({ mode, log }));
   let sync: SyncBenchResult | undefined;
   if (!values['no-sync']) sync = await section('sync', () => runSyncBench({ mode, log }));
+  let s3: ObjectStorageBenchResult | undefined;
+  if (values.s3) s3 = await section('s3', () => runObjectStorageBench({ mode, sizeMiB, url: values.s3!, pathStyle: Boolean(values['s3-path-style']), log }));
   const total = (performance.now() - t0) / 1000;
 
   const machine = { ...machineInfo(), loadavg_1m_before: round2(loadBefore), loadavg_1m_after: round2(os.loadavg()[0]) };
-  const failures = [...(e2e?.failures ?? []), ...(real?.failures ?? []).map((p) => `real data: ${p}`), ...(prune?.problems ?? []).map((p) => `prune: ${p}`), ...(sync?.problems ?? []).map((p) => `sync: ${p}`)];
+  const failures = [...(e2e?.failures ?? []), ...(real?.failures ?? []).map((p) => `real data: ${p}`), ...(prune?.problems ?? []).map((p) => `prune: ${p}`), ...(sync?.problems ?? []).map((p) => `sync: ${p}`), ...(s3?.targets ?? []).flatMap((t) => t.problems.map((p) => `s3 ${t.target}: ${p}`))];
   if (values.json) {
     process.stdout.write(
       JSON.stringify(
@@ -127,6 +135,7 @@ async function main(): Promise<number> {
           stages: stages ?? null,
           prune: prune ?? null,
           sync: sync ?? null,
+          s3: s3 ?? null,
           ok: failures.length === 0,
           failures,
         },
@@ -194,6 +203,10 @@ async function main(): Promise<number> {
     if (sync) {
       const { header, rows } = syncRows(sync);
       out.push(textTable(header, rows, `Sync (issue 6): keepd sync from a keepd on loopback, generated ${mode} data`), '');
+    }
+    if (s3) {
+      const { header, rows } = objectStorageRows(s3);
+      out.push(textTable(header, rows, `Object storage (issue 20): backup and restore over gRPC through keepd, ${s3.data_mb.toFixed(0)} MB generated, onto ${values.s3} vs its data directory`), '');
     }
     out.push(`Sections: ${Object.entries(sections).map(([k, v]) => `${k} ${v.seconds.toFixed(0)} s (load ${v.loadavg_1m_after} after)`).join(', ')}`);
     if (failures.length) out.push('', 'FAILURES:', ...failures.map((f) => `  - ${f}`));

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { KeepError, type parseChunkerSizes, REPO_FILES, Repository, useObjectStorage } from '@keep/core';
+import { KeepError, type parseChunkerSizes, REPO_FILES, type RepoConfig, Repository, useObjectStorage } from '@keep/core';
 
 /**
  * keepd opens repositories kept in object storage (store.json in the data
@@ -17,9 +17,10 @@ export function registerObjectStorage(): void {
  * `keepd init --store s3://bucket/prefix`: the data directory records where
  * the repository lives (store.json: URL, path style, and the endpoint and
  * region the environment names now; never credentials), then the config is
- * written to the bucket create-only. A failure leaves no store.json behind.
+ * written to the bucket create-only (a new replica's: the primary's config,
+ * `keepd sync --store`). A failure leaves no store.json behind.
  */
-export async function initInObjectStorage(data: string, url: string, opts: { pathStyle: boolean; chunker?: ReturnType<typeof parseChunkerSizes> }): Promise<Repository> {
+export async function initInObjectStorage(data: string, url: string, opts: { pathStyle: boolean; chunker?: ReturnType<typeof parseChunkerSizes>; config?: RepoConfig }): Promise<Repository> {
   const { parseS3Url, envEndpoint, writeStorageRecord } = await import('@keep/core/store');
   if (!url.startsWith('s3://')) throw new KeepError('INVALID_ARGUMENT', `--store takes s3://bucket/prefix, not ${url}`);
   try {
@@ -34,7 +35,7 @@ export async function initInObjectStorage(data: string, url: string, opts: { pat
   const endpoint = envEndpoint();
   writeStorageRecord(data, { v: 1, url, ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}), ...(opts.pathStyle ? { pathStyle: true } : {}) });
   try {
-    return await Repository.init(data, { chunker: opts.chunker });
+    return await Repository.init(data, { chunker: opts.chunker, config: opts.config });
   } catch (e) {
     fs.rmSync(record, { force: true });
     fs.rmSync(path.join(data, REPO_FILES.config), { force: true });

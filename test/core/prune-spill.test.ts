@@ -123,6 +123,40 @@ describe('prune in bounded memory', () => {
     expect(check.ok).toBe(true);
   });
 
+  it('with a deletion delay (object storage) dropped packs stay, recorded and not orphans, until a prune past the delay deletes them', async () => {
+    const repo = await repository();
+    const clock = repo.clock as ManualClock;
+    const packsBefore = (await repo.storage.listPacks()).map((p) => p.id);
+    // A reader that looked this blob up before the prune reads from its pack afterwards.
+    const gone = dataBlob(0).id;
+    const seenBefore = repo.lookup(gone)!;
+    const first = await prune(repo, { deleteDelayMs: HOUR });
+    expect(first.packs_deleted).toBe(4);
+    expect(first.packs_pending_deletion).toBe(4);
+    expect(repo.lookup(gone)).toBeUndefined();
+    expect((await repo.storage.listPacks()).map((p) => p.id).sort()).toEqual([...packsBefore].sort());
+    expect((await repo.storage.readTrailer(seenBefore.pack)).some((e) => e.id.equals(gone))).toBe(true);
+    const waiting = await repo.check();
+    expect(waiting.ok).toBe(true);
+    expect(waiting.orphan_packs).toEqual([]);
+    expect(waiting.packs_pending_deletion).toBe(4);
+    clock.advance(HOUR / 2);
+    const early = await prune(repo, { deleteDelayMs: HOUR });
+    expect(early.delayed_packs_deleted).toBe(0);
+    expect(early.orphan_packs_deleted).toBe(0);
+    clock.advance(HOUR / 2 + 1);
+    const due = await prune(repo, { deleteDelayMs: HOUR });
+    expect(due.delayed_packs_deleted).toBe(4);
+    expect(due.packs_pending_deletion).toBe(0);
+    const after = (await repo.storage.listPacks()).map((p) => p.id);
+    expect(after).toHaveLength(packsBefore.length - 4);
+    expect(after).not.toContain(seenBefore.pack);
+    const whole = await repo.check();
+    expect(whole.ok).toBe(true);
+    expect(whole.orphan_packs).toEqual([]);
+    expect(whole.packs_pending_deletion).toBe(0);
+  });
+
   it('a spilled seen set answers like a Set, keeps ids in 33 bytes and tagged ids in 37, and is empty once closed', () => {
     const hex = (i: number) => crypto.createHash('sha256').update(String(i)).digest('hex');
     const keysIn = [...Array.from({ length: 50 }, (_, i) => hex(i)), `${hex(1)}/3`, `${hex(2)}/70000`, 'a-tree-in-view-2', `${hex(3)}/x`];

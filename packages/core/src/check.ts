@@ -25,6 +25,8 @@ export interface CheckReport {
   /** hex ids of blobs found damaged or missing */
   damaged_blobs: string[];
   orphan_packs: string[];
+  /** packs prune dropped that wait out the deletion delay before leaving the storage (gc/delayed-deletions.ts); keepd's own check only */
+  packs_pending_deletion?: number;
   unfinished_packs: number;
 }
 
@@ -37,6 +39,8 @@ export interface CheckTarget {
   storage: RepoStorage;
   /** the repository's tmp/, where unfinished packs lie */
   tmpDir: string;
+  /** a pack prune dropped, waiting out its deletion delay (gc/delayed-deletions.ts): not an orphan */
+  pendingDeletion?: (id: string) => boolean;
 }
 
 /** Structure, index against packs, storage hashes, snapshot closure. Needs no key. */
@@ -51,6 +55,7 @@ export async function checkRepository(t: CheckTarget, opts: CheckOptions = {}): 
     errors: [],
     damaged_blobs: [],
     orphan_packs: [],
+    packs_pending_deletion: 0,
     unfinished_packs: 0,
   };
   const damaged = new Set<string>();
@@ -63,7 +68,10 @@ export async function checkRepository(t: CheckTarget, opts: CheckOptions = {}): 
   const sizes = new Map<string, number>();
   for (const p of await t.index.packFiles()) {
     sizes.set(p.id, p.size);
-    if (!t.index.hasPack(p.id)) report.orphan_packs.push(p.id);
+    if (!t.index.hasPack(p.id)) {
+      if (t.pendingDeletion?.(p.id)) report.packs_pending_deletion = (report.packs_pending_deletion ?? 0) + 1;
+      else report.orphan_packs.push(p.id);
+    }
     try {
       await t.storage.readTrailer(p.id);
     } catch (e) {

@@ -128,6 +128,8 @@ export const STATE_TABLES = {
   dashboardSessions: 'dashboard-sessions',
   /** replica\0time -> a change in what a replica reported holding (its newest snapshot's time), kept 35 days: replica lag over time (server replica-history.ts) */
   replicaReports: 'replica-reports',
+  /** pack id -> {recorded, size}: a pack prune dropped from the index, deleted from object storage once PACK_DELETE_DELAY_MS passed (core gc/delayed-deletions.ts) */
+  packDeletions: 'pack-deletions',
 } as const;
 
 /**

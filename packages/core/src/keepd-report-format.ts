@@ -146,7 +146,8 @@ export function formatKeepdForget(r: ForgetResult & { prune?: PruneReport }, dry
 export function formatPrune(r: PruneReport): string {
   return (
     `${r.dry_run ? 'would remove' : 'removed'} ${r.blobs_removed} of ${r.blobs_before} blobs (${r.bytes_removed} bytes); ${r.blobs_kept_recent} unreferenced but recent kept; ` +
-    `${r.packs_deleted} packs deleted, ${r.packs_repacked} repacked; ${r.bytes_before} -> ${r.bytes_after} bytes in ${r.duration_s.toFixed(2)} s`
+    `${r.packs_deleted} packs deleted, ${r.packs_repacked} repacked; ${r.bytes_before} -> ${r.bytes_after} bytes in ${r.duration_s.toFixed(2)} s` +
+    (r.packs_pending_deletion || r.delayed_packs_deleted ? `; ${r.delayed_packs_deleted} packs of earlier prunes deleted, ${r.packs_pending_deletion} waiting out the deletion delay` : '')
   );
 }
 

@@ -92,3 +92,16 @@ export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
  * every third of it, so two missed renewals still leave it the lease.
  */
 export const STORE_LEASE_MS = 2 * 60 * 1000;
+
+/**
+ * On object storage a pack prune dropped from the index (emptied, repacked,
+ * an orphan) is deleted from the bucket only this long after (the
+ * `pack-deletions` table in state.mdb, gc/delayed-deletions.ts). Race
+ * prevented: a reader (a restore, a replica's pull, check) that looked a
+ * blob up before a repack moved it sends its ranged GET to the old pack,
+ * perhaps in another process or after retries with back-off; the old pack
+ * must still be there. Far longer than the longest read; `keepd prune
+ * --delete-delay` changes it. A local directory deletes at once: a reader
+ * that misses the file looks the blob up again (index/blob-reader.ts).
+ */
+export const PACK_DELETE_DELAY_MS = 60 * 60 * 1000;

@@ -21,6 +21,7 @@ import type { StoredBytes } from './pack/reader.js';
 import type { SealedPack } from './pack/writer.js';
 import type { RepoStorage, StoredPack, WriterHold } from './store/repo-storage.js';
 import { openRepoStorage } from './store/storage-record.js';
+import { DelayedDeletions } from './gc/delayed-deletions.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { NewSnapshot, Snapshot } from './snapshot/snapshot.js';
 import type { Replacement } from './snapshot/replace.js';
@@ -327,8 +328,12 @@ export class Repository {
     return this.index.switchBlobs(pack, size, count, moves);
   }
 
-  dropPacks(ids: string[]): Promise<string[]> {
-    return this.index.dropPacks(ids);
+  hasPack(id: string): boolean {
+    return this.index.hasPack(id);
+  }
+
+  dropPacks(ids: string[], deleteFiles = true): Promise<{ id: string; size: number }[]> {
+    return this.index.dropPacks(ids, deleteFiles);
   }
 
   adoptPack(p: StoredPack): Promise<boolean> {
@@ -459,6 +464,7 @@ export class Repository {
 
   /** Structure, index against packs, storage hashes, snapshot closure (check.ts). Needs no key. */
   check(opts: CheckOptions = {}): Promise<CheckReport> {
-    return checkRepository({ index: this.index, snapshots: this.snapshotStore, reader: this.reader, views: this.views, storage: this.storage, tmpDir: path.join(this.dir, REPO_DIRS.tmp) }, opts);
+    const pending = new DelayedDeletions(this);
+    return checkRepository({ index: this.index, snapshots: this.snapshotStore, reader: this.reader, views: this.views, storage: this.storage, tmpDir: path.join(this.dir, REPO_DIRS.tmp), pendingDeletion: (id) => pending.has(id) }, opts);
   }
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatAlerts, formatInstall, formatKeepdCheck, formatKeepdForget, formatPrune, formatStatus, formatTokens, installJson, exitOnInterrupt, formatVersionReport, helpFor, KeepError, ManualClock, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
+import { parseDurationMs, DEFAULT_REPACK_BELOW, DEFAULT_UNIT_DIR, formatAlerts, formatInstall, formatKeepdCheck, formatKeepdForget, formatPrune, formatStatus, formatTokens, installJson, exitOnInterrupt, formatVersionReport, helpFor, KeepError, ManualClock, parseChunkerSizes, parseGroupBy, parseTier, processClock, reportExitError, Repository, versionReport } from '@keep/core';
 import { TokenStore } from '../auth/tokens.js';
 import { checkTokenRequest } from '../auth/token-request.js';
 import { checkFailure, runCheck } from '../commands/check.js';
@@ -166,17 +166,20 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     if (r.groups.length === 0 && r.skipped.length) throw new KeepError('INVALID_ARGUMENT', 'no retention policy: give --keep-last/--keep-daily/... or --tier');
   },
   async prune(argv) {
-    const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' } });
+    const a = args(argv, { 'dry-run': { type: 'boolean' }, 'repack-below': { type: 'string' }, 'delete-delay': { type: 'string' } });
     const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
     if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
-    const r = await Repository.using(a.data, (repo) => auditedPrune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below }), keepdRepoOptions(a.data));
+    const deleteDelayMs = a['delete-delay'] === undefined ? undefined : parseDurationMs(a['delete-delay'] as string, '--delete-delay');
+    const r = await Repository.using(a.data, (repo) => auditedPrune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below, deleteDelayMs }), keepdRepoOptions(a.data));
     out(a.json, r, () => console.log(formatPrune(r)));
   },
   async sync(argv) {
-    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' }, insecure: { type: 'boolean' } });
+    const a = args(argv, { from: { type: 'string' }, source: { type: 'string' }, insecure: { type: 'boolean' }, store: { type: 'string' }, 's3-path-style': { type: 'boolean' } });
     if (a.insecure) process.env.KEEP_INSECURE = '1';
     if (typeof a.from !== 'string') throw new KeepError('INVALID_ARGUMENT', 'keepd sync needs --from grpc://HOST:PORT (token from KEEP_TOKEN, CA from KEEP_CA)');
-    const r = await runSync(a.data, a.from, a.source as string | undefined);
+    const store = a.store as string | undefined;
+    if (a['s3-path-style'] && !store) throw new KeepError('INVALID_ARGUMENT', '--s3-path-style goes with --store s3://bucket/prefix');
+    const r = await runSync(a.data, a.from, a.source as string | undefined, process.env, store ? { url: store, pathStyle: Boolean(a['s3-path-style']) } : undefined);
     out(a.json, r, () => {
       console.log(`synced ${r.snapshots_synced.length} snapshot(s) from ${r.upstream}: fetched ${r.blobs_fetched} blobs (${r.bytes_fetched} bytes), ${r.blobs_present} already here, ${r.duration_s.toFixed(2)} s`);
       for (const f of r.snapshots_failed) console.log(`failed ${f.id}: ${f.error}`);

@@ -102,16 +102,20 @@ A private CA and a server certificate (for localhost, 127.0.0.1, ::1 and each --
 agents set KEEP_CA=DIR/tls/ca.pem.
   --host NAME           a name or address the certificate is valid for (repeatable)`,
   forget: FORGET,
-  prune: `usage: keepd prune --data DIR [--dry-run] [--repack-below FRACTION]
+  prune: `usage: keepd prune --data DIR [--dry-run] [--repack-below FRACTION] [--delete-delay DURATION]
 
 Collect garbage and repack; backups keep running.
   --dry-run             show what would be removed
-  --repack-below F      repack packs whose live share is below F (default 0.5)`,
-  sync: `usage: keepd sync --data DIR --from grpc(s)://HOST:PORT [--source N] [--insecure]
+  --repack-below F      repack packs whose live share is below F (default 0.5)
+  --delete-delay D      dropped packs leave the storage only D after (default: 1h on object storage,
+                        0 on a directory); each prune deletes those whose delay passed`,
+  sync: `usage: keepd sync --data DIR --from grpc(s)://HOST:PORT [--source N] [--insecure] [--store s3://BUCKET/PREFIX [--s3-path-style]]
 
 Pull missing snapshots from another keepd (KEEP_TOKEN: a replica token; KEEP_CA for a private CA).
   --from URL            the upstream keepd
   --source N            only this source
+  --store URL           a new replica keeps its repository in this bucket prefix (as keepd init --store)
+  --s3-path-style       bucket in the path, not the host name (Ceph RGW)
   --insecure            plaintext grpc:// to a host that is not loopback (KEEP_INSECURE=1)`,
   promote: `usage: keepd promote --data DIR
 

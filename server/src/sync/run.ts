@@ -9,6 +9,7 @@ import { audit, LOCAL } from '../audit/log.js';
 import { syncFields } from '../audit/events.js';
 import { keepdRepoOptions } from '../data-lock.js';
 import { keepUpstreamAuditHead } from '../audit/replicated.js';
+import { initInObjectStorage } from '../object-storage.js';
 
 /**
  * The replica token for the upstream: KEEP_UPSTREAM_TOKEN(_FILE), else
@@ -41,21 +42,34 @@ export async function reportHoldings(repo: Repository, up: Upstream, synced: str
   await up.report(replicaId(repo.dir), synced, newest);
 }
 
-/** `keepd sync`: open (or create, as a replica of `from`) the repository in `data` and pull once. */
-export async function runSync(data: string, from: string, source?: string, env: NodeJS.ProcessEnv = process.env): Promise<SyncReport> {
+/** Where a new replica keeps its repository: `keepd sync --store s3://bucket/prefix [--s3-path-style]`. */
+export interface ReplicaStore {
+  url: string;
+  pathStyle: boolean;
+}
+
+/** `keepd sync`: open (or create, as a replica of `from`, in `store` when given) the repository in `data` and pull once. */
+export async function runSync(data: string, from: string, source?: string, env: NodeJS.ProcessEnv = process.env, store?: ReplicaStore): Promise<SyncReport> {
   const up = new Upstream(from, upstreamToken(env), env.KEEP_CA, insecureFromEnv(env));
   try {
     let repo: Repository;
     if (Repository.exists(data)) {
       // A promoted replica follows no upstream any more (role.ts).
+      if (store) throw new KeepError('INVALID_ARGUMENT', `${data} holds a replica already: --store only creates one`);
       if (readRole(data)?.role === 'promoted') throw new KeepError('INVALID_ARGUMENT', `${data} was promoted to a primary: it syncs from no upstream any more`);
       repo = await Repository.open(data, keepdRepoOptions(data));
     } else {
       // A new replica is the same repository: it adopts the primary's config (id, chunker), and is read-only until promoted.
       const { configJson } = await up.config();
-      repo = await Repository.init(data, { config: parseRepoConfig(configJson, from) });
+      const config = parseRepoConfig(configJson, from);
+      repo = store ? await initInObjectStorage(data, store.url, { pathStyle: store.pathStyle, config }) : await Repository.init(data, { config });
       markReplica(data, from, repo.clock ?? processClock());
     }
+    // a bucket is written by one keepd at a time: a one-shot sync holds the writer lease as keepd serve does
+    const writer = await repo.holdWriter('keepd sync').catch(async (e) => {
+      await repo.close();
+      throw e;
+    });
     try {
       const r = await syncFrom(repo, up, { source, clock: repo.clock ?? processClock() });
       await audit(repo).record('sync', LOCAL, syncFields(r));
@@ -65,6 +79,7 @@ export async function runSync(data: string, from: string, source?: string, env: 
       await keepUpstreamAuditHead(repo, up, from).catch(() => undefined);
       return r;
     } finally {
+      await writer.release().catch(() => undefined);
       await repo.close();
     }
   } finally {

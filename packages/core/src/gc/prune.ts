@@ -10,6 +10,8 @@ import { REPO_DIRS } from '../formats.js';
 import { newSeenSet, SeenSet, SeenSetOptions } from '../dag/seen-set.js';
 import { walkDag } from '../dag/walk.js';
 import type { BlobView, Repository } from '../repository.js';
+import { pausePoint } from '../test-pause.js';
+import { DelayedDeletions } from './delayed-deletions.js';
 
 /**
  * Garbage collection and repacking, safe while backups run. No lock stops
@@ -38,6 +40,11 @@ import type { BlobView, Repository } from '../repository.js';
  *    the cutoff (so never one an open session may still be filling), and an
  *    orphan only when its trailer is damaged or every blob in it is indexed
  *    elsewhere; otherwise it is adopted (Repository.adoptPack).
+ * 6. Delayed deletion (object storage; `deleteDelayMs`, margins.ts
+ *    PACK_DELETE_DELAY_MS): the packs of 4 and 5 leave the index at once but
+ *    are only recorded (gc/delayed-deletions.ts); each prune first deletes
+ *    those recorded longer ago than the delay, so a read that looked a blob
+ *    up before a repack still finds the old pack.
  * The live set, the candidates and the per-pack counts spill to scratch
  * LMDB files in the repository's tmp/ once they outgrow `spillAt` entries
  * (dag/seen-set.ts, gc/pack-usage.ts): memory stays bounded whatever the
@@ -60,6 +67,8 @@ export interface PruneOptions {
   spillAt?: number;
   /** records removed per sweep transaction (default SWEEP_BATCH; tests force it low) */
   sweepBatch?: number;
+  /** how long dropped packs stay in the storage (default: the storage's, RepoStorage.deleteDelayMs) */
+  deleteDelayMs?: number;
 }
 
 export interface PruneReport {
@@ -80,6 +89,11 @@ export interface PruneReport {
   /** orphan packs indexed because they hold blobs the index lacks (an index that lost writes) */
   orphan_packs_adopted: number;
   tmp_files_deleted: number;
+  /** packs dropped by this or an earlier prune that still wait out the deletion delay */
+  packs_pending_deletion: number;
+  /** packs recorded by earlier prunes, deleted from the storage now that their delay passed */
+  delayed_packs_deleted: number;
+  delayed_bytes_deleted: number;
   bytes_before: number;
   bytes_after: number;
   duration_s: number;
@@ -152,14 +166,29 @@ async function collect(
     orphan_packs_deleted: 0,
     orphan_packs_adopted: 0,
     tmp_files_deleted: 0,
+    packs_pending_deletion: 0,
+    delayed_packs_deleted: 0,
+    delayed_bytes_deleted: 0,
     bytes_before: bytesBefore,
     bytes_after: bytesBefore,
     duration_s: 0,
   };
+  const delay = opts.deleteDelayMs ?? repo.storage.deleteDelayMs;
+  const deletions = new DelayedDeletions(repo);
   if (opts.dryRun) {
+    report.packs_pending_deletion = deletions.count();
     report.duration_s = (repo.clock.now() - started) / 1000;
     return report;
   }
+  // What earlier prunes recorded and has waited long enough goes first.
+  const due = await deletions.executeDue(started - delay);
+  report.delayed_packs_deleted = due.packs;
+  report.delayed_bytes_deleted = due.bytes;
+  /** a pack out of the index leaves the storage now, or after the delay */
+  const removePacks = async (packs: { id: string; size: number }[]) => {
+    if (delay > 0) await deletions.record(packs, repo.clock.now());
+    else await repo.storage.deletePacks(packs.map((p) => p.id));
+  };
 
   // 3. Sweep (bounded transactions; each re-checks `seen` and bumps the epoch).
   report.blobs_removed = await repo.sweepBlobs(recordsOf(candidates), cutoff, opts.sweepBatch);
@@ -183,8 +212,9 @@ async function collect(
     report.packs_repacked = sparse.length;
     report.bytes_repacked = moved;
     dead.push(...sparse);
+    await pausePoint('prune-repacked');
   }
-  await repo.dropPacks(dead);
+  await removePacks(await repo.dropPacks(dead, false));
   report.packs_deleted = dead.length - sparse.length;
 
   // 5. Orphans and unfinished packs older than the margin, and older than the
@@ -194,15 +224,16 @@ async function collect(
   const old = Math.min(started - ORPHAN_PACK_MIN_AGE_MS, cutoff);
   // An orphan whose trailer is intact and holds blobs the index lacks is adopted, never deleted.
   for (const p of await repo.unindexedPackFiles()) {
-    if (p.modified >= old) continue;
+    if (p.modified >= old || deletions.has(p.id)) continue;
     if (await repo.adoptPack(p)) report.orphan_packs_adopted++;
-    else await repo.storage.deletePacks([p.id]), report.orphan_packs_deleted++;
+    else await removePacks([p]), report.orphan_packs_deleted++;
   }
   const tmp = path.join(repo.dir, REPO_DIRS.tmp);
   for (const n of fs.readdirSync(tmp)) {
     const f = path.join(tmp, n);
     if (fs.statSync(f).mtimeMs < old) fs.rmSync(f, { force: true }), report.tmp_files_deleted++;
   }
+  report.packs_pending_deletion = deletions.count();
   report.bytes_after = repo.storedBytes();
   report.duration_s = (repo.clock.now() - started) / 1000;
   return report;

@@ -268,18 +268,20 @@ export class BlobStore {
   }
 
   /**
-   * Forget packs the index no longer points into, then delete their files.
-   * A pack some blob still points to is kept (checked in the transaction).
+   * Forget packs the index no longer points into, then delete their files,
+   * or with `deleteFiles` false leave them to the caller (delayed deletion
+   * on object storage). A pack some blob still points to is kept.
    */
-  async dropPacks(ids: string[]): Promise<string[]> {
+  async dropPacks(ids: string[], deleteFiles = true): Promise<{ id: string; size: number }[]> {
     if (ids.length === 0) return [];
     const drop = new Set(ids);
     for (const [, r] of this.allRecords()) drop.delete(r.pack);
+    const dropped = [...drop].map((id) => ({ id, size: this.packs.get(id)?.size ?? 0 }));
     await this.env.transaction(() => {
       for (const id of drop) this.packs.remove(id);
     });
-    await this.storage.deletePacks([...drop]);
-    return [...drop];
+    if (deleteFiles) await this.storage.deletePacks([...drop]);
+    return dropped;
   }
 
   /**

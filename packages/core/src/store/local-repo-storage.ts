@@ -47,6 +47,8 @@ class LocalKeyFiles implements KeyFileTexts {
 export class LocalRepoStorage implements RepoStorage {
   readonly description: string;
   readonly tmpDir: string;
+  /** a reader that misses a deleted file looks the blob up again */
+  readonly deleteDelayMs = 0;
   readonly packsDir: string;
   private readonly snapsDir: string;
   private readonly handles = new PackHandles();

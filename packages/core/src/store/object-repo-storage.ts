@@ -9,6 +9,7 @@ import { toHex } from '../ids.js';
 import type { PackEntry } from '../pack/format.js';
 import { type BlobSpan, parseTrailer, type PackRead, proveBlobRun, type StoredBytes } from '../pack/reader.js';
 import type { SealedPack } from '../pack/writer.js';
+import { PACK_DELETE_DELAY_MS } from '../margins.js';
 import { WriterLease } from './lease.js';
 import { isStoreError, listAll, type ObjectStore } from './object-store.js';
 import { repoKeys } from './repo-keys.js';
@@ -66,6 +67,8 @@ class ObjectKeyFiles implements KeyFileTexts {
  */
 export class ObjectRepoStorage implements RepoStorage {
   readonly description: string;
+  /** a ranged GET in flight, in any process, still finds a pack a repack emptied */
+  readonly deleteDelayMs = PACK_DELETE_DELAY_MS;
   readonly keyFiles: ObjectKeyFiles;
   private lease: WriterLease | undefined;
   private renewTimer: NodeJS.Timeout | undefined;

@@ -49,6 +49,8 @@ export interface RepoStorage {
   readTrailer(packId: string): Promise<PackEntry[]>;
   listPacks(): Promise<StoredPack[]>;
   deletePacks(ids: string[]): Promise<void>;
+  /** How long a pack dropped from the index stays before deletePacks (margins.ts PACK_DELETE_DELAY_MS; 0: at once). */
+  readonly deleteDelayMs: number;
   /** Bytes in packs where that is cheap to learn synchronously (files); undefined: the index's pack sizes count. */
   packBytes(): number | undefined;
 
