@@ -144,17 +144,23 @@ export class StreamChunker {
    * where it stands and left open (the caller opened it, and closes it).
    */
   static file(file: string | Buffer | number, params: Chunking, sizeHint = 0): Buffer[] {
-    const c = new StreamChunker(params);
     const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
+    let c: StreamChunker | undefined;
     try {
       const out: Buffer[] = [];
-      // A file no larger than the minimum chunk is one chunk: read into its chunk buffer, no window, no copy.
+      let grown: Buffer | undefined;
+      // A file no larger than the minimum chunk is one chunk: read into its chunk buffer, no window, no copy,
+      // no chunker (most files of a source tree).
       if (sizeHint > 0 && sizeHint <= params.min) {
         const { bytes, grew } = readWhole(fd, sizeHint);
         if (!grew) return bytes.length ? [bytes] : [];
+        grown = bytes;
+      }
+      c = new StreamChunker(params);
+      if (grown) {
         // It grew since its lstat: what was read goes through the window like any other file.
-        out.push(...c.push(bytes));
-        recycleChunkBuffer(bytes.buffer);
+        out.push(...c.push(grown));
+        recycleChunkBuffer(grown.buffer);
       }
       // At most a piece per read, so the window never outgrows maxWindow whatever the hint says.
       for (let want = Math.min(Math.max(sizeHint + 1, 64 * 1024), PUSH_PIECE); ; ) {
@@ -169,9 +175,10 @@ export class StreamChunker {
       return out;
     } finally {
       if (fd !== file) fs.closeSync(fd);
-      c.dispose();
+      c?.dispose();
     }
   }
+
 
   /** The window's memory, from its start (views of wasm memory die when it grows: make one per use). */
   private bytes(): Uint8Array {
