@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chunkingFor, chunkStream, ChunkerParams, DEFAULT_CHUNKER, deriveKeys, newMasterKey, StreamChunker, validateChunkerParams } from '@keep/core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { chunkingFor, chunkStream, ChunkerParams, DEFAULT_CHUNKER, deriveKeys, isChunkBuffer, newMasterKey, StreamChunker, validateChunkerParams } from '@keep/core';
 import { expectKeepError, get_chunks, seededBytes, tempDir } from './util.js';
 
 const MiB = 1024 * 1024;
@@ -296,4 +296,46 @@ describe('chunkStream over real files', () => {
       expectWellFormed(chunks, data, P);
     });
   }
+});
+
+describe('StreamChunker.file: a file no larger than the minimum chunk', () => {
+  let t: ReturnType<typeof tempDir>;
+  beforeAll(() => (t = tempDir('chunk-small-file')));
+  afterAll(() => t.cleanup());
+  const write = (name: string, d: Buffer) => {
+    const f = path.join(t.dir, name);
+    fs.writeFileSync(f, d);
+    return f;
+  };
+
+  it('is read straight into the chunk buffer it is returned in (no copy out of a window)', () => {
+    const d = seededBytes('small-direct', 5000);
+    const f = write('direct', d);
+    const reads = vi.spyOn(fs, 'readSync');
+    try {
+      const out = StreamChunker.file(f, P, d.length);
+      expect(out).toHaveLength(1);
+      expect(out[0].equals(d)).toBe(true);
+      expect(isChunkBuffer(out[0])).toBe(true);
+      // every read went into the chunk's own ArrayBuffer
+      expect(reads.mock.calls.length).toBeGreaterThan(0);
+      for (const call of reads.mock.calls) expect((call[1] as Uint8Array).buffer).toBe(out[0].buffer);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
+  it('that shrank since its lstat is the bytes still there; that grew is chunked whole', () => {
+    const d = seededBytes('small-changed', P.min - 200);
+    const f = write('changed', d);
+    const shrunk = StreamChunker.file(f, P, d.length + 100);
+    expect(Buffer.concat(shrunk).equals(d)).toBe(true);
+    const big = seededBytes('small-grown', 3 * P.max);
+    const g = write('grown', big);
+    const grown = StreamChunker.file(g, P, 1000);
+    expect(grown.length).toBeGreaterThan(1);
+    expect(Buffer.concat(grown).equals(big)).toBe(true);
+    expect(grown.map((c) => c.length)).toEqual(referenceLengths(big, P));
+    expect(StreamChunker.file(write('empty', Buffer.alloc(0)), P, 10)).toEqual([]);
+  });
 });

@@ -144,10 +144,24 @@ export class StreamChunker {
    * where it stands and left open (the caller opened it, and closes it).
    */
   static file(file: string | Buffer | number, params: Chunking, sizeHint = 0): Buffer[] {
-    const c = new StreamChunker(params);
     const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
+    let c: StreamChunker | undefined;
     try {
       const out: Buffer[] = [];
+      let grown: Buffer | undefined;
+      // A file no larger than the minimum chunk is one chunk: read into its chunk buffer, no window, no copy,
+      // no chunker (most files of a source tree).
+      if (sizeHint > 0 && sizeHint <= params.min) {
+        const { bytes, grew } = readWhole(fd, sizeHint);
+        if (!grew) return bytes.length ? [bytes] : [];
+        grown = bytes;
+      }
+      c = new StreamChunker(params);
+      if (grown) {
+        // It grew since its lstat: what was read goes through the window like any other file.
+        out.push(...c.push(grown));
+        recycleChunkBuffer(grown.buffer);
+      }
       // At most a piece per read, so the window never outgrows maxWindow whatever the hint says.
       for (let want = Math.min(Math.max(sizeHint + 1, 64 * 1024), PUSH_PIECE); ; ) {
         c.ensure(c.len + want);
@@ -161,9 +175,10 @@ export class StreamChunker {
       return out;
     } finally {
       if (fd !== file) fs.closeSync(fd);
-      c.dispose();
+      c?.dispose();
     }
   }
+
 
   /** The window's memory, from its start (views of wasm memory die when it grows: make one per use). */
   private bytes(): Uint8Array {
@@ -295,6 +310,19 @@ export function recycleChunkBuffer(ab: ArrayBufferLike): void {
   list.push(ab);
   spareOrder.push(ab);
   spareBytes += ab.byteLength;
+}
+
+/**
+ * Read a file of `size` bytes (its lstat size) into a chunk buffer of that size, reading one byte
+ * more into the buffer's tail room to see whether it grew meanwhile. Not grown: `bytes` is the
+ * chunk (shorter if the file shrank). Grown: `bytes` is what was read, size + 1 bytes.
+ */
+function readWhole(fd: number, size: number): { bytes: Buffer; grew: boolean } {
+  const b = chunkBuffer(size);
+  const room = Buffer.from(b.buffer, b.byteOffset, size + 1); // CHUNK_ROOM.tail > 0
+  let n = 0;
+  for (let r; n < room.length && (r = fs.readSync(fd, room, n, room.length - n, null)) > 0; ) n += r;
+  return n > size ? { bytes: room, grew: true } : { bytes: b.subarray(0, n), grew: false };
 }
 
 function ownCopy(view: Uint8Array): Buffer {
