@@ -1,12 +1,14 @@
 #!/bin/sh
-':' //; [ -n "$NODE_EXTRA_CA_CERTS" ] && export KEEP_DEFERRED_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS"; unset NODE_EXTRA_CA_CERTS; export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-262144}"; exec node --max-semi-space-size=1 --expose-gc "$0" "$@"
+':' //; [ -n "$NODE_EXTRA_CA_CERTS" ] && export KEEP_DEFERRED_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS"; unset NODE_EXTRA_CA_CERTS; export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-2097152}"; exec node --max-semi-space-size=1 --expose-gc "$0" "$@"
 // The line above is for /bin/sh and a comment here. With NODE_EXTRA_CA_CERTS set, Node 20 parses every
 // root certificate before running any code (~50 ms a command here), which a grpc:// or local repository never
 // uses: the launcher moves it to KEEP_DEFERRED_EXTRA_CA_CERTS, and a grpcs:// connection adds those CAs itself
 // (repo/remote.ts). Child processes get it back. Started as `node keep.js`, this file works as before.
 // glibc's malloc, unless the caller set it: two arenas, not one per thread (the restore and seal workers), and
-// buffers of 256 KiB and more (every chunk) mapped on their own and returned at free; by default the mmap threshold
-// climbs to 32 MiB after the first free, and freed chunk buffers stayed resident: ~10-20 MiB of peak RSS.
+// buffers of 2 MiB and more mapped on their own and returned at free (by default the threshold climbs to 32 MiB
+// after the first free, and freed buffers stayed resident: ~10-20 MiB of peak RSS). Not lower: at 256 KiB every
+// 1 MiB chunk was a fresh mapping, faulted and zeroed page by page (a WAL push cost 0.23 CPU-s, 0.09 at 2 MiB;
+// peak RSS of a backup +5 MiB; docs/PERFORMANCE.md).
 // --expose-gc is what the seal and restore pools set for their workers (they collect their own garbage); set
 // from the start, V8's flags are the same when the code cache is made (at exit) as when it is read, which V8
 // checks: set later, every backup and restore rejected the cache the previous one wrote.

@@ -78,6 +78,10 @@ export async function runPgbenchArchive(dir: string, repo: WalRepo, seconds: num
     const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
     const segments = archived1 - archived0;
     const third = Math.max(1, Math.floor(samples.length / 3));
+    // the agent's own ack times (request to committed) and sent bytes of real WAL under load
+    const pushes = agent.log.filter((l) => l.includes('"wal archived"')).map((l) => JSON.parse(l) as { duration_s: number; bytes: number; bytes_sent: number });
+    const acks = pushes.map((p) => p.duration_s).sort((a, b) => a - b);
+    const at = (q: number) => (acks.length ? acks[Math.min(acks.length - 1, Math.floor(q * acks.length))] : NaN);
     const result = {
       seconds: loadS,
       tps,
@@ -89,11 +93,15 @@ export async function runPgbenchArchive(dir: string, repo: WalRepo, seconds: num
       ready_last_third_max: Math.max(0, ...samples.slice(-third)),
       ready_at_end: atEnd,
       drain_s: drainS,
-      agent_pushes: agent.log.filter((l) => l.includes('"wal archived"')).length,
+      agent_pushes: pushes.length,
+      ack_median_s: at(0.5),
+      ack_p90_s: at(0.9),
+      sent_per_segment: pushes.length ? pushes.reduce((n, p) => n + p.bytes_sent, 0) / pushes.reduce((n, p) => n + p.bytes, 0) : NaN,
       // why an archive_command failed, if one did (PostgreSQL retries it)
       failures: [...agent.log.filter((l) => l.includes('"wal push failed"')), ...fs.readFileSync(log, 'utf8').split('\n').filter((l) => /archive command failed|keep: /.test(l))].slice(0, 6),
     };
     row([`pgbench -c 8 -j 2, ${fmtNum(loadS, 0)} s: ${segments} segments, ${fmtNum(tps, 0)} tps`, `ready max ${result.ready_max}`, `last third ${result.ready_last_third_max}`, `drained ${fmtNum(drainS, 1)} s`]);
+    row([`  agent's ack under that load (${pushes.length} real segments, ${fmtNum(result.sent_per_segment * 100, 0)}% of the WAL sent)`, fmtNum(at(0.5), 3), fmtNum(at(0.9), 3), fmtNum(acks.at(-1) ?? NaN, 3)]);
     return result;
   } finally {
     await pg('pg_ctl', ['-D', data, '-m', 'immediate', 'stop']).catch(() => undefined);
