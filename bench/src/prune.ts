@@ -1,5 +1,4 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { BlobType, chunkId, deriveKeys, emptyStats, Id, newMasterKey, parseBlob, PruneReport, Repository, sealData, sealTree, toHex, TreeBuilder } from '@keep/core';
 import { Rng } from './datagen.js';
