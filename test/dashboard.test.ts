@@ -24,7 +24,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDirs } from './helpers.js';
-import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, RawClient, runKeep, startKeepd, tokenSecret, wire } from './keepd-harness.js';
+import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, RawClient, reportRuns, runKeep, startKeepd, tokenSecret, wire } from './keepd-harness.js';
 import { eventually, killAllServing, serveWith, status, syncOk } from './sync-util.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -98,12 +98,8 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the operators\' dashboard in a real b
     await backup(keepd, 'web', 'standard');
     await backup(keepd, 'hot', 'high');
     // a failed run of "web", as an agent reports it (ReportRuns)
+    expect((await reportRuns(`127.0.0.1:${keepd.port}`, agent, [{ id: 'e1'.repeat(16), source: 'web', job: 'web-nightly', attempt: 2, result: 'failure' }])).ok).toBe(true);
     const { grpc, protobuf, proto } = await wire();
-    const report = protobuf.toBinary(
-      proto.ReportRunsRequestSchema,
-      protobuf.create(proto.ReportRunsRequestSchema, { reports: [{ id: 'e1'.repeat(16), source: 'web', job: 'web-nightly', kind: 'files', reason: 'scheduled', attempt: 2, startMs: 1n, endMs: 2n, result: 'failure', errorClass: 'exit 3' }] }),
-    );
-    expect((await new RawClient(grpc, `127.0.0.1:${keepd.port}`, agent).unary('ReportRuns', report)).ok).toBe(true);
     // a real drill of "web"; a failed drill of "old", as an agent reports it (ReportDrills)
     const drilled = await runKeep(['drill', '--source', 'web', '--json'], agentEnv(keepd, agent, PASSWORD));
     expect(drilled.code, drilled.stderr).toBe(0);
