@@ -91,7 +91,9 @@ async function stage(product, version, node) {
     text += fs.readFileSync(outfile, 'utf8');
   }
 
-  const deps = dependencyClosure(ws, importedPackages(text));
+  // Only the externals load at run time; everything else is inside the bundle. A bare name outside
+  // that list is text in the bundle (the AWS SDK's error messages quote `require("@aws-sdk/signature-v4-crt")`).
+  const deps = dependencyClosure(ws, importedPackages(text).filter((name) => external.includes(name)));
   copyPackages(deps, path.join(dir, 'node_modules'));
 
   fs.copyFileSync(node, path.join(dir, 'runtime', 'node'));
