@@ -1,9 +1,9 @@
 import { create } from '@bufbuild/protobuf';
-import { KeepError, MAX_DRILLS_PER_CALL } from '@keep/core';
+import { MAX_DRILLS_PER_CALL } from '@keep/core';
 import { DrillReport, drillReportFromWire, ReportDrillsResponseSchema } from '@keep/proto';
-import { canUseSource } from '../../auth/tokens.js';
 import { audit } from '../../audit/log.js';
 import { RpcCalls } from '../call.js';
+import { acceptReports } from './agent-reports.js';
 
 /** Restore drills agents ran (`keep drill`): ReportDrills (drills.ts stores them; each is audited "drill.done"). */
 export function drillHandlers(rpc: RpcCalls) {
@@ -12,12 +12,7 @@ export function drillHandlers(rpc: RpcCalls) {
   return {
     // Agents for their own sources, admins for any; a replica token stands for no agent.
     reportDrills: rpc.unary('ReportDrills', ['agent', 'admin'], async (req: { drills: DrillReport[] }, p) => {
-      if (req.drills.length > MAX_DRILLS_PER_CALL) throw new KeepError('INVALID_ARGUMENT', `at most ${MAX_DRILLS_PER_CALL} drill reports per call`);
-      const drills = req.drills.map(drillReportFromWire);
-      for (const r of drills) if (!canUseSource(p, r.source)) throw new KeepError('PERMISSION_DENIED', `this token may not report drills of source ${r.source}`);
-      // A replica not promoted keeps no history of its own: UNAVAILABLE, so the agent reports to the writable keepd.
-      const readOnly = d.readOnly?.();
-      if (readOnly) throw new KeepError('UNAVAILABLE', readOnly);
+      const drills = acceptReports(d, p, req.drills, { max: MAX_DRILLS_PER_CALL, noun: 'drill', decode: drillReportFromWire });
       const received = await d.drills.record(drills);
       for (const r of drills)
         audit(d.repo).record('drill.done', p, { source: r.source, snapshot: r.snapshot, kind: r.kind, mode: r.mode, result: r.result, duration_ms: r.duration_ms, files: r.files, bytes: r.bytes, verify_failures: r.verify_failures, error_class: r.error_class });
