@@ -55,19 +55,15 @@ export class DelayedDeletions {
   async executeDue(dueBy: number): Promise<{ packs: number; bytes: number }> {
     if (!this.db) return { packs: 0, bytes: 0 };
     const db = this.db;
-    const due: string[] = [];
-    let bytes = 0;
-    for (const { key, value } of db.getRange()) {
-      if (value.recorded > dueBy) continue;
-      due.push(key);
-      bytes += value.size;
-    }
-    const gone = due.filter((id) => !this.repo.hasPack(id));
+    const due: { id: string; size: number }[] = [];
+    for (const { key, value } of db.getRange()) if (value.recorded <= dueBy) due.push({ id: key, size: value.size });
+    // a pack indexed again meanwhile is kept (its record goes): neither deleted nor counted
+    const gone = due.filter((p) => !this.repo.hasPack(p.id));
     // the records go only after the objects: a crash between leaves a record whose delete is simply repeated
-    await this.repo.storage.deletePacks(gone);
+    await this.repo.storage.deletePacks(gone.map((p) => p.id));
     await db.transaction(() => {
-      for (const id of due) db.remove(id);
+      for (const p of due) db.remove(p.id);
     });
-    return { packs: gone.length, bytes };
+    return { packs: gone.length, bytes: gone.reduce((n, p) => n + p.size, 0) };
   }
 }
