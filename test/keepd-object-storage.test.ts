@@ -146,6 +146,15 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     const refused = await runKeepd(['serve', '--data', second, '--listen', '127.0.0.1:0'], { env: awsEnv, timeoutMs: 60_000 });
     expect(refused.code, refused.stderr).toBe(11); // LOCKED
     expect(refused.stderr).toMatch(/written by another keepd/);
+    // One-shot commands that delete from the bucket are fenced too: another data directory's (another host's) prune or forget is refused...
+    for (const cmd of [['prune'], ['forget', '--keep-last', '1', '--group-by', 'source']]) {
+      const r = await runKeepd([...cmd, '--data', second], { env: awsEnv, timeoutMs: 60_000 });
+      expect(r.code, r.stderr).toBe(11);
+      expect(r.stderr).toMatch(/written by another keepd \(keepd serve on /);
+    }
+    // ...while a prune beside the serving keepd, on its own data directory and index, works under its lease.
+    const beside = await keepdJson(['prune', '--data', data], { env: awsEnv });
+    expect(beside.packs_deleted).toBe(0);
 
     expect(await keepd.stop()).toEqual({ code: 0, signal: null });
     const taken = await startKeepd(second, { env: awsEnv });

@@ -250,6 +250,25 @@ for (const b of backends) {
       expect(again.record.holder).toBe('keepd-a');
     });
 
+    onlyConditional(`writer lease: shared by processes of one site, refused to another site${conditionalNote}`, async () => {
+      const s = await b.open();
+      const clock = new ManualClock(9_000_000);
+      const ttlMs = 60_000;
+      const serve = await WriterLease.acquire(s, { holder: 'keepd serve on host-a:/srv/keep', clock, ttlMs });
+      // keepd prune beside it, on the same host and data directory: it works under serve's lease
+      expect(await WriterLease.acquireOrShare(s, { holder: 'keepd prune on host-a:/srv/keep', clock, ttlMs })).toBe('shared');
+      // the same command from another site (another host, or another data directory) is refused
+      const refused = await expectLocked(WriterLease.acquireOrShare(s, { holder: 'keepd prune on host-b:/srv/keep', clock, ttlMs }));
+      expect(refused.message).toContain('keepd serve on host-a');
+      await expectLocked(WriterLease.acquireOrShare(s, { holder: 'keepd prune on host-a:/srv/other', clock, ttlMs }));
+      // given back, the same site's command takes it for itself
+      await serve.release();
+      const prune = await WriterLease.acquireOrShare(s, { holder: 'keepd prune on host-a:/srv/keep', clock, ttlMs });
+      expect(prune).not.toBe('shared');
+      expect((prune as WriterLease).record.holder).toBe('keepd prune on host-a:/srv/keep');
+      await (prune as WriterLease).release();
+    });
+
     onlyConditional(`writer lease: of writers racing for it, exactly one wins${conditionalNote}`, async () => {
       const s = await b.open();
       const clock = new ManualClock(5_000_000);

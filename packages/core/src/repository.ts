@@ -254,6 +254,21 @@ export class Repository {
     return this.storage.holdWriter(holder, this.clock);
   }
 
+  /**
+   * `fn` under the writer lease, for one-shot commands that change the
+   * storage (prune, forget): on a bucket a keepd of another host or data
+   * directory refuses them (LOCKED); one of this data directory shares its
+   * lease (holdWriter).
+   */
+  async asWriter<T>(holder: string, fn: () => Promise<T>): Promise<T> {
+    const hold = await this.holdWriter(holder);
+    try {
+      return await fn();
+    } finally {
+      await hold.release();
+    }
+  }
+
   // ---- blobs (index/blob-store.ts, index/blob-reader.ts) ---------------------
 
   lookup(id: Id): BlobRecord | undefined {

@@ -160,7 +160,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       tier: typeof a.tier === 'string' ? parseTier(a.tier) : undefined,
       dryRun: Boolean(a['dry-run']),
     });
-    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => auditedPrune(repo), keepdRepoOptions(a.data)) : undefined;
+    const pruned = a.prune && !a['dry-run'] ? await Repository.using(a.data, (repo) => repo.asWriter('keepd prune', () => auditedPrune(repo)), keepdRepoOptions(a.data)) : undefined;
     const report = pruned ? { ...r, prune: pruned } : r;
     out(a.json, report, () => printText(formatKeepdForget(report, Boolean(a['dry-run']))));
     if (r.groups.length === 0 && r.skipped.length) throw new KeepError('INVALID_ARGUMENT', 'no retention policy: give --keep-last/--keep-daily/... or --tier');
@@ -170,7 +170,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const below = a['repack-below'] === undefined ? DEFAULT_REPACK_BELOW : Number(a['repack-below']);
     if (!(below >= 0 && below <= 1)) throw new KeepError('INVALID_ARGUMENT', '--repack-below takes a fraction from 0 to 1');
     const deleteDelayMs = a['delete-delay'] === undefined ? undefined : parseDurationMs(a['delete-delay'] as string, '--delete-delay');
-    const r = await Repository.using(a.data, (repo) => auditedPrune(repo, { dryRun: Boolean(a['dry-run']), repackBelow: below, deleteDelayMs }), keepdRepoOptions(a.data));
+    const dryRun = Boolean(a['dry-run']);
+    const prune = (repo: Repository) => auditedPrune(repo, { dryRun, repackBelow: below, deleteDelayMs });
+    // a dry run writes nothing to the storage: it needs no writer lease
+    const r = await Repository.using(a.data, (repo) => (dryRun ? prune(repo) : repo.asWriter('keepd prune', () => prune(repo))), keepdRepoOptions(a.data));
     out(a.json, r, () => console.log(formatPrune(r)));
   },
   async sync(argv) {

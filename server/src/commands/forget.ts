@@ -10,7 +10,7 @@ export { FORGET_FLAGS, policyFromFlags } from '@keep/core';
 export async function runForget(data: string, o: ForgetOptions, clock: Clock = processClock()): Promise<ForgetResult> {
   const repo = await Repository.open(data, keepdRepoOptions(data, { clock }));
   try {
-    const r = await forgetSnapshots(repo, o, clock);
+    const r = o.dryRun ? await forgetSnapshots(repo, o, clock) : await repo.asWriter('keepd forget', () => forgetSnapshots(repo, o, clock));
     if (!o.dryRun) await audit(repo).record('forget', LOCAL, forgetFields(r));
     return r;
   } finally {

@@ -16,12 +16,26 @@ export interface LeaseRecord {
 
 export interface LeaseOptions {
   holder: string;
+  /**
+   * Where the holder keeps its local index (host and data directory, the end
+   * of every holder id: "<who> on <site>"). Processes on one site share one
+   * index and coordinate through the data directory's own locks, so a
+   * one-shot command (prune, forget) works under the lease a keepd serve of
+   * its site holds; one of another site is refused.
+   */
+  site?: string;
   clock: Clock;
   /** default STORE_LEASE_MS (margins.ts) */
   ttlMs?: number;
 }
 
 const KEY = STORE_OBJECTS.writerLease;
+
+/** The site a holder id names ("<who> on <site>"). */
+export const leaseSite = (holder: string): string => {
+  const at = holder.lastIndexOf(' on ');
+  return at < 0 ? holder : holder.slice(at + 4);
+};
 
 function parseLease(bytes: Buffer, where: string): LeaseRecord {
   let r: LeaseRecord;
@@ -61,8 +75,28 @@ export class WriterLease {
 
   /** Take the lease, or throw KeepError LOCKED naming the holder. */
   static async acquire(store: ObjectStore, options: LeaseOptions): Promise<WriterLease> {
+    const r = await WriterLease.acquireOrShare(store, options);
+    if (r === 'shared') throw held(store, (await WriterLease.read(store))!);
+    return r;
+  }
+
+  /** The lease as stored, if there is one. */
+  static async read(store: ObjectStore): Promise<LeaseRecord | undefined> {
+    const there = await store.get(KEY).catch((e) => {
+      if (isStoreError(e, 'not-found')) return undefined;
+      throw e;
+    });
+    return there && parseLease(there.bytes, store.description);
+  }
+
+  /**
+   * Take the lease, or answer 'shared' when another process of the same
+   * site (options.site) holds it fresh; throws KeepError LOCKED when a
+   * holder of another site does.
+   */
+  static async acquireOrShare(store: ObjectStore, options: LeaseOptions): Promise<WriterLease | 'shared'> {
     if (!store.capabilities.conditionalCreate || !store.capabilities.conditionalReplace) throw new KeepError('INVALID_ARGUMENT', `${store.description} has no conditional writes: a writer lease cannot be held there`);
-    const opts = { ttlMs: STORE_LEASE_MS, ...options };
+    const opts = { ttlMs: STORE_LEASE_MS, site: leaseSite(options.holder), ...options };
     const now = opts.clock.now();
     const fresh: LeaseRecord = { v: STORE_OBJECTS.leaseVersion, holder: opts.holder, takenAt: now, renewedAt: now, expiresAt: now + opts.ttlMs };
     const there = await store.get(KEY).catch((e) => {
@@ -75,7 +109,10 @@ export class WriterLease {
         return new WriterLease(store, opts, etag, fresh);
       }
       const theirs = parseLease(there.bytes, store.description);
-      if (theirs.holder !== opts.holder && theirs.expiresAt > now) throw held(store, theirs);
+      if (theirs.holder !== opts.holder && theirs.expiresAt > now) {
+        if (leaseSite(theirs.holder) === opts.site) return 'shared';
+        throw held(store, theirs);
+      }
       const { etag } = await store.put(KEY, encode(fresh), { ifMatch: there.etag });
       return new WriterLease(store, opts, etag, fresh);
     } catch (e) {

@@ -9,7 +9,7 @@ import { toHex } from '../ids.js';
 import type { PackEntry } from '../pack/format.js';
 import { type BlobSpan, parseTrailer, type PackRead, proveBlobRun, type StoredBytes } from '../pack/reader.js';
 import type { SealedPack } from '../pack/writer.js';
-import { PACK_DELETE_DELAY_MS } from '../margins.js';
+import { PACK_DELETE_DELAY_MS, STORE_LEASE_MS } from '../margins.js';
 import { WriterLease } from './lease.js';
 import { isStoreError, listAll, type ObjectStore } from './object-store.js';
 import { repoKeys } from './repo-keys.js';
@@ -203,34 +203,43 @@ export class ObjectRepoStorage implements RepoStorage {
   /**
    * Take the writer lease (KeepError LOCKED when another keepd holds it) and
    * renew it every third of its TTL; a lost renewal stops every later write.
-   * The holder is this host and data directory: a keepd restarted after a
-   * crash (the directory's own lock says no other runs) takes its lease
-   * back at once instead of waiting for it to expire.
+   * The holder is this host and data directory (its site): a keepd restarted
+   * after a crash (the directory's own lock says no other runs) takes its
+   * lease back at once instead of waiting for it to expire. A lease held by
+   * another process of the same site (keepd serve, while `keepd prune` runs
+   * beside it on the same index) is shared: it is checked as often as it
+   * would be renewed, taken over once it is given back, and a holder of
+   * another site appearing stops every later write.
    */
   async holdWriter(holder: string, clock: Clock): Promise<WriterHold> {
-    const id = `${holder} on ${os.hostname()}:${path.resolve(path.dirname(this.tmpDir))}`;
-    const lease = await WriterLease.acquire(this.store, { holder: id, clock });
+    const site = `${os.hostname()}:${path.resolve(path.dirname(this.tmpDir))}`;
+    const options = { holder: `${holder} on ${site}`, clock, site };
+    let lease: WriterLease | undefined;
+    const first = await WriterLease.acquireOrShare(this.store, options);
+    if (first !== 'shared') lease = first;
     this.lease = lease;
-    clearInterval(this.renewTimer); // a second hold replaces the first
-    const every = Math.max(1000, Math.floor((lease.record.expiresAt - lease.record.takenAt) / 3));
-    const renew = async () => {
+    const refresh = async () => {
       try {
-        await lease.renew();
+        if (lease) return await lease.renew();
+        const r = await WriterLease.acquireOrShare(this.store, options);
+        if (r !== 'shared') this.lease = lease = r;
       } catch (e) {
         if (e instanceof KeepError && e.code === 'LOCKED') this.lost = e;
         throw e;
       }
     };
+    clearInterval(this.renewTimer); // a second hold replaces the first
+    const every = Math.max(1000, Math.floor(STORE_LEASE_MS / 3));
     // a transient failure is tried again next round: the lease outlives two misses
-    this.renewTimer = setInterval(() => void renew().catch(() => undefined), every);
+    this.renewTimer = setInterval(() => void refresh().catch(() => undefined), every);
     this.renewTimer.unref();
     return {
-      renew,
+      renew: refresh,
       release: async () => {
         clearInterval(this.renewTimer);
         this.renewTimer = undefined;
-        if (this.lease === lease) this.lease = undefined;
-        if (!this.lost) await lease.release();
+        if (lease && this.lease === lease) this.lease = undefined;
+        if (lease && !this.lost) await lease.release();
       },
     };
   }
