@@ -219,6 +219,32 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(await keepd.stop()).toEqual({ code: 0, signal: null });
   }, TEST_MS);
 
+  it('the data directory lost: keepd init --attach makes a new one from the bucket (config, index); a new token restores byte-identical', async () => {
+    const before = await keepdJson(['check', '--data', data], { env: awsEnv });
+    // a prefix without a repository is named, and leaves nothing behind
+    const nothing = path.join(dir, 'attach-nothing');
+    const refused = await runKeepd(['init', '--data', nothing, '--store', `s3://${BUCKET}/no-such/repo`, '--s3-path-style', '--attach'], { env: awsEnv });
+    expect(refused.code, refused.stderr).not.toBe(0);
+    expect(refused.stderr).toMatch(/holds no repository/);
+    expect(fs.existsSync(path.join(nothing, 'store.json'))).toBe(false);
+
+    const fresh = path.join(dir, 'attached');
+    const a = await keepdJson(['init', '--data', fresh, '--store', `s3://${BUCKET}/${PREFIX}`, '--s3-path-style', '--attach'], { env: awsEnv });
+    expect(a.attached).toBe(true);
+    expect(a.snapshots).toBe(before.snapshots);
+    expect(a.packs).toBe(before.packs);
+    expect(a.blobs).toBe(before.blobs);
+    expect(fs.readFileSync(path.join(fresh, 'config.json'), 'utf8')).toBe(fs.readFileSync(path.join(data, 'config.json'), 'utf8'));
+    // tokens were the lost directory's: a new one, the same passphrase (the key files are in the bucket)
+    const token = await createToken(fresh, 'agent', { sources: ['files'] });
+    const moved = await startKeepd(fresh, { env: awsEnv });
+    const target = path.join(dir, 'restore-attached');
+    const r = await runKeep(['restore', snapshot, '--target', target], agentEnv(moved, token.token, PASSWORD));
+    expect(r.code, r.stderr).toBe(0);
+    expect(compareTrees(tree.root, restoredPath(target, tree.root))).toEqual([]);
+    expect(await moved.stop()).toEqual({ code: 0, signal: null });
+  }, TEST_MS);
+
   it('forget and prune on the bucket: the forgotten snapshot\'s packs leave the bucket only after the deletion delay, the rest checks whole', async () => {
     const bucketBytes = async () => {
       let n = 0;

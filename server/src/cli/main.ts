@@ -16,7 +16,7 @@ import { serve } from '../serve.js';
 import { tlsInit } from '../tls.js';
 import { keepdRepoOptions, lockDataDir, requireRepository } from '../data-lock.js';
 import { ensureOwnership } from '../ownership.js';
-import { initInObjectStorage, registerObjectStorage } from '../object-storage.js';
+import { attachObjectStorage, initInObjectStorage, registerObjectStorage } from '../object-storage.js';
 import { DEFAULT_KEEPD_DATA, DEFAULT_KEEPD_USER, installKeepd } from '../install/install-keepd.js';
 import { USAGE } from './usage.js';
 import { audit, LOCAL } from '../audit/log.js';
@@ -63,10 +63,23 @@ function configOrProblems(file: string): KeepdConfig | null {
 
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   async init(argv) {
-    const a = args(argv, { 'chunk-min': { type: 'string' }, 'chunk-avg': { type: 'string' }, 'chunk-max': { type: 'string' }, store: { type: 'string' }, 's3-path-style': { type: 'boolean' } });
+    const a = args(argv, { 'chunk-min': { type: 'string' }, 'chunk-avg': { type: 'string' }, 'chunk-max': { type: 'string' }, store: { type: 'string' }, 's3-path-style': { type: 'boolean' }, attach: { type: 'boolean' } });
     const chunker = parseChunkerSizes(a['chunk-min'] as string | undefined, a['chunk-avg'] as string | undefined, a['chunk-max'] as string | undefined);
     const store = a.store as string | undefined;
     if (a['s3-path-style'] && !store) throw new KeepError('INVALID_ARGUMENT', '--s3-path-style goes with --store s3://bucket/prefix');
+    if (a.attach) {
+      if (!store) throw new KeepError('INVALID_ARGUMENT', '--attach goes with --store s3://bucket/prefix (the repository already in the bucket)');
+      const repo = await attachObjectStorage(a.data, store, { pathStyle: Boolean(a['s3-path-style']) });
+      try {
+        // the packs know no owners: ownership comes back from the snapshots, as after keepd rebuild-index
+        const owners = await ensureOwnership(repo);
+        const r = { repository: repo.config.id, data: a.data, store, attached: true, snapshots: repo.snapshots().length, packs: repo.packCount(), blobs: repo.blobCount(), owned_blobs: owners.owned };
+        out(a.json, r, () => console.log(`attached ${a.data} to repository ${r.repository} in ${store}: ${r.snapshots} snapshot(s), index rebuilt (${r.blobs} blobs in ${r.packs} packs); tokens, alerts and history start empty: create tokens with keepd token create`));
+      } finally {
+        await repo.close();
+      }
+      return;
+    }
     const repo = store ? await initInObjectStorage(a.data, store, { pathStyle: Boolean(a['s3-path-style']), chunker }) : await Repository.init(a.data, { chunker });
     try {
       out(a.json, { repository: repo.config.id, data: a.data, chunker: repo.config.chunker, ...(store ? { store } : {}) }, () =>

@@ -49,7 +49,7 @@ ${FORGET_POLICY_USAGE}`;
 /** Usage by command path ("serve", "token create"); "" is the overview. */
 export const USAGE: Record<string, string> = {
   '': OVERVIEW,
-  init: `usage: keepd init --data DIR [--store s3://BUCKET/PREFIX [--s3-path-style]] [--chunk-min SIZE --chunk-avg SIZE --chunk-max SIZE]
+  init: `usage: keepd init --data DIR [--store s3://BUCKET/PREFIX [--s3-path-style] [--attach]] [--chunk-min SIZE --chunk-avg SIZE --chunk-max SIZE]
 
 Create an empty repository in DIR; the first agent's keep init adds its key.
   --store s3://BUCKET/PREFIX   keep packs, snapshot records, key files and the config in an S3-compatible
@@ -57,6 +57,9 @@ Create an empty repository in DIR; the first agent's keep init adds its key.
                                region and credentials come from AWS_ENDPOINT_URL, AWS_REGION,
                                AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE and ~/.aws), never argv
   --s3-path-style              bucket in the path, not the host name (Ceph RGW, most S3-compatible servers)
+  --attach                     DIR becomes the data directory of the repository the bucket already holds
+                               (after the server's disk was lost, or on a new host): the config is copied
+                               from the bucket and the index rebuilt from it; tokens and history start empty
   --chunk-min SIZE, --chunk-avg SIZE, --chunk-max SIZE   content-defined chunk sizes (512K, 2M)`,
   serve: `usage: keepd serve --data DIR [options]
 

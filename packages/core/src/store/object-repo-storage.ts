@@ -98,15 +98,19 @@ export class ObjectRepoStorage implements RepoStorage {
 
   /** The data directory's config.json must be the bucket's (a data directory pointed at another prefix is refused); then the key files are read. */
   async attach(configText: string): Promise<void> {
-    let there: string;
+    const there = await this.readConfig();
+    if (there !== configText) throw new KeepError('CORRUPT', `${this.description} holds another repository than the data directory's config.json names`);
+    await this.keyFiles.load();
+  }
+
+  /** The bucket's config.json (NOT_A_REPOSITORY when it holds none). */
+  async readConfig(): Promise<string> {
     try {
-      there = (await this.store.get(repoKeys.config)).bytes.toString('utf8');
+      return (await this.store.get(repoKeys.config)).bytes.toString('utf8');
     } catch (e) {
       if (isStoreError(e, 'not-found')) throw new KeepError('NOT_A_REPOSITORY', `${this.description} holds no repository (no config.json)`);
       throw e;
     }
-    if (there !== configText) throw new KeepError('CORRUPT', `${this.description} holds another repository than the data directory's config.json names`);
-    await this.keyFiles.load();
   }
 
   private writable(): void {
