@@ -26,6 +26,7 @@
  * that reason, everything else still runs.
  *
  *   node scripts/test-deps.mjs            install if needed
+ *   node scripts/test-deps.mjs --bench    and the peers the benchmarks compare with (restic, borg)
  *   node scripts/test-deps.mjs --check    report only, never install
  */
 import { execFileSync } from 'node:child_process';
@@ -164,3 +165,8 @@ ensureTool('promtool', 'prometheus', 'test/prometheus-rules.test.ts');
 ensureTool('chromium', 'chromium', 'test/dashboard.test.ts');
 // Ceph: test/rgw-harness.ts runs its own single-node cluster (one mon, one memstore OSD, radosgw) in a temp dir
 ensureTool('radosgw', 'ceph-mon ceph-osd radosgw ceph-common', 'test/store-conformance.test.ts (RGW)');
+// the peers `pnpm bench` compares with (bench/src/tools.ts runs each one found on the PATH)
+if (process.argv.includes('--bench')) {
+  ensureTool('restic', 'restic', "the bench's restic columns");
+  ensureTool('borg', 'borgbackup', "the bench's borg columns");
+}
