@@ -137,6 +137,8 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(metric(text, 'keep_store_bytes_total{op="get"}')).toBeGreaterThan(tree.bytes / 2);
     expect(metric(text, 'keep_store_request_errors_total{op="put"}')).toBe(0);
     expect(metric(text, 'keep_store_request_seconds_total{op="get"}')).toBeGreaterThan(0);
+    // the bucket's size, which no figure of the local disk shows
+    expect(metric(text, 'keep_repository_stored_bytes')).toBe(packBytes);
   }, TEST_MS);
 
   it('a second keepd on the same prefix is refused while the first holds the writer lease, and gets it once the first stops', async () => {

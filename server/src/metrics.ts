@@ -98,6 +98,8 @@ export function registerHoldings(m: Metrics, o: { sessions: SessionManager; repo
   m.gauge('keep_sessions_open', 'Writer sessions open', () => o.sessions.count);
   m.gauge('keep_snapshots', 'Snapshots in the repository', () => o.repo.snapshots().length);
   m.gauge('keep_blobs', 'Blobs in the index', () => o.repo.blobCount());
+  // where the packs are: the data directory, or the bucket of keepd init --store (whose size no local disk figure shows)
+  m.gauge('keep_repository_stored_bytes', 'Bytes of the indexed packs the repository stores, in the data directory or in its bucket', () => o.repo.indexedPackBytes());
   o.space.register(m);
   // the object store's requests (keepd init --store): none for a data directory
   const ops = () => o.repo.storage.requestStats();

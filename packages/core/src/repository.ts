@@ -387,6 +387,11 @@ export class Repository {
     return this.index.storedBytes();
   }
 
+  /** Bytes of the packs the index knows (their recorded sizes: cheap, for gauges). */
+  indexedPackBytes(): number {
+    return this.index.indexedPackBytes();
+  }
+
   // ---- snapshots (snapshot/store.ts) -------------------------------------------
 
   snapshots(filter: { source?: string; host?: string } = {}): Snapshot[] {

@@ -105,6 +105,9 @@ export function storageFigures(d: FigureDeps) {
     reserve: d.space.reserveOf(total),
     blobs: d.repo.blobCount(),
     packs: d.repo.packCount(),
+    // where the packs are (a bucket: the disk figures above are then the data directory's index, state and tmp/)
+    packs_in: d.repo.storage.description,
+    stored_bytes: d.repo.indexedPackBytes(),
     state: held?.state ?? null,
     // the watchdog's figures (the same as keep_storage_days_to_full); null: not growing, or not judged yet
     days_to_full: typeof days === 'number' ? days : null,

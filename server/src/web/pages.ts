@@ -84,8 +84,8 @@ function usageChart(f: ReturnType<typeof storageFigures>) {
 export function storagePage(f: ReturnType<typeof storageFigures>): string {
   const prunes = f.prunes.map((r) => `<tr><td>${time(new Date(r.start_ms).toISOString())}</td><td>${badge(r.outcome)}</td><td>${esc(JSON.stringify(r.result ?? {}))}</td></tr>`);
   return `<h1>Storage</h1><div class="cards">${card('used', bytes(f.used), 'card-used')}${card('free', bytes(f.free), 'card-free')}${card('total', bytes(f.total))}${card('reserve (--min-free)', bytes(f.reserve))}
-${card('days to full', f.days_to_full === null ? 'not growing' : String(f.days_to_full), 'card-days')}${card('growth per day', f.growth_bytes_per_day === null ? '–' : bytes(f.growth_bytes_per_day), 'card-growth')}${card('state', badge(f.state), 'card-state')}${card('blobs', String(f.blobs))}${card('packs', String(f.packs))}</div>
-<h2>Used and free over the last week, with the growth trend</h2>${chartData('chart-storage', usageChart(f))}
+${card('days to full', f.days_to_full === null ? 'not growing' : String(f.days_to_full), 'card-days')}${card('growth per day', f.growth_bytes_per_day === null ? '–' : bytes(f.growth_bytes_per_day), 'card-growth')}${card('state', badge(f.state), 'card-state')}${card('blobs', String(f.blobs))}${card('packs', String(f.packs))}${card('stored in packs', bytes(f.stored_bytes), 'card-stored')}${card('packs in', esc(f.packs_in), 'card-packs-in')}</div>
+<h2>Used and free on the data directory's disk over the last week, with the growth trend</h2>${chartData('chart-storage', usageChart(f))}
 <h2>Prune history</h2>${table('prunes', ['Started', 'Outcome', 'Result'], prunes, 'No prune has run under keepd serve.')}`;
 }
 

@@ -346,8 +346,11 @@ export class BlobStore {
 
   /** Bytes in stored packs (what the repository costs): the files on disk, or the index's pack sizes where listing costs requests. */
   storedBytes(): number {
-    const onDisk = this.storage.packBytes();
-    if (onDisk !== undefined) return onDisk;
+    return this.storage.packBytes() ?? this.indexedPackBytes();
+  }
+
+  /** Bytes of the packs the index knows, by their recorded sizes: no listing, no stat (for gauges scraped often). */
+  indexedPackBytes(): number {
     let n = 0;
     for (const { value } of this.packs.getRange()) n += value.size;
     return n;
