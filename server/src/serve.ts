@@ -176,6 +176,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         httpServer?.close();
         httpServer?.closeAllConnections();
         await audit(repo).flush(); // records nobody awaited (a token's new peer) are durable before the state store closes
+        await repo.flushIndexSegments(); // while this keepd still holds the right to write
         await writer?.release().catch((e: Error) => log.warn({ err: e.message }, 'could not give the writer lease back (it expires by itself)'));
         await repo.close();
         dataLock.release();

@@ -14,6 +14,7 @@ import type { PackUsage, PackUsageOptions } from './gc/pack-usage.js';
 import { BlobReader } from './index/blob-reader.js';
 import { BlobMove, BlobStore, IndexEntry, WriterScope } from './index/blob-store.js';
 import { checkIndexFile, rebuildClosedIndex, rebuildIndexFile, RebuildReport } from './index/rebuild.js';
+import { IndexSegmentLog } from './index/segment-log.js';
 import { ENGINE_TABLES, INDEX_FILE, IndexTables, openIndexTables, SessionRecord } from './index/tables.js';
 import { KeyFile } from './keys/keyfile.js';
 import { KeyStore } from './keys/key-store.js';
@@ -71,6 +72,8 @@ export class Repository {
   /** whose bytes of each blob a reader sees (copy-index.ts) */
   private blobViews!: BlobViews;
   private readonly keyStore: KeyStore;
+  /** the packs published since the last index segment (index/segment-log.ts) */
+  private readonly segmentLog: IndexSegmentLog;
   private state: StateStore | undefined;
   /** the owner tag of each source (source-tags.ts), kept in state.mdb: copies and blob records refer to them */
   readonly sourceTags = new SourceTags((create) => (create || this.state || fs.existsSync(path.join(this.dir, STATE_FILE)) ? this.stateStore().env : undefined));
@@ -84,6 +87,7 @@ export class Repository {
   ) {
     this.clock = opts.clock ?? processClock();
     this.keyStore = new KeyStore(storage.keyFiles);
+    this.segmentLog = new IndexSegmentLog(storage, this.clock);
     this.openIndex();
   }
 
@@ -188,6 +192,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    await this.segmentLog.flush();
     await this.t.close();
     await this.state?.close();
     await this.storage.close();
@@ -290,8 +295,14 @@ export class Repository {
   }
 
   /** Make a sealed pack readable where the storage keeps packs (BlobWriter, repack); index it after. */
-  publishPack(p: SealedPack): Promise<void> {
-    return this.storage.publishPack(p);
+  async publishPack(p: SealedPack): Promise<void> {
+    await this.storage.publishPack(p);
+    this.segmentLog.add(p);
+  }
+
+  /** Write the packs published since the last index segment as one (keepd: before it gives its writer lease back). Never rejects. */
+  flushIndexSegments(): Promise<void> {
+    return this.segmentLog.flush();
   }
 
   /** Index a pack durable in packs/ (BlobWriter); returns the ids another writer indexed first under another owner tag. */
@@ -388,8 +399,10 @@ export class Repository {
   }
 
   /** Make a snapshot visible, only if every blob reachable from its root is stored (SnapshotStore.commit). */
-  commitSnapshot(s: NewSnapshot, opts: CommitOptions = {}): Promise<Snapshot> {
-    return this.snapshotStore.commit(s, opts);
+  async commitSnapshot(s: NewSnapshot, opts: CommitOptions = {}): Promise<Snapshot> {
+    const snap = await this.snapshotStore.commit(s, opts);
+    await this.segmentLog.flush(); // the snapshot's packs get a segment (a failure is only a warning: segments are an accelerator)
+    return snap;
   }
 
   /** A snapshot copied from another repository (sync) keeps its id; same closure rule. */

@@ -269,7 +269,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
       const r = { ...rebuilt, owned_blobs: owners.owned };
       out(a.json, r, () =>
         console.log(
-          `rebuilt index: ${r.blobs} blobs from ${r.packs} packs${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}; ownership of ${owners.owned} blobs derived from ${owners.sources} source(s)` +
+          `rebuilt index: ${r.blobs} blobs from ${r.packs} packs (${r.packs_from_segments} from ${r.segments} index segment(s), ${r.packs_from_trailers} from their trailers)${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}${r.damaged_segments.length ? `; ${r.damaged_segments.length} damaged index segment(s) ignored` : ''}; ownership of ${owners.owned} blobs derived from ${owners.sources} source(s)` +
             (r.replaced ? `; the old index is now ${r.replaced} (delete it when you no longer need it)` : ''),
         ),
       );
