@@ -93,6 +93,12 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       writer = await repo.holdWriter('keepd serve');
       if (followed) markReplica(o.data, followed, clock); // read-only until `keepd promote`; refused once promoted
       await ensureOwnership(repo, log);
+      // packs a killed keepd published but never wrote an index segment for (an accelerator: a failure only warns)
+      const recovered = await repo.recoverIndexSegments().catch((e: Error) => {
+        log.warn({ err: e.message }, 'could not write the index segment a stopped keepd left');
+        return 0;
+      });
+      if (recovered) log.info({ packs: recovered }, 'wrote the index segment a stopped keepd left unwritten');
     })().catch(async (e) => {
       await writer?.release().catch(() => undefined);
       await repo.close();

@@ -138,6 +138,8 @@ export const STATE_TABLES = {
   replicaReports: 'replica-reports',
   /** pack id -> {recorded, size}: a pack prune dropped from the index, deleted from object storage once PACK_DELETE_DELAY_MS passed (core gc/delayed-deletions.ts) */
   packDeletions: 'pack-deletions',
+  /** pack id -> {size}: a published pack no stored index segment names yet; the next keepd writes one for what a crash left (core index/segment-journal.ts) */
+  indexSegmentPending: 'index-segment-pending',
 } as const;
 
 /**

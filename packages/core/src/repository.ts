@@ -15,6 +15,7 @@ import { BlobReader } from './index/blob-reader.js';
 import { BlobMove, BlobStore, IndexEntry, WriterScope } from './index/blob-store.js';
 import { checkIndexFile, rebuildClosedIndex, rebuildIndexFile, RebuildReport } from './index/rebuild.js';
 import { IndexSegmentLog } from './index/segment-log.js';
+import { type SegmentJournal, stateSegmentJournal } from './index/segment-journal.js';
 import { ENGINE_TABLES, INDEX_FILE, IndexTables, openIndexTables, SessionRecord } from './index/tables.js';
 import { KeyFile } from './keys/keyfile.js';
 import { KeyStore } from './keys/key-store.js';
@@ -87,7 +88,8 @@ export class Repository {
   ) {
     this.clock = opts.clock ?? processClock();
     this.keyStore = new KeyStore(storage.keyFiles);
-    this.segmentLog = new IndexSegmentLog(storage, this.clock);
+    let journal: SegmentJournal | undefined | null = null;
+    this.segmentLog = new IndexSegmentLog(storage, this.clock, () => (journal === null ? (journal = stateSegmentJournal(dir, (name) => this.database(name))) : journal));
     this.openIndex();
   }
 
@@ -168,14 +170,15 @@ export class Repository {
    * files without opening the current index.mdb (which may crash LMDB). Server
    * state still kept in an index written before state.mdb existed moves out
    * first, when that index passes the meta-page check. `copies`: the old
-   * index's per-source copies, where the caller could read them.
+   * index's per-source copies, where the caller could read them; `fromTrailers`:
+   * ignore the index segments and read every pack's trailer.
    */
-  static async rebuild(dir: string, opts: RepositoryOptions & { copies?: readonly Copy[] } = {}): Promise<RebuildReport> {
+  static async rebuild(dir: string, opts: RepositoryOptions & { copies?: readonly Copy[]; fromTrailers?: boolean } = {}): Promise<RebuildReport> {
     if (!Repository.exists(dir)) throw new KeepError('NOT_A_REPOSITORY', `${dir} is not a Keep repository (no config.json)`);
     const storage = await openRepoStorage(dir);
     try {
       await storage.attach(fs.readFileSync(path.join(dir, REPO_FILES.config), 'utf8'));
-      return await rebuildClosedIndex(dir, opts.clock ?? processClock(), storage, opts.copies);
+      return await rebuildClosedIndex(dir, opts.clock ?? processClock(), storage, opts.copies, opts.fromTrailers);
     } finally {
       await storage.close();
     }
@@ -296,8 +299,19 @@ export class Repository {
 
   /** Make a sealed pack readable where the storage keeps packs (BlobWriter, repack); index it after. */
   async publishPack(p: SealedPack): Promise<void> {
-    await this.storage.publishPack(p);
+    await this.segmentLog.intend(p); // journaled first: a crash right after the publish still finds the pack recorded
+    try {
+      await this.storage.publishPack(p);
+    } catch (e) {
+      await this.segmentLog.abandon(p.id);
+      throw e;
+    }
     this.segmentLog.add(p);
+  }
+
+  /** Write the index segment a killed process never wrote, for the packs state.mdb says wait for one (keepd, once it holds the right to write). */
+  recoverIndexSegments(): Promise<number> {
+    return this.segmentLog.recover();
   }
 
   /** Write the packs published since the last index segment as one (keepd: before it gives its writer lease back). Never rejects. */

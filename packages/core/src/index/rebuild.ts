@@ -60,13 +60,13 @@ function requestCounts(storage: RepoStorage): Record<string, number> {
  * Index every stored pack (and the packs that appear meanwhile) and every snapshot file into `t`: first from the
  * index segments (index/segment-format.ts), in name order, taking only packs the storage lists with the size the
  * segment records (prune deletes packs a segment still names); then every listed pack no segment covered, by its
- * trailer. A damaged segment is reported and its packs fall back to their trailers.
+ * trailer (every one with `trailersOnly`). A damaged segment is reported and its packs fall back to their trailers.
  * `copies`: the per-source copies the old index knew. Neither packs nor segments say which source stored a blob, so
  * the bytes at a copy's place are never made any blob's primary (a source's copy must not become what every
  * other source reads); a copy whose place still holds its blob is kept, one whose pack is gone is dropped
  * (its source stores the blob again).
  */
-async function fill(t: IndexTables, storage: RepoStorage, clock: Clock, copies: readonly Copy[]): Promise<Omit<RebuildReport, 'replaced'>> {
+async function fill(t: IndexTables, storage: RepoStorage, clock: Clock, copies: readonly Copy[], trailersOnly: boolean): Promise<Omit<RebuildReport, 'replaced'>> {
   const copyAt = new Map(copies.map((c) => [`${c.record.pack}:${c.record.offset}`, c]));
   const requestsBefore = requestCounts(storage);
   const damaged: string[] = [];
@@ -92,7 +92,7 @@ async function fill(t: IndexTables, storage: RepoStorage, clock: Clock, copies: 
       }
     });
 
-  const names = await storage.listIndexSegments();
+  const names = trailersOnly ? [] : await storage.listIndexSegments();
   if (names.length) {
     const listed = new Map((await storage.listPacks()).map((p) => [p.id, p.size]));
     for (const name of names) {
@@ -156,7 +156,7 @@ async function fill(t: IndexTables, storage: RepoStorage, clock: Clock, copies: 
  * one at index.mdb, never a partial one. `copies`: what the old index knew of
  * per-source copies (see fill), where it could be read.
  */
-export async function rebuildIndexFile(dir: string, clock: Clock, storage: RepoStorage, copies: readonly Copy[] = []): Promise<RebuildReport> {
+export async function rebuildIndexFile(dir: string, clock: Clock, storage: RepoStorage, copies: readonly Copy[] = [], fromTrailers = false): Promise<RebuildReport> {
   const lock = acquireMaintenanceLock(dir, 'rebuild-index');
   try {
     const file = path.join(dir, INDEX_FILE);
@@ -165,7 +165,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock, storage: RepoS
     const t = openIndexTables(aside);
     let report: RebuildReport;
     try {
-      report = await fill(t, storage, clock, copies);
+      report = await fill(t, storage, clock, copies, fromTrailers);
     } finally {
       await t.close();
     }
@@ -192,7 +192,7 @@ export async function rebuildIndexFile(dir: string, clock: Clock, storage: RepoS
  * written before state.mdb existed moves out first, when that index passes
  * the meta-page check.
  */
-export async function rebuildClosedIndex(dir: string, clock: Clock, storage: RepoStorage, copies?: readonly Copy[]): Promise<RebuildReport> {
+export async function rebuildClosedIndex(dir: string, clock: Clock, storage: RepoStorage, copies?: readonly Copy[], fromTrailers = false): Promise<RebuildReport> {
   const file = path.join(dir, INDEX_FILE);
   if (!fs.existsSync(path.join(dir, STATE_FILE)) && checkLmdbFile(file).kind === 'ok') {
     const t = openIndexTables(file);
@@ -202,7 +202,7 @@ export async function rebuildClosedIndex(dir: string, clock: Clock, storage: Rep
       await t.close();
     }
   }
-  return rebuildIndexFile(dir, clock, storage, copies);
+  return rebuildIndexFile(dir, clock, storage, copies, fromTrailers);
 }
 
 /**
