@@ -9,9 +9,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { chunkId, decodeIndexSegment, deriveKeys, emptyStats, encodeIndexSegment, Id, ManualClock, newMasterKey, prune, Repository, sealData, sealTree, toHex, TreeBuilder, TreeEntry } from '@keep/core';
+import { decodeIndexSegment, deriveKeys, emptyStats, encodeIndexSegment, Id, ManualClock, newMasterKey, PackWriter, prune, Repository, sealTree, STATE_TABLES, toHex, TreeBuilder } from '@keep/core';
 import { LocalDirectoryStore, LocalRepoStorage, ObjectRepoStorage, type RepoStorage } from '@keep/core/store';
-import { expectKeepError, seededBytes, tempDir } from './util.js';
+import { entryMeta, expectKeepError, seededDataBlob, tempDir } from './util.js';
 
 const keys = deriveKeys(newMasterKey());
 const salt = crypto.randomBytes(16);
@@ -83,15 +83,9 @@ describe('RepoStorage index segments: both implementations', () => {
   });
 });
 
-function meta(name: string, type: TreeEntry['type'], size = 0): Omit<TreeEntry, 'chunks' | 'subtree'> {
-  return { name: Buffer.from(name), type, mode: 0o644, uid: 0, gid: 0, mtime: [1700000000, 0], ctime: [1700000000, 0], ino: 1, dev: 1, nlink: 1, size };
-}
+const meta = entryMeta;
 
-function dataBlob(i: number): { id: Id; stored: Buffer } {
-  const plain = seededBytes(`segment-${i}`, 700);
-  const id = chunkId(keys, plain);
-  return { id, stored: sealData(keys, salt, id, plain, 'low') };
-}
+const dataBlob = (i: number) => seededDataBlob(keys, salt, `segment-${i}`, 700);
 
 function treeOf(data: { id: Id }[]) {
   const b = new TreeBuilder();
@@ -170,6 +164,47 @@ describe('a repository writes index segments and rebuilds from them', () => {
       expect(rebuilt).toMatchObject({ segments: 1, packs_from_segments: stored.size, packs_from_trailers: 0, damaged_segments: [] });
       expect(places(repo)).toEqual(pruned);
       expect((await repo.check({ readData: true })).errors).toEqual([]);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it("recover writes the segment a killed process left unwritten, from the packs state.mdb's journal names", async () => {
+    const dir = path.join(t.dir, 'journal');
+    const first = await Repository.init(dir);
+    first.stateStore(); // a keepd's repository: state.mdb exists
+    await first.close();
+    const repo = await Repository.open(dir);
+    try {
+      // What a killed keepd leaves: a published, indexed pack, recorded in the journal, named by no segment.
+      const b = dataBlob(1000);
+      const pw = new PackWriter(path.join(dir, 'tmp'), repo.packsDir);
+      pw.add(b.id, 0, b.stored);
+      const sealed = pw.seal();
+      await repo.storage.publishPack(sealed);
+      await repo.indexPack(sealed.id, sealed.size, sealed.entries);
+      await repo.database<{ size: number }>(STATE_TABLES.indexSegmentPending).put(sealed.id, { size: sealed.size });
+      // ...and one the journal names that a prune deleted since: it only leaves the journal.
+      await repo.database<{ size: number }>(STATE_TABLES.indexSegmentPending).put('ab'.repeat(16), { size: 100 });
+      expect(segmentFiles(dir)).toEqual([]);
+
+      expect(await repo.recoverIndexSegments()).toBe(1);
+      const segs = segmentFiles(dir);
+      expect(segs).toHaveLength(1);
+      expect(decodeIndexSegment(fs.readFileSync(path.join(dir, 'index', segs[0])), segs[0])).toEqual([{ id: sealed.id, size: sealed.size, entries: sealed.entries }]);
+      expect([...repo.database(STATE_TABLES.indexSegmentPending).getKeys()]).toEqual([]);
+      expect(await repo.recoverIndexSegments()).toBe(0);
+
+      // A pack published through the repository is journaled until its segment is stored.
+      const w = repo.openWriter();
+      const c = dataBlob(1001);
+      await w.add(c.id, c.stored);
+      await w.flush();
+      expect([...repo.database(STATE_TABLES.indexSegmentPending).getKeys()]).toHaveLength(1);
+      await repo.flushIndexSegments();
+      expect([...repo.database(STATE_TABLES.indexSegmentPending).getKeys()]).toEqual([]);
+      expect(segmentFiles(dir)).toHaveLength(2);
+      expect((await repo.rebuildIndex())).toMatchObject({ packs_from_segments: 2, packs_from_trailers: 0 });
     } finally {
       await repo.close();
     }
