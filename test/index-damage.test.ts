@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { decodeIndexSegment } from '@keep/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seeded, writeRandom } from './gc-util.js';
 import { compareTrees, initRepo, keep, keepJson as keepJsonLocal, restoredPath, tempDirs } from './helpers.js';
@@ -114,6 +115,33 @@ describe('keepd survives a lost or damaged index.mdb', () => {
     // One record per upstream address it pulled from (each keepd above listened on a new port).
     expect(st.replication.map((x: { upstream: string }) => x.upstream)).toContain(keepd.url);
     expect(st.snapshots).toBeGreaterThanOrEqual(1);
+  });
+
+  it('rebuild-index reads the index segments keepd wrote beside the packs, no pack trailer; a lost segment leaves its packs to their trailers', async () => {
+    expect(await keepd.stop()).toEqual({ code: 0, signal: null });
+    const segDir = path.join(data, 'index');
+    const segments = fs.readdirSync(segDir).filter((n) => n.endsWith('.seg')).sort();
+    expect(segments.length).toBeGreaterThan(0);
+    const packs = fs.readdirSync(path.join(data, 'packs'), { recursive: true }).filter((n) => String(n).endsWith('.pack')).length;
+    fs.rmSync(path.join(data, 'index.mdb'));
+    const fromSegments = await keepdJson(['rebuild-index', '--data', data]);
+    expect(fromSegments).toMatchObject({ packs, segments: segments.length, damaged_segments: [], packs_from_segments: packs, packs_from_trailers: 0, damaged_packs: [] });
+
+    keepd = await startKeepd(data);
+    const target = path.join(dir, 'restore-from-segments');
+    const r = await runKeep(['restore', 'latest', '--source', 'a', '--target', target], agentEnv(keepd, agent.token));
+    expect(r.code, r.stderr).toBe(0);
+    expect(compareTrees(src, restoredPath(target, src))).toEqual([]);
+    expect(await keepd.stop()).toEqual({ code: 0, signal: null });
+
+    // Segments are an accelerator only: without one, the packs it named are read by their trailers.
+    const lost = segments[0];
+    const named = decodeIndexSegment(fs.readFileSync(path.join(segDir, lost)), lost).length;
+    expect(named).toBeGreaterThan(0);
+    fs.rmSync(path.join(segDir, lost));
+    const partly = await keepdJson(['rebuild-index', '--data', data]);
+    expect(partly).toMatchObject({ packs, blobs: fromSegments.blobs, segments: segments.length - 1, packs_from_segments: packs - named, packs_from_trailers: named, damaged_packs: [] });
+    keepd = await startKeepd(data);
   });
 });
 

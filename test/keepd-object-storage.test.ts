@@ -5,8 +5,8 @@
  * the AWS environment variables); packs, snapshot records, key files and the
  * config live in the bucket, the LMDB index and state stay local. A backup
  * and restore over gRPC, a second writer refused by the writer lease,
- * `keepd check --read-data`, `keepd rebuild-index` from the pack trailers in
- * the bucket after the local index is deleted, kill -9 during an upload, and
+ * `keepd check --read-data`, `keepd rebuild-index` from the index segments in
+ * the bucket (no pack trailer read) after the local index is deleted, kill -9 during an upload, and
  * forget + prune deleting from the bucket. Replication across backends:
  * `keepd sync` from the keepd on the bucket to a local replica, and from a
  * local keepd to a replica kept in another prefix of the bucket (`keepd sync
@@ -121,6 +121,11 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(localFiles('packs')).toEqual([]);
     expect(localFiles('snapshots')).toEqual([]);
     expect(localFiles('keys')).toEqual([]);
+    // The commit wrote an index segment beside the packs (index/segment-format.ts), in the bucket too.
+    const segments = await keysUnder('index/');
+    expect(segments).toHaveLength(1);
+    expect(segments[0]).toMatch(/^index\/[0-9]{15}-[0-9a-f]{16}\.seg$/);
+    expect(localFiles('index')).toEqual([]);
 
     const target = path.join(dir, 'restore-1');
     const r = await runKeep(['restore', 'latest', '--source', 'files', '--target', target], env);
@@ -201,13 +206,19 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(report.blobs).toBeGreaterThan(tree.files);
   }, TEST_MS);
 
-  it('keepd rebuild-index rebuilds the deleted local index from the pack trailers in the bucket; restore works after', async () => {
+  it('keepd rebuild-index rebuilds the deleted local index from the index segments in the bucket, reading no pack trailer; restore works after', async () => {
     const before = await keepdJson(['check', '--data', data], { env: awsEnv });
     for (const f of fs.readdirSync(data)) if (f.startsWith('index.mdb')) fs.rmSync(path.join(data, f));
+    const segments = await keysUnder('index/');
     const rebuilt = await keepdJson(['rebuild-index', '--data', data], { env: awsEnv });
     expect(rebuilt.packs).toBe(before.packs);
     expect(rebuilt.blobs).toBe(before.blobs);
     expect(rebuilt.damaged_packs).toEqual([]);
+    // Every pack came from the index segments, the killed keepd's too (the restarted one wrote their segment from
+    // state.mdb's journal): no trailer was read, which costs a HEAD and ranged GETs per pack; a segment costs one GET.
+    expect(rebuilt).toMatchObject({ segments: segments.length, damaged_segments: [], packs_from_segments: before.packs, packs_from_trailers: 0 });
+    expect(rebuilt.store_requests.head).toBe(0);
+    expect(rebuilt.store_requests.get).toBe(segments.length + 2); // and the two snapshot records
 
     keepd = await startKeepd(data, { env: awsEnv });
     env = agentEnv(keepd, env.KEEP_TOKEN, PASSWORD);
@@ -263,6 +274,8 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(p.blobs_removed).toBeGreaterThan(0);
     expect(p.packs_deleted + p.packs_repacked).toBeGreaterThan(0);
     expect(p.bytes_after).toBeLessThan(p.bytes_before);
+    // the index segments naming the dropped packs were replaced by ones without them
+    expect(p.index_segments_replaced).toBeGreaterThan(0);
     // Deletions wait (margins.ts PACK_DELETE_DELAY_MS, 1 h): the dropped packs stay in the bucket, recorded, not orphans.
     expect(p.packs_pending_deletion).toBe(p.packs_deleted + p.packs_repacked);
     expect(await bucketBytes()).toBeGreaterThanOrEqual(before);

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { generate, planFor } from './datagen.js';
 import { Keepd } from './keepd.js';
-import { keepBinary, run } from './tools.js';
+import { keepBinary, keepdBinary, run } from './tools.js';
 import { compareManifests, fmtInt, fmtNum, manifest, mbps, removeTemp, tempDir } from './util.js';
 
 /**
@@ -11,6 +11,9 @@ import { compareManifests, fmtInt, fmtNum, manifest, mbps, removeTemp, tempDir }
  * the bucket requests per GB stored (keepd's keep_store_* counters). The
  * bucket is `--s3 s3://bucket/prefix` (a fresh sub-prefix per run); endpoint,
  * region and credentials come from the AWS environment, as keepd's do.
+ * Then `keepd rebuild-index` on the same repository twice: from its index
+ * segments, and with --from-trailers (every pack's trailer), timed, with the
+ * bucket requests each made.
  */
 export interface StoreTargetResult {
   target: 'local' | 's3';
@@ -21,6 +24,23 @@ export interface StoreTargetResult {
   /** requests to the bucket per operation, backup and restore together (none for the directory) */
   requests: Record<string, number>;
   problems: string[];
+  /** keepd rebuild-index from the index segments, and from every pack's trailer */
+  rebuild?: { segments: RebuildRun; trailers: RebuildRun };
+}
+
+/** One `keepd rebuild-index` run: wall time, and what its report says it read. */
+export interface RebuildRun {
+  wall_s: number;
+  packs_from_segments: number;
+  packs_from_trailers: number;
+  /** bucket requests per operation during the rebuild (none for the directory) */
+  requests: Record<string, number>;
+}
+
+async function rebuildIndex(data: string, fromTrailers: boolean): Promise<RebuildRun> {
+  const r = await run(keepdBinary(), ['rebuild-index', '--data', data, ...(fromTrailers ? ['--from-trailers'] : []), '--json']);
+  const report = JSON.parse(r.stdout);
+  return { wall_s: r.wall_s, packs_from_segments: report.packs_from_segments, packs_from_trailers: report.packs_from_trailers, requests: report.store_requests ?? {} };
 }
 
 export interface ObjectStorageBenchResult {
@@ -61,6 +81,11 @@ export async function runObjectStorageBench(opts: { mode: 'quick' | 'default' | 
       } finally {
         await keepd.stop().catch(() => undefined);
       }
+      const done = targets[targets.length - 1];
+      if (done?.target === target) {
+        opts.log(`object storage: keepd rebuild-index from index segments, then from trailers (${target})`);
+        done.rebuild = { segments: await rebuildIndex(data, false), trailers: await rebuildIndex(data, true) };
+      }
     }
     return { data_mb: summary.bytes / 1e6, targets };
   } finally {
@@ -71,7 +96,7 @@ export async function runObjectStorageBench(opts: { mode: 'quick' | 'default' | 
 export function objectStorageRows(r: ObjectStorageBenchResult): { header: string[]; rows: string[][] } {
   const ops = [...new Set(r.targets.flatMap((t) => Object.keys(t.requests)))].sort();
   return {
-    header: ['keepd onto', 'backup MB/s', 'restore MB/s', 'stored MB', 'requests (backup + restore)', 'requests per GB stored', 'problems'],
+    header: ['keepd onto', 'backup MB/s', 'restore MB/s', 'stored MB', 'requests (backup + restore)', 'requests per GB stored', 'rebuild-index from segments', 'rebuild-index from trailers', 'problems'],
     rows: r.targets.map((t) => {
       const gb = t.stored_bytes / 1e9;
       return [
@@ -81,8 +106,18 @@ export function objectStorageRows(r: ObjectStorageBenchResult): { header: string
         fmtNum(t.stored_bytes / 1e6),
         ops.map((op) => `${op} ${fmtInt(t.requests[op] ?? 0)}`).join(', ') || '-',
         ops.map((op) => `${op} ${gb > 0 ? fmtInt((t.requests[op] ?? 0) / gb) : '-'}`).join(', ') || '-',
+        t.rebuild ? rebuildCell(t.rebuild.segments) : '-',
+        t.rebuild ? rebuildCell(t.rebuild.trailers) : '-',
         t.problems.length ? t.problems.slice(0, 3).join('; ') : 'none',
       ];
     }),
   };
+}
+
+/** "0.42 s, 3 packs from segments, 0 from trailers, get 4, head 0" */
+function rebuildCell(r: RebuildRun): string {
+  const reqs = Object.entries(r.requests)
+    .filter(([op]) => op === 'get' || op === 'head' || op === 'list')
+    .map(([op, n]) => `${op} ${fmtInt(n)}`);
+  return [`${fmtNum(r.wall_s)} s`, `${fmtInt(r.packs_from_segments)} packs from segments, ${fmtInt(r.packs_from_trailers)} from trailers`, ...reqs].join(', ');
 }

@@ -93,6 +93,12 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       writer = await repo.holdWriter('keepd serve');
       if (followed) markReplica(o.data, followed, clock); // read-only until `keepd promote`; refused once promoted
       await ensureOwnership(repo, log);
+      // packs a killed keepd published but never wrote an index segment for (an accelerator: a failure only warns)
+      const recovered = await repo.recoverIndexSegments().catch((e: Error) => {
+        log.warn({ err: e.message }, 'could not write the index segment a stopped keepd left');
+        return 0;
+      });
+      if (recovered) log.info({ packs: recovered }, 'wrote the index segment a stopped keepd left unwritten');
     })().catch(async (e) => {
       await writer?.release().catch(() => undefined);
       await repo.close();
@@ -176,6 +182,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         httpServer?.close();
         httpServer?.closeAllConnections();
         await audit(repo).flush(); // records nobody awaited (a token's new peer) are durable before the state store closes
+        await repo.flushIndexSegments(); // while this keepd still holds the right to write
         await writer?.release().catch((e: Error) => log.warn({ err: e.message }, 'could not give the writer lease back (it expires by itself)'));
         await repo.close();
         dataLock.release();

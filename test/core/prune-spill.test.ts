@@ -9,22 +9,16 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { chunkId, deriveKeys, emptyStats, Id, ManualClock, newMasterKey, prune, PruneReport, Repository, sealData, sealTree, SpillingSet, toHex, TreeBuilder, TreeEntry } from '@keep/core';
-import { seededBytes, tempDir } from './util.js';
+import { deriveKeys, emptyStats, Id, ManualClock, newMasterKey, prune, PruneReport, Repository, sealTree, SpillingSet, toHex, TreeBuilder } from '@keep/core';
+import { entryMeta, seededDataBlob, tempDir } from './util.js';
 
 const keys = deriveKeys(newMasterKey());
 const salt = crypto.randomBytes(16);
 const HOUR = 3_600_000;
 
-function meta(name: string, type: TreeEntry['type'], size = 0): Omit<TreeEntry, 'chunks' | 'subtree'> {
-  return { name: Buffer.from(name), type, mode: 0o644, uid: 0, gid: 0, mtime: [1700000000, 0], ctime: [1700000000, 0], ino: 1, dev: 1, nlink: 1, size };
-}
+const meta = entryMeta;
 
-function dataBlob(i: number): { id: Id; stored: Buffer } {
-  const plain = seededBytes(`spill-${i}`, 600);
-  const id = chunkId(keys, plain);
-  return { id, stored: sealData(keys, salt, id, plain, 'low') };
-}
+const dataBlob = (i: number) => seededDataBlob(keys, salt, `spill-${i}`, 600);
 
 /** A tree of one file per blob in [from, to), optionally with a subdirectory. */
 function tree(data: { id: Id }[], from: number, to: number, subdirs: { name: string; id: Id }[] = []) {

@@ -536,7 +536,8 @@ describe('Repository', () => {
       const all = [...data, sub, root];
       const before = all.map((b) => recordOf(r(), b.id));
       const res = await r().rebuildIndex();
-      expect(res).toEqual({ packs: 2, blobs: all.length, damaged_packs: [], replaced: expect.stringMatching(/^index\.mdb\.old-/) });
+      // The commit wrote an index segment (index/segment-format.ts): no pack's trailer is read.
+      expect(res).toEqual({ packs: 2, blobs: all.length, damaged_packs: [], segments: 1, damaged_segments: [], packs_from_segments: 2, packs_from_trailers: 0, store_requests: {}, replaced: expect.stringMatching(/^index\.mdb\.old-/) });
       // Built aside and swapped in: the replaced file is kept next to it, no rebuild leftovers.
       expect(fs.existsSync(path.join(t.dir, res.replaced!))).toBe(true);
       expect(fs.existsSync(path.join(t.dir, 'index.mdb.rebuild'))).toBe(false);
@@ -553,6 +554,7 @@ describe('Repository', () => {
       expect(res2.damaged_packs).toHaveLength(1);
       expect(res2.damaged_packs[0]).toContain(treePack);
       expect(res2.damaged_packs[0]).toMatch(/truncated/);
+      expect(res2.packs_from_segments).toBe(1); // the segment records the pack's size: a truncated one is read by its trailer
       expect(r().has(root.id)).toBe(false);
       expect(r().has(data[0].id)).toBe(true);
     });

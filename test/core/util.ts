@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import { BlobType as BlobTypeEnum, KeepError, KeepErrorCode } from '@keep/core';
+import { BlobType as BlobTypeEnum, chunkId, deriveKeys, Id, KeepError, KeepErrorCode, sealData, TreeEntry } from '@keep/core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -54,3 +54,15 @@ export async function expectKeepError(fn: () => unknown, code: KeepErrorCode): P
 
 /** Flip every bit of one byte of a file in place (the end-to-end tests' helper). */
 export { flipByte as flipByteInFile } from '../helpers.js';
+
+/** A tree entry's metadata (all but its chunks or subtree): fixed times, owner and inode. */
+export function entryMeta(name: string, type: TreeEntry['type'], size = 0): Omit<TreeEntry, 'chunks' | 'subtree'> {
+  return { name: Buffer.from(name), type, mode: 0o644, uid: 0, gid: 0, mtime: [1700000000, 0], ctime: [1700000000, 0], ino: 1, dev: 1, nlink: 1, size };
+}
+
+/** A data blob of `size` bytes seeded by `seed`, sealed: its id and stored bytes. */
+export function seededDataBlob(keys: ReturnType<typeof deriveKeys>, salt: Buffer, seed: string, size: number): { id: Id; stored: Buffer } {
+  const plain = seededBytes(seed, size);
+  const id = chunkId(keys, plain);
+  return { id, stored: sealData(keys, salt, id, plain, 'low') };
+}

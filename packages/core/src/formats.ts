@@ -5,6 +5,7 @@
  *   keys/<id>.json           wrapped master keys (keys/keyfile.ts)
  *   packs/<xx>/<id>.pack     pack files (pack/format.ts)
  *   snapshots/<id>.json      snapshot records, the durable copy (snapshot/snapshot.ts)
+ *   index/<name>.seg         index segments: packs' trailers gathered, so a rebuild need not read every pack (index/segment-format.ts)
  *   tmp/                     packs being written; never indexed
  *   index.mdb                LMDB: blobs, per-source copies, packs, snapshots (a cache of packs/ and snapshots/, rebuilt from them)
  *   state.mdb                LMDB: the server's own state (state-store.ts); not rebuildable
@@ -33,6 +34,11 @@ export const BLOB_VERSION = 1;
 export const PACK_MAGIC = Buffer.from('KEEPPACK');
 export const PACK_VERSION = 1;
 export const TRAILER_MAGIC = Buffer.from('KEEPTRLR');
+/** An index segment's first 8 bytes and its version byte (index/segment-format.ts). */
+export const INDEX_SEGMENT_MAGIC = Buffer.from('KEEPISEG');
+export const INDEX_SEGMENT_VERSION = 1;
+/** An index segment's file name (or object key) after its name (index/segment-format.ts). */
+export const INDEX_SEGMENT_SUFFIX = '.seg';
 import type { RepoConfig } from './config.js';
 import type { KeyFile } from './keys/keyfile.js';
 
@@ -53,6 +59,8 @@ export const REPO_DIRS = {
   packs: 'packs',
   snapshots: 'snapshots',
   keys: 'keys',
+  /** index segments: an accelerator for index rebuilds, never needed by a pack (index/segment-format.ts) */
+  index: 'index',
   /** packs being written; never indexed */
   tmp: 'tmp',
 } as const;
@@ -130,6 +138,8 @@ export const STATE_TABLES = {
   replicaReports: 'replica-reports',
   /** pack id -> {recorded, size}: a pack prune dropped from the index, deleted from object storage once PACK_DELETE_DELAY_MS passed (core gc/delayed-deletions.ts) */
   packDeletions: 'pack-deletions',
+  /** pack id -> {size}: a published pack no stored index segment names yet; the next keepd writes one for what a crash left (core index/segment-journal.ts) */
+  indexSegmentPending: 'index-segment-pending',
 } as const;
 
 /**
@@ -152,7 +162,7 @@ export const AUDIT_FILES = {
 /**
  * A repository in an object store (store/object-store.ts): the same keys as
  * the directory layout above ('/'-separated: config.json, keys/<id>.json,
- * packs/<xx>/<id>.pack, snapshots/<id>.json), under the bucket prefix, plus:
+ * packs/<xx>/<id>.pack, snapshots/<id>.json, index/<name>.seg), under the bucket prefix, plus:
  *
  *   writer.lease    JSON {v, holder, takenAt, renewedAt, expiresAt} (ms, the
  *                   writer's clock): one keepd writes a prefix at a time

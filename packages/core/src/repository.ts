@@ -14,6 +14,8 @@ import type { PackUsage, PackUsageOptions } from './gc/pack-usage.js';
 import { BlobReader } from './index/blob-reader.js';
 import { BlobMove, BlobStore, IndexEntry, WriterScope } from './index/blob-store.js';
 import { checkIndexFile, rebuildClosedIndex, rebuildIndexFile, RebuildReport } from './index/rebuild.js';
+import { IndexSegmentLog } from './index/segment-log.js';
+import { type SegmentJournal, stateSegmentJournal } from './index/segment-journal.js';
 import { ENGINE_TABLES, INDEX_FILE, IndexTables, openIndexTables, SessionRecord } from './index/tables.js';
 import { KeyFile } from './keys/keyfile.js';
 import { KeyStore } from './keys/key-store.js';
@@ -71,6 +73,8 @@ export class Repository {
   /** whose bytes of each blob a reader sees (copy-index.ts) */
   private blobViews!: BlobViews;
   private readonly keyStore: KeyStore;
+  /** the packs published since the last index segment (index/segment-log.ts) */
+  private readonly segmentLog: IndexSegmentLog;
   private state: StateStore | undefined;
   /** the owner tag of each source (source-tags.ts), kept in state.mdb: copies and blob records refer to them */
   readonly sourceTags = new SourceTags((create) => (create || this.state || fs.existsSync(path.join(this.dir, STATE_FILE)) ? this.stateStore().env : undefined));
@@ -84,6 +88,8 @@ export class Repository {
   ) {
     this.clock = opts.clock ?? processClock();
     this.keyStore = new KeyStore(storage.keyFiles);
+    let journal: SegmentJournal | undefined | null = null;
+    this.segmentLog = new IndexSegmentLog(storage, this.clock, () => (journal === null ? (journal = stateSegmentJournal(dir, (name) => this.database(name))) : journal));
     this.openIndex();
   }
 
@@ -164,14 +170,15 @@ export class Repository {
    * files without opening the current index.mdb (which may crash LMDB). Server
    * state still kept in an index written before state.mdb existed moves out
    * first, when that index passes the meta-page check. `copies`: the old
-   * index's per-source copies, where the caller could read them.
+   * index's per-source copies, where the caller could read them; `fromTrailers`:
+   * ignore the index segments and read every pack's trailer.
    */
-  static async rebuild(dir: string, opts: RepositoryOptions & { copies?: readonly Copy[] } = {}): Promise<RebuildReport> {
+  static async rebuild(dir: string, opts: RepositoryOptions & { copies?: readonly Copy[]; fromTrailers?: boolean } = {}): Promise<RebuildReport> {
     if (!Repository.exists(dir)) throw new KeepError('NOT_A_REPOSITORY', `${dir} is not a Keep repository (no config.json)`);
     const storage = await openRepoStorage(dir);
     try {
       await storage.attach(fs.readFileSync(path.join(dir, REPO_FILES.config), 'utf8'));
-      return await rebuildClosedIndex(dir, opts.clock ?? processClock(), storage, opts.copies);
+      return await rebuildClosedIndex(dir, opts.clock ?? processClock(), storage, opts.copies, opts.fromTrailers);
     } finally {
       await storage.close();
     }
@@ -188,6 +195,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    await this.segmentLog.flush();
     await this.t.close();
     await this.state?.close();
     await this.storage.close();
@@ -305,8 +313,25 @@ export class Repository {
   }
 
   /** Make a sealed pack readable where the storage keeps packs (BlobWriter, repack); index it after. */
-  publishPack(p: SealedPack): Promise<void> {
-    return this.storage.publishPack(p);
+  async publishPack(p: SealedPack): Promise<void> {
+    await this.segmentLog.intend(p); // journaled first: a crash right after the publish still finds the pack recorded
+    try {
+      await this.storage.publishPack(p);
+    } catch (e) {
+      await this.segmentLog.abandon(p.id);
+      throw e;
+    }
+    this.segmentLog.add(p);
+  }
+
+  /** Write the index segment a killed process never wrote, for the packs state.mdb says wait for one (keepd, once it holds the right to write). */
+  recoverIndexSegments(): Promise<number> {
+    return this.segmentLog.recover();
+  }
+
+  /** Write the packs published since the last index segment as one (keepd: before it gives its writer lease back). Never rejects. */
+  flushIndexSegments(): Promise<void> {
+    return this.segmentLog.flush();
   }
 
   /** Index a pack durable in packs/ (BlobWriter); returns the ids another writer indexed first under another owner tag. */
@@ -408,8 +433,10 @@ export class Repository {
   }
 
   /** Make a snapshot visible, only if every blob reachable from its root is stored (SnapshotStore.commit). */
-  commitSnapshot(s: NewSnapshot, opts: CommitOptions = {}): Promise<Snapshot> {
-    return this.snapshotStore.commit(s, opts);
+  async commitSnapshot(s: NewSnapshot, opts: CommitOptions = {}): Promise<Snapshot> {
+    const snap = await this.snapshotStore.commit(s, opts);
+    await this.segmentLog.flush(); // the snapshot's packs get a segment (a failure is only a warning: segments are an accelerator)
+    return snap;
   }
 
   /** A snapshot copied from another repository (sync) keeps its id; same closure rule. */

@@ -273,19 +273,19 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     out(a.json, installJson(r, dryRun), () => console.log(formatInstall(r, dryRun)));
   },
   async 'rebuild-index'(argv) {
-    const a = args(argv);
+    const a = args(argv, { 'from-trailers': { type: 'boolean' } });
     // Never opens the current index (it may be damaged), and never under a running keepd (which would go on writing to the old file).
     const lock = lockDataDir(a.data, 'rebuild-index');
     try {
       const salvaged = salvageCopies(a.data);
       if (salvaged.lost) process.stderr.write(`keepd: warning: the old index could not be read (${salvaged.lost}): sources' own copies of shared blobs are forgotten, and the first stored bytes of each blob serve every source\n`);
-      const rebuilt = await Repository.rebuild(a.data, { copies: salvaged.copies });
+      const rebuilt = await Repository.rebuild(a.data, { copies: salvaged.copies, fromTrailers: Boolean(a['from-trailers']) });
       // The packs know no owners: ownership comes back from the snapshots.
       const owners = await Repository.using(a.data, (repo) => ensureOwnership(repo), keepdRepoOptions(a.data));
       const r = { ...rebuilt, owned_blobs: owners.owned };
       out(a.json, r, () =>
         console.log(
-          `rebuilt index: ${r.blobs} blobs from ${r.packs} packs${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}; ownership of ${owners.owned} blobs derived from ${owners.sources} source(s)` +
+          `rebuilt index: ${r.blobs} blobs from ${r.packs} packs (${r.packs_from_segments} from ${r.segments} index segment(s), ${r.packs_from_trailers} from their trailers)${r.damaged_packs.length ? `; ${r.damaged_packs.length} damaged pack(s) skipped` : ''}${r.damaged_segments.length ? `; ${r.damaged_segments.length} damaged index segment(s) ignored` : ''}; ownership of ${owners.owned} blobs derived from ${owners.sources} source(s)` +
             (r.replaced ? `; the old index is now ${r.replaced} (delete it when you no longer need it)` : ''),
         ),
       );

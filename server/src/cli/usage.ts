@@ -174,10 +174,12 @@ The records, oldest first.
   --since TIME          from this time (2026-12-01, RFC 3339) or age (7d, 12h, 30m)
   --source S            only records about source S
   --event E             only this event (session.commit) or family (token, session)`,
-  'rebuild-index': `usage: keepd rebuild-index --data DIR
+  'rebuild-index': `usage: keepd rebuild-index --data DIR [--from-trailers] [--json]
 
-Rebuild the LMDB index from pack trailers and snapshot files, aside, without opening the
-current one (stop keepd serve first); ownership comes from the snapshots.`,
+Rebuild the LMDB index from the index segments beside the packs (the trailers of packs no
+segment covers) and the snapshot files, aside, without opening the current one (stop keepd
+serve first); ownership comes from the snapshots.
+  --from-trailers       ignore the index segments: read every pack's trailer`,
   install: `usage: keepd install [--data DIR] [--user keep] [--listen ADDR] [--prefix DIR] [--unit-dir DIR] [--dry-run] [--json]
 
 Write the systemd unit keepd.service: keepd serve --data DIR (default /var/lib/keepd) as USER (default

@@ -12,6 +12,7 @@ import { walkDag } from '../dag/walk.js';
 import type { BlobView, Repository } from '../repository.js';
 import { pausePoint } from '../test-pause.js';
 import { DelayedDeletions } from './delayed-deletions.js';
+import { compactIndexSegments } from './segment-compaction.js';
 
 /**
  * Garbage collection and repacking, safe while backups run. No lock stops
@@ -45,6 +46,9 @@ import { DelayedDeletions } from './delayed-deletions.js';
  *    are only recorded (gc/delayed-deletions.ts); each prune first deletes
  *    those recorded longer ago than the delay, so a read that looked a blob
  *    up before a repack still finds the old pack.
+ * 7. Index segments (an accelerator for rebuilds, never needed by a pack):
+ *    those naming packs 4-6 removed are rewritten without them
+ *    (gc/segment-compaction.ts), new ones stored before old ones go.
  * The live set, the candidates and the per-pack counts spill to scratch
  * LMDB files in the repository's tmp/ once they outgrow `spillAt` entries
  * (dag/seen-set.ts, gc/pack-usage.ts): memory stays bounded whatever the
@@ -94,6 +98,9 @@ export interface PruneReport {
   /** packs recorded by earlier prunes, deleted from the storage now that their delay passed */
   delayed_packs_deleted: number;
   delayed_bytes_deleted: number;
+  /** index segments naming packs now gone (or small ones) replaced by new ones with the live packs (gc/segment-compaction.ts) */
+  index_segments_replaced: number;
+  index_segments_written: number;
   bytes_before: number;
   bytes_after: number;
   duration_s: number;
@@ -169,6 +176,8 @@ async function collect(
     packs_pending_deletion: 0,
     delayed_packs_deleted: 0,
     delayed_bytes_deleted: 0,
+    index_segments_replaced: 0,
+    index_segments_written: 0,
     bytes_before: bytesBefore,
     bytes_after: bytesBefore,
     duration_s: 0,
@@ -234,6 +243,14 @@ async function collect(
     if (fs.statSync(f).mtimeMs < old) fs.rmSync(f, { force: true }), report.tmp_files_deleted++;
   }
   report.packs_pending_deletion = deletions.count();
+
+  // 7. Index segments: the repacks' packs get theirs, then stale and small ones are compacted.
+  await repo.flushIndexSegments();
+  const segments = await repo.storage.listIndexSegments(); // before the pack listing: see compactIndexSegments
+  const stored = new Set((await repo.storage.listPacks()).map((p) => p.id));
+  const compacted = await compactIndexSegments(repo.storage, segments, (id) => !stored.has(id) || deletions.has(id));
+  report.index_segments_replaced = compacted.segments_replaced;
+  report.index_segments_written = compacted.segments_written;
   report.bytes_after = repo.storedBytes();
   report.duration_s = (repo.clock.now() - started) / 1000;
   return report;

@@ -48,3 +48,23 @@ export interface PackEntry {
   length: number;
   hash: Buffer;
 }
+
+/** Write trailer entry `e` at `o` in `buf` (TRAILER_ENTRY layout; index segments carry the same entries). */
+export function writeTrailerEntry(buf: Buffer, o: number, e: PackEntry): void {
+  e.id.copy(buf, o + TRAILER_ENTRY.id);
+  buf[o + TRAILER_ENTRY.type] = e.type;
+  buf.writeUInt32BE(e.offset, o + TRAILER_ENTRY.offset);
+  buf.writeUInt32BE(e.length, o + TRAILER_ENTRY.length);
+  e.hash.copy(buf, o + TRAILER_ENTRY.hash);
+}
+
+/** The trailer entry at `o` in `buf`, copied out of it. */
+export function readTrailerEntry(buf: Buffer, o: number): PackEntry {
+  return {
+    id: Buffer.from(buf.subarray(o + TRAILER_ENTRY.id, o + TRAILER_ENTRY.type)),
+    type: buf[o + TRAILER_ENTRY.type],
+    offset: buf.readUInt32BE(o + TRAILER_ENTRY.offset),
+    length: buf.readUInt32BE(o + TRAILER_ENTRY.length),
+    hash: Buffer.from(buf.subarray(o + TRAILER_ENTRY.hash, o + TRAILER_ENTRY.hash + TRAILER_HASH_SIZE)),
+  };
+}

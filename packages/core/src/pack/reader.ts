@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { corrupt } from '../errors.js';
 import { storageHash, toHex } from '../ids.js';
-import { TRAILER_ENTRY, TRAILER_HASH_SIZE, PACK_FOOTER, FOOTER_SIZE, PACK_HEADER, PACK_HEADER_SIZE, PACK_MAGIC, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
+import { PACK_FOOTER, readTrailerEntry, FOOTER_SIZE, PACK_HEADER, PACK_HEADER_SIZE, PACK_MAGIC, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
 
 /** Read `length` bytes at `offset`, failing clearly when the file is shorter (a truncated pack). */
 export async function readAt(file: fs.promises.FileHandle, offset: number, length: number, what: string): Promise<Buffer> {
@@ -45,14 +45,7 @@ export async function parseTrailer(size: number, read: PackRead, packFile: strin
   if (!storageHash(t).equals(foot.subarray(PACK_FOOTER.checksum, PACK_FOOTER.magic))) throw corrupt(`pack ${packFile} trailer is damaged (checksum mismatch)`);
   const entries: PackEntry[] = [];
   for (let i = 0; i < n; i++) {
-    const o = i * TRAILER_ENTRY_SIZE;
-    const e: PackEntry = {
-      id: Buffer.from(t.subarray(o + TRAILER_ENTRY.id, o + TRAILER_ENTRY.type)),
-      type: t[o + TRAILER_ENTRY.type],
-      offset: t.readUInt32BE(o + TRAILER_ENTRY.offset),
-      length: t.readUInt32BE(o + TRAILER_ENTRY.length),
-      hash: Buffer.from(t.subarray(o + TRAILER_ENTRY.hash, o + TRAILER_ENTRY.hash + TRAILER_HASH_SIZE)),
-    };
+    const e = readTrailerEntry(t, i * TRAILER_ENTRY_SIZE);
     if (e.offset < PACK_HEADER_SIZE || e.offset + e.length > tstart) throw corrupt(`pack ${packFile} trailer entry ${i} points outside the pack`);
     entries.push(e);
   }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { storageHash } from '../ids.js';
 import { claimSpace, diskFull, isNoSpace } from '../storage-space.js';
-import { TRAILER_ENTRY, PACK_FOOTER, FOOTER_SIZE, PACK_HEADER, PACK_HEADER_SIZE, PACK_MAGIC, PACK_VERSION, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
+import { writeTrailerEntry, PACK_FOOTER, FOOTER_SIZE, PACK_HEADER, PACK_HEADER_SIZE, PACK_MAGIC, PACK_VERSION, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
 
 export function packPath(packsDir: string, packId: string): string {
   return path.join(packsDir, packId.slice(0, 2), `${packId}.pack`);
@@ -11,14 +11,7 @@ export function packPath(packsDir: string, packId: string): string {
 
 export function encodeTrailer(entries: PackEntry[]): Buffer {
   const t = Buffer.alloc(entries.length * TRAILER_ENTRY_SIZE);
-  entries.forEach((e, i) => {
-    const o = i * TRAILER_ENTRY_SIZE;
-    e.id.copy(t, o + TRAILER_ENTRY.id);
-    t[o + TRAILER_ENTRY.type] = e.type;
-    t.writeUInt32BE(e.offset, o + TRAILER_ENTRY.offset);
-    t.writeUInt32BE(e.length, o + TRAILER_ENTRY.length);
-    e.hash.copy(t, o + TRAILER_ENTRY.hash);
-  });
+  entries.forEach((e, i) => writeTrailerEntry(t, i * TRAILER_ENTRY_SIZE, e));
   const foot = Buffer.alloc(FOOTER_SIZE);
   foot.writeUInt32BE(entries.length, PACK_FOOTER.count);
   storageHash(t).copy(foot, PACK_FOOTER.checksum);

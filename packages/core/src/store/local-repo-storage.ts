@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_DIRS, REPO_FILES } from '../formats.js';
-import { atomicWrite } from '../fsutil.js';
+import crypto from 'node:crypto';
+import { corrupt, KeepError } from '../errors.js';
+import { INDEX_SEGMENT_SUFFIX, REPO_DIRS, REPO_FILES } from '../formats.js';
+import { atomicWrite, fsyncDir } from '../fsutil.js';
 import type { PackEntry } from '../pack/format.js';
 import { type BlobSpan, PackHandles, readBlobRun, readTrailer, type StoredBytes } from '../pack/reader.js';
 import { movePackIntoPlace, packPath, type SealedPack } from '../pack/writer.js';
@@ -51,6 +53,7 @@ export class LocalRepoStorage implements RepoStorage {
   readonly deleteDelayMs = 0;
   readonly packsDir: string;
   private readonly snapsDir: string;
+  private readonly segmentsDir: string;
   private readonly handles = new PackHandles();
   readonly keyFiles: KeyFileTexts;
 
@@ -59,6 +62,7 @@ export class LocalRepoStorage implements RepoStorage {
     this.tmpDir = path.join(dir, REPO_DIRS.tmp);
     this.packsDir = path.join(dir, REPO_DIRS.packs);
     this.snapsDir = path.join(dir, REPO_DIRS.snapshots);
+    this.segmentsDir = path.join(dir, REPO_DIRS.index);
     this.keyFiles = new LocalKeyFiles(path.join(dir, REPO_DIRS.keys));
   }
 
@@ -97,6 +101,55 @@ export class LocalRepoStorage implements RepoStorage {
 
   packBytes(): number {
     return this.listPacksSync().reduce((n, p) => n + p.size, 0);
+  }
+
+  private segmentFile(name: string): string {
+    return path.join(this.segmentsDir, `${name}${INDEX_SEGMENT_SUFFIX}`);
+  }
+
+  /** tmp/ -> fsync -> link into index/ (a link, unlike a rename, refuses an existing name) -> directory fsync. */
+  async putIndexSegment(name: string, bytes: Buffer): Promise<void> {
+    fs.mkdirSync(this.segmentsDir, { recursive: true });
+    const tmp = path.join(this.tmpDir, `${name}.${crypto.randomBytes(4).toString('hex')}${INDEX_SEGMENT_SUFFIX}.tmp`);
+    const fd = fs.openSync(tmp, 'wx', 0o666);
+    try {
+      fs.writeFileSync(fd, bytes);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.linkSync(tmp, this.segmentFile(name));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new KeepError('ALREADY_EXISTS', `index segment ${name} exists`);
+      throw e;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+    fsyncDir(this.segmentsDir);
+  }
+
+  async listIndexSegments(): Promise<string[]> {
+    if (!fs.existsSync(this.segmentsDir)) return [];
+    return fs
+      .readdirSync(this.segmentsDir)
+      .filter((n) => n.endsWith(INDEX_SEGMENT_SUFFIX))
+      .map((n) => n.slice(0, -INDEX_SEGMENT_SUFFIX.length))
+      .sort();
+  }
+
+  async readIndexSegment(name: string): Promise<Buffer> {
+    try {
+      return fs.readFileSync(this.segmentFile(name));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw corrupt(`index segment ${name} is missing`);
+      throw e;
+    }
+  }
+
+  async deleteIndexSegments(names: string[]): Promise<void> {
+    for (const n of names) fs.rmSync(this.segmentFile(n), { force: true });
+    if (names.length) fsyncDir(this.segmentsDir);
   }
 
   async snapshotIds(): Promise<string[]> {

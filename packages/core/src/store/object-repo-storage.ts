@@ -19,6 +19,7 @@ import type { KeyFileTexts, RepoStorage, StoredPack, WriterHold } from './repo-s
 const PACK_KEY = /^packs\/[0-9a-f]{2}\/([0-9a-f]+)\.pack$/;
 const SNAPSHOT_KEY = /^snapshots\/([0-9a-f]+)\.json$/;
 const KEY_FILE_KEY = /^keys\/([^/]+)\.json$/;
+const INDEX_SEGMENT_KEY = /^index\/([^/]+)\.seg$/;
 
 /**
  * Key files in the bucket, read once when the repository opens (load) and
@@ -170,6 +171,39 @@ export class ObjectRepoStorage implements RepoStorage {
   /** A list of the bucket per figure would cost requests: the index's pack sizes count. */
   packBytes(): undefined {
     return undefined;
+  }
+
+  async putIndexSegment(name: string, bytes: Buffer): Promise<void> {
+    this.writable();
+    try {
+      await this.store.put(repoKeys.indexSegment(name), bytes, { ifNoneMatch: '*' });
+    } catch (e) {
+      if (isStoreError(e, 'precondition-failed')) throw new KeepError('ALREADY_EXISTS', `index segment ${name} exists`);
+      throw e;
+    }
+  }
+
+  async listIndexSegments(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const o of listAll(this.store, repoKeys.indexPrefix)) {
+      const name = INDEX_SEGMENT_KEY.exec(o.key)?.[1];
+      if (name) out.push(name);
+    }
+    return out.sort();
+  }
+
+  async readIndexSegment(name: string): Promise<Buffer> {
+    try {
+      return (await this.store.get(repoKeys.indexSegment(name))).bytes;
+    } catch (e) {
+      if (isStoreError(e, 'not-found')) throw corrupt(`index segment ${name} is missing`);
+      throw e;
+    }
+  }
+
+  async deleteIndexSegments(names: string[]): Promise<void> {
+    this.writable();
+    if (names.length) await this.store.deleteMany(names.map(repoKeys.indexSegment));
   }
 
   async snapshotIds(): Promise<string[]> {

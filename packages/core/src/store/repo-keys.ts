@@ -1,4 +1,4 @@
-import { REPO_DIRS, REPO_FILES, STORE_OBJECTS } from '../formats.js';
+import { INDEX_SEGMENT_SUFFIX, REPO_DIRS, REPO_FILES, STORE_OBJECTS } from '../formats.js';
 
 /**
  * The object keys of a repository's files (formats.ts): in a LocalDirectoryStore
@@ -11,7 +11,9 @@ export const repoKeys = {
   packsPrefix: `${REPO_DIRS.packs}/`,
   snapshotsPrefix: `${REPO_DIRS.snapshots}/`,
   keysPrefix: `${REPO_DIRS.keys}/`,
+  indexPrefix: `${REPO_DIRS.index}/`,
   pack: (packId: string) => `${REPO_DIRS.packs}/${packId.slice(0, 2)}/${packId}.pack`,
   snapshot: (snapshotId: string) => `${REPO_DIRS.snapshots}/${snapshotId}.json`,
   keyFile: (keyId: string) => `${REPO_DIRS.keys}/${keyId}.json`,
+  indexSegment: (name: string) => `${REPO_DIRS.index}/${name}${INDEX_SEGMENT_SUFFIX}`,
 } as const;

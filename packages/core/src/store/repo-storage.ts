@@ -54,6 +54,15 @@ export interface RepoStorage {
   /** Bytes in packs where that is cheap to learn synchronously (files); undefined: the index's pack sizes count. */
   packBytes(): number | undefined;
 
+  /** Store index segment `name` (index/segment-format.ts), durable when it resolves; create-only: a second one of that name is refused. */
+  putIndexSegment(name: string, bytes: Buffer): Promise<void>;
+  /** The names of every stored index segment, sorted. */
+  listIndexSegments(): Promise<string[]>;
+  /** Segment `name`'s bytes; CORRUPT when it is missing. */
+  readIndexSegment(name: string): Promise<Buffer>;
+  /** Delete segments (a missing one is no error): prune's compaction, after their replacement is stored. */
+  deleteIndexSegments(names: string[]): Promise<void>;
+
   snapshotIds(): Promise<string[]>;
   hasSnapshot(id: string): Promise<boolean>;
   readSnapshot(id: string): Promise<string>;
