@@ -121,7 +121,8 @@ describe.skipIf(unavailable !== undefined)(`keepd on a Ceph RGW bucket${unavaila
     expect(localFiles('packs')).toEqual([]);
     expect(localFiles('snapshots')).toEqual([]);
     expect(localFiles('keys')).toEqual([]);
-    // The commit wrote an index segment beside the packs (index/segment-format.ts), in the bucket too.
+    // The commit started an index segment beside the packs (index/segment-format.ts), in the bucket too, without waiting for it.
+    await waitFor(async () => (await keysUnder('index/')).length > 0, 60_000, 100);
     const segments = await keysUnder('index/');
     expect(segments).toHaveLength(1);
     expect(segments[0]).toMatch(/^index\/[0-9]{15}-[0-9a-f]{16}\.seg$/);

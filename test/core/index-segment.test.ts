@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeIndexSegment, deriveKeys, emptyStats, encodeIndexSegment, Id, ManualClock, newMasterKey, PackWriter, prune, Repository, sealTree, STATE_TABLES, toHex, TreeBuilder } from '@keep/core';
+import { decodeIndexSegment, deriveKeys, emptyStats, encodeIndexSegment, Id, IndexSegmentLog, ManualClock, newMasterKey, PackWriter, prune, Repository, sealTree, SEGMENT_COMMIT_INTERVAL_MS, STATE_TABLES, toHex, TreeBuilder } from '@keep/core';
 import { LocalDirectoryStore, LocalRepoStorage, ObjectRepoStorage, type RepoStorage } from '@keep/core/store';
 import { entryMeta, expectKeepError, seededDataBlob, tempDir } from './util.js';
 
@@ -98,6 +98,38 @@ function treeOf(data: { id: Id }[]) {
 /** Every index record: id (and copy tag) -> its place. */
 const places = (repo: Repository) => Object.fromEntries([...repo.allRecords()].map(([id, r, tag]) => [`${toHex(id)}/${tag ?? ''}`, `${r.pack}:${r.offset}:${r.length}`]));
 const segmentFiles = (dir: string) => fs.readdirSync(path.join(dir, 'index')).filter((n) => n.endsWith('.seg')).sort();
+
+describe('IndexSegmentLog at snapshot commits', () => {
+  const t = tempDir('index-segment-interval');
+  afterAll(() => t.cleanup());
+
+  it('a commit starts a segment at most once per SEGMENT_COMMIT_INTERVAL_MS (a WAL archive commits every few seconds); the packs between wait for a later one', async () => {
+    const dir = path.join(t.dir, 'local');
+    fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+    const storage = new LocalRepoStorage(dir);
+    const clock = new ManualClock(Date.parse('2026-12-01T00:00:00Z'));
+    const log = new IndexSegmentLog(storage, clock, () => undefined);
+    const [a, b, c] = samplePacks();
+    const written = async () => {
+      await log.settled();
+      return (await storage.listIndexSegments()).length;
+    };
+    log.add(a);
+    log.committed();
+    expect(await written()).toBe(1);
+    clock.advance(SEGMENT_COMMIT_INTERVAL_MS - 1000);
+    log.add(b);
+    log.committed(); // within the interval: b waits
+    expect(await written()).toBe(1);
+    clock.advance(1000);
+    log.add(c);
+    log.committed(); // past it: b and c in one segment
+    expect(await written()).toBe(2);
+    const names = await storage.listIndexSegments();
+    const packs = (await Promise.all(names.map(async (n) => decodeIndexSegment(await storage.readIndexSegment(n), n)))).flat();
+    expect(packs.map((p) => p.id).sort()).toEqual([a, b, c].map((p) => p.id).sort());
+  });
+});
 
 describe('a repository writes index segments and rebuilds from them', () => {
   const t = tempDir('index-segment-repo');

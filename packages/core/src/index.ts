@@ -45,7 +45,7 @@ export * from './pid-lock.js';
 export { checkLmdbFile } from './index/meta-check.js';
 export type { RebuildReport } from './index/rebuild.js';
 export { encodeIndexSegment, decodeIndexSegment, newIndexSegmentName, type SegmentPack } from './index/segment-format.js';
-export { SEGMENT_PACKS, SEGMENT_ENTRIES } from './index/segment-log.js';
+export { IndexSegmentLog, SEGMENT_PACKS, SEGMENT_ENTRIES, SEGMENT_COMMIT_INTERVAL_MS } from './index/segment-log.js';
 export { compactIndexSegments, type SegmentCompaction } from './gc/segment-compaction.js';
 export { STATE_FILE } from './state-store.js';
 export { reachable } from './gc/reachable.js';

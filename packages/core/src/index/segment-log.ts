@@ -10,11 +10,21 @@ export const SEGMENT_PACKS = 64;
  * small blobs holds thousands, and the pending list and the segment are in memory.
  */
 export const SEGMENT_ENTRIES = 100_000;
+/**
+ * A snapshot commit starts a segment only when none was started for this
+ * long: a WAL archive commits a snapshot per 16 MiB segment, every few
+ * seconds, and a segment per commit would make a rebuild read one object
+ * per pack again (what a trailer costs). The packs waiting in between are
+ * journaled (keepd) and written by SEGMENT_PACKS, the next commit past the
+ * interval, or close.
+ */
+export const SEGMENT_COMMIT_INTERVAL_MS = 60_000;
 
 /**
  * The packs this process published since its last index segment, written as
  * one segment (index/segment-format.ts) when SEGMENT_PACKS or
- * SEGMENT_ENTRIES are pending, at a snapshot commit, and on close. A pack
+ * SEGMENT_ENTRIES are pending, at a snapshot commit (at most once per
+ * SEGMENT_COMMIT_INTERVAL_MS, in the background), and on close. A pack
  * never waits for its segment: a failed write only leaves packs a rebuild
  * reads by their trailers. With a journal (keepd's state.mdb) the waiting
  * packs are also recorded durably, and `recover` writes the segment a killed
@@ -24,6 +34,8 @@ export class IndexSegmentLog {
   private pending: SegmentPack[] = [];
   private pendingEntries = 0;
   private writing: Promise<void> = Promise.resolve();
+  /** when the last segment write started (clock ms) */
+  private lastStarted = -Infinity;
 
   constructor(
     private readonly storage: RepoStorage,
@@ -62,8 +74,19 @@ export class IndexSegmentLog {
     if (this.pending.length >= SEGMENT_PACKS || this.pendingEntries >= SEGMENT_ENTRIES) void this.flush();
   }
 
+  /** A snapshot was committed: start a segment for the waiting packs unless one started within SEGMENT_COMMIT_INTERVAL_MS. Not awaited by the commit. */
+  committed(): void {
+    if (this.pending.length && this.clock.now() - this.lastStarted >= SEGMENT_COMMIT_INTERVAL_MS) void this.flush();
+  }
+
+  /** Resolves once the segment writes started so far are stored or failed (writes none of the waiting packs). */
+  settled(): Promise<void> {
+    return this.writing;
+  }
+
   /** Write the pending packs as one segment (none when nothing waits); resolves once it and every earlier one are stored or failed. Never rejects. */
   flush(): Promise<void> {
+    if (this.pending.length) this.lastStarted = this.clock.now();
     const packs = this.pending;
     this.pending = [];
     this.pendingEntries = 0;
