@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keep/v1/repository.proto.
  */
 export const file_keep_v1_repository: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEigQIKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzEgsKA21hYxgKIAEoCRITCgtzZXJ2ZXJfdGltZRgLIAEoCRITCgtwYXRoc19ncm91cBgMIAEoCRITCgtzZWFsZWRfbWV0YRgNIAEoCRIQCghvcmlnaW5hbBgOIAEoCSJICg1Db21taXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90IjUKDkNvbW1pdFJlc3BvbnNlEiMKCHNuYXBzaG90GAEgASgLMhEua2VlcC52MS5TbmFwc2hvdCIpChNDbG9zZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFgoUQ2xvc2VTZXNzaW9uUmVzcG9uc2UiJgoUTGlzdFNuYXBzaG90c1JlcXVlc3QSDgoGc291cmNlGAEgASgJIj0KFUxpc3RTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IkoKEFJlYWRCbG9ic1JlcXVlc3QSCwoDaWRzGAEgAygMEhkKEW1heF9tZXNzYWdlX2J5dGVzGAIgASgNEg4KBnNvdXJjZRgDIAEoCSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UiEwoRTGlzdFRva2Vuc1JlcXVlc3QiegoLVG9rZW5SZWNvcmQSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIPCgdzb3VyY2VzGAMgAygJEg0KBWRlZHVwGAQgASgJEhIKCmNyZWF0ZWRfbXMYBSABKAMSDAoEaGFzaBgGIAEoCRIPCgdyZXZva2VkGAcgASgIIjoKEkxpc3RUb2tlbnNSZXNwb25zZRIkCgZ0b2tlbnMYASADKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkIqEECg1Gb3JnZXRSZXF1ZXN0EhYKCWtlZXBfbGFzdBgBIAEoBUgAiAEBEhgKC2tlZXBfaG91cmx5GAIgASgFSAGIAQESFwoKa2VlcF9kYWlseRgDIAEoBUgCiAEBEhgKC2tlZXBfd2Vla2x5GAQgASgFSAOIAQESGQoMa2VlcF9tb250aGx5GAUgASgFSASIAQESGAoLa2VlcF95ZWFybHkYBiABKAVIBYgBARITCgtrZWVwX3dpdGhpbhgHIAEoCRIaChJrZWVwX3dpdGhpbl9ob3VybHkYCCABKAkSGQoRa2VlcF93aXRoaW5fZGFpbHkYCSABKAkSGgoSa2VlcF93aXRoaW5fd2Vla2x5GAogASgJEhsKE2tlZXBfd2l0aGluX21vbnRobHkYCyABKAkSGgoSa2VlcF93aXRoaW5feWVhcmx5GAwgASgJEhEKCWtlZXBfdGFncxgNIAMoCRIOCgZzb3VyY2UYDiABKAkSDAoEdGllchgPIAEoCRIQCghncm91cF9ieRgQIAMoCRIUCgxncm91cF9ieV9zZXQYESABKAgSDwoHZHJ5X3J1bhgSIAEoCBINCgVwcnVuZRgTIAEoCEIMCgpfa2VlcF9sYXN0Qg4KDF9rZWVwX2hvdXJseUINCgtfa2VlcF9kYWlseUIOCgxfa2VlcF93ZWVrbHlCDwoNX2tlZXBfbW9udGhseUIOCgxfa2VlcF95ZWFybHkiJQoORm9yZ2V0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiSgoTU25hcHNob3RSZXBsYWNlbWVudBIOCgZvbGRfaWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90Ik0KF1JlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0EjIKDHJlcGxhY2VtZW50cxgBIAMoCzIcLmtlZXAudjEuU25hcHNob3RSZXBsYWNlbWVudCJAChhSZXBsYWNlU25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCKDAgoJUnVuUmVwb3J0EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRILCgNqb2IYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIQCghzdGFydF9tcxgHIAEoAxIOCgZlbmRfbXMYCCABKAMSDgoGcmVzdWx0GAkgASgJEg0KBWZpbGVzGAogASgEEg0KBWJ5dGVzGAsgASgEEhAKCHNuYXBzaG90GAwgASgJEhMKC2Vycm9yX2NsYXNzGA0gASgJEhAKCHdhcm5pbmdzGA4gASgNEhUKDXNlYWxlZF9kZXRhaWwYDyABKAkiOAoRUmVwb3J0UnVuc1JlcXVlc3QSIwoHcmVwb3J0cxgBIAMoCzISLmtlZXAudjEuUnVuUmVwb3J0IikKElJlcG9ydFJ1bnNSZXNwb25zZRITCgtzZXJ2ZXJfdGltZRgBIAEoCSISChBHZXRTdGF0dXNSZXF1ZXN0IigKEUdldFN0YXR1c1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIhMKEUxpc3RBbGVydHNSZXF1ZXN0IikKEkxpc3RBbGVydHNSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSJLCgxQcnVuZVJlcXVlc3QSDwoHZHJ5X3J1bhgBIAEoCBIZCgxyZXBhY2tfYmVsb3cYAiABKAFIAIgBAUIPCg1fcmVwYWNrX2JlbG93IiQKDVBydW5lUmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiVwoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBHJvbGUYASABKAkSDwoHc291cmNlcxgCIAMoCRITCgthbGxfc291cmNlcxgDIAEoCBINCgVkZWR1cBgEIAEoCSJKChNDcmVhdGVUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEiQKBnJlY29yZBgCIAEoCzIULmtlZXAudjEuVG9rZW5SZWNvcmQiIAoSUmV2b2tlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIhUKE1Jldm9rZVRva2VuUmVzcG9uc2UiQAoQTGlzdEF1ZGl0UmVxdWVzdBINCgVzaW5jZRgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDQoFZXZlbnQYAyABKAkiKQoRTGlzdEF1ZGl0UmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgJIhUKE0dldEF1ZGl0SGVhZFJlcXVlc3QiRgoUR2V0QXVkaXRIZWFkUmVzcG9uc2USCwoDc2VxGAEgASgEEgwKBGhhc2gYAiABKAkSEwoLc2VydmVyX3RpbWUYAyABKAki2QIKC0RyaWxsUmVwb3J0EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIQCghzbmFwc2hvdBgDIAEoCRIMCgRraW5kGAQgASgJEgwKBG1vZGUYBSABKAkSDgoGcmVzdWx0GAYgASgJEhAKCHN0YXJ0X21zGAcgASgDEg4KBmVuZF9tcxgIIAEoAxITCgtkdXJhdGlvbl9tcxgJIAEoBBIQCghzZXR1cF9tcxgKIAEoBBINCgVmaWxlcxgLIAEoBBINCgVieXRlcxgMIAEoBBIWCg5maWxlc192ZXJpZmllZBgNIAEoBBIXCg92ZXJpZnlfZmFpbHVyZXMYDiABKAQSEwoLZXJyb3JfY2xhc3MYDyABKAkSFQoNY29uc2lzdGVudF9tcxgQIAEoBBITCgtwcm9tb3RlZF9tcxgRIAEoBBIXCg9yZWNvdmVyZWRfdG9fbXMYEiABKAMiOwoTUmVwb3J0RHJpbGxzUmVxdWVzdBIkCgZkcmlsbHMYASADKAsyFC5rZWVwLnYxLkRyaWxsUmVwb3J0IisKFFJlcG9ydERyaWxsc1Jlc3BvbnNlEhMKC3NlcnZlcl90aW1lGAEgASgJIiEKEEdldFJlcG9ydFJlcXVlc3QSDQoFc2luY2UYASABKAkiOgoRR2V0UmVwb3J0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkSEAoIbWFya2Rvd24YAiABKAky3w4KEVJlcG9zaXRvcnlTZXJ2aWNlEkIKCUdldENvbmZpZxIZLmtlZXAudjEuR2V0Q29uZmlnUmVxdWVzdBoaLmtlZXAudjEuR2V0Q29uZmlnUmVzcG9uc2USOQoGQWRkS2V5EhYua2VlcC52MS5BZGRLZXlSZXF1ZXN0Ghcua2VlcC52MS5BZGRLZXlSZXNwb25zZRJCCglSZW1vdmVLZXkSGS5rZWVwLnYxLlJlbW92ZUtleVJlcXVlc3QaGi5rZWVwLnYxLlJlbW92ZUtleVJlc3BvbnNlEkgKC09wZW5TZXNzaW9uEhsua2VlcC52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHC5rZWVwLnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USNgoFT2ZmZXISFS5rZWVwLnYxLk9mZmVyUmVxdWVzdBoWLmtlZXAudjEuT2ZmZXJSZXNwb25zZRI9CgZVcGxvYWQSFi5rZWVwLnYxLlVwbG9hZFJlcXVlc3QaFy5rZWVwLnYxLlVwbG9hZFJlc3BvbnNlKAEwARI5CgZDb21taXQSFi5rZWVwLnYxLkNvbW1pdFJlcXVlc3QaFy5rZWVwLnYxLkNvbW1pdFJlc3BvbnNlEksKDENsb3NlU2Vzc2lvbhIcLmtlZXAudjEuQ2xvc2VTZXNzaW9uUmVxdWVzdBodLmtlZXAudjEuQ2xvc2VTZXNzaW9uUmVzcG9uc2USTgoNTGlzdFNuYXBzaG90cxIdLmtlZXAudjEuTGlzdFNuYXBzaG90c1JlcXVlc3QaHi5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXNwb25zZRJECglSZWFkQmxvYnMSGS5rZWVwLnYxLlJlYWRCbG9ic1JlcXVlc3QaGi5rZWVwLnYxLlJlYWRCbG9ic1Jlc3BvbnNlMAESTQoMV2F0Y2hDb21taXRzEhwua2VlcC52MS5XYXRjaENvbW1pdHNSZXF1ZXN0Gh0ua2VlcC52MS5XYXRjaENvbW1pdHNSZXNwb25zZTABEk4KDVJlcG9ydFJlcGxpY2ESHS5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXF1ZXN0Gh4ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVzcG9uc2USRQoKTGlzdFRva2VucxIaLmtlZXAudjEuTGlzdFRva2Vuc1JlcXVlc3QaGy5rZWVwLnYxLkxpc3RUb2tlbnNSZXNwb25zZRI2CgVDaGVjaxIVLmtlZXAudjEuQ2hlY2tSZXF1ZXN0GhYua2VlcC52MS5DaGVja1Jlc3BvbnNlEjYKBVN0YXRzEhUua2VlcC52MS5TdGF0c1JlcXVlc3QaFi5rZWVwLnYxLlN0YXRzUmVzcG9uc2USOQoGRm9yZ2V0EhYua2VlcC52MS5Gb3JnZXRSZXF1ZXN0Ghcua2VlcC52MS5Gb3JnZXRSZXNwb25zZRJXChBSZXBsYWNlU25hcHNob3RzEiAua2VlcC52MS5SZXBsYWNlU25hcHNob3RzUmVxdWVzdBohLmtlZXAudjEuUmVwbGFjZVNuYXBzaG90c1Jlc3BvbnNlEkUKClJlcG9ydFJ1bnMSGi5rZWVwLnYxLlJlcG9ydFJ1bnNSZXF1ZXN0Ghsua2VlcC52MS5SZXBvcnRSdW5zUmVzcG9uc2USQgoJR2V0U3RhdHVzEhkua2VlcC52MS5HZXRTdGF0dXNSZXF1ZXN0Ghoua2VlcC52MS5HZXRTdGF0dXNSZXNwb25zZRJFCgpMaXN0QWxlcnRzEhoua2VlcC52MS5MaXN0QWxlcnRzUmVxdWVzdBobLmtlZXAudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlEjYKBVBydW5lEhUua2VlcC52MS5QcnVuZVJlcXVlc3QaFi5rZWVwLnYxLlBydW5lUmVzcG9uc2USSAoLQ3JlYXRlVG9rZW4SGy5rZWVwLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBocLmtlZXAudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJICgtSZXZva2VUb2tlbhIbLmtlZXAudjEuUmV2b2tlVG9rZW5SZXF1ZXN0Ghwua2VlcC52MS5SZXZva2VUb2tlblJlc3BvbnNlEkIKCUxpc3RBdWRpdBIZLmtlZXAudjEuTGlzdEF1ZGl0UmVxdWVzdBoaLmtlZXAudjEuTGlzdEF1ZGl0UmVzcG9uc2USSwoMR2V0QXVkaXRIZWFkEhwua2VlcC52MS5HZXRBdWRpdEhlYWRSZXF1ZXN0Gh0ua2VlcC52MS5HZXRBdWRpdEhlYWRSZXNwb25zZRJLCgxSZXBvcnREcmlsbHMSHC5rZWVwLnYxLlJlcG9ydERyaWxsc1JlcXVlc3QaHS5rZWVwLnYxLlJlcG9ydERyaWxsc1Jlc3BvbnNlEkIKCUdldFJlcG9ydBIZLmtlZXAudjEuR2V0UmVwb3J0UmVxdWVzdBoaLmtlZXAudjEuR2V0UmVwb3J0UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIoYBChFHZXRDb25maWdSZXNwb25zZRIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhMKC2NvbmZpZ19qc29uGAIgASgJEhYKDmtleV9maWxlc19qc29uGAMgAygJEhEKCXJlYWRfb25seRgEIAEoCBIXCg9iYXRjaGVkX3VwbG9hZHMYBSABKAgiJgoNQWRkS2V5UmVxdWVzdBIVCg1rZXlfZmlsZV9qc29uGAEgASgJIhAKDkFkZEtleVJlc3BvbnNlIiIKEFJlbW92ZUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIhMKEVJlbW92ZUtleVJlc3BvbnNlIkIKEk9wZW5TZXNzaW9uUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZwYXJlbnQYAyABKAkiQwoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGxlYXNlX2V4cGlyZXNfbXMYAiABKAMiLwoMT2ZmZXJSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCwoDaWRzGAIgAygMIiAKDU9mZmVyUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJ3Cg1VcGxvYWRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCgoCaWQYAiABKAwSDAoEZGF0YRgDIAEoDBIUCgxzdG9yYWdlX2hhc2gYBCABKAwSIgoFYmxvYnMYBSADKAsyEy5rZWVwLnYxLlVwbG9hZEJsb2IiPAoKVXBsb2FkQmxvYhIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDCI+Cg1VcGxvYWRCbG9iQWNrEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQiZQoOVXBsb2FkUmVzcG9uc2USCgoCaWQYASABKAwSDgoGc3RvcmVkGAIgASgIEhEKCW5ld19ieXRlcxgDIAEoBBIkCgRhY2tzGAQgAygLMhYua2VlcC52MS5VcGxvYWRCbG9iQWNrIs8BCg1TbmFwc2hvdFN0YXRzEg0KBWZpbGVzGAEgASgEEgwKBGRpcnMYAiABKAQSDQoFYnl0ZXMYAyABKAQSEQoJZmlsZXNfbmV3GAQgASgEEhUKDWZpbGVzX2NoYW5nZWQYBSABKAQSGAoQZmlsZXNfdW5tb2RpZmllZBgGIAEoBBISCgpieXRlc19yZWFkGAcgASgEEhIKCmJ5dGVzX3NlbnQYCCABKAQSEgoKY2h1bmtzX25ldxgJIAEoBBISCgpkdXJhdGlvbl9zGAogASgBIoECCghTbmFwc2hvdBIKCgJpZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEaG9zdBgDIAEoCRIMCgR0aW1lGAQgASgJEg4KBnBhcmVudBgFIAEoCRIMCgRyb290GAYgASgJEgwKBHRhZ3MYByADKAkSDAoEdGllchgIIAEoCRIlCgVzdGF0cxgJIAEoCzIWLmtlZXAudjEuU25hcHNob3RTdGF0cxILCgNtYWMYCiABKAkSEwoLc2VydmVyX3RpbWUYCyABKAkSEwoLcGF0aHNfZ3JvdXAYDCABKAkSEwoLc2VhbGVkX21ldGEYDSABKAkSEAoIb3JpZ2luYWwYDiABKAkiSAoNQ29tbWl0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEiMKCHNuYXBzaG90GAIgASgLMhEua2VlcC52MS5TbmFwc2hvdCI1Cg5Db21taXRSZXNwb25zZRIjCghzbmFwc2hvdBgBIAEoCzIRLmtlZXAudjEuU25hcHNob3QiKQoTQ2xvc2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhYKFENsb3NlU2Vzc2lvblJlc3BvbnNlIiYKFExpc3RTbmFwc2hvdHNSZXF1ZXN0Eg4KBnNvdXJjZRgBIAEoCSI9ChVMaXN0U25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCJKChBSZWFkQmxvYnNSZXF1ZXN0EgsKA2lkcxgBIAMoDBIZChFtYXhfbWVzc2FnZV9ieXRlcxgCIAEoDRIOCgZzb3VyY2UYAyABKAkiZwoRUmVhZEJsb2JzUmVzcG9uc2USCgoCaWQYASABKAwSDAoEZGF0YRgCIAEoDBIUCgxzdG9yYWdlX2hhc2gYAyABKAwSIgoFYmxvYnMYBCADKAsyEy5rZWVwLnYxLlN0b3JlZEJsb2IiPAoKU3RvcmVkQmxvYhIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDCI7CgxDaGVja1JlcXVlc3QSEQoJcmVhZF9kYXRhGAEgASgIEhgKEHJlYWRfZGF0YV9zdWJzZXQYAiABKAEiJAoNQ2hlY2tSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSIOCgxTdGF0c1JlcXVlc3QiVgoNU3RhdHNSZXNwb25zZRIRCglzbmFwc2hvdHMYASABKAQSDQoFYmxvYnMYAiABKAQSDQoFcGFja3MYAyABKAQSFAoMc3RvcmVkX2J5dGVzGAQgASgEIhUKE1dhdGNoQ29tbWl0c1JlcXVlc3QiSQoUV2F0Y2hDb21taXRzUmVzcG9uc2USEwoLc25hcHNob3RfaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBHRpbWUYAyABKAkiVQoUUmVwb3J0UmVwbGljYVJlcXVlc3QSEgoKcmVwbGljYV9pZBgBIAEoCRIUCgxzbmFwc2hvdF9pZHMYAiADKAkSEwoLbmV3ZXN0X3RpbWUYAyABKAkiFwoVUmVwb3J0UmVwbGljYVJlc3BvbnNlIhMKEUxpc3RUb2tlbnNSZXF1ZXN0InoKC1Rva2VuUmVjb3JkEgoKAmlkGAEgASgJEgwKBHJvbGUYAiABKAkSDwoHc291cmNlcxgDIAMoCRINCgVkZWR1cBgEIAEoCRISCgpjcmVhdGVkX21zGAUgASgDEgwKBGhhc2gYBiABKAkSDwoHcmV2b2tlZBgHIAEoCCI6ChJMaXN0VG9rZW5zUmVzcG9uc2USJAoGdG9rZW5zGAEgAygLMhQua2VlcC52MS5Ub2tlblJlY29yZCKhBAoNRm9yZ2V0UmVxdWVzdBIWCglrZWVwX2xhc3QYASABKAVIAIgBARIYCgtrZWVwX2hvdXJseRgCIAEoBUgBiAEBEhcKCmtlZXBfZGFpbHkYAyABKAVIAogBARIYCgtrZWVwX3dlZWtseRgEIAEoBUgDiAEBEhkKDGtlZXBfbW9udGhseRgFIAEoBUgEiAEBEhgKC2tlZXBfeWVhcmx5GAYgASgFSAWIAQESEwoLa2VlcF93aXRoaW4YByABKAkSGgoSa2VlcF93aXRoaW5faG91cmx5GAggASgJEhkKEWtlZXBfd2l0aGluX2RhaWx5GAkgASgJEhoKEmtlZXBfd2l0aGluX3dlZWtseRgKIAEoCRIbChNrZWVwX3dpdGhpbl9tb250aGx5GAsgASgJEhoKEmtlZXBfd2l0aGluX3llYXJseRgMIAEoCRIRCglrZWVwX3RhZ3MYDSADKAkSDgoGc291cmNlGA4gASgJEgwKBHRpZXIYDyABKAkSEAoIZ3JvdXBfYnkYECADKAkSFAoMZ3JvdXBfYnlfc2V0GBEgASgIEg8KB2RyeV9ydW4YEiABKAgSDQoFcHJ1bmUYEyABKAhCDAoKX2tlZXBfbGFzdEIOCgxfa2VlcF9ob3VybHlCDQoLX2tlZXBfZGFpbHlCDgoMX2tlZXBfd2Vla2x5Qg8KDV9rZWVwX21vbnRobHlCDgoMX2tlZXBfeWVhcmx5IiUKDkZvcmdldFJlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIkoKE1NuYXBzaG90UmVwbGFjZW1lbnQSDgoGb2xkX2lkGAEgASgJEiMKCHNuYXBzaG90GAIgASgLMhEua2VlcC52MS5TbmFwc2hvdCJNChdSZXBsYWNlU25hcHNob3RzUmVxdWVzdBIyCgxyZXBsYWNlbWVudHMYASADKAsyHC5rZWVwLnYxLlNuYXBzaG90UmVwbGFjZW1lbnQiQAoYUmVwbGFjZVNuYXBzaG90c1Jlc3BvbnNlEiQKCXNuYXBzaG90cxgBIAMoCzIRLmtlZXAudjEuU25hcHNob3QigwIKCVJ1blJlcG9ydBIKCgJpZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSCwoDam9iGAMgASgJEgwKBGtpbmQYBCABKAkSDgoGcmVhc29uGAUgASgJEg8KB2F0dGVtcHQYBiABKA0SEAoIc3RhcnRfbXMYByABKAMSDgoGZW5kX21zGAggASgDEg4KBnJlc3VsdBgJIAEoCRINCgVmaWxlcxgKIAEoBBINCgVieXRlcxgLIAEoBBIQCghzbmFwc2hvdBgMIAEoCRITCgtlcnJvcl9jbGFzcxgNIAEoCRIQCgh3YXJuaW5ncxgOIAEoDRIVCg1zZWFsZWRfZGV0YWlsGA8gASgJIjgKEVJlcG9ydFJ1bnNSZXF1ZXN0EiMKB3JlcG9ydHMYASADKAsyEi5rZWVwLnYxLlJ1blJlcG9ydCIpChJSZXBvcnRSdW5zUmVzcG9uc2USEwoLc2VydmVyX3RpbWUYASABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCIoChFHZXRTdGF0dXNSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSITChFMaXN0QWxlcnRzUmVxdWVzdCIpChJMaXN0QWxlcnRzUmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiSwoMUHJ1bmVSZXF1ZXN0Eg8KB2RyeV9ydW4YASABKAgSGQoMcmVwYWNrX2JlbG93GAIgASgBSACIAQFCDwoNX3JlcGFja19iZWxvdyIkCg1QcnVuZVJlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIlcKEkNyZWF0ZVRva2VuUmVxdWVzdBIMCgRyb2xlGAEgASgJEg8KB3NvdXJjZXMYAiADKAkSEwoLYWxsX3NvdXJjZXMYAyABKAgSDQoFZGVkdXAYBCABKAkiSgoTQ3JlYXRlVG9rZW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIkCgZyZWNvcmQYAiABKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkIiAKElJldm9rZVRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCSIVChNSZXZva2VUb2tlblJlc3BvbnNlIkAKEExpc3RBdWRpdFJlcXVlc3QSDQoFc2luY2UYASABKAkSDgoGc291cmNlGAIgASgJEg0KBWV2ZW50GAMgASgJIikKEUxpc3RBdWRpdFJlc3BvbnNlEhQKDHJlY29yZHNfanNvbhgBIAEoCSIVChNHZXRBdWRpdEhlYWRSZXF1ZXN0IkYKFEdldEF1ZGl0SGVhZFJlc3BvbnNlEgsKA3NlcRgBIAEoBBIMCgRoYXNoGAIgASgJEhMKC3NlcnZlcl90aW1lGAMgASgJItkCCgtEcmlsbFJlcG9ydBIKCgJpZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSEAoIc25hcHNob3QYAyABKAkSDAoEa2luZBgEIAEoCRIMCgRtb2RlGAUgASgJEg4KBnJlc3VsdBgGIAEoCRIQCghzdGFydF9tcxgHIAEoAxIOCgZlbmRfbXMYCCABKAMSEwoLZHVyYXRpb25fbXMYCSABKAQSEAoIc2V0dXBfbXMYCiABKAQSDQoFZmlsZXMYCyABKAQSDQoFYnl0ZXMYDCABKAQSFgoOZmlsZXNfdmVyaWZpZWQYDSABKAQSFwoPdmVyaWZ5X2ZhaWx1cmVzGA4gASgEEhMKC2Vycm9yX2NsYXNzGA8gASgJEhUKDWNvbnNpc3RlbnRfbXMYECABKAQSEwoLcHJvbW90ZWRfbXMYESABKAQSFwoPcmVjb3ZlcmVkX3RvX21zGBIgASgDIjsKE1JlcG9ydERyaWxsc1JlcXVlc3QSJAoGZHJpbGxzGAEgAygLMhQua2VlcC52MS5EcmlsbFJlcG9ydCIrChRSZXBvcnREcmlsbHNSZXNwb25zZRITCgtzZXJ2ZXJfdGltZRgBIAEoCSIhChBHZXRSZXBvcnRSZXF1ZXN0Eg0KBXNpbmNlGAEgASgJIjoKEUdldFJlcG9ydFJlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJEhAKCG1hcmtkb3duGAIgASgJMt8OChFSZXBvc2l0b3J5U2VydmljZRJCCglHZXRDb25maWcSGS5rZWVwLnYxLkdldENvbmZpZ1JlcXVlc3QaGi5rZWVwLnYxLkdldENvbmZpZ1Jlc3BvbnNlEjkKBkFkZEtleRIWLmtlZXAudjEuQWRkS2V5UmVxdWVzdBoXLmtlZXAudjEuQWRkS2V5UmVzcG9uc2USQgoJUmVtb3ZlS2V5Ehkua2VlcC52MS5SZW1vdmVLZXlSZXF1ZXN0Ghoua2VlcC52MS5SZW1vdmVLZXlSZXNwb25zZRJICgtPcGVuU2Vzc2lvbhIbLmtlZXAudjEuT3BlblNlc3Npb25SZXF1ZXN0Ghwua2VlcC52MS5PcGVuU2Vzc2lvblJlc3BvbnNlEjYKBU9mZmVyEhUua2VlcC52MS5PZmZlclJlcXVlc3QaFi5rZWVwLnYxLk9mZmVyUmVzcG9uc2USPQoGVXBsb2FkEhYua2VlcC52MS5VcGxvYWRSZXF1ZXN0Ghcua2VlcC52MS5VcGxvYWRSZXNwb25zZSgBMAESOQoGQ29tbWl0EhYua2VlcC52MS5Db21taXRSZXF1ZXN0Ghcua2VlcC52MS5Db21taXRSZXNwb25zZRJLCgxDbG9zZVNlc3Npb24SHC5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaHS5rZWVwLnYxLkNsb3NlU2Vzc2lvblJlc3BvbnNlEk4KDUxpc3RTbmFwc2hvdHMSHS5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXF1ZXN0Gh4ua2VlcC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2USRAoJUmVhZEJsb2JzEhkua2VlcC52MS5SZWFkQmxvYnNSZXF1ZXN0Ghoua2VlcC52MS5SZWFkQmxvYnNSZXNwb25zZTABEk0KDFdhdGNoQ29tbWl0cxIcLmtlZXAudjEuV2F0Y2hDb21taXRzUmVxdWVzdBodLmtlZXAudjEuV2F0Y2hDb21taXRzUmVzcG9uc2UwARJOCg1SZXBvcnRSZXBsaWNhEh0ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVxdWVzdBoeLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlc3BvbnNlEkUKCkxpc3RUb2tlbnMSGi5rZWVwLnYxLkxpc3RUb2tlbnNSZXF1ZXN0Ghsua2VlcC52MS5MaXN0VG9rZW5zUmVzcG9uc2USNgoFQ2hlY2sSFS5rZWVwLnYxLkNoZWNrUmVxdWVzdBoWLmtlZXAudjEuQ2hlY2tSZXNwb25zZRI2CgVTdGF0cxIVLmtlZXAudjEuU3RhdHNSZXF1ZXN0GhYua2VlcC52MS5TdGF0c1Jlc3BvbnNlEjkKBkZvcmdldBIWLmtlZXAudjEuRm9yZ2V0UmVxdWVzdBoXLmtlZXAudjEuRm9yZ2V0UmVzcG9uc2USVwoQUmVwbGFjZVNuYXBzaG90cxIgLmtlZXAudjEuUmVwbGFjZVNuYXBzaG90c1JlcXVlc3QaIS5rZWVwLnYxLlJlcGxhY2VTbmFwc2hvdHNSZXNwb25zZRJFCgpSZXBvcnRSdW5zEhoua2VlcC52MS5SZXBvcnRSdW5zUmVxdWVzdBobLmtlZXAudjEuUmVwb3J0UnVuc1Jlc3BvbnNlEkIKCUdldFN0YXR1cxIZLmtlZXAudjEuR2V0U3RhdHVzUmVxdWVzdBoaLmtlZXAudjEuR2V0U3RhdHVzUmVzcG9uc2USRQoKTGlzdEFsZXJ0cxIaLmtlZXAudjEuTGlzdEFsZXJ0c1JlcXVlc3QaGy5rZWVwLnYxLkxpc3RBbGVydHNSZXNwb25zZRI2CgVQcnVuZRIVLmtlZXAudjEuUHJ1bmVSZXF1ZXN0GhYua2VlcC52MS5QcnVuZVJlc3BvbnNlEkgKC0NyZWF0ZVRva2VuEhsua2VlcC52MS5DcmVhdGVUb2tlblJlcXVlc3QaHC5rZWVwLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USSAoLUmV2b2tlVG9rZW4SGy5rZWVwLnYxLlJldm9rZVRva2VuUmVxdWVzdBocLmtlZXAudjEuUmV2b2tlVG9rZW5SZXNwb25zZRJCCglMaXN0QXVkaXQSGS5rZWVwLnYxLkxpc3RBdWRpdFJlcXVlc3QaGi5rZWVwLnYxLkxpc3RBdWRpdFJlc3BvbnNlEksKDEdldEF1ZGl0SGVhZBIcLmtlZXAudjEuR2V0QXVkaXRIZWFkUmVxdWVzdBodLmtlZXAudjEuR2V0QXVkaXRIZWFkUmVzcG9uc2USSwoMUmVwb3J0RHJpbGxzEhwua2VlcC52MS5SZXBvcnREcmlsbHNSZXF1ZXN0Gh0ua2VlcC52MS5SZXBvcnREcmlsbHNSZXNwb25zZRJCCglHZXRSZXBvcnQSGS5rZWVwLnYxLkdldFJlcG9ydFJlcXVlc3QaGi5rZWVwLnYxLkdldFJlcG9ydFJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message keep.v1.GetConfigRequest
@@ -68,6 +68,13 @@ export type GetConfigResponse = Message<"keep.v1.GetConfigResponse"> & {
    * @generated from field: bool read_only = 4;
    */
   readOnly: boolean;
+
+  /**
+   * issue 21: batched uploads: this keepd takes UploadRequest.blobs
+   *
+   * @generated from field: bool batched_uploads = 5;
+   */
+  batchedUploads: boolean;
 };
 
 /**
@@ -260,6 +267,18 @@ export type UploadRequest = Message<"keep.v1.UploadRequest"> & {
    * @generated from field: bytes storage_hash = 4;
    */
   storageHash: Uint8Array;
+
+  /**
+   * ---- issue 21: batched uploads ----
+   * Several blobs in one message, instead of fields 2-4 (never both): keepd
+   * takes them in one turn and answers one UploadResponse with an ack per
+   * blob, in order. Sent only to a keepd whose GetConfigResponse sets
+   * batched_uploads; each blob obeys the single blob's limits, the message
+   * keepd's message size limit and MAX_UPLOAD_BATCH_BLOBS.
+   *
+   * @generated from field: repeated keep.v1.UploadBlob blobs = 5;
+   */
+  blobs: UploadBlob[];
 };
 
 /**
@@ -268,6 +287,64 @@ export type UploadRequest = Message<"keep.v1.UploadRequest"> & {
  */
 export const UploadRequestSchema: GenMessage<UploadRequest> = /*@__PURE__*/
   messageDesc(file_keep_v1_repository, 10);
+
+/**
+ * issue 21: batched uploads (one blob of UploadRequest.blobs)
+ *
+ * @generated from message keep.v1.UploadBlob
+ */
+export type UploadBlob = Message<"keep.v1.UploadBlob"> & {
+  /**
+   * @generated from field: bytes id = 1;
+   */
+  id: Uint8Array;
+
+  /**
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * @generated from field: bytes storage_hash = 3;
+   */
+  storageHash: Uint8Array;
+};
+
+/**
+ * Describes the message keep.v1.UploadBlob.
+ * Use `create(UploadBlobSchema)` to create a new message.
+ */
+export const UploadBlobSchema: GenMessage<UploadBlob> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 11);
+
+/**
+ * issue 21: batched uploads (one ack of UploadResponse.acks, as fields 1-3)
+ *
+ * @generated from message keep.v1.UploadBlobAck
+ */
+export type UploadBlobAck = Message<"keep.v1.UploadBlobAck"> & {
+  /**
+   * @generated from field: bytes id = 1;
+   */
+  id: Uint8Array;
+
+  /**
+   * @generated from field: bool stored = 2;
+   */
+  stored: boolean;
+
+  /**
+   * @generated from field: uint64 new_bytes = 3;
+   */
+  newBytes: bigint;
+};
+
+/**
+ * Describes the message keep.v1.UploadBlobAck.
+ * Use `create(UploadBlobAckSchema)` to create a new message.
+ */
+export const UploadBlobAckSchema: GenMessage<UploadBlobAck> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 12);
 
 /**
  * @generated from message keep.v1.UploadResponse
@@ -291,6 +368,13 @@ export type UploadResponse = Message<"keep.v1.UploadResponse"> & {
    * @generated from field: uint64 new_bytes = 3;
    */
   newBytes: bigint;
+
+  /**
+   * issue 21: batched uploads: the acks of a batch, in its order (fields 1-3 unset)
+   *
+   * @generated from field: repeated keep.v1.UploadBlobAck acks = 4;
+   */
+  acks: UploadBlobAck[];
 };
 
 /**
@@ -298,7 +382,7 @@ export type UploadResponse = Message<"keep.v1.UploadResponse"> & {
  * Use `create(UploadResponseSchema)` to create a new message.
  */
 export const UploadResponseSchema: GenMessage<UploadResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 11);
+  messageDesc(file_keep_v1_repository, 13);
 
 /**
  * @generated from message keep.v1.SnapshotStats
@@ -360,7 +444,7 @@ export type SnapshotStats = Message<"keep.v1.SnapshotStats"> & {
  * Use `create(SnapshotStatsSchema)` to create a new message.
  */
 export const SnapshotStatsSchema: GenMessage<SnapshotStats> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 12);
+  messageDesc(file_keep_v1_repository, 14);
 
 /**
  * @generated from message keep.v1.Snapshot
@@ -456,7 +540,7 @@ export type Snapshot = Message<"keep.v1.Snapshot"> & {
  * Use `create(SnapshotSchema)` to create a new message.
  */
 export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 13);
+  messageDesc(file_keep_v1_repository, 15);
 
 /**
  * @generated from message keep.v1.CommitRequest
@@ -482,7 +566,7 @@ export type CommitRequest = Message<"keep.v1.CommitRequest"> & {
  * Use `create(CommitRequestSchema)` to create a new message.
  */
 export const CommitRequestSchema: GenMessage<CommitRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 14);
+  messageDesc(file_keep_v1_repository, 16);
 
 /**
  * @generated from message keep.v1.CommitResponse
@@ -499,7 +583,7 @@ export type CommitResponse = Message<"keep.v1.CommitResponse"> & {
  * Use `create(CommitResponseSchema)` to create a new message.
  */
 export const CommitResponseSchema: GenMessage<CommitResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 15);
+  messageDesc(file_keep_v1_repository, 17);
 
 /**
  * @generated from message keep.v1.CloseSessionRequest
@@ -516,7 +600,7 @@ export type CloseSessionRequest = Message<"keep.v1.CloseSessionRequest"> & {
  * Use `create(CloseSessionRequestSchema)` to create a new message.
  */
 export const CloseSessionRequestSchema: GenMessage<CloseSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 16);
+  messageDesc(file_keep_v1_repository, 18);
 
 /**
  * @generated from message keep.v1.CloseSessionResponse
@@ -529,7 +613,7 @@ export type CloseSessionResponse = Message<"keep.v1.CloseSessionResponse"> & {
  * Use `create(CloseSessionResponseSchema)` to create a new message.
  */
 export const CloseSessionResponseSchema: GenMessage<CloseSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 17);
+  messageDesc(file_keep_v1_repository, 19);
 
 /**
  * @generated from message keep.v1.ListSnapshotsRequest
@@ -548,7 +632,7 @@ export type ListSnapshotsRequest = Message<"keep.v1.ListSnapshotsRequest"> & {
  * Use `create(ListSnapshotsRequestSchema)` to create a new message.
  */
 export const ListSnapshotsRequestSchema: GenMessage<ListSnapshotsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 18);
+  messageDesc(file_keep_v1_repository, 20);
 
 /**
  * @generated from message keep.v1.ListSnapshotsResponse
@@ -565,7 +649,7 @@ export type ListSnapshotsResponse = Message<"keep.v1.ListSnapshotsResponse"> & {
  * Use `create(ListSnapshotsResponseSchema)` to create a new message.
  */
 export const ListSnapshotsResponseSchema: GenMessage<ListSnapshotsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 19);
+  messageDesc(file_keep_v1_repository, 21);
 
 /**
  * @generated from message keep.v1.ReadBlobsRequest
@@ -603,7 +687,7 @@ export type ReadBlobsRequest = Message<"keep.v1.ReadBlobsRequest"> & {
  * Use `create(ReadBlobsRequestSchema)` to create a new message.
  */
 export const ReadBlobsRequestSchema: GenMessage<ReadBlobsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 20);
+  messageDesc(file_keep_v1_repository, 22);
 
 /**
  * @generated from message keep.v1.ReadBlobsResponse
@@ -641,7 +725,7 @@ export type ReadBlobsResponse = Message<"keep.v1.ReadBlobsResponse"> & {
  * Use `create(ReadBlobsResponseSchema)` to create a new message.
  */
 export const ReadBlobsResponseSchema: GenMessage<ReadBlobsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 21);
+  messageDesc(file_keep_v1_repository, 23);
 
 /**
  * One blob of a ReadBlobsResponse's `blobs`: the same three fields.
@@ -670,7 +754,7 @@ export type StoredBlob = Message<"keep.v1.StoredBlob"> & {
  * Use `create(StoredBlobSchema)` to create a new message.
  */
 export const StoredBlobSchema: GenMessage<StoredBlob> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 22);
+  messageDesc(file_keep_v1_repository, 24);
 
 /**
  * @generated from message keep.v1.CheckRequest
@@ -692,7 +776,7 @@ export type CheckRequest = Message<"keep.v1.CheckRequest"> & {
  * Use `create(CheckRequestSchema)` to create a new message.
  */
 export const CheckRequestSchema: GenMessage<CheckRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 23);
+  messageDesc(file_keep_v1_repository, 25);
 
 /**
  * @generated from message keep.v1.CheckResponse
@@ -711,7 +795,7 @@ export type CheckResponse = Message<"keep.v1.CheckResponse"> & {
  * Use `create(CheckResponseSchema)` to create a new message.
  */
 export const CheckResponseSchema: GenMessage<CheckResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 24);
+  messageDesc(file_keep_v1_repository, 26);
 
 /**
  * @generated from message keep.v1.StatsRequest
@@ -724,7 +808,7 @@ export type StatsRequest = Message<"keep.v1.StatsRequest"> & {
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 25);
+  messageDesc(file_keep_v1_repository, 27);
 
 /**
  * @generated from message keep.v1.StatsResponse
@@ -756,7 +840,7 @@ export type StatsResponse = Message<"keep.v1.StatsResponse"> & {
  * Use `create(StatsResponseSchema)` to create a new message.
  */
 export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 26);
+  messageDesc(file_keep_v1_repository, 28);
 
 /**
  * @generated from message keep.v1.WatchCommitsRequest
@@ -769,7 +853,7 @@ export type WatchCommitsRequest = Message<"keep.v1.WatchCommitsRequest"> & {
  * Use `create(WatchCommitsRequestSchema)` to create a new message.
  */
 export const WatchCommitsRequestSchema: GenMessage<WatchCommitsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 27);
+  messageDesc(file_keep_v1_repository, 29);
 
 /**
  * @generated from message keep.v1.WatchCommitsResponse
@@ -798,7 +882,7 @@ export type WatchCommitsResponse = Message<"keep.v1.WatchCommitsResponse"> & {
  * Use `create(WatchCommitsResponseSchema)` to create a new message.
  */
 export const WatchCommitsResponseSchema: GenMessage<WatchCommitsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 28);
+  messageDesc(file_keep_v1_repository, 30);
 
 /**
  * @generated from message keep.v1.ReportReplicaRequest
@@ -831,7 +915,7 @@ export type ReportReplicaRequest = Message<"keep.v1.ReportReplicaRequest"> & {
  * Use `create(ReportReplicaRequestSchema)` to create a new message.
  */
 export const ReportReplicaRequestSchema: GenMessage<ReportReplicaRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 29);
+  messageDesc(file_keep_v1_repository, 31);
 
 /**
  * @generated from message keep.v1.ReportReplicaResponse
@@ -844,7 +928,7 @@ export type ReportReplicaResponse = Message<"keep.v1.ReportReplicaResponse"> & {
  * Use `create(ReportReplicaResponseSchema)` to create a new message.
  */
 export const ReportReplicaResponseSchema: GenMessage<ReportReplicaResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 30);
+  messageDesc(file_keep_v1_repository, 32);
 
 /**
  * @generated from message keep.v1.ListTokensRequest
@@ -857,7 +941,7 @@ export type ListTokensRequest = Message<"keep.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 31);
+  messageDesc(file_keep_v1_repository, 33);
 
 /**
  * A token as the server stores it: the SHA-256 of the token, never the token.
@@ -914,7 +998,7 @@ export type TokenRecord = Message<"keep.v1.TokenRecord"> & {
  * Use `create(TokenRecordSchema)` to create a new message.
  */
 export const TokenRecordSchema: GenMessage<TokenRecord> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 32);
+  messageDesc(file_keep_v1_repository, 34);
 
 /**
  * @generated from message keep.v1.ListTokensResponse
@@ -931,7 +1015,7 @@ export type ListTokensResponse = Message<"keep.v1.ListTokensResponse"> & {
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 33);
+  messageDesc(file_keep_v1_repository, 35);
 
 /**
  * @generated from message keep.v1.ForgetRequest
@@ -1050,7 +1134,7 @@ export type ForgetRequest = Message<"keep.v1.ForgetRequest"> & {
  * Use `create(ForgetRequestSchema)` to create a new message.
  */
 export const ForgetRequestSchema: GenMessage<ForgetRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 34);
+  messageDesc(file_keep_v1_repository, 36);
 
 /**
  * @generated from message keep.v1.ForgetResponse
@@ -1070,7 +1154,7 @@ export type ForgetResponse = Message<"keep.v1.ForgetResponse"> & {
  * Use `create(ForgetResponseSchema)` to create a new message.
  */
 export const ForgetResponseSchema: GenMessage<ForgetResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 35);
+  messageDesc(file_keep_v1_repository, 37);
 
 /**
  * @generated from message keep.v1.SnapshotReplacement
@@ -1092,7 +1176,7 @@ export type SnapshotReplacement = Message<"keep.v1.SnapshotReplacement"> & {
  * Use `create(SnapshotReplacementSchema)` to create a new message.
  */
 export const SnapshotReplacementSchema: GenMessage<SnapshotReplacement> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 36);
+  messageDesc(file_keep_v1_repository, 38);
 
 /**
  * @generated from message keep.v1.ReplaceSnapshotsRequest
@@ -1109,7 +1193,7 @@ export type ReplaceSnapshotsRequest = Message<"keep.v1.ReplaceSnapshotsRequest">
  * Use `create(ReplaceSnapshotsRequestSchema)` to create a new message.
  */
 export const ReplaceSnapshotsRequestSchema: GenMessage<ReplaceSnapshotsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 37);
+  messageDesc(file_keep_v1_repository, 39);
 
 /**
  * @generated from message keep.v1.ReplaceSnapshotsResponse
@@ -1128,7 +1212,7 @@ export type ReplaceSnapshotsResponse = Message<"keep.v1.ReplaceSnapshotsResponse
  * Use `create(ReplaceSnapshotsResponseSchema)` to create a new message.
  */
 export const ReplaceSnapshotsResponseSchema: GenMessage<ReplaceSnapshotsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 38);
+  messageDesc(file_keep_v1_repository, 40);
 
 /**
  * One run of one agent job. Plaintext holds no file name: the error text and
@@ -1239,7 +1323,7 @@ export type RunReport = Message<"keep.v1.RunReport"> & {
  * Use `create(RunReportSchema)` to create a new message.
  */
 export const RunReportSchema: GenMessage<RunReport> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 39);
+  messageDesc(file_keep_v1_repository, 41);
 
 /**
  * @generated from message keep.v1.ReportRunsRequest
@@ -1258,7 +1342,7 @@ export type ReportRunsRequest = Message<"keep.v1.ReportRunsRequest"> & {
  * Use `create(ReportRunsRequestSchema)` to create a new message.
  */
 export const ReportRunsRequestSchema: GenMessage<ReportRunsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 40);
+  messageDesc(file_keep_v1_repository, 42);
 
 /**
  * @generated from message keep.v1.ReportRunsResponse
@@ -1277,7 +1361,7 @@ export type ReportRunsResponse = Message<"keep.v1.ReportRunsResponse"> & {
  * Use `create(ReportRunsResponseSchema)` to create a new message.
  */
 export const ReportRunsResponseSchema: GenMessage<ReportRunsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 41);
+  messageDesc(file_keep_v1_repository, 43);
 
 /**
  * @generated from message keep.v1.GetStatusRequest
@@ -1290,7 +1374,7 @@ export type GetStatusRequest = Message<"keep.v1.GetStatusRequest"> & {
  * Use `create(GetStatusRequestSchema)` to create a new message.
  */
 export const GetStatusRequestSchema: GenMessage<GetStatusRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 42);
+  messageDesc(file_keep_v1_repository, 44);
 
 /**
  * @generated from message keep.v1.GetStatusResponse
@@ -1309,7 +1393,7 @@ export type GetStatusResponse = Message<"keep.v1.GetStatusResponse"> & {
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 43);
+  messageDesc(file_keep_v1_repository, 45);
 
 /**
  * @generated from message keep.v1.ListAlertsRequest
@@ -1322,7 +1406,7 @@ export type ListAlertsRequest = Message<"keep.v1.ListAlertsRequest"> & {
  * Use `create(ListAlertsRequestSchema)` to create a new message.
  */
 export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 44);
+  messageDesc(file_keep_v1_repository, 46);
 
 /**
  * @generated from message keep.v1.ListAlertsResponse
@@ -1341,7 +1425,7 @@ export type ListAlertsResponse = Message<"keep.v1.ListAlertsResponse"> & {
  * Use `create(ListAlertsResponseSchema)` to create a new message.
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 45);
+  messageDesc(file_keep_v1_repository, 47);
 
 /**
  * @generated from message keep.v1.PruneRequest
@@ -1365,7 +1449,7 @@ export type PruneRequest = Message<"keep.v1.PruneRequest"> & {
  * Use `create(PruneRequestSchema)` to create a new message.
  */
 export const PruneRequestSchema: GenMessage<PruneRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 46);
+  messageDesc(file_keep_v1_repository, 48);
 
 /**
  * @generated from message keep.v1.PruneResponse
@@ -1384,7 +1468,7 @@ export type PruneResponse = Message<"keep.v1.PruneResponse"> & {
  * Use `create(PruneResponseSchema)` to create a new message.
  */
 export const PruneResponseSchema: GenMessage<PruneResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 47);
+  messageDesc(file_keep_v1_repository, 49);
 
 /**
  * @generated from message keep.v1.CreateTokenRequest
@@ -1422,7 +1506,7 @@ export type CreateTokenRequest = Message<"keep.v1.CreateTokenRequest"> & {
  * Use `create(CreateTokenRequestSchema)` to create a new message.
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 48);
+  messageDesc(file_keep_v1_repository, 50);
 
 /**
  * @generated from message keep.v1.CreateTokenResponse
@@ -1446,7 +1530,7 @@ export type CreateTokenResponse = Message<"keep.v1.CreateTokenResponse"> & {
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 49);
+  messageDesc(file_keep_v1_repository, 51);
 
 /**
  * @generated from message keep.v1.RevokeTokenRequest
@@ -1463,7 +1547,7 @@ export type RevokeTokenRequest = Message<"keep.v1.RevokeTokenRequest"> & {
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 50);
+  messageDesc(file_keep_v1_repository, 52);
 
 /**
  * @generated from message keep.v1.RevokeTokenResponse
@@ -1476,7 +1560,7 @@ export type RevokeTokenResponse = Message<"keep.v1.RevokeTokenResponse"> & {
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 51);
+  messageDesc(file_keep_v1_repository, 53);
 
 /**
  * @generated from message keep.v1.ListAuditRequest
@@ -1507,7 +1591,7 @@ export type ListAuditRequest = Message<"keep.v1.ListAuditRequest"> & {
  * Use `create(ListAuditRequestSchema)` to create a new message.
  */
 export const ListAuditRequestSchema: GenMessage<ListAuditRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 52);
+  messageDesc(file_keep_v1_repository, 54);
 
 /**
  * @generated from message keep.v1.ListAuditResponse
@@ -1526,7 +1610,7 @@ export type ListAuditResponse = Message<"keep.v1.ListAuditResponse"> & {
  * Use `create(ListAuditResponseSchema)` to create a new message.
  */
 export const ListAuditResponseSchema: GenMessage<ListAuditResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 53);
+  messageDesc(file_keep_v1_repository, 55);
 
 /**
  * Task f4: GetAuditHead.
@@ -1541,7 +1625,7 @@ export type GetAuditHeadRequest = Message<"keep.v1.GetAuditHeadRequest"> & {
  * Use `create(GetAuditHeadRequestSchema)` to create a new message.
  */
 export const GetAuditHeadRequestSchema: GenMessage<GetAuditHeadRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 54);
+  messageDesc(file_keep_v1_repository, 56);
 
 /**
  * @generated from message keep.v1.GetAuditHeadResponse
@@ -1574,7 +1658,7 @@ export type GetAuditHeadResponse = Message<"keep.v1.GetAuditHeadResponse"> & {
  * Use `create(GetAuditHeadResponseSchema)` to create a new message.
  */
 export const GetAuditHeadResponseSchema: GenMessage<GetAuditHeadResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 55);
+  messageDesc(file_keep_v1_repository, 57);
 
 /**
  * One restore drill. Plaintext holds no file name: counts, times, ids.
@@ -1696,7 +1780,7 @@ export type DrillReport = Message<"keep.v1.DrillReport"> & {
  * Use `create(DrillReportSchema)` to create a new message.
  */
 export const DrillReportSchema: GenMessage<DrillReport> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 56);
+  messageDesc(file_keep_v1_repository, 58);
 
 /**
  * @generated from message keep.v1.ReportDrillsRequest
@@ -1715,7 +1799,7 @@ export type ReportDrillsRequest = Message<"keep.v1.ReportDrillsRequest"> & {
  * Use `create(ReportDrillsRequestSchema)` to create a new message.
  */
 export const ReportDrillsRequestSchema: GenMessage<ReportDrillsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 57);
+  messageDesc(file_keep_v1_repository, 59);
 
 /**
  * @generated from message keep.v1.ReportDrillsResponse
@@ -1734,7 +1818,7 @@ export type ReportDrillsResponse = Message<"keep.v1.ReportDrillsResponse"> & {
  * Use `create(ReportDrillsResponseSchema)` to create a new message.
  */
 export const ReportDrillsResponseSchema: GenMessage<ReportDrillsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 58);
+  messageDesc(file_keep_v1_repository, 60);
 
 /**
  * @generated from message keep.v1.GetReportRequest
@@ -1753,7 +1837,7 @@ export type GetReportRequest = Message<"keep.v1.GetReportRequest"> & {
  * Use `create(GetReportRequestSchema)` to create a new message.
  */
 export const GetReportRequestSchema: GenMessage<GetReportRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 59);
+  messageDesc(file_keep_v1_repository, 61);
 
 /**
  * @generated from message keep.v1.GetReportResponse
@@ -1779,7 +1863,7 @@ export type GetReportResponse = Message<"keep.v1.GetReportResponse"> & {
  * Use `create(GetReportResponseSchema)` to create a new message.
  */
 export const GetReportResponseSchema: GenMessage<GetReportResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 60);
+  messageDesc(file_keep_v1_repository, 62);
 
 /**
  * Credentials travel as gRPC metadata "authorization: Bearer <token>", never
