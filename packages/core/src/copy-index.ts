@@ -53,6 +53,11 @@ export class CopyIndex {
     return v === undefined ? undefined : decodeBlobRecord(v);
   }
 
+  /** Presence without decoding. */
+  has(id: Id, tag: number): boolean {
+    return this.db.get(copyKey(id, tag)) !== undefined;
+  }
+
   put(id: Id, tag: number, r: BlobRecord): Promise<boolean> {
     return this.db.put(copyKey(id, tag), encodeBlobRecord({ ...r, owner: undefined }));
   }
@@ -126,6 +131,17 @@ export class BlobViews {
       const r = this.blobs.get(id);
       return r && { record: r };
     };
+  }
+
+  /**
+   * Whether owner `tag` may use each blob: what `scoped` answers, as a yes or
+   * no, for the dedup of every uploaded blob (BlobWriter). No record is
+   * decoded, and the reads are again the same whether another owner stored
+   * the id or nobody did: its copy, the first copy's owner, `shared`; the
+   * first copy's presence only when shared.
+   */
+  owns(tag: number, shared: (id: Id) => boolean = () => false): (id: Id) => boolean {
+    return (id) => this.copies.has(id, tag) || this.blobs.owner(id) === tag || (shared(id) && this.blobs.has(id));
   }
 
   /** `source`'s copy of each blob when it has one, else the primary: how a snapshot of `source` reads (GC, check, restore, replicas). */
