@@ -99,7 +99,8 @@ export interface Located {
  * mark sees; undefined: none (for a source-scoped view, also a blob stored
  * only by other sources: the same answer as for one never stored).
  */
-export type BlobView = (id: Id) => Located | undefined;
+/** Where a blob's bytes are for a reader, or undefined; `has`, when given, answers presence alone, without decoding a record. */
+export type BlobView = ((id: Id) => Located | undefined) & { has?: (id: Id) => boolean };
 
 /** The views of one repository's blob and copy tables. */
 export class BlobViews {
@@ -121,7 +122,7 @@ export class BlobViews {
    * nothing (the same as for a blob never stored).
    */
   scoped(tag: number, shared: (id: Id) => boolean = () => false): BlobView {
-    return (id) => {
+    const view: BlobView = (id) => {
       const c = this.copies.get(id, tag);
       if (c) return { record: c, copyOf: tag };
       // The same lookups whether another owner stored the id or nobody did: their cost says nothing of it.
@@ -131,6 +132,9 @@ export class BlobViews {
       const r = this.blobs.get(id);
       return r && { record: r };
     };
+    // a closure check asks presence of every data blob (snapshot/store.ts)
+    view.has = this.owns(tag, shared);
+    return view;
   }
 
   /**
