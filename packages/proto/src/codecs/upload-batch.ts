@@ -5,12 +5,12 @@ import type { UploadAck } from './upload.js';
 
 /*
  * Issue 21: batched uploads. Several blobs in one UploadRequest (field 5,
- * repeated UploadBlob) and their acks in one UploadResponse (field 4,
+ * repeated StoredBlob) and their acks in one UploadResponse (field 4,
  * repeated UploadBlobAck), so keepd pays grpc-js's per-message framing once
  * per batch instead of once per blob. Encoded by hand like the single form
  * (upload.ts), byte for byte protobuf's:
  *
- *   UploadRequest  { 1: session_id string, 5: repeated UploadBlob { 1: id, 2: data, 3: storage_hash } }
+ *   UploadRequest  { 1: session_id string, 5: repeated StoredBlob { 1: id, 2: data, 3: storage_hash } }
  *   UploadResponse { 4: repeated UploadBlobAck { 1: id, 2: stored bool, 3: new_bytes uint64 } }
  *
  * The agent writes a batch as pieces, with no copy of any blob: a head (the
@@ -24,14 +24,14 @@ export interface FramedPiece {
   release?: () => void;
 }
 
-/** An UploadBlob as keepd reads it: views into the message. */
+/** A batched blob (StoredBlob) as keepd reads it: views into the message. */
 export interface UploadBlobFields {
   id: Uint8Array;
   data: Uint8Array;
   storageHash: Uint8Array;
 }
 
-/** Bytes of an UploadBlob's body for a blob of `n` bytes. */
+/** Bytes of a batched blob's body for a blob of `n` bytes. */
 const blobBodySize = (n: number): number => 2 + ID_SIZE + 1 + varintSize(n) + n + 2 + ID_SIZE;
 
 /** Bytes `b` takes in a batch (its field 5 entry). */
@@ -75,19 +75,25 @@ function frameBlob(b: SealedBlob): Buffer {
     out = Buffer.allocUnsafe(head + n + tail);
     b.bytes.copy(out, head);
   }
-  let at = 0;
-  out[at++] = 0x2a;
-  at = writeVarint(out, at, body);
-  out[at++] = 0x0a;
+  out[0] = 0x2a;
+  writeBlobFields(out, writeVarint(out, 1, body), 1, b.id, n, hash);
+  return out;
+}
+
+/**
+ * A blob's three fields, numbered from `field` (id, data, storage hash), at
+ * `at` in `out`, around the data already in place after the data field's
+ * header (both forms of UploadRequest are written so).
+ */
+export function writeBlobFields(out: Buffer, at: number, field: number, id: Buffer, n: number, hash: Buffer): void {
+  out[at++] = (field << 3) | 2;
   out[at++] = ID_SIZE;
-  at += b.id.copy(out, at);
-  out[at++] = 0x12;
-  writeVarint(out, at, n);
-  at = head + n;
-  out[at++] = 0x1a;
+  at += id.copy(out, at);
+  out[at++] = ((field + 1) << 3) | 2;
+  at = writeVarint(out, at, n) + n;
+  out[at++] = ((field + 2) << 3) | 2;
   out[at++] = ID_SIZE;
   hash.copy(out, at);
-  return out;
 }
 
 /** A cursor over protobuf bytes; `fail` makes the error each caller's. */
@@ -134,7 +140,7 @@ export class ProtoReader {
   }
 }
 
-/** keepd: one UploadBlob of a batch (unknown fields skipped, the last of a repeated one counts). */
+/** keepd: one blob (StoredBlob) of a batch (unknown fields skipped, the last of a repeated one counts). */
 export function decodeUploadBlob(b: Buffer): UploadBlobFields {
   const r = new ProtoReader(b, (why) => new Error(`a batched blob: ${why}`));
   const out: UploadBlobFields = { id: EMPTY, data: EMPTY, storageHash: EMPTY };

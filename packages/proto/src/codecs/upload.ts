@@ -1,7 +1,7 @@
 import { BLOB_ROOM, ID_SIZE, KeepError, SealedBlob, storageHash } from '@keep/core';
 import { FRAME_PREFIX, writeFramePrefix } from './frame.js';
 import { varintSize, writeVarint } from './varint.js';
-import { ackBodySize, decodeUploadBlob, ProtoReader, UploadBlobFields, writeAckBody } from './upload-batch.js';
+import { ackBodySize, decodeUploadBlob, ProtoReader, UploadBlobFields, writeAckBody, writeBlobFields } from './upload-batch.js';
 
 /*
  * keep.v1 UploadRequest / UploadResponse (proto/keep/v1/repository.proto),
@@ -52,15 +52,7 @@ export class UploadEncoder {
     msg[at++] = 0x0a;
     at = writeVarint(msg, at, this.session.length);
     at += this.session.copy(msg, at);
-    msg[at++] = 0x12;
-    msg[at++] = ID_SIZE;
-    at += b.id.copy(msg, at);
-    msg[at++] = 0x1a;
-    writeVarint(msg, at, n);
-    at = head + n;
-    msg[at++] = 0x22;
-    msg[at++] = ID_SIZE;
-    hash.copy(msg, at);
+    writeBlobFields(msg, at, 2, b.id, n, hash);
     return framed;
   }
 }
