@@ -124,21 +124,20 @@ export class RemoteSession implements BackupSession {
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
+    /** the blobs taken from the queue and not yet among `acks` */
+    let inHand: Queued[] = [];
     const run = (async () => {
       try {
         while (this.queueHead < this.queue.length) {
           if (this.failure) throw this.failure;
           const call = this.stream();
-          const batch = this.takeBatch();
+          const batch = (inHand = this.takeBatch());
+          const single = batch.length === 1 ? batch[0].blob : undefined;
+          const msg = single ? this.encoder.frame(single) : frameUploadBatch(this.session, batch.map((q) => q.blob));
           for (const { blob, put } of batch) this.acks.push({ id: blob.id, put });
+          inHand = [];
           // Written from the blobs' own buffers: the stream calls back once it no longer needs one, and it can carry another chunk.
-          let written: boolean;
-          if (batch.length === 1) {
-            const b = batch[0].blob;
-            written = call.write(this.encoder.frame(b), b.release && (() => b.release!()));
-          } else {
-            written = call.writePieces(frameUploadBatch(this.session, batch.map((q) => q.blob)));
-          }
+          const written = Buffer.isBuffer(msg) ? call.write(msg, single!.release && (() => single!.release!())) : call.writePieces(msg);
           if (!written) await this.drain();
         }
       } finally {
@@ -148,7 +147,7 @@ export class RemoteSession implements BackupSession {
     })();
     run.catch((e: unknown) => {
       const error = this.conn.mapError(e);
-      const left = this.queue.slice(this.queueHead);
+      const left = [...inHand, ...this.queue.slice(this.queueHead)];
       this.queue = [];
       this.queueHead = 0;
       for (const q of left) this.settle(q.put, error);
