@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeUploadAck, decodeUploadRequest, encodeUploadAck, UploadEncoder } from '@keep/proto';
+import { decodeUploadAck, decodeUploadAcks, decodeUploadRequest, encodeUploadAck, encodeUploadBatchAck, FRAME_PREFIX, frameUploadBatch, UploadEncoder } from '@keep/proto';
 import { BLOB_ROOM, chunkBuffer, chunkFile, chunkId, DEFAULT_CHUNKER, deriveKeys, isChunkBuffer, newMasterKey, openBlob, recycleChunkBuffer, sealData, SealPool, storageHash, StreamChunker } from '@keep/core';
 import { wire } from './keepd-harness.js';
 
@@ -109,6 +109,76 @@ describe('UploadRequest / UploadResponse encoding', () => {
       expect(encodeUploadAck({ id, stored, newBytes }).equals(ref)).toBe(true);
     }
     expect(() => decodeUploadAck(Buffer.from([0x0f]))).toThrow(/malformed/);
+  });
+});
+
+describe('batched uploads (issue 21): UploadRequest.blobs and UploadResponse.acks', () => {
+  let protobuf: any;
+  let proto: any;
+  const keys = deriveKeys(newMasterKey());
+  const salt = crypto.randomBytes(16);
+  const session = '0123456789abcdef0123456789abcdef';
+
+  beforeAll(async () => {
+    ({ protobuf, proto } = await wire());
+  });
+
+  it('a batch framed in pieces is byte for byte what protobuf-es writes; roomy blobs are framed in their own buffers; keepd decodes it as protobuf-es does', () => {
+    const blobs = [0, 1, 127, 128, 16_383, 300_000].flatMap((size, i) => {
+      const plain = crypto.randomBytes(size);
+      const id = chunkId(keys, plain);
+      const roomy = sealData(keys, salt, id, plain, 'none', BLOB_ROOM);
+      return i % 2 ? [{ id, bytes: roomy, roomy: true }] : [{ id, bytes: roomy, roomy: true }, { id, bytes: Buffer.from(roomy), hash: storageHash(roomy) }];
+    });
+    const pieces = frameUploadBatch(Buffer.from(session), blobs);
+    // a roomy blob's piece is its own buffer, the field headers in the room around the bytes
+    blobs.forEach((b, i) => {
+      const p = pieces[i + 1].bytes;
+      if (b.roomy) expect([p.buffer === b.bytes.buffer, p.byteOffset < b.bytes.byteOffset, p.byteOffset + p.length > b.bytes.byteOffset + b.bytes.length]).toEqual([true, true, true]);
+      expect(p.length).toBeGreaterThan(b.bytes.length);
+    });
+    const framed = Buffer.concat(pieces.map((p) => p.bytes));
+    expect(framed[0]).toBe(0);
+    expect(framed.readUInt32BE(1)).toBe(framed.length - FRAME_PREFIX);
+    const msg = framed.subarray(FRAME_PREFIX);
+    const ref = protobuf.fromBinary(proto.UploadRequestSchema, msg);
+    expect(ref.sessionId).toBe(session);
+    expect(ref.id.length + ref.data.length + ref.storageHash.length).toBe(0);
+    expect(ref.blobs.map((b: any) => [Buffer.from(b.id).toString('hex'), Buffer.from(b.data).toString('hex'), Buffer.from(b.storageHash).toString('hex')])).toEqual(
+      blobs.map((b) => [b.id.toString('hex'), b.bytes.toString('hex'), storageHash(b.bytes).toString('hex')]),
+    );
+    expect(Buffer.from(protobuf.toBinary(proto.UploadRequestSchema, ref)).equals(msg)).toBe(true);
+    const got = decodeUploadRequest(msg);
+    expect(got.sessionId).toBe(session);
+    expect(got.blobs.length).toBe(blobs.length);
+    got.blobs.forEach((b, i) => {
+      for (const f of ['id', 'data', 'storageHash'] as const) expect(Buffer.from(b[f]).equals(Buffer.from(ref.blobs[i][f]))).toBe(true);
+    });
+    // the single form decodes with no batch
+    expect(decodeUploadRequest(new UploadEncoder(session).encode(blobs[0])).blobs).toEqual([]);
+    // a batched blob whose fields are malformed refuses the message, as protobuf-es does
+    for (const bad of [[0x2a, 0x02, 0x0a, 0x05], [0x2a, 0x01, 0x08], [0x2d, 0, 0, 0, 0]]) {
+      expect(() => decodeUploadRequest(Buffer.from(bad)), Buffer.from(bad).toString('hex')).toThrow();
+      expect(() => protobuf.fromBinary(proto.UploadRequestSchema, Buffer.from(bad)), Buffer.from(bad).toString('hex')).toThrow();
+    }
+  });
+
+  it("keepd's batch ack is byte for byte what protobuf-es writes, and the agent reads it and the single form alike", () => {
+    const acks = ([
+      [true, 0],
+      [false, 0],
+      [true, 127],
+      [true, 128],
+      [false, 16_777_216],
+      [true, 4_194_353],
+    ] as const).map(([stored, newBytes]) => ({ id: crypto.randomBytes(32), stored, newBytes }));
+    const ref = Buffer.from(protobuf.toBinary(proto.UploadResponseSchema, protobuf.create(proto.UploadResponseSchema, { acks: acks.map((a) => ({ ...a, newBytes: BigInt(a.newBytes) })) })));
+    const mine = encodeUploadBatchAck(acks);
+    expect(mine.equals(ref)).toBe(true);
+    expect(decodeUploadAcks(mine).map((a) => [a.id.toString('hex'), a.stored, a.newBytes])).toEqual(acks.map((a) => [a.id.toString('hex'), a.stored, a.newBytes]));
+    const one = decodeUploadAcks(encodeUploadAck(acks[2]));
+    expect(one.map((a) => [a.id.equals(acks[2].id), a.stored, a.newBytes])).toEqual([[true, true, 127]]);
+    expect(() => decodeUploadAcks(Buffer.from([0x22, 0x05, 0x0a, 0x20]))).toThrow(/malformed/);
   });
 });
 

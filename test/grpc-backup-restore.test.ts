@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees, generateTree, MiB, restoredPath, tempDirs, TreeInfo } from './helpers.js';
-import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
+import { agentEnv, createToken, Keepd, keepdInit, keepdJson, keepdMetric, keepJson, killAllKeepd, runKeep, startKeepd } from './keepd-harness.js';
 
 const PASSWORD = 'backup over grpc';
 
@@ -94,23 +94,43 @@ describe('an upload of thousands of small blobs through keepd', () => {
   const tmp = tempDirs();
   afterAll(killAllKeepd);
 
-  it('is acknowledged blob by blob, keepd waiting on its stream without piling up listeners', async () => {
+  it('is acknowledged blob by blob with batching off (as an older agent sends), in batches otherwise (issue 21); both restore byte-identical, keepd waiting on its stream without piling up listeners', async () => {
     const dir = tmp.make('keep-grpc-many-');
     const data = path.join(dir, 'data');
     await keepdInit(data);
-    const agent = await createToken(data, 'agent', { sources: ['many'] });
-    const keepd = await startKeepd(data);
-    const env = agentEnv(keepd, agent.token, PASSWORD);
-    const src = path.join(dir, 'src');
-    fs.mkdirSync(src);
-    // Acks are small and many: keepd's stream refuses writes until the agent reads them, again and again.
-    for (let i = 0; i < 4000; i++) fs.writeFileSync(path.join(src, `f${i}`), `small file ${i}\n`);
-    await keepJson(['init', '--kdf-cost', '12'], env);
-    const b = await keepJson(['backup', src, '--source', 'many'], env);
-    expect(b.files_new).toBe(4000);
-    expect(b.chunks_new).toBe(4000);
+    const agent = await createToken(data, 'agent', { sources: ['single', 'batched'] });
+    const keepd = await startKeepd(data, { metrics: true });
+    await keepJson(['init', '--kdf-cost', '12'], agentEnv(keepd, agent.token, PASSWORD));
+    const messages = { single: 0, batched: 0 };
+    for (const [source, files, batch] of [
+      ['single', 4000, 'off'],
+      ['batched', 2000, undefined],
+    ] as const) {
+      const env = agentEnv(keepd, agent.token, PASSWORD, { KEEP_UPLOAD_BATCH: batch });
+      const src = path.join(dir, source);
+      fs.mkdirSync(src);
+      // Acks are small and many: keepd's stream refuses writes until the agent reads them, again and again.
+      for (let i = 0; i < files; i++) fs.writeFileSync(path.join(src, `f${i}`), `small file ${source} ${i}\n`);
+      const before = await keepdMetric(keepd, 'keep_upload_messages_total');
+      const b = await keepJson(['backup', src, '--source', source], env);
+      expect(b.files_new).toBe(files);
+      expect(b.chunks_new).toBe(files);
+      messages[source] = (await keepdMetric(keepd, 'keep_upload_messages_total')) - before;
+      const target = path.join(dir, `restore-${source}`);
+      const r = await runKeep(['restore', 'latest', '--source', source, '--target', target], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(compareTrees(src, restoredPath(target, src))).toEqual([]);
+    }
+    // one message per blob (the files' chunks and the tree node), against a few hundred blobs per message
+    expect(messages.single).toBeGreaterThanOrEqual(4001);
+    expect(messages.batched).toBeGreaterThan(0);
+    expect(messages.batched).toBeLessThan(2001 / 50);
     expect(await keepd.stop()).toEqual({ code: 0, signal: null });
     // Each wait for 'drain' used to leave a 'cancelled' listener behind (Node warns past 10).
     expect(keepd.output()).not.toMatch(/MaxListenersExceededWarning/);
+    const c = await keepdJson(['check', '--data', data, '--read-data']);
+    expect(c.ok).toBe(true);
+    expect(c.blobs).toBeGreaterThanOrEqual(6002);
+    expect(c.blobs_read).toBe(c.blobs);
   });
 });

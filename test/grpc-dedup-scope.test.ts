@@ -150,20 +150,27 @@ describe('dedup scope between two agents with the same data', () => {
       const missing = fromBinary(proto.OfferResponseSchema, (offer as any).body).missing.map((m: Uint8Array) => Buffer.from(m).toString('hex'));
       expect(missing.sort()).toEqual([...probe, ...fresh].map((b) => b.toString('hex')).sort());
 
-      // Upload a well-formed blob under each id: the answers must not differ between stored and fresh ids.
+      // Upload a well-formed blob under each id: the answers must not differ between stored and fresh ids,
+      // one blob per message (as older agents send) or in a batch (issue 21).
       const blob = () => Buffer.concat([Buffer.from([1, 0, 0, 0]), crypto.randomBytes(28), crypto.randomBytes(100)]);
-      const reqs = [...probe, ...fresh].map((id) => {
+      const entry = (id: Buffer) => {
         const b = blob();
-        return toBinary(proto.UploadRequestSchema, create(proto.UploadRequestSchema, { sessionId, id, data: b, storageHash: storageHash(b) }));
-      });
-      const up = await client.upload(reqs);
+        return { id, data: b, storageHash: storageHash(b) };
+      };
+      const singles = [probe[0], probe[1], fresh[0], fresh[1]].map((id) => toBinary(proto.UploadRequestSchema, create(proto.UploadRequestSchema, { sessionId, ...entry(id) })));
+      const batch = toBinary(proto.UploadRequestSchema, create(proto.UploadRequestSchema, { sessionId, blobs: [probe[2], probe[3], fresh[2], fresh[3]].map(entry) }));
+      const up = await client.upload([...singles, batch]);
       expect(up.code, up.details).toBe(grpc.status.OK);
-      const acks = up.responses.map((r) => fromBinary(proto.UploadResponseSchema, r));
-      expect(acks).toHaveLength(8);
+      const responses = up.responses.map((r) => fromBinary(proto.UploadResponseSchema, r));
+      expect(responses).toHaveLength(5);
       const answer = (a: any) => JSON.stringify({ stored: a.stored, newBytes: String(a.newBytes) });
-      const forStored = acks.slice(0, 4).map(answer);
-      const forFresh = acks.slice(4).map(answer);
-      expect(forStored, 'UploadResponse reveals that another source already stored these chunks').toEqual(forFresh);
+      for (const acks of [responses.slice(0, 4), responses[4].acks]) {
+        expect(acks).toHaveLength(4);
+        const forStored = acks.slice(0, 2).map(answer);
+        const forFresh = acks.slice(2).map(answer);
+        expect(forStored, 'UploadResponse reveals that another source already stored these chunks').toEqual(forFresh);
+        expect(forStored[0]).toBe(JSON.stringify({ stored: true, newBytes: '132' }));
+      }
 
       await client.unary('CloseSession', toBinary(proto.CloseSessionRequestSchema, create(proto.CloseSessionRequestSchema, { sessionId })));
     } finally {

@@ -179,4 +179,49 @@ describe('malformed and oversized messages', () => {
     expect(check.blobs).toBe(1);
     expect(check.blobs_read).toBe(1);
   });
+  it('a batched Upload (issue 21) is acked in one message; a batch with a damaged blob, a bad id, both forms, or too many blobs is refused whole, nothing of it indexed', async () => {
+    const c = client(admin);
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const entry = (n: number) => {
+      const bytes = blob(n);
+      return { id: crypto.randomBytes(32), data: bytes, storageHash: storageHash(bytes) };
+    };
+    try {
+      const cfg = await c.unary('GetConfig', enc('GetConfigRequestSchema', { protocolVersion: 1 }));
+      expect(dec('GetConfigResponseSchema', (cfg as any).body).batchedUploads).toBe(true);
+      const sessionId = await openSession(c, 'raw');
+      const good = [entry(64), entry(5000), entry(100)];
+      // the first blob again at the end: the batch's own copy is not stored twice
+      const ok = await c.upload([enc('UploadRequestSchema', { sessionId, blobs: [...good, good[0]] })]);
+      expect(ok.code, ok.details).toBe(grpc.status.OK);
+      expect(ok.responses).toHaveLength(1);
+      const res = dec('UploadResponseSchema', ok.responses[0]);
+      expect(res.acks.map((a: any) => [hex(a.id), a.stored, Number(a.newBytes)])).toEqual([...good.map((g) => [hex(g.id), true, g.data.length]), [hex(good[0].id), false, 0]]);
+
+      const refused: Buffer[] = [];
+      for (const bad of [
+        { code: grpc.status.DATA_LOSS, why: /storage hash/i, blobs: [entry(100), { ...entry(100), storageHash: crypto.randomBytes(32) }] },
+        { code: grpc.status.INVALID_ARGUMENT, why: /batched blob 1: blob id must be 32 bytes/, blobs: [entry(100), { ...entry(100), id: crypto.randomBytes(31) }] },
+        { code: grpc.status.INVALID_ARGUMENT, why: /one blob or a batch/, blobs: [entry(100)], single: entry(100) },
+        { code: grpc.status.INVALID_ARGUMENT, why: /batch of 1025 blobs is over the limit of 1024/, blobs: Array.from({ length: 1025 }, () => entry(64)) },
+      ]) {
+        const up = await c.upload([enc('UploadRequestSchema', { sessionId, blobs: bad.blobs, ...(bad.single ?? {}) })]);
+        expect(up.code, up.details).toBe(bad.code);
+        expect(up.details).toMatch(bad.why);
+        expect(up.responses).toHaveLength(0);
+        refused.push(...bad.blobs.map((b) => b.id).filter((id) => id.length === 32), ...(bad.single ? [bad.single.id] : []));
+      }
+      expect((await c.unary('CloseSession', enc('CloseSessionRequestSchema', { sessionId }))).ok).toBe(true);
+
+      // In a new session: every blob of a refused batch is missing, the accepted batch is stored.
+      const s2 = await openSession(c, 'raw');
+      const offer = await c.unary('Offer', enc('OfferRequestSchema', { sessionId: s2, ids: [...good.map((g) => g.id), ...refused] }));
+      expect(offer.ok).toBe(true);
+      expect(dec('OfferResponseSchema', (offer as any).body).missing.map(hex)).toEqual(refused.map(hex));
+      await c.unary('CloseSession', enc('CloseSessionRequestSchema', { sessionId: s2 }));
+      await healthy(c);
+    } finally {
+      c.close();
+    }
+  });
 });

@@ -71,6 +71,8 @@ async function main(): Promise<number> {
           keepd_backup_cpu_s: cpu,
           keepd_cpu_s_per_100mb: Number((cpu / (stored / 1e8)).toFixed(2)),
           keepd_peak_mib: mib(rep.peak_rss_kib),
+          blobs_received: (phase?.metrics?.keep_blobs_stored_total ?? 0) + (phase?.metrics?.keep_blobs_deduplicated_total ?? 0),
+          upload_messages: phase?.metrics?.keep_upload_messages_total ?? null,
           agent_cpu_s: agent?.cpu_s,
           agent_peak_mib: mib(agent?.peak_rss_kib),
         }),

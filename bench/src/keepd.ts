@@ -88,7 +88,7 @@ export function killServers(): void {
   live.clear();
 }
 
-const COUNTERS = ['keep_blobs_stored_total', 'keep_bytes_stored_total', 'keep_blobs_deduplicated_total', 'keep_bytes_served_total', 'keep_rpc_requests_total'];
+const COUNTERS = ['keep_blobs_stored_total', 'keep_bytes_stored_total', 'keep_blobs_deduplicated_total', 'keep_bytes_served_total', 'keep_rpc_requests_total', 'keep_upload_messages_total'];
 
 export class Keepd {
   private readonly logTail: string[] = [];

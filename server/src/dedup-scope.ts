@@ -54,8 +54,9 @@ export class DedupScopeIndex {
    * (sessions.ts): the tag is read once (tags never change), not per blob.
    */
   ownsFor(source: string, tag: number): (id: Id) => boolean {
-    const shared = (id: Id) => this.db.get(this.key(id, source)) !== undefined;
-    return (id) => this.repo.views.scoped(tag, shared)(id) !== undefined;
+    const name = Buffer.from(source, 'utf8');
+    const shared = (id: Id) => this.db.get(Buffer.concat([id, name])) !== undefined;
+    return this.repo.views.owns(tag, shared);
   }
 
   /** What any of `sources` may see: the first of them that owns each blob. */

@@ -83,6 +83,7 @@ export function serverMetrics(m: Metrics) {
     blobsStored: m.counter('keep_blobs_stored_total', 'Blobs written to packs'),
     bytesStored: m.counter('keep_bytes_stored_total', 'Stored bytes written to packs'),
     blobsDeduped: m.counter('keep_blobs_deduplicated_total', 'Uploaded blobs the repository already held'),
+    uploadMessages: m.counter('keep_upload_messages_total', 'Upload messages taken: one blob each, or a batch of blobs (issue 21)'),
     bytesServed: m.counter('keep_bytes_served_total', 'Stored bytes sent to readers'),
     commits: m.counter('keep_snapshots_committed_total', 'Snapshots committed, by source'),
   };

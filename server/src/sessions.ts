@@ -1,4 +1,4 @@
-import { Clock, Id, KeepError, MAX_SESSION_AGE_MS, NewSnapshot, Repository, Snapshot, toHex, WriterSession } from '@keep/core';
+import { Clock, Id, KeepError, MAX_SESSION_AGE_MS, NewBlob, NewSnapshot, Repository, Snapshot, toHex, WriterSession } from '@keep/core';
 import type { Principal } from './auth/tokens.js';
 import { audit } from './audit/log.js';
 import { DedupScopeIndex } from './dedup-scope.js';
@@ -110,17 +110,19 @@ export class SessionManager {
     s.unrecorded.push(id);
   }
 
-  /** Verify and store one blob; uploads of a session run strictly in order. */
-  upload(s: Session, id: Id, data: Buffer, hash: Buffer): Promise<{ stored: boolean; newBytes: number }> {
+  /** Verify and store a batch of blobs (one upload message); for each, whether it was new. Uploads of a session run strictly in order. */
+  upload(s: Session, blobs: NewBlob[]): Promise<boolean[]> {
     return s.lease.inOrder(async () => {
-      const stored = await s.lease.writer.add(id, data, hash);
-      // What the writer stored is indexed with the source's tag, unless another session indexed it first.
-      // A scoped session's writer stored it, or its source owns it already: never an ownership row.
-      if (stored || s.scoped) s.uploaded.add(toHex(id));
-      else this.own(s, id);
+      const added = await s.lease.writer.addMany(blobs);
+      for (let i = 0; i < blobs.length; i++) {
+        // What the writer stored is indexed with the source's tag, unless another session indexed it first.
+        // A scoped session's writer stored it, or its source owns it already: never an ownership row.
+        if (added[i] || s.scoped) s.uploaded.add(toHex(blobs[i].id));
+        else this.own(s, blobs[i].id);
+      }
       s.unrecorded.push(...s.lease.writer.takeIndexedElsewhere());
       if (s.unrecorded.length >= OWNERSHIP_BATCH) await this.recordOwnership(s);
-      return { stored, newBytes: stored ? data.length : 0 };
+      return added;
     });
   }
 

@@ -12,6 +12,10 @@ import {
   RepositoryService,
   snapshotFromWire,
   snapshotToWire,
+  batchEntrySize,
+  frameUploadBatch,
+  UPLOAD_BATCH_BLOBS,
+  UPLOAD_BATCH_BYTES,
   UploadAck,
   UploadEncoder,
 } from '@keep/proto';
@@ -28,7 +32,7 @@ const ABORT_GRACE_MS = 10_000;
 /** What a session needs of its connection (remote.ts): unary calls, the upload stream, error mapping. */
 export interface SessionTransport {
   call<Res>(method: keyof typeof RepositoryService.method, req: unknown, deadlineMs?: number): Promise<Res>;
-  openUploadStream(onAck: (ack: UploadAck) => void): StreamCall;
+  openUploadStream(onAck: (acks: UploadAck[]) => void): StreamCall;
   mapError(e: unknown): KeepError;
 }
 
@@ -42,6 +46,12 @@ interface PutState extends Deferred<number> {
   remaining: number;
   newBytes: number;
   settled: boolean;
+}
+
+/** A blob put and not yet written. */
+interface Queued {
+  blob: SealedBlob;
+  put: PutState;
 }
 
 /**
@@ -58,8 +68,13 @@ export class RemoteSession implements BackupSession {
   private acks: { id: Id; put: PutState }[] = [];
   private ackHead = 0;
   private drainWaiters: Deferred<void>[] = [];
-  /** Puts write one after another, so acks stay in the order of `acks`. */
+  /** Blobs put and not yet written, in order: queue[queueHead..] (the pump writes them one message at a time). */
+  private queue: Queued[] = [];
+  private queueHead = 0;
+  private pumping = false;
+  /** Settles when the pump has written everything queued (or failed). */
   private writing: Promise<void> = Promise.resolve();
+  private readonly session: Buffer;
   private failure?: KeepError;
   private closed = false;
   private aborted = false;
@@ -67,8 +82,11 @@ export class RemoteSession implements BackupSession {
   constructor(
     private readonly conn: SessionTransport,
     readonly sessionId: string,
+    /** keepd takes batched uploads (GetConfigResponse.batched_uploads) */
+    private readonly batched = false,
   ) {
     this.encoder = new UploadEncoder(sessionId);
+    this.session = Buffer.from(sessionId, 'utf8');
   }
 
   private get unacked(): number {
@@ -93,20 +111,73 @@ export class RemoteSession implements BackupSession {
     if (blobs.length === 0) return Promise.resolve(0);
     return new Promise<number>((resolve, reject) => {
       const put: PutState = { remaining: blobs.length, newBytes: 0, settled: false, resolve, reject };
-      const job = this.writing.then(async () => {
-        const call = this.stream();
-        for (const b of blobs) {
+      for (const blob of blobs) this.queue.push({ blob, put });
+      this.pump();
+    });
+  }
+
+  /**
+   * Write what is queued, in order, until the queue is empty. Blobs queue up
+   * while the stream waits for a drain, so batches fill under backpressure;
+   * an idle stream sends what it has at once (no timer holds a blob back).
+   */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    /** the blobs taken from the queue and not yet among `acks` */
+    let inHand: Queued[] = [];
+    const run = (async () => {
+      try {
+        while (this.queueHead < this.queue.length) {
           if (this.failure) throw this.failure;
-          const msg = this.encoder.frame(b);
-          this.acks.push({ id: b.id, put });
-          // Written from the blob's own buffer: the stream calls back once it no longer needs it, and it can carry another chunk.
-          const written = call.write(msg, b.release && (() => b.release!()));
+          const call = this.stream();
+          const batch = (inHand = this.takeBatch());
+          const single = batch.length === 1 ? batch[0].blob : undefined;
+          const msg = single ? this.encoder.frame(single) : frameUploadBatch(this.session, batch.map((q) => q.blob));
+          for (const { blob, put } of batch) this.acks.push({ id: blob.id, put });
+          inHand = [];
+          // Written from the blobs' own buffers: the stream calls back once it no longer needs one, and it can carry another chunk.
+          const written = Buffer.isBuffer(msg) ? call.write(msg, single!.release && (() => single!.release!())) : call.writePieces(msg);
           if (!written) await this.drain();
         }
-      });
-      this.writing = job.catch(() => undefined);
-      job.catch((e: unknown) => this.settle(put, this.conn.mapError(e)));
+      } finally {
+        // set in the turn that found the queue empty (or failed): a put() after it starts a new pump
+        this.pumping = false;
+      }
+    })();
+    run.catch((e: unknown) => {
+      const error = this.conn.mapError(e);
+      const left = [...inHand, ...this.queue.slice(this.queueHead)];
+      this.queue = [];
+      this.queueHead = 0;
+      for (const q of left) this.settle(q.put, error);
     });
+    this.writing = run.catch(() => undefined);
+  }
+
+  /** The next message's blobs: one, or (to a keepd that takes batches) up to UPLOAD_BATCH_BLOBS / UPLOAD_BATCH_BYTES of them. */
+  private takeBatch(): Queued[] {
+    const first = this.queueHead;
+    let end = first + 1;
+    if (this.batched) {
+      let bytes = batchEntrySize(this.queue[first].blob);
+      while (end < this.queue.length && end - first < UPLOAD_BATCH_BLOBS) {
+        const size = batchEntrySize(this.queue[end].blob);
+        if (bytes + size > UPLOAD_BATCH_BYTES) break;
+        bytes += size;
+        end++;
+      }
+    }
+    const batch = this.queue.slice(first, end);
+    this.queueHead = end;
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    return batch;
   }
 
   async commit(s: SealedSnapshot): Promise<Snapshot> {
@@ -153,7 +224,7 @@ export class RemoteSession implements BackupSession {
 
   private stream(): StreamCall {
     if (this.call) return this.call;
-    const call = this.conn.openUploadStream((r) => this.onAck(r));
+    const call = this.conn.openUploadStream((acks) => this.onAcks(acks));
     this.call = call;
     this.streamDone = false;
     this.finished = new Promise<void>((resolve, reject) => {
@@ -183,6 +254,10 @@ export class RemoteSession implements BackupSession {
   private drain(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<void>((resolve, reject) => this.drainWaiters.push({ resolve, reject }));
+  }
+
+  private onAcks(acks: UploadAck[]): void {
+    for (const a of acks) if (!this.failure) this.onAck(a);
   }
 
   private onAck(r: UploadAck): void {

@@ -128,6 +128,19 @@ export class StreamCall extends EventEmitter {
     return this.req.write(bytes, cb);
   }
 
+  /**
+   * Send a message written as pieces (a batch: codecs/upload-batch.ts) in one
+   * write to the socket; each piece's `release` once the stream no longer
+   * needs it. False: wait for 'drain'.
+   */
+  writePieces(pieces: { bytes: Uint8Array; release?: () => void }[]): boolean {
+    this.req.cork();
+    let ok = true;
+    for (const p of pieces) ok = this.req.write(p.bytes, p.release && (() => p.release!()));
+    this.req.uncork();
+    return ok;
+  }
+
   /** No more messages from this side. */
   end(bytes?: Uint8Array): void {
     if (bytes) this.req.end(bytes);

@@ -26,7 +26,7 @@ import {
   CheckRequestSchema,
   CheckResponse,
   CLIENT_KEEPALIVE_OPTIONS,
-  decodeUploadAck,
+  decodeUploadAcks,
   fromGrpcError,
   GetConfigRequestSchema,
   GetConfigResponse,
@@ -92,8 +92,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 const UNARY_DEADLINE_MS = 5 * 60_000;
 /** Deadline of ReportRuns. */
 const REPORT_DEADLINE_MS = 30_000;
-/** Largest upload acknowledgement accepted (an id, a flag, a count: under 64 bytes). */
-const MAX_ACK_BYTES = 64 * 1024;
+/** Largest upload acknowledgement accepted (an id, a flag and a count per blob: ~45 KiB for a batch of MAX_UPLOAD_BATCH_BLOBS). */
+const MAX_ACK_BYTES = 256 * 1024;
 
 const DEF = grpcServiceDefinition(RepositoryService);
 
@@ -137,7 +137,7 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
   private readonly streams: StreamSession;
   /** Kept in a private slot so inspecting or serializing the connection cannot show it. */
   readonly #token: string | undefined;
-  private meta?: Promise<{ config: RepoConfig; keys: KeyFile[]; damaged: string[]; readOnly: boolean }>;
+  private meta?: Promise<{ config: RepoConfig; keys: KeyFile[]; damaged: string[]; readOnly: boolean; batchedUploads: boolean }>;
 
   /** getBlob's batched ReadBlobs calls */
   private readonly reads: RemoteBlobReader;
@@ -219,7 +219,7 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
   }
 
   /** The upload stream of a session (no deadline): write framed UploadRequests (UploadEncoder.frame); each ack goes to `onAck`. */
-  openUploadStream(onAck: (ack: UploadAck) => void): StreamCall {
+  openUploadStream(onAck: (acks: UploadAck[]) => void): StreamCall {
     let msg = Buffer.alloc(0);
     let at = 0;
     const sink: MessageSink = {
@@ -230,7 +230,7 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
       bytes: (piece) => {
         at += piece.copy(msg, at);
       },
-      end: () => onAck(decodeUploadAck(msg)),
+      end: () => onAck(decodeUploadAcks(msg)),
     };
     return this.streams.call(DEF.upload.path, sink, MAX_ACK_BYTES);
   }
@@ -242,7 +242,7 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
 
   // ---- config and keys -----------------------------------------------------
 
-  private loadMeta(): Promise<{ config: RepoConfig; keys: KeyFile[]; damaged: string[]; readOnly: boolean }> {
+  private loadMeta(): Promise<{ config: RepoConfig; keys: KeyFile[]; damaged: string[]; readOnly: boolean; batchedUploads: boolean }> {
     if (!this.meta) {
       this.meta = this.unary<GetConfigResponse>('getConfig', create(GetConfigRequestSchema, { protocolVersion: PROTOCOL_VERSION })).then((r) => {
         // Each key file is checked here too (an older keepd sends whatever keys/ holds).
@@ -255,7 +255,7 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
             damaged.push((e as Error).message);
           }
         }
-        return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), keys, damaged, readOnly: r.readOnly };
+        return { config: parseRepoConfig(r.configJson, `the config of ${this.location}`), keys, damaged, readOnly: r.readOnly, batchedUploads: r.batchedUploads };
       });
       this.meta.catch(() => (this.meta = undefined));
     }
@@ -297,7 +297,9 @@ export class RemoteConnection implements RepoConnection, SessionTransport {
       create(OpenSessionRequestSchema, { source: opts.source, host: opts.host, parent: opts.parent ?? '' }),
     );
     if (!r.sessionId) throw new KeepError('INTERNAL', 'keepd opened a session without an id');
-    return new RemoteSession(this, r.sessionId);
+    // Batched uploads (issue 21) only to a keepd that takes them; KEEP_UPLOAD_BATCH=off sends one blob per message, as older agents do.
+    const batched = process.env.KEEP_UPLOAD_BATCH !== 'off' && (await this.loadMeta()).batchedUploads;
+    return new RemoteSession(this, r.sessionId, batched);
   }
 
   // ---- restore: batched ReadBlobs (remote-reads.ts) ---------------------------

@@ -20,6 +20,13 @@ export interface BlobSink {
   indexPack(id: string, size: number, entries: IndexEntry[], scope?: WriterScope): Promise<Id[]>;
 }
 
+/** A blob to store: its id, its stored bytes and, from an upload, the storage hash it was sent with. */
+export interface NewBlob {
+  id: Id;
+  stored: Buffer;
+  expectHash?: Buffer;
+}
+
 /**
  * One writer session's stream of blobs into packs. Blobs become visible in
  * the index a pack at a time, after the pack is durable; `flush()` makes the
@@ -53,37 +60,58 @@ export class BlobWriter {
    * Store one blob. Returns false when the repository already had it (dedup on
    * arrival; for a scoped writer, only a blob its owner may use). `expectHash`,
    * when given, must equal the bytes' storage hash: the server uses it to
-   * refuse blobs damaged in transit. The header and the hash are checked
-   * before anything is looked up, so a bad blob is refused the same way
-   * whether its id is stored or not (no existence oracle).
+   * refuse blobs damaged in transit.
    */
   async add(id: Id, stored: Buffer, expectHash?: Buffer): Promise<boolean> {
-    const hex = toHex(id);
-    if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${hex} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
-    const { type } = parseBlob(stored);
-    const hash = storageHash(stored);
-    if (expectHash && !hash.equals(expectHash)) throw new KeepError('CORRUPT', `blob ${hex} arrived damaged (storage hash mismatch)`);
-    if (this.pending.has(hex) || this.indexing.has(hex)) return false;
+    return (await this.addMany([{ id, stored, expectHash }]))[0];
+  }
+
+  /**
+   * Store a batch of blobs (keepd: one upload message): for each, whether it
+   * was new. Every blob's size, header and hash are checked before anything
+   * is looked up or stored, so a bad blob refuses the whole batch, the same
+   * way whether its ids are stored or not (no existence oracle). The dedup
+   * lookups run in one synchronous pass (one LMDB read transaction), the
+   * blobs found are touched in one write, the new ones appended in order.
+   */
+  async addMany(blobs: NewBlob[]): Promise<boolean[]> {
+    const checked = blobs.map(({ id, stored, expectHash }) => {
+      const hex = toHex(id);
+      if (stored.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob ${hex} is ${stored.length} bytes, over the ${MAX_BLOB_SIZE} limit`);
+      const { type } = parseBlob(stored);
+      const hash = storageHash(stored);
+      if (expectHash && !hash.equals(expectHash)) throw new KeepError('CORRUPT', `blob ${hex} arrived damaged (storage hash mismatch)`);
+      return { id, hex, stored, type, hash };
+    });
     // Storing a copy costs what storing a new blob costs: a scoped writer's timing says nothing of other owners.
     const { owner, owns } = this.scope;
-    if (owns ? owns(id) : this.repo.has(id)) {
-      await this.repo.touch([id], undefined, owns ? owner : undefined);
-      return false;
+    const known = checked.map(({ id, hex }) => !this.pending.has(hex) && !this.indexing.has(hex) && (owns ? owns(id) : this.repo.has(id)));
+    const found = checked.filter((_, i) => known[i]).map((b) => b.id);
+    if (found.length) await this.repo.touch(found, undefined, owns ? owner : undefined);
+    const added: boolean[] = [];
+    for (let i = 0; i < checked.length; i++) {
+      const { id, hex, stored, type, hash } = checked[i];
+      // known, or an earlier blob of the batch (or of the writer) is this one
+      if (known[i] || this.pending.has(hex) || this.indexing.has(hex)) {
+        added.push(false);
+        continue;
+      }
+      this.pack ??= new PackWriter(path.join(this.repo.dir, REPO_DIRS.tmp), this.repo.packsDir);
+      try {
+        this.pack.add(id, type, stored, hash);
+      } catch (e) {
+        // A failed append drops the blobs gathered since the pack's last write: they are not stored after all.
+        this.pending.clear();
+        for (const entry of this.pack.entries) this.pending.add(toHex(entry.id));
+        throw e;
+      }
+      this.pending.add(hex);
+      this.bytesStored += stored.length;
+      this.blobsStored++;
+      added.push(true);
+      if (this.pack.bytes >= PACK_TARGET_SIZE) await this.finishPack();
     }
-    this.pack ??= new PackWriter(path.join(this.repo.dir, REPO_DIRS.tmp), this.repo.packsDir);
-    try {
-      this.pack.add(id, type, stored, hash);
-    } catch (e) {
-      // A failed append drops the blobs gathered since the pack's last write: they are not stored after all.
-      this.pending.clear();
-      for (const entry of this.pack.entries) this.pending.add(toHex(entry.id));
-      throw e;
-    }
-    this.pending.add(hex);
-    this.bytesStored += stored.length;
-    this.blobsStored++;
-    if (this.pack.bytes >= PACK_TARGET_SIZE) await this.finishPack();
-    return true;
+    return added;
   }
 
   /**

@@ -53,6 +53,11 @@ export class CopyIndex {
     return v === undefined ? undefined : decodeBlobRecord(v);
   }
 
+  /** Presence without decoding. */
+  has(id: Id, tag: number): boolean {
+    return this.db.get(copyKey(id, tag)) !== undefined;
+  }
+
   put(id: Id, tag: number, r: BlobRecord): Promise<boolean> {
     return this.db.put(copyKey(id, tag), encodeBlobRecord({ ...r, owner: undefined }));
   }
@@ -94,7 +99,8 @@ export interface Located {
  * mark sees; undefined: none (for a source-scoped view, also a blob stored
  * only by other sources: the same answer as for one never stored).
  */
-export type BlobView = (id: Id) => Located | undefined;
+/** Where a blob's bytes are for a reader, or undefined; `has`, when given, answers presence alone, without decoding a record. */
+export type BlobView = ((id: Id) => Located | undefined) & { has?: (id: Id) => boolean };
 
 /** The views of one repository's blob and copy tables. */
 export class BlobViews {
@@ -116,7 +122,7 @@ export class BlobViews {
    * nothing (the same as for a blob never stored).
    */
   scoped(tag: number, shared: (id: Id) => boolean = () => false): BlobView {
-    return (id) => {
+    const view: BlobView = (id) => {
       const c = this.copies.get(id, tag);
       if (c) return { record: c, copyOf: tag };
       // The same lookups whether another owner stored the id or nobody did: their cost says nothing of it.
@@ -126,6 +132,20 @@ export class BlobViews {
       const r = this.blobs.get(id);
       return r && { record: r };
     };
+    // a closure check asks presence of every data blob (snapshot/store.ts)
+    view.has = this.owns(tag, shared);
+    return view;
+  }
+
+  /**
+   * Whether owner `tag` may use each blob: what `scoped` answers, as a yes or
+   * no, for the dedup of every uploaded blob (BlobWriter). No record is
+   * decoded, and the reads are again the same whether another owner stored
+   * the id or nobody did: its copy, the first copy's owner, `shared`; the
+   * first copy's presence only when shared.
+   */
+  owns(tag: number, shared: (id: Id) => boolean = () => false): (id: Id) => boolean {
+    return (id) => this.copies.has(id, tag) || this.blobs.owner(id) === tag || (shared(id) && this.blobs.has(id));
   }
 
   /** `source`'s copy of each blob when it has one, else the primary: how a snapshot of `source` reads (GC, check, restore, replicas). */

@@ -34,7 +34,7 @@ import { REPO_DIRS, REPO_FILES } from './formats.js';
 
 export type { Database };
 export { BlobWriter } from './blob-writer.js';
-export type { BlobSink } from './blob-writer.js';
+export type { BlobSink, NewBlob } from './blob-writer.js';
 export type { CheckOptions, CheckReport } from './check.js';
 export type { WriterScope } from './index/blob-store.js';
 export type { PackRecord, SessionRecord } from './index/tables.js';

@@ -12,6 +12,7 @@ export * from './status-map.js';
 export * from './codecs/varint.js';
 export * from './codecs/frame.js';
 export * from './codecs/upload.js';
+export * from './codecs/upload-batch.js';
 export * from './codecs/read-blobs-encode.js';
 export * from './codecs/read-blobs-parse.js';
 

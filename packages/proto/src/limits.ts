@@ -23,3 +23,14 @@ export const MAX_MESSAGE_BYTES = MAX_BLOB_SIZE + 64 * 1024;
 
 /** Largest message the agent accepts or sends: room above MAX_MESSAGE_BYTES, a max-size blob travels alone. */
 export const AGENT_MAX_MESSAGE_BYTES = 160 * MiB;
+
+/**
+ * Blobs per batched UploadRequest keepd takes (issue 21); more is a malformed
+ * request. The agent sends at most UPLOAD_BATCH_BLOBS.
+ */
+export const MAX_UPLOAD_BATCH_BLOBS = 1024;
+
+/** The agent's batches: at most this many blobs... */
+export const UPLOAD_BATCH_BLOBS = 256;
+/** ...or this many bytes of blobs (a larger blob travels alone). */
+export const UPLOAD_BATCH_BYTES = 1024 * 1024;

@@ -46,7 +46,13 @@ export const SWEEP_BATCH = 10_000;
 
 /** A copy of `items` in blob-id order, for inBatches. */
 function byId<T>(items: readonly T[], id: (x: T) => Buffer): T[] {
-  return [...items].sort((a, b) => Buffer.compare(id(a), id(b)));
+  // By the ids' first 6 bytes as a number (a comparison in JavaScript, not a call into C++ per pair), Buffer.compare on a tie.
+  const keyed = items.map((x) => {
+    const b = id(x);
+    return { x, id: b, k: b.length >= 6 ? b.readUIntBE(0, 6) : 0 };
+  });
+  keyed.sort((a, b) => a.k - b.k || Buffer.compare(a.id, b.id));
+  return keyed.map((e) => e.x);
 }
 
 /**

@@ -67,7 +67,7 @@ export class SnapshotStore {
     const missing: string[] = [];
     const walked: (Located & { id: Id })[] = [];
     // The unscoped view asks the blob table for presence without decoding records.
-    const has = view === this.views.primary ? (id: Id) => this.index.has(id) : (id: Id) => view(id) !== undefined;
+    const has = view === this.views.primary ? (id: Id) => this.index.has(id) : (view.has ?? ((id: Id) => view(id) !== undefined));
     const seen = newSeenSet();
     const epoch = this.index.gcEpoch();
     try {

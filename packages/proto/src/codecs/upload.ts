@@ -1,6 +1,7 @@
 import { BLOB_ROOM, ID_SIZE, KeepError, SealedBlob, storageHash } from '@keep/core';
 import { FRAME_PREFIX, writeFramePrefix } from './frame.js';
 import { varintSize, writeVarint } from './varint.js';
+import { ackBodySize, decodeUploadBlob, ProtoReader, UploadBlobFields, writeAckBody, writeBlobFields } from './upload-batch.js';
 
 /*
  * keep.v1 UploadRequest / UploadResponse (proto/keep/v1/repository.proto),
@@ -51,15 +52,7 @@ export class UploadEncoder {
     msg[at++] = 0x0a;
     at = writeVarint(msg, at, this.session.length);
     at += this.session.copy(msg, at);
-    msg[at++] = 0x12;
-    msg[at++] = ID_SIZE;
-    at += b.id.copy(msg, at);
-    msg[at++] = 0x1a;
-    writeVarint(msg, at, n);
-    at = head + n;
-    msg[at++] = 0x22;
-    msg[at++] = ID_SIZE;
-    hash.copy(msg, at);
+    writeBlobFields(msg, at, 2, b.id, n, hash);
     return framed;
   }
 }
@@ -76,52 +69,36 @@ export interface UploadRequestFields {
   id: Uint8Array;
   data: Uint8Array;
   storageHash: Uint8Array;
+  /** a batch (issue 21: field 5), else empty: fields 2-4 carry the one blob */
+  blobs: UploadBlobFields[];
 }
 
 const malformed = (why: string) => new Error(why);
 
 /**
- * Decode an UploadRequest (keepd, once per uploaded blob: protobuf-es
+ * Decode an UploadRequest (keepd, once per upload message: protobuf-es
  * reflects over the schema for each). Unknown fields are skipped, a repeated
  * field's last value counts, as in protobuf; a malformed message throws.
  */
 export function decodeUploadRequest(b: Uint8Array): UploadRequestFields {
-  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  const out: UploadRequestFields = { sessionId: '', id: EMPTY, data: EMPTY, storageHash: EMPTY };
-  let at = 0;
-  const varint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (let i = 0; i < 10 && at < buf.length; i++) {
-      const c = buf[at++];
-      v += (c & 0x7f) * mul;
-      if (c < 0x80) return v;
-      mul *= 128;
-    }
-    throw malformed('premature end or an over-long varint');
-  };
-  while (at < buf.length) {
-    const key = varint();
+  const r = new ProtoReader(Buffer.from(b.buffer, b.byteOffset, b.byteLength), malformed);
+  const out: UploadRequestFields = { sessionId: '', id: EMPTY, data: EMPTY, storageHash: EMPTY, blobs: [] };
+  while (!r.done) {
+    const key = r.varint();
     const field = Math.floor(key / 8);
     const wire = key & 7;
     if (field === 0) throw malformed('field number 0');
     if (wire === 2) {
-      const len = varint();
-      if (len > buf.length - at) throw malformed(`field ${field} runs past the end`);
-      const v = buf.subarray(at, at + len);
-      at += len;
+      const v = r.bytes(field);
       if (field === 1) out.sessionId = v.toString('utf8');
       else if (field === 2) out.id = v;
       else if (field === 3) out.data = v;
       else if (field === 4) out.storageHash = v;
+      else if (field === 5) out.blobs.push(decodeUploadBlob(v));
       continue;
     }
-    if (field <= 4) throw malformed(`field ${field} has wire type ${wire}`);
-    if (wire === 0) varint();
-    else if (wire === 1) at += 8;
-    else if (wire === 5) at += 4;
-    else throw malformed(`wire type ${wire}`);
-    if (at > buf.length) throw malformed('premature end');
+    if (field <= 5) throw malformed(`field ${field} has wire type ${wire}`);
+    r.skip(wire);
   }
   return out;
 }
@@ -129,57 +106,48 @@ export function decodeUploadRequest(b: Uint8Array): UploadRequestFields {
 const EMPTY = new Uint8Array(0);
 
 /**
- * Encode an UploadResponse (keepd's ack of each uploaded blob), byte for byte
- * what protobuf-es writes (defaults left out): `create` + `toBinary` reflected
- * over the schema for each of thousands of small blobs.
+ * Encode an UploadResponse (keepd's ack of a single uploaded blob), byte for
+ * byte what protobuf-es writes (defaults left out): `create` + `toBinary`
+ * reflected over the schema for each of thousands of small blobs.
  */
 export function encodeUploadAck(a: UploadAck): Buffer {
-  const n = a.newBytes;
-  const out = Buffer.allocUnsafe(1 + varintSize(a.id.length) + a.id.length + (a.stored ? 2 : 0) + (n > 0 ? 1 + varintSize(n) : 0));
-  let at = 0;
-  out[at++] = 0x0a;
-  at = writeVarint(out, at, a.id.length);
-  at += a.id.copy(out, at);
-  if (a.stored) (out[at++] = 0x10), (out[at++] = 1);
-  if (n > 0) (out[at++] = 0x18), (at = writeVarint(out, at, n));
+  const out = Buffer.allocUnsafe(ackBodySize(a));
+  writeAckBody(out, 0, a);
   return out;
 }
 
-/** Decode an UploadResponse; unknown fields are skipped (fields are only ever added). */
+const badAck = () => new KeepError('INTERNAL', 'keepd sent a malformed upload acknowledgement');
+
+/** Decode an UploadResponse of a single blob; unknown fields are skipped (fields are only ever added). */
 export function decodeUploadAck(b: Buffer): UploadAck {
+  return decodeAckFields(new ProtoReader(b, badAck), undefined);
+}
+
+/** Decode an UploadResponse: the acks of a batch (field 4), or the one ack of fields 1-3. */
+export function decodeUploadAcks(b: Buffer): UploadAck[] {
+  const batch: UploadAck[] = [];
+  const one = decodeAckFields(new ProtoReader(b, badAck), batch);
+  return batch.length ? batch : [one];
+}
+
+/** An ack's fields 1-3 from `r` to its end; field 4 entries (a batch's acks) go to `batch`. */
+function decodeAckFields(r: ProtoReader, batch: UploadAck[] | undefined): UploadAck {
   let id: Buffer = Buffer.alloc(0);
   let stored = false;
   let newBytes = 0;
-  let at = 0;
-  const varint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (at >= b.length) break;
-      const c = b[at++];
-      v += (c & 0x7f) * mul;
-      if (c < 0x80) return v;
-      mul *= 128;
-    }
-    throw new KeepError('INTERNAL', 'keepd sent a malformed upload acknowledgement');
-  };
-  while (at < b.length) {
-    const key = varint();
+  while (!r.done) {
+    const key = r.varint();
     const field = Math.floor(key / 8);
     const wire = key & 7;
     if (wire === 0) {
-      const v = varint();
+      const v = r.varint();
       if (field === 2) stored = v !== 0;
       else if (field === 3) newBytes = v;
     } else if (wire === 2) {
-      const len = varint();
-      if (at + len > b.length) throw new KeepError('INTERNAL', 'keepd sent a malformed upload acknowledgement');
-      if (field === 1) id = b.subarray(at, at + len);
-      at += len;
-    } else if (wire === 1) at += 8;
-    else if (wire === 5) at += 4;
-    else throw new KeepError('INTERNAL', 'keepd sent a malformed upload acknowledgement');
+      const v = r.bytes(field);
+      if (field === 1) id = v;
+      else if (field === 4 && batch) batch.push(decodeAckFields(new ProtoReader(v, badAck), undefined));
+    } else r.skip(wire);
   }
-  if (at > b.length) throw new KeepError('INTERNAL', 'keepd sent a malformed upload acknowledgement');
   return { id, stored, newBytes };
 }

@@ -27,6 +27,8 @@ export function keyHandlers(rpc: RpcCalls) {
         // Only usable key files go out: a damaged one would stop older agents (warned about once here).
         keyFilesJson: usableKeyFiles().map((f) => JSON.stringify(f)),
         readOnly: Boolean(d.readOnly?.()),
+        // issue 21: agents may send several blobs per UploadRequest
+        batchedUploads: true,
       });
     }),
 

@@ -1,10 +1,11 @@
 import { create } from '@bufbuild/protobuf';
-import { ID_SIZE, KeepError, MAX_BLOB_SIZE, NewSnapshot } from '@keep/core';
-import { CloseSessionResponseSchema, CommitResponseSchema, encodeUploadAck, OfferResponseSchema, OpenSessionResponseSchema, Snapshot } from '@keep/proto';
+import { KeepError, NewSnapshot } from '@keep/core';
+import { CloseSessionResponseSchema, CommitResponseSchema, encodeUploadAck, encodeUploadBatchAck, UploadRequestFields, OfferResponseSchema, OpenSessionResponseSchema, Snapshot } from '@keep/proto';
 import { canUseSource, Principal } from '../../auth/tokens.js';
 import { Session } from '../../sessions.js';
 import { RpcCalls, writeOrWait } from '../call.js';
 import { checkIds } from '../ids.js';
+import { uploadedBlobs } from '../upload-blobs.js';
 import { audit } from '../../audit/log.js';
 import { snapshotFromWire, snapshotToWire as toProtoSnapshot } from '@keep/proto';
 
@@ -44,21 +45,25 @@ export function sessionHandlers(rpc: RpcCalls) {
       /** sessions whose blobs this stream carried */
       const carried = new Set<Session>();
       return {
-        async message(req: { sessionId: string; id: Uint8Array; data: Uint8Array; storageHash: Uint8Array }) {
+        async message(req: UploadRequestFields) {
           const s = session(req.sessionId, p);
           carried.add(s);
-          if (req.id.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob id must be ${ID_SIZE} bytes`);
-          if (req.data.length > MAX_BLOB_SIZE) throw new KeepError('INVALID_ARGUMENT', `blob over ${MAX_BLOB_SIZE} bytes`);
-          if (req.storageHash.length !== ID_SIZE) throw new KeepError('INVALID_ARGUMENT', 'upload needs the blob storage hash');
-          const data = Buffer.from(req.data.buffer, req.data.byteOffset, req.data.byteLength);
-          const r = await d.sessions.upload(s, Buffer.from(req.id), data, Buffer.from(req.storageHash));
-          if (r.stored) d.metrics.blobsStored(), d.metrics.bytesStored({}, r.newBytes);
-          else d.metrics.blobsDeduped();
+          const { blobs, batched } = uploadedBlobs(req);
+          const added = await d.sessions.upload(s, blobs);
           // No existence oracle: a source-scoped agent is not told whether another source already stored the blob.
           const opaque = p.role === 'agent' && p.dedup === 'source';
-          const ack = opaque ? { stored: true, newBytes: data.length } : r;
-          // (what arrived is stored whether or not the ack gets through; encoded by hand: one per blob)
-          await writeOrWait(call, encodeUploadAck({ id: Buffer.from(req.id.buffer, req.id.byteOffset, req.id.byteLength), stored: ack.stored, newBytes: ack.newBytes }));
+          let stored = 0;
+          let bytes = 0;
+          const acks = blobs.map((b, i) => {
+            if (added[i]) stored++, (bytes += b.stored.length);
+            const told = opaque || added[i];
+            return { id: b.id, stored: told, newBytes: told ? b.stored.length : 0 };
+          });
+          if (stored) d.metrics.blobsStored({}, stored), d.metrics.bytesStored({}, bytes);
+          if (stored < blobs.length) d.metrics.blobsDeduped({}, blobs.length - stored);
+          d.metrics.uploadMessages();
+          // (what arrived is stored whether or not the ack gets through; encoded by hand: one per message)
+          await writeOrWait(call, batched ? encodeUploadBatchAck(acks) : encodeUploadAck(acks[0]));
         },
         // The agent died or lost the connection: what it sent is kept and owned now, for its rerun.
         async cancelled() {

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keep/v1/repository.proto.
  */
 export const file_keep_v1_repository: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIm0KEUdldENvbmZpZ1Jlc3BvbnNlEhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEwoLY29uZmlnX2pzb24YAiABKAkSFgoOa2V5X2ZpbGVzX2pzb24YAyADKAkSEQoJcmVhZF9vbmx5GAQgASgIIiYKDUFkZEtleVJlcXVlc3QSFQoNa2V5X2ZpbGVfanNvbhgBIAEoCSIQCg5BZGRLZXlSZXNwb25zZSIiChBSZW1vdmVLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSITChFSZW1vdmVLZXlSZXNwb25zZSJCChJPcGVuU2Vzc2lvblJlcXVlc3QSDgoGc291cmNlGAEgASgJEgwKBGhvc3QYAiABKAkSDgoGcGFyZW50GAMgASgJIkMKE09wZW5TZXNzaW9uUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIYChBsZWFzZV9leHBpcmVzX21zGAIgASgDIi8KDE9mZmVyUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgsKA2lkcxgCIAMoDCIgCg1PZmZlclJlc3BvbnNlEg8KB21pc3NpbmcYASADKAwiUwoNVXBsb2FkUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEgoKAmlkGAIgASgMEgwKBGRhdGEYAyABKAwSFAoMc3RvcmFnZV9oYXNoGAQgASgMIj8KDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQizwEKDVNuYXBzaG90U3RhdHMSDQoFZmlsZXMYASABKAQSDAoEZGlycxgCIAEoBBINCgVieXRlcxgDIAEoBBIRCglmaWxlc19uZXcYBCABKAQSFQoNZmlsZXNfY2hhbmdlZBgFIAEoBBIYChBmaWxlc191bm1vZGlmaWVkGAYgASgEEhIKCmJ5dGVzX3JlYWQYByABKAQSEgoKYnl0ZXNfc2VudBgIIAEoBBISCgpjaHVua3NfbmV3GAkgASgEEhIKCmR1cmF0aW9uX3MYCiABKAEigQIKCFNuYXBzaG90EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgRob3N0GAMgASgJEgwKBHRpbWUYBCABKAkSDgoGcGFyZW50GAUgASgJEgwKBHJvb3QYBiABKAkSDAoEdGFncxgHIAMoCRIMCgR0aWVyGAggASgJEiUKBXN0YXRzGAkgASgLMhYua2VlcC52MS5TbmFwc2hvdFN0YXRzEgsKA21hYxgKIAEoCRITCgtzZXJ2ZXJfdGltZRgLIAEoCRITCgtwYXRoc19ncm91cBgMIAEoCRITCgtzZWFsZWRfbWV0YRgNIAEoCRIQCghvcmlnaW5hbBgOIAEoCSJICg1Db21taXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90IjUKDkNvbW1pdFJlc3BvbnNlEiMKCHNuYXBzaG90GAEgASgLMhEua2VlcC52MS5TbmFwc2hvdCIpChNDbG9zZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFgoUQ2xvc2VTZXNzaW9uUmVzcG9uc2UiJgoUTGlzdFNuYXBzaG90c1JlcXVlc3QSDgoGc291cmNlGAEgASgJIj0KFUxpc3RTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IkoKEFJlYWRCbG9ic1JlcXVlc3QSCwoDaWRzGAEgAygMEhkKEW1heF9tZXNzYWdlX2J5dGVzGAIgASgNEg4KBnNvdXJjZRgDIAEoCSJnChFSZWFkQmxvYnNSZXNwb25zZRIKCgJpZBgBIAEoDBIMCgRkYXRhGAIgASgMEhQKDHN0b3JhZ2VfaGFzaBgDIAEoDBIiCgVibG9icxgEIAMoCzITLmtlZXAudjEuU3RvcmVkQmxvYiI8CgpTdG9yZWRCbG9iEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMIjsKDENoZWNrUmVxdWVzdBIRCglyZWFkX2RhdGEYASABKAgSGAoQcmVhZF9kYXRhX3N1YnNldBgCIAEoASIkCg1DaGVja1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIg4KDFN0YXRzUmVxdWVzdCJWCg1TdGF0c1Jlc3BvbnNlEhEKCXNuYXBzaG90cxgBIAEoBBINCgVibG9icxgCIAEoBBINCgVwYWNrcxgDIAEoBBIUCgxzdG9yZWRfYnl0ZXMYBCABKAQiFQoTV2F0Y2hDb21taXRzUmVxdWVzdCJJChRXYXRjaENvbW1pdHNSZXNwb25zZRITCgtzbmFwc2hvdF9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDAoEdGltZRgDIAEoCSJVChRSZXBvcnRSZXBsaWNhUmVxdWVzdBISCgpyZXBsaWNhX2lkGAEgASgJEhQKDHNuYXBzaG90X2lkcxgCIAMoCRITCgtuZXdlc3RfdGltZRgDIAEoCSIXChVSZXBvcnRSZXBsaWNhUmVzcG9uc2UiEwoRTGlzdFRva2Vuc1JlcXVlc3QiegoLVG9rZW5SZWNvcmQSCgoCaWQYASABKAkSDAoEcm9sZRgCIAEoCRIPCgdzb3VyY2VzGAMgAygJEg0KBWRlZHVwGAQgASgJEhIKCmNyZWF0ZWRfbXMYBSABKAMSDAoEaGFzaBgGIAEoCRIPCgdyZXZva2VkGAcgASgIIjoKEkxpc3RUb2tlbnNSZXNwb25zZRIkCgZ0b2tlbnMYASADKAsyFC5rZWVwLnYxLlRva2VuUmVjb3JkIqEECg1Gb3JnZXRSZXF1ZXN0EhYKCWtlZXBfbGFzdBgBIAEoBUgAiAEBEhgKC2tlZXBfaG91cmx5GAIgASgFSAGIAQESFwoKa2VlcF9kYWlseRgDIAEoBUgCiAEBEhgKC2tlZXBfd2Vla2x5GAQgASgFSAOIAQESGQoMa2VlcF9tb250aGx5GAUgASgFSASIAQESGAoLa2VlcF95ZWFybHkYBiABKAVIBYgBARITCgtrZWVwX3dpdGhpbhgHIAEoCRIaChJrZWVwX3dpdGhpbl9ob3VybHkYCCABKAkSGQoRa2VlcF93aXRoaW5fZGFpbHkYCSABKAkSGgoSa2VlcF93aXRoaW5fd2Vla2x5GAogASgJEhsKE2tlZXBfd2l0aGluX21vbnRobHkYCyABKAkSGgoSa2VlcF93aXRoaW5feWVhcmx5GAwgASgJEhEKCWtlZXBfdGFncxgNIAMoCRIOCgZzb3VyY2UYDiABKAkSDAoEdGllchgPIAEoCRIQCghncm91cF9ieRgQIAMoCRIUCgxncm91cF9ieV9zZXQYESABKAgSDwoHZHJ5X3J1bhgSIAEoCBINCgVwcnVuZRgTIAEoCEIMCgpfa2VlcF9sYXN0Qg4KDF9rZWVwX2hvdXJseUINCgtfa2VlcF9kYWlseUIOCgxfa2VlcF93ZWVrbHlCDwoNX2tlZXBfbW9udGhseUIOCgxfa2VlcF95ZWFybHkiJQoORm9yZ2V0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiSgoTU25hcHNob3RSZXBsYWNlbWVudBIOCgZvbGRfaWQYASABKAkSIwoIc25hcHNob3QYAiABKAsyES5rZWVwLnYxLlNuYXBzaG90Ik0KF1JlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0EjIKDHJlcGxhY2VtZW50cxgBIAMoCzIcLmtlZXAudjEuU25hcHNob3RSZXBsYWNlbWVudCJAChhSZXBsYWNlU25hcHNob3RzUmVzcG9uc2USJAoJc25hcHNob3RzGAEgAygLMhEua2VlcC52MS5TbmFwc2hvdCKDAgoJUnVuUmVwb3J0EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRILCgNqb2IYAyABKAkSDAoEa2luZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRIQCghzdGFydF9tcxgHIAEoAxIOCgZlbmRfbXMYCCABKAMSDgoGcmVzdWx0GAkgASgJEg0KBWZpbGVzGAogASgEEg0KBWJ5dGVzGAsgASgEEhAKCHNuYXBzaG90GAwgASgJEhMKC2Vycm9yX2NsYXNzGA0gASgJEhAKCHdhcm5pbmdzGA4gASgNEhUKDXNlYWxlZF9kZXRhaWwYDyABKAkiOAoRUmVwb3J0UnVuc1JlcXVlc3QSIwoHcmVwb3J0cxgBIAMoCzISLmtlZXAudjEuUnVuUmVwb3J0IikKElJlcG9ydFJ1bnNSZXNwb25zZRITCgtzZXJ2ZXJfdGltZRgBIAEoCSISChBHZXRTdGF0dXNSZXF1ZXN0IigKEUdldFN0YXR1c1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIhMKEUxpc3RBbGVydHNSZXF1ZXN0IikKEkxpc3RBbGVydHNSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSJLCgxQcnVuZVJlcXVlc3QSDwoHZHJ5X3J1bhgBIAEoCBIZCgxyZXBhY2tfYmVsb3cYAiABKAFIAIgBAUIPCg1fcmVwYWNrX2JlbG93IiQKDVBydW5lUmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiVwoSQ3JlYXRlVG9rZW5SZXF1ZXN0EgwKBHJvbGUYASABKAkSDwoHc291cmNlcxgCIAMoCRITCgthbGxfc291cmNlcxgDIAEoCBINCgVkZWR1cBgEIAEoCSJKChNDcmVhdGVUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEiQKBnJlY29yZBgCIAEoCzIULmtlZXAudjEuVG9rZW5SZWNvcmQiIAoSUmV2b2tlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJIhUKE1Jldm9rZVRva2VuUmVzcG9uc2UiQAoQTGlzdEF1ZGl0UmVxdWVzdBINCgVzaW5jZRgBIAEoCRIOCgZzb3VyY2UYAiABKAkSDQoFZXZlbnQYAyABKAkiKQoRTGlzdEF1ZGl0UmVzcG9uc2USFAoMcmVjb3Jkc19qc29uGAEgASgJIhUKE0dldEF1ZGl0SGVhZFJlcXVlc3QiRgoUR2V0QXVkaXRIZWFkUmVzcG9uc2USCwoDc2VxGAEgASgEEgwKBGhhc2gYAiABKAkSEwoLc2VydmVyX3RpbWUYAyABKAki2QIKC0RyaWxsUmVwb3J0EgoKAmlkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIQCghzbmFwc2hvdBgDIAEoCRIMCgRraW5kGAQgASgJEgwKBG1vZGUYBSABKAkSDgoGcmVzdWx0GAYgASgJEhAKCHN0YXJ0X21zGAcgASgDEg4KBmVuZF9tcxgIIAEoAxITCgtkdXJhdGlvbl9tcxgJIAEoBBIQCghzZXR1cF9tcxgKIAEoBBINCgVmaWxlcxgLIAEoBBINCgVieXRlcxgMIAEoBBIWCg5maWxlc192ZXJpZmllZBgNIAEoBBIXCg92ZXJpZnlfZmFpbHVyZXMYDiABKAQSEwoLZXJyb3JfY2xhc3MYDyABKAkSFQoNY29uc2lzdGVudF9tcxgQIAEoBBITCgtwcm9tb3RlZF9tcxgRIAEoBBIXCg9yZWNvdmVyZWRfdG9fbXMYEiABKAMiOwoTUmVwb3J0RHJpbGxzUmVxdWVzdBIkCgZkcmlsbHMYASADKAsyFC5rZWVwLnYxLkRyaWxsUmVwb3J0IisKFFJlcG9ydERyaWxsc1Jlc3BvbnNlEhMKC3NlcnZlcl90aW1lGAEgASgJIiEKEEdldFJlcG9ydFJlcXVlc3QSDQoFc2luY2UYASABKAkiOgoRR2V0UmVwb3J0UmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkSEAoIbWFya2Rvd24YAiABKAky3w4KEVJlcG9zaXRvcnlTZXJ2aWNlEkIKCUdldENvbmZpZxIZLmtlZXAudjEuR2V0Q29uZmlnUmVxdWVzdBoaLmtlZXAudjEuR2V0Q29uZmlnUmVzcG9uc2USOQoGQWRkS2V5EhYua2VlcC52MS5BZGRLZXlSZXF1ZXN0Ghcua2VlcC52MS5BZGRLZXlSZXNwb25zZRJCCglSZW1vdmVLZXkSGS5rZWVwLnYxLlJlbW92ZUtleVJlcXVlc3QaGi5rZWVwLnYxLlJlbW92ZUtleVJlc3BvbnNlEkgKC09wZW5TZXNzaW9uEhsua2VlcC52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHC5rZWVwLnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USNgoFT2ZmZXISFS5rZWVwLnYxLk9mZmVyUmVxdWVzdBoWLmtlZXAudjEuT2ZmZXJSZXNwb25zZRI9CgZVcGxvYWQSFi5rZWVwLnYxLlVwbG9hZFJlcXVlc3QaFy5rZWVwLnYxLlVwbG9hZFJlc3BvbnNlKAEwARI5CgZDb21taXQSFi5rZWVwLnYxLkNvbW1pdFJlcXVlc3QaFy5rZWVwLnYxLkNvbW1pdFJlc3BvbnNlEksKDENsb3NlU2Vzc2lvbhIcLmtlZXAudjEuQ2xvc2VTZXNzaW9uUmVxdWVzdBodLmtlZXAudjEuQ2xvc2VTZXNzaW9uUmVzcG9uc2USTgoNTGlzdFNuYXBzaG90cxIdLmtlZXAudjEuTGlzdFNuYXBzaG90c1JlcXVlc3QaHi5rZWVwLnYxLkxpc3RTbmFwc2hvdHNSZXNwb25zZRJECglSZWFkQmxvYnMSGS5rZWVwLnYxLlJlYWRCbG9ic1JlcXVlc3QaGi5rZWVwLnYxLlJlYWRCbG9ic1Jlc3BvbnNlMAESTQoMV2F0Y2hDb21taXRzEhwua2VlcC52MS5XYXRjaENvbW1pdHNSZXF1ZXN0Gh0ua2VlcC52MS5XYXRjaENvbW1pdHNSZXNwb25zZTABEk4KDVJlcG9ydFJlcGxpY2ESHS5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXF1ZXN0Gh4ua2VlcC52MS5SZXBvcnRSZXBsaWNhUmVzcG9uc2USRQoKTGlzdFRva2VucxIaLmtlZXAudjEuTGlzdFRva2Vuc1JlcXVlc3QaGy5rZWVwLnYxLkxpc3RUb2tlbnNSZXNwb25zZRI2CgVDaGVjaxIVLmtlZXAudjEuQ2hlY2tSZXF1ZXN0GhYua2VlcC52MS5DaGVja1Jlc3BvbnNlEjYKBVN0YXRzEhUua2VlcC52MS5TdGF0c1JlcXVlc3QaFi5rZWVwLnYxLlN0YXRzUmVzcG9uc2USOQoGRm9yZ2V0EhYua2VlcC52MS5Gb3JnZXRSZXF1ZXN0Ghcua2VlcC52MS5Gb3JnZXRSZXNwb25zZRJXChBSZXBsYWNlU25hcHNob3RzEiAua2VlcC52MS5SZXBsYWNlU25hcHNob3RzUmVxdWVzdBohLmtlZXAudjEuUmVwbGFjZVNuYXBzaG90c1Jlc3BvbnNlEkUKClJlcG9ydFJ1bnMSGi5rZWVwLnYxLlJlcG9ydFJ1bnNSZXF1ZXN0Ghsua2VlcC52MS5SZXBvcnRSdW5zUmVzcG9uc2USQgoJR2V0U3RhdHVzEhkua2VlcC52MS5HZXRTdGF0dXNSZXF1ZXN0Ghoua2VlcC52MS5HZXRTdGF0dXNSZXNwb25zZRJFCgpMaXN0QWxlcnRzEhoua2VlcC52MS5MaXN0QWxlcnRzUmVxdWVzdBobLmtlZXAudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlEjYKBVBydW5lEhUua2VlcC52MS5QcnVuZVJlcXVlc3QaFi5rZWVwLnYxLlBydW5lUmVzcG9uc2USSAoLQ3JlYXRlVG9rZW4SGy5rZWVwLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBocLmtlZXAudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJICgtSZXZva2VUb2tlbhIbLmtlZXAudjEuUmV2b2tlVG9rZW5SZXF1ZXN0Ghwua2VlcC52MS5SZXZva2VUb2tlblJlc3BvbnNlEkIKCUxpc3RBdWRpdBIZLmtlZXAudjEuTGlzdEF1ZGl0UmVxdWVzdBoaLmtlZXAudjEuTGlzdEF1ZGl0UmVzcG9uc2USSwoMR2V0QXVkaXRIZWFkEhwua2VlcC52MS5HZXRBdWRpdEhlYWRSZXF1ZXN0Gh0ua2VlcC52MS5HZXRBdWRpdEhlYWRSZXNwb25zZRJLCgxSZXBvcnREcmlsbHMSHC5rZWVwLnYxLlJlcG9ydERyaWxsc1JlcXVlc3QaHS5rZWVwLnYxLlJlcG9ydERyaWxsc1Jlc3BvbnNlEkIKCUdldFJlcG9ydBIZLmtlZXAudjEuR2V0UmVwb3J0UmVxdWVzdBoaLmtlZXAudjEuR2V0UmVwb3J0UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChhrZWVwL3YxL3JlcG9zaXRvcnkucHJvdG8SB2tlZXAudjEiLAoQR2V0Q29uZmlnUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNIoYBChFHZXRDb25maWdSZXNwb25zZRIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEhMKC2NvbmZpZ19qc29uGAIgASgJEhYKDmtleV9maWxlc19qc29uGAMgAygJEhEKCXJlYWRfb25seRgEIAEoCBIXCg9iYXRjaGVkX3VwbG9hZHMYBSABKAgiJgoNQWRkS2V5UmVxdWVzdBIVCg1rZXlfZmlsZV9qc29uGAEgASgJIhAKDkFkZEtleVJlc3BvbnNlIiIKEFJlbW92ZUtleVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIhMKEVJlbW92ZUtleVJlc3BvbnNlIkIKEk9wZW5TZXNzaW9uUmVxdWVzdBIOCgZzb3VyY2UYASABKAkSDAoEaG9zdBgCIAEoCRIOCgZwYXJlbnQYAyABKAkiQwoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEhgKEGxlYXNlX2V4cGlyZXNfbXMYAiABKAMiLwoMT2ZmZXJSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCwoDaWRzGAIgAygMIiAKDU9mZmVyUmVzcG9uc2USDwoHbWlzc2luZxgBIAMoDCJ3Cg1VcGxvYWRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSCgoCaWQYAiABKAwSDAoEZGF0YRgDIAEoDBIUCgxzdG9yYWdlX2hhc2gYBCABKAwSIgoFYmxvYnMYBSADKAsyEy5rZWVwLnYxLlN0b3JlZEJsb2IiPgoNVXBsb2FkQmxvYkFjaxIKCgJpZBgBIAEoDBIOCgZzdG9yZWQYAiABKAgSEQoJbmV3X2J5dGVzGAMgASgEImUKDlVwbG9hZFJlc3BvbnNlEgoKAmlkGAEgASgMEg4KBnN0b3JlZBgCIAEoCBIRCgluZXdfYnl0ZXMYAyABKAQSJAoEYWNrcxgEIAMoCzIWLmtlZXAudjEuVXBsb2FkQmxvYkFjayLPAQoNU25hcHNob3RTdGF0cxINCgVmaWxlcxgBIAEoBBIMCgRkaXJzGAIgASgEEg0KBWJ5dGVzGAMgASgEEhEKCWZpbGVzX25ldxgEIAEoBBIVCg1maWxlc19jaGFuZ2VkGAUgASgEEhgKEGZpbGVzX3VubW9kaWZpZWQYBiABKAQSEgoKYnl0ZXNfcmVhZBgHIAEoBBISCgpieXRlc19zZW50GAggASgEEhIKCmNodW5rc19uZXcYCSABKAQSEgoKZHVyYXRpb25fcxgKIAEoASKBAgoIU25hcHNob3QSCgoCaWQYASABKAkSDgoGc291cmNlGAIgASgJEgwKBGhvc3QYAyABKAkSDAoEdGltZRgEIAEoCRIOCgZwYXJlbnQYBSABKAkSDAoEcm9vdBgGIAEoCRIMCgR0YWdzGAcgAygJEgwKBHRpZXIYCCABKAkSJQoFc3RhdHMYCSABKAsyFi5rZWVwLnYxLlNuYXBzaG90U3RhdHMSCwoDbWFjGAogASgJEhMKC3NlcnZlcl90aW1lGAsgASgJEhMKC3BhdGhzX2dyb3VwGAwgASgJEhMKC3NlYWxlZF9tZXRhGA0gASgJEhAKCG9yaWdpbmFsGA4gASgJIkgKDUNvbW1pdFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIjCghzbmFwc2hvdBgCIAEoCzIRLmtlZXAudjEuU25hcHNob3QiNQoOQ29tbWl0UmVzcG9uc2USIwoIc25hcHNob3QYASABKAsyES5rZWVwLnYxLlNuYXBzaG90IikKE0Nsb3NlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIWChRDbG9zZVNlc3Npb25SZXNwb25zZSImChRMaXN0U25hcHNob3RzUmVxdWVzdBIOCgZzb3VyY2UYASABKAkiPQoVTGlzdFNuYXBzaG90c1Jlc3BvbnNlEiQKCXNuYXBzaG90cxgBIAMoCzIRLmtlZXAudjEuU25hcHNob3QiSgoQUmVhZEJsb2JzUmVxdWVzdBILCgNpZHMYASADKAwSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYAiABKA0SDgoGc291cmNlGAMgASgJImcKEVJlYWRCbG9ic1Jlc3BvbnNlEgoKAmlkGAEgASgMEgwKBGRhdGEYAiABKAwSFAoMc3RvcmFnZV9oYXNoGAMgASgMEiIKBWJsb2JzGAQgAygLMhMua2VlcC52MS5TdG9yZWRCbG9iIjwKClN0b3JlZEJsb2ISCgoCaWQYASABKAwSDAoEZGF0YRgCIAEoDBIUCgxzdG9yYWdlX2hhc2gYAyABKAwiOwoMQ2hlY2tSZXF1ZXN0EhEKCXJlYWRfZGF0YRgBIAEoCBIYChByZWFkX2RhdGFfc3Vic2V0GAIgASgBIiQKDUNoZWNrUmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiDgoMU3RhdHNSZXF1ZXN0IlYKDVN0YXRzUmVzcG9uc2USEQoJc25hcHNob3RzGAEgASgEEg0KBWJsb2JzGAIgASgEEg0KBXBhY2tzGAMgASgEEhQKDHN0b3JlZF9ieXRlcxgEIAEoBCIVChNXYXRjaENvbW1pdHNSZXF1ZXN0IkkKFFdhdGNoQ29tbWl0c1Jlc3BvbnNlEhMKC3NuYXBzaG90X2lkGAEgASgJEg4KBnNvdXJjZRgCIAEoCRIMCgR0aW1lGAMgASgJIlUKFFJlcG9ydFJlcGxpY2FSZXF1ZXN0EhIKCnJlcGxpY2FfaWQYASABKAkSFAoMc25hcHNob3RfaWRzGAIgAygJEhMKC25ld2VzdF90aW1lGAMgASgJIhcKFVJlcG9ydFJlcGxpY2FSZXNwb25zZSITChFMaXN0VG9rZW5zUmVxdWVzdCJ6CgtUb2tlblJlY29yZBIKCgJpZBgBIAEoCRIMCgRyb2xlGAIgASgJEg8KB3NvdXJjZXMYAyADKAkSDQoFZGVkdXAYBCABKAkSEgoKY3JlYXRlZF9tcxgFIAEoAxIMCgRoYXNoGAYgASgJEg8KB3Jldm9rZWQYByABKAgiOgoSTGlzdFRva2Vuc1Jlc3BvbnNlEiQKBnRva2VucxgBIAMoCzIULmtlZXAudjEuVG9rZW5SZWNvcmQioQQKDUZvcmdldFJlcXVlc3QSFgoJa2VlcF9sYXN0GAEgASgFSACIAQESGAoLa2VlcF9ob3VybHkYAiABKAVIAYgBARIXCgprZWVwX2RhaWx5GAMgASgFSAKIAQESGAoLa2VlcF93ZWVrbHkYBCABKAVIA4gBARIZCgxrZWVwX21vbnRobHkYBSABKAVIBIgBARIYCgtrZWVwX3llYXJseRgGIAEoBUgFiAEBEhMKC2tlZXBfd2l0aGluGAcgASgJEhoKEmtlZXBfd2l0aGluX2hvdXJseRgIIAEoCRIZChFrZWVwX3dpdGhpbl9kYWlseRgJIAEoCRIaChJrZWVwX3dpdGhpbl93ZWVrbHkYCiABKAkSGwoTa2VlcF93aXRoaW5fbW9udGhseRgLIAEoCRIaChJrZWVwX3dpdGhpbl95ZWFybHkYDCABKAkSEQoJa2VlcF90YWdzGA0gAygJEg4KBnNvdXJjZRgOIAEoCRIMCgR0aWVyGA8gASgJEhAKCGdyb3VwX2J5GBAgAygJEhQKDGdyb3VwX2J5X3NldBgRIAEoCBIPCgdkcnlfcnVuGBIgASgIEg0KBXBydW5lGBMgASgIQgwKCl9rZWVwX2xhc3RCDgoMX2tlZXBfaG91cmx5Qg0KC19rZWVwX2RhaWx5Qg4KDF9rZWVwX3dlZWtseUIPCg1fa2VlcF9tb250aGx5Qg4KDF9rZWVwX3llYXJseSIlCg5Gb3JnZXRSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSJKChNTbmFwc2hvdFJlcGxhY2VtZW50Eg4KBm9sZF9pZBgBIAEoCRIjCghzbmFwc2hvdBgCIAEoCzIRLmtlZXAudjEuU25hcHNob3QiTQoXUmVwbGFjZVNuYXBzaG90c1JlcXVlc3QSMgoMcmVwbGFjZW1lbnRzGAEgAygLMhwua2VlcC52MS5TbmFwc2hvdFJlcGxhY2VtZW50IkAKGFJlcGxhY2VTbmFwc2hvdHNSZXNwb25zZRIkCglzbmFwc2hvdHMYASADKAsyES5rZWVwLnYxLlNuYXBzaG90IoMCCglSdW5SZXBvcnQSCgoCaWQYASABKAkSDgoGc291cmNlGAIgASgJEgsKA2pvYhgDIAEoCRIMCgRraW5kGAQgASgJEg4KBnJlYXNvbhgFIAEoCRIPCgdhdHRlbXB0GAYgASgNEhAKCHN0YXJ0X21zGAcgASgDEg4KBmVuZF9tcxgIIAEoAxIOCgZyZXN1bHQYCSABKAkSDQoFZmlsZXMYCiABKAQSDQoFYnl0ZXMYCyABKAQSEAoIc25hcHNob3QYDCABKAkSEwoLZXJyb3JfY2xhc3MYDSABKAkSEAoId2FybmluZ3MYDiABKA0SFQoNc2VhbGVkX2RldGFpbBgPIAEoCSI4ChFSZXBvcnRSdW5zUmVxdWVzdBIjCgdyZXBvcnRzGAEgAygLMhIua2VlcC52MS5SdW5SZXBvcnQiKQoSUmVwb3J0UnVuc1Jlc3BvbnNlEhMKC3NlcnZlcl90aW1lGAEgASgJIhIKEEdldFN0YXR1c1JlcXVlc3QiKAoRR2V0U3RhdHVzUmVzcG9uc2USEwoLcmVwb3J0X2pzb24YASABKAkiEwoRTGlzdEFsZXJ0c1JlcXVlc3QiKQoSTGlzdEFsZXJ0c1Jlc3BvbnNlEhMKC3JlcG9ydF9qc29uGAEgASgJIksKDFBydW5lUmVxdWVzdBIPCgdkcnlfcnVuGAEgASgIEhkKDHJlcGFja19iZWxvdxgCIAEoAUgAiAEBQg8KDV9yZXBhY2tfYmVsb3ciJAoNUHJ1bmVSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCSJXChJDcmVhdGVUb2tlblJlcXVlc3QSDAoEcm9sZRgBIAEoCRIPCgdzb3VyY2VzGAIgAygJEhMKC2FsbF9zb3VyY2VzGAMgASgIEg0KBWRlZHVwGAQgASgJIkoKE0NyZWF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSJAoGcmVjb3JkGAIgASgLMhQua2VlcC52MS5Ub2tlblJlY29yZCIgChJSZXZva2VUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiFQoTUmV2b2tlVG9rZW5SZXNwb25zZSJAChBMaXN0QXVkaXRSZXF1ZXN0Eg0KBXNpbmNlGAEgASgJEg4KBnNvdXJjZRgCIAEoCRINCgVldmVudBgDIAEoCSIpChFMaXN0QXVkaXRSZXNwb25zZRIUCgxyZWNvcmRzX2pzb24YASABKAkiFQoTR2V0QXVkaXRIZWFkUmVxdWVzdCJGChRHZXRBdWRpdEhlYWRSZXNwb25zZRILCgNzZXEYASABKAQSDAoEaGFzaBgCIAEoCRITCgtzZXJ2ZXJfdGltZRgDIAEoCSLZAgoLRHJpbGxSZXBvcnQSCgoCaWQYASABKAkSDgoGc291cmNlGAIgASgJEhAKCHNuYXBzaG90GAMgASgJEgwKBGtpbmQYBCABKAkSDAoEbW9kZRgFIAEoCRIOCgZyZXN1bHQYBiABKAkSEAoIc3RhcnRfbXMYByABKAMSDgoGZW5kX21zGAggASgDEhMKC2R1cmF0aW9uX21zGAkgASgEEhAKCHNldHVwX21zGAogASgEEg0KBWZpbGVzGAsgASgEEg0KBWJ5dGVzGAwgASgEEhYKDmZpbGVzX3ZlcmlmaWVkGA0gASgEEhcKD3ZlcmlmeV9mYWlsdXJlcxgOIAEoBBITCgtlcnJvcl9jbGFzcxgPIAEoCRIVCg1jb25zaXN0ZW50X21zGBAgASgEEhMKC3Byb21vdGVkX21zGBEgASgEEhcKD3JlY292ZXJlZF90b19tcxgSIAEoAyI7ChNSZXBvcnREcmlsbHNSZXF1ZXN0EiQKBmRyaWxscxgBIAMoCzIULmtlZXAudjEuRHJpbGxSZXBvcnQiKwoUUmVwb3J0RHJpbGxzUmVzcG9uc2USEwoLc2VydmVyX3RpbWUYASABKAkiIQoQR2V0UmVwb3J0UmVxdWVzdBINCgVzaW5jZRgBIAEoCSI6ChFHZXRSZXBvcnRSZXNwb25zZRITCgtyZXBvcnRfanNvbhgBIAEoCRIQCghtYXJrZG93bhgCIAEoCTLfDgoRUmVwb3NpdG9yeVNlcnZpY2USQgoJR2V0Q29uZmlnEhkua2VlcC52MS5HZXRDb25maWdSZXF1ZXN0Ghoua2VlcC52MS5HZXRDb25maWdSZXNwb25zZRI5CgZBZGRLZXkSFi5rZWVwLnYxLkFkZEtleVJlcXVlc3QaFy5rZWVwLnYxLkFkZEtleVJlc3BvbnNlEkIKCVJlbW92ZUtleRIZLmtlZXAudjEuUmVtb3ZlS2V5UmVxdWVzdBoaLmtlZXAudjEuUmVtb3ZlS2V5UmVzcG9uc2USSAoLT3BlblNlc3Npb24SGy5rZWVwLnYxLk9wZW5TZXNzaW9uUmVxdWVzdBocLmtlZXAudjEuT3BlblNlc3Npb25SZXNwb25zZRI2CgVPZmZlchIVLmtlZXAudjEuT2ZmZXJSZXF1ZXN0GhYua2VlcC52MS5PZmZlclJlc3BvbnNlEj0KBlVwbG9hZBIWLmtlZXAudjEuVXBsb2FkUmVxdWVzdBoXLmtlZXAudjEuVXBsb2FkUmVzcG9uc2UoATABEjkKBkNvbW1pdBIWLmtlZXAudjEuQ29tbWl0UmVxdWVzdBoXLmtlZXAudjEuQ29tbWl0UmVzcG9uc2USSwoMQ2xvc2VTZXNzaW9uEhwua2VlcC52MS5DbG9zZVNlc3Npb25SZXF1ZXN0Gh0ua2VlcC52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJOCg1MaXN0U25hcHNob3RzEh0ua2VlcC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBoeLmtlZXAudjEuTGlzdFNuYXBzaG90c1Jlc3BvbnNlEkQKCVJlYWRCbG9icxIZLmtlZXAudjEuUmVhZEJsb2JzUmVxdWVzdBoaLmtlZXAudjEuUmVhZEJsb2JzUmVzcG9uc2UwARJNCgxXYXRjaENvbW1pdHMSHC5rZWVwLnYxLldhdGNoQ29tbWl0c1JlcXVlc3QaHS5rZWVwLnYxLldhdGNoQ29tbWl0c1Jlc3BvbnNlMAESTgoNUmVwb3J0UmVwbGljYRIdLmtlZXAudjEuUmVwb3J0UmVwbGljYVJlcXVlc3QaHi5rZWVwLnYxLlJlcG9ydFJlcGxpY2FSZXNwb25zZRJFCgpMaXN0VG9rZW5zEhoua2VlcC52MS5MaXN0VG9rZW5zUmVxdWVzdBobLmtlZXAudjEuTGlzdFRva2Vuc1Jlc3BvbnNlEjYKBUNoZWNrEhUua2VlcC52MS5DaGVja1JlcXVlc3QaFi5rZWVwLnYxLkNoZWNrUmVzcG9uc2USNgoFU3RhdHMSFS5rZWVwLnYxLlN0YXRzUmVxdWVzdBoWLmtlZXAudjEuU3RhdHNSZXNwb25zZRI5CgZGb3JnZXQSFi5rZWVwLnYxLkZvcmdldFJlcXVlc3QaFy5rZWVwLnYxLkZvcmdldFJlc3BvbnNlElcKEFJlcGxhY2VTbmFwc2hvdHMSIC5rZWVwLnYxLlJlcGxhY2VTbmFwc2hvdHNSZXF1ZXN0GiEua2VlcC52MS5SZXBsYWNlU25hcHNob3RzUmVzcG9uc2USRQoKUmVwb3J0UnVucxIaLmtlZXAudjEuUmVwb3J0UnVuc1JlcXVlc3QaGy5rZWVwLnYxLlJlcG9ydFJ1bnNSZXNwb25zZRJCCglHZXRTdGF0dXMSGS5rZWVwLnYxLkdldFN0YXR1c1JlcXVlc3QaGi5rZWVwLnYxLkdldFN0YXR1c1Jlc3BvbnNlEkUKCkxpc3RBbGVydHMSGi5rZWVwLnYxLkxpc3RBbGVydHNSZXF1ZXN0Ghsua2VlcC52MS5MaXN0QWxlcnRzUmVzcG9uc2USNgoFUHJ1bmUSFS5rZWVwLnYxLlBydW5lUmVxdWVzdBoWLmtlZXAudjEuUHJ1bmVSZXNwb25zZRJICgtDcmVhdGVUb2tlbhIbLmtlZXAudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Ghwua2VlcC52MS5DcmVhdGVUb2tlblJlc3BvbnNlEkgKC1Jldm9rZVRva2VuEhsua2VlcC52MS5SZXZva2VUb2tlblJlcXVlc3QaHC5rZWVwLnYxLlJldm9rZVRva2VuUmVzcG9uc2USQgoJTGlzdEF1ZGl0Ehkua2VlcC52MS5MaXN0QXVkaXRSZXF1ZXN0Ghoua2VlcC52MS5MaXN0QXVkaXRSZXNwb25zZRJLCgxHZXRBdWRpdEhlYWQSHC5rZWVwLnYxLkdldEF1ZGl0SGVhZFJlcXVlc3QaHS5rZWVwLnYxLkdldEF1ZGl0SGVhZFJlc3BvbnNlEksKDFJlcG9ydERyaWxscxIcLmtlZXAudjEuUmVwb3J0RHJpbGxzUmVxdWVzdBodLmtlZXAudjEuUmVwb3J0RHJpbGxzUmVzcG9uc2USQgoJR2V0UmVwb3J0Ehkua2VlcC52MS5HZXRSZXBvcnRSZXF1ZXN0Ghoua2VlcC52MS5HZXRSZXBvcnRSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message keep.v1.GetConfigRequest
@@ -68,6 +68,13 @@ export type GetConfigResponse = Message<"keep.v1.GetConfigResponse"> & {
    * @generated from field: bool read_only = 4;
    */
   readOnly: boolean;
+
+  /**
+   * issue 21: batched uploads: this keepd takes UploadRequest.blobs
+   *
+   * @generated from field: bool batched_uploads = 5;
+   */
+  batchedUploads: boolean;
 };
 
 /**
@@ -260,6 +267,19 @@ export type UploadRequest = Message<"keep.v1.UploadRequest"> & {
    * @generated from field: bytes storage_hash = 4;
    */
   storageHash: Uint8Array;
+
+  /**
+   * ---- issue 21: batched uploads ----
+   * Several blobs in one message, instead of fields 2-4 (never both): keepd
+   * takes them in one turn and answers one UploadResponse with an ack per
+   * blob, in order. Sent only to a keepd whose GetConfigResponse sets
+   * batched_uploads; each blob obeys the single blob's limits, the message
+   * keepd's message size limit and MAX_UPLOAD_BATCH_BLOBS. Each blob is a
+   * StoredBlob, the three fields ReadBlobsResponse carries a blob in.
+   *
+   * @generated from field: repeated keep.v1.StoredBlob blobs = 5;
+   */
+  blobs: StoredBlob[];
 };
 
 /**
@@ -268,6 +288,35 @@ export type UploadRequest = Message<"keep.v1.UploadRequest"> & {
  */
 export const UploadRequestSchema: GenMessage<UploadRequest> = /*@__PURE__*/
   messageDesc(file_keep_v1_repository, 10);
+
+/**
+ * issue 21: batched uploads (one ack of UploadResponse.acks, as fields 1-3)
+ *
+ * @generated from message keep.v1.UploadBlobAck
+ */
+export type UploadBlobAck = Message<"keep.v1.UploadBlobAck"> & {
+  /**
+   * @generated from field: bytes id = 1;
+   */
+  id: Uint8Array;
+
+  /**
+   * @generated from field: bool stored = 2;
+   */
+  stored: boolean;
+
+  /**
+   * @generated from field: uint64 new_bytes = 3;
+   */
+  newBytes: bigint;
+};
+
+/**
+ * Describes the message keep.v1.UploadBlobAck.
+ * Use `create(UploadBlobAckSchema)` to create a new message.
+ */
+export const UploadBlobAckSchema: GenMessage<UploadBlobAck> = /*@__PURE__*/
+  messageDesc(file_keep_v1_repository, 11);
 
 /**
  * @generated from message keep.v1.UploadResponse
@@ -291,6 +340,13 @@ export type UploadResponse = Message<"keep.v1.UploadResponse"> & {
    * @generated from field: uint64 new_bytes = 3;
    */
   newBytes: bigint;
+
+  /**
+   * issue 21: batched uploads: the acks of a batch, in its order (fields 1-3 unset)
+   *
+   * @generated from field: repeated keep.v1.UploadBlobAck acks = 4;
+   */
+  acks: UploadBlobAck[];
 };
 
 /**
@@ -298,7 +354,7 @@ export type UploadResponse = Message<"keep.v1.UploadResponse"> & {
  * Use `create(UploadResponseSchema)` to create a new message.
  */
 export const UploadResponseSchema: GenMessage<UploadResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 11);
+  messageDesc(file_keep_v1_repository, 12);
 
 /**
  * @generated from message keep.v1.SnapshotStats
@@ -360,7 +416,7 @@ export type SnapshotStats = Message<"keep.v1.SnapshotStats"> & {
  * Use `create(SnapshotStatsSchema)` to create a new message.
  */
 export const SnapshotStatsSchema: GenMessage<SnapshotStats> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 12);
+  messageDesc(file_keep_v1_repository, 13);
 
 /**
  * @generated from message keep.v1.Snapshot
@@ -456,7 +512,7 @@ export type Snapshot = Message<"keep.v1.Snapshot"> & {
  * Use `create(SnapshotSchema)` to create a new message.
  */
 export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 13);
+  messageDesc(file_keep_v1_repository, 14);
 
 /**
  * @generated from message keep.v1.CommitRequest
@@ -482,7 +538,7 @@ export type CommitRequest = Message<"keep.v1.CommitRequest"> & {
  * Use `create(CommitRequestSchema)` to create a new message.
  */
 export const CommitRequestSchema: GenMessage<CommitRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 14);
+  messageDesc(file_keep_v1_repository, 15);
 
 /**
  * @generated from message keep.v1.CommitResponse
@@ -499,7 +555,7 @@ export type CommitResponse = Message<"keep.v1.CommitResponse"> & {
  * Use `create(CommitResponseSchema)` to create a new message.
  */
 export const CommitResponseSchema: GenMessage<CommitResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 15);
+  messageDesc(file_keep_v1_repository, 16);
 
 /**
  * @generated from message keep.v1.CloseSessionRequest
@@ -516,7 +572,7 @@ export type CloseSessionRequest = Message<"keep.v1.CloseSessionRequest"> & {
  * Use `create(CloseSessionRequestSchema)` to create a new message.
  */
 export const CloseSessionRequestSchema: GenMessage<CloseSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 16);
+  messageDesc(file_keep_v1_repository, 17);
 
 /**
  * @generated from message keep.v1.CloseSessionResponse
@@ -529,7 +585,7 @@ export type CloseSessionResponse = Message<"keep.v1.CloseSessionResponse"> & {
  * Use `create(CloseSessionResponseSchema)` to create a new message.
  */
 export const CloseSessionResponseSchema: GenMessage<CloseSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 17);
+  messageDesc(file_keep_v1_repository, 18);
 
 /**
  * @generated from message keep.v1.ListSnapshotsRequest
@@ -548,7 +604,7 @@ export type ListSnapshotsRequest = Message<"keep.v1.ListSnapshotsRequest"> & {
  * Use `create(ListSnapshotsRequestSchema)` to create a new message.
  */
 export const ListSnapshotsRequestSchema: GenMessage<ListSnapshotsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 18);
+  messageDesc(file_keep_v1_repository, 19);
 
 /**
  * @generated from message keep.v1.ListSnapshotsResponse
@@ -565,7 +621,7 @@ export type ListSnapshotsResponse = Message<"keep.v1.ListSnapshotsResponse"> & {
  * Use `create(ListSnapshotsResponseSchema)` to create a new message.
  */
 export const ListSnapshotsResponseSchema: GenMessage<ListSnapshotsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 19);
+  messageDesc(file_keep_v1_repository, 20);
 
 /**
  * @generated from message keep.v1.ReadBlobsRequest
@@ -603,7 +659,7 @@ export type ReadBlobsRequest = Message<"keep.v1.ReadBlobsRequest"> & {
  * Use `create(ReadBlobsRequestSchema)` to create a new message.
  */
 export const ReadBlobsRequestSchema: GenMessage<ReadBlobsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 20);
+  messageDesc(file_keep_v1_repository, 21);
 
 /**
  * @generated from message keep.v1.ReadBlobsResponse
@@ -641,7 +697,7 @@ export type ReadBlobsResponse = Message<"keep.v1.ReadBlobsResponse"> & {
  * Use `create(ReadBlobsResponseSchema)` to create a new message.
  */
 export const ReadBlobsResponseSchema: GenMessage<ReadBlobsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 21);
+  messageDesc(file_keep_v1_repository, 22);
 
 /**
  * One blob of a ReadBlobsResponse's `blobs`: the same three fields.
@@ -670,7 +726,7 @@ export type StoredBlob = Message<"keep.v1.StoredBlob"> & {
  * Use `create(StoredBlobSchema)` to create a new message.
  */
 export const StoredBlobSchema: GenMessage<StoredBlob> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 22);
+  messageDesc(file_keep_v1_repository, 23);
 
 /**
  * @generated from message keep.v1.CheckRequest
@@ -692,7 +748,7 @@ export type CheckRequest = Message<"keep.v1.CheckRequest"> & {
  * Use `create(CheckRequestSchema)` to create a new message.
  */
 export const CheckRequestSchema: GenMessage<CheckRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 23);
+  messageDesc(file_keep_v1_repository, 24);
 
 /**
  * @generated from message keep.v1.CheckResponse
@@ -711,7 +767,7 @@ export type CheckResponse = Message<"keep.v1.CheckResponse"> & {
  * Use `create(CheckResponseSchema)` to create a new message.
  */
 export const CheckResponseSchema: GenMessage<CheckResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 24);
+  messageDesc(file_keep_v1_repository, 25);
 
 /**
  * @generated from message keep.v1.StatsRequest
@@ -724,7 +780,7 @@ export type StatsRequest = Message<"keep.v1.StatsRequest"> & {
  * Use `create(StatsRequestSchema)` to create a new message.
  */
 export const StatsRequestSchema: GenMessage<StatsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 25);
+  messageDesc(file_keep_v1_repository, 26);
 
 /**
  * @generated from message keep.v1.StatsResponse
@@ -756,7 +812,7 @@ export type StatsResponse = Message<"keep.v1.StatsResponse"> & {
  * Use `create(StatsResponseSchema)` to create a new message.
  */
 export const StatsResponseSchema: GenMessage<StatsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 26);
+  messageDesc(file_keep_v1_repository, 27);
 
 /**
  * @generated from message keep.v1.WatchCommitsRequest
@@ -769,7 +825,7 @@ export type WatchCommitsRequest = Message<"keep.v1.WatchCommitsRequest"> & {
  * Use `create(WatchCommitsRequestSchema)` to create a new message.
  */
 export const WatchCommitsRequestSchema: GenMessage<WatchCommitsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 27);
+  messageDesc(file_keep_v1_repository, 28);
 
 /**
  * @generated from message keep.v1.WatchCommitsResponse
@@ -798,7 +854,7 @@ export type WatchCommitsResponse = Message<"keep.v1.WatchCommitsResponse"> & {
  * Use `create(WatchCommitsResponseSchema)` to create a new message.
  */
 export const WatchCommitsResponseSchema: GenMessage<WatchCommitsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 28);
+  messageDesc(file_keep_v1_repository, 29);
 
 /**
  * @generated from message keep.v1.ReportReplicaRequest
@@ -831,7 +887,7 @@ export type ReportReplicaRequest = Message<"keep.v1.ReportReplicaRequest"> & {
  * Use `create(ReportReplicaRequestSchema)` to create a new message.
  */
 export const ReportReplicaRequestSchema: GenMessage<ReportReplicaRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 29);
+  messageDesc(file_keep_v1_repository, 30);
 
 /**
  * @generated from message keep.v1.ReportReplicaResponse
@@ -844,7 +900,7 @@ export type ReportReplicaResponse = Message<"keep.v1.ReportReplicaResponse"> & {
  * Use `create(ReportReplicaResponseSchema)` to create a new message.
  */
 export const ReportReplicaResponseSchema: GenMessage<ReportReplicaResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 30);
+  messageDesc(file_keep_v1_repository, 31);
 
 /**
  * @generated from message keep.v1.ListTokensRequest
@@ -857,7 +913,7 @@ export type ListTokensRequest = Message<"keep.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 31);
+  messageDesc(file_keep_v1_repository, 32);
 
 /**
  * A token as the server stores it: the SHA-256 of the token, never the token.
@@ -914,7 +970,7 @@ export type TokenRecord = Message<"keep.v1.TokenRecord"> & {
  * Use `create(TokenRecordSchema)` to create a new message.
  */
 export const TokenRecordSchema: GenMessage<TokenRecord> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 32);
+  messageDesc(file_keep_v1_repository, 33);
 
 /**
  * @generated from message keep.v1.ListTokensResponse
@@ -931,7 +987,7 @@ export type ListTokensResponse = Message<"keep.v1.ListTokensResponse"> & {
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 33);
+  messageDesc(file_keep_v1_repository, 34);
 
 /**
  * @generated from message keep.v1.ForgetRequest
@@ -1050,7 +1106,7 @@ export type ForgetRequest = Message<"keep.v1.ForgetRequest"> & {
  * Use `create(ForgetRequestSchema)` to create a new message.
  */
 export const ForgetRequestSchema: GenMessage<ForgetRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 34);
+  messageDesc(file_keep_v1_repository, 35);
 
 /**
  * @generated from message keep.v1.ForgetResponse
@@ -1070,7 +1126,7 @@ export type ForgetResponse = Message<"keep.v1.ForgetResponse"> & {
  * Use `create(ForgetResponseSchema)` to create a new message.
  */
 export const ForgetResponseSchema: GenMessage<ForgetResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 35);
+  messageDesc(file_keep_v1_repository, 36);
 
 /**
  * @generated from message keep.v1.SnapshotReplacement
@@ -1092,7 +1148,7 @@ export type SnapshotReplacement = Message<"keep.v1.SnapshotReplacement"> & {
  * Use `create(SnapshotReplacementSchema)` to create a new message.
  */
 export const SnapshotReplacementSchema: GenMessage<SnapshotReplacement> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 36);
+  messageDesc(file_keep_v1_repository, 37);
 
 /**
  * @generated from message keep.v1.ReplaceSnapshotsRequest
@@ -1109,7 +1165,7 @@ export type ReplaceSnapshotsRequest = Message<"keep.v1.ReplaceSnapshotsRequest">
  * Use `create(ReplaceSnapshotsRequestSchema)` to create a new message.
  */
 export const ReplaceSnapshotsRequestSchema: GenMessage<ReplaceSnapshotsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 37);
+  messageDesc(file_keep_v1_repository, 38);
 
 /**
  * @generated from message keep.v1.ReplaceSnapshotsResponse
@@ -1128,7 +1184,7 @@ export type ReplaceSnapshotsResponse = Message<"keep.v1.ReplaceSnapshotsResponse
  * Use `create(ReplaceSnapshotsResponseSchema)` to create a new message.
  */
 export const ReplaceSnapshotsResponseSchema: GenMessage<ReplaceSnapshotsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 38);
+  messageDesc(file_keep_v1_repository, 39);
 
 /**
  * One run of one agent job. Plaintext holds no file name: the error text and
@@ -1239,7 +1295,7 @@ export type RunReport = Message<"keep.v1.RunReport"> & {
  * Use `create(RunReportSchema)` to create a new message.
  */
 export const RunReportSchema: GenMessage<RunReport> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 39);
+  messageDesc(file_keep_v1_repository, 40);
 
 /**
  * @generated from message keep.v1.ReportRunsRequest
@@ -1258,7 +1314,7 @@ export type ReportRunsRequest = Message<"keep.v1.ReportRunsRequest"> & {
  * Use `create(ReportRunsRequestSchema)` to create a new message.
  */
 export const ReportRunsRequestSchema: GenMessage<ReportRunsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 40);
+  messageDesc(file_keep_v1_repository, 41);
 
 /**
  * @generated from message keep.v1.ReportRunsResponse
@@ -1277,7 +1333,7 @@ export type ReportRunsResponse = Message<"keep.v1.ReportRunsResponse"> & {
  * Use `create(ReportRunsResponseSchema)` to create a new message.
  */
 export const ReportRunsResponseSchema: GenMessage<ReportRunsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 41);
+  messageDesc(file_keep_v1_repository, 42);
 
 /**
  * @generated from message keep.v1.GetStatusRequest
@@ -1290,7 +1346,7 @@ export type GetStatusRequest = Message<"keep.v1.GetStatusRequest"> & {
  * Use `create(GetStatusRequestSchema)` to create a new message.
  */
 export const GetStatusRequestSchema: GenMessage<GetStatusRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 42);
+  messageDesc(file_keep_v1_repository, 43);
 
 /**
  * @generated from message keep.v1.GetStatusResponse
@@ -1309,7 +1365,7 @@ export type GetStatusResponse = Message<"keep.v1.GetStatusResponse"> & {
  * Use `create(GetStatusResponseSchema)` to create a new message.
  */
 export const GetStatusResponseSchema: GenMessage<GetStatusResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 43);
+  messageDesc(file_keep_v1_repository, 44);
 
 /**
  * @generated from message keep.v1.ListAlertsRequest
@@ -1322,7 +1378,7 @@ export type ListAlertsRequest = Message<"keep.v1.ListAlertsRequest"> & {
  * Use `create(ListAlertsRequestSchema)` to create a new message.
  */
 export const ListAlertsRequestSchema: GenMessage<ListAlertsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 44);
+  messageDesc(file_keep_v1_repository, 45);
 
 /**
  * @generated from message keep.v1.ListAlertsResponse
@@ -1341,7 +1397,7 @@ export type ListAlertsResponse = Message<"keep.v1.ListAlertsResponse"> & {
  * Use `create(ListAlertsResponseSchema)` to create a new message.
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 45);
+  messageDesc(file_keep_v1_repository, 46);
 
 /**
  * @generated from message keep.v1.PruneRequest
@@ -1365,7 +1421,7 @@ export type PruneRequest = Message<"keep.v1.PruneRequest"> & {
  * Use `create(PruneRequestSchema)` to create a new message.
  */
 export const PruneRequestSchema: GenMessage<PruneRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 46);
+  messageDesc(file_keep_v1_repository, 47);
 
 /**
  * @generated from message keep.v1.PruneResponse
@@ -1384,7 +1440,7 @@ export type PruneResponse = Message<"keep.v1.PruneResponse"> & {
  * Use `create(PruneResponseSchema)` to create a new message.
  */
 export const PruneResponseSchema: GenMessage<PruneResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 47);
+  messageDesc(file_keep_v1_repository, 48);
 
 /**
  * @generated from message keep.v1.CreateTokenRequest
@@ -1422,7 +1478,7 @@ export type CreateTokenRequest = Message<"keep.v1.CreateTokenRequest"> & {
  * Use `create(CreateTokenRequestSchema)` to create a new message.
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 48);
+  messageDesc(file_keep_v1_repository, 49);
 
 /**
  * @generated from message keep.v1.CreateTokenResponse
@@ -1446,7 +1502,7 @@ export type CreateTokenResponse = Message<"keep.v1.CreateTokenResponse"> & {
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 49);
+  messageDesc(file_keep_v1_repository, 50);
 
 /**
  * @generated from message keep.v1.RevokeTokenRequest
@@ -1463,7 +1519,7 @@ export type RevokeTokenRequest = Message<"keep.v1.RevokeTokenRequest"> & {
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 50);
+  messageDesc(file_keep_v1_repository, 51);
 
 /**
  * @generated from message keep.v1.RevokeTokenResponse
@@ -1476,7 +1532,7 @@ export type RevokeTokenResponse = Message<"keep.v1.RevokeTokenResponse"> & {
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 51);
+  messageDesc(file_keep_v1_repository, 52);
 
 /**
  * @generated from message keep.v1.ListAuditRequest
@@ -1507,7 +1563,7 @@ export type ListAuditRequest = Message<"keep.v1.ListAuditRequest"> & {
  * Use `create(ListAuditRequestSchema)` to create a new message.
  */
 export const ListAuditRequestSchema: GenMessage<ListAuditRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 52);
+  messageDesc(file_keep_v1_repository, 53);
 
 /**
  * @generated from message keep.v1.ListAuditResponse
@@ -1526,7 +1582,7 @@ export type ListAuditResponse = Message<"keep.v1.ListAuditResponse"> & {
  * Use `create(ListAuditResponseSchema)` to create a new message.
  */
 export const ListAuditResponseSchema: GenMessage<ListAuditResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 53);
+  messageDesc(file_keep_v1_repository, 54);
 
 /**
  * Task f4: GetAuditHead.
@@ -1541,7 +1597,7 @@ export type GetAuditHeadRequest = Message<"keep.v1.GetAuditHeadRequest"> & {
  * Use `create(GetAuditHeadRequestSchema)` to create a new message.
  */
 export const GetAuditHeadRequestSchema: GenMessage<GetAuditHeadRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 54);
+  messageDesc(file_keep_v1_repository, 55);
 
 /**
  * @generated from message keep.v1.GetAuditHeadResponse
@@ -1574,7 +1630,7 @@ export type GetAuditHeadResponse = Message<"keep.v1.GetAuditHeadResponse"> & {
  * Use `create(GetAuditHeadResponseSchema)` to create a new message.
  */
 export const GetAuditHeadResponseSchema: GenMessage<GetAuditHeadResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 55);
+  messageDesc(file_keep_v1_repository, 56);
 
 /**
  * One restore drill. Plaintext holds no file name: counts, times, ids.
@@ -1696,7 +1752,7 @@ export type DrillReport = Message<"keep.v1.DrillReport"> & {
  * Use `create(DrillReportSchema)` to create a new message.
  */
 export const DrillReportSchema: GenMessage<DrillReport> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 56);
+  messageDesc(file_keep_v1_repository, 57);
 
 /**
  * @generated from message keep.v1.ReportDrillsRequest
@@ -1715,7 +1771,7 @@ export type ReportDrillsRequest = Message<"keep.v1.ReportDrillsRequest"> & {
  * Use `create(ReportDrillsRequestSchema)` to create a new message.
  */
 export const ReportDrillsRequestSchema: GenMessage<ReportDrillsRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 57);
+  messageDesc(file_keep_v1_repository, 58);
 
 /**
  * @generated from message keep.v1.ReportDrillsResponse
@@ -1734,7 +1790,7 @@ export type ReportDrillsResponse = Message<"keep.v1.ReportDrillsResponse"> & {
  * Use `create(ReportDrillsResponseSchema)` to create a new message.
  */
 export const ReportDrillsResponseSchema: GenMessage<ReportDrillsResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 58);
+  messageDesc(file_keep_v1_repository, 59);
 
 /**
  * @generated from message keep.v1.GetReportRequest
@@ -1753,7 +1809,7 @@ export type GetReportRequest = Message<"keep.v1.GetReportRequest"> & {
  * Use `create(GetReportRequestSchema)` to create a new message.
  */
 export const GetReportRequestSchema: GenMessage<GetReportRequest> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 59);
+  messageDesc(file_keep_v1_repository, 60);
 
 /**
  * @generated from message keep.v1.GetReportResponse
@@ -1779,7 +1835,7 @@ export type GetReportResponse = Message<"keep.v1.GetReportResponse"> & {
  * Use `create(GetReportResponseSchema)` to create a new message.
  */
 export const GetReportResponseSchema: GenMessage<GetReportResponse> = /*@__PURE__*/
-  messageDesc(file_keep_v1_repository, 60);
+  messageDesc(file_keep_v1_repository, 61);
 
 /**
  * Credentials travel as gRPC metadata "authorization: Bearer <token>", never
