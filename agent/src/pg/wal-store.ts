@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { chunkBuffer, chunkId, Compression, emptyStats, Id, KeepError, keyedHasher, toHex, TreeBuilder } from '@keep/core';
+import { CHUNK_ROOM, chunkBuffer, chunkId, Compression, emptyStats, Id, KeepError, keepChunkSpares, keyedHasher, toHex, TreeBuilder } from '@keep/core';
 import type { WalkResult } from '../backup/run.js';
 import { uploadTree, Uploader } from '../backup/uploader.js';
 import type { Unlocked } from '../repo/open.js';
@@ -35,6 +35,8 @@ export function walCompression(c: Compression): Compression {
  */
 export function readWalChunks(fh: FileHandle, size: number, chunk: number): Promise<Buffer>[] {
   const reads: Promise<Buffer>[] = [];
+  // the next segment finds this one's buffers among the spares, all of them
+  keepChunkSpares(Math.ceil(size / chunk) * (CHUNK_ROOM.head + chunk + CHUNK_ROOM.tail));
   for (let off = 0; off < size; off += chunk) {
     const len = Math.min(chunk, size - off);
     const buf = chunkBuffer(len);
