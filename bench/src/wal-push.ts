@@ -141,13 +141,16 @@ async function main(): Promise<number> {
       rows.push(['baseline CPU per ack, mean (agent / keepd)', `${fmtNum(b.agent_mean, 3)} / ${fmtNum(b.keepd_mean, 3)}`, '', '']);
     }
     // the stage marks of the timed acks (the last `count` the agent logged), median of each
-    const marks = agent.stages().slice(-count);
-    if (marks.length) {
+    const stageRow = (who: WalAgent | undefined, key: string, what: string) => {
+      const marks = who?.stages().slice(-count) ?? [];
+      if (!marks.length) return;
       const stage: Record<string, number> = {};
       for (const k of Object.keys(marks[0])) stage[k] = median(marks.map((m) => m[k]));
-      out.stages_ms = stage;
-      rows.push(['agent stage ends, ms since request (median)', Object.entries(stage).map(([k, v]) => `${k} ${Math.round(v)}`).join(', '), '', '']);
-    }
+      out[key] = stage;
+      rows.push([what, Object.entries(stage).map(([k, v]) => `${k} ${Math.round(v)}`).join(', '), '', '']);
+    };
+    stageRow(agent, 'stages_ms', 'agent stage ends, ms since request (median)');
+    stageRow(base, 'baseline_stages_ms', 'baseline stage ends, ms since request (median)');
   } finally {
     await agent.stop();
     await base?.stop();
