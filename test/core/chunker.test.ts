@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { chunkingFor, chunkStream, ChunkerParams, DEFAULT_CHUNKER, deriveKeys, isChunkBuffer, newMasterKey, StreamChunker, validateChunkerParams } from '@keep/core';
+import { chunkBuffer, chunkingFor, chunkStream, ChunkerParams, DEFAULT_CHUNKER, deriveKeys, isChunkBuffer, keepChunkSpares, newMasterKey, recycleChunkBuffer, StreamChunker, validateChunkerParams } from '@keep/core';
 import { expectKeepError, get_chunks, seededBytes, tempDir } from './util.js';
 
 const MiB = 1024 * 1024;
@@ -337,5 +337,23 @@ describe('StreamChunker.file: a file no larger than the minimum chunk', () => {
     expect(Buffer.concat(grown).equals(big)).toBe(true);
     expect(grown.map((c) => c.length)).toEqual(referenceLengths(big, P));
     expect(StreamChunker.file(write('empty', Buffer.alloc(0)), P, 10)).toEqual([]);
+  });
+});
+
+describe('chunk buffer spares', () => {
+  it('keeps a whole WAL segment of spares once asked (keepChunkSpares): the next segment reads into the same buffers, all 16', () => {
+    const MiB = 1 << 20;
+    const first = Array.from({ length: 16 }, () => chunkBuffer(MiB));
+    const seen = new Set(first.map((b) => b.buffer));
+    keepChunkSpares(16 * first[0].buffer.byteLength);
+    for (const b of first) recycleChunkBuffer(b.buffer);
+    const next = Array.from({ length: 16 }, () => chunkBuffer(MiB));
+    expect(next.filter((b) => seen.has(b.buffer)).length).toBe(16);
+    // never more than the ceiling, whoever asks: a 1 GiB segment does not pin 1 GiB of spares
+    keepChunkSpares(1 << 30);
+    const huge = Array.from({ length: 40 }, () => chunkBuffer(MiB));
+    for (const b of [...next, ...huge]) recycleChunkBuffer(b.buffer);
+    const again = Array.from({ length: 56 }, () => chunkBuffer(MiB));
+    expect(again.filter((b) => seen.has(b.buffer) || huge.some((h) => h.buffer === b.buffer)).length).toBeLessThanOrEqual(32);
   });
 });

@@ -83,3 +83,31 @@ describe('SealPool', () => {
     expect((results[1] as PromiseRejectedResult).reason.code).toBe('CORRUPT');
   });
 });
+
+describe('SealPool growth', () => {
+  const MiB = 1 << 20;
+  const master = newMasterKey();
+  const keys = deriveKeys(master);
+  const salt = crypto.randomBytes(16);
+  const chunks = (n: number, tag: string) => Array.from({ length: n }, (_, i) => seededBytes(`${tag}-${i}`, MiB)).map((plaintext) => ({ id: chunkId(keys, plaintext), plaintext }));
+
+  /** Past the inline budget (one worker running, idle again), then two 1 MiB jobs at once: how many workers seal them. */
+  async function workersForTwoJobs(pool: SealPool): Promise<number> {
+    await pool.sealMany(salt, chunks(5, 'past-inline'), 'low');
+    expect(pool.started).toBe(1);
+    await Promise.all([pool.sealMany(salt, chunks(2, 'a'), 'low'), pool.sealMany(salt, chunks(1, 'b'), 'low')]);
+    return pool.started;
+  }
+
+  it("starts another worker once one has a job queued when asked to (the WAL archiver's pool: a segment's chunks sealed two at a time)", async () => {
+    const wal = new SealPool(master, 2, MiB);
+    const backup = new SealPool(master, 2);
+    try {
+      expect(await workersForTwoJobs(wal)).toBe(2);
+      // a backup's pool waits for a 4 MiB backlog: 2 MiB queued leaves the second job to the same worker
+      expect(await workersForTwoJobs(backup)).toBe(1);
+    } finally {
+      await Promise.all([wal.close(), backup.close()]);
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { chunkId, Compression, emptyStats, Id, KeepError, keyedHasher, toHex, TreeBuilder } from '@keep/core';
+import { CHUNK_ROOM, chunkBuffer, chunkId, Compression, emptyStats, Id, KeepError, keepChunkSpares, keyedHasher, toHex, TreeBuilder } from '@keep/core';
 import type { WalkResult } from '../backup/run.js';
 import { uploadTree, Uploader } from '../backup/uploader.js';
 import type { Unlocked } from '../repo/open.js';
@@ -24,16 +24,22 @@ export function walCompression(c: Compression): Compression {
 }
 
 /**
- * A WAL file's chunks being read: every chunk into a buffer of its own, by
- * the thread pool, all at once (a segment is 16 MiB, what reading it whole
- * held before). Own buffers go to the seal workers without a copy, and the
- * reads run while the session opens; the main thread only hashes.
+ * A WAL file's chunks being read: every chunk into a chunk buffer (core's
+ * chunker.ts), by the thread pool, all at once (a segment is 16 MiB, what
+ * reading it whole held before). A chunk buffer goes to a seal worker without
+ * a copy, is sealed where it lies and comes back to the spares once sent, so
+ * the next segment reads into memory already mapped: fresh buffers cost the
+ * worker a page-faulting copy of every sealed MiB and the main thread its
+ * collections (about a third of a push's CPU, docs/POSTGRESQL.md). The reads
+ * run while the session opens; the main thread only hashes.
  */
 export function readWalChunks(fh: FileHandle, size: number, chunk: number): Promise<Buffer>[] {
   const reads: Promise<Buffer>[] = [];
+  // the next segment finds this one's buffers among the spares, all of them
+  keepChunkSpares(Math.ceil(size / chunk) * (CHUNK_ROOM.head + chunk + CHUNK_ROOM.tail));
   for (let off = 0; off < size; off += chunk) {
     const len = Math.min(chunk, size - off);
-    const buf = Buffer.allocUnsafeSlow(len);
+    const buf = chunkBuffer(len);
     const read = fh.read(buf, 0, len, off).then(
       ({ bytesRead }) => {
         if (bytesRead !== len) throw new KeepError('INVALID_ARGUMENT', `the WAL file changed size while being read (${bytesRead} of ${len} bytes at ${off})`);

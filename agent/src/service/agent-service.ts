@@ -13,7 +13,7 @@ import { StateFile } from './state-file.js';
 import { runPostgresJob } from './postgres-job.js';
 import { runDrillJob } from './drill-job.js';
 import { AgentRequest, StatusSocket } from './status-socket.js';
-import { NotHandled, WalArchiver } from './wal-archiver.js';
+import { NotHandled, WalArchiver, walSealPool } from './wal-archiver.js';
 import { statusReport } from './status-report.js';
 
 /** The longest the timer sleeps: a clock jump (suspend, resume) is noticed within it. */
@@ -42,6 +42,8 @@ export class AgentService {
   private key!: HeldKey;
   private reporter!: RunReporter;
   private pool!: SealPool;
+  /** the WAL archiver's own (wal-archiver.ts walSealPool): a segment's chunks sealed two at a time, whatever the jobs seal meanwhile */
+  private walPool!: SealPool;
   private scheduler!: Scheduler;
   private socket?: StatusSocket;
   private wal?: WalArchiver;
@@ -90,6 +92,7 @@ export class AgentService {
     this.key = await HeldKey.unlock(config.repository);
     this.log.info({ repository: config.repository.location, jobs: config.jobs.map((j) => j.name) }, 'repository unlocked; agent started');
     this.pool = new SealPool(this.key.master);
+    this.walPool = walSealPool(this.key.master);
     this.reporter = new RunReporter(config.stateDir, this.key, config.repository.location, this.log);
     this.scheduler = new Scheduler(this.clock, {
       run: (job, signal) => this.runJob(job, signal),
@@ -101,7 +104,7 @@ export class AgentService {
       onPlanChanged: () => this.arm(),
     });
     this.scheduler.setJobs(config.jobs, (n) => this.state.history(n));
-    this.wal = new WalArchiver(this.key, this.pool, config.host, this.clock, this.log, () => this.config.jobs);
+    this.wal = new WalArchiver(this.key, this.walPool, config.host, this.clock, this.log, () => this.config.jobs);
     this.socket = await StatusSocket.listen(config.socket, (r) => this.answer(r));
   }
 
@@ -190,6 +193,7 @@ export class AgentService {
     await this.wal?.close();
     await this.socket?.close();
     await this.pool.close();
+    await this.walPool.close();
     this.log.info('agent stopped');
     return 0;
   }

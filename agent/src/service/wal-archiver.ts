@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Clock, KeepError, SealPool } from '@keep/core';
+import { Clock, KeepError, SealPool, sealWorkerCount } from '@keep/core';
+import { WAL_CHUNK } from '../pg/wal-store.js';
 import type { Unlocked } from '../repo/open.js';
 import { walPush, WalPushResult } from '../pg/wal.js';
 import type { Job } from './config.js';
@@ -11,6 +12,18 @@ import { SpareSessions } from './wal-spare-sessions.js';
 
 /** A connection kept this long after the last push: segments come in bursts; a quiet archive holds nothing open. */
 const IDLE_CLOSE_MS = 30_000;
+
+/**
+ * The archiver's seal pool: at least two workers, the second started as soon
+ * as the first has a chunk queued (a backup's pool waits for 4 MiB of
+ * backlog, and a segment's 16 chunks were sealed one at a time by one worker:
+ * the longest stage of the ack). Two workers on two cores compete with keepd
+ * and the main thread, but a segment's chunks are independent and the seal
+ * is what the ack waits for (docs/POSTGRESQL.md).
+ */
+export function walSealPool(master: Buffer): SealPool {
+  return new SealPool(master, Math.max(2, sealWorkerCount()), WAL_CHUNK);
+}
 
 /** What `keep pg wal-push` sends over the socket: the segment's path (same host: the agent reads it), and the source. */
 export interface WalPushRequest {

@@ -85,6 +85,8 @@ export class SealPool {
   constructor(
     private readonly master: Buffer,
     size = sealWorkerCount(),
+    /** queued plaintext per running worker beyond which another is started (a WAL pool: one job, so a segment's chunks are sealed two at a time) */
+    private readonly growBytes = GROW_BYTES,
   ) {
     this.size = Math.max(1, size);
   }
@@ -119,7 +121,7 @@ export class SealPool {
   private pick(): Running {
     let best: Running | undefined;
     for (const r of this.workers) if (!best || r.bytes < best.bytes) best = r;
-    if (!best || (best.bytes >= GROW_BYTES && this.workers.length < this.size)) return this.start();
+    if (!best || (best.bytes >= this.growBytes && this.workers.length < this.size)) return this.start();
     return best;
   }
 
