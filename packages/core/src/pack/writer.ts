@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fsyncDir } from '../fsutil.js';
 import { storageHash } from '../ids.js';
 import { claimSpace, diskFull, isNoSpace } from '../storage-space.js';
 import { writeTrailerEntry, PACK_FOOTER, FOOTER_SIZE, PACK_HEADER, PACK_HEADER_SIZE, PACK_MAGIC, PACK_VERSION, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
@@ -17,15 +18,6 @@ export function encodeTrailer(entries: PackEntry[]): Buffer {
   storageHash(t).copy(foot, PACK_FOOTER.checksum);
   TRAILER_MAGIC.copy(foot, PACK_FOOTER.magic);
   return Buffer.concat([t, foot]);
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** A pack complete in its temporary file (PackWriter.seal), not yet where readers find it. */
