@@ -15,15 +15,12 @@ export interface LeaseRecord {
 }
 
 export interface LeaseOptions {
-  holder: string;
   /**
-   * Where the holder keeps its local index (host and data directory, the end
-   * of every holder id: "<who> on <site>"). Processes on one site share one
-   * index and coordinate through the data directory's own locks, so a
-   * one-shot command (prune, forget) works under the lease a keepd serve of
-   * its site holds; one of another site is refused.
+   * "<who> on <site>": the site is where the holder keeps its local index
+   * (host and data directory). Processes of one site share one index and
+   * coordinate through the data directory's own locks (acquireOrShare).
    */
-  site?: string;
+  holder: string;
   clock: Clock;
   /** default STORE_LEASE_MS (margins.ts) */
   ttlMs?: number;
@@ -74,29 +71,22 @@ export class WriterLease {
   }
 
   /** Take the lease, or throw KeepError LOCKED naming the holder. */
-  static async acquire(store: ObjectStore, options: LeaseOptions): Promise<WriterLease> {
-    const r = await WriterLease.acquireOrShare(store, options);
-    if (r === 'shared') throw held(store, (await WriterLease.read(store))!);
-    return r;
-  }
-
-  /** The lease as stored, if there is one. */
-  static async read(store: ObjectStore): Promise<LeaseRecord | undefined> {
-    const there = await store.get(KEY).catch((e) => {
-      if (isStoreError(e, 'not-found')) return undefined;
-      throw e;
-    });
-    return there && parseLease(there.bytes, store.description);
+  static acquire(store: ObjectStore, options: LeaseOptions): Promise<WriterLease> {
+    return WriterLease.take(store, options, false) as Promise<WriterLease>;
   }
 
   /**
    * Take the lease, or answer 'shared' when another process of the same
-   * site (options.site) holds it fresh; throws KeepError LOCKED when a
-   * holder of another site does.
+   * site (leaseSite of the holder ids) holds it fresh; throws KeepError
+   * LOCKED when a holder of another site does.
    */
-  static async acquireOrShare(store: ObjectStore, options: LeaseOptions): Promise<WriterLease | 'shared'> {
+  static acquireOrShare(store: ObjectStore, options: LeaseOptions): Promise<WriterLease | 'shared'> {
+    return WriterLease.take(store, options, true);
+  }
+
+  private static async take(store: ObjectStore, options: LeaseOptions, share: boolean): Promise<WriterLease | 'shared'> {
     if (!store.capabilities.conditionalCreate || !store.capabilities.conditionalReplace) throw new KeepError('INVALID_ARGUMENT', `${store.description} has no conditional writes: a writer lease cannot be held there`);
-    const opts = { ttlMs: STORE_LEASE_MS, site: leaseSite(options.holder), ...options };
+    const opts = { ttlMs: STORE_LEASE_MS, ...options };
     const now = opts.clock.now();
     const fresh: LeaseRecord = { v: STORE_OBJECTS.leaseVersion, holder: opts.holder, takenAt: now, renewedAt: now, expiresAt: now + opts.ttlMs };
     const there = await store.get(KEY).catch((e) => {
@@ -110,7 +100,7 @@ export class WriterLease {
       }
       const theirs = parseLease(there.bytes, store.description);
       if (theirs.holder !== opts.holder && theirs.expiresAt > now) {
-        if (leaseSite(theirs.holder) === opts.site) return 'shared';
+        if (share && leaseSite(theirs.holder) === leaseSite(opts.holder)) return 'shared';
         throw held(store, theirs);
       }
       const { etag } = await store.put(KEY, encode(fresh), { ifMatch: there.etag });
