@@ -71,7 +71,6 @@ export class ObjectRepoStorage implements RepoStorage {
   /** a ranged GET in flight, in any process, still finds a pack a repack emptied */
   readonly deleteDelayMs = PACK_DELETE_DELAY_MS;
   readonly keyFiles: ObjectKeyFiles;
-  private lease: WriterLease | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   /** why this keepd may not write any more (its lease was lost) */
   private lost: Error | undefined;
@@ -88,12 +87,7 @@ export class ObjectRepoStorage implements RepoStorage {
 
   /** The bucket's config.json, create-only (a prefix holds one repository), then the data directory's copy. */
   async writeConfig(text: string): Promise<void> {
-    try {
-      await this.store.put(repoKeys.config, Buffer.from(text), { ifNoneMatch: '*' });
-    } catch (e) {
-      if (isStoreError(e, 'precondition-failed')) throw new KeepError('ALREADY_EXISTS', `${this.description} already holds a repository`);
-      throw e;
-    }
+    await this.putOnce(repoKeys.config, Buffer.from(text), `${this.description} already holds a repository`);
     atomicWrite(path.join(path.dirname(this.tmpDir), REPO_FILES.config), text);
   }
 
@@ -110,6 +104,16 @@ export class ObjectRepoStorage implements RepoStorage {
       return (await this.store.get(repoKeys.config)).bytes.toString('utf8');
     } catch (e) {
       if (isStoreError(e, 'not-found')) throw new KeepError('NOT_A_REPOSITORY', `${this.description} holds no repository (no config.json)`);
+      throw e;
+    }
+  }
+
+  /** A create-only put (If-None-Match: *); ALREADY_EXISTS saying `exists` when the key is taken. */
+  private async putOnce(key: string, bytes: Buffer, exists: string): Promise<void> {
+    try {
+      await this.store.put(key, bytes, { ifNoneMatch: '*' });
+    } catch (e) {
+      if (isStoreError(e, 'precondition-failed')) throw new KeepError('ALREADY_EXISTS', exists);
       throw e;
     }
   }
@@ -175,12 +179,7 @@ export class ObjectRepoStorage implements RepoStorage {
 
   async putIndexSegment(name: string, bytes: Buffer): Promise<void> {
     this.writable();
-    try {
-      await this.store.put(repoKeys.indexSegment(name), bytes, { ifNoneMatch: '*' });
-    } catch (e) {
-      if (isStoreError(e, 'precondition-failed')) throw new KeepError('ALREADY_EXISTS', `index segment ${name} exists`);
-      throw e;
-    }
+    await this.putOnce(repoKeys.indexSegment(name), bytes, `index segment ${name} exists`);
   }
 
   async listIndexSegments(): Promise<string[]> {
@@ -225,12 +224,7 @@ export class ObjectRepoStorage implements RepoStorage {
 
   async writeSnapshot(id: string, text: string): Promise<void> {
     this.writable();
-    try {
-      await this.store.put(repoKeys.snapshot(id), Buffer.from(text), { ifNoneMatch: '*' });
-    } catch (e) {
-      if (isStoreError(e, 'precondition-failed')) throw new KeepError('ALREADY_EXISTS', `snapshot ${id} exists`);
-      throw e;
-    }
+    await this.putOnce(repoKeys.snapshot(id), Buffer.from(text), `snapshot ${id} exists`);
   }
 
   async deleteSnapshots(ids: string[]): Promise<void> {
@@ -250,17 +244,14 @@ export class ObjectRepoStorage implements RepoStorage {
    * another site appearing stops every later write.
    */
   async holdWriter(holder: string, clock: Clock): Promise<WriterHold> {
-    const site = `${os.hostname()}:${path.resolve(path.dirname(this.tmpDir))}`;
-    const options = { holder: `${holder} on ${site}`, clock, site };
-    let lease: WriterLease | undefined;
+    const options = { holder: `${holder} on ${os.hostname()}:${path.resolve(path.dirname(this.tmpDir))}`, clock };
     const first = await WriterLease.acquireOrShare(this.store, options);
-    if (first !== 'shared') lease = first;
-    this.lease = lease;
+    let lease = first === 'shared' ? undefined : first;
     const refresh = async () => {
       try {
         if (lease) return await lease.renew();
         const r = await WriterLease.acquireOrShare(this.store, options);
-        if (r !== 'shared') this.lease = lease = r;
+        if (r !== 'shared') lease = r;
       } catch (e) {
         if (e instanceof KeepError && e.code === 'LOCKED') this.lost = e;
         throw e;
@@ -276,7 +267,6 @@ export class ObjectRepoStorage implements RepoStorage {
       release: async () => {
         clearInterval(this.renewTimer);
         this.renewTimer = undefined;
-        if (lease && this.lease === lease) this.lease = undefined;
         if (lease && !this.lost) await lease.release();
       },
     };
