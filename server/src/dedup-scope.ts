@@ -71,8 +71,12 @@ export class DedupScopeIndex {
     };
   }
 
-  /** Record ownership in one transaction (called in batches, not per blob); none, and no disk sync, when every row exists. */
+  /**
+   * Record ownership in one transaction (called in batches, not per blob); none, and no disk sync, when every row exists.
+   * The source gets its tag first: view() counts no row of a source without one (its tag lost with state.mdb, say).
+   */
   async record(source: string, ids: Iterable<Id>): Promise<void> {
+    await this.tagOf(source);
     const rows = [...ids].filter((id) => !this.firstOwner(source, id) && this.db.get(this.key(id, source)) === undefined);
     if (rows.length === 0) return;
     await this.db.transaction(() => {

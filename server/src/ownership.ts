@@ -23,9 +23,6 @@ export async function ensureOwnership(repo: Repository, log?: Logger): Promise<{
   for (const s of repo.snapshots()) roots.set(s.source, [...(roots.get(s.source) ?? []), s.root]);
   let owned = 0;
   for (const [source, rs] of roots) {
-    // A source's tag lives in state.mdb: where that was lost too (a data directory attached anew), the source gets a
-    // new one, or its scoped view would own nothing (dedup-scope.ts view) whatever rows are recorded here.
-    await scope.tagOf(source);
     // Through the source's own copies: a tree another source stored first (garbage, maybe) is not what this source's snapshot lists.
     const ids = [...(await reachable(repo, rs, (hex, e) => log?.warn({ source, tree: hex, err: e.message }, 'ownership: damaged tree not walked'), repo.views.ofSource(source)))];
     for (let i = 0; i < ids.length; i += DERIVE_BATCH) await scope.record(source, ids.slice(i, i + DERIVE_BATCH).map((h) => Buffer.from(h, 'hex')));
