@@ -9,6 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SealedTrees } from '@keep/agent/dist/backup/sealed-trees.js';
+import { LocalConnection } from '@keep/agent/dist/repo/local.js';
 import { compareTrees, generateTree, keep, keepJson, restoredPath, summaryLine, tempDirs } from './helpers.js';
 
 const dirs = tempDirs();
@@ -57,6 +59,30 @@ describe('unchanged directories of a re-backup', () => {
     for (const k of ['files_unmodified', 'dirs', 'bytes']) expect(again.b[k], k).toBe(walked.b[k]);
     expect(await listing(again.b.snapshot)).toEqual(await listing(walked.b.snapshot));
     await restoresExactly(again.b.snapshot);
+  });
+
+  it('the parent\'s trees still being fetched when the walk ends are waited for, and none is asked for after', async () => {
+    // The walk of an unchanged source ends while levels are fetched: a read racing the
+    // embedded repository's close crashed the agent from lmdb-js's read-txn timer (CI, once).
+    const [latest] = (await keepJson(['snapshots'], { env })).slice(-1);
+    const conn = await LocalConnection.open(env.KEEP_REPO);
+    let closing = false;
+    let askedAfter = 0;
+    const counting = new Proxy(conn, {
+      get(target, key) {
+        if (key === 'getBlob') return (id: Buffer) => ((askedAfter += closing ? 1 : 0), target.getBlob(id));
+        const v = Reflect.get(target, key, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const trees = new SealedTrees(counting);
+    trees.fetchBelow(Buffer.from(latest.tree, 'hex')); // src/a/b/c: levels below the root
+    await trees.close();
+    closing = true;
+    await new Promise((r) => setTimeout(r, 100));
+    await conn.close();
+    expect(askedAfter).toBe(0);
+    await expect(conn.getBlob(Buffer.from(latest.tree, 'hex'))).rejects.toThrow(/repository is closed/);
   });
 
   it('every change is still seen, however small or deep', async () => {

@@ -21,6 +21,8 @@ export class SealedTrees {
   /** every tree asked for -> the trees it points to (from its plaintext edges; none when it failed) */
   private readonly children = new Map<string, Promise<Id[]>>();
   private bytes = 0;
+  /** set by close: no fetch starts after it */
+  private stopped = false;
 
   constructor(private readonly conn: RepoConnection) {}
 
@@ -31,6 +33,17 @@ export class SealedTrees {
    */
   fetchBelow(root: Id, max = Infinity): void {
     this.level([root], max).catch(() => undefined);
+  }
+
+  /**
+   * Start no more fetches and wait for those under way. Before the connection
+   * closes: a walk that took the source unread ends while levels are still
+   * fetched, and a read racing an embedded repository's close crashed the
+   * process from lmdb-js's read-transaction timer.
+   */
+  async close(): Promise<void> {
+    this.stopped = true;
+    await Promise.allSettled(this.children.values());
   }
 
   private async level(ids: Id[], budget: number): Promise<void> {
@@ -53,7 +66,7 @@ export class SealedTrees {
     const hex = toHex(id);
     let c = this.children.get(hex);
     if (!c) {
-      if (this.children.size >= MAX_TREES || this.bytes >= MAX_BYTES) return Promise.resolve([]);
+      if (this.stopped || this.children.size >= MAX_TREES || this.bytes >= MAX_BYTES) return Promise.resolve([]);
       const p = this.conn.getBlob(id);
       this.blobs.set(hex, p);
       c = p.then(

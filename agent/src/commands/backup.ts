@@ -140,6 +140,7 @@ export async function backupCommand(argv: string[]): Promise<number> {
   } finally {
     progress?.stop();
     await pool.close();
+    await opened.meanwhile.trees?.close();
     await repo.conn.close();
   }
 }

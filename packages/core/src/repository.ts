@@ -76,6 +76,8 @@ export class Repository {
   /** the packs published since the last index segment (index/segment-log.ts) */
   private readonly segmentLog: IndexSegmentLog;
   private state: StateStore | undefined;
+  /** set when close starts: reads are refused from then on */
+  private closed = false;
   /** the owner tag of each source (source-tags.ts), kept in state.mdb: copies and blob records refer to them */
   readonly sourceTags = new SourceTags((create) => (create || this.state || fs.existsSync(path.join(this.dir, STATE_FILE)) ? this.stateStore().env : undefined));
 
@@ -195,6 +197,7 @@ export class Repository {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.segmentLog.flush();
     await this.t.close();
     await this.state?.close();
@@ -340,6 +343,8 @@ export class Repository {
   }
 
   readBlob(id: Id, view: BlobView = this.views.primary): Promise<Buffer> {
+    // a read racing close reached lmdb-js while it waited for its last write, whose read-txn timer then threw (uncaught)
+    if (this.closed) return Promise.reject(new KeepError('UNAVAILABLE', 'the repository is closed'));
     return this.reader.readBlob(id, view);
   }
 
