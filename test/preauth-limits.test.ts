@@ -8,9 +8,11 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
+import { H2_CONNECTION_WINDOW_BYTES, H2_STREAM_WINDOW_BYTES } from '@keep/server/dist/limits.js';
 import { generateTree, MiB, tempDirs } from './helpers.js';
 import { agentEnv, createToken, keepdInit, killAllKeepd, RawClient, runKeep, startKeepd, waitFor, wire } from './keepd-harness.js';
 
@@ -190,4 +192,34 @@ describe('pre-authentication limits', () => {
     expect(after.hwm - before.hwm).toBeLessThan(150 * MiB);
     await keepd.stop();
   }, 300_000);
+
+  it('a connection may have 64 KiB in flight until one of its calls authenticates, then a wide window (an upload is not held to 64 KiB)', async () => {
+    const dir = tmp.make('keep-windows-');
+    const data = path.join(dir, 'data');
+    await keepdInit(data);
+    const agent = await createToken(data, 'agent', { sources: ['windows'] });
+    const keepd = await startKeepd(data);
+    const session = http2.connect(`http://127.0.0.1:${keepd.port}`);
+    try {
+      await new Promise((resolve) => session.once('remoteSettings', resolve));
+      expect(session.remoteSettings.initialWindowSize).toBe(H2_STREAM_WINDOW_BYTES);
+      expect(session.state.remoteWindowSize, 'a stranger\'s connection').toBe(65_535);
+      const call = async (token?: string) => {
+        const req = session.request({ ':method': 'POST', ':path': '/keep.v1.RepositoryService/GetConfig', 'content-type': 'application/grpc', te: 'trailers', ...(token ? { authorization: `Bearer ${token}` } : {}) });
+        req.end(Buffer.alloc(5)); // one empty message
+        const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => req.once('trailers', resolve));
+        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => req.once('response', resolve));
+        req.resume();
+        return (headers['grpc-status'] ?? (await trailers)['grpc-status']) as string;
+      };
+      expect(await call()).toBe('16'); // UNAUTHENTICATED
+      await new Promise((r) => setTimeout(r, 200));
+      expect(session.state.remoteWindowSize, 'after a refused call').toBeLessThanOrEqual(65_535);
+      expect(await call(agent.token)).toBe('0');
+      await waitFor(() => (session.state.remoteWindowSize ?? 0) >= H2_CONNECTION_WINDOW_BYTES - 1024, 10_000);
+    } finally {
+      session.close();
+      await keepd.stop();
+    }
+  }, 120_000);
 });

@@ -56,5 +56,15 @@ export const CONNECTION_IDLE_MS = 15 * 60 * 1000;
  */
 export const MAX_CONCURRENT_STREAMS = 64;
 
+/**
+ * HTTP/2 receive windows (net/flow-control.ts): what an agent may have in
+ * flight on one upload stream, and on its whole connection once a call on it
+ * authenticated (before that, HTTP/2's 64 KiB). Wider windows mean a
+ * WINDOW_UPDATE per 512 KiB received instead of per ~32 KiB; bounded like a
+ * message (MAX_MESSAGE_BYTES is larger), for MAX_CONNECTIONS agents.
+ */
+export const H2_STREAM_WINDOW_BYTES = 1024 * 1024;
+export const H2_CONNECTION_WINDOW_BYTES = 2 * 1024 * 1024;
+
 /** How often a serving replica looks for `keepd promote` (another process) to stop following its upstream. */
 export const ROLE_CHECK_INTERVAL_MS = 1000;

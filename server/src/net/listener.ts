@@ -7,6 +7,7 @@ import { CONNECTION_IDLE_MS, MAX_CONCURRENT_STREAMS, PREAUTH_TIMEOUT_MS } from '
 import type { Metrics, serverMetrics } from '../metrics.js';
 import { authFirst } from './auth-first.js';
 import { ConnectionGate, connectionCap } from './connection-limits.js';
+import { FlowControl } from './flow-control.js';
 import { listenError } from './host-port.js';
 
 export interface ListenerOptions {
@@ -53,14 +54,20 @@ export async function listenGrpc(o: ListenerOptions): Promise<Listener> {
     interceptors: [
       authFirst(
         (md) => tokens.authenticate(bearerToken(md)),
-        (peer) => gate.authenticated(peer),
+        (peer) => {
+          gate.authenticated(peer);
+          windows.authenticated(peer);
+        },
         (method, code) => metrics.rpc({ method, code: Status[code] }),
       ),
     ],
   });
+  const windows = new FlowControl(server);
   server.addService(grpcServiceDefinition(RepositoryService), o.service);
+  windows.beforeListen();
   const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
   const injector = server.createConnectionInjector(creds);
+  windows.afterListen();
   const port = await gate.listen(o.host, o.port).catch((err: NodeJS.ErrnoException) => {
     throw listenError('--listen', o.listen, err);
   });
