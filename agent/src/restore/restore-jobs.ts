@@ -28,7 +28,8 @@ export type RestoreJob =
 
 /** What the pool posts: the master key once unlocked (workers start, and load their code, before it is known; it comes before any job), then jobs. */
 /** `maxChunk`: the repository's max chunk size, the most a data blob may decompress to (a larger one is a bomb, refused). */
-export type RestoreMessage = { op: 'unlock'; master: Uint8Array; maxChunk: number } | RestoreJob;
+/** `umask`: the process's (target-fs.ts createMode), undefined when unknown. */
+export type RestoreMessage = { op: 'unlock'; master: Uint8Array; maxChunk: number; umask?: number } | RestoreJob;
 
 export type RestoreResult =
   | { seq: number; ok: true; bytes: number }

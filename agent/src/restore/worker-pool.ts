@@ -2,7 +2,7 @@ import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { Id, KeepError, KeepErrorCode, sealWorkerCount } from '@keep/core';
 import type { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob } from './restore-jobs.js';
-import type { EntryMeta } from './target-fs.js';
+import { EntryMeta, readUmask } from './target-fs.js';
 
 /** Files and bytes per message to a worker: large enough that a message's cost is small beside its work. */
 const BATCH_FILES = 256;
@@ -127,7 +127,8 @@ export class RestorePool {
 
   /** Give the workers the master key (messages keep their order: it arrives before any file). */
   unlock(master: Buffer, maxChunk: number): void {
-    for (const x of this.workers) x.w.postMessage({ op: 'unlock', master, maxChunk } satisfies RestoreMessage);
+    const umask = readUmask();
+    for (const x of this.workers) x.w.postMessage({ op: 'unlock', master, maxChunk, umask } satisfies RestoreMessage);
   }
 
   /** Write a small file; resolves with its size once it is on disk with its metadata. */
