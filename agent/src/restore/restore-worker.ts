@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { BlobType, deriveKeys, discardBuffer, garbagePacer, Id, KeepError, openBlob, openBlobInPlace, OpenScratch, RepoKeys, toHex } from '@keep/core';
 import { namedError as named } from './named-error.js';
-import type { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob } from './restore-jobs.js';
+import { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob, unpackBatch } from './restore-jobs.js';
 import { createFile, createFileAsync, discard, exactCreateMode, finishSparse, partialName, publish, setMetaFd, writeSparse } from './target-fs.js';
 
 /*
@@ -163,7 +163,7 @@ function closeFailed(file: number, e: unknown): never {
 function run(job: RestoreJob): number | Promise<number> {
   switch (job.op) {
     case 'files':
-      return writeSmallFiles(job.files, job.chown);
+      return writeSmallFiles(unpackBatch(job.batch), job.chown);
     case 'begin': {
       const partial = partialName(job.path, job.file);
       try {
@@ -242,8 +242,11 @@ function failed(seq: number, e: unknown): RestoreResult {
  */
 function movedBuffers(job: RestoreJob): Set<ArrayBuffer> {
   const bufs = new Set<ArrayBuffer>();
-  const add = (u: Uint8Array | undefined) => u && u.buffer instanceof ArrayBuffer && bufs.add(u.buffer);
-  if (job.op === 'files') for (const f of job.files) add(f.path), add(f.id), add(f.stored);
+  const add = (u: ArrayBufferView | undefined) => u && u.buffer instanceof ArrayBuffer && bufs.add(u.buffer);
+  if (job.op === 'files') {
+    add(job.batch.meta), add(job.batch.bytes);
+    for (const s of job.batch.stored) add(s ?? undefined);
+  }
   else if (job.op === 'chunk') add(job.id), add(job.stored);
   return bufs;
 }

@@ -58,7 +58,8 @@ interface Report {
 const SEP = Buffer.from('/');
 const noop = () => undefined;
 
-const metaOf = (e: TreeEntry): EntryMeta => ({ mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime[0] + e.mtime[1] / 1e9 });
+const mtimeOf = (e: TreeEntry) => e.mtime[0] + e.mtime[1] / 1e9;
+const metaOf = (e: TreeEntry): EntryMeta => ({ mode: e.mode, uid: e.uid, gid: e.gid, mtime: mtimeOf(e) });
 
 /**
  * Writes a snapshot's tree into a target directory: contents (every chunk
@@ -87,7 +88,9 @@ export class Restorer {
   private readonly overwrite: OverwriteMode;
   private workers: RestorePool | undefined;
   private readonly existing: ExistingEntries;
-  private readonly tasks = new Set<Promise<void>>();
+  /** files being written (and hardlinks waiting for theirs); `settle` wakes run() when none is left */
+  private inFlight = 0;
+  private settle: (() => void) | undefined;
   private failure: Error | undefined;
   private readonly dirMeta: { p: Buffer; m: EntryMeta }[] = [];
   /** first restored path of each hardlinked inode, when its content is done, and whether this run (re)writes it */
@@ -138,7 +141,7 @@ export class Restorer {
       } catch (e) {
         this.failure ??= e as Error;
       }
-      while (this.tasks.size) await Promise.allSettled([...this.tasks]);
+      if (this.inFlight > 0) await new Promise<void>((r) => (this.settle = r));
       if (this.failure) throw this.failure;
       mark('restore: files written');
       for (let i = this.dirMeta.length - 1; i >= 0; i--) setDirMeta(this.dirMeta[i].p, this.dirMeta[i].m, this.isRoot);
@@ -180,7 +183,8 @@ export class Restorer {
     node.entries.forEach((e, i) => {
       if (e.type === 'dir' && choices[i].descend) this.trees.read(TreeReader.subtree(node, e)).catch(noop);
     });
-    for (const [i, e] of node.entries.entries()) {
+    for (let i = 0; i < node.entries.length; i++) {
+      const e = node.entries[i];
       if (this.failure) throw this.failure;
       const { selected, descend } = choices[i];
       if (!selected && !descend) continue;
@@ -218,42 +222,63 @@ export class Restorer {
         this.stats.symlinks++;
         this.existing.item('restored', r, 0);
       } else {
-        await this.file(node, e, p, r, present);
+        // (most files start without a wait: no promise for the walk to await)
+        const waiting = this.file(node, e, p, r, present);
+        if (waiting) await waiting;
       }
     }
   }
 
+  /** A file's writing (or a hardlink's wait for its first name), which run() waits for; the first failure ends the restore. */
   private track(t: Promise<void>): void {
-    const tracked = t.catch((err: Error) => {
+    this.inFlight++;
+    const settled = () => {
+      if (--this.inFlight === 0 && this.settle) this.settle();
+    };
+    t.then(settled, (err: Error) => {
       this.failure ??= err;
+      settled();
     });
-    this.tasks.add(tracked);
-    void tracked.finally(() => this.tasks.delete(tracked));
   }
 
-  private async file(node: TreeNode, e: TreeEntry, p: Buffer, rel: Buffer, present: boolean): Promise<void> {
+  /**
+   * Start restoring a file. Returns a promise only when the walk must wait
+   * (for room ahead, or to look at what a present directory holds under the
+   * name): a file in a directory this restore made, with room, starts here
+   * without one (this runs once per file: its promises and suspended calls
+   * outlived the young generation and were promoted, costing the main
+   * thread's collections most of their time).
+   */
+  private file(node: TreeNode, e: TreeEntry, p: Buffer, rel: Buffer, present: boolean): Promise<void> | undefined {
     this.stats.total_files++;
     this.stats.total_bytes += e.size;
     const ids = fileChunks(node, e);
     const key = e.nlink > 1 ? `${e.dev}:${e.ino}` : undefined;
     const first = key ? this.linked.get(key) : undefined;
     if (first) return this.link(e, first, p, rel, present);
-    const step = await this.existing.meet(e, ids, p, rel, present);
-    if (step === 'keep' || step === 'unchanged') {
-      this.existing.skipped(e, metaOf(e), p, rel, step === 'unchanged');
-      // Later links of this inode link to what stays here.
-      if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: false });
-      return;
-    }
-    const report: Report = { rel, action: step === 'new' ? 'restored' : 'updated' };
+    if (!present) return this.written(ids, e, p, { rel, action: 'restored' }, key);
+    return this.existing.meet(e, ids, p, rel, present).then((step) => {
+      if (step === 'keep' || step === 'unchanged') {
+        this.existing.skipped(e, metaOf(e), p, rel, step === 'unchanged');
+        // Later links of this inode link to what stays here.
+        if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: false });
+        return;
+      }
+      return this.written(ids, e, p, { rel, action: step === 'new' ? 'restored' : 'updated' }, key);
+    });
+  }
+
+  /** A file (re)written here, or counted as such by a dry run. `key`: its inode's, when hardlinked. */
+  private written(ids: Id[], e: TreeEntry, p: Buffer, report: Report, key: string | undefined): Promise<void> | undefined {
     if (this.dryRun) {
       if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: true });
-      return this.restored(e.size, report);
+      this.restored(e.size, report);
+      return;
     }
     if (!key) return this.content(ids, e, p, report);
     let resolve!: () => void;
     this.linked.set(key, { path: p, done: new Promise((r) => (resolve = r)), written: true });
-    await this.content(ids, e, p, report, resolve);
+    return this.content(ids, e, p, report, resolve);
   }
 
   /**
@@ -282,17 +307,15 @@ export class Restorer {
     this.existing.item(report.action, report.rel, size);
   }
 
-  /** Start writing a file's content; waits only for room, not for the write. */
-  private async content(ids: Id[], e: TreeEntry, p: Buffer, report: Report, done?: () => void): Promise<void> {
+  /** Start writing a file's content; returns a promise only when the walk must wait for room first (never for the write). */
+  private content(ids: Id[], e: TreeEntry, p: Buffer, report: Report, done?: () => void): Promise<void> | undefined {
     const small = ids.length <= 1 && e.size <= SMALL_FILE;
-    if (small) {
-      while ((this.smallBytes > 0 && this.smallBytes + e.size > SMALL_BYTES_AHEAD) || this.smallFiles >= SMALL_FILES_AHEAD) await this.room();
-    } else {
-      while (this.largeQueue.length >= LARGE_WAITING) await this.room();
-    }
+    const full = small ? (this.smallBytes > 0 && this.smallBytes + e.size > SMALL_BYTES_AHEAD) || this.smallFiles >= SMALL_FILES_AHEAD : this.largeQueue.length >= LARGE_WAITING;
+    if (full) return this.room().then(() => this.content(ids, e, p, report, done));
     if (this.failure) throw this.failure;
     const t = small ? this.smallFile(ids, e, p, report) : this.largeSlot().then(() => this.largeFile(ids, e, p, report));
     this.track(done ? t.finally(done) : t);
+    return undefined;
   }
 
   /** Resolves when a large file may start (it then holds one of LARGE_FILES slots). */
@@ -328,7 +351,7 @@ export class Restorer {
     try {
       const stored = ids.length ? await this.repo.conn.getBlob(ids[0]) : undefined;
       if (this.failure) return;
-      const size = await this.workers!.writeFile({ path: p, id: ids[0], stored, size: e.size, ...metaOf(e) });
+      const size = await this.workers!.writeFile({ path: p, id: ids[0], stored, size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: mtimeOf(e) });
       if (this.stats.files === 0) mark('restore: first file written');
       this.finished(size, ids.length, p, report);
     } catch (err) {

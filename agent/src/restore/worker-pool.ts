@@ -1,7 +1,7 @@
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { Id, KeepError, KeepErrorCode, sealWorkerCount } from '@keep/core';
-import type { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob } from './restore-jobs.js';
+import { packBatch, RestoreJob, RestoreMessage, RestoreResult } from './restore-jobs.js';
 import { EntryMeta, readUmask } from './target-fs.js';
 
 /** Files and bytes per message to a worker: large enough that a message's cost is small beside its work. */
@@ -199,23 +199,19 @@ export class RestorePool {
 
   private send(worker: number, batch: Pending[], bytes: number): void {
     const moving = new Set<ArrayBufferLike>();
-    const moved = batch.map((p) => {
-      const m = movable(p.file.stored, moving);
-      if (m) moving.add(p.file.stored!.buffer);
-      return m;
+    const stored = batch.map((p): Uint8Array | null => {
+      const s = p.file.stored;
+      if (!s) return null;
+      if (!movable(s, moving)) return new Uint8Array(s); // (a copy of its own, moved with the message)
+      moving.add(s.buffer);
+      return s;
     });
-    const { buffer, views } = pack(batch.flatMap((p, i) => [p.file.path, p.file.id, moved[i] ? undefined : p.file.stored]));
-    const files: SmallFileJob[] = batch.map((p, i) => ({
-      path: views[3 * i]!,
-      id: views[3 * i + 1],
-      stored: moved[i] ? p.file.stored : views[3 * i + 2],
-      size: p.file.size,
-      mode: p.file.mode,
-      uid: p.file.uid,
-      gid: p.file.gid,
-      mtime: p.file.mtime,
-    }));
-    this.post(worker, { op: 'files', seq: this.seq++, files, chown: this.chown }, [buffer, ...(moving as Set<ArrayBuffer>)], bytes, true).then(
+    const files = packBatch(
+      batch.map((p) => p.file),
+      stored,
+    );
+    for (const s of stored) if (s) moving.add(s.buffer);
+    this.post(worker, { op: 'files', seq: this.seq++, batch: files, chown: this.chown }, [files.meta.buffer as ArrayBuffer, files.bytes.buffer as ArrayBuffer, ...(moving as Set<ArrayBuffer>)], bytes, true).then(
       () => {
         for (const p of batch) p.resolve(p.file.size);
       },
