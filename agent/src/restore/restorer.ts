@@ -21,7 +21,8 @@ export interface RestoreOptions {
   target: string;
   /** --include / --exclude (selection/restore-filter.ts); everything without one */
   filter?: RestoreFilter;
-  onProgress?: (p: { files: number; bytes: number; current?: string }) => void;
+  /** after each file; `current`: its path's bytes (made a string only by whoever shows it, not per file) */
+  onProgress?: (p: { files: number; bytes: number; current?: Uint8Array }) => void;
   onWarning?: (message: string) => void;
   /** workers started earlier (while scrypt ran), keyless; run() unlocks and closes them */
   pool?: RestorePool;
@@ -49,13 +50,19 @@ interface Linked {
   written: boolean;
 }
 
-/** Where a written file is reported once done: its path in the snapshot, and whether it replaced one. */
+/**
+ * Where a written file is reported once done: its path in the snapshot (its
+ * directory's and its name: joined only when an item is reported or a large
+ * file is abandoned), and whether it replaced one.
+ */
 interface Report {
-  rel: Buffer;
+  dir: Buffer;
+  name: Buffer;
   action: 'restored' | 'updated';
 }
 
 const SEP = Buffer.from('/');
+const relOf = (r: Report) => Buffer.concat([r.dir, SEP, r.name]);
 const noop = () => undefined;
 
 const mtimeOf = (e: TreeEntry) => e.mtime[0] + e.mtime[1] / 1e9;
@@ -188,9 +195,15 @@ export class Restorer {
       if (this.failure) throw this.failure;
       const { selected, descend } = choices[i];
       if (!selected && !descend) continue;
-      const r = Buffer.concat([rel, SEP, e.name]);
       const p = Buffer.concat([dest, SEP, e.name]);
       if (selected) made();
+      if (e.type !== 'dir' && e.type !== 'symlink') {
+        // (most files start without a wait: no promise for the walk to await)
+        const waiting = this.file(node, e, p, rel, present);
+        if (waiting) await waiting;
+        continue;
+      }
+      const r = Buffer.concat([rel, SEP, e.name]);
       if (e.type === 'dir') {
         const { keep, inside } = this.existing.keepsNonDir(e, p, present);
         if (keep) continue;
@@ -221,10 +234,6 @@ export class Restorer {
         if (!this.dryRun) createSymlink(e.target!, p, metaOf(e), this.isRoot);
         this.stats.symlinks++;
         this.existing.item('restored', r, 0);
-      } else {
-        // (most files start without a wait: no promise for the walk to await)
-        const waiting = this.file(node, e, p, r, present);
-        if (waiting) await waiting;
       }
     }
   }
@@ -249,14 +258,15 @@ export class Restorer {
    * outlived the young generation and were promoted, costing the main
    * thread's collections most of their time).
    */
-  private file(node: TreeNode, e: TreeEntry, p: Buffer, rel: Buffer, present: boolean): Promise<void> | undefined {
+  private file(node: TreeNode, e: TreeEntry, p: Buffer, dir: Buffer, present: boolean): Promise<void> | undefined {
     this.stats.total_files++;
     this.stats.total_bytes += e.size;
     const ids = fileChunks(node, e);
     const key = e.nlink > 1 ? `${e.dev}:${e.ino}` : undefined;
     const first = key ? this.linked.get(key) : undefined;
+    if (!first && !present) return this.written(ids, e, p, { dir, name: e.name, action: 'restored' }, key);
+    const rel = Buffer.concat([dir, SEP, e.name]);
     if (first) return this.link(e, first, p, rel, present);
-    if (!present) return this.written(ids, e, p, { rel, action: 'restored' }, key);
     return this.existing.meet(e, ids, p, rel, present).then((step) => {
       if (step === 'keep' || step === 'unchanged') {
         this.existing.skipped(e, metaOf(e), p, rel, step === 'unchanged');
@@ -264,7 +274,7 @@ export class Restorer {
         if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: false });
         return;
       }
-      return this.written(ids, e, p, { rel, action: step === 'new' ? 'restored' : 'updated' }, key);
+      return this.written(ids, e, p, { dir, name: e.name, action: step === 'new' ? 'restored' : 'updated' }, key);
     });
   }
 
@@ -295,16 +305,17 @@ export class Restorer {
         if (step !== 'new' && !first.written && sameFile(first.path, p)) return this.existing.skipped(e, metaOf(e), p, rel, true);
         if (!this.dryRun) createLink(first.path, p);
         this.stats.hardlinks++;
-        this.restored(e.size, { rel, action: step === 'new' ? 'restored' : 'updated' });
+        this.restored(e.size);
+        this.existing.item(step === 'new' ? 'restored' : 'updated', rel, e.size);
       }),
     );
   }
 
   /** Counted as written (a hardlink, or what a dry run would write). */
-  private restored(size: number, report: Report): void {
+  private restored(size: number, report?: Report): void {
     this.stats.files_restored++;
     this.stats.bytes_restored += size;
-    this.existing.item(report.action, report.rel, size);
+    if (report && this.opts.onItem) this.existing.item(report.action, relOf(report), size);
   }
 
   /** Start writing a file's content; returns a promise only when the walk must wait for room first (never for the write). */
@@ -408,7 +419,7 @@ export class Restorer {
       this.partialBytes -= fileBytes;
       if (!ended) {
         await w.abort();
-        this.partialRemoved.push(report.rel.toString());
+        this.partialRemoved.push(relOf(report).toString());
       }
       this.largeDone();
     }
@@ -419,7 +430,7 @@ export class Restorer {
     this.stats.bytes += bytes;
     this.stats.chunks += chunks;
     this.restored(bytes, report);
-    this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, current: p.toString() });
+    this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, current: p });
   }
 }
 
