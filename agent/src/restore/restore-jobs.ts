@@ -16,6 +16,8 @@ export interface SmallFileJob {
   uid: number;
   gid: number;
   mtime: number;
+  /** created with its owner already (the restorer knows): no chown */
+  owned?: boolean;
 }
 
 /**
@@ -25,17 +27,17 @@ export interface SmallFileJob {
  * per message, not eight fields and three views per file.
  */
 export interface SmallFileBatch {
-  /** per file: size, mode, uid, gid, mtime, path offset and length in `bytes`, id offset (-1: none) */
+  /** per file: size, mode, uid, gid, mtime, path offset and length in `bytes`, id offset (-1: none), owned (1) */
   meta: Float64Array;
   bytes: Uint8Array;
   stored: (Uint8Array | null)[];
 }
 
-const FILE_FIELDS = 8;
+const FILE_FIELDS = 9;
 const ID_BYTES = 32;
 
 /** Lay out `files` (their stored bytes in `stored[i]`, kept as they are) for a message. */
-export function packBatch(files: { path: Uint8Array; id?: Uint8Array; size: number; mode: number; uid: number; gid: number; mtime: number }[], stored: (Uint8Array | null)[]): SmallFileBatch {
+export function packBatch(files: { path: Uint8Array; id?: Uint8Array; size: number; mode: number; uid: number; gid: number; mtime: number; owned?: boolean }[], stored: (Uint8Array | null)[]): SmallFileBatch {
   let n = 0;
   for (const f of files) n += f.path.length + (f.id ? ID_BYTES : 0);
   const bytes = new Uint8Array(n);
@@ -54,6 +56,7 @@ export function packBatch(files: { path: Uint8Array; id?: Uint8Array; size: numb
     o += f.path.length;
     meta[m + 7] = f.id ? o : -1;
     if (f.id) bytes.set(f.id.subarray(0, ID_BYTES), o), (o += ID_BYTES);
+    meta[m + 8] = f.owned ? 1 : 0;
   });
   return { meta, bytes, stored };
 }
@@ -73,6 +76,7 @@ export function unpackBatch(b: SmallFileBatch): SmallFileJob[] {
       path: b.bytes.subarray(at, at + b.meta[m + 6]),
       id: id < 0 ? undefined : b.bytes.subarray(id, id + ID_BYTES),
       stored: b.stored[i] ?? undefined,
+      owned: b.meta[m + 8] === 1,
     });
   }
   return files;

@@ -72,7 +72,7 @@ const decrypted = (f: SmallFileJob, reuse: boolean): Buffer => {
 function fill(fd: number, data: Buffer, f: SmallFileJob, chown: boolean, mode: number | undefined): number {
   try {
     if (!writeSparse(fd, data, 0) && data.length > 0) finishSparse(fd, data.length);
-    setMetaFd(fd, f, chown, mode);
+    setMetaFd(fd, f, chown && !f.owned, mode);
   } catch (e) {
     discard(f.path);
     throw named(f.path, e);

@@ -58,6 +58,8 @@ interface Linked {
 interface Report {
   dir: Buffer;
   name: Buffer;
+  /** created with the snapshot's owner already (see `plain` in dir()): no chown */
+  owned: boolean;
   action: 'restored' | 'updated';
 }
 
@@ -103,6 +105,8 @@ export class Restorer {
   /** first restored path of each hardlinked inode, when its content is done, and whether this run (re)writes it */
   private readonly linked = new Map<string, Linked>();
   private readonly isRoot = process.getuid?.() === 0;
+  private readonly euid = process.geteuid?.() ?? -1;
+  private readonly egid = process.getegid?.() ?? -1;
   private smallBytes = 0;
   private smallFiles = 0;
   private largeFiles = 0;
@@ -143,7 +147,10 @@ export class Restorer {
     try {
       try {
         if (this.opts.plan) this.opts.onPlan?.((this.plan = await planRestore(this.trees, root, this.opts.filter)));
-        await this.dir(root, target, Buffer.alloc(0), noop, present);
+        // Whether a file created in the target (or a directory made below it) gets our group: not set-group-ID, and ours.
+        const st = this.dryRun ? undefined : fs.statSync(target);
+        const plain = !!st && st.gid === this.egid && (st.mode & 0o2000) === 0;
+        await this.dir(root, target, Buffer.alloc(0), noop, present, plain);
         mark('restore: walk done');
       } catch (e) {
         this.failure ??= e as Error;
@@ -178,9 +185,13 @@ export class Restorer {
   /**
    * `made` creates `dest` (and what leads to it) when it is only on the way to
    * selected entries; `present`: `dest` was a directory before this restore,
-   * so its entries may meet ones already there.
+   * so its entries may meet ones already there. `plain`: a file created in
+   * `dest` is ours and of our group (the target's group is ours and it is not
+   * set-group-ID, and every directory down to here was made by this restore:
+   * a made directory inherits both), so one of the snapshot's owner when
+   * that is us needs no fchown.
    */
-  private async dir(id: Id, dest: Buffer, rel: Buffer, made: () => void, present: boolean): Promise<void> {
+  private async dir(id: Id, dest: Buffer, rel: Buffer, made: () => void, present: boolean, plain: boolean): Promise<void> {
     const node = await this.trees.read(id);
     if (rel.length === 0) mark('restore: root tree read');
     checkNames(node);
@@ -199,7 +210,7 @@ export class Restorer {
       if (selected) made();
       if (e.type !== 'dir' && e.type !== 'symlink') {
         // (most files start without a wait: no promise for the walk to await)
-        const waiting = this.file(node, e, p, rel, present);
+        const waiting = this.file(node, e, p, rel, present, plain);
         if (waiting) await waiting;
         continue;
       }
@@ -211,7 +222,7 @@ export class Restorer {
           // Private until its own mode is applied at the end: nobody else can add entries meanwhile.
           if (!this.dryRun) ensureDir(p, 0o700);
           this.stats.dirs++;
-          await this.dir(TreeReader.subtree(node, e), p, r, noop, inside);
+          await this.dir(TreeReader.subtree(node, e), p, r, noop, inside, plain && !inside);
           if (!this.dryRun) this.dirMeta.push({ p, m: metaOf(e) });
         } else {
           // Only on the way to selected entries: made (without its metadata) when the first of them is.
@@ -223,7 +234,7 @@ export class Restorer {
             this.stats.dirs++;
             exists = true;
           };
-          await this.dir(TreeReader.subtree(node, e), p, r, makeDir, inside);
+          await this.dir(TreeReader.subtree(node, e), p, r, makeDir, inside, plain && !inside);
         }
       } else if (e.type === 'symlink') {
         const step = await this.existing.meet(e, undefined, p, r, present);
@@ -258,13 +269,14 @@ export class Restorer {
    * outlived the young generation and were promoted, costing the main
    * thread's collections most of their time).
    */
-  private file(node: TreeNode, e: TreeEntry, p: Buffer, dir: Buffer, present: boolean): Promise<void> | undefined {
+  private file(node: TreeNode, e: TreeEntry, p: Buffer, dir: Buffer, present: boolean, plain: boolean): Promise<void> | undefined {
     this.stats.total_files++;
     this.stats.total_bytes += e.size;
     const ids = fileChunks(node, e);
     const key = e.nlink > 1 ? `${e.dev}:${e.ino}` : undefined;
     const first = key ? this.linked.get(key) : undefined;
-    if (!first && !present) return this.written(ids, e, p, { dir, name: e.name, action: 'restored' }, key);
+    const owned = plain && e.uid === this.euid && e.gid === this.egid;
+    if (!first && !present) return this.written(ids, e, p, { dir, name: e.name, action: 'restored', owned }, key);
     const rel = Buffer.concat([dir, SEP, e.name]);
     if (first) return this.link(e, first, p, rel, present);
     return this.existing.meet(e, ids, p, rel, present).then((step) => {
@@ -274,7 +286,7 @@ export class Restorer {
         if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: false });
         return;
       }
-      return this.written(ids, e, p, { dir, name: e.name, action: step === 'new' ? 'restored' : 'updated' }, key);
+      return this.written(ids, e, p, { dir, name: e.name, action: step === 'new' ? 'restored' : 'updated', owned }, key);
     });
   }
 
@@ -362,7 +374,7 @@ export class Restorer {
     try {
       const stored = ids.length ? await this.repo.conn.getBlob(ids[0]) : undefined;
       if (this.failure) return;
-      const size = await this.workers!.writeFile({ path: p, id: ids[0], stored, size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: mtimeOf(e) });
+      const size = await this.workers!.writeFile({ path: p, id: ids[0], stored, size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: mtimeOf(e), owned: report.owned });
       if (this.stats.files === 0) mark('restore: first file written');
       this.finished(size, ids.length, p, report);
     } catch (err) {
@@ -410,7 +422,7 @@ export class Restorer {
       // Interrupted after the last chunk: still not published (an interrupt leaves no file it did not finish before it).
       if (this.failure) throw this.failure;
       ended = true;
-      const size = await w.end(metaOf(e), e.size);
+      const size = await w.end(metaOf(e), e.size, report.owned);
       this.finished(size, ids.length, p, report);
     } catch (err) {
       throw namedError(p, err);

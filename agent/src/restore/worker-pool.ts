@@ -16,14 +16,16 @@ export interface SmallFile extends EntryMeta {
   id?: Id;
   stored?: Buffer;
   size: number;
+  /** created with its owner already: no chown */
+  owned?: boolean;
 }
 
 /** Writes one large file on one worker, chunk by chunk in order. */
 export interface LargeFileWriter {
   /** Decrypt, verify and append one chunk; resolves with its plaintext length once written. */
   chunk(id: Id, stored: Buffer): Promise<number>;
-  /** Check the size, set metadata, close. */
-  end(meta: EntryMeta, size: number): Promise<number>;
+  /** Check the size, set metadata (the owner unless `owned`: created with it), close. */
+  end(meta: EntryMeta, size: number, owned?: boolean): Promise<number>;
   /** Close without finishing (after a failure elsewhere). */
   abort(): Promise<void>;
 }
@@ -160,7 +162,7 @@ export class RestorePool {
         const transfer = moved ? [buffer, stored.buffer as ArrayBuffer] : [buffer];
         return this.post(worker, { op: 'chunk', seq: this.seq++, file, id: views[0]!, stored: moved ? stored : views[1]! }, transfer, stored.length, false);
       },
-      end: (m, size) => this.post(worker, { op: 'end', seq: this.seq++, file, size, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime, chown: this.chown }, [], 0, false),
+      end: (m, size, owned) => this.post(worker, { op: 'end', seq: this.seq++, file, size, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime, chown: this.chown && !owned }, [], 0, false),
       abort: async () => {
         if (this.broken) return;
         await this.post(worker, { op: 'end', seq: this.seq++, file, size: 0, mode: 0, uid: 0, gid: 0, mtime: 0, chown: false, abort: true }, [], 0, false).catch(() => undefined);
