@@ -2,14 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileChunks, Id, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
-import type { RestoreFilter } from '../selection/restore-filter.js';
 import { checkNames, entryChoices } from './entry-choices.js';
 import { ExistingEntries } from './existing-entries.js';
 import { namedError } from './named-error.js';
-import type { OverwriteMode } from './overwrite.js';
 import { pauseWithPartial, RestoreInterrupted } from './restore-interrupt.js';
 import { planRestore, RestorePlan } from './restore-plan.js';
-import { emptyRestoreStats, RestoreItem, RestoreStats } from './restore-stats.js';
+import type { OverwriteMode } from './overwrite.js';
+import type { RestoreOptions } from './restore-options.js';
+import { emptyRestoreStats, RestoreStats } from './restore-stats.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, sameFile, setDirMeta } from './target-fs.js';
 import { chunkWindow, LARGE_FILES, LARGE_WAITING, SMALL_BYTES_AHEAD, SMALL_FILE, SMALL_FILES_AHEAD } from './restore-budget.js';
 import { mark } from '../startup/timing.js';
@@ -17,32 +17,7 @@ import { TreeReader } from '../tree/tree-reader.js';
 import { verifyTarget } from './verifier.js';
 import { RestorePool, restoreWorkerCount } from './worker-pool.js';
 
-export interface RestoreOptions {
-  target: string;
-  /** --include / --exclude (selection/restore-filter.ts); everything without one */
-  filter?: RestoreFilter;
-  /** after each file; `current`: its path's bytes (made a string only by whoever shows it, not per file) */
-  onProgress?: (p: { files: number; bytes: number; current?: Uint8Array }) => void;
-  onWarning?: (message: string) => void;
-  /** workers started earlier (while scrypt ran), keyless; run() unlocks and closes them */
-  pool?: RestorePool;
-  /** an entry already in the target (overwrite.ts); always without one */
-  overwrite?: OverwriteMode;
-  /** remove what the snapshot lacks from the directories restored (target-delete.ts) */
-  delete?: boolean;
-  /** write nothing: decide, count and report what a restore would do */
-  dryRun?: boolean;
-  /** read every selected file back afterwards (verifier.ts) */
-  verify?: boolean;
-  /** each entry's outcome (restic's verbose_status) */
-  onItem?: (item: RestoreItem) => void;
-  /** count what is selected from the trees before writing (restore-plan.ts): `plan` is then the total */
-  plan?: boolean;
-  /** with `plan`: the count is known (before the first write) */
-  onPlan?: (plan: RestorePlan) => void;
-}
-
-export type { RestoreStats };
+export type { RestoreOptions, RestoreStats };
 
 interface Linked {
   path: Buffer;
@@ -185,11 +160,9 @@ export class Restorer {
   /**
    * `made` creates `dest` (and what leads to it) when it is only on the way to
    * selected entries; `present`: `dest` was a directory before this restore,
-   * so its entries may meet ones already there. `plain`: a file created in
-   * `dest` is ours and of our group (the target's group is ours and it is not
-   * set-group-ID, and every directory down to here was made by this restore:
-   * a made directory inherits both), so one of the snapshot's owner when
-   * that is us needs no fchown.
+   * so its entries may meet ones already there. `plain`: a file created in `dest` gets our group (the
+   * target's is ours, not set-group-ID, and this restore made every directory below it), so no fchown
+   * when the snapshot's owner is us.
    */
   private async dir(id: Id, dest: Buffer, rel: Buffer, made: () => void, present: boolean, plain: boolean): Promise<void> {
     const node = await this.trees.read(id);
@@ -262,12 +235,8 @@ export class Restorer {
   }
 
   /**
-   * Start restoring a file. Returns a promise only when the walk must wait
-   * (for room ahead, or to look at what a present directory holds under the
-   * name): a file in a directory this restore made, with room, starts here
-   * without one (this runs once per file: its promises and suspended calls
-   * outlived the young generation and were promoted, costing the main
-   * thread's collections most of their time).
+   * Start restoring a file; a promise only when the walk must wait (for room, or to look at a present
+   * directory's entry). Per-file promises and suspended calls outlived the young generation, promoted.
    */
   private file(node: TreeNode, e: TreeEntry, p: Buffer, dir: Buffer, present: boolean, plain: boolean): Promise<void> | undefined {
     this.stats.total_files++;
