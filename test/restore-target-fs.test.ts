@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createFile, createFileAsync, createLink, createSymlink, ensureDir, setDirMeta } from '@keep/agent/dist/restore/target-fs.js';
+import { createFile, createFileAsync, createLink, createSymlink, ensureDir, exactCreateMode, readUmask, setDirMeta, setMetaFd, writeSparse } from '@keep/agent/dist/restore/target-fs.js';
 import { fingerprint, tempDirs } from './helpers.js';
 
 describe('restore target steps never follow what they replace', () => {
@@ -55,6 +55,37 @@ describe('restore target steps never follow what they replace', () => {
       expect(fs.readFileSync(path.join(dir, 'dir', 'inside'), 'utf8')).toBe('kept');
     });
   }
+
+  it('a file is created with its own mode only when open(2) gives exactly that; it is truncated only when it ends in a hole', () => {
+    const umask = readUmask();
+    expect(umask).toBe(process.umask());
+    expect(exactCreateMode(0o644, 0o022)).toBe(0o644);
+    expect(exactCreateMode(0o100755, 0o022)).toBe(0o755);
+    for (const [mode, mask] of [[0o666, 0o022], [0o4755, 0o022], [0o1777, 0], [0o644, undefined]] as const) expect(exactCreateMode(mode, mask), mode.toString(8)).toBeUndefined();
+    // Each mode as setMetaFd leaves it, whether created with it (no fchmod) or 0600 and changed.
+    for (const mode of [0o644, 0o755, 0o666, 0o777, 0o4755, 0o400, 0o000]) {
+      const p = path.join(dir, `m${mode.toString(8)}`);
+      const exact = exactCreateMode(mode, umask);
+      const fd = createFile(B(p), exact);
+      setMetaFd(fd, { ...meta, mode }, false, exact);
+      fs.closeSync(fd);
+      expect(fs.statSync(p).mode & 0o7777, mode.toString(8)).toBe(mode);
+    }
+    const data = Buffer.alloc(3 * 4096);
+    data.fill(1, 0, 4096);
+    const ends = (d: Buffer, at: number) => {
+      const fd = createFile(B(path.join(dir, `s${at}-${d.length}`)));
+      try {
+        return writeSparse(fd, d, at);
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    expect(ends(data, 0)).toBe(false); // the last two blocks are a hole: finishSparse sets the size
+    expect(ends(data.subarray(0, 4096 + 10), 0)).toBe(true);
+    expect(ends(data.subarray(4096), 0)).toBe(false);
+    expect(ends(data.subarray(4000, 4100), 0)).toBe(true); // (not a whole block: written)
+  });
 
   it('ensureDir makes a directory, reuses a real one, replaces a symlink or a file', () => {
     expect(ensureDir(B(path.join(dir, 'd')), 0o700)).toBe(true);

@@ -91,6 +91,16 @@ describe('restore into a target that already holds things', () => {
     expect(compareTrees(tree.root, root, { rootMeta: true })).toEqual([]);
   });
 
+  it.runIf(process.getuid?.() === 0)('as root, into a set-group-ID target of another group, every entry gets its own owner, not the directory\'s group', async () => {
+    // (files made in this restore's directories are created ours and skip fchown; not where a directory hands down its group)
+    const target = tmp.make('keep-rt-setgid-');
+    fs.chownSync(target, 0, 4321);
+    fs.chmodSync(target, 0o2755);
+    const r = await keep(['restore', 'latest', '--target', target], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(compareTrees(tree.root, restoredPath(target, tree.root), { owner: true })).toEqual([]);
+  });
+
   it('--include of one directory restores its hardlinks as links of each other', async () => {
     const target = tmp.make('keep-rt-inc-');
     const r = await keepJson(['restore', 'latest', '--target', target, '--include', path.join(tree.root, 'hard', 'sub')], { env });

@@ -159,7 +159,7 @@ export async function restoreFiles(repo: Unlocked, base: PgBase, o: RestoreFiles
   const dataEntry = find('pgdata');
   if (!dataEntry) throw new KeepError('CORRUPT', `snapshot ${base.snapshot.id} has no /pgdata`);
   const restore = async (id: Buffer, target: string) =>
-    new Restorer(repo, { target, onProgress: (p) => o.onProgress?.(p.files, p.bytes, p.current), onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`) }).run(id, o.clock.now(), () => o.clock.now());
+    new Restorer(repo, { target, onProgress: (p) => o.onProgress?.(p.files, p.bytes, p.current && Buffer.from(p.current.buffer, p.current.byteOffset, p.current.byteLength).toString()), onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`) }).run(id, o.clock.now(), () => o.clock.now());
   const stats = await restore(TreeReader.subtree(root, dataEntry), pgdata);
   let files = stats.files;
   let bytes = stats.bytes;

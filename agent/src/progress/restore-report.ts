@@ -23,7 +23,7 @@ export interface RestoreUnderway {
 export class RestoreProgress {
   private stats: (() => RestoreStats) | undefined;
   private underway: (() => RestoreUnderway) | undefined;
-  private current: string | undefined;
+  private current: Uint8Array | undefined;
   private readonly whole: { files: number; bytes: number } | undefined;
   private errors = 0;
   private readonly reporter: StatusReporter;
@@ -49,8 +49,8 @@ export class RestoreProgress {
     this.reporter.finish();
   }
 
-  /** The restorer's onProgress: the file it finished last. */
-  update(p: { current?: string }): void {
+  /** The restorer's onProgress: the file it finished last (its path's bytes, made a string when shown). */
+  update(p: { current?: Uint8Array }): void {
     this.current = p.current;
   }
 
@@ -82,7 +82,7 @@ export class RestoreProgress {
       bytes_done: bytes,
       total_files: Math.max(whole?.files ?? 0, st?.total_files ?? 0, files),
       total_bytes: Math.max(whole?.bytes ?? 0, st?.total_bytes ?? 0, bytes),
-      current_files: this.current ? [this.current] : [],
+      current_files: this.current ? [Buffer.from(this.current.buffer, this.current.byteOffset, this.current.byteLength).toString()] : [],
       error_count: this.errors,
     };
   }

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { BlobType, deriveKeys, discardBuffer, garbagePacer, Id, KeepError, openBlob, openBlobInPlace, OpenScratch, RepoKeys, toHex } from '@keep/core';
 import { namedError as named } from './named-error.js';
-import type { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob } from './restore-jobs.js';
-import { createFile, createFileAsync, discard, finishSparse, partialName, publish, setMetaFd, writeSparse } from './target-fs.js';
+import { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob, unpackBatch } from './restore-jobs.js';
+import { createFile, createFileAsync, discard, exactCreateMode, finishSparse, partialName, publish, setMetaFd, writeSparse } from './target-fs.js';
 
 /*
  * A restore worker: decrypts blobs, proves each against its id, and writes
@@ -17,6 +17,8 @@ import { createFile, createFileAsync, discard, finishSparse, partialName, publis
 let keys: RepoKeys | undefined;
 /** The repository's max chunk size: no data blob decompresses to more. */
 let maxChunk = 0;
+/** The process's umask (from the pool: undefined when unknown), for exactCreateMode. */
+let umask: number | undefined;
 const port = parentPort!;
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const show = (p: Uint8Array) => asBuffer(p).toString();
@@ -61,12 +63,16 @@ const decrypted = (f: SmallFileJob, reuse: boolean): Buffer => {
   return data;
 };
 
-/** Content (holes kept), metadata and close of a created file; one that cannot be written is removed, not left short. */
-function fill(fd: number, data: Buffer, f: SmallFileJob, chown: boolean): number {
+/**
+ * Content (holes kept), metadata and close of a file created with `mode`
+ * (exactCreateMode's); one that cannot be written is removed, not left short.
+ * A new file that ends in written bytes (or is empty) has its size already:
+ * no ftruncate.
+ */
+function fill(fd: number, data: Buffer, f: SmallFileJob, chown: boolean, mode: number | undefined): number {
   try {
-    writeSparse(fd, data, 0);
-    finishSparse(fd, data.length);
-    setMetaFd(fd, f, chown);
+    if (!writeSparse(fd, data, 0) && data.length > 0) finishSparse(fd, data.length);
+    setMetaFd(fd, f, chown && !f.owned, mode);
   } catch (e) {
     discard(f.path);
     throw named(f.path, e);
@@ -88,10 +94,11 @@ async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<n
   try {
     for (; i < files.length && (i < PROBE_CREATES || createMs / i < SLOW_CREATE_MS); i++) {
       const data = decrypted(files[i], true);
+      const mode = exactCreateMode(files[i].mode, umask);
       const t = performance.now();
-      const fd = createFile(asBuffer(files[i].path));
+      const fd = createFile(asBuffer(files[i].path), mode);
       createMs += performance.now() - t;
-      bytes += fill(fd, data, files[i], chown);
+      bytes += fill(fd, data, files[i], chown, mode);
     }
   } catch (e) {
     const err = named(files[i].path, e);
@@ -103,7 +110,7 @@ async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<n
   const fds: Promise<number>[] = [];
   let next = i;
   const create = () => {
-    const p = createFileAsync(asBuffer(files[next].path));
+    const p = createFileAsync(asBuffer(files[next].path), exactCreateMode(files[next].mode, umask));
     p.catch(() => undefined); // awaited in order below
     fds[next++] = p;
   };
@@ -112,12 +119,14 @@ async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<n
   let taken = i;
   try {
     for (; i < files.length; i++) {
-      // Not into the scratch buffers: other messages run while this waits for its descriptor.
-      const data = decrypted(files[i], false);
       const fd = await fds[i];
+      // Decrypted after the wait, into the scratch buffer (written before this yields again; other messages
+      // run while it waits): a fresh buffer per file costs page faults, in user and kernel time. A blob that
+      // fails leaves descriptor i untaken: closed and its file removed below.
+      const data = decrypted(files[i], true);
       taken = i + 1;
       if (next < files.length) create();
-      bytes += fill(fd, data, files[i], chown);
+      bytes += fill(fd, data, files[i], chown, exactCreateMode(files[i].mode, umask));
     }
     return bytes;
   } catch (e) {
@@ -139,7 +148,7 @@ async function writeSmallFiles(files: SmallFileJob[], chown: boolean): Promise<n
  * then renamed to theirs. A file that fails midway is removed: no truncated
  * file under the real name, and the error names it.
  */
-const open = new Map<number, { fd: number; path: Uint8Array; partial: Buffer; pos: number; error?: unknown }>();
+const open = new Map<number, { fd: number; path: Uint8Array; partial: Buffer; pos: number; error?: unknown; endWritten?: boolean }>();
 
 function closeFailed(file: number, e: unknown): never {
   const f = open.get(file);
@@ -154,7 +163,7 @@ function closeFailed(file: number, e: unknown): never {
 function run(job: RestoreJob): number | Promise<number> {
   switch (job.op) {
     case 'files':
-      return writeSmallFiles(job.files, job.chown);
+      return writeSmallFiles(unpackBatch(job.batch), job.chown);
     case 'begin': {
       const partial = partialName(job.path, job.file);
       try {
@@ -172,7 +181,7 @@ function run(job: RestoreJob): number | Promise<number> {
       if (f.error !== undefined) throw f.error;
       try {
         const data = openChunk(asBuffer(job.id), asBuffer(job.stored), true);
-        writeSparse(f.fd, data, f.pos);
+        f.endWritten = writeSparse(f.fd, data, f.pos);
         f.pos += data.length;
         return data.length;
       } catch (e) {
@@ -191,7 +200,7 @@ function run(job: RestoreJob): number | Promise<number> {
       try {
         if (!job.abort) {
           if (f.pos !== job.size) throw new KeepError('CORRUPT', `${show(f.path)}: restored ${f.pos} bytes, the snapshot says ${job.size}`);
-          finishSparse(f.fd, f.pos);
+          if (!f.endWritten && f.pos > 0) finishSparse(f.fd, f.pos);
           setMetaFd(f.fd, job, job.chown);
           complete = true;
         }
@@ -233,8 +242,11 @@ function failed(seq: number, e: unknown): RestoreResult {
  */
 function movedBuffers(job: RestoreJob): Set<ArrayBuffer> {
   const bufs = new Set<ArrayBuffer>();
-  const add = (u: Uint8Array | undefined) => u && u.buffer instanceof ArrayBuffer && bufs.add(u.buffer);
-  if (job.op === 'files') for (const f of job.files) add(f.path), add(f.id), add(f.stored);
+  const add = (u: ArrayBufferView | undefined) => u && u.buffer instanceof ArrayBuffer && bufs.add(u.buffer);
+  if (job.op === 'files') {
+    add(job.batch.meta), add(job.batch.bytes);
+    for (const s of job.batch.stored) add(s ?? undefined);
+  }
   else if (job.op === 'chunk') add(job.id), add(job.stored);
   return bufs;
 }
@@ -248,6 +260,7 @@ port.on('message', (job: RestoreMessage) => {
   if (job.op === 'unlock') {
     keys = deriveKeys(Buffer.from(job.master));
     maxChunk = job.maxChunk;
+    umask = job.umask;
     return;
   }
   let bytes: number | Promise<number>;

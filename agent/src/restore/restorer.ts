@@ -2,14 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileChunks, Id, TreeEntry, TreeNode } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
-import type { RestoreFilter } from '../selection/restore-filter.js';
 import { checkNames, entryChoices } from './entry-choices.js';
 import { ExistingEntries } from './existing-entries.js';
 import { namedError } from './named-error.js';
-import type { OverwriteMode } from './overwrite.js';
 import { pauseWithPartial, RestoreInterrupted } from './restore-interrupt.js';
 import { planRestore, RestorePlan } from './restore-plan.js';
-import { emptyRestoreStats, RestoreItem, RestoreStats } from './restore-stats.js';
+import type { OverwriteMode } from './overwrite.js';
+import type { RestoreOptions } from './restore-options.js';
+import { emptyRestoreStats, RestoreStats } from './restore-stats.js';
 import { createLink, createSymlink, EntryMeta, ensureDir, sameFile, setDirMeta } from './target-fs.js';
 import { chunkWindow, LARGE_FILES, LARGE_WAITING, SMALL_BYTES_AHEAD, SMALL_FILE, SMALL_FILES_AHEAD } from './restore-budget.js';
 import { mark } from '../startup/timing.js';
@@ -17,31 +17,7 @@ import { TreeReader } from '../tree/tree-reader.js';
 import { verifyTarget } from './verifier.js';
 import { RestorePool, restoreWorkerCount } from './worker-pool.js';
 
-export interface RestoreOptions {
-  target: string;
-  /** --include / --exclude (selection/restore-filter.ts); everything without one */
-  filter?: RestoreFilter;
-  onProgress?: (p: { files: number; bytes: number; current?: string }) => void;
-  onWarning?: (message: string) => void;
-  /** workers started earlier (while scrypt ran), keyless; run() unlocks and closes them */
-  pool?: RestorePool;
-  /** an entry already in the target (overwrite.ts); always without one */
-  overwrite?: OverwriteMode;
-  /** remove what the snapshot lacks from the directories restored (target-delete.ts) */
-  delete?: boolean;
-  /** write nothing: decide, count and report what a restore would do */
-  dryRun?: boolean;
-  /** read every selected file back afterwards (verifier.ts) */
-  verify?: boolean;
-  /** each entry's outcome (restic's verbose_status) */
-  onItem?: (item: RestoreItem) => void;
-  /** count what is selected from the trees before writing (restore-plan.ts): `plan` is then the total */
-  plan?: boolean;
-  /** with `plan`: the count is known (before the first write) */
-  onPlan?: (plan: RestorePlan) => void;
-}
-
-export type { RestoreStats };
+export type { RestoreOptions, RestoreStats };
 
 interface Linked {
   path: Buffer;
@@ -49,16 +25,25 @@ interface Linked {
   written: boolean;
 }
 
-/** Where a written file is reported once done: its path in the snapshot, and whether it replaced one. */
+/**
+ * Where a written file is reported once done: its path in the snapshot (its
+ * directory's and its name: joined only when an item is reported or a large
+ * file is abandoned), and whether it replaced one.
+ */
 interface Report {
-  rel: Buffer;
+  dir: Buffer;
+  name: Buffer;
+  /** created with the snapshot's owner already (see `plain` in dir()): no chown */
+  owned: boolean;
   action: 'restored' | 'updated';
 }
 
 const SEP = Buffer.from('/');
+const relOf = (r: Report) => Buffer.concat([r.dir, SEP, r.name]);
 const noop = () => undefined;
 
-const metaOf = (e: TreeEntry): EntryMeta => ({ mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime[0] + e.mtime[1] / 1e9 });
+const mtimeOf = (e: TreeEntry) => e.mtime[0] + e.mtime[1] / 1e9;
+const metaOf = (e: TreeEntry): EntryMeta => ({ mode: e.mode, uid: e.uid, gid: e.gid, mtime: mtimeOf(e) });
 
 /**
  * Writes a snapshot's tree into a target directory: contents (every chunk
@@ -87,12 +72,16 @@ export class Restorer {
   private readonly overwrite: OverwriteMode;
   private workers: RestorePool | undefined;
   private readonly existing: ExistingEntries;
-  private readonly tasks = new Set<Promise<void>>();
+  /** files being written (and hardlinks waiting for theirs); `settle` wakes run() when none is left */
+  private inFlight = 0;
+  private settle: (() => void) | undefined;
   private failure: Error | undefined;
   private readonly dirMeta: { p: Buffer; m: EntryMeta }[] = [];
   /** first restored path of each hardlinked inode, when its content is done, and whether this run (re)writes it */
   private readonly linked = new Map<string, Linked>();
   private readonly isRoot = process.getuid?.() === 0;
+  private readonly euid = process.geteuid?.() ?? -1;
+  private readonly egid = process.getegid?.() ?? -1;
   private smallBytes = 0;
   private smallFiles = 0;
   private largeFiles = 0;
@@ -133,12 +122,15 @@ export class Restorer {
     try {
       try {
         if (this.opts.plan) this.opts.onPlan?.((this.plan = await planRestore(this.trees, root, this.opts.filter)));
-        await this.dir(root, target, Buffer.alloc(0), noop, present);
+        // Whether a file created in the target (or a directory made below it) gets our group: not set-group-ID, and ours.
+        const st = this.dryRun ? undefined : fs.statSync(target);
+        const plain = !!st && st.gid === this.egid && (st.mode & 0o2000) === 0;
+        await this.dir(root, target, Buffer.alloc(0), noop, present, plain);
         mark('restore: walk done');
       } catch (e) {
         this.failure ??= e as Error;
       }
-      while (this.tasks.size) await Promise.allSettled([...this.tasks]);
+      if (this.inFlight > 0) await new Promise<void>((r) => (this.settle = r));
       if (this.failure) throw this.failure;
       mark('restore: files written');
       for (let i = this.dirMeta.length - 1; i >= 0; i--) setDirMeta(this.dirMeta[i].p, this.dirMeta[i].m, this.isRoot);
@@ -168,9 +160,11 @@ export class Restorer {
   /**
    * `made` creates `dest` (and what leads to it) when it is only on the way to
    * selected entries; `present`: `dest` was a directory before this restore,
-   * so its entries may meet ones already there.
+   * so its entries may meet ones already there. `plain`: a file created in `dest` gets our group (the
+   * target's is ours, not set-group-ID, and this restore made every directory below it), so no fchown
+   * when the snapshot's owner is us.
    */
-  private async dir(id: Id, dest: Buffer, rel: Buffer, made: () => void, present: boolean): Promise<void> {
+  private async dir(id: Id, dest: Buffer, rel: Buffer, made: () => void, present: boolean, plain: boolean): Promise<void> {
     const node = await this.trees.read(id);
     if (rel.length === 0) mark('restore: root tree read');
     checkNames(node);
@@ -180,13 +174,20 @@ export class Restorer {
     node.entries.forEach((e, i) => {
       if (e.type === 'dir' && choices[i].descend) this.trees.read(TreeReader.subtree(node, e)).catch(noop);
     });
-    for (const [i, e] of node.entries.entries()) {
+    for (let i = 0; i < node.entries.length; i++) {
+      const e = node.entries[i];
       if (this.failure) throw this.failure;
       const { selected, descend } = choices[i];
       if (!selected && !descend) continue;
-      const r = Buffer.concat([rel, SEP, e.name]);
       const p = Buffer.concat([dest, SEP, e.name]);
       if (selected) made();
+      if (e.type !== 'dir' && e.type !== 'symlink') {
+        // (most files start without a wait: no promise for the walk to await)
+        const waiting = this.file(node, e, p, rel, present, plain);
+        if (waiting) await waiting;
+        continue;
+      }
+      const r = Buffer.concat([rel, SEP, e.name]);
       if (e.type === 'dir') {
         const { keep, inside } = this.existing.keepsNonDir(e, p, present);
         if (keep) continue;
@@ -194,7 +195,7 @@ export class Restorer {
           // Private until its own mode is applied at the end: nobody else can add entries meanwhile.
           if (!this.dryRun) ensureDir(p, 0o700);
           this.stats.dirs++;
-          await this.dir(TreeReader.subtree(node, e), p, r, noop, inside);
+          await this.dir(TreeReader.subtree(node, e), p, r, noop, inside, plain && !inside);
           if (!this.dryRun) this.dirMeta.push({ p, m: metaOf(e) });
         } else {
           // Only on the way to selected entries: made (without its metadata) when the first of them is.
@@ -206,7 +207,7 @@ export class Restorer {
             this.stats.dirs++;
             exists = true;
           };
-          await this.dir(TreeReader.subtree(node, e), p, r, makeDir, inside);
+          await this.dir(TreeReader.subtree(node, e), p, r, makeDir, inside, plain && !inside);
         }
       } else if (e.type === 'symlink') {
         const step = await this.existing.meet(e, undefined, p, r, present);
@@ -217,43 +218,58 @@ export class Restorer {
         if (!this.dryRun) createSymlink(e.target!, p, metaOf(e), this.isRoot);
         this.stats.symlinks++;
         this.existing.item('restored', r, 0);
-      } else {
-        await this.file(node, e, p, r, present);
       }
     }
   }
 
+  /** A file's writing (or a hardlink's wait for its first name), which run() waits for; the first failure ends the restore. */
   private track(t: Promise<void>): void {
-    const tracked = t.catch((err: Error) => {
+    this.inFlight++;
+    const settled = () => {
+      if (--this.inFlight === 0 && this.settle) this.settle();
+    };
+    t.then(settled, (err: Error) => {
       this.failure ??= err;
+      settled();
     });
-    this.tasks.add(tracked);
-    void tracked.finally(() => this.tasks.delete(tracked));
   }
 
-  private async file(node: TreeNode, e: TreeEntry, p: Buffer, rel: Buffer, present: boolean): Promise<void> {
+  /**
+   * Start restoring a file; a promise only when the walk must wait (for room, or to look at a present
+   * directory's entry). Per-file promises and suspended calls outlived the young generation, promoted.
+   */
+  private file(node: TreeNode, e: TreeEntry, p: Buffer, dir: Buffer, present: boolean, plain: boolean): Promise<void> | undefined {
     this.stats.total_files++;
     this.stats.total_bytes += e.size;
     const ids = fileChunks(node, e);
     const key = e.nlink > 1 ? `${e.dev}:${e.ino}` : undefined;
     const first = key ? this.linked.get(key) : undefined;
+    const owned = plain && e.uid === this.euid && e.gid === this.egid;
+    if (!first && !present) return this.written(ids, e, p, { dir, name: e.name, action: 'restored', owned }, key);
+    const rel = Buffer.concat([dir, SEP, e.name]);
     if (first) return this.link(e, first, p, rel, present);
-    const step = await this.existing.meet(e, ids, p, rel, present);
-    if (step === 'keep' || step === 'unchanged') {
-      this.existing.skipped(e, metaOf(e), p, rel, step === 'unchanged');
-      // Later links of this inode link to what stays here.
-      if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: false });
-      return;
-    }
-    const report: Report = { rel, action: step === 'new' ? 'restored' : 'updated' };
+    return this.existing.meet(e, ids, p, rel, present).then((step) => {
+      if (step === 'keep' || step === 'unchanged') {
+        this.existing.skipped(e, metaOf(e), p, rel, step === 'unchanged');
+        // Later links of this inode link to what stays here.
+        if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: false });
+        return;
+      }
+      return this.written(ids, e, p, { dir, name: e.name, action: step === 'new' ? 'restored' : 'updated', owned }, key);
+    });
+  }
+
+  /** A file (re)written here, or counted as such by a dry run. `key`: its inode's, when hardlinked. */
+  private written(ids: Id[], e: TreeEntry, p: Buffer, report: Report, key: string | undefined): Promise<void> | undefined {
     if (this.dryRun) {
       if (key) this.linked.set(key, { path: p, done: Promise.resolve(), written: true });
-      return this.restored(e.size, report);
+      this.restored(e.size, report);
+      return;
     }
     if (!key) return this.content(ids, e, p, report);
     let resolve!: () => void;
     this.linked.set(key, { path: p, done: new Promise((r) => (resolve = r)), written: true });
-    await this.content(ids, e, p, report, resolve);
+    return this.content(ids, e, p, report, resolve);
   }
 
   /**
@@ -270,29 +286,28 @@ export class Restorer {
         if (step !== 'new' && !first.written && sameFile(first.path, p)) return this.existing.skipped(e, metaOf(e), p, rel, true);
         if (!this.dryRun) createLink(first.path, p);
         this.stats.hardlinks++;
-        this.restored(e.size, { rel, action: step === 'new' ? 'restored' : 'updated' });
+        this.restored(e.size);
+        this.existing.item(step === 'new' ? 'restored' : 'updated', rel, e.size);
       }),
     );
   }
 
   /** Counted as written (a hardlink, or what a dry run would write). */
-  private restored(size: number, report: Report): void {
+  private restored(size: number, report?: Report): void {
     this.stats.files_restored++;
     this.stats.bytes_restored += size;
-    this.existing.item(report.action, report.rel, size);
+    if (report && this.opts.onItem) this.existing.item(report.action, relOf(report), size);
   }
 
-  /** Start writing a file's content; waits only for room, not for the write. */
-  private async content(ids: Id[], e: TreeEntry, p: Buffer, report: Report, done?: () => void): Promise<void> {
+  /** Start writing a file's content; returns a promise only when the walk must wait for room first (never for the write). */
+  private content(ids: Id[], e: TreeEntry, p: Buffer, report: Report, done?: () => void): Promise<void> | undefined {
     const small = ids.length <= 1 && e.size <= SMALL_FILE;
-    if (small) {
-      while ((this.smallBytes > 0 && this.smallBytes + e.size > SMALL_BYTES_AHEAD) || this.smallFiles >= SMALL_FILES_AHEAD) await this.room();
-    } else {
-      while (this.largeQueue.length >= LARGE_WAITING) await this.room();
-    }
+    const full = small ? (this.smallBytes > 0 && this.smallBytes + e.size > SMALL_BYTES_AHEAD) || this.smallFiles >= SMALL_FILES_AHEAD : this.largeQueue.length >= LARGE_WAITING;
+    if (full) return this.room().then(() => this.content(ids, e, p, report, done));
     if (this.failure) throw this.failure;
     const t = small ? this.smallFile(ids, e, p, report) : this.largeSlot().then(() => this.largeFile(ids, e, p, report));
     this.track(done ? t.finally(done) : t);
+    return undefined;
   }
 
   /** Resolves when a large file may start (it then holds one of LARGE_FILES slots). */
@@ -328,7 +343,7 @@ export class Restorer {
     try {
       const stored = ids.length ? await this.repo.conn.getBlob(ids[0]) : undefined;
       if (this.failure) return;
-      const size = await this.workers!.writeFile({ path: p, id: ids[0], stored, size: e.size, ...metaOf(e) });
+      const size = await this.workers!.writeFile({ path: p, id: ids[0], stored, size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: mtimeOf(e), owned: report.owned });
       if (this.stats.files === 0) mark('restore: first file written');
       this.finished(size, ids.length, p, report);
     } catch (err) {
@@ -376,7 +391,7 @@ export class Restorer {
       // Interrupted after the last chunk: still not published (an interrupt leaves no file it did not finish before it).
       if (this.failure) throw this.failure;
       ended = true;
-      const size = await w.end(metaOf(e), e.size);
+      const size = await w.end(metaOf(e), e.size, report.owned);
       this.finished(size, ids.length, p, report);
     } catch (err) {
       throw namedError(p, err);
@@ -385,7 +400,7 @@ export class Restorer {
       this.partialBytes -= fileBytes;
       if (!ended) {
         await w.abort();
-        this.partialRemoved.push(report.rel.toString());
+        this.partialRemoved.push(relOf(report).toString());
       }
       this.largeDone();
     }
@@ -396,7 +411,7 @@ export class Restorer {
     this.stats.bytes += bytes;
     this.stats.chunks += chunks;
     this.restored(bytes, report);
-    this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, current: p.toString() });
+    this.opts.onProgress?.({ files: this.stats.files, bytes: this.stats.bytes, current: p });
   }
 }
 

@@ -43,9 +43,34 @@ function replacing<T>(p: Buffer, create: () => T): T {
   return create();
 }
 
-/** Create a new regular file (mode 0600 until the entry's own is applied), replacing any entry named `p`. */
-export function createFile(p: Buffer): number {
-  return replacing(p, () => fs.openSync(p, CREATE_FLAGS, 0o600));
+/**
+ * The process's umask, from /proc (process.umask() reads it by setting it
+ * twice, racing the creates of other threads); undefined where unknown.
+ */
+export function readUmask(): number | undefined {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
+    return m ? parseInt(m[1], 8) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The entry's mode when open(2) gives a new file exactly that (permission
+ * bits only, none of them cleared by the umask): created with it, the file
+ * needs no fchmod (setMetaFd). Otherwise undefined: created 0600, and
+ * setMetaFd applies the mode. Either way nobody but the owner gets an access
+ * the finished file denies.
+ */
+export function exactCreateMode(mode: number, umask: number | undefined): number | undefined {
+  const own = mode & 0o7777;
+  return umask !== undefined && own <= 0o777 && (own & umask) === 0 ? own : undefined;
+}
+
+/** Create a new regular file with `mode` (exactCreateMode; 0600 without one), replacing any entry named `p`. */
+export function createFile(p: Buffer, mode = 0o600): number {
+  return replacing(p, () => fs.openSync(p, CREATE_FLAGS, mode));
 }
 
 /**
@@ -53,8 +78,8 @@ export function createFile(p: Buffer): number {
  * step of a small file (an ext4 inode search can take ~0.5 ms), and several
  * run at once while the caller decrypts.
  */
-export function createFileAsync(p: Buffer): Promise<number> {
-  const open = () => new Promise<number>((resolve, reject) => fs.open(p, CREATE_FLAGS, 0o600, (e, fd) => (e ? reject(e) : resolve(fd))));
+export function createFileAsync(p: Buffer, mode = 0o600): Promise<number> {
+  const open = () => new Promise<number>((resolve, reject) => fs.open(p, CREATE_FLAGS, mode, (e, fd) => (e ? reject(e) : resolve(fd))));
   return open().catch((e: unknown) => {
     if (code(e) !== 'EEXIST') throw e;
     fs.unlinkSync(p);
@@ -84,9 +109,10 @@ const ZERO_BLOCK = Buffer.alloc(HOLE_BLOCK);
  * writeAll into a new file, leaving its all-zero blocks unwritten: holes, as a
  * sparse file had them (its chunks hold the zeros; the size comes from
  * ftruncate at the end, see finishSparse). Blocks are aligned to the file's
- * offsets; non-zero runs are written in one call each.
+ * offsets; non-zero runs are written in one call each. Returns whether the
+ * last byte was written (then the file has its size without finishSparse).
  */
-export function writeSparse(fd: number, data: Uint8Array, position: number): void {
+export function writeSparse(fd: number, data: Uint8Array, position: number): boolean {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   let run = 0; // start of the pending non-zero run
   let o = 0;
@@ -102,10 +128,12 @@ export function writeSparse(fd: number, data: Uint8Array, position: number): voi
     o = end;
     next = Math.min(buf.length, o + HOLE_BLOCK);
   }
-  if (run < buf.length) writeAll(fd, buf.subarray(run), position + run);
+  if (run >= buf.length) return false;
+  writeAll(fd, buf.subarray(run), position + run);
+  return true;
 }
 
-/** A file written by writeSparse gets its full size (a hole at the end is not written either). */
+/** A file written by writeSparse gets its full size (a hole at the end is not written either: needed only then). */
 export function finishSparse(fd: number, size: number): void {
   fs.ftruncateSync(fd, size);
 }
@@ -136,11 +164,12 @@ export function discard(p: Uint8Array): void {
 /**
  * Owner (when `chown`: root restores owners; an owner the file system refuses
  * is not an error), mode (after chown, which may clear set-id bits), then
- * times (last: writes would change them).
+ * times (last: writes would change them). `exactMode`: the file was created
+ * with the entry's mode (exactCreateMode), which needs no fchmod then.
  */
-export function setMetaFd(fd: number, m: EntryMeta, chown: boolean): void {
+export function setMetaFd(fd: number, m: EntryMeta, chown: boolean, exactMode?: number): void {
   if (chown) bestEffort(() => fs.fchownSync(fd, m.uid, m.gid));
-  fs.fchmodSync(fd, m.mode);
+  if (exactMode === undefined) fs.fchmodSync(fd, m.mode);
   fs.futimesSync(fd, m.mtime, m.mtime);
 }
 

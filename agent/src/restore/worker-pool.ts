@@ -1,8 +1,8 @@
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { Id, KeepError, KeepErrorCode, sealWorkerCount } from '@keep/core';
-import type { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob } from './restore-jobs.js';
-import type { EntryMeta } from './target-fs.js';
+import { packBatch, RestoreJob, RestoreMessage, RestoreResult } from './restore-jobs.js';
+import { EntryMeta, readUmask } from './target-fs.js';
 
 /** Files and bytes per message to a worker: large enough that a message's cost is small beside its work. */
 const BATCH_FILES = 256;
@@ -16,14 +16,16 @@ export interface SmallFile extends EntryMeta {
   id?: Id;
   stored?: Buffer;
   size: number;
+  /** created with its owner already: no chown */
+  owned?: boolean;
 }
 
 /** Writes one large file on one worker, chunk by chunk in order. */
 export interface LargeFileWriter {
   /** Decrypt, verify and append one chunk; resolves with its plaintext length once written. */
   chunk(id: Id, stored: Buffer): Promise<number>;
-  /** Check the size, set metadata, close. */
-  end(meta: EntryMeta, size: number): Promise<number>;
+  /** Check the size, set metadata (the owner unless `owned`: created with it), close. */
+  end(meta: EntryMeta, size: number, owned?: boolean): Promise<number>;
   /** Close without finishing (after a failure elsewhere). */
   abort(): Promise<void>;
 }
@@ -127,7 +129,8 @@ export class RestorePool {
 
   /** Give the workers the master key (messages keep their order: it arrives before any file). */
   unlock(master: Buffer, maxChunk: number): void {
-    for (const x of this.workers) x.w.postMessage({ op: 'unlock', master, maxChunk } satisfies RestoreMessage);
+    const umask = readUmask();
+    for (const x of this.workers) x.w.postMessage({ op: 'unlock', master, maxChunk, umask } satisfies RestoreMessage);
   }
 
   /** Write a small file; resolves with its size once it is on disk with its metadata. */
@@ -159,7 +162,7 @@ export class RestorePool {
         const transfer = moved ? [buffer, stored.buffer as ArrayBuffer] : [buffer];
         return this.post(worker, { op: 'chunk', seq: this.seq++, file, id: views[0]!, stored: moved ? stored : views[1]! }, transfer, stored.length, false);
       },
-      end: (m, size) => this.post(worker, { op: 'end', seq: this.seq++, file, size, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime, chown: this.chown }, [], 0, false),
+      end: (m, size, owned) => this.post(worker, { op: 'end', seq: this.seq++, file, size, mode: m.mode, uid: m.uid, gid: m.gid, mtime: m.mtime, chown: this.chown && !owned }, [], 0, false),
       abort: async () => {
         if (this.broken) return;
         await this.post(worker, { op: 'end', seq: this.seq++, file, size: 0, mode: 0, uid: 0, gid: 0, mtime: 0, chown: false, abort: true }, [], 0, false).catch(() => undefined);
@@ -198,23 +201,19 @@ export class RestorePool {
 
   private send(worker: number, batch: Pending[], bytes: number): void {
     const moving = new Set<ArrayBufferLike>();
-    const moved = batch.map((p) => {
-      const m = movable(p.file.stored, moving);
-      if (m) moving.add(p.file.stored!.buffer);
-      return m;
+    const stored = batch.map((p): Uint8Array | null => {
+      const s = p.file.stored;
+      if (!s) return null;
+      if (!movable(s, moving)) return new Uint8Array(s); // (a copy of its own, moved with the message)
+      moving.add(s.buffer);
+      return s;
     });
-    const { buffer, views } = pack(batch.flatMap((p, i) => [p.file.path, p.file.id, moved[i] ? undefined : p.file.stored]));
-    const files: SmallFileJob[] = batch.map((p, i) => ({
-      path: views[3 * i]!,
-      id: views[3 * i + 1],
-      stored: moved[i] ? p.file.stored : views[3 * i + 2],
-      size: p.file.size,
-      mode: p.file.mode,
-      uid: p.file.uid,
-      gid: p.file.gid,
-      mtime: p.file.mtime,
-    }));
-    this.post(worker, { op: 'files', seq: this.seq++, files, chown: this.chown }, [buffer, ...(moving as Set<ArrayBuffer>)], bytes, true).then(
+    const files = packBatch(
+      batch.map((p) => p.file),
+      stored,
+    );
+    for (const s of stored) if (s) moving.add(s.buffer);
+    this.post(worker, { op: 'files', seq: this.seq++, batch: files, chown: this.chown }, [files.meta.buffer as ArrayBuffer, files.bytes.buffer as ArrayBuffer, ...(moving as Set<ArrayBuffer>)], bytes, true).then(
       () => {
         for (const p of batch) p.resolve(p.file.size);
       },
