@@ -14,8 +14,10 @@ export interface BlobSink {
   readonly dir: string;
   readonly packsDir: string;
   has(id: Id): boolean;
-  /** make a sealed pack readable (RepoStorage.publishPack) */
-  publishPack(p: SealedPack): Promise<void>;
+  /** record a pack about to be sealed and published (for its index segment); never rejects */
+  journalPack(p: { id: string; size: number }): Promise<void>;
+  /** make a sealed pack readable (RepoStorage.publishPack); `journaled`: journalPack recorded it already */
+  publishPack(p: SealedPack, journaled?: boolean): Promise<void>;
   touch(ids: Id[], now?: number, tag?: number): Promise<void>;
   indexPack(id: string, size: number, entries: IndexEntry[], scope?: WriterScope): Promise<Id[]>;
 }
@@ -125,8 +127,9 @@ export class BlobWriter {
     this.pack = undefined;
     let done;
     try {
-      done = p.seal();
-      await this.repo.publishPack(done).catch((e: unknown) => {
+      // journaled while the pack's fsync runs (a WAL segment's acknowledgement waited for both in turn)
+      done = await p.sealAlongside((sealed) => this.repo.journalPack(sealed));
+      await this.repo.publishPack(done, true).catch((e: unknown) => {
         p.abandon();
         throw e;
       });

@@ -315,9 +315,14 @@ export class Repository {
     return new BlobWriter(this, opts);
   }
 
-  /** Make a sealed pack readable where the storage keeps packs (BlobWriter, repack); index it after. */
-  async publishPack(p: SealedPack): Promise<void> {
-    await this.segmentLog.intend(p); // journaled first: a crash right after the publish still finds the pack recorded
+  /** Record a pack about to be published, for its index segment (BlobWriter: while the pack's fsync runs). Never rejects. */
+  journalPack(p: { id: string; size: number }): Promise<void> {
+    return this.segmentLog.intend(p);
+  }
+
+  /** Make a sealed pack readable where the storage keeps packs (BlobWriter, repack); index it after. `journaled`: journalPack recorded it. */
+  async publishPack(p: SealedPack, journaled = false): Promise<void> {
+    if (!journaled) await this.segmentLog.intend(p); // journaled first: a crash right after the publish still finds the pack recorded
     try {
       await this.storage.publishPack(p);
     } catch (e) {

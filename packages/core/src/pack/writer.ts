@@ -175,6 +175,35 @@ export class PackWriter {
     return { id: this.id, size: this.written, entries: this.entries, tmpFile: this.tmpPath };
   }
 
+  /**
+   * seal(), with the fsync on the thread pool while `alongside` runs (given
+   * the pack's id and final size): BlobWriter journals the pack for its index
+   * segment meanwhile, an LMDB commit that waited for the fsync before. A
+   * failure of the pack's own writes discards it; `alongside` reports its own.
+   */
+  async sealAlongside(alongside: (p: { id: string; size: number }) => Promise<void>): Promise<SealedPack> {
+    let fsynced: Promise<void>;
+    try {
+      this.flushGathered();
+      this.write(encodeTrailer(this.entries));
+      const fd = this.fd;
+      fsynced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+    } catch (e) {
+      this.abandon();
+      throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
+    }
+    const [synced] = await Promise.allSettled([fsynced, alongside({ id: this.id, size: this.written })]);
+    try {
+      if (synced.status === 'rejected') throw synced.reason;
+      fs.closeSync(this.fd);
+      this.fd = -1;
+    } catch (e) {
+      this.abandon();
+      throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
+    }
+    return { id: this.id, size: this.written, entries: this.entries, tmpFile: this.tmpPath };
+  }
+
   /** Drop an unfinished pack (nothing in it was ever acknowledged). */
   abandon(): void {
     if (this.fd >= 0) fs.closeSync(this.fd);
