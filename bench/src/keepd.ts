@@ -305,6 +305,9 @@ export function keepGrpcTool(scratch: string): Tool {
     drill: (repo) => drillFigures(repo, env(repo)),
     packBytes: (repo) => dirBytes(path.join(repo, 'packs')),
     repoBytes: (repo) => dirBytes(repo),
+    // index.mdb: LMDB's cache of the index segments and trailers, rebuilt by `keepd rebuild-index` (restic's cache is beside its repository)
+    cacheInRepo: true,
+    cacheBytes: (repo) => ['index.mdb', 'index.mdb-lock'].reduce((n, f) => n + (fs.statSync(path.join(repo, f), { throwIfNoEntry: false })?.size ?? 0), 0),
     async close(repo) {
       const s = server(repo);
       servers.delete(repo);

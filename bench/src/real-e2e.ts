@@ -26,8 +26,10 @@ export interface RealStep {
   client_peak_mib: number | null;
   keepd_cpu_s: number | null;
   keepd_peak_mib: number | null;
-  /** repository directory after the step */
+  /** repository directory after the step, its cache left out (keepd's index.mdb) */
   repo_bytes: number;
+  /** the tool's local cache after the step (keepd's index.mdb inside its directory, restic's cache directory) */
+  cache_bytes: number | null;
 }
 
 export interface RealToolResult {
@@ -52,19 +54,19 @@ async function runTool(tool: Tool, gens: Generation[], scratch: string, log: (l:
   fs.rmSync(tree, { recursive: true, force: true });
   const res: RealToolResult = { tool: tool.name, version: tool.version, steps: [], problems: [] };
   await tool.init(repo);
-  const raw: { step: string; r: RunResult; gen: Generation; changed: number | null; repo: number }[] = [];
+  const raw: { step: string; r: RunResult; gen: Generation; changed: number | null; repo: number; cache: number | null }[] = [];
   try {
     for (const g of gens) {
       const { written } = syncTree(g.dir, tree);
       log(`bench: real data: ${tool.name} backup of generation ${g.index} (${written} files changed)`);
       const r = await tool.backup(repo, tree, `gen${g.index}`);
-      raw.push({ step: `gen${g.index}`, r, gen: g, changed: written, repo: tool.repoBytes(repo) });
+      raw.push({ step: `gen${g.index}`, r, gen: g, changed: written, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
     }
     const last = gens[gens.length - 1];
     const target = path.join(scratch, `${tool.name}-restore`);
     log(`bench: real data: ${tool.name} restore of generation ${last.index}`);
     const r = await tool.restore(repo, target, `gen${last.index}`);
-    raw.push({ step: 'restore', r, gen: last, changed: null, repo: tool.repoBytes(repo) });
+    raw.push({ step: 'restore', r, gen: last, changed: null, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
     const problems = compareManifests(manifest(tree), manifest(path.join(target, tree)));
     for (const p of problems) res.problems.push(`${tool.name} restore: ${p}`);
     removeTemp(target);
@@ -72,7 +74,7 @@ async function runTool(tool: Tool, gens: Generation[], scratch: string, log: (l:
     const server = tool.close ? await tool.close(repo) : undefined;
     if (server) res.problems.push(...server.problems);
     const phase = (name: string): ServerPhase | undefined => server?.phases.find((p) => p.phase === name);
-    res.steps = raw.map(({ step, r, gen, changed, repo: rb }) => ({
+    res.steps = raw.map(({ step, r, gen, changed, repo: rb, cache }) => ({
       step,
       bytes: gen.bytes,
       files: gen.files,
@@ -83,7 +85,8 @@ async function runTool(tool: Tool, gens: Generation[], scratch: string, log: (l:
       client_peak_mib: mib(r.peak_rss_kib),
       keepd_cpu_s: phase(step)?.cpu_s ?? null,
       keepd_peak_mib: mib(phase(step)?.peak_rss_kib),
-      repo_bytes: rb,
+      repo_bytes: rb - (tool.cacheInRepo ? (cache ?? 0) : 0),
+      cache_bytes: cache,
     }));
   }
   return res;
@@ -131,14 +134,16 @@ export function realRows(r: RealResult): { header: string[]; rows: string[][] } 
         f(s.keepd_cpu_s),
         f(s.keepd_peak_mib, 1),
         f(s.repo_bytes / 1e6, 1),
+        s.cache_bytes === null ? '-' : f(s.cache_bytes / 1e6, 1),
         ratio(s.mb_s, rs?.mb_s),
         ratio(s.client_cpu_s == null ? null : s.client_cpu_s + (s.keepd_cpu_s ?? 0), rs?.client_cpu_s),
         ratio(s.repo_bytes, rs?.repo_bytes),
+        ratio(s.repo_bytes + (s.cache_bytes ?? 0), rs ? rs.repo_bytes + (rs.cache_bytes ?? 0) : null),
       ];
     }),
   );
   return {
-    header: ['tool', 'step', 'MB', 'files changed', 'wall s', 'MB/s', 'client CPU-s', 'client peak MiB', 'keepd CPU-s', 'keepd peak MiB', 'repo MB', 'MB/s vs restic', 'CPU vs restic', 'repo vs restic'],
+    header: ['tool', 'step', 'MB', 'files changed', 'wall s', 'MB/s', 'client CPU-s', 'client peak MiB', 'keepd CPU-s', 'keepd peak MiB', 'repo MB', 'cache MB', 'MB/s vs restic', 'CPU vs restic', 'repo vs restic', 'repo+cache vs restic'],
     rows,
   };
 }
@@ -154,5 +159,6 @@ export function realNotes(r: RealResult): string[] {
   const notes = [...r.skipped];
   if (!r.tools.some((t) => t.tool === 'restic')) notes.push('restic is not installed here: the ratio columns print n/a (computed when restic is on the PATH)');
   notes.push('client CPU-s: user+system of the agent (or peer) process from /usr/bin/time; keepd CPU-s from /proc/<pid>/stat over the step; peaks are VmHWM; "CPU vs restic" compares agent+keepd with restic\'s whole process');
+  notes.push('repo MB: the repository directory without its local cache (keepd\'s index.mdb, rebuilt from the index segments; restic keeps its cache in a directory of its own); cache MB: that cache; "repo+cache" compares both together');
   return notes;
 }

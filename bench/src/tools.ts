@@ -128,6 +128,10 @@ export interface Tool {
   packBytes(repo: string): number;
   /** everything in the repository directory (indexes, keys, snapshots...) */
   repoBytes(repo: string): number;
+  /** the local cache a tool keeps beside (restic's cache directory) or inside (keepd's index.mdb, rebuildable) its repository */
+  cacheBytes?(repo: string): number;
+  /** the cache is inside the repository directory (keepd): repoBytes counts it */
+  cacheInRepo?: boolean;
   /** tools with a server process (keep-grpc): stop it and report what it used */
   close?(repo: string): Promise<ServerReport>;
   /** keep-grpc: a `keep drill` of the newest snapshot and keepd's RTO figures from it (drill.ts) */
@@ -215,6 +219,7 @@ export function resticTool(scratch: string): Tool | string {
     restore: (repo, target) => run('restic', ['restore', 'latest', '--host', 'keep-bench', '--target', target], { env: env(repo) }),
     packBytes: (repo) => dirBytes(path.join(repo, 'data')),
     repoBytes: (repo) => dirBytes(repo),
+    cacheBytes: () => dirBytes(path.join(scratch, 'restic-cache')),
   };
 }
 
