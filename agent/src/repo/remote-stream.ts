@@ -165,6 +165,15 @@ export interface StreamSessionOptions {
   token?: string;
 }
 
+/**
+ * HTTP/2 receive windows for what keepd sends (ReadBlobs): at the protocol's
+ * 64 KiB the agent wrote a WINDOW_UPDATE per ~32 KiB restored and keepd could
+ * have no more in flight. What is asked for is bounded by the restore's own
+ * read-ahead (restorer.ts); keepd's windows: server/src/net/flow-control.ts.
+ */
+const STREAM_WINDOW_BYTES = 2 * 1024 * 1024;
+const SESSION_WINDOW_BYTES = 4 * 1024 * 1024;
+
 /** A lazily opened HTTP/2 session to keepd for streaming calls; reopened after it breaks. */
 export class StreamSession {
   private session: http2.ClientHttp2Session | undefined;
@@ -177,7 +186,8 @@ export class StreamSession {
   private connect(): http2.ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
     const { address, secure, ca } = this.opts;
-    const s = http2.connect(`${secure ? 'https' : 'http'}://${address}`, secure ? { ca } : {});
+    const s = http2.connect(`${secure ? 'https' : 'http'}://${address}`, { ...(secure ? { ca } : {}), settings: { initialWindowSize: STREAM_WINDOW_BYTES } });
+    s.once('connect', () => s.setLocalWindowSize(SESSION_WINDOW_BYTES));
     // Errors reach the calls on the session (each ends with a status); the session itself must not throw.
     s.on('error', () => undefined);
     s.on('close', () => {

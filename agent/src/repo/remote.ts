@@ -85,8 +85,6 @@ import { StreamCall, StreamSession } from './remote-stream.js';
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': AGENT_MAX_MESSAGE_BYTES,
   'grpc.max_send_message_length': AGENT_MAX_MESSAGE_BYTES,
-  // HTTP/2 receive window for what keepd sends (restores): 64 KiB by default, a WINDOW_UPDATE per ~32 KiB (keepd's own: server/src/net/flow-control.ts)
-  'grpc-node.flow_control_window': 2 * 1024 * 1024,
   ...CLIENT_KEEPALIVE_OPTIONS,
 };
 
