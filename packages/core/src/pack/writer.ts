@@ -162,17 +162,11 @@ export class PackWriter {
    * a bucket). A failure discards it.
    */
   seal(): SealedPack {
-    try {
-      this.flushGathered();
-      this.write(encodeTrailer(this.entries));
+    return this.orDiscard(() => {
+      this.writeTrailer();
       fs.fsyncSync(this.fd);
-      fs.closeSync(this.fd);
-      this.fd = -1;
-    } catch (e) {
-      this.abandon();
-      throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
-    }
-    return { id: this.id, size: this.written, entries: this.entries, tmpFile: this.tmpPath };
+      return this.closeSealed();
+    });
   }
 
   /**
@@ -182,26 +176,34 @@ export class PackWriter {
    * failure of the pack's own writes discards it; `alongside` reports its own.
    */
   async sealAlongside(alongside: (p: { id: string; size: number }) => Promise<void>): Promise<SealedPack> {
-    let fsynced: Promise<void>;
-    try {
-      this.flushGathered();
-      this.write(encodeTrailer(this.entries));
-      const fd = this.fd;
-      fsynced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
-    } catch (e) {
-      this.abandon();
-      throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
-    }
+    const fd = this.orDiscard(() => (this.writeTrailer(), this.fd));
+    const fsynced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
     const [synced] = await Promise.allSettled([fsynced, alongside({ id: this.id, size: this.written })]);
-    try {
+    return this.orDiscard(() => {
       if (synced.status === 'rejected') throw synced.reason;
-      fs.closeSync(this.fd);
-      this.fd = -1;
+      return this.closeSealed();
+    });
+  }
+
+  private writeTrailer(): void {
+    this.flushGathered();
+    this.write(encodeTrailer(this.entries));
+  }
+
+  private closeSealed(): SealedPack {
+    fs.closeSync(this.fd);
+    this.fd = -1;
+    return { id: this.id, size: this.written, entries: this.entries, tmpFile: this.tmpPath };
+  }
+
+  /** A step of sealing: a failure discards the pack (a full disk named as such). */
+  private orDiscard<T>(step: () => T): T {
+    try {
+      return step();
     } catch (e) {
       this.abandon();
       throw isNoSpace(e) ? diskFull(path.dirname(this.packsDir)) : e;
     }
-    return { id: this.id, size: this.written, entries: this.entries, tmpFile: this.tmpPath };
   }
 
   /** Drop an unfinished pack (nothing in it was ever acknowledged). */
