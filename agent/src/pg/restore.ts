@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Clock, KeepError, parseHistory, PgBase, pgCatalog, PgWal, SealPool, segmentName, segmentNo, segmentNoOf, Snapshot, TreeEntry } from '@keep/core';
 import type { Unlocked } from '../repo/open.js';
+import { pathText } from '../restore/named-error.js';
 import { Restorer } from '../restore/restorer.js';
 import { TreeReader } from '../tree/tree-reader.js';
 import { confQuote } from './env.js';
@@ -159,7 +160,7 @@ export async function restoreFiles(repo: Unlocked, base: PgBase, o: RestoreFiles
   const dataEntry = find('pgdata');
   if (!dataEntry) throw new KeepError('CORRUPT', `snapshot ${base.snapshot.id} has no /pgdata`);
   const restore = async (id: Buffer, target: string) =>
-    new Restorer(repo, { target, onProgress: (p) => o.onProgress?.(p.files, p.bytes, p.current && Buffer.from(p.current.buffer, p.current.byteOffset, p.current.byteLength).toString()), onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`) }).run(id, o.clock.now(), () => o.clock.now());
+    new Restorer(repo, { target, onProgress: (p) => o.onProgress?.(p.files, p.bytes, p.current && pathText(p.current)), onWarning: (w) => process.stderr.write(`keep: warning: ${w}\n`) }).run(id, o.clock.now(), () => o.clock.now());
   const stats = await restore(TreeReader.subtree(root, dataEntry), pgdata);
   let files = stats.files;
   let bytes = stats.bytes;

@@ -1,4 +1,5 @@
 import type { Snapshot } from '@keep/core';
+import { pathText } from '../restore/named-error.js';
 import type { RestoreIncomplete } from '../restore/restore-interrupt.js';
 import type { RestorePlan } from '../restore/restore-plan.js';
 import type { RestoreStats } from '../restore/restore-stats.js';
@@ -82,7 +83,7 @@ export class RestoreProgress {
       bytes_done: bytes,
       total_files: Math.max(whole?.files ?? 0, st?.total_files ?? 0, files),
       total_bytes: Math.max(whole?.bytes ?? 0, st?.total_bytes ?? 0, bytes),
-      current_files: this.current ? [Buffer.from(this.current.buffer, this.current.byteOffset, this.current.byteLength).toString()] : [],
+      current_files: this.current ? [pathText(this.current)] : [],
       error_count: this.errors,
     };
   }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { BlobType, deriveKeys, discardBuffer, garbagePacer, Id, KeepError, openBlob, openBlobInPlace, OpenScratch, RepoKeys, toHex } from '@keep/core';
-import { namedError as named } from './named-error.js';
+import { namedError as named, pathText as show } from './named-error.js';
 import { RestoreJob, RestoreMessage, RestoreResult, SmallFileJob, unpackBatch } from './restore-jobs.js';
 import { createFile, createFileAsync, discard, exactCreateMode, finishSparse, partialName, publish, setMetaFd, writeSparse } from './target-fs.js';
 
@@ -21,7 +21,6 @@ let maxChunk = 0;
 let umask: number | undefined;
 const port = parentPort!;
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-const show = (p: Uint8Array) => asBuffer(p).toString();
 
 /** Scavenges the dead buffers decryption leaves every few MiB (worker-pool.ts exposes `gc`). */
 const produced = garbagePacer();

@@ -204,15 +204,14 @@ export class RestorePool {
     const stored = batch.map((p): Uint8Array | null => {
       const s = p.file.stored;
       if (!s) return null;
-      if (!movable(s, moving)) return new Uint8Array(s); // (a copy of its own, moved with the message)
-      moving.add(s.buffer);
-      return s;
+      const m = movable(s, moving) ? s : new Uint8Array(s); // (else a copy of its own, moved with the message)
+      moving.add(m.buffer);
+      return m;
     });
     const files = packBatch(
       batch.map((p) => p.file),
       stored,
     );
-    for (const s of stored) if (s) moving.add(s.buffer);
     this.post(worker, { op: 'files', seq: this.seq++, batch: files, chown: this.chown }, [files.meta.buffer as ArrayBuffer, files.bytes.buffer as ArrayBuffer, ...(moving as Set<ArrayBuffer>)], bytes, true).then(
       () => {
         for (const p of batch) p.resolve(p.file.size);

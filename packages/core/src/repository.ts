@@ -348,19 +348,27 @@ export class Repository {
   }
 
   readBlob(id: Id, view: BlobView = this.views.primary): Promise<Buffer> {
-    // a read racing close reached lmdb-js while it waited for its last write, whose read-txn timer then threw (uncaught)
-    if (this.closed) return Promise.reject(new KeepError('UNAVAILABLE', 'the repository is closed'));
-    return this.reader.readBlob(id, view);
+    return this.whileOpen(() => this.reader.readBlob(id, view));
   }
 
   /** readBlob, with the whole storage hash it proved (the index keeps only a prefix); `view` picks whose bytes. */
   readStored(id: Id, view: BlobView = this.views.primary): Promise<StoredBytes> {
-    return this.reader.readStored(id, view);
+    return this.whileOpen(() => this.reader.readStored(id, view));
   }
 
   /** The blobs from `ids[from]` on that lie close together in one pack, read at once (BlobReader.readNearby). */
   readNearby(ids: Id[], from: number, limits: { run: number; gap: number }, view: BlobView = this.views.primary): Promise<{ id: Id; data: StoredBytes | Error }[]> {
-    return this.reader.readNearby(ids, from, limits, view);
+    return this.whileOpen(() => this.reader.readNearby(ids, from, limits, view));
+  }
+
+  /**
+   * A blob read, refused once close has started: a read racing close reached
+   * lmdb-js while it waited for its last write, and its read-txn timer then
+   * threw, uncaught, ending the process.
+   */
+  private whileOpen<T>(read: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new KeepError('UNAVAILABLE', 'the repository is closed'));
+    return read();
   }
 
   // ---- garbage collection (gc/prune.ts holds the rules; index/blob-store.ts the writes) ----

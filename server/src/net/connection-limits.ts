@@ -17,6 +17,11 @@ export function connectionCap(configured: number, files = openFileLimit()): numb
   return files === undefined ? configured : Math.max(1, Math.min(configured, files - OPEN_FILES_RESERVE));
 }
 
+/** A connection's peer as grpc-js's getPeer() names it (host:port): how the gate and the HTTP/2 windows (flow-control.ts) know a call's connection. */
+export function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
+  return `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
 /**
  * Close a connection now. Once grpc-js's HTTP/2 session has taken the socket
  * over, destroy() leaves the connection open (Node 20); a reset closes it.
@@ -59,7 +64,7 @@ export class ConnectionGate {
     this.server = net.createServer({ noDelay: true }, (socket) => {
       // Errors (resets) end the connection; grpc-js sees its close.
       socket.on('error', () => undefined);
-      const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+      const peer = peerOf(socket);
       if (this.conns.size >= this.o.maxConnections && !this.evictOne()) {
         this.o.onDrop?.('cap');
         drop(socket);

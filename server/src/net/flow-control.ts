@@ -1,6 +1,7 @@
 import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import type { Server } from '@grpc/grpc-js';
 import { H2_CONNECTION_WINDOW_BYTES, H2_STREAM_WINDOW_BYTES } from '../limits.js';
+import { peerOf } from './connection-limits.js';
 
 /**
  * HTTP/2 receive windows wider than the protocol's 64 KiB. At 64 KiB keepd
@@ -22,20 +23,18 @@ export class FlowControl {
   /** sessions by peer address (grpc-js's getPeer(): host:port), until they close */
   private readonly sessions = new Map<string, ServerHttp2Session>();
 
-  constructor(private readonly server: Server) {}
-
-  beforeListen(): void {
-    const common = (this.server as unknown as { commonServerOptions?: { settings?: Record<string, number> } }).commonServerOptions;
+  beforeListen(server: Server): void {
+    const common = (server as unknown as { commonServerOptions?: { settings?: Record<string, number> } }).commonServerOptions;
     if (!common) throw new Error('grpc-js changed: no commonServerOptions to set the HTTP/2 stream window in (server/src/net/flow-control.ts)');
     common.settings = { ...common.settings, initialWindowSize: H2_STREAM_WINDOW_BYTES };
   }
 
-  afterListen(): void {
-    const servers = (this.server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
+  afterListen(server: Server): void {
+    const servers = (server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers;
     if (!servers?.size) throw new Error('grpc-js changed: no HTTP/2 server to widen windows on (server/src/net/flow-control.ts)');
     for (const h2 of servers.keys()) {
       h2.on('session', (session: ServerHttp2Session) => {
-        const peer = `${session.socket.remoteAddress}:${session.socket.remotePort}`;
+        const peer = peerOf(session.socket);
         this.sessions.set(peer, session);
         session.once('close', () => {
           if (this.sessions.get(peer) === session) this.sessions.delete(peer);

@@ -43,6 +43,7 @@ export async function listenGrpc(o: ListenerOptions): Promise<Listener> {
   const { m, metrics, tokens } = o;
   const maxConnections = connectionCap(o.maxConnections);
   const dropped = m.counter('keep_connections_dropped_total', 'Connections closed by a limit: cap (too many open) or preauth (no authenticated call in time)');
+  const windows = new FlowControl();
   const gate = new ConnectionGate({ maxConnections, preauthTimeoutMs: PREAUTH_TIMEOUT_MS, onDrop: (reason) => dropped({ reason }) }, (socket) => injector.injectConnection(socket));
   m.gauge('keep_connections_open', 'TCP connections open to keepd', () => gate.count);
   const server = new Server({
@@ -62,12 +63,11 @@ export async function listenGrpc(o: ListenerOptions): Promise<Listener> {
       ),
     ],
   });
-  const windows = new FlowControl(server);
   server.addService(grpcServiceDefinition(RepositoryService), o.service);
-  windows.beforeListen();
+  windows.beforeListen(server);
   const creds = o.tlsCert ? ServerCredentials.createSsl(null, [{ cert_chain: fs.readFileSync(o.tlsCert), private_key: fs.readFileSync(o.tlsKey!) }], false) : ServerCredentials.createInsecure();
   const injector = server.createConnectionInjector(creds);
-  windows.afterListen();
+  windows.afterListen(server);
   const port = await gate.listen(o.host, o.port).catch((err: NodeJS.ErrnoException) => {
     throw listenError('--listen', o.listen, err);
   });
