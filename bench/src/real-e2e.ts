@@ -8,7 +8,7 @@ import { compareManifests, fmtNum, manifest, mbps, removeTemp, tempDir } from '.
 /**
  * The real-data run (issue 21): each tool backs up generation 1..N of the npm release set into
  * one source directory (each backup an incremental on the previous, as a host deploying release
- * after release), then restores the last; every restore is compared with its source. keep runs
+ * after release), backs the last up once more unchanged, then restores it; every restore is compared with its source. keep runs
  * over gRPC to a real keepd on loopback, whose CPU and peak RSS are read per step; restic and
  * borg run when on the PATH, and the ratio columns need restic.
  */
@@ -63,6 +63,10 @@ async function runTool(tool: Tool, gens: Generation[], scratch: string, log: (l:
       raw.push({ step: `gen${g.index}`, r, gen: g, changed: written, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
     }
     const last = gens[gens.length - 1];
+    // The last generation again, untouched: what a scheduled run costs when nothing changed.
+    log(`bench: real data: ${tool.name} unchanged re-backup of generation ${last.index}`);
+    const again = await tool.backup(repo, tree, 'unchanged');
+    raw.push({ step: 'unchanged', r: again, gen: last, changed: 0, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
     const target = path.join(scratch, `${tool.name}-restore`);
     log(`bench: real data: ${tool.name} restore of generation ${last.index}`);
     const r = await tool.restore(repo, target, `gen${last.index}`);
@@ -159,6 +163,7 @@ export function realNotes(r: RealResult): string[] {
   const notes = [...r.skipped];
   if (!r.tools.some((t) => t.tool === 'restic')) notes.push('restic is not installed here: the ratio columns print n/a (computed when restic is on the PATH)');
   notes.push('client CPU-s: user+system of the agent (or peer) process from /usr/bin/time; keepd CPU-s from /proc/<pid>/stat over the step; peaks are VmHWM; "CPU vs restic" compares agent+keepd with restic\'s whole process');
+  notes.push('unchanged: the last generation backed up again with nothing changed; its "MB/s vs restic" is restic\'s time over keep\'s');
   notes.push('repo MB: the repository directory without its local cache (keepd\'s index.mdb, rebuilt from the index segments; restic keeps its cache in a directory of its own); cache MB: that cache; "repo+cache" compares both together');
   return notes;
 }
