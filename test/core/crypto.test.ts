@@ -138,6 +138,18 @@ describe('data blobs', () => {
     expect(parseBlob(a).salt.equals(s)).toBe(true);
   });
 
+  it('nonces never repeat across refills of the nonce pool, for data and tree blobs alike', () => {
+    const plain = compressibleBytes(100);
+    const id = chunkId(keys, plain);
+    const s = salt();
+    const seen = new Set<string>();
+    for (let i = 0; i < 800; i++) {
+      const blob = i % 2 ? sealData(keys, s, id, plain, 'low') : sealTree(keys, s, [], plain, 'low').bytes;
+      seen.add(toHex(parseBlob(blob).nonce));
+    }
+    expect(seen.size).toBe(800); // 800 x 12 bytes spans two refills of the 4 KiB pool
+  });
+
   it('a flipped byte anywhere in a sealed blob is CORRUPT', async () => {
     for (const [plain, level] of [
       [compressibleBytes(3000), 'high'],

@@ -15,6 +15,7 @@ import {
   SALT_SIZE,
   TAG_SIZE,
 } from './format.js';
+import { fillNonce } from './nonces.js';
 
 export interface Edge {
   type: BlobType;
@@ -26,7 +27,7 @@ function header(type: BlobType, salt: Buffer): Buffer {
   h[0] = BLOB_VERSION;
   h[1] = type;
   salt.copy(h, SALT_OFFSET);
-  crypto.randomFillSync(h, NONCE_OFFSET, NONCE_SIZE);
+  fillNonce(h, NONCE_OFFSET, NONCE_SIZE);
   return h;
 }
 
@@ -112,7 +113,7 @@ export function sealDataTo(keys: RepoKeys, salt: Buffer, id: Id, plaintext: Uint
   out[0] = BLOB_VERSION;
   out[1] = BlobType.Data;
   salt.copy(out, SALT_OFFSET);
-  crypto.randomFillSync(out, NONCE_OFFSET, NONCE_SIZE);
+  fillNonce(out, NONCE_OFFSET, NONCE_SIZE);
   const c = crypto.createCipheriv('aes-256-gcm', keys.sealKey(salt), out.subarray(NONCE_OFFSET, NONCE_OFFSET + NONCE_SIZE));
   const aad = Buffer.allocUnsafe(id.length + HEADER_SIZE);
   id.copy(aad, 0);
