@@ -20,6 +20,28 @@ describe('keep agent check-config', () => {
   const dir = tmp.make('keep-agent-config-');
   const pw = write(dir, 'password', 'a passphrase\n');
 
+  it("accepts the CLI contract's minimal agent.yaml: repository as a string, its files beside it, every and schedule on the job", async () => {
+    const token = write(dir, 'token', 'keep_0123_abc\n');
+    const f = write(
+      dir,
+      'minimal.yaml',
+      `repository: grpc://127.0.0.1:7420\ntoken_file: ${token}\npassword_file: ${pw}\njobs:\n  - name: www\n    type: files\n    source: web1\n    paths: [/var/www]\n    exclude: ["*.tmp"]\n    every: 15m\n    tier: high\n  - name: db\n    type: command\n    argv: [pg_dump]\n    stdin_name: db.sql\n    schedule: "*/15 * * * *"\n`,
+    );
+    const r = await keep(['agent', 'check-config', '--config', f, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).jobs).toEqual([
+      { name: 'www', type: 'files', source: 'web1', tier: 'high', schedule: 'every 15m' },
+      { name: 'db', type: 'command', source: 'db', tier: null, schedule: 'cron "*/15 * * * *"' },
+    ]);
+    const twice = write(dir, 'twice.yaml', `repository:\n  location: grpc://127.0.0.1:7420\n  token_file: ${token}\ntoken_file: ${token}\njobs:\n  - name: www\n    type: files\n    paths: [/var/www]\n    every: 15m\n    schedule: { every: 5m }\n  - name: gone\n    type: files\n    paths: [/srv]\n`);
+    const bad = await keep(['agent', 'check-config', '--config', twice]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toEqual([
+      `keep: error: ${twice}:4: token_file: given here and in repository: give it once`,
+      `keep: error: ${twice}:9: jobs[0].every: give every or schedule, not both`,
+    ]);
+  });
+
   it('accepts a valid config and shows each job with its schedule (defaults from the tier RPO)', async () => {
     const f = write(dir, 'good.yaml', `repository:\n  location: ${dir}/repo\n  password_file: ${pw}\njobs:\n  - type: files\n    name: etc\n    paths: [/etc]\n    exclude: ["*.tmp"]\n    exclude_larger_than: 1G\n    tier: high\n  - type: command\n    name: db\n    argv: [pg_dump, app]\n    stdin_name: app.sql\n    schedule: { cron: "*/5 * * * *", jitter: 30s }\n`);
     const r = await keep(['agent', 'check-config', '--config', f, '--json']);

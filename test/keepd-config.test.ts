@@ -43,7 +43,18 @@ describe('keepd check-config', () => {
     const file = path.join(dir, 'good.yaml');
     fs.writeFileSync(file, COMPLETE_CONFIG);
     const r = await keepdJson(['check-config', '--config', file]);
-    expect(r).toEqual({ ok: true, file, sources: 2, maintenance: ['forget_prune', 'check'] });
+    expect(r).toEqual({ ok: true, file, sources: 2, maintenance: ['forget_prune', 'check'], receivers: [] });
+  });
+
+  it("accepts the CLI contract's minimal keepd.yaml: alerts.webhooks are webhook receivers", async () => {
+    const file = path.join(dir, 'minimal.yaml');
+    fs.writeFileSync(file, 'sources:\n  - match: "web*"\n    tier: high\n    rpo: 5m\nalerts:\n  webhooks:\n    - url: http://127.0.0.1:9999/hook\n');
+    expect(await keepdJson(['check-config', '--config', file])).toEqual({ ok: true, file, sources: 1, maintenance: [], receivers: ['webhook-1'] });
+    const clash = path.join(dir, 'clash.yaml');
+    fs.writeFileSync(clash, 'alerts:\n  receivers:\n    - { name: webhook-1, type: slack, url: "https://hooks.example/x" }\n  webhooks:\n    - url: http://127.0.0.1:9999/hook\n');
+    const r = await runKeepd(['check-config', '--config', clash]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`${clash}:5: alerts.webhooks[0]: its name webhook-1 is a receiver's too: rename that receiver`);
   });
 
   it('names file:line:key for each problem and exits 2', async () => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { DatasetSummary, generate, MutationSummary, mutate, planFor } from './datagen.js';
 import { keepGrpcTool, ServerReport } from './keepd.js';
 import { borgTool, detectRssMethod, keepTool, resticTool, RunResult, Tool } from './tools.js';
-import { compareManifests, fmtBytes, fmtNum, manifest, mbps, MiB, removeTemp, tempDir, TreeManifest } from './util.js';
+import { compareManifests, fmtBytes, fmtNum, manifest, mbps, median, MiB, removeTemp, tempDir, TreeManifest } from './util.js';
 
 /**
  * End-to-end on local repositories, through the real command-line tools run as
@@ -73,12 +73,6 @@ export interface E2EResult {
 }
 
 const rssMiB = (r: RunResult) => (r.peak_rss_kib === null ? null : r.peak_rss_kib / 1024);
-
-function median(xs: number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
 
 /** Several runs of one step: median wall time (and CPU), the largest peak RSS. */
 function phase(rs: RunResult[], bytes: number): Phase {

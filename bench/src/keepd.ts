@@ -3,6 +3,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BackupRun, KEEP_SETTINGS, keepBinary, keepdBinary, keepSummary, run, Tool } from './tools.js';
+import { residentRuns } from './resident.js';
 import { dirBytes } from './util.js';
 
 /**
@@ -303,6 +304,12 @@ export function keepGrpcTool(scratch: string): Tool {
       return r;
     },
     drill: (repo) => drillFigures(repo, env(repo)),
+    async resident(repo, data, runs) {
+      const e = env(repo);
+      const r = await residentRuns({ dir: path.join(scratch, 'resident'), repoUrl: e.KEEP_REPO, token: e.KEEP_TOKEN, password: e.KEEP_PASSWORD, data, runs });
+      await server(repo).phase('resident');
+      return r;
+    },
     packBytes: (repo) => dirBytes(path.join(repo, 'packs')),
     repoBytes: (repo) => dirBytes(repo),
     // index.mdb: LMDB's cache of the index segments and trailers, rebuilt by `keepd rebuild-index` (restic's cache is beside its repository)

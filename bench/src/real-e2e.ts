@@ -3,7 +3,7 @@ import path from 'node:path';
 import { keepGrpcTool, ServerPhase } from './keepd.js';
 import { Generation, realGenerations, syncTree } from './realdata.js';
 import { borgTool, resticTool, RunResult, Tool } from './tools.js';
-import { compareManifests, fmtNum, manifest, mbps, removeTemp, tempDir } from './util.js';
+import { compareManifests, fmtNum, manifest, mbps, median, removeTemp, tempDir } from './util.js';
 
 /**
  * The real-data run (issue 21): each tool backs up generation 1..N of the npm release set into
@@ -67,6 +67,13 @@ async function runTool(tool: Tool, gens: Generation[], scratch: string, log: (l:
     log(`bench: real data: ${tool.name} unchanged re-backup of generation ${last.index}`);
     const again = await tool.backup(repo, tree, 'unchanged');
     raw.push({ step: 'unchanged', r: again, gen: last, changed: 0, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
+    if (tool.resident) {
+      // the same, as the resident agent runs it on its schedule (median of 3 runs)
+      log(`bench: real data: ${tool.name} unchanged, by the resident agent`);
+      const res = await tool.resident(repo, tree, 3);
+      const r: RunResult = { ...again, wall_s: median(res.durations_s), cpu_s: res.cpu_s_per_run, peak_rss_kib: res.peak_rss_kib };
+      raw.push({ step: 'resident', r, gen: last, changed: 0, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
+    }
     const target = path.join(scratch, `${tool.name}-restore`);
     log(`bench: real data: ${tool.name} restore of generation ${last.index}`);
     const r = await tool.restore(repo, target, `gen${last.index}`);
@@ -164,6 +171,7 @@ export function realNotes(r: RealResult): string[] {
   if (!r.tools.some((t) => t.tool === 'restic')) notes.push('restic is not installed here: the ratio columns print n/a (computed when restic is on the PATH)');
   notes.push('client CPU-s: user+system of the agent (or peer) process from /usr/bin/time; keepd CPU-s from /proc/<pid>/stat over the step; peaks are VmHWM; "CPU vs restic" compares agent+keepd with restic\'s whole process');
   notes.push('unchanged: the last generation backed up again with nothing changed; its "MB/s vs restic" is restic\'s time over keep\'s');
+  notes.push('resident: the same unchanged backup run by `keep agent run` on its schedule (median of 3 runs, timed by the agent\'s log; CPU-s per run); compare its wall s with restic\'s unchanged step');
   notes.push('repo MB: the repository directory without its local cache (keepd\'s index.mdb, rebuilt from the index segments; restic keeps its cache in a directory of its own); cache MB: that cache; "repo+cache" compares both together');
   return notes;
 }

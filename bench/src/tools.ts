@@ -136,6 +136,15 @@ export interface Tool {
   close?(repo: string): Promise<ServerReport>;
   /** keep-grpc: a `keep drill` of the newest snapshot and keepd's RTO figures from it (drill.ts) */
   drill?(repo: string): Promise<DrillFigures | undefined>;
+  /** keep-grpc: `runs` scheduled backups of `data` by a resident `keep agent run` (resident.ts) */
+  resident?(repo: string, data: string, runs: number): Promise<ResidentRuns>;
+}
+
+/** Backups a resident agent ran on its schedule: each run's time (its own log's duration_s) and the agent's CPU per run. */
+export interface ResidentRuns {
+  durations_s: number[];
+  cpu_s_per_run: number | null;
+  peak_rss_kib: number | null;
 }
 
 const PASSWORD = 'keep-bench-password';

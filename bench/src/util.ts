@@ -9,6 +9,12 @@ export const MiB = 1024 * 1024;
 
 export const mbps = (bytes: number, seconds: number): number => (seconds > 0 ? bytes / seconds / MB : NaN);
 
+export function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
 export function fmtNum(n: number | null | undefined, digits = 1): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '-';
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });

@@ -39,7 +39,11 @@ const size = v.pipe(
   }, 'must be a size such as 2048, 500k or 1G'),
 );
 
-/** What every job takes: its name (unique), the snapshot's source (default: the name), tier and schedule. */
+/**
+ * What every job takes: its name (unique), the snapshot's source (default: the name), tier and
+ * schedule. The schedule also in the short forms of docs' minimal config, `schedule: "CRON"` and
+ * `every: 15m` on the job itself (config.ts folds them into one).
+ */
 const common = {
   name,
   source: v.optional(v.string()),
@@ -47,6 +51,7 @@ const common = {
   tier: v.optional(tier),
   compression: v.optional(compression),
   schedule: v.optional(scheduleSchema),
+  every: v.optional(positiveDuration),
 };
 
 export const filesJobSchema = v.strictObject({
@@ -115,8 +120,17 @@ export const repositorySchema = v.strictObject({
   ca_file: v.optional(v.string()),
 });
 
+/** The repository's secrets and CA may also sit at the top level, beside `repository: LOCATION` (config.ts moves them in). */
+const repositoryFiles = {
+  token_file: v.optional(v.string()),
+  password_file: v.optional(v.string()),
+  password_command: v.optional(v.string()),
+  ca_file: v.optional(v.string()),
+};
+
 export const configSchema = v.strictObject({
   repository: repositorySchema,
+  ...repositoryFiles,
   /** where the state file (and by default the status socket) live */
   state_dir: v.optional(v.string()),
   socket: v.optional(v.string()),
@@ -124,7 +138,10 @@ export const configSchema = v.strictObject({
   jobs: v.pipe(v.array(jobSchema, 'must be a list of jobs'), v.minLength(1, 'must hold at least one job')),
 });
 
-export type AgentConfigInput = v.InferOutput<typeof configSchema>;
+export type AgentConfigText = v.InferOutput<typeof configSchema>;
+export type RepositoryConfig = v.InferOutput<typeof repositorySchema>;
+/** The config as the service reads it, short forms folded (config.ts). */
+export type AgentConfigInput = Omit<AgentConfigText, keyof typeof repositoryFiles>;
 export type JobConfig = v.InferOutput<typeof jobSchema>;
 export type FilesJobConfig = v.InferOutput<typeof filesJobSchema>;
 export type CommandJobConfig = v.InferOutput<typeof commandJobSchema>;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Compression, defaultDrillIntervalMs, KeepError, Tier, TIERS } from '@keep/core';
 import * as v from 'valibot';
 import { ConfigSource, issueError, readConfigSource } from '@keep/core/config';
-import { AgentConfigInput, configSchema, JobConfig } from './config-schema.js';
+import { AgentConfigInput, AgentConfigText, configSchema, JobConfig, RepositoryConfig } from './config-schema.js';
 
 import { DEFAULT_STATE_DIR } from './default-paths.js';
 
@@ -78,11 +78,11 @@ export function loadConfig(file: string, overrides: { stateDir?: string } = {}):
     if (INLINE_SECRETS[last]) problems.push(src.error(key, `secrets are not written in the config: name one with ${INLINE_SECRETS[last]}`));
   }
   if (problems.length) throw new ConfigError(problems);
-  const parsed = v.safeParse(configSchema, src.doc.toJS());
+  const parsed = v.safeParse(configSchema, spellShortForms(src.doc.toJS()));
   if (!parsed.success) {
     throw new ConfigError(parsed.issues.map((i) => issueError(src, i)));
   }
-  const input = parsed.output;
+  const input = foldShortForms(src, parsed.output, problems);
   const warnings: string[] = [];
   checkRepository(src, input, problems, warnings);
   const jobs = input.jobs.map((j, i) => resolveJob(src, j, i, problems));
@@ -99,9 +99,40 @@ export function loadConfig(file: string, overrides: { stateDir?: string } = {}):
   };
 }
 
+/**
+ * The minimal config's short forms (docs' CLI contract), spelt out before the shape is checked, so
+ * its errors name the same keys: `repository: LOCATION` is `repository: { location }`, a job's
+ * `schedule: "CRON"` is `schedule: { cron }`.
+ */
+function spellShortForms(doc: unknown): unknown {
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return doc;
+  const d = { ...(doc as Record<string, unknown>) };
+  if (typeof d.repository === 'string') d.repository = { location: d.repository };
+  if (Array.isArray(d.jobs)) d.jobs = d.jobs.map((j) => (j && typeof j === 'object' && typeof j.schedule === 'string' ? { ...j, schedule: { cron: j.schedule } } : j));
+  return d;
+}
+
+/**
+ * The rest of the short forms: token_file, password_file, password_command and ca_file beside
+ * `repository` at the top level move into it; the same key in both places is a problem, not a
+ * silent choice.
+ */
+function foldShortForms(src: ConfigSource, c: AgentConfigText, problems: string[]): AgentConfigInput {
+  const { repository, token_file, password_file, password_command, ca_file, ...rest } = c;
+  const r: RepositoryConfig = { ...repository };
+  for (const [key, value] of Object.entries({ token_file, password_file, password_command, ca_file }) as [keyof RepositoryConfig, string | undefined][]) {
+    if (value === undefined) continue;
+    if (r[key] !== undefined) problems.push(src.error([key], `given here and in repository: give it once`));
+    else r[key] = value;
+  }
+  return { ...rest, repository: r };
+}
+
 function checkRepository(src: ConfigSource, c: AgentConfigInput, problems: string[], warnings: string[]): void {
   const r = c.repository;
-  if (r.password_file && r.password_command) problems.push(src.error(['repository', 'password_command'], 'give password_file or password_command, not both'));
+  // where the file wrote the key: in the repository mapping, or beside `repository: LOCATION`
+  const at = (key: string) => (src.doc.hasIn(['repository', key]) ? ['repository', key] : [key]);
+  if (r.password_file && r.password_command) problems.push(src.error(at('password_command'), 'give password_file or password_command, not both'));
   for (const key of ['token_file', 'password_file', 'ca_file'] as const) {
     const f = r[key];
     if (!f) continue;
@@ -109,18 +140,23 @@ function checkRepository(src: ConfigSource, c: AgentConfigInput, problems: strin
     try {
       mode = fs.statSync(f).mode;
     } catch (e) {
-      problems.push(src.error(['repository', key], `cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`));
+      problems.push(src.error(at(key), `cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`));
       continue;
     }
     // the CA certificate is public; the others are secrets
     if (key !== 'ca_file' && mode & 0o044) {
-      warnings.push(src.error(['repository', key], `${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8)}); chmod 600 it`));
+      warnings.push(src.error(at(key), `${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${(mode & 0o777).toString(8)}); chmod 600 it`));
     }
   }
 }
 
 function resolveJob(src: ConfigSource, j: JobConfig, i: number, problems: string[]): Job {
-  const s = j.schedule ?? {};
+  // the short form `every:` on the job itself
+  const s = { ...j.schedule };
+  if (j.every !== undefined) {
+    if (s.cron !== undefined || s.every !== undefined) problems.push(src.error(['jobs', i, 'every'], 'give every or schedule, not both'));
+    else s.every = j.every;
+  }
   if (s.cron !== undefined && s.every !== undefined) problems.push(src.error(['jobs', i, 'schedule'], 'give cron or every, not both'));
   if (j.type === 'files') {
     for (const key of ['exclude_file', 'iexclude_file'] as const) {

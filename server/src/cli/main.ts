@@ -258,7 +258,10 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
     const file = values.config ?? DEFAULT_KEEPD_CONFIG;
     try {
       const c = loadKeepdConfig(file);
-      out(values.json, { ok: true, file, sources: c.sources?.length ?? 0, maintenance: Object.keys(c.maintenance ?? {}) }, () => console.log(`${file}: ok (${c.sources?.length ?? 0} source polic(ies), maintenance: ${Object.keys(c.maintenance ?? {}).join(', ') || 'none'})`));
+      const receivers = (c.alerts?.receivers ?? []).map((r) => r.name);
+      out(values.json, { ok: true, file, sources: c.sources?.length ?? 0, maintenance: Object.keys(c.maintenance ?? {}), receivers }, () =>
+        console.log(`${file}: ok (${c.sources?.length ?? 0} source polic(ies), maintenance: ${Object.keys(c.maintenance ?? {}).join(', ') || 'none'}, alert receivers: ${receivers.join(', ') || 'none'})`),
+      );
     } catch (e) {
       if (!(e instanceof KeepdConfigError)) throw e;
       out(values.json, { ok: false, file, problems: e.problems }, () => e.problems.forEach((p) => console.error(p)));

@@ -72,6 +72,10 @@ export const receiverSchema = v.strictObject({
 
 export const alertsSchema = v.strictObject({
   receivers: v.optional(v.array(receiverSchema, 'must be a list of receivers'), []),
+  /** the short form of docs' minimal keepd.yaml: generic JSON webhooks, named webhook-1, webhook-2... (config.ts) */
+  webhooks: v.optional(
+    v.array(v.strictObject({ url: receiverSchema.entries.url, headers_file: receiverSchema.entries.headers_file }), 'must be a list of webhooks, each with url'),
+  ),
   /** a firing alert is sent again after this long (default 4h) */
   repeat_interval: v.optional(duration),
   /** the first retry of a failed delivery (default 1s); doubling up to retry_max (default 5m) */

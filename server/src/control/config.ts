@@ -36,8 +36,14 @@ export function loadKeepdConfig(file: string): KeepdConfig {
     if (seen.has(r.name)) problems.push(src.error(['alerts', 'receivers', i, 'name'], `receiver ${r.name} is named twice`));
     seen.add(r.name);
   });
+  // alerts.webhooks: [{url}] is the short form of receivers of type webhook
+  const hooks = (c.alerts?.webhooks ?? []).map((w, i) => ({ name: `webhook-${i + 1}`, type: 'webhook' as const, ...w }));
+  hooks.forEach((h, i) => {
+    if (seen.has(h.name)) problems.push(src.error(['alerts', 'webhooks', i], `its name ${h.name} is a receiver's too: rename that receiver`));
+  });
   if (problems.length) throw new KeepdConfigError(problems);
-  return { ...c, file };
+  const alerts = c.alerts && { ...c.alerts, receivers: [...c.alerts.receivers, ...hooks], webhooks: undefined };
+  return { ...c, alerts, file };
 }
 
 /** No file: defaults only (the watchdog still runs, on tiers and observed intervals). */
