@@ -132,7 +132,8 @@ export function realRows(r: RealResult): { header: string[]; rows: string[][] } 
   const restic = r.tools.find((t) => t.tool === 'restic');
   const rows = r.tools.flatMap((t) =>
     t.steps.map((s) => {
-      const rs = restic?.steps.find((x) => x.step === s.step);
+      // the resident agent's unchanged run against restic's unchanged re-backup (restic has no resident mode)
+      const rs = restic?.steps.find((x) => x.step === (s.step === 'resident' ? 'unchanged' : s.step));
       return [
         t.tool,
         s.step,
@@ -171,7 +172,7 @@ export function realNotes(r: RealResult): string[] {
   if (!r.tools.some((t) => t.tool === 'restic')) notes.push('restic is not installed here: the ratio columns print n/a (computed when restic is on the PATH)');
   notes.push('client CPU-s: user+system of the agent (or peer) process from /usr/bin/time; keepd CPU-s from /proc/<pid>/stat over the step; peaks are VmHWM; "CPU vs restic" compares agent+keepd with restic\'s whole process');
   notes.push('unchanged: the last generation backed up again with nothing changed; its "MB/s vs restic" is restic\'s time over keep\'s');
-  notes.push('resident: the same unchanged backup run by `keep agent run` on its schedule (median of 3 runs, timed by the agent\'s log; CPU-s per run); compare its wall s with restic\'s unchanged step');
+  notes.push('resident: the same unchanged backup run by `keep agent run` on its schedule (median of 3 runs, timed by the agent\'s log; CPU-s per run); its ratio columns compare with restic\'s unchanged step');
   notes.push('repo MB: the repository directory without its local cache (keepd\'s index.mdb, rebuilt from the index segments; restic keeps its cache in a directory of its own); cache MB: that cache; "repo+cache" compares both together');
   return notes;
 }
