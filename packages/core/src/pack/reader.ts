@@ -5,17 +5,21 @@ import { storageHash, toHex } from '../ids.js';
 import { PACK_FOOTER, readTrailerEntry, FOOTER_SIZE, PACK_HEADER, PACK_HEADER_SIZE, PACK_MAGIC, PackEntry, TRAILER_ENTRY_SIZE, TRAILER_MAGIC } from './format.js';
 
 /**
- * Read `length` bytes at `offset`, failing clearly when the file is shorter (a
- * truncated pack). A positional read on this thread, not the FileHandle's
- * promise: ~5 us of CPU for a blob from the page cache against ~35 (thread-pool
- * round trip), per blob keepd serves; its pack appends and LMDB reads already
- * run on its thread too (docs/PERFORMANCE.md).
+ * Reads up to this size are positional reads on the calling thread, not the
+ * FileHandle's promise: ~5 us of CPU for 2 KiB from the page cache against ~35
+ * (the thread-pool round trip), per tree or small run keepd serves, as its LMDB
+ * reads and pack appends already are. Larger runs (a restore's data, often cold)
+ * stay on the thread pool, so several are in flight and the thread is not held.
  */
+const SYNC_READ_MAX = 256 * 1024;
+
+/** Read `length` bytes at `offset`, failing clearly when the file is shorter (a truncated pack). */
 export async function readAt(file: fs.promises.FileHandle, offset: number, length: number, what: string): Promise<Buffer> {
   const b = Buffer.allocUnsafe(length);
+  const small = length <= SYNC_READ_MAX;
   let done = 0;
   while (done < length) {
-    const bytesRead = fs.readSync(file.fd, b, done, length - done, offset + done);
+    const bytesRead = small ? fs.readSync(file.fd, b, done, length - done, offset + done) : (await file.read(b, done, length - done, offset + done)).bytesRead;
     if (bytesRead === 0) throw corrupt(`${what}: pack ends after ${offset + done} bytes, expected ${offset + length} (truncated)`);
     done += bytesRead;
   }
