@@ -83,6 +83,22 @@ export class DirDigest {
   }
 }
 
+/** A file into its directory's counts: its size, or its inode's when it has more names. */
+export function addFile(r: Digested, size: number, nlink: number, dev: number, ino: number): void {
+  r.files++;
+  if (nlink > 1) r.hardlinks.push({ inode: inodeKey(dev, ino), size });
+  else r.bytes += size;
+}
+
+/** A subdirectory into its directory: its digest into the bytes, what lies below it into the counts. */
+export function addSubdir(w: DirDigest, r: Digested, sub: Digested): void {
+  w.sub(sub.digest);
+  r.dirs += 1 + sub.dirs;
+  r.files += sub.files;
+  r.bytes += sub.bytes;
+  r.hardlinks.push(...sub.hardlinks);
+}
+
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
@@ -164,22 +180,11 @@ export class SourceDigests {
       }
       w.entry(name, this.fieldBytes);
       const kind = Number(st.mode) & S_IFMT;
-      if (kind === S_IFREG) {
-        const size = Number(st.size);
-        r.files++;
-        if (st.nlink > 1n) r.hardlinks.push({ inode: inodeKey(Number(st.dev), Number(st.ino)), size });
-        else r.bytes += size;
-      } else if (kind === S_IFDIR) {
+      if (kind === S_IFREG) addFile(r, Number(st.size), Number(st.nlink), Number(st.dev), Number(st.ino));
+      else if (kind === S_IFDIR) {
         const sub = await this.dir(childKey, childAscii, depth + 1);
-        if (!sub) {
-          whole = false;
-          continue;
-        }
-        w.sub(sub.digest);
-        r.dirs += 1 + sub.dirs;
-        r.files += sub.files;
-        r.bytes += sub.bytes;
-        r.hardlinks.push(...sub.hardlinks);
+        if (sub) addSubdir(w, r, sub);
+        else whole = false;
       } else if (kind === S_IFLNK) {
         if (!this.note()) return undefined;
         w.target(fs.readlinkSync(at(childKey, childAscii), 'latin1'));
@@ -193,24 +198,7 @@ export class SourceDigests {
 
   /** lstat of `key`, its answer left in fieldBytes; undefined when nothing is there. */
   private lstat(key: string, ascii: boolean): fs.BigIntStats | undefined {
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(at(key, ascii), { bigint: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      return undefined;
-    }
-    const f = this.fields;
-    f[0] = st.mode;
-    f[1] = st.size;
-    f[2] = st.uid;
-    f[3] = st.gid;
-    f[4] = st.ino;
-    f[5] = st.dev;
-    f[6] = st.nlink;
-    f[7] = st.mtimeNs;
-    f[8] = st.ctimeNs;
-    return st;
+    return lstatAnswer(at(key, ascii), this.fields);
   }
 
   /** Count one answer; false (and nothing kept) once there are more than LIMIT. */
@@ -226,6 +214,31 @@ export class SourceDigests {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * lstat with nanosecond times; the fields the archiver stores left in `fields`
+ * (72 bytes: decimal strings of them cost twice the lstat). Undefined when
+ * nothing is there; throws on other errors.
+ */
+export function lstatAnswer(path: string | Buffer, fields: BigUint64Array): fs.BigIntStats | undefined {
+  let st: fs.BigIntStats;
+  try {
+    st = fs.lstatSync(path, { bigint: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return undefined;
+  }
+  fields[0] = st.mode;
+  fields[1] = st.size;
+  fields[2] = st.uid;
+  fields[3] = st.gid;
+  fields[4] = st.ino;
+  fields[5] = st.dev;
+  fields[6] = st.nlink;
+  fields[7] = st.mtimeNs;
+  fields[8] = st.ctimeNs;
+  return st;
+}
 
 /** How to reach `key` (a path's bytes as latin1): the string itself when ASCII (its UTF-8 is those bytes). */
 function at(key: string, ascii: boolean): string | Buffer {

@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Id, Snapshot } from '@keep/core';
 import type { SourceView, UnchangedSubtree } from './archiver.js';
-import { DirDigest, type Digested, LIMIT, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SourceDigests } from './source-digests.js';
-import { inodeKey } from './metadata.js';
+import { addFile, addSubdir, DirDigest, type Digested, LIMIT, lstatAnswer, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SourceDigests } from './source-digests.js';
 import { cacheDir, writeCacheFile } from '../startup/cache-file.js';
 import type { Unlocked } from '../repo/open.js';
 import { mark } from '../startup/timing.js';
@@ -46,26 +45,8 @@ export class RecordingView implements SourceView {
   private readonly fieldBytes = Buffer.from(this.fields.buffer);
 
   lstat(p: Buffer, at = p): fs.BigIntStats | undefined {
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(at, { bigint: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      this.note('l', p, '-');
-      return undefined;
-    }
-    // the fields the archiver stores, as 72 bytes (decimal strings of them cost twice the lstat here)
-    const f = this.fields;
-    f[0] = st.mode;
-    f[1] = st.size;
-    f[2] = st.uid;
-    f[3] = st.gid;
-    f[4] = st.ino;
-    f[5] = st.dev;
-    f[6] = st.nlink;
-    f[7] = st.mtimeNs;
-    f[8] = st.ctimeNs;
-    this.note('l', p, this.fieldBytes.toString('latin1'));
+    const st = lstatAnswer(at, this.fields);
+    this.note('l', p, st ? this.fieldBytes.toString('latin1') : '-');
     return st;
   }
 
@@ -126,19 +107,11 @@ function digestDir(answers: Map<string, string>, dir: string, memo: Map<string, 
       if (a === undefined || a === '-') return void memo.set(dir, null);
       w.entry(name, a);
       const kind = field(a, 0) & S_IFMT;
-      const size = field(a, 1);
-      if (kind === S_IFREG) {
-        r.files++;
-        if (field(a, 6) > 1) r.hardlinks.push({ inode: inodeKey(field(a, 5), field(a, 4)), size });
-        else r.bytes += size;
-      } else if (kind === S_IFDIR) {
+      if (kind === S_IFREG) addFile(r, field(a, 1), field(a, 6), field(a, 5), field(a, 4));
+      else if (kind === S_IFDIR) {
         const sub = digestDir(answers, p, memo, depth + 1, writers);
         if (!sub) return void memo.set(dir, null);
-        w.sub(sub.digest);
-        r.dirs += 1 + sub.dirs;
-        r.files += sub.files;
-        r.bytes += sub.bytes;
-        r.hardlinks.push(...sub.hardlinks);
+        addSubdir(w, r, sub);
       } else if (kind === S_IFLNK) {
         const t = answers.get(`s${p}`);
         if (t === undefined) return void memo.set(dir, null);
