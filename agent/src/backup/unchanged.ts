@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Id, Snapshot } from '@keep/core';
 import type { SourceView, UnchangedSubtree } from './archiver.js';
-import { inodeKey } from './metadata.js';
+import { addFile, addSubdir, DirDigest, type Digested, LIMIT, lstatAnswer, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SourceDigests } from './source-digests.js';
 import { cacheDir, writeCacheFile } from '../startup/cache-file.js';
 import type { Unlocked } from '../repo/open.js';
 import { mark } from '../startup/timing.js';
@@ -24,7 +24,7 @@ import { mark } from '../startup/timing.js';
  *   answers about everything below it (names, lstat of each entry, symlink
  *   targets, subdirectories' digests): "a directory answering this is tree X".
  * - The next backup asks the source the same questions while scrypt runs
- *   (walkSource). Once the key is open, where the parent's subtree is X and the
+ *   (SourceDigests, backup/source-digests.ts, digesting as it walks). Once the key is open, where the parent's subtree is X and the
  *   MAC of X with the current digest equals the one remembered, the archiver
  *   takes X without reading it (the session protects the parent's trees).
  *
@@ -36,9 +36,6 @@ import { mark } from '../startup/timing.js';
  * stores anyway) and MACs: nothing secret. KEEP_NO_UNCHANGED_CACHE=1 turns it off.
  */
 
-/** Answers noted at most per walk (each about 200-300 bytes of memory). */
-const LIMIT = 50_000;
-
 /** A SourceView that notes each answer, by question (a question asked twice counts once). */
 export class RecordingView implements SourceView {
   /** 'l' + path -> lstat answer ('-' for nothing there), 'd' + dir -> names, 's' + path -> target; paths as latin1 */
@@ -48,26 +45,8 @@ export class RecordingView implements SourceView {
   private readonly fieldBytes = Buffer.from(this.fields.buffer);
 
   lstat(p: Buffer, at = p): fs.BigIntStats | undefined {
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(at, { bigint: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      this.note('l', p, '-');
-      return undefined;
-    }
-    // the fields the archiver stores, as 72 bytes (decimal strings of them cost twice the lstat here)
-    const f = this.fields;
-    f[0] = st.mode;
-    f[1] = st.size;
-    f[2] = st.uid;
-    f[3] = st.gid;
-    f[4] = st.ino;
-    f[5] = st.dev;
-    f[6] = st.nlink;
-    f[7] = st.mtimeNs;
-    f[8] = st.ctimeNs;
-    this.note('l', p, this.fieldBytes.toString('latin1'));
+    const st = lstatAnswer(at, this.fields);
+    this.note('l', p, st ? this.fieldBytes.toString('latin1') : '-');
     return st;
   }
 
@@ -83,7 +62,7 @@ export class RecordingView implements SourceView {
     return target;
   }
 
-  /** Past LIMIT nothing is kept (no digest for anything). */
+  /** Past LIMIT (each answer about 200-300 bytes of memory) nothing is kept (no digest for anything). */
   get complete(): boolean {
     return !this.full;
   }
@@ -99,15 +78,6 @@ export class RecordingView implements SourceView {
   }
 }
 
-interface Digested extends UnchangedSubtree {
-  digest: Buffer;
-}
-
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-
 /** Field `i` of an lstat answer (little-endian u64, as a number: what the archiver makes of it too). */
 function field(answer: string, i: number): number {
   let v = 0;
@@ -117,86 +87,42 @@ function field(answer: string, i: number): number {
 
 /**
  * Digest and counts of everything below `dir` from the answers noted (memoized
- * in `memo`); undefined when an answer is missing or the archiver would not
- * store it as answered (nothing there, special files). Counts as the archiver
- * counts: every file and directory entry, file sizes (hardlinked files apart, by inode).
+ * in `memo`), as SourceDigests computes them while walking; undefined when an
+ * answer is missing or the archiver would not store it as answered (nothing
+ * there, special files). Counts as the archiver counts: every file and
+ * directory entry, file sizes (hardlinked files apart, by inode).
  */
-function digestDir(answers: Map<string, string>, dir: string, memo: Map<string, Digested | null>): Digested | undefined {
+function digestDir(answers: Map<string, string>, dir: string, memo: Map<string, Digested | null>, depth = 0, writers: DirDigest[] = []): Digested | undefined {
   const known = memo.get(dir);
   if (known !== undefined) return known ?? undefined;
-  const h = crypto.createHash('sha256');
   const names = answers.get(`d${dir}`);
   let r: Digested | null = null;
   if (names !== undefined) {
-    h.update(`${names}\0`, 'latin1');
+    const w = (writers[depth] ??= new DirDigest());
+    w.begin(names);
     r = { digest: Buffer.alloc(0), files: 0, dirs: 0, bytes: 0, hardlinks: [] };
     for (const name of names === '' ? [] : names.split('/')) {
       const p = `${dir}/${name}`;
       const a = answers.get(`l${p}`);
       if (a === undefined || a === '-') return void memo.set(dir, null);
-      h.update(`${name}\0${a}\0`, 'latin1');
+      w.entry(name, a);
       const kind = field(a, 0) & S_IFMT;
-      const size = field(a, 1);
-      if (kind === S_IFREG) {
-        r.files++;
-        if (field(a, 6) > 1) r.hardlinks.push({ inode: inodeKey(field(a, 5), field(a, 4)), size });
-        else r.bytes += size;
-      } else if (kind === S_IFDIR) {
-        const sub = digestDir(answers, p, memo);
+      if (kind === S_IFREG) addFile(r, field(a, 1), field(a, 6), field(a, 5), field(a, 4));
+      else if (kind === S_IFDIR) {
+        const sub = digestDir(answers, p, memo, depth + 1, writers);
         if (!sub) return void memo.set(dir, null);
-        h.update(sub.digest);
-        r.dirs += 1 + sub.dirs;
-        r.files += sub.files;
-        r.bytes += sub.bytes;
-        r.hardlinks.push(...sub.hardlinks);
+        addSubdir(w, r, sub);
       } else if (kind === S_IFLNK) {
         const t = answers.get(`s${p}`);
         if (t === undefined) return void memo.set(dir, null);
-        h.update(`${t}\0`, 'latin1');
+        w.target(t);
       } else return void memo.set(dir, null); // a special file: the archiver skips it, with a warning
     }
-    r.digest = h.digest();
+    r.digest = w.digest();
   }
   memo.set(dir, r);
   return r ?? undefined;
 }
-
-/**
- * Ask `view` what the archiver will ask about `paths` (the directories leading
- * to them, then everything below, depth first), yielding to the event loop now
- * and then. Stops at the first error (the archiver reports it) or when told.
- */
-async function walkSource(view: RecordingView, paths: string[], stopped: () => boolean): Promise<void> {
-  let n = 0;
-  const walk = async (full: Buffer, st: fs.BigIntStats): Promise<void> => {
-    if (st.isSymbolicLink()) view.readlink(full);
-    if (!st.isDirectory()) return;
-    for (const name of view.readdir(full)) {
-      if (++n % 256 === 0) await new Promise((r) => setImmediate(r));
-      if (stopped() || !view.complete) return;
-      const child = Buffer.concat([full, SEP, name]);
-      const cst = view.lstat(child);
-      if (cst) await walk(child, cst);
-    }
-  };
-  try {
-    for (const p of paths) {
-      if (stopped()) return;
-      let cur = Buffer.alloc(0);
-      let st: fs.BigIntStats | undefined;
-      for (const part of p.split('/').filter(Boolean)) {
-        cur = Buffer.concat([cur, SEP, Buffer.from(part)]);
-        st = view.lstat(cur);
-        if (!st) break;
-      }
-      if (st) await walk(cur, st);
-    }
-  } catch {
-    // unreadable: the archiver's walk reports it
-  }
-}
-
-const SEP = Buffer.from('/');
 
 /**
  * The cache file: "keepunc1", the snapshot the entries were remembered for
@@ -209,11 +135,10 @@ const ENTRY = 64;
 const MAX_ENTRIES = 100_000;
 
 export class UnchangedSource {
-  private readonly pre = new RecordingView();
+  private readonly pre: SourceDigests;
   private readonly walked: Promise<void>;
   private stopped = false;
   private key?: Buffer;
-  private readonly memo = new Map<string, Digested | null>();
   /** directories the archiver walked (path -> tree id), and those it took as known (path -> id, digest) */
   private readonly stored = new Map<string, Id>();
   private readonly reused = new Map<string, Digested & { id: Id }>();
@@ -224,9 +149,9 @@ export class UnchangedSource {
     private readonly cache: Buffer | undefined,
   ) {
     this.stopped = cache === undefined; // nothing remembered: nothing to compare answers with
-    this.walked = walkSource(this.pre, paths, () => this.stopped).then(() => {
-      // digests too, before the key is open (keyless): then only the MACs remain
-      if (!this.stopped) for (const p of paths) digestDir(this.pre.answers, Buffer.from(p).toString('latin1'), this.memo);
+    // digests too, before the key is open (keyless): then only the MACs remain
+    this.pre = new SourceDigests(() => this.stopped);
+    this.walked = this.pre.walk(paths).then(() => {
       mark('unchanged: source walked');
     });
   }
@@ -246,7 +171,7 @@ export class UnchangedSource {
     const hit = parent !== undefined && this.cache !== undefined && this.cache.subarray(MAGIC.length, HEAD).toString('hex') === parent.id;
     if (!hit && !this.stopped) {
       this.stopped = true;
-      this.walked.then(() => this.pre.answers.clear()); // the memory, for a backup that may need it
+      this.walked.then(() => this.pre.clear()); // the memory, for a backup that may need it
     }
     return hit;
   }
@@ -272,7 +197,7 @@ export class UnchangedSource {
     if (!this.cache || !this.key || !this.pre.complete) return undefined;
     const tag = findTag(this.cache, id);
     if (!tag) return undefined;
-    const d = digestDir(this.pre.answers, dir.toString('latin1'), this.memo);
+    const d = this.pre.digests.get(dir.toString('latin1'));
     if (!d) return undefined;
     const mac = this.mac(id, d.digest);
     if (!crypto.timingSafeEqual(mac, tag)) return undefined;
