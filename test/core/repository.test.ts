@@ -8,6 +8,8 @@ import {
   decodeBlobRecord,
   decodeTreePayload,
   encodeBlobRecord,
+  fileChunks,
+  findEntry,
   DEFAULT_CHUNKER,
   deriveKeys,
   emptyStats,
@@ -494,6 +496,32 @@ describe('Repository', () => {
       fs.rmSync(path.join(t.dir, 'snapshots', `${s1.id}.json`));
       await reopen();
       expect(r().snapshots().map((s) => s.id)).toEqual([s2.id, orphan.id]);
+    });
+  });
+
+  describe('tree nodes', () => {
+    it('a builder sorts and renumbers in place: built again or added to, each entry indexes its own edges; findEntry bisects by name', () => {
+      const [x, y, z] = ['x', 'y', 'z'].map((s) => dataBlob(s).id);
+      const b = new TreeBuilder();
+      b.addFile(meta('m.txt', 'file', 2), [y, z]);
+      b.addDir(meta('d', 'dir'), x);
+      b.addFile(meta('a.txt', 'file', 1), [x]);
+      const first = b.build();
+      expect(first.entries.map((e) => e.name.toString())).toEqual(['a.txt', 'd', 'm.txt']);
+      expect(b.build().payload.equals(first.payload)).toBe(true);
+      b.addFile(meta('b.txt', 'file', 1), [z]);
+      const again = b.build();
+      const node = decodeTreePayload(again.payload, again.edges);
+      const ids = (name: string) => {
+        const e = findEntry(node, Buffer.from(name))!;
+        return (e.chunks ? fileChunks(node, e) : [node.edges[e.subtree!].id]).map(toHex);
+      };
+      expect(ids('a.txt')).toEqual([toHex(x)]);
+      expect(ids('b.txt')).toEqual([toHex(z)]);
+      expect(ids('d')).toEqual([toHex(x)]);
+      expect(ids('m.txt')).toEqual([y, z].map(toHex));
+      expect(findEntry(node, Buffer.from('c'))).toBeUndefined();
+      expect(findEntry(undefined, Buffer.from('a.txt'))).toBeUndefined();
     });
   });
 

@@ -1,12 +1,11 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import {
   chunkFile,
-  Chunking,
   StreamChunker,
   chunkStream,
   emptyStats,
   fileChunks,
+  findEntry,
   Id,
   KeepError,
   SnapshotStats,
@@ -18,8 +17,9 @@ import { TreeReader } from '../tree/tree-reader.js';
 import type { RunOptions, WalkResult } from './run.js';
 import { entryMeta, EntryMeta, inodeKey, sameEntry, unchanged } from './metadata.js';
 import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
+import { buildTrie, PathTrie } from './path-trie.js';
 import { recordedPaths } from './recorded-meta.js';
-import { uploadChunks, Uploader, uploadTree } from './uploader.js';
+import { NamedChunks, uploadChunkList, uploadChunks, Uploader, uploadTree } from './uploader.js';
 
 /** A run's snapshot options (backup/run.ts) and what the walk reads. */
 export interface BackupOptions extends RunOptions {
@@ -82,13 +82,6 @@ export interface Progress {
   bytes_read: number;
   bytes_sent: number;
   current?: string;
-}
-
-/** A node of the virtual hierarchy leading from / to the paths given. */
-interface PathTrie {
-  children: Map<string, { name: Buffer; trie: PathTrie }>;
-  /** set when this path itself was named: back it up whole */
-  real: boolean;
 }
 
 const SEP = Buffer.from('/');
@@ -159,8 +152,12 @@ export class Archiver {
     return uploadTree(this.uploader, this.repo.keys, b, this.opts.compression, previous);
   }
 
-  private chunkIds(chunks: AsyncIterable<Buffer>): Promise<{ ids: Id[]; size: number }> {
-    return uploadChunks(this.uploader, this.repo.keys, chunks, (n) => (this.stats.bytes_read += n));
+  private readonly countRead = (n: number): void => {
+    this.stats.bytes_read += n;
+  };
+
+  private chunkIds(chunks: AsyncIterable<Buffer>): Promise<NamedChunks> {
+    return uploadChunks(this.uploader, this.repo.keys, chunks, this.countRead);
   }
 
   private async stdinTree(stdin: { name: string; stream: AsyncIterable<Uint8Array> }): Promise<Id> {
@@ -180,17 +177,16 @@ export class Archiver {
   /** A directory on the way to a named path: only the named children are included. */
   private async virtualDir(trie: PathTrie, dirPath: Buffer, parent: TreeNode | undefined, parentId: Id | undefined): Promise<Id> {
     const b = new TreeBuilder();
-    const prev = indexEntries(parent);
     for (const { name, trie: child } of trie.children.values()) {
       const full = Buffer.concat([dirPath, SEP, name]);
       const st = this.view.lstat(full);
       // A path the user named (or one leading to it) must exist; "vanished" is for entries found while walking.
       if (!st) throw new KeepError('NOT_FOUND', `${full.toString()}: no such file or directory`);
       if (child.real) {
-        await this.entry(b, full, full, name, prev, parent);
+        await this.entry(b, full, full, name, parent);
         continue;
       }
-      const p = prev.get(name.toString('latin1'));
+      const p = findEntry(parent, name);
       const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
       const sub = subId ? await this.trees.read(subId) : undefined;
       const id = await this.virtualDir(child, full, sub, subId);
@@ -205,7 +201,6 @@ export class Archiver {
   /** Directory `dirPath` (reached as `at`, found by lstat as `st`): its entries, read through its own descriptor. */
   private async realDir(dirPath: Buffer, at: Buffer, st: fs.BigIntStats, parent: TreeNode | undefined, parentId: Id | undefined): Promise<Id> {
     const b = new TreeBuilder();
-    const prev = indexEntries(parent);
     let names: Buffer[] = [];
     let dir: OpenDir | undefined;
     try {
@@ -221,7 +216,8 @@ export class Archiver {
     let same = dir !== undefined && parentId !== undefined && parent !== undefined && names.length === parent.entries.length;
     try {
       for (const name of names) {
-        const s = await this.entry(b, Buffer.concat([dirPath, SEP, name]), Buffer.concat([dir!.at, SEP, name]), name, prev, parent);
+        let s = this.entry(b, Buffer.concat([dirPath, SEP, name]), Buffer.concat([dir!.at, SEP, name]), name, parent);
+        if (typeof s !== 'boolean') s = await s;
         same &&= s;
       }
     } finally {
@@ -235,18 +231,26 @@ export class Archiver {
   /**
    * One file system object `full` (reached as `at`), added to its directory's builder; true when it is exactly
    * the parent snapshot's entry. One the source will not give as found is skipped with a warning.
+   * Synchronous unless there is something to read (a directory, a changed file): most entries of a
+   * re-backup are neither, and a promise per entry was much of the walk's garbage.
    */
-  private async entry(b: TreeBuilder, full: Buffer, at: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<boolean> {
+  private entry(b: TreeBuilder, full: Buffer, at: Buffer, name: Buffer, parent: TreeNode | undefined): boolean | Promise<boolean> {
     try {
-      return await this.entryAs(b, full, at, name, prev, parent);
+      const same = this.entryAs(b, full, at, name, parent);
+      return typeof same === 'boolean' ? same : same.catch((e: unknown) => this.unreadable(e, full));
     } catch (e) {
-      if (!(e instanceof Unreadable)) throw e;
-      this.skip(full, `cannot read (${e.reason}); skipped`);
-      return false;
+      return this.unreadable(e, full);
     }
   }
 
-  private async entryAs(b: TreeBuilder, full: Buffer, at: Buffer, name: Buffer, prev: Map<string, TreeNode['entries'][number]>, parent: TreeNode | undefined): Promise<boolean> {
+  /** An entry the source would not give as found: skipped, or the error is not the source's and ends the backup. */
+  private unreadable(e: unknown, full: Buffer): false {
+    if (!(e instanceof Unreadable)) throw e;
+    this.skip(full, `cannot read (${e.reason}); skipped`);
+    return false;
+  }
+
+  private entryAs(b: TreeBuilder, full: Buffer, at: Buffer, name: Buffer, parent: TreeNode | undefined): boolean | Promise<boolean> {
     checkPathLength(full);
     const st = source(() => this.view.lstat(full, at));
     if (!st) {
@@ -254,36 +258,14 @@ export class Archiver {
       return false;
     }
     if (this.opts.exclude?.(full, st)) return false;
-    const p = prev.get(name.toString('latin1'));
-    if (st.isDirectory()) {
-      const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
-      const meta = entryMeta(name, st, 'dir');
-      const known = subId && this.opts.unchanged?.known(full, subId);
-      let id: Id;
-      if (known) {
-        id = subId;
-        this.stats.files += known.files;
-        this.stats.files_unmodified += known.files;
-        this.stats.bytes += known.bytes;
-        for (const l of known.hardlinks) this.countBytes(l.size, l.inode);
-        this.stats.dirs += known.dirs;
-        this.dirCounts.dirs_unmodified += known.dirs;
-      } else {
-        const sub = subId ? await this.trees.read(subId) : undefined;
-        id = await this.realDir(full, at, st, sub, subId);
-      }
-      b.addDir(meta, id);
-      this.stats.dirs++;
-      const same = subId !== undefined && id.equals(subId) && sameEntry(p, meta);
-      this.countDir(subId, same);
-      return same;
-    } else if (st.isFile()) {
+    const p = findEntry(parent, name);
+    if (st.isDirectory()) return this.dirEntry(b, full, at, name, st, p, parent);
+    else if (st.isFile()) {
       const meta = entryMeta(name, st, 'file');
       const reuse = p && parent && unchanged(p, meta) ? fileChunks(parent, p) : undefined;
-      const content = await this.file(full, at, st, meta, reuse, p !== undefined);
-      // The size recorded is what was read: a file that grew or shrank while being read still restores exactly.
-      b.addFile({ ...meta, size: content.size }, content.ids);
-      return reuse !== undefined && content.ids === reuse && sameEntry(p, meta);
+      const content = this.file(full, at, st, meta, reuse, p !== undefined);
+      if (!(content instanceof Promise)) return this.addFile(b, meta, content, reuse, p);
+      return content.then((c) => this.addFile(b, meta, c, reuse, p));
     } else if (st.isSymbolicLink()) {
       const target = source(() => this.view.readlink(full, at));
       const meta = entryMeta(name, st, 'symlink');
@@ -295,8 +277,43 @@ export class Archiver {
     }
   }
 
-  /** A file's chunk list and the bytes it covers, read from the object `st` describes (safe-open.ts); throws Unreadable. */
-  private async file(full: Buffer, at: Buffer, st: fs.BigIntStats, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): Promise<{ ids: Id[]; size: number }> {
+  private async dirEntry(b: TreeBuilder, full: Buffer, at: Buffer, name: Buffer, st: fs.BigIntStats, p: TreeNode['entries'][number] | undefined, parent: TreeNode | undefined): Promise<boolean> {
+    const subId = p?.type === 'dir' && parent ? TreeReader.subtree(parent, p) : undefined;
+    const meta = entryMeta(name, st, 'dir');
+    const known = subId && this.opts.unchanged?.known(full, subId);
+    let id: Id;
+    if (known) {
+      id = subId;
+      this.stats.files += known.files;
+      this.stats.files_unmodified += known.files;
+      this.stats.bytes += known.bytes;
+      for (const l of known.hardlinks) this.countBytes(l.size, l.inode);
+      this.stats.dirs += known.dirs;
+      this.dirCounts.dirs_unmodified += known.dirs;
+    } else {
+      const sub = subId ? await this.trees.read(subId) : undefined;
+      id = await this.realDir(full, at, st, sub, subId);
+    }
+    b.addDir(meta, id);
+    this.stats.dirs++;
+    const same = subId !== undefined && id.equals(subId) && sameEntry(p, meta);
+    this.countDir(subId, same);
+    return same;
+  }
+
+  /** A file's entry, with the size that was read: a file that grew or shrank while being read still restores exactly. */
+  private addFile(b: TreeBuilder, meta: EntryMeta, content: NamedChunks, reuse: Id[] | undefined, p: TreeNode['entries'][number] | undefined): boolean {
+    // (content.size differs from the lstat's only for a file read now: never the parent's entry, whatever sameEntry says)
+    meta.size = content.size;
+    b.addFile(meta, content.ids);
+    return reuse !== undefined && content.ids === reuse && sameEntry(p, meta);
+  }
+
+  /**
+   * A file's chunk list and the bytes it covers: the parent's (unchanged), a hardlink's read earlier in this
+   * backup, or (a promise) read now from the object `st` describes (safe-open.ts); throws Unreadable.
+   */
+  private file(full: Buffer, at: Buffer, st: fs.BigIntStats, meta: EntryMeta, reuse: Id[] | undefined, existed: boolean): NamedChunks | Promise<NamedChunks> {
     if (reuse) {
       this.count(meta, meta.size, 'files_unmodified');
       return { ids: reuse, size: meta.size };
@@ -307,13 +324,21 @@ export class Archiver {
       this.count(meta, known.size, existed ? 'files_changed' : 'files_new');
       return known;
     }
+    return this.read(full, at, st, meta, linkKey, existed);
+  }
+
+  private async read(full: Buffer, at: Buffer, st: fs.BigIntStats, meta: EntryMeta, linkKey: string | undefined, existed: boolean): Promise<NamedChunks> {
     this.progress(full);
     this.reading = { path: full.toString(), readBefore: this.stats.bytes_read };
     const fd = openFile(at, st);
-    let content: { ids: Id[]; size: number };
+    let content: NamedChunks;
     try {
       // Only the file's own read errors skip it (sourceReads); a repository error (keepd gone, refused upload) ends the backup.
-      content = await this.chunkIds(sourceReads(meta.size < SMALL_FILE ? chunkSmallFile(fd, this.repo.chunking, meta.size) : chunkFile(fd, this.repo.chunking, meta.size)));
+      if (meta.size < SMALL_FILE) {
+        // Read whole and chunked at once: no generators, and no promise per chunk.
+        const chunks = source(() => StreamChunker.file(fd, this.repo.chunking, meta.size));
+        content = await uploadChunkList(this.uploader, this.repo.keys, chunks, this.countRead);
+      } else content = await this.chunkIds(sourceReads(chunkFile(fd, this.repo.chunking, meta.size)));
     } finally {
       this.reading = undefined;
       fs.closeSync(fd);
@@ -346,13 +371,6 @@ export class Archiver {
   }
 }
 
-/** The parent node's entries by name (latin1: one char per byte, so any name keys itself; half the size of hex). */
-function indexEntries(node: TreeNode | undefined): Map<string, TreeNode['entries'][number]> {
-  const m = new Map<string, TreeNode['entries'][number]>();
-  for (const e of node?.entries ?? []) m.set(e.name.toString('latin1'), e);
-  return m;
-}
-
 /**
  * Metadata calls and small-file reads are synchronous: each async fs call is a
  * thread-pool round trip (~50 µs here), and with five of them per file a tree
@@ -360,11 +378,6 @@ function indexEntries(node: TreeNode | undefined): Map<string, TreeNode['entries
  * chunks for the workers anyway; large files still stream asynchronously.
  */
 const SMALL_FILE = 1024 * 1024;
-
-/** Read straight into the chunker's window: one copy, where readFileSync and a push made two. */
-async function* chunkSmallFile(fd: number, params: Chunking, size: number): AsyncGenerator<Buffer> {
-  yield* StreamChunker.file(fd, params, size);
-}
 
 /** A file's chunks, its read errors (EIO...) as Unreadable: told apart from the uploader's, which end the backup. */
 async function* sourceReads(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -382,22 +395,4 @@ function lstat(p: Buffer): fs.BigIntStats | undefined {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
-}
-
-/** Absolute paths as a trie from /, so a snapshot keeps where each path lived (restic's layout). */
-export function buildTrie(paths: string[]): PathTrie {
-  const root: PathTrie = { children: new Map(), real: false };
-  for (const p of paths) {
-    const parts = path.resolve(p).split('/').filter(Boolean);
-    let t = root;
-    for (const part of parts) {
-      const name = Buffer.from(part);
-      const key = name.toString('hex');
-      let c = t.children.get(key);
-      if (!c) t.children.set(key, (c = { name, trie: { children: new Map(), real: false } }));
-      t = c.trie;
-    }
-    t.real = true;
-  }
-  return root;
 }

@@ -78,11 +78,27 @@ export class Uploader {
 
   /** Hand over a named chunk (the uploader may give `plaintext` to a worker: do not reuse it). */
   async addChunk(id: Id, plaintext: Buffer): Promise<void> {
+    if (this.offerChunk(id, plaintext)) await this.room();
+  }
+
+  /**
+   * addChunk without the wait: true when the caller must await `room()` before
+   * handing over more. Most chunks need no wait, so they cost no promise.
+   */
+  offerChunk(id: Id, plaintext: Buffer): boolean {
     if (this.failure) throw this.failure;
     const hex = toHex(id);
-    if (this.offered.has(hex)) return recycle(plaintext);
+    if (this.offered.has(hex)) {
+      recycle(plaintext);
+      return false;
+    }
     this.offered.add(hex);
     this.add({ id, plaintext, size: plaintext.length });
+    return this.inFlightBytes > MAX_IN_FLIGHT_BYTES;
+  }
+
+  /** Wait while MAX_IN_FLIGHT_BYTES are between the chunker and the repository. */
+  async room(): Promise<void> {
     while (this.inFlightBytes > MAX_IN_FLIGHT_BYTES && !this.failure) {
       // Whatever is batched must move, or nothing would ever be released.
       if (this.inFlight.size === 0) this.dispatch();
@@ -197,22 +213,37 @@ export class Uploader {
   }
 }
 
+/** A file's chunk list and the bytes it covers. */
+export interface NamedChunks {
+  ids: Id[];
+  size: number;
+}
+
 /**
  * Name each chunk (keyed hash) and hand it to the uploader, in order; returns
  * the chunk list and the bytes it covers. Every writer of file content (the
  * archiver, the PostgreSQL base backup) goes through here.
  */
-export async function uploadChunks(uploader: Uploader, keys: RepoKeys, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, onBytes?: (n: number) => void): Promise<{ ids: Id[]; size: number }> {
-  const ids: Id[] = [];
-  let size = 0;
-  for await (const chunk of chunks) {
-    const id = chunkId(keys, chunk);
-    ids.push(id);
-    size += chunk.length;
-    onBytes?.(chunk.length);
-    await uploader.addChunk(id, chunk);
-  }
-  return { ids, size };
+export async function uploadChunks(uploader: Uploader, keys: RepoKeys, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, onBytes?: (n: number) => void): Promise<NamedChunks> {
+  const named: NamedChunks = { ids: [], size: 0 };
+  for await (const chunk of chunks) if (offerNamed(uploader, keys, chunk, named, onBytes)) await uploader.room();
+  return named;
+}
+
+/** uploadChunks for chunks already in memory (a small file's): no promise per chunk. */
+export async function uploadChunkList(uploader: Uploader, keys: RepoKeys, chunks: Buffer[], onBytes?: (n: number) => void): Promise<NamedChunks> {
+  const named: NamedChunks = { ids: [], size: 0 };
+  for (const chunk of chunks) if (offerNamed(uploader, keys, chunk, named, onBytes)) await uploader.room();
+  return named;
+}
+
+/** Name one chunk into `named` and offer it; true when the caller must wait for room. */
+function offerNamed(uploader: Uploader, keys: RepoKeys, chunk: Buffer, named: NamedChunks, onBytes?: (n: number) => void): boolean {
+  const id = chunkId(keys, chunk);
+  named.ids.push(id);
+  named.size += chunk.length;
+  onBytes?.(chunk.length);
+  return uploader.offerChunk(id, chunk);
 }
 
 /**
@@ -224,8 +255,9 @@ export async function uploadChunks(uploader: Uploader, keys: RepoKeys, chunks: A
  */
 export async function uploadTree(uploader: Uploader, keys: RepoKeys, b: TreeBuilder, compression: Compression, previous?: Id): Promise<Id> {
   const { edges, payload } = b.build();
-  if (previous && treeId(keys, edges, payload).equals(previous)) return previous;
-  const { id, bytes } = sealTree(keys, uploader.sealSalt(), edges, payload, compression);
+  const known = previous && treeId(keys, edges, payload);
+  if (known && known.equals(previous)) return previous;
+  const { id, bytes } = sealTree(keys, uploader.sealSalt(), edges, payload, compression, known);
   await uploader.addSealed(id, bytes);
   return id;
 }

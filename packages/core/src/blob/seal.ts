@@ -148,11 +148,14 @@ export function treeId(keys: RepoKeys, edges: Edge[], payload: Uint8Array): Id {
   return keyedHash(keys.treeIdKey, Buffer.concat([encodeEdges(edges), payload]));
 }
 
-/** Seal a tree node: plaintext edges, encrypted payload. Returns its id and stored bytes. */
-export function sealTree(keys: RepoKeys, salt: Buffer, edges: Edge[], payload: Uint8Array, compression: Compression): { id: Id; bytes: Buffer } {
+/**
+ * Seal a tree node: plaintext edges, encrypted payload. Returns its id and stored bytes.
+ * `knownId`: its treeId, when the caller computed it already (not hashed twice).
+ */
+export function sealTree(keys: RepoKeys, salt: Buffer, edges: Edge[], payload: Uint8Array, compression: Compression, knownId?: Id): { id: Id; bytes: Buffer } {
   if (payload.length > MAX_TREE_PLAINTEXT) throw new KeepError('INVALID_ARGUMENT', `a directory's tree node of ${payload.length} bytes is over the ${MAX_TREE_PLAINTEXT}-byte bound restore reads`);
   const edgeBytes = encodeEdges(edges);
-  const id = keyedHash(keys.treeIdKey, Buffer.concat([edgeBytes, payload]));
+  const id = knownId ?? keyedHash(keys.treeIdKey, Buffer.concat([edgeBytes, payload]));
   const h = header(BlobType.Tree, salt);
   const { codec, bytes } = compressBlob(payload, compression);
   const body = encrypt(keys.sealKey(salt), h.subarray(NONCE_OFFSET, NONCE_OFFSET + NONCE_SIZE), [id, h, edgeBytes], [Buffer.of(codec), bytes]);

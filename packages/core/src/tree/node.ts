@@ -69,15 +69,35 @@ export function decodeTreePayload(payload: Buffer, edges: Edge[]): TreeNode {
   return { entries: doc.entries, edges };
 }
 
+/** The node's entry named `name`, found by bisection (entries are sorted by name bytes): no key strings, no map per node. */
+export function findEntry(node: TreeNode | undefined, name: Buffer): TreeEntry | undefined {
+  const es = node?.entries;
+  if (!es) return undefined;
+  let lo = 0;
+  let hi = es.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = compareNames(es[mid].name, name);
+    if (c === 0) return es[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
 export function fileChunks(node: TreeNode, e: TreeEntry): Id[] {
   if (!e.chunks) return [];
   return node.edges.slice(e.chunks[0], e.chunks[0] + e.chunks[1]).map((x) => x.id);
 }
 
-/** Builds one directory's node: entries plus the edge list they index into. */
+/**
+ * Builds one directory's node: entries plus the edge list they index into.
+ * Each add copies its entry once; build() sorts and renumbers those copies in
+ * place (a backup builds a node per directory: copies per entry were garbage).
+ */
 export class TreeBuilder {
   readonly entries: TreeEntry[] = [];
-  readonly edges: Edge[] = [];
+  private edges: Edge[] = [];
 
   addFile(e: Omit<TreeEntry, 'chunks' | 'subtree'>, chunkIds: Id[]): void {
     const first = this.edges.length;
@@ -96,19 +116,22 @@ export class TreeBuilder {
 
   /** Entries sorted by name, edges renumbered to match, so equal directories give equal ids. */
   build(): { entries: TreeEntry[]; edges: Edge[]; payload: Buffer } {
-    const sorted = [...this.entries].sort((a, b) => compareNames(a.name, b.name));
+    const entries = this.entries.sort((a, b) => compareNames(a.name, b.name));
     const edges: Edge[] = [];
-    const entries = sorted.map((e) => {
-      const out: TreeEntry = { ...e };
+    for (const e of entries) {
       if (e.chunks) {
-        out.chunks = [edges.length, e.chunks[1]];
-        edges.push(...this.edges.slice(e.chunks[0], e.chunks[0] + e.chunks[1]));
+        const first = e.chunks[0];
+        const count = e.chunks[1];
+        e.chunks[0] = edges.length;
+        for (let i = first; i < first + count; i++) edges.push(this.edges[i]);
       } else if (e.subtree !== undefined) {
-        out.subtree = edges.length;
-        edges.push(this.edges[e.subtree]);
+        const at = e.subtree;
+        e.subtree = edges.length;
+        edges.push(this.edges[at]);
       }
-      return out;
-    });
+    }
+    // The entries now index the new list: built again (or added to), the builder stays consistent.
+    this.edges = edges;
     return { entries, edges, payload: encodeTreePayload(entries) };
   }
 }
