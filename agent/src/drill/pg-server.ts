@@ -136,6 +136,20 @@ export class PrivateServer {
     child.kill('SIGINT');
     await this.exited;
     escalate.forEach(clearTimeout);
+    await this.groupGone(child.pid);
+  }
+
+  /**
+   * The postmaster is gone, but a restore_command it started (sh, `keep pg
+   * wal-fetch`) may still run in its process group: orphaned, it went on
+   * prefetching WAL and made its spool directory again, inside a scratch
+   * directory the drill was removing (a CI run found one left behind). Kill the
+   * group and wait, bounded, until nothing of it is left.
+   */
+  private async groupGone(pid: number | undefined): Promise<void> {
+    if (!pid) return;
+    killGroup(pid, 'SIGKILL');
+    for (let waited = 0; waited < GROUP_EXIT_WAIT_MS && groupAlive(pid); waited += 50) await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -151,6 +165,19 @@ function serverEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('KEEP_') && !k.startsWith('PG')) env[k] = v;
   return { ...env, LC_ALL: 'C' };
+}
+
+/** How long stop() waits for the server's process group to be empty after the postmaster exited. */
+const GROUP_EXIT_WAIT_MS = 10_000;
+
+/** Whether any process of group `pid` is left (zombies included, until they are reaped). */
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
