@@ -55,29 +55,31 @@ async function runTool(tool: Tool, gens: Generation[], scratch: string, log: (l:
   const res: RealToolResult = { tool: tool.name, version: tool.version, steps: [], problems: [] };
   await tool.init(repo);
   const raw: { step: string; r: RunResult; gen: Generation; changed: number | null; repo: number; cache: number | null }[] = [];
+  // one step's result, with the repository and cache sizes it left
+  const record = (step: string, r: RunResult, gen: Generation, changed: number | null) =>
+    raw.push({ step, r, gen, changed, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
   try {
     for (const g of gens) {
       const { written } = syncTree(g.dir, tree);
       log(`bench: real data: ${tool.name} backup of generation ${g.index} (${written} files changed)`);
       const r = await tool.backup(repo, tree, `gen${g.index}`);
-      raw.push({ step: `gen${g.index}`, r, gen: g, changed: written, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
+      record(`gen${g.index}`, r, g, written);
     }
     const last = gens[gens.length - 1];
     // The last generation again, untouched: what a scheduled run costs when nothing changed.
     log(`bench: real data: ${tool.name} unchanged re-backup of generation ${last.index}`);
     const again = await tool.backup(repo, tree, 'unchanged');
-    raw.push({ step: 'unchanged', r: again, gen: last, changed: 0, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
+    record('unchanged', again, last, 0);
     if (tool.resident) {
       // the same, as the resident agent runs it on its schedule (median of 3 runs)
       log(`bench: real data: ${tool.name} unchanged, by the resident agent`);
       const res = await tool.resident(repo, tree, 3);
-      const r: RunResult = { ...again, wall_s: median(res.durations_s), cpu_s: res.cpu_s_per_run, peak_rss_kib: res.peak_rss_kib };
-      raw.push({ step: 'resident', r, gen: last, changed: 0, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
+      record('resident', { ...again, wall_s: median(res.durations_s), cpu_s: res.cpu_s_per_run, peak_rss_kib: res.peak_rss_kib }, last, 0);
     }
     const target = path.join(scratch, `${tool.name}-restore`);
     log(`bench: real data: ${tool.name} restore of generation ${last.index}`);
     const r = await tool.restore(repo, target, `gen${last.index}`);
-    raw.push({ step: 'restore', r, gen: last, changed: null, repo: tool.repoBytes(repo), cache: tool.cacheBytes?.(repo) ?? null });
+    record('restore', r, last, null);
     const problems = compareManifests(manifest(tree), manifest(path.join(target, tree)));
     for (const p of problems) res.problems.push(`${tool.name} restore: ${p}`);
     removeTemp(target);

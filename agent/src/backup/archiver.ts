@@ -15,7 +15,7 @@ import {
 import type { Unlocked } from '../repo/open.js';
 import { TreeReader } from '../tree/tree-reader.js';
 import type { RunOptions, WalkResult } from './run.js';
-import { entryMeta, EntryMeta, inodeKey, sameEntry, unchanged } from './metadata.js';
+import { entryMeta, EntryMeta, inodeKey, lstatEntry, sameEntry, unchanged } from './metadata.js';
 import { asUnreadable, checkPathLength, closeDir, openDir, OpenDir, openFile, source, Unreadable } from './safe-open.js';
 import { buildTrie, PathTrie } from './path-trie.js';
 import { recordedPaths } from './recorded-meta.js';
@@ -65,7 +65,7 @@ export interface SourceView {
 }
 
 export const directView: SourceView = {
-  lstat: (p, at = p) => lstat(at),
+  lstat: (p, at = p) => lstatEntry(at),
   readdir: (dir, at = dir) => fs.readdirSync(at, { encoding: 'buffer' }).sort(Buffer.compare),
   readlink: (p, at = p) => fs.readlinkSync(at, { encoding: 'buffer' }),
 };
@@ -128,7 +128,7 @@ export class Archiver {
     if (this.opts.stdin) root = await this.stdinTree(this.opts.stdin);
     else {
       const trie = buildTrie(this.opts.paths ?? []);
-      root = trie.real ? await this.realDir(Buffer.alloc(0), SEP, lstat(SEP)!, parentRoot, parentRootId) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot, parentRootId);
+      root = trie.real ? await this.realDir(Buffer.alloc(0), SEP, lstatEntry(SEP)!, parentRoot, parentRootId) : await this.virtualDir(trie, Buffer.alloc(0), parentRoot, parentRootId);
     }
     return { root, stats: this.stats, started, paths: recordedPaths(this.opts) };
   }
@@ -385,14 +385,5 @@ async function* sourceReads(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffe
     for await (const c of chunks) yield c;
   } catch (e) {
     throw asUnreadable(e);
-  }
-}
-
-function lstat(p: Buffer): fs.BigIntStats | undefined {
-  try {
-    return fs.lstatSync(p, { bigint: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
   }
 }

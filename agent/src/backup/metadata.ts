@@ -1,4 +1,4 @@
-import type { BigIntStats } from 'node:fs';
+import fs, { type BigIntStats } from 'node:fs';
 import type { EntryType, TreeEntry } from '@keep/core';
 
 export type EntryMeta = Omit<TreeEntry, 'chunks' | 'subtree'>;
@@ -9,6 +9,16 @@ const split = (ns: bigint): [number, number] => [Number(ns / NS), Number(ns % NS
 /** One inode on one device: hardlinked names share it (a snapshot's size counts it once). */
 export function inodeKey(dev: number, ino: number): string {
   return `${dev}:${ino}`;
+}
+
+/** lstat with nanosecond times; undefined when nothing is there, throws on other errors. */
+export function lstatEntry(p: string | Buffer): BigIntStats | undefined {
+  try {
+    return fs.lstatSync(p, { bigint: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
 }
 
 /** Tree entry metadata from an lstat taken with { bigint: true } (nanosecond times). */

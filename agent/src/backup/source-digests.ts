@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { UnchangedSubtree } from './archiver.js';
-import { inodeKey } from './metadata.js';
+import { inodeKey, lstatEntry } from './metadata.js';
 
 /**
  * The digest of a directory's answers (backup/unchanged.ts), and the source
@@ -221,13 +221,8 @@ const EMPTY = Buffer.alloc(0);
  * nothing is there; throws on other errors.
  */
 export function lstatAnswer(path: string | Buffer, fields: BigUint64Array): fs.BigIntStats | undefined {
-  let st: fs.BigIntStats;
-  try {
-    st = fs.lstatSync(path, { bigint: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    return undefined;
-  }
+  const st = lstatEntry(path);
+  if (!st) return undefined;
   fields[0] = st.mode;
   fields[1] = st.size;
   fields[2] = st.uid;
